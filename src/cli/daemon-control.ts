@@ -1,0 +1,131 @@
+// `pilotctl daemon start|stop|status`: start the daemon detached, wait until it
+// has registered, and print what the seed article shows.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
+import { IpcClient } from '../ipc/client.ts';
+import { PilotError } from '../util/errors.ts';
+import { parseHostPort } from '../util/hostport.ts';
+
+const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
+
+export interface StartFlags {
+  home?: string;
+  socket?: string;
+  registry?: string;
+  beacon?: string;
+  email?: string;
+  hostname?: string;
+  public?: boolean;
+  listen?: string;
+}
+
+export interface StartResult {
+  pid: number;
+  address: string;
+  socket: string;
+  log: string;
+  home: string;
+}
+
+export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
+  const saved = loadConfig(home);
+  const registry = f.registry ?? process.env.PILOT_REGISTRY ?? saved?.registry;
+  const email = f.email ?? saved?.email;
+  if (!registry) throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'first start needs --registry HOST:PORT (e.g. --registry 127.0.0.1:9000)');
+  if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'first start needs --email you@example.com');
+  parseHostPort(registry, 9000);
+  if (f.beacon) parseHostPort(f.beacon, 9000);
+  const changedServer = saved !== undefined && saved.registry !== registry;
+  const parsed = DaemonConfigSchema.safeParse({
+    ...(saved ?? {}),
+    registry,
+    email,
+    ...(f.beacon ? { beacon: f.beacon } : {}),
+    ...(f.hostname ? { hostname: f.hostname } : {}),
+    ...(f.public !== undefined ? { public: f.public } : {}),
+    ...(f.socket ? { socket: f.socket } : {}),
+    ...(f.listen ? { listen: f.listen } : {}),
+    // A different rendezvous has a different key: learn it again.
+    ...(changedServer ? { serverKey: undefined } : {}),
+  });
+  if (!parsed.success) {
+    throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check --email and --hostname');
+  }
+  return parsed.data;
+}
+
+export async function startDaemon(f: StartFlags, progress: (text: string) => void): Promise<StartResult> {
+  const home = pilotHome(f.home);
+  const cfg = mergeConfig(home, f);
+  const probe = new IpcClient(cfg.socket);
+  const running = await probe.call<{ pid: number; address: string }>('info').catch(() => undefined);
+  probe.close();
+  if (running) {
+    throw new PilotError('DAEMON_RUNNING', `a daemon is already running (pid ${running.pid}, ${running.address}) on ${cfg.socket}`, 'stop it first: pilotctl daemon stop');
+  }
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  saveConfig(home, cfg);
+  const logPath = path.join(home, 'pilot.log');
+  const errFd = fs.openSync(logPath, 'a', 0o600);
+  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home], {
+    detached: true,
+    stdio: ['ignore', 'pipe', errFd],
+    env: { ...process.env, PILOT_HOME: home },
+  });
+  fs.closeSync(errFd);
+  progress(`starting daemon (pid ${child.pid})`);
+  const dots = setInterval(() => progress('.'), 250);
+  try {
+    const ready = await new Promise<{ ready: boolean; pid: number; address: string; socket: string; log: string; error?: { code: string; message: string; hint?: string } }>((resolve, reject) => {
+      let buf = '';
+      const timer = setTimeout(() => reject(new PilotError('TIMEOUT', 'the daemon did not come up within 20 s', `see ${logPath}`)), 20_000);
+      child.stdout!.on('data', (c: Buffer) => {
+        buf += c.toString('utf8');
+        const nl = buf.indexOf('\n');
+        if (nl >= 0) {
+          clearTimeout(timer);
+          try {
+            resolve(JSON.parse(buf.slice(0, nl)));
+          } catch {
+            reject(new PilotError('INTERNAL', `unexpected daemon output: ${buf.slice(0, 200)}`));
+          }
+        }
+      });
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new PilotError('INTERNAL', `the daemon exited (code ${code}) before it was ready`, `see ${logPath}`));
+      });
+    });
+    if (!ready.ready) {
+      const e = ready.error!;
+      throw new PilotError(e.code as PilotError['code'], e.message, e.hint);
+    }
+    return { pid: ready.pid, address: ready.address, socket: ready.socket, log: ready.log, home };
+  } finally {
+    clearInterval(dots);
+    child.stdout?.destroy();
+    child.unref();
+  }
+}
+
+export async function stopDaemon(socket: string): Promise<{ pid: number }> {
+  const c = new IpcClient(socket);
+  try {
+    const r = await c.call<{ pid: number }>('stop');
+    // Wait until the process is gone so a following start does not race it.
+    for (let i = 0; i < 100; i++) {
+      try {
+        process.kill(r.pid, 0);
+      } catch {
+        break;
+      }
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    return r;
+  } finally {
+    c.close();
+  }
+}

@@ -1,0 +1,305 @@
+// pilotctl: the command line for the Pilot daemon. Every command takes --json.
+import { Command, CommanderError, Option } from 'commander';
+import { IpcClient } from '../ipc/client.ts';
+import { socketPath } from '../ipc/protocol.ts';
+import { loadConfig, pilotHome } from '../daemon/config.ts';
+import { VERSION } from '../daemon/version.ts';
+import { PilotError } from '../util/errors.ts';
+import { fail, line, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
+import { startDaemon, stopDaemon } from './daemon-control.ts';
+
+interface Globals {
+  json?: boolean;
+  socket?: string;
+  home?: string;
+}
+
+function globals(cmd: Command): Globals {
+  return cmd.optsWithGlobals() as Globals;
+}
+
+/** The socket to talk to: --socket, PILOT_SOCKET, the saved config, then the default. */
+function resolveSocket(g: Globals): string {
+  if (g.socket) return g.socket;
+  if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
+  try {
+    const cfg = loadConfig(pilotHome(g.home));
+    if (cfg) return cfg.socket;
+  } catch {
+    /* fall through to the default */
+  }
+  return socketPath();
+}
+
+type Action = (g: Globals, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
+
+let exitCode = 0;
+
+function run(action: Action): (...args: any[]) => Promise<void> {
+  return async (...args: any[]) => {
+    const cmd = args[args.length - 1] as Command;
+    const g = globals(cmd);
+    const out: OutputOptions = { json: Boolean(g.json) };
+    let c: IpcClient | undefined;
+    const client = (): IpcClient => (c ??= new IpcClient(resolveSocket(g)));
+    try {
+      await action(g, out, client, ...args.slice(0, -1));
+    } catch (err) {
+      exitCode = fail(out, err);
+    } finally {
+      c?.close();
+    }
+  };
+}
+
+const fmtMs = (v: unknown): string => (typeof v === 'number' ? `${v.toFixed(3)} ms` : '-');
+
+export function buildProgram(json = false): Command {
+  const program = new Command('pilotctl')
+    .description('Pilot: a userspace overlay network for AI agents')
+    .option('--json', 'machine-readable output')
+    .option('--socket <path>', 'daemon IPC socket (default $PILOT_SOCKET or /tmp/pilot.sock)')
+    .option('--home <dir>', 'state directory (default $PILOT_HOME or ~/.pilot)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => { if (!json) process.stderr.write(s); } });
+
+  const daemon = program.command('daemon').description('start, stop or inspect the daemon');
+  daemon
+    .command('start')
+    .description('start the daemon in the background (first start: --registry and --email)')
+    .option('--registry <host:port>', 'rendezvous server (registry + beacon + relay)')
+    .option('--beacon <host:port>', 'beacon address (default: the registry address)')
+    .option('--email <email>', 'email bound to this identity')
+    .option('--hostname <name>', 'human-readable name for discovery')
+    .option('--public', 'make this node findable and pingable by anyone')
+    .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
+    .action(
+      run(async (g, out, _c, opts: { registry?: string; beacon?: string; email?: string; hostname?: string; public?: boolean; listen?: string }) => {
+        const progress = (t: string): void => {
+          if (!out.json) process.stdout.write(t);
+        };
+        const r = await startDaemon(
+          {
+            ...(g.home ? { home: g.home } : {}),
+            ...(g.socket ?? process.env.PILOT_SOCKET ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
+            ...opts,
+          },
+          progress,
+        );
+        if (!out.json) process.stdout.write('\n');
+        ok(out, r, () => `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}`);
+      }),
+    );
+  daemon
+    .command('stop')
+    .description('stop the daemon')
+    .action(
+      run(async (g, out) => {
+        const r = await stopDaemon(resolveSocket(g));
+        ok(out, r, () => `Daemon stopped (pid ${r.pid})`);
+      }),
+    );
+  daemon
+    .command('status')
+    .description('is the daemon running?')
+    .action(
+      run(async (g, out, client) => {
+        const info = await client().call<Record<string, unknown>>('status');
+        ok(out, { running: true, ...info }, () => `Daemon running (pid ${info.pid})\n  Address:  ${info.address}\n  Socket:   ${info.socket}\n  Registry: ${info.registry} (${info.registryOnline ? 'online' : 'unreachable'})\n  Uptime:   ${info.uptimeSec}s`);
+      }),
+    );
+
+  program
+    .command('info')
+    .description("this node's address, hostname, keys and endpoints")
+    .action(
+      run(async (_g, out, client) => {
+        const i = await client().call<Record<string, unknown>>('info');
+        ok(out, i, () =>
+          [`Address:    ${i.address}`, `Hostname:   ${i.hostname ?? '-'}`, `Visibility: ${i.public ? 'public' : 'private'}`, `Public key: ${i.publicKey}`, `Observed:   ${i.observed ?? '-'}`, `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`, `Peers:      ${i.peers}`, `Version:    ${i.version}`].join('\n'),
+        );
+      }),
+    );
+
+  program
+    .command('set-hostname <hostname>')
+    .description('set this node hostname')
+    .action(
+      run(async (_g, out, client, hostname: string) => {
+        const r = await client().call('set_hostname', { hostname });
+        ok(out, r, () => `hostname set to ${hostname}`);
+      }),
+    );
+  program
+    .command('clear-hostname')
+    .description('remove this node hostname')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call('clear_hostname');
+        ok(out, r, () => 'hostname cleared');
+      }),
+    );
+  program
+    .command('set-public')
+    .description('make this node findable and pingable by anyone')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call('set_visibility', { public: true });
+        ok(out, r, () => 'node is public');
+      }),
+    );
+  program
+    .command('set-private')
+    .description('reveal this node only to trusted peers')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call('set_visibility', { public: false });
+        ok(out, r, () => 'node is private');
+      }),
+    );
+  program
+    .command('find <target>')
+    .description('look a hostname (or address) up in the registry')
+    .action(
+      run(async (_g, out, client, target: string) => {
+        const r = await client().call<Record<string, unknown>>('find', { target });
+        ok(out, r, () => `${r.hostname ?? '-'}  ${r.address}  ${r.public ? 'public' : 'private'}  ${r.online ? 'online' : 'offline'}`);
+      }),
+    );
+  program
+    .command('peers')
+    .description('peers with their path, RTT and bytes')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call<{ peers: Array<Record<string, unknown>> }>('peers');
+        ok(out, r, () =>
+          r.peers.length === 0
+            ? 'no peers'
+            : ['ADDRESS            HOSTNAME         PATH                         RTT         SENT        RECEIVED', ...r.peers.map((p) => `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${String(p.path).padEnd(28)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`)].join('\n'),
+        );
+      }),
+    );
+  program
+    .command('ping <target>')
+    .description('echo probes over the encrypted tunnel (port 7)')
+    .option('--count <n>', 'number of probes', '4')
+    .option('--interval <d>', 'time between probes', '1s')
+    .option('--timeout <d>', 'per-probe timeout', '3s')
+    .action(
+      run(async (_g, out, client, target: string, o: { count: string; interval: string; timeout: string }) => {
+        const count = parseCount(o.count, 4);
+        if (count < 1) throw new PilotError('BAD_ARGUMENT', '--count must be at least 1');
+        const r = await client().call<Record<string, unknown>>('ping', { target, count, intervalMs: parseDuration(o.interval, 1000), timeoutMs: parseDuration(o.timeout, 3000) }, (_e, d) => {
+          const p = d as { seq: number; ok: boolean; rttMs: number | null; path: string };
+          if (!out.json) process.stdout.write(p.ok ? `reply from ${target}: seq=${p.seq} time=${fmtMs(p.rttMs)} path=${p.path}\n` : `timeout: seq=${p.seq}\n`);
+        });
+        ok(out, r, () => `--- ${target} (${r.target}) ping ---\n${r.sent} sent, ${r.received} received, ${r.lossPct}% loss, rtt min/avg/max = ${fmtMs(r.minMs)} / ${fmtMs(r.avgMs)} / ${fmtMs(r.maxMs)}, path ${r.path}`);
+        if (r.received === 0) exitCode = 1;
+      }),
+    );
+  program
+    .command('connect <target> [port]')
+    .description('open a stream to a virtual port (default 1000), send a message, print the reply')
+    .option('--message <text>', 'message to send', '')
+    .option('--timeout <d>', 'how long to wait for the reply', '5s')
+    .action(
+      run(async (_g, out, client, target: string, port: string | undefined, o: { message: string; timeout: string }) => {
+        const r = await client().call<Record<string, unknown>>('connect', { target, port: port ?? '1000', message: o.message, timeoutMs: parseDuration(o.timeout, 5000) });
+        ok(out, r, () => String(r.reply));
+      }),
+    );
+  program
+    .command('send <target> <port>')
+    .description('send one datagram to a virtual port')
+    .requiredOption('--data <text>', 'payload')
+    .action(
+      run(async (_g, out, client, target: string, port: string, o: { data: string }) => {
+        const r = await client().call<Record<string, unknown>>('send', { target, port, data: o.data });
+        ok(out, r, () => `sent ${r.bytes} bytes to ${r.target}:${r.port}`);
+      }),
+    );
+  program
+    .command('recv <port>')
+    .description('receive datagrams on a virtual port (--count 0 = until timeout)')
+    .option('--count <n>', 'stop after N datagrams', '1')
+    .option('--timeout <d>', 'stop after this long (default: wait forever)')
+    .action(
+      run(async (_g, out, client, port: string, o: { count: string; timeout?: string }) => {
+        const count = parseCount(o.count, 1);
+        const r = await client().call<{ messages: unknown[]; received: number }>('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (_e, d) => {
+          const m = d as { from: string; srcPort: number; data: string };
+          line(out, m, `${m.from}:${m.srcPort}  ${m.data}`);
+        });
+        if (out.json) ok(out, { port: Number(port), received: r.received }, () => undefined);
+        if (r.received === 0) throw new PilotError('TIMEOUT', `no datagram on port ${port}`, 'is the sender trusted and using the right port?');
+      }),
+    );
+  program
+    .command('bench <target> [size_mb]')
+    .description('measure stream throughput to a peer (its sink on port 9)')
+    .action(
+      run(async (_g, out, client, target: string, size: string | undefined) => {
+        const sizeMb = size === undefined ? 10 : Number(size);
+        if (!Number.isFinite(sizeMb) || sizeMb <= 0) throw new PilotError('BAD_ARGUMENT', `invalid size ${size}`, 'size in MiB, e.g. 10');
+        const r = await client().call<Record<string, unknown>>('bench', { target, sizeMb });
+        ok(out, r, () => `${r.bytes} bytes in ${r.seconds} s = ${r.mbPerSec} MB/s`);
+      }),
+    );
+  program
+    .command('version')
+    .description('print the version')
+    .action(
+      run(async (_g, out) => {
+        ok(out, { version: VERSION, node: process.version }, () => `pilotctl ${VERSION} (node ${process.version})`);
+      }),
+    );
+  program
+    .command('context')
+    .description('machine-readable list of commands (for agents)')
+    .action(
+      run(async (_g, out) => {
+        const commands = listCommands(program);
+        ok(out, { commands }, () => JSON.stringify({ commands }, null, 2));
+      }),
+    );
+  return program;
+}
+
+interface CommandInfo {
+  name: string;
+  description: string;
+  args: string[];
+  options: string[];
+}
+
+function listCommands(cmd: Command, prefix = ''): CommandInfo[] {
+  const out: CommandInfo[] = [];
+  for (const c of cmd.commands) {
+    const name = `${prefix}${c.name()}`;
+    if (c.commands.length > 0) out.push(...listCommands(c, `${name} `));
+    else
+      out.push({
+        name,
+        description: c.description(),
+        args: c.registeredArguments.map((a) => (a.required ? `<${a.name()}>` : `[${a.name()}]`)),
+        options: [...c.options.map((o: Option) => o.flags), '--json'],
+      });
+  }
+  return out;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const program = buildProgram(json);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (json) process.stderr.write(JSON.stringify({ status: 'error', code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: 'see: pilotctl --help' }) + '\n');
+      return 2;
+    }
+    return fail({ json }, err);
+  }
+  return exitCode;
+}

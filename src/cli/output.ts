@@ -1,0 +1,49 @@
+// How pilotctl answers: human text by default, {"status":"ok","data":…} with
+// --json; errors as {"status":"error","code","message","hint"} on stderr.
+import { asPilotError, PilotError } from '../util/errors.ts';
+
+export interface OutputOptions {
+  json: boolean;
+}
+
+export function ok(opts: OutputOptions, data: unknown, human: () => string | undefined): void {
+  if (opts.json) {
+    process.stdout.write(JSON.stringify({ status: 'ok', data }) + '\n');
+    return;
+  }
+  const text = human();
+  if (text !== undefined && text.length > 0) process.stdout.write(text.endsWith('\n') ? text : text + '\n');
+}
+
+/** One line of a streamed result (NDJSON with --json). */
+export function line(opts: OutputOptions, data: unknown, human: string): void {
+  if (opts.json) process.stdout.write(JSON.stringify({ status: 'ok', event: true, data }) + '\n');
+  else process.stdout.write(human + '\n');
+}
+
+export function fail(opts: OutputOptions, err: unknown): number {
+  const e = asPilotError(err);
+  if (opts.json) {
+    process.stderr.write(JSON.stringify({ status: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }) + '\n');
+  } else {
+    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
+    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
+  }
+  return 1;
+}
+
+/** "5s", "500ms", "2m", "1h" or a bare number of seconds -> milliseconds. */
+export function parseDuration(text: string | undefined, dfltMs: number): number {
+  if (text === undefined) return dfltMs;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(String(text).trim());
+  if (!m) throw new PilotError('BAD_ARGUMENT', `invalid duration ${JSON.stringify(text)}`, 'use e.g. 500ms, 5s, 2m');
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60000 : 3600000));
+}
+
+export function parseCount(text: string | undefined, dflt: number): number {
+  if (text === undefined) return dflt;
+  if (!/^\d{1,9}$/.test(String(text))) throw new PilotError('BAD_ARGUMENT', `invalid count ${JSON.stringify(text)}`, 'a whole number, e.g. --count 5');
+  return Number(text);
+}

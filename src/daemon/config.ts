@@ -1,0 +1,54 @@
+// The daemon's saved configuration: $PILOT_HOME/config.json. The first start
+// needs --registry/--email; later starts read everything from here.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { PilotError } from '../util/errors.ts';
+import { DEFAULT_SOCKET } from '../ipc/protocol.ts';
+
+export const DaemonConfigSchema = z.object({
+  registry: z.string().min(1).max(300),
+  beacon: z.string().min(1).max(300).optional(),
+  email: z.string().email().max(254),
+  hostname: z.string().max(63).optional(),
+  public: z.boolean().default(false),
+  socket: z.string().min(1).max(104).default(DEFAULT_SOCKET),
+  /** UDP listen address of the daemon's single socket (port 0 = any). */
+  listen: z.string().default('0.0.0.0:0'),
+  /** Registry server key pinned on first contact (base64). */
+  serverKey: z.string().optional(),
+});
+export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+
+export function pilotHome(explicit?: string): string {
+  return explicit ?? process.env.PILOT_HOME ?? path.join(os.homedir(), '.pilot');
+}
+
+export function configPath(home: string): string {
+  return path.join(home, 'config.json');
+}
+
+export function loadConfig(home: string): DaemonConfig | undefined {
+  const p = configPath(home);
+  if (!fs.existsSync(p)) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(fs.readFileSync(p, 'utf8'));
+  } catch (err) {
+    throw new PilotError('BAD_ARGUMENT', `cannot read ${p}: ${(err as Error).message}`, 'fix or delete the file, then start again with --registry and --email');
+  }
+  const parsed = DaemonConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new PilotError('BAD_ARGUMENT', `invalid config ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'fix or delete the file');
+  }
+  return parsed.data;
+}
+
+export function saveConfig(home: string, cfg: DaemonConfig): void {
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  const p = configPath(home);
+  const tmp = `${p}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
+  fs.renameSync(tmp, p);
+}

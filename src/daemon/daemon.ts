@@ -1,0 +1,465 @@
+// The agent daemon: one UDP socket for everything (registry, beacon, relay,
+// encrypted peer sessions), a Connection (streams + datagrams) per peer, the
+// built-in services, and the IPC socket for pilotctl and the SDK.
+import dgram from 'node:dgram';
+import dns from 'node:dns/promises';
+import os from 'node:os';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { loadOrCreateIdentity, type Identity } from '../crypto/identity.ts';
+import { SessionManager } from '../crypto/session-manager.ts';
+import { Connection } from '../transport/connection.ts';
+import { RegistryClient } from '../registry/client.ts';
+import { PacketType } from '../wire/packet-types.ts';
+import { addressKey, formatAddress, parseAddress, readAddress, writeAddress, type Address, ADDRESS_BYTES } from '../wire/address.ts';
+import { PilotError } from '../util/errors.ts';
+import { parseHostPort, type HostPort } from '../util/hostport.ts';
+import type { Logger } from '../util/logger.ts';
+import { saveConfig, type DaemonConfig } from './config.ts';
+import { PortTable, type IncomingStream } from './ports.ts';
+import { describePath, parseEndpoint, samePath, type Path } from './paths.ts';
+import { startEcho } from './services/echo.ts';
+import { startSink } from './services/sink.ts';
+import { resolveTargetText, type ResolvedNode } from './targets.ts';
+import { VERSION } from './version.ts';
+
+const HEARTBEAT_MS = 20_000;
+const RESOLVE_TTL_MS = 30_000;
+const MAX_CANDIDATES = 4;
+
+export interface Peer {
+  readonly key: number;
+  readonly address: Address;
+  publicKey: Buffer;
+  hostname: string | undefined;
+  candidates: HostPort[];
+  path: Path | undefined;
+  conn: Connection;
+  resolvedAt: number;
+  lastSeen: number;
+}
+
+export interface DaemonOptions {
+  home: string;
+  config: DaemonConfig;
+  logger: Logger;
+}
+
+export class Daemon extends EventEmitter {
+  readonly home: string;
+  readonly config: DaemonConfig;
+  readonly log: Logger;
+  readonly identity: Identity;
+  readonly ports = new PortTable();
+  readonly bootId = crypto.randomBytes(8);
+  readonly startedAt = Date.now();
+  readonly version = VERSION;
+  address: Address | undefined;
+  observed: string | undefined;
+  registryOnline = false;
+  private socket: dgram.Socket;
+  private registryEndpoint!: HostPort;
+  private registry!: RegistryClient;
+  private sessions!: SessionManager;
+  private readonly peers = new Map<number, Peer>();
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private stopServices: Array<() => void> = [];
+  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0 };
+
+  private constructor(opts: DaemonOptions) {
+    super();
+    this.home = opts.home;
+    this.config = opts.config;
+    this.log = opts.logger;
+    this.identity = loadOrCreateIdentity(opts.home);
+    this.socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+  }
+
+  static async start(opts: DaemonOptions): Promise<Daemon> {
+    const d = new Daemon(opts);
+    try {
+      await d.init();
+    } catch (err) {
+      await d.stop();
+      throw err;
+    }
+    return d;
+  }
+
+  private async init(): Promise<void> {
+    const reg = parseHostPort(this.config.registry, 9000);
+    const ip = await dns.lookup(reg.host, { family: 4 }).catch(() => {
+      throw new PilotError('UNREACHABLE', `cannot resolve rendezvous host ${reg.host}`, 'check --registry HOST:PORT');
+    });
+    this.registryEndpoint = { host: ip.address, port: reg.port };
+    await this.bindSocket();
+    this.socket.on('error', (err) => this.log.warn({ err }, 'udp socket error'));
+    this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+
+    this.registry = new RegistryClient({
+      identity: this.identity,
+      send: (pkt: Buffer) => this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port),
+      ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
+    });
+    this.registry.on('push', (push: unknown) => this.emit('push', push));
+
+    if (!this.config.serverKey) {
+      const hello = await this.registry.hello();
+      this.config.serverKey = Buffer.from(hello.serverKey).toString('base64');
+      saveConfig(this.home, this.config);
+    }
+    await this.register();
+
+    this.sessions = new SessionManager({
+      identity: this.identity,
+      localAddress: this.address!,
+      bootId: this.bootId,
+      send: (peerKey: number, packet: Buffer) => this.sendToPeer(peerKey, packet),
+      verifyPeer: (address: Address, publicKey: Buffer) => this.verifyPeer(address, publicKey),
+    });
+    this.sessions.on('message', (peerKey: number, plaintext: Buffer) => {
+      const peer = this.peers.get(peerKey);
+      if (peer) {
+        peer.lastSeen = Date.now();
+        peer.conn.receivePacket(plaintext);
+      }
+    });
+    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer }) => {
+      this.adoptPeer(info.address, info.publicKey);
+      this.log.info({ peer: formatAddress(info.address) }, 'session established');
+    });
+    this.sessions.on('path', (peerKey: number, p: Path) => {
+      const peer = this.peers.get(peerKey);
+      if (peer && !samePath(peer.path, p)) {
+        this.log.info({ peer: formatAddress(peer.address), path: describePath(p) }, 'peer path');
+        peer.path = p;
+      }
+    });
+    this.sessions.on('peer-restarted', (peerKey: number) => {
+      const peer = this.peers.get(peerKey);
+      if (!peer) return;
+      this.log.info({ peer: formatAddress(peer.address) }, 'peer restarted: resetting its streams');
+      peer.conn.reset('peer restarted');
+      peer.conn = this.newConnection(peer.address);
+    });
+
+    this.sessions.on('handshake-failed', (peerKey: number) => {
+      const peer = this.peers.get(peerKey);
+      if (!peer) return;
+      // The peer may have moved: forget the path and ask the registry again next time.
+      peer.path = undefined;
+      peer.resolvedAt = 0;
+    });
+
+    this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => void this.sendDatagram(to, src, dst, data).catch(() => {})));
+    this.stopServices.push(startSink(this.ports));
+
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
+    this.heartbeatTimer.unref();
+  }
+
+  /**
+   * Bind the one UDP socket. With no fixed port we reuse the port of the last
+   * run, so peers holding a session to our old endpoint reach the restarted
+   * daemon at once (and get the "unknown session" hint that makes them re-handshake).
+   */
+  private async bindSocket(): Promise<void> {
+    const listen = parseHostPort(this.config.listen, 0);
+    const portFile = path.join(this.home, 'udp-port');
+    const previous = listen.port === 0 && fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
+    const bind = (port: number): Promise<void> =>
+      new Promise<void>((resolve, reject) => {
+        this.socket.once('error', reject);
+        this.socket.bind(port, listen.host, () => {
+          this.socket.off('error', reject);
+          resolve();
+        });
+      });
+    if (previous > 0 && previous < 65536) {
+      try {
+        await bind(previous);
+      } catch {
+        // Taken by someone else: the socket object is unusable after a failed bind.
+        this.socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+        await bind(listen.port);
+      }
+    } else {
+      await bind(listen.port);
+    }
+    if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
+  }
+
+  // ---------- registry ----------
+
+  private lanEndpoints(): string[] {
+    const port = this.socket.address().port;
+    const bound = this.socket.address().address;
+    if (bound !== '0.0.0.0') return [`${bound}:${port}`];
+    const out: string[] = [];
+    for (const list of Object.values(os.networkInterfaces())) {
+      for (const ni of list ?? []) {
+        if (ni.family === 'IPv4' && !ni.internal) out.push(`${ni.address}:${port}`);
+      }
+    }
+    return out.slice(0, MAX_CANDIDATES);
+  }
+
+  private async register(): Promise<void> {
+    const res = await this.registry.register({
+      email: this.config.email,
+      ...(this.config.hostname ? { hostname: this.config.hostname } : {}),
+      lanEndpoints: this.lanEndpoints(),
+      public: this.config.public,
+    });
+    this.address = typeof res.address === 'string' ? parseAddress(res.address) : res.address;
+    this.observed = res.observed;
+    this.registryOnline = true;
+    fs.writeFileSync(path.join(this.home, 'address'), formatAddress(this.address) + '\n', { mode: 0o600 });
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      const res = await this.registry.heartbeat({ lanEndpoints: this.lanEndpoints() });
+      this.observed = res.observed;
+      this.registryOnline = true;
+    } catch (err) {
+      const code = (err as PilotError).code;
+      this.registryOnline = false;
+      if (code === 'NOT_REGISTERED' || code === 'NOT_FOUND') await this.register().catch(() => {});
+      this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+
+  async setHostname(hostname: string | undefined): Promise<void> {
+    if (hostname === undefined) await this.registry.clearHostname();
+    else await this.registry.setHostname(hostname);
+    if (hostname === undefined) delete this.config.hostname;
+    else this.config.hostname = hostname;
+    saveConfig(this.home, this.config);
+  }
+
+  async setVisibility(pub: boolean): Promise<void> {
+    await this.registry.setVisibility(pub);
+    this.config.public = pub;
+    saveConfig(this.home, this.config);
+  }
+
+  async resolve(query: { address?: Address; hostname?: string }): Promise<ResolvedNode> {
+    const params: { address?: string; hostname?: string } = {};
+    if (query.address) params.address = formatAddress(query.address);
+    if (query.hostname) params.hostname = query.hostname;
+    const r = await this.registry.resolve(params);
+    return {
+      address: typeof r.address === 'string' ? parseAddress(r.address) : r.address,
+      publicKey: Buffer.isBuffer(r.publicKey) ? r.publicKey : Buffer.from(String(r.publicKey), 'base64'),
+      hostname: r.hostname ?? undefined,
+      endpoints: r.endpoints ?? [],
+      public: Boolean(r.public),
+      online: Boolean(r.online),
+    };
+  }
+
+  /** Target text (address, node id or hostname) -> registry record. */
+  resolveTarget(target: string): Promise<ResolvedNode> {
+    return resolveTargetText(target, this.address?.network ?? 0, (q) => this.resolve(q));
+  }
+
+  private async verifyPeer(address: Address, publicKey: Buffer): Promise<boolean> {
+    const known = this.peers.get(addressKey(address));
+    if (known && known.publicKey.equals(publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return true;
+    try {
+      const r = await this.resolve({ address });
+      const ok = r.publicKey.equals(publicKey);
+      if (ok) this.upsertPeer(r);
+      return ok;
+    } catch {
+      return false;
+    }
+  }
+
+  // ---------- peers ----------
+
+  private newConnection(address: Address): Connection {
+    const conn = new Connection({
+      role: addressKey(this.address!) < addressKey(address) ? 'low' : 'high',
+      sendPacket: (plaintext: Buffer) => {
+        const peer = this.peers.get(addressKey(address));
+        if (peer) this.sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, plaintext);
+      },
+    });
+    conn.on('stream', (stream: IncomingStream) => this.onIncomingStream(address, stream));
+    conn.on('datagram', (dg: { srcPort: number; dstPort: number; data: Buffer }) => {
+      this.ports.deliverDatagram({ from: address, ...dg });
+    });
+    return conn;
+  }
+
+  private upsertPeer(r: ResolvedNode): Peer {
+    const key = addressKey(r.address);
+    let peer = this.peers.get(key);
+    const candidates = r.endpoints.map(parseEndpoint).filter((e): e is HostPort => e !== undefined).slice(0, MAX_CANDIDATES);
+    if (!peer) {
+      peer = {
+        key,
+        address: r.address,
+        publicKey: r.publicKey,
+        hostname: r.hostname,
+        candidates,
+        path: undefined,
+        conn: this.newConnection(r.address),
+        resolvedAt: Date.now(),
+        lastSeen: 0,
+      };
+      this.peers.set(key, peer);
+    } else {
+      if (!peer.publicKey.equals(r.publicKey)) {
+        // Key changed at the registry: the old session belongs to someone else now.
+        this.sessions.closeSession(key);
+        peer.conn.reset('peer key changed');
+        peer.conn = this.newConnection(r.address);
+        peer.path = undefined;
+      }
+      peer.publicKey = r.publicKey;
+      peer.hostname = r.hostname;
+      peer.candidates = candidates;
+      peer.resolvedAt = Date.now();
+    }
+    return peer;
+  }
+
+  private adoptPeer(address: Address, publicKey: Buffer): void {
+    const key = addressKey(address);
+    if (!this.peers.has(key)) {
+      this.upsertPeer({ address, publicKey, hostname: undefined, endpoints: [], public: false, online: true });
+    }
+  }
+
+  async peerFor(target: string | Address): Promise<Peer> {
+    if (typeof target !== 'string') {
+      const known = this.peers.get(addressKey(target));
+      if (known && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
+      return this.upsertPeer(await this.resolve({ address: target }));
+    }
+    const r = await this.resolveTarget(target);
+    if (addressKey(r.address) === addressKey(this.address!)) {
+      throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
+    }
+    const known = this.peers.get(addressKey(r.address));
+    if (known && known.publicKey.equals(r.publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
+    return this.upsertPeer(r);
+  }
+
+  listPeers(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  sessionInfo(peer: Peer): unknown {
+    return this.sessions.sessionInfo(peer.key);
+  }
+
+  sessionStats(): unknown {
+    return this.sessions.stats;
+  }
+
+  // ---------- data plane ----------
+
+  private onIncomingStream(from: Address, stream: IncomingStream): void {
+    const handler = this.ports.streamHandler(stream.localPort);
+    if (!handler) {
+      stream.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on virtual port ${stream.localPort}`));
+      return;
+    }
+    handler(stream, from);
+  }
+
+  async dial(target: string | Address, port: number): Promise<IncomingStream & { readonly id: number }> {
+    const peer = await this.peerFor(target);
+    return peer.conn.openStream(port, this.ports.ephemeral()) as unknown as IncomingStream & { readonly id: number };
+  }
+
+  async sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
+    const peer = await this.peerFor(to);
+    if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
+      throw new PilotError('BAD_ARGUMENT', `datagram of ${data.length} bytes not sent (too large or congested)`, 'datagrams must fit one packet (about 1180 bytes); use a stream for more');
+    }
+  }
+
+  private sendUdp(pkt: Buffer, host: string, port: number): void {
+    this.counters.udpOut++;
+    this.socket.send(pkt, port, host);
+  }
+
+  /** Called by the session layer with an encrypted packet for a peer. */
+  private sendToPeer(peerKey: number, packet: Buffer): void {
+    const peer = this.peers.get(peerKey);
+    if (!peer) return;
+    const p = peer.path;
+    if (p?.kind === 'direct') return this.sendUdp(packet, p.host, p.port);
+    if (p?.kind === 'relay-udp' || peer.candidates.length === 0) return this.sendRelay(peer.address, packet);
+    // No confirmed path yet: try every candidate; the first authenticated reply picks the path.
+    for (const c of peer.candidates) this.sendUdp(packet, c.host, c.port);
+  }
+
+  private sendRelay(dst: Address, inner: Buffer): void {
+    const pkt = Buffer.allocUnsafe(1 + ADDRESS_BYTES + inner.length);
+    pkt[0] = PacketType.RelaySend;
+    writeAddress(pkt, 1, dst);
+    inner.copy(pkt, 1 + ADDRESS_BYTES);
+    this.counters.relayOut++;
+    this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port);
+  }
+
+  private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    this.counters.udpIn++;
+    if (msg.length === 0) {
+      this.counters.garbage++;
+      return;
+    }
+    const t = msg[0];
+    const fromRegistry = rinfo.address === this.registryEndpoint.host && rinfo.port === this.registryEndpoint.port;
+    switch (t) {
+      case PacketType.RegistryResponse:
+      case PacketType.RegistryPush:
+        if (fromRegistry) this.registry.handlePacket(msg);
+        else this.counters.garbage++;
+        return;
+      case PacketType.HandshakeInit:
+      case PacketType.HandshakeResp:
+      case PacketType.Data:
+      case PacketType.SessionUnknown:
+        this.sessions?.handlePacket(msg, { kind: 'direct', host: rinfo.address, port: rinfo.port } satisfies Path);
+        return;
+      case PacketType.RelayDeliver: {
+        if (!fromRegistry || msg.length < 1 + ADDRESS_BYTES + 1) {
+          this.counters.garbage++;
+          return;
+        }
+        this.counters.relayIn++;
+        // The relay's claim of the source address is not trusted: the session
+        // layer authenticates the inner packet by its keys alone.
+        void readAddress(msg, 1);
+        this.sessions?.handlePacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay-udp' } satisfies Path);
+        return;
+      }
+      default:
+        this.counters.garbage++;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    for (const s of this.stopServices) s();
+    for (const peer of this.peers.values()) peer.conn.close();
+    this.sessions?.destroy();
+    this.registry?.close?.();
+    await new Promise<void>((resolve) => {
+      try {
+        this.socket.close(() => resolve());
+      } catch {
+        resolve();
+      }
+    });
+  }
+}

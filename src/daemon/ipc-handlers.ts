@@ -1,0 +1,295 @@
+// IPC methods of the daemon: what pilotctl and the SDK can ask for.
+import crypto from 'node:crypto';
+import { formatAddress, parsePort, type Address } from '../wire/address.ts';
+import { PilotError } from '../util/errors.ts';
+import { PipeResult, type Handler } from '../ipc/server.ts';
+import type { Daemon } from './daemon.ts';
+import { describePath } from './paths.ts';
+import type { IncomingStream } from './ports.ts';
+import { ECHO_PORT } from './services/echo.ts';
+import { SINK_PORT } from './services/sink.ts';
+
+function str(params: Record<string, unknown>, name: string, required = true): string | undefined {
+  const v = params[name];
+  if (v === undefined || v === null) {
+    if (required) throw new PilotError('BAD_ARGUMENT', `missing parameter "${name}"`);
+    return undefined;
+  }
+  if (typeof v !== 'string' || v.length > 65536) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a string`);
+  return v;
+}
+
+function num(params: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+  const v = params[name];
+  if (v === undefined || v === null) return dflt;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
+  }
+  return n;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Resolve when the stream is fully read (or reject on error / timeout). */
+function readAll(stream: IncomingStream, timeoutMs: number, maxBytes = 16 << 20): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const timer = setTimeout(() => {
+      stream.destroy();
+      resolve(Buffer.concat(chunks));
+    }, timeoutMs);
+    stream.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > maxBytes) {
+        clearTimeout(timer);
+        stream.destroy();
+        reject(new PilotError('FRAME_TOO_LARGE', `reply larger than ${maxBytes} bytes`));
+        return;
+      }
+      chunks.push(c);
+    });
+    stream.on('end', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(chunks));
+    });
+    stream.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+export function daemonInfo(d: Daemon): Record<string, unknown> {
+  return {
+    address: d.address ? formatAddress(d.address) : null,
+    hostname: d.config.hostname ?? null,
+    email: d.config.email,
+    public: d.config.public,
+    publicKey: d.identity.publicKey.toString('base64'),
+    registry: d.config.registry,
+    registryOnline: d.registryOnline,
+    observed: d.observed ?? null,
+    socket: d.config.socket,
+    home: d.home,
+    pid: process.pid,
+    version: d.version,
+    uptimeSec: Math.round((Date.now() - d.startedAt) / 1000),
+    peers: d.listPeers().length,
+  };
+}
+
+export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, Handler> {
+  // Accept queues for IPC listeners: listen() reports ids, accept(id) takes the stream.
+  const pendingAccepts = new Map<string, IncomingStream>();
+
+  return {
+    info: () => daemonInfo(d),
+    status: () => daemonInfo(d),
+    stop: () => {
+      setTimeout(requestStop, 10);
+      return { stopping: true, pid: process.pid };
+    },
+    set_hostname: async (p) => {
+      const h = str(p, 'hostname')!;
+      await d.setHostname(h);
+      return { hostname: h };
+    },
+    clear_hostname: async () => {
+      await d.setHostname(undefined);
+      return { hostname: null };
+    },
+    set_visibility: async (p) => {
+      const pub = p.public === true;
+      await d.setVisibility(pub);
+      return { public: pub };
+    },
+    find: async (p) => {
+      const r = await d.resolveTarget(str(p, 'target')!);
+      return {
+        address: formatAddress(r.address),
+        hostname: r.hostname ?? null,
+        public: r.public,
+        online: r.online,
+        publicKey: r.publicKey.toString('base64'),
+      };
+    },
+    peers: () => ({
+      peers: d.listPeers().map((peer) => {
+        const s = peer.conn.stats();
+        return {
+          address: formatAddress(peer.address),
+          hostname: peer.hostname ?? null,
+          path: describePath(peer.path),
+          rttMs: s.srttMs,
+          bytesSent: s.bytesSent,
+          bytesReceived: s.bytesReceived,
+          streams: s.streamsOpen,
+          lastSeenMsAgo: peer.lastSeen ? Date.now() - peer.lastSeen : null,
+        };
+      }),
+    }),
+    stats: () => ({ sessions: d.sessionStats(), daemon: d.counters }),
+
+    ping: async (p, ctx) => {
+      const target = str(p, 'target')!;
+      const count = num(p, 'count', 4, 1, 10000);
+      const intervalMs = num(p, 'intervalMs', 1000, 0, 60000);
+      const timeoutMs = num(p, 'timeoutMs', 3000, 10, 60000);
+      const peer = await d.peerFor(target);
+      const srcPort = d.ports.ephemeral();
+      const waiting = new Map<number, (rtt: number) => void>();
+      const off = d.ports.onDatagram(srcPort, (dg) => {
+        if (dg.data.length < 4) return;
+        const seq = dg.data.readUInt32BE(0);
+        waiting.get(seq)?.(0);
+      });
+      const rtts: number[] = [];
+      try {
+        for (let seq = 1; seq <= count && !ctx.isClosed(); seq++) {
+          const payload = Buffer.alloc(16);
+          payload.writeUInt32BE(seq, 0);
+          crypto.randomFillSync(payload, 4);
+          const t0 = process.hrtime.bigint();
+          const got = new Promise<boolean>((resolve) => {
+            const timer = setTimeout(() => resolve(false), timeoutMs);
+            waiting.set(seq, () => {
+              clearTimeout(timer);
+              resolve(true);
+            });
+          });
+          await d.sendDatagram(peer.address, srcPort, ECHO_PORT, payload);
+          const ok = await got;
+          waiting.delete(seq);
+          const rttMs = Number(process.hrtime.bigint() - t0) / 1e6;
+          if (ok) rtts.push(rttMs);
+          ctx.emit('probe', { seq, ok, rttMs: ok ? Math.round(rttMs * 1000) / 1000 : null, path: describePath(peer.path) });
+          if (seq < count && intervalMs > 0) await sleep(intervalMs);
+        }
+      } finally {
+        off();
+      }
+      const sorted = [...rtts].sort((a, b) => a - b);
+      const r3 = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 1000) / 1000);
+      return {
+        target: formatAddress(peer.address),
+        hostname: peer.hostname ?? null,
+        path: describePath(peer.path),
+        sent: count,
+        received: rtts.length,
+        lossPct: Math.round(((count - rtts.length) / count) * 1000) / 10,
+        minMs: r3(sorted[0]),
+        avgMs: r3(rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : undefined),
+        maxMs: r3(sorted[sorted.length - 1]),
+      };
+    },
+
+    connect: async (p) => {
+      const target = str(p, 'target')!;
+      const port = parsePort((p.port as number | string | undefined) ?? 1000);
+      const message = str(p, 'message', false) ?? '';
+      const timeoutMs = num(p, 'timeoutMs', 5000, 10, 600000);
+      const stream = await d.dial(target, port);
+      stream.end(Buffer.from(message, 'utf8'));
+      const reply = await readAll(stream, timeoutMs);
+      return { target, port, sent: Buffer.byteLength(message), reply: reply.toString('utf8') };
+    },
+
+    send: async (p) => {
+      const target = str(p, 'target')!;
+      const port = parsePort(p.port as number | string);
+      const data = Buffer.from(str(p, 'data')!, p.encoding === 'base64' ? 'base64' : 'utf8');
+      const peer = await d.peerFor(target);
+      await d.sendDatagram(peer.address, num(p, 'srcPort', port, 0, 65535), port, data);
+      return { target: formatAddress(peer.address), port, bytes: data.length };
+    },
+
+    recv: async (p, ctx) => {
+      const port = parsePort(p.port as number | string);
+      const count = num(p, 'count', 1, 0, 1e9); // 0 = unbounded (until timeout / client leaves)
+      const timeoutMs = num(p, 'timeoutMs', 0, 0, 86400000); // 0 = no timeout
+      const messages: Array<{ from: string; srcPort: number; data: string; dataBase64: string }> = [];
+      await new Promise<void>((resolve) => {
+        let done = false;
+        const finish = (): void => {
+          if (done) return;
+          done = true;
+          off();
+          if (timer) clearTimeout(timer);
+          resolve();
+        };
+        const off = d.ports.onDatagram(port, (dg) => {
+          const m = { from: formatAddress(dg.from), srcPort: dg.srcPort, data: dg.data.toString('utf8'), dataBase64: dg.data.toString('base64') };
+          messages.push(m);
+          ctx.emit('datagram', m);
+          if (count > 0 && messages.length >= count) finish();
+        });
+        const timer = timeoutMs > 0 ? setTimeout(finish, timeoutMs) : undefined;
+        void ctx.closed.then(finish);
+      });
+      return { port, received: messages.length, messages };
+    },
+
+    bench: async (p) => {
+      const target = str(p, 'target')!;
+      const sizeMb = num(p, 'sizeMb', 10, 0.001, 4096);
+      const total = Math.round(sizeMb * 1024 * 1024);
+      const stream = await d.dial(target, SINK_PORT);
+      const chunk = crypto.randomBytes(64 * 1024);
+      const t0 = process.hrtime.bigint();
+      const replyP = readAll(stream, 600_000);
+      let sent = 0;
+      while (sent < total) {
+        const n = Math.min(chunk.length, total - sent);
+        sent += n;
+        if (!stream.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          await new Promise<void>((resolve, reject) => {
+            stream.once('drain', resolve);
+            stream.once('error', reject);
+          });
+        }
+      }
+      stream.end();
+      const reply = await replyP;
+      const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+      const acked = reply.length >= 8 ? Number(reply.readBigUInt64BE(0)) : -1;
+      if (acked !== total) throw new PilotError('CONNECTION_RESET', `sink confirmed ${acked} of ${total} bytes`);
+      return { target, bytes: total, seconds: Math.round(seconds * 1000) / 1000, mbPerSec: Math.round((total / 1e6 / seconds) * 100) / 100 };
+    },
+
+    // ---- raw stream pipes (SDK / tests) ----
+    dial: async (p) => {
+      const stream = await d.dial(str(p, 'target')!, parsePort(p.port as number | string));
+      return new PipeResult({ port: stream.remotePort }, stream);
+    },
+
+    listen: async (p, ctx) => {
+      const port = parsePort(p.port as number | string);
+      const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
+        const id = crypto.randomBytes(8).toString('hex');
+        pendingAccepts.set(id, stream);
+        // An id never accepted is reset after a while so nothing leaks.
+        setTimeout(() => {
+          if (pendingAccepts.get(id) === stream) {
+            pendingAccepts.delete(id);
+            stream.destroy();
+          }
+        }, 30_000).unref();
+        ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
+      });
+      ctx.emit('listening', { port });
+      await ctx.closed;
+      off();
+      return { port };
+    },
+
+    accept: (p) => {
+      const id = str(p, 'id')!;
+      const stream = pendingAccepts.get(id);
+      if (!stream) throw new PilotError('NOT_FOUND', `no pending connection ${id}`, 'accept ids come from a listen connection event and expire after 30 s');
+      pendingAccepts.delete(id);
+      return new PipeResult({ id }, stream);
+    },
+  };
+}

@@ -1,0 +1,52 @@
+// Foreground daemon process: `node src/daemon/main.ts [--home DIR]`.
+// `pilotctl daemon start` spawns this detached; it can also run under systemd.
+import path from 'node:path';
+import fs from 'node:fs';
+import { Daemon } from './daemon.ts';
+import { loadConfig, pilotHome } from './config.ts';
+import { startIpcServer } from '../ipc/server.ts';
+import { ipcHandlers } from './ipc-handlers.ts';
+import { fileLogger, stdoutLogger } from '../util/logger.ts';
+import { asPilotError, PilotError } from '../util/errors.ts';
+import { formatAddress } from '../wire/address.ts';
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const homeIdx = args.indexOf('--home');
+  const home = pilotHome(homeIdx >= 0 ? args[homeIdx + 1] : undefined);
+  const toStdout = args.includes('--log-stdout');
+  const config = loadConfig(home);
+  if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
+  fs.mkdirSync(home, { recursive: true, mode: 0o700 });
+  const logPath = path.join(home, 'pilot.log');
+  const log = toStdout ? stdoutLogger() : fileLogger(logPath);
+  const daemon = await Daemon.start({ home, config, logger: log });
+  let stopping = false;
+  const stop = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log.info('stopping');
+    await ipc.close().catch(() => {});
+    await daemon.stop();
+    fs.rmSync(path.join(home, 'daemon.pid'), { force: true });
+    log.flush?.();
+    setTimeout(() => process.exit(0), 50);
+  };
+  const ipc = await startIpcServer(config.socket, ipcHandlers(daemon, () => void stop()), (err) => log.error({ err }, 'ipc handler failed'));
+  fs.writeFileSync(path.join(home, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
+  process.on('SIGTERM', () => void stop());
+  process.on('SIGINT', () => void stop());
+  // A bug in one request must not take the whole daemon down.
+  process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
+  process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
+  log.info({ address: formatAddress(daemon.address!), socket: config.socket }, 'daemon running');
+  // The parent (pilotctl daemon start) waits for this line on our stdout.
+  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket: config.socket, log: logPath }) + '\n');
+}
+
+main().catch((err: unknown) => {
+  const e = asPilotError(err);
+  process.stdout.write(JSON.stringify({ ready: false, error: e.toJSON() }) + '\n');
+  process.exitCode = 1;
+  setTimeout(() => process.exit(1), 50);
+});

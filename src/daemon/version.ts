@@ -1,0 +1,2 @@
+// One place for the version string (kept equal to package.json's by a test).
+export const VERSION = '0.1.0';

@@ -1,0 +1,164 @@
+// The daemon side of IPC. Handlers are plain async functions; a handler may
+// stream events, or take over the connection as a raw byte pipe (dial/accept).
+import net from 'node:net';
+import fs from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { PilotError, asPilotError } from '../util/errors.ts';
+import { LineReader } from './line-reader.ts';
+import type { IpcMessage, IpcRequest } from './protocol.ts';
+
+export interface HandlerContext {
+  /** Send an event line tied to the current request. */
+  emit(event: string, data: unknown): void;
+  /** Resolves when the client goes away (so long-running handlers can stop). */
+  readonly closed: Promise<void>;
+  readonly isClosed: () => boolean;
+}
+
+/** Returned by a handler that turns the connection into a byte pipe to `pipe`. */
+export class PipeResult {
+  readonly result: unknown;
+  readonly pipe: Duplex;
+  constructor(result: unknown, pipe: Duplex) {
+    this.result = result;
+    this.pipe = pipe;
+  }
+}
+
+export type Handler = (params: Record<string, unknown>, ctx: HandlerContext) => Promise<unknown> | unknown;
+
+export interface IpcServer {
+  readonly path: string;
+  close(): Promise<void>;
+}
+
+export async function startIpcServer(path: string, handlers: Record<string, Handler>, onError?: (err: unknown) => void): Promise<IpcServer> {
+  // A stale socket from a crashed daemon would block listen(); a live one means a daemon is running.
+  if (fs.existsSync(path)) {
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = net.connect(path, () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+    if (alive) throw new PilotError('DAEMON_RUNNING', `a daemon already listens on ${path}`, 'stop it with: pilotctl daemon stop');
+    fs.rmSync(path, { force: true });
+  }
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    serveConnection(sock, handlers, onError);
+  });
+  // Owner-only from the first instant: umask covers the window between bind and chmod.
+  const oldMask = process.umask(0o177);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(path, () => resolve());
+    });
+  } finally {
+    process.umask(oldMask);
+  }
+  fs.chmodSync(path, 0o600);
+  return {
+    path,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+        fs.rmSync(path, { force: true });
+      }),
+  };
+}
+
+function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, onError?: (err: unknown) => void): void {
+  const reader = new LineReader();
+  let closed = false;
+  let piped = false; // set once the connection has become a raw stream pipe
+  let resolveClosed!: () => void;
+  const closedP = new Promise<void>((r) => (resolveClosed = r));
+  const markClosed = (): void => {
+    if (!closed) { closed = true; resolveClosed(); }
+  };
+  sock.on('close', markClosed);
+  sock.on('error', markClosed);
+  const write = (m: IpcMessage): void => {
+    if (!closed && sock.writable) sock.write(JSON.stringify(m) + '\n');
+  };
+  const onData = (chunk: Buffer): void => {
+    if (piped) return;
+    let lines: string[];
+    try {
+      lines = reader.push(chunk);
+    } catch (err) {
+      write({ id: 0, ok: false, error: asPilotError(err).toJSON() });
+      sock.end();
+      return;
+    }
+    for (const line of lines) handleLine(line);
+  };
+  const handleLine = (line: string): void => {
+    let req: IpcRequest;
+    try {
+      const parsed: unknown = JSON.parse(line);
+      if (typeof parsed !== 'object' || parsed === null || typeof (parsed as IpcRequest).method !== 'string') {
+        throw new Error('not a request');
+      }
+      req = parsed as IpcRequest;
+      if (typeof req.id !== 'number' && typeof req.id !== 'string') req.id = 0;
+      if (req.params !== undefined && (typeof req.params !== 'object' || req.params === null || Array.isArray(req.params))) {
+        throw new Error('params must be an object');
+      }
+    } catch (err) {
+      write({ id: 0, ok: false, error: new PilotError('BAD_REQUEST', `malformed IPC request: ${(err as Error).message}`, 'send one JSON object per line: {"id":1,"method":"info","params":{}}').toJSON() });
+      return;
+    }
+    const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method] : undefined;
+    if (!handler) {
+      write({ id: req.id, ok: false, error: new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(req.method)}`, 'see: pilotctl context').toJSON() });
+      return;
+    }
+    const ctx: HandlerContext = {
+      emit: (event, data) => write({ id: req.id, event, data }),
+      closed: closedP,
+      isClosed: () => closed,
+    };
+    Promise.resolve()
+      .then(() => handler(req.params ?? {}, ctx))
+      .then((result) => {
+        if (result instanceof PipeResult) {
+          piped = true;
+          write({ id: req.id, ok: true, result: result.result });
+          becomePipe(sock, reader, result.pipe, onData);
+        } else {
+          write({ id: req.id, ok: true, result: result ?? null });
+        }
+      })
+      .catch((err: unknown) => {
+        const e = asPilotError(err);
+        if (e.code === 'INTERNAL') onError?.(err);
+        write({ id: req.id, ok: false, error: e.toJSON() });
+      });
+  };
+  sock.on('data', onData);
+}
+
+/** Splice the unix socket and an overlay stream together, both directions, with half-close. */
+function becomePipe(sock: net.Socket, reader: LineReader, pipe: Duplex, onData: (c: Buffer) => void): void {
+  sock.off('data', onData);
+  const rest = reader.takeRest();
+  if (rest.length > 0) pipe.write(rest);
+  sock.pipe(pipe);
+  pipe.pipe(sock);
+  const kill = (): void => {
+    if (!pipe.destroyed) pipe.destroy();
+    if (!sock.destroyed) sock.destroy();
+  };
+  pipe.on('error', (err: Error & { code?: string }) => {
+    // Tell the client why, out of band is impossible in a raw pipe, so we
+    // simply reset: the client sees the socket close without a clean end.
+    void err;
+    if (!sock.destroyed) sock.resetAndDestroy();
+  });
+  sock.on('error', kill);
+  pipe.on('close', () => { if (!sock.destroyed && !sock.writableEnded) sock.end(); });
+}

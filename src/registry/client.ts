@@ -1,0 +1,242 @@
+// Registry client used by the daemon. Transport-agnostic: the daemon hands us
+// a send() for its UDP socket and feeds every 0x02/0x03 packet from the
+// rendezvous to handlePacket(). Requests are retransmitted byte-identically so
+// the server answers retries from its response cache (idempotent).
+import { EventEmitter } from 'node:events';
+import type { z } from 'zod';
+import { PilotError, type ErrorCode } from '../util/errors.ts';
+import { buildHello, buildRequest, openServerMessage, type BuiltRequest } from './envelope.ts';
+import {
+  DeregisterResult,
+  FRESHNESS_MS,
+  HeartbeatResult,
+  HelloResult,
+  HostnameResult,
+  MAX_LAN_ENDPOINTS,
+  MAX_REGISTRY_PACKET,
+  RegisterResult,
+  ResolveResult,
+  VisibilityResult,
+  type Push,
+} from './protocol.ts';
+import type { Identity } from './signing.ts';
+
+export interface RegistryClientOptions {
+  identity: Identity;
+  send: (pkt: Buffer) => void;
+  /** Pinned rendezvous key; absent: learnt (trust on first use) by hello(). */
+  serverKey?: Buffer;
+  /** Wait per attempt (ms). */
+  timeoutMs?: number;
+  /** Retransmissions after the first attempt. */
+  retries?: number;
+  /** Shown in error hints, e.g. "127.0.0.1:9000". */
+  rendezvous?: string;
+}
+
+export type RegisterResultT = z.infer<typeof RegisterResult>;
+export type HeartbeatResultT = z.infer<typeof HeartbeatResult>;
+export type HostnameResultT = z.infer<typeof HostnameResult>;
+export type VisibilityResultT = z.infer<typeof VisibilityResult>;
+export type ResolveResultT = z.infer<typeof ResolveResult>;
+
+interface Pending {
+  req: BuiltRequest;
+  method: string;
+  schema: z.ZodType;
+  attempts: number;
+  timer: NodeJS.Timeout | undefined;
+  sendError: Error | undefined;
+  otherKey: Buffer | undefined;
+  resolve: (v: unknown) => void;
+  reject: (e: PilotError) => void;
+}
+
+const MAX_SEEN_PUSHES = 4096;
+
+export class RegistryClient extends EventEmitter {
+  private readonly identity: Identity;
+  private readonly sendFn: (pkt: Buffer) => void;
+  private readonly timeoutMs: number;
+  private readonly retries: number;
+  private readonly rendezvous: string;
+  private pinned: Buffer | undefined;
+  private readonly pending = new Map<string, Pending>();
+  private readonly seenPushes = new Map<string, number>(); // push nonce -> expiry
+  private closed = false;
+
+  constructor(opts: RegistryClientOptions) {
+    super();
+    this.identity = opts.identity;
+    this.sendFn = opts.send;
+    this.pinned = opts.serverKey ? Buffer.from(opts.serverKey) : undefined;
+    this.timeoutMs = opts.timeoutMs ?? 1000;
+    this.retries = opts.retries ?? 4;
+    this.rendezvous = opts.rendezvous ?? 'the rendezvous server';
+  }
+
+  get serverKey(): Buffer | undefined {
+    return this.pinned;
+  }
+
+  // ---------------- API ----------------
+
+  /** Unsigned: learns (and pins, if nothing is pinned yet) the server key and our observed endpoint. */
+  async hello(): Promise<{ serverKey: Buffer; observed: string }> {
+    const r = (await this.call('hello', buildHello(), HelloResult)) as z.infer<typeof HelloResult>;
+    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed };
+  }
+
+  register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean }): Promise<RegisterResultT> {
+    return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public']), RegisterResult);
+  }
+
+  heartbeat(p: { lanEndpoints?: string[] } = {}): Promise<HeartbeatResultT> {
+    return this.signed('heartbeat', pick(lanCap(p), ['lanEndpoints']), HeartbeatResult);
+  }
+
+  setHostname(hostname: string): Promise<HostnameResultT> {
+    return this.signed('set_hostname', { hostname }, HostnameResult);
+  }
+
+  clearHostname(): Promise<HostnameResultT> {
+    return this.signed('clear_hostname', {}, HostnameResult);
+  }
+
+  setVisibility(pub: boolean): Promise<VisibilityResultT> {
+    return this.signed('set_visibility', { public: pub }, VisibilityResult);
+  }
+
+  resolve(q: { address?: string; hostname?: string; publicKey?: string }): Promise<ResolveResultT> {
+    return this.signed('resolve', pick(q, ['address', 'hostname', 'publicKey']), ResolveResult);
+  }
+
+  async deregister(): Promise<void> {
+    await this.signed('deregister', {}, DeregisterResult);
+  }
+
+  /** Every 0x02/0x03 packet from the rendezvous address. Anything not verifiably from the pinned key is dropped. */
+  handlePacket(pkt: Buffer): void {
+    if (this.closed) return;
+    const opened = openServerMessage(pkt, this.pinned);
+    if (!opened) return;
+    if ('badKey' in opened) {
+      const p = opened.reqNonce ? this.pending.get(opened.reqNonce) : undefined;
+      if (p) p.otherKey = opened.badKey;
+      return;
+    }
+    const { msg, signer } = opened;
+    if (msg.type === 'push') {
+      if (this.pinned) this.onPush(msg.stmt);
+      return;
+    }
+    const s = msg.stmt;
+    const p = s.reqNonce ? this.pending.get(s.reqNonce) : undefined;
+    if (!p) return;
+    if (!this.pinned) {
+      // Only a hello may be answered before a key is pinned: trust on first use.
+      if (p.method !== 'hello' || !s.ok || (s.result as { serverKey?: unknown })?.serverKey !== signer.toString('base64')) return;
+      this.pinned = signer;
+    }
+    this.finish(p);
+    if (!s.ok) {
+      p.reject(new PilotError(s.error.code as ErrorCode, s.error.message, s.error.hint));
+      return;
+    }
+    const r = p.schema.safeParse(s.result);
+    if (!r.success) p.reject(new PilotError('INTERNAL', `malformed ${p.method} result from the rendezvous`));
+    else p.resolve(r.data);
+  }
+
+  /** Clears timers and rejects everything pending. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const p of [...this.pending.values()]) {
+      this.finish(p);
+      p.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
+    }
+    this.seenPushes.clear();
+  }
+
+  // ---------------- internals ----------------
+
+  private async signed<S extends z.ZodType>(method: string, params: Record<string, unknown>, schema: S): Promise<z.infer<S>> {
+    if (!this.pinned) await this.hello();
+    const req = buildRequest(this.identity, this.pinned!, method, params);
+    return (await this.call(method, req, schema)) as z.infer<S>;
+  }
+
+  private call(method: string, req: BuiltRequest, schema: z.ZodType): Promise<unknown> {
+    if (this.closed) return Promise.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
+    if (req.packet.length > MAX_REGISTRY_PACKET) {
+      return Promise.reject(new PilotError('BAD_ARGUMENT', `${method} request is too large (${req.packet.length} > ${MAX_REGISTRY_PACKET} bytes)`, 'shorten the parameters'));
+    }
+    return new Promise((resolve, reject) => {
+      const p: Pending = { req, method, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
+      this.pending.set(req.nonce, p);
+      this.attempt(p);
+    });
+  }
+
+  private attempt(p: Pending): void {
+    if (p.attempts > this.retries) {
+      this.finish(p);
+      p.reject(this.noAnswer(p));
+      return;
+    }
+    p.attempts++;
+    try {
+      this.sendFn(p.req.packet);
+    } catch (err) {
+      p.sendError = err as Error;
+    }
+    p.timer = setTimeout(() => this.attempt(p), this.timeoutMs);
+    p.timer.unref?.();
+  }
+
+  private noAnswer(p: Pending): PilotError {
+    const tries = `${p.attempts} attempt${p.attempts === 1 ? '' : 's'}`;
+    if (p.otherKey) {
+      return new PilotError(
+        'BAD_SIGNATURE',
+        `${this.rendezvous} answered ${p.method} signed by a different server key (${p.otherKey.toString('base64')})`,
+        'the rendezvous key changed since it was pinned; if that is expected, delete serverKey from the daemon config and start again',
+      );
+    }
+    if (p.sendError) {
+      return new PilotError('UNREACHABLE', `cannot send to ${this.rendezvous}: ${p.sendError.message}`, `check the network and the --registry address of ${this.rendezvous}`);
+    }
+    return new PilotError('TIMEOUT', `no answer from ${this.rendezvous} to ${p.method} after ${tries}`, `is pilot-rendezvous running and reachable over UDP at ${this.rendezvous}? check --registry HOST:PORT and firewalls`);
+  }
+
+  private finish(p: Pending): void {
+    if (p.timer) clearTimeout(p.timer);
+    p.timer = undefined;
+    this.pending.delete(p.req.nonce);
+  }
+
+  private onPush(stmt: { push: Push; ts: number; nonce: string }): void {
+    const now = Date.now();
+    if (Math.abs(now - stmt.ts) > FRESHNESS_MS) return;
+    if (this.seenPushes.has(stmt.nonce)) return;
+    // Bounded replay memory: expired entries go first, then the oldest.
+    for (const [n, exp] of this.seenPushes) {
+      if (exp > now && this.seenPushes.size < MAX_SEEN_PUSHES) break;
+      this.seenPushes.delete(n);
+    }
+    this.seenPushes.set(stmt.nonce, now + 2 * FRESHNESS_MS);
+    this.emit('push', stmt.push);
+  }
+}
+
+/** The server accepts at most MAX_LAN_ENDPOINTS; extra ones are dropped here rather than failing the call. */
+function lanCap<T extends { lanEndpoints?: string[] }>(p: T): T {
+  return p.lanEndpoints && p.lanEndpoints.length > MAX_LAN_ENDPOINTS ? { ...p, lanEndpoints: p.lanEndpoints.slice(0, MAX_LAN_ENDPOINTS) } : p;
+}
+
+function pick<T extends object>(o: T, keys: (keyof T)[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of keys) if (o[k] !== undefined) out[k as string] = o[k];
+  return out;
+}

@@ -1,0 +1,187 @@
+// Signed registry envelopes: [type byte][UTF-8 JSON {"id","stmt","sig"}].
+// The signature covers the exact UTF-8 bytes of `stmt`, so no canonical JSON is needed.
+import { PacketType } from '../wire/packet-types.ts';
+import { PilotError } from '../util/errors.ts';
+import { randomBytes, sign, verify, type Identity } from './signing.ts';
+import {
+  EnvelopeSchema,
+  FRESHNESS_MS,
+  HelloStatementSchema,
+  MAX_REGISTRY_PACKET,
+  PushStatementSchema,
+  ResponseStatementSchema,
+  StatementSchema,
+  zodError,
+  type Envelope,
+  type PushStatement,
+  type ResponseStatement,
+  type Statement,
+} from './protocol.ts';
+
+export function newNonce(): string {
+  return randomBytes(18).toString('base64'); // 24 chars, no padding
+}
+
+function frame(type: number, env: Envelope): Buffer {
+  const json = Buffer.from(JSON.stringify(env), 'utf8');
+  const pkt = Buffer.allocUnsafe(1 + json.length);
+  pkt[0] = type;
+  json.copy(pkt, 1);
+  return pkt;
+}
+
+function signed(type: number, id: string, stmtObj: unknown, secretKey: Buffer): Buffer {
+  const stmt = JSON.stringify(stmtObj);
+  const sig = sign(Buffer.from(stmt, 'utf8'), secretKey).toString('base64');
+  return frame(type, { id, stmt, sig });
+}
+
+// ---------------- requests (client side) ----------------
+
+export interface BuiltRequest {
+  packet: Buffer;
+  id: string;
+  nonce: string;
+}
+
+export function buildRequest(identity: Identity, serverKey: Buffer, method: string, params: Record<string, unknown>, now = Date.now()): BuiltRequest {
+  const nonce = newNonce();
+  const id = randomBytes(6).toString('hex');
+  const stmt: Statement = { method, params, key: identity.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: now, nonce };
+  return { packet: signed(PacketType.RegistryRequest, id, stmt, identity.secretKey), id, nonce };
+}
+
+export function buildHello(): BuiltRequest {
+  const nonce = newNonce();
+  const id = randomBytes(6).toString('hex');
+  return { packet: frame(PacketType.RegistryRequest, { id, stmt: JSON.stringify({ method: 'hello', nonce }) }), id, nonce };
+}
+
+// ---------------- requests (server side) ----------------
+
+export type ParsedRequest =
+  | { kind: 'hello'; id: string; nonce: string }
+  | { kind: 'signed'; id: string; nonce: string; stmt: Statement; stmtText: string; sig: string };
+
+/** Parses the outer shape only. Throws PilotError('BAD_REQUEST'); `nonce` is attached when known so the error can be bound to it. */
+export function parseRequest(pkt: Buffer): ParsedRequest {
+  if (pkt.length > MAX_REGISTRY_PACKET) throw new PilotError('FRAME_TOO_LARGE', `registry request larger than ${MAX_REGISTRY_PACKET} bytes`);
+  if (pkt[0] !== PacketType.RegistryRequest) throw new PilotError('BAD_REQUEST', 'not a registry request');
+  const env = parseEnvelope(pkt);
+  const stmtJson = parseJson(env.stmt, 'statement');
+  if (isRecord(stmtJson) && stmtJson.method === 'hello' && env.sig === undefined) {
+    const h = HelloStatementSchema.safeParse(stmtJson);
+    if (!h.success) throw zodError(h.error, 'hello');
+    return { kind: 'hello', id: env.id, nonce: h.data.nonce };
+  }
+  const s = StatementSchema.safeParse(stmtJson);
+  if (!s.success) throw withNonce(zodError(s.error, 'statement'), stmtJson);
+  if (env.sig === undefined) throw withNonce(new PilotError('BAD_SIGNATURE', 'request is not signed', 'only hello may be unsigned'), stmtJson);
+  return { kind: 'signed', id: env.id, nonce: s.data.nonce, stmt: s.data, stmtText: env.stmt, sig: env.sig };
+}
+
+/** Signature, addressee and freshness. Nonce uniqueness is the replay cache's job. */
+export function verifyRequest(req: Extract<ParsedRequest, { kind: 'signed' }>, serverKey: Buffer, now = Date.now()): void {
+  const key = Buffer.from(req.stmt.key, 'base64');
+  if (!verify(Buffer.from(req.stmtText, 'utf8'), Buffer.from(req.sig, 'base64'), key)) {
+    throw new PilotError('BAD_SIGNATURE', 'request signature does not verify for its key', 'sign the exact stmt bytes with the key named in stmt.key');
+  }
+  if (req.stmt.server !== serverKey.toString('base64')) {
+    throw new PilotError('BAD_SIGNATURE', 'request is addressed to a different server key', 'the pinned rendezvous key is stale: re-learn it with hello (delete serverKey from the config)');
+  }
+  if (Math.abs(now - req.stmt.ts) > FRESHNESS_MS) {
+    throw new PilotError('STALE_REQUEST', `request timestamp is ${Math.round((now - req.stmt.ts) / 1000)} s off the server clock`, 'check the system clock (NTP); requests must be within 60 s');
+  }
+}
+
+// ---------------- responses and pushes (server side) ----------------
+
+export type ResponseBody = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; hint?: string } };
+
+export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, now = Date.now()): Buffer {
+  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce };
+  return signed(PacketType.RegistryResponse, id, stmt, server.secretKey);
+}
+
+export function errorBody(err: PilotError): ResponseBody {
+  return { ok: false, error: err.toJSON() };
+}
+
+export function buildPush(server: Identity, event: string, data: unknown, now = Date.now()): Buffer {
+  const stmt: PushStatement = { push: { event, data }, server: server.publicKey.toString('base64'), ts: now, nonce: newNonce() };
+  return signed(PacketType.RegistryPush, newNonce().slice(0, 12), stmt, server.secretKey);
+}
+
+// ---------------- responses and pushes (client side) ----------------
+
+export type ServerMessage = { type: 'response'; stmt: ResponseStatement; id: string } | { type: 'push'; stmt: PushStatement; id: string };
+
+/**
+ * Parses and verifies a 0x02/0x03 packet. With `serverKey` the signature must be
+ * by that key; without (hello before pinning) it must be by the key the statement
+ * names, which is then trust-on-first-use. Returns undefined for anything else.
+ */
+export function openServerMessage(pkt: Buffer, serverKey: Buffer | undefined): { msg: ServerMessage; signer: Buffer } | { badKey: Buffer; reqNonce: string | null } | undefined {
+  if (pkt.length < 2 || pkt.length > MAX_REGISTRY_PACKET) return undefined;
+  const type = pkt[0];
+  if (type !== PacketType.RegistryResponse && type !== PacketType.RegistryPush) return undefined;
+  let env: Envelope;
+  let json: unknown;
+  try {
+    env = parseEnvelope(pkt);
+    json = parseJson(env.stmt, 'statement');
+  } catch {
+    return undefined;
+  }
+  if (env.sig === undefined || !isRecord(json) || typeof json.server !== 'string') return undefined;
+  const named = Buffer.from(json.server, 'base64');
+  if (named.length !== 32) return undefined;
+  if (!verify(Buffer.from(env.stmt, 'utf8'), Buffer.from(env.sig, 'base64'), named)) return undefined;
+  if (serverKey && !named.equals(serverKey)) {
+    // Validly signed, but by another server key: remembered by the client so a
+    // timeout can say why, yet never acted upon.
+    return { badKey: named, reqNonce: typeof json.reqNonce === 'string' ? json.reqNonce : null };
+  }
+  if (type === PacketType.RegistryResponse) {
+    const r = ResponseStatementSchema.safeParse(json);
+    return r.success ? { msg: { type: 'response', stmt: r.data, id: env.id }, signer: named } : undefined;
+  }
+  const p = PushStatementSchema.safeParse(json);
+  return p.success ? { msg: { type: 'push', stmt: p.data, id: env.id }, signer: named } : undefined;
+}
+
+// ---------------- helpers ----------------
+
+function parseEnvelope(pkt: Buffer): Envelope {
+  const json = parseJson(pkt.subarray(1).toString('utf8'), 'envelope');
+  const env = EnvelopeSchema.safeParse(json);
+  if (!env.success) throw zodError(env.error, 'envelope');
+  return env.data;
+}
+
+function parseJson(text: string, what: string): unknown {
+  try {
+    // "__proto__" keys are dropped so no parsed object can carry a foreign prototype.
+    return JSON.parse(text, (k, v) => (k === '__proto__' ? undefined : v));
+  } catch {
+    throw new PilotError('BAD_REQUEST', `${what} is not valid JSON`);
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Error carrying the request nonce (when one could be read) so the answer can be bound to it. */
+export class RequestError extends PilotError {
+  readonly nonce: string | null;
+  constructor(err: PilotError, nonce: string | null) {
+    super(err.code, err.message, err.hint);
+    this.nonce = nonce;
+  }
+}
+
+function withNonce(err: PilotError, stmt: unknown): RequestError {
+  const n = isRecord(stmt) && typeof stmt.nonce === 'string' && /^[A-Za-z0-9+/]{16,44}={0,2}$/.test(stmt.nonce) ? stmt.nonce : null;
+  return new RequestError(err, n);
+}

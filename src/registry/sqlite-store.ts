@@ -1,0 +1,288 @@
+// SQLite RegistryStore (better-sqlite3). WAL + synchronous=FULL: a registration
+// is on disk before the client hears about it, so it survives kill -9.
+import fs from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { PilotError } from '../util/errors.ts';
+import { addressKey, makeAddress, type Address } from '../wire/address.ts';
+import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS counters (
+  network INTEGER PRIMARY KEY,
+  next_node INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+  network INTEGER NOT NULL,
+  node INTEGER NOT NULL,
+  public_key BLOB NOT NULL UNIQUE,
+  email TEXT NOT NULL,
+  hostname TEXT UNIQUE,
+  public INTEGER NOT NULL DEFAULT 0,
+  active INTEGER NOT NULL DEFAULT 1,
+  created INTEGER NOT NULL,
+  last_seen INTEGER NOT NULL DEFAULT 0,
+  observed TEXT,
+  lan_endpoints TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (network, node)
+);
+CREATE TABLE IF NOT EXISTS trust_pairs (
+  a INTEGER NOT NULL,
+  b INTEGER NOT NULL,
+  sig_a BLOB NOT NULL,
+  sig_b BLOB NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY (a, b)
+);
+CREATE INDEX IF NOT EXISTS trust_pairs_b ON trust_pairs (b);
+CREATE TABLE IF NOT EXISTS trust_requests (
+  from_addr INTEGER NOT NULL,
+  to_addr INTEGER NOT NULL,
+  reason TEXT NOT NULL,
+  statement TEXT NOT NULL,
+  created INTEGER NOT NULL,
+  PRIMARY KEY (from_addr, to_addr)
+);
+CREATE INDEX IF NOT EXISTS trust_requests_to ON trust_requests (to_addr);
+`;
+
+interface NodeRow {
+  network: number;
+  node: number;
+  public_key: Buffer;
+  email: string;
+  hostname: string | null;
+  public: number;
+  active: number;
+  created: number;
+  last_seen: number;
+  observed: string | null;
+  lan_endpoints: string;
+}
+
+function toRecord(r: NodeRow): NodeRecord {
+  let lan: string[] = [];
+  try {
+    const v: unknown = JSON.parse(r.lan_endpoints);
+    if (Array.isArray(v)) lan = v.filter((x): x is string => typeof x === 'string');
+  } catch {
+    /* a corrupt column must not take the registry down */
+  }
+  return {
+    address: makeAddress(r.network, r.node),
+    publicKey: Buffer.from(r.public_key),
+    email: r.email,
+    hostname: r.hostname,
+    public: r.public === 1,
+    active: r.active === 1,
+    created: r.created,
+    lastSeen: r.last_seen,
+    observed: r.observed,
+    lanEndpoints: lan,
+  };
+}
+
+function fromKey(k: number): Address {
+  return makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
+}
+
+function ordered(x: Address, y: Address): [number, number] {
+  const a = addressKey(x);
+  const b = addressKey(y);
+  return a <= b ? [a, b] : [b, a];
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string })?.code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+const taken = (h: string) => new PilotError('HOSTNAME_TAKEN', `hostname ${h} is taken`, 'pick another hostname');
+const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered', 'register first');
+
+export interface SqliteStoreOptions {
+  /** Network new nodes are allocated on (default 0). */
+  network?: number;
+}
+
+export class SqliteStore implements RegistryStore {
+  private readonly db: Database.Database;
+  private readonly network: number;
+
+  /** `file` is a path, or ':memory:' for tests. The directory is created 0700. */
+  constructor(file: string, opts: SqliteStoreOptions = {}) {
+    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    this.db = new Database(file);
+    // Emails and keys: readable by the server user only.
+    if (file !== ':memory:') fs.chmodSync(file, 0o600);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(SCHEMA);
+    this.network = opts.network ?? 0;
+  }
+
+  private row(sql: string, ...args: unknown[]): NodeRecord | undefined {
+    const r = this.db.prepare(sql).get(...args) as NodeRow | undefined;
+    return r ? toRecord(r) : undefined;
+  }
+
+  private byKeySync(publicKey: Buffer): NodeRecord | undefined {
+    return this.row('SELECT * FROM nodes WHERE public_key = ?', publicKey);
+  }
+
+  private allocate(): number {
+    const r = this.db.prepare('SELECT next_node FROM counters WHERE network = ?').get(this.network) as { next_node: number } | undefined;
+    const id = r?.next_node ?? 1;
+    if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
+    this.db.prepare('INSERT INTO counters (network, next_node) VALUES (?, ?) ON CONFLICT(network) DO UPDATE SET next_node = excluded.next_node').run(this.network, id + 1);
+    return id;
+  }
+
+  private readonly registerTx = (input: RegisterInput): NodeRecord =>
+    this.db.transaction((inp: RegisterInput): NodeRecord => {
+      const existing = this.byKeySync(inp.publicKey);
+      if (inp.hostname !== undefined) {
+        const owner = this.row('SELECT * FROM nodes WHERE hostname = ?', inp.hostname);
+        if (owner && !owner.publicKey.equals(inp.publicKey)) throw taken(inp.hostname);
+      }
+      const lan = inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : undefined;
+      if (existing) {
+        this.db
+          .prepare(
+            `UPDATE nodes SET email = ?, hostname = COALESCE(?, hostname), public = COALESCE(?, public), active = 1,
+               last_seen = ?, observed = COALESCE(?, observed), lan_endpoints = COALESCE(?, lan_endpoints)
+             WHERE public_key = ?`,
+          )
+          .run(inp.email, inp.hostname ?? null, inp.public === undefined ? null : inp.public ? 1 : 0, inp.now, inp.observed ?? null, lan ?? null, inp.publicKey);
+      } else {
+        const node = this.allocate();
+        this.db
+          .prepare(
+            `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
+             VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+          )
+          .run(this.network, node, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ? 1 : 0, inp.now, inp.now, inp.observed ?? null, lan ?? '[]');
+      }
+      return this.byKeySync(inp.publicKey)!;
+    })(input);
+
+  async register(input: RegisterInput): Promise<NodeRecord> {
+    try {
+      return this.registerTx(input);
+    } catch (err) {
+      if (isUniqueViolation(err)) throw taken(input.hostname ?? '');
+      throw err;
+    }
+  }
+
+  async getByKey(publicKey: Buffer): Promise<NodeRecord | undefined> {
+    return this.byKeySync(publicKey);
+  }
+
+  async getByAddress(address: Address): Promise<NodeRecord | undefined> {
+    return this.row('SELECT * FROM nodes WHERE network = ? AND node = ?', address.network, address.node);
+  }
+
+  async getByHostname(hostname: string): Promise<NodeRecord | undefined> {
+    return this.row('SELECT * FROM nodes WHERE hostname = ? AND active = 1', hostname);
+  }
+
+  async setHostname(publicKey: Buffer, hostname: string | null): Promise<NodeRecord> {
+    let changes: number;
+    try {
+      changes = this.db.prepare('UPDATE nodes SET hostname = ? WHERE public_key = ? AND active = 1').run(hostname, publicKey).changes;
+    } catch (err) {
+      if (isUniqueViolation(err)) throw taken(hostname ?? '');
+      throw err;
+    }
+    if (changes === 0) throw notRegistered();
+    return this.byKeySync(publicKey)!;
+  }
+
+  async setVisibility(publicKey: Buffer, pub: boolean): Promise<NodeRecord> {
+    const { changes } = this.db.prepare('UPDATE nodes SET public = ? WHERE public_key = ? AND active = 1').run(pub ? 1 : 0, publicKey);
+    if (changes === 0) throw notRegistered();
+    return this.byKeySync(publicKey)!;
+  }
+
+  async touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord> {
+    const lan = input.lanEndpoints !== undefined ? JSON.stringify(input.lanEndpoints) : null;
+    const { changes } = this.db
+      .prepare('UPDATE nodes SET last_seen = ?, observed = ?, lan_endpoints = COALESCE(?, lan_endpoints) WHERE public_key = ? AND active = 1')
+      .run(input.now, input.observed, lan, publicKey);
+    if (changes === 0) throw notRegistered();
+    return this.byKeySync(publicKey)!;
+  }
+
+  async deregister(publicKey: Buffer): Promise<void> {
+    const { changes } = this.db
+      .prepare("UPDATE nodes SET active = 0, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = ? AND active = 1")
+      .run(publicKey);
+    if (changes === 0) throw notRegistered();
+  }
+
+  // ---------------- trust ----------------
+
+  async putTrustPair(pair: TrustPair): Promise<void> {
+    const [a, b] = ordered(pair.a, pair.b);
+    const swapped = a !== addressKey(pair.a);
+    const sigA = swapped ? pair.sigB : pair.sigA;
+    const sigB = swapped ? pair.sigA : pair.sigB;
+    this.db
+      .prepare('INSERT INTO trust_pairs (a, b, sig_a, sig_b, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT(a, b) DO UPDATE SET sig_a = excluded.sig_a, sig_b = excluded.sig_b, created = excluded.created')
+      .run(a, b, sigA, sigB, pair.created);
+  }
+
+  private pairRow(r: { a: number; b: number; sig_a: Buffer; sig_b: Buffer; created: number }): TrustPair {
+    return { a: fromKey(r.a), b: fromKey(r.b), sigA: Buffer.from(r.sig_a), sigB: Buffer.from(r.sig_b), created: r.created };
+  }
+
+  async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
+    const [a, b] = ordered(x, y);
+    const r = this.db.prepare('SELECT * FROM trust_pairs WHERE a = ? AND b = ?').get(a, b) as Parameters<SqliteStore['pairRow']>[0] | undefined;
+    return r ? this.pairRow(r) : undefined;
+  }
+
+  async deleteTrustPair(x: Address, y: Address): Promise<boolean> {
+    const [a, b] = ordered(x, y);
+    return this.db.prepare('DELETE FROM trust_pairs WHERE a = ? AND b = ?').run(a, b).changes > 0;
+  }
+
+  async listTrustPairs(node: Address): Promise<TrustPair[]> {
+    const k = addressKey(node);
+    const rows = this.db.prepare('SELECT * FROM trust_pairs WHERE a = ? OR b = ? ORDER BY created').all(k, k) as Parameters<SqliteStore['pairRow']>[0][];
+    return rows.map((r) => this.pairRow(r));
+  }
+
+  async putTrustRequest(req: TrustRequest): Promise<void> {
+    this.db
+      .prepare(
+        'INSERT INTO trust_requests (from_addr, to_addr, reason, statement, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT(from_addr, to_addr) DO UPDATE SET reason = excluded.reason, statement = excluded.statement, created = excluded.created',
+      )
+      .run(addressKey(req.from), addressKey(req.to), req.reason, req.statement, req.created);
+  }
+
+  private requestRow(r: { from_addr: number; to_addr: number; reason: string; statement: string; created: number }): TrustRequest {
+    return { from: fromKey(r.from_addr), to: fromKey(r.to_addr), reason: r.reason, statement: r.statement, created: r.created };
+  }
+
+  async getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined> {
+    const r = this.db.prepare('SELECT * FROM trust_requests WHERE from_addr = ? AND to_addr = ?').get(addressKey(from), addressKey(to)) as
+      | Parameters<SqliteStore['requestRow']>[0]
+      | undefined;
+    return r ? this.requestRow(r) : undefined;
+  }
+
+  async listTrustRequestsTo(to: Address): Promise<TrustRequest[]> {
+    const rows = this.db.prepare('SELECT * FROM trust_requests WHERE to_addr = ? ORDER BY created').all(addressKey(to)) as Parameters<SqliteStore['requestRow']>[0][];
+    return rows.map((r) => this.requestRow(r));
+  }
+
+  async deleteTrustRequest(from: Address, to: Address): Promise<boolean> {
+    return this.db.prepare('DELETE FROM trust_requests WHERE from_addr = ? AND to_addr = ?').run(addressKey(from), addressKey(to)).changes > 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,84 @@
+// Persistence interface of the registry. The SQLite store implements it now, a
+// PostgreSQL one later, so every method is async-friendly (returns a Promise).
+// The store is the source of truth for identities; liveness lives in memory.
+import type { Address } from '../wire/address.ts';
+
+export interface NodeRecord {
+  address: Address;
+  publicKey: Buffer; // 32-byte Ed25519
+  email: string;
+  hostname: string | null;
+  public: boolean;
+  /** false after deregister: the key keeps its address, but the node is hidden until it registers again. */
+  active: boolean;
+  created: number; // ms
+  lastSeen: number; // ms, 0 = never
+  observed: string | null; // last "ip:port" the rendezvous saw
+  lanEndpoints: string[];
+}
+
+export interface RegisterInput {
+  publicKey: Buffer;
+  email: string;
+  /** undefined = keep the current hostname; a value must already be normalised. */
+  hostname?: string;
+  public?: boolean;
+  lanEndpoints?: string[];
+  observed?: string;
+  now: number;
+}
+
+export interface TouchInput {
+  observed: string;
+  lanEndpoints?: string[];
+  now: number;
+}
+
+export interface TrustPair {
+  a: Address; // the lower address of the pair
+  b: Address;
+  sigA: Buffer;
+  sigB: Buffer;
+  created: number;
+}
+
+export interface TrustRequest {
+  from: Address;
+  to: Address;
+  reason: string;
+  statement: string; // the signed statement text, as received
+  created: number;
+}
+
+export interface RegistryStore {
+  /**
+   * Creates the node (allocating the next node id on `network`) or refreshes it;
+   * the same public key always gets the same address back.
+   * Throws PilotError HOSTNAME_TAKEN when the hostname belongs to another key.
+   */
+  register(input: RegisterInput): Promise<NodeRecord>;
+  getByKey(publicKey: Buffer): Promise<NodeRecord | undefined>;
+  getByAddress(address: Address): Promise<NodeRecord | undefined>;
+  /** Active nodes only. */
+  getByHostname(hostname: string): Promise<NodeRecord | undefined>;
+  /** null clears. Throws HOSTNAME_TAKEN / NOT_REGISTERED. */
+  setHostname(publicKey: Buffer, hostname: string | null): Promise<NodeRecord>;
+  setVisibility(publicKey: Buffer, pub: boolean): Promise<NodeRecord>;
+  /** Records a heartbeat. Throws NOT_REGISTERED. */
+  touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord>;
+  /** Marks inactive and releases the hostname; the address stays bound to the key. */
+  deregister(publicKey: Buffer): Promise<void>;
+
+  // Trust (used by a later issue; no server methods yet). Pairs are unordered:
+  // the store keeps them with a < b.
+  putTrustPair(pair: TrustPair): Promise<void>;
+  getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined>;
+  deleteTrustPair(x: Address, y: Address): Promise<boolean>;
+  listTrustPairs(node: Address): Promise<TrustPair[]>;
+  putTrustRequest(req: TrustRequest): Promise<void>;
+  getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined>;
+  listTrustRequestsTo(to: Address): Promise<TrustRequest[]>;
+  deleteTrustRequest(from: Address, to: Address): Promise<boolean>;
+
+  close(): Promise<void>;
+}

@@ -1,0 +1,55 @@
+// Token buckets: one per source IP for registry requests, one per node for relay bytes.
+export interface Rate {
+  perSec: number;
+  burst: number;
+}
+
+export class TokenBucket {
+  private tokens: number;
+  private last: number;
+  private readonly rate: Rate;
+  constructor(rate: Rate, now = Date.now()) {
+    this.rate = rate;
+    this.tokens = rate.burst;
+    this.last = now;
+  }
+  take(cost = 1, now = Date.now()): boolean {
+    this.tokens = Math.min(this.rate.burst, this.tokens + ((now - this.last) / 1000) * this.rate.perSec);
+    this.last = now;
+    if (this.tokens < cost) return false;
+    this.tokens -= cost;
+    return true;
+  }
+  /** True when the bucket has refilled completely (forgetting it loses nothing). */
+  idle(now = Date.now()): boolean {
+    return this.tokens + ((now - this.last) / 1000) * this.rate.perSec >= this.rate.burst;
+  }
+}
+
+/** Buckets keyed by a string, bounded in number: full buckets are forgotten on prune. */
+export class KeyedLimiter {
+  private readonly buckets = new Map<string, TokenBucket>();
+  private readonly rate: Rate;
+  private readonly maxKeys: number;
+  constructor(rate: Rate, maxKeys = 100_000) {
+    this.rate = rate;
+    this.maxKeys = maxKeys;
+  }
+  take(key: string, cost = 1, now = Date.now()): boolean {
+    let b = this.buckets.get(key);
+    if (!b) {
+      if (this.buckets.size >= this.maxKeys) this.prune(now);
+      // Still full of busy keys: refuse newcomers rather than grow without bound.
+      if (this.buckets.size >= this.maxKeys) return false;
+      b = new TokenBucket(this.rate, now);
+      this.buckets.set(key, b);
+    }
+    return b.take(cost, now);
+  }
+  prune(now = Date.now()): void {
+    for (const [k, b] of this.buckets) if (b.idle(now)) this.buckets.delete(k);
+  }
+  get size(): number {
+    return this.buckets.size;
+  }
+}

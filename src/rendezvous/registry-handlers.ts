@@ -1,0 +1,120 @@
+// The signed registry methods. Each gets an already verified statement (the
+// key in it is proven) and returns the JSON result, or throws a PilotError.
+import { PilotError } from '../util/errors.ts';
+import { formatAddress, parseAddress } from '../wire/address.ts';
+import { normalizeHostname } from '../registry/hostname.ts';
+import { ONLINE_MS, ParamSchemas, zodError, type SignedMethod, type Statement } from '../registry/protocol.ts';
+import type { NodeRecord, RegistryStore } from '../registry/store.ts';
+import { isOnline, type OnlineIndex } from './online-index.ts';
+import type { Link } from './link.ts';
+
+/** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
+const PERSIST_EVERY_MS = 5 * ONLINE_MS;
+
+export interface HandlerContext {
+  store: RegistryStore;
+  online: OnlineIndex;
+}
+
+type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number) => Promise<Record<string, unknown>>;
+
+const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
+
+function markSeen(ctx: HandlerContext, rec: NodeRecord, link: Link, now: number, persisted: boolean): void {
+  ctx.online.seen({ address: rec.address, keyB64: rec.publicKey.toString('base64'), link, lanEndpoints: rec.lanEndpoints, now, persisted });
+}
+
+const handlers: Record<SignedMethod, Handler> = {
+  async register(ctx, key, p, link, now) {
+    const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
+    const rec = await ctx.store.register({ publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now });
+    markSeen(ctx, rec, link, now, true);
+    return { address: formatAddress(rec.address), observed: link.observed, hostname: rec.hostname, public: rec.public };
+  },
+
+  async heartbeat(ctx, key, p, link, now) {
+    const keyB64 = key.toString('base64');
+    const entry = ctx.online.getByKey(keyB64);
+    const lan: string[] | undefined = p.lanEndpoints;
+    const unchanged =
+      entry !== undefined &&
+      entry.link?.id === link.id &&
+      (lan === undefined || JSON.stringify(lan) === JSON.stringify(entry.lanEndpoints)) &&
+      now - entry.persistedAt < PERSIST_EVERY_MS;
+    if (unchanged) {
+      // Known, same path, recently persisted: memory only (spares an fsync per heartbeat).
+      ctx.online.seen({ address: entry.address, keyB64, link, lanEndpoints: entry.lanEndpoints, now, persisted: false });
+    } else {
+      const rec = await ctx.store.touch(key, { observed: link.observed, lanEndpoints: lan, now }).catch((err) => {
+        throw err instanceof PilotError && err.code === 'NOT_REGISTERED' ? notRegistered() : err;
+      });
+      markSeen(ctx, rec, link, now, true);
+    }
+    return { observed: link.observed };
+  },
+
+  async set_hostname(ctx, key, p, link) {
+    const rec = await ctx.store.setHostname(key, normalizeHostname(p.hostname));
+    return { hostname: rec.hostname, observed: link.observed };
+  },
+
+  async clear_hostname(ctx, key, _p, link) {
+    const rec = await ctx.store.setHostname(key, null);
+    return { hostname: rec.hostname, observed: link.observed };
+  },
+
+  async set_visibility(ctx, key, p, link) {
+    const rec = await ctx.store.setVisibility(key, p.public);
+    return { public: rec.public, observed: link.observed };
+  },
+
+  async resolve(ctx, key, p, link, now) {
+    const caller = await ctx.store.getByKey(key);
+    if (!caller?.active) throw notRegistered();
+    let rec: NodeRecord | undefined;
+    let what: string;
+    if (p.address !== undefined) {
+      what = `address ${p.address}`;
+      rec = await ctx.store.getByAddress(parseAddress(p.address));
+    } else if (p.hostname !== undefined) {
+      const h = normalizeHostname(p.hostname);
+      what = `hostname ${h}`;
+      rec = await ctx.store.getByHostname(h);
+    } else {
+      what = 'that public key';
+      rec = await ctx.store.getByKey(Buffer.from(p.publicKey, 'base64'));
+    }
+    if (!rec || !rec.active) throw new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
+    const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
+    const online = entry !== undefined && isOnline(entry, now);
+    const observed = entry?.link?.observed ?? rec.observed;
+    const lan = entry?.lanEndpoints ?? rec.lanEndpoints;
+    const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
+    return {
+      address: formatAddress(rec.address),
+      publicKey: rec.publicKey.toString('base64'),
+      hostname: rec.hostname,
+      public: rec.public,
+      endpoints,
+      online,
+      lastSeen: Math.max(entry?.lastSeen ?? 0, rec.lastSeen),
+      observed: link.observed,
+    };
+  },
+
+  async deregister(ctx, key, _p, link) {
+    await ctx.store.deregister(key);
+    ctx.online.remove(key.toString('base64'));
+    return { observed: link.observed };
+  },
+};
+
+export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link, now: number): Promise<Record<string, unknown>> {
+  if (!Object.hasOwn(handlers, stmt.method)) {
+    throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(stmt.method)}`, `methods: hello, ${Object.keys(handlers).join(', ')}`);
+  }
+  const method = stmt.method as SignedMethod;
+  const parsed = ParamSchemas[method].safeParse(stmt.params);
+  if (!parsed.success) throw zodError(parsed.error, `${method} params`);
+  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.data, link, now);
+}

@@ -1,0 +1,42 @@
+// The rendezvous server's Ed25519 key, persisted 0600 in its data dir so that
+// daemons can pin it. Lost key = every daemon has to re-pin (by design, loudly).
+import fs from 'node:fs';
+import path from 'node:path';
+import sodium from 'sodium-native';
+import { PilotError } from '../util/errors.ts';
+import { generateIdentity, type Identity } from '../registry/signing.ts';
+
+export const SERVER_KEY_FILE = 'server.key';
+
+export function loadOrCreateServerIdentity(dataDir: string): Identity {
+  fs.mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = path.join(dataDir, SERVER_KEY_FILE);
+  let text: string | undefined;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (text !== undefined) {
+    const secretKey = Buffer.from(text.trim(), 'base64');
+    if (secretKey.length !== sodium.crypto_sign_SECRETKEYBYTES) {
+      throw new PilotError('BAD_ARGUMENT', `${file} does not hold an Ed25519 secret key`, 'restore the file from a backup; deleting it makes every daemon re-pin a new server key');
+    }
+    fs.chmodSync(file, 0o600);
+    const publicKey = Buffer.alloc(sodium.crypto_sign_PUBLICKEYBYTES);
+    sodium.crypto_sign_ed25519_sk_to_pk(publicKey, secretKey);
+    return { publicKey, secretKey };
+  }
+  const id = generateIdentity();
+  // Write-then-rename so a crash never leaves a half-written key behind.
+  const tmp = `${file}.${process.pid}.tmp`;
+  const fd = fs.openSync(tmp, 'wx', 0o600);
+  try {
+    fs.writeSync(fd, id.secretKey.toString('base64') + '\n');
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+  fs.renameSync(tmp, file);
+  return id;
+}

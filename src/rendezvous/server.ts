@@ -1,0 +1,240 @@
+// pilot-rendezvous: registry + beacon + relay on one port number, UDP and TCP.
+// Every packet, whatever the transport, goes through dispatch() on its Link.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import path from 'node:path';
+import { PacketType } from '../wire/packet-types.ts';
+import { silentLogger, type Logger } from '../util/logger.ts';
+import { PilotError } from '../util/errors.ts';
+import { formatEndpoint } from '../registry/endpoint.ts';
+import { buildResponse, errorBody } from '../registry/envelope.ts';
+import type { RegistryStore } from '../registry/store.ts';
+import { SqliteStore } from '../registry/sqlite-store.ts';
+import { loadOrCreateServerIdentity } from './server-identity.ts';
+import { OnlineIndex } from './online-index.ts';
+import { RegistryService, type RegistryCounters } from './registry-service.ts';
+import { DEFAULT_RELAY_RATE, Relay, type RelayCounters } from './relay.ts';
+import { KeyedLimiter, type Rate } from './rate-limit.ts';
+import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
+import type { Link } from './link.ts';
+
+export interface RendezvousOptions {
+  host: string;
+  /** 0 = ephemeral (UDP and TCP still share the number). */
+  port: number;
+  dataDir: string;
+  /** Default: SQLite in dataDir/registry.db (owned and closed by the server). */
+  store?: RegistryStore;
+  logger?: Logger;
+  /** Registry requests per source IP. */
+  requestRate?: Rate;
+  /** Relayed bytes per sending node. */
+  relayRate?: Rate;
+  maxTcpFrame?: number;
+  maxTcpConnections?: number;
+  tcpIdleMs?: number;
+  replayCacheSize?: number;
+}
+
+export interface RendezvousStats {
+  registry: RegistryCounters;
+  relay: RelayCounters;
+  udpIn: number;
+  tcpFramesIn: number;
+  garbage: number;
+  rateLimited: number;
+  tcpConnections: number;
+  online: number;
+}
+
+export interface Rendezvous {
+  host: string;
+  port: number;
+  publicKey: Buffer;
+  stats(): RendezvousStats;
+  push(address: string, event: string, data: unknown): boolean;
+  close(): Promise<void>;
+}
+
+const DEFAULT_REQUEST_RATE: Rate = { perSec: 500, burst: 1000 };
+/** A TCP link with this much unsent data is congested: further packets to it are dropped. */
+const TCP_MAX_BACKLOG = 1 << 20;
+
+export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
+  const log = opts.logger ?? silentLogger();
+  const identity = loadOrCreateServerIdentity(opts.dataDir);
+  const ownsStore = opts.store === undefined;
+  const store = opts.store ?? new SqliteStore(path.join(opts.dataDir, 'registry.db'));
+  const online = new OnlineIndex();
+  const registry = new RegistryService({ identity, store, online, log, replayCacheSize: opts.replayCacheSize });
+  const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE);
+  const requestLimiter = new KeyedLimiter(opts.requestRate ?? DEFAULT_REQUEST_RATE);
+  const maxFrame = opts.maxTcpFrame ?? DEFAULT_MAX_FRAME;
+  const counters = { udpIn: 0, tcpFramesIn: 0, garbage: 0, rateLimited: 0 };
+  const conns = new Set<net.Socket>();
+
+  function dispatch(pkt: Buffer, link: Link, ip: string): void {
+    const type = pkt[0];
+    if (type === PacketType.RelaySend) {
+      relay.handle(pkt, link);
+    } else if (type === PacketType.RegistryRequest) {
+      if (!requestLimiter.take(ip)) {
+        counters.rateLimited++;
+        return;
+      }
+      registry.handle(pkt, link).catch((err) => log.error({ err }, 'registry request crashed'));
+    } else {
+      counters.garbage++;
+    }
+  }
+
+  // ---------------- sockets ----------------
+  const { udp, tcp, port } = await bindBoth(opts.host, opts.port);
+  log.info({ host: opts.host, port }, 'rendezvous listening');
+
+  udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
+  udp.on('message', (msg, rinfo) => {
+    counters.udpIn++;
+    if (msg.length === 0 || msg.length > maxFrame) {
+      counters.garbage++;
+      return;
+    }
+    const link: Link = {
+      kind: 'udp',
+      id: `udp:${rinfo.address}:${rinfo.port}`,
+      observed: formatEndpoint(rinfo.address, rinfo.port),
+      send: (pkt) => {
+        udp.send(pkt, rinfo.port, rinfo.address, (err) => {
+          if (err) log.debug({ err: err.message, to: rinfo.address }, 'udp send failed');
+        });
+        return true;
+      },
+    };
+    dispatch(msg, link, rinfo.address);
+  });
+
+  let connSeq = 0;
+  tcp.maxConnections = opts.maxTcpConnections ?? 10_000;
+  tcp.on('error', (err) => log.warn({ err }, 'tcp server error'));
+  tcp.on('connection', (sock) => {
+    const remote = sock.remoteAddress;
+    const remotePort = sock.remotePort;
+    if (!remote || !remotePort) {
+      sock.destroy();
+      return;
+    }
+    conns.add(sock);
+    sock.setNoDelay(true);
+    sock.setTimeout(opts.tcpIdleMs ?? 90_000, () => sock.destroy());
+    const link: Link = {
+      kind: 'tcp',
+      id: `tcp:${++connSeq}`,
+      observed: formatEndpoint(remote, remotePort),
+      send: (pkt) => {
+        if (sock.destroyed || !sock.writable || sock.writableLength > TCP_MAX_BACKLOG) return false;
+        sock.write(encodeFrame(pkt));
+        return true;
+      },
+    };
+    const decoder = new FrameDecoder(maxFrame);
+    sock.on('data', (data) => {
+      let frames: Buffer[];
+      try {
+        frames = decoder.push(data);
+      } catch (err) {
+        // An oversized frame desynchronises the stream: answer once, then hang up.
+        counters.garbage++;
+        const e = err instanceof PilotError ? err : new PilotError('FRAME_TOO_LARGE', 'bad frame');
+        if (!sock.destroyed) sock.end(encodeFrame(buildResponse(identity, 'x', null, errorBody(new PilotError(e.code, e.message, `frames are at most ${maxFrame} bytes`)))));
+        sock.destroySoon?.();
+        setTimeout(() => sock.destroy(), 1000).unref();
+        return;
+      }
+      for (const f of frames) {
+        counters.tcpFramesIn++;
+        if (f.length === 0) {
+          counters.garbage++;
+          continue;
+        }
+        dispatch(f, link, remote);
+      }
+    });
+    sock.on('error', (err) => log.debug({ err: err.message }, 'tcp connection error'));
+    sock.on('close', () => {
+      conns.delete(sock);
+      online.linkClosed(link.id);
+    });
+  });
+
+  // ---------------- housekeeping ----------------
+  const sweeper = setInterval(() => {
+    const now = Date.now();
+    registry.prune(now);
+    relay.prune(now);
+    requestLimiter.prune(now);
+    online.prune(now);
+  }, 5_000);
+  sweeper.unref();
+
+  let closed = false;
+  return {
+    host: opts.host,
+    port,
+    publicKey: Buffer.from(identity.publicKey),
+    stats: () => ({
+      registry: { ...registry.counters },
+      relay: { ...relay.counters },
+      ...counters,
+      tcpConnections: conns.size,
+      online: online.size,
+    }),
+    push: (address, event, data) => registry.push(address, event, data),
+    async close() {
+      if (closed) return;
+      closed = true;
+      clearInterval(sweeper);
+      for (const s of conns) s.destroy();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+      if (ownsStore) await store.close();
+      log.info('rendezvous closed');
+    },
+  };
+}
+
+/** Binds TCP then UDP on the same port number; with port 0, retries until both get the same one. */
+async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+  const type = net.isIPv6(host) ? 'udp6' : 'udp4';
+  let lastErr: unknown;
+  for (let attempt = 0; attempt < (port === 0 ? 20 : 1); attempt++) {
+    const tcp = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        tcp.once('error', reject);
+        tcp.listen({ host, port, exclusive: true }, () => {
+          tcp.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      throw new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${host}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
+    }
+    const actual = (tcp.address() as net.AddressInfo).port;
+    const udp = dgram.createSocket({ type, reuseAddr: false });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        udp.once('error', reject);
+        udp.bind({ port: actual, address: host, exclusive: true }, () => {
+          udp.off('error', reject);
+          resolve();
+        });
+      });
+      return { udp, tcp, port: actual };
+    } catch (err) {
+      lastErr = err;
+      udp.close();
+      await new Promise<void>((r) => tcp.close(() => r()));
+    }
+  }
+  throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${host}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
+}
+

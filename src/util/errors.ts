@@ -1,0 +1,50 @@
+// Every error that crosses a boundary (CLI --json, SDK, IPC) carries a stable
+// machine-readable code plus a human hint saying what to do about it.
+
+export type ErrorCode =
+  | 'BAD_ADDRESS'
+  | 'BAD_ARGUMENT'
+  | 'BAD_REQUEST'
+  | 'BAD_SIGNATURE'
+  | 'REPLAYED'
+  | 'STALE_REQUEST'
+  | 'NOT_FOUND'
+  | 'HOSTNAME_TAKEN'
+  | 'UNREACHABLE'
+  | 'TIMEOUT'
+  | 'NO_DAEMON'
+  | 'DAEMON_RUNNING'
+  | 'NOT_REGISTERED'
+  | 'CONNECTION_RESET'
+  | 'CONNECTION_REFUSED'
+  | 'NOT_TRUSTED'
+  | 'FRAME_TOO_LARGE'
+  | 'RATE_LIMITED'
+  | 'INTERNAL';
+
+export class PilotError extends Error {
+  readonly code: ErrorCode;
+  readonly hint: string | undefined;
+  constructor(code: ErrorCode, message: string, hint?: string) {
+    super(message);
+    this.name = 'PilotError';
+    this.code = code;
+    this.hint = hint;
+  }
+  toJSON(): { code: ErrorCode; message: string; hint?: string } {
+    return this.hint === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, hint: this.hint };
+  }
+}
+
+/** Normalise anything thrown into a PilotError (unknown errors become INTERNAL). */
+export function asPilotError(err: unknown): PilotError {
+  if (err instanceof PilotError) return err;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (e?.code === 'ECONNREFUSED' || e?.code === 'ENOENT') {
+    return new PilotError('NO_DAEMON', message, 'is the daemon running? start it with: pilotctl daemon start');
+  }
+  return new PilotError('INTERNAL', message);
+}

@@ -1,0 +1,32 @@
+// Run as a process: dial <target>'s echo port (7) through the daemon at
+// <socket>, stream <bytes> random bytes, and print both hashes as JSON.
+import crypto from 'node:crypto';
+import { openPipe } from '../../src/ipc/client.ts';
+
+const [socketPath, target, bytesText] = process.argv.slice(2);
+const total = Number(bytesText);
+const t0 = Date.now();
+const { socket } = await openPipe('dial', { target, port: 7 }, socketPath);
+const sent = crypto.createHash('sha256');
+const echoed = crypto.createHash('sha256');
+let back = 0;
+const done = new Promise<void>((resolve, reject) => {
+  socket.on('data', (c: Buffer) => {
+    back += c.length;
+    echoed.update(c);
+  });
+  socket.on('end', () => resolve());
+  socket.on('error', reject);
+  socket.on('close', () => resolve());
+  socket.resume();
+});
+const block = crypto.randomBytes(64 * 1024);
+for (let n = 0; n < total; n += block.length) {
+  const chunk = block.subarray(0, Math.min(block.length, total - n));
+  sent.update(chunk);
+  if (!socket.write(chunk)) await new Promise((r) => socket.once('drain', r));
+}
+socket.end();
+await done;
+console.log(JSON.stringify({ bytes: back, sentHash: sent.digest('hex'), echoHash: echoed.digest('hex'), seconds: (Date.now() - t0) / 1000 }));
+process.exit(0);

@@ -1,0 +1,104 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { startIpcServer, PipeResult } from '../../src/ipc/server.ts';
+import { IpcClient, openPipe } from '../../src/ipc/client.ts';
+import { PilotError } from '../../src/util/errors.ts';
+
+function tmpSock(): string {
+  return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-ipc-')), 's.sock');
+}
+
+test('requests, events, errors, owner-only socket', async () => {
+  const p = tmpSock();
+  const server = await startIpcServer(p, {
+    add: (params) => (params.a as number) + (params.b as number),
+    count: async (_p, ctx) => {
+      for (let i = 0; i < 3; i++) ctx.emit('tick', { i });
+      return 'done';
+    },
+    boom: () => {
+      throw new PilotError('NOT_FOUND', 'nothing here', 'try elsewhere');
+    },
+  });
+  try {
+    assert.equal(fs.statSync(p).mode & 0o777, 0o600);
+    const c = new IpcClient(p);
+    assert.equal(await c.call('add', { a: 2, b: 3 }), 5);
+    const ticks: unknown[] = [];
+    assert.equal(await c.call('count', {}, (_e, d) => ticks.push(d)), 'done');
+    assert.deepEqual(ticks, [{ i: 0 }, { i: 1 }, { i: 2 }]);
+    await assert.rejects(c.call('boom'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'try elsewhere');
+    await assert.rejects(c.call('nope'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
+    await assert.rejects(c.call('__proto__'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
+    c.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('garbage on the socket gets an error line and the server keeps serving', async () => {
+  const p = tmpSock();
+  const server = await startIpcServer(p, { ping: () => 'pong' });
+  try {
+    const raw = net.connect(p);
+    const reply = await new Promise<string>((resolve) => {
+      let buf = '';
+      raw.on('data', (c) => {
+        buf += c;
+        if (buf.includes('\n')) resolve(buf);
+      });
+      raw.write('this is not json\n');
+    });
+    assert.match(reply, /BAD_REQUEST/);
+    raw.write(Buffer.alloc(2 << 20, 0x41)); // an endless line
+    await new Promise((r) => raw.on('close', r));
+    const c = new IpcClient(p);
+    assert.equal(await c.call('ping'), 'pong');
+    c.close();
+  } finally {
+    await server.close();
+  }
+});
+
+test('a second server on a live socket is refused; a stale socket is replaced', async () => {
+  const p = tmpSock();
+  const server = await startIpcServer(p, {});
+  await assert.rejects(startIpcServer(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'DAEMON_RUNNING');
+  await server.close();
+  fs.writeFileSync(p, '');
+  const again = await startIpcServer(p, { ok: () => true });
+  const c = new IpcClient(p);
+  assert.equal(await c.call('ok'), true);
+  c.close();
+  await again.close();
+});
+
+test('a pipe carries binary bytes both ways with half-close', async () => {
+  const p = tmpSock();
+  const echo = new PassThrough();
+  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, echo) });
+  try {
+    const { socket, result } = await openPipe('dial', {}, p);
+    assert.deepEqual(result, { port: 7 });
+    const payload = Buffer.from([0, 10, 13, 255, 10, 0x80, 0xc3, 10]);
+    const got: Buffer[] = [];
+    socket.on('data', (c: Buffer) => got.push(c));
+    socket.resume(); // openPipe hands the socket back paused so no byte is lost
+    const ended = new Promise((r) => socket.on('end', r));
+    socket.end(payload);
+    await ended;
+    assert.deepEqual(Buffer.concat(got), payload);
+  } finally {
+    await server.close();
+  }
+});
+
+test('no daemon gives NO_DAEMON with a hint', async () => {
+  const c = new IpcClient(path.join(os.tmpdir(), 'definitely-missing.sock'));
+  await assert.rejects(c.call('info'), (e: unknown) => e instanceof PilotError && e.code === 'NO_DAEMON' && /daemon start/.test(e.hint ?? ''));
+});

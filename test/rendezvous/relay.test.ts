@@ -1,0 +1,125 @@
+// Relay between registered nodes (UDP and TCP); everything else is dropped and counted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import { parseAddress, writeAddress, readAddress, formatAddress } from '../../src/wire/address.ts';
+import { startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
+
+function relaySend(dst: string, inner: Buffer): Buffer {
+  const pkt = Buffer.alloc(7 + inner.length);
+  pkt[0] = 0x20;
+  writeAddress(pkt, 1, parseAddress(dst));
+  inner.copy(pkt, 7);
+  return pkt;
+}
+
+const inner = (n = 40, type = 0x12) => Buffer.concat([Buffer.from([type]), Buffer.alloc(n - 1, 0xab)]);
+
+test('relay forwards between registered UDP and TCP nodes', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await udpPeer(s.port);
+  const b = await udpPeer(s.port);
+  const c = await tcpPeer(s.port);
+  t.after(() => a.close());
+  t.after(() => b.close());
+  t.after(() => c.close());
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  const rc = await c.client.register({ email: 'c@example.com' });
+
+  const payload = inner(200);
+  a.sendRaw(relaySend(rb.address, payload));
+  const got = await b.nextPacket(0x21);
+  assert.equal(formatAddress(readAddress(got, 1)), ra.address, 'source address stamped by the relay');
+  assert.deepEqual(got.subarray(7), payload);
+
+  // UDP -> TCP and TCP -> UDP.
+  a.sendRaw(relaySend(rc.address, inner(50, 0x10)));
+  const toC = await c.nextPacket(0x21);
+  assert.equal(formatAddress(readAddress(toC, 1)), ra.address);
+  c.sendRaw(relaySend(ra.address, inner(60, 0x11)));
+  const toA = await a.nextPacket(0x21);
+  assert.equal(formatAddress(readAddress(toA, 1)), rc.address);
+  assert.equal(toA.length, 67);
+  assert.equal(s.stats().relay.forwarded, 3);
+});
+
+test('relay drops unregistered senders, unknown/offline destinations and non-session packets', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await udpPeer(s.port);
+  const b = await udpPeer(s.port);
+  t.after(() => a.close());
+  t.after(() => b.close());
+  await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+
+  // A socket that never registered, claiming nothing: dropped.
+  const stranger = dgram.createSocket('udp4');
+  t.after(() => stranger.close());
+  stranger.send(relaySend(rb.address, inner()), s.port, '127.0.0.1');
+  // A registered identity, but from a socket other than the one it registered from.
+  const impostor = await udpPeer(s.port, { identity: a.identity });
+  t.after(() => impostor.close());
+  impostor.sendRaw(relaySend(rb.address, inner()));
+  // Unknown destination.
+  a.sendRaw(relaySend('0:0000.0000.0063', inner()));
+  // Inner packets that are not session packets (e.g. a forged registry response).
+  a.sendRaw(relaySend(rb.address, inner(40, 0x02)));
+  a.sendRaw(Buffer.from([0x20, 0, 0]));
+  await sleep(200);
+  assert.equal(b.received.filter((p) => p[0] === 0x21).length, 0);
+  const r = s.stats().relay;
+  assert.equal(r.droppedUnknownSource, 2);
+  assert.equal(r.droppedUnknownDestination, 1);
+  assert.equal(r.droppedMalformed, 2);
+  assert.equal(r.forwarded, 0);
+
+  // Deregistered destination is gone.
+  await b.client.deregister();
+  a.sendRaw(relaySend(rb.address, inner()));
+  await sleep(100);
+  assert.equal(s.stats().relay.droppedUnknownDestination, 2);
+});
+
+test('relay source moves with the heartbeat; TCP close takes the node offline', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await udpPeer(s.port);
+  const b = await tcpPeer(s.port);
+  t.after(() => a.close());
+  await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  const moved = await udpPeer(s.port, { identity: a.identity });
+  t.after(() => moved.close());
+  await moved.client.heartbeat({});
+  a.sendRaw(relaySend(rb.address, inner()));
+  moved.sendRaw(relaySend(rb.address, inner()));
+  await b.nextPacket(0x21);
+  await sleep(100);
+  assert.equal(s.stats().relay.droppedUnknownSource, 1, 'the old endpoint no longer speaks for the node');
+  await b.close();
+  await sleep(100);
+  moved.sendRaw(relaySend(rb.address, inner()));
+  await sleep(100);
+  assert.equal(s.stats().relay.droppedUnknownDestination, 1);
+  const r = await moved.client.resolve({ address: rb.address });
+  assert.equal(r.online, false);
+});
+
+test('per-node relay rate limit', async (t) => {
+  const s = await startServer({ relayRate: { perSec: 1, burst: 5000 } });
+  t.after(() => s.close());
+  const a = await udpPeer(s.port);
+  const b = await udpPeer(s.port);
+  t.after(() => a.close());
+  t.after(() => b.close());
+  await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  for (let i = 0; i < 20; i++) a.sendRaw(relaySend(rb.address, inner(993)));
+  await sleep(200);
+  const r = s.stats().relay;
+  assert.equal(r.forwarded, 5);
+  assert.equal(r.droppedRateLimited, 15);
+});
