@@ -117,6 +117,10 @@ export class Daemon extends EventEmitter {
       localAddress: this.address!,
       bootId: this.bootId,
       send: (peerKey: number, packet: Buffer) => this.sendToPeer(peerKey, packet),
+      sendRaw: (packet: Buffer, p: unknown) => {
+        const where = p as Path;
+        if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port);
+      },
       verifyPeer: (address: Address, publicKey: Buffer) => this.verifyPeer(address, publicKey),
     });
     this.sessions.on('message', (peerKey: number, plaintext: Buffer) => {

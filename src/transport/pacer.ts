@@ -1,0 +1,42 @@
+// Token-bucket pacer (RFC 9002 §7.7): spreads a window's worth of packets over
+// the RTT instead of bursting it, so a socket buffer or a shallow router queue
+// is not overrun. Rate = N * cwnd / srtt (N = 2 in slow start, 1.25 after);
+// the bucket holds a couple of milliseconds of sending, at least 10 packets, so
+// timer granularity (~1 ms in Node) never caps the rate.
+const BURST_MS = 2;
+const MIN_BURST_PACKETS = 10;
+
+export class Pacer {
+  private tokens: number;
+  private capacity: number;
+  /** bytes per ms */
+  private rate = Infinity;
+  private last = 0;
+
+  constructor(mss: number) {
+    this.capacity = MIN_BURST_PACKETS * mss;
+    this.tokens = this.capacity;
+  }
+
+  /** Refreshes the rate and adds the tokens earned since the last call. */
+  refill(now: number, cwnd: number, srtt: number, mss: number, slowStart: boolean): void {
+    this.rate = ((slowStart ? 2 : 1.25) * cwnd) / Math.max(srtt, 0.001);
+    this.capacity = Math.max(MIN_BURST_PACKETS * mss, this.rate * BURST_MS);
+    const elapsed = now - this.last;
+    this.last = now;
+    if (elapsed > 0) this.tokens = Math.min(this.capacity, this.tokens + elapsed * this.rate);
+  }
+
+  canSend(bytes: number): boolean {
+    return this.tokens >= bytes;
+  }
+
+  consume(bytes: number): void {
+    this.tokens -= bytes;
+  }
+
+  /** When enough tokens for `bytes` will have accrued. */
+  nextSendTime(bytes: number): number {
+    return this.last + Math.max(0, bytes - this.tokens) / this.rate;
+  }
+}

@@ -1,0 +1,166 @@
+// Loss detection after RFC 9002 §6 and Appendix A: processes ACK ranges,
+// takes RTT samples, declares packets lost by packet threshold (3) or time
+// threshold (9/8 RTT), runs the probe timeout with exponential backoff and
+// detects persistent congestion. What a lost packet carried is requeued by the
+// connection (handler), never the packet itself.
+import { NewReno } from './congestion.ts';
+import { RttEstimator, GRANULARITY_MS } from './rtt.ts';
+import { SentLog, type SentPacket } from './sent-packets.ts';
+
+const PACKET_THRESHOLD = 3;
+const PERSISTENT_CONGESTION_THRESHOLD = 3;
+/** Longest probe timeout after backoff. */
+const MAX_PTO_MS = 60_000;
+
+export interface RecoveryHandler {
+  onPacketAcked(p: SentPacket): void;
+  onPacketLost(p: SentPacket): void;
+}
+
+export class Recovery {
+  readonly rtt = new RttEstimator();
+  readonly cc: NewReno;
+  readonly log = new SentLog();
+  readonly maxAckDelay: number;
+  largestAcked = -1;
+  /** Earliest time an outstanding packet will pass the time threshold. */
+  lossTime = Infinity;
+  ptoCount = 0;
+  lastAckElicitingTime = 0;
+  ackElicitingInFlight = 0;
+  packetsLost = 0;
+  private readonly handler: RecoveryHandler;
+
+  constructor(mss: number, maxAckDelay: number, handler: RecoveryHandler) {
+    this.cc = new NewReno(mss);
+    this.maxAckDelay = maxAckDelay;
+    this.handler = handler;
+  }
+
+  onPacketSent(p: SentPacket): void {
+    this.log.push(p);
+    if (p.inFlight) this.cc.onSent(p.size);
+    if (p.ackEliciting) {
+      this.ackElicitingInFlight++;
+      this.lastAckElicitingTime = p.time;
+    }
+  }
+
+  /**
+   * Applies one ACK frame. ranges holds [hi, lo] pairs (highest first) from index start, count pairs.
+   * Returns false if it acknowledged a packet we never sent (a protocol violation; ignored otherwise).
+   */
+  onAck(ranges: number[], start: number, count: number, ackDelayMs: number, now: number): boolean {
+    const log = this.log;
+    let valid = true;
+    const largest = ranges[start]!;
+    if (largest >= log.next) valid = false;
+    let newlyAcked = false;
+    let rttSampled = false;
+    let elicitingAcked = false;
+    for (let k = 0; k < count; k++) {
+      const hi = Math.min(ranges[start + 2 * k]!, log.next - 1);
+      const lo = Math.max(ranges[start + 2 * k + 1]!, log.base);
+      for (let pn = hi; pn >= lo; pn--) {
+        const p = log.get(pn);
+        if (p === undefined) continue;
+        if (!newlyAcked) {
+          newlyAcked = true;
+          // RTT sample only from the largest acked packet, if newly acked (RFC 9002 §5.1)
+          if (pn === largest && largest > this.largestAcked && p.ackEliciting) {
+            this.rtt.update(now - p.time, ackDelayMs, this.maxAckDelay);
+            rttSampled = true;
+          }
+        }
+        if (p.ackEliciting) {
+          this.ackElicitingInFlight--;
+          elicitingAcked = true;
+        }
+        log.remove(pn);
+        if (p.inFlight) this.cc.onAcked(p.size, p.time);
+        this.handler.onPacketAcked(p);
+        log.release(p);
+      }
+    }
+    if (valid && largest > this.largestAcked) this.largestAcked = largest;
+    if (!newlyAcked) return valid;
+    void rttSampled;
+    if (elicitingAcked) this.ptoCount = 0;
+    this.detectLoss(now);
+    return valid;
+  }
+
+  /** Declares lost what passed the packet or time threshold; sets lossTime for the rest. */
+  detectLoss(now: number): void {
+    const log = this.log;
+    const lossDelay = this.rtt.lossDelay();
+    const lostBefore = now - lossDelay;
+    this.lossTime = Infinity;
+    const end = Math.min(this.largestAcked, log.next - 1);
+    let newestLostTime = -Infinity;
+    let firstLostTime = Infinity;
+    let contiguous = true;
+    let sawLost = false;
+    for (let pn = log.base; pn < end; pn++) {
+      const p = log.get(pn);
+      if (p === undefined) {
+        if (sawLost) contiguous = false; // acked in between: not one long outage
+        continue;
+      }
+      if (p.time <= lostBefore || this.largestAcked >= pn + PACKET_THRESHOLD) {
+        log.remove(pn);
+        this.packetsLost++;
+        if (p.ackEliciting) this.ackElicitingInFlight--;
+        if (p.inFlight) {
+          this.cc.onRemoved(p.size);
+          sawLost = true;
+          if (p.time > newestLostTime) newestLostTime = p.time;
+          if (p.time < firstLostTime) firstLostTime = p.time;
+        }
+        this.handler.onPacketLost(p);
+        log.release(p);
+      } else {
+        if (sawLost) contiguous = false;
+        const t = p.time + lossDelay;
+        if (t < this.lossTime) this.lossTime = t;
+      }
+    }
+    if (!sawLost) return;
+    this.cc.onCongestionEvent(newestLostTime, now);
+    const pcDuration =
+      (this.rtt.smoothed + Math.max(4 * this.rtt.variance, GRANULARITY_MS) + this.maxAckDelay) * PERSISTENT_CONGESTION_THRESHOLD;
+    if (contiguous && this.rtt.hasSample && newestLostTime - firstLostTime > pcDuration) this.cc.onPersistentCongestion(now);
+  }
+
+  /** When the loss-detection timer wants to run (Infinity: not armed). */
+  deadline(): number {
+    if (this.lossTime !== Infinity) return this.lossTime;
+    if (this.ackElicitingInFlight <= 0) return Infinity;
+    return this.lastAckElicitingTime + this.ptoInterval();
+  }
+
+  ptoInterval(): number {
+    return Math.min(this.rtt.pto(this.maxAckDelay) * 2 ** Math.min(this.ptoCount, 16), MAX_PTO_MS);
+  }
+
+  /** Runs the loss-detection timer; true when a probe timeout fired (the caller sends probes). */
+  onTimeout(now: number): boolean {
+    if (this.lossTime !== Infinity) {
+      if (now >= this.lossTime) this.detectLoss(now);
+      return false;
+    }
+    if (this.ackElicitingInFlight <= 0 || now < this.lastAckElicitingTime + this.ptoInterval()) return false;
+    this.ptoCount++;
+    return true;
+  }
+
+  /** Oldest outstanding ack-eliciting packet (what a probe should repeat). */
+  oldestUnacked(): SentPacket | undefined {
+    const log = this.log;
+    for (let pn = log.base; pn < log.next; pn++) {
+      const p = log.get(pn);
+      if (p !== undefined && p.ackEliciting) return p;
+    }
+    return undefined;
+  }
+}
