@@ -50,11 +50,16 @@ async function main(): Promise<void> {
   console.log(`  pilot-rendezvous listening on ${registry}`);
 
   banner('2. two agents start their daemons and get permanent addresses');
-  pilotctl('alpha', ['daemon', 'start', '--registry', registry, '--email', 'alpha@example.com', '--hostname', 'agent-alpha', '--listen', '127.0.0.1:0']);
+  pilotctl('alpha', ['daemon', 'start', '--registry', registry, '--email', 'alpha@example.com', '--hostname', 'agent-alpha', '--public', '--listen', '127.0.0.1:0']);
   pilotctl('beta', ['daemon', 'start', '--registry', registry, '--email', 'beta@example.com', '--hostname', 'agent-beta', '--listen', '127.0.0.1:0']);
 
-  banner('3. beta looks alpha up by hostname');
+  banner('3. beta looks up the public agent-alpha and asks for trust (zero trust by default)');
   pilotctl('beta', ['find', 'agent-alpha']);
+  pilotctl('beta', ['send', 'agent-alpha', '1000', '--data', 'before trust'], { allowFail: true });
+  pilotctl('beta', ['handshake', 'agent-alpha', 'demo: may I talk to you?']);
+  pilotctl('alpha', ['pending']);
+  pilotctl('alpha', ['approve', 'agent-beta']);
+  pilotctl('beta', ['trust']);
 
   banner('4. ping over the encrypted tunnel (Noise IK session, echo on virtual port 7)');
   pilotctl('beta', ['ping', 'agent-alpha', '--count', '3', '--interval', '200ms']);

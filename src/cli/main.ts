@@ -246,6 +246,70 @@ export function buildProgram(json = false): Command {
       }),
     );
   program
+    .command('handshake <target> [reason]')
+    .description('ask a node for mutual trust (nothing passes between untrusted nodes)')
+    .action(
+      run(async (_g, out, client, target: string, reason: string | undefined) => {
+        const r = await client().call<{ status: string; peer: string }>('handshake', { target, ...(reason ? { reason } : {}) });
+        ok(out, r, () => (r.status === 'trusted' ? `trusted: ${target} (${r.peer})` : `trust request sent to ${target} (${r.peer}); waiting for approval`));
+      }),
+    );
+  program
+    .command('pending')
+    .description('trust requests waiting for your answer (and yours waiting for others)')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call<{ incoming: Array<Record<string, unknown>>; outgoing: Array<Record<string, unknown>> }>('pending');
+        ok(out, r, () =>
+          [
+            r.incoming.length === 0 ? 'no pending requests' : 'FROM               HOSTNAME         RECEIVED                  REASON',
+            ...r.incoming.map((p) => `${String(p.from).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${new Date(Number(p.created)).toISOString().padEnd(25)} ${p.reason ?? ''}`),
+            ...(r.outgoing.length ? ['', `waiting on: ${r.outgoing.map((o) => `${o.to}${o.hostname ? ` (${o.hostname})` : ''}`).join(', ')}`] : []),
+          ].join('\n'),
+        );
+      }),
+    );
+  program
+    .command('approve <node>')
+    .description('approve a pending trust request (node: address, id or hostname)')
+    .action(
+      run(async (_g, out, client, node: string) => {
+        const r = await client().call<{ peer: string }>('approve', { node });
+        ok(out, r, () => `trusted: ${r.peer}`);
+      }),
+    );
+  program
+    .command('reject <node> [reason]')
+    .description('reject a pending trust request')
+    .action(
+      run(async (_g, out, client, node: string, reason: string | undefined) => {
+        const r = await client().call<{ peer: string }>('reject', { node, ...(reason ? { reason } : {}) });
+        ok(out, r, () => `rejected: ${r.peer}`);
+      }),
+    );
+  program
+    .command('trust')
+    .description('trusted peers')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call<{ trusted: Array<Record<string, unknown>> }>('trust');
+        ok(out, r, () =>
+          r.trusted.length === 0
+            ? 'no trusted peers'
+            : ['NODE ID     ADDRESS            HOSTNAME         SINCE                     MUTUAL', ...r.trusted.map((t) => `${String(parseInt(String(t.peer).split('.').slice(1).join(''), 16)).padEnd(11)} ${String(t.peer).padEnd(18)} ${String(t.hostname ?? '-').padEnd(16)} ${new Date(Number(t.since)).toISOString().padEnd(25)} ${t.mutual ? 'yes' : 'no'}`)].join('\n'),
+        );
+      }),
+    );
+  program
+    .command('untrust <node>')
+    .description('revoke trust: the session closes and nothing more passes')
+    .action(
+      run(async (_g, out, client, node: string) => {
+        const r = await client().call<{ peer: string }>('untrust', { node });
+        ok(out, r, () => `trust revoked: ${r.peer}`);
+      }),
+    );
+  program
     .command('version')
     .description('print the version')
     .action(

@@ -22,8 +22,10 @@ import { PortTable, type IncomingStream } from './ports.ts';
 import { describePath, parseEndpoint, samePath, type Path } from './paths.ts';
 import { startEcho } from './services/echo.ts';
 import { startSink } from './services/sink.ts';
-import { resolveTargetText, type ResolvedNode } from './targets.ts';
+import { parseTarget, resolveTargetText, type ResolvedNode } from './targets.ts';
 import { VERSION } from './version.ts';
+import { TrustBook } from './trust.ts';
+import { ECHO_PORT } from './services/echo.ts';
 
 const HEARTBEAT_MS = 20_000;
 const RESOLVE_TTL_MS = 30_000;
@@ -36,6 +38,8 @@ export interface Peer {
   hostname: string | undefined;
   candidates: HostPort[];
   path: Path | undefined;
+  /** Public nodes may be pinged by anyone (echo only); everything else needs trust. */
+  public: boolean;
   conn: Connection;
   resolvedAt: number;
   lastSeen: number;
@@ -53,6 +57,7 @@ export class Daemon extends EventEmitter {
   readonly log: Logger;
   readonly identity: Identity;
   readonly ports = new PortTable();
+  readonly trust: TrustBook;
   readonly bootId = crypto.randomBytes(8);
   readonly startedAt = Date.now();
   readonly version = VERSION;
@@ -66,7 +71,7 @@ export class Daemon extends EventEmitter {
   private readonly peers = new Map<number, Peer>();
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopServices: Array<() => void> = [];
-  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0 };
+  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, refusedUntrusted: 0 };
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -74,6 +79,7 @@ export class Daemon extends EventEmitter {
     this.config = opts.config;
     this.log = opts.logger;
     this.identity = loadOrCreateIdentity(opts.home);
+    this.trust = new TrustBook(opts.home);
     this.socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
   }
 
@@ -103,7 +109,7 @@ export class Daemon extends EventEmitter {
       send: (pkt: Buffer) => this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port),
       ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
     });
-    this.registry.on('push', (push: unknown) => this.emit('push', push));
+    this.registry.on('push', (push: { event: string; data: Record<string, unknown> }) => this.onPush(push));
 
     if (!this.config.serverKey) {
       const hello = await this.registry.hello();
@@ -160,8 +166,122 @@ export class Daemon extends EventEmitter {
     this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => void this.sendDatagram(to, src, dst, data).catch(() => {})));
     this.stopServices.push(startSink(this.ports));
 
+    this.trust.on('revoked', (peer: string) => this.dropPeer(peer));
+    await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
+
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
+  }
+
+  // ---------- trust ----------
+
+  /** Pull the registry's view (trust pairs, pending requests both ways). */
+  async syncTrust(): Promise<void> {
+    const [list, pending] = await Promise.all([this.registry.trustList(), this.registry.trustPending()]);
+    this.trust.replace(
+      list.trusted.map((t) => ({ peer: t.peer, hostname: t.hostname ?? null, since: t.since, mutual: true })),
+      pending.incoming.map((p) => ({ from: p.from, hostname: p.hostname ?? null, reason: p.reason ?? null, created: p.created })),
+      pending.outgoing.map((o) => ({ to: o.to, hostname: o.hostname ?? null, reason: o.reason ?? null, created: o.created })),
+    );
+  }
+
+  private onPush(push: { event: string; data: Record<string, unknown> }): void {
+    const d = push.data ?? {};
+    const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+    this.log.info({ event: push.event, data: d }, 'registry push');
+    switch (push.event) {
+      case 'trust_request': {
+        const from = str(d.from);
+        if (from) this.trust.addIncoming({ from, hostname: str(d.hostname), reason: str(d.reason), created: typeof d.created === 'number' ? d.created : Date.now() });
+        break;
+      }
+      case 'trust_approved': {
+        const peer = str(d.peer);
+        if (peer) this.trust.addTrusted(peer, str(d.hostname));
+        break;
+      }
+      case 'trust_rejected': {
+        const peer = str(d.peer);
+        if (peer) this.trust.removeOutgoing(peer);
+        break;
+      }
+      case 'trust_revoked': {
+        const peer = str(d.peer);
+        if (peer) this.trust.removeTrusted(peer);
+        break;
+      }
+    }
+    this.emit('push', push);
+  }
+
+  isTrusted(address: Address): boolean {
+    return this.trust.isTrusted(formatAddress(address));
+  }
+
+  /** Tear down everything we have with a peer (trust revoked). */
+  private dropPeer(peerText: string): void {
+    let key: number;
+    try {
+      key = addressKey(parseAddress(peerText));
+    } catch {
+      return;
+    }
+    const peer = this.peers.get(key);
+    this.sessions?.closeSession(key);
+    if (peer) {
+      peer.conn.reset('trust revoked');
+      peer.conn.close();
+      this.peers.delete(key);
+    }
+    this.log.info({ peer: peerText }, 'trust revoked: session closed');
+  }
+
+  async trustRequest(target: string, reason?: string): Promise<{ status: string; peer: string }> {
+    const addr = await this.addressOfTarget(target);
+    const r = await this.registry.trustRequest(formatAddress(addr), reason);
+    if (r.status === 'trusted') this.trust.addTrusted(formatAddress(addr), null);
+    else this.trust.addOutgoing({ to: formatAddress(addr), hostname: null, reason: reason ?? null, created: Date.now() });
+    await this.syncTrust().catch(() => {});
+    return { status: r.status, peer: formatAddress(addr) };
+  }
+
+  async trustApprove(node: string): Promise<{ status: string; peer: string }> {
+    const addr = this.addressOfPending(node);
+    const r = await this.registry.trustApprove(addr);
+    const pend = this.trust.listIncoming().find((p) => p.from === addr);
+    this.trust.addTrusted(addr, pend?.hostname ?? null);
+    return { status: r.status, peer: addr };
+  }
+
+  async trustReject(node: string, reason?: string): Promise<{ status: string; peer: string }> {
+    const addr = this.addressOfPending(node);
+    await this.registry.trustReject(addr, reason);
+    this.trust.removeIncoming(addr);
+    return { status: 'rejected', peer: addr };
+  }
+
+  async trustRevoke(node: string): Promise<{ status: string; peer: string }> {
+    const known = this.trust.listTrusted().find((t) => t.peer === node || t.hostname === node);
+    const addr = known ? known.peer : formatAddress(await this.addressOfTarget(node));
+    await this.registry.trustRevoke(addr);
+    this.trust.removeTrusted(addr);
+    return { status: 'revoked', peer: addr };
+  }
+
+  /** A pending requester named by address, node id or the hostname it sent. */
+  private addressOfPending(node: string): string {
+    const pend = this.trust.listIncoming();
+    const byHost = pend.find((p) => p.hostname === node);
+    if (byHost) return byHost.from;
+    const t = parseTarget(node, this.address?.network ?? 0);
+    if ('address' in t) return formatAddress(t.address);
+    throw new PilotError('NOT_FOUND', `no pending trust request from ${node}`, 'see: pilotctl pending');
+  }
+
+  private async addressOfTarget(target: string): Promise<Address> {
+    const t = parseTarget(target, this.address?.network ?? 0);
+    if ('address' in t) return t.address;
+    return (await this.resolve({ hostname: t.hostname })).address;
   }
 
   /**
@@ -228,6 +348,7 @@ export class Daemon extends EventEmitter {
       const res = await this.registry.heartbeat({ lanEndpoints: this.lanEndpoints() });
       this.observed = res.observed;
       this.registryOnline = true;
+      await this.syncTrust();
     } catch (err) {
       const code = (err as PilotError).code;
       this.registryOnline = false;
@@ -271,6 +392,11 @@ export class Daemon extends EventEmitter {
   }
 
   private async verifyPeer(address: Address, publicKey: Buffer): Promise<boolean> {
+    // Zero trust: only trusted peers get a session, unless we are public (pingable by anyone).
+    if (!this.config.public && !this.isTrusted(address)) {
+      this.counters.refusedUntrusted++;
+      return false;
+    }
     const known = this.peers.get(addressKey(address));
     if (known && known.publicKey.equals(publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return true;
     try {
@@ -295,6 +421,10 @@ export class Daemon extends EventEmitter {
     });
     conn.on('stream', (stream: IncomingStream) => this.onIncomingStream(address, stream));
     conn.on('datagram', (dg: { srcPort: number; dstPort: number; data: Buffer }) => {
+      if (!this.mayExchange(address, dg.dstPort, dg.srcPort)) {
+        this.counters.refusedUntrusted++;
+        return;
+      }
       this.ports.deliverDatagram({ from: address, ...dg });
     });
     return conn;
@@ -312,6 +442,7 @@ export class Daemon extends EventEmitter {
         hostname: r.hostname,
         candidates,
         path: undefined,
+        public: r.public,
         conn: this.newConnection(r.address),
         resolvedAt: Date.now(),
         lastSeen: 0,
@@ -327,6 +458,7 @@ export class Daemon extends EventEmitter {
       }
       peer.publicKey = r.publicKey;
       peer.hostname = r.hostname;
+      peer.public = r.public;
       peer.candidates = candidates;
       peer.resolvedAt = Date.now();
     }
@@ -370,6 +502,11 @@ export class Daemon extends EventEmitter {
   // ---------- data plane ----------
 
   private onIncomingStream(from: Address, stream: IncomingStream): void {
+    if (!this.isTrusted(from) && !(this.config.public && stream.localPort === ECHO_PORT)) {
+      this.counters.refusedUntrusted++;
+      stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));
+      return;
+    }
     const handler = this.ports.streamHandler(stream.localPort);
     if (!handler) {
       stream.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on virtual port ${stream.localPort}`));
@@ -378,13 +515,31 @@ export class Daemon extends EventEmitter {
     handler(stream, from);
   }
 
+  /**
+   * Untrusted traffic is allowed only for echo with public nodes: to our echo
+   * port when we are public, or the echo replies of a public peer.
+   */
+  private mayExchange(peerAddr: Address, localPort: number, remotePort: number): boolean {
+    if (this.isTrusted(peerAddr)) return true;
+    if (this.config.public && localPort === ECHO_PORT) return true;
+    const peer = this.peers.get(addressKey(peerAddr));
+    return remotePort === ECHO_PORT && peer?.public === true;
+  }
+
+  private requireTrust(peer: Peer, port: number): void {
+    if (this.isTrusted(peer.address) || (peer.public && port === ECHO_PORT)) return;
+    throw new PilotError('NOT_TRUSTED', `${formatAddress(peer.address)} is not a trusted peer`, `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`);
+  }
+
   async dial(target: string | Address, port: number): Promise<IncomingStream & { readonly id: number }> {
     const peer = await this.peerFor(target);
+    this.requireTrust(peer, port);
     return peer.conn.openStream(port, this.ports.ephemeral()) as unknown as IncomingStream & { readonly id: number };
   }
 
   async sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
     const peer = await this.peerFor(to);
+    if (srcPort !== ECHO_PORT) this.requireTrust(peer, dstPort);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
       throw new PilotError('BAD_ARGUMENT', `datagram of ${data.length} bytes not sent (too large or congested)`, 'datagrams must fit one packet (about 1180 bytes); use a stream for more');
     }

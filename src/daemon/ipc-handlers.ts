@@ -258,6 +258,24 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       return { target, bytes: total, seconds: Math.round(seconds * 1000) / 1000, mbPerSec: Math.round((total / 1e6 / seconds) * 100) / 100 };
     },
 
+    // ---- trust ----
+    handshake: async (p) => {
+      const reason = str(p, 'reason', false);
+      if (reason !== undefined && reason.length > 256) throw new PilotError('BAD_ARGUMENT', 'reason is limited to 256 characters');
+      return d.trustRequest(str(p, 'target')!, reason);
+    },
+    pending: async () => {
+      await d.syncTrust().catch(() => {});
+      return { incoming: d.trust.listIncoming(), outgoing: d.trust.listOutgoing() };
+    },
+    approve: (p) => d.trustApprove(str(p, 'node')!),
+    reject: (p) => d.trustReject(str(p, 'node')!, str(p, 'reason', false)),
+    trust: async () => {
+      await d.syncTrust().catch(() => {});
+      return { trusted: d.trust.listTrusted() };
+    },
+    untrust: (p) => d.trustRevoke(str(p, 'node')!),
+
     // ---- raw stream pipes (SDK / tests) ----
     dial: async (p) => {
       const stream = await d.dial(str(p, 'target')!, parsePort(p.port as number | string));

@@ -56,7 +56,6 @@ export class Recovery {
     const largest = ranges[start]!;
     if (largest >= log.next) valid = false;
     let newlyAcked = false;
-    let rttSampled = false;
     let elicitingAcked = false;
     for (let k = 0; k < count; k++) {
       const hi = Math.min(ranges[start + 2 * k]!, log.next - 1);
@@ -69,7 +68,6 @@ export class Recovery {
           // RTT sample only from the largest acked packet, if newly acked (RFC 9002 §5.1)
           if (pn === largest && largest > this.largestAcked && p.ackEliciting) {
             this.rtt.update(now - p.time, ackDelayMs, this.maxAckDelay);
-            rttSampled = true;
           }
         }
         if (p.ackEliciting) {
@@ -84,7 +82,6 @@ export class Recovery {
     }
     if (valid && largest > this.largestAcked) this.largestAcked = largest;
     if (!newlyAcked) return valid;
-    void rttSampled;
     if (elicitingAcked) this.ptoCount = 0;
     this.detectLoss(now);
     return valid;

@@ -18,6 +18,10 @@ before(async () => {
   b = new Agent('beta', work);
   await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'agent-alpha', '--listen', '127.0.0.1:0']);
   await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'agent-beta', '--listen', '127.0.0.1:0']);
+  // zero trust: nothing passes before both sides agreed
+  assert.equal((await b.ctl(['handshake', a.address, 'tests'])).code, 0);
+  const ap = await a.ctl(['approve', b.address]);
+  assert.equal(ap.code, 0, ap.stderr);
 });
 
 after(async () => {
@@ -29,7 +33,7 @@ after(async () => {
 test('addresses are allocated and hostnames resolve', async () => {
   assert.match(a.address, /^0:0000\.[0-9A-F]{4}\.[0-9A-F]{4}$/);
   assert.notEqual(a.address, b.address);
-  const r = await b.ctl(['find', 'agent-alpha']);
+  const r = await b.ctl(['find', 'agent-alpha']); // private, but b is trusted
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.json.data.address, a.address);
 });

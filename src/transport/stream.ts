@@ -1,0 +1,279 @@
+// One reliable, ordered, flow-controlled byte stream as a node Duplex.
+// Backpressure both ways: write() reports false once more than `sendAhead`
+// bytes wait unsent (the callback is held until the connection sends), and the
+// peer only gets more credit (MAX_STREAM_DATA) while push() keeps accepting,
+// so a reader that stops reading stops its own stream and nothing else.
+// Half-close: end() sends FIN; the peer's FIN ends our readable side only.
+import { Duplex } from 'node:stream';
+import { AppCode, codeForError, errorForCode } from './codes.ts';
+import { Frame } from './frames.ts';
+import { RecvBuffer, type RecvSink } from './recv-buffer.ts';
+import { SendBuffer } from './send-buffer.ts';
+
+/** Credit each side may use on a new stream before any MAX_STREAM_DATA (a protocol constant). */
+export const INITIAL_STREAM_CREDIT = 256 * 1024;
+
+/** What a stream needs from its connection. */
+export interface StreamHost {
+  now(): number;
+  srttMs(): number;
+  /** The stream has something to send (idempotent). */
+  streamWantsSend(s: Stream): void;
+  /** Queue a RESET_STREAM / STOP_SENDING. */
+  streamControl(type: number, id: number, code: number, finalSize: number): void;
+  /** Queue a MAX_STREAM_DATA for this stream (idempotent). */
+  streamCredit(s: Stream): void;
+  /** Bytes handed to (or discarded for) the application: connection-level credit comes back. */
+  streamConsumed(bytes: number): void;
+  /** Send or receive side (or the Duplex) changed state: maybe forget the stream. */
+  streamUpdated(s: Stream): void;
+}
+
+export interface StreamConfig {
+  window: number;
+  maxWindow: number;
+  sendAhead: number;
+}
+
+export class Stream extends Duplex implements RecvSink {
+  readonly id: number;
+  readonly localPort: number;
+  readonly remotePort: number;
+
+  // ---- internal state, driven by the Connection ----
+  readonly sendBuf = new SendBuffer();
+  readonly recvBuf: RecvBuffer;
+  /** Send credit the peer gave us (offset limit). */
+  peerMaxStreamData = INITIAL_STREAM_CREDIT;
+  /** Receive limit we granted. */
+  localMaxStreamData = INITIAL_STREAM_CREDIT;
+  /** The next STREAM frame must carry the open info (ports). */
+  needOpen: boolean;
+  /** The peer has acknowledged a frame with the open info. */
+  openAcked: boolean;
+  /** In the connection's send queue. */
+  queued = false;
+  /** A MAX_STREAM_DATA is queued. */
+  creditQueued = false;
+  /** In the connection's list of streams whose held write callback may be released. */
+  writerQueued = false;
+  sendDone = false;
+  recvDone = false;
+  /** We sent STOP_SENDING: incoming data is counted and dropped. */
+  stopSent = false;
+  lastActivity: number;
+
+  private window: number;
+  private readonly maxWindow: number;
+  private readonly sendAhead: number;
+  private lastCreditAt = -Infinity;
+  private readPaused = false;
+  private writeCb: ((err?: Error | null) => void) | null = null;
+  private finalCb: ((err?: Error | null) => void) | null = null;
+  private readonly host: StreamHost;
+
+  constructor(host: StreamHost, id: number, localPort: number, remotePort: number, local: boolean, cfg: StreamConfig) {
+    super({ allowHalfOpen: true, readableHighWaterMark: 256 * 1024, writableHighWaterMark: 256 * 1024 });
+    this.host = host;
+    this.id = id;
+    this.localPort = localPort;
+    this.remotePort = remotePort;
+    this.needOpen = local;
+    this.openAcked = !local;
+    this.window = cfg.window;
+    this.maxWindow = cfg.maxWindow;
+    this.sendAhead = cfg.sendAhead;
+    this.recvBuf = new RecvBuffer(this);
+    this.lastActivity = host.now();
+  }
+
+  /** Has something to put in a packet, given the connection-level limit for new bytes. */
+  wantsSend(connLimit: number): boolean {
+    if (this.sendDone) return false;
+    return this.needOpen || this.sendBuf.hasPending(Math.min(this.peerMaxStreamData, connLimit));
+  }
+
+  // ---------- Duplex implementation ----------
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.sendDone) return cb(errorForCode(AppCode.Reset, true));
+    this.sendBuf.write(chunk);
+    this.afterWrite(cb);
+  }
+
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    if (this.sendDone) return cb(errorForCode(AppCode.Reset, true));
+    for (let i = 0; i < chunks.length; i++) this.sendBuf.write(chunks[i]!.chunk);
+    this.afterWrite(cb);
+  }
+
+  private afterWrite(cb: (err?: Error | null) => void): void {
+    this.lastActivity = this.host.now();
+    this.host.streamWantsSend(this);
+    if (this.sendBuf.unsent() < this.sendAhead) cb();
+    else this.writeCb = cb;
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.sendDone) return cb();
+    this.sendBuf.end();
+    this.finalCb = cb;
+    this.host.streamWantsSend(this);
+  }
+
+  override _read(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.maybeCredit();
+    }
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.sendDone) {
+      if (!err && (this.sendBuf.finOffset >= 0 || this.writableEnded)) {
+        // graceful: keep delivering what was written, then the FIN
+        this.sendBuf.end();
+        this.host.streamWantsSend(this);
+      } else {
+        this.resetSend(err ? codeForError(err) : AppCode.Reset);
+      }
+    }
+    if (!this.recvDone && !this.stopSent) this.stopReceiving(err ? codeForError(err) : AppCode.NoError);
+    this.writeCb = null;
+    this.finalCb = null;
+    this.host.streamUpdated(this);
+    cb(err);
+  }
+
+  // ---------- RecvSink ----------
+
+  deliver(data: Buffer): void {
+    this.host.streamConsumed(data.length);
+    if (this.destroyed) return;
+    if (!this.push(data)) this.readPaused = true;
+    else this.maybeCredit();
+  }
+
+  deliverEnd(): void {
+    this.recvDone = true;
+    if (!this.stopSent && !this.destroyed) this.push(null);
+    this.host.streamUpdated(this);
+  }
+
+  release(bytes: number): void {
+    this.host.streamConsumed(bytes);
+  }
+
+  // ---------- called by the connection ----------
+
+  /** New bytes of this stream went out: release a held write callback if there is room again. */
+  onSent(): void {
+    if (this.writeCb !== null && this.sendBuf.unsent() < this.sendAhead) {
+      const cb = this.writeCb;
+      this.writeCb = null;
+      cb();
+    }
+  }
+
+  /** Data (or the FIN) of this stream was acknowledged. */
+  onAcked(off: number, len: number, fin: boolean, open: boolean): void {
+    if (open) {
+      this.openAcked = true;
+      this.needOpen = false;
+    }
+    if (this.sendDone) return;
+    this.sendBuf.onAcked(off, len, fin);
+    this.lastActivity = this.host.now();
+    if (this.sendBuf.done()) {
+      this.sendDone = true;
+      const cb = this.finalCb;
+      this.finalCb = null;
+      if (cb) cb();
+      this.host.streamUpdated(this);
+    }
+  }
+
+  onLost(off: number, len: number, fin: boolean, open: boolean): void {
+    if (open && !this.openAcked) this.needOpen = true;
+    if (this.sendDone) return;
+    this.sendBuf.onLost(off, len, fin);
+    this.host.streamWantsSend(this);
+  }
+
+  /** Peer raised our send credit. */
+  onMaxStreamData(max: number): void {
+    if (max <= this.peerMaxStreamData) return;
+    this.peerMaxStreamData = max;
+    if (!this.sendDone) this.host.streamWantsSend(this);
+  }
+
+  /** Peer sent RESET_STREAM (already validated against the final size). */
+  onPeerReset(code: number): void {
+    if (this.recvDone) return;
+    this.recvDone = true;
+    this.host.streamConsumed(this.recvBuf.discard());
+    if (!this.destroyed) this.destroy(errorForCode(code, false));
+    this.host.streamUpdated(this);
+  }
+
+  /** Peer sent STOP_SENDING: it will not read what we send. */
+  onPeerStopSending(code: number): void {
+    if (this.sendDone) return;
+    this.resetSend(code);
+    if (!this.destroyed) this.destroy(errorForCode(code, true));
+    this.host.streamUpdated(this);
+  }
+
+  /** Idle timer or connection teardown. */
+  abort(err: Error, notifyPeer: boolean): void {
+    if (!notifyPeer) {
+      this.sendDone = true;
+      this.recvDone = true;
+    }
+    if (!this.destroyed) this.destroy(err);
+    this.sendDone = true;
+    this.recvDone = true;
+    this.host.streamUpdated(this);
+  }
+
+  /** A peer STREAM_DATA_BLOCKED: repeat our credit if we have any to give. */
+  onPeerBlocked(): void {
+    if (!this.readPaused && !this.recvDone && !this.stopSent) this.host.streamCredit(this);
+  }
+
+  private resetSend(code: number): void {
+    this.sendDone = true;
+    const finalSize = this.sendBuf.sentOffset;
+    this.sendBuf.discard();
+    // a stream the peer never heard of needs no reset unless it may have heard (open sent)
+    this.host.streamControl(Frame.ResetStream, this.id, code, finalSize);
+  }
+
+  private stopReceiving(code: number): void {
+    this.stopSent = true;
+    this.host.streamConsumed(this.recvBuf.discard());
+    // the peer already sent everything (final size known): it will not answer with a reset
+    if (this.recvBuf.finalSize >= 0) this.recvDone = true;
+    this.host.streamControl(Frame.StopSending, this.id, code, 0);
+  }
+
+  /** Grant more receive credit when half the window is used and the reader keeps up (auto-tuned). */
+  private maybeCredit(): void {
+    if (this.recvDone || this.stopSent || this.readPaused) return;
+    const consumed = this.recvBuf.readOffset;
+    if (this.localMaxStreamData - consumed >= this.window / 2) return;
+    const now = this.host.now();
+    // credit used up within two RTTs: the window limits throughput, so double it
+    if (now - this.lastCreditAt < 2 * this.host.srttMs() && this.window < this.maxWindow) {
+      this.window = Math.min(this.window * 2, this.maxWindow);
+    }
+    this.lastCreditAt = now;
+    this.localMaxStreamData = consumed + this.window;
+    this.host.streamCredit(this);
+  }
+
+  /** Right after a peer opened the stream: raise the protocol's initial credit to our window. */
+  grantInitialCredit(): void {
+    this.maybeCredit();
+  }
+}

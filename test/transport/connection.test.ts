@@ -1,0 +1,327 @@
+// End-to-end tests of two Connections back to back through the link shim.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PilotError } from '../../src/util/errors.ts';
+import type { Stream } from '../../src/transport/stream.ts';
+import { makePair, nextStream, readAll, withTimeout, writeRandom, type Pair } from './link.ts';
+
+const MiB = 1024 * 1024;
+
+function closePair(p: Pair): void {
+  for (const c of [p.a, p.b]) {
+    c.removeAllListeners('stream');
+    c.close();
+  }
+}
+
+/** Opens a stream a->b, sends `size` bytes, checks the hash at b. */
+async function transfer(p: Pair, size: number, seed = 1, timeoutMs = 30_000): Promise<void> {
+  const s = p.a.openStream(80, 5000);
+  const incoming = nextStream(p.b);
+  const [sent, got] = await withTimeout(
+    Promise.all([writeRandom(s, size, 64 * 1024, seed), incoming.then(readAll)]),
+    timeoutMs,
+    `transfer of ${size} bytes`,
+  );
+  assert.equal(got.length, size);
+  assert.equal(got.hash, sent);
+}
+
+function errorOf(s: Stream): Promise<Error & { code?: string }> {
+  return new Promise((r) => s.once('error', r));
+}
+
+test('50 MiB over a clean link arrives intact', async () => {
+  const p = makePair();
+  await transfer(p, 50 * MiB);
+  const st = p.a.stats();
+  assert.equal(st.packetsLost, 0);
+  assert.ok(st.packetsSent > 40_000);
+  closePair(p);
+});
+
+test('10 MiB under 10% random loss both ways arrives intact', async () => {
+  const p = makePair({ loss: 0.1, seed: 42 });
+  await transfer(p, 10 * MiB, 2, 40_000);
+  const st = p.a.stats();
+  assert.ok(st.packetsLost > 100, `losses detected: ${st.packetsLost}`);
+  assert.ok(st.retransmittedBytes > 100_000, `retransmitted ${st.retransmittedBytes}`);
+  assert.ok(st.congestionEvents > 0);
+  closePair(p);
+});
+
+test('10 MiB under reordering and duplication arrives intact', async () => {
+  const p = makePair({ reorder: 0.1, duplicate: 0.1, seed: 7 });
+  await transfer(p, 10 * MiB, 3);
+  assert.ok(p.b.stats().duplicates > 100, `duplicates dropped: ${p.b.stats().duplicates}`);
+  closePair(p);
+});
+
+test('20 concurrent streams each arrive intact', async () => {
+  const p = makePair({ loss: 0.01, seed: 3 });
+  const n = 20;
+  const received = new Map<number, Promise<{ hash: string; length: number }>>();
+  p.b.on('stream', (s: Stream) => received.set(s.remotePort, readAll(s)));
+  const sends: Promise<string>[] = [];
+  for (let i = 0; i < n; i++) sends.push(writeRandom(p.a.openStream(80, 6000 + i), 300 * 1024 + i * 1000, 16 * 1024, 100 + i));
+  const hashes = await withTimeout(Promise.all(sends), 20_000, 'sends');
+  for (let i = 0; i < n; i++) {
+    const got = await withTimeout(received.get(6000 + i)!, 20_000, `stream ${i}`);
+    assert.equal(got.length, 300 * 1024 + i * 1000);
+    assert.equal(got.hash, hashes[i], `stream ${i}`);
+  }
+  closePair(p);
+});
+
+test('a stream whose reader never reads does not stall another one', async () => {
+  const p = makePair({}, { streamWindow: 256 * 1024 });
+  const stuck = p.a.openStream(81, 1);
+  let stuckIn: Stream | undefined;
+  p.b.once('stream', (s: Stream) => {
+    stuckIn = s; // never read: no 'data' listener, never resumed
+  });
+  // fill the stuck stream's window and beyond: the writer must get backpressure
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  let writesAccepted = 0;
+  let full = false;
+  for (let i = 0; i < 200 && !full; i++) {
+    if (stuck.write(chunk)) writesAccepted++;
+    else full = true;
+  }
+  assert.ok(full, 'write() reported backpressure');
+  await new Promise((r) => setTimeout(r, 100));
+  assert.ok(stuckIn, 'peer saw the stuck stream');
+  // a second stream still moves a lot of data through the same connection
+  await transfer(p, 8 * MiB, 9, 20_000);
+  // the stuck stream held at most about its window (+ readable buffer), not everything written
+  const held = stuckIn!.readableLength;
+  assert.ok(held > 0 && held <= 2 * MiB, `held ${held}`);
+  assert.equal(stuck.writableNeedDrain, true);
+  // once the reader reads, the stuck stream drains too
+  const drained = new Promise((r) => stuck.once('drain', r));
+  stuckIn!.resume();
+  await withTimeout(drained, 5000, 'drain after resume');
+  stuck.on('error', () => {});
+  stuckIn!.on('error', () => {});
+  closePair(p);
+});
+
+test('half-close works in both directions', async () => {
+  const p = makePair();
+  const s = p.a.openStream(7, 100);
+  const inc = await nextStream(p.b);
+  assert.equal(inc.localPort, 7);
+  assert.equal(inc.remotePort, 100);
+  assert.equal(s.localPort, 100);
+  assert.equal(s.remotePort, 7);
+  s.end(Buffer.from('request'));
+  const req: Buffer[] = [];
+  inc.on('data', (d: Buffer) => req.push(d));
+  await new Promise((r) => inc.once('end', r));
+  assert.equal(Buffer.concat(req).toString(), 'request');
+  // b can still write after a's FIN
+  inc.write('response ');
+  inc.end('done');
+  const back = await withTimeout(readAll(s), 5000, 'response');
+  assert.equal(back.length, 'response done'.length);
+  await Promise.all([new Promise((r) => s.once('close', r)), new Promise((r) => inc.once('close', r))]);
+  // both sides forget the stream once everything is acked
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(p.a.stats().streamsOpen, 0);
+  assert.equal(p.b.stats().streamsOpen, 0);
+  closePair(p);
+});
+
+test('finish fires only after the peer acknowledged everything', async () => {
+  const p = makePair({ delayMs: 20 });
+  const s = p.a.openStream(7, 100);
+  const t0 = performance.now();
+  s.end(Buffer.alloc(1000));
+  p.b.once('stream', (x: Stream) => x.resume());
+  await new Promise((r) => s.once('finish', r));
+  assert.ok(performance.now() - t0 >= 35, 'finish waited for a round trip');
+  closePair(p);
+});
+
+test('destroy(err) resets the stream; the peer gets CONNECTION_RESET, both directions', async () => {
+  const p = makePair();
+  const s = p.a.openStream(8, 1);
+  s.write('x');
+  const inc = await nextStream(p.b);
+  const bErr = errorOf(inc);
+  s.on('error', () => {});
+  s.destroy(new Error('boom'));
+  const e = await withTimeout(bErr, 5000, 'reset at b');
+  assert.equal(e.code, 'CONNECTION_RESET');
+
+  // and from the accepting side back to the opener
+  const s2 = p.a.openStream(8, 2);
+  s2.write('y');
+  const inc2 = await nextStream(p.b);
+  const aErr = errorOf(s2);
+  inc2.on('error', () => {});
+  inc2.destroy(new PilotError('INTERNAL', 'handler crashed'));
+  const e2 = await withTimeout(aErr, 5000, 'reset at a');
+  assert.equal(e2.code, 'CONNECTION_RESET');
+  await new Promise((r) => setTimeout(r, 50));
+  assert.equal(p.a.stats().streamsOpen, 0);
+  assert.equal(p.b.stats().streamsOpen, 0);
+  closePair(p);
+});
+
+test('CONNECTION_REFUSED is distinguishable at the opener (even before it writes)', async () => {
+  const p = makePair();
+  p.b.on('stream', (s: Stream) => {
+    s.on('error', () => {});
+    s.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on ${s.localPort}`));
+  });
+  const s = p.a.openStream(4242, 1);
+  const e = await withTimeout(errorOf(s), 5000, 'refused');
+  assert.equal(e.code, 'CONNECTION_REFUSED');
+  // while a plain reset is not
+  p.b.removeAllListeners('stream');
+  p.b.on('stream', (x: Stream) => {
+    x.on('error', () => {});
+    x.destroy(new Error('other'));
+  });
+  const s2 = p.a.openStream(4243, 2);
+  const e2 = await withTimeout(errorOf(s2), 5000, 'reset');
+  assert.equal(e2.code, 'CONNECTION_RESET');
+  closePair(p);
+});
+
+test('an idle stream times out with TIMEOUT and the peer is told', async () => {
+  const p = makePair({}, { idleTimeoutMs: 150 });
+  const s = p.a.openStream(9, 1);
+  s.write('hi');
+  const inc = await nextStream(p.b);
+  inc.resume();
+  const t0 = performance.now();
+  const [ea, eb] = await withTimeout(Promise.all([errorOf(s), errorOf(inc)]), 3000, 'idle timeouts');
+  assert.equal(ea.code, 'TIMEOUT');
+  // both ends run the same timer; whichever fires first resets the other
+  assert.ok(eb.code === 'TIMEOUT' || eb.code === 'CONNECTION_RESET', String(eb.code));
+  assert.ok(performance.now() - t0 >= 100);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(p.a.stats().streamsOpen, 0);
+  closePair(p);
+});
+
+test('activity keeps a stream from timing out', async () => {
+  const p = makePair({}, { idleTimeoutMs: 150 });
+  const s = p.a.openStream(9, 1);
+  let err: unknown;
+  s.on('error', (e) => (err = e));
+  const inc = await nextStream(p.b);
+  inc.resume();
+  for (let i = 0; i < 8; i++) {
+    s.write('tick');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.equal(err, undefined);
+  closePair(p);
+  inc.on('error', () => {});
+});
+
+test('datagrams flow alongside a stream; oversize ones are refused', async () => {
+  const p = makePair();
+  const got: { srcPort: number; dstPort: number; data: Buffer }[] = [];
+  p.b.on('datagram', (d: { srcPort: number; dstPort: number; data: Buffer }) => got.push(d));
+  const streamDone = transfer(p, 2 * MiB, 11);
+  for (let i = 0; i < 50; i++) {
+    assert.equal(p.a.sendDatagram(700, 7, Buffer.from(`dg ${i}`)), true);
+    await new Promise((r) => setImmediate(r));
+  }
+  const max = p.a.maxDatagramSize();
+  assert.ok(max >= 1150 && max < 1196, `max datagram ${max}`);
+  assert.equal(p.a.sendDatagram(1, 2, Buffer.alloc(max + 1)), false);
+  assert.equal(p.a.sendDatagram(1, 2, Buffer.alloc(max)), true);
+  await streamDone;
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(got.length, 51);
+  assert.equal(got[0]!.srcPort, 700);
+  assert.equal(got[0]!.dstPort, 7);
+  assert.equal(got[0]!.data.toString(), 'dg 0');
+  assert.equal(got[50]!.data.length, max);
+  closePair(p);
+});
+
+test('datagrams are never retransmitted', async () => {
+  const p = makePair({ loss: 0.5, seed: 5 });
+  let n = 0;
+  p.b.on('datagram', () => n++);
+  for (let i = 0; i < 200; i++) {
+    p.a.sendDatagram(1, 1, Buffer.from([i]));
+    await new Promise((r) => setImmediate(r));
+  }
+  await new Promise((r) => setTimeout(r, 200));
+  assert.ok(n > 50 && n < 150, `delivered ${n} of 200 over a 50% lossy link`);
+  assert.equal(p.a.stats().retransmittedBytes, 0);
+  closePair(p);
+});
+
+test('a smaller packet size applies at runtime', async () => {
+  const p = makePair();
+  let biggest = 0;
+  const send = p.ab.send.bind(p.ab);
+  p.ab.send = (pkt: Buffer) => {
+    biggest = Math.max(biggest, pkt.length);
+    send(pkt);
+  };
+  await transfer(p, 256 * 1024, 1);
+  assert.equal(biggest, 1196);
+  p.a.setMaxPacketSize(600);
+  p.b.setMaxPacketSize(600);
+  biggest = 0;
+  await transfer(p, 256 * 1024, 2);
+  assert.ok(biggest <= 600 && biggest > 500, `biggest ${biggest}`);
+  assert.throws(() => p.a.setMaxPacketSize(10), PilotError);
+  closePair(p);
+});
+
+test('both sides can open streams at the same time without id clashes', async () => {
+  const p = makePair();
+  const fromA = p.a.openStream(1, 11);
+  const fromB = p.b.openStream(2, 22);
+  const [inB, inA] = await Promise.all([nextStream(p.b), nextStream(p.a)]);
+  assert.notEqual(fromA.id % 2, fromB.id % 2);
+  assert.equal(inB.id, fromA.id);
+  assert.equal(inA.id, fromB.id);
+  assert.equal(inB.localPort, 1);
+  assert.equal(inA.localPort, 2);
+  fromA.end('a');
+  fromB.end('b');
+  assert.equal((await readAll(inB)).length, 1);
+  assert.equal((await readAll(inA)).length, 1);
+  closePair(p);
+});
+
+test('reset() errors every stream with CONNECTION_RESET; close() tells the peer', async () => {
+  const p = makePair();
+  const s1 = p.a.openStream(1, 1);
+  const s2 = p.a.openStream(2, 2);
+  s1.write('a');
+  const e1 = errorOf(s1);
+  const e2 = errorOf(s2);
+  let closed = false;
+  p.a.on('close', () => (closed = true));
+  p.a.reset('peer restarted');
+  assert.equal((await e1).code, 'CONNECTION_RESET');
+  assert.equal((await e2).code, 'CONNECTION_RESET');
+  assert.ok(closed);
+  assert.equal(p.a.stats().streamsOpen, 0);
+
+  const q = makePair();
+  const s = q.a.openStream(5, 5);
+  s.write('x');
+  const inc = await nextStream(q.b);
+  const eb = errorOf(inc);
+  s.on('error', () => {});
+  const bClosed = new Promise((r) => q.b.once('close', r));
+  q.a.close();
+  assert.equal((await withTimeout(eb, 2000, 'peer stream error')).code, 'CONNECTION_RESET');
+  await withTimeout(bClosed, 2000, 'peer close');
+  // a stream opened on a closed connection errors instead of hanging
+  const late = q.a.openStream(1, 1);
+  assert.equal((await errorOf(late)).code, 'CONNECTION_RESET');
+});
