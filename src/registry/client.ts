@@ -3,7 +3,7 @@
 // rendezvous to handlePacket(). Requests are retransmitted byte-identically so
 // the server answers retries from its response cache (idempotent).
 import { EventEmitter } from 'node:events';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { PilotError, type ErrorCode } from '../util/errors.ts';
 import { buildHello, buildRequest, openServerMessage, type BuiltRequest } from './envelope.ts';
 import {
@@ -16,6 +16,12 @@ import {
   MAX_REGISTRY_PACKET,
   RegisterResult,
   ResolveResult,
+  TrustApproveResult,
+  TrustListPage,
+  TrustPendingPage,
+  TrustRejectResult,
+  TrustRequestResult,
+  TrustRevokeResult,
   VisibilityResult,
   type Push,
 } from './protocol.ts';
@@ -39,6 +45,17 @@ export type HeartbeatResultT = z.infer<typeof HeartbeatResult>;
 export type HostnameResultT = z.infer<typeof HostnameResult>;
 export type VisibilityResultT = z.infer<typeof VisibilityResult>;
 export type ResolveResultT = z.infer<typeof ResolveResult>;
+export type TrustRequestResultT = z.infer<typeof TrustRequestResult>;
+export interface TrustPendingResultT {
+  incoming: { from: string; hostname: string | null; reason: string | null; created: number }[];
+  outgoing: { to: string; hostname: string | null; reason: string | null; created: number }[];
+}
+export interface TrustListResultT {
+  trusted: { peer: string; hostname: string | null; since: number; mutual: true }[];
+}
+
+/** Safety stop for paging (each page holds at least one entry). */
+const MAX_PAGES = 10_000;
 
 interface Pending {
   req: BuiltRequest;
@@ -53,6 +70,22 @@ interface Pending {
 }
 
 const MAX_SEEN_PUSHES = 4096;
+
+const RESULT_SCHEMAS: Record<string, z.ZodType> = {
+  register: RegisterResult,
+  heartbeat: HeartbeatResult,
+  set_hostname: HostnameResult,
+  clear_hostname: HostnameResult,
+  set_visibility: VisibilityResult,
+  resolve: ResolveResult,
+  deregister: DeregisterResult,
+  trust_request: TrustRequestResult,
+  trust_pending: TrustPendingPage,
+  trust_approve: TrustApproveResult,
+  trust_reject: TrustRejectResult,
+  trust_revoke: TrustRevokeResult,
+  trust_list: TrustListPage,
+};
 
 export class RegistryClient extends EventEmitter {
   private readonly identity: Identity;
@@ -113,6 +146,66 @@ export class RegistryClient extends EventEmitter {
 
   async deregister(): Promise<void> {
     await this.signed('deregister', {}, DeregisterResult);
+  }
+
+  // ---- trust (addresses are "N:XXXX.YYYY.YYYY" strings) ----
+
+  /** Asks `to` for mutual trust: 'pending' until it approves; 'trusted' if it already asked us (or we already trust each other). */
+  trustRequest(to: string, reason?: string): Promise<TrustRequestResultT> {
+    return this.signed('trust_request', reason === undefined ? { to } : { to, reason }, TrustRequestResult);
+  }
+
+  /** Unanswered requests to us (incoming) and from us (outgoing); pages through long lists. */
+  async trustPending(): Promise<TrustPendingResultT> {
+    const out: TrustPendingResultT = { incoming: [], outgoing: [] };
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const params: Record<string, unknown> = {};
+      if (out.incoming.length > 0) params.incomingOffset = out.incoming.length;
+      if (out.outgoing.length > 0) params.outgoingOffset = out.outgoing.length;
+      const page = await this.signed('trust_pending', params, TrustPendingPage);
+      out.incoming.push(...page.incoming);
+      out.outgoing.push(...page.outgoing);
+      if (!page.more || page.incoming.length + page.outgoing.length === 0) break;
+    }
+    out.incoming = dedupe(out.incoming, (x) => x.from);
+    out.outgoing = dedupe(out.outgoing, (x) => x.to);
+    return out;
+  }
+
+  /** Approves the pending request from `from`: the pair is created from its signed request and our signed approval. */
+  trustApprove(from: string): Promise<z.infer<typeof TrustApproveResult>> {
+    return this.signed('trust_approve', { from }, TrustApproveResult);
+  }
+
+  trustReject(from: string, reason?: string): Promise<z.infer<typeof TrustRejectResult>> {
+    return this.signed('trust_reject', reason === undefined ? { from } : { from, reason }, TrustRejectResult);
+  }
+
+  /** Ends the trust pair with `peer` (either side may). */
+  trustRevoke(peer: string): Promise<z.infer<typeof TrustRevokeResult>> {
+    return this.signed('trust_revoke', { peer }, TrustRevokeResult);
+  }
+
+  /** Every node we have a mutual trust pair with; pages through long lists. */
+  async trustList(): Promise<TrustListResultT> {
+    const trusted: TrustListResultT['trusted'] = [];
+    for (let i = 0; i < MAX_PAGES; i++) {
+      const page = await this.signed('trust_list', trusted.length > 0 ? { offset: trusted.length } : {}, TrustListPage);
+      trusted.push(...page.trusted);
+      if (!page.more || page.trusted.length === 0) break;
+    }
+    return { trusted: dedupe(trusted, (x) => x.peer) };
+  }
+
+  /**
+   * Any signed method (later ones too, e.g. trust): signs, sends, retransmits
+   * byte-identically, and resolves with the verified result (checked against
+   * the known result schema of the method, if any) or rejects with a PilotError.
+   */
+  request<T = unknown>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    if (method === 'hello') return this.hello() as Promise<T>;
+    const schema: z.ZodType = Object.hasOwn(RESULT_SCHEMAS, method) ? RESULT_SCHEMAS[method]! : z.unknown();
+    return this.signed(method, params, schema) as Promise<T>;
   }
 
   /** Every 0x02/0x03 packet from the rendezvous address. Anything not verifiably from the pinned key is dropped. */
@@ -233,6 +326,12 @@ export class RegistryClient extends EventEmitter {
 /** The server accepts at most MAX_LAN_ENDPOINTS; extra ones are dropped here rather than failing the call. */
 function lanCap<T extends { lanEndpoints?: string[] }>(p: T): T {
   return p.lanEndpoints && p.lanEndpoints.length > MAX_LAN_ENDPOINTS ? { ...p, lanEndpoints: p.lanEndpoints.slice(0, MAX_LAN_ENDPOINTS) } : p;
+}
+
+/** Pages of a list that changed between calls may repeat an entry: keep the first. */
+function dedupe<T>(list: T[], key: (x: T) => string): T[] {
+  const seen = new Set<string>();
+  return list.filter((x) => (seen.has(key(x)) ? false : (seen.add(key(x)), true)));
 }
 
 function pick<T extends object>(o: T, keys: (keyof T)[]): Record<string, unknown> {

@@ -8,6 +8,7 @@ import {
   FRESHNESS_MS,
   HelloStatementSchema,
   MAX_REGISTRY_PACKET,
+  MIN_HELLO_PACKET,
   PushStatementSchema,
   ResponseStatementSchema,
   StatementSchema,
@@ -54,7 +55,10 @@ export function buildRequest(identity: Identity, serverKey: Buffer, method: stri
 export function buildHello(): BuiltRequest {
   const nonce = newNonce();
   const id = randomBytes(6).toString('hex');
-  return { packet: frame(PacketType.RegistryRequest, { id, stmt: JSON.stringify({ method: 'hello', nonce }) }), id, nonce };
+  const bare = frame(PacketType.RegistryRequest, { id, stmt: JSON.stringify({ method: 'hello', nonce, pad: '' }) });
+  // Padded so the server may answer it over UDP (see AMPLIFICATION_FACTOR).
+  const pad = '.'.repeat(Math.max(0, MIN_HELLO_PACKET - bare.length));
+  return { packet: frame(PacketType.RegistryRequest, { id, stmt: JSON.stringify({ method: 'hello', nonce, pad }) }), id, nonce };
 }
 
 // ---------------- requests (server side) ----------------
@@ -98,8 +102,12 @@ export function verifyRequest(req: Extract<ParsedRequest, { kind: 'signed' }>, s
 
 export type ResponseBody = { ok: true; result: unknown } | { ok: false; error: { code: string; message: string; hint?: string } };
 
-export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, now = Date.now()): Buffer {
-  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce };
+/**
+ * `observed` is the beacon answer (the requester's ip:port as the server saw it),
+ * carried by every response, errors included; successful results repeat it.
+ */
+export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, observed: string | null = null, now = Date.now()): Buffer {
+  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce, ...(observed !== null ? { observed } : {}) };
   return signed(PacketType.RegistryResponse, id, stmt, server.secretKey);
 }
 

@@ -13,7 +13,22 @@ export const FRESHNESS_MS = 60_000;
 export const ONLINE_MS = 60_000;
 export const MAX_LAN_ENDPOINTS = 8;
 
-export const METHODS = ['hello', 'register', 'heartbeat', 'set_hostname', 'clear_hostname', 'set_visibility', 'resolve', 'deregister'] as const;
+export const METHODS = [
+  'hello',
+  'register',
+  'heartbeat',
+  'set_hostname',
+  'clear_hostname',
+  'set_visibility',
+  'resolve',
+  'deregister',
+  'trust_request',
+  'trust_pending',
+  'trust_approve',
+  'trust_reject',
+  'trust_revoke',
+  'trust_list',
+] as const;
 export type Method = (typeof METHODS)[number];
 
 function isCanonicalB64(s: string, bytes: number): boolean {
@@ -28,6 +43,20 @@ const endpointSchema = z.string().max(MAX_ENDPOINT_CHARS).refine((s) => parseEnd
 const lanEndpoints = z.array(endpointSchema).max(MAX_LAN_ENDPOINTS);
 // Hostnames are checked by normalizeHostname for a precise error; here only bounded.
 const hostnameText = z.string().max(253);
+/** A node address "N:XXXX.YYYY.YYYY" (parsed with parseAddress for the precise error). */
+const addressText = z.string().min(1).max(32);
+export const MAX_TRUST_REASON = 256;
+/**
+ * Reasons are shown to a human on the other node: no control characters, no
+ * line/paragraph separators and no bidi overrides (no terminal or display tricks).
+ */
+// eslint-disable-next-line no-control-regex
+const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
+const reasonText = z
+  .string()
+  .max(MAX_TRUST_REASON)
+  .refine((s) => !UNSAFE_TEXT.test(s), 'must not contain control, separator or bidi characters');
+const offset = z.number().int().nonnegative().max(1_000_000);
 
 /** Outer JSON of every registry packet (request, response, push). */
 export const EnvelopeSchema = z
@@ -52,8 +81,15 @@ export const StatementSchema = z
   .strict();
 export type Statement = z.infer<typeof StatementSchema>;
 
-/** hello is unsigned: only a nonce to bind the (signed) answer to. */
-export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce: nonceSchema }).passthrough();
+/**
+ * hello is unsigned: only a nonce to bind the (signed) answer to, and padding:
+ * over UDP the server never sends an unauthenticated answer more than
+ * AMPLIFICATION_FACTOR times the size of the request (no reflection attacks),
+ * so clients pad hello to MIN_HELLO_PACKET bytes.
+ */
+export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce: nonceSchema, pad: z.string().max(MAX_REGISTRY_PACKET).optional() }).strict();
+export const MIN_HELLO_PACKET = 256;
+export const AMPLIFICATION_FACTOR = 3;
 
 export const ParamSchemas = {
   register: z
@@ -73,15 +109,24 @@ export const ParamSchemas = {
     .strict()
     .refine((p) => [p.address, p.hostname, p.publicKey].filter((v) => v !== undefined).length === 1, 'give exactly one of address, hostname, publicKey'),
   deregister: z.object({}).strict(),
+  trust_request: z.object({ to: addressText, reason: reasonText.optional() }).strict(),
+  /** Offsets page through lists too long for one packet (see `more` in the result). */
+  trust_pending: z.object({ incomingOffset: offset.optional(), outgoingOffset: offset.optional() }).strict(),
+  trust_approve: z.object({ from: addressText }).strict(),
+  trust_reject: z.object({ from: addressText, reason: reasonText.optional() }).strict(),
+  trust_revoke: z.object({ peer: addressText }).strict(),
+  trust_list: z.object({ offset: offset.optional() }).strict(),
 } as const;
 export type SignedMethod = keyof typeof ParamSchemas;
 
 const ErrorBody = z.object({ code: z.string().max(64), message: z.string().max(500), hint: z.string().max(500).optional() });
 
 /** Server statement inside a response (0x02). */
+// Roomier than MAX_ENDPOINT_CHARS: a link-local source may carry a zone id (fe80::1%eth0).
+const observedField = z.string().max(128).optional();
 export const ResponseStatementSchema = z.union([
-  z.object({ ok: z.literal(true), result: z.unknown(), server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable() }),
-  z.object({ ok: z.literal(false), error: ErrorBody, server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable() }),
+  z.object({ ok: z.literal(true), result: z.unknown(), server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField }),
+  z.object({ ok: z.literal(false), error: ErrorBody, server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField }),
 ]);
 export type ResponseStatement = z.infer<typeof ResponseStatementSchema>;
 
@@ -116,6 +161,31 @@ export const ResolveResult = z.object({
   observed: z.string(),
 });
 export const DeregisterResult = z.object({ observed: z.string() });
+
+// ---- trust ----
+
+export const TrustRequestResult = z.object({ status: z.enum(['pending', 'trusted']) });
+export const TrustIncoming = z.object({ from: z.string(), hostname: z.string().nullable(), reason: z.string().nullable(), created: z.number() });
+export const TrustOutgoing = z.object({ to: z.string(), hostname: z.string().nullable(), reason: z.string().nullable(), created: z.number() });
+/** One page; `more` = call again with the offsets advanced by what this page held. */
+export const TrustPendingPage = z.object({ incoming: z.array(TrustIncoming), outgoing: z.array(TrustOutgoing), more: z.boolean() });
+export const TrustApproveResult = z.object({ status: z.literal('trusted') });
+export const TrustRejectResult = z.object({ status: z.literal('rejected') });
+export const TrustRevokeResult = z.object({ status: z.literal('revoked') });
+export const TrustEntry = z.object({ peer: z.string(), hostname: z.string().nullable(), since: z.number(), mutual: z.literal(true) });
+export const TrustListPage = z.object({ trusted: z.array(TrustEntry), more: z.boolean() });
+
+/** Data of the trust pushes (0x03), by event name. */
+export const TrustPushSchemas = {
+  /** Someone asks the receiver for trust. */
+  trust_request: TrustIncoming,
+  /** `peer` approved the receiver's request (or both asked each other). */
+  trust_approved: z.object({ peer: z.string(), hostname: z.string().nullable() }),
+  /** `peer` rejected the receiver's request. */
+  trust_rejected: z.object({ peer: z.string(), reason: z.string().nullable() }),
+  /** `peer` ended the trust pair with the receiver. */
+  trust_revoked: z.object({ peer: z.string() }),
+} as const;
 
 /** A zod failure as a short BAD_REQUEST naming the first offending field. */
 export function zodError(err: z.ZodError, what: string): PilotError {

@@ -29,7 +29,9 @@ CREATE TABLE IF NOT EXISTS nodes (
 CREATE TABLE IF NOT EXISTS trust_pairs (
   a INTEGER NOT NULL,
   b INTEGER NOT NULL,
+  stmt_a TEXT NOT NULL DEFAULT '',
   sig_a BLOB NOT NULL,
+  stmt_b TEXT NOT NULL DEFAULT '',
   sig_b BLOB NOT NULL,
   created INTEGER NOT NULL,
   PRIMARY KEY (a, b)
@@ -40,6 +42,7 @@ CREATE TABLE IF NOT EXISTS trust_requests (
   to_addr INTEGER NOT NULL,
   reason TEXT NOT NULL,
   statement TEXT NOT NULL,
+  sig BLOB NOT NULL DEFAULT x'',
   created INTEGER NOT NULL,
   PRIMARY KEY (from_addr, to_addr)
 );
@@ -58,6 +61,25 @@ interface NodeRow {
   last_seen: number;
   observed: string | null;
   lan_endpoints: string;
+}
+
+interface PairRow {
+  a: number;
+  b: number;
+  stmt_a: string;
+  sig_a: Buffer;
+  stmt_b: string;
+  sig_b: Buffer;
+  created: number;
+}
+
+interface RequestRow {
+  from_addr: number;
+  to_addr: number;
+  reason: string;
+  statement: string;
+  sig: Buffer;
+  created: number;
 }
 
 function toRecord(r: NodeRow): NodeRecord {
@@ -107,6 +129,9 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements RegistryStore {
   private readonly db: Database.Database;
   private readonly network: number;
+  /** Prepared once, reused: preparing is most of the cost of a tiny query. */
+  private readonly stmts = new Map<string, Database.Statement>();
+  private readonly registerTx: (input: RegisterInput) => NodeRecord;
 
   /** `file` is a path, or ':memory:' for tests. The directory is created 0700. */
   constructor(file: string, opts: SqliteStoreOptions = {}) {
@@ -118,11 +143,30 @@ export class SqliteStore implements RegistryStore {
     this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
+    this.migrate();
     this.network = opts.network ?? 0;
+    this.registerTx = this.db.transaction((inp: RegisterInput) => this.registerSync(inp));
+  }
+
+  /** Columns added after the first schema (databases created before them). */
+  private migrate(): void {
+    const has = (table: string, col: string) => (this.db.pragma(`table_info(${table})`) as { name: string }[]).some((c) => c.name === col);
+    if (!has('trust_pairs', 'stmt_a')) this.db.exec(`ALTER TABLE trust_pairs ADD COLUMN stmt_a TEXT NOT NULL DEFAULT ''`);
+    if (!has('trust_pairs', 'stmt_b')) this.db.exec(`ALTER TABLE trust_pairs ADD COLUMN stmt_b TEXT NOT NULL DEFAULT ''`);
+    if (!has('trust_requests', 'sig')) this.db.exec(`ALTER TABLE trust_requests ADD COLUMN sig BLOB NOT NULL DEFAULT x''`);
+  }
+
+  private q(sql: string): Database.Statement {
+    let st = this.stmts.get(sql);
+    if (!st) {
+      st = this.db.prepare(sql);
+      this.stmts.set(sql, st);
+    }
+    return st;
   }
 
   private row(sql: string, ...args: unknown[]): NodeRecord | undefined {
-    const r = this.db.prepare(sql).get(...args) as NodeRow | undefined;
+    const r = this.q(sql).get(...args) as NodeRow | undefined;
     return r ? toRecord(r) : undefined;
   }
 
@@ -131,40 +175,37 @@ export class SqliteStore implements RegistryStore {
   }
 
   private allocate(): number {
-    const r = this.db.prepare('SELECT next_node FROM counters WHERE network = ?').get(this.network) as { next_node: number } | undefined;
+    const r = this.q('SELECT next_node FROM counters WHERE network = ?').get(this.network) as { next_node: number } | undefined;
     const id = r?.next_node ?? 1;
     if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
-    this.db.prepare('INSERT INTO counters (network, next_node) VALUES (?, ?) ON CONFLICT(network) DO UPDATE SET next_node = excluded.next_node').run(this.network, id + 1);
+    this.q('INSERT INTO counters (network, next_node) VALUES (?, ?) ON CONFLICT(network) DO UPDATE SET next_node = excluded.next_node').run(this.network, id + 1);
     return id;
   }
 
-  private readonly registerTx = (input: RegisterInput): NodeRecord =>
-    this.db.transaction((inp: RegisterInput): NodeRecord => {
-      const existing = this.byKeySync(inp.publicKey);
-      if (inp.hostname !== undefined) {
-        const owner = this.row('SELECT * FROM nodes WHERE hostname = ?', inp.hostname);
-        if (owner && !owner.publicKey.equals(inp.publicKey)) throw taken(inp.hostname);
-      }
-      const lan = inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : undefined;
-      if (existing) {
-        this.db
-          .prepare(
-            `UPDATE nodes SET email = ?, hostname = COALESCE(?, hostname), public = COALESCE(?, public), active = 1,
-               last_seen = ?, observed = COALESCE(?, observed), lan_endpoints = COALESCE(?, lan_endpoints)
-             WHERE public_key = ?`,
-          )
-          .run(inp.email, inp.hostname ?? null, inp.public === undefined ? null : inp.public ? 1 : 0, inp.now, inp.observed ?? null, lan ?? null, inp.publicKey);
-      } else {
-        const node = this.allocate();
-        this.db
-          .prepare(
-            `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
-             VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-          )
-          .run(this.network, node, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ? 1 : 0, inp.now, inp.now, inp.observed ?? null, lan ?? '[]');
-      }
-      return this.byKeySync(inp.publicKey)!;
-    })(input);
+  /** Runs inside registerTx: lookup, hostname check, allocation and write are one atomic step. */
+  private registerSync(inp: RegisterInput): NodeRecord {
+    const existing = this.byKeySync(inp.publicKey);
+    if (inp.hostname !== undefined) {
+      const owner = this.row('SELECT * FROM nodes WHERE hostname = ?', inp.hostname);
+      if (owner && !owner.publicKey.equals(inp.publicKey)) throw taken(inp.hostname);
+    }
+    const lan = inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : null;
+    if (existing) {
+      // Omitted fields keep their value (COALESCE); the key proves it is the same node.
+      this.q(
+        `UPDATE nodes SET email = ?, hostname = COALESCE(?, hostname), public = COALESCE(?, public), active = 1,
+           last_seen = ?, observed = COALESCE(?, observed), lan_endpoints = COALESCE(?, lan_endpoints)
+         WHERE public_key = ?`,
+      ).run(inp.email, inp.hostname ?? null, inp.public === undefined ? null : inp.public ? 1 : 0, inp.now, inp.observed ?? null, lan, inp.publicKey);
+    } else {
+      const node = this.allocate();
+      this.q(
+        `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
+      ).run(this.network, node, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ? 1 : 0, inp.now, inp.now, inp.observed ?? null, lan ?? '[]');
+    }
+    return this.byKeySync(inp.publicKey)!;
+  }
 
   async register(input: RegisterInput): Promise<NodeRecord> {
     try {
@@ -190,7 +231,7 @@ export class SqliteStore implements RegistryStore {
   async setHostname(publicKey: Buffer, hostname: string | null): Promise<NodeRecord> {
     let changes: number;
     try {
-      changes = this.db.prepare('UPDATE nodes SET hostname = ? WHERE public_key = ? AND active = 1').run(hostname, publicKey).changes;
+      changes = this.q('UPDATE nodes SET hostname = ? WHERE public_key = ? AND active = 1').run(hostname, publicKey).changes;
     } catch (err) {
       if (isUniqueViolation(err)) throw taken(hostname ?? '');
       throw err;
@@ -200,24 +241,25 @@ export class SqliteStore implements RegistryStore {
   }
 
   async setVisibility(publicKey: Buffer, pub: boolean): Promise<NodeRecord> {
-    const { changes } = this.db.prepare('UPDATE nodes SET public = ? WHERE public_key = ? AND active = 1').run(pub ? 1 : 0, publicKey);
+    const { changes } = this.q('UPDATE nodes SET public = ? WHERE public_key = ? AND active = 1').run(pub ? 1 : 0, publicKey);
     if (changes === 0) throw notRegistered();
     return this.byKeySync(publicKey)!;
   }
 
   async touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord> {
     const lan = input.lanEndpoints !== undefined ? JSON.stringify(input.lanEndpoints) : null;
-    const { changes } = this.db
-      .prepare('UPDATE nodes SET last_seen = ?, observed = ?, lan_endpoints = COALESCE(?, lan_endpoints) WHERE public_key = ? AND active = 1')
-      .run(input.now, input.observed, lan, publicKey);
+    const { changes } = this.q('UPDATE nodes SET last_seen = ?, observed = ?, lan_endpoints = COALESCE(?, lan_endpoints) WHERE public_key = ? AND active = 1').run(
+      input.now,
+      input.observed,
+      lan,
+      publicKey,
+    );
     if (changes === 0) throw notRegistered();
     return this.byKeySync(publicKey)!;
   }
 
   async deregister(publicKey: Buffer): Promise<void> {
-    const { changes } = this.db
-      .prepare("UPDATE nodes SET active = 0, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = ? AND active = 1")
-      .run(publicKey);
+    const { changes } = this.q("UPDATE nodes SET active = 0, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = ? AND active = 1").run(publicKey);
     if (changes === 0) throw notRegistered();
   }
 
@@ -226,60 +268,62 @@ export class SqliteStore implements RegistryStore {
   async putTrustPair(pair: TrustPair): Promise<void> {
     const [a, b] = ordered(pair.a, pair.b);
     const swapped = a !== addressKey(pair.a);
-    const sigA = swapped ? pair.sigB : pair.sigA;
-    const sigB = swapped ? pair.sigA : pair.sigB;
-    this.db
-      .prepare('INSERT INTO trust_pairs (a, b, sig_a, sig_b, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT(a, b) DO UPDATE SET sig_a = excluded.sig_a, sig_b = excluded.sig_b, created = excluded.created')
-      .run(a, b, sigA, sigB, pair.created);
+    const [stmtA, sigA, stmtB, sigB] = swapped ? [pair.stmtB, pair.sigB, pair.stmtA, pair.sigA] : [pair.stmtA, pair.sigA, pair.stmtB, pair.sigB];
+    this.q(
+      `INSERT INTO trust_pairs (a, b, stmt_a, sig_a, stmt_b, sig_b, created) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT(a, b) DO UPDATE SET stmt_a = excluded.stmt_a, sig_a = excluded.sig_a, stmt_b = excluded.stmt_b, sig_b = excluded.sig_b, created = excluded.created`,
+    ).run(a, b, stmtA, sigA, stmtB, sigB, pair.created);
   }
 
-  private pairRow(r: { a: number; b: number; sig_a: Buffer; sig_b: Buffer; created: number }): TrustPair {
-    return { a: fromKey(r.a), b: fromKey(r.b), sigA: Buffer.from(r.sig_a), sigB: Buffer.from(r.sig_b), created: r.created };
+  private pairRow(r: PairRow): TrustPair {
+    return { a: fromKey(r.a), b: fromKey(r.b), stmtA: r.stmt_a, sigA: Buffer.from(r.sig_a), stmtB: r.stmt_b, sigB: Buffer.from(r.sig_b), created: r.created };
   }
 
   async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
     const [a, b] = ordered(x, y);
-    const r = this.db.prepare('SELECT * FROM trust_pairs WHERE a = ? AND b = ?').get(a, b) as Parameters<SqliteStore['pairRow']>[0] | undefined;
+    const r = this.q('SELECT * FROM trust_pairs WHERE a = ? AND b = ?').get(a, b) as PairRow | undefined;
     return r ? this.pairRow(r) : undefined;
   }
 
   async deleteTrustPair(x: Address, y: Address): Promise<boolean> {
     const [a, b] = ordered(x, y);
-    return this.db.prepare('DELETE FROM trust_pairs WHERE a = ? AND b = ?').run(a, b).changes > 0;
+    return this.q('DELETE FROM trust_pairs WHERE a = ? AND b = ?').run(a, b).changes > 0;
   }
 
   async listTrustPairs(node: Address): Promise<TrustPair[]> {
     const k = addressKey(node);
-    const rows = this.db.prepare('SELECT * FROM trust_pairs WHERE a = ? OR b = ? ORDER BY created').all(k, k) as Parameters<SqliteStore['pairRow']>[0][];
+    const rows = this.q('SELECT * FROM trust_pairs WHERE a = ? OR b = ? ORDER BY created, a, b').all(k, k) as PairRow[];
     return rows.map((r) => this.pairRow(r));
   }
 
   async putTrustRequest(req: TrustRequest): Promise<void> {
-    this.db
-      .prepare(
-        'INSERT INTO trust_requests (from_addr, to_addr, reason, statement, created) VALUES (?, ?, ?, ?, ?) ON CONFLICT(from_addr, to_addr) DO UPDATE SET reason = excluded.reason, statement = excluded.statement, created = excluded.created',
-      )
-      .run(addressKey(req.from), addressKey(req.to), req.reason, req.statement, req.created);
+    this.q(
+      `INSERT INTO trust_requests (from_addr, to_addr, reason, statement, sig, created) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT(from_addr, to_addr) DO UPDATE SET reason = excluded.reason, statement = excluded.statement, sig = excluded.sig, created = excluded.created`,
+    ).run(addressKey(req.from), addressKey(req.to), req.reason, req.statement, req.sig, req.created);
   }
 
-  private requestRow(r: { from_addr: number; to_addr: number; reason: string; statement: string; created: number }): TrustRequest {
-    return { from: fromKey(r.from_addr), to: fromKey(r.to_addr), reason: r.reason, statement: r.statement, created: r.created };
+  private requestRow(r: RequestRow): TrustRequest {
+    return { from: fromKey(r.from_addr), to: fromKey(r.to_addr), reason: r.reason, statement: r.statement, sig: Buffer.from(r.sig), created: r.created };
   }
 
   async getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined> {
-    const r = this.db.prepare('SELECT * FROM trust_requests WHERE from_addr = ? AND to_addr = ?').get(addressKey(from), addressKey(to)) as
-      | Parameters<SqliteStore['requestRow']>[0]
-      | undefined;
+    const r = this.q('SELECT * FROM trust_requests WHERE from_addr = ? AND to_addr = ?').get(addressKey(from), addressKey(to)) as RequestRow | undefined;
     return r ? this.requestRow(r) : undefined;
   }
 
   async listTrustRequestsTo(to: Address): Promise<TrustRequest[]> {
-    const rows = this.db.prepare('SELECT * FROM trust_requests WHERE to_addr = ? ORDER BY created').all(addressKey(to)) as Parameters<SqliteStore['requestRow']>[0][];
+    const rows = this.q('SELECT * FROM trust_requests WHERE to_addr = ? ORDER BY created, from_addr').all(addressKey(to)) as RequestRow[];
+    return rows.map((r) => this.requestRow(r));
+  }
+
+  async listTrustRequestsFrom(from: Address): Promise<TrustRequest[]> {
+    const rows = this.q('SELECT * FROM trust_requests WHERE from_addr = ? ORDER BY created, to_addr').all(addressKey(from)) as RequestRow[];
     return rows.map((r) => this.requestRow(r));
   }
 
   async deleteTrustRequest(from: Address, to: Address): Promise<boolean> {
-    return this.db.prepare('DELETE FROM trust_requests WHERE from_addr = ? AND to_addr = ?').run(addressKey(from), addressKey(to)).changes > 0;
+    return this.q('DELETE FROM trust_requests WHERE from_addr = ? AND to_addr = ?').run(addressKey(from), addressKey(to)).changes > 0;
   }
 
   async close(): Promise<void> {

@@ -34,10 +34,20 @@ export interface TouchInput {
   now: number;
 }
 
+/**
+ * A mutual trust pair. It holds one signed statement from EACH side (the
+ * request of one node and the approval, or the crossing request, of the
+ * other), exactly as received and verified by the server, so anyone can
+ * re-check that neither node could have created the pair alone.
+ */
 export interface TrustPair {
   a: Address; // the lower address of the pair
   b: Address;
+  /** Statement text signed by a's key (sigA over its UTF-8 bytes). */
+  stmtA: string;
   sigA: Buffer;
+  /** Statement text signed by b's key. */
+  stmtB: string;
   sigB: Buffer;
   created: number;
 }
@@ -45,8 +55,9 @@ export interface TrustPair {
 export interface TrustRequest {
   from: Address;
   to: Address;
-  reason: string;
+  reason: string; // '' = none
   statement: string; // the signed statement text, as received
+  sig: Buffer; // the requester's signature over statement
   created: number;
 }
 
@@ -69,15 +80,18 @@ export interface RegistryStore {
   /** Marks inactive and releases the hostname; the address stays bound to the key. */
   deregister(publicKey: Buffer): Promise<void>;
 
-  // Trust (used by a later issue; no server methods yet). Pairs are unordered:
-  // the store keeps them with a < b.
+  // Trust. Pairs are unordered: the store keeps them with a < b (and swaps
+  // stmt/sig with them).
   putTrustPair(pair: TrustPair): Promise<void>;
   getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined>;
   deleteTrustPair(x: Address, y: Address): Promise<boolean>;
   listTrustPairs(node: Address): Promise<TrustPair[]>;
   putTrustRequest(req: TrustRequest): Promise<void>;
   getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined>;
+  /** Oldest first. */
   listTrustRequestsTo(to: Address): Promise<TrustRequest[]>;
+  /** Oldest first. */
+  listTrustRequestsFrom(from: Address): Promise<TrustRequest[]>;
   deleteTrustRequest(from: Address, to: Address): Promise<boolean>;
 
   close(): Promise<void>;

@@ -20,6 +20,11 @@ export class TokenBucket {
     this.tokens -= cost;
     return true;
   }
+  /** How long until `cost` tokens are available (0 = now). */
+  waitMs(cost = 1, now = Date.now()): number {
+    const tokens = Math.min(this.rate.burst, this.tokens + ((now - this.last) / 1000) * this.rate.perSec);
+    return tokens >= cost ? 0 : ((cost - tokens) / this.rate.perSec) * 1000;
+  }
   /** True when the bucket has refilled completely (forgetting it loses nothing). */
   idle(now = Date.now()): boolean {
     return this.tokens + ((now - this.last) / 1000) * this.rate.perSec >= this.rate.burst;
@@ -45,6 +50,10 @@ export class KeyedLimiter {
       this.buckets.set(key, b);
     }
     return b.take(cost, now);
+  }
+  /** How long until `key` may take `cost` (0 = now). */
+  waitMs(key: string, cost = 1, now = Date.now()): number {
+    return this.buckets.get(key)?.waitMs(cost, now) ?? 0;
   }
   prune(now = Date.now()): void {
     for (const [k, b] of this.buckets) if (b.idle(now)) this.buckets.delete(k);

@@ -1,12 +1,13 @@
 // The signed registry methods. Each gets an already verified statement (the
 // key in it is proven) and returns the JSON result, or throws a PilotError.
 import { PilotError } from '../util/errors.ts';
-import { formatAddress, parseAddress } from '../wire/address.ts';
+import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { normalizeHostname } from '../registry/hostname.ts';
 import { ONLINE_MS, ParamSchemas, zodError, type SignedMethod, type Statement } from '../registry/protocol.ts';
 import type { NodeRecord, RegistryStore } from '../registry/store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
+import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
 const PERSIST_EVERY_MS = 5 * ONLINE_MS;
@@ -14,9 +15,14 @@ const PERSIST_EVERY_MS = 5 * ONLINE_MS;
 export interface HandlerContext {
   store: RegistryStore;
   online: OnlineIndex;
+  trust: TrustState;
+  hooks: TrustHooks & {
+    /** A node's visibility changed or it left: cached relay decisions about it are stale. */
+    nodeChanged(a: Address): void;
+  };
 }
 
-type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number) => Promise<Record<string, unknown>>;
+type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
 
 const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
 
@@ -27,8 +33,10 @@ function markSeen(ctx: HandlerContext, rec: NodeRecord, link: Link, now: number,
 const handlers: Record<SignedMethod, Handler> = {
   async register(ctx, key, p, link, now) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
+    const before = p.public === undefined ? undefined : await ctx.store.getByKey(key);
     const rec = await ctx.store.register({ publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now });
     markSeen(ctx, rec, link, now, true);
+    if (before && (before.public !== rec.public || !before.active)) ctx.hooks.nodeChanged(rec.address);
     return { address: formatAddress(rec.address), observed: link.observed, hostname: rec.hostname, public: rec.public };
   },
 
@@ -65,6 +73,7 @@ const handlers: Record<SignedMethod, Handler> = {
 
   async set_visibility(ctx, key, p, link) {
     const rec = await ctx.store.setVisibility(key, p.public);
+    ctx.hooks.nodeChanged(rec.address);
     return { public: rec.public, observed: link.observed };
   },
 
@@ -84,7 +93,15 @@ const handlers: Record<SignedMethod, Handler> = {
       what = 'that public key';
       rec = await ctx.store.getByKey(Buffer.from(p.publicKey, 'base64'));
     }
-    if (!rec || !rec.active) throw new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
+    const notFound = () => new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
+    if (!rec || !rec.active) throw notFound();
+    if (!(await canSee(ctx.store, caller, rec))) {
+      // Private node, caller not trusted: a hostname does not resolve (no
+      // enumeration); an address or key gives the key only (needed to encrypt
+      // to it) - no hostname, endpoints or presence.
+      if (p.hostname !== undefined) throw notFound();
+      return { address: formatAddress(rec.address), publicKey: rec.publicKey.toString('base64'), hostname: null, public: false, endpoints: [], online: false, lastSeen: 0, observed: link.observed };
+    }
     const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
     const online = entry !== undefined && isOnline(entry, now);
     const observed = entry?.link?.observed ?? rec.observed;
@@ -103,18 +120,28 @@ const handlers: Record<SignedMethod, Handler> = {
   },
 
   async deregister(ctx, key, _p, link) {
+    const rec = await ctx.store.getByKey(key);
     await ctx.store.deregister(key);
     ctx.online.remove(key.toString('base64'));
+    if (rec) ctx.hooks.nodeChanged(rec.address);
     return { observed: link.observed };
   },
+
+  trust_request: (ctx, key, p, _link, now, signed) => trustHandlers.trust_request(ctx, key, p, now, signed),
+  trust_pending: (ctx, key, p, _link, now, signed) => trustHandlers.trust_pending(ctx, key, p, now, signed),
+  trust_approve: (ctx, key, p, _link, now, signed) => trustHandlers.trust_approve(ctx, key, p, now, signed),
+  trust_reject: (ctx, key, p, _link, now, signed) => trustHandlers.trust_reject(ctx, key, p, now, signed),
+  trust_revoke: (ctx, key, p, _link, now, signed) => trustHandlers.trust_revoke(ctx, key, p, now, signed),
+  trust_list: (ctx, key, p, _link, now, signed) => trustHandlers.trust_list(ctx, key, p, now, signed),
 };
 
-export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link, now: number): Promise<Record<string, unknown>> {
+/** `signed` is the verified envelope (statement text + signature): trust pairs keep it as proof. */
+export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link, now: number, signed: SignedStatement): Promise<Record<string, unknown>> {
   if (!Object.hasOwn(handlers, stmt.method)) {
     throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(stmt.method)}`, `methods: hello, ${Object.keys(handlers).join(', ')}`);
   }
   const method = stmt.method as SignedMethod;
   const parsed = ParamSchemas[method].safeParse(stmt.params);
   if (!parsed.success) throw zodError(parsed.error, `${method} params`);
-  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.data, link, now);
+  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.data, link, now, signed);
 }

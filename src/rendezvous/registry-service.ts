@@ -5,12 +5,14 @@ import crypto from 'node:crypto';
 import { PilotError, asPilotError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { buildPush, buildResponse, errorBody, parseRequest, RequestError, verifyRequest, type ResponseBody } from '../registry/envelope.ts';
-import { MAX_REGISTRY_PACKET } from '../registry/protocol.ts';
+import { AMPLIFICATION_FACTOR, MAX_REGISTRY_PACKET } from '../registry/protocol.ts';
 import type { Identity } from '../registry/signing.ts';
 import type { RegistryStore } from '../registry/store.ts';
-import { parseAddress } from '../wire/address.ts';
+import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache } from './replay-cache.ts';
-import { runMethod } from './registry-handlers.ts';
+import { runMethod, type HandlerContext } from './registry-handlers.ts';
+import { TrustState } from './trust-handlers.ts';
+import type { Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 
@@ -20,24 +22,64 @@ export interface RegistryCounters {
   executed: number;
   retransmits: number;
   errors: number;
+  /** Malformed UDP requests not worth (or not safe) to answer. */
   dropped: number;
+  /** Unauthenticated UDP answers withheld because they would amplify a (possibly spoofed) request. */
+  amplificationDropped: number;
   pushes: number;
 }
 
+export interface RegistryServiceOptions {
+  identity: Identity;
+  store: RegistryStore;
+  online: OnlineIndex;
+  log: Logger;
+  replayCacheSize?: number;
+  /** How long answers are kept for retransmissions (default: the 60 s freshness window). */
+  responseCacheMs?: number;
+  /** trust_request calls per node (default 10 a minute, bursts of 20). */
+  trustRequestRate?: Rate;
+  /** Trust pair created or deleted (the relay drops cached decisions). */
+  onPairChanged?: (x: Address, y: Address) => void;
+  /** Node visibility changed or it deregistered. */
+  onNodeChanged?: (a: Address) => void;
+}
+
 export class RegistryService {
-  readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, pushes: 0 };
+  readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, amplificationDropped: 0, pushes: 0 };
   private readonly identity: Identity;
   private readonly store: RegistryStore;
   private readonly online: OnlineIndex;
   private readonly replay: ReplayCache;
   private readonly log: Logger;
+  private readonly ctx: HandlerContext;
+  private readonly trust: TrustState;
 
-  constructor(opts: { identity: Identity; store: RegistryStore; online: OnlineIndex; log: Logger; replayCacheSize?: number }) {
+  constructor(opts: RegistryServiceOptions) {
     this.identity = opts.identity;
     this.store = opts.store;
     this.online = opts.online;
     this.log = opts.log;
-    this.replay = new ReplayCache(opts.replayCacheSize);
+    this.replay = new ReplayCache({ maxEntries: opts.replayCacheSize, responseMs: opts.responseCacheMs });
+    this.trust = new TrustState(opts.trustRequestRate);
+    const onPair = opts.onPairChanged;
+    const onNode = opts.onNodeChanged;
+    this.ctx = {
+      store: this.store,
+      online: this.online,
+      trust: this.trust,
+      hooks: {
+        push: (to, event, data) => {
+          try {
+            this.push(formatAddress(to), event, data);
+          } catch (err) {
+            this.log.warn({ err: (err as Error).message, event }, 'push not sent');
+          }
+        },
+        pairChanged: (x, y) => onPair?.(x, y),
+        nodeChanged: (a) => onNode?.(a),
+      },
+    };
   }
 
   async handle(pkt: Buffer, link: Link): Promise<void> {
@@ -55,13 +97,13 @@ export class RegistryService {
         this.log.debug({ link: link.observed, err: e.message }, 'dropped malformed registry request');
         return;
       }
-      this.answer(link, 'x', nonce, errorBody(e));
+      this.answerUnauthenticated(link, pkt.length, 'x', nonce, errorBody(e));
       return;
     }
 
     if (req.kind === 'hello') {
       this.counters.hellos++;
-      this.answer(link, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed } });
+      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed } });
       return;
     }
 
@@ -81,14 +123,14 @@ export class RegistryService {
         throw new PilotError('STALE_REQUEST', 'request is older than the server replay horizon', 'retry with a fresh request');
       }
     } catch (err) {
-      this.answer(link, req.id, req.nonce, errorBody(asPilotError(err)));
+      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, errorBody(asPilotError(err)));
       return;
     }
 
     let body: ResponseBody;
     try {
       this.counters.executed++;
-      body = { ok: true, result: await runMethod({ store: this.store, online: this.online }, req.stmt, link, now) };
+      body = { ok: true, result: await runMethod(this.ctx, req.stmt, link, now, { text: req.stmtText, sig: Buffer.from(req.sig, 'base64') }) };
     } catch (err) {
       const e = asPilotError(err);
       if (!(err instanceof PilotError)) this.log.error({ err, method: req.stmt.method }, 'registry method failed');
@@ -101,17 +143,35 @@ export class RegistryService {
     else this.log.debug({ method: req.stmt.method, link: link.observed, ok: body.ok }, 'registry request');
   }
 
-  private answer(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
+  private build(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
     if (!body.ok) this.counters.errors++;
-    let resp = buildResponse(this.identity, id, nonce, body);
-    if (resp.length > MAX_REGISTRY_PACKET) {
-      resp = buildResponse(this.identity, id, nonce, errorBody(new PilotError('INTERNAL', 'response too large for one packet')));
-    }
+    const resp = buildResponse(this.identity, id, nonce, body, link.observed);
+    if (resp.length <= MAX_REGISTRY_PACKET) return resp;
+    return buildResponse(this.identity, id, nonce, errorBody(new PilotError('INTERNAL', 'response too large for one packet')), link.observed);
+  }
+
+  private answer(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
+    const resp = this.build(link, id, nonce, body);
     link.send(resp);
     return resp;
   }
 
-  /** Signed unsolicited notice to a node (for later issues: punch coordination, trust requests). */
+  /**
+   * Answers to requests whose signer is not proven (hello, refused requests):
+   * a UDP source may be spoofed, so such an answer is withheld when it is more
+   * than AMPLIFICATION_FACTOR times the request. TCP sources are real.
+   */
+  private answerUnauthenticated(link: Link, requestBytes: number, id: string, nonce: string | null, body: ResponseBody): void {
+    const resp = this.build(link, id, nonce, body);
+    if (link.kind === 'udp' && resp.length > AMPLIFICATION_FACTOR * requestBytes) {
+      this.counters.amplificationDropped++;
+      this.log.debug({ link: link.observed, requestBytes, responseBytes: resp.length }, 'withheld an amplifying answer');
+      return;
+    }
+    link.send(resp);
+  }
+
+  /** Signed unsolicited notice to a node, over the link it was last heard on (UDP endpoint or TCP connection). */
   push(address: string, event: string, data: unknown): boolean {
     const e = this.online.getByAddress(parseAddress(address));
     if (!e || !isOnline(e) || !e.link) return false;
@@ -123,5 +183,6 @@ export class RegistryService {
 
   prune(now = Date.now()): void {
     this.replay.prune(now);
+    this.trust.limiter.prune(now);
   }
 }

@@ -2,8 +2,14 @@
 // [0x21][src addr][inner] to the destination. The sender is authenticated by
 // arriving on the link its last verified register/heartbeat came from; the
 // inner packet is end-to-end encrypted and never looked into beyond its type.
+//
+// Zero trust: a packet is forwarded only between nodes with a trust pair, or
+// to a public node (anyone may ping it) - and then, for a while, the public
+// node's replies back to that sender. Decisions come from the store, cached
+// briefly and dropped as soon as a pair or a node's visibility changes.
 import { PacketType } from '../wire/packet-types.ts';
-import { ADDRESS_BYTES, readAddress, writeAddress } from '../wire/address.ts';
+import { ADDRESS_BYTES, addressKey, readAddress, writeAddress, type Address } from '../wire/address.ts';
+import type { RegistryStore } from '../registry/store.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
@@ -16,7 +22,28 @@ export interface RelayCounters {
   droppedUnknownDestination: number;
   droppedRateLimited: number;
   droppedSendFailed: number;
+  /** Refused: no trust pair and the destination is not public (nor answering a sender that contacted it). */
+  droppedNotTrusted: number;
 }
+
+/** May `src` send to `dst` through the relay? */
+export type RelayPolicy = (src: Address, dst: Address) => Promise<boolean>;
+
+/** Trusted pair, or a public (active) destination. */
+export function storeRelayPolicy(store: RegistryStore): RelayPolicy {
+  return async (src, dst) => {
+    const d = await store.getByAddress(dst);
+    if (!d?.active) return false;
+    if (d.public) return true;
+    return (await store.getTrustPair(src, dst)) !== undefined;
+  };
+}
+
+/** How long a decision is cached (explicit invalidation makes it exact on one server). */
+const DECISION_MS = 10_000;
+/** How long a public node may answer a node that sent to it. */
+const REPLY_MS = 60_000;
+const MAX_CACHED = 100_000;
 
 /** Only session packets may be relayed: nothing that could pass for a registry message. */
 const RELAYABLE = new Set<number>([PacketType.HandshakeInit, PacketType.HandshakeResp, PacketType.Data, PacketType.SessionUnknown]);
@@ -32,13 +59,24 @@ export class Relay {
     droppedUnknownDestination: 0,
     droppedRateLimited: 0,
     droppedSendFailed: 0,
+    droppedNotTrusted: 0,
   };
   private readonly online: OnlineIndex;
   private readonly limiter: KeyedLimiter;
+  private readonly policy: RelayPolicy;
+  /** "src>dst" -> decision. */
+  private readonly decisions = new Map<string, { allowed: boolean; expires: number }>();
+  /** "src>dst" -> lookup in flight (shared by the packets waiting on it). */
+  private readonly lookups = new Map<string, Promise<boolean>>();
+  /** "public>sender" -> until when the public node may answer the sender. */
+  private readonly replies = new Map<string, number>();
+  /** Bumped by every invalidation: a lookup started before it must not be cached. */
+  private generation = 0;
 
-  constructor(online: OnlineIndex, rate: Rate = DEFAULT_RELAY_RATE) {
+  constructor(online: OnlineIndex, rate: Rate = DEFAULT_RELAY_RATE, policy: RelayPolicy) {
     this.online = online;
     this.limiter = new KeyedLimiter(rate);
+    this.policy = policy;
   }
 
   handle(pkt: Buffer, from: Link, now = Date.now()): void {
@@ -61,19 +99,93 @@ export class Relay {
       c.droppedRateLimited++;
       return;
     }
+    const key = pairKey(src.address, dst.address);
+    const srcAddr = src.address;
+    const dstAddr = dst.address;
+    const reply = this.replies.get(key);
+    if (reply !== undefined && reply > now) {
+      this.forward(pkt, srcAddr, dstAddr, now);
+      return;
+    }
+    const d = this.decisions.get(key);
+    if (d && d.expires > now) {
+      if (d.allowed) this.forward(pkt, srcAddr, dstAddr, now);
+      else c.droppedNotTrusted++;
+      return;
+    }
+    let lookup = this.lookups.get(key);
+    if (!lookup) {
+      const gen = this.generation;
+      lookup = this.policy(srcAddr, dstAddr)
+        .catch(() => false)
+        .then((allowed) => {
+          if (this.lookups.get(key) === lookup) this.lookups.delete(key);
+          if (gen === this.generation) {
+            if (this.decisions.size >= MAX_CACHED) this.decisions.clear();
+            this.decisions.set(key, { allowed, expires: Date.now() + DECISION_MS });
+          }
+          return allowed;
+        });
+      this.lookups.set(key, lookup);
+    }
+    void lookup.then((allowed) => {
+      if (allowed) this.forward(pkt, srcAddr, dstAddr, Date.now());
+      else c.droppedNotTrusted++;
+    });
+  }
+
+  private forward(pkt: Buffer, srcAddr: Address, dstAddr: Address, now: number): void {
+    const c = this.counters;
+    // Looked up again: after an asynchronous decision the destination may have moved or left.
+    const dst = this.online.getByAddress(dstAddr);
+    if (!dst || !isOnline(dst, now) || !dst.link) {
+      c.droppedUnknownDestination++;
+      return;
+    }
     // Same length as the input: only the type byte and the address change.
     const out = Buffer.from(pkt);
     out[0] = PacketType.RelayDeliver;
-    writeAddress(out, 1, src.address);
+    writeAddress(out, 1, srcAddr);
     if (!dst.link.send(out)) {
       c.droppedSendFailed++;
       return;
     }
     c.forwarded++;
     c.forwardedBytes += out.length;
+    // The destination may answer (e.g. a public node pinged by a stranger).
+    if (this.replies.size >= MAX_CACHED) this.replies.clear();
+    this.replies.set(pairKey(dstAddr, srcAddr), now + REPLY_MS);
+  }
+
+  /** A trust pair was created or deleted. */
+  invalidatePair(x: Address, y: Address): void {
+    this.generation++;
+    for (const k of [pairKey(x, y), pairKey(y, x)]) {
+      this.decisions.delete(k);
+      this.lookups.delete(k);
+      this.replies.delete(k);
+    }
+  }
+
+  /** A node's visibility changed (or it left): every decision about it is stale. */
+  invalidateNode(a: Address): void {
+    this.generation++;
+    const k = String(addressKey(a));
+    for (const m of [this.decisions, this.lookups, this.replies] as Map<string, unknown>[]) {
+      for (const key of m.keys()) {
+        const [s, d] = key.split('>');
+        if (s === k || d === k) m.delete(key);
+      }
+    }
   }
 
   prune(now = Date.now()): void {
     this.limiter.prune(now);
+    for (const [k, d] of this.decisions) if (d.expires <= now) this.decisions.delete(k);
+    for (const [k, until] of this.replies) if (until <= now) this.replies.delete(k);
   }
+}
+
+function pairKey(src: Address, dst: Address): string {
+  return `${addressKey(src)}>${addressKey(dst)}`;
 }

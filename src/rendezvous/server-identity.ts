@@ -2,9 +2,8 @@
 // daemons can pin it. Lost key = every daemon has to re-pin (by design, loudly).
 import fs from 'node:fs';
 import path from 'node:path';
-import sodium from 'sodium-native';
 import { PilotError } from '../util/errors.ts';
-import { generateIdentity, type Identity } from '../registry/signing.ts';
+import { generateIdentity, identityFromSecretKey, type Identity } from '../registry/signing.ts';
 
 export const SERVER_KEY_FILE = 'server.key';
 
@@ -18,14 +17,13 @@ export function loadOrCreateServerIdentity(dataDir: string): Identity {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (text !== undefined) {
-    const secretKey = Buffer.from(text.trim(), 'base64');
-    if (secretKey.length !== sodium.crypto_sign_SECRETKEYBYTES) {
+    // identityFromSecretKey re-derives the pair from the seed, so a file whose halves disagree is refused.
+    const id = identityFromSecretKey(Buffer.from(text.trim(), 'base64'));
+    if (!id) {
       throw new PilotError('BAD_ARGUMENT', `${file} does not hold an Ed25519 secret key`, 'restore the file from a backup; deleting it makes every daemon re-pin a new server key');
     }
     fs.chmodSync(file, 0o600);
-    const publicKey = Buffer.alloc(sodium.crypto_sign_PUBLICKEYBYTES);
-    sodium.crypto_sign_ed25519_sk_to_pk(publicKey, secretKey);
-    return { publicKey, secretKey };
+    return id;
   }
   const id = generateIdentity();
   // Write-then-rename so a crash never leaves a half-written key behind.

@@ -13,7 +13,7 @@ import { SqliteStore } from '../registry/sqlite-store.ts';
 import { loadOrCreateServerIdentity } from './server-identity.ts';
 import { OnlineIndex } from './online-index.ts';
 import { RegistryService, type RegistryCounters } from './registry-service.ts';
-import { DEFAULT_RELAY_RATE, Relay, type RelayCounters } from './relay.ts';
+import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from './relay.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
 import type { Link } from './link.ts';
@@ -30,10 +30,14 @@ export interface RendezvousOptions {
   requestRate?: Rate;
   /** Relayed bytes per sending node. */
   relayRate?: Rate;
+  /** trust_request calls per node (default: bursts of 20, then 10 a minute). */
+  trustRequestRate?: Rate;
   maxTcpFrame?: number;
   maxTcpConnections?: number;
   tcpIdleMs?: number;
   replayCacheSize?: number;
+  /** How long answers are kept to re-send to retransmitted requests (default and max: 60 s). */
+  responseCacheMs?: number;
 }
 
 export interface RendezvousStats {
@@ -66,8 +70,18 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const ownsStore = opts.store === undefined;
   const store = opts.store ?? new SqliteStore(path.join(opts.dataDir, 'registry.db'));
   const online = new OnlineIndex();
-  const registry = new RegistryService({ identity, store, online, log, replayCacheSize: opts.replayCacheSize });
-  const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE);
+  const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE, storeRelayPolicy(store));
+  const registry = new RegistryService({
+    identity,
+    store,
+    online,
+    log,
+    replayCacheSize: opts.replayCacheSize,
+    responseCacheMs: opts.responseCacheMs,
+    trustRequestRate: opts.trustRequestRate,
+    onPairChanged: (x, y) => relay.invalidatePair(x, y),
+    onNodeChanged: (a) => relay.invalidateNode(a),
+  });
   const requestLimiter = new KeyedLimiter(opts.requestRate ?? DEFAULT_REQUEST_RATE);
   const maxFrame = opts.maxTcpFrame ?? DEFAULT_MAX_FRAME;
   const counters = { udpIn: 0, tcpFramesIn: 0, garbage: 0, rateLimited: 0 };
@@ -137,16 +151,19 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       },
     };
     const decoder = new FrameDecoder(maxFrame);
+    let broken = false;
     sock.on('data', (data) => {
+      if (broken) return;
       let frames: Buffer[];
       try {
         frames = decoder.push(data);
       } catch (err) {
         // An oversized frame desynchronises the stream: answer once, then hang up.
+        broken = true;
         counters.garbage++;
         const e = err instanceof PilotError ? err : new PilotError('FRAME_TOO_LARGE', 'bad frame');
-        if (!sock.destroyed) sock.end(encodeFrame(buildResponse(identity, 'x', null, errorBody(new PilotError(e.code, e.message, `frames are at most ${maxFrame} bytes`)))));
-        sock.destroySoon?.();
+        const body = errorBody(new PilotError(e.code, e.message, `frames are at most ${maxFrame} bytes`));
+        if (!sock.destroyed) sock.end(encodeFrame(buildResponse(identity, 'x', null, body, link.observed)));
         setTimeout(() => sock.destroy(), 1000).unref();
         return;
       }

@@ -1,7 +1,11 @@
 // Receive side of acknowledgement: which packet numbers arrived (also our
 // duplicate filter), when an ACK is owed, and encoding the ACK frame with
 // selective ranges. Ack policy after RFC 9000 §13.2: ack every 2nd
-// ack-eliciting packet or after max_ack_delay, at once on reordering/gaps.
+// ack-eliciting packet or after max_ack_delay, at once on reordering/gaps or
+// when the sender asks (IMMEDIATE_ACK, which it puts on the last packet of a
+// flight). Past start-up we ack every 10th packet instead (ack decimation, as
+// Chromium's QUIC does): each ACK costs the peer a packet, encryption and a
+// syscall, and the flight-end IMMEDIATE_ACK keeps small windows responsive.
 // The connection flushes once per event-loop turn, so one ACK covers a batch.
 import { ACK_DELAY_EXPONENT, Frame } from './frames.ts';
 import { RangeSet } from './range-set.ts';
@@ -11,6 +15,9 @@ import { varintLen, writeVarint } from './varint.ts';
 const MAX_TRACKED_RANGES = 512;
 /** Ranges reported in one ACK frame at most. */
 const MAX_ACK_RANGES = 64;
+/** Ack-eliciting packets received before switching from every 2nd to every 10th. */
+const DECIMATION_AFTER = 100;
+const DECIMATED_ACK_EVERY = 10;
 
 export class AckTracker {
   readonly received = new RangeSet();
@@ -30,15 +37,15 @@ export class AckTracker {
   /** Ranges wholly at or below this were in an ACK the peer has acknowledged: no need to repeat them. */
   private ackedUpTo = -1;
   readonly maxAckDelayMs: number;
-  readonly ackEvery: number;
+  private ackEvery = 2;
+  private elicitingSeen = 0;
 
-  constructor(maxAckDelayMs: number, ackEvery = 2) {
+  constructor(maxAckDelayMs: number) {
     this.maxAckDelayMs = maxAckDelayMs;
-    this.ackEvery = ackEvery;
   }
 
   /** Records a packet; false if it is a duplicate (the caller then drops it). */
-  onPacket(pn: number, ackEliciting: boolean, now: number): boolean {
+  onPacket(pn: number, ackEliciting: boolean, now: number, immediate = false): boolean {
     if (pn < this.floor || this.received.has(pn)) return false;
     const recv = this.received;
     recv.add(pn, pn + 1);
@@ -55,7 +62,9 @@ export class AckTracker {
       this.immediate = true; // fills a hole
     }
     this.unreported = true;
+    if (immediate) this.immediate = true;
     if (ackEliciting) {
+      if (++this.elicitingSeen === DECIMATION_AFTER) this.ackEvery = DECIMATED_ACK_EVERY;
       if (++this.pending >= this.ackEvery) this.immediate = true;
       else if (this.deadline === Infinity) this.deadline = now + this.maxAckDelayMs;
     }

@@ -1,18 +1,19 @@
 // Application error codes carried by RESET_STREAM / STOP_SENDING, and the
-// PilotError each side turns them into. Only REFUSED and TIMEOUT are told apart
-// at the receiving end; everything else reads as CONNECTION_RESET there.
-import { PilotError } from '../util/errors.ts';
+// PilotError each side turns them into. The code is derived from the local
+// error's .code so the peer sees the same PilotError code (CONNECTION_REFUSED,
+// TIMEOUT, ...); errors without a known code travel as a plain reset.
+import { PilotError, type ErrorCode } from '../util/errors.ts';
 
 export const AppCode = {
   /** Orderly: the reader went away without an error. */
   NoError: 0,
-  /** Stream aborted (destroy() / an error on the other side). */
+  /** Stream aborted (destroy() / an error without a known code on the other side): CONNECTION_RESET. */
   Reset: 1,
   /** Nobody listens on the destination port (or too many streams). */
   Refused: 2,
   /** The other side's idle timer fired. */
   Timeout: 3,
-  /** The connection is closing / being reset. */
+  /** The connection is closing / being reset, or the stream is unknown (the other side lost its state). */
   ConnectionGone: 4,
 } as const;
 
@@ -22,11 +23,36 @@ export const CloseCode = {
   ProtocolViolation: 1,
 } as const;
 
+/** Further PilotError codes that travel as themselves, as 16 + index (append only: the numbers are wire format). */
+const OTHER_CODES: readonly ErrorCode[] = [
+  'BAD_ADDRESS',
+  'BAD_ARGUMENT',
+  'BAD_REQUEST',
+  'BAD_SIGNATURE',
+  'REPLAYED',
+  'STALE_REQUEST',
+  'NOT_FOUND',
+  'HOSTNAME_TAKEN',
+  'UNREACHABLE',
+  'NO_DAEMON',
+  'DAEMON_RUNNING',
+  'NOT_REGISTERED',
+  'NOT_TRUSTED',
+  'FRAME_TOO_LARGE',
+  'RATE_LIMITED',
+  'INTERNAL',
+];
+const OTHER_BASE = 16;
+
 export function codeForError(err: Error | null | undefined): number {
   if (!err) return AppCode.Reset;
   const code = (err as { code?: unknown }).code;
   if (code === 'CONNECTION_REFUSED') return AppCode.Refused;
   if (code === 'TIMEOUT') return AppCode.Timeout;
+  if (typeof code === 'string') {
+    const i = OTHER_CODES.indexOf(code as ErrorCode);
+    if (i >= 0) return OTHER_BASE + i;
+  }
   return AppCode.Reset;
 }
 
@@ -36,10 +62,13 @@ export function errorForCode(code: number, stopSending: boolean): PilotError {
     case AppCode.Refused:
       return new PilotError('CONNECTION_REFUSED', 'connection refused: nothing listens on that port', 'is the service running on the target, and is it listening on that port?');
     case AppCode.Timeout:
-      return new PilotError('CONNECTION_RESET', 'stream reset by peer: its idle timer fired');
+      return new PilotError('TIMEOUT', 'stream reset by peer: its idle timer fired', 'the stream saw no traffic for too long; retry');
     case AppCode.ConnectionGone:
-      return new PilotError('CONNECTION_RESET', 'stream reset: the peer closed the connection');
-    default:
+      return new PilotError('CONNECTION_RESET', 'stream reset: the peer closed the connection or lost its state');
+    default: {
+      const other = code >= OTHER_BASE ? OTHER_CODES[code - OTHER_BASE] : undefined;
+      if (other !== undefined) return new PilotError(other, `stream reset by peer (${other})`);
       return new PilotError('CONNECTION_RESET', stopSending ? `peer stopped reading the stream (code ${code})` : `stream reset by peer (code ${code})`);
+    }
   }
 }

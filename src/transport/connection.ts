@@ -55,9 +55,10 @@ export const MAX_PACKET_SIZE = 65_000;
 const PN_MAX_LEN = 8;
 const MAX_QUEUED_DATAGRAMS = 128;
 const MAX_QUEUED_DATAGRAM_BYTES = 256 * 1024;
-const MAX_INCOMING_STREAMS = 4096;
+const MAX_INCOMING_STREAMS = 1024;
 /** Retired peer stream id ranges remembered at most (a hostile peer could fragment the set). */
 const MAX_RETIRED_RANGES = 4096;
+const MAX_ANSWERED_UNKNOWN = 4096;
 /** Room left in a packet below which no further frame is attempted. */
 const MIN_FRAME_ROOM = 24;
 /** Packets per flush before yielding to the event loop (so ACKs and other peers get a turn). */
@@ -79,6 +80,13 @@ export interface ConnectionOptions {
   idleTimeoutMs?: number;
   /** Clock in ms (default performance.now). */
   now?: () => number;
+  /**
+   * Bytes reserved before / after every packet handed to sendPacket, inside the same memory: the session
+   * layer may then encrypt in place, e.g. `Buffer.from(p.buffer, p.byteOffset - headroom, p.length + headroom + tailroom)`
+   * is [headroom][plaintext][tailroom] (for SessionManager.sendToInPlace: 13 and 16). Default 0.
+   */
+  headroom?: number;
+  tailroom?: number;
 }
 
 export interface ConnectionStats {
@@ -101,6 +109,7 @@ export interface ConnectionStats {
   ptoCount: number;
   datagramsSent: number;
   datagramsReceived: number;
+  sendErrors: number;
   maxPacketSize: number;
 }
 
@@ -123,16 +132,20 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private readonly streamCfg: StreamConfig;
   private readonly idleTimeoutMs: number;
   private maxPacket: number;
+  private readonly headroom: number;
+  private readonly tailroom: number;
 
   private readonly streams = new Map<number, Stream>();
   private nextLocalId: number;
   private incoming = 0;
   /** floor(id / 2) of peer streams that are finished (late frames for them are ignored). */
-  private readonly retiredPeer = new RangeSet();
+  private retiredPeer = new RangeSet();
+  /** Unknown stream ids we already answered with RESET_STREAM + STOP_SENDING (the answer is reliable: once is enough). */
+  private answeredUnknown = new Set<number>();
 
-  private readonly recovery: Recovery;
-  private readonly acks = new AckTracker(MAX_ACK_DELAY_MS);
-  private readonly pacer: Pacer;
+  private recovery: Recovery;
+  private acks = new AckTracker(MAX_ACK_DELAY_MS);
+  private pacer: Pacer;
   private readonly parsers: ParsedPacket[] = [new ParsedPacket()];
   private depth = 0;
 
@@ -141,6 +154,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private connSent = 0;
   private localMaxData = INITIAL_CONN_CREDIT;
   private connWindow: number;
+  private readonly initialConnWindow: number;
   private readonly maxConnWindow: number;
   private connReceived = 0;
   private connConsumed = 0;
@@ -178,6 +192,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     duplicates: 0,
     datagramsSent: 0,
     datagramsReceived: 0,
+    sendErrors: 0,
   };
 
   constructor(opts: ConnectionOptions) {
@@ -188,13 +203,15 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     this.localParity = opts.role === 'low' ? 0 : 1;
     this.nextLocalId = this.localParity;
     this.maxPacket = checkPacketSize(opts.maxPacketSize ?? DEFAULT_MAX_PLAINTEXT);
+    this.headroom = checkRoom(opts.headroom ?? 0, 'headroom');
+    this.tailroom = checkRoom(opts.tailroom ?? 0, 'tailroom');
     const streamWindow = Math.max(64 * 1024, opts.streamWindow ?? DEFAULT_STREAM_WINDOW);
     this.streamCfg = {
       window: streamWindow,
       maxWindow: Math.max(streamWindow, MAX_STREAM_WINDOW),
       sendAhead: Math.max(64 * 1024, streamWindow),
     };
-    this.connWindow = Math.max(256 * 1024, opts.connectionWindow ?? DEFAULT_CONNECTION_WINDOW);
+    this.connWindow = this.initialConnWindow = Math.max(256 * 1024, opts.connectionWindow ?? DEFAULT_CONNECTION_WINDOW);
     this.maxConnWindow = Math.max(this.connWindow, MAX_CONNECTION_WINDOW);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
     this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this);
@@ -220,9 +237,10 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     return s;
   }
 
-  /** Largest datagram payload that fits one packet. */
+  /** Largest datagram payload that always fits one packet (1180 with 1196-byte packets). */
   maxDatagramSize(): number {
-    return this.maxPacket - PN_MAX_LEN - datagramFrameLen(0);
+    // packet number, the IMMEDIATE_ACK slot, then type + length + ports
+    return this.maxPacket - PN_MAX_LEN - 1 - (1 + varintLen(this.maxPacket) + 4);
   }
 
   /** Queues an unreliable datagram; false if it is too big for one packet or the queue is full (congested). */
@@ -248,16 +266,58 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     return this.maxPacket;
   }
 
-  /** The peer restarted: every stream errors with CONNECTION_RESET; nothing is sent. The connection is dead afterwards. */
+  /**
+   * The peer restarted (lost its state): every stream errors with CONNECTION_RESET and nothing is sent.
+   * The connection stays usable with fresh state (stream ids, flow control, congestion control, acks),
+   * as a restarted peer's new connection expects. Packet numbers keep counting up so a stale ACK from
+   * the peer's previous incarnation can never acknowledge a packet sent after the reset.
+   */
   reset(reason?: string): void {
-    this.terminate(new PilotError('CONNECTION_RESET', reason ? `connection reset: ${reason}` : 'connection reset'));
+    if (this.closed) return;
+    const err = new PilotError('CONNECTION_RESET', reason ? `connection reset: ${reason}` : 'connection reset');
+    const list = [...this.streams.values()];
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.timerAt = Infinity;
+    this.pacingAt = Infinity;
+    this.idleCheckAt = Infinity;
+    this.streams.clear();
+    this.nextLocalId = this.localParity;
+    this.incoming = 0;
+    this.retiredPeer = new RangeSet();
+    this.answeredUnknown = new Set();
+    const nextPn = this.recovery.log.next;
+    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this);
+    this.recovery.log.base = this.recovery.log.next = nextPn;
+    this.acks = new AckTracker(MAX_ACK_DELAY_MS);
+    this.pacer = new Pacer(this.maxPacket);
+    this.peerMaxData = INITIAL_CONN_CREDIT;
+    this.connSent = 0;
+    this.localMaxData = INITIAL_CONN_CREDIT;
+    this.connWindow = this.initialConnWindow;
+    this.connReceived = 0;
+    this.connConsumed = 0;
+    this.lastMaxDataAt = -Infinity;
+    this.maxDataPending = false;
+    this.sendQueue.clear();
+    this.connBlocked = [];
+    this.ctrlQueue = [];
+    this.creditQueue.clear();
+    this.dgQueue.clear();
+    this.dgQueuedBytes = 0;
+    this.probes = 0;
+    this.writers = [];
+    this.newStreams = [];
+    // streams are marked finished before they are destroyed, so they queue nothing into the fresh state
+    for (const s of list) s.abort(err, false);
+    this.emit('reset');
   }
 
   /** Tells the peer (CONNECTION_CLOSE, best effort) and errors every stream with CONNECTION_RESET. */
   close(): void {
     if (this.closed) return;
     try {
-      const buf = Buffer.allocUnsafe(this.maxPacket);
+      const buf = this.allocPacket(this.maxPacket);
       let pos = writeVarint(buf, 0, this.recovery.log.next);
       pos = writeConnectionClose(buf, pos, CloseCode.NoError, Buffer.alloc(0));
       this.counters.packetsSent++;
@@ -296,6 +356,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       ptoCount: r.ptoCount,
       datagramsSent: c.datagramsSent,
       datagramsReceived: c.datagramsReceived,
+      sendErrors: c.sendErrors,
       maxPacketSize: this.maxPacket,
     };
   }
@@ -329,7 +390,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       return;
     }
     const now = this.clock();
-    if (!this.acks.onPacket(parsed.pn, parsed.ackEliciting, now)) {
+    if (!this.acks.onPacket(parsed.pn, parsed.ackEliciting, now, parsed.immediateAck)) {
       this.counters.duplicates++;
       return;
     }
@@ -421,17 +482,20 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private acceptStream(f: ParsedFrame): Stream | undefined {
     const id = f.id;
     if (id % 2 === this.localParity) {
-      if (id >= this.nextLocalId) this.counters.malformed++; // never opened by us
+      // ours but never opened (by this incarnation): the peer remembers it from before we lost our state
+      if (id >= this.nextLocalId) this.answerUnknown(id);
       return undefined;
     }
     const idx = Math.floor(id / 2);
     if (this.retiredPeer.has(idx)) return undefined;
     if (!f.open) {
-      // the opener repeats the ports until we ack them, so this cannot be the stream's first frame we see
-      this.counters.malformed++;
+      // the opener repeats the ports until we ack one, so we saw this stream's opening before and have
+      // since lost it (restart): tell the peer so its stream fails now instead of at its idle timeout
+      this.answerUnknown(id);
       return undefined;
     }
-    if (this.incoming >= MAX_INCOMING_STREAMS) {
+    // too many streams, or nobody to hand it to (an unhandled stream would only sit there until it timed out)
+    if (this.incoming >= MAX_INCOMING_STREAMS || this.listenerCount('stream') === 0) {
       this.queueCtrl(Frame.StopSending, id, AppCode.Refused, 0);
       this.queueCtrl(Frame.ResetStream, id, AppCode.Refused, 0);
       this.retire(idx);
@@ -446,6 +510,16 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     return s;
   }
 
+  /** STREAM frame for a stream we have no state for: reset both directions at the peer. */
+  private answerUnknown(id: number): void {
+    if (this.answeredUnknown.has(id)) return;
+    if (this.answeredUnknown.size >= MAX_ANSWERED_UNKNOWN) this.answeredUnknown.clear();
+    this.answeredUnknown.add(id);
+    // we cannot know the final size: ConnectionGone tells the peer not to check it
+    this.queueCtrl(Frame.ResetStream, id, AppCode.ConnectionGone, 0);
+    this.queueCtrl(Frame.StopSending, id, AppCode.ConnectionGone, 0);
+  }
+
   private onResetStream(f: ParsedFrame, now: number): void {
     const s = this.streams.get(f.id);
     if (s === undefined) {
@@ -456,7 +530,9 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     s.lastActivity = now;
     if (s.recvDone) return;
     const rb = s.recvBuf;
-    const size = f.offset;
+    let size = f.offset;
+    // a peer that lost its state cannot know the final size: take what we have
+    if (f.code === AppCode.ConnectionGone && size < rb.highest) size = rb.finalSize >= 0 ? rb.finalSize : rb.highest;
     if (size < rb.highest || (rb.finalSize >= 0 && size !== rb.finalSize) || size > s.localMaxStreamData) {
       this.counters.malformed++;
       return;
@@ -615,7 +691,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   /** Builds and sends one packet; false if there was nothing to put in it. */
   private buildPacket(now: number, allowData: boolean, probe: boolean): boolean {
     const size = this.maxPacket;
-    const buf = Buffer.allocUnsafe(size);
+    const buf = this.allocPacket(size);
     const log = this.recovery.log;
     const pn = log.next;
     const start = writeVarint(buf, 0, pn);
@@ -632,6 +708,8 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
         this.acks.onAckSent();
       }
     }
+    // one byte kept for IMMEDIATE_ACK, decided once we know whether this packet ends a flight
+    const mark = pos++;
     // control frames (flow-control credit, resets) ride outside congestion control: they are small and unblock the peer
     while (this.ctrlQueue.length > 0 && size - pos >= 1 + 8 * 3) {
       const c = this.ctrlQueue.shift()!;
@@ -657,7 +735,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       while (this.dgQueue.length > 0) {
         const d = this.dgQueue.peek()!;
         const need = datagramFrameLen(d.data.length);
-        if (need > size - start) {
+        if (need > size - start - 1) {
           // no longer fits any packet (packet size shrank): drop it
           this.dgQueue.shift();
           this.dgQueuedBytes -= d.data.length;
@@ -678,9 +756,23 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
         }
       }
     }
-    if (probe && !eliciting) {
-      buf[pos++] = Frame.Ping;
-      eliciting = true;
+    // the peer acks the end of a flight (window full, or nothing more to send) at once instead of after
+    // its ack delay: with a small window (after losses) or a lone request, waiting would stall us for nothing
+    const cc = this.recovery.cc;
+    const lastOfFlight = probe || !allowData || this.sendQueue.length === 0 || cc.bytesInFlight + pos + size > cc.cwnd;
+    if (pos === mark + 1) {
+      if (probe) {
+        buf[mark] = Frame.ImmediateAck; // probe with nothing else to carry
+        eliciting = true;
+        p.immediate = true;
+      } else {
+        pos = mark; // nothing written after it: give the byte back
+      }
+    } else if (lastOfFlight && eliciting) {
+      buf[mark] = Frame.ImmediateAck;
+      p.immediate = true;
+    } else {
+      buf[mark] = Frame.Padding;
     }
     if (pos === start) {
       log.release(p);
@@ -694,8 +786,18 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     if (eliciting) this.pacer.consume(pos);
     this.counters.packetsSent++;
     this.counters.bytesSent += pos;
-    this.sendFn(buf.subarray(0, pos));
+    try {
+      this.sendFn(buf.subarray(0, pos));
+    } catch {
+      this.counters.sendErrors++; // the session layer failed: the packet counts as lost when its ACK never comes
+    }
     return true;
+  }
+
+  /** A packet buffer of `size` bytes with the configured head- and tailroom around it (one allocation). */
+  private allocPacket(size: number): Buffer {
+    if (this.headroom === 0 && this.tailroom === 0) return Buffer.allocUnsafe(size);
+    return Buffer.allocUnsafe(this.headroom + size + this.tailroom).subarray(this.headroom, this.headroom + size);
   }
 
   /** Fills the packet with STREAM frames, round-robin over streams with something to send. */
@@ -806,6 +908,8 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     if (this.timer !== null) clearTimeout(this.timer);
     this.timerAt = t;
     this.timer = setTimeout(this.timerCb, Math.max(0, Math.ceil(t - now)));
+    // data in flight keeps the process alive like a socket with pending writes; an idle check alone does not
+    if (t === this.idleCheckAt) this.timer.unref();
   }
 
   private onTimer(): void {
@@ -865,6 +969,11 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
 
 function checkPort(port: number, what: string): void {
   if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new PilotError('BAD_ARGUMENT', `${what} must be an integer 0-65535, got ${port}`);
+}
+
+function checkRoom(n: number, what: string): number {
+  if (!Number.isInteger(n) || n < 0 || n > 256) throw new PilotError('BAD_ARGUMENT', `${what} must be an integer 0-256, got ${n}`);
+  return n;
 }
 
 function checkPacketSize(size: number): number {

@@ -28,6 +28,8 @@ export const Frame = {
   StreamDataBlocked: 0x15,
   /** [0x1c][error code][reason length][reason utf-8] */
   ConnectionClose: 0x1c,
+  /** [0x1f] ack this packet at once (IMMEDIATE_ACK of the QUIC ack-frequency draft): marks the end of a flight */
+  ImmediateAck: 0x1f,
   /** STREAM with OPEN bit: [0x28|OFF|LEN|FIN][stream id][u16 dst port][u16 src port]...; sent until the peer acked one */
   StreamOpen: 0x28,
   /** [0x30][u16 src port][u16 dst port][data to end of packet] */
@@ -56,6 +58,7 @@ export const Kind = {
   StreamDataBlocked: 9,
   ConnectionClose: 10,
   Datagram: 11,
+  ImmediateAck: 12,
 } as const;
 
 /** One parsed frame; fields are reused between packets, only those of its kind are meaningful. */
@@ -87,6 +90,8 @@ export class ParsedPacket {
   readonly frames: ParsedFrame[] = [];
   /** ACK ranges of every ACK frame, as absolute [hi, lo] pairs, highest first. */
   readonly ackRanges: number[] = [];
+  /** Carried IMMEDIATE_ACK. */
+  immediateAck = false;
   private readonly r = new Reader();
 
   /** Parses the whole packet; false (and nothing usable) if anything is malformed. */
@@ -96,6 +101,7 @@ export class ParsedPacket {
     this.count = 0;
     this.ackEliciting = false;
     this.ackRanges.length = 0;
+    this.immediateAck = false;
     this.pn = r.varint();
     if (!r.ok || r.pos >= r.end) return false; // a packet carries at least one frame
     while (r.pos < r.end) {
@@ -104,6 +110,7 @@ export class ParsedPacket {
       const f = this.next();
       if (!parseFrame(type, r, f, this.ackRanges)) return false;
       if (f.kind !== Kind.Ack && f.kind !== Kind.ConnectionClose) this.ackEliciting = true;
+      if (f.kind === Kind.ImmediateAck) this.immediateAck = true;
     }
     return true;
   }
@@ -140,6 +147,9 @@ function parseFrame(type: number, r: Reader, f: ParsedFrame, ranges: number[]): 
   switch (type) {
     case Frame.Ping:
       f.kind = Kind.Ping;
+      return true;
+    case Frame.ImmediateAck:
+      f.kind = Kind.ImmediateAck;
       return true;
     case Frame.Ack:
       return parseAck(r, f, ranges);

@@ -27,6 +27,8 @@ export class Recovery {
   lossTime = Infinity;
   ptoCount = 0;
   lastAckElicitingTime = 0;
+  /** The newest ack-eliciting packet asked for an immediate ACK: the probe timeout need not allow for ack delay. */
+  lastAckElicitingImmediate = false;
   ackElicitingInFlight = 0;
   packetsLost = 0;
   private readonly handler: RecoveryHandler;
@@ -43,6 +45,7 @@ export class Recovery {
     if (p.ackEliciting) {
       this.ackElicitingInFlight++;
       this.lastAckElicitingTime = p.time;
+      this.lastAckElicitingImmediate = p.immediate;
     }
   }
 
@@ -106,9 +109,9 @@ export class Recovery {
       }
       if (p.time <= lostBefore || this.largestAcked >= pn + PACKET_THRESHOLD) {
         log.remove(pn);
-        this.packetsLost++;
         if (p.ackEliciting) this.ackElicitingInFlight--;
         if (p.inFlight) {
+          this.packetsLost++; // (an unacknowledged ACK-only packet is not a loss)
           this.cc.onRemoved(p.size);
           sawLost = true;
           if (p.time > newestLostTime) newestLostTime = p.time;
@@ -137,7 +140,8 @@ export class Recovery {
   }
 
   ptoInterval(): number {
-    return Math.min(this.rtt.pto(this.maxAckDelay) * 2 ** Math.min(this.ptoCount, 16), MAX_PTO_MS);
+    const ackDelay = this.lastAckElicitingImmediate ? 0 : this.maxAckDelay;
+    return Math.min(this.rtt.pto(ackDelay) * 2 ** Math.min(this.ptoCount, 16), MAX_PTO_MS);
   }
 
   /** Runs the loss-detection timer; true when a probe timeout fired (the caller sends probes). */

@@ -41,6 +41,8 @@ export class SentPacket {
   maxStreamData: Stream[] | null = null;
   /** largest packet number acked by the ACK frame it carried, -1 if none */
   ackLargest = -1;
+  /** carried IMMEDIATE_ACK: the peer will not delay its ACK */
+  immediate = false;
 
   clear(): void {
     this.stream = null;
@@ -49,6 +51,7 @@ export class SentPacket {
     this.maxData = false;
     this.maxStreamData = null;
     this.ackLargest = -1;
+    this.immediate = false;
     this.ackEliciting = false;
     this.inFlight = false;
     this.fin = false;

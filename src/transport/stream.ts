@@ -130,8 +130,10 @@ export class Stream extends Duplex implements RecvSink {
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (!this.sendDone) {
-      if (!err && (this.sendBuf.finOffset >= 0 || this.writableEnded)) {
-        // graceful: keep delivering what was written, then the FIN
+      // graceful only if every written byte reached us (end() done, nothing left in the Writable's buffer);
+      // a FIN after a truncated stream would pass a cut-off message off as complete
+      if (!err && (this.sendBuf.finOffset >= 0 || (this.writableEnded && this.writableLength === 0))) {
+        // keep delivering what was written, then the FIN
         this.sendBuf.end();
         this.host.streamWantsSend(this);
       } else {

@@ -18,7 +18,7 @@ test('10% random loss between two daemons: a 10 MiB stream arrives intact', { sk
     lab.sh(ns, 'iptables -A INPUT -i lo -p udp ! --sport 9000 -m udp ! --dport 9000 -m statistic --mode random --probability 0.10 -j DROP');
     const a = new Agent('alpha', work, ns);
     const b = new Agent('beta', work, ns);
-    await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'alpha', '--listen', '127.0.0.1:0']);
+    await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'alpha', '--public', '--listen', '127.0.0.1:0']);
     await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'beta', '--listen', '127.0.0.1:0']);
 
     // The sender: a helper process that pipes 10 MiB of known bytes through the overlay to alpha's echo port

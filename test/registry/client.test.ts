@@ -77,3 +77,22 @@ test('pushes: only fresh, unreplayed, signed by the pinned key', () => {
   assert.deepEqual(got, [{ event: 'punch', data: { x: 1 } }]);
   c.close();
 });
+
+test('request(): generic signed call, hello and known results validated', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const p = await udpPeer(s.port);
+  t.after(() => p.close());
+  const hello = await p.client.request<{ serverKey: Buffer; observed: string }>('hello');
+  assert.deepEqual(hello.serverKey, s.publicKey);
+  const r = await p.client.request<{ address: string }>('register', { email: 'a@example.com' });
+  assert.equal(r.address, '0:0000.0000.0001');
+  await assert.rejects(p.client.request('no_such_method', {}), (e: PilotError) => e.code === 'BAD_REQUEST' && /unknown method/.test(e.message));
+  assert.deepEqual(await p.client.request('trust_list', {}), { trusted: [], more: false });
+});
+
+test('the hello a client sends is padded enough to be answered over UDP', async () => {
+  const { buildHello } = await import('../../src/registry/envelope.ts');
+  const { MIN_HELLO_PACKET } = await import('../../src/registry/protocol.ts');
+  assert.ok(buildHello().packet.length >= MIN_HELLO_PACKET);
+});

@@ -66,21 +66,45 @@ test('trust pairs and trust requests', async () => {
   const s = new SqliteStore(':memory:');
   const a = makeAddress(0, 5);
   const b = makeAddress(0, 3);
-  await s.putTrustPair({ a, b, sigA: Buffer.alloc(64, 1), sigB: Buffer.alloc(64, 2), created: 10 });
+  await s.putTrustPair({ a, b, stmtA: 'from-5', sigA: Buffer.alloc(64, 1), stmtB: 'from-3', sigB: Buffer.alloc(64, 2), created: 10 });
   const p = await s.getTrustPair(b, a);
   assert.ok(p);
   assert.deepEqual(p.a, b, 'stored with the lower address first');
   assert.deepEqual(p.sigA, Buffer.alloc(64, 2), 'signatures follow their node');
+  assert.equal(p.stmtA, 'from-3', 'statements follow their node');
+  assert.equal(p.stmtB, 'from-5');
   assert.equal((await s.listTrustPairs(a)).length, 1);
   assert.equal(await s.deleteTrustPair(a, b), true);
   assert.equal(await s.getTrustPair(a, b), undefined);
 
-  await s.putTrustRequest({ from: a, to: b, reason: 'hi', statement: '{"x":1}', created: 11 });
-  assert.equal((await s.getTrustRequest(a, b))?.reason, 'hi');
+  await s.putTrustRequest({ from: a, to: b, reason: 'hi', statement: '{"x":1}', sig: Buffer.alloc(64, 7), created: 11 });
+  const r = await s.getTrustRequest(a, b);
+  assert.equal(r?.reason, 'hi');
+  assert.deepEqual(r?.sig, Buffer.alloc(64, 7));
   assert.equal((await s.listTrustRequestsTo(b)).length, 1);
   assert.equal((await s.listTrustRequestsTo(a)).length, 0);
+  assert.equal((await s.listTrustRequestsFrom(a)).length, 1);
+  assert.equal((await s.listTrustRequestsFrom(b)).length, 0);
   assert.equal(await s.deleteTrustRequest(a, b), true);
   assert.equal(await s.getTrustRequest(a, b), undefined);
+  await s.close();
+});
+
+test('trust columns are added to a database created by the first schema', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-store-'));
+  const file = path.join(dir, 'registry.db');
+  const { default: Database } = await import('better-sqlite3');
+  const old = new Database(file);
+  old.exec(`CREATE TABLE trust_pairs (a INTEGER NOT NULL, b INTEGER NOT NULL, sig_a BLOB NOT NULL, sig_b BLOB NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (a, b));
+    CREATE TABLE trust_requests (from_addr INTEGER NOT NULL, to_addr INTEGER NOT NULL, reason TEXT NOT NULL, statement TEXT NOT NULL, created INTEGER NOT NULL, PRIMARY KEY (from_addr, to_addr));`);
+  old.close();
+  const s = new SqliteStore(file);
+  const a = makeAddress(0, 1);
+  const b = makeAddress(0, 2);
+  await s.putTrustPair({ a, b, stmtA: 'x', sigA: Buffer.alloc(64), stmtB: 'y', sigB: Buffer.alloc(64), created: 1 });
+  assert.equal((await s.getTrustPair(a, b))?.stmtB, 'y');
+  await s.putTrustRequest({ from: a, to: b, reason: '', statement: 's', sig: Buffer.alloc(64, 1), created: 2 });
+  assert.deepEqual((await s.getTrustRequest(a, b))?.sig, Buffer.alloc(64, 1));
   await s.close();
 });
 

@@ -127,3 +127,36 @@ test('client retries are idempotent through lost answers', async (t) => {
   assert.equal(dropped, 2);
   assert.equal(s.stats().registry.retransmits, 2);
 });
+
+test('identical request re-sent after the response-cache window is REPLAYED, not re-executed', async (t) => {
+  const s = await startServer({ responseCacheMs: 150 });
+  t.after(() => s.close());
+  const p = await udpPeer(s.port);
+  t.after(() => p.close());
+  const id = generateIdentity();
+  const req = buildRequest(id, s.publicKey, 'register', { email: 'a@example.com' });
+  p.sendRaw(req.packet);
+  const first = await answer(p, s.publicKey);
+  assert.equal(first.ok, true);
+  p.sendRaw(req.packet);
+  assert.equal((await answer(p, s.publicKey)).ok, true, 'within the window: the cached answer');
+  await new Promise((r) => setTimeout(r, 300));
+  p.sendRaw(req.packet);
+  const late = await answer(p, s.publicKey);
+  assert.equal(errCode(late), 'REPLAYED');
+  assert.equal(late.reqNonce, req.nonce);
+  assert.equal(s.stats().registry.executed, 1);
+  assert.equal(s.stats().registry.retransmits, 1);
+});
+
+test('every answer carries the observed endpoint, errors included', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const p = await udpPeer(s.port);
+  t.after(() => p.close());
+  const st = { method: 'heartbeat', params: {}, key: generateIdentity().publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce() };
+  p.sendRaw(signedPacket(st, generateIdentity()));
+  const r = await answer(p, s.publicKey);
+  assert.equal(errCode(r), 'BAD_SIGNATURE');
+  assert.equal((r as { observed?: string }).observed, `127.0.0.1:${p.localPort}`);
+});

@@ -120,3 +120,32 @@ test('per-IP request rate limit drops floods but is generous', async (t) => {
   await sleep(200);
   assert.ok(s.stats().rateLimited >= 70);
 });
+
+test('UDP answers to unauthenticated requests never amplify; TCP ones are answered', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const hello = (pad: string) => Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: '1', stmt: JSON.stringify({ method: 'hello', nonce: 'A'.repeat(24), pad }) }))]);
+  const sock = dgram.createSocket('udp4');
+  t.after(() => sock.close());
+  const answers: Buffer[] = [];
+  sock.on('message', (m) => answers.push(m));
+  await new Promise<void>((r) => sock.bind(0, '127.0.0.1', () => r()));
+  // An unpadded hello (about 70 bytes) would get a ~400-byte answer: withheld.
+  sock.send(hello(''), s.port, '127.0.0.1');
+  await sleep(150);
+  assert.equal(answers.length, 0);
+  assert.equal(s.stats().registry.amplificationDropped, 1);
+  // Padded like the client does: answered, within the factor.
+  const padded = hello('.'.repeat(200));
+  sock.send(padded, s.port, '127.0.0.1');
+  await sleep(150);
+  assert.equal(answers.length, 1);
+  assert.ok(answers[0]!.length <= 3 * padded.length);
+  // The same unpadded hello over TCP is answered (a TCP peer is not spoofed).
+  const p = await tcpPeer(s.port);
+  t.after(() => p.close());
+  p.sendRaw(hello(''));
+  const a = await p.nextPacket(0x02);
+  const o = openServerMessage(a, s.publicKey);
+  assert.ok(o && 'msg' in o && o.msg.type === 'response' && o.msg.stmt.ok);
+});

@@ -128,3 +128,9 @@ export async function tcpPeer(port: number, opts: ClientOpts = {}): Promise<Peer
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Mutual trust between two registered peers: x asks, y approves. */
+export async function makeTrust(x: Peer, xAddr: string, y: Peer, yAddr: string): Promise<void> {
+  await x.client.trustRequest(yAddr, 'test');
+  await y.client.trustApprove(xAddr);
+}

@@ -28,7 +28,7 @@ test('register + resolve over UDP and TCP; hello pins the key', async (t) => {
   assert.equal(ra.observed, `127.0.0.1:${a.localPort}`);
 
   // b never called hello: the first signed call learns the key first.
-  const rb = await b.client.register({ email: 'b@example.com', hostname: 'bravo' });
+  const rb = await b.client.register({ email: 'b@example.com', hostname: 'bravo', public: true });
   assert.equal(rb.address, '0:0000.0000.0002');
   assert.equal(rb.observed, `127.0.0.1:${b.localPort}`);
 
@@ -88,11 +88,14 @@ test('hostname validation, uniqueness, set/clear, visibility', async (t) => {
   assert.equal((await a.client.clearHostname()).hostname, null);
   await assert.rejects(b.client.resolve({ hostname: 'shared' }), code('NOT_FOUND'));
   assert.equal((await b.client.setHostname('Shared')).hostname, 'shared');
+  await b.client.setVisibility(true);
   assert.equal((await a.client.resolve({ hostname: 'shared' })).publicKey, b.identity.publicKey.toString('base64'));
   assert.equal((await b.client.setVisibility(true)).public, true);
   assert.equal((await a.client.resolve({ hostname: 'shared' })).public, true);
   await b.client.setVisibility(false);
-  assert.equal((await a.client.resolve({ hostname: 'shared' })).public, false);
+  // Private again: untrusted callers no longer find it by name (see trust.test.ts).
+  await assert.rejects(a.client.resolve({ hostname: 'shared' }), code('NOT_FOUND'));
+  assert.equal((await b.client.resolve({ hostname: 'shared' })).public, false, 'a node always sees itself');
 });
 
 test('calls from an unregistered key get NOT_REGISTERED', async (t) => {
@@ -113,7 +116,7 @@ test('heartbeat updates the observed endpoint (NAT rebinding) and LAN endpoints'
   const a = await udpPeer(s.port);
   const b = await udpPeer(s.port);
   t.after(() => b.close());
-  await a.client.register({ email: 'a@example.com', hostname: 'mover', lanEndpoints: ['10.0.0.1:1'] });
+  await a.client.register({ email: 'a@example.com', hostname: 'mover', lanEndpoints: ['10.0.0.1:1'], public: true });
   await b.client.register({ email: 'b@example.com' });
   // Same identity, new socket = new source port, as after a NAT rebinding.
   const moved = await udpPeer(s.port, { identity: a.identity });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { parseAddress, writeAddress, readAddress, formatAddress } from '../../src/wire/address.ts';
-import { startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
+import { makeTrust, startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
 
 function relaySend(dst: string, inner: Buffer): Buffer {
   const pkt = Buffer.alloc(7 + inner.length);
@@ -27,6 +27,8 @@ test('relay forwards between registered UDP and TCP nodes', async (t) => {
   const ra = await a.client.register({ email: 'a@example.com' });
   const rb = await b.client.register({ email: 'b@example.com' });
   const rc = await c.client.register({ email: 'c@example.com' });
+  await makeTrust(a, ra.address, b, rb.address);
+  await makeTrust(c, rc.address, a, ra.address);
 
   const payload = inner(200);
   a.sendRaw(relaySend(rb.address, payload));
@@ -90,7 +92,7 @@ test('relay source moves with the heartbeat; TCP close takes the node offline', 
   const b = await tcpPeer(s.port);
   t.after(() => a.close());
   await a.client.register({ email: 'a@example.com' });
-  const rb = await b.client.register({ email: 'b@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com', public: true });
   const moved = await udpPeer(s.port, { identity: a.identity });
   t.after(() => moved.close());
   await moved.client.heartbeat({});
@@ -116,10 +118,67 @@ test('per-node relay rate limit', async (t) => {
   t.after(() => a.close());
   t.after(() => b.close());
   await a.client.register({ email: 'a@example.com' });
-  const rb = await b.client.register({ email: 'b@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com', public: true });
   for (let i = 0; i < 20; i++) a.sendRaw(relaySend(rb.address, inner(993)));
   await sleep(200);
   const r = s.stats().relay;
   assert.equal(r.forwarded, 5);
   assert.equal(r.droppedRateLimited, 15);
+});
+
+test('relay only between trusted nodes, or to public nodes (and their replies)', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await udpPeer(s.port);
+  const b = await tcpPeer(s.port);
+  const pub = await udpPeer(s.port);
+  const e = await udpPeer(s.port);
+  t.after(() => Promise.all([a.close(), b.close(), pub.close(), e.close()]));
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  const rp = await pub.client.register({ email: 'p@example.com', public: true });
+  const re = await e.client.register({ email: 'e@example.com' });
+  const relayed = (p: typeof a) => p.received.filter((x) => x[0] === 0x21).length;
+
+  // Untrusted private nodes: refused both ways, and counted.
+  a.sendRaw(relaySend(rb.address, inner()));
+  b.sendRaw(relaySend(ra.address, inner()));
+  await sleep(150);
+  assert.equal(relayed(a) + relayed(b), 0);
+  assert.equal(s.stats().relay.droppedNotTrusted, 2);
+
+  // Trusted: forwarded both ways (the cached refusal is dropped when the pair is made).
+  await makeTrust(a, ra.address, b, rb.address);
+  a.sendRaw(relaySend(rb.address, inner()));
+  await b.nextPacket(0x21);
+  b.sendRaw(relaySend(ra.address, inner()));
+  await a.nextPacket(0x21);
+
+  // Revoked: refused again at once.
+  await b.client.trustRevoke(ra.address);
+  a.sendRaw(relaySend(rb.address, inner()));
+  b.sendRaw(relaySend(ra.address, inner()));
+  await sleep(150);
+  assert.equal(relayed(a) + relayed(b), 0);
+  assert.equal(s.stats().relay.droppedNotTrusted, 4);
+
+  // A public node is reachable by anyone, and may answer whoever contacted it...
+  a.sendRaw(relaySend(rp.address, inner(40, 0x10)));
+  await pub.nextPacket(0x21);
+  pub.sendRaw(relaySend(ra.address, inner(40, 0x11)));
+  await a.nextPacket(0x21);
+  // ...but cannot send to private nodes that never contacted it.
+  pub.sendRaw(relaySend(re.address, inner(40, 0x10)));
+  await sleep(150);
+  assert.equal(relayed(e), 0);
+  assert.equal(s.stats().relay.droppedNotTrusted, 5);
+
+  // Going private closes it (and the reply permits it had).
+  await pub.client.setVisibility(false);
+  a.sendRaw(relaySend(rp.address, inner()));
+  pub.sendRaw(relaySend(ra.address, inner()));
+  await sleep(150);
+  assert.equal(relayed(pub) + relayed(a), 0);
+  assert.equal(s.stats().relay.droppedNotTrusted, 7);
+  assert.equal(s.stats().relay.forwarded, 4);
 });

@@ -100,6 +100,17 @@ export interface Pair {
   b: Connection;
   ab: Pipe;
   ba: Pipe;
+  /** every stream opened or accepted on either side */
+  streams: Stream[];
+}
+
+/** Closes both ends; streams still open then error with CONNECTION_RESET, which the test does not care about. */
+export function closePair(p: Pair): void {
+  for (const s of p.streams) s.on('error', () => {});
+  for (const c of [p.a, p.b]) {
+    c.removeAllListeners('stream');
+    c.close();
+  }
 }
 
 export function makePair(link: LinkOptions = {}, opts: Partial<ConnectionOptions> = {}, linkBack?: LinkOptions): Pair {
@@ -110,7 +121,17 @@ export function makePair(link: LinkOptions = {}, opts: Partial<ConnectionOptions
   const b = new Connection({ role: 'high', sendPacket: (p) => ba.send(p), ...opts });
   ab.deliver = (p) => b.receivePacket(p);
   ba.deliver = (p) => a.receivePacket(p);
-  return { a, b, ab, ba };
+  const streams: Stream[] = [];
+  for (const c of [a, b]) {
+    const open = c.openStream.bind(c);
+    c.openStream = (dst: number, src?: number): Stream => {
+      const s = open(dst, src);
+      streams.push(s);
+      return s;
+    };
+    c.prependListener('stream', (s: Stream) => streams.push(s));
+  }
+  return { a, b, ab, ba, streams };
 }
 
 /** Writes `total` random bytes in chunks honouring backpressure, then ends; resolves with their sha256. */
