@@ -82,6 +82,8 @@ async function main(): Promise<void> {
   try {
     await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'bench-alpha', '--listen', '127.0.0.1:0']);
     await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'bench-beta', '--listen', '127.0.0.1:0']);
+    await b.ctl(['handshake', a.address]); // zero trust: agree first
+    await a.ctl(['approve', b.address]);
     await b.ctl(['ping', 'bench-alpha', '--count', '2', '--interval', '10ms']); // warm the session
 
     const tcp = await tcpLoopback(STREAM_MB * MB);
