@@ -43,7 +43,10 @@ export async function startIpcServer(path: string, handlers: Record<string, Hand
     fs.rmSync(path, { force: true });
   }
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((sock) => {
+  // Half-open: a client that ends its side of a byte pipe (dial/accept) must
+  // still get everything the remote sends back; request connections are ended
+  // by serveConnection once their answers are out.
+  const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     serveConnection(sock, handlers, onError);
@@ -81,6 +84,16 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
   };
   sock.on('close', markClosed);
   sock.on('error', markClosed);
+  // The client ended its side: answer what is in flight, then end ours (a pipe ends on its own terms).
+  let inFlight = 0;
+  let clientEnded = false;
+  const maybeEnd = (): void => {
+    if (clientEnded && !piped && inFlight === 0 && !sock.writableEnded) sock.end();
+  };
+  sock.on('end', () => {
+    clientEnded = true;
+    maybeEnd();
+  });
   const write = (m: IpcMessage): void => {
     if (!closed && sock.writable) sock.write(JSON.stringify(m) + '\n');
   };
@@ -122,6 +135,7 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
       closed: closedP,
       isClosed: () => closed,
     };
+    inFlight++;
     Promise.resolve()
       .then(() => handler(req.params ?? {}, ctx))
       .then((result) => {
@@ -137,6 +151,10 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
         const e = asPilotError(err);
         if (e.code === 'INTERNAL') onError?.(err);
         write({ id: req.id, ok: false, error: e.toJSON() });
+      })
+      .finally(() => {
+        inFlight--;
+        maybeEnd();
       });
   };
   sock.on('data', onData);
@@ -147,7 +165,9 @@ function becomePipe(sock: net.Socket, reader: LineReader, pipe: Duplex, onData: 
   sock.off('data', onData);
   const rest = reader.takeRest();
   if (rest.length > 0) pipe.write(rest);
-  sock.pipe(pipe);
+  // The client may have sent its request and ended at once (`… | nc -U`): pipe() would never see that end.
+  if (sock.readableEnded) pipe.end();
+  else sock.pipe(pipe);
   pipe.pipe(sock);
   const kill = (): void => {
     if (!pipe.destroyed) pipe.destroy();

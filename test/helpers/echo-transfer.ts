@@ -15,9 +15,9 @@ const done = new Promise<void>((resolve, reject) => {
     back += c.length;
     echoed.update(c);
   });
-  socket.on('end', () => resolve());
-  socket.on('error', reject);
-  socket.on('close', () => resolve());
+  socket.on('end', () => { process.stderr.write(`echo ended after ${back} bytes\n`); resolve(); });
+  socket.on('error', (e: Error) => { process.stderr.write(`pipe error after ${back} bytes: ${e.message}\n`); reject(e); });
+  socket.on('close', (hadErr: boolean) => { process.stderr.write(`pipe closed after ${back} bytes${hadErr ? ' (error)' : ''}\n`); resolve(); });
   socket.resume();
 });
 const block = crypto.randomBytes(64 * 1024);

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { Duplex, PassThrough } from 'node:stream';
 import { startIpcServer, PipeResult } from '../../src/ipc/server.ts';
 import { IpcClient, openPipe } from '../../src/ipc/client.ts';
 import { PilotError } from '../../src/util/errors.ts';
@@ -93,6 +93,64 @@ test('a pipe carries binary bytes both ways with half-close', async () => {
     socket.end(payload);
     await ended;
     assert.deepEqual(Buffer.concat(got), payload);
+  } finally {
+    await server.close();
+  }
+});
+
+/** A remote end that answers late: everything it got, 30 ms after the client's end. */
+function lateEcho(): Duplex {
+  const got: Buffer[] = [];
+  const d: Duplex = new Duplex({
+    allowHalfOpen: true,
+    read() {},
+    write(c: Buffer, _e, cb) { got.push(c); cb(); },
+    final(cb) {
+      setTimeout(() => { d.push(Buffer.concat(got)); d.push(null); }, 30);
+      cb();
+    },
+  });
+  return d;
+}
+
+test('a pipe client that ends its side still gets everything sent after (half-close)', async () => {
+  const p = tmpSock();
+  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, lateEcho()) });
+  try {
+    const { socket } = await openPipe('dial', {}, p);
+    const got: Buffer[] = [];
+    socket.on('data', (c: Buffer) => got.push(c));
+    socket.resume();
+    const ended = new Promise((r) => socket.on('end', r));
+    const payload = Buffer.alloc(3 * 1024 * 1024, 7);
+    socket.end(payload);
+    await ended;
+    assert.equal(Buffer.concat(got).length, payload.length);
+  } finally {
+    await server.close();
+  }
+});
+
+test('a raw client that sends a request and ends at once still gets its answer', async () => {
+  const p = tmpSock();
+  const server = await startIpcServer(p, {
+    slow: async () => { await new Promise((r) => setTimeout(r, 30)); return 'late'; },
+    dial: () => new PipeResult({ port: 7 }, lateEcho()),
+  });
+  try {
+    const talk = (text: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const raw = net.connect({ path: p, allowHalfOpen: true });
+        let buf = '';
+        raw.on('data', (c: Buffer) => (buf += c.toString('latin1')));
+        raw.on('end', () => resolve(buf));
+        raw.on('error', reject);
+        raw.end(text);
+      });
+    assert.match(await talk('{"id":1,"method":"slow"}\n'), /"result":"late"/);
+    // request and payload in one write, then end: the pipe still sees the payload and the end
+    const out = await talk('{"id":2,"method":"dial"}\nhello');
+    assert.ok(out.endsWith('hello'), out);
   } finally {
     await server.close();
   }
