@@ -56,8 +56,11 @@ export interface SessionManagerOptions {
   identity: Identity;
   localAddress: Address;
   bootId: Buffer; // 8 bytes, new on every start
-  /** Deliver a packet to the peer (the daemon picks the path). Takes ownership of `packet`. */
-  send(peerKey: number, packet: Buffer): void;
+  /**
+   * Deliver a packet to the peer. Takes ownership of `packet`. `via` is the path
+   * given to sendVia() (path probes); otherwise undefined and the daemon picks the path.
+   */
+  send(peerKey: number, packet: Buffer, via?: unknown): void;
   /** Answer on the path a packet came from: used only for the 0x13 hint to unknown senders. */
   sendRaw?(packet: Buffer, path: unknown): void;
   /**
@@ -327,6 +330,27 @@ export class SessionManager extends EventEmitter {
     }
     this.enqueue(st, Buffer.from(packet.subarray(DATA_HEADER_BYTES, packet.length - TAG_BYTES)));
     this.initiate(st);
+  }
+
+  /**
+   * Encrypt with the current session and send on a path of the caller's choice
+   * (connectivity checks). Returns false, sending nothing, when there is no usable
+   * session: probes are never queued and never start a handshake.
+   */
+  sendVia(peer: PeerRef, plaintext: Buffer, via: unknown): boolean {
+    if (this.destroyed) return false;
+    const st = this.peerFor(peer.address, peer.publicKey);
+    const s = this.sendSession(st, this.now());
+    if (s === undefined) return false;
+    this.stats.packetsOut++;
+    this.stats.bytesOut += plaintext.length;
+    try {
+      this.opts.send(st.key, s.seal(plaintext), via);
+    } catch (err) {
+      this.stats.sendErrors++;
+      this.lastError = err;
+    }
+    return true;
   }
 
   /** The session to encrypt with now, if any. */

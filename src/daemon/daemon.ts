@@ -19,7 +19,13 @@ import { parseHostPort, type HostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { PortTable, type IncomingStream } from './ports.ts';
-import { describePath, parseEndpoint, samePath, type Path } from './paths.ts';
+import { describePath, parseEndpoint, type Path, type UplinkKind } from '../nat/path.ts';
+import { PathManager } from '../nat/path-manager.ts';
+import { Inner } from '../nat/inner.ts';
+import { classifyNat, type NatType } from '../nat/nat-type.ts';
+import { DATA_HEADER_BYTES } from '../crypto/session.ts';
+import { TAG_BYTES } from '../crypto/aead.ts';
+import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
 import { startEcho } from './services/echo.ts';
 import { startSink } from './services/sink.ts';
 import { parseTarget, resolveTargetText, type ResolvedNode } from './targets.ts';
@@ -30,6 +36,13 @@ import { ECHO_PORT } from './services/echo.ts';
 const HEARTBEAT_MS = 20_000;
 const RESOLVE_TTL_MS = 30_000;
 const MAX_CANDIDATES = 4;
+/** Path timers (punching rounds, keepalives, dead-path checks). */
+const PATH_TICK_MS = 100;
+/** How often the local network and the NAT type are re-checked. */
+const NETWORK_CHECK_MS = 5_000;
+const NAT_RECHECK_MS = 60_000;
+/** Session plaintext = [inner type byte][transport packet]: room for encryption in place around it. */
+const HEADROOM = DATA_HEADER_BYTES + 1;
 
 export interface Peer {
   readonly key: number;
@@ -37,7 +50,6 @@ export interface Peer {
   publicKey: Buffer;
   hostname: string | undefined;
   candidates: HostPort[];
-  path: Path | undefined;
   /** Public nodes may be pinged by anyone (echo only); everything else needs trust. */
   public: boolean;
   conn: Connection;
@@ -64,7 +76,18 @@ export class Daemon extends EventEmitter {
   address: Address | undefined;
   observed: string | undefined;
   registryOnline = false;
+  natType: NatType = 'unknown';
+  uplinkKind: UplinkKind = 'udp';
   private socket: dgram.Socket;
+  /** Extra sockets for birthday probing (id -> socket); id 0 is never used (the main socket). */
+  private readonly spray = new Map<number, { sock: dgram.Socket; opened: number }>();
+  private sprayNext = 1;
+  private paths!: PathManager;
+  private pathTimer: NodeJS.Timeout | undefined;
+  private netTimer: NodeJS.Timeout | undefined;
+  private lastLan = '';
+  private lastNatCheck = 0;
+  private altPort: number | undefined;
   private registryEndpoint!: HostPort;
   private registry!: RegistryClient;
   private sessions!: SessionManager;
@@ -106,7 +129,8 @@ export class Daemon extends EventEmitter {
 
     this.registry = new RegistryClient({
       identity: this.identity,
-      send: (pkt: Buffer) => this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port),
+      send: (pkt: Buffer) => this.sendToRendezvous(pkt),
+      rendezvous: this.config.registry,
       ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
     });
     this.registry.on('push', (push: { event: string; data: Record<string, unknown> }) => this.onPush(push));
@@ -122,31 +146,41 @@ export class Daemon extends EventEmitter {
       identity: this.identity,
       localAddress: this.address!,
       bootId: this.bootId,
-      send: (peerKey: number, packet: Buffer) => this.sendToPeer(peerKey, packet),
+      send: (peerKey: number, packet: Buffer, via?: unknown) => this.sendToPeer(peerKey, packet, via as Path | undefined),
       sendRaw: (packet: Buffer, p: unknown) => {
         const where = p as Path;
-        if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port);
+        if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port, where.sock);
       },
       verifyPeer: (address: Address, publicKey: Buffer) => this.verifyPeer(address, publicKey),
     });
-    this.sessions.on('message', (peerKey: number, plaintext: Buffer) => {
+    this.paths = new PathManager({
+      now: () => Date.now(),
+      sendVia: (peerKey, msg, via) => {
+        const peer = this.peers.get(peerKey);
+        return peer !== undefined && this.sessions.sendVia({ address: peer.address, publicKey: peer.publicKey }, msg, via);
+      },
+      local: () => ({ eps: this.localCandidates(), nat: this.natType }),
+      openSprayPorts: (n) => this.openSprayPorts(n),
+      releaseSprayPorts: () => this.releaseSprayPorts(),
+    });
+    this.paths.on('change', (peerKey, p, reason) => {
       const peer = this.peers.get(peerKey);
-      if (peer) {
-        peer.lastSeen = Date.now();
-        peer.conn.receivePacket(plaintext);
-      }
+      this.log.info({ peer: peer ? formatAddress(peer.address) : peerKey, path: describePath(p, this.uplinkKind), reason }, 'peer path');
+    });
+    this.sessions.on('message', (peerKey: number, plaintext: Buffer, via: Path) => {
+      const peer = this.peers.get(peerKey);
+      if (!peer) return;
+      peer.lastSeen = Date.now();
+      // First byte: the transport, or the path layer's own messages (probes, candidates).
+      if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
+      else this.paths.onInner(peerKey, plaintext, via);
     });
     this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer }) => {
       this.adoptPeer(info.address, info.publicKey);
       this.log.info({ peer: formatAddress(info.address) }, 'session established');
+      this.paths.onSession(peerKey);
     });
-    this.sessions.on('path', (peerKey: number, p: Path) => {
-      const peer = this.peers.get(peerKey);
-      if (peer && !samePath(peer.path, p)) {
-        this.log.info({ peer: formatAddress(peer.address), path: describePath(p) }, 'peer path');
-        peer.path = p;
-      }
-    });
+    this.sessions.on('path', (peerKey: number, p: Path) => this.paths.onAuthenticated(peerKey, p));
     this.sessions.on('peer-restarted', (peerKey: number) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
@@ -158,10 +192,15 @@ export class Daemon extends EventEmitter {
     this.sessions.on('handshake-failed', (peerKey: number) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
-      // The peer may have moved: forget the path and ask the registry again next time.
-      peer.path = undefined;
+      // The peer may have moved: ask the registry again next time.
       peer.resolvedAt = 0;
     });
+    this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
+    this.pathTimer.unref();
+    this.lastLan = JSON.stringify(this.lanEndpoints());
+    await this.checkNat();
+    this.netTimer = setInterval(() => void this.checkNetwork(), NETWORK_CHECK_MS);
+    this.netTimer.unref();
 
     this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => void this.sendDatagram(to, src, dst, data).catch(() => {})));
     this.stopServices.push(startSink(this.ports));
@@ -228,6 +267,7 @@ export class Daemon extends EventEmitter {
     }
     const peer = this.peers.get(key);
     this.sessions?.closeSession(key);
+    this.paths?.forget(key);
     if (peer) {
       peer.conn.reset('trust revoked');
       peer.conn.close();
@@ -412,11 +452,20 @@ export class Daemon extends EventEmitter {
   // ---------- peers ----------
 
   private newConnection(address: Address): Connection {
+    const key = addressKey(address);
     const conn = new Connection({
-      role: addressKey(this.address!) < addressKey(address) ? 'low' : 'high',
-      sendPacket: (plaintext: Buffer) => {
-        const peer = this.peers.get(addressKey(address));
-        if (peer) this.sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, plaintext);
+      role: addressKey(this.address!) < key ? 'low' : 'high',
+      // One byte of every session plaintext is the inner type (transport vs path messages).
+      maxPacketSize: DEFAULT_MAX_PLAINTEXT - 1,
+      headroom: HEADROOM,
+      tailroom: TAG_BYTES,
+      sendPacket: (p: Buffer) => {
+        const peer = this.peers.get(key);
+        if (!peer) return;
+        // [session header][inner type][packet][tag] in the packet's own memory: encrypted in place, no copy.
+        const whole = Buffer.from(p.buffer, p.byteOffset - HEADROOM, p.length + HEADROOM + TAG_BYTES);
+        whole[DATA_HEADER_BYTES] = Inner.Transport;
+        this.sessions.sendToInPlace({ address: peer.address, publicKey: peer.publicKey }, whole);
       },
     });
     conn.on('stream', (stream: IncomingStream) => this.onIncomingStream(address, stream));
@@ -441,7 +490,6 @@ export class Daemon extends EventEmitter {
         publicKey: r.publicKey,
         hostname: r.hostname,
         candidates,
-        path: undefined,
         public: r.public,
         conn: this.newConnection(r.address),
         resolvedAt: Date.now(),
@@ -454,7 +502,7 @@ export class Daemon extends EventEmitter {
         this.sessions.closeSession(key);
         peer.conn.reset('peer key changed');
         peer.conn = this.newConnection(r.address);
-        peer.path = undefined;
+        this.paths.forget(key);
       }
       peer.publicKey = r.publicKey;
       peer.hostname = r.hostname;
@@ -462,6 +510,7 @@ export class Daemon extends EventEmitter {
       peer.candidates = candidates;
       peer.resolvedAt = Date.now();
     }
+    this.paths.setRegistryCandidates(key, candidates);
     return peer;
   }
 
@@ -545,20 +594,35 @@ export class Daemon extends EventEmitter {
     }
   }
 
-  private sendUdp(pkt: Buffer, host: string, port: number): void {
+  private sendUdp(pkt: Buffer, host: string, port: number, sock?: number): void {
     this.counters.udpOut++;
-    this.socket.send(pkt, port, host);
+    const s = sock === undefined ? this.socket : this.spray.get(sock)?.sock;
+    s?.send(pkt, port, host);
   }
 
-  /** Called by the session layer with an encrypted packet for a peer. */
-  private sendToPeer(peerKey: number, packet: Buffer): void {
+  /** Registry, beacon and relay traffic: UDP on the one socket (the TCP uplink when UDP is blocked). */
+  private sendToRendezvous(pkt: Buffer): void {
+    this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port);
+  }
+
+  /**
+   * Called by the session layer with an encrypted packet for a peer. `via`: a
+   * path probe's chosen path. Otherwise the current direct path, or the relay
+   * (handshakes are also sprayed to every candidate, which punches cone NATs).
+   */
+  private sendToPeer(peerKey: number, packet: Buffer, via?: Path): void {
     const peer = this.peers.get(peerKey);
     if (!peer) return;
-    const p = peer.path;
-    if (p?.kind === 'direct') return this.sendUdp(packet, p.host, p.port);
-    if (p?.kind === 'relay-udp' || peer.candidates.length === 0) return this.sendRelay(peer.address, packet);
-    // No confirmed path yet: try every candidate; the first authenticated reply picks the path.
-    for (const c of peer.candidates) this.sendUdp(packet, c.host, c.port);
+    const p = via ?? this.paths.current(peerKey);
+    if (p?.kind === 'direct') {
+      if (via === undefined) this.paths.noteSent(peerKey);
+      return this.sendUdp(packet, p.host, p.port, p.sock);
+    }
+    const t = packet[0];
+    if (via === undefined && (t === PacketType.HandshakeInit || t === PacketType.HandshakeResp)) {
+      for (const c of this.paths.handshakeTargets(peerKey)) this.sendUdp(packet, c.host, c.port);
+    }
+    this.sendRelay(peer.address, packet);
   }
 
   private sendRelay(dst: Address, inner: Buffer): void {
@@ -567,48 +631,169 @@ export class Daemon extends EventEmitter {
     writeAddress(pkt, 1, dst);
     inner.copy(pkt, 1 + ADDRESS_BYTES);
     this.counters.relayOut++;
-    this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port);
+    this.sendToRendezvous(pkt);
   }
 
-  private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+  private onUdp(msg: Buffer, rinfo: dgram.RemoteInfo, sock?: number): void {
     this.counters.udpIn++;
     if (msg.length === 0) {
       this.counters.garbage++;
       return;
     }
     const t = msg[0];
-    const fromRegistry = rinfo.address === this.registryEndpoint.host && rinfo.port === this.registryEndpoint.port;
+    const fromRegistry = sock === undefined && rinfo.address === this.registryEndpoint.host && rinfo.port === this.registryEndpoint.port;
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
         if (fromRegistry) this.registry.handlePacket(msg);
+        else if (sock === undefined && rinfo.address === this.registryEndpoint.host && rinfo.port === this.altPort) this.altRegistry?.handlePacket(msg);
         else this.counters.garbage++;
         return;
       case PacketType.HandshakeInit:
       case PacketType.HandshakeResp:
       case PacketType.Data:
-      case PacketType.SessionUnknown:
-        this.sessions?.handlePacket(msg, { kind: 'direct', host: rinfo.address, port: rinfo.port } satisfies Path);
+      case PacketType.SessionUnknown: {
+        const path: Path = sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
+        this.sessions?.handlePacket(msg, path);
         return;
-      case PacketType.RelayDeliver: {
-        if (!fromRegistry || msg.length < 1 + ADDRESS_BYTES + 1) {
+      }
+      case PacketType.RelayDeliver:
+        if (!fromRegistry) {
           this.counters.garbage++;
           return;
         }
-        this.counters.relayIn++;
-        // The relay's claim of the source address is not trusted: the session
-        // layer authenticates the inner packet by its keys alone.
-        void readAddress(msg, 1);
-        this.sessions?.handlePacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay-udp' } satisfies Path);
+        this.onRelayDeliver(msg);
         return;
-      }
       default:
         this.counters.garbage++;
     }
   }
 
+  private onRelayDeliver(msg: Buffer): void {
+    if (msg.length < 1 + ADDRESS_BYTES + 1) {
+      this.counters.garbage++;
+      return;
+    }
+    this.counters.relayIn++;
+    // The relay's claim of the source address is not trusted: the session
+    // layer authenticates the inner packet by its keys alone.
+    void readAddress(msg, 1);
+    this.sessions?.handlePacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay' } satisfies Path);
+  }
+
+  // ---------- NAT traversal: local candidates, NAT type, birthday sockets ----------
+
+  /** What peers should probe to reach us: our mapped endpoint (as the beacon saw it) and LAN endpoints. */
+  private localCandidates(): string[] {
+    const out: string[] = [];
+    if (this.uplinkKind === 'udp' && this.observed && parseEndpoint(this.observed)) out.push(this.observed);
+    for (const e of this.lanEndpoints()) if (!out.includes(e)) out.push(e);
+    return out;
+  }
+
+  private altRegistry: RegistryClient | undefined;
+
+  /**
+   * Ask the beacon's two ports from our one socket: the same mapped endpoint
+   * twice = endpoint-independent mapping (cone), different = symmetric.
+   */
+  private async checkNat(): Promise<void> {
+    this.lastNatCheck = Date.now();
+    if (this.uplinkKind !== 'udp') {
+      this.natType = 'unknown';
+      return;
+    }
+    try {
+      const first = await this.registry.hello();
+      this.observed = first.observed;
+      this.altPort = first.altPort;
+      let second: string | undefined;
+      if (first.altPort !== undefined) {
+        const altPort = first.altPort;
+        this.altRegistry ??= new RegistryClient({
+          identity: this.identity,
+          send: (pkt: Buffer) => this.sendUdp(pkt, this.registryEndpoint.host, altPort),
+          serverKey: Buffer.from(this.config.serverKey!, 'base64'),
+          timeoutMs: 500,
+          retries: 2,
+        });
+        second = (await this.altRegistry.hello().catch(() => undefined))?.observed;
+      }
+      const before = this.natType;
+      this.natType = classifyNat(first.observed, second, this.localAddresses());
+      if (before !== this.natType) this.log.info({ nat: this.natType, observed: first.observed, alt: second ?? null }, 'nat type');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'nat check failed');
+    }
+  }
+
+  private localAddresses(): string[] {
+    const out: string[] = [];
+    for (const list of Object.values(os.networkInterfaces())) for (const ni of list ?? []) if (ni.family === 'IPv4') out.push(ni.address);
+    return out;
+  }
+
+  /** A new network (addresses changed): re-register, re-classify, tell peers, re-punch. */
+  private async checkNetwork(): Promise<void> {
+    const lan = JSON.stringify(this.lanEndpoints());
+    const changed = lan !== this.lastLan;
+    if (!changed && Date.now() - this.lastNatCheck < NAT_RECHECK_MS) return;
+    this.lastLan = lan;
+    const observedBefore = this.observed;
+    if (changed) {
+      this.log.info({ lan: this.lanEndpoints() }, 'local network changed');
+      await this.heartbeat();
+    }
+    await this.checkNat();
+    if (changed || this.observed !== observedBefore) this.paths.localChanged();
+  }
+
+  private openSprayPorts(n: number): number[] {
+    const ids: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = this.sprayNext++;
+      const sock = dgram.createSocket('udp4');
+      sock.on('error', () => {});
+      sock.on('message', (msg, rinfo) => this.onUdp(msg, rinfo, id));
+      // bind synchronously enough: send() binds an unbound socket to an ephemeral port
+      sock.bind(0);
+      this.spray.set(id, { sock, opened: Date.now() });
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  /** Close birthday sockets that no peer path uses, once no attempt is running. */
+  private releaseSprayPorts(): void {
+    if (this.spray.size === 0) return;
+    const now = Date.now();
+    const keep = this.paths.socketsInUse();
+    const active = this.paths.birthdayActive(now);
+    for (const [id, s] of this.spray) {
+      if (keep.has(id) || (active && now - s.opened < 10_000)) continue;
+      s.sock.close();
+      this.spray.delete(id);
+    }
+  }
+
+  /** How a peer is reached now, for peers/ping output. */
+  pathInfo(peer: Peer): { path: string; pathType: 'direct' | 'relay' | 'none'; endpoint: string | null; relay: UplinkKind | null } {
+    const p = this.paths.current(peer.key);
+    return {
+      path: describePath(p, this.uplinkKind),
+      pathType: p?.kind ?? 'none',
+      endpoint: p?.kind === 'direct' ? `${p.host}:${p.port}` : null,
+      relay: p?.kind === 'relay' ? this.uplinkKind : null,
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
+    if (this.pathTimer) clearInterval(this.pathTimer);
+    if (this.netTimer) clearInterval(this.netTimer);
+    for (const s of this.spray.values()) s.sock.close();
+    this.spray.clear();
+    this.altRegistry?.close?.();
     for (const s of this.stopServices) s();
     for (const peer of this.peers.values()) peer.conn.close();
     this.sessions?.destroy();

@@ -4,7 +4,6 @@ import { formatAddress, parsePort, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { PipeResult, type Handler } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
-import { describePath } from './paths.ts';
 import type { IncomingStream } from './ports.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
@@ -121,7 +120,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
         return {
           address: formatAddress(peer.address),
           hostname: peer.hostname ?? null,
-          path: describePath(peer.path),
+          ...d.pathInfo(peer),
           rttMs: s.srttMs,
           bytesSent: s.bytesSent,
           bytesReceived: s.bytesReceived,
@@ -164,7 +163,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
           waiting.delete(seq);
           const rttMs = Number(process.hrtime.bigint() - t0) / 1e6;
           if (ok) rtts.push(rttMs);
-          ctx.emit('probe', { seq, ok, rttMs: ok ? Math.round(rttMs * 1000) / 1000 : null, path: describePath(peer.path) });
+          ctx.emit('probe', { seq, ok, rttMs: ok ? Math.round(rttMs * 1000) / 1000 : null, path: d.pathInfo(peer).path });
           if (seq < count && intervalMs > 0) await sleep(intervalMs);
         }
       } finally {
@@ -175,7 +174,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       return {
         target: formatAddress(peer.address),
         hostname: peer.hostname ?? null,
-        path: describePath(peer.path),
+        ...d.pathInfo(peer),
         sent: count,
         received: rtts.length,
         lossPct: Math.round(((count - rtts.length) / count) * 1000) / 10,

@@ -115,9 +115,9 @@ export class RegistryClient extends EventEmitter {
   // ---------------- API ----------------
 
   /** Unsigned: learns (and pins, if nothing is pinned yet) the server key and our observed endpoint. */
-  async hello(): Promise<{ serverKey: Buffer; observed: string }> {
+  async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number }> {
     const r = (await this.call('hello', buildHello(), HelloResult)) as z.infer<typeof HelloResult>;
-    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed };
+    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed, ...(r.altPort !== undefined ? { altPort: r.altPort } : {}) };
   }
 
   register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean }): Promise<RegisterResultT> {

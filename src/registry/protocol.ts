@@ -145,7 +145,7 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
-export const HelloResult = z.object({ serverKey: b64Key, observed: z.string() });
+export const HelloResult = z.object({ serverKey: b64Key, observed: z.string(), altPort: z.number().int().min(1).max(65535).optional() });
 export const RegisterResult = z.object({ address: z.string(), observed: z.string(), hostname: z.string().nullable(), public: z.boolean() });
 export const HeartbeatResult = z.object({ observed: z.string() });
 export const HostnameResult = z.object({ hostname: z.string().nullable(), observed: z.string() });

@@ -1,6 +1,6 @@
-// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--data DIR] [--log-level L]
-// Prints one machine-readable line on stdout once both sockets are bound:
-//   listening udp+tcp HOST:PORT key=<base64 server key>
+// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--log-level L]
+// Prints one machine-readable line on stdout once the sockets are bound:
+//   listening udp+tcp HOST:PORT key=<base64 server key> alt=<beacon alt port>
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -13,20 +13,29 @@ const program = new Command()
   .name('pilot-rendezvous')
   .description('Pilot rendezvous server: registry + beacon + relay on one UDP/TCP port')
   .option('--listen <host:port>', 'address to listen on (UDP and TCP)', '0.0.0.0:9000')
+  .option('--alt-port <port>', 'second UDP port answering beacon hellos only, for NAT classification (default: listen port + 1; "none" to disable)')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<{ listen: string; data: string; logLevel: string }>();
+  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
   const listen = parseHostPort(opts.listen, 9000);
   const logger = pino({ level: opts.logLevel, base: { pid: process.pid } });
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger });
-  process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}\n`);
+  let altPort: number | undefined;
+  if (opts.altPort === undefined) altPort = listen.port === 0 ? 0 : listen.port + 1;
+  else if (opts.altPort !== 'none') {
+    altPort = Number(opts.altPort);
+    if (!Number.isInteger(altPort) || altPort < 0 || altPort > 65535) throw new PilotError('BAD_ARGUMENT', `bad --alt-port ${opts.altPort}`, 'a port number 0-65535, or "none"');
+  }
+  if (altPort === 65536) altPort = 0;
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, ...(altPort !== undefined ? { altPort } : {}) });
+  const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
+  process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

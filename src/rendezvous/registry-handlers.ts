@@ -104,7 +104,8 @@ const handlers: Record<SignedMethod, Handler> = {
     }
     const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
     const online = entry !== undefined && isOnline(entry, now);
-    const observed = entry?.link?.observed ?? rec.observed;
+    // A node heard over TCP/WebSocket has no UDP endpoint worth probing (its TCP source is not one).
+    const observed = entry?.link ? (entry.link.kind === 'udp' ? entry.link.observed : undefined) : rec.observed;
     const lan = entry?.lanEndpoints ?? rec.lanEndpoints;
     const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
     return {

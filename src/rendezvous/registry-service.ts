@@ -45,6 +45,11 @@ export interface RegistryServiceOptions {
   onNodeChanged?: (a: Address) => void;
 }
 
+/** Announced in hello answers once the second beacon port is bound (NAT classification). */
+export interface BeaconInfo {
+  altPort?: number;
+}
+
 export class RegistryService {
   readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, amplificationDropped: 0, pushes: 0 };
   private readonly identity: Identity;
@@ -54,6 +59,8 @@ export class RegistryService {
   private readonly log: Logger;
   private readonly ctx: HandlerContext;
   private readonly trust: TrustState;
+
+  readonly beacon: BeaconInfo = {};
 
   constructor(opts: RegistryServiceOptions) {
     this.identity = opts.identity;
@@ -103,7 +110,8 @@ export class RegistryService {
 
     if (req.kind === 'hello') {
       this.counters.hellos++;
-      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed } });
+      const alt = this.beacon.altPort !== undefined ? { altPort: this.beacon.altPort } : {};
+      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt } });
       return;
     }
 

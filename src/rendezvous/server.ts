@@ -7,6 +7,7 @@ import { PacketType } from '../wire/packet-types.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
 import { formatEndpoint } from '../registry/endpoint.ts';
+import { startAltBeacon } from './alt-beacon.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { SqliteStore } from '../registry/sqlite-store.ts';
@@ -38,6 +39,8 @@ export interface RendezvousOptions {
   replayCacheSize?: number;
   /** How long answers are kept to re-send to retransmitted requests (default and max: 60 s). */
   responseCacheMs?: number;
+  /** Second UDP port answering only hello, for NAT classification (0 = ephemeral; absent = none). */
+  altPort?: number;
 }
 
 export interface RendezvousStats {
@@ -54,6 +57,8 @@ export interface RendezvousStats {
 export interface Rendezvous {
   host: string;
   port: number;
+  /** The hello-only beacon port, when one was asked for. */
+  altPort: number | undefined;
   publicKey: Buffer;
   stats(): RendezvousStats;
   push(address: string, event: string, data: unknown): boolean;
@@ -104,6 +109,12 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
 
   // ---------------- sockets ----------------
   const { udp, tcp, port } = await bindBoth(opts.host, opts.port);
+  const alt = opts.altPort === undefined ? undefined : await startAltBeacon(opts.host, opts.altPort, (pkt, link) => void registry.handle(pkt, link), () => counters.garbage++).catch(async (err: unknown) => {
+    udp.close();
+    await new Promise<void>((r) => tcp.close(() => r()));
+    throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${opts.host}:${opts.altPort} (beacon alt port): ${(err as Error).message}`, 'pick another --alt-port');
+  });
+  if (alt) registry.beacon.altPort = alt.port;
   log.info({ host: opts.host, port }, 'rendezvous listening');
 
   udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
@@ -197,6 +208,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   return {
     host: opts.host,
     port,
+    altPort: alt?.port,
     publicKey: Buffer.from(identity.publicKey),
     stats: () => ({
       registry: { ...registry.counters },
@@ -211,7 +223,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       closed = true;
       clearInterval(sweeper);
       for (const s of conns) s.destroy();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r()))]);
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
       if (ownsStore) await store.close();
       log.info('rendezvous closed');
     },

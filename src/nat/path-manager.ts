@@ -1,0 +1,386 @@
+// Picks and keeps the underlay path of every peer (ICE-like, inside the session):
+// - a session starts wherever it can (relay, or a candidate that answered the handshake);
+// - both sides swap candidates (CANDIDATES) and probe every candidate in rounds
+//   (PROBE/PROBE_REPLY, encrypted in the session, so checks cannot be spoofed);
+// - the first authenticated packet that arrives directly moves the peer there
+//   (replying to the source works through any NAT: conntrack is symmetric);
+// - cone x symmetric: birthday probing (the symmetric side opens many ports toward
+//   the cone side's endpoint, the cone side probes random ports of its address);
+// - a direct path that stops answering is detected in seconds and the peer
+//   falls back to the relay while punching starts again;
+// - idle direct paths get keepalives so NAT mappings stay open.
+// Streams never notice: the Connection above is path-independent.
+import crypto from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { HostPort } from '../util/hostport.ts';
+import { Inner, NONCE_BYTES, decodeCandidates, encodeCandidates, encodeProbe } from './inner.ts';
+import type { NatType } from './nat-type.ts';
+import { parseEndpoint, pathKeyOf, samePath, type Path } from './path.ts';
+import { isPublicIPv4 } from './ip-class.ts';
+
+/** Gaps between punching rounds while no direct path works (ms); the last repeats. */
+const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
+/** Probe an idle direct path this often (keeps NAT mappings open, proves liveness). */
+export const KEEPALIVE_MS = 10_000;
+/** Sending but nothing back directly for this long: check the path. */
+const SUSPECT_AFTER_MS = 2_500;
+/** Nothing at all directly for this long (idle, keepalives both ways): check the path. */
+const IDLE_SUSPECT_AFTER_MS = 2.5 * KEEPALIVE_MS;
+/** A liveness probe unanswered this long: the path is dead. */
+const DEAD_AFTER_MS = 1_500;
+/** Birthday probing budget per attempt. */
+export const BIRTHDAY_PORTS = 256;
+const BIRTHDAY_RANDOM_PROBES = 1536;
+const BIRTHDAY_PROBES_PER_TICK = 96;
+/** Minimum gap between birthday attempts with one peer. */
+const BIRTHDAY_EVERY_MS = 30_000;
+const MAX_CANDIDATES = 8;
+
+export interface PathHost {
+  now(): number;
+  /** Encrypt `msg` in the peer's session and send it on `path`; false: no session yet. */
+  sendVia(peerKey: number, msg: Buffer, path: Path): boolean;
+  /** Our candidates (LAN endpoints + mapped endpoint) and NAT type, as of now. */
+  local(): { eps: string[]; nat: NatType };
+  /** Open `n` extra UDP sockets for birthday probing; returns their socket ids. */
+  openSprayPorts(n: number): number[];
+  /** Close spray sockets no peer path uses any more. */
+  releaseSprayPorts(): void;
+}
+
+interface PeerPathState {
+  key: number;
+  current: Path | undefined;
+  /** The latest direct path that authenticated (kept for re-probing after a loss). */
+  lastDirect: Path | undefined;
+  lastDirectRecv: number;
+  lastRecv: number;
+  lastSent: number;
+  directSince: number;
+  /** From the registry. */
+  registryEps: HostPort[];
+  /** From the peer's CANDIDATES message (fresher). */
+  peerEps: HostPort[];
+  remoteNat: NatType;
+  sentCandidates: boolean;
+  round: number;
+  nextRoundAt: number;
+  livenessSentAt: number;
+  lastProbeSentAt: number;
+  probes: Map<string, { path: Path; at: number }>;
+  rttMs: number | undefined;
+  birthdayAt: number;
+  birthdayLeft: number;
+  birthdayHosts: string[];
+  hasSession: boolean;
+}
+
+export interface PathEvents {
+  change: [peerKey: number, path: Path | undefined, reason: string];
+}
+
+export class PathManager extends EventEmitter<PathEvents> {
+  private readonly host: PathHost;
+  private readonly peers = new Map<number, PeerPathState>();
+  readonly counters = { probesSent: 0, probesAnswered: 0, rounds: 0, upgrades: 0, fallbacks: 0, moves: 0, birthdayAttempts: 0, birthdayProbes: 0, keepalives: 0 };
+
+  constructor(host: PathHost) {
+    super();
+    this.host = host;
+  }
+
+  private state(key: number): PeerPathState {
+    let st = this.peers.get(key);
+    if (!st) {
+      st = {
+        key,
+        current: undefined,
+        lastDirect: undefined,
+        lastDirectRecv: 0,
+        lastRecv: 0,
+        lastSent: 0,
+        directSince: 0,
+        registryEps: [],
+        peerEps: [],
+        remoteNat: 'unknown',
+        sentCandidates: false,
+        round: 0,
+        nextRoundAt: 0,
+        livenessSentAt: 0,
+        lastProbeSentAt: 0,
+        probes: new Map(),
+        rttMs: undefined,
+        birthdayAt: -Infinity,
+        birthdayLeft: 0,
+        birthdayHosts: [],
+        hasSession: false,
+      };
+      this.peers.set(key, st);
+    }
+    return st;
+  }
+
+  current(key: number): Path | undefined {
+    return this.peers.get(key)?.current;
+  }
+
+  info(key: number): { path: Path | undefined; probeRttMs: number | undefined; directSince: number; remoteNat: NatType; candidates: string[] } | undefined {
+    const st = this.peers.get(key);
+    if (!st) return undefined;
+    return {
+      path: st.current,
+      probeRttMs: st.rttMs,
+      directSince: st.directSince,
+      remoteNat: st.remoteNat,
+      candidates: this.candidates(st).map((c) => `${c.host}:${c.port}`),
+    };
+  }
+
+  /** Registry endpoints of the peer (fresh resolve). */
+  setRegistryCandidates(key: number, eps: HostPort[]): void {
+    this.state(key).registryEps = eps.slice(0, MAX_CANDIDATES);
+  }
+
+  /** Every candidate to probe: the peer's own list first, then the registry's, then the last path that worked. */
+  candidates(st: PeerPathState): HostPort[] {
+    const out: HostPort[] = [];
+    const seen = new Set<string>();
+    const add = (h: HostPort): void => {
+      const k = `${h.host}:${h.port}`;
+      if (!seen.has(k) && out.length < MAX_CANDIDATES) {
+        seen.add(k);
+        out.push(h);
+      }
+    };
+    st.peerEps.forEach(add);
+    st.registryEps.forEach(add);
+    if (st.lastDirect?.kind === 'direct' && st.lastDirect.sock === undefined) add(st.lastDirect);
+    return out;
+  }
+
+  /** Candidates for spraying handshakes before any session exists. */
+  handshakeTargets(key: number): HostPort[] {
+    const st = this.peers.get(key);
+    return st ? this.candidates(st) : [];
+  }
+
+  forget(key: number): void {
+    this.peers.delete(key);
+    this.host.releaseSprayPorts();
+  }
+
+  /** We sent the peer something (data): dead-path detection compares with what comes back. */
+  noteSent(key: number): void {
+    const st = this.peers.get(key);
+    if (st) st.lastSent = this.host.now();
+  }
+
+  /** A new session with the peer: swap candidates and start punching at once. */
+  onSession(key: number): void {
+    const st = this.state(key);
+    st.hasSession = true;
+    st.sentCandidates = false;
+    this.sendCandidates(st, true);
+    if (st.current?.kind !== 'direct') this.restartRounds(st);
+  }
+
+  /** Every authenticated packet from the peer, with the path it came on. */
+  onAuthenticated(key: number, path: Path): void {
+    const st = this.state(key);
+    const now = this.host.now();
+    st.lastRecv = now;
+    if (path.kind === 'direct') {
+      st.lastDirectRecv = now;
+      st.livenessSentAt = 0;
+      if (!samePath(st.current, path)) {
+        const was = st.current;
+        st.current = path;
+        st.lastDirect = path;
+        st.directSince = now;
+        if (was?.kind === 'direct') this.counters.moves++;
+        else this.counters.upgrades++;
+        this.emit('change', key, path, was?.kind === 'direct' ? 'peer moved' : was ? 'upgraded to direct' : 'direct');
+        this.host.releaseSprayPorts();
+      }
+    } else if (st.current === undefined) {
+      st.current = path;
+      this.emit('change', key, path, 'relay');
+    }
+  }
+
+  /** A path-layer message (first byte 0x01..0x03) from the peer. */
+  onInner(key: number, msg: Buffer, path: Path): void {
+    const st = this.state(key);
+    switch (msg[0]) {
+      case Inner.Probe:
+        if (msg.length !== 1 + NONCE_BYTES) return;
+        this.host.sendVia(key, encodeProbe(Inner.ProbeReply, msg.subarray(1)), path);
+        return;
+      case Inner.ProbeReply: {
+        if (msg.length !== 1 + NONCE_BYTES) return;
+        const p = st.probes.get(msg.subarray(1).toString('hex'));
+        if (p) {
+          st.probes.delete(msg.subarray(1).toString('hex'));
+          this.counters.probesAnswered++;
+          st.rttMs = this.host.now() - p.at;
+        }
+        return;
+      }
+      case Inner.Candidates: {
+        let m;
+        try {
+          m = decodeCandidates(msg.subarray(1));
+        } catch {
+          return;
+        }
+        st.peerEps = m.eps.map(parseEndpoint).filter((e): e is HostPort => e !== undefined);
+        st.remoteNat = m.nat;
+        if (m.reply) this.sendCandidates(st, false);
+        if (st.current?.kind !== 'direct') this.restartRounds(st);
+        return;
+      }
+    }
+  }
+
+  /** Our endpoints changed (new network, new mapping): tell every peer, re-punch. */
+  localChanged(): void {
+    for (const st of this.peers.values()) {
+      if (!st.hasSession) continue;
+      this.sendCandidates(st, false);
+      if (st.current?.kind !== 'direct') this.restartRounds(st);
+    }
+  }
+
+  private sendCandidates(st: PeerPathState, wantReply: boolean): void {
+    const local = this.host.local();
+    const msg = encodeCandidates({ eps: local.eps, nat: local.nat, reply: wantReply });
+    const via: Path = st.current ?? { kind: 'relay' };
+    if (this.host.sendVia(st.key, msg, via)) st.sentCandidates = true;
+  }
+
+  private restartRounds(st: PeerPathState): void {
+    st.round = 0;
+    st.nextRoundAt = this.host.now();
+  }
+
+  private probe(st: PeerPathState, path: Path): void {
+    const nonce = crypto.randomBytes(NONCE_BYTES);
+    const now = this.host.now();
+    // keep the nonce table small: only the latest probes can still be answered usefully
+    if (st.probes.size > 64) st.probes.clear();
+    st.probes.set(nonce.toString('hex'), { path, at: now });
+    st.lastProbeSentAt = now;
+    if (this.host.sendVia(st.key, encodeProbe(Inner.Probe, nonce), path)) this.counters.probesSent++;
+  }
+
+  /** Drive timers: call every ~100 ms. */
+  tick(): void {
+    const now = this.host.now();
+    for (const st of this.peers.values()) {
+      if (!st.hasSession) continue;
+      if (st.current?.kind === 'direct') this.tickDirect(st, now);
+      else this.tickPunch(st, now);
+    }
+  }
+
+  private tickDirect(st: PeerPathState, now: number): void {
+    const path = st.current!;
+    if (st.livenessSentAt > 0) {
+      if (now - st.livenessSentAt > DEAD_AFTER_MS && st.lastDirectRecv < st.livenessSentAt) {
+        // Dead: back to the relay (always there, still encrypted) and punch again.
+        st.current = { kind: 'relay' };
+        st.livenessSentAt = 0;
+        this.counters.fallbacks++;
+        this.emit('change', st.key, st.current, 'direct path stopped answering');
+        this.restartRounds(st);
+      }
+      return;
+    }
+    const quiet = now - st.lastDirectRecv;
+    const sendingIntoVoid = st.lastSent > st.lastDirectRecv + 500 && quiet > SUSPECT_AFTER_MS;
+    if (sendingIntoVoid || quiet > IDLE_SUSPECT_AFTER_MS) {
+      st.livenessSentAt = now;
+      this.probe(st, path);
+      return;
+    }
+    if (now - Math.max(st.lastSent, st.lastProbeSentAt) > KEEPALIVE_MS) {
+      this.counters.keepalives++;
+      this.probe(st, path);
+    }
+  }
+
+  private tickPunch(st: PeerPathState, now: number): void {
+    const cands = this.candidates(st);
+    if (now >= st.nextRoundAt && cands.length > 0) {
+      this.counters.rounds++;
+      for (const c of cands) this.probe(st, { kind: 'direct', host: c.host, port: c.port });
+      st.round++;
+      st.nextRoundAt = now + ROUND_GAPS[Math.min(st.round, ROUND_GAPS.length - 1)]!;
+      this.maybeStartBirthday(st, cands, now);
+    }
+    if (st.birthdayLeft > 0) this.birthdayRandomPorts(st);
+  }
+
+  /**
+   * Birthday probing for endpoint-dependent x endpoint-independent mapping:
+   * - we are symmetric: open many ports, each probes the peer's public endpoint
+   *   (each gets its own mapping; the peer's random probes hit one of them);
+   * - the peer is symmetric: probe random ports of its public address from our one socket.
+   * Never for symmetric x symmetric (hopeless), and bounded per attempt.
+   */
+  private maybeStartBirthday(st: PeerPathState, cands: HostPort[], now: number): void {
+    if (now - st.birthdayAt < BIRTHDAY_EVERY_MS) return;
+    const local = this.host.local().nat;
+    const remote = st.remoteNat;
+    const publicCands = cands.filter((c) => isPublicIPv4(c.host));
+    if (publicCands.length === 0) return;
+    if (local === 'edm' && (remote === 'eim' || remote === 'none')) {
+      st.birthdayAt = now;
+      this.counters.birthdayAttempts++;
+      const socks = this.host.openSprayPorts(BIRTHDAY_PORTS);
+      for (const sock of socks) {
+        for (const c of publicCands.slice(0, 2)) {
+          this.probe(st, { kind: 'direct', host: c.host, port: c.port, sock });
+          this.counters.birthdayProbes++;
+        }
+      }
+    } else if (remote === 'edm' && (local === 'eim' || local === 'none')) {
+      st.birthdayAt = now;
+      this.counters.birthdayAttempts++;
+      st.birthdayLeft = BIRTHDAY_RANDOM_PROBES;
+      st.birthdayHosts = [...new Set(publicCands.map((c) => c.host))].slice(0, 2);
+    }
+  }
+
+  private birthdayRandomPorts(st: PeerPathState): void {
+    const n = Math.min(BIRTHDAY_PROBES_PER_TICK, st.birthdayLeft);
+    st.birthdayLeft -= n;
+    for (let i = 0; i < n; i++) {
+      const host = st.birthdayHosts[i % st.birthdayHosts.length]!;
+      const port = 1024 + crypto.randomInt(65536 - 1024);
+      this.probe(st, { kind: 'direct', host, port });
+      this.counters.birthdayProbes++;
+    }
+  }
+
+  /** Paths that some peer uses now (spray sockets on them must stay open). */
+  socketsInUse(): Set<number> {
+    const out = new Set<number>();
+    for (const st of this.peers.values()) {
+      if (st.current?.kind === 'direct' && st.current.sock !== undefined) out.add(st.current.sock);
+    }
+    return out;
+  }
+
+  /** Birthday probing still running for some peer (keep spray sockets a while). */
+  birthdayActive(now: number): boolean {
+    for (const st of this.peers.values()) {
+      if (st.current?.kind !== 'direct' && now - st.birthdayAt < 10_000) return true;
+    }
+    return false;
+  }
+
+  pathKey(p: Path): string {
+    return pathKeyOf(p);
+  }
+}

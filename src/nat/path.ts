@@ -1,0 +1,36 @@
+// How a peer is reached on the underlay. A session does not care: the daemon
+// picks a path per packet and learns working ones from authenticated traffic,
+// so streams survive moves between relay and direct paths, and NAT rebinding.
+import type { HostPort } from '../util/hostport.ts';
+
+/** How the daemon itself reaches the rendezvous (and so the relay). */
+export type UplinkKind = 'udp' | 'tcp' | 'websocket';
+
+export type Path =
+  /** UDP to host:port; `sock` names an extra (birthday) socket, absent = the daemon's one socket. */
+  | { kind: 'direct'; host: string; port: number; sock?: number }
+  /** Through the rendezvous relay (still end-to-end encrypted). */
+  | { kind: 'relay' };
+
+export function describePath(p: Path | undefined, uplink: UplinkKind = 'udp'): string {
+  if (!p) return 'none';
+  return p.kind === 'direct' ? `direct ${p.host}:${p.port}` : `relay (${uplink})`;
+}
+
+export function samePath(a: Path | undefined, b: Path | undefined): boolean {
+  if (!a || !b) return a === b;
+  if (a.kind !== b.kind) return false;
+  return a.kind === 'direct' && b.kind === 'direct' ? a.host === b.host && a.port === b.port && a.sock === b.sock : true;
+}
+
+export function pathKeyOf(p: Path): string {
+  return p.kind === 'direct' ? `${p.host}:${p.port}/${p.sock ?? 0}` : 'relay';
+}
+
+export function parseEndpoint(text: string): HostPort | undefined {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}):(\d{1,5})$/.exec(text);
+  if (!m) return undefined;
+  if (m[1]!.split('.').some((o) => Number(o) > 255)) return undefined;
+  const port = Number(m[2]);
+  return port > 0 && port < 65536 ? { host: m[1]!, port } : undefined;
+}
