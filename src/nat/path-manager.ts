@@ -23,11 +23,11 @@ const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
 /** Probe an idle direct path this often (keeps NAT mappings open, proves liveness). */
 export const KEEPALIVE_MS = 10_000;
 /** Sending but nothing back directly for this long: check the path. */
-const SUSPECT_AFTER_MS = 2_500;
+const SUSPECT_AFTER_MS = 1_500;
 /** Nothing at all directly for this long (idle, keepalives both ways): check the path. */
 const IDLE_SUSPECT_AFTER_MS = 2.5 * KEEPALIVE_MS;
 /** A liveness probe unanswered this long: the path is dead. */
-const DEAD_AFTER_MS = 1_500;
+const DEAD_AFTER_MS = 1_000;
 /** Birthday probing budget per attempt. */
 export const BIRTHDAY_PORTS = 256;
 const BIRTHDAY_RANDOM_PROBES = 1536;
@@ -205,6 +205,10 @@ export class PathManager extends EventEmitter<PathEvents> {
     } else if (st.current === undefined) {
       st.current = path;
       this.emit('change', key, path, 'relay');
+    } else if (st.current.kind === 'direct' && st.livenessSentAt === 0 && now - st.lastDirectRecv > 1_000) {
+      // The peer talks to us through the relay: it has likely lost the direct path. Check ours now.
+      st.livenessSentAt = now;
+      this.probe(st, st.current);
     }
   }
 

@@ -1,0 +1,159 @@
+// The path state machine on a controlled clock (the real thing runs in the NAT lab tests).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PathManager, BIRTHDAY_PORTS, KEEPALIVE_MS } from '../../src/nat/path-manager.ts';
+import { Inner, encodeCandidates } from '../../src/nat/inner.ts';
+import type { NatType } from '../../src/nat/nat-type.ts';
+import type { Path } from '../../src/nat/path.ts';
+
+function rig(nat: NatType = 'eim') {
+  let now = 1_000_000;
+  const sent: Array<{ msg: Buffer; path: Path }> = [];
+  const changes: Array<{ path: Path | undefined; reason: string }> = [];
+  let sprayOpened = 0;
+  const pm = new PathManager({
+    now: () => now,
+    sendVia: (_k, msg, path) => {
+      sent.push({ msg: Buffer.from(msg), path });
+      return true;
+    },
+    local: () => ({ eps: ['198.51.100.11:4000', '10.1.0.2:4000'], nat }),
+    openSprayPorts: (n) => {
+      sprayOpened += n;
+      return Array.from({ length: n }, (_, i) => i + 1);
+    },
+    releaseSprayPorts: () => {},
+  });
+  pm.on('change', (_k, path, reason) => changes.push({ path, reason }));
+  return {
+    pm,
+    sent,
+    changes,
+    advance(ms: number) {
+      for (let t = 0; t < ms; t += 100) {
+        now += 100;
+        pm.tick();
+      }
+    },
+    get now() {
+      return now;
+    },
+    get sprayOpened() {
+      return sprayOpened;
+    },
+  };
+}
+
+const PEER = 7;
+const probesTo = (sent: Array<{ msg: Buffer; path: Path }>, host: string) => sent.filter((s) => s.msg[0] === Inner.Probe && s.path.kind === 'direct' && s.path.host === host);
+
+test('relay first, candidates swapped, probe rounds, then direct in place', () => {
+  const r = rig();
+  r.pm.setRegistryCandidates(PEER, [{ host: '198.51.100.12', port: 5000 }]);
+  r.pm.onAuthenticated(PEER, { kind: 'relay' });
+  assert.deepEqual(r.changes.at(-1), { path: { kind: 'relay' }, reason: 'relay' });
+  r.pm.onSession(PEER);
+  assert.equal(r.sent[0]!.msg[0], Inner.Candidates);
+  assert.deepEqual(r.sent[0]!.path, { kind: 'relay' });
+  r.advance(1000);
+  // rounds at 0, 100, 200 (+100), 400, 800 ms: several probes to the candidate
+  const n = probesTo(r.sent, '198.51.100.12').length;
+  assert.ok(n >= 4 && n <= 6, `probes in the first second: ${n}`);
+  r.pm.onAuthenticated(PEER, { kind: 'direct', host: '198.51.100.12', port: 5000 });
+  assert.equal(r.changes.at(-1)!.reason, 'upgraded to direct');
+  const before = r.sent.length;
+  r.advance(2000);
+  assert.equal(probesTo(r.sent.slice(before), '198.51.100.12').length, 0, 'no punching once direct');
+});
+
+test('the peer\'s candidates message adds endpoints, asks for ours back, and restarts rounds', () => {
+  const r = rig();
+  r.pm.onAuthenticated(PEER, { kind: 'relay' });
+  r.pm.onSession(PEER);
+  r.advance(5000);
+  const msg = encodeCandidates({ eps: ['203.0.113.9:7000'], nat: 'eim', reply: true });
+  const before = r.sent.length;
+  r.pm.onInner(PEER, msg, { kind: 'relay' });
+  assert.equal(r.sent[before]!.msg[0], Inner.Candidates, 'answered with our candidates');
+  r.advance(100);
+  assert.ok(probesTo(r.sent, '203.0.113.9').length >= 1);
+});
+
+test('a probe is answered on the path it came in on', () => {
+  const r = rig();
+  const path: Path = { kind: 'direct', host: '198.51.100.12', port: 5000, sock: 3 };
+  r.pm.onInner(PEER, Buffer.from([Inner.Probe, 1, 2, 3, 4, 5, 6, 7, 8]), path);
+  assert.equal(r.sent.at(-1)!.msg[0], Inner.ProbeReply);
+  assert.deepEqual(r.sent.at(-1)!.path, path);
+  // malformed: ignored
+  const n = r.sent.length;
+  r.pm.onInner(PEER, Buffer.from([Inner.Probe, 1]), path);
+  r.pm.onInner(PEER, Buffer.from([0x7f, 1, 2]), path);
+  assert.equal(r.sent.length, n);
+});
+
+test('a direct path that stops answering falls back to the relay within seconds; NAT rebinding moves it', () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  const t0 = r.now;
+  // we keep sending, nothing comes back
+  for (let i = 0; i < 40 && r.changes.at(-1)!.path?.kind === 'direct'; i++) {
+    r.pm.noteSent(PEER);
+    r.advance(100);
+  }
+  assert.deepEqual(r.changes.at(-1)!.path, { kind: 'relay' });
+  assert.ok(r.now - t0 <= 3000, `detected after ${r.now - t0} ms`);
+  // the peer shows up from a new mapping: moved there at once
+  r.pm.onAuthenticated(PEER, { kind: 'direct', host: '198.51.100.21', port: 5000 });
+  assert.equal(r.changes.at(-1)!.reason, 'upgraded to direct');
+  r.pm.onAuthenticated(PEER, { kind: 'direct', host: '198.51.100.22', port: 6000 });
+  assert.equal(r.changes.at(-1)!.reason, 'peer moved');
+});
+
+test('an idle direct path gets keepalive probes, and stays up while they are answered', () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  const before = r.sent.length;
+  for (let t = 0; t < 3 * KEEPALIVE_MS + 500; t += 100) {
+    r.advance(100);
+    const last = r.sent.at(-1)!;
+    if (r.sent.length > before && last.msg[0] === Inner.Probe) r.pm.onAuthenticated(PEER, d); // the peer answers
+  }
+  const keepalives = probesTo(r.sent.slice(before), '198.51.100.12').length;
+  assert.ok(keepalives >= 2 && keepalives <= 4, `keepalives: ${keepalives}`);
+  assert.equal(r.changes.at(-1)!.path?.kind, 'direct');
+});
+
+test('birthday probing: symmetric side opens many ports, cone side probes random ports, bounded; never sym x sym', () => {
+  const sym = rig('edm');
+  sym.pm.setRegistryCandidates(PEER, [{ host: '198.51.100.12', port: 5000 }]);
+  sym.pm.onAuthenticated(PEER, { kind: 'relay' });
+  sym.pm.onSession(PEER);
+  sym.pm.onInner(PEER, encodeCandidates({ eps: ['198.51.100.12:5000'], nat: 'eim', reply: false }), { kind: 'relay' });
+  sym.advance(200);
+  assert.equal(sym.sprayOpened, BIRTHDAY_PORTS);
+  assert.ok(sym.sent.filter((s) => s.path.kind === 'direct' && s.path.sock !== undefined).length >= BIRTHDAY_PORTS);
+
+  const cone = rig('eim');
+  cone.pm.onAuthenticated(PEER, { kind: 'relay' });
+  cone.pm.onSession(PEER);
+  cone.pm.onInner(PEER, encodeCandidates({ eps: ['198.51.100.13:6000', '10.3.0.2:6000'], nat: 'edm', reply: false }), { kind: 'relay' });
+  cone.advance(5000);
+  const random = probesTo(cone.sent, '198.51.100.13').length;
+  assert.ok(random > 1000 && random < 2000, `random-port probes: ${random}`);
+  assert.equal(probesTo(cone.sent, '10.3.0.2').length < 20, true, 'LAN candidates get plain rounds only');
+  const ports = new Set(probesTo(cone.sent, '198.51.100.13').map((s) => (s.path as { port: number }).port));
+  assert.ok(ports.size > 900, 'probes spread over many ports');
+
+  const both = rig('edm');
+  both.pm.onAuthenticated(PEER, { kind: 'relay' });
+  both.pm.onSession(PEER);
+  both.pm.onInner(PEER, encodeCandidates({ eps: ['198.51.100.13:6000'], nat: 'edm', reply: false }), { kind: 'relay' });
+  both.advance(5000);
+  assert.equal(both.sprayOpened, 0);
+  assert.ok(probesTo(both.sent, '198.51.100.13').length < 20);
+});
