@@ -19,7 +19,7 @@ async function spawnServer(dataDir: string): Promise<{ child: ChildProcess; port
     const timer = setTimeout(() => reject(new Error(`no listening line; stderr: ${err}`)), 10_000);
     child.stdout!.on('data', (d) => {
       out += d;
-      const m = /^listening udp\+tcp 127\.0\.0\.1:(\d+) key=([A-Za-z0-9+/=]{44})$/m.exec(out);
+      const m = /^listening udp\+tcp 127\.0\.0\.1:(\d+) key=([A-Za-z0-9+/=]{44})(?: alt=\d+)?$/m.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve({ child, port: Number(m[1]), key: Buffer.from(m[2]!, 'base64') });
