@@ -20,6 +20,7 @@ export interface StartFlags {
   hostname?: string;
   public?: boolean;
   listen?: string;
+  uplink?: string;
 }
 
 export interface StartResult {
@@ -46,6 +47,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.beacon ? { beacon: f.beacon } : {}),
     ...(f.hostname ? { hostname: f.hostname } : {}),
     ...(f.public !== undefined ? { public: f.public } : {}),
+    ...(f.uplink !== undefined ? { uplink: f.uplink } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

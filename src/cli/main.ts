@@ -73,8 +73,9 @@ export function buildProgram(json = false): Command {
     .option('--hostname <name>', 'human-readable name for discovery')
     .option('--public', 'make this node findable and pingable by anyone')
     .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
+    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
     .action(
-      run(async (g, out, _c, opts: { registry?: string; beacon?: string; email?: string; hostname?: string; public?: boolean; listen?: string }) => {
+      run(async (g, out, _c, opts: { registry?: string; beacon?: string; email?: string; hostname?: string; public?: boolean; listen?: string; uplink?: string }) => {
         const progress = (t: string): void => {
           if (!out.json) process.stdout.write(t);
         };
@@ -116,7 +117,7 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client) => {
         const i = await client().call<Record<string, unknown>>('info');
         ok(out, i, () =>
-          [`Address:    ${i.address}`, `Hostname:   ${i.hostname ?? '-'}`, `Visibility: ${i.public ? 'public' : 'private'}`, `Public key: ${i.publicKey}`, `Observed:   ${i.observed ?? '-'}`, `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`, `Peers:      ${i.peers}`, `Version:    ${i.version}`].join('\n'),
+          [`Address:    ${i.address}`, `Hostname:   ${i.hostname ?? '-'}`, `Visibility: ${i.public ? 'public' : 'private'}`, `Public key: ${i.publicKey}`, `Observed:   ${i.observed ?? '-'}`, `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`, `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`, `Peers:      ${i.peers}`, `Version:    ${i.version}`].join('\n'),
         );
       }),
     );

@@ -16,6 +16,11 @@ export const DaemonConfigSchema = z.object({
   socket: z.string().min(1).max(104).default(DEFAULT_SOCKET),
   /** UDP listen address of the daemon's single socket (port 0 = any). */
   listen: z.string().default('0.0.0.0:0'),
+  /**
+   * How to reach the rendezvous: auto = UDP, falling back to TCP then WebSocket
+   * (same port) when UDP gets no answer; or force one.
+   */
+  uplink: z.enum(['auto', 'udp', 'tcp', 'websocket']).default('auto'),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });

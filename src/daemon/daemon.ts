@@ -21,6 +21,7 @@ import { saveConfig, type DaemonConfig } from './config.ts';
 import { PortTable, type IncomingStream } from './ports.ts';
 import { describePath, parseEndpoint, type Path, type UplinkKind } from '../nat/path.ts';
 import { PathManager } from '../nat/path-manager.ts';
+import { TcpUplink } from '../uplink/tcp-uplink.ts';
 import { Inner } from '../nat/inner.ts';
 import { classifyNat, type NatType } from '../nat/nat-type.ts';
 import { DATA_HEADER_BYTES } from '../crypto/session.ts';
@@ -134,6 +135,7 @@ export class Daemon extends EventEmitter {
       ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
     });
     this.registry.on('push', (push: { event: string; data: Record<string, unknown> }) => this.onPush(push));
+    await this.chooseUplink();
 
     if (!this.config.serverKey) {
       const hello = await this.registry.hello();
@@ -602,7 +604,92 @@ export class Daemon extends EventEmitter {
 
   /** Registry, beacon and relay traffic: UDP on the one socket (the TCP uplink when UDP is blocked). */
   private sendToRendezvous(pkt: Buffer): void {
+    if (this.uplink) {
+      this.uplink.send(pkt);
+      return;
+    }
     this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port);
+  }
+
+  // ---------- uplink: UDP, or TCP / WebSocket when UDP is blocked ----------
+
+  private uplink: TcpUplink | undefined;
+  private udpProbe: RegistryClient | undefined;
+
+  private async chooseUplink(): Promise<void> {
+    const mode = this.config.uplink;
+    if (mode === 'udp') return;
+    if (mode === 'tcp' || mode === 'websocket') return this.useTcpUplink(mode);
+    if (await this.udpAnswers()) return;
+    this.log.warn({ registry: this.config.registry }, 'no UDP answer from the rendezvous: trying TCP');
+    try {
+      await this.useTcpUplink('tcp');
+    } catch {
+      await this.useTcpUplink('websocket');
+    }
+  }
+
+  /** A quick hello over UDP: does the rendezvous answer us on UDP at all? */
+  private async udpAnswers(): Promise<boolean> {
+    const probe = new RegistryClient({
+      identity: this.identity,
+      send: (pkt: Buffer) => this.sendUdp(pkt, this.registryEndpoint.host, this.registryEndpoint.port),
+      ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
+      timeoutMs: 300,
+      retries: 3,
+    });
+    this.udpProbe = probe;
+    try {
+      await probe.hello();
+      return true;
+    } catch {
+      return false;
+    } finally {
+      this.udpProbe = undefined;
+      probe.close?.();
+    }
+  }
+
+  private async useTcpUplink(mode: 'tcp' | 'websocket'): Promise<void> {
+    const up = new TcpUplink({ host: this.registryEndpoint.host, port: this.registryEndpoint.port, mode });
+    up.on('packet', (pkt: Buffer) => this.onRendezvousPacket(pkt));
+    await up.connect();
+    this.uplink = up;
+    this.uplinkKind = mode;
+    this.natType = 'unknown';
+    this.log.info({ mode }, 'rendezvous uplink over TCP');
+    up.on('down', (reason: string) => {
+      this.registryOnline = false;
+      this.log.warn({ reason }, 'rendezvous uplink down');
+    });
+    // A new connection is a new link at the server: register again so pushes and relay find us.
+    up.on('up', () => void this.register().catch(() => {}));
+  }
+
+  /** Back to UDP once the rendezvous answers there again (auto mode). */
+  private async maybeBackToUdp(): Promise<void> {
+    if (!this.uplink || this.config.uplink !== 'auto') return;
+    if (!(await this.udpAnswers())) return;
+    const old = this.uplink;
+    this.uplink = undefined;
+    this.uplinkKind = 'udp';
+    old.close();
+    this.log.info('rendezvous answers on UDP again: uplink back to UDP');
+    await this.register().catch(() => {});
+  }
+
+  private onRendezvousPacket(pkt: Buffer): void {
+    switch (pkt[0]) {
+      case PacketType.RegistryResponse:
+      case PacketType.RegistryPush:
+        this.registry.handlePacket(pkt);
+        return;
+      case PacketType.RelayDeliver:
+        this.onRelayDeliver(pkt);
+        return;
+      default:
+        this.counters.garbage++;
+    }
   }
 
   /**
@@ -645,8 +732,10 @@ export class Daemon extends EventEmitter {
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
-        if (fromRegistry) this.registry.handlePacket(msg);
-        else if (sock === undefined && rinfo.address === this.registryEndpoint.host && rinfo.port === this.altPort) this.altRegistry?.handlePacket(msg);
+        if (fromRegistry) {
+          this.udpProbe?.handlePacket(msg);
+          if (!this.uplink) this.registry.handlePacket(msg);
+        } else if (sock === undefined && rinfo.address === this.registryEndpoint.host && rinfo.port === this.altPort) this.altRegistry?.handlePacket(msg);
         else this.counters.garbage++;
         return;
       case PacketType.HandshakeInit:
@@ -658,7 +747,7 @@ export class Daemon extends EventEmitter {
         return;
       }
       case PacketType.RelayDeliver:
-        if (!fromRegistry) {
+        if (!fromRegistry || this.uplink) {
           this.counters.garbage++;
           return;
         }
@@ -739,6 +828,7 @@ export class Daemon extends EventEmitter {
     const changed = lan !== this.lastLan;
     if (!changed && Date.now() - this.lastNatCheck < NAT_RECHECK_MS) return;
     this.lastLan = lan;
+    await this.maybeBackToUdp();
     const observedBefore = this.observed;
     if (changed) {
       this.log.info({ lan: this.lanEndpoints() }, 'local network changed');
@@ -794,6 +884,7 @@ export class Daemon extends EventEmitter {
     for (const s of this.spray.values()) s.sock.close();
     this.spray.clear();
     this.altRegistry?.close?.();
+    this.uplink?.close();
     for (const s of this.stopServices) s();
     for (const peer of this.peers.values()) peer.conn.close();
     this.sessions?.destroy();

@@ -70,6 +70,8 @@ export function daemonInfo(d: Daemon): Record<string, unknown> {
     registry: d.config.registry,
     registryOnline: d.registryOnline,
     observed: d.observed ?? null,
+    nat: d.natType,
+    uplink: d.uplinkKind,
     socket: d.config.socket,
     home: d.home,
     pid: process.pid,

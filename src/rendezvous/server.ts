@@ -8,6 +8,8 @@ import { silentLogger, type Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
 import { formatEndpoint } from '../registry/endpoint.ts';
 import { startAltBeacon } from './alt-beacon.ts';
+import { createWebSocketAcceptor } from './websocket-link.ts';
+import { sniffTcp } from './tcp-sniff.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { SqliteStore } from '../registry/sqlite-store.ts';
@@ -51,6 +53,8 @@ export interface RendezvousStats {
   garbage: number;
   rateLimited: number;
   tcpConnections: number;
+  /** Of tcpConnections, those upgraded to WebSocket. */
+  websockets: number;
   online: number;
 }
 
@@ -141,16 +145,35 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   let connSeq = 0;
   tcp.maxConnections = opts.maxTcpConnections ?? 10_000;
   tcp.on('error', (err) => log.warn({ err }, 'tcp server error'));
+  const tcpIdleMs = opts.tcpIdleMs ?? 90_000;
+  const websockets = createWebSocketAcceptor({
+    maxMessage: maxFrame,
+    maxBacklog: TCP_MAX_BACKLOG,
+    idleMs: tcpIdleMs,
+    handshakeMs: Math.min(5_000, tcpIdleMs),
+    onPacket: (pkt, link, ip) => {
+      counters.tcpFramesIn++;
+      dispatch(pkt, link, ip);
+    },
+    onGarbage: () => counters.garbage++,
+    onClose: (link) => online.linkClosed(link.id),
+  });
   tcp.on('connection', (sock) => {
+    conns.add(sock);
+    sock.on('close', () => conns.delete(sock));
+    sock.setTimeout(tcpIdleMs, () => sock.destroy());
+    sock.on('error', () => {});
+    // Framed packets or a WebSocket upgrade? The first bytes tell.
+    sniffTcp(sock, (protocol) => (protocol === 'http' ? websockets.accept(sock) : serveFramed(sock)));
+  });
+  const serveFramed = (sock: net.Socket): void => {
     const remote = sock.remoteAddress;
     const remotePort = sock.remotePort;
     if (!remote || !remotePort) {
       sock.destroy();
       return;
     }
-    conns.add(sock);
     sock.setNoDelay(true);
-    sock.setTimeout(opts.tcpIdleMs ?? 90_000, () => sock.destroy());
     const link: Link = {
       kind: 'tcp',
       id: `tcp:${++connSeq}`,
@@ -188,11 +211,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       }
     });
     sock.on('error', (err) => log.debug({ err: err.message }, 'tcp connection error'));
-    sock.on('close', () => {
-      conns.delete(sock);
-      online.linkClosed(link.id);
-    });
-  });
+    sock.on('close', () => online.linkClosed(link.id));
+  };
 
   // ---------------- housekeeping ----------------
   const sweeper = setInterval(() => {
@@ -215,6 +235,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       relay: { ...relay.counters },
       ...counters,
       tcpConnections: conns.size,
+      websockets: websockets.size,
       online: online.size,
     }),
     push: (address, event, data) => registry.push(address, event, data),
@@ -223,6 +244,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       closed = true;
       clearInterval(sweeper);
       for (const s of conns) s.destroy();
+      websockets.close();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
       if (ownsStore) await store.close();
       log.info('rendezvous closed');

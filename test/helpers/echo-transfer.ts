@@ -1,5 +1,7 @@
 // Run as a process: dial <target>'s echo port (7) through the daemon at
-// <socket>, stream <bytes> random bytes, and print both hashes as JSON.
+// <socket>, stream <bytes> random bytes, and print both hashes as JSON, with
+// firstByteMs = dial to the first echoed byte. ECHO_PROGRESS_BYTES=N also prints
+// "progress <bytes echoed>" on stderr every N bytes (to act mid-transfer).
 import crypto from 'node:crypto';
 import { openPipe } from '../../src/ipc/client.ts';
 
@@ -10,8 +12,12 @@ const { socket } = await openPipe('dial', { target, port: 7 }, socketPath);
 const sent = crypto.createHash('sha256');
 const echoed = crypto.createHash('sha256');
 let back = 0;
+let firstByteMs: number | undefined;
+const every = Number(process.env.ECHO_PROGRESS_BYTES ?? 0);
 const done = new Promise<void>((resolve, reject) => {
   socket.on('data', (c: Buffer) => {
+    firstByteMs ??= Date.now() - t0;
+    if (every > 0 && Math.floor((back + c.length) / every) > Math.floor(back / every)) process.stderr.write(`progress ${back + c.length}\n`);
     back += c.length;
     echoed.update(c);
   });
@@ -28,5 +34,5 @@ for (let n = 0; n < total; n += block.length) {
 }
 socket.end();
 await done;
-console.log(JSON.stringify({ bytes: back, sentHash: sent.digest('hex'), echoHash: echoed.digest('hex'), seconds: (Date.now() - t0) / 1000 }));
+console.log(JSON.stringify({ bytes: back, sentHash: sent.digest('hex'), echoHash: echoed.digest('hex'), seconds: (Date.now() - t0) / 1000, firstByteMs: firstByteMs ?? null }));
 process.exit(0);

@@ -20,6 +20,18 @@ const live = new Set<Lab>();
 process.on('exit', () => {
   for (const lab of live) lab.cleanup();
 });
+// Ctrl-C or a runner's SIGTERM must not leave namespaces behind either (no 'exit' event then).
+let signalsHooked = false;
+function hookSignals(): void {
+  if (signalsHooked) return;
+  signalsHooked = true;
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.once(sig, () => {
+      for (const lab of live) lab.cleanup();
+      process.exit(code);
+    });
+  }
+}
 
 export class Lab {
   readonly prefix: string;
@@ -29,6 +41,7 @@ export class Lab {
     // Short: interface names are limited to 15 characters.
     this.prefix = `pl${crypto.randomBytes(2).toString('hex')}`;
     live.add(this);
+    hookSignals();
   }
 
   ns(name: string): string {
