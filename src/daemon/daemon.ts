@@ -21,6 +21,7 @@ import { saveConfig, type DaemonConfig } from './config.ts';
 import { PortTable, type IncomingStream } from './ports.ts';
 import { describePath, parseEndpoint, type Path, type UplinkKind } from '../nat/path.ts';
 import { PathManager } from '../nat/path-manager.ts';
+import { onLinkPayload } from '../nat/link-mtu.ts';
 import { TcpUplink } from '../uplink/tcp-uplink.ts';
 import { Inner } from '../nat/inner.ts';
 import { classifyNat, type NatType } from '../nat/nat-type.ts';
@@ -167,6 +168,7 @@ export class Daemon extends EventEmitter {
     });
     this.paths.on('change', (peerKey, p, reason) => {
       const peer = this.peers.get(peerKey);
+      if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
       this.log.info({ peer: peer ? formatAddress(peer.address) : peerKey, path: describePath(p, this.uplinkKind), reason }, 'peer path');
     });
     this.sessions.on('message', (peerKey: number, plaintext: Buffer, via: Path) => {
@@ -864,6 +866,19 @@ export class Daemon extends EventEmitter {
       s.sock.close();
       this.spray.delete(id);
     }
+  }
+
+  /**
+   * Transport packet size for a path: the 1280-safe default, or more on a path
+   * known to carry it unfragmented (same host or an attached subnet).
+   */
+  private packetSizeFor(p: Path | undefined): number {
+    const dflt = DEFAULT_MAX_PLAINTEXT - 1;
+    if (p?.kind !== 'direct' || p.sock !== undefined) return dflt;
+    const payload = onLinkPayload(p.host);
+    if (payload === undefined) return dflt;
+    // UDP payload = session header + inner byte + transport packet + tag
+    return Math.max(dflt, payload - DATA_HEADER_BYTES - 1 - TAG_BYTES);
   }
 
   /** How a peer is reached now, for peers/ping output. */

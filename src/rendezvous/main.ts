@@ -14,13 +14,14 @@ const program = new Command()
   .description('Pilot rendezvous server: registry + beacon + relay on one UDP/TCP port')
   .option('--listen <host:port>', 'address to listen on (UDP and TCP)', '0.0.0.0:9000')
   .option('--alt-port <port>', 'second UDP port answering beacon hellos only, for NAT classification (default: listen port + 1; "none" to disable)')
+  .option('--relay-rate <bytes/s>', 'relayed bytes per second per sending node (bursts of half a second more)', '2000000')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string }>();
+  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -33,7 +34,9 @@ async function main(): Promise<void> {
     if (!Number.isInteger(altPort) || altPort < 0 || altPort > 65535) throw new PilotError('BAD_ARGUMENT', `bad --alt-port ${opts.altPort}`, 'a port number 0-65535, or "none"');
   }
   if (altPort === 65536) altPort = 0;
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, ...(altPort !== undefined ? { altPort } : {}) });
+  const relayRate = Number(opts.relayRate);
+  if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
 
