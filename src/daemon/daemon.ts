@@ -396,6 +396,8 @@ export class Daemon extends EventEmitter {
     } catch (err) {
       const code = (err as PilotError).code;
       this.registryOnline = false;
+      // A TCP link can be dead without knowing it (no RST through a NAT): start a fresh one.
+      if (this.uplink && code === 'TIMEOUT') this.uplink.reconnect('heartbeat unanswered');
       if (code === 'NOT_REGISTERED' || code === 'NOT_FOUND') await this.register().catch(() => {});
       this.log.warn({ err: (err as Error).message }, 'heartbeat failed');
     }

@@ -270,7 +270,8 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
       throw new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${host}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
     }
     const actual = (tcp.address() as net.AddressInfo).port;
-    const udp = dgram.createSocket({ type, reuseAddr: false });
+    // Big buffers: relay bursts from many nodes arrive faster than one event-loop turn drains them.
+    const udp = dgram.createSocket({ type, reuseAddr: false, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
     try {
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);

@@ -11,6 +11,7 @@ import { buildHello, openServerMessage } from '../../src/registry/envelope.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { classifyFirstBytes } from '../../src/rendezvous/tcp-sniff.ts';
+import { FrameDecoder } from '../../src/rendezvous/tcp-framing.ts';
 import { sleep, startServer, tcpPeer, udpPeer } from './helpers.ts';
 
 async function wsOpen(port: number, path = '/pilot'): Promise<WebSocket> {
@@ -42,6 +43,7 @@ async function wsRegisters(port: number, email: string): Promise<string> {
   } finally {
     client.close();
     ws.close();
+    await closed(ws);
   }
 }
 
@@ -55,6 +57,26 @@ test('sniffing: framed headers start with a zero byte, upgrades with "GET "', ()
   assert.equal(classifyFirstBytes(Buffer.alloc(0)), undefined);
 });
 
+test('not an upgrade: "POST ..." or a huge header goes down the framed path (FRAME_TOO_LARGE answer, hang-up)', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  for (const first of [Buffer.from('POST /pilot HTTP/1.1\r\nHost: x\r\n\r\n'), Buffer.from([0xff, 0xff, 0xff, 0xf0, 1, 2, 3])]) {
+    const sock = net.connect(s.port, '127.0.0.1');
+    sock.on('error', () => {});
+    await new Promise((r) => sock.once('connect', r));
+    const dec = new FrameDecoder();
+    const frames: Buffer[] = [];
+    sock.on('data', (d) => frames.push(...dec.push(d)));
+    sock.write(first);
+    await sockClosed(sock);
+    assert.equal(frames.length, 1);
+    const o = openServerMessage(frames[0]!, s.publicKey);
+    assert.ok(o && 'msg' in o && o.msg.type === 'response' && !o.msg.stmt.ok && o.msg.stmt.error.code === 'FRAME_TOO_LARGE');
+  }
+  assert.equal(s.stats().websockets, 0);
+  assert.equal(s.stats().garbage, 2);
+});
+
 test('one port: WebSocket, framed TCP and UDP nodes all register; a binary message is one packet', async (t) => {
   const s = await startServer();
   t.after(() => s.close());
@@ -62,7 +84,7 @@ test('one port: WebSocket, framed TCP and UDP nodes all register; a binary messa
   t.after(() => ws.terminate());
   // A hello in one binary message gets one signed answer in one binary message.
   const answer = new Promise<Buffer>((r) => ws.once('message', (d: Buffer, bin: boolean) => (assert.equal(bin, true), r(d))));
-  ws.send(buildHello(200).packet);
+  ws.send(buildHello().packet);
   const o = openServerMessage(await answer, s.publicKey);
   assert.ok(o && 'msg' in o && o.msg.type === 'response' && o.msg.stmt.ok);
   assert.equal(s.stats().websockets, 1);
@@ -101,8 +123,9 @@ test('an upgrade request split across TCP segments ("G", "ET /pi", rest) is stil
 test('hostile HTTP: wrong path, plain GET, a bad upgrade, "GET " + random bytes, slow-loris -> garbage, closed; others keep working', async (t) => {
   const s = await startServer({ tcpIdleMs: 800 });
   t.after(() => s.close());
-  const keeper = await wsOpen(s.port); // an honest client, connected throughout
-  t.after(() => keeper.terminate());
+  const keeper = await wsOpen(s.port); // an honest client, connected throughout (its pings beat the idle timeout)
+  const pinger = setInterval(() => keeper.ping(), 200);
+  t.after(() => (clearInterval(pinger), keeper.terminate()));
 
   // Real curl: a page on any path is a 404, an upgrade to another path too.
   const g0 = s.stats().garbage;
@@ -144,7 +167,7 @@ test('hostile HTTP: wrong path, plain GET, a bad upgrade, "GET " + random bytes,
 
   // The honest WebSocket and new clients of every kind are still served.
   assert.equal(keeper.readyState, WebSocket.OPEN);
-  keeper.send(buildHello(200).packet);
+  keeper.send(buildHello().packet);
   await new Promise((r) => keeper.once('message', r));
   await wsRegisters(s.port, 'after@example.com');
   const udp = await udpPeer(s.port);

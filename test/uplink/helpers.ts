@@ -61,6 +61,12 @@ export async function uplinkPeer(port: number, mode: TcpUplinkOptions['mode'], e
   };
 }
 
+/** Mutual trust between two registered nodes (any transport): x asks, y approves. */
+export async function makeTrust(x: { client: RegistryClient }, xAddr: string, y: { client: RegistryClient }, yAddr: string): Promise<void> {
+  await x.client.trustRequest(yAddr, 'test');
+  await y.client.trustApprove(xAddr);
+}
+
 /** [0x20][dst][inner]: what a daemon sends to have `inner` relayed to `dst`. */
 export function relaySend(dst: string, inner: Buffer): Buffer {
   const pkt = Buffer.alloc(7 + inner.length);

@@ -9,8 +9,8 @@ import { formatAddress, readAddress } from '../../src/wire/address.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import { startRendezvous } from '../../src/rendezvous/server.ts';
 import { TcpUplink } from '../../src/uplink/tcp-uplink.ts';
-import { makeTrust, sleep, startServer, udpPeer } from '../rendezvous/helpers.ts';
-import { innerPacket, once, relaySend, uplinkPeer } from './helpers.ts';
+import { sleep, startServer, udpPeer } from '../rendezvous/helpers.ts';
+import { innerPacket, makeTrust, once, relaySend, uplinkPeer } from './helpers.ts';
 
 for (const mode of ['tcp', 'websocket'] as const) {
   test(`${mode}: register, hello and resolve through a TcpUplink`, async (t) => {
