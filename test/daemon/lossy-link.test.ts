@@ -33,7 +33,8 @@ test('10% random loss between two daemons: a 10 MiB stream arrives intact', { sk
     assert.equal(out.sentHash, out.echoHash);
     const drops = lab.exec(ns, ['iptables', '-L', 'INPUT', '-v', '-x', '-n']);
     const dropped = Number(/^\s*(\d+)\s+\d+\s+DROP/m.exec(drops)?.[1] ?? 0);
-    assert.ok(dropped > 500, `the kernel dropped only ${dropped} packets`);
+    // loopback carries up to 16 KiB packets (on-link MTU), so ~1000 packets each way: 10% of them is well over 100
+    assert.ok(dropped > 100, `the kernel dropped only ${dropped} packets`);
     console.log(`# 10 MiB echoed through 10% loss in ${out.seconds}s, kernel dropped ${dropped} packets`);
     await a.stop();
     await b.stop();

@@ -17,6 +17,14 @@
 //
 // Everything lives in namespaces named with the Lab's prefix; nothing touches the root
 // namespace. cleanup() (also run on exit, SIGINT and SIGTERM by Lab) removes it all.
+//
+//   if (!natLabSupport().ok) skip;
+//   const lab = new NatLab();
+//   const home = lab.addSite('cone', 'home');               // home.hosts[0].ns, .routers[0]
+//   startRendezvous({ netns: lab.rendezvous.ns, listen: `${RENDEZVOUS_IP}:9000` });
+//   new Agent('a', work, home.hosts[0].ns).start([...]);   // or lab.spawn(ns, ['curl', ...])
+//   lab.flushConntrack(home.routers[0]); lab.changeSnat(...); lab.setLoss(..., 0.05);
+//   lab.cleanup();
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { Lab, netnsSupport } from './netns.ts';
 
@@ -179,6 +187,19 @@ export class NatLab {
     return Number(new RegExp(`^\\s*(\\d+)\\s+\\d+\\s+DROP\\s+\\S+\\s+--\\s+${router.wan}\\s`, 'm').exec(out)?.[1] ?? 0);
   }
 
+  /** UDP bytes (both directions) in the router's live flows to or from `ip`: what went direct, not via the rendezvous. */
+  udpBytesWith(router: Router, ip: string): number {
+    let total = 0;
+    const out = this.exec(router.ns, ['conntrack', '-L', '-p', 'udp']).split('\n');
+    for (const line of out) {
+      const src = /src=(\S+)/.exec(line)?.[1];
+      const dst = /dst=(\S+)/.exec(line)?.[1];
+      if (src !== ip && dst !== ip) continue;
+      for (const m of line.matchAll(/bytes=(\d+)/g)) total += Number(m[1]);
+    }
+    return total;
+  }
+
   cleanup(): void {
     this.lab.cleanup();
   }
@@ -214,6 +235,8 @@ export class NatLab {
         opts.dropUdp ? `iptables -A FORWARD -p udp -j DROP` : `true`,
         `iptables -A FORWARD -i ${wan} -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT`,
         `iptables -A FORWARD -i ${wan} -j DROP`,
+        // Byte counters per flow, so tests can see what really crossed the router (udpBytesWith).
+        `sysctl -qw net.netfilter.nf_conntrack_acct=1`,
       ].join('; '),
     );
     return { ns, wan, wanIp, lanIp, mapping, publicIp: wanIp };

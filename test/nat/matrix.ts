@@ -37,6 +37,12 @@ export interface PairResult {
   intact?: boolean;
   pingReceived?: number;
   pingAvgMs?: number | null;
+  /**
+   * UDP bytes the NAT router (of a NATed side) saw flowing straight between the two
+   * sides' public addresses: the kernel's view of "direct", independent of the daemon.
+   * Undefined for public x public and lan x lan (no router between them).
+   */
+  kernelDirectBytes?: number;
   seconds: number;
 }
 
@@ -79,6 +85,8 @@ export interface MatrixOptions {
   pairTimeoutMs?: number;
   /** Progress lines. */
   log?: (line: string) => void;
+  /** Called once the agents are up, before the pairs run (e.g. to add loss on a router). */
+  prepare?: (lab: NatLab, hosts: ReadonlyMap<SiteKind, Host[]>) => void;
 }
 
 export interface MatrixRun {
@@ -121,15 +129,18 @@ export async function runMatrix(opts: MatrixOptions = {}): Promise<MatrixRun> {
       });
       const setupSeconds = (Date.now() - t0) / 1000;
       log(`lab + rendezvous + ${agents.size} agents up in ${setupSeconds.toFixed(1)}s`);
+      opts.prepare?.(lab, hosts);
 
       const pairs = pairsOf(kinds).map(([a, b]) => {
         const ha = hosts.get(a)!;
         const hb = hosts.get(b)!;
-        return { a, b, from: agents.get(ha[0]!.name)!, to: agents.get(a === b ? hb[1]!.name : hb[0]!.name)! };
+        const [fromHost, toHost] = [ha[0]!, a === b ? hb[1]! : hb[0]!];
+        return { a, b, from: agents.get(fromHost.name)!, to: agents.get(toHost.name)!, direct: () => kernelDirect(lab, fromHost, toHost) };
       });
       const results: PairResult[] = [];
       await pool(pairs, opts.concurrency ?? 2, async (p) => {
         const r = await runPair(p.a, p.b, p.from, p.to, bytes, opts.pairTimeoutMs ?? 60_000);
+        if (r.ok) r.kernelDirectBytes = p.direct();
         results.push(r);
         log(`${p.a} x ${p.b}: ${cell(r)}${r.ok ? '' : ` ${r.error ?? ''}`} (${r.seconds.toFixed(1)}s)`);
       });
@@ -145,6 +156,16 @@ export async function runMatrix(opts: MatrixOptions = {}): Promise<MatrixRun> {
   }
 }
 
+const publicIpOf = (h: Host): string => h.site.routers.at(-1)?.publicIp ?? h.ip;
+
+/** Bytes between the two public addresses as counted by a router on the way (see PairResult). */
+function kernelDirect(lab: NatLab, x: Host, y: Host): number | undefined {
+  if (x.site === y.site) return undefined;
+  const [near, far] = x.site.routers.length > 0 ? [x, y] : [y, x];
+  const router = near.site.routers.at(-1);
+  return router ? lab.udpBytesWith(router, publicIpOf(far)) : undefined;
+}
+
 function pairIndex(kinds: readonly SiteKind[], r: PairResult): number {
   return kinds.indexOf(r.a) * kinds.length + kinds.indexOf(r.b);
 }
@@ -155,14 +176,7 @@ async function runPair(a: SiteKind, b: SiteKind, from: Agent, to: Agent, bytes: 
   let stage = 'trust';
   const left = (): number => Math.max(1000, budgetMs - (Date.now() - t0));
   const body = async (): Promise<void> => {
-    must(await from.ctl(['handshake', to.address, 'nat matrix'], left()), 'handshake');
-    must(await to.ctl(['approve', from.address], left()), 'approve');
-    for (;;) {
-      const tr = must(await from.ctl(['trust'], left()), 'trust');
-      if ((tr.json.data.trusted as { peer: string; mutual: boolean }[]).some((t) => t.peer === to.address && t.mutual)) break;
-      if (Date.now() - t0 > 10_000) throw new Error('trust not mutual after 10 s');
-      await sleep(200);
-    }
+    await trustPair(from, to, Math.min(left(), 15_000));
 
     // Cold: the first dial sets up the session and the path; first byte measured from the dial.
     stage = 'stream';
@@ -206,6 +220,20 @@ async function runPair(a: SiteKind, b: SiteKind, from: Agent, to: Agent, bytes: 
   return r;
 }
 
+/** The seed sequence: `from` asks (handshake), `to` approves; resolves once `from` sees mutual trust. */
+export async function trustPair(from: Agent, to: Agent, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  const left = (): number => Math.max(1000, timeoutMs - (Date.now() - t0));
+  must(await from.ctl(['handshake', to.address, 'nat lab'], left()), 'handshake');
+  must(await to.ctl(['approve', from.address], left()), 'approve');
+  for (;;) {
+    const tr = must(await from.ctl(['trust'], left()), 'trust');
+    if ((tr.json.data.trusted as { peer: string; mutual: boolean }[]).some((t) => t.peer === to.address && t.mutual)) return;
+    if (Date.now() - t0 > timeoutMs) throw new Error(`trust not mutual after ${timeoutMs / 1000} s`);
+    await sleep(200);
+  }
+}
+
 function must(res: CtlResult, what: string): CtlResult {
   if (res.code !== 0) throw new Error(`${what}: ${res.json?.code ?? `exit ${res.code}`} ${res.json?.message ?? lastLine(res.stderr)}`);
   return res;
@@ -245,7 +273,7 @@ export function formatGrid(m: MatrixRun): string {
   for (const r of m.results) {
     const miss = missedTargets(r);
     const detail = r.ok
-      ? `${r.from} -> ${r.to}: ${r.pathA}${r.endpointA ? ` ${r.endpointA}` : ''}, first byte ${r.firstByteMs} ms, ${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB echo ${r.streamSeconds}s, ping ${r.pingAvgMs} ms`
+      ? `${r.from} -> ${r.to}: ${r.pathA}${r.endpointA ? ` ${r.endpointA}` : ''}, first byte ${r.firstByteMs} ms, ${((r.bytes ?? 0) / 1048576).toFixed(0)} MiB echo ${r.streamSeconds}s, ping ${r.pingAvgMs} ms, kernel direct ${r.kernelDirectBytes === undefined ? 'n/a' : `${(r.kernelDirectBytes / 1e6).toFixed(1)} MB`}`
       : `${r.from} -> ${r.to}: FAIL at ${r.failedAt}: ${r.error}`;
     out.push(`#   ${r.a} x ${r.b}: ${detail}${miss.length && r.ok ? ` | missed: ${miss.join('; ')}` : ''}`);
   }
