@@ -141,4 +141,36 @@ describe('streams across NAT changes and loss', { skip: support.ok ? false : sup
       lab.setLoss(router, 0);
     }
   });
+  test('a direct path that dies falls back to the relay within seconds, and is direct again <= 5 s (TARGET) after it works again', async () => {
+    const [a, b] = [agents.cone1!, agents.cone2!];
+    const router = cone2.routers[0]!;
+    const other = cone.routers[0]!.publicIp;
+    const waitFor = async (want: string, limitMs: number): Promise<number> => {
+      const t0 = Date.now();
+      while (Date.now() - t0 < limitMs) {
+        if ((await peerView(a, b)).startsWith(want)) return Date.now() - t0;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      return Infinity;
+    };
+    // traffic both ways all along (a silent path is only checked every 25 s)
+    const pinging = a.ctl(['ping', b.address, '--count', '150', '--interval', '0.1s', '--timeout', '0.5s'], 60_000);
+    try {
+      assert.ok((await waitFor('direct', 10_000)) < Infinity, 'direct to begin with');
+      // Cut every UDP packet between the two NATs; the rendezvous (relay) stays reachable.
+      lab.sh(router.ns, `iptables -I FORWARD 1 -p udp -s ${other} -j DROP; iptables -I FORWARD 1 -p udp -d ${other} -j DROP`);
+      const toRelay = await waitFor('relay', 10_000);
+      lab.sh(router.ns, `iptables -D FORWARD -p udp -s ${other} -j DROP; iptables -D FORWARD -p udp -d ${other} -j DROP`);
+      const toDirect = await waitFor('direct', 10_000);
+      console.log(`# direct path cut: on the relay after ${toRelay} ms; path back: direct again after ${toDirect} ms`);
+      assert.ok(toRelay <= 5_000, `fell back to the relay after ${toRelay} ms`);
+      assert.ok(toDirect <= 5_000, `TARGET relay -> direct upgrade <= 5 s, took ${toDirect} ms`);
+    } finally {
+      lab.sh(router.ns, `iptables -D FORWARD -p udp -s ${other} -j DROP 2>/dev/null || true; iptables -D FORWARD -p udp -d ${other} -j DROP 2>/dev/null || true`);
+      const r = await pinging;
+      const lost = Number(r.json?.data?.lossPct ?? 100);
+      console.log(`# ping through the cut: ${r.json?.data?.received}/${r.json?.data?.sent} answered`);
+      assert.ok(lost < 50, `most pings answered through the cut (${lost}% lost)`);
+    }
+  });
 });
