@@ -7,6 +7,8 @@ import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, line, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
 import { startDaemon, stopDaemon } from './daemon-control.ts';
+import { registerGatewayCommands } from './commands/gateway.ts';
+import { registerServiceCommands } from './commands/services.ts';
 
 interface Globals {
   json?: boolean;
@@ -310,6 +312,8 @@ export function buildProgram(json = false): Command {
         ok(out, r, () => `trust revoked: ${r.peer}`);
       }),
     );
+  registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
+  registerServiceCommands(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
   program
     .command('version')
     .description('print the version')

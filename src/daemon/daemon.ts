@@ -34,6 +34,8 @@ import { parseTarget, resolveTargetText, type ResolvedNode } from './targets.ts'
 import { VERSION } from './version.ts';
 import { TrustBook } from './trust.ts';
 import { ECHO_PORT } from './services/echo.ts';
+import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
+import { GatewayService } from '../gateway/service.ts'; // gateway + expose
 
 const HEARTBEAT_MS = 20_000;
 const RESOLVE_TTL_MS = 30_000;
@@ -72,6 +74,10 @@ export class Daemon extends EventEmitter {
   readonly identity: Identity;
   readonly ports = new PortTable();
   readonly trust: TrustBook;
+  /** built-in services: inbox + files (1001), pub/sub (1002), tasks (1003), webhooks (src/services). */
+  services: BuiltinServices | undefined;
+  /** gateway + expose: remote agents as local IPs, virtual ports forwarded to local services. */
+  readonly gateway: GatewayService = new GatewayService(this);
   readonly bootId = crypto.randomBytes(8);
   readonly startedAt = Date.now();
   readonly version = VERSION;
@@ -170,6 +176,7 @@ export class Daemon extends EventEmitter {
       const peer = this.peers.get(peerKey);
       if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
       this.log.info({ peer: peer ? formatAddress(peer.address) : peerKey, path: describePath(p, this.uplinkKind), reason }, 'peer path');
+      if (peer) this.emit('peer-path', peer, reason); // for SDK event subscribers (src/daemon/sdk-handlers.ts)
     });
     this.sessions.on('message', (peerKey: number, plaintext: Buffer, via: Path) => {
       const peer = this.peers.get(peerKey);
@@ -182,6 +189,7 @@ export class Daemon extends EventEmitter {
     this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer }) => {
       this.adoptPeer(info.address, info.publicKey);
       this.log.info({ peer: formatAddress(info.address) }, 'session established');
+      this.emit('peer-session', info.address); // SDK 'peer-up' (src/daemon/sdk-handlers.ts)
       this.paths.onSession(peerKey);
     });
     this.sessions.on('path', (peerKey: number, p: Path) => this.paths.onAuthenticated(peerKey, p));
@@ -189,6 +197,7 @@ export class Daemon extends EventEmitter {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
       this.log.info({ peer: formatAddress(peer.address) }, 'peer restarted: resetting its streams');
+      this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
       peer.conn.reset('peer restarted');
       peer.conn = this.newConnection(peer.address);
     });
@@ -198,6 +207,7 @@ export class Daemon extends EventEmitter {
       if (!peer) return;
       // The peer may have moved: ask the registry again next time.
       peer.resolvedAt = 0;
+      this.emit('peer-lost', peer.address, 'unreachable'); // SDK 'peer-down'
     });
     this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTimer.unref();
@@ -208,12 +218,16 @@ export class Daemon extends EventEmitter {
 
     this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => void this.sendDatagram(to, src, dst, data).catch(() => {})));
     this.stopServices.push(startSink(this.ports));
+    // built-in services (services.json can disable each one)
+    this.services = startBuiltinServices(this);
+    this.stopServices.push(() => this.services?.stop());
 
     this.trust.on('revoked', (peer: string) => this.dropPeer(peer));
     await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
 
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);
     this.heartbeatTimer.unref();
+    await this.gateway.restore(); // gateway + expose: saved mappings and exposes come back
   }
 
   // ---------- trust ----------
@@ -278,6 +292,7 @@ export class Daemon extends EventEmitter {
       this.peers.delete(key);
     }
     this.log.info({ peer: peerText }, 'trust revoked: session closed');
+    this.emit('peer-lost', parseAddress(peerText), 'trust revoked'); // SDK 'peer-down'
   }
 
   async trustRequest(target: string, reason?: string): Promise<{ status: string; peer: string }> {
@@ -895,6 +910,7 @@ export class Daemon extends EventEmitter {
   }
 
   async stop(): Promise<void> {
+    await this.gateway.close(); // gateway + expose: listeners closed, aliases removed (state kept)
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.pathTimer) clearInterval(this.pathTimer);
     if (this.netTimer) clearInterval(this.netTimer);

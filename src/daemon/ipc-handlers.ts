@@ -7,6 +7,9 @@ import type { Daemon } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
+import { sdkHandlers } from './sdk-handlers.ts';
+import { gatewayHandlers } from './gateway-handlers.ts';
+import { serviceHandlers } from './service-handlers.ts';
 
 function str(params: Record<string, unknown>, name: string, required = true): string | undefined {
   const v = params[name];
@@ -310,5 +313,8 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       pendingAccepts.delete(id);
       return new PipeResult({ id }, stream);
     },
+    ...sdkHandlers(d, pendingAccepts), // sdk_dial, sdk_accept, sdk_pipe_error, events (src/sdk)
+    ...gatewayHandlers(d), // gateway_start/map/unmap/list/stop, expose, expose_list, expose_remove
+    ...serviceHandlers(d), // built-in services: messages, files, pub/sub, tasks, webhooks
   };
 }

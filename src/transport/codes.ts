@@ -41,6 +41,7 @@ const OTHER_CODES: readonly ErrorCode[] = [
   'FRAME_TOO_LARGE',
   'RATE_LIMITED',
   'INTERNAL',
+  'PERMISSION_DENIED',
 ];
 const OTHER_BASE = 16;
 

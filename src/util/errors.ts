@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'NOT_TRUSTED'
   | 'FRAME_TOO_LARGE'
   | 'RATE_LIMITED'
+  | 'PERMISSION_DENIED'
   | 'INTERNAL';
 
 export class PilotError extends Error {

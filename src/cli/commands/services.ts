@@ -1,0 +1,224 @@
+// pilotctl commands of the built-in services: send-message, inbox, send-file,
+// received, publish, subscribe, task submit|list|accept|decline|execute|send-results,
+// set-webhook, clear-webhook, webhook.
+import path from 'node:path';
+import type { Command } from 'commander';
+import type { IpcClient } from '../../ipc/client.ts';
+import { PilotError } from '../../util/errors.ts';
+import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
+
+type Action = (g: unknown, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
+export type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+
+const MiB = 1024 * 1024;
+const time = (ms: unknown): string => (typeof ms === 'number' ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
+const short = (id: unknown): string => String(id).slice(0, 8);
+
+/** "[#########-----------]  45%  22.5/50.0 MiB" on one rewritten line. */
+function progressBar(sent: number, size: number): string {
+  const frac = size > 0 ? sent / size : 1;
+  const width = 30;
+  const full = Math.round(frac * width);
+  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${(sent / MiB).toFixed(1)}/${(size / MiB).toFixed(1)} MiB`;
+}
+
+interface TaskView {
+  id: string;
+  role: string;
+  peer: string;
+  description: string;
+  status: string;
+  reason: string | null;
+  results: string | null;
+  updatedAt: number;
+}
+
+function taskLine(t: TaskView): string {
+  const desc = t.description.length > 40 ? `${t.description.slice(0, 39)}…` : t.description;
+  return `${short(t.id)}  ${t.role.padEnd(9)}  ${t.status.padEnd(9)}  ${t.peer.padEnd(18)}  ${time(t.updatedAt)}  ${desc}`;
+}
+
+function taskChanged(out: OutputOptions, r: { task: TaskView; notified: boolean }, verb: string): void {
+  ok(out, r, () => `task ${short(r.task.id)} ${verb}${r.notified ? '' : ' (the submitter is not reachable now: it is told later)'}`);
+}
+
+export function registerServiceCommands(program: Command, run: RunWrapper): void {
+  // ---- messages ----
+  program
+    .command('send-message <target>')
+    .description("send a message into a peer's inbox (port 1001)")
+    .requiredOption('--data <data>', 'the message (base64 with --type binary)')
+    .option('--type <type>', 'text, json or binary', 'text')
+    .action(
+      run(async (_g, out, client, target: string, o: { data: string; type: string }) => {
+        const r = await client().call<Record<string, unknown>>('send_message', { target, data: o.data, type: o.type });
+        ok(out, r, () => `message delivered to ${r.peer} (${r.bytes} bytes, ${o.type})`);
+      }),
+    );
+  program
+    .command('inbox')
+    .description('messages received from peers (kept across restarts until --clear)')
+    .option('--clear', 'delete every message')
+    .action(
+      run(async (_g, out, client, o: { clear?: boolean }) => {
+        if (o.clear) {
+          const r = await client().call<{ cleared: number }>('inbox', { clear: true });
+          ok(out, r, () => `inbox cleared (${r.cleared} messages)`);
+          return;
+        }
+        const r = await client().call<{ messages: Array<Record<string, unknown>> }>('inbox');
+        ok(out, r, () => (r.messages.length === 0 ? 'inbox empty' : r.messages.map((m) => `${time(m.receivedAt)}  ${m.from}  ${m.type}: ${m.data}`).join('\n')));
+      }),
+    );
+
+  // ---- files ----
+  program
+    .command('send-file <target> <path>')
+    .description('send a file of any size to a peer (port 1001): verified by sha256, resumes a broken transfer')
+    .action(
+      run(async (_g, out, client, target: string, file: string) => {
+        const tty = !out.json && process.stdout.isTTY === true;
+        const r = await client().call<Record<string, unknown>>('send_file', { target, path: path.resolve(file) }, (event, data) => {
+          if (!tty || event !== 'progress') return;
+          const p = data as { sent: number; size: number };
+          process.stdout.write(`\r${progressBar(p.sent, p.size)}`);
+        });
+        if (tty) process.stdout.write('\n');
+        ok(out, r, () => `sent ${r.bytes} bytes to ${r.peer} as ${r.name}${Number(r.resumedFrom) > 0 ? ` (resumed at byte ${r.resumedFrom})` : ''}, sha256 verified, ${r.mbPerSec} MB/s`);
+      }),
+    );
+  program
+    .command('received')
+    .description('files received from peers (in $PILOT_HOME/received)')
+    .option('--clear', 'delete every received file')
+    .action(
+      run(async (_g, out, client, o: { clear?: boolean }) => {
+        if (o.clear) {
+          const r = await client().call<{ cleared: number }>('received', { clear: true });
+          ok(out, r, () => `received files cleared (${r.cleared} files)`);
+          return;
+        }
+        const r = await client().call<{ dir: string; files: Array<Record<string, unknown>> }>('received');
+        ok(out, r, () => (r.files.length === 0 ? `no files in ${r.dir}` : r.files.map((f) => `${time(f.receivedAt)}  ${String(f.from ?? '-').padEnd(18)}  ${String(f.size).padStart(12)}  ${f.name}`).join('\n')));
+      }),
+    );
+
+  // ---- pub/sub ----
+  program
+    .command('publish <target> <topic>')
+    .description("publish an event on a topic of a peer's broker (port 1002; the target may be this node)")
+    .option('--data <data>', 'event payload', '')
+    .action(
+      run(async (_g, out, client, target: string, topic: string, o: { data: string }) => {
+        const r = await client().call<Record<string, unknown>>('publish', { target, topic, data: o.data });
+        ok(out, r, () => `published on ${topic}: ${r.delivered} subscriber(s)`);
+      }),
+    );
+  program
+    .command('subscribe <target> <topic>')
+    .description('stream events of a topic (a.b, a.*, or * for all) from a broker; NDJSON with --json')
+    .option('--count <n>', 'stop after N events (default: until timeout or Ctrl-C)', '0')
+    .option('--timeout <d>', 'stop after this long (default: wait forever)')
+    .action(
+      run(async (_g, out, client, target: string, topic: string, o: { count: string; timeout?: string }) => {
+        const count = parseCount(o.count, 0);
+        const r = await client().call<{ received: number }>('subscribe', { target, topic, count, timeoutMs: parseDuration(o.timeout, 0) }, (event, data) => {
+          if (event === 'subscribed') {
+            if (!out.json) process.stderr.write(`subscribed to ${topic} on ${target}\n`);
+            return;
+          }
+          const e = data as { topic: string; data: string; from: string };
+          line(out, data, `${e.topic}  ${e.from}  ${e.data}`);
+        });
+        if (out.json) ok(out, { target, topic, received: r.received }, () => undefined);
+        if (count > 0 && r.received < count) throw new PilotError('TIMEOUT', `${r.received} of ${count} events before the timeout`);
+      }),
+    );
+
+  // ---- tasks ----
+  const task = program.command('task').description('tasks between agents (port 1003)');
+  task
+    .command('submit <target>')
+    .description('ask a peer to run a task')
+    .requiredOption('--task <description>', 'what to do')
+    .action(
+      run(async (_g, out, client, target: string, o: { task: string }) => {
+        const r = await client().call<{ task: TaskView }>('task_submit', { target, description: o.task });
+        ok(out, r, () => `task ${r.task.id} submitted to ${r.task.peer}`);
+      }),
+    );
+  task
+    .command('list')
+    .description('tasks received and submitted')
+    .option('--type <type>', 'received or submitted')
+    .action(
+      run(async (_g, out, client, o: { type?: string }) => {
+        const r = await client().call<{ tasks: TaskView[] }>('task_list', { ...(o.type ? { type: o.type } : {}) });
+        ok(out, r, () => (r.tasks.length === 0 ? 'no tasks' : ['ID        ROLE       STATUS     PEER                UPDATED              TASK', ...r.tasks.map(taskLine)].join('\n')));
+      }),
+    );
+  task
+    .command('accept <id>')
+    .description('accept a received task (id or a unique prefix)')
+    .action(
+      run(async (_g, out, client, id: string) => {
+        taskChanged(out, await client().call('task_accept', { id }), 'accepted');
+      }),
+    );
+  task
+    .command('decline <id>')
+    .description('decline a received task')
+    .option('--reason <text>', 'why')
+    .action(
+      run(async (_g, out, client, id: string, o: { reason?: string }) => {
+        taskChanged(out, await client().call('task_decline', { id, ...(o.reason ? { reason: o.reason } : {}) }), 'declined');
+      }),
+    );
+  task
+    .command('execute [id]')
+    .description('start an accepted task (default: the oldest) and print what to do')
+    .action(
+      run(async (_g, out, client, id: string | undefined) => {
+        const r = await client().call<{ task: TaskView; notified: boolean }>('task_execute', { ...(id ? { id } : {}) });
+        ok(out, r, () => `executing task ${r.task.id} from ${r.task.peer}:\n${r.task.description}`);
+      }),
+    );
+  task
+    .command('send-results <id>')
+    .description('complete an executing task and send its results to the submitter')
+    .requiredOption('--results <text>', 'the results')
+    .action(
+      run(async (_g, out, client, id: string, o: { results: string }) => {
+        taskChanged(out, await client().call('task_send_results', { id, results: o.results }), 'completed');
+      }),
+    );
+
+  // ---- webhooks ----
+  program
+    .command('set-webhook <url>')
+    .description('POST every event to this URL as JSON, signed: X-Pilot-Signature: sha256=HMAC(secret, body)')
+    .action(
+      run(async (_g, out, client, url: string) => {
+        const r = await client().call<{ url: string; secret: string }>('set_webhook', { url });
+        ok(out, r, () => `webhook set: ${r.url}\nsigning secret: ${r.secret}\n(verify: X-Pilot-Signature = "sha256=" + hex HMAC-SHA256(secret, raw body))`);
+      }),
+    );
+  program
+    .command('clear-webhook')
+    .description('stop sending events')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call('clear_webhook');
+        ok(out, r, () => 'webhook cleared');
+      }),
+    );
+  program
+    .command('webhook')
+    .description('webhook URL and delivery counters')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call<Record<string, unknown>>('webhook_status');
+        ok(out, r, () => `url: ${r.url ?? '-'}\nqueued ${r.queued}, delivered ${r.delivered}, failed ${r.failed}, dropped ${r.dropped}, retries ${r.retries}${r.lastError ? `\nlast error: ${r.lastError}` : ''}`);
+      }),
+    );
+}

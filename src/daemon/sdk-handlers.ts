@@ -1,0 +1,208 @@
+// IPC methods for the TypeScript SDK (src/sdk). Merged into ipcHandlers, so the
+// daemon process and an SDK-embedded node serve them alike.
+// - sdk_dial waits until the peer took the stream (or refused it), like a TCP connect.
+// - sdk_dial / sdk_accept pipes remember why their stream failed: a raw byte
+//   pipe can only reset, so the SDK asks sdk_pipe_error afterwards for the code.
+// - sdk_recv is recv that says when it listens; events streams peer up/down,
+//   path changes and trust pushes.
+import crypto from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import { formatAddress, parsePort, addressKey, type Address } from '../wire/address.ts';
+import { PilotError, asPilotError, type ErrorCode } from '../util/errors.ts';
+import { PipeResult, type Handler } from '../ipc/server.ts';
+import type { Daemon, Peer } from './daemon.ts';
+import type { IncomingStream } from './ports.ts';
+
+/** How long a failed pipe's error can be asked for. */
+const PIPE_ERROR_TTL_MS = 60_000;
+const MAX_PIPE_ERRORS = 10_000;
+/** How often a dial checks whether the peer acknowledged the stream's opening. */
+const OPEN_POLL_MS = 2;
+
+type ErrorBody = { code: ErrorCode; message: string; hint?: string };
+
+/**
+ * Resolve once the peer acknowledged the stream's opening frame and did not
+ * reset it (the refusal travels in the same packet as the ack, or before it).
+ */
+export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
+  const s = stream as Duplex & { openAcked?: boolean };
+  return new Promise<void>((resolve, reject) => {
+    let settled = false;
+    const finish = (err?: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearInterval(poll);
+      clearTimeout(deadline);
+      s.off('error', onError);
+      s.off('close', onClose);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onError = (err: Error): void => finish(asPilotError(err));
+    // closed without an error: the peer's open was answered with an orderly stop
+    const onClose = (): void => setImmediate(() => finish(new PilotError('CONNECTION_RESET', 'the stream closed while opening')));
+    s.on('error', onError);
+    s.on('close', onClose);
+    const poll = setInterval(() => {
+      if (s.destroyed) return; // its error event is on the way
+      if (s.openAcked !== false) finish();
+    }, OPEN_POLL_MS);
+    const deadline = setTimeout(() => {
+      const err = new PilotError('TIMEOUT', `the peer did not answer the stream opening within ${timeoutMs} ms`, 'is the peer online? see: pilotctl peers / pilotctl ping');
+      s.destroy(err);
+      finish(err);
+    }, timeoutMs);
+  });
+}
+
+export interface SdkEvent {
+  event: 'peer-up' | 'peer-down' | 'path' | 'trust-request' | 'trust-approved' | 'trust-rejected' | 'trust-revoked';
+  data: Record<string, unknown>;
+}
+
+/** Turns the daemon's hooks into SDK events, and tracks which peers are up. */
+class EventHub {
+  private readonly subs = new Set<(e: SdkEvent) => void>();
+  private readonly up = new Map<number, string>();
+  private readonly d: Daemon;
+
+  constructor(d: Daemon) {
+    this.d = d;
+    d.on('peer-session', (a: Address) => {
+      if (this.up.has(addressKey(a))) return; // a rekey, not news
+      this.up.set(addressKey(a), formatAddress(a));
+      this.fire({ event: 'peer-up', data: { address: formatAddress(a), hostname: this.hostname(a) } });
+    });
+    d.on('peer-lost', (a: Address, reason: string) => {
+      if (!this.up.delete(addressKey(a))) return;
+      this.fire({ event: 'peer-down', data: { address: formatAddress(a), hostname: this.hostname(a), reason } });
+    });
+    d.on('peer-path', (peer: Peer, reason: string) => {
+      this.fire({ event: 'path', data: { address: formatAddress(peer.address), hostname: peer.hostname ?? null, ...d.pathInfo(peer), reason } });
+    });
+    d.on('push', (push: { event: string; data: Record<string, unknown> }) => {
+      const name = { trust_request: 'trust-request', trust_approved: 'trust-approved', trust_rejected: 'trust-rejected', trust_revoked: 'trust-revoked' }[push.event];
+      if (name) this.fire({ event: name as SdkEvent['event'], data: { ...(push.data ?? {}) } });
+    });
+  }
+
+  private hostname(a: Address): string | null {
+    return this.d.listPeers().find((p) => addressKey(p.address) === addressKey(a))?.hostname ?? null;
+  }
+
+  private fire(e: SdkEvent): void {
+    for (const s of this.subs) {
+      try {
+        s(e);
+      } catch {
+        // a broken subscriber must not disturb the daemon's event sources
+      }
+    }
+  }
+
+  subscribe(fn: (e: SdkEvent) => void): () => void {
+    this.subs.add(fn);
+    return () => this.subs.delete(fn);
+  }
+
+  peersUp(): string[] {
+    return [...this.up.values()];
+  }
+}
+
+const hubs = new WeakMap<Daemon, EventHub>();
+function hubOf(d: Daemon): EventHub {
+  let h = hubs.get(d);
+  if (!h) hubs.set(d, (h = new EventHub(d)));
+  return h;
+}
+
+function text(params: Record<string, unknown>, name: string): string {
+  const v = params[name];
+  if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a non-empty string`);
+  return v;
+}
+
+function timeout(params: Record<string, unknown>): number {
+  const v = params.timeoutMs ?? 10_000;
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 10 || v > 600_000) throw new PilotError('BAD_ARGUMENT', 'parameter "timeoutMs" must be a number in 10..600000');
+  return v;
+}
+
+/** The SDK's methods; `pendingAccepts` is the accept queue the `listen` method fills. */
+export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStream>): Record<string, Handler> {
+  const hub = hubOf(d);
+  const pipeErrors = new Map<string, ErrorBody>();
+
+  const record = (id: string, err: unknown): void => {
+    if (pipeErrors.size >= MAX_PIPE_ERRORS) pipeErrors.clear();
+    pipeErrors.set(id, asPilotError(err).toJSON());
+    setTimeout(() => pipeErrors.delete(id), PIPE_ERROR_TTL_MS).unref();
+  };
+
+  /**
+   * Hand `stream` out as a pipe whose failure reason stays retrievable under `id`.
+   * Once the IPC server splices it to a unix socket (stream.pipe(sock)), a stream
+   * error is kept for sdk_pipe_error and the socket is closed: the IPC server's
+   * own answer, socket.resetAndDestroy(), throws for unix sockets. In-process
+   * (embedded SDK) nothing is spliced and the error is emitted as usual.
+   */
+  const trackedPipe = (id: string, stream: Duplex, result: Record<string, unknown>): PipeResult => {
+    const pipeTo = stream.pipe.bind(stream);
+    stream.pipe = (<T extends NodeJS.WritableStream>(sock: T, opts?: { end?: boolean }): T => {
+      const emit = stream.emit.bind(stream);
+      stream.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
+        if (event !== 'error') return emit(event, ...args);
+        record(id, args[0]);
+        (sock as unknown as Duplex).destroy();
+        return true;
+      }) as typeof stream.emit;
+      return pipeTo(sock, opts);
+    }) as typeof stream.pipe;
+    return new PipeResult({ pipe: id, ...result }, stream);
+  };
+
+  return {
+    sdk_dial: async (p) => {
+      const port = parsePort(p.port as number | string);
+      const peer = await d.peerFor(text(p, 'target'));
+      const stream = await d.dial(peer.address, port);
+      await whenOpened(stream, timeout(p));
+      return trackedPipe(crypto.randomBytes(8).toString('hex'), stream, {
+        remoteAddress: formatAddress(peer.address),
+        remoteHostname: peer.hostname ?? null,
+        remotePort: port,
+        localPort: stream.localPort,
+      });
+    },
+
+    sdk_accept: (p) => {
+      const id = text(p, 'id');
+      const stream = pendingAccepts.get(id);
+      if (!stream) throw new PilotError('NOT_FOUND', `no pending connection ${id}`, 'accept ids come from a listen connection event and expire after 30 s');
+      pendingAccepts.delete(id);
+      return trackedPipe(id, stream, { localPort: stream.localPort, remotePort: stream.remotePort });
+    },
+
+    sdk_pipe_error: (p) => pipeErrors.get(text(p, 'pipe')) ?? null,
+
+    // like recv, but says when it is listening, and runs until the client leaves
+    sdk_recv: async (p, ctx) => {
+      const port = parsePort(p.port as number | string);
+      const off = d.ports.onDatagram(port, (dg) => ctx.emit('datagram', { from: formatAddress(dg.from), srcPort: dg.srcPort, dataBase64: dg.data.toString('base64') }));
+      ctx.emit('listening', { port });
+      await ctx.closed;
+      off();
+      return null;
+    },
+
+    events: async (_p, ctx) => {
+      const off = hub.subscribe((e) => ctx.emit(e.event, e.data));
+      ctx.emit('subscribed', { peersUp: hub.peersUp() });
+      await ctx.closed;
+      off();
+      return null;
+    },
+  };
+}

@@ -1,0 +1,217 @@
+// IPC methods of the built-in services (src/services): messages, files,
+// pub/sub, tasks, webhooks. Merged into ipcHandlers.
+import path from 'node:path';
+import { addressKey, formatAddress } from '../wire/address.ts';
+import { PilotError } from '../util/errors.ts';
+import type { Handler } from '../ipc/server.ts';
+import type { Daemon } from './daemon.ts';
+import type { Duplex } from 'node:stream';
+import { parseTarget } from './targets.ts';
+import type { ServiceHost } from '../services/host.ts';
+import type { MessageType } from '../services/inbox.ts';
+import { sendFile, sendMessage } from '../services/data-exchange.ts';
+import { publishTo, subscribeTo, MAX_EVENT_DATA, type PubSubEvent } from '../services/pubsub.ts';
+import { validatePattern } from '../services/topics.ts';
+import type { Services } from '../services/index.ts';
+import type { TaskRole } from '../services/task-store.ts';
+
+function str(p: Record<string, unknown>, name: string, required = true, max = 65536): string | undefined {
+  const v = p[name];
+  if (v === undefined || v === null) {
+    if (required) throw new PilotError('BAD_ARGUMENT', `missing parameter "${name}"`);
+    return undefined;
+  }
+  if (typeof v !== 'string' || v.length > max) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a string of at most ${max} characters`);
+  return v;
+}
+
+function num(p: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
+  const v = p[name];
+  if (v === undefined || v === null) return dflt;
+  const n = typeof v === 'string' ? Number(v) : v;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
+  return n;
+}
+
+function services(d: Daemon): Services {
+  if (!d.services) throw new PilotError('INTERNAL', 'the built-in services are not running');
+  return d.services;
+}
+
+function need<T>(svc: T | undefined, what: string): T {
+  if (svc === undefined) throw new PilotError('CONNECTION_REFUSED', `${what} is disabled on this node`, 'enable it in $PILOT_HOME/services.json and restart the daemon');
+  return svc;
+}
+
+/** Outgoing operations use the daemon itself (dial enforces trust), whatever is enabled locally. */
+function clientHost(d: Daemon): ServiceHost {
+  return {
+    home: d.home,
+    log: d.log,
+    listen: () => {
+      throw new PilotError('INTERNAL', 'client host cannot listen');
+    },
+    dial: async (target, port) => {
+      const peer = await d.peerFor(target);
+      const stream = await d.dial(peer.address, port);
+      return { stream: stream as unknown as Duplex, peer: formatAddress(peer.address) };
+    },
+    self: () => (d.address ? formatAddress(d.address) : ''),
+    event: () => {},
+  };
+}
+
+/** Is this target text our own node (pub/sub on the local broker)? */
+function isSelf(d: Daemon, target: string): boolean {
+  if (!d.address) return false;
+  if (d.config.hostname !== undefined && target.toLowerCase() === d.config.hostname.toLowerCase()) return true;
+  try {
+    const t = parseTarget(target, d.address.network);
+    return 'address' in t && addressKey(t.address) === addressKey(d.address);
+  } catch {
+    return false;
+  }
+}
+
+const MESSAGE_TYPES = new Set(['text', 'json', 'binary']);
+
+export function serviceHandlers(d: Daemon): Record<string, Handler> {
+  const client = clientHost(d);
+  return {
+    // ---- messages (port 1001) ----
+    send_message: async (p) => {
+      const target = str(p, 'target')!;
+      const type = str(p, 'type', false) ?? 'text';
+      if (!MESSAGE_TYPES.has(type)) throw new PilotError('BAD_ARGUMENT', `unknown message type ${JSON.stringify(type)}`, 'use --type text, json or binary');
+      const data = str(p, 'data', true, 96 * 1024 * 1024)!;
+      let body: Buffer;
+      if (type === 'binary') {
+        if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new PilotError('BAD_ARGUMENT', 'binary data must be base64');
+        body = Buffer.from(data, 'base64');
+      } else {
+        body = Buffer.from(data, 'utf8');
+      }
+      if (type === 'json') {
+        try {
+          JSON.parse(data);
+        } catch {
+          throw new PilotError('BAD_ARGUMENT', '--data is not valid JSON', 'quote it for the shell, e.g. --data \'{"k":1}\'');
+        }
+      }
+      const r = await sendMessage(client, target, type as MessageType, body);
+      return { target, ...r };
+    },
+    inbox: (p) => {
+      const inbox = need(services(d).inbox, 'the message inbox');
+      if (p.clear === true) return { cleared: inbox.clear() };
+      const messages = inbox.list().map((m) => (m.type === 'json' ? { ...m, json: safeJson(m.data) } : m));
+      return { count: messages.length, messages };
+    },
+
+    // ---- files (port 1001) ----
+    send_file: async (p, ctx) => {
+      const target = str(p, 'target')!;
+      const file = str(p, 'path', true, 4096)!;
+      if (!path.isAbsolute(file)) throw new PilotError('BAD_ARGUMENT', 'path must be absolute (pilotctl resolves it)');
+      const ac = new AbortController();
+      void ctx.closed.then(() => ac.abort());
+      const r = await sendFile(client, target, file, (prog) => ctx.emit('progress', prog), ac.signal);
+      return { target, file, ...r };
+    },
+    received: (p) => {
+      const files = need(services(d).files, 'file transfer');
+      if (p.clear === true) return { cleared: files.clear() };
+      const list = files.list();
+      return { dir: files.dir, count: list.length, files: list };
+    },
+
+    // ---- pub/sub (port 1002) ----
+    publish: async (p) => {
+      const target = str(p, 'target')!;
+      const topic = str(p, 'topic', true, 256)!;
+      const data = str(p, 'data', false, MAX_EVENT_DATA) ?? '';
+      if (isSelf(d, target)) {
+        const broker = need(services(d).broker, 'pub/sub');
+        return { target, peer: client.self(), topic, delivered: broker.publish(topic, data, client.self()) };
+      }
+      return { target, topic, ...(await publishTo(client, target, topic, data)) };
+    },
+    subscribe: async (p, ctx) => {
+      const target = str(p, 'target')!;
+      const topic = validatePattern(str(p, 'topic', true, 256));
+      const count = num(p, 'count', 0, 0, 1e9); // 0 = until timeout / the client leaves
+      const timeoutMs = num(p, 'timeoutMs', 0, 0, 86_400_000); // 0 = no timeout
+      const ac = new AbortController();
+      const events: PubSubEvent[] = [];
+      let received = 0;
+      const counting = (ev: PubSubEvent): void => {
+        if (ac.signal.aborted) return;
+        received++;
+        if (count > 0) events.push(ev); // unbounded: streamed only, never kept
+        ctx.emit('event', ev);
+        if (count > 0 && received >= count) ac.abort();
+      };
+      const timer = timeoutMs > 0 ? setTimeout(() => ac.abort(), timeoutMs) : undefined;
+      void ctx.closed.then(() => ac.abort());
+      try {
+        if (isSelf(d, target)) {
+          const broker = need(services(d).broker, 'pub/sub');
+          const off = broker.subscribe(topic, (ev) => {
+            counting(ev);
+            return true;
+          });
+          ctx.emit('subscribed', { target, topic });
+          await new Promise<void>((resolve) => {
+            if (ac.signal.aborted) resolve();
+            else ac.signal.addEventListener('abort', () => resolve(), { once: true });
+          });
+          off();
+        } else {
+          await subscribeTo(client, target, topic, counting, ac.signal, (peer) => ctx.emit('subscribed', { target, peer, topic }));
+        }
+      } finally {
+        if (timer) clearTimeout(timer);
+      }
+      return { target, topic, received, ...(count > 0 ? { events } : {}) };
+    },
+
+    pubsub_status: () => {
+      const broker = need(services(d).broker, 'pub/sub');
+      return { subscribers: broker.subscribers, published: broker.published };
+    },
+
+    // ---- tasks (port 1003) ----
+    task_submit: async (p) => {
+      const tasks = need(services(d).tasks, 'tasks');
+      const t = await tasks.submit(str(p, 'target')!, str(p, 'description', true, 1 << 20)!);
+      return { task: t };
+    },
+    task_list: (p) => {
+      const tasks = need(services(d).tasks, 'tasks');
+      const type = str(p, 'type', false);
+      if (type !== undefined && type !== 'received' && type !== 'submitted') throw new PilotError('BAD_ARGUMENT', '--type must be received or submitted');
+      const list = tasks.store.list(type as TaskRole | undefined);
+      return { count: list.length, tasks: list };
+    },
+    task_accept: (p) => need(services(d).tasks, 'tasks').accept(str(p, 'id', true, 64)!),
+    task_decline: (p) => need(services(d).tasks, 'tasks').decline(str(p, 'id', true, 64)!, str(p, 'reason', false, 1024)),
+    task_execute: (p) => need(services(d).tasks, 'tasks').execute(str(p, 'id', false, 64)),
+    task_send_results: (p) => need(services(d).tasks, 'tasks').sendResults(str(p, 'id', true, 64)!, str(p, 'results', true, 4 << 20)!),
+
+    // ---- webhooks ----
+    set_webhook: (p) => need(services(d).webhook, 'webhooks').setUrl(str(p, 'url', true, 4096)!),
+    clear_webhook: () => {
+      need(services(d).webhook, 'webhooks').clear();
+      return { url: null };
+    },
+    webhook_status: () => need(services(d).webhook, 'webhooks').status(),
+  };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}

@@ -1,0 +1,28 @@
+// Join a TCP socket and an overlay stream, both directions. pipe() gives the
+// backpressure (a slow reader pauses the other side's source) and carries each
+// direction's end on its own (half-close: FIN maps to FIN). An abort on either
+// side aborts the other: a TCP RST becomes a stream reset and a stream reset
+// (refused, not trusted, peer gone) becomes a TCP RST, never a clean end that
+// would pass a truncated response off as complete.
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import { PilotError } from '../util/errors.ts';
+
+export function splice(sock: net.Socket, stream: Duplex): void {
+  sock.pipe(stream);
+  stream.pipe(sock);
+  sock.on('error', (err: NodeJS.ErrnoException) => {
+    if (!stream.destroyed) stream.destroy(new PilotError('CONNECTION_RESET', `local TCP connection failed: ${err.code ?? err.message}`));
+  });
+  stream.on('error', () => {
+    if (!sock.destroyed) sock.resetAndDestroy();
+  });
+  sock.on('close', () => {
+    // A clean TCP close comes after both ends; if the stream still had bytes
+    // to deliver to the socket, the socket was torn down under it: reset.
+    if (!stream.destroyed && !stream.readableEnded) stream.destroy(new PilotError('CONNECTION_RESET', 'local TCP connection closed'));
+  });
+  stream.on('close', () => {
+    if (!sock.destroyed && !stream.readableEnded) sock.resetAndDestroy();
+  });
+}

@@ -1,0 +1,165 @@
+// An embedded node: the daemon runs inside this process with its own identity
+// directory, and the SDK calls the very handlers the IPC server would (so both
+// modes behave alike), minus the socket. Optionally it also serves IPC, so
+// pilotctl can talk to it.
+import fs from 'node:fs';
+import path from 'node:path';
+import { Daemon } from '../daemon/daemon.ts';
+import { DaemonConfigSchema, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
+import { ipcHandlers } from '../daemon/ipc-handlers.ts';
+import { PipeResult, startIpcServer, type Handler, type HandlerContext, type IpcServer } from '../ipc/server.ts';
+import { IpcClient } from '../ipc/client.ts';
+import { PilotError, asPilotError } from '../util/errors.ts';
+import { fileLogger, silentLogger, type Logger } from '../util/logger.ts';
+import type { Backend, EventCallback, OpenedPipe, Subscription } from './backend.ts';
+
+export interface StartNodeOptions {
+  /** Identity and state directory (keys, trust, config); created if missing. */
+  home: string;
+  /** Rendezvous HOST:PORT; needed on the first start, then saved in home/config.json. */
+  registry?: string;
+  /** Email bound to the identity; needed on the first start. */
+  email?: string;
+  hostname?: string;
+  public?: boolean;
+  /** UDP address of the node's one socket (default 0.0.0.0:0). */
+  listen?: string;
+  uplink?: 'auto' | 'udp' | 'tcp' | 'websocket';
+  /** Also serve the daemon IPC on this unix socket (so pilotctl --socket can drive the node). */
+  socket?: string;
+  /** Where the node logs; default home/pilot.log. */
+  logger?: Logger | 'silent';
+}
+
+function buildConfig(opts: StartNodeOptions): DaemonConfig {
+  const saved = loadConfig(opts.home);
+  const registry = opts.registry ?? saved?.registry ?? process.env.PILOT_REGISTRY;
+  const email = opts.email ?? saved?.email;
+  if (!registry) throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'the first start needs startNode({ registry: "HOST:PORT", ... })');
+  if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'the first start needs startNode({ email: "you@example.com", ... })');
+  const parsed = DaemonConfigSchema.safeParse({
+    ...(saved ?? {}),
+    registry,
+    email,
+    ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
+    ...(opts.public !== undefined ? { public: opts.public } : {}),
+    ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
+    ...(opts.uplink !== undefined ? { uplink: opts.uplink } : {}),
+    ...(opts.socket !== undefined ? { socket: opts.socket } : {}),
+    // a different rendezvous has a different key: learn it again
+    ...(saved !== undefined && saved.registry !== registry ? { serverKey: undefined } : {}),
+  });
+  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check email, hostname and listen');
+  return parsed.data;
+}
+
+/** Two processes with one identity would fight over its address: refuse if a daemon runs on this home. */
+async function refuseIfRunning(home: string, socket: string): Promise<void> {
+  const probe = new IpcClient(socket);
+  const running = await probe.call<{ home: string; pid: number }>('info').catch(() => undefined);
+  probe.close();
+  if (running && path.resolve(running.home) === path.resolve(home)) {
+    throw new PilotError('DAEMON_RUNNING', `a daemon (pid ${running.pid}) already runs with home ${home}`, 'connect() to it instead, or stop it: pilotctl daemon stop');
+  }
+}
+
+export class EmbeddedBackend implements Backend {
+  readonly kind = 'embedded' as const;
+  readonly daemon: Daemon;
+  private readonly handlers: Record<string, Handler>;
+  private readonly subs = new Set<Subscription>();
+  private ipc: IpcServer | undefined;
+  private closing: Promise<void> | undefined;
+
+  private constructor(daemon: Daemon) {
+    this.daemon = daemon;
+    this.handlers = ipcHandlers(daemon, () => void this.close());
+  }
+
+  static async start(opts: StartNodeOptions): Promise<EmbeddedBackend> {
+    const config = buildConfig(opts);
+    await refuseIfRunning(opts.home, config.socket);
+    fs.mkdirSync(opts.home, { recursive: true, mode: 0o700 });
+    saveConfig(opts.home, config);
+    const logger = opts.logger === 'silent' ? silentLogger() : (opts.logger ?? fileLogger(path.join(opts.home, 'pilot.log')));
+    const daemon = await Daemon.start({ home: opts.home, config, logger });
+    const b = new EmbeddedBackend(daemon);
+    if (opts.socket) {
+      try {
+        b.ipc = await startIpcServer(opts.socket, b.handlers, (err) => logger.error({ err }, 'ipc handler failed'));
+      } catch (err) {
+        await daemon.stop();
+        throw err;
+      }
+    }
+    return b;
+  }
+
+  private handler(method: string): Handler {
+    const h = Object.hasOwn(this.handlers, method) ? this.handlers[method] : undefined;
+    if (!h) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`);
+    if (this.closing) throw new PilotError('BAD_REQUEST', 'this embedded node is stopped', 'startNode() again');
+    return h;
+  }
+
+  private async invoke(method: string, params: Record<string, unknown>, ctx: HandlerContext): Promise<unknown> {
+    try {
+      return await this.handler(method)(params, ctx);
+    } catch (err) {
+      throw asPilotError(err);
+    }
+  }
+
+  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    const r = await this.invoke(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+    if (r instanceof PipeResult) {
+      r.pipe.destroy();
+      throw new PilotError('BAD_REQUEST', `${method} answers with a pipe`);
+    }
+    // Same shapes as over IPC (which carries JSON).
+    return (r === undefined ? null : JSON.parse(JSON.stringify(r))) as T;
+  }
+
+  subscribe<T>(method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T> {
+    let cancelled = false;
+    let markClosed!: () => void;
+    const closed = new Promise<void>((r) => (markClosed = r));
+    const ctx: HandlerContext = {
+      emit: (event, data) => {
+        if (!cancelled) onEvent(event, JSON.parse(JSON.stringify(data ?? null)));
+      },
+      closed,
+      isClosed: () => cancelled,
+    };
+    const sub: Subscription<T> = {
+      done: this.invoke(method, params, ctx).then((r) => r as T),
+      cancel: () => {
+        cancelled = true;
+        markClosed();
+      },
+    };
+    this.subs.add(sub);
+    void sub.done.catch(() => {}).finally(() => this.subs.delete(sub));
+    return sub;
+  }
+
+  async pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe> {
+    const r = await this.invoke(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+    if (!(r instanceof PipeResult)) throw new PilotError('BAD_REQUEST', `${method} does not answer with a pipe`);
+    return { stream: r.pipe, result: r.result as Record<string, unknown> };
+  }
+
+  /** In-process streams error with their own PilotError: nothing to ask. */
+  explainer(): undefined {
+    return undefined;
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const s of this.subs) s.cancel();
+      await this.ipc?.close().catch(() => {});
+      await this.daemon.stop();
+    })();
+    return this.closing;
+  }
+}

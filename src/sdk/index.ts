@@ -1,0 +1,53 @@
+// The Pilot TypeScript SDK: `import { connect } from 'pilot-overlay/sdk'`.
+//
+//   const node = await connect();                       // the local daemon (PILOT_SOCKET or /tmp/pilot.sock)
+//   const sock = await node.dial('agent-alpha', 1000);  // a net.Socket-like Duplex
+//   const srv = await node.listen(1000, (s) => s.pipe(s));
+//
+// or run the node inside this process, without a daemon:
+//
+//   const node = await startNode({ home: './agent-home', registry: 'rdv.example:9000', email: 'me@example.com' });
+import { loadConfig, pilotHome } from '../daemon/config.ts';
+import { socketPath } from '../ipc/protocol.ts';
+import { IpcBackend } from './client.ts';
+import { EmbeddedBackend, type StartNodeOptions } from './embedded.ts';
+import { PilotNode } from './node.ts';
+
+export interface ConnectOptions {
+  /** The daemon's IPC socket; default $PILOT_SOCKET, the socket saved in the home's config, then /tmp/pilot.sock. */
+  socket?: string;
+  /** The daemon's home (to find its socket); default $PILOT_HOME or ~/.pilot. */
+  home?: string;
+}
+
+function findSocket(opts: ConnectOptions): string {
+  if (opts.socket) return opts.socket;
+  if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
+  try {
+    const cfg = loadConfig(pilotHome(opts.home));
+    if (cfg) return cfg.socket;
+  } catch {
+    // an unreadable config: the default socket
+  }
+  return socketPath();
+}
+
+/** Attach to a running daemon over its unix socket (rejects with NO_DAEMON if none answers). */
+export function connect(opts: ConnectOptions = {}): Promise<PilotNode> {
+  return PilotNode.create(new IpcBackend(findSocket(opts)));
+}
+
+/** Run a node in this process with its own identity directory; close() stops it. */
+export async function startNode(opts: StartNodeOptions): Promise<PilotNode> {
+  return PilotNode.create(await EmbeddedBackend.start(opts));
+}
+
+export type { StartNodeOptions } from './embedded.ts';
+export { PilotNode, type DialOptions, type PingOptions } from './node.ts';
+export { PilotSocket, type PilotSocketInfo } from './socket.ts';
+export { PilotServer } from './server.ts';
+export { PilotDatagramSocket, type DatagramInfo } from './datagram.ts';
+export type * from './types.ts';
+export { PilotError, type ErrorCode } from '../util/errors.ts';
+export { PilotHttpAgent, pilotDispatcher, serveHttp, targetFromHost, type HttpService } from './http.ts';
+export { PilotMcpTransport, mcpConnect, serveMcp, type McpService } from './mcp.ts';

@@ -1,0 +1,179 @@
+// PilotNode: what an agent holds, whether the node is the local daemon
+// (connect()) or embedded in this process (startNode()).
+import { EventEmitter } from 'node:events';
+import { PilotError } from '../util/errors.ts';
+import type { Backend, Subscription } from './backend.ts';
+import { PilotSocket } from './socket.ts';
+import { PilotServer } from './server.ts';
+import { PilotDatagramSocket } from './datagram.ts';
+import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
+
+export interface DialOptions {
+  /** How long to wait for the peer to take the stream (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface PingOptions {
+  count?: number;
+  intervalMs?: number;
+  timeoutMs?: number;
+}
+
+function checkPort(port: number): number {
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new PilotError('BAD_ARGUMENT', `virtual port must be 0..65535, got ${port}`);
+  return port;
+}
+
+const EVENTS = new Set(['peer-up', 'peer-down', 'path', 'trust-request', 'trust-approved', 'trust-rejected', 'trust-revoked']);
+
+export class PilotNode extends EventEmitter<PilotNodeEvents> {
+  /** 'ipc': the local daemon; 'embedded': a node running in this process. */
+  readonly mode: 'ipc' | 'embedded';
+  /** This node's virtual address. */
+  readonly address: string;
+  readonly hostname: string | null;
+  private readonly backend: Backend;
+  private events: Subscription | undefined;
+  private watching: Promise<void> | undefined;
+  private peersUp: string[] = [];
+
+  private constructor(backend: Backend, info: NodeInfo) {
+    super();
+    this.backend = backend;
+    this.mode = backend.kind;
+    this.address = info.address;
+    this.hostname = info.hostname;
+  }
+
+  static async create(backend: Backend): Promise<PilotNode> {
+    try {
+      return new PilotNode(backend, await backend.call<NodeInfo>('info'));
+    } catch (err) {
+      await backend.close();
+      throw err;
+    }
+  }
+
+  // ---- this node and its peers ----
+
+  info(): Promise<NodeInfo> {
+    return this.backend.call('info');
+  }
+
+  /** Registry lookup of a hostname or address (private nodes only for trusted peers). */
+  find(target: string): Promise<FoundNode> {
+    return this.backend.call('find', { target });
+  }
+
+  async peers(): Promise<PeerInfo[]> {
+    return (await this.backend.call<{ peers: PeerInfo[] }>('peers')).peers;
+  }
+
+  ping(target: string, opts: PingOptions = {}): Promise<PingResult> {
+    return this.backend.call('ping', { target, count: opts.count ?? 1, intervalMs: opts.intervalMs ?? 200, timeoutMs: opts.timeoutMs ?? 3000 });
+  }
+
+  // ---- streams ----
+
+  /**
+   * Open a stream to `port` on `target` (address, node id or hostname). Resolves
+   * once the peer took it; rejects with NOT_TRUSTED, CONNECTION_REFUSED,
+   * NOT_FOUND, TIMEOUT, ... (PilotError codes).
+   */
+  async dial(target: string, port: number, opts: DialOptions = {}): Promise<PilotSocket> {
+    const { stream, result } = await this.backend.pipe('sdk_dial', { target, port: checkPort(port), timeoutMs: opts.timeoutMs ?? 10_000 });
+    return new PilotSocket(
+      stream,
+      {
+        remoteAddress: String(result.remoteAddress),
+        remoteHostname: (result.remoteHostname as string | null) ?? null,
+        remotePort: Number(result.remotePort),
+        localAddress: this.address,
+        localPort: Number(result.localPort),
+      },
+      this.backend.explainer(String(result.pipe)),
+    );
+  }
+
+  /** Accept streams on a virtual port: 'connection' events carry PilotSockets. */
+  async listen(port: number, onConnection?: (socket: PilotSocket) => void): Promise<PilotServer> {
+    const srv = await PilotServer.open(this.backend, checkPort(port), this.address);
+    if (onConnection) srv.on('connection', onConnection);
+    return srv;
+  }
+
+  // ---- datagrams ----
+
+  /** Receive (and send from) datagrams on a virtual port. */
+  bind(port: number): Promise<PilotDatagramSocket> {
+    return PilotDatagramSocket.bind(this.backend, checkPort(port));
+  }
+
+  /** Send one datagram (at most about 1180 bytes) to `target`:`port`. */
+  async send(target: string, port: number, data: Buffer | string, opts: { srcPort?: number } = {}): Promise<void> {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    await this.backend.call('send', { target, port: checkPort(port), data: buf.toString('base64'), encoding: 'base64', srcPort: checkPort(opts.srcPort ?? port) });
+  }
+
+  // ---- trust (nothing passes between nodes before both agreed) ----
+
+  /** Ask `target` for mutual trust; status 'trusted' if it had asked us too, else 'pending'. */
+  handshake(target: string, reason?: string): Promise<TrustAnswer> {
+    return this.backend.call('handshake', { target, ...(reason !== undefined ? { reason } : {}) });
+  }
+
+  pending(): Promise<PendingTrust> {
+    return this.backend.call('pending');
+  }
+
+  approve(node: string): Promise<TrustAnswer> {
+    return this.backend.call('approve', { node });
+  }
+
+  reject(node: string, reason?: string): Promise<TrustAnswer> {
+    return this.backend.call('reject', { node, ...(reason !== undefined ? { reason } : {}) });
+  }
+
+  async trusted(): Promise<TrustedPeer[]> {
+    return (await this.backend.call<{ trusted: TrustedPeer[] }>('trust')).trusted;
+  }
+
+  untrust(node: string): Promise<TrustAnswer> {
+    return this.backend.call('untrust', { node });
+  }
+
+  // ---- events ----
+
+  /**
+   * Start receiving events ('peer-up', 'peer-down', 'path', 'trust-request',
+   * 'trust-approved', 'trust-rejected', 'trust-revoked'). Resolves once the
+   * subscription is live, with the peers that are up at that moment.
+   */
+  watch(): Promise<string[]> {
+    this.watching ??= new Promise<void>((resolve, reject) => {
+      const sub = this.backend.subscribe<unknown>('events', {}, (event, data) => {
+        if (event === 'subscribed') {
+          this.peersUp = (data as { peersUp: string[] }).peersUp;
+          return resolve();
+        }
+        if (EVENTS.has(event)) (this.emit as (e: string, d: unknown) => boolean)(event, data);
+      });
+      this.events = sub;
+      sub.done.then(
+        () => {},
+        (err: Error) => {
+          this.watching = undefined;
+          reject(err);
+          if (this.listenerCount('events-lost') > 0) this.emit('events-lost', err);
+        },
+      );
+    });
+    return this.watching.then(() => this.peersUp);
+  }
+
+  /** Stop events, listeners and subscriptions; an embedded node stops. Open sockets stay usable over IPC. */
+  async close(): Promise<void> {
+    this.events?.cancel();
+    await this.backend.close();
+  }
+}

@@ -1,0 +1,163 @@
+// Port 1002, event stream: every daemon is a small broker for its trusted peers.
+//
+//   {op:"publish", topic, data}    -> {ok:true, delivered}
+//   {op:"subscribe", topic}        -> {ok:true}, then one frame per matching event
+//                                     {topic, data, from, ts, seq, dropped?}, and
+//                                     {keepalive:true} every 30 s, until either side closes
+//
+// A subscriber that cannot keep up loses events (counted and reported in its
+// next event as `dropped`) instead of growing the broker's memory.
+import { z } from 'zod';
+import { PilotError } from '../util/errors.ts';
+import { ByteReader, MAX_FRAME, REQUEST_TIMEOUT_MS, encodeFrame, okFrame, refuse, withTimeout } from './framing.ts';
+import { ask } from './request.ts';
+import type { ServiceHost, ServiceStream } from './host.ts';
+import { topicMatches, validatePattern, validateTopic } from './topics.ts';
+
+export const PUBSUB_PORT = 1002;
+export const MAX_EVENT_DATA = 64 * 1024;
+const MAX_SUBSCRIBERS = 256;
+/** Bytes queued towards one subscriber before its events are dropped. */
+const SUBSCRIBER_BACKLOG = 1 << 20;
+const KEEPALIVE_MS = 30_000;
+/** Event frames carry up to MAX_EVENT_DATA of data plus a little JSON. */
+const MAX_EVENT_FRAME = MAX_EVENT_DATA * 2 + 4096;
+
+export interface PubSubEvent {
+  topic: string;
+  data: string;
+  from: string;
+  ts: number;
+  seq: number;
+  dropped?: number;
+}
+
+interface Subscriber {
+  pattern: string;
+  /** false: the event was dropped (subscriber too slow). */
+  deliver(ev: PubSubEvent): boolean;
+}
+
+export class Broker {
+  private readonly subs = new Set<Subscriber>();
+  private seq = 0;
+  published = 0;
+
+  get subscribers(): number {
+    return this.subs.size;
+  }
+
+  subscribe(pattern: string, deliver: (ev: PubSubEvent) => boolean): () => void {
+    validatePattern(pattern);
+    if (this.subs.size >= MAX_SUBSCRIBERS) throw new PilotError('RATE_LIMITED', `too many subscribers (${MAX_SUBSCRIBERS})`, 'retry later');
+    const s: Subscriber = { pattern, deliver };
+    this.subs.add(s);
+    return () => this.subs.delete(s);
+  }
+
+  /** Returns how many subscribers got the event. */
+  publish(topic: string, data: string, from: string): number {
+    validateTopic(topic);
+    if (typeof data !== 'string' || Buffer.byteLength(data) > MAX_EVENT_DATA) throw new PilotError('FRAME_TOO_LARGE', `event data is limited to ${MAX_EVENT_DATA} bytes`);
+    const ev: PubSubEvent = { topic, data, from, ts: Date.now(), seq: ++this.seq };
+    this.published++;
+    let n = 0;
+    for (const s of [...this.subs]) if (topicMatches(s.pattern, topic) && s.deliver(ev)) n++;
+    return n;
+  }
+}
+
+const RequestSchema = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('publish'), topic: z.string(), data: z.string() }),
+  z.object({ op: z.literal('subscribe'), topic: z.string() }),
+]);
+
+export function startPubSub(host: ServiceHost, broker: Broker): () => void {
+  return host.listen(PUBSUB_PORT, (stream, from) => {
+    stream.on('error', () => {});
+    const reader = new ByteReader(stream);
+    serve(broker, stream, reader, from).catch((err: unknown) => {
+      host.log.info({ peer: from, err: (err as Error).message }, 'pub/sub request refused');
+      refuse(stream, reader, err);
+    });
+  });
+}
+
+async function serve(broker: Broker, stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
+  const raw = await withTimeout(reader.readFrame(MAX_EVENT_FRAME), REQUEST_TIMEOUT_MS, 'the request');
+  const parsed = RequestSchema.safeParse(raw);
+  if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad pub/sub request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  const req = parsed.data;
+  if (req.op === 'publish') {
+    const delivered = broker.publish(req.topic, req.data, from);
+    stream.end(okFrame({ delivered }));
+    return;
+  }
+  let dropped = 0;
+  const off = broker.subscribe(req.topic, (ev) => {
+    if (stream.destroyed || stream.writableEnded) return false;
+    if (stream.writableLength > SUBSCRIBER_BACKLOG) {
+      dropped++;
+      return false;
+    }
+    stream.write(encodeFrame(dropped > 0 ? { ...ev, dropped } : ev));
+    dropped = 0;
+    return true;
+  });
+  stream.write(okFrame({ topic: req.topic }));
+  // the transport cuts idle streams: a quiet topic still sends something now and then
+  const keepalive = setInterval(() => {
+    if (!stream.destroyed && !stream.writableEnded) stream.write(encodeFrame({ keepalive: true }));
+  }, KEEPALIVE_MS);
+  keepalive.unref();
+  try {
+    // the subscription lasts until the subscriber ends (or resets) its side; what it sends is ignored
+    for (;;) if ((await reader.next(MAX_FRAME)) === null) break;
+  } catch {
+    /* reset by the subscriber */
+  } finally {
+    off();
+    clearInterval(keepalive);
+    if (!stream.destroyed && !stream.writableEnded) stream.end();
+  }
+}
+
+// ---------- client side ----------
+
+export async function publishTo(host: ServiceHost, target: string, topic: string, data: string): Promise<{ peer: string; delivered: number }> {
+  validateTopic(topic);
+  if (Buffer.byteLength(data) > MAX_EVENT_DATA) throw new PilotError('FRAME_TOO_LARGE', `event data is limited to ${MAX_EVENT_DATA} bytes`);
+  const x = await ask(host, target, PUBSUB_PORT, { op: 'publish', topic, data }, { what: 'the event', end: true });
+  x.stream.destroy();
+  return { peer: x.peer, delivered: typeof x.answer.delivered === 'number' ? x.answer.delivered : 0 };
+}
+
+/** Stream events from a peer's broker until `signal` aborts or the peer closes. */
+export async function subscribeTo(host: ServiceHost, target: string, pattern: string, onEvent: (ev: PubSubEvent) => void, signal: AbortSignal, onReady?: (peer: string) => void): Promise<{ peer: string }> {
+  validatePattern(pattern);
+  if (signal.aborted) return { peer: target };
+  const { stream, reader, peer } = await ask(host, target, PUBSUB_PORT, { op: 'subscribe', topic: pattern }, { what: 'the subscription' });
+  const onAbort = (): void => {
+    stream.end();
+    stream.destroy();
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    if (signal.aborted) return { peer };
+    onReady?.(peer);
+    for (;;) {
+      const f = await reader.readFrameOrEnd(MAX_EVENT_FRAME);
+      if (f === null) return { peer };
+      const ev = f as Partial<PubSubEvent> & { keepalive?: boolean };
+      if (ev.keepalive === true) continue;
+      if (typeof ev.topic !== 'string' || typeof ev.data !== 'string') continue;
+      onEvent({ topic: ev.topic, data: ev.data, from: typeof ev.from === 'string' ? ev.from : peer, ts: Number(ev.ts) || Date.now(), seq: Number(ev.seq) || 0, ...(typeof ev.dropped === 'number' ? { dropped: ev.dropped } : {}) });
+    }
+  } catch (err) {
+    if (signal.aborted) return { peer };
+    throw err;
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+    stream.destroy();
+  }
+}

@@ -1,0 +1,196 @@
+// Files from peers: streamed into $PILOT_HOME/incoming/<key>.part (kept on a
+// broken transfer so the sender can resume), verified by sha256, then linked
+// into $PILOT_HOME/received/ under a sanitised name that never replaces an
+// existing file (link() fails on an existing name; rename() would overwrite).
+import fs from 'node:fs';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import { PilotError } from '../util/errors.ts';
+import { numberedName, sanitizeFileName } from './safe-name.ts';
+
+/** Partial transfers not resumed within this time are deleted. */
+const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
+/** Room left on the disk after any accepted file. */
+const DISK_MARGIN = 64 * 1024 * 1024;
+const MAX_CONCURRENT = 8;
+
+export interface ReceivedFile {
+  name: string;
+  path: string;
+  size: number;
+  from: string | null;
+  sha256: string | null;
+  receivedAt: number;
+}
+
+interface IndexEntry {
+  name: string;
+  from: string;
+  size: number;
+  sha256: string;
+  receivedAt: number;
+}
+
+/** One transfer in progress: append to `part`, hash running over every byte of it. */
+export interface Incoming {
+  readonly key: string;
+  readonly part: string;
+  readonly offset: number;
+  readonly hash: crypto.Hash;
+}
+
+export class ReceivedFiles {
+  readonly dir: string;
+  readonly partDir: string;
+  private readonly indexFile: string;
+  private readonly active = new Set<string>();
+
+  constructor(home: string) {
+    this.dir = path.join(home, 'received');
+    this.partDir = path.join(home, 'incoming');
+    this.indexFile = path.join(home, 'received.jsonl');
+    fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    fs.mkdirSync(this.partDir, { recursive: true, mode: 0o700 });
+    this.prunePartials();
+  }
+
+  /** Same sender, same content, same size: the same partial file (what makes resuming possible). */
+  private keyOf(from: string, size: number, sha256: string): string {
+    return crypto.createHash('sha256').update(`${from}\n${size}\n${sha256}`).digest('hex').slice(0, 40);
+  }
+
+  private prunePartials(): void {
+    const now = Date.now();
+    for (const n of fs.readdirSync(this.partDir)) {
+      const p = path.join(this.partDir, n);
+      try {
+        if (this.active.has(n.replace(/\.part$/, ''))) continue;
+        if (now - fs.statSync(p).mtimeMs > PARTIAL_MAX_AGE_MS) fs.rmSync(p, { force: true });
+      } catch {
+        /* raced with another cleanup */
+      }
+    }
+  }
+
+  /** Start (or resume) a transfer; the hash already covers the bytes of a resumed partial. */
+  async begin(from: string, size: number, sha256: string): Promise<Incoming> {
+    if (this.active.size >= MAX_CONCURRENT) throw new PilotError('RATE_LIMITED', `${MAX_CONCURRENT} files are already arriving`, 'retry in a moment');
+    const key = this.keyOf(from, size, sha256);
+    if (this.active.has(key)) throw new PilotError('RATE_LIMITED', 'this file is already being received', 'wait for the other transfer to finish');
+    this.prunePartials();
+    const part = path.join(this.partDir, `${key}.part`);
+    let offset = 0;
+    try {
+      offset = fs.statSync(part).size;
+    } catch {
+      offset = 0;
+    }
+    if (offset > size) {
+      fs.rmSync(part, { force: true });
+      offset = 0;
+    }
+    const free = this.freeBytes();
+    if (free !== undefined && size - offset + DISK_MARGIN > free) {
+      throw new PilotError('FRAME_TOO_LARGE', `file of ${size} bytes does not fit (${free} bytes free on the receiver)`, 'the receiver must free disk space');
+    }
+    this.active.add(key);
+    try {
+      const hash = crypto.createHash('sha256');
+      if (offset > 0) {
+        for await (const chunk of fs.createReadStream(part, { end: offset - 1 })) hash.update(chunk as Buffer);
+      } else {
+        fs.writeFileSync(part, '', { mode: 0o600 });
+      }
+      return { key, part, offset, hash };
+    } catch (err) {
+      this.active.delete(key);
+      throw err;
+    }
+  }
+
+  /** The transfer stopped (error or done): the key is free again. The partial stays unless `discard`. */
+  end(inc: Incoming, discard: boolean): void {
+    this.active.delete(inc.key);
+    if (discard) fs.rmSync(inc.part, { force: true });
+  }
+
+  /** Move a verified partial into received/ under a fresh name; returns that name. */
+  finish(inc: Incoming, rawName: unknown, from: string, size: number, sha256: string): string {
+    const base = sanitizeFileName(rawName);
+    for (let n = 0; n < 100_000; n++) {
+      const name = numberedName(base, n);
+      try {
+        fs.linkSync(inc.part, path.join(this.dir, name));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
+        throw err;
+      }
+      this.end(inc, true);
+      const entry: IndexEntry = { name, from, size, sha256, receivedAt: Date.now() };
+      fs.appendFileSync(this.indexFile, JSON.stringify(entry) + '\n', { mode: 0o600 });
+      return name;
+    }
+    throw new PilotError('RATE_LIMITED', `too many files named like ${base}`, 'clear received/: pilotctl received --clear');
+  }
+
+  private freeBytes(): number | undefined {
+    try {
+      const s = fs.statfsSync(this.partDir);
+      return s.bavail * s.bsize;
+    } catch {
+      return undefined;
+    }
+  }
+
+  private index(): Map<string, IndexEntry> {
+    const m = new Map<string, IndexEntry>();
+    let text = '';
+    try {
+      text = fs.readFileSync(this.indexFile, 'utf8');
+    } catch {
+      return m;
+    }
+    for (const l of text.split('\n')) {
+      if (!l) continue;
+      try {
+        const e = JSON.parse(l) as IndexEntry;
+        if (typeof e.name === 'string') m.set(e.name, e);
+      } catch {
+        /* a torn last line after a crash */
+      }
+    }
+    return m;
+  }
+
+  list(): ReceivedFile[] {
+    const idx = this.index();
+    const out: ReceivedFile[] = [];
+    for (const name of fs.readdirSync(this.dir).sort()) {
+      const p = path.join(this.dir, name);
+      let st: fs.Stats;
+      try {
+        st = fs.statSync(p);
+      } catch {
+        continue;
+      }
+      if (!st.isFile()) continue;
+      const e = idx.get(name);
+      // an index entry for an older file of the same name (deleted by hand, then reused) would lie
+      const known = e !== undefined && e.size === st.size;
+      out.push({ name, path: p, size: st.size, from: known ? e.from : null, sha256: known ? e.sha256 : null, receivedAt: known ? e.receivedAt : Math.round(st.mtimeMs) });
+    }
+    return out.sort((a, b) => a.receivedAt - b.receivedAt || a.name.localeCompare(b.name));
+  }
+
+  clear(): number {
+    let n = 0;
+    for (const name of fs.readdirSync(this.dir)) {
+      const p = path.join(this.dir, name);
+      if (!fs.statSync(p).isFile()) continue;
+      fs.rmSync(p, { force: true });
+      n++;
+    }
+    fs.rmSync(this.indexFile, { force: true });
+    return n;
+  }
+}

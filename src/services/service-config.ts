@@ -1,0 +1,54 @@
+// $PILOT_HOME/services.json: which built-in services run and their limits.
+// A missing file means everything on with the defaults; a broken one stops
+// the daemon from starting (a silently ignored "disabled" would be worse).
+import fs from 'node:fs';
+import path from 'node:path';
+import { z } from 'zod';
+import { PilotError } from '../util/errors.ts';
+
+const MiB = 1024 * 1024;
+
+export const ServiceConfigSchema = z
+  .object({
+    /** Port 1001, messages into the inbox. */
+    messages: z.boolean().default(true),
+    /** Port 1001, files into received/. */
+    files: z.boolean().default(true),
+    /** Port 1002. */
+    pubsub: z.boolean().default(true),
+    /** Port 1003. */
+    tasks: z.boolean().default(true),
+    webhooks: z.boolean().default(true),
+    maxMessageBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
+    maxInboxMessages: z.number().int().min(1).max(1_000_000).default(10_000),
+    maxFileBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(Number.MAX_SAFE_INTEGER),
+    maxReceivedTasks: z.number().int().min(1).max(1_000_000).default(10_000),
+    webhookQueue: z.number().int().min(1).max(100_000).default(1000),
+    /** Attempts after the first one. */
+    webhookRetries: z.number().int().min(0).max(20).default(5),
+    webhookBackoffMs: z.number().int().min(10).max(600_000).default(500),
+    webhookTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+  })
+  .strict();
+export type ServiceConfig = z.infer<typeof ServiceConfigSchema>;
+
+export function serviceConfigPath(home: string): string {
+  return path.join(home, 'services.json');
+}
+
+export function loadServiceConfig(home: string): ServiceConfig {
+  const p = serviceConfigPath(home);
+  let raw: unknown = {};
+  if (fs.existsSync(p)) {
+    try {
+      raw = JSON.parse(fs.readFileSync(p, 'utf8'));
+    } catch (err) {
+      throw new PilotError('BAD_ARGUMENT', `cannot read ${p}: ${(err as Error).message}`, 'fix or delete services.json');
+    }
+  }
+  const parsed = ServiceConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    throw new PilotError('BAD_ARGUMENT', `invalid ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, 'fix or delete services.json');
+  }
+  return parsed.data;
+}
