@@ -11,6 +11,9 @@ import { parseHostPort } from '../util/hostport.ts';
 
 const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
 
+/** Where a daemon looks for its rendezvous when nothing else says (pilot-rendezvous's default port, this host). */
+export const DEFAULT_REGISTRY = '127.0.0.1:9000';
+
 export interface StartFlags {
   home?: string;
   socket?: string;
@@ -33,7 +36,8 @@ export interface StartResult {
 
 export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   const saved = loadConfig(home);
-  const registry = f.registry ?? process.env.PILOT_REGISTRY ?? saved?.registry;
+  // As in the seed: `daemon start --email … --hostname …` needs no --registry (a local rendezvous by default).
+  const registry = f.registry ?? process.env.PILOT_REGISTRY ?? saved?.registry ?? DEFAULT_REGISTRY;
   const email = f.email ?? saved?.email;
   if (!registry) throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'first start needs --registry HOST:PORT (e.g. --registry 127.0.0.1:9000)');
   if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'first start needs --email you@example.com');

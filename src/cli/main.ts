@@ -9,6 +9,9 @@ import { fail, line, ok, parseCount, parseDuration, type OutputOptions } from '.
 import { startDaemon, stopDaemon } from './daemon-control.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerServiceCommands } from './commands/services.ts';
+import { registerDaemonServiceCommands } from './commands/service.ts';
+import { registerConfigCommands } from './commands/config.ts';
+import { registerUpdateCommand } from './commands/update.ts';
 
 interface Globals {
   json?: boolean;
@@ -314,6 +317,9 @@ export function buildProgram(json = false): Command {
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
   registerServiceCommands(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
+  registerDaemonServiceCommands(program, run); // service install|uninstall|status (systemd/launchd)
+  registerConfigCommands(program, run); // init, config [--set k=v]
+  registerUpdateCommand(program, run); // update (npm registry check)
   program
     .command('version')
     .description('print the version')

@@ -36,6 +36,7 @@ import { TrustBook } from './trust.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
 import { GatewayService } from '../gateway/service.ts'; // gateway + expose
+import { daemonReport } from '../metrics/daemon-report.ts'; // heartbeat self-report for rendezvous metrics
 
 const HEARTBEAT_MS = 20_000;
 const RESOLVE_TTL_MS = 30_000;
@@ -404,7 +405,7 @@ export class Daemon extends EventEmitter {
 
   private async heartbeat(): Promise<void> {
     try {
-      const res = await this.registry.heartbeat({ lanEndpoints: this.lanEndpoints() });
+      const res = await this.registry.heartbeat({ lanEndpoints: this.lanEndpoints(), ...daemonReport(this.natType, this.paths) });
       this.observed = res.observed;
       this.registryOnline = true;
       await this.syncTrust();

@@ -2,14 +2,15 @@
 // daemon process and an SDK-embedded node serve them alike.
 // - sdk_dial waits until the peer took the stream (or refused it), like a TCP connect.
 // - sdk_dial / sdk_accept pipes remember why their stream failed: a raw byte
-//   pipe can only reset, so the SDK asks sdk_pipe_error afterwards for the code.
-// - sdk_recv is recv that says when it listens; events streams peer up/down,
-//   path changes and trust pushes.
+//   pipe can only close, so the SDK asks sdk_pipe_error afterwards for the code,
+//   and resets a stream with sdk_reset (closing the pipe would end it cleanly).
+// - sdk_listen / sdk_recv are listen / recv that say when they are ready and
+//   stop on sdk_cancel; events streams peer up/down, path changes and trust pushes.
 import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { formatAddress, parsePort, addressKey, type Address } from '../wire/address.ts';
 import { PilotError, asPilotError, type ErrorCode } from '../util/errors.ts';
-import { PipeResult, type Handler } from '../ipc/server.ts';
+import { PipeResult, type Handler, type HandlerContext } from '../ipc/server.ts';
 import type { Daemon, Peer } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 
@@ -18,6 +19,10 @@ const PIPE_ERROR_TTL_MS = 60_000;
 const MAX_PIPE_ERRORS = 10_000;
 /** How often a dial checks whether the peer acknowledged the stream's opening. */
 const OPEN_POLL_MS = 2;
+/** Subscriptions send a heartbeat event this often (see hold()). */
+const HEARTBEAT_MS = 1000;
+/** A connection announced to a listener and not accepted within this time is reset. */
+const ACCEPT_EXPIRY_MS = 30_000;
 
 type ErrorBody = { code: ErrorCode; message: string; hint?: string };
 
@@ -41,7 +46,7 @@ export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
     };
     const onError = (err: Error): void => finish(asPilotError(err));
     // closed without an error: the peer's open was answered with an orderly stop
-    const onClose = (): void => setImmediate(() => finish(new PilotError('CONNECTION_RESET', 'the stream closed while opening')));
+    const onClose = (): void => void setImmediate(() => finish(new PilotError('CONNECTION_RESET', 'the stream closed while opening')));
     s.on('error', onError);
     s.on('close', onClose);
     const poll = setInterval(() => {
@@ -130,11 +135,13 @@ function timeout(params: Record<string, unknown>): number {
   return v;
 }
 
-/** The SDK's methods; `pendingAccepts` is the accept queue the `listen` method fills. */
+/** The SDK's methods; `pendingAccepts` is the accept queue shared with the `listen`/`accept` methods. */
 export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStream>): Record<string, Handler> {
   const hub = hubOf(d);
   const pipeErrors = new Map<string, ErrorBody>();
 
+  /** Pipes handed out and not closed yet, for sdk_reset. */
+  const livePipes = new Map<string, Duplex>();
   const record = (id: string, err: unknown): void => {
     if (pipeErrors.size >= MAX_PIPE_ERRORS) pipeErrors.clear();
     pipeErrors.set(id, asPilotError(err).toJSON());
@@ -149,6 +156,8 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
    * (embedded SDK) nothing is spliced and the error is emitted as usual.
    */
   const trackedPipe = (id: string, stream: Duplex, result: Record<string, unknown>): PipeResult => {
+    livePipes.set(id, stream);
+    stream.once('close', () => livePipes.delete(id));
     const pipeTo = stream.pipe.bind(stream);
     stream.pipe = (<T extends NodeJS.WritableStream>(sock: T, opts?: { end?: boolean }): T => {
       const emit = stream.emit.bind(stream);
@@ -162,6 +171,28 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     }) as typeof stream.pipe;
     return new PipeResult({ pipe: id, ...result }, stream);
   };
+
+  /**
+   * Keep a subscription (listen, recv, events) running until the client cancels
+   * it with the token sent in its first event, or leaves. The IPC server notices
+   * a client that left only when a write fails (it keeps half-open connections),
+   * so a heartbeat event every second makes sure it does.
+   */
+  const cancels = new Map<string, () => void>();
+  const hold = (ctx: HandlerContext, first: string, data: Record<string, unknown>): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const token = crypto.randomBytes(8).toString('hex');
+      const finish = (): void => {
+        clearInterval(beat);
+        cancels.delete(token);
+        resolve();
+      };
+      cancels.set(token, finish);
+      const beat = setInterval(() => ctx.emit('alive', null), HEARTBEAT_MS);
+      beat.unref();
+      void ctx.closed.then(finish);
+      ctx.emit(first, { ...data, cancel: token });
+    });
 
   return {
     sdk_dial: async (p) => {
@@ -187,21 +218,64 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
 
     sdk_pipe_error: (p) => pipeErrors.get(text(p, 'pipe')) ?? null,
 
-    // like recv, but says when it is listening, and runs until the client leaves
+    // The SDK closing its end of a pipe looks like end() to the IPC server: an
+    // application's destroy(err) resets the stream here first, with err's code.
+    sdk_reset: (p) => {
+      const stream = livePipes.get(text(p, 'pipe'));
+      const code = typeof p.code === 'string' && /^[A-Z_]{1,40}$/.test(p.code) ? (p.code as ErrorCode) : 'CONNECTION_RESET';
+      const message = typeof p.message === 'string' ? p.message.slice(0, 300) : 'stream reset by the application';
+      if (stream && !stream.destroyed) stream.destroy(new PilotError(code, message));
+      return { reset: stream !== undefined };
+    },
+
+    sdk_cancel: (p) => {
+      const stop = cancels.get(text(p, 'token'));
+      stop?.();
+      return { cancelled: stop !== undefined };
+    },
+
+    // like listen, but stoppable with sdk_cancel: close() knows the port is free again
+    sdk_listen: async (p, ctx) => {
+      const port = parsePort(p.port as number | string);
+      const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
+        const id = crypto.randomBytes(8).toString('hex');
+        pendingAccepts.set(id, stream);
+        // an id never accepted is reset after a while so nothing leaks
+        setTimeout(() => {
+          if (pendingAccepts.get(id) === stream) {
+            pendingAccepts.delete(id);
+            stream.destroy();
+          }
+        }, ACCEPT_EXPIRY_MS).unref();
+        ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
+      });
+      try {
+        await hold(ctx, 'listening', { port });
+      } finally {
+        off();
+      }
+      return { port };
+    },
+
+    // like recv, but says when it is listening, and runs until cancelled
     sdk_recv: async (p, ctx) => {
       const port = parsePort(p.port as number | string);
       const off = d.ports.onDatagram(port, (dg) => ctx.emit('datagram', { from: formatAddress(dg.from), srcPort: dg.srcPort, dataBase64: dg.data.toString('base64') }));
-      ctx.emit('listening', { port });
-      await ctx.closed;
-      off();
-      return null;
+      try {
+        await hold(ctx, 'listening', { port });
+      } finally {
+        off();
+      }
+      return { port };
     },
 
     events: async (_p, ctx) => {
       const off = hub.subscribe((e) => ctx.emit(e.event, e.data));
-      ctx.emit('subscribed', { peersUp: hub.peersUp() });
-      await ctx.closed;
-      off();
+      try {
+        await hold(ctx, 'subscribed', { peersUp: hub.peersUp() });
+      } finally {
+        off();
+      }
       return null;
     },
   };

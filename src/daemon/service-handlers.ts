@@ -74,6 +74,7 @@ function isSelf(d: Daemon, target: string): boolean {
 }
 
 const MESSAGE_TYPES = new Set(['text', 'json', 'binary']);
+const IPC_KEEPALIVE_MS = 15_000;
 
 export function serviceHandlers(d: Daemon): Record<string, Handler> {
   const client = clientHost(d);
@@ -153,6 +154,9 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
       };
       const timer = timeoutMs > 0 ? setTimeout(() => ac.abort(), timeoutMs) : undefined;
       void ctx.closed.then(() => ac.abort());
+      // A killed pilotctl only shows as a failed write on its IPC socket: write now and then, so a
+      // quiet topic does not keep a dead subscription (and its stream to the broker) forever.
+      const heartbeat = setInterval(() => ctx.emit('keepalive', {}), IPC_KEEPALIVE_MS);
       try {
         if (isSelf(d, target)) {
           const broker = need(services(d).broker, 'pub/sub');
@@ -171,6 +175,7 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
         }
       } finally {
         if (timer) clearTimeout(timer);
+        clearInterval(heartbeat);
       }
       return { target, topic, received, ...(count > 0 ? { events } : {}) };
     },

@@ -367,6 +367,18 @@ export class PathManager extends EventEmitter<PathEvents> {
     }
   }
 
+  /** How many peers (with a session) are reached directly / through the relay now. */
+  pathCounts(): { direct: number; relay: number } {
+    let direct = 0;
+    let relay = 0;
+    for (const st of this.peers.values()) {
+      if (!st.hasSession || st.current === undefined) continue;
+      if (st.current.kind === 'direct') direct++;
+      else relay++;
+    }
+    return { direct, relay };
+  }
+
   /** Paths that some peer uses now (spray sockets on them must stay open). */
   socketsInUse(): Set<number> {
     const out = new Set<number>();

@@ -23,6 +23,7 @@ import {
   TrustRequestResult,
   TrustRevokeResult,
   VisibilityResult,
+  type NodeReport,
   type Push,
 } from './protocol.ts';
 import type { Identity } from './signing.ts';
@@ -124,9 +125,19 @@ export class RegistryClient extends EventEmitter {
     return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public']), RegisterResult);
   }
 
-  heartbeat(p: { lanEndpoints?: string[] } = {}): Promise<HeartbeatResultT> {
-    return this.signed('heartbeat', pick(lanCap(p), ['lanEndpoints']), HeartbeatResult);
+  /** With an optional self-report (NAT class, paths, punches) for the server's metrics. */
+  async heartbeat(p: { lanEndpoints?: string[] } & NodeReport = {}): Promise<HeartbeatResultT> {
+    const keys: (keyof typeof p)[] = this.reportRefused ? ['lanEndpoints'] : ['lanEndpoints', 'nat', 'paths', 'punches'];
+    try {
+      return await this.signed('heartbeat', pick(lanCap(p), keys), HeartbeatResult);
+    } catch (err) {
+      // A server older than the report fields refuses them (strict schema): stop sending them.
+      if (this.reportRefused || (err as PilotError).code !== 'BAD_REQUEST' || (p.nat ?? p.paths ?? p.punches) === undefined) throw err;
+      this.reportRefused = true;
+      return this.signed('heartbeat', pick(lanCap(p), ['lanEndpoints']), HeartbeatResult);
+    }
   }
+  private reportRefused = false;
 
   setHostname(hostname: string): Promise<HostnameResultT> {
     return this.signed('set_hostname', { hostname }, HostnameResult);

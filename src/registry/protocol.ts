@@ -91,6 +91,21 @@ export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce
 export const MIN_HELLO_PACKET = 256;
 export const AMPLIFICATION_FACTOR = 3;
 
+/**
+ * Optional self-report in heartbeats, for the rendezvous metrics and dashboard
+ * (kept in memory only). Optional so older daemons keep working.
+ */
+const reportCount = z.number().int().nonnegative().max(2 ** 40);
+export const NAT_CLASSES = ['none', 'eim', 'edm', 'unknown'] as const;
+export const NodeReportFields = {
+  nat: z.enum(NAT_CLASSES).optional(),
+  /** Peers currently reached directly / through the relay. */
+  paths: z.object({ direct: reportCount, relay: reportCount }).strict().optional(),
+  /** Cumulative since the daemon started: hole-punch attempts and those that reached a direct path. */
+  punches: z.object({ tried: reportCount, succeeded: reportCount }).strict().optional(),
+};
+export type NodeReport = { nat?: (typeof NAT_CLASSES)[number]; paths?: { direct: number; relay: number }; punches?: { tried: number; succeeded: number } };
+
 export const ParamSchemas = {
   register: z
     .object({
@@ -100,7 +115,7 @@ export const ParamSchemas = {
       public: z.boolean().optional(),
     })
     .strict(),
-  heartbeat: z.object({ lanEndpoints: lanEndpoints.optional() }).strict(),
+  heartbeat: z.object({ lanEndpoints: lanEndpoints.optional(), ...NodeReportFields }).strict(),
   set_hostname: z.object({ hostname: hostnameText }).strict(),
   clear_hostname: z.object({}).strict(),
   set_visibility: z.object({ public: z.boolean() }).strict(),

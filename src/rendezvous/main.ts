@@ -1,6 +1,7 @@
 // CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--log-level L]
 // Prints one machine-readable line on stdout once the sockets are bound:
 //   listening udp+tcp HOST:PORT key=<base64 server key> alt=<beacon alt port>
+// and, with --http, a second one: http HOST:PORT
 import os from 'node:os';
 import path from 'node:path';
 import { Command } from 'commander';
@@ -8,6 +9,7 @@ import pino from 'pino';
 import { formatHostPort, parseHostPort } from '../util/hostport.ts';
 import { PilotError } from '../util/errors.ts';
 import { startRendezvous } from './server.ts';
+import { checkAdminToken } from './admin-token.ts';
 
 const program = new Command()
   .name('pilot-rendezvous')
@@ -16,12 +18,14 @@ const program = new Command()
   .option('--alt-port <port>', 'second UDP port answering beacon hellos only, for NAT classification (default: listen port + 1; "none" to disable)')
   .option('--relay-rate <bytes/s>', 'relayed bytes per second per sending node (bursts of half a second more)', '2000000')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
+  .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
+  .option('--admin-token <token>', 'bearer token for the dashboard admin API (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)', process.env.PILOT_ADMIN_TOKEN)
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string }>();
+  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -36,9 +40,11 @@ async function main(): Promise<void> {
   if (altPort === 65536) altPort = 0;
   const relayRate = Number(opts.relayRate);
   if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}) });
+  const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(opts.adminToken ? { adminToken: checkAdminToken(opts.adminToken) } : {}) };
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
+  if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);
 
   let stopping = false;
   const stop = (signal: string) => {

@@ -1,7 +1,7 @@
 // In-memory liveness: which registered node was last heard on which link.
 // The store holds identities; this holds where to reach them right now.
 import { addressKey, type Address } from '../wire/address.ts';
-import { ONLINE_MS } from '../registry/protocol.ts';
+import { ONLINE_MS, type NodeReport } from '../registry/protocol.ts';
 import type { Link } from './link.ts';
 
 export interface OnlineEntry {
@@ -12,7 +12,12 @@ export interface OnlineEntry {
   lastSeen: number;
   /** When lastSeen was last written to the store (heartbeats are not all persisted). */
   persistedAt: number;
+  /** Last self-report from a heartbeat (NAT class, paths, punches): metrics only. */
+  report?: NodeReport;
 }
+
+/** Punch totals by the reporting node's NAT class, accumulated from heartbeat deltas. */
+export type PunchTotals = Record<string, { tried: number; succeeded: number }>;
 
 /** Entries silent for this long are forgotten (they are long offline). */
 const FORGET_MS = 10 * ONLINE_MS;
@@ -21,6 +26,9 @@ export class OnlineIndex {
   private readonly byKey = new Map<string, OnlineEntry>();
   private readonly byAddr = new Map<number, OnlineEntry>();
   private readonly byLink = new Map<string, OnlineEntry>();
+  /** Successful registers (metrics). */
+  registrations = 0;
+  readonly punchTotals: PunchTotals = {};
 
   /** Records that the node was heard on `link` (after a verified register/heartbeat). */
   seen(e: { address: Address; keyB64: string; link: Link; lanEndpoints: string[]; now: number; persisted: boolean }): OnlineEntry {
@@ -38,6 +46,26 @@ export class OnlineIndex {
     // The newest node heard on a link owns it (relay source authentication).
     this.byLink.set(e.link.id, entry);
     return entry;
+  }
+
+  /** Stores a heartbeat self-report; punch counters are cumulative per daemon, so only their growth is added. */
+  report(entry: OnlineEntry, r: NodeReport): void {
+    const prev = entry.report;
+    const nat = r.nat ?? prev?.nat ?? 'unknown';
+    if (r.punches) {
+      // A smaller value than last time: the daemon restarted and counts from zero again.
+      const grow = (now: number, was: number | undefined) => (was === undefined || now < was ? now : now - was);
+      const t = (this.punchTotals[nat] ??= { tried: 0, succeeded: 0 });
+      t.tried += grow(r.punches.tried, prev?.punches?.tried);
+      t.succeeded += grow(r.punches.succeeded, prev?.punches?.succeeded);
+    }
+    const paths = r.paths ?? prev?.paths;
+    const punches = r.punches ?? prev?.punches;
+    entry.report = { nat, ...(paths ? { paths } : {}), ...(punches ? { punches } : {}) };
+  }
+
+  entries(): IterableIterator<OnlineEntry> {
+    return this.byKey.values();
   }
 
   getByKey(keyB64: string): OnlineEntry | undefined {

@@ -36,6 +36,7 @@ const handlers: Record<SignedMethod, Handler> = {
     const before = p.public === undefined ? undefined : await ctx.store.getByKey(key);
     const rec = await ctx.store.register({ publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now });
     markSeen(ctx, rec, link, now, true);
+    ctx.online.registrations++;
     if (before && (before.public !== rec.public || !before.active)) ctx.hooks.nodeChanged(rec.address);
     return { address: formatAddress(rec.address), observed: link.observed, hostname: rec.hostname, public: rec.public };
   },
@@ -58,6 +59,8 @@ const handlers: Record<SignedMethod, Handler> = {
       });
       markSeen(ctx, rec, link, now, true);
     }
+    const seen = ctx.online.getByKey(keyB64);
+    if (seen && (p.nat ?? p.paths ?? p.punches) !== undefined) ctx.online.report(seen, { nat: p.nat, paths: p.paths, punches: p.punches });
     return { observed: link.observed };
   },
 

@@ -20,6 +20,9 @@ import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from 
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
 import type { Link } from './link.ts';
+import { startHttpServer, type HttpServer } from './http-server.ts';
+import { loadOrCreateAdminToken } from './admin-token.ts';
+import { createRendezvousMetrics } from '../metrics/rendezvous-metrics.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -43,6 +46,8 @@ export interface RendezvousOptions {
   responseCacheMs?: number;
   /** Second UDP port answering only hello, for NAT classification (0 = ephemeral; absent = none). */
   altPort?: number;
+  /** Operators' HTTP listener (metrics, dashboard); absent = none. Token default: generated into dataDir/admin-token. */
+  http?: { host: string; port: number; adminToken?: string };
 }
 
 export interface RendezvousStats {
@@ -63,6 +68,8 @@ export interface Rendezvous {
   port: number;
   /** The hello-only beacon port, when one was asked for. */
   altPort: number | undefined;
+  /** The dashboard/metrics listener, when one was asked for. */
+  http: { host: string; port: number; adminToken: string } | undefined;
   publicKey: Buffer;
   stats(): RendezvousStats;
   push(address: string, event: string, data: unknown): boolean;
@@ -214,6 +221,29 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     sock.on('close', () => online.linkClosed(link.id));
   };
 
+  // ---------------- operators' HTTP (metrics, dashboard) ----------------
+  const stats = (): RendezvousStats => ({
+    registry: { ...registry.counters },
+    relay: { ...relay.counters },
+    ...counters,
+    tcpConnections: conns.size,
+    websockets: websockets.size,
+    online: online.size,
+  });
+  let web: (HttpServer & { adminToken: string }) | undefined;
+  if (opts.http) {
+    const adminToken = opts.http.adminToken ?? loadOrCreateAdminToken(opts.dataDir);
+    const metrics = createRendezvousMetrics({ stats, online });
+    try {
+      web = Object.assign(await startHttpServer({ host: opts.http.host, port: opts.http.port, adminToken, metrics, views: { online, store, stats }, log }), { adminToken });
+    } catch (err) {
+      websockets.close();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      if (ownsStore) await store.close();
+      throw err;
+    }
+  }
+
   // ---------------- housekeeping ----------------
   const sweeper = setInterval(() => {
     const now = Date.now();
@@ -230,19 +260,14 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     port,
     altPort: alt?.port,
     publicKey: Buffer.from(identity.publicKey),
-    stats: () => ({
-      registry: { ...registry.counters },
-      relay: { ...relay.counters },
-      ...counters,
-      tcpConnections: conns.size,
-      websockets: websockets.size,
-      online: online.size,
-    }),
+    http: web && { host: web.host, port: web.port, adminToken: web.adminToken },
+    stats,
     push: (address, event, data) => registry.push(address, event, data),
     async close() {
       if (closed) return;
       closed = true;
       clearInterval(sweeper);
+      await web?.close();
       for (const s of conns) s.destroy();
       websockets.close();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);

@@ -18,6 +18,13 @@ export interface OpenedPipe {
   result: Record<string, unknown>;
 }
 
+export interface PipeControl {
+  /** The stream's error, if it failed (asked when the pipe ended or broke). */
+  explain(): Promise<PilotError | undefined>;
+  /** Reset the stream with `err`'s code (before the pipe is closed). */
+  reset(err: Error | null): Promise<void>;
+}
+
 export interface Backend {
   readonly kind: 'ipc' | 'embedded';
   call<T>(method: string, params?: Record<string, unknown>): Promise<T>;
@@ -25,9 +32,10 @@ export interface Backend {
   /** A method (sdk_dial, sdk_accept) whose answer is a byte pipe. */
   pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe>;
   /**
-   * Why a pipe's stream failed, or ended: an IPC pipe can only close, so the
-   * daemon keeps the reason. Undefined when the stream carries its own errors.
+   * Out-of-band control of a pipe, for pipes that can only carry bytes (IPC):
+   * why its stream failed or ended, and resetting it with an error code.
+   * Undefined when the stream carries errors itself (in-process).
    */
-  explainer(pipeId: string): (() => Promise<PilotError | undefined>) | undefined;
+  pipeControl(pipeId: string): PipeControl | undefined;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@
 import { IpcClient } from '../ipc/client.ts';
 import { socketPath } from '../ipc/protocol.ts';
 import { PilotError } from '../util/errors.ts';
-import type { Backend, EventCallback, OpenedPipe, Subscription } from './backend.ts';
+import type { Backend, EventCallback, OpenedPipe, PipeControl, Subscription } from './backend.ts';
 import { openPipe, subscribe } from './ipc-wire.ts';
 
 export class IpcBackend implements Backend {
@@ -25,10 +25,27 @@ export class IpcBackend implements Backend {
 
   subscribe<T>(method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T> {
     if (this.closed) return { done: Promise.reject(closedError()), cancel: () => {} };
-    const sub = subscribe<T>(this.path, method, params, onEvent);
-    this.subs.add(sub);
-    void sub.done.catch(() => {}).finally(() => this.subs.delete(sub));
-    return sub;
+    let token: string | undefined;
+    const sub = subscribe<T>(this.path, method, params, (event, data) => {
+      // the first event of an SDK subscription carries the token that stops it
+      const t = (data as { cancel?: unknown } | null)?.cancel;
+      if (typeof t === 'string') token = t;
+      if (event !== 'alive') onEvent(event, data);
+    });
+    const wrapped: Subscription<T> = {
+      done: sub.done,
+      // A cancelled handler answers, so done resolves once the daemon let go
+      // (a listener's port is free again); closing the connection is the fallback.
+      cancel: () => {
+        if (token === undefined) return sub.cancel();
+        const fallback = setTimeout(() => sub.cancel(), 2000);
+        void sub.done.catch(() => {}).finally(() => clearTimeout(fallback));
+        this.client.call('sdk_cancel', { token }).catch(() => sub.cancel());
+      },
+    };
+    this.subs.add(wrapped);
+    void sub.done.catch(() => {}).finally(() => this.subs.delete(wrapped));
+    return wrapped;
   }
 
   async pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe> {
@@ -37,19 +54,28 @@ export class IpcBackend implements Backend {
     return { stream: socket, result };
   }
 
-  explainer(pipeId: string): () => Promise<PilotError | undefined> {
-    return async () => {
-      if (this.closed) return undefined;
-      const e = await this.client.call<{ code: PilotError['code']; message: string; hint?: string } | null>('sdk_pipe_error', { pipe: pipeId }).catch(() => null);
-      return e ? new PilotError(e.code, e.message, e.hint) : undefined;
+  pipeControl(pipe: string): PipeControl {
+    return {
+      explain: async () => {
+        if (this.closed) return undefined;
+        const e = await this.client.call<{ code: PilotError['code']; message: string; hint?: string } | null>('sdk_pipe_error', { pipe }).catch(() => null);
+        return e ? new PilotError(e.code, e.message, e.hint) : undefined;
+      },
+      reset: async (err) => {
+        if (this.closed) return;
+        const code = (err as { code?: unknown } | null)?.code;
+        await this.client.call('sdk_reset', { pipe, ...(typeof code === 'string' ? { code } : {}), ...(err ? { message: err.message } : {}) }).catch(() => {});
+      },
     };
   }
 
   /** Ends requests and subscriptions; open sockets stay (they are the application's). */
   async close(): Promise<void> {
     if (this.closed) return;
+    const subs = [...this.subs];
+    for (const s of subs) s.cancel();
+    await Promise.all(subs.map((s) => s.done.catch(() => {})));
     this.closed = true;
-    for (const s of this.subs) s.cancel();
     this.client.close();
   }
 }

@@ -126,7 +126,7 @@ export class EmbeddedBackend implements Backend {
     const closed = new Promise<void>((r) => (markClosed = r));
     const ctx: HandlerContext = {
       emit: (event, data) => {
-        if (!cancelled) onEvent(event, JSON.parse(JSON.stringify(data ?? null)));
+        if (!cancelled && event !== 'alive') onEvent(event, JSON.parse(JSON.stringify(data ?? null)));
       },
       closed,
       isClosed: () => cancelled,
@@ -149,8 +149,8 @@ export class EmbeddedBackend implements Backend {
     return { stream: r.pipe, result: r.result as Record<string, unknown> };
   }
 
-  /** In-process streams error with their own PilotError: nothing to ask. */
-  explainer(): undefined {
+  /** In-process streams carry their own errors and resets. */
+  pipeControl(): undefined {
     return undefined;
   }
 

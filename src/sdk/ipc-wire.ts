@@ -27,6 +27,10 @@ function errorOf(msg: IpcMessage): PilotError | undefined {
   return new PilotError(msg.error.code, msg.error.message, msg.error.hint);
 }
 
+function resultOf(msg: IpcMessage): unknown {
+  return 'result' in msg ? msg.result : undefined;
+}
+
 /** Send one request; once it succeeds the connection is a raw byte pipe (returned paused). */
 export async function openPipe(path: string, method: string, params: Record<string, unknown>): Promise<{ socket: net.Socket; result: Record<string, unknown> }> {
   const sock = await connectUnix(path);
@@ -60,7 +64,7 @@ export async function openPipe(path: string, method: string, params: Record<stri
       // Bytes after the reply line already belong to the stream.
       const rest = reader.takeRest();
       if (rest.length > 0) sock.unshift(rest);
-      resolve({ socket: sock, result: (msg.result ?? {}) as Record<string, unknown> });
+      resolve({ socket: sock, result: (resultOf(msg) ?? {}) as Record<string, unknown> });
     };
     sock.on('data', onData);
     sock.on('close', onClose);
@@ -105,7 +109,7 @@ export function subscribe<T>(path: string, method: string, params: Record<string
           s.destroy();
           const err = errorOf(msg);
           if (err) reject(err);
-          else resolve(msg.result as T);
+          else resolve(resultOf(msg) as T);
         }
       });
       s.on('error', () => {});

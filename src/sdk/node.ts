@@ -91,7 +91,7 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
         localAddress: this.address,
         localPort: Number(result.localPort),
       },
-      this.backend.explainer(String(result.pipe)),
+      this.backend.pipeControl(String(result.pipe)),
     );
   }
 

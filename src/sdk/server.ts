@@ -39,7 +39,7 @@ export class PilotServer extends EventEmitter<PilotServerEvents> {
   static open(backend: Backend, port: number, localAddress: string): Promise<PilotServer> {
     const srv = new PilotServer(backend, port, localAddress);
     return new Promise<PilotServer>((resolve, reject) => {
-      const sub = backend.subscribe<unknown>('listen', { port }, (event, data) => {
+      const sub = backend.subscribe<unknown>('sdk_listen', { port }, (event, data) => {
         if (event === 'listening') {
           srv.open = true;
           resolve(srv);
@@ -67,7 +67,7 @@ export class PilotServer extends EventEmitter<PilotServerEvents> {
       const sock = new PilotSocket(
         stream,
         { remoteAddress: c.from, remoteHostname: null, remotePort: c.remotePort, localAddress: this.localAddress, localPort: this.port },
-        this.backend.explainer(String(result.pipe)),
+        this.backend.pipeControl(String(result.pipe)),
       );
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));

@@ -19,6 +19,8 @@ const MAX_TASK_FRAME = 8 * MAX_RESULTS;
 const RETRY_TICK_MS = 1000;
 const RETRY_MIN_MS = 1000;
 const RETRY_MAX_MS = 60_000;
+/** How long accept/decline/execute/send-results wait for the submitter to confirm. */
+const NOTIFY_WAIT_MS = 5_000;
 
 const RequestSchema = z.discriminatedUnion('op', [
   z.object({ op: z.literal('submit'), id: z.string().max(64), description: z.string() }),
@@ -142,7 +144,8 @@ export class TaskService {
 
   private async change(t: Task, to: TaskStatus, extra: { reason?: string; results?: string }): Promise<TaskChange> {
     const moved = this.store.move(t, to, { ...extra, notifyPending: true });
-    const notified = await this.notify(moved);
+    // an offline submitter must not block the command: the attempt goes on (and is retried) in the background
+    const notified = await Promise.race([this.notify(moved), new Promise<boolean>((r) => setTimeout(() => r(false), NOTIFY_WAIT_MS).unref())]);
     return { task: this.store.get('received', t.id) ?? moved, notified };
   }
 

@@ -123,10 +123,8 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
       run(async (_g, out, client, target: string, topic: string, o: { count: string; timeout?: string }) => {
         const count = parseCount(o.count, 0);
         const r = await client().call<{ received: number }>('subscribe', { target, topic, count, timeoutMs: parseDuration(o.timeout, 0) }, (event, data) => {
-          if (event === 'subscribed') {
-            if (!out.json) process.stderr.write(`subscribed to ${topic} on ${target}\n`);
-            return;
-          }
+          if (event === 'subscribed' && !out.json) process.stderr.write(`subscribed to ${topic} on ${target}\n`);
+          if (event !== 'event') return; // subscribed, keepalive
           const e = data as { topic: string; data: string; from: string };
           line(out, data, `${e.topic}  ${e.from}  ${e.data}`);
         });

@@ -1,0 +1,92 @@
+#!/bin/sh
+# Install Pilot: `npm i -g` the package (from a checkout, a .tgz or the npm
+# registry), then run the daemon as a service (`pilotctl service install`,
+# a systemd user unit by default, a launchd agent on macOS).
+#
+#   sh install.sh [SOURCE] [--prefix DIR] [--system] [--no-service]
+#                 [--registry HOST:PORT --email E [--hostname H]]
+#
+# SOURCE: a checkout directory, a pilot-overlay-*.tgz or a registry spec
+# (default: this script's checkout if it is one, else "pilot-overlay").
+# --registry/--email/--hostname write the daemon config (pilotctl init).
+set -eu
+
+die() { printf 'install.sh: %s\n' "$*" >&2; exit 1; }
+
+here=$(cd "$(dirname "$0")" && pwd)
+source=''
+prefix=''
+scope=''
+service=yes
+registry=''
+email=''
+hostname=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --prefix) [ $# -ge 2 ] || die '--prefix needs a directory'; prefix=$2; shift 2 ;;
+    --system) scope=--system; shift ;;
+    --no-service) service=no; shift ;;
+    --registry) [ $# -ge 2 ] || die '--registry needs HOST:PORT'; registry=$2; shift 2 ;;
+    --email) [ $# -ge 2 ] || die '--email needs an address'; email=$2; shift 2 ;;
+    --hostname) [ $# -ge 2 ] || die '--hostname needs a name'; hostname=$2; shift 2 ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -*) die "unknown option $1 (see --help)" ;;
+    *) [ -z "$source" ] || die "more than one SOURCE: $source, $1"; source=$1; shift ;;
+  esac
+done
+
+command -v node >/dev/null 2>&1 || die 'node is not installed (any Node >= 18 runs the installer; Pilot brings its own Node 24)'
+command -v npm >/dev/null 2>&1 || die 'npm is not installed'
+printf 'node %s, npm %s\n' "$(node --version)" "$(npm --version)"
+
+if [ -z "$source" ]; then
+  if [ -f "$here/package.json" ] && grep -q '"name": "pilot-overlay"' "$here/package.json"; then source=$here; else source=pilot-overlay; fi
+fi
+
+tmp=''
+cleanup() { [ -z "$tmp" ] || rm -rf "$tmp"; }
+trap cleanup EXIT INT TERM
+
+# A directory would be installed as a symlink to the checkout: pack it first,
+# so the global install is a real copy with its own dependencies.
+if [ -d "$source" ]; then
+  tmp=$(mktemp -d)
+  printf 'packing %s\n' "$source"
+  (cd "$source" && npm pack --silent --pack-destination "$tmp" >/dev/null)
+  set -- "$tmp"/*.tgz
+  [ -f "$1" ] || die "npm pack produced no tarball in $tmp"
+  source=$1
+fi
+
+printf 'installing %s\n' "$source"
+if [ -n "$prefix" ]; then
+  npm install -g --allow-scripts=node --prefix "$prefix" "$source"
+  bindir=$prefix/bin
+else
+  npm install -g --allow-scripts=node "$source"
+  bindir=$(npm prefix -g)/bin
+fi
+pilotctl=$bindir/pilotctl
+[ -x "$pilotctl" ] || die "pilotctl was not installed in $bindir"
+"$pilotctl" version
+
+if [ -n "$email" ]; then
+  set -- init --email "$email"
+  [ -z "$registry" ] || set -- "$@" --registry "$registry"
+  [ -z "$hostname" ] || set -- "$@" --hostname "$hostname"
+  "$pilotctl" "$@"
+fi
+
+if [ "$service" = yes ]; then
+  if [ -n "$scope" ]; then "$pilotctl" service install "$scope"; else "$pilotctl" service install; fi
+fi
+
+cat <<NEXT
+
+Pilot is installed: $pilotctl, $bindir/pilot-rendezvous
+Next steps:
+  $bindir is on your PATH? (if not: export PATH="$bindir:\$PATH")
+  pilotctl init --registry HOST:PORT --email you@example.com   (unless done above)
+  pilotctl daemon start            (or let the service run it: pilotctl service status)
+  pilotctl info
+NEXT

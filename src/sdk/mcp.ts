@@ -1,0 +1,125 @@
+// MCP over the overlay: a Transport (Model Context Protocol TypeScript SDK)
+// carrying newline-delimited JSON-RPC on one overlay stream, the framing of the
+// MCP stdio transport. The overlay authenticates the peer, so each message
+// reaches the server with authInfo.clientId = the caller's Pilot address.
+import type { Duplex } from 'node:stream';
+import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
+import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { PilotNode } from './node.ts';
+import type { PilotServer } from './server.ts';
+import type { PilotSocket } from './socket.ts';
+
+export class PilotMcpTransport implements Transport {
+  readonly socket: Duplex;
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  sessionId?: string;
+  private readonly buffer = new ReadBuffer();
+  private readonly extra: MessageExtraInfo | undefined;
+  private started = false;
+  private closed = false;
+
+  constructor(socket: Duplex) {
+    this.socket = socket;
+    const peer = (socket as Partial<PilotSocket>).remoteAddress;
+    if (peer) {
+      const s = socket as PilotSocket;
+      this.sessionId = `${peer}:${s.remotePort}/${s.localPort}`;
+      this.extra = { authInfo: { token: '', clientId: peer, scopes: [], extra: { pilotAddress: peer, pilotHostname: s.remoteHostname } } };
+    }
+  }
+
+  async start(): Promise<void> {
+    if (this.started) throw new Error('PilotMcpTransport already started (Client/Server.connect() starts it)');
+    this.started = true;
+    this.socket.on('data', (chunk: Buffer) => {
+      try {
+        this.buffer.append(chunk);
+      } catch (err) {
+        this.onerror?.(err as Error);
+        void this.close();
+        return;
+      }
+      for (;;) {
+        let msg: JSONRPCMessage | null;
+        try {
+          msg = this.buffer.readMessage();
+        } catch (err) {
+          this.onerror?.(err as Error); // one bad line, the stream goes on
+          continue;
+        }
+        if (msg === null) break;
+        this.onmessage?.(msg, this.extra);
+      }
+    });
+    this.socket.on('error', (err: Error) => this.onerror?.(err));
+    this.socket.on('end', () => void this.close());
+    this.socket.on('close', () => this.finish());
+  }
+
+  send(message: JSONRPCMessage, _opts?: TransportSendOptions): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      if (this.closed || this.socket.destroyed) return reject(new Error('the overlay stream is closed'));
+      if (this.socket.write(serializeMessage(message))) return resolve();
+      const done = (): void => {
+        this.socket.off('drain', done);
+        this.socket.off('close', done);
+        resolve();
+      };
+      this.socket.on('drain', done);
+      this.socket.on('close', done);
+    });
+  }
+
+  async close(): Promise<void> {
+    if (!this.socket.writableEnded) this.socket.end();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.buffer.clear();
+    this.onclose?.();
+  }
+}
+
+/** What serveMcp hands each connection to: an MCP Server or McpServer. */
+export interface McpEndpoint {
+  connect(transport: Transport): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Dial an MCP server on `target`:`port`; pass the transport to Client.connect(). */
+export async function mcpConnect(node: PilotNode, target: string, port: number): Promise<PilotMcpTransport> {
+  return new PilotMcpTransport(await node.dial(target, port));
+}
+
+export interface McpService {
+  readonly listener: PilotServer;
+  close(): Promise<void>;
+}
+
+/** Serve MCP on a virtual port: `create` makes a fresh server per connection (an MCP server serves one transport). */
+export async function serveMcp(node: PilotNode, port: number, create: (socket: PilotSocket) => McpEndpoint): Promise<McpService> {
+  const live = new Set<McpEndpoint>();
+  const listener = await node.listen(port, (sock) => {
+    const server = create(sock);
+    live.add(server);
+    const transport = new PilotMcpTransport(sock);
+    sock.once('close', () => {
+      live.delete(server);
+      void server.close().catch(() => {});
+    });
+    server.connect(transport).catch(() => sock.destroy());
+  });
+  return {
+    listener,
+    close: async () => {
+      await listener.close();
+      for (const s of live) await s.close().catch(() => {});
+    },
+  };
+}

@@ -1,0 +1,22 @@
+// The foreground command a service manager runs: absolute node, the node flags
+// this process runs with (the type-stripping hook of a global install), the
+// daemon entry point and --home. Service units must not depend on $PATH.
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const DAEMON_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
+
+/** Node flags worth keeping in a unit (drops --test, --inspect and the like). */
+export function serviceNodeArgs(execArgv: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const a = execArgv[i]!;
+    if ((a === '--import' || a === '--require') && i + 1 < execArgv.length) out.push(a, execArgv[++i]!);
+    else if (a.startsWith('--import=') || a.startsWith('--disable-warning') || a.startsWith('--experimental-') || a === '--no-warnings') out.push(a);
+  }
+  return out;
+}
+
+export function daemonArgv(home: string, node = process.execPath, execArgv: readonly string[] = process.execArgv): string[] {
+  return [path.resolve(node), ...serviceNodeArgs(execArgv), DAEMON_MAIN, '--home', path.resolve(home)];
+}
