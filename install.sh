@@ -59,11 +59,13 @@ if [ -d "$source" ]; then
 fi
 
 printf 'installing %s\n' "$source"
+# No --allow-scripts=node: the `node` package's preinstall runs a nested npm
+# that inherits it and fails (EALLOWSCRIPTS); npm 11 still runs it, with a warning.
 if [ -n "$prefix" ]; then
-  npm install -g --allow-scripts=node --prefix "$prefix" "$source"
+  npm install -g --prefix "$prefix" "$source"
   bindir=$prefix/bin
 else
-  npm install -g --allow-scripts=node "$source"
+  npm install -g "$source"
   bindir=$(npm prefix -g)/bin
 fi
 pilotctl=$bindir/pilotctl

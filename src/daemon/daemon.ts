@@ -573,6 +573,7 @@ export class Daemon extends EventEmitter {
   // ---------- data plane ----------
 
   private onIncomingStream(from: Address, stream: IncomingStream): void {
+    stream.on('error', () => {}); // a refusal below errors with nobody listening: must not crash an SDK-embedded node
     if (!this.isTrusted(from) && !(this.config.public && stream.localPort === ECHO_PORT)) {
       this.counters.refusedUntrusted++;
       stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));

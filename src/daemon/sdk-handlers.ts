@@ -158,6 +158,7 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
   const trackedPipe = (id: string, stream: Duplex, result: Record<string, unknown>): PipeResult => {
     livePipes.set(id, stream);
     stream.once('close', () => livePipes.delete(id));
+    stream.on('error', () => {}); // its consumer (IPC splice or PilotSocket) has its own listener; never crash on a gap
     const pipeTo = stream.pipe.bind(stream);
     stream.pipe = (<T extends NodeJS.WritableStream>(sock: T, opts?: { end?: boolean }): T => {
       const emit = stream.emit.bind(stream);

@@ -12,6 +12,7 @@ export class IpcBackend implements Backend {
   private readonly client: IpcClient;
   private readonly subs = new Set<Subscription>();
   private closed = false;
+  private closing: Promise<void> | undefined;
 
   constructor(path?: string) {
     this.path = socketPath(path);
@@ -70,13 +71,15 @@ export class IpcBackend implements Backend {
   }
 
   /** Ends requests and subscriptions; open sockets stay (they are the application's). */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    const subs = [...this.subs];
-    for (const s of subs) s.cancel();
-    await Promise.all(subs.map((s) => s.done.catch(() => {})));
-    this.closed = true;
-    this.client.close();
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      const subs = [...this.subs];
+      for (const s of subs) s.cancel();
+      await Promise.all(subs.map((s) => s.done.catch(() => {})));
+      this.closed = true;
+      this.client.close();
+    })();
+    return this.closing;
   }
 }
 

@@ -6,6 +6,7 @@
 // our direction), and turns failures into PilotErrors with codes.
 import { Duplex } from 'node:stream';
 import { PilotError, asPilotError } from '../util/errors.ts';
+import type { PipeControl } from './backend.ts';
 
 export interface PilotSocketInfo {
   /** The peer's virtual address (N:XXXX.YYYY.YYYY). */
@@ -18,8 +19,6 @@ export interface PilotSocketInfo {
   localPort: number;
 }
 
-/** Says why the inner stream ended or failed, when it cannot tell itself (IPC pipes). */
-export type Explainer = () => Promise<PilotError | undefined>;
 
 const HIGH_WATER = 256 * 1024;
 
@@ -36,15 +35,16 @@ export class PilotSocket extends Duplex {
   bytesRead = 0;
   private written = 0;
   private readonly inner: Duplex;
-  private readonly explain: Explainer | undefined;
+  /** For IPC pipes, which carry only bytes: why the stream failed, and resetting it. */
+  private readonly control: PipeControl | undefined;
   private innerEnded = false;
   private failing = false;
   private idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(inner: Duplex, info: PilotSocketInfo, explain?: Explainer) {
+  constructor(inner: Duplex, info: PilotSocketInfo, control?: PipeControl) {
     super({ allowHalfOpen: true, readableHighWaterMark: HIGH_WATER, writableHighWaterMark: HIGH_WATER });
     this.inner = inner;
-    this.explain = explain;
+    this.control = control;
     this.remoteAddress = info.remoteAddress;
     this.remoteHostname = info.remoteHostname;
     this.remotePort = info.remotePort;
@@ -58,8 +58,8 @@ export class PilotSocket extends Duplex {
     inner.on('end', () => {
       this.innerEnded = true;
       // An IPC pipe ends the same way whether the peer sent FIN or the stream failed: ask.
-      if (!this.explain) return void this.push(null);
-      void this.explain().then((err) => {
+      if (!this.control) return void this.push(null);
+      void this.control.explain().then((err) => {
         if (err) this.fail(err);
         else if (!this.destroyed) this.push(null);
       });
@@ -92,8 +92,8 @@ export class PilotSocket extends Duplex {
       if (err === undefined || code === 'ECONNRESET' || code === 'EPIPE') return new PilotError('CONNECTION_RESET', 'the stream was reset', 'the peer went away or the daemon closed the stream');
       return asPilotError(err);
     };
-    if (!this.explain || err instanceof PilotError) return void this.destroy(fallback());
-    void this.explain().then((why) => this.destroy(why ?? fallback()));
+    if (!this.control || err instanceof PilotError) return void this.destroy(fallback());
+    void this.control.explain().then((why) => this.destroy(why ?? fallback()));
   }
 
   override _read(): void {
@@ -129,7 +129,16 @@ export class PilotSocket extends Duplex {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     // Both directions ended in order: the inner closes by itself (nothing may be cut short).
     const orderly = !err && this.innerEnded && this.inner.writableFinished;
-    if (!orderly && !this.inner.destroyed) this.inner.destroy(err ?? undefined);
+    if (orderly || this.inner.destroyed) return cb(err);
+    // Over IPC, closing the pipe would read as a clean end: reset the stream first.
+    if (this.control && !this.failing) {
+      void this.control.reset(err).then(() => {
+        this.inner.destroy();
+        cb(err);
+      });
+      return;
+    }
+    this.inner.destroy(err ?? undefined);
     cb(err);
   }
 

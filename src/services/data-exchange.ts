@@ -115,6 +115,11 @@ async function receiveFile(host: ServiceHost, opts: DataExchangeOptions, stream:
     stream.write(okFrame({ offset: inc.offset }));
     await receiveBody(stream, reader, inc, h.size);
     await expectEnd(reader, h.size);
+    // the hash covers what arrived; the size check covers what reached the disk
+    if (fs.statSync(inc.part).size !== h.size) {
+      files.end(inc, true);
+      throw new PilotError('INTERNAL', 'the received file on disk does not have the announced size', 'send it again');
+    }
     if (inc.hash.digest('hex') !== h.sha256) {
       files.end(inc, true);
       throw new PilotError('BAD_REQUEST', 'sha256 of the received file does not match its header', 'the file changed while it was sent, or the sender is broken; send it again');
@@ -138,7 +143,8 @@ async function receiveFile(host: ServiceHost, opts: DataExchangeOptions, stream:
 
 async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incoming, size: number): Promise<void> {
   const out = fs.createWriteStream(inc.part, { flags: 'a' });
-  const outErr = new Promise<never>((_, reject) => out.once('error', reject));
+  let writeError: Error | undefined;
+  const outErr = new Promise<never>((_, reject) => out.once('error', (err) => reject((writeError = err))));
   outErr.catch(() => {});
   const watch = idleWatch(stream);
   let left = size - inc.offset;
@@ -149,13 +155,18 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
       watch.touch();
       left -= chunk.length;
       inc.hash.update(chunk);
+      if (writeError) break;
       if (!out.write(chunk)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), outErr]);
     }
   } finally {
     watch.stop();
-    // flush what arrived, also on error: it is the resume point
-    await new Promise<void>((resolve) => out.end(() => resolve()));
+    // flush what arrived, also on error: it is the resume point ('close' comes after finish or an error)
+    await new Promise<void>((resolve) => {
+      out.once('close', () => resolve());
+      out.end();
+    });
   }
+  if (writeError) throw new PilotError('INTERNAL', `cannot write the received file: ${writeError.message}`, 'is the receiver\'s disk full?');
 }
 
 // ---------- sender side ----------
@@ -212,6 +223,7 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
   const size = st.size;
   const t0 = performance.now();
   const sha256 = await hashFile(file, signal);
+  const t1 = performance.now();
   const x = await openExchange(host, target, { type: 'file', name: path.basename(file), size, sha256 });
   const onAbort = (): void => {
     x.stream.destroy(new PilotError('CONNECTION_RESET', 'transfer cancelled'));
@@ -243,7 +255,9 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
     x.stream.end();
     const done = expectOk(await withTimeout(x.reader.readFrame(), DONE_TIMEOUT_MS, 'the peer verifying the file'), 'the file');
     report(true);
-    const seconds = (performance.now() - t0) / 1000;
+    const now = performance.now();
+    const seconds = (now - t0) / 1000;
+    const sendSeconds = (now - t1) / 1000;
     return {
       peer: x.peer,
       name: typeof done.name === 'string' ? done.name : null,
@@ -251,7 +265,9 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
       sha256,
       resumedFrom: x.offset,
       seconds: Math.round(seconds * 1000) / 1000,
-      mbPerSec: Math.round(((size - x.offset) / 1e6 / Math.max(seconds, 1e-6)) * 100) / 100,
+      hashSeconds: Math.round((t1 - t0)) / 1000,
+      // the transfer alone (after hashing), for the bytes that travelled
+      mbPerSec: Math.round(((size - x.offset) / 1e6 / Math.max(sendSeconds, 1e-6)) * 100) / 100,
     };
   } catch (err) {
     x.stream.destroy();

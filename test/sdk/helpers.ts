@@ -2,6 +2,7 @@
 // by the real pilotctl, made mutually trusted the way an operator would.
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
 
@@ -30,6 +31,8 @@ export async function startNet(): Promise<Net> {
     stop: async () => {
       for (const a of agents) await a.stop();
       await rdv.kill();
+      fs.rmSync(work, { recursive: true, force: true });
+      fs.rmSync(rdv.dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -139,8 +139,7 @@ test('errors carry codes: NOT_TRUSTED, CONNECTION_REFUSED, NOT_FOUND, BAD_ARGUME
     await assert.rejects(nb.dial('st-alpha', 70000), isCode('BAD_ARGUMENT'));
     const srv = await na.listen(2004);
     await assert.rejects(na.listen(2004), isCode('BAD_ARGUMENT'));
-    await srv.close();
-    await sleep(100); // the daemon frees the port once it sees the listener's connection close
+    await srv.close(); // resolves once the daemon freed the port
     const again = await na.listen(2004);
     await again.close();
   } finally {

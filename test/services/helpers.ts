@@ -63,6 +63,8 @@ export async function startPair(prefix: string, opts: { aServices?: Record<strin
     stop: async () => {
       for (const x of agents) await x.stop();
       await rdv.kill();
+      // files tests move hundreds of MiB: leave nothing behind (set PILOT_KEEP_TEST_DIRS to debug)
+      if (!process.env.PILOT_KEEP_TEST_DIRS) fs.rmSync(work, { recursive: true, force: true });
     },
   };
 }
