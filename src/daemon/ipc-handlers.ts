@@ -313,7 +313,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       pendingAccepts.delete(id);
       return new PipeResult({ id }, stream);
     },
-    ...sdkHandlers(d, pendingAccepts), // sdk_dial, sdk_accept, sdk_pipe_error, events (src/sdk)
+    ...sdkHandlers(d, pendingAccepts), // sdk_* methods and events for src/sdk (see sdk-handlers.ts)
     ...gatewayHandlers(d), // gateway_start/map/unmap/list/stop, expose, expose_list, expose_remove
     ...serviceHandlers(d), // built-in services: messages, files, pub/sub, tasks, webhooks
   };

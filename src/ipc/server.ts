@@ -75,12 +75,17 @@ export async function startIpcServer(path: string, handlers: Record<string, Hand
 
 function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, onError?: (err: unknown) => void): void {
   const reader = new LineReader();
-  let closed = false;
+  let closed = false; // nothing more can be written
+  let gone = false; // the client will send nothing more: long-running handlers (recv, listen) stop
   let piped = false; // set once the connection has become a raw stream pipe
-  let resolveClosed!: () => void;
-  const closedP = new Promise<void>((r) => (resolveClosed = r));
+  let resolveGone!: () => void;
+  const goneP = new Promise<void>((r) => (resolveGone = r));
+  const markGone = (): void => {
+    if (!gone) { gone = true; resolveGone(); }
+  };
   const markClosed = (): void => {
-    if (!closed) { closed = true; resolveClosed(); }
+    closed = true;
+    markGone();
   };
   sock.on('close', markClosed);
   sock.on('error', markClosed);
@@ -92,6 +97,9 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
   };
   sock.on('end', () => {
     clientEnded = true;
+    // A request connection whose client ended is over once its answers are out;
+    // handlers still running are told, so they finish and answer now.
+    if (!piped) markGone();
     maybeEnd();
   });
   const write = (m: IpcMessage): void => {
@@ -132,8 +140,8 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
     }
     const ctx: HandlerContext = {
       emit: (event, data) => write({ id: req.id, event, data }),
-      closed: closedP,
-      isClosed: () => closed,
+      closed: goneP,
+      isClosed: () => gone,
     };
     inFlight++;
     Promise.resolve()
@@ -177,7 +185,8 @@ function becomePipe(sock: net.Socket, reader: LineReader, pipe: Duplex, onData: 
     // Tell the client why, out of band is impossible in a raw pipe, so we
     // simply reset: the client sees the socket close without a clean end.
     void err;
-    if (!sock.destroyed) sock.resetAndDestroy();
+    // resetAndDestroy() is TCP-only (it throws on unix sockets): destroy without a clean end.
+    if (!sock.destroyed) sock.destroy();
   });
   sock.on('error', kill);
   pipe.on('close', () => { if (!sock.destroyed && !sock.writableEnded) sock.end(); });

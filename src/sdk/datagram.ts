@@ -1,7 +1,8 @@
 // Datagrams on a virtual port, shaped like dgram.Socket: 'message' (data, info)
 // for each datagram that arrives, send() with this port as the source so the
-// peer's replies come back here. Unreliable and unordered; at most about 1180
-// bytes each (larger sends fail with BAD_ARGUMENT).
+// peer's replies come back here. Unreliable and unordered; one packet each:
+// about 1180 bytes (up to 16 KiB between peers on one host), larger sends fail
+// with BAD_ARGUMENT.
 import { EventEmitter } from 'node:events';
 import type { Backend, Subscription } from './backend.ts';
 

@@ -156,6 +156,26 @@ test('a raw client that sends a request and ends at once still gets its answer',
   }
 });
 
+test('a pipe whose remote fails closes the client (no hang) and the server keeps serving', async () => {
+  const p = tmpSock();
+  const failing = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, failing), ping: () => 'pong' });
+  try {
+    const { socket } = await openPipe('dial', {}, p);
+    socket.resume();
+    socket.on('error', () => {});
+    // (a unix socket has no RST: the client sees the close, the daemon's log says why)
+    const closed = new Promise((r) => socket.on('close', r));
+    setTimeout(() => failing.destroy(new Error('remote reset')), 20);
+    await closed;
+    const c = new IpcClient(p);
+    assert.equal(await c.call('ping'), 'pong');
+    c.close();
+  } finally {
+    await server.close();
+  }
+});
+
 test('no daemon gives NO_DAEMON with a hint', async () => {
   const c = new IpcClient(path.join(os.tmpdir(), 'definitely-missing.sock'));
   await assert.rejects(c.call('info'), (e: unknown) => e instanceof PilotError && e.code === 'NO_DAEMON' && /daemon start/.test(e.hint ?? ''));
