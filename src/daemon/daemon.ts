@@ -831,7 +831,11 @@ export class Daemon extends EventEmitter {
       }
       const before = this.natType;
       this.natType = classifyNat(first.observed, second, this.localAddresses());
-      if (before !== this.natType) this.log.info({ nat: this.natType, observed: first.observed, alt: second ?? null }, 'nat type');
+      if (before !== this.natType) {
+        this.log.info({ nat: this.natType, observed: first.observed, alt: second ?? null }, 'nat type');
+        // The rendezvous learns the class from heartbeats: tell it now, not in 20 s.
+        setImmediate(() => void this.heartbeat());
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'nat check failed');
     }

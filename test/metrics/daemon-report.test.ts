@@ -16,7 +16,7 @@ test('a real daemon on loopback reports NAT class "none" and punch counters to t
   await a.start(['--registry', `127.0.0.1:${s.port}`, '--email', 'a@example.com', '--hostname', 'metrics-a', '--listen', '127.0.0.1:0']);
 
   // The daemon classifies its NAT after registering, then heartbeats with the report.
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 30_000;
   let nat = '';
   let node: { nat: string; punches: unknown; address: string } | undefined;
   while (Date.now() < deadline) {
