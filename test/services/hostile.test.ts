@@ -159,6 +159,9 @@ test('an untrusted node that thinks it is trusted is refused on every service po
   const config = DaemonConfigSchema.parse({ registry: p.rdv.addr, email: 'intruder@example.com', hostname: 'hostile-intruder', listen: '127.0.0.1:0', socket: path.join(home, 'pilot.sock') });
   const intruder = await Daemon.start({ home, config, logger: silentLogger() });
   try {
+    // Let its start-up heartbeat (sent as soon as its NAT class is known) sync trust from the
+    // registry first: that sync would rightly erase the forgery and reset the streams.
+    await new Promise((r) => setTimeout(r, 1500));
     intruder.trust.addTrusted(pub.address, 'hostile-public'); // forged on its side only
     const body = Buffer.from('let me in');
     const requests: Array<[number, unknown]> = [
