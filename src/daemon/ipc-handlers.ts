@@ -5,6 +5,7 @@ import { PilotError } from '../util/errors.ts';
 import { PipeResult, type Handler } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
+import { park } from './accept-queue.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
@@ -289,15 +290,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     listen: async (p, ctx) => {
       const port = parsePort(p.port as number | string);
       const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
-        const id = crypto.randomBytes(8).toString('hex');
-        pendingAccepts.set(id, stream);
-        // An id never accepted is reset after a while so nothing leaks.
-        setTimeout(() => {
-          if (pendingAccepts.get(id) === stream) {
-            pendingAccepts.delete(id);
-            stream.destroy();
-          }
-        }, 30_000).unref();
+        const id = park(pendingAccepts, stream);
         ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
       });
       ctx.emit('listening', { port });

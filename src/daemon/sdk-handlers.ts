@@ -13,6 +13,7 @@ import { PilotError, asPilotError, type ErrorCode } from '../util/errors.ts';
 import { PipeResult, type Handler, type HandlerContext } from '../ipc/server.ts';
 import type { Daemon, Peer } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
+import { park } from './accept-queue.ts';
 
 /** How long a failed pipe's error can be asked for. */
 const PIPE_ERROR_TTL_MS = 60_000;
@@ -22,7 +23,6 @@ const OPEN_POLL_MS = 2;
 /** Subscriptions send a heartbeat event this often (see hold()). */
 const HEARTBEAT_MS = 1000;
 /** A connection announced to a listener and not accepted within this time is reset. */
-const ACCEPT_EXPIRY_MS = 30_000;
 
 type ErrorBody = { code: ErrorCode; message: string; hint?: string };
 
@@ -239,15 +239,7 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     sdk_listen: async (p, ctx) => {
       const port = parsePort(p.port as number | string);
       const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
-        const id = crypto.randomBytes(8).toString('hex');
-        pendingAccepts.set(id, stream);
-        // an id never accepted is reset after a while so nothing leaks
-        setTimeout(() => {
-          if (pendingAccepts.get(id) === stream) {
-            pendingAccepts.delete(id);
-            stream.destroy();
-          }
-        }, ACCEPT_EXPIRY_MS).unref();
+        const id = park(pendingAccepts, stream);
         ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
       });
       try {
