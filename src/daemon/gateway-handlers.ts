@@ -8,16 +8,7 @@ import { parsePortSpec, type PortMap } from '../gateway/port-spec.ts';
 import type { MappingInfo } from '../gateway/gateway.ts';
 import type { Daemon } from './daemon.ts';
 import { parseTarget } from './targets.ts';
-
-function text(p: Record<string, unknown>, name: string, required: boolean): string | undefined {
-  const v = p[name];
-  if (v === undefined || v === null) {
-    if (required) throw new PilotError('BAD_ARGUMENT', `missing parameter "${name}"`);
-    return undefined;
-  }
-  if (typeof v !== 'string' || v.length > 1000) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a string`);
-  return v;
-}
+import { str } from './ipc-params.ts';
 
 /** --ports (string) and --port-offset: undefined when neither was given. */
 function ports(p: Record<string, unknown>): PortMap[] | undefined {
@@ -44,24 +35,24 @@ export function gatewayHandlers(d: Daemon): Record<string, Handler> {
       }
       const targets = (raw as string[]).map(canonical);
       const pm = ports(p);
-      const subnet = text(p, 'subnet', false);
+      const subnet = str(p, 'subnet', false, 1000);
       const mappings = await d.gateway.gateway.start(targets, { ...(pm ? { ports: pm } : {}), ...(subnet !== undefined ? { subnet } : {}) });
       return { ...d.gateway.gateway.list(), mappings: mappings.map(withTrust) };
     },
     gateway_map: async (p) => {
       const pm = ports(p);
-      const ip = text(p, 'ip', false);
-      const m = await d.gateway.gateway.map(canonical(text(p, 'target', true)!), { ...(pm ? { ports: pm } : {}), ...(ip !== undefined ? { ip } : {}) });
+      const ip = str(p, 'ip', false, 1000);
+      const m = await d.gateway.gateway.map(canonical(str(p, 'target', true, 1000)!), { ...(pm ? { ports: pm } : {}), ...(ip !== undefined ? { ip } : {}) });
       return withTrust(m);
     },
-    gateway_unmap: (p) => d.gateway.gateway.unmap(text(p, 'ip', true)!),
+    gateway_unmap: (p) => d.gateway.gateway.unmap(str(p, 'ip', true, 1000)!),
     gateway_list: () => {
       const l = d.gateway.gateway.list();
       return { ...l, mappings: l.mappings.map(withTrust) };
     },
     gateway_stop: async () => ({ stopped: await d.gateway.gateway.stop() }),
 
-    expose: (p) => d.gateway.expose.add(parsePort(p.port as number | string), text(p, 'target', true)!),
+    expose: (p) => d.gateway.expose.add(parsePort(p.port as number | string), str(p, 'target', true, 1000)!),
     expose_list: () => ({ exposes: d.gateway.expose.list() }),
     expose_remove: (p) => d.gateway.expose.remove(parsePort(p.port as number | string)),
   };

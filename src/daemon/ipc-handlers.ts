@@ -6,31 +6,12 @@ import { PipeResult, type Handler } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { park } from './accept-queue.ts';
+import { num, str } from './ipc-params.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
 import { gatewayHandlers } from './gateway-handlers.ts';
 import { serviceHandlers } from './service-handlers.ts';
-
-function str(params: Record<string, unknown>, name: string, required = true): string | undefined {
-  const v = params[name];
-  if (v === undefined || v === null) {
-    if (required) throw new PilotError('BAD_ARGUMENT', `missing parameter "${name}"`);
-    return undefined;
-  }
-  if (typeof v !== 'string' || v.length > 65536) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a string`);
-  return v;
-}
-
-function num(params: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
-  const v = params[name];
-  if (v === undefined || v === null) return dflt;
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
-    throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
-  }
-  return n;
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 

@@ -14,6 +14,7 @@ import { PipeResult, type Handler, type HandlerContext } from '../ipc/server.ts'
 import type { Daemon, Peer } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { park } from './accept-queue.ts';
+import { text } from './ipc-params.ts';
 
 /** How long a failed pipe's error can be asked for. */
 const PIPE_ERROR_TTL_MS = 60_000;
@@ -121,12 +122,6 @@ function hubOf(d: Daemon): EventHub {
   let h = hubs.get(d);
   if (!h) hubs.set(d, (h = new EventHub(d)));
   return h;
-}
-
-function text(params: Record<string, unknown>, name: string): string {
-  const v = params[name];
-  if (typeof v !== 'string' || v.length === 0 || v.length > 256) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a non-empty string`);
-  return v;
 }
 
 function timeout(params: Record<string, unknown>): number {

@@ -14,24 +14,7 @@ import { publishTo, subscribeTo, MAX_EVENT_DATA, type PubSubEvent } from '../ser
 import { validatePattern } from '../services/topics.ts';
 import type { Services } from '../services/index.ts';
 import type { TaskRole } from '../services/task-store.ts';
-
-function str(p: Record<string, unknown>, name: string, required = true, max = 65536): string | undefined {
-  const v = p[name];
-  if (v === undefined || v === null) {
-    if (required) throw new PilotError('BAD_ARGUMENT', `missing parameter "${name}"`);
-    return undefined;
-  }
-  if (typeof v !== 'string' || v.length > max) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a string of at most ${max} characters`);
-  return v;
-}
-
-function num(p: Record<string, unknown>, name: string, dflt: number, min: number, max: number): number {
-  const v = p[name];
-  if (v === undefined || v === null) return dflt;
-  const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
-  return n;
-}
+import { num, str } from './ipc-params.ts';
 
 function services(d: Daemon): Services {
   if (!d.services) throw new PilotError('INTERNAL', 'the built-in services are not running');
