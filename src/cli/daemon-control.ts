@@ -8,23 +8,14 @@ import { loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfi
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
+import type { NodeFlags } from './node-options.ts';
 
 const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
 
 /** Where a daemon looks for its rendezvous when nothing else says (pilot-rendezvous's default port, this host). */
 export const DEFAULT_REGISTRY = '127.0.0.1:9000';
 
-export interface StartFlags {
-  home?: string;
-  socket?: string;
-  registry?: string;
-  beacon?: string;
-  email?: string;
-  hostname?: string;
-  public?: boolean;
-  listen?: string;
-  uplink?: string;
-}
+export type StartFlags = NodeFlags & { home?: string; socket?: string };
 
 export interface StartResult {
   pid: number;

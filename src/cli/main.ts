@@ -7,6 +7,7 @@ import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, line, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
 import { startDaemon, stopDaemon } from './daemon-control.ts';
+import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerServiceCommands } from './commands/services.ts';
 import { registerDaemonServiceCommands } from './commands/service.ts';
@@ -69,18 +70,10 @@ export function buildProgram(json = false): Command {
     .configureOutput({ writeErr: (s) => { if (!json) process.stderr.write(s); } });
 
   const daemon = program.command('daemon').description('start, stop or inspect the daemon');
-  daemon
-    .command('start')
-    .description('start the daemon in the background (first start: --registry and --email)')
-    .option('--registry <host:port>', 'rendezvous server (registry + beacon + relay)')
-    .option('--beacon <host:port>', 'beacon address (default: the registry address)')
-    .option('--email <email>', 'email bound to this identity')
-    .option('--hostname <name>', 'human-readable name for discovery')
-    .option('--public', 'make this node findable and pingable by anyone')
-    .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
-    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
-    .action(
-      run(async (g, out, _c, opts: { registry?: string; beacon?: string; email?: string; hostname?: string; public?: boolean; listen?: string; uplink?: string }) => {
+  addNodeOptions(
+    daemon.command('start').description('start the daemon in the background (first start: --registry and --email)'),
+  ).action(
+      run(async (g, out, _c, opts: NodeFlags) => {
         const progress = (t: string): void => {
           if (!out.json) process.stdout.write(t);
         };

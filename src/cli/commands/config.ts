@@ -9,6 +9,7 @@ import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
 import { parseHostPort } from '../../util/hostport.ts';
 import { DEFAULT_REGISTRY } from '../daemon-control.ts';
+import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok, type OutputOptions } from '../output.ts';
 
 interface Globals {
@@ -68,28 +69,13 @@ export function applySets(current: DaemonConfig, sets: string[]): DaemonConfig {
   return validateConfig(next);
 }
 
-interface InitFlags {
-  registry?: string;
-  beacon?: string;
-  email?: string;
-  hostname?: string;
-  public?: boolean;
-  listen?: string;
-  uplink?: string;
-  force?: boolean;
-}
+type InitFlags = NodeFlags & { force?: boolean };
 
 export function registerConfigCommands(program: Command, run: RunWrapper): void {
-  program
-    .command('init')
-    .description('write the daemon config ($PILOT_HOME/config.json) without starting anything')
-    .option('--registry <host:port>', 'rendezvous server', DEFAULT_REGISTRY)
-    .option('--beacon <host:port>', 'beacon address (default: the registry address)')
-    .option('--email <email>', 'email bound to this identity (required)')
-    .option('--hostname <name>', 'human-readable name for discovery')
-    .option('--public', 'make this node findable and pingable by anyone')
-    .option('--listen <host:port>', 'UDP address of the daemon socket')
-    .option('--uplink <mode>', 'auto, udp, tcp or websocket')
+  addNodeOptions(
+    program.command('init').description('write the daemon config ($PILOT_HOME/config.json) without starting anything'),
+    DEFAULT_REGISTRY,
+  )
     .option('--force', 'replace an existing config')
     .action(
       run(async (g, out, _c, f: InitFlags) => {

@@ -1,0 +1,25 @@
+// The node options `pilotctl daemon start` and `pilotctl init` share: one list,
+// so the two commands cannot drift apart in names or help text.
+import type { Command } from 'commander';
+
+export interface NodeFlags {
+  registry?: string;
+  beacon?: string;
+  email?: string;
+  hostname?: string;
+  public?: boolean;
+  listen?: string;
+  uplink?: string;
+}
+
+/** Adds --registry … --uplink to `cmd`; `registryDefault` only for init (start keeps the saved one). */
+export function addNodeOptions(cmd: Command, registryDefault?: string): Command {
+  return cmd
+    .option('--registry <host:port>', 'rendezvous server (registry + beacon + relay)', registryDefault)
+    .option('--beacon <host:port>', 'beacon address (default: the registry address)')
+    .option('--email <email>', 'email bound to this identity')
+    .option('--hostname <name>', 'human-readable name for discovery')
+    .option('--public', 'make this node findable and pingable by anyone')
+    .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
+    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket');
+}
