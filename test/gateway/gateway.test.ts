@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
 import { Lab, netnsSupport } from '../helpers/netns.ts';
+import { trustExposeGateway } from './setup.ts';
 
 const support = netnsSupport();
 const skip = support.ok ? false : support.reason;
@@ -98,19 +99,10 @@ before(async () => {
   server = await agent('gw-server');
   client = await agent('gw-client');
   stranger = await agent('gw-stranger');
-  assert.equal((await client.ctl(['handshake', server.address, 'gateway test'])).code, 0);
-  assert.equal((await server.ctl(['approve', client.address])).code, 0);
-
   await startIn(['python3', '-m', 'http.server', '8080', '--bind', '127.0.0.1', '--directory', files], /Serving HTTP/);
   await startIn([process.execPath, path.join(FIXTURES, 'services.ts'), '8081'], /ready/);
   await waitHttp('http://127.0.0.1:8080/small-0.bin');
-  for (const [vport, target] of [['80', '127.0.0.1:8080'], ['81', '127.0.0.1:8081'], ['82', '127.0.0.1:8082'], ['83', '127.0.0.1:8083']]) {
-    const r = await server.ctl(['expose', vport!, target!]);
-    assert.equal(r.code, 0, r.stderr);
-  }
-  const gw = await client.ctl(['gateway', 'start', '--ports', '80,81,82,83', server.address]);
-  assert.equal(gw.code, 0, gw.stderr);
-  assert.equal(gw.json.data.mappings[0].ip, '10.4.0.1');
+  await trustExposeGateway(client, server, [['80', '127.0.0.1:8080'], ['81', '127.0.0.1:8081'], ['82', '127.0.0.1:8082'], ['83', '127.0.0.1:8083']]);
 });
 
 after(async () => {

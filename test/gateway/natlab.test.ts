@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
 import { NatLab, RENDEZVOUS_IP, natLabSupport, type Host } from '../helpers/natlab.ts';
+import { trustExposeGateway } from './setup.ts';
 
 const support = natLabSupport();
 const skip = support.ok ? false : support.reason;
@@ -78,20 +79,13 @@ before(async () => {
   server = await agent('lab-server', serverHost);
   client = await agent('lab-gw', gwHost);
   stranger = await agent('lab-stranger', strangerHost);
-  assert.equal((await client.ctl(['handshake', server.address])).code, 0);
-  assert.equal((await server.ctl(['approve', client.address])).code, 0);
-
   const py = lab.spawn(serverHost.ns, ['python3', '-m', 'http.server', '8080', '--bind', '127.0.0.1', '--directory', www]);
   procs.push(py);
   await ready(py, /Serving HTTP/, 'http.server');
   const svc = lab.spawn(serverHost.ns, [process.execPath, path.join(ROOT, 'test/gateway/fixtures/services.ts'), '8081']);
   procs.push(svc);
   await ready(svc, /ready/, 'services');
-  assert.equal((await server.ctl(['expose', '80', '127.0.0.1:8080'])).code, 0);
-  assert.equal((await server.ctl(['expose', '81', '127.0.0.1:8081'])).code, 0);
-  const gw = await client.ctl(['gateway', 'start', '--ports', '80,81', server.address]);
-  assert.equal(gw.code, 0, gw.stderr);
-  assert.equal(gw.json.data.mappings[0].ip, '10.4.0.1');
+  await trustExposeGateway(client, server, [['80', '127.0.0.1:8080'], ['81', '127.0.0.1:8081']]);
 });
 
 after(async () => {
