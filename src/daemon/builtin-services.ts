@@ -21,6 +21,7 @@ export function startBuiltinServices(d: Daemon): BuiltinServices {
     home: d.home,
     log,
     listen: (port, handler) => d.ports.listen(port, (stream, from) => handler(stream, formatAddress(from))),
+    onDatagram: (port, handler) => d.ports.onDatagram(port, (dg) => handler(dg.data, formatAddress(dg.from))),
     dial: async (target, port) => {
       const peer = await d.peerFor(target);
       const stream = await d.dial(peer.address, port);

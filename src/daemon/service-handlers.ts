@@ -15,6 +15,7 @@ import { validatePattern } from '../services/topics.ts';
 import type { Services } from '../services/index.ts';
 import type { TaskRole } from '../services/task-store.ts';
 import { num, str } from './ipc-params.ts';
+import { stdioHandlers } from './stdio-handlers.ts';
 
 function services(d: Daemon): Services {
   if (!d.services) throw new PilotError('INTERNAL', 'the built-in services are not running');
@@ -32,6 +33,9 @@ function clientHost(d: Daemon): ServiceHost {
     home: d.home,
     log: d.log,
     listen: () => {
+      throw new PilotError('INTERNAL', 'client host cannot listen');
+    },
+    onDatagram: () => {
       throw new PilotError('INTERNAL', 'client host cannot listen');
     },
     dial: async (target, port) => {
@@ -62,6 +66,7 @@ const IPC_KEEPALIVE_MS = 15_000;
 export function serviceHandlers(d: Daemon): Record<string, Handler> {
   const client = clientHost(d);
   return {
+    ...stdioHandlers(d), // stdio (port 1000): stdio_recv, stdio_status
     // ---- messages (port 1001) ----
     send_message: async (p) => {
       const target = str(p, 'target')!;

@@ -18,6 +18,8 @@ export interface ServiceHost {
   readonly log: Logger;
   /** Register a stream listener on a virtual port (only trusted peers reach it); returns the remover. */
   listen(port: number, handler: ServiceHandler): () => void;
+  /** Receive datagrams on a virtual port (only trusted peers reach it); returns the remover. */
+  onDatagram(port: number, handler: (data: Buffer, from: string) => void): () => void;
   /** Open a stream to a trusted peer (address, node id or hostname); throws NOT_TRUSTED otherwise. */
   dial(target: string, port: number): Promise<{ stream: ServiceStream; peer: string }>;
   /** Our own address as text. */

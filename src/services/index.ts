@@ -1,5 +1,5 @@
 // The built-in services of a daemon, started together from services.json:
-// data exchange (1001: inbox + received files), pub/sub (1002), tasks (1003)
+// stdio (1000: text lines into a queue), data exchange (1001: inbox + received files), pub/sub (1002), tasks (1003)
 // and the webhook dispatcher that reports events.
 import type { ServiceHost } from './host.ts';
 import type { ServiceConfig } from './service-config.ts';
@@ -10,6 +10,7 @@ import { Broker, startPubSub } from './pubsub.ts';
 import { TaskStore } from './task-store.ts';
 import { TaskService } from './tasks.ts';
 import { WebhookDispatcher } from './webhook.ts';
+import { StdioQueue, startStdio } from './stdio.ts';
 
 export interface Services {
   readonly config: ServiceConfig;
@@ -18,12 +19,15 @@ export interface Services {
   readonly broker: Broker | undefined;
   readonly tasks: TaskService | undefined;
   readonly webhook: WebhookDispatcher | undefined;
+  readonly stdio: StdioQueue | undefined;
   stop(): void;
 }
 
 /** `host.event` should end up in `webhook.emit` (the daemon wires that, it also adds its own events). */
 export function startServices(host: ServiceHost, config: ServiceConfig): Services {
   const stops: Array<() => void> = [];
+  const stdio = config.stdio ? new StdioQueue(config.stdioQueue) : undefined;
+  if (stdio) stops.push(startStdio(host, stdio, { maxLineBytes: config.stdioMaxLineBytes }));
   const inbox = config.messages ? new Inbox(host.home, config.maxInboxMessages) : undefined;
   const files = config.files ? new ReceivedFiles(host.home) : undefined;
   if (inbox || files) stops.push(startDataExchange(host, { inbox, files, maxMessageBytes: config.maxMessageBytes, maxFileBytes: config.maxFileBytes }));
@@ -42,6 +46,7 @@ export function startServices(host: ServiceHost, config: ServiceConfig): Service
     broker,
     tasks,
     webhook,
+    stdio,
     stop: () => {
       for (const s of stops.splice(0)) s();
     },

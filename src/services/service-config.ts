@@ -19,6 +19,10 @@ export const ServiceConfigSchema = z
     /** Port 1003. */
     tasks: z.boolean().default(true),
     webhooks: z.boolean().default(true),
+    /** Port 1000, text lines into an in-memory queue. */
+    stdio: z.boolean().default(true),
+    stdioQueue: z.number().int().min(1).max(1_000_000).default(1000),
+    stdioMaxLineBytes: z.number().int().min(16).max(16 * MiB).default(64 * 1024),
     maxMessageBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
     maxInboxMessages: z.number().int().min(1).max(1_000_000).default(10_000),
     maxFileBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(Number.MAX_SAFE_INTEGER),

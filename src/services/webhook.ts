@@ -11,7 +11,11 @@
 // The secret is made once, kept 0600 in $PILOT_HOME/webhook-secret and shown
 // by `pilotctl set-webhook`. One delivery at a time, in order; network errors,
 // timeouts, 429 and 5xx are retried with exponential backoff; the queue is
-// bounded and drops its oldest event (counted) when full.
+// bounded and drops its oldest event (counted) when full. What is not yet
+// delivered is kept in $PILOT_HOME/webhook-queue.json (0600, atomic writes,
+// shortly after each change and at stop), so a restart resumes it; a corrupt
+// or oversized file is ignored with a warning. Delivery is at least once: an
+// event whose POST was cut by the stop is sent again (same X-Pilot-Delivery).
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -20,6 +24,10 @@ import type { Logger } from '../util/logger.ts';
 import { readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic-file.ts';
 
 export const SIGNATURE_HEADER = 'X-Pilot-Signature';
+/** How long after a change the queue file is rewritten (bursts of events share one write). */
+const SAVE_DELAY_MS = 250;
+/** A saved event larger than this is not one of ours. */
+const MAX_SAVED_BODY = 1 << 20;
 
 export interface WebhookOptions {
   home: string;
@@ -65,6 +73,10 @@ export class WebhookDispatcher {
   private readonly secretFile: string;
   private url: string | null = null;
   private queue: Delivery[] = [];
+  /** The delivery being attempted (out of `queue`, still undelivered). */
+  private current: Delivery | undefined;
+  private readonly queueFile: string;
+  private saveTimer: NodeJS.Timeout | undefined;
   private running = false;
   private stopped = false;
   /** Aborts the current POST / backoff sleep (clear, stop). */
@@ -76,8 +88,59 @@ export class WebhookDispatcher {
     this.opts = opts;
     this.urlFile = path.join(opts.home, 'webhook.json');
     this.secretFile = path.join(opts.home, 'webhook-secret');
+    this.queueFile = path.join(opts.home, 'webhook-queue.json');
     const saved = readJsonFile(this.urlFile) as { url?: unknown } | undefined;
     if (saved && typeof saved.url === 'string') this.url = saved.url;
+    this.queue = this.loadQueue();
+    if (this.queue.length > 0 && this.url !== null) void this.drain();
+  }
+
+  /** The undelivered events of the last run; anything odd in the file means none. */
+  private loadQueue(): Delivery[] {
+    let size: number;
+    try {
+      size = fs.statSync(this.queueFile).size;
+    } catch {
+      return [];
+    }
+    const limit = this.opts.queueSize * (MAX_SAVED_BODY + 1024);
+    if (size > limit) {
+      this.opts.log.warn({ file: this.queueFile, size, limit }, 'webhook queue file too large: ignored');
+      return [];
+    }
+    const raw = readJsonFile(this.queueFile);
+    const ok = (d: unknown): d is Delivery => {
+      const x = d as Delivery;
+      return typeof x === 'object' && x !== null && typeof x.id === 'string' && x.id.length <= 64 && typeof x.event === 'string' && /^[a-z_]{1,64}$/.test(x.event) && typeof x.body === 'string' && x.body.length <= MAX_SAVED_BODY;
+    };
+    if (!Array.isArray(raw) || !raw.every(ok)) {
+      this.opts.log.warn({ file: this.queueFile }, 'webhook queue file is corrupt: ignored');
+      return [];
+    }
+    if (raw.length > 0) this.opts.log.info({ events: raw.length }, 'webhook queue resumed from the last run');
+    return raw.slice(-this.opts.queueSize);
+  }
+
+  private pending(): Delivery[] {
+    return this.current ? [this.current, ...this.queue] : [...this.queue];
+  }
+
+  private saveQueue(): void {
+    if (this.saveTimer) clearTimeout(this.saveTimer);
+    this.saveTimer = undefined;
+    try {
+      const list = this.url === null ? [] : this.pending();
+      if (list.length === 0) fs.rmSync(this.queueFile, { force: true });
+      else writeFileAtomic(this.queueFile, JSON.stringify(list), 0o600);
+    } catch (err) {
+      this.opts.log.warn({ err: (err as Error).message }, 'cannot save the webhook queue');
+    }
+  }
+
+  private queueChanged(): void {
+    if (this.stopped || this.saveTimer) return;
+    this.saveTimer = setTimeout(() => this.saveQueue(), SAVE_DELAY_MS);
+    this.saveTimer.unref();
   }
 
   /** The signing secret, created on first use. */
@@ -115,6 +178,8 @@ export class WebhookDispatcher {
     this.url = null;
     fs.rmSync(this.urlFile, { force: true });
     this.queue = [];
+    this.current = undefined;
+    this.saveQueue();
     this.abort.abort();
     this.abort = new AbortController();
   }
@@ -132,12 +197,16 @@ export class WebhookDispatcher {
       this.counters.dropped++;
     }
     this.queue.push({ id, event, body });
+    this.queueChanged();
     if (!this.running) void this.drain();
   }
 
   stop(): void {
+    if (this.stopped) return;
+    this.saveQueue(); // before the abort: the delivery in flight is kept too
     this.stopped = true;
     this.queue = [];
+    this.current = undefined;
     this.abort.abort();
   }
 
@@ -145,9 +214,14 @@ export class WebhookDispatcher {
     this.running = true;
     try {
       for (;;) {
+        if (this.stopped) return;
         const d = this.queue.shift();
-        if (!d || this.stopped) return;
+        if (!d) return;
+        this.current = d;
         await this.deliver(d);
+        if (this.stopped) return;
+        this.current = undefined;
+        this.queueChanged();
       }
     } finally {
       this.running = false;

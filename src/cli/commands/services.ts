@@ -6,11 +6,26 @@ import type { Command } from 'commander';
 import type { IpcClient } from '../../ipc/client.ts';
 import { PilotError } from '../../util/errors.ts';
 import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
+import { readDataFile, utf8Text } from '../data-file.ts';
+import { MAX_EVENT_DATA } from '../../services/pubsub.ts';
 
 type Action = (g: unknown, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
 export type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
 
 const MiB = 1024 * 1024;
+/** The largest message a receiver can be configured to take (services.json maxMessageBytes). */
+const MAX_MESSAGE_FILE = 64 * MiB;
+
+/** --data or --data-file (exactly one): text, or base64 of the raw bytes when `binary`. */
+async function payload(o: { data?: string; dataFile?: string }, max: number, binary: boolean): Promise<string> {
+  if (o.dataFile !== undefined && o.data !== undefined) throw new PilotError('BAD_ARGUMENT', 'give --data or --data-file, not both');
+  if (o.dataFile === undefined) {
+    if (o.data === undefined) throw new PilotError('BAD_ARGUMENT', 'missing --data or --data-file', 'e.g. --data hello, or --data-file ./msg.txt (- = stdin)');
+    return o.data;
+  }
+  const bytes = await readDataFile(o.dataFile, max);
+  return binary ? bytes.toString('base64') : utf8Text(bytes, o.dataFile, 'send raw bytes with --type binary');
+}
 const time = (ms: unknown): string => (typeof ms === 'number' ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
 const short = (id: unknown): string => String(id).slice(0, 8);
 
@@ -47,11 +62,13 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
   program
     .command('send-message <target>')
     .description("send a message into a peer's inbox (port 1001)")
-    .requiredOption('--data <data>', 'the message (base64 with --type binary)')
+    .option('--data <data>', 'the message (base64 with --type binary)')
+    .option('--data-file <path>', 'read the message from a file (- = stdin; raw bytes with --type binary)')
     .option('--type <type>', 'text, json or binary', 'text')
     .action(
-      run(async (_g, out, client, target: string, o: { data: string; type: string }) => {
-        const r = await client().call<Record<string, unknown>>('send_message', { target, data: o.data, type: o.type });
+      run(async (_g, out, client, target: string, o: { data?: string; dataFile?: string; type: string }) => {
+        const data = await payload(o, MAX_MESSAGE_FILE, o.type === 'binary');
+        const r = await client().call<Record<string, unknown>>('send_message', { target, data, type: o.type });
         ok(out, r, () => `message delivered to ${r.peer} (${r.bytes} bytes, ${o.type})`);
       }),
     );
@@ -107,10 +124,12 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
   program
     .command('publish <target> <topic>')
     .description("publish an event on a topic of a peer's broker (port 1002; the target may be this node)")
-    .option('--data <data>', 'event payload', '')
+    .option('--data <data>', 'event payload (default: empty)')
+    .option('--data-file <path>', 'read the payload from a file (- = stdin), UTF-8, at most 64 KiB')
     .action(
-      run(async (_g, out, client, target: string, topic: string, o: { data: string }) => {
-        const r = await client().call<Record<string, unknown>>('publish', { target, topic, data: o.data });
+      run(async (_g, out, client, target: string, topic: string, o: { data?: string; dataFile?: string }) => {
+        const data = o.data === undefined && o.dataFile === undefined ? '' : await payload(o, MAX_EVENT_DATA, false);
+        const r = await client().call<Record<string, unknown>>('publish', { target, topic, data });
         ok(out, r, () => `published on ${topic}: ${r.delivered} subscriber(s)`);
       }),
     );
