@@ -2,19 +2,32 @@
 import net from 'node:net';
 import { PilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
-import { socketPath, type IpcMessage } from './protocol.ts';
+import { parseMessage, socketPath, type IpcMessage } from './protocol.ts';
 
-function connectSocket(path: string): Promise<net.Socket> {
+export interface ConnectOptions {
+  /** Keep our direction open when the daemon ends its own (byte pipes whose two directions end separately). */
+  allowHalfOpen?: boolean;
+  /** What NO_DAEMON tells the user to do (the CLI and the SDK set the socket differently). */
+  hint?: string;
+}
+
+export function connectSocket(path: string, opts: ConnectOptions = {}): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(path);
+    const sock = net.connect({ path, allowHalfOpen: opts.allowHalfOpen ?? false });
+    const onError = (err: Error & { code?: string }): void =>
+      reject(new PilotError('NO_DAEMON', `cannot reach the daemon at ${path} (${err.code ?? err.message})`, opts.hint ?? 'start it with: pilotctl daemon start (or set --socket / PILOT_SOCKET)'));
+    sock.once('error', onError);
     sock.once('connect', () => {
-      sock.off('error', reject);
+      sock.off('error', onError);
       resolve(sock);
     });
-    sock.once('error', (err: Error & { code?: string }) => {
-      reject(new PilotError('NO_DAEMON', `cannot reach the daemon at ${path} (${err.code ?? err.message})`, 'start it with: pilotctl daemon start (or set --socket / PILOT_SOCKET)'));
-    });
   });
+}
+
+/** The error a final reply carries; undefined for a success or an event. */
+export function replyError(msg: IpcMessage): PilotError | undefined {
+  if ('event' in msg || msg.ok) return undefined;
+  return new PilotError(msg.error.code, msg.error.message, msg.error.hint);
 }
 
 export type EventHandler = (event: string, data: unknown) => void;
@@ -25,13 +38,16 @@ export class IpcClient {
   private nextId = 1;
   private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: EventHandler }>();
 
-  constructor(path?: string) {
+  private readonly opts: ConnectOptions;
+
+  constructor(path?: string, opts: ConnectOptions = {}) {
     this.path = socketPath(path);
+    this.opts = opts;
   }
 
   private async ensure(): Promise<net.Socket> {
     if (this.sock && !this.sock.destroyed) return this.sock;
-    const sock = await connectSocket(this.path);
+    const sock = await connectSocket(this.path, this.opts);
     const reader = new LineReader();
     sock.on('data', (chunk) => {
       let lines: string[];
@@ -51,12 +67,8 @@ export class IpcClient {
   }
 
   private dispatch(line: string): void {
-    let msg: IpcMessage;
-    try {
-      msg = JSON.parse(line) as IpcMessage;
-    } catch {
-      return;
-    }
+    const msg = parseMessage(line);
+    if (!msg) return;
     const p = this.pending.get(Number(msg.id));
     if (!p) return;
     if ('event' in msg) {
@@ -64,8 +76,9 @@ export class IpcClient {
       return;
     }
     this.pending.delete(Number(msg.id));
-    if (msg.ok) p.resolve(msg.result);
-    else p.reject(new PilotError(msg.error.code, msg.error.message, msg.error.hint));
+    const err = replyError(msg);
+    if (err) p.reject(err);
+    else p.resolve('result' in msg ? msg.result : undefined);
   }
 
   private failAll(err: Error): void {
@@ -91,46 +104,44 @@ export class IpcClient {
 
 /**
  * Open a dedicated connection, send one request (dial/accept) and, once it
- * succeeds, hand back the unix socket as a raw byte pipe to the overlay stream.
+ * succeeds, hand back the unix socket as a raw byte pipe to the overlay stream
+ * (paused, so no byte is lost before the caller reads).
  */
-export async function openPipe(method: string, params: Record<string, unknown>, path?: string): Promise<{ socket: net.Socket; result: unknown }> {
-  const sock = await connectSocket(socketPath(path));
+export async function openPipe(method: string, params: Record<string, unknown>, path?: string, opts: ConnectOptions = {}): Promise<{ socket: net.Socket; result: unknown }> {
+  const sock = await connectSocket(socketPath(path), opts);
   const reader = new LineReader();
   return new Promise((resolve, reject) => {
+    const fail = (err: Error): void => {
+      sock.destroy();
+      reject(err);
+    };
+    const onError = (): void => {}; // 'close' follows and says it
+    const onClose = (): void => reject(new PilotError('NO_DAEMON', 'the daemon closed the connection before answering', 'check the daemon log'));
     const onData = (chunk: Buffer): void => {
       let first: string | undefined;
       try {
         first = reader.shiftLine(chunk);
       } catch (err) {
-        sock.destroy();
-        reject(err as Error);
-        return;
+        return fail(err as Error);
       }
       if (first === undefined) return;
       sock.off('data', onData);
       sock.off('close', onClose);
+      sock.off('error', onError);
       sock.pause();
-      let msg: IpcMessage;
-      try {
-        msg = JSON.parse(first) as IpcMessage;
-      } catch {
-        sock.destroy();
-        reject(new PilotError('INTERNAL', 'malformed reply from the daemon'));
-        return;
-      }
-      if ('event' in msg || !msg.ok) {
-        sock.destroy();
-        reject('event' in msg ? new PilotError('INTERNAL', 'unexpected event before pipe') : new PilotError(msg.error.code, msg.error.message, msg.error.hint));
-        return;
-      }
+      const msg = parseMessage(first);
+      if (!msg) return fail(new PilotError('INTERNAL', 'malformed reply from the daemon'));
+      if ('event' in msg) return fail(new PilotError('INTERNAL', 'unexpected event before the pipe'));
+      const err = replyError(msg);
+      if (err) return fail(err);
       // Bytes that followed the reply line already belong to the stream.
       const rest = reader.takeRest();
       if (rest.length > 0) sock.unshift(rest);
-      resolve({ socket: sock, result: msg.result });
+      resolve({ socket: sock, result: 'result' in msg ? msg.result : undefined });
     };
-    const onClose = (): void => reject(new PilotError('NO_DAEMON', 'the daemon closed the connection', 'check the daemon log'));
     sock.on('data', onData);
     sock.on('close', onClose);
+    sock.on('error', onError);
     sock.write(JSON.stringify({ id: 1, method, params }) + '\n');
   });
 }

@@ -28,3 +28,26 @@ export type IpcMessage =
 export function socketPath(explicit?: string): string {
   return explicit ?? process.env.PILOT_SOCKET ?? DEFAULT_SOCKET;
 }
+
+/**
+ * One line from the daemon, checked for shape (a reply line is untrusted input:
+ * `null` or `[]` must not reach code that does `'event' in msg`). undefined if malformed.
+ */
+export function parseMessage(line: string): IpcMessage | undefined {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return undefined;
+  const m = v as Record<string, unknown>;
+  if (typeof m.id !== 'number' && typeof m.id !== 'string') return undefined;
+  if (typeof m.event === 'string') return m as IpcMessage;
+  if (m.ok === true) return m as IpcMessage;
+  if (m.ok !== false) return undefined;
+  const e = m.error as Record<string, unknown> | null;
+  if (typeof e !== 'object' || e === null || typeof e.code !== 'string' || typeof e.message !== 'string') return undefined;
+  if (e.hint !== undefined && typeof e.hint !== 'string') return undefined;
+  return m as IpcMessage;
+}

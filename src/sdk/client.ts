@@ -1,10 +1,10 @@
 // The SDK over the daemon's unix socket: requests share one connection,
 // subscriptions and byte pipes get their own.
-import { IpcClient } from '../ipc/client.ts';
+import { IpcClient, openPipe } from '../ipc/client.ts';
 import { socketPath } from '../ipc/protocol.ts';
 import { PilotError } from '../util/errors.ts';
 import type { Backend, EventCallback, OpenedPipe, PipeControl, Subscription } from './backend.ts';
-import { openPipe, subscribe } from './ipc-wire.ts';
+import { SDK_CONNECT, subscribe } from './ipc-wire.ts';
 
 export class IpcBackend implements Backend {
   readonly kind = 'ipc' as const;
@@ -16,7 +16,7 @@ export class IpcBackend implements Backend {
 
   constructor(path?: string) {
     this.path = socketPath(path);
-    this.client = new IpcClient(this.path);
+    this.client = new IpcClient(this.path, { hint: SDK_CONNECT.hint });
   }
 
   call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
@@ -51,8 +51,8 @@ export class IpcBackend implements Backend {
 
   async pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe> {
     if (this.closed) throw closedError();
-    const { socket, result } = await openPipe(this.path, method, params);
-    return { stream: socket, result };
+    const { socket, result } = await openPipe(method, params, this.path, SDK_CONNECT);
+    return { stream: socket, result: (result ?? {}) as Record<string, unknown> };
   }
 
   pipeControl(pipe: string): PipeControl {

@@ -2,7 +2,7 @@
 //
 //   const node = await connect();                       // the local daemon (PILOT_SOCKET or /tmp/pilot.sock)
 //   const sock = await node.dial('agent-alpha', 1000);  // a net.Socket-like Duplex
-//   const srv = await node.listen(1000, (s) => s.pipe(s));
+//   const srv = await node.listen(7000, (s) => s.pipe(s));
 //
 // or run the node inside this process, without a daemon:
 //

@@ -25,10 +25,12 @@ after(async () => {
 });
 
 const example = (name: string): string => path.join(ROOT, 'examples', name);
+// 'pilot-overlay/sdk' resolves to src/sdk/index.ts under this condition: no build needed.
+const SOURCE = '--conditions=pilot-source';
 
 /** A long-running example; resolves once a stdout line matches `ready`. */
 function start(agent: Agent, args: string[], ready: RegExp): Promise<{ proc: ChildProcess; out: () => string }> {
-  const proc = spawn(process.execPath, args, { env: { ...process.env, PILOT_SOCKET: agent.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [SOURCE, ...args], { env: { ...process.env, PILOT_SOCKET: agent.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(proc);
   proc.once('exit', () => running.delete(proc));
   let out = '';
@@ -65,12 +67,12 @@ async function stop(proc: ChildProcess): Promise<number | null> {
 test('examples/echo.ts: serve on one agent, send from another', async () => {
   const server = await start(alpha, [example('echo.ts'), 'serve', '7000'], /echo listening on 0:\S+ port 7000/);
   try {
-    const r = await run([process.execPath, example('echo.ts'), 'ex-alpha', '7000', 'hello', 'echo'], { PILOT_SOCKET: beta.socket }, 30_000);
+    const r = await run([process.execPath, SOURCE, example('echo.ts'), 'ex-alpha', '7000', 'hello', 'echo'], { PILOT_SOCKET: beta.socket }, 30_000);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), `reply from ${alpha.address}: hello echo`);
     await waitFor(server.out, new RegExp(`connection from ${beta.address.replaceAll('.', '\\.')}`));
     // an error is reported with its code
-    const bad = await run([process.execPath, example('echo.ts'), 'ex-alpha', '7999'], { PILOT_SOCKET: beta.socket }, 30_000);
+    const bad = await run([process.execPath, SOURCE, example('echo.ts'), 'ex-alpha', '7999'], { PILOT_SOCKET: beta.socket }, 30_000);
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^error CONNECTION_REFUSED: /);
   } finally {
@@ -100,7 +102,7 @@ test('examples/chat.ts: lines go both ways, Ctrl-D hangs up', async () => {
 test('examples/http.ts: fetch and http.get reach an http.Server on a virtual port', async () => {
   const server = await start(alpha, [example('http.ts'), 'serve', '8080'], /http listening on/);
   try {
-    const r = await run([process.execPath, example('http.ts'), 'get', 'ex-alpha', '8080', '/status'], { PILOT_SOCKET: beta.socket }, 30_000);
+    const r = await run([process.execPath, SOURCE, example('http.ts'), 'get', 'ex-alpha', '8080', '/status'], { PILOT_SOCKET: beta.socket }, 30_000);
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.trim().split('\n');
     const expected = JSON.stringify({ hello: 'from ex-alpha', you: beta.address, path: '/status' });
@@ -113,7 +115,7 @@ test('examples/http.ts: fetch and http.get reach an http.Server on a virtual por
 test('examples/mcp.ts: an MCP client calls tools of an MCP server on another agent', async () => {
   const server = await start(alpha, [example('mcp.ts'), 'serve', '3000'], /mcp listening on/);
   try {
-    const r = await run([process.execPath, example('mcp.ts'), 'call', 'ex-alpha', '3000'], { PILOT_SOCKET: beta.socket }, 30_000);
+    const r = await run([process.execPath, SOURCE, example('mcp.ts'), 'call', 'ex-alpha', '3000'], { PILOT_SOCKET: beta.socket }, 30_000);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(r.stdout.trim().split('\n'), ['tools: add, whoami', 'add(2, 3) = 5', `whoami = ${beta.address}`]);
   } finally {

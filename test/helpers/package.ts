@@ -1,0 +1,50 @@
+// The package as users get it: `npm pack` of this checkout (prepack builds
+// dist/), installed with the machine's own npm into a clean HOME. Shared by the
+// global-install test and the SDK package-consumer test, so packing lives here.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { ROOT } from './cluster.ts';
+
+/** The machine's PATH without this checkout's node_modules/.bin (no pinned Node 24: Node 20 here). */
+export const SYSTEM_PATH = (process.env.PATH ?? '').split(':').filter((p) => !p.includes('node_modules')).join(':');
+
+/**
+ * npm settings for a clean HOME. The npm cache lives outside it and is kept
+ * between runs: only the first run downloads (~30 MB of Node 24, the deps).
+ */
+export function npmEnv(home: string): NodeJS.ProcessEnv {
+  return {
+    HOME: home,
+    PATH: SYSTEM_PATH,
+    npm_config_userconfig: path.join(home, '.npmrc'),
+    npm_config_cache: path.join(os.tmpdir(), 'pilot-test-npm-cache'),
+    npm_config_prefer_offline: 'true',
+    npm_config_update_notifier: 'false',
+    npm_config_fund: 'false',
+    npm_config_audit: 'false',
+  };
+}
+
+function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: number): string {
+  const r = spawnSync('npm', args, { cwd, env, encoding: 'utf8', timeout: timeoutMs });
+  if (r.status !== 0) throw new Error(`npm ${args.join(' ')} failed (${r.error?.message ?? `exit ${r.status}`}):\n${r.stdout}\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** `npm pack` this checkout into `dest` (the prepack script builds dist/ first); returns the .tgz path. */
+export function packTarball(dest: string, env: NodeJS.ProcessEnv = npmEnv(os.tmpdir())): string {
+  const out = npm(['pack', '--silent', '--pack-destination', dest], ROOT, env, 120_000);
+  const name = out.trim().split('\n').pop() ?? '';
+  const tgz = path.join(dest, name);
+  if (!name.endsWith('.tgz') || !fs.existsSync(tgz)) throw new Error(`npm pack wrote no tarball: ${out}`);
+  return tgz;
+}
+
+/** A new ESM project in `dir` with `specs` installed (the tarball, plus e.g. @types/node). */
+export function installInProject(dir: string, specs: string[], env: NodeJS.ProcessEnv): void {
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify({ name: 'pilot-consumer', version: '1.0.0', private: true, type: 'module' }, null, 2));
+  npm(['install', '--no-audit', '--no-fund', ...specs], dir, env, 180_000);
+}
