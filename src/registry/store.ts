@@ -1,5 +1,5 @@
-// Persistence interface of the registry. The SQLite store implements it now, a
-// PostgreSQL one later, so every method is async-friendly (returns a Promise).
+// Persistence interface of the registry, implemented by the SQLite store
+// (embedded default) and the PostgreSQL store (several rendezvous, one registry).
 // The store is the source of truth for identities; liveness lives in memory.
 import type { Address } from '../wire/address.ts';
 
@@ -93,6 +93,12 @@ export interface RegistryStore {
   /** Oldest first. */
   listTrustRequestsFrom(from: Address): Promise<TrustRequest[]>;
   deleteTrustRequest(from: Address, to: Address): Promise<boolean>;
+  /**
+   * Runs fn holding a lock on the unordered pair that other processes sharing
+   * the store respect (trust mutations of one pair never interleave). Stores
+   * used by one process only leave it out: the rendezvous serialises in memory.
+   */
+  withPairLock?<T>(x: Address, y: Address, fn: () => Promise<T>): Promise<T>;
 
   close(): Promise<void>;
 }

@@ -1,4 +1,4 @@
-// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--log-level L]
+// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--store postgres://…] [--log-level L]
 // Prints one machine-readable line on stdout once the sockets are bound:
 //   listening udp+tcp HOST:PORT key=<base64 server key> alt=<beacon alt port>
 // and, with --http, a second one: http HOST:PORT
@@ -10,6 +10,7 @@ import { formatHostPort, parseHostPort } from '../util/hostport.ts';
 import { PilotError } from '../util/errors.ts';
 import { startRendezvous } from './server.ts';
 import { checkAdminToken } from './admin-token.ts';
+import { isPostgresUrl, redactUrl } from '../registry/postgres-connect.ts';
 
 const program = new Command()
   .name('pilot-rendezvous')
@@ -18,6 +19,8 @@ const program = new Command()
   .option('--alt-port <port>', 'second UDP port answering beacon hellos only, for NAT classification (default: listen port + 1; "none" to disable)')
   .option('--relay-rate <bytes/s>', 'relayed bytes per second per sending node (bursts of half a second more)', '2000000')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
+  .option('--store <url>', 'registry in PostgreSQL, shared by several rendezvous instances: postgres://USER:PASSWORD@HOST:PORT/DB (default: $PILOT_STORE, else SQLite in --data)', process.env.PILOT_STORE || undefined)
+  .option('--advertise <host[:port]>', 'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)')
   .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
   .option('--admin-token <token>', 'bearer token for the dashboard admin API (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)', process.env.PILOT_ADMIN_TOKEN)
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
@@ -25,7 +28,7 @@ const program = new Command()
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string }>();
+  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; store?: string; advertise?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -40,8 +43,13 @@ async function main(): Promise<void> {
   if (altPort === 65536) altPort = 0;
   const relayRate = Number(opts.relayRate);
   if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
+  if (opts.store !== undefined && !isPostgresUrl(opts.store)) {
+    throw new PilotError('BAD_ARGUMENT', `unsupported --store ${redactUrl(opts.store).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave --store out for SQLite in --data');
+  }
+  if (opts.advertise !== undefined && opts.store === undefined) throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
+  const advertise = opts.advertise === undefined ? undefined : parseHostPort(opts.advertise, 0);
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(opts.adminToken ? { adminToken: checkAdminToken(opts.adminToken) } : {}) };
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}) });
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
   if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);
@@ -62,6 +70,7 @@ async function main(): Promise<void> {
 
 main().catch((err) => {
   const e = err as PilotError;
-  process.stderr.write(`pilot-rendezvous: ${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
+  const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
+  process.stderr.write(`pilot-rendezvous: ${code}${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
   process.exit(1);
 });

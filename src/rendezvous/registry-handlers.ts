@@ -7,6 +7,7 @@ import { ONLINE_MS, ParamSchemas, zodError, type SignedMethod, type Statement } 
 import type { NodeRecord, RegistryStore } from '../registry/store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
+import type { Cluster } from './cluster.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
@@ -16,6 +17,8 @@ export interface HandlerContext {
   store: RegistryStore;
   online: OnlineIndex;
   trust: TrustState;
+  /** Other instances sharing the registry (scale-out), if any. */
+  cluster?: Cluster;
   hooks: TrustHooks & {
     /** A node's visibility changed or it left: cached relay decisions about it are stale. */
     nodeChanged(a: Address): void;
@@ -30,12 +33,18 @@ function markSeen(ctx: HandlerContext, rec: NodeRecord, link: Link, now: number,
   ctx.online.seen({ address: rec.address, keyB64: rec.publicKey.toString('base64'), link, lanEndpoints: rec.lanEndpoints, now, persisted });
 }
 
+/** Tells the other instances the node is online here (before the answer, so they can find it at once). */
+async function announce(ctx: HandlerContext, address: Address, lanEndpoints: string[], link: Link, now: number): Promise<void> {
+  await ctx.cluster?.present({ address, observed: link.kind === 'udp' ? link.observed : null, lanEndpoints, now });
+}
+
 const handlers: Record<SignedMethod, Handler> = {
   async register(ctx, key, p, link, now) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
     const before = p.public === undefined ? undefined : await ctx.store.getByKey(key);
     const rec = await ctx.store.register({ publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now });
     markSeen(ctx, rec, link, now, true);
+    await announce(ctx, rec.address, rec.lanEndpoints, link, now);
     ctx.online.registrations++;
     if (before && (before.public !== rec.public || !before.active)) ctx.hooks.nodeChanged(rec.address);
     return { address: formatAddress(rec.address), observed: link.observed, hostname: rec.hostname, public: rec.public };
@@ -60,6 +69,7 @@ const handlers: Record<SignedMethod, Handler> = {
       markSeen(ctx, rec, link, now, true);
     }
     const seen = ctx.online.getByKey(keyB64);
+    if (seen) await announce(ctx, seen.address, seen.lanEndpoints, link, now);
     if (seen && (p.nat ?? p.paths ?? p.punches) !== undefined) ctx.online.report(seen, { nat: p.nat, paths: p.paths, punches: p.punches });
     return { observed: link.observed };
   },
@@ -106,10 +116,13 @@ const handlers: Record<SignedMethod, Handler> = {
       return { address: formatAddress(rec.address), publicKey: rec.publicKey.toString('base64'), hostname: null, public: false, endpoints: [], online: false, lastSeen: 0, observed: link.observed };
     }
     const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
-    const online = entry !== undefined && isOnline(entry, now);
+    const here = entry !== undefined && isOnline(entry, now);
+    // Not online here: maybe at another instance sharing the registry.
+    const there = !here && ctx.cluster ? await ctx.cluster.locate(rec.address, now) : undefined;
+    const online = here || there !== undefined;
     // A node heard over TCP/WebSocket has no UDP endpoint worth probing (its TCP source is not one).
-    const observed = entry?.link ? (entry.link.kind === 'udp' ? entry.link.observed : undefined) : rec.observed;
-    const lan = entry?.lanEndpoints ?? rec.lanEndpoints;
+    const observed = there ? there.observed : entry?.link ? (entry.link.kind === 'udp' ? entry.link.observed : undefined) : rec.observed;
+    const lan = there?.lanEndpoints ?? entry?.lanEndpoints ?? rec.lanEndpoints;
     const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
     return {
       address: formatAddress(rec.address),
@@ -118,7 +131,7 @@ const handlers: Record<SignedMethod, Handler> = {
       public: rec.public,
       endpoints,
       online,
-      lastSeen: Math.max(entry?.lastSeen ?? 0, rec.lastSeen),
+      lastSeen: Math.max(entry?.lastSeen ?? 0, there?.lastSeen ?? 0, rec.lastSeen),
       observed: link.observed,
     };
   },
@@ -127,7 +140,10 @@ const handlers: Record<SignedMethod, Handler> = {
     const rec = await ctx.store.getByKey(key);
     await ctx.store.deregister(key);
     ctx.online.remove(key.toString('base64'));
-    if (rec) ctx.hooks.nodeChanged(rec.address);
+    if (rec) {
+      await ctx.cluster?.absent(rec.address);
+      ctx.hooks.nodeChanged(rec.address);
+    }
     return { observed: link.observed };
   },
 

@@ -15,6 +15,7 @@ import { TrustState } from './trust-handlers.ts';
 import type { Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
+import type { Cluster } from './cluster.ts';
 
 export interface RegistryCounters {
   requests: number;
@@ -43,6 +44,8 @@ export interface RegistryServiceOptions {
   onPairChanged?: (x: Address, y: Address) => void;
   /** Node visibility changed or it deregistered. */
   onNodeChanged?: (a: Address) => void;
+  /** Other instances sharing the registry: pushes reach nodes online there, changes are broadcast. */
+  cluster?: Cluster;
 }
 
 /** Announced in hello answers once the second beacon port is bound (NAT classification). */
@@ -71,20 +74,30 @@ export class RegistryService {
     this.trust = new TrustState(opts.trustRequestRate);
     const onPair = opts.onPairChanged;
     const onNode = opts.onNodeChanged;
+    const cluster = opts.cluster;
     this.ctx = {
       store: this.store,
       online: this.online,
       trust: this.trust,
+      ...(cluster ? { cluster } : {}),
       hooks: {
         push: (to, event, data) => {
           try {
-            this.push(formatAddress(to), event, data);
+            if (this.push(formatAddress(to), event, data) || !cluster) return;
+            // Not online here: the instance it is online at signs and sends it.
+            cluster.pushRemote(to, event, data).catch((err: unknown) => this.log.warn({ err: (err as Error).message, event }, 'remote push not sent'));
           } catch (err) {
             this.log.warn({ err: (err as Error).message, event }, 'push not sent');
           }
         },
-        pairChanged: (x, y) => onPair?.(x, y),
-        nodeChanged: (a) => onNode?.(a),
+        pairChanged: (x, y) => {
+          onPair?.(x, y);
+          cluster?.broadcastPairChanged(x, y);
+        },
+        nodeChanged: (a) => {
+          onNode?.(a);
+          cluster?.broadcastNodeChanged(a);
+        },
       },
     };
   }

@@ -13,6 +13,7 @@ import type { RegistryStore } from '../registry/store.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
+import type { Cluster, RelayTarget } from './cluster.ts';
 
 export interface RelayCounters {
   forwarded: number;
@@ -24,6 +25,11 @@ export interface RelayCounters {
   droppedSendFailed: number;
   /** Refused: no trust pair and the destination is not public (nor answering a sender that contacted it). */
   droppedNotTrusted: number;
+  /** Scale-out: packets handed to / received from other rendezvous instances. */
+  toPeers: number;
+  fromPeers: number;
+  /** RelayForward packets whose tag did not verify. */
+  droppedForged: number;
 }
 
 /** May `src` send to `dst` through the relay? */
@@ -60,6 +66,9 @@ export class Relay {
     droppedRateLimited: 0,
     droppedSendFailed: 0,
     droppedNotTrusted: 0,
+    toPeers: 0,
+    fromPeers: 0,
+    droppedForged: 0,
   };
   private readonly online: OnlineIndex;
   private readonly limiter: KeyedLimiter;
@@ -72,11 +81,14 @@ export class Relay {
   private readonly replies = new Map<string, number>();
   /** Bumped by every invalidation: a lookup started before it must not be cached. */
   private generation = 0;
+  /** Other instances sharing the registry: destinations online there are reached through them. */
+  private readonly cluster: Cluster | undefined;
 
-  constructor(online: OnlineIndex, rate: Rate = DEFAULT_RELAY_RATE, policy: RelayPolicy) {
+  constructor(online: OnlineIndex, rate: Rate = DEFAULT_RELAY_RATE, policy: RelayPolicy, cluster?: Cluster) {
     this.online = online;
     this.limiter = new KeyedLimiter(rate);
     this.policy = policy;
+    this.cluster = cluster;
   }
 
   handle(pkt: Buffer, from: Link, now = Date.now()): void {
@@ -90,8 +102,10 @@ export class Relay {
       c.droppedUnknownSource++;
       return;
     }
-    const dst = this.online.getByAddress(readAddress(pkt, 1));
-    if (!dst || !isOnline(dst, now) || !dst.link) {
+    const dstAddr = readAddress(pkt, 1);
+    const dst = this.online.getByAddress(dstAddr);
+    // Not here: with a cluster it may be online at another instance (forward() finds out).
+    if ((!dst || !isOnline(dst, now) || !dst.link) && !this.cluster) {
       c.droppedUnknownDestination++;
       return;
     }
@@ -99,9 +113,8 @@ export class Relay {
       c.droppedRateLimited++;
       return;
     }
-    const key = pairKey(src.address, dst.address);
     const srcAddr = src.address;
-    const dstAddr = dst.address;
+    const key = pairKey(srcAddr, dstAddr);
     const reply = this.replies.get(key);
     if (reply !== undefined && reply > now) {
       this.forward(pkt, srcAddr, dstAddr, now);
@@ -139,7 +152,8 @@ export class Relay {
     // Looked up again: after an asynchronous decision the destination may have moved or left.
     const dst = this.online.getByAddress(dstAddr);
     if (!dst || !isOnline(dst, now) || !dst.link) {
-      c.droppedUnknownDestination++;
+      if (this.cluster) this.forwardToPeer(pkt, srcAddr, dstAddr, now);
+      else c.droppedUnknownDestination++;
       return;
     }
     // Same length as the input: only the type byte and the address change.
@@ -155,6 +169,51 @@ export class Relay {
     // The destination may answer (e.g. a public node pinged by a stranger).
     if (this.replies.size >= MAX_CACHED) this.replies.clear();
     this.replies.set(pairKey(dstAddr, srcAddr), now + REPLY_MS);
+  }
+
+  /** The destination is online at another instance (or nowhere): hand the packet over as it is. */
+  private forwardToPeer(pkt: Buffer, srcAddr: Address, dstAddr: Address, now: number): void {
+    const cluster = this.cluster!;
+    const send = (t: RelayTarget | undefined): void => {
+      if (!t) {
+        this.counters.droppedUnknownDestination++;
+        return;
+      }
+      cluster.sendRelay(t, srcAddr, pkt);
+      this.counters.toPeers++;
+      this.counters.forwarded++;
+      this.counters.forwardedBytes += pkt.length;
+    };
+    const t = cluster.relayTarget(dstAddr, now);
+    if (t instanceof Promise) void t.then(send);
+    else send(t);
+  }
+
+  /**
+   * A RelayForward from another instance: that instance authenticated the
+   * source and applied the policy; here it is delivered like a local packet
+   * (which also lets a public destination answer the sender).
+   */
+  handleFromPeer(pkt: Buffer, now = Date.now()): void {
+    const got = this.cluster?.receiveRelay(pkt);
+    if (!got) {
+      this.counters.droppedForged++;
+      return;
+    }
+    const inner = got.relaySend;
+    if (inner.length < 1 + ADDRESS_BYTES + 1 || !RELAYABLE.has(inner[1 + ADDRESS_BYTES]!)) {
+      this.counters.droppedMalformed++;
+      return;
+    }
+    const dstAddr = readAddress(inner, 1);
+    const dst = this.online.getByAddress(dstAddr);
+    // Never bounced on to a third instance: a stale presence row must not make a loop.
+    if (!dst || !isOnline(dst, now) || !dst.link) {
+      this.counters.droppedUnknownDestination++;
+      return;
+    }
+    this.counters.fromPeers++;
+    this.forward(inner, got.src, dstAddr, now);
   }
 
   /** A trust pair was created or deleted. */

@@ -13,6 +13,9 @@ import { sniffTcp } from './tcp-sniff.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { SqliteStore } from '../registry/sqlite-store.ts';
+import { PostgresStore } from '../registry/postgres-store.ts';
+import { PgCluster } from './pg-cluster.ts';
+import { formatAddress } from '../wire/address.ts';
 import { loadOrCreateServerIdentity } from './server-identity.ts';
 import { OnlineIndex } from './online-index.ts';
 import { RegistryService, type RegistryCounters } from './registry-service.ts';
@@ -31,6 +34,14 @@ export interface RendezvousOptions {
   dataDir: string;
   /** Default: SQLite in dataDir/registry.db (owned and closed by the server). */
   store?: RegistryStore;
+  /**
+   * postgres://… : the registry lives in PostgreSQL, shared with other
+   * instances (scale-out: presence, pushes and relay across instances).
+   * Exclusive with `store`.
+   */
+  storeUrl?: string;
+  /** With storeUrl: the UDP address other instances reach this one at (default: the listen host and bound port; required when listening on a wildcard). */
+  advertise?: { host: string; port?: number };
   logger?: Logger;
   /** Registry requests per source IP. */
   requestRate?: Rate;
@@ -83,10 +94,17 @@ const TCP_MAX_BACKLOG = 1 << 20;
 export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
   const log = opts.logger ?? silentLogger();
   const identity = loadOrCreateServerIdentity(opts.dataDir);
+  if (opts.store && opts.storeUrl) throw new PilotError('BAD_ARGUMENT', 'store and storeUrl are exclusive');
+  const advertiseHost = opts.advertise?.host ?? opts.host;
+  if (opts.storeUrl && isWildcard(advertiseHost)) {
+    throw new PilotError('BAD_ARGUMENT', `listening on ${opts.host} with a shared --store: other instances need an address to reach this one`, 'add --advertise HOST[:PORT] (an address of this machine the other rendezvous instances can reach)');
+  }
   const ownsStore = opts.store === undefined;
-  const store = opts.store ?? new SqliteStore(path.join(opts.dataDir, 'registry.db'));
+  const pgStore = opts.storeUrl ? await PostgresStore.open(opts.storeUrl) : undefined;
+  const store: RegistryStore = opts.store ?? pgStore ?? new SqliteStore(path.join(opts.dataDir, 'registry.db'));
+  const cluster = pgStore ? new PgCluster(pgStore.pool, opts.storeUrl!, log) : undefined;
   const online = new OnlineIndex();
-  const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE, storeRelayPolicy(store));
+  const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE, storeRelayPolicy(store), cluster);
   const registry = new RegistryService({
     identity,
     store,
@@ -97,6 +115,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     trustRequestRate: opts.trustRequestRate,
     onPairChanged: (x, y) => relay.invalidatePair(x, y),
     onNodeChanged: (a) => relay.invalidateNode(a),
+    ...(cluster ? { cluster } : {}),
   });
   const requestLimiter = new KeyedLimiter(opts.requestRate ?? DEFAULT_REQUEST_RATE);
   const maxFrame = opts.maxTcpFrame ?? DEFAULT_MAX_FRAME;
@@ -107,6 +126,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     const type = pkt[0];
     if (type === PacketType.RelaySend) {
       relay.handle(pkt, link);
+    } else if (type === PacketType.RelayForward && cluster && link.kind === 'udp') {
+      relay.handleFromPeer(pkt);
     } else if (type === PacketType.RegistryRequest) {
       if (!requestLimiter.take(ip)) {
         counters.rateLimited++;
@@ -119,13 +140,47 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   }
 
   // ---------------- sockets ----------------
-  const { udp, tcp, port } = await bindBoth(opts.host, opts.port);
+  let bound: Awaited<ReturnType<typeof bindBoth>>;
+  try {
+    bound = await bindBoth(opts.host, opts.port);
+  } catch (err) {
+    if (ownsStore) await store.close();
+    throw err;
+  }
+  const { udp, tcp, port } = bound;
   const alt = opts.altPort === undefined ? undefined : await startAltBeacon(opts.host, opts.altPort, (pkt, link) => void registry.handle(pkt, link), () => counters.garbage++).catch(async (err: unknown) => {
     udp.close();
     await new Promise<void>((r) => tcp.close(() => r()));
+    if (ownsStore) await store.close();
     throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${opts.host}:${opts.altPort} (beacon alt port): ${(err as Error).message}`, 'pick another --alt-port');
   });
   if (alt) registry.beacon.altPort = alt.port;
+  if (cluster) {
+    try {
+      await cluster.start({
+        advertise: { host: advertiseHost, port: opts.advertise?.port ?? port },
+        sendUdp: (pkt, host, p) => udp.send(pkt, p, host, (err) => err && log.debug({ err: err.message, to: host }, 'relay forward failed')),
+        events: {
+          push: (to, event, data) => {
+            try {
+              registry.push(formatAddress(to), event, data);
+            } catch (err) {
+              log.warn({ err: (err as Error).message, event }, 'push from another instance not sent');
+            }
+          },
+          pairChanged: (x, y) => relay.invalidatePair(x, y),
+          nodeChanged: (a) => relay.invalidateNode(a),
+        },
+      });
+    } catch (err) {
+      udp.close();
+      await Promise.all([new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await cluster.close();
+      await store.close();
+      throw err;
+    }
+    log.info({ instance: cluster.instanceId, advertise: `${advertiseHost}:${opts.advertise?.port ?? port}` }, 'joined the rendezvous cluster');
+  }
   log.info({ host: opts.host, port }, 'rendezvous listening');
 
   udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
@@ -239,6 +294,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     } catch (err) {
       websockets.close();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await cluster?.close();
       if (ownsStore) await store.close();
       throw err;
     }
@@ -251,6 +307,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     relay.prune(now);
     requestLimiter.prune(now);
     online.prune(now);
+    cluster?.tick(now);
   }, 5_000);
   sweeper.unref();
 
@@ -271,10 +328,15 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       for (const s of conns) s.destroy();
       websockets.close();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await cluster?.close();
       if (ownsStore) await store.close();
       log.info('rendezvous closed');
     },
   };
+}
+
+function isWildcard(host: string): boolean {
+  return host === '' || host === '0.0.0.0' || host === '::' || host === '[::]';
 }
 
 /** Binds TCP then UDP on the same port number; with port 0, retries until both get the same one. */

@@ -47,6 +47,16 @@ export class TrustState {
   }
 }
 
+/**
+ * serial(), and with a store shared by several rendezvous processes also the
+ * store's lock on the pair: crossing requests handled by two instances must
+ * see each other too.
+ */
+function serialPair<T>(ctx: TrustContext, x: Address, y: Address, fn: () => Promise<T>): Promise<T> {
+  const store = ctx.store;
+  return ctx.trust.serial(store.withPairLock ? () => store.withPairLock!(x, y, fn) : fn);
+}
+
 export interface TrustHooks {
   /** Signed push to a node if it is online (best effort, never throws). */
   push(to: Address, event: string, data: Record<string, unknown>): void;
@@ -176,7 +186,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
       const wait = Math.max(1, Math.ceil(ctx.trust.limiter.waitMs(keyB64, 1, now) / 1000));
       throw new PilotError('RATE_LIMITED', 'too many trust requests from this node', `wait ${wait} s (at most ${ctx.trust.rate.burst} at once, then ${+(ctx.trust.rate.perSec * 60).toFixed(1)} a minute)`);
     }
-    return ctx.trust.serial(async () => {
+    return serialPair(ctx, me.address, to, async () => {
       const target = await activeNode(ctx, to);
       if (!target) throw new PilotError('NOT_FOUND', `no node with address ${formatAddress(to)}`, 'check the address; the node may not be registered');
       if (await ctx.store.getTrustPair(me.address, to)) {
@@ -237,7 +247,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
   async trust_approve(ctx, key, p, now, signed) {
     const me = await callerOf(ctx, key);
     const from = peerAddress(p.from);
-    return ctx.trust.serial(async () => {
+    return serialPair(ctx, from, me.address, async () => {
       const req = await ctx.store.getTrustRequest(from, me.address);
       if (!req) {
         if (await ctx.store.getTrustPair(from, me.address)) return { status: 'trusted' };
@@ -257,7 +267,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
   async trust_reject(ctx, key, p) {
     const me = await callerOf(ctx, key);
     const from = peerAddress(p.from);
-    return ctx.trust.serial(async () => {
+    return serialPair(ctx, from, me.address, async () => {
       if (!(await ctx.store.deleteTrustRequest(from, me.address))) {
         throw new PilotError('NOT_FOUND', `no pending trust request from ${formatAddress(from)}`, 'list requests with trust_pending');
       }
@@ -269,7 +279,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
   async trust_revoke(ctx, key, p) {
     const me = await callerOf(ctx, key);
     const peer = peerAddress(p.peer);
-    return ctx.trust.serial(async () => {
+    return serialPair(ctx, me.address, peer, async () => {
       if (!(await ctx.store.deleteTrustPair(me.address, peer))) {
         throw new PilotError('NOT_FOUND', `not trusted with ${formatAddress(peer)}`, 'list trusted peers with trust_list');
       }

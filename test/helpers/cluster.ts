@@ -26,9 +26,10 @@ export interface Rendezvous {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-export async function startRendezvous(opts: { dataDir?: string; listen?: string; netns?: string } = {}): Promise<Rendezvous> {
+/** `args`: extra pilot-rendezvous flags (e.g. --store postgres://…). */
+export async function startRendezvous(opts: { dataDir?: string; listen?: string; netns?: string; args?: string[] } = {}): Promise<Rendezvous> {
   const dataDir = opts.dataDir ?? tmpDir('pilot-rdv-');
-  const argv = wrap([NODE, path.join(ROOT, 'src/rendezvous/main.ts'), '--listen', opts.listen ?? '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn'], opts.netns);
+  const argv = wrap([NODE, path.join(ROOT, 'src/rendezvous/main.ts'), '--listen', opts.listen ?? '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], opts.netns);
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));

@@ -1,0 +1,97 @@
+// Opening a PostgreSQL pool from a --store URL, with errors an operator can act
+// on (code + hint, never a driver stack trace), and idempotent schema
+// migrations that several processes may run at the same moment.
+import pg from 'pg';
+import { PilotError } from '../util/errors.ts';
+
+export interface Migration {
+  /** Unique and stable: recorded in pilot_migrations once applied. */
+  id: string;
+  sql: string;
+}
+
+/** The URL without its password, for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/[^:/@?#]*:)[^@/?#]*@/i, '$1***@');
+}
+
+/** Is this a PostgreSQL URL (postgres:// or postgresql://)? */
+export function isPostgresUrl(text: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(text);
+}
+
+/** Checks the URL, connects once (so a wrong URL fails now, not at the first request) and returns the pool. */
+export async function connectPg(url: string, opts: { max?: number; connectTimeoutMs?: number } = {}): Promise<pg.Pool> {
+  if (!isPostgresUrl(url)) {
+    throw new PilotError('BAD_ARGUMENT', `unsupported --store URL ${redactUrl(url).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)');
+  }
+  let pool: pg.Pool;
+  try {
+    pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 30_000 });
+  } catch (err) {
+    throw new PilotError('BAD_ARGUMENT', `bad --store URL: ${(err as Error).message}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)');
+  }
+  // An idle connection dropped by the server is replaced on the next query; without a
+  // listener the pool's 'error' event would kill the process.
+  pool.on('error', () => {});
+  try {
+    await pool.query('SELECT 1');
+  } catch (err) {
+    await pool.end().catch(() => {});
+    throw describePgError(err, url);
+  }
+  return pool;
+}
+
+/** Maps connection-time driver errors to PilotErrors with a hint. */
+export function describePgError(err: unknown, url: string): PilotError {
+  const e = err as { code?: string; message?: string };
+  const where = redactUrl(url);
+  const msg = e?.message ?? String(err);
+  if (err instanceof TypeError || err instanceof URIError) return new PilotError('BAD_ARGUMENT', `bad --store URL ${where}: ${msg}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+  switch (e?.code) {
+    case 'ECONNREFUSED':
+    case 'ENOENT':
+    case 'ETIMEDOUT':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return new PilotError('UNREACHABLE', `cannot reach PostgreSQL at ${where}: ${msg}`, 'is the database server running and reachable? check the host, port (or socket dir) in --store');
+    case '28P01':
+    case '28000':
+      return new PilotError('PERMISSION_DENIED', `PostgreSQL refused the login at ${where}: ${msg}`, 'check the user and password in --store, and pg_hba.conf on the server');
+    case '3D000':
+      return new PilotError('BAD_ARGUMENT', `database does not exist at ${where}`, 'create it first (createdb NAME) or fix the database name in --store');
+    case '57P03':
+      return new PilotError('UNREACHABLE', `PostgreSQL at ${where} is starting up or shutting down`, 'retry in a moment');
+  }
+  if (/timeout/i.test(msg)) return new PilotError('UNREACHABLE', `PostgreSQL at ${where} did not answer: ${msg}`, 'is the database server running and reachable? check --store');
+  return new PilotError('INTERNAL', `PostgreSQL error at ${where}: ${msg}`, 'see the PostgreSQL server log');
+}
+
+/**
+ * Applies the migrations not applied yet, in order, in one transaction under an
+ * advisory lock: two processes starting together do not both run CREATE TABLE
+ * (which can fail on the catalog even with IF NOT EXISTS).
+ */
+export async function migrate(pool: pg.Pool, migrations: Migration[]): Promise<void> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query("SELECT pg_advisory_xact_lock(hashtext('pilot-migrate'))");
+    await c.query('CREATE TABLE IF NOT EXISTS pilot_migrations (id TEXT PRIMARY KEY, applied BIGINT NOT NULL)');
+    const done = new Set((await c.query<{ id: string }>('SELECT id FROM pilot_migrations')).rows.map((r) => r.id));
+    for (const m of migrations) {
+      if (done.has(m.id)) continue;
+      await c.query(m.sql);
+      await c.query('INSERT INTO pilot_migrations (id, applied) VALUES ($1, $2)', [m.id, Date.now()]);
+    }
+    await c.query('COMMIT');
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release();
+  }
+}

@@ -1,0 +1,379 @@
+// PostgreSQL RegistryStore (node-postgres Pool), so several rendezvous
+// processes can share one registry. Same data and semantics as the SQLite
+// store; what changes is concurrency: other processes write at the same time,
+// so every read-modify-write is one transaction that cannot race (node ids come
+// from an UPDATE … RETURNING on a counter row, uniqueness from constraints).
+import pg from 'pg';
+import { PilotError } from '../util/errors.ts';
+import { addressKey, makeAddress, type Address } from '../wire/address.ts';
+import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import { connectPg, migrate, type Migration } from './postgres-connect.ts';
+
+/** Append-only: a deployed migration is never edited, a change is a new entry. */
+const MIGRATIONS: Migration[] = [
+  {
+    id: 'registry-1',
+    sql: `
+CREATE TABLE IF NOT EXISTS registry_counters (
+  network INTEGER PRIMARY KEY,
+  next_node BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_nodes (
+  network INTEGER NOT NULL,
+  node BIGINT NOT NULL,
+  public_key BYTEA NOT NULL CONSTRAINT registry_nodes_key_unique UNIQUE,
+  email TEXT NOT NULL,
+  hostname TEXT CONSTRAINT registry_nodes_hostname_unique UNIQUE,
+  public BOOLEAN NOT NULL DEFAULT false,
+  active BOOLEAN NOT NULL DEFAULT true,
+  created BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL DEFAULT 0,
+  observed TEXT,
+  lan_endpoints TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (network, node)
+);
+CREATE TABLE IF NOT EXISTS registry_trust_pairs (
+  a BIGINT NOT NULL,
+  b BIGINT NOT NULL,
+  stmt_a TEXT NOT NULL,
+  sig_a BYTEA NOT NULL,
+  stmt_b TEXT NOT NULL,
+  sig_b BYTEA NOT NULL,
+  created BIGINT NOT NULL,
+  PRIMARY KEY (a, b)
+);
+CREATE INDEX IF NOT EXISTS registry_trust_pairs_b ON registry_trust_pairs (b);
+CREATE TABLE IF NOT EXISTS registry_trust_requests (
+  from_addr BIGINT NOT NULL,
+  to_addr BIGINT NOT NULL,
+  reason TEXT NOT NULL,
+  statement TEXT NOT NULL,
+  sig BYTEA NOT NULL,
+  created BIGINT NOT NULL,
+  PRIMARY KEY (from_addr, to_addr)
+);
+CREATE INDEX IF NOT EXISTS registry_trust_requests_to ON registry_trust_requests (to_addr);
+`,
+  },
+];
+
+interface NodeRow {
+  network: number;
+  node: string;
+  public_key: Buffer;
+  email: string;
+  hostname: string | null;
+  public: boolean;
+  active: boolean;
+  created: string;
+  last_seen: string;
+  observed: string | null;
+  lan_endpoints: string;
+}
+
+interface PairRow {
+  a: string;
+  b: string;
+  stmt_a: string;
+  sig_a: Buffer;
+  stmt_b: string;
+  sig_b: Buffer;
+  created: string;
+}
+
+interface RequestRow {
+  from_addr: string;
+  to_addr: string;
+  reason: string;
+  statement: string;
+  sig: Buffer;
+  created: string;
+}
+
+/** BIGINT arrives as a string (node-postgres does not guess at precision); ours fit 2^53. */
+const num = (v: string | number): number => Number(v);
+
+function toRecord(r: NodeRow): NodeRecord {
+  let lan: string[] = [];
+  try {
+    const v: unknown = JSON.parse(r.lan_endpoints);
+    if (Array.isArray(v)) lan = v.filter((x): x is string => typeof x === 'string');
+  } catch {
+    /* a corrupt column must not take the registry down */
+  }
+  return {
+    address: makeAddress(r.network, num(r.node)),
+    publicKey: Buffer.from(r.public_key),
+    email: r.email,
+    hostname: r.hostname,
+    public: r.public,
+    active: r.active,
+    created: num(r.created),
+    lastSeen: num(r.last_seen),
+    observed: r.observed,
+    lanEndpoints: lan,
+  };
+}
+
+function fromKey(k: string | number): Address {
+  const n = num(k);
+  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
+}
+
+function ordered(x: Address, y: Address): [number, number] {
+  const a = addressKey(x);
+  const b = addressKey(y);
+  return a <= b ? [a, b] : [b, a];
+}
+
+/** Which unique constraint a 23505 error broke, if any. */
+function uniqueViolation(err: unknown): string | undefined {
+  const e = err as { code?: string; constraint?: string };
+  return e?.code === '23505' ? (e.constraint ?? '') : undefined;
+}
+
+const taken = (h: string) => new PilotError('HOSTNAME_TAKEN', `hostname ${h} is taken`, 'pick another hostname');
+const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered', 'register first');
+
+export interface PostgresStoreOptions {
+  /** Network new nodes are allocated on (default 0). */
+  network?: number;
+  /** Pool size (default 10). */
+  max?: number;
+}
+
+export class PostgresStore implements RegistryStore {
+  readonly pool: pg.Pool;
+  private readonly network: number;
+  private closed = false;
+
+  private constructor(pool: pg.Pool, network: number) {
+    this.pool = pool;
+    this.network = network;
+  }
+
+  /**
+   * Connects and brings the schema up to date. Throws PilotError BAD_ARGUMENT
+   * (bad URL), UNREACHABLE (server down) or PERMISSION_DENIED (auth), each with a hint.
+   */
+  static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
+    const pool = await connectPg(url, { max: opts.max ?? 10 });
+    try {
+      await migrate(pool, MIGRATIONS);
+    } catch (err) {
+      await pool.end().catch(() => {});
+      throw err;
+    }
+    return new PostgresStore(pool, opts.network ?? 0);
+  }
+
+  private async one(sql: string, args: unknown[]): Promise<NodeRecord | undefined> {
+    const r = await this.pool.query<NodeRow>(sql, args);
+    return r.rows[0] ? toRecord(r.rows[0]) : undefined;
+  }
+
+  async register(inp: RegisterInput): Promise<NodeRecord> {
+    // A concurrent first register of the same key (two instances) makes one
+    // INSERT fail on the key constraint: the retry then takes the update path.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.tx((c) => this.registerTx(c, inp));
+      } catch (err) {
+        const broke = uniqueViolation(err);
+        if (broke === 'registry_nodes_hostname_unique') throw taken(inp.hostname ?? '');
+        if (broke === 'registry_nodes_key_unique' && attempt < 3) continue;
+        throw err;
+      }
+    }
+  }
+
+  private async registerTx(c: pg.PoolClient, inp: RegisterInput): Promise<NodeRecord> {
+    const existing = (await c.query<NodeRow>('SELECT * FROM registry_nodes WHERE public_key = $1 FOR UPDATE', [inp.publicKey])).rows[0];
+    if (inp.hostname !== undefined) {
+      const owner = (await c.query<{ public_key: Buffer }>('SELECT public_key FROM registry_nodes WHERE hostname = $1', [inp.hostname])).rows[0];
+      if (owner && !Buffer.from(owner.public_key).equals(inp.publicKey)) throw taken(inp.hostname);
+    }
+    const lan = inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : null;
+    let row: NodeRow | undefined;
+    if (existing) {
+      // Omitted fields keep their value (COALESCE); the key proves it is the same node.
+      row = (
+        await c.query<NodeRow>(
+          `UPDATE registry_nodes SET email = $1, hostname = COALESCE($2, hostname), public = COALESCE($3, public), active = true,
+             last_seen = $4, observed = COALESCE($5, observed), lan_endpoints = COALESCE($6, lan_endpoints)
+           WHERE public_key = $7 RETURNING *`,
+          [inp.email, inp.hostname ?? null, inp.public ?? null, inp.now, inp.observed ?? null, lan, inp.publicKey],
+        )
+      ).rows[0];
+    } else {
+      // The counter row is locked until commit: concurrent registrations (any
+      // instance) get consecutive ids, and a rolled-back one leaves no gap.
+      const id = num(
+        (
+          await c.query<{ id: string }>(
+            `INSERT INTO registry_counters (network, next_node) VALUES ($1, 2)
+             ON CONFLICT (network) DO UPDATE SET next_node = registry_counters.next_node + 1
+             RETURNING next_node - 1 AS id`,
+            [this.network],
+          )
+        ).rows[0]!.id,
+      );
+      if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
+      row = (
+        await c.query<NodeRow>(
+          `INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
+           VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8, $9) RETURNING *`,
+          [this.network, id, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ?? false, inp.now, inp.observed ?? null, lan ?? '[]'],
+        )
+      ).rows[0];
+    }
+    return toRecord(row!);
+  }
+
+  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  getByKey(publicKey: Buffer): Promise<NodeRecord | undefined> {
+    return this.one('SELECT * FROM registry_nodes WHERE public_key = $1', [publicKey]);
+  }
+
+  getByAddress(address: Address): Promise<NodeRecord | undefined> {
+    return this.one('SELECT * FROM registry_nodes WHERE network = $1 AND node = $2', [address.network, address.node]);
+  }
+
+  getByHostname(hostname: string): Promise<NodeRecord | undefined> {
+    return this.one('SELECT * FROM registry_nodes WHERE hostname = $1 AND active', [hostname]);
+  }
+
+  async setHostname(publicKey: Buffer, hostname: string | null): Promise<NodeRecord> {
+    let rec: NodeRecord | undefined;
+    try {
+      rec = await this.one('UPDATE registry_nodes SET hostname = $1 WHERE public_key = $2 AND active RETURNING *', [hostname, publicKey]);
+    } catch (err) {
+      if (uniqueViolation(err) === 'registry_nodes_hostname_unique') throw taken(hostname ?? '');
+      throw err;
+    }
+    if (!rec) throw notRegistered();
+    return rec;
+  }
+
+  async setVisibility(publicKey: Buffer, pub: boolean): Promise<NodeRecord> {
+    const rec = await this.one('UPDATE registry_nodes SET public = $1 WHERE public_key = $2 AND active RETURNING *', [pub, publicKey]);
+    if (!rec) throw notRegistered();
+    return rec;
+  }
+
+  async touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord> {
+    const lan = input.lanEndpoints !== undefined ? JSON.stringify(input.lanEndpoints) : null;
+    const rec = await this.one(
+      'UPDATE registry_nodes SET last_seen = $1, observed = $2, lan_endpoints = COALESCE($3, lan_endpoints) WHERE public_key = $4 AND active RETURNING *',
+      [input.now, input.observed, lan, publicKey],
+    );
+    if (!rec) throw notRegistered();
+    return rec;
+  }
+
+  async deregister(publicKey: Buffer): Promise<void> {
+    const r = await this.pool.query("UPDATE registry_nodes SET active = false, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = $1 AND active", [publicKey]);
+    if (r.rowCount === 0) throw notRegistered();
+  }
+
+  // ---------------- trust ----------------
+
+  async putTrustPair(pair: TrustPair): Promise<void> {
+    const [a, b] = ordered(pair.a, pair.b);
+    const swapped = a !== addressKey(pair.a);
+    const [stmtA, sigA, stmtB, sigB] = swapped ? [pair.stmtB, pair.sigB, pair.stmtA, pair.sigA] : [pair.stmtA, pair.sigA, pair.stmtB, pair.sigB];
+    await this.pool.query(
+      `INSERT INTO registry_trust_pairs (a, b, stmt_a, sig_a, stmt_b, sig_b, created) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (a, b) DO UPDATE SET stmt_a = excluded.stmt_a, sig_a = excluded.sig_a, stmt_b = excluded.stmt_b, sig_b = excluded.sig_b, created = excluded.created`,
+      [a, b, stmtA, sigA, stmtB, sigB, pair.created],
+    );
+  }
+
+  private pairRow(r: PairRow): TrustPair {
+    return { a: fromKey(r.a), b: fromKey(r.b), stmtA: r.stmt_a, sigA: Buffer.from(r.sig_a), stmtB: r.stmt_b, sigB: Buffer.from(r.sig_b), created: num(r.created) };
+  }
+
+  async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
+    const r = (await this.pool.query<PairRow>('SELECT * FROM registry_trust_pairs WHERE a = $1 AND b = $2', ordered(x, y))).rows[0];
+    return r ? this.pairRow(r) : undefined;
+  }
+
+  async deleteTrustPair(x: Address, y: Address): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM registry_trust_pairs WHERE a = $1 AND b = $2', ordered(x, y))).rowCount ?? 0) > 0;
+  }
+
+  async listTrustPairs(node: Address): Promise<TrustPair[]> {
+    const rows = (await this.pool.query<PairRow>('SELECT * FROM registry_trust_pairs WHERE a = $1 OR b = $1 ORDER BY created, a, b', [addressKey(node)])).rows;
+    return rows.map((r) => this.pairRow(r));
+  }
+
+  async putTrustRequest(req: TrustRequest): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO registry_trust_requests (from_addr, to_addr, reason, statement, sig, created) VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (from_addr, to_addr) DO UPDATE SET reason = excluded.reason, statement = excluded.statement, sig = excluded.sig, created = excluded.created`,
+      [addressKey(req.from), addressKey(req.to), req.reason, req.statement, req.sig, req.created],
+    );
+  }
+
+  private requestRow(r: RequestRow): TrustRequest {
+    return { from: fromKey(r.from_addr), to: fromKey(r.to_addr), reason: r.reason, statement: r.statement, sig: Buffer.from(r.sig), created: num(r.created) };
+  }
+
+  async getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined> {
+    const r = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])).rows[0];
+    return r ? this.requestRow(r) : undefined;
+  }
+
+  async listTrustRequestsTo(to: Address): Promise<TrustRequest[]> {
+    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE to_addr = $1 ORDER BY created, from_addr', [addressKey(to)])).rows;
+    return rows.map((r) => this.requestRow(r));
+  }
+
+  async listTrustRequestsFrom(from: Address): Promise<TrustRequest[]> {
+    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 ORDER BY created, to_addr', [addressKey(from)])).rows;
+    return rows.map((r) => this.requestRow(r));
+  }
+
+  async deleteTrustRequest(from: Address, to: Address): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])).rowCount ?? 0) > 0;
+  }
+
+  /**
+   * Runs `fn` while holding a cluster-wide lock on the unordered pair {x, y}
+   * (a transaction-scoped advisory lock on a connection of its own), so two
+   * instances handling crossing trust requests see each other's writes.
+   */
+  async withPairLock<T>(x: Address, y: Address, fn: () => Promise<T>): Promise<T> {
+    const [a, b] = ordered(x, y);
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      // Two int4 keys: pair keys are 48-bit, so hash them into the lock space.
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))', [`pilot-trust:${a}`, `${b}`]);
+      return await fn();
+    } finally {
+      await c.query('COMMIT').catch(() => {});
+      c.release();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}

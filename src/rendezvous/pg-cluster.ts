@@ -1,0 +1,283 @@
+// Cluster over PostgreSQL: the instances sharing a registry database also share
+//   cluster_instances  id, advertised UDP host:port, last_seen (refreshed every 5 s)
+//   cluster_presence   which instance each online node is at, its endpoints, last_seen
+//   cluster_secret     one random key: tags relay packets between instances
+// Pushes and cache invalidations travel as NOTIFY (channel pilot_rdv for all,
+// pilot_rdv_<id> for one instance); relay packets go straight from instance to
+// instance over UDP (relay-forward.ts), never through the database.
+import crypto from 'node:crypto';
+import pg from 'pg';
+import { z } from 'zod';
+import { addressKey, makeAddress, type Address } from '../wire/address.ts';
+import { ONLINE_MS } from '../registry/protocol.ts';
+import { migrate, type Migration } from '../registry/postgres-connect.ts';
+import type { Logger } from '../util/logger.ts';
+import type { Cluster, ClusterEvents, RelayTarget, RemotePresence } from './cluster.ts';
+import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
+
+const MIGRATIONS: Migration[] = [
+  {
+    id: 'cluster-1',
+    sql: `
+CREATE TABLE IF NOT EXISTS cluster_instances (
+  id TEXT PRIMARY KEY,
+  host TEXT NOT NULL,
+  port INTEGER NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_presence (
+  address BIGINT PRIMARY KEY,
+  instance TEXT NOT NULL,
+  observed TEXT,
+  lan_endpoints TEXT NOT NULL DEFAULT '[]',
+  last_seen BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cluster_secret (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  secret BYTEA NOT NULL
+);
+`,
+  },
+];
+
+const CHANNEL = 'pilot_rdv';
+/** An instance not heard from for this long is down: its nodes are offline. */
+const INSTANCE_ALIVE_MS = 20_000;
+/** Presence is rewritten at least this often while the node heartbeats (well inside ONLINE_MS). */
+const PRESENCE_REFRESH_MS = ONLINE_MS / 4;
+/** Relay destination lookups are cached this long (found / not found). */
+const TARGET_MS = 2_000;
+const NO_TARGET_MS = 500;
+const CLEANUP_EVERY_MS = 60_000;
+
+const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
+const AddrKey = z.number().int().min(0).max(2 ** 48 - 1);
+const Note = z.discriminatedUnion('k', [
+  z.object({ k: z.literal('push'), from: z.string(), to: AddrKey, event: z.string().max(64), data: z.record(z.string(), z.unknown()) }),
+  z.object({ k: z.literal('pair'), from: z.string(), x: AddrKey, y: AddrKey }),
+  z.object({ k: z.literal('node'), from: z.string(), a: AddrKey }),
+]);
+
+function parseLan(text: string): string[] {
+  try {
+    const v: unknown = JSON.parse(text);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(0, 16) : [];
+  } catch {
+    return [];
+  }
+}
+
+export interface PgClusterStart {
+  /** Where the other instances send relay packets for nodes online here (our UDP port). */
+  advertise: { host: string; port: number };
+  /** Sends a datagram from the rendezvous's UDP socket. */
+  sendUdp(pkt: Buffer, host: string, port: number): void;
+  events: ClusterEvents;
+}
+
+export class PgCluster implements Cluster {
+  readonly instanceId = crypto.randomBytes(8).toString('hex');
+  private readonly pool: pg.Pool;
+  private readonly url: string;
+  private readonly log: Logger;
+  private secret: Buffer = Buffer.alloc(0);
+  private wiring: PgClusterStart | undefined;
+  private listener: pg.Client | undefined;
+  private closed = false;
+  private lastCleanup = 0;
+  /** address key -> what was last written and when (presence writes are throttled). */
+  private readonly written = new Map<number, { sig: string; at: number }>();
+  private readonly targets = new Map<number, { target: RelayTarget | undefined; expires: number }>();
+  private readonly lookups = new Map<number, Promise<RelayTarget | undefined>>();
+
+  /** `pool` is shared with the PostgresStore; `url` opens the one LISTEN connection. */
+  constructor(pool: pg.Pool, url: string, log: Logger) {
+    this.pool = pool;
+    this.url = url;
+    this.log = log;
+  }
+
+  /** Schema, cluster secret, our instance row, then LISTEN. */
+  async start(s: PgClusterStart): Promise<void> {
+    this.wiring = s;
+    await migrate(this.pool, MIGRATIONS);
+    // The first instance ever creates the secret; everyone reads the one that won.
+    await this.pool.query('INSERT INTO cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [crypto.randomBytes(32)]);
+    this.secret = Buffer.from((await this.pool.query<{ secret: Buffer }>('SELECT secret FROM cluster_secret WHERE id = 1')).rows[0]!.secret);
+    await this.beat(Date.now());
+    await this.listen();
+  }
+
+  private async beat(now: number): Promise<void> {
+    const a = this.wiring!.advertise;
+    await this.pool.query(
+      `INSERT INTO cluster_instances (id, host, port, last_seen) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (id) DO UPDATE SET host = excluded.host, port = excluded.port, last_seen = excluded.last_seen`,
+      [this.instanceId, a.host, a.port, now],
+    );
+  }
+
+  private async listen(): Promise<void> {
+    const client = new pg.Client({ connectionString: this.url });
+    // Runs once per client (error and end may both fire): drop it and start over.
+    const lost = (why: string): boolean => {
+      if (this.listener !== client) return false;
+      this.listener = undefined;
+      client.end().catch(() => {});
+      this.relisten(why);
+      return true;
+    };
+    client.on('error', (err) => lost(err.message));
+    client.on('end', () => lost('connection ended'));
+    client.on('notification', (n) => this.onNote(n.payload));
+    this.listener = client;
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      await client.query(`LISTEN ${CHANNEL}_${this.instanceId}`);
+    } catch (err) {
+      if (this.listener !== client) return; // 'error' came first and already scheduled the retry
+      this.listener = undefined;
+      client.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  /** Notifications sent while we were away are lost; relay decisions then expire within their 10 s cache. */
+  private relisten(why: string): void {
+    if (this.closed) return;
+    this.log.warn({ why }, 'cluster LISTEN connection lost; reconnecting in 1 s');
+    setTimeout(() => void this.listen().catch((err: unknown) => this.relisten(`reconnect failed: ${(err as Error).message}`)), 1_000).unref();
+  }
+
+  private onNote(payload: string | undefined): void {
+    let note: z.infer<typeof Note>;
+    try {
+      const parsed = Note.safeParse(JSON.parse(payload ?? ''));
+      if (!parsed.success) return;
+      note = parsed.data;
+    } catch {
+      return;
+    }
+    if (note.from === this.instanceId) return;
+    const ev = this.wiring!.events;
+    if (note.k === 'push') ev.push(fromKey(note.to), note.event, note.data);
+    else if (note.k === 'pair') ev.pairChanged(fromKey(note.x), fromKey(note.y));
+    else {
+      this.targets.delete(note.a);
+      ev.nodeChanged(fromKey(note.a));
+    }
+  }
+
+  private notify(channel: string, note: z.infer<typeof Note>): Promise<void> {
+    return this.pool.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify(note)]).then(
+      () => undefined,
+      (err: unknown) => this.log.warn({ err: (err as Error).message, k: note.k }, 'cluster notify failed'),
+    );
+  }
+
+  async present(p: { address: Address; observed: string | null; lanEndpoints: string[]; now: number }): Promise<void> {
+    const k = addressKey(p.address);
+    const sig = JSON.stringify([p.observed, p.lanEndpoints]);
+    const w = this.written.get(k);
+    if (w && w.sig === sig && p.now - w.at < PRESENCE_REFRESH_MS) return;
+    await this.pool.query(
+      `INSERT INTO cluster_presence (address, instance, observed, lan_endpoints, last_seen) VALUES ($1, $2, $3, $4, $5)
+       ON CONFLICT (address) DO UPDATE SET instance = excluded.instance, observed = excluded.observed, lan_endpoints = excluded.lan_endpoints, last_seen = excluded.last_seen`,
+      [k, this.instanceId, p.observed, JSON.stringify(p.lanEndpoints), p.now],
+    );
+    this.written.set(k, { sig, at: p.now });
+  }
+
+  async absent(address: Address): Promise<void> {
+    const k = addressKey(address);
+    this.written.delete(k);
+    await this.pool.query('DELETE FROM cluster_presence WHERE address = $1 AND instance = $2', [k, this.instanceId]);
+  }
+
+  private async find(address: Address, now: number): Promise<(RemotePresence & { host: string; port: number }) | undefined> {
+    const r = await this.pool.query<{ instance: string; observed: string | null; lan_endpoints: string; last_seen: string; host: string; port: number }>(
+      `SELECT p.instance, p.observed, p.lan_endpoints, p.last_seen, i.host, i.port
+       FROM cluster_presence p JOIN cluster_instances i ON i.id = p.instance
+       WHERE p.address = $1 AND p.instance <> $2 AND p.last_seen > $3 AND i.last_seen > $4`,
+      [addressKey(address), this.instanceId, now - ONLINE_MS, now - INSTANCE_ALIVE_MS],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return { instance: row.instance, observed: row.observed, lanEndpoints: parseLan(row.lan_endpoints), lastSeen: Number(row.last_seen), host: row.host, port: row.port };
+  }
+
+  async locate(address: Address, now = Date.now()): Promise<RemotePresence | undefined> {
+    const f = await this.find(address, now);
+    return f && { instance: f.instance, observed: f.observed, lanEndpoints: f.lanEndpoints, lastSeen: f.lastSeen };
+  }
+
+  relayTarget(address: Address, now = Date.now()): RelayTarget | undefined | Promise<RelayTarget | undefined> {
+    const k = addressKey(address);
+    const c = this.targets.get(k);
+    if (c && c.expires > now) return c.target;
+    let lookup = this.lookups.get(k);
+    if (!lookup) {
+      lookup = this.find(address, now)
+        .then((f) => (f ? { instance: f.instance, host: f.host, port: f.port } : undefined))
+        .catch(() => undefined)
+        .then((target) => {
+          this.lookups.delete(k);
+          if (this.targets.size > 100_000) this.targets.clear();
+          this.targets.set(k, { target, expires: Date.now() + (target ? TARGET_MS : NO_TARGET_MS) });
+          return target;
+        });
+      this.lookups.set(k, lookup);
+    }
+    return lookup;
+  }
+
+  sendRelay(target: RelayTarget, src: Address, relaySend: Buffer): boolean {
+    this.wiring!.sendUdp(encodeRelayForward(this.secret, src, relaySend), target.host, target.port);
+    return true;
+  }
+
+  receiveRelay(pkt: Buffer): { src: Address; relaySend: Buffer } | undefined {
+    return this.secret.length ? decodeRelayForward(this.secret, pkt) : undefined;
+  }
+
+  async pushRemote(to: Address, event: string, data: Record<string, unknown>): Promise<boolean> {
+    const at = await this.locate(to);
+    if (!at) return false;
+    await this.notify(`${CHANNEL}_${at.instance}`, { k: 'push', from: this.instanceId, to: addressKey(to), event, data });
+    return true;
+  }
+
+  broadcastPairChanged(x: Address, y: Address): void {
+    void this.notify(CHANNEL, { k: 'pair', from: this.instanceId, x: addressKey(x), y: addressKey(y) });
+  }
+
+  broadcastNodeChanged(a: Address): void {
+    void this.notify(CHANNEL, { k: 'node', from: this.instanceId, a: addressKey(a) });
+  }
+
+  tick(now: number): void {
+    this.beat(now).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cluster heartbeat failed'));
+    for (const [k, t] of this.targets) if (t.expires <= now) this.targets.delete(k);
+    for (const [k, w] of this.written) if (now - w.at > ONLINE_MS) this.written.delete(k);
+    if (now - this.lastCleanup >= CLEANUP_EVERY_MS) {
+      this.lastCleanup = now;
+      // Long gone: rows of nodes offline for 10 minutes and of instances that stopped.
+      this.pool
+        .query('DELETE FROM cluster_presence WHERE last_seen < $1', [now - 10 * ONLINE_MS])
+        .then(() => this.pool.query('DELETE FROM cluster_instances WHERE last_seen < $1', [now - 10 * ONLINE_MS]))
+        .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'cluster cleanup failed'));
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const l = this.listener;
+    this.listener = undefined;
+    await l?.end().catch(() => {});
+    // Our nodes are offline now; peers stop routing to us at once rather than after expiry.
+    await this.pool.query('DELETE FROM cluster_presence WHERE instance = $1', [this.instanceId]).catch(() => {});
+    await this.pool.query('DELETE FROM cluster_instances WHERE id = $1', [this.instanceId]).catch(() => {});
+  }
+}

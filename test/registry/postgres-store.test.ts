@@ -1,0 +1,48 @@
+// The store contract against a real PostgreSQL (a private cluster started for
+// this file), plus what only the PostgreSQL store has: URL and connection errors.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PostgresStore } from '../../src/registry/postgres-store.ts';
+import { PilotError } from '../../src/util/errors.ts';
+import { pgSkipReason, startPostgres, type PgCluster } from '../helpers/postgres.ts';
+import { storeContract } from './store-contract.ts';
+
+const skip = pgSkipReason();
+let pg: PgCluster | undefined;
+let dbs = 0;
+
+before(() => {
+  if (!skip) pg = startPostgres();
+});
+after(() => pg?.stop());
+
+storeContract(
+  'postgres',
+  {
+    async fresh() {
+      const url = pg!.createDatabase(`contract_${++dbs}`);
+      return () => PostgresStore.open(url);
+    },
+  },
+  { skip },
+);
+
+test('postgres: two stores migrating one empty database at the same moment', { skip }, async () => {
+  const url = pg!.createDatabase('migrate_race');
+  const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(url)));
+  await Promise.all(stores.map((s) => s.close()));
+  const again = await PostgresStore.open(url); // migrations already applied: a no-op
+  await again.close();
+});
+
+test('postgres: bad URL, server down, missing database -> coded errors with hints', { skip }, async () => {
+  const code = (c: string) => (e: unknown) => e instanceof PilotError && e.code === c && typeof e.hint === 'string' && e.hint.length > 0;
+  await assert.rejects(PostgresStore.open('postgres://['), code('BAD_ARGUMENT'));
+  await assert.rejects(PostgresStore.open('mysql://x@localhost/db'), code('BAD_ARGUMENT'));
+  // Nothing listens on this socket directory.
+  await assert.rejects(PostgresStore.open('postgres://postgres@/pilot?host=/nonexistent-pilot-dir'), code('UNREACHABLE'));
+  // Nothing listens on TCP port 1.
+  await assert.rejects(PostgresStore.open('postgres://u:secret@127.0.0.1:1/pilot'), (e: unknown) => code('UNREACHABLE')(e) && !(e as Error).message.includes('secret'));
+  const missing = pg!.url.replace('/pilot?', '/no_such_db?');
+  await assert.rejects(PostgresStore.open(missing), code('BAD_ARGUMENT'));
+});

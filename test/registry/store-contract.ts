@@ -1,0 +1,227 @@
+// The RegistryStore contract: one suite run against every store (SQLite in
+// sqlite-store.test.ts, PostgreSQL in postgres-store.test.ts), so both keep
+// exactly the same semantics. `fresh()` gives an empty database and an opener
+// that can be called several times on it (reconnect, a second process's pool).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateIdentity } from '../../src/registry/signing.ts';
+import { addressKey, makeAddress, type Address } from '../../src/wire/address.ts';
+import { PilotError } from '../../src/util/errors.ts';
+import type { RegistryStore } from '../../src/registry/store.ts';
+
+export interface StoreFactory {
+  fresh(): Promise<() => Promise<RegistryStore>>;
+}
+
+const key = () => generateIdentity().publicKey;
+const isCode = (code: string) => (e: unknown) => e instanceof PilotError && e.code === code;
+
+/** Opens a store on a fresh database, runs fn, always closes. */
+async function withStore(f: StoreFactory, fn: (s: RegistryStore, open: () => Promise<RegistryStore>) => Promise<void>): Promise<void> {
+  const open = await f.fresh();
+  const s = await open();
+  try {
+    await fn(s, open);
+  } finally {
+    await s.close();
+  }
+}
+
+export function storeContract(name: string, f: StoreFactory, opts: { skip?: string | false } = {}): void {
+  const t = (title: string, fn: () => Promise<void>) => test(`${name}: ${title}`, { skip: opts.skip ?? false, timeout: 60_000 }, fn);
+
+  t('allocates node ids from 1 on network 0; same key -> same address', () =>
+    withStore(f, async (s) => {
+      const k1 = key();
+      const k2 = key();
+      const a = await s.register({ publicKey: k1, email: 'a@x.io', lanEndpoints: ['10.0.0.1:1'], observed: '1.2.3.4:5', now: 1 });
+      const b = await s.register({ publicKey: k2, email: 'b@x.io', public: true, now: 2 });
+      assert.deepEqual(a.address, makeAddress(0, 1));
+      assert.deepEqual(b.address, makeAddress(0, 2));
+      assert.equal(a.public, false);
+      assert.equal(b.public, true);
+      assert.deepEqual(a.lanEndpoints, ['10.0.0.1:1']);
+      assert.equal(a.observed, '1.2.3.4:5');
+      assert.equal(a.created, 1);
+      const again = await s.register({ publicKey: k1, email: 'new@x.io', now: 3 });
+      assert.deepEqual(again.address, a.address);
+      assert.equal(again.email, 'new@x.io');
+      assert.equal(again.lastSeen, 3);
+      assert.equal(again.created, 1);
+      assert.deepEqual(again.lanEndpoints, ['10.0.0.1:1'], 'omitted fields keep their value');
+      assert.equal(again.observed, '1.2.3.4:5');
+      assert.deepEqual((await s.getByAddress(makeAddress(0, 2)))?.publicKey, k2);
+      assert.equal(await s.getByAddress(makeAddress(0, 3)), undefined);
+      assert.equal(await s.getByAddress(makeAddress(1, 1)), undefined, 'other network');
+    }));
+
+  t('hostname is unique and optional; register keeps it when omitted', () =>
+    withStore(f, async (s) => {
+      const k1 = key();
+      const k2 = key();
+      await s.register({ publicKey: k1, email: 'a@x.io', hostname: 'alpha', now: 1 });
+      await assert.rejects(s.register({ publicKey: k2, email: 'b@x.io', hostname: 'alpha', now: 1 }), isCode('HOSTNAME_TAKEN'));
+      assert.equal(await s.getByKey(k2), undefined, 'failed register must not create the node');
+      await s.register({ publicKey: k2, email: 'b@x.io', now: 1 });
+      await assert.rejects(s.setHostname(k2, 'alpha'), isCode('HOSTNAME_TAKEN'));
+      const r = await s.register({ publicKey: k1, email: 'a@x.io', now: 2 });
+      assert.equal(r.hostname, 'alpha');
+      assert.equal((await s.getByHostname('alpha'))?.publicKey.equals(k1), true);
+      await s.setHostname(k1, null);
+      assert.equal(await s.getByHostname('alpha'), undefined);
+      assert.equal((await s.setHostname(k2, 'alpha')).hostname, 'alpha');
+      await assert.rejects(s.setHostname(key(), 'beta'), isCode('NOT_REGISTERED'));
+      await assert.rejects(s.setVisibility(key(), true), isCode('NOT_REGISTERED'));
+    }));
+
+  t('touch, visibility, deregister keeps the address binding', () =>
+    withStore(f, async (s) => {
+      const k = key();
+      const rec = await s.register({ publicKey: k, email: 'a@x.io', hostname: 'h1', lanEndpoints: ['10.0.0.1:1'], now: 1 });
+      await assert.rejects(s.touch(key(), { observed: '1.2.3.4:5', now: 2 }), isCode('NOT_REGISTERED'));
+      const t1 = await s.touch(k, { observed: '1.2.3.4:5', now: 5 });
+      assert.equal(t1.observed, '1.2.3.4:5');
+      assert.equal(t1.lastSeen, 5);
+      assert.deepEqual(t1.lanEndpoints, ['10.0.0.1:1']);
+      assert.deepEqual((await s.touch(k, { observed: '1.2.3.4:6', lanEndpoints: [], now: 6 })).lanEndpoints, []);
+      assert.equal((await s.setVisibility(k, true)).public, true);
+      await s.deregister(k);
+      const gone = await s.getByKey(k);
+      assert.equal(gone?.active, false);
+      assert.equal(gone?.hostname, null);
+      assert.equal(await s.getByHostname('h1'), undefined, 'deregister releases the hostname');
+      await assert.rejects(s.deregister(k), isCode('NOT_REGISTERED'));
+      await assert.rejects(s.touch(k, { observed: '1.2.3.4:5', now: 6 }), isCode('NOT_REGISTERED'));
+      await assert.rejects(s.setHostname(k, 'h2'), isCode('NOT_REGISTERED'));
+      const back = await s.register({ publicKey: k, email: 'a@x.io', now: 7 });
+      assert.deepEqual(back.address, rec.address);
+      assert.equal(back.active, true);
+    }));
+
+  t('trust pairs and trust requests', () =>
+    withStore(f, async (s) => {
+      const a = makeAddress(0, 5);
+      const b = makeAddress(0, 3);
+      const c = makeAddress(1, 0xffffffff); // the largest keys must round-trip
+      await s.putTrustPair({ a, b, stmtA: 'from-5', sigA: Buffer.alloc(64, 1), stmtB: 'from-3', sigB: Buffer.alloc(64, 2), created: 10 });
+      const p = await s.getTrustPair(b, a);
+      assert.ok(p);
+      assert.deepEqual(p.a, b, 'stored with the lower address first');
+      assert.deepEqual(p.sigA, Buffer.alloc(64, 2), 'signatures follow their node');
+      assert.equal(p.stmtA, 'from-3', 'statements follow their node');
+      assert.equal(p.stmtB, 'from-5');
+      assert.equal(p.created, 10);
+      await s.putTrustPair({ a: c, b: a, stmtA: 'c', sigA: Buffer.alloc(64, 3), stmtB: 'a', sigB: Buffer.alloc(64, 4), created: 9 });
+      const pc = await s.getTrustPair(a, c);
+      assert.deepEqual(pc?.b, c);
+      assert.deepEqual(
+        (await s.listTrustPairs(a)).map((x) => [addressKey(x.a), addressKey(x.b)]),
+        [
+          [addressKey(a), addressKey(c)],
+          [addressKey(b), addressKey(a)],
+        ],
+        'oldest first',
+      );
+      assert.equal((await s.listTrustPairs(c)).length, 1);
+      assert.equal(await s.deleteTrustPair(a, b), true);
+      assert.equal(await s.deleteTrustPair(a, b), false);
+      assert.equal(await s.getTrustPair(a, b), undefined);
+
+      await s.putTrustRequest({ from: a, to: b, reason: 'hi', statement: '{"x":1}', sig: Buffer.alloc(64, 7), created: 11 });
+      await s.putTrustRequest({ from: c, to: b, reason: '', statement: '{"x":2}', sig: Buffer.alloc(64, 8), created: 5 });
+      const r = await s.getTrustRequest(a, b);
+      assert.equal(r?.reason, 'hi');
+      assert.equal(r?.statement, '{"x":1}');
+      assert.deepEqual(r?.sig, Buffer.alloc(64, 7));
+      assert.deepEqual(r?.from, a);
+      assert.deepEqual(
+        (await s.listTrustRequestsTo(b)).map((x) => addressKey(x.from)),
+        [addressKey(c), addressKey(a)],
+        'oldest first',
+      );
+      assert.equal((await s.listTrustRequestsTo(a)).length, 0);
+      assert.equal((await s.listTrustRequestsFrom(a)).length, 1);
+      assert.equal((await s.listTrustRequestsFrom(b)).length, 0);
+      await s.putTrustRequest({ from: a, to: b, reason: 'again', statement: '{"x":3}', sig: Buffer.alloc(64, 9), created: 12 });
+      assert.equal((await s.getTrustRequest(a, b))?.reason, 'again', 'a repeated request replaces the old one');
+      assert.equal(await s.deleteTrustRequest(a, b), true);
+      assert.equal(await s.deleteTrustRequest(a, b), false);
+      assert.equal(await s.getTrustRequest(a, b), undefined);
+    }));
+
+  t('everything survives closing and reopening; allocation continues', () =>
+    withStore(f, async (s1, open) => {
+      const k = key();
+      const rec = await s1.register({ publicKey: k, email: 'a@x.io', hostname: 'keep', public: true, now: 1 });
+      const a = rec.address;
+      const b = makeAddress(0, 9);
+      await s1.putTrustPair({ a, b, stmtA: 'sa', sigA: Buffer.alloc(64, 1), stmtB: 'sb', sigB: Buffer.alloc(64, 2), created: 3 });
+      await s1.putTrustRequest({ from: b, to: a, reason: 'r', statement: 'st', sig: Buffer.alloc(64, 5), created: 4 });
+      await s1.close();
+      const s2 = await open();
+      try {
+        const back = await s2.getByHostname('keep');
+        assert.deepEqual(back?.address, a);
+        assert.equal(back?.public, true);
+        assert.equal((await s2.getTrustPair(b, a))?.stmtB, 'sb');
+        assert.equal((await s2.getTrustRequest(b, a))?.statement, 'st');
+        assert.deepEqual((await s2.register({ publicKey: key(), email: 'b@x.io', now: 5 })).address, makeAddress(0, 2));
+      } finally {
+        await s2.close();
+      }
+    }));
+
+  t('two stores on one database register concurrently: no duplicate addresses, no gaps', () =>
+    withStore(f, async (s1, open) => {
+      const s2 = await open();
+      try {
+        const N = 40;
+        const keys = Array.from({ length: 2 * N }, key);
+        const recs = await Promise.all(keys.map((k, i) => (i % 2 ? s2 : s1).register({ publicKey: k, email: `n${i}@x.io`, now: i })));
+        const ids = recs.map((r) => r.address.node).sort((x, y) => x - y);
+        assert.deepEqual(ids, Array.from({ length: 2 * N }, (_, i) => i + 1));
+        // The same key from both at once: one node, one address.
+        const k = key();
+        const [x, y] = await Promise.all([s1.register({ publicKey: k, email: 'x@x.io', now: 100 }), s2.register({ publicKey: k, email: 'x@x.io', now: 100 })]);
+        assert.deepEqual(x.address, y.address);
+        assert.deepEqual(x.address, makeAddress(0, 2 * N + 1));
+        // One hostname claimed by two keys at once: exactly one wins.
+        const claims = await Promise.allSettled([s1.register({ publicKey: key(), email: 'p@x.io', hostname: 'race', now: 101 }), s2.register({ publicKey: key(), email: 'q@x.io', hostname: 'race', now: 101 })]);
+        assert.equal(claims.filter((c) => c.status === 'fulfilled').length, 1);
+        const lost = claims.find((c) => c.status === 'rejected') as PromiseRejectedResult;
+        assert.ok(isCode('HOSTNAME_TAKEN')(lost.reason), String(lost.reason));
+      } finally {
+        await s2.close();
+      }
+    }));
+
+  t('withPairLock (when offered) excludes a second store on the same pair', () =>
+    withStore(f, async (s1, open) => {
+      if (!s1.withPairLock) return; // single-process store: the rendezvous serialises in memory
+      const s2 = await open();
+      try {
+        const a: Address = makeAddress(0, 1);
+        const b: Address = makeAddress(0, 2);
+        const log: string[] = [];
+        const critical = (s: RegistryStore, tag: string, x: Address, y: Address) =>
+          s.withPairLock!(x, y, async () => {
+            log.push(`${tag}+`);
+            await new Promise((r) => setTimeout(r, 150));
+            log.push(`${tag}-`);
+          });
+        await Promise.all([critical(s1, '1', a, b), critical(s2, '2', b, a)]);
+        assert.ok(log.join() === '1+,1-,2+,2-' || log.join() === '2+,2-,1+,1-', `interleaved: ${log.join()}`);
+        // Another pair is not blocked.
+        const other: string[] = [];
+        const slow = s1.withPairLock!(a, b, async () => {
+          await new Promise((r) => setTimeout(r, 300));
+          other.push('ab');
+        });
+        await s2.withPairLock!(a, makeAddress(0, 3), async () => void other.push('ac'));
+        await slow;
+        assert.deepEqual(other, ['ac', 'ab']);
+      } finally {
+        await s2.close();
+      }
+    }));
+}

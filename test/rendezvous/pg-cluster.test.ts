@@ -1,0 +1,177 @@
+// Two rendezvous servers in this process sharing one real PostgreSQL database
+// (storeUrl): presence, pushes, relay and cache invalidation across instances,
+// forged instance-to-instance packets, and what happens when an instance stops.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import dgram from 'node:dgram';
+import { formatAddress, parseAddress, readAddress, writeAddress } from '../../src/wire/address.ts';
+import { decodeRelayForward, encodeRelayForward } from '../../src/rendezvous/relay-forward.ts';
+import pgLib from 'pg';
+import { startRendezvous } from '../../src/rendezvous/server.ts';
+import { pgSkipReason, startPostgres, type PgCluster } from '../helpers/postgres.ts';
+import { sleep, startServer, tmpDir, udpPeer, type Peer } from './helpers.ts';
+
+const skip = pgSkipReason();
+let pg: PgCluster | undefined;
+let dbs = 0;
+before(() => {
+  if (!skip) pg = startPostgres();
+});
+after(() => pg?.stop());
+
+function relaySend(dst: string, inner: Buffer): Buffer {
+  const pkt = Buffer.alloc(7 + inner.length);
+  pkt[0] = 0x20;
+  writeAddress(pkt, 1, parseAddress(dst));
+  inner.copy(pkt, 7);
+  return pkt;
+}
+const dataPkt = (n: number) => Buffer.concat([Buffer.from([0x12]), crypto.randomBytes(n - 1)]);
+
+function nextPush(p: Peer, event: string, ms = 3000): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`no ${event} push in ${ms} ms`)), ms);
+    const on = (push: { event: string; data: Record<string, unknown> }) => {
+      if (push.event !== event) return;
+      clearTimeout(t);
+      p.client.off('push', on);
+      resolve(push.data);
+    };
+    p.client.on('push', on);
+  });
+}
+
+test('relay-forward tags: round trip; any changed byte, another secret or a short packet is refused', () => {
+  const secret = crypto.randomBytes(32);
+  const src = parseAddress('0:0000.0000.0007');
+  const inner = relaySend('0:0000.0000.0009', dataPkt(100));
+  const pkt = encodeRelayForward(secret, src, inner);
+  const got = decodeRelayForward(secret, pkt);
+  assert.equal(formatAddress(got!.src), '0:0000.0000.0007');
+  assert.deepEqual(got!.relaySend, inner);
+  for (let i = 1; i < pkt.length; i += 7) {
+    const bad = Buffer.from(pkt);
+    bad[i]! ^= 1;
+    assert.equal(decodeRelayForward(secret, bad), undefined, `byte ${i} flipped`);
+  }
+  assert.equal(decodeRelayForward(crypto.randomBytes(32), pkt), undefined);
+  assert.equal(decodeRelayForward(secret, pkt.subarray(0, 20)), undefined);
+  assert.equal(decodeRelayForward(secret, Buffer.alloc(0)), undefined);
+});
+
+test('two instances, one database: resolve, pushes, relay, invalidation and forgeries across instances', { skip, timeout: 60_000 }, async (t) => {
+  const url = pg!.createDatabase(`cluster_${++dbs}`);
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const a = await udpPeer(s1.port);
+  const b = await udpPeer(s2.port);
+  const c = await udpPeer(s2.port);
+  t.after(() => Promise.all([a.close(), b.close(), c.close()]));
+  const ra = await a.client.register({ email: 'a@example.com', hostname: 'alpha' });
+  const rb = await b.client.register({ email: 'b@example.com', hostname: 'beta', public: true });
+  const rc = await c.client.register({ email: 'c@example.com', hostname: 'gamma' });
+  assert.deepEqual(new Set([ra.address, rb.address, rc.address]).size, 3, 'one address space');
+  await assert.rejects(c.client.setHostname('alpha'), (e: { code?: string }) => e.code === 'HOSTNAME_TAKEN', 'one hostname namespace');
+
+  // b is online at s2 only; s1 answers from the shared presence.
+  const found = await a.client.resolve({ hostname: 'beta' });
+  assert.equal(found.address, rb.address);
+  assert.equal(found.online, true);
+  assert.deepEqual(found.endpoints, [`127.0.0.1:${b.localPort}`]);
+
+  // Trust: a's request (at s1) is pushed to b by s2, b's approval (at s2) to a by s1.
+  const reqPush = nextPush(b, 'trust_request');
+  assert.equal((await a.client.trustRequest(rb.address, 'cross')).status, 'pending');
+  assert.equal((await reqPush).from, ra.address);
+  const okPush = nextPush(a, 'trust_approved');
+  assert.equal((await b.client.trustApprove(ra.address)).status, 'trusted');
+  assert.equal((await okPush).peer, rb.address);
+
+  // Relay a (s1) -> b (s2) and back.
+  const p1 = dataPkt(300);
+  a.sendRaw(relaySend(rb.address, p1));
+  const got = await b.nextPacket(0x21);
+  assert.equal(formatAddress(readAddress(got, 1)), ra.address, 'source stamped as the authenticated sender');
+  assert.deepEqual(got.subarray(7), p1);
+  const p2 = dataPkt(50);
+  b.sendRaw(relaySend(ra.address, p2));
+  assert.deepEqual((await a.nextPacket(0x21)).subarray(7), p2);
+  assert.ok(s1.stats().relay.toPeers >= 1 && s2.stats().relay.fromPeers >= 1);
+  assert.ok(s2.stats().relay.toPeers >= 1 && s1.stats().relay.fromPeers >= 1);
+
+  // c is private and untrusted: s1 refuses to forward a's packets to it.
+  a.sendRaw(relaySend(rc.address, dataPkt(40)));
+  await sleep(300);
+  assert.equal(c.received.filter((x) => x[0] === 0x21).length, 0);
+  assert.equal(s1.stats().relay.droppedNotTrusted, 1);
+
+  // Forged instance-to-instance packets (wrong key) claiming to come from a: dropped and counted.
+  const evil = dgram.createSocket('udp4');
+  t.after(() => evil.close());
+  const forged = encodeRelayForward(crypto.randomBytes(32), parseAddress(ra.address), relaySend(rc.address, dataPkt(40)));
+  await new Promise<void>((r) => evil.send(forged, s2.port, '127.0.0.1', () => r()));
+  await sleep(300);
+  assert.equal(s2.stats().relay.droppedForged, 1);
+  assert.equal(c.received.filter((x) => x[0] === 0x21).length, 0);
+
+  // Revoked and made private at s2: s1 drops its cached "allowed" (and the reply
+  // permission it recorded) at once through NOTIFY, not after its 10 s cache.
+  const revoked = nextPush(a, 'trust_revoked');
+  await b.client.trustRevoke(ra.address);
+  await revoked;
+  await sleep(200);
+  // Still public: allowed, and s1 caches that decision.
+  a.sendRaw(relaySend(rb.address, dataPkt(40)));
+  await b.nextPacket(0x21);
+  await b.client.setVisibility(false);
+  await sleep(300);
+  const dropped = s1.stats().relay.droppedNotTrusted;
+  const before = b.received.filter((x) => x[0] === 0x21).length;
+  a.sendRaw(relaySend(rb.address, dataPkt(40)));
+  await sleep(300);
+  assert.equal(s1.stats().relay.droppedNotTrusted, dropped + 1, 'node change at s2 invalidated s1');
+  assert.equal(b.received.filter((x) => x[0] === 0x21).length, before);
+});
+
+test('an instance that stops takes its nodes offline for the others; concurrent registrations on both stay unique', { skip, timeout: 60_000 }, async (t) => {
+  const url = pg!.createDatabase(`cluster_${++dbs}`);
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const peers = await Promise.all(Array.from({ length: 16 }, (_, i) => udpPeer(i % 2 ? s2.port : s1.port)));
+  t.after(() => Promise.all(peers.map((p) => p.close())));
+  const regs = await Promise.all(peers.map((p, i) => p.client.register({ email: `n${i}@example.com`, public: true })));
+  assert.equal(new Set(regs.map((r) => r.address)).size, 16);
+  const [onS1, onS2] = [peers[0]!, regs[1]!];
+  assert.equal((await onS1.client.resolve({ address: onS2.address })).online, true);
+  await s2.close();
+  assert.equal((await onS1.client.resolve({ address: onS2.address })).online, false, 'presence left with the instance');
+});
+
+test('storeUrl: wildcard listen without advertise, and an unreachable database, fail with codes and hints', { skip }, async () => {
+  const dir = tmpDir();
+  await assert.rejects(startRendezvous({ host: '0.0.0.0', port: 0, dataDir: dir, storeUrl: pg!.url }), (e: { code?: string; hint?: string }) => e.code === 'BAD_ARGUMENT' && /--advertise/.test(e.hint ?? ''));
+  await assert.rejects(startRendezvous({ host: '127.0.0.1', port: 0, dataDir: dir, storeUrl: 'postgres://x@/db?host=/nonexistent-pilot' }), (e: { code?: string; hint?: string }) => e.code === 'UNREACHABLE' && !!e.hint);
+});
+
+test('a LISTEN connection killed by the database is re-opened: pushes cross instances again', { skip, timeout: 60_000 }, async (t) => {
+  const url = pg!.createDatabase(`cluster_${++dbs}`);
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const a = await udpPeer(s1.port);
+  const b = await udpPeer(s2.port);
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  const admin = new pgLib.Pool({ connectionString: url, max: 1 });
+  t.after(() => admin.end());
+  const killed = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN%' AND datname = current_database()");
+  assert.equal(killed.rowCount, 2, 'both instances had a LISTEN connection');
+  await sleep(2_500);
+  const push = nextPush(b, 'trust_request');
+  await a.client.trustRequest(rb.address);
+  assert.equal((await push).from, ra.address);
+});
