@@ -25,7 +25,9 @@ export function newNonce(): string {
 
 function frame(type: number, env: Envelope): Buffer {
   const json = Buffer.from(JSON.stringify(env), 'utf8');
-  const pkt = Buffer.allocUnsafe(1 + json.length);
+  // Unpooled: the server keeps each answer for retransmissions (replay cache,
+  // up to 60 s) and a slice of Node's shared 8 KiB pool would pin the whole slab.
+  const pkt = Buffer.allocUnsafeSlow(1 + json.length);
   pkt[0] = type;
   json.copy(pkt, 1);
   return pkt;
