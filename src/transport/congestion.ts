@@ -1,24 +1,58 @@
-// NewReno congestion control after RFC 9002 §7: slow start, congestion
+// Congestion control: the interface the loss-recovery code drives, the window
+// bookkeeping every algorithm shares (bytes in flight, recovery periods, the
+// app-limited rule), and NewReno after RFC 9002 §7: slow start, congestion
 // avoidance, one window reduction per recovery period (a loss of a packet sent
 // before recovery started does not shrink the window again), persistent
-// congestion collapsing to the minimum window. Window in bytes.
+// congestion collapsing to the minimum window. CUBIC lives in cubic.ts.
+// Windows in bytes, times in ms.
+
+export type CongestionAlgorithm = 'cubic' | 'newreno';
+export const CONGESTION_ALGORITHMS: readonly CongestionAlgorithm[] = ['cubic', 'newreno'];
+export const DEFAULT_CONGESTION_ALGORITHM: CongestionAlgorithm = 'cubic';
 
 /** Initial window: RFC 9002 §7.2, 10 packets. */
-const INITIAL_PACKETS = 10;
+export const INITIAL_PACKETS = 10;
 /** Upper bound so an app-limited sender on a fast path does not grow without end. */
-const MAX_CWND = 64 * 1024 * 1024;
-const LOSS_REDUCTION = 0.5;
+export const MAX_CWND = 64 * 1024 * 1024;
 
-export class NewReno {
+export interface CongestionController {
+  readonly algorithm: CongestionAlgorithm;
+  readonly mss: number;
+  readonly cwnd: number;
+  readonly ssthresh: number;
+  readonly bytesInFlight: number;
+  readonly congestionEvents: number;
+  /** Set by the sender after each send round: it stopped for lack of data, not window; then the window must not grow. */
+  appLimited: boolean;
+  readonly minWindow: number;
+  setMss(mss: number): void;
+  inSlowStart(): boolean;
+  available(): number;
+  onSent(bytes: number): void;
+  /** An in-flight packet sent at timeSent was acknowledged at now; srtt is the smoothed RTT (ms). */
+  onAcked(bytes: number, timeSent: number, now: number, srtt: number): void;
+  /** An in-flight packet left the network without an ack (lost or abandoned). */
+  onRemoved(bytes: number): void;
+  /** Loss detected; timeSent is the send time of the newest lost packet. */
+  onCongestionEvent(timeSent: number, now: number): void;
+  onPersistentCongestion(now: number): void;
+  /** Every packet whose loss caused the last reduction was acked after all (reordering): take the reduction back. */
+  undoLastReduction(): void;
+}
+
+/** What NewReno and CUBIC share; subclasses decide growth (grow) and the reduction (reduce). */
+export abstract class WindowController implements CongestionController {
+  abstract readonly algorithm: CongestionAlgorithm;
   mss: number;
   cwnd: number;
   ssthresh = Infinity;
   bytesInFlight = 0;
   /** Send time that started the current recovery period (packets sent before it do not cut the window again). */
   recoveryStart = -Infinity;
-  /** Set by the sender: the last send round stopped for lack of data, not window; then the window must not grow. */
   appLimited = true;
   congestionEvents = 0;
+  /** State before the last reduction, for undoLastReduction (null: nothing to undo). */
+  private prior: { cwnd: number; ssthresh: number; recoveryStart: number; extra: unknown } | null = null;
 
   constructor(mss: number) {
     this.mss = mss;
@@ -47,36 +81,77 @@ export class NewReno {
     this.bytesInFlight += bytes;
   }
 
-  /** An in-flight packet was acknowledged. */
-  onAcked(bytes: number, timeSent: number): void {
+  onAcked(bytes: number, timeSent: number, now: number, srtt: number): void {
     this.bytesInFlight -= bytes;
-    if (timeSent <= this.recoveryStart || this.appLimited) return;
-    if (this.cwnd < this.ssthresh) {
-      this.cwnd += bytes;
-    } else {
-      this.cwnd += Math.max(1, Math.floor((this.mss * bytes) / this.cwnd));
+    if (this.bytesInFlight < 0) this.bytesInFlight = 0;
+    // no growth in recovery (RFC 9002 §7.3.2)
+    if (timeSent <= this.recoveryStart) return;
+    if (this.appLimited) {
+      this.onAppLimitedAck(now);
+      return;
     }
+    if (this.cwnd < this.ssthresh) this.cwnd += bytes;
+    else this.grow(bytes, now, srtt);
     if (this.cwnd > MAX_CWND) this.cwnd = MAX_CWND;
   }
 
-  /** An in-flight packet left the network without an ack (lost or abandoned). */
   onRemoved(bytes: number): void {
     this.bytesInFlight -= bytes;
     if (this.bytesInFlight < 0) this.bytesInFlight = 0;
   }
 
-  /** Loss detected; timeSent is the send time of the newest lost packet. */
   onCongestionEvent(timeSent: number, now: number): void {
     if (timeSent <= this.recoveryStart) return;
+    this.prior = { cwnd: this.cwnd, ssthresh: this.ssthresh, recoveryStart: this.recoveryStart, extra: this.saveState() };
     this.recoveryStart = now;
     this.congestionEvents++;
-    this.ssthresh = Math.max(Math.floor(this.cwnd * LOSS_REDUCTION), this.minWindow);
-    this.cwnd = this.ssthresh;
+    this.reduce(now);
+  }
+
+  undoLastReduction(): void {
+    const p = this.prior;
+    if (p === null) return;
+    this.prior = null;
+    this.cwnd = Math.max(this.cwnd, p.cwnd);
+    this.ssthresh = p.ssthresh;
+    this.recoveryStart = p.recoveryStart;
+    this.restoreState(p.extra);
   }
 
   onPersistentCongestion(now: number): void {
     this.cwnd = this.minWindow;
+    this.prior = null; // a collapse is never taken back
     this.recoveryStart = now;
     this.congestionEvents++;
+    this.collapsed(now);
+  }
+
+  /** Congestion avoidance growth for `bytes` newly acked (cwnd >= ssthresh, not app-limited). */
+  protected abstract grow(bytes: number, now: number, srtt: number): void;
+  /** Sets ssthresh and cwnd after a congestion event (once per recovery period). */
+  protected abstract reduce(now: number): void;
+  /** The window collapsed to the minimum (persistent congestion). */
+  protected collapsed(_now: number): void {}
+  /** An ack arrived while app-limited (the window did not grow). */
+  protected onAppLimitedAck(_now: number): void {}
+  /** Algorithm state to restore if the reduction about to happen turns out spurious. */
+  protected saveState(): unknown {
+    return undefined;
+  }
+  protected restoreState(_state: unknown): void {}
+}
+
+const RENO_REDUCTION = 0.5;
+
+export class NewReno extends WindowController {
+  readonly algorithm = 'newreno';
+
+  protected grow(bytes: number): void {
+    this.cwnd += Math.max(1, Math.floor((this.mss * bytes) / this.cwnd));
+  }
+
+  protected reduce(): void {
+    this.ssthresh = Math.max(Math.floor(this.cwnd * RENO_REDUCTION), this.minWindow);
+    this.cwnd = this.ssthresh;
   }
 }

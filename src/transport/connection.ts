@@ -1,7 +1,7 @@
 // One transport connection per peer, running inside an encrypted session that
 // delivers opaque packets unreliably. QUIC-like: packet numbers + frames
 // (frames.ts), selective ACKs (ack-tracker.ts), RFC 9002 loss detection and
-// NewReno (recovery.ts, congestion.ts), pacing (pacer.ts), per-stream and
+// CUBIC or NewReno (recovery.ts, cubic.ts, congestion.ts), pacing (pacer.ts), per-stream and
 // per-connection flow control, streams as Duplexes (stream.ts) and unreliable
 // datagrams.
 //
@@ -14,6 +14,7 @@ import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
 import { PilotError } from '../util/errors.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { AppCode, CloseCode } from './codes.ts';
+import { CONGESTION_ALGORITHMS, DEFAULT_CONGESTION_ALGORITHM, type CongestionAlgorithm } from './congestion.ts';
 import { Deque } from './deque.ts';
 import {
   datagramFrameLen,
@@ -87,9 +88,12 @@ export interface ConnectionOptions {
    */
   headroom?: number;
   tailroom?: number;
+  /** Congestion controller: 'cubic' (default, RFC 9438) or 'newreno' (RFC 9002 §7). */
+  congestionControl?: CongestionAlgorithm;
 }
 
 export interface ConnectionStats {
+  congestionControl: CongestionAlgorithm;
   srttMs: number;
   rttVarMs: number;
   minRttMs: number;
@@ -99,6 +103,8 @@ export interface ConnectionStats {
   packetsSent: number;
   packetsReceived: number;
   packetsLost: number;
+  /** Packets declared lost and acked later (reordering); when all behind a window reduction were, it was undone. */
+  spuriousLosses: number;
   retransmittedBytes: number;
   bytesSent: number;
   bytesReceived: number;
@@ -134,6 +140,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private maxPacket: number;
   private readonly headroom: number;
   private readonly tailroom: number;
+  private readonly ccAlgorithm: CongestionAlgorithm;
 
   private readonly streams = new Map<number, Stream>();
   private nextLocalId: number;
@@ -214,7 +221,11 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     this.connWindow = this.initialConnWindow = Math.max(256 * 1024, opts.connectionWindow ?? DEFAULT_CONNECTION_WINDOW);
     this.maxConnWindow = Math.max(this.connWindow, MAX_CONNECTION_WINDOW);
     this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this);
+    this.ccAlgorithm = opts.congestionControl ?? DEFAULT_CONGESTION_ALGORITHM;
+    if (!CONGESTION_ALGORITHMS.includes(this.ccAlgorithm)) {
+      throw new PilotError('BAD_ARGUMENT', `congestionControl must be one of ${CONGESTION_ALGORITHMS.join(', ')}, got ${String(this.ccAlgorithm)}`);
+    }
+    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, this.ccAlgorithm);
     this.pacer = new Pacer(this.maxPacket);
   }
 
@@ -287,7 +298,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     this.retiredPeer = new RangeSet();
     this.answeredUnknown = new Set();
     const nextPn = this.recovery.log.next;
-    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this);
+    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, this.ccAlgorithm);
     this.recovery.log.base = this.recovery.log.next = nextPn;
     this.acks = new AckTracker(MAX_ACK_DELAY_MS);
     this.pacer = new Pacer(this.maxPacket);
@@ -337,6 +348,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     const r = this.recovery;
     const c = this.counters;
     return {
+      congestionControl: this.ccAlgorithm,
       srttMs: r.rtt.smoothed,
       rttVarMs: r.rtt.variance,
       minRttMs: r.rtt.min === Infinity ? 0 : r.rtt.min,
@@ -346,6 +358,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       packetsSent: c.packetsSent,
       packetsReceived: c.packetsReceived,
       packetsLost: r.packetsLost,
+      spuriousLosses: r.spuriousLosses,
       retransmittedBytes: c.retransmittedBytes,
       bytesSent: c.bytesSent,
       bytesReceived: c.bytesReceived,
@@ -757,9 +770,13 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       }
     }
     // the peer acks the end of a flight (window full, or nothing more to send) at once instead of after
-    // its ack delay: with a small window (after losses) or a lone request, waiting would stall us for nothing
+    // its ack delay: with a small window (after losses), waiting would stall us for nothing. Except a
+    // lone packet (nothing else in flight) with plain data: a request, a reply, a datagram. Its ACK
+    // rides on the peer's answer instead of costing a packet of its own each way (ack delay at most
+    // MAX_ACK_DELAY_MS when no answer comes; opens, FINs and control frames are still acked at once).
     const cc = this.recovery.cc;
-    const lastOfFlight = probe || !allowData || this.sendQueue.length === 0 || cc.bytesInFlight + pos + size > cc.cwnd;
+    const lone = cc.bytesInFlight === 0 && !needsPromptAck(p);
+    const lastOfFlight = probe || !allowData || (this.sendQueue.length === 0 && !lone) || cc.bytesInFlight + pos + size > cc.cwnd;
     if (pos === mark + 1) {
       if (probe) {
         buf[mark] = Frame.ImmediateAck; // probe with nothing else to carry
@@ -965,6 +982,14 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     for (const s of list) s.abort(err, false);
     this.emit('close');
   }
+}
+
+/** Does the peer's answer to this packet matter at once (stream opening or end, flow control, resets)? */
+function needsPromptAck(p: SentPacket): boolean {
+  if (p.ctrl !== null || p.maxData || p.maxStreamData !== null) return true;
+  if (p.stream !== null && (p.open || p.fin)) return true;
+  if (p.more !== null) for (const m of p.more) if (m.open || m.fin) return true;
+  return false;
 }
 
 function checkPort(port: number, what: string): void {

@@ -3,7 +3,8 @@
 // threshold (9/8 RTT), runs the probe timeout with exponential backoff and
 // detects persistent congestion. What a lost packet carried is requeued by the
 // connection (handler), never the packet itself.
-import { NewReno } from './congestion.ts';
+import { NewReno, DEFAULT_CONGESTION_ALGORITHM, type CongestionAlgorithm, type CongestionController } from './congestion.ts';
+import { Cubic } from './cubic.ts';
 import { RttEstimator, GRANULARITY_MS } from './rtt.ts';
 import { SentLog, type SentPacket } from './sent-packets.ts';
 
@@ -12,6 +13,10 @@ const PERSISTENT_CONGESTION_THRESHOLD = 3;
 /** Longest probe timeout after backoff. */
 const MAX_PTO_MS = 60_000;
 
+export function createCongestionController(algorithm: CongestionAlgorithm, mss: number): CongestionController {
+  return algorithm === 'newreno' ? new NewReno(mss) : new Cubic(mss);
+}
+
 export interface RecoveryHandler {
   onPacketAcked(p: SentPacket): void;
   onPacketLost(p: SentPacket): void;
@@ -19,7 +24,7 @@ export interface RecoveryHandler {
 
 export class Recovery {
   readonly rtt = new RttEstimator();
-  readonly cc: NewReno;
+  readonly cc: CongestionController;
   readonly log = new SentLog();
   readonly maxAckDelay: number;
   largestAcked = -1;
@@ -31,10 +36,15 @@ export class Recovery {
   lastAckElicitingImmediate = false;
   ackElicitingInFlight = 0;
   packetsLost = 0;
+  /** Packets declared lost that were acked after all (reordering, or a late ACK). */
+  spuriousLosses = 0;
+  /** Packet numbers declared lost since the last window reduction; all of them acked later = the reduction was spurious. */
+  private reductionLost: number[] = [];
+  private reductionSpurious = 0;
   private readonly handler: RecoveryHandler;
 
-  constructor(mss: number, maxAckDelay: number, handler: RecoveryHandler) {
-    this.cc = new NewReno(mss);
+  constructor(mss: number, maxAckDelay: number, handler: RecoveryHandler, algorithm: CongestionAlgorithm = DEFAULT_CONGESTION_ALGORITHM) {
+    this.cc = createCongestionController(algorithm, mss);
     this.maxAckDelay = maxAckDelay;
     this.handler = handler;
   }
@@ -78,16 +88,39 @@ export class Recovery {
           elicitingAcked = true;
         }
         log.remove(pn);
-        if (p.inFlight) this.cc.onAcked(p.size, p.time);
+        if (p.inFlight) this.cc.onAcked(p.size, p.time, now, this.rtt.smoothed);
         this.handler.onPacketAcked(p);
         log.release(p);
       }
     }
+    if (this.reductionLost.length > 0) this.checkSpurious(ranges, start, count);
     if (valid && largest > this.largestAcked) this.largestAcked = largest;
     if (!newlyAcked) return valid;
     if (elicitingAcked) this.ptoCount = 0;
     this.detectLoss(now);
     return valid;
+  }
+
+  /** Counts acks of packets we declared lost; if every loss behind the last reduction was one, undo it (RFC 9438 §4.9). */
+  private checkSpurious(ranges: number[], start: number, count: number): void {
+    const lost = this.reductionLost;
+    for (let i = 0; i < lost.length; i++) {
+      const pn = lost[i]!;
+      if (pn < 0) continue;
+      for (let k = 0; k < count; k++) {
+        if (pn <= ranges[start + 2 * k]! && pn >= ranges[start + 2 * k + 1]!) {
+          lost[i] = -1;
+          this.spuriousLosses++;
+          this.reductionSpurious++;
+          break;
+        }
+      }
+    }
+    if (this.reductionSpurious === lost.length) {
+      this.cc.undoLastReduction();
+      this.reductionLost = [];
+      this.reductionSpurious = 0;
+    }
   }
 
   /** Declares lost what passed the packet or time threshold; sets lossTime for the rest. */
@@ -101,6 +134,7 @@ export class Recovery {
     let firstLostTime = Infinity;
     let contiguous = true;
     let sawLost = false;
+    const lostNow: number[] = [];
     for (let pn = log.base; pn < end; pn++) {
       const p = log.get(pn);
       if (p === undefined) {
@@ -114,6 +148,7 @@ export class Recovery {
           this.packetsLost++; // (an unacknowledged ACK-only packet is not a loss)
           this.cc.onRemoved(p.size);
           sawLost = true;
+          lostNow.push(pn);
           if (p.time > newestLostTime) newestLostTime = p.time;
           if (p.time < firstLostTime) firstLostTime = p.time;
         }
@@ -126,10 +161,22 @@ export class Recovery {
       }
     }
     if (!sawLost) return;
+    const events = this.cc.congestionEvents;
     this.cc.onCongestionEvent(newestLostTime, now);
+    if (this.cc.congestionEvents !== events) {
+      this.reductionLost = lostNow;
+      this.reductionSpurious = 0;
+    } else if (this.reductionLost.length < 256) {
+      for (const pn of lostNow) this.reductionLost.push(pn); // same recovery period: part of the same reduction
+    } else {
+      this.reductionLost = []; // too many to watch: the reduction stands
+    }
     const pcDuration =
       (this.rtt.smoothed + Math.max(4 * this.rtt.variance, GRANULARITY_MS) + this.maxAckDelay) * PERSISTENT_CONGESTION_THRESHOLD;
-    if (contiguous && this.rtt.hasSample && newestLostTime - firstLostTime > pcDuration) this.cc.onPersistentCongestion(now);
+    if (contiguous && this.rtt.hasSample && newestLostTime - firstLostTime > pcDuration) {
+      this.cc.onPersistentCongestion(now);
+      this.reductionLost = [];
+    }
   }
 
   /** When the loss-detection timer wants to run (Infinity: not armed). */

@@ -179,9 +179,10 @@ export class Stream extends Duplex implements RecvSink {
 
   /** Data (or the FIN) of this stream was acknowledged. */
   onAcked(off: number, len: number, fin: boolean, open: boolean): void {
-    if (open) {
+    if (open && !this.openAcked) {
       this.openAcked = true;
       this.needOpen = false;
+      this.emit('open-acked'); // a dial waits for this (sdk_dial), see whenOpened()
     }
     if (this.sendDone) return;
     this.sendBuf.onAcked(off, len, fin);

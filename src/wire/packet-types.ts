@@ -21,6 +21,8 @@ export const PacketType = {
   RelaySend: 0x20,
   /** rendezvous relay -> node: [type][6-byte src address][inner packet]. */
   RelayDeliver: 0x21,
+  /** rendezvous -> rendezvous (scale-out): [type][16-byte HMAC tag][6-byte src address][RelaySend packet]. */
+  RelayForward: 0x22,
 } as const;
 export type PacketTypeValue = (typeof PacketType)[keyof typeof PacketType];
 

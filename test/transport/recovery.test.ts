@@ -32,7 +32,7 @@ test('NewReno: slow start, one cut per recovery period, congestion avoidance, pe
   cc.appLimited = false;
   assert.equal(cc.cwnd, 10 * MSS);
   cc.onSent(5 * MSS);
-  cc.onAcked(5 * MSS, 1);
+  cc.onAcked(5 * MSS, 1, 1, 10);
   assert.equal(cc.cwnd, 15 * MSS); // slow start: +1 per acked byte
   cc.onSent(10 * MSS);
   cc.onCongestionEvent(2, 10);
@@ -41,9 +41,9 @@ test('NewReno: slow start, one cut per recovery period, congestion avoidance, pe
   const afterCut = cc.cwnd;
   cc.onCongestionEvent(5, 11); // packet sent before recovery started: no second cut
   assert.equal(cc.cwnd, afterCut);
-  cc.onAcked(MSS, 9); // sent before recovery: no growth
+  cc.onAcked(MSS, 9, 9, 10); // sent before recovery: no growth
   assert.equal(cc.cwnd, afterCut);
-  cc.onAcked(MSS, 12); // congestion avoidance: about MSS^2 / cwnd
+  cc.onAcked(MSS, 12, 12, 10); // congestion avoidance: about MSS^2 / cwnd
   assert.equal(cc.cwnd, afterCut + Math.floor((MSS * MSS) / afterCut));
   cc.onCongestionEvent(13, 20);
   assert.ok(cc.cwnd < afterCut);
@@ -53,7 +53,7 @@ test('NewReno: slow start, one cut per recovery period, congestion avoidance, pe
   const idle = new NewReno(MSS);
   idle.appLimited = true;
   idle.onSent(MSS);
-  idle.onAcked(MSS, 1);
+  idle.onAcked(MSS, 1, 1, 10);
   assert.equal(idle.cwnd, 10 * MSS);
 });
 
