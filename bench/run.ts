@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   }
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
   const table = ['| what | Pilot | figure | reference (same run) | figure | Pilot vs reference |', '|---|---|---|---|---|---|', ...rows].join('\n');
-  const micro = ['bench/crypto.bench.ts', 'bench/transport.bench.ts', 'bench/relay.bench.ts', 'bench/gateway.bench.ts'].map((f) => {
+  const micro = ['bench/crypto.bench.ts', 'bench/transport.bench.ts', 'bench/relay.bench.ts', 'bench/gateway.bench.ts', 'bench/latency.bench.ts', 'bench/streams.bench.ts', 'bench/scale.bench.ts'].map((f) => {
     const out = runSub(f).trim();
     return out ? `\n${f}:\n\n\`\`\`\n${out}\n\`\`\`\n` : '';
   });
