@@ -8,6 +8,7 @@ import { loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfi
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
+import { parseMetricsAddress } from '../metrics/metrics-http.ts';
 import type { NodeFlags } from './node-options.ts';
 
 const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
@@ -23,6 +24,8 @@ export interface StartResult {
   socket: string;
   log: string;
   home: string;
+  /** The daemon's Prometheus endpoint (http://HOST:PORT/metrics), when config.metrics is set. */
+  metrics?: string;
 }
 
 export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
@@ -34,6 +37,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'first start needs --email you@example.com');
   parseHostPort(registry, 9000);
   if (f.beacon) parseHostPort(f.beacon, 9000);
+  if (f.metrics) parseMetricsAddress(f.metrics);
   const changedServer = saved !== undefined && saved.registry !== registry;
   const parsed = DaemonConfigSchema.safeParse({
     ...(saved ?? {}),
@@ -43,6 +47,8 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.hostname ? { hostname: f.hostname } : {}),
     ...(f.public !== undefined ? { public: f.public } : {}),
     ...(f.uplink !== undefined ? { uplink: f.uplink } : {}),
+    ...(f.cc !== undefined ? { cc: f.cc } : {}),
+    ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.
@@ -76,7 +82,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   progress(`starting daemon (pid ${child.pid})`);
   const dots = setInterval(() => progress('.'), 250);
   try {
-    const ready = await new Promise<{ ready: boolean; pid: number; address: string; socket: string; log: string; error?: { code: string; message: string; hint?: string } }>((resolve, reject) => {
+    const ready = await new Promise<{ ready: boolean; pid: number; address: string; socket: string; log: string; metrics?: string; error?: { code: string; message: string; hint?: string } }>((resolve, reject) => {
       let buf = '';
       const timer = setTimeout(() => reject(new PilotError('TIMEOUT', 'the daemon did not come up within 20 s', `see ${logPath}`)), 20_000);
       child.stdout!.on('data', (c: Buffer) => {
@@ -100,7 +106,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       const e = ready.error!;
       throw new PilotError(e.code as PilotError['code'], e.message, e.hint);
     }
-    return { pid: ready.pid, address: ready.address, socket: ready.socket, log: ready.log, home };
+    return { pid: ready.pid, address: ready.address, socket: ready.socket, log: ready.log, home, ...(ready.metrics ? { metrics: ready.metrics } : {}) };
   } finally {
     clearInterval(dots);
     child.stdout?.destroy();

@@ -5,11 +5,12 @@ import { socketPath } from '../ipc/protocol.ts';
 import { loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
-import { fail, line, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
+import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
 import { startDaemon, stopDaemon } from './daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerServiceCommands } from './commands/services.ts';
+import { registerStdioCommands } from './commands/stdio.ts';
 import { registerDaemonServiceCommands } from './commands/service.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
@@ -86,7 +87,7 @@ export function buildProgram(json = false): Command {
           progress,
         );
         if (!out.json) process.stdout.write('\n');
-        ok(out, r, () => `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}`);
+        ok(out, r, () => `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`);
       }),
     );
   daemon
@@ -196,17 +197,7 @@ export function buildProgram(json = false): Command {
         if (r.received === 0) exitCode = 1;
       }),
     );
-  program
-    .command('connect <target> [port]')
-    .description('open a stream to a virtual port (default 1000), send a message, print the reply')
-    .option('--message <text>', 'message to send', '')
-    .option('--timeout <d>', 'how long to wait for the reply', '5s')
-    .action(
-      run(async (_g, out, client, target: string, port: string | undefined, o: { message: string; timeout: string }) => {
-        const r = await client().call<Record<string, unknown>>('connect', { target, port: port ?? '1000', message: o.message, timeoutMs: parseDuration(o.timeout, 5000) });
-        ok(out, r, () => String(r.reply));
-      }),
-    );
+  registerStdioCommands(program, run); // connect (default port 1000, stdio), recv, listen
   program
     .command('send <target> <port>')
     .description('send one datagram to a virtual port')
@@ -215,22 +206,6 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client, target: string, port: string, o: { data: string }) => {
         const r = await client().call<Record<string, unknown>>('send', { target, port, data: o.data });
         ok(out, r, () => `sent ${r.bytes} bytes to ${r.target}:${r.port}`);
-      }),
-    );
-  program
-    .command('recv <port>')
-    .description('receive datagrams on a virtual port (--count 0 = until timeout)')
-    .option('--count <n>', 'stop after N datagrams', '1')
-    .option('--timeout <d>', 'stop after this long (default: wait forever)')
-    .action(
-      run(async (_g, out, client, port: string, o: { count: string; timeout?: string }) => {
-        const count = parseCount(o.count, 1);
-        const r = await client().call<{ messages: unknown[]; received: number }>('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (_e, d) => {
-          const m = d as { from: string; srcPort: number; data: string };
-          line(out, m, `${m.from}:${m.srcPort}  ${m.data}`);
-        });
-        if (out.json) ok(out, { port: Number(port), received: r.received }, () => undefined);
-        if (r.received === 0) throw new PilotError('TIMEOUT', `no datagram on port ${port}`, 'is the sender trusted and using the right port?');
       }),
     );
   program

@@ -10,9 +10,11 @@ export interface NodeFlags {
   public?: boolean;
   listen?: string;
   uplink?: string;
+  cc?: string;
+  metrics?: string;
 }
 
-/** Adds --registry … --uplink to `cmd`; `registryDefault` only for init (start keeps the saved one). */
+/** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
 export function addNodeOptions(cmd: Command, registryDefault?: string): Command {
   return cmd
     .option('--registry <host:port>', 'rendezvous server (registry + beacon + relay)', registryDefault)
@@ -21,5 +23,7 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--hostname <name>', 'human-readable name for discovery')
     .option('--public', 'make this node findable and pingable by anyone')
     .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
-    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket');
+    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
+    .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
+    .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

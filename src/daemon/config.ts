@@ -21,6 +21,10 @@ export const DaemonConfigSchema = z.object({
    * (same port) when UDP gets no answer; or force one.
    */
   uplink: z.enum(['auto', 'udp', 'tcp', 'websocket']).default('auto'),
+  /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
+  cc: z.enum(['cubic', 'newreno']).optional(),
+  /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
+  metrics: z.string().min(1).max(300).optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });

@@ -479,6 +479,7 @@ export class Daemon extends EventEmitter {
       role: addressKey(this.address!) < key ? 'low' : 'high',
       // One byte of every session plaintext is the inner type (transport vs path messages).
       maxPacketSize: DEFAULT_MAX_PLAINTEXT - 1,
+      ...(this.config.cc ? { congestionControl: this.config.cc } : {}),
       headroom: HEADROOM,
       tailroom: TAG_BYTES,
       sendPacket: (p: Buffer) => {
@@ -549,6 +550,11 @@ export class Daemon extends EventEmitter {
       if (known && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
       return this.upsertPeer(await this.resolve({ address: target }));
     }
+    // A peer resolved within the TTL needs no registry round trip: without this,
+    // every dial and every SDK datagram by name paid one (~1 ms on loopback).
+    const t = parseTarget(target, this.address?.network ?? 0);
+    const cached = 'address' in t ? this.peers.get(addressKey(t.address)) : this.peerNamed(t.hostname);
+    if (cached && Date.now() - cached.resolvedAt < RESOLVE_TTL_MS) return cached;
     const r = await this.resolveTarget(target);
     if (addressKey(r.address) === addressKey(this.address!)) {
       throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
@@ -556,6 +562,11 @@ export class Daemon extends EventEmitter {
     const known = this.peers.get(addressKey(r.address));
     if (known && known.publicKey.equals(r.publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
     return this.upsertPeer(r);
+  }
+
+  private peerNamed(hostname: string): Peer | undefined {
+    for (const p of this.peers.values()) if (p.hostname === hostname) return p;
+    return undefined;
   }
 
   listPeers(): Peer[] {
@@ -568,6 +579,16 @@ export class Daemon extends EventEmitter {
 
   sessionStats(): unknown {
     return this.sessions.stats;
+  }
+
+  /** Per peer, for --metrics (src/metrics/daemon-metrics.ts): connection stats and whether a session is up. */
+  peerStats(): { conn: ReturnType<Connection['stats']>; session: boolean }[] {
+    return [...this.peers.values()].map((p) => ({ conn: p.conn.stats(), session: this.sessions?.hasSession(p.key) ?? false }));
+  }
+
+  /** Hole-punch counters and peers by path kind, for --metrics. */
+  pathStats(): { counters: PathManager['counters']; paths: { direct: number; relay: number } } | undefined {
+    return this.paths ? { counters: this.paths.counters, paths: this.paths.pathCounts() } : undefined;
   }
 
   // ---------- data plane ----------

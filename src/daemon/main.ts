@@ -9,6 +9,9 @@ import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, stdoutLogger } from '../util/logger.ts';
 import { asPilotError, PilotError } from '../util/errors.ts';
 import { formatAddress } from '../wire/address.ts';
+import { createDaemonMetrics } from '../metrics/daemon-metrics.ts';
+import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.ts';
+import { formatHostPort } from '../util/hostport.ts';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -20,13 +23,23 @@ async function main(): Promise<void> {
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   const logPath = path.join(home, 'pilot.log');
   const log = toStdout ? stdoutLogger() : fileLogger(logPath);
+  const metricsAt = config.metrics !== undefined ? parseMetricsAddress(config.metrics) : undefined;
   const daemon = await Daemon.start({ home, config, logger: log });
+  // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
+  const metrics = metricsAt
+    ? await startMetricsHttp(metricsAt, createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(async (err: unknown) => {
+        await daemon.stop();
+        throw err;
+      })
+    : undefined;
+  const metricsUrl = metrics ? `http://${formatHostPort(metrics)}/metrics` : undefined;
   let stopping = false;
   const stop = async (): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log.info('stopping');
     await ipc.close().catch(() => {});
+    await metrics?.close();
     await daemon.stop();
     fs.rmSync(path.join(home, 'daemon.pid'), { force: true });
     log.flush?.();
@@ -39,9 +52,9 @@ async function main(): Promise<void> {
   // A bug in one request must not take the whole daemon down.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  log.info({ address: formatAddress(daemon.address!), socket: config.socket }, 'daemon running');
+  log.info({ address: formatAddress(daemon.address!), socket: config.socket, ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
   // The parent (pilotctl daemon start) waits for this line on our stdout.
-  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket: config.socket, log: logPath }) + '\n');
+  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket: config.socket, log: logPath, ...(metricsUrl ? { metrics: metricsUrl } : {}) }) + '\n');
 }
 
 main().catch((err: unknown) => {

@@ -19,8 +19,6 @@ import { text } from './ipc-params.ts';
 /** How long a failed pipe's error can be asked for. */
 const PIPE_ERROR_TTL_MS = 60_000;
 const MAX_PIPE_ERRORS = 10_000;
-/** How often a dial checks whether the peer acknowledged the stream's opening. */
-const OPEN_POLL_MS = 2;
 /** Subscriptions send a heartbeat event this often (see hold()). */
 const HEARTBEAT_MS = 1000;
 /** A connection announced to a listener and not accepted within this time is reset. */
@@ -29,7 +27,9 @@ type ErrorBody = { code: ErrorCode; message: string; hint?: string };
 
 /**
  * Resolve once the peer acknowledged the stream's opening frame and did not
- * reset it (the refusal travels in the same packet as the ack, or before it).
+ * reset it. The refusal travels in the same packet as the ack, or before it:
+ * 'open-acked' fires while that packet is being processed, so the verdict waits
+ * for setImmediate, when a reset's error (emitted on nextTick) has landed.
  */
 export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
   const s = stream as Duplex & { openAcked?: boolean };
@@ -38,27 +38,29 @@ export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
     const finish = (err?: Error): void => {
       if (settled) return;
       settled = true;
-      clearInterval(poll);
       clearTimeout(deadline);
+      s.off('open-acked', onAcked);
       s.off('error', onError);
       s.off('close', onClose);
       if (err) reject(err);
       else resolve();
     };
+    const onAcked = (): void =>
+      void setImmediate(() => {
+        if (!s.destroyed) finish(); // destroyed: its error or close settles it
+      });
     const onError = (err: Error): void => finish(asPilotError(err));
     // closed without an error: the peer's open was answered with an orderly stop
     const onClose = (): void => void setImmediate(() => finish(new PilotError('CONNECTION_RESET', 'the stream closed while opening')));
     s.on('error', onError);
     s.on('close', onClose);
-    const poll = setInterval(() => {
-      if (s.destroyed) return; // its error event is on the way
-      if (s.openAcked !== false) finish();
-    }, OPEN_POLL_MS);
     const deadline = setTimeout(() => {
       const err = new PilotError('TIMEOUT', `the peer did not answer the stream opening within ${timeoutMs} ms`, 'is the peer online? see: pilotctl peers / pilotctl ping');
       s.destroy(err);
       finish(err);
     }, timeoutMs);
+    if (s.openAcked !== false) onAcked(); // already acked (or a stream without an opening handshake)
+    else s.on('open-acked', onAcked);
   });
 }
 

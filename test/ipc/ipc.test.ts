@@ -180,3 +180,57 @@ test('no daemon gives NO_DAEMON with a hint', async () => {
   const c = new IpcClient(path.join(os.tmpdir(), 'definitely-missing.sock'));
   await assert.rejects(c.call('info'), (e: unknown) => e instanceof PilotError && e.code === 'NO_DAEMON' && /daemon start/.test(e.hint ?? ''));
 });
+
+/** A fake daemon that answers every connection with `reply` (raw bytes) and keeps it open. */
+async function hostileDaemon(reply: string | Buffer): Promise<{ path: string; close: () => Promise<void> }> {
+  const p = tmpSock();
+  const conns = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    conns.add(s);
+    s.on('error', () => {});
+    s.once('data', () => s.write(reply));
+  });
+  await new Promise<void>((r) => srv.listen(p, r));
+  return {
+    path: p,
+    close: () => new Promise<void>((r) => {
+      for (const s of conns) s.destroy();
+      srv.close(() => r());
+    }),
+  };
+}
+
+test('malformed replies are rejected with a code, never crash the client (hostile daemon)', async () => {
+  for (const bad of ['null\n', '[]\n', '42\n', '"x"\n', '{"id":1}\n', '{"id":1,"ok":false}\n', '{"id":1,"ok":false,"error":null}\n', '{"id":1,"ok":false,"error":{"code":7,"message":"m"}}\n', '{not json\n']) {
+    const d = await hostileDaemon(bad);
+    try {
+      await assert.rejects(openPipe('dial', {}, d.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL', bad);
+    } finally {
+      await d.close();
+    }
+  }
+  // an event before the pipe's answer is refused too
+  const ev = await hostileDaemon('{"id":1,"event":"x","data":null}\n');
+  await assert.rejects(openPipe('dial', {}, ev.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL');
+  await ev.close();
+  // the request connection skips junk lines and still takes the real answer
+  const mixed = await hostileDaemon('null\n[]\n{"id":1,"ok":false,"error":{"code":"NOT_FOUND","message":"no","hint":"h"}}\n');
+  const c = new IpcClient(mixed.path);
+  await assert.rejects(c.call('x'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'h');
+  c.close();
+  await mixed.close();
+});
+
+test('a pipe answer and the first stream bytes in one write: no byte lost', async () => {
+  const d = await hostileDaemon(Buffer.concat([Buffer.from('{"id":1,"ok":true,"result":{"port":7}}\n'), Buffer.from([0, 10, 255, 10])]));
+  try {
+    const { socket, result } = await openPipe('dial', {}, d.path);
+    assert.deepEqual(result, { port: 7 });
+    const first = new Promise<Buffer>((r) => socket.once('data', r));
+    socket.resume(); // handed back paused
+    assert.deepEqual(await first, Buffer.from([0, 10, 255, 10]));
+    socket.destroy();
+  } finally {
+    await d.close();
+  }
+});

@@ -8,6 +8,7 @@ import { configPath, DaemonConfigSchema, loadConfig, pilotHome, saveConfig, type
 import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
 import { parseHostPort } from '../../util/hostport.ts';
+import { parseMetricsAddress } from '../../metrics/metrics-http.ts';
 import { DEFAULT_REGISTRY } from '../daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok, type OutputOptions } from '../output.ts';
@@ -41,6 +42,7 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   hp('registry', c.registry);
   hp('beacon', c.beacon);
   hp('listen', c.listen);
+  if (c.metrics !== undefined) parseMetricsAddress(c.metrics);
   if (c.hostname !== undefined) c.hostname = normalizeHostname(c.hostname);
   return c;
 }
@@ -99,6 +101,8 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.public ? { public: true } : {}),
           ...(f.listen ? { listen: f.listen } : {}),
           ...(f.uplink ? { uplink: f.uplink } : {}),
+          ...(f.cc ? { cc: f.cc } : {}),
+          ...(f.metrics ? { metrics: f.metrics } : {}),
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);
