@@ -12,6 +12,7 @@ import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
 import { gatewayHandlers } from './gateway-handlers.ts';
 import { serviceHandlers } from './service-handlers.ts';
+import { readUntilDone } from './ipc-wait.ts';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -196,24 +197,14 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       const count = num(p, 'count', 1, 0, 1e9); // 0 = unbounded (until timeout / client leaves)
       const timeoutMs = num(p, 'timeoutMs', 0, 0, 86400000); // 0 = no timeout
       const messages: Array<{ from: string; srcPort: number; data: string; dataBase64: string }> = [];
-      await new Promise<void>((resolve) => {
-        let done = false;
-        const finish = (): void => {
-          if (done) return;
-          done = true;
-          off();
-          if (timer) clearTimeout(timer);
-          resolve();
-        };
-        const off = d.ports.onDatagram(port, (dg) => {
+      await readUntilDone(ctx, timeoutMs, (finish) =>
+        d.ports.onDatagram(port, (dg) => {
           const m = { from: formatAddress(dg.from), srcPort: dg.srcPort, data: dg.data.toString('utf8'), dataBase64: dg.data.toString('base64') };
           messages.push(m);
           ctx.emit('datagram', m);
           if (count > 0 && messages.length >= count) finish();
-        });
-        const timer = timeoutMs > 0 ? setTimeout(finish, timeoutMs) : undefined;
-        void ctx.closed.then(finish);
-      });
+        }),
+      );
       return { port, received: messages.length, messages };
     },
 

@@ -16,6 +16,7 @@ import type { Services } from '../services/index.ts';
 import type { TaskRole } from '../services/task-store.ts';
 import { num, str } from './ipc-params.ts';
 import { stdioHandlers } from './stdio-handlers.ts';
+import { IPC_KEEPALIVE_MS } from './ipc-wait.ts';
 
 function services(d: Daemon): Services {
   if (!d.services) throw new PilotError('INTERNAL', 'the built-in services are not running');
@@ -61,7 +62,6 @@ function isSelf(d: Daemon, target: string): boolean {
 }
 
 const MESSAGE_TYPES = new Set(['text', 'json', 'binary']);
-const IPC_KEEPALIVE_MS = 15_000;
 
 export function serviceHandlers(d: Daemon): Record<string, Handler> {
   const client = clientHost(d);

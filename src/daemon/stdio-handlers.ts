@@ -7,9 +7,9 @@ import type { Handler } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
 import { parseTarget } from './targets.ts';
 import { num, str } from './ipc-params.ts';
+import { readUntilDone } from './ipc-wait.ts';
 import type { StdioMessage, StdioQueue } from '../services/stdio.ts';
 
-const IPC_KEEPALIVE_MS = 15_000;
 
 function queue(d: Daemon): StdioQueue {
   const q = d.services?.stdio;
@@ -46,26 +46,13 @@ export function stdioHandlers(d: Daemon): Record<string, Handler> {
       };
       for (const m of q.take(from, count)) got(m);
       if (count === 0 || received < count) {
-        await new Promise<void>((resolve) => {
-          let done = false;
-          const finish = (): void => {
-            if (done) return;
-            done = true;
-            off();
-            if (timer) clearTimeout(timer);
-            clearInterval(heartbeat);
-            resolve();
-          };
-          const off = q.read(from, (m) => {
+        ctx.emit('reading', { port: 1000, from: from ?? null });
+        await readUntilDone(ctx, timeoutMs, (finish) =>
+          q.read(from, (m) => {
             got(m);
             if (count > 0 && received >= count) finish();
-          });
-          const timer = timeoutMs > 0 ? setTimeout(finish, timeoutMs) : undefined;
-          // a killed pilotctl only shows as a failed write on its socket: write now and then
-          const heartbeat = setInterval(() => ctx.emit('keepalive', {}), IPC_KEEPALIVE_MS);
-          ctx.emit('reading', { port: 1000, from: from ?? null });
-          void ctx.closed.then(finish);
-        });
+          }),
+        );
       }
       return { port: 1000, from: from ?? null, received, ...(count > 0 ? { messages: kept } : {}), queue: q.stats() };
     },

@@ -6,6 +6,9 @@ import type { Backend, Subscription } from './backend.ts';
 import { PilotSocket } from './socket.ts';
 import { PilotServer } from './server.ts';
 import { PilotDatagramSocket } from './datagram.ts';
+import { Files, Messages, Tasks, Webhooks } from './services.ts';
+import { PubSub } from './pubsub.ts';
+import { Stdio } from './stdio.ts';
 import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
 
 export interface DialOptions {
@@ -32,6 +35,19 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   /** This node's virtual address. */
   readonly address: string;
   readonly hostname: string | null;
+  // ---- the daemon's built-in services (each needs mutual trust with the peer) ----
+  /** Messages into peers' inboxes (port 1001), and this node's inbox. */
+  readonly messages: Messages;
+  /** Files to peers (port 1001), and the files received. */
+  readonly files: Files;
+  /** Publish / subscribe on topics of a node's broker (port 1002). */
+  readonly pubsub: PubSub;
+  /** Tasks between agents (port 1003): submit, accept / decline, execute, send results. */
+  readonly tasks: Tasks;
+  /** Text lines to peers' stdio queues, and from this node's (port 1000). */
+  readonly stdio: Stdio;
+  /** This node's webhook for events. */
+  readonly webhooks: Webhooks;
   private readonly backend: Backend;
   private events: Subscription | undefined;
   private watching: Promise<void> | undefined;
@@ -43,6 +59,12 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
     this.mode = backend.kind;
     this.address = info.address;
     this.hostname = info.hostname;
+    this.messages = new Messages(backend);
+    this.files = new Files(backend);
+    this.pubsub = new PubSub(backend);
+    this.tasks = new Tasks(backend);
+    this.stdio = new Stdio(backend);
+    this.webhooks = new Webhooks(backend);
   }
 
   static async create(backend: Backend): Promise<PilotNode> {

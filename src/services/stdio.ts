@@ -12,7 +12,7 @@
 // (kept with truncated:true, the rest up to the next "\n" discarded). Bytes
 // that are not UTF-8 are kept as base64 (encoding:"base64").
 import type { ServiceHost, ServiceStream } from './host.ts';
-import { PilotError } from '../util/errors.ts';
+import { PilotError, type ErrorCode } from '../util/errors.ts';
 
 export const STDIO_PORT = 1000;
 /** Streams open at once from all peers; more are refused (each may hold one partial line). */
@@ -130,6 +130,22 @@ export function startStdio(host: ServiceHost, queue: StdioQueue, opts: StdioOpti
     offStream();
     offDatagram();
   };
+}
+
+/**
+ * The answer a sender reads after its FIN: {"ok":true,lines,truncated}, or
+ * {"ok":false,code,message,hint} thrown as that PilotError.
+ */
+export function parseStdioAnswer(text: string): { lines: number; truncated: number } {
+  let a: Record<string, unknown> | undefined;
+  try {
+    a = JSON.parse(text.trim().split('\n').pop() ?? '') as Record<string, unknown>;
+  } catch {
+    a = undefined;
+  }
+  if (a && a.ok === true && typeof a.lines === 'number') return { lines: a.lines, truncated: Number(a.truncated ?? 0) };
+  if (a && a.ok === false && typeof a.code === 'string') throw new PilotError(a.code as ErrorCode, `peer refused: ${String(a.message ?? '').slice(0, 500)}`, typeof a.hint === 'string' ? a.hint : undefined);
+  throw new PilotError('CONNECTION_RESET', 'the peer closed the stream without confirming the lines', 'is port 1000 (stdio) enabled on the peer? its services.json may switch it off');
 }
 
 function answer(obj: Record<string, unknown>): string {

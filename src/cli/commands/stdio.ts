@@ -7,7 +7,8 @@
 import type { Command } from 'commander';
 import { IpcClient, openPipe } from '../../ipc/client.ts';
 import { parsePort } from '../../wire/address.ts';
-import { PilotError, type ErrorCode } from '../../util/errors.ts';
+import { PilotError } from '../../util/errors.ts';
+import { parseStdioAnswer as stdioAnswer } from '../../services/stdio.ts';
 import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
 import type { RunWrapper } from './services.ts';
 
@@ -37,19 +38,6 @@ export function printable(text: string): string {
 function messageText(m: StdioMessage): string {
   const body = m.encoding === 'base64' ? `[${m.bytes} bytes, not UTF-8] base64:${m.data}` : printable(m.data);
   return m.truncated ? `${body} [truncated at ${m.bytes} bytes]` : body;
-}
-
-/** The stdio service's answer after our FIN: {"ok":true,lines,truncated} or {"ok":false,code,message,hint}. */
-function stdioAnswer(text: string): { lines: number; truncated: number } {
-  let a: Record<string, unknown> | undefined;
-  try {
-    a = JSON.parse(text.trim().split('\n').pop() ?? '') as Record<string, unknown>;
-  } catch {
-    a = undefined;
-  }
-  if (a && a.ok === true && typeof a.lines === 'number') return { lines: a.lines, truncated: Number(a.truncated ?? 0) };
-  if (a && a.ok === false && typeof a.code === 'string') throw new PilotError(a.code as ErrorCode, `peer refused: ${String(a.message ?? '').slice(0, 500)}`, typeof a.hint === 'string' ? a.hint : undefined);
-  throw new PilotError('CONNECTION_RESET', 'the peer closed the stream without confirming the lines', 'is port 1000 (stdio) enabled on the peer? its services.json may switch it off');
 }
 
 export function registerStdioCommands(program: Command, run: RunWrapper): void {
@@ -92,7 +80,7 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
         }
         if (o.from) throw new PilotError('BAD_ARGUMENT', '--from works on port 1000 only');
         const count = parseCount(o.count, 1);
-        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs }, (_e, d) => printDatagram(out, d as Datagram));
+        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs }, (e, d) => e === 'datagram' && printDatagram(out, d as Datagram));
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
         if (r.received === 0) throw new PilotError('TIMEOUT', `no datagram on port ${port}`, 'is the sender trusted and using the right port?');
       }),
@@ -107,7 +95,7 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
       run(async (_g, out, client, portText: string, o: { count?: string; timeout?: string }) => {
         const port = parsePort(portText);
         const count = parseCount(o.count, 0);
-        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (_e, d) => printDatagram(out, d as Datagram));
+        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (e, d) => e === 'datagram' && printDatagram(out, d as Datagram));
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
         if (count > 0 && r.received < count) throw new PilotError('TIMEOUT', `${r.received} of ${count} datagrams before the timeout`, 'is the sender trusted and using the right port?');
       }),
