@@ -7,6 +7,7 @@ import pg from 'pg';
 import { PilotError } from '../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import { parseLanEndpoints } from './lan-column.ts';
 import { connectPg, migrate, type Migration } from './postgres-connect.ts';
 
 /** Append-only: a deployed migration is never edited, a change is a new entry. */
@@ -94,13 +95,7 @@ interface RequestRow {
 const num = (v: string | number): number => Number(v);
 
 function toRecord(r: NodeRow): NodeRecord {
-  let lan: string[] = [];
-  try {
-    const v: unknown = JSON.parse(r.lan_endpoints);
-    if (Array.isArray(v)) lan = v.filter((x): x is string => typeof x === 'string');
-  } catch {
-    /* a corrupt column must not take the registry down */
-  }
+  const lan = parseLanEndpoints(r.lan_endpoints);
   return {
     address: makeAddress(r.network, num(r.node)),
     publicKey: Buffer.from(r.public_key),

@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { PilotError } from '../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';
 
 const SCHEMA = `
@@ -85,13 +86,7 @@ interface RequestRow {
 }
 
 function toRecord(r: NodeRow): NodeRecord {
-  let lan: string[] = [];
-  try {
-    const v: unknown = JSON.parse(r.lan_endpoints);
-    if (Array.isArray(v)) lan = v.filter((x): x is string => typeof x === 'string');
-  } catch {
-    /* a corrupt column must not take the registry down */
-  }
+  const lan = parseLanEndpoints(r.lan_endpoints);
   return {
     address: makeAddress(r.network, r.node),
     publicKey: Buffer.from(r.public_key),

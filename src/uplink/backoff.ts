@@ -17,7 +17,7 @@ export class Backoff {
 
   /** The next delay: base * [0.5, 1.5), never above maxMs; then the base doubles. */
   next(random: () => number = Math.random): number {
-    const delay = Math.min(this.opts.maxMs, Math.round(this.base * (0.5 + random())));
+    const delay = Math.min(this.opts.maxMs, Math.floor(this.base * (0.5 + random())));
     this.base = Math.min(this.base * 2, this.opts.maxMs);
     return delay;
   }

@@ -69,6 +69,25 @@ export function startPostgres(): PgCluster {
   };
 }
 
+/**
+ * One cluster per test file: started before the file's tests (unless skipped),
+ * stopped after them; database(prefix) creates a fresh database per test.
+ */
+export function usePostgresForFile(hooks: { before(fn: () => void): void; after(fn: () => void): void }): { skip: string | false; cluster(): PgCluster; database(prefix: string): string } {
+  const skip = pgSkipReason();
+  let pg: PgCluster | undefined;
+  let n = 0;
+  hooks.before(() => {
+    if (!skip) pg = startPostgres();
+  });
+  hooks.after(() => pg?.stop());
+  const cluster = (): PgCluster => {
+    if (!pg) throw new Error('PostgreSQL cluster not started (skipped file?)');
+    return pg;
+  };
+  return { skip, cluster, database: (prefix) => cluster().createDatabase(`${prefix}_${++n}`) };
+}
+
 function cleanup(dir: string, data: string, bin: string, as: (cmd: string, args: string[]) => Buffer): void {
   try {
     if (fs.existsSync(path.join(data, 'postmaster.pid'))) as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', '-w', 'stop']);

@@ -2,9 +2,8 @@
 // heartbeats with NAT/path/punch reports and relayed packets move the series.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseAddress, writeAddress } from '../../src/wire/address.ts';
 import { ParamSchemas } from '../../src/registry/protocol.ts';
-import { makeTrust, sleep, startServer, udpPeer } from '../rendezvous/helpers.ts';
+import { relaySend, makeTrust, sleep, startServer, udpPeer } from '../rendezvous/helpers.ts';
 import { parsePromText, valueOf, type Sample } from './prom-text.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
@@ -14,14 +13,6 @@ async function scrape(port: number): Promise<Sample[]> {
   assert.equal(res.status, 200);
   assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
   return parsePromText(await res.text());
-}
-
-function relaySend(dst: string, inner: Buffer): Buffer {
-  const pkt = Buffer.alloc(7 + inner.length);
-  pkt[0] = 0x20;
-  writeAddress(pkt, 1, parseAddress(dst));
-  inner.copy(pkt, 7);
-  return pkt;
 }
 
 test('/metrics is valid Prometheus text and its series follow registrations, reports and relay traffic', async (t) => {

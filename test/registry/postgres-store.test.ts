@@ -4,23 +4,16 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PostgresStore } from '../../src/registry/postgres-store.ts';
 import { PilotError } from '../../src/util/errors.ts';
-import { pgSkipReason, startPostgres, type PgCluster } from '../helpers/postgres.ts';
+import { usePostgresForFile } from '../helpers/postgres.ts';
 import { storeContract } from './store-contract.ts';
 
-const skip = pgSkipReason();
-let pg: PgCluster | undefined;
-let dbs = 0;
-
-before(() => {
-  if (!skip) pg = startPostgres();
-});
-after(() => pg?.stop());
+const { skip, cluster, database } = usePostgresForFile({ before, after });
 
 storeContract(
   'postgres',
   {
     async fresh() {
-      const url = pg!.createDatabase(`contract_${++dbs}`);
+      const url = database('contract');
       return () => PostgresStore.open(url);
     },
   },
@@ -28,7 +21,7 @@ storeContract(
 );
 
 test('postgres: two stores migrating one empty database at the same moment', { skip }, async () => {
-  const url = pg!.createDatabase('migrate_race');
+  const url = cluster().createDatabase('migrate_race');
   const stores = await Promise.all([1, 2, 3].map(() => PostgresStore.open(url)));
   await Promise.all(stores.map((s) => s.close()));
   const again = await PostgresStore.open(url); // migrations already applied: a no-op
@@ -43,6 +36,6 @@ test('postgres: bad URL, server down, missing database -> coded errors with hint
   await assert.rejects(PostgresStore.open('postgres://postgres@/pilot?host=/nonexistent-pilot-dir'), code('UNREACHABLE'));
   // Nothing listens on TCP port 1.
   await assert.rejects(PostgresStore.open('postgres://u:secret@127.0.0.1:1/pilot'), (e: unknown) => code('UNREACHABLE')(e) && !(e as Error).message.includes('secret'));
-  const missing = pg!.url.replace('/pilot?', '/no_such_db?');
+  const missing = cluster().url.replace('/pilot?', '/no_such_db?');
   await assert.rejects(PostgresStore.open(missing), code('BAD_ARGUMENT'));
 });

@@ -5,29 +5,25 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
-import { formatAddress, parseAddress, readAddress, writeAddress } from '../../src/wire/address.ts';
+import { formatAddress, parseAddress, readAddress } from '../../src/wire/address.ts';
 import { decodeRelayForward, encodeRelayForward } from '../../src/rendezvous/relay-forward.ts';
 import pgLib from 'pg';
 import { startRendezvous } from '../../src/rendezvous/server.ts';
-import { pgSkipReason, startPostgres, type PgCluster } from '../helpers/postgres.ts';
-import { sleep, startServer, tmpDir, udpPeer, type Peer } from './helpers.ts';
+import { usePostgresForFile } from '../helpers/postgres.ts';
+import { relaySend, sleep, startServer, tmpDir, udpPeer, type Peer } from './helpers.ts';
 
-const skip = pgSkipReason();
-let pg: PgCluster | undefined;
-let dbs = 0;
-before(() => {
-  if (!skip) pg = startPostgres();
-});
-after(() => pg?.stop());
+const { skip, cluster, database } = usePostgresForFile({ before, after });
 
-function relaySend(dst: string, inner: Buffer): Buffer {
-  const pkt = Buffer.alloc(7 + inner.length);
-  pkt[0] = 0x20;
-  writeAddress(pkt, 1, parseAddress(dst));
-  inner.copy(pkt, 7);
-  return pkt;
-}
 const dataPkt = (n: number) => Buffer.concat([Buffer.from([0x12]), crypto.randomBytes(n - 1)]);
+
+/** Two rendezvous instances on a fresh database, closed when the test ends. */
+async function twoInstances(t: { after(fn: () => unknown): void }) {
+  const url = database('cluster');
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  t.after(() => Promise.all([s1.close(), s2.close()]));
+  return { url, s1, s2 };
+}
 
 function nextPush(p: Peer, event: string, ms = 3000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
@@ -61,10 +57,7 @@ test('relay-forward tags: round trip; any changed byte, another secret or a shor
 });
 
 test('two instances, one database: resolve, pushes, relay, invalidation and forgeries across instances', { skip, timeout: 60_000 }, async (t) => {
-  const url = pg!.createDatabase(`cluster_${++dbs}`);
-  const s1 = await startServer({ storeUrl: url });
-  const s2 = await startServer({ storeUrl: url });
-  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const { s1, s2 } = await twoInstances(t);
   const a = await udpPeer(s1.port);
   const b = await udpPeer(s2.port);
   const c = await udpPeer(s2.port);
@@ -136,10 +129,7 @@ test('two instances, one database: resolve, pushes, relay, invalidation and forg
 });
 
 test('an instance that stops takes its nodes offline for the others; concurrent registrations on both stay unique', { skip, timeout: 60_000 }, async (t) => {
-  const url = pg!.createDatabase(`cluster_${++dbs}`);
-  const s1 = await startServer({ storeUrl: url });
-  const s2 = await startServer({ storeUrl: url });
-  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const { s1, s2 } = await twoInstances(t);
   const peers = await Promise.all(Array.from({ length: 16 }, (_, i) => udpPeer(i % 2 ? s2.port : s1.port)));
   t.after(() => Promise.all(peers.map((p) => p.close())));
   const regs = await Promise.all(peers.map((p, i) => p.client.register({ email: `n${i}@example.com`, public: true })));
@@ -152,15 +142,12 @@ test('an instance that stops takes its nodes offline for the others; concurrent 
 
 test('storeUrl: wildcard listen without advertise, and an unreachable database, fail with codes and hints', { skip }, async () => {
   const dir = tmpDir();
-  await assert.rejects(startRendezvous({ host: '0.0.0.0', port: 0, dataDir: dir, storeUrl: pg!.url }), (e: { code?: string; hint?: string }) => e.code === 'BAD_ARGUMENT' && /--advertise/.test(e.hint ?? ''));
+  await assert.rejects(startRendezvous({ host: '0.0.0.0', port: 0, dataDir: dir, storeUrl: cluster().url }), (e: { code?: string; hint?: string }) => e.code === 'BAD_ARGUMENT' && /--advertise/.test(e.hint ?? ''));
   await assert.rejects(startRendezvous({ host: '127.0.0.1', port: 0, dataDir: dir, storeUrl: 'postgres://x@/db?host=/nonexistent-pilot' }), (e: { code?: string; hint?: string }) => e.code === 'UNREACHABLE' && !!e.hint);
 });
 
 test('a LISTEN connection killed by the database is re-opened: pushes cross instances again', { skip, timeout: 60_000 }, async (t) => {
-  const url = pg!.createDatabase(`cluster_${++dbs}`);
-  const s1 = await startServer({ storeUrl: url });
-  const s2 = await startServer({ storeUrl: url });
-  t.after(() => Promise.all([s1.close(), s2.close()]));
+  const { url, s1, s2 } = await twoInstances(t);
   const a = await udpPeer(s1.port);
   const b = await udpPeer(s2.port);
   t.after(() => Promise.all([a.close(), b.close()]));

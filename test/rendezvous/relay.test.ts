@@ -2,16 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { parseAddress, writeAddress, readAddress, formatAddress } from '../../src/wire/address.ts';
-import { makeTrust, startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
-
-function relaySend(dst: string, inner: Buffer): Buffer {
-  const pkt = Buffer.alloc(7 + inner.length);
-  pkt[0] = 0x20;
-  writeAddress(pkt, 1, parseAddress(dst));
-  inner.copy(pkt, 7);
-  return pkt;
-}
+import { readAddress, formatAddress } from '../../src/wire/address.ts';
+import { relaySend, makeTrust, startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
 
 const inner = (n = 40, type = 0x12) => Buffer.concat([Buffer.from([type]), Buffer.alloc(n - 1, 0xab)]);
 
