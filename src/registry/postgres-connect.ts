@@ -70,6 +70,16 @@ export function describePgError(err: unknown, url: string): PilotError {
   return new PilotError('INTERNAL', `PostgreSQL error at ${where}: ${msg}`, 'see the PostgreSQL server log');
 }
 
+/** Driver errors that mean "the database is not there right now" (down, restarting, connection cut). */
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+/** A coded error for a query that failed because the database is unavailable; undefined otherwise. */
+export function pgUnavailable(err: unknown): PilotError | undefined {
+  const e = err as { code?: string; message?: string } | undefined;
+  const down = (e?.code !== undefined && UNAVAILABLE_CODES.has(e.code)) || /Connection terminated|connection timeout/i.test(e?.message ?? '');
+  return down ? new PilotError('UNREACHABLE', 'the registry database is unavailable', 'retry in a few seconds; the rendezvous log says why') : undefined;
+}
+
 /**
  * Applies the migrations not applied yet, in order, in one transaction under an
  * advisory lock: two processes starting together do not both run CREATE TABLE

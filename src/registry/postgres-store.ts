@@ -8,7 +8,7 @@ import { PilotError } from '../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
-import { connectPg, migrate, type Migration } from './postgres-connect.ts';
+import { connectPg, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
 
 /** Append-only: a deployed migration is never edited, a change is a new entry. */
 const MIGRATIONS: Migration[] = [
@@ -160,6 +160,10 @@ export class PostgresStore implements RegistryStore {
       throw err;
     }
     return new PostgresStore(pool, opts.network ?? 0);
+  }
+
+  explainError(err: unknown): PilotError | undefined {
+    return pgUnavailable(err);
   }
 
   private async one(sql: string, args: unknown[]): Promise<NodeRecord | undefined> {

@@ -2,6 +2,7 @@
 // (embedded default) and the PostgreSQL store (several rendezvous, one registry).
 // The store is the source of truth for identities; liveness lives in memory.
 import type { Address } from '../wire/address.ts';
+import type { PilotError } from '../util/errors.ts';
 
 export interface NodeRecord {
   address: Address;
@@ -100,5 +101,10 @@ export interface RegistryStore {
    */
   withPairLock?<T>(x: Address, y: Address, fn: () => Promise<T>): Promise<T>;
 
+  /**
+   * A coded error for a backend failure the client should hear about (the
+   * database is down), or undefined for anything else (kept INTERNAL).
+   */
+  explainError?(err: unknown): PilotError | undefined;
   close(): Promise<void>;
 }

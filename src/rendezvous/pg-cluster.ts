@@ -14,6 +14,7 @@ import { migrate, type Migration } from '../registry/postgres-connect.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Cluster, ClusterEvents, RelayTarget, RemotePresence } from './cluster.ts';
 import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
+import { parseLanEndpoints } from '../registry/lan-column.ts';
 
 const MIGRATIONS: Migration[] = [
   {
@@ -57,15 +58,6 @@ const Note = z.discriminatedUnion('k', [
   z.object({ k: z.literal('pair'), from: z.string(), x: AddrKey, y: AddrKey }),
   z.object({ k: z.literal('node'), from: z.string(), a: AddrKey }),
 ]);
-
-function parseLan(text: string): string[] {
-  try {
-    const v: unknown = JSON.parse(text);
-    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(0, 16) : [];
-  } catch {
-    return [];
-  }
-}
 
 export interface PgClusterStart {
   /** Where the other instances send relay packets for nodes online here (our UDP port). */
@@ -204,7 +196,7 @@ export class PgCluster implements Cluster {
     );
     const row = r.rows[0];
     if (!row) return undefined;
-    return { instance: row.instance, observed: row.observed, lanEndpoints: parseLan(row.lan_endpoints), lastSeen: Number(row.last_seen), host: row.host, port: row.port };
+    return { instance: row.instance, observed: row.observed, lanEndpoints: parseLanEndpoints(row.lan_endpoints).slice(0, 16), lastSeen: Number(row.last_seen), host: row.host, port: row.port };
   }
 
   async locate(address: Address, now = Date.now()): Promise<RemotePresence | undefined> {

@@ -156,7 +156,7 @@ export class RegistryService {
       const e = asPilotError(err);
       if (!(err instanceof PilotError)) this.log.error({ err, method: req.stmt.method }, 'registry method failed');
       // INTERNAL from asPilotError may carry driver text; the client only needs the code.
-      body = errorBody(err instanceof PilotError ? e : new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log'));
+      body = errorBody(err instanceof PilotError ? e : (this.ctx.store.explainError?.(err) ?? new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log')));
     }
     const resp = this.answer(link, req.id, req.nonce, body);
     this.replay.setResponse(req.nonce, resp);

@@ -12,6 +12,10 @@ export interface PgCluster {
   url: string;
   /** A URL for another (created) database of this cluster. */
   createDatabase(name: string): string;
+  /** Stop the server (fast shutdown: sessions are cut), keeping the data. */
+  down(): void;
+  /** Start it again after down(). */
+  up(): void;
   stop(): void;
 }
 
@@ -40,12 +44,13 @@ export function startPostgres(): PgCluster {
   const asRoot = process.getuid?.() === 0;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-pg-'));
   const data = path.join(dir, 'data');
+  let opts = '';
   const as = (cmd: string, args: string[]) => (asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' }));
   if (asRoot) execFileSync('chown', ['postgres:postgres', dir]);
   try {
     as(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
     // Unix socket only (no TCP port to collide with), in our own dir; fsync off: test data.
-    const opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
+    opts = `-c listen_addresses='' -c unix_socket_directories='${dir}' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200`;
     as(path.join(bin, 'pg_ctl'), ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']);
     as(path.join(bin, 'createdb'), ['-h', dir, '-U', 'postgres', 'pilot']);
   } catch (err) {
@@ -60,6 +65,12 @@ export function startPostgres(): PgCluster {
     createDatabase(name: string) {
       as(path.join(bin, 'createdb'), ['-h', dir, '-U', 'postgres', name]);
       return urlFor(name);
+    },
+    down() {
+      as(path.join(bin, 'pg_ctl'), ['-D', data, '-m', 'fast', '-w', 'stop']);
+    },
+    up() {
+      as(path.join(bin, 'pg_ctl'), ['-D', data, '-o', opts, '-l', path.join(dir, 'log'), '-w', '-t', '30', 'start']);
     },
     stop() {
       if (stopped) return;

@@ -162,3 +162,37 @@ test('a LISTEN connection killed by the database is re-opened: pushes cross inst
   await a.client.trustRequest(rb.address);
   assert.equal((await push).from, ra.address);
 });
+
+test('PostgreSQL restarts: requests fail with a code meanwhile, nothing crashes, both instances serve and push again', { skip, timeout: 90_000 }, async (t) => {
+  const { s1, s2 } = await twoInstances(t);
+  const a = await udpPeer(s1.port);
+  const b = await udpPeer(s2.port);
+  t.after(() => Promise.all([a.close(), b.close()]));
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com', public: true });
+  cluster().down();
+  let upAgain = false;
+  t.after(() => {
+    if (!upAgain) cluster().up();
+  });
+  const t0 = Date.now();
+  const err = await a.client.trustRequest(rb.address, 'while down').then(
+    () => undefined,
+    (e: { code?: string; message?: string }) => e,
+  );
+  console.log(`# while the database is down: ${err?.code} (${err?.message}) after ${Date.now() - t0} ms`);
+  assert.equal(err?.code, 'UNREACHABLE', 'a coded error while the database is down');
+  cluster().up();
+  upAgain = true;
+  // Both instances come back by themselves: the request pool reconnects and the LISTEN connection is re-opened.
+  let pushed: Record<string, unknown> | undefined;
+  const deadline = Date.now() + 30_000;
+  while (!pushed && Date.now() < deadline) {
+    const push = nextPush(b, 'trust_request', 2_000).catch(() => undefined);
+    await a.client.trustRequest(rb.address, 'after restart').catch(() => undefined);
+    pushed = await push;
+  }
+  console.log(`# pushes cross instances again ${Date.now() - t0} ms after the database went down`);
+  assert.equal(pushed?.from, ra.address);
+  assert.equal((await a.client.resolve({ address: rb.address })).online, true, 'presence back');
+});
