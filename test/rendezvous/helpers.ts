@@ -9,7 +9,6 @@ import { RegistryClient, type RegistryClientOptions } from '../../src/registry/c
 import { generateIdentity, type Identity } from '../../src/registry/signing.ts';
 import { startRendezvous, type Rendezvous, type RendezvousOptions } from '../../src/rendezvous/server.ts';
 import { encodeFrame, FrameDecoder } from '../../src/rendezvous/tcp-framing.ts';
-import { parseAddress, writeAddress } from '../../src/wire/address.ts';
 
 export function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-rdv-'));
@@ -136,11 +135,4 @@ export async function makeTrust(x: Peer, xAddr: string, y: Peer, yAddr: string):
   await y.client.trustApprove(xAddr);
 }
 
-/** A RELAY_SEND packet (0x20 | destination address | inner packet) as a node sends it to the rendezvous. */
-export function relaySend(dst: string, inner: Buffer): Buffer {
-  const pkt = Buffer.alloc(7 + inner.length);
-  pkt[0] = 0x20;
-  writeAddress(pkt, 1, parseAddress(dst));
-  inner.copy(pkt, 7);
-  return pkt;
-}
+export { relaySend } from '../helpers/relay-packet.ts';

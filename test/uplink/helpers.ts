@@ -3,7 +3,6 @@
 import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity, type Identity } from '../../src/registry/signing.ts';
 import { TcpUplink, type TcpUplinkOptions } from '../../src/uplink/tcp-uplink.ts';
-import { parseAddress, writeAddress } from '../../src/wire/address.ts';
 
 export interface UplinkPeer {
   uplink: TcpUplink;
@@ -67,14 +66,7 @@ export async function makeTrust(x: { client: RegistryClient }, xAddr: string, y:
   await y.client.trustApprove(xAddr);
 }
 
-/** [0x20][dst][inner]: what a daemon sends to have `inner` relayed to `dst`. */
-export function relaySend(dst: string, inner: Buffer): Buffer {
-  const pkt = Buffer.alloc(7 + inner.length);
-  pkt[0] = 0x20;
-  writeAddress(pkt, 1, parseAddress(dst));
-  inner.copy(pkt, 7);
-  return pkt;
-}
+export { relaySend } from '../helpers/relay-packet.ts';
 
 /** A stand-in session packet (0x12 Data) of n bytes; the relay never looks past the type byte. */
 export const innerPacket = (n: number, fill = 0xab, type = 0x12): Buffer => Buffer.concat([Buffer.from([type]), Buffer.alloc(n - 1, fill)]);
