@@ -16,6 +16,7 @@ import { PacketType } from '../wire/packet-types.ts';
 import { addressKey, formatAddress, parseAddress, readAddress, writeAddress, type Address, ADDRESS_BYTES } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort, type HostPort } from '../util/hostport.ts';
+import { createUdpSocket } from '../util/udp-socket.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { PortTable, type IncomingStream } from './ports.ts';
@@ -112,7 +113,7 @@ export class Daemon extends EventEmitter {
     this.log = opts.logger;
     this.identity = loadOrCreateIdentity(opts.home);
     this.trust = new TrustBook(opts.home);
-    this.socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+    this.socket = createUdpSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
   }
 
   static async start(opts: DaemonOptions): Promise<Daemon> {
@@ -217,7 +218,7 @@ export class Daemon extends EventEmitter {
     this.netTimer = setInterval(() => void this.checkNetwork(), NETWORK_CHECK_MS);
     this.netTimer.unref();
 
-    this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => void this.sendDatagram(to, src, dst, data).catch(() => {})));
+    this.stopServices.push(startEcho(this.ports, (to, src, dst, data) => this.replyDatagram(to, src, dst, data)));
     this.stopServices.push(startSink(this.ports));
     // built-in services (services.json can disable each one)
     this.services = startBuiltinServices(this);
@@ -273,7 +274,19 @@ export class Daemon extends EventEmitter {
   }
 
   isTrusted(address: Address): boolean {
-    return this.trust.isTrusted(formatAddress(address));
+    return this.trust.isTrusted(this.addressText(address));
+  }
+
+  /** formatAddress, memoized: trust is checked for every datagram and stream, and formatting costs more than the lookup. */
+  private readonly addrTexts = new Map<number, string>();
+  private addressText(a: Address): string {
+    const k = addressKey(a);
+    let t = this.addrTexts.get(k);
+    if (t === undefined) {
+      if (this.addrTexts.size >= 4096) this.addrTexts.clear();
+      this.addrTexts.set(k, (t = formatAddress(a)));
+    }
+    return t;
   }
 
   /** Tear down everything we have with a peer (trust revoked). */
@@ -366,7 +379,7 @@ export class Daemon extends EventEmitter {
         await bind(previous);
       } catch {
         // Taken by someone else: the socket object is unusable after a failed bind.
-        this.socket = dgram.createSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+        this.socket = createUdpSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
         await bind(listen.port);
       }
     } else {
@@ -545,6 +558,19 @@ export class Daemon extends EventEmitter {
   }
 
   async peerFor(target: string | Address): Promise<Peer> {
+    return this.revive(await this.findPeer(target));
+  }
+
+  /**
+   * A peer that closed its connection (CONNECTION_CLOSE when it stopped) gets a fresh one when we next
+   * send to it, as after a restart: a closed Connection sends nothing.
+   */
+  private revive(peer: Peer): Peer {
+    if (peer.conn.isClosed) peer.conn = this.newConnection(peer.address);
+    return peer;
+  }
+
+  private async findPeer(target: string | Address): Promise<Peer> {
     if (typeof target !== 'string') {
       const known = this.peers.get(addressKey(target));
       if (known && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
@@ -630,8 +656,40 @@ export class Daemon extends EventEmitter {
     return peer.conn.openStream(port, this.ports.ephemeral()) as unknown as IncomingStream & { readonly id: number };
   }
 
-  async sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
-    const peer = await this.peerFor(to);
+  sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
+    // A known peer by address (ping): sent before returning, no wait for a promise hop.
+    const known = this.freshPeer(to);
+    if (known) {
+      try {
+        this.sendDatagramTo(known, srcPort, dstPort, data);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.peerFor(to).then((peer) => this.sendDatagramTo(peer, srcPort, dstPort, data));
+  }
+
+  /** Best effort (echo replies): synchronous for a known peer, no promise per packet. */
+  private replyDatagram(to: Address, srcPort: number, dstPort: number, data: Buffer): void {
+    const known = this.freshPeer(to);
+    if (!known) {
+      void this.sendDatagram(to, srcPort, dstPort, data).catch(() => {});
+      return;
+    }
+    try {
+      this.sendDatagramTo(known, srcPort, dstPort, data);
+    } catch {
+      // congested or too large: dropped, as datagrams are
+    }
+  }
+
+  private freshPeer(to: string | Address): Peer | undefined {
+    const p = typeof to === 'string' ? undefined : this.peers.get(addressKey(to));
+    return p && Date.now() - p.resolvedAt < RESOLVE_TTL_MS ? this.revive(p) : undefined;
+  }
+
+  private sendDatagramTo(peer: Peer, srcPort: number, dstPort: number, data: Buffer): void {
     if (srcPort !== ECHO_PORT) this.requireTrust(peer, dstPort);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
       throw new PilotError('BAD_ARGUMENT', `datagram of ${data.length} bytes not sent (too large or congested)`, 'datagrams must fit one packet (about 1180 bytes); use a stream for more');
@@ -888,7 +946,7 @@ export class Daemon extends EventEmitter {
     const ids: number[] = [];
     for (let i = 0; i < n; i++) {
       const id = this.sprayNext++;
-      const sock = dgram.createSocket('udp4');
+      const sock = createUdpSocket({ type: 'udp4' });
       sock.on('error', () => {});
       sock.on('message', (msg, rinfo) => this.onUdp(msg, rinfo, id));
       // bind synchronously enough: send() binds an unbound socket to an ephemeral port

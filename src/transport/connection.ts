@@ -6,7 +6,8 @@
 // datagrams.
 //
 // Cost model: sending is batched into one flush per event-loop turn (so many
-// writes or many received packets produce full packets and one ACK), there is
+// writes or many received packets produce full packets and one ACK), except a
+// lone packet (nothing in flight), which leaves at once (latency); there is
 // a single timer per connection, payload is copied once (application buffer ->
 // packet) on send and not at all on receive (streams get views of the packet).
 import { EventEmitter } from 'node:events';
@@ -185,7 +186,11 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private pacingAt = Infinity;
   private idleCheckAt = Infinity;
   private flushScheduled = false;
-  private readonly flushCb = (): void => this.flush();
+  private flushing = false;
+  // an eager flush (mayFlushNow) may have run before the immediate: then there is nothing left to do
+  private readonly flushCb = (): void => {
+    if (this.flushScheduled) this.flush();
+  };
   private readonly timerCb = (): void => this.onTimer();
   private closed = false;
 
@@ -263,7 +268,8 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     // copy: the caller may reuse its buffer before the next flush
     this.dgQueue.push({ srcPort, dstPort, data: Buffer.from(data) });
     this.dgQueuedBytes += data.length;
-    this.scheduleFlush();
+    if (this.depth === 0 && this.mayFlushNow()) this.flush();
+    else this.scheduleFlush();
     return true;
   }
 
@@ -393,6 +399,29 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     } finally {
       this.depth--;
     }
+    if (this.depth > 0) return; // a nested call: the outermost one sends
+    try {
+      this.afterReceive();
+    } catch (err) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+  }
+
+  /**
+   * Whatever handling the packet queued (a reply, credit, an ACK that is due) is sent from here, not
+   * from inside the handlers: an echo or a request/response reply leaves now with its ACK, and a burst
+   * of received packets still shares one flush per turn.
+   */
+  private afterReceive(): void {
+    if (this.closed) return;
+    const now = this.clock();
+    if (this.hasQueued()) {
+      if (this.mayFlushNow()) this.flush();
+      else this.scheduleFlush();
+    } else if (this.acks.due(now)) this.scheduleFlush();
+    else this.armTimer(now);
   }
 
   // ================= receive path =================
@@ -464,8 +493,6 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     if (this.closed) return;
     // a long burst is acked mid-way so the sender's ACK clock keeps ticking
     if (this.acks.pending >= ACK_BURST) this.buildPacket(now, false, false);
-    if (this.acks.due(now) || this.hasQueued()) this.scheduleFlush();
-    else this.armTimer(now);
   }
 
   private onStreamFrame(f: ParsedFrame, now: number): void {
@@ -593,13 +620,38 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     return this.recovery.rtt.smoothed;
   }
 
+  /**
+   * May a flush run now instead of at the end of the event-loop turn? Only for a lone packet: with
+   * nothing in flight there is no burst to batch, and the setImmediate hop is pure latency. Bulk sends
+   * (data in flight) keep one batched flush per turn. Callers make sure they are not inside
+   * receivePacket (except at its very end) or half-way through a stream state change.
+   */
+  private mayFlushNow(): boolean {
+    return !this.flushing && !this.closed && this.recovery.cc.bytesInFlight === 0;
+  }
+
   streamWantsSend(s: Stream): void {
     if (this.closed) return;
+    this.enqueueStream(s);
+    this.scheduleFlush();
+  }
+
+  private enqueueStream(s: Stream): void {
     if (!s.queued && !s.sendDone) {
       s.queued = true;
       this.sendQueue.push(s);
     }
-    this.scheduleFlush();
+  }
+
+  streamWritten(s: Stream): void {
+    if (this.closed) return;
+    // inside receivePacket, afterReceive decides
+    if (this.depth === 0 && this.mayFlushNow()) {
+      this.enqueueStream(s);
+      this.flush();
+    } else {
+      this.streamWantsSend(s);
+    }
   }
 
   streamControl(type: number, id: number, code: number, finalSize: number): void {
@@ -652,6 +704,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
 
   private scheduleFlush(): void {
     if (this.flushScheduled || this.closed) return;
+    if (this.depth > 0) return; // inside receivePacket: afterReceive decides (no stray immediate)
     this.flushScheduled = true;
     setImmediate(this.flushCb);
   }
@@ -667,6 +720,15 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private flush(): void {
     this.flushScheduled = false;
     if (this.closed) return;
+    this.flushing = true;
+    try {
+      this.flushNow();
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private flushNow(): void {
     const now = this.clock();
     const cc = this.recovery.cc;
     this.pacer.refill(now, cc.cwnd, this.recovery.rtt.smoothed, this.maxPacket, cc.inSlowStart());
@@ -914,14 +976,16 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     if (this.pacingAt < t) t = this.pacingAt;
     if (this.idleCheckAt < t) t = this.idleCheckAt;
     if (t === Infinity) {
-      if (this.timer !== null) {
-        clearTimeout(this.timer);
-        this.timer = null;
-        this.timerAt = Infinity;
-      }
+      // nothing to wait for: leave a pending timer to fire early (re-evaluated then) instead of clearing
+      // it, since request/response would clear and set one per round trip; unref'd, it keeps nobody alive
+      if (this.timer !== null) this.timer.unref();
       return;
     }
-    if (this.timer !== null && this.timerAt <= t) return; // fires early enough; re-evaluated then
+    if (this.timer !== null && this.timerAt <= t) {
+      // fires early enough; re-evaluated then. Data in flight keeps the process alive (see below).
+      if (t !== this.idleCheckAt && !this.timer.hasRef()) this.timer.ref();
+      return;
+    }
     if (this.timer !== null) clearTimeout(this.timer);
     this.timerAt = t;
     this.timer = setTimeout(this.timerCb, Math.max(0, Math.ceil(t - now)));

@@ -19,6 +19,8 @@ export interface StreamHost {
   srttMs(): number;
   /** The stream has something to send (idempotent). */
   streamWantsSend(s: Stream): void;
+  /** Like streamWantsSend, after an application write: the host may send at once (a lone request) rather than at the end of the turn. */
+  streamWritten(s: Stream): void;
   /** Queue a RESET_STREAM / STOP_SENDING. */
   streamControl(type: number, id: number, code: number, finalSize: number): void;
   /** Queue a MAX_STREAM_DATA for this stream (idempotent). */
@@ -109,7 +111,9 @@ export class Stream extends Duplex implements RecvSink {
 
   private afterWrite(cb: (err?: Error | null) => void): void {
     this.lastActivity = this.host.now();
-    this.host.streamWantsSend(this);
+    // only on an established stream: a new one's opening goes out with the rest of this turn (end(), destroy())
+    if (this.openAcked) this.host.streamWritten(this);
+    else this.host.streamWantsSend(this);
     if (this.sendBuf.unsent() < this.sendAhead) cb();
     else this.writeCb = cb;
   }
