@@ -904,7 +904,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
         }
         q.shift();
         s.queued = false;
-        if (sb.blockedAt(limit) && connRoom <= 0 && !this.connBlocked.includes(s)) this.connBlocked.push(s);
+        this.parkIfConnBlocked(s, connRoom);
         continue;
       }
       const off = sb.outOff;
@@ -931,11 +931,27 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
       this.recordFrag(p, s, off, len, fin, open);
       // round-robin: the next packet starts with the next stream
       q.shift();
-      if (s.wantsSend(sb.sentOffset + Math.max(0, this.peerMaxData - this.connSent))) q.push(s);
-      else s.queued = false;
+      const connLeft = this.peerMaxData - this.connSent;
+      if (s.wantsSend(sb.sentOffset + Math.max(0, connLeft))) q.push(s);
+      else {
+        s.queued = false;
+        this.parkIfConnBlocked(s, connLeft);
+      }
       if (!withLen) break;
     }
     return pos;
+  }
+
+  /**
+   * A stream leaving the send queue with new bytes that only the connection's credit holds back
+   * waits for MAX_DATA (unblockConnection); one held by its own credit waits for MAX_STREAM_DATA.
+   * Missing this when the stream's own frame used up the last credit left it stalled for good
+   * once its writer had finished (nothing else re-queues it).
+   */
+  private parkIfConnBlocked(s: Stream, connRoom: number): void {
+    if (connRoom > 0) return;
+    const limit = Math.min(s.peerMaxStreamData, s.sendBuf.sentOffset);
+    if (s.sendBuf.blockedAt(limit) && !this.connBlocked.includes(s)) this.connBlocked.push(s);
   }
 
   private recordFrag(p: SentPacket, s: Stream, off: number, len: number, fin: boolean, open: boolean): void {

@@ -74,6 +74,29 @@ test('20 concurrent streams each arrive intact', async () => {
   closePair(p);
 });
 
+test('streams whose writers have finished are not stranded when the connection credit runs out', async () => {
+  // Each stream's whole payload is written at once, so nothing but the peer's MAX_DATA can
+  // re-queue a stream once the connection-level credit (1 MiB at first) is used up.
+  // A small connection window and a 2 ms one-way delay: once the congestion window has grown past
+  // the credit, the sender spends the credit long before MAX_DATA comes back, again and again.
+  const p = makePair({ seed: 5, delayMs: 2 }, { connectionWindow: 256 * 1024 });
+  const n = 32;
+  const size = 1024 * 1024;
+  const all = new Promise<number[]>((resolve, reject) => {
+    const lengths: number[] = [];
+    p.b.on('stream', (s: Stream) => {
+      readAll(s).then((r) => {
+        lengths.push(r.length);
+        if (lengths.length === n) resolve(lengths);
+      }, reject);
+    });
+  });
+  for (let i = 0; i < n; i++) p.a.openStream(80, 7000 + i).end(Buffer.alloc(size, i));
+  const lengths = await withTimeout(all, 10_000, `${n} streams of ${size} bytes past the connection credit`);
+  assert.deepEqual(lengths, new Array(n).fill(size));
+  closePair(p);
+});
+
 test('a stream whose reader never reads does not stall another one', async () => {
   const p = makePair({}, { streamWindow: 256 * 1024 });
   const stuck = p.a.openStream(81, 1);
