@@ -62,10 +62,12 @@ function sinkServerMain(): void {
     s.on('error', () => {});
   });
   srv.listen(0, '127.0.0.1', () => process.stdout.write(`tcp ${(srv.address() as net.AddressInfo).port}\n`));
+  // stdin closes when the parent dies, even by SIGKILL or a timeout: do not outlive it
+  process.stdin.on('end', () => process.exit(0)).resume();
 }
 
 async function main(): Promise<void> {
-  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--sink'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [fileURLToPath(import.meta.url), '--sink'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const tcpPort = await new Promise<number>((resolve) => child.stdout!.on('data', (c: Buffer) => resolve(Number(/tcp (\d+)/.exec(c.toString())![1]))));
   const pair = await startPair('streams');
   const node = await connect({ socket: pair.a.socket });
