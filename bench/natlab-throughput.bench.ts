@@ -34,6 +34,7 @@ import { Agent, ROOT, run, startRendezvous, tmpDir, type CtlResult, type Rendezv
 import { NatLab, natLabSupport, RENDEZVOUS_IP, type Host } from '../test/helpers/natlab.ts';
 import { trustPair } from '../test/nat/matrix.ts';
 import { cpuSeconds, machine, MiB } from './stats.ts';
+import { createCountingSink } from './tcp-sink.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const DGRAM = 1200;
@@ -75,16 +76,7 @@ const cpuNow = (): number => {
 
 /** Discard sink like the daemon's port 9: read to FIN, answer with the byte count (u64). */
 function tcpSink(port: number): void {
-  const server = net.createServer((s) => {
-    let total = 0;
-    s.on('data', (c: Buffer) => (total += c.length));
-    s.on('end', () => {
-      const reply = Buffer.alloc(8);
-      reply.writeBigUInt64BE(BigInt(total));
-      s.end(reply);
-    });
-    s.on('error', () => {});
-  });
+  const server = createCountingSink();
   server.listen(port, '0.0.0.0', () => process.stdout.write('ready\n'));
 }
 

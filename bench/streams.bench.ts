@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import { connect, type PilotNode } from '../src/sdk/index.ts';
 import { startPair } from './daemons.ts';
 import { machine, MiB } from './stats.ts';
+import { createCountingSink } from './tcp-sink.ts';
 
 const TOTAL = Number(process.env.BENCH_STREAMS_MB ?? 64) * MiB;
 const COUNTS = (process.env.BENCH_STREAMS ?? '1,8,64').split(',').map(Number);
@@ -51,16 +52,7 @@ async function tcpRun(port: number, n: number): Promise<number> {
 
 /** Like the daemon's sink: read to the end, answer the count, close. Own process, as the daemons are. */
 function sinkServerMain(): void {
-  const srv = net.createServer({ allowHalfOpen: true }, (s) => {
-    let total = 0;
-    s.on('data', (c: Buffer) => (total += c.length));
-    s.on('end', () => {
-      const reply = Buffer.alloc(8);
-      reply.writeBigUInt64BE(BigInt(total));
-      s.end(reply);
-    });
-    s.on('error', () => {});
-  });
+  const srv = createCountingSink();
   srv.listen(0, '127.0.0.1', () => process.stdout.write(`tcp ${(srv.address() as net.AddressInfo).port}\n`));
   // stdin closes when the parent dies, even by SIGKILL or a timeout: do not outlive it
   process.stdin.on('end', () => process.exit(0)).resume();
