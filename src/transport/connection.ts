@@ -268,8 +268,7 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
     // copy: the caller may reuse its buffer before the next flush
     this.dgQueue.push({ srcPort, dstPort, data: Buffer.from(data) });
     this.dgQueuedBytes += data.length;
-    if (this.depth === 0 && this.mayFlushNow()) this.flush();
-    else this.scheduleFlush();
+    this.flushSoon();
     return true;
   }
 
@@ -417,10 +416,8 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   private afterReceive(): void {
     if (this.closed) return;
     const now = this.clock();
-    if (this.hasQueued()) {
-      if (this.mayFlushNow()) this.flush();
-      else this.scheduleFlush();
-    } else if (this.acks.due(now)) this.scheduleFlush();
+    if (this.hasQueued()) this.flushSoon();
+    else if (this.acks.due(now)) this.scheduleFlush();
     else this.armTimer(now);
   }
 
@@ -645,13 +642,14 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
 
   streamWritten(s: Stream): void {
     if (this.closed) return;
-    // inside receivePacket, afterReceive decides
-    if (this.depth === 0 && this.mayFlushNow()) {
-      this.enqueueStream(s);
-      this.flush();
-    } else {
-      this.streamWantsSend(s);
-    }
+    this.enqueueStream(s);
+    this.flushSoon(); // inside receivePacket, afterReceive decides
+  }
+
+  /** Flush now when a lone packet may go at once (outside receivePacket), else at the end of the turn. */
+  private flushSoon(): void {
+    if (this.depth === 0 && this.mayFlushNow()) this.flush();
+    else this.scheduleFlush();
   }
 
   streamControl(type: number, id: number, code: number, finalSize: number): void {
