@@ -1,9 +1,23 @@
-// `npm test`: typecheck, then every test/**/*.test.ts with node's test runner.
-// Tests that need root + network namespaces skip themselves with a message
-// when that is not possible here.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+// `npm test`: typecheck, then every test/**/*.test.ts with node's test runner, in tiers:
+//   unit         no processes, no namespaces: pure logic and in-process sockets (seconds)
+//   integration  real daemons and rendezvous processes, PostgreSQL, npm pack, Chromium
+//   lab          root + network namespaces (NAT lab, spoofed sources, loss)
+// The unit tier runs first, so a broken build fails in well under a minute; the other
+// two run together with a few files at a time (each test makes its own ports, homes and
+// namespaces, so files do not collide). A file's tier is read from what it imports
+// (transitively, within test/), so a new test lands in the right tier by itself.
+// Tests that need root + network namespaces skip themselves with a message when that is
+// not possible here.
+//
+//   node scripts/test.ts                 typecheck + all tiers (what CI runs)
+//   node scripts/test.ts --tier unit     typecheck + the unit tier (`npm run test:unit`)
+//   node scripts/test.ts test/a.test.ts  typecheck + just these files
+import { spawnSync, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+
+export type Tier = 'unit' | 'integration' | 'lab';
 
 function findTests(dir: string): string[] {
   const out: string[] = [];
@@ -15,16 +29,94 @@ function findTests(dir: string): string[] {
   return out;
 }
 
-const only = process.argv.slice(2);
-const files = only.length > 0 ? only : findTests('test');
-// the examples have their own project: they import 'pilot-overlay/sdk' as a consumer does
-for (const project of ['tsconfig.json', 'examples/tsconfig.json']) {
-  const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', project, '--noEmit'], { stdio: 'inherit' });
-  if (tsc.status !== 0) {
-    console.error(`typecheck failed (${project})`);
-    process.exit(tsc.status ?? 1);
+const IMPORT = /(?:from|import)\s*\(?\s*['"]([^'"]+)['"]/g;
+
+/** Every test/ file `file` imports, directly or not (src/ is not followed: it is what is tested). */
+function testImports(file: string, seen = new Set<string>()): Set<string> {
+  for (const m of readFileSync(file, 'utf8').matchAll(IMPORT)) {
+    const spec = m[1]!;
+    if (!spec.startsWith('.')) continue;
+    const p = resolve(dirname(file), spec);
+    if (!p.startsWith(`${resolve('test')}/`)) continue;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    try {
+      testImports(p, seen);
+    } catch {
+      // a fixture read as text, or a missing file: the typecheck reports real problems
+    }
+  }
+  return seen;
+}
+
+/** What a test file needs, from its own text and its test helpers'. */
+export function tierOf(file: string): Tier {
+  const texts = [file, ...testImports(file)].map((f) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch {
+      return '';
+    }
+  });
+  const all = texts.join('\n');
+  if (/helpers\/(netns|natlab)\.ts/.test(all)) return 'lab';
+  if (/node:child_process|helpers\/(cluster|postgres|package)\.ts/.test(all)) return 'integration';
+  return 'unit';
+}
+
+function typecheck(): void {
+  // the examples have their own project: they import 'pilot-overlay/sdk' as a consumer does
+  for (const project of ['tsconfig.json', 'examples/tsconfig.json']) {
+    const tsc = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', project, '--noEmit'], { stdio: 'inherit' });
+    if (tsc.status !== 0) {
+      console.error(`typecheck failed (${project})`);
+      process.exit(tsc.status ?? 1);
+    }
   }
 }
-// Files run one at a time: the machine has 2 cores and several tests move real traffic.
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+/** Runs files with node's test runner; resolves to its exit code. */
+function runFiles(files: string[], concurrency: number, env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  if (files.length === 0) return Promise.resolve(0);
+  return new Promise((done) => {
+    const p = spawn(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], { stdio: 'inherit', env });
+    p.on('exit', (code, signal) => done(code ?? (signal ? 1 : 0)));
+  });
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const tierArg = args.indexOf('--tier');
+  const onlyTier = tierArg >= 0 ? (args[tierArg + 1] as Tier | undefined) : undefined;
+  const named = args.filter((a, i) => a.endsWith('.ts') && i !== tierArg + 1);
+  typecheck();
+  if (named.length > 0) process.exit(await runFiles(named, 1));
+
+  const byTier: Record<Tier, string[]> = { unit: [], integration: [], lab: [] };
+  for (const f of findTests('test')) byTier[tierOf(f)].push(f);
+  if (onlyTier !== undefined && !(onlyTier in byTier)) {
+    console.error(`unknown tier ${onlyTier}: use unit, integration or lab`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+  console.log(`tiers: ${byTier.unit.length} unit, ${byTier.integration.length} integration, ${byTier.lab.length} lab files`);
+  const unit = await runFiles(byTier.unit, Math.max(2, cpus().length));
+  console.log(`unit tier done in ${elapsed()} (exit ${unit})`);
+  if (onlyTier === 'unit' || unit !== 0) process.exit(unit);
+
+  // The slow tiers share one runner so files overlap their waiting. Each file mostly waits
+  // on timers, handshakes and other processes; PILOT_TEST_CONCURRENCY tunes it.
+  const concurrency = Number(process.env.PILOT_TEST_CONCURRENCY) || 4;
+  const rest = onlyTier ? byTier[onlyTier] : [...byTier.lab, ...byTier.integration];
+  // One `npm pack` for every test that installs the package (two packs in one checkout
+  // would clash on dist/).
+  const packDir = mkdtempSync(join(tmpdir(), 'pilot-pack-'));
+  const env = { ...process.env, PILOT_TEST_PACK_DIR: packDir };
+  const code = await runFiles(rest, concurrency, env);
+  rmSync(packDir, { recursive: true, force: true });
+  console.log(`all tiers done in ${elapsed()} (exit ${code})`);
+  process.exit(code);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -33,8 +33,44 @@ function npm(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs: num
   return r.stdout;
 }
 
-/** `npm pack` this checkout into `dest` (the prepack script builds dist/ first); returns the .tgz path. */
+/**
+ * `npm pack` this checkout into `dest` (the prepack script builds dist/ first); returns the .tgz path.
+ * Under `npm test` (PILOT_TEST_PACK_DIR set) test files run side by side, and two packs in one
+ * checkout would clash on dist/: the first caller packs into that directory under a lock, the
+ * others wait for it and share the tarball.
+ */
 export function packTarball(dest: string, env: NodeJS.ProcessEnv = npmEnv(os.tmpdir())): string {
+  const shared = process.env.PILOT_TEST_PACK_DIR;
+  if (shared) return packShared(shared, env);
+  return packInto(dest, env);
+}
+
+function packShared(dir: string, env: NodeJS.ProcessEnv): string {
+  const lock = path.join(dir, 'lock');
+  const deadline = Date.now() + 240_000;
+  for (;;) {
+    const done = fs.readdirSync(dir).find((f) => f.endsWith('.tgz'));
+    if (done) return path.join(dir, done);
+    try {
+      fs.mkdirSync(lock); // atomic: exactly one caller packs
+    } catch {
+      if (Date.now() > deadline) throw new Error(`waited 240 s for another test's npm pack in ${dir}`);
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 200);
+      continue;
+    }
+    try {
+      const staging = fs.mkdtempSync(path.join(dir, 'staging-'));
+      const tgz = packInto(staging, env);
+      const final = path.join(dir, path.basename(tgz));
+      fs.renameSync(tgz, final); // the .tgz appears whole or not at all
+      return final;
+    } finally {
+      fs.rmSync(lock, { recursive: true, force: true });
+    }
+  }
+}
+
+function packInto(dest: string, env: NodeJS.ProcessEnv): string {
   const out = npm(['pack', '--silent', '--pack-destination', dest], ROOT, env, 120_000);
   const name = out.trim().split('\n').pop() ?? '';
   const tgz = path.join(dest, name);
