@@ -1,0 +1,73 @@
+// Makes identities cost something and their claims expire (issue 15, hole 7):
+// new identities are rate limited per source address, hostnames are leases
+// that lapse after a long silence, and trust requests are limited per source
+// and expire. Like Tailscale's coordination server, the registry, not the
+// client, decides what a key may claim; like QUIC's address validation, a
+// source gets a small allowance before it has proven anything.
+import { PilotError } from '../util/errors.ts';
+import type { RegistryStore } from '../registry/store.ts';
+import { KeyedLimiter } from './rate-limit.ts';
+import type { RegistryLimits } from './registry-limits.ts';
+
+/** The lapsed-hostname sweep runs at most this often (ms). */
+const SWEEP_EVERY_MS = 60_000;
+
+export class IdentityGuard {
+  private readonly limits: RegistryLimits;
+  private readonly registrations: KeyedLimiter;
+  private readonly trustRequests: KeyedLimiter;
+  private lastSweep = 0;
+
+  constructor(limits: RegistryLimits) {
+    this.limits = limits;
+    this.registrations = new KeyedLimiter(limits.registrationRate);
+    this.trustRequests = new KeyedLimiter(limits.trustRequestSourceRate);
+  }
+
+  /** A key registering for the first time, from `source`: throws RATE_LIMITED over the source's allowance. */
+  admitNewIdentity(source: string, now: number): void {
+    if (this.registrations.take(source, 1, now)) return;
+    const r = this.limits.registrationRate;
+    const wait = Math.max(1, Math.ceil(this.registrations.waitMs(source, 1, now) / 1000));
+    throw new PilotError(
+      'RATE_LIMITED',
+      'too many new identities registered from your address',
+      `wait ${wait} s (at most ${r.burst} new keys at once per address, then ${+(r.perSec * 60).toFixed(2)} a minute); an existing key re-registers freely`,
+    );
+  }
+
+  /** A trust_request from `source`, whatever key signed it. */
+  admitTrustRequest(source: string, now: number): void {
+    if (this.trustRequests.take(source, 1, now)) return;
+    const wait = Math.max(1, Math.ceil(this.trustRequests.waitMs(source, 1, now) / 1000));
+    throw new PilotError('RATE_LIMITED', 'too many trust requests from your address', `wait ${wait} s`);
+  }
+
+  /** Requests created before this are expired (ignored and dropped). */
+  trustRequestCutoff(now: number): number {
+    return now - this.limits.trustRequestTtlMs;
+  }
+
+  /**
+   * Runs `claim` (a register or set_hostname that names a hostname); if the
+   * name is taken, releases the lapsed leases and tries once more.
+   */
+  async claimHostname<T>(store: RegistryStore, now: number, claim: () => Promise<T>): Promise<T> {
+    try {
+      return await claim();
+    } catch (err) {
+      if (!(err instanceof PilotError) || err.code !== 'HOSTNAME_TAKEN' || this.limits.hostnameLeaseMs <= 0) throw err;
+      if ((await store.releaseLapsedHostnames(now - this.limits.hostnameLeaseMs)) === 0) throw err;
+      return claim();
+    }
+  }
+
+  /** Periodic: forgets idle buckets, releases lapsed hostnames (at most once a minute). */
+  async sweep(store: RegistryStore, now: number): Promise<number> {
+    this.registrations.prune(now);
+    this.trustRequests.prune(now);
+    if (this.limits.hostnameLeaseMs <= 0 || now - this.lastSweep < SWEEP_EVERY_MS) return 0;
+    this.lastSweep = now;
+    return store.releaseLapsedHostnames(now - this.limits.hostnameLeaseMs);
+  }
+}
