@@ -214,6 +214,7 @@ export class RegistryService {
     }
     const resp = this.answer(link, req.id, req.nonce, body);
     this.replay.setResponse(key, req.nonce, resp);
+    if (req.stmt.method === 'register' && body.ok) this.replay.markRegistered(key);
     if (req.stmt.method === 'register' && body.ok) this.log.info({ result: body.result, key: req.stmt.key }, 'node registered');
     else this.log.debug({ method: req.stmt.method, link: link.observed, ok: body.ok }, 'registry request');
   }

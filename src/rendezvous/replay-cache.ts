@@ -145,6 +145,12 @@ export class ReplayCache {
     return 'ok';
   }
 
+  /** The key registered: its window is no longer charged to its source. */
+  markRegistered(key: string): void {
+    const w = this.windows.get(key);
+    if (w) this.releaseUnknown(w);
+  }
+
   setResponse(key: string, nonce: string, response: Buffer, now = Date.now()): void {
     const e = this.windows.get(key)?.entries.get(nonce);
     if (!e) return;
