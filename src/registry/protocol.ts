@@ -121,6 +121,8 @@ export const ParamSchemas = {
       hostname: hostnameText.optional(),
       lanEndpoints: lanEndpoints.optional(),
       public: z.boolean().optional(),
+      /** Invitation token, for a rendezvous that admits new identities by invitation only. */
+      invite: z.string().min(1).max(128).optional(),
     })
     .strict(),
   heartbeat: z.object({ lanEndpoints: lanEndpoints.optional(), ...NodeReportFields }).strict(),

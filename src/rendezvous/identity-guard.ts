@@ -4,6 +4,7 @@
 // and expire. Like Tailscale's coordination server, the registry, not the
 // client, decides what a key may claim; like QUIC's address validation, a
 // source gets a small allowance before it has proven anything.
+import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { KeyedLimiter } from './rate-limit.ts';
@@ -17,15 +18,29 @@ export class IdentityGuard {
   private readonly registrations: KeyedLimiter;
   private readonly trustRequests: KeyedLimiter;
   private lastSweep = 0;
+  /** Digests of the invitation tokens: compared in constant time, whatever their length. */
+  private readonly invites: Buffer[];
 
   constructor(limits: RegistryLimits) {
     this.limits = limits;
+    this.invites = limits.inviteTokens.map(digest);
     this.registrations = new KeyedLimiter(limits.registrationRate);
     this.trustRequests = new KeyedLimiter(limits.trustRequestSourceRate);
   }
 
-  /** A key registering for the first time, from `source`: throws RATE_LIMITED over the source's allowance. */
-  admitNewIdentity(source: string, now: number): void {
+  /**
+   * A key registering for the first time, from `source`: throws
+   * PERMISSION_DENIED without a valid invitation (when invitations are
+   * required), RATE_LIMITED over the source's allowance.
+   */
+  admitNewIdentity(source: string, now: number, invite?: string): void {
+    if (this.invites.length > 0 && !this.validInvite(invite)) {
+      throw new PilotError(
+        'PERMISSION_DENIED',
+        invite === undefined ? 'this rendezvous admits new nodes by invitation only' : 'invitation token not accepted',
+        'ask the rendezvous operator for an invitation token, then: pilotctl daemon start --invite TOKEN (config key "invite")',
+      );
+    }
     if (this.registrations.take(source, 1, now)) return;
     const r = this.limits.registrationRate;
     const wait = Math.max(1, Math.ceil(this.registrations.waitMs(source, 1, now) / 1000));
@@ -34,6 +49,14 @@ export class IdentityGuard {
       'too many new identities registered from your address',
       `wait ${wait} s (at most ${r.burst} new keys at once per address, then ${+(r.perSec * 60).toFixed(2)} a minute); an existing key re-registers freely`,
     );
+  }
+
+  private validInvite(invite: string | undefined): boolean {
+    if (invite === undefined) return false;
+    const d = digest(invite);
+    let ok = false;
+    for (const t of this.invites) ok = crypto.timingSafeEqual(t, d) || ok;
+    return ok;
   }
 
   /** A trust_request from `source`, whatever key signed it. */
@@ -70,4 +93,8 @@ export class IdentityGuard {
     this.lastSweep = now;
     return store.releaseLapsedHostnames(now - this.limits.hostnameLeaseMs);
   }
+}
+
+function digest(token: string): Buffer {
+  return crypto.createHash('sha256').update(token, 'utf8').digest();
 }

@@ -1,6 +1,7 @@
 // What the registry lets one key, one source address or everybody together
 // cost it (issue 15: the registry under abuse). One place for the defaults, so
 // the server, the CLI flags and the docs (docs/CONFIG.md) agree.
+import fs from 'node:fs';
 import { PilotError } from '../util/errors.ts';
 import type { Rate } from './rate-limit.ts';
 
@@ -23,6 +24,8 @@ export interface RegistryLimits {
   trustRequestTtlMs: number;
   /** trust_request calls per source address (all its keys together). */
   trustRequestSourceRate: Rate;
+  /** Non-empty: a new identity must present one of these invitation tokens (a public rendezvous that is not open to all). */
+  inviteTokens: string[];
 }
 
 const DAY = 24 * 3600 * 1000;
@@ -38,6 +41,7 @@ export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
   hostnameLeaseMs: 30 * DAY,
   trustRequestTtlMs: 7 * DAY,
   trustRequestSourceRate: { perSec: 1, burst: 60 },
+  inviteTokens: [],
 };
 
 export function registryLimits(over: Partial<RegistryLimits> = {}): RegistryLimits {
@@ -57,6 +61,8 @@ export interface LimitFlags {
   registrationBurst?: string;
   hostnameLease?: string;
   trustRequestTtl?: string;
+  /** Comma-separated tokens, or @FILE with one token a line. */
+  inviteTokens?: string;
 }
 
 function num(flag: string, v: string | undefined, min: number, unit: string): number | undefined {
@@ -87,5 +93,20 @@ export function limitsFromFlags(f: LimitFlags): Partial<RegistryLimits> {
   if (lease !== undefined) set('hostnameLeaseMs', lease * DAY);
   const ttl = num('trust-request-ttl', f.trustRequestTtl, 0.001, 'days');
   if (ttl !== undefined) set('trustRequestTtlMs', ttl * DAY);
+  if (f.inviteTokens !== undefined) set('inviteTokens', parseInviteTokens(f.inviteTokens));
   return out;
+}
+
+function parseInviteTokens(v: string): string[] {
+  let text = v;
+  if (v.startsWith('@')) {
+    try {
+      text = fs.readFileSync(v.slice(1), 'utf8');
+    } catch (err) {
+      throw new PilotError('BAD_ARGUMENT', `cannot read --invite-tokens file ${v.slice(1)}: ${(err as Error).message}`, 'one token a line');
+    }
+  }
+  const tokens = text.split(/[,\n]/).map((t) => t.trim()).filter((t) => t.length > 0);
+  if (tokens.length === 0 || tokens.some((t) => t.length > 128)) throw new PilotError('BAD_ARGUMENT', 'bad --invite-tokens', 'one or more tokens of 1-128 characters, comma separated or @FILE with one a line');
+  return tokens;
 }

@@ -118,3 +118,20 @@ test('sybil: trust requests are limited per source address and expire', { timeou
     await s.close();
   }
 });
+
+test('sybil: with --invite-tokens, a new identity needs a valid invitation; known keys re-register without one', { timeout: 60_000 }, async () => {
+  const rdv = await startRendezvous({ args: ['--alt-port', 'none', '--invite-tokens', 'open-sesame,second-token'] });
+  const n = await nodeFrom('127.0.0.51', rdv.port);
+  const m = await nodeFrom('127.0.0.51', rdv.port);
+  try {
+    await assert.rejects(n.client.register({ email: 'n@example.com' }), (e: PilotError) => e.code === 'PERMISSION_DENIED' && /invitation only/.test(e.message) && /--invite/.test(e.hint ?? ''));
+    assert.equal(await code(n.client.register({ email: 'n@example.com', invite: 'open-sesame!' })), 'PERMISSION_DENIED');
+    const r = await n.client.register({ email: 'n@example.com', invite: 'second-token' });
+    assert.equal((await n.client.register({ email: 'n@example.com' })).address, r.address, 'a registered key needs no invitation again');
+    assert.equal(await code(m.client.register({ email: 'm@example.com' })), 'PERMISSION_DENIED');
+  } finally {
+    n.close();
+    m.close();
+    await rdv.kill();
+  }
+});
