@@ -66,6 +66,11 @@ export class IdentityGuard {
     throw new PilotError('RATE_LIMITED', 'too many trust requests from your address', `wait ${wait} s`);
   }
 
+  /** Has a hostname lease lapsed, for a node last seen at `lastSeen`? */
+  leaseLapsed(lastSeen: number, now: number): boolean {
+    return this.limits.hostnameLeaseMs > 0 && lastSeen < now - this.limits.hostnameLeaseMs;
+  }
+
   /** Requests created before this are expired (ignored and dropped). */
   trustRequestCutoff(now: number): number {
     return now - this.limits.trustRequestTtlMs;

@@ -116,6 +116,8 @@ const handlers: Record<SignedMethod, Handler> = {
     }
     const notFound = () => new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
     if (!rec || !rec.active) throw notFound();
+    // A lapsed lease does not resolve even before the sweep releases it.
+    if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now)) throw notFound();
     if (!(await canSee(ctx.store, caller, rec))) {
       // Private node, caller not trusted: a hostname does not resolve (no
       // enumeration); an address or key gives the key only (needed to encrypt

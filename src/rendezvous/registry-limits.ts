@@ -61,6 +61,7 @@ export interface LimitFlags {
   registrationBurst?: string;
   hostnameLease?: string;
   trustRequestTtl?: string;
+  sourceTrustRate?: string;
   /** Comma-separated tokens, or @FILE with one token a line. */
   inviteTokens?: string;
 }
@@ -93,6 +94,8 @@ export function limitsFromFlags(f: LimitFlags): Partial<RegistryLimits> {
   if (lease !== undefined) set('hostnameLeaseMs', lease * DAY);
   const ttl = num('trust-request-ttl', f.trustRequestTtl, 0.001, 'days');
   if (ttl !== undefined) set('trustRequestTtlMs', ttl * DAY);
+  const st = num('source-trust-rate', f.sourceTrustRate, 1, 'trust requests per minute per source address');
+  if (st !== undefined) set('trustRequestSourceRate', { perSec: st / 60, burst: st });
   if (f.inviteTokens !== undefined) set('inviteTokens', parseInviteTokens(f.inviteTokens));
   return out;
 }

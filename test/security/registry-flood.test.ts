@@ -81,6 +81,8 @@ test('registry: honest heartbeats and registrations keep working during a 2,000 
   const s = await startRendezvous({ args: ['--replay-cache-size', '4000', '--alt-port', 'none'] });
   const nodes: Peer[] = [];
   try {
+    let stderr = '';
+    s.proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
     const probe = await udpPeer(s.port);
     const serverKey = (await probe.client.hello()).serverKey;
     await probe.close();
@@ -100,6 +102,7 @@ test('registry: honest heartbeats and registrations keep working during a 2,000 
     console.log(summary('baseline', base));
     console.log(summary('under flood', under));
 
+    assert.equal(s.proc.exitCode ?? s.proc.signalCode, null, `the rendezvous died: ${stderr}`);
     assert.equal(base.failed, 0, summary('baseline', base));
     assert.ok(f.sent / (f.ms / 1000) >= 1500, `the flood ran at ${Math.round(f.sent / (f.ms / 1000))}/s`);
     assert.equal(under.failed, 0, summary('under flood', under));

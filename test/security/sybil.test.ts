@@ -68,9 +68,14 @@ test('sybil: a hostname lapses after its node was offline for the lease; the add
   const a = await nodeFrom('127.0.0.31', s.port);
   const b = await nodeFrom('127.0.0.32', s.port);
   try {
-    const ra = await a.client.register({ email: 'a@example.com', hostname: 'squatted' });
+    const ra = await a.client.register({ email: 'a@example.com', hostname: 'squatted', public: true });
     assert.equal(await code(b.client.register({ email: 'b@example.com', hostname: 'squatted' })), 'HOSTNAME_TAKEN', 'taken while leased');
+    const c = await nodeFrom('127.0.0.33', s.port);
+    await c.client.register({ email: 'c@example.com' });
+    assert.equal((await c.client.resolve({ hostname: 'squatted' })).address, ra.address);
     await sleep(2500); // a stays silent past its lease
+    assert.equal(await code(c.client.resolve({ hostname: 'squatted' })), 'NOT_FOUND', 'a lapsed name does not resolve');
+    c.close();
     const rb = await b.client.register({ email: 'b@example.com', hostname: 'squatted' });
     assert.equal(rb.hostname, 'squatted', 'the lapsed name went to the new claimant');
     assert.equal((await b.client.resolve({ hostname: 'squatted' })).address, rb.address);
