@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReplayCache } from '../../src/rendezvous/replay-cache.ts';
+import { sourceKey } from '../../src/rendezvous/rate-limit.ts';
 import { FrameDecoder, encodeFrame } from '../../src/rendezvous/tcp-framing.ts';
 import { PilotError } from '../../src/util/errors.ts';
 
@@ -81,4 +82,13 @@ test('frame decoder reassembles split frames and refuses oversized ones', () => 
   for (const b of all) out.push(...d.push(Buffer.from([b])));
   assert.deepEqual(out.map(String), ['hello', '', 'world']);
   assert.throws(() => new FrameDecoder(100).push(encodeFrame(Buffer.alloc(101))), (e: PilotError) => e.code === 'FRAME_TOO_LARGE');
+});
+
+test('per-source limits key IPv4 sources by address and IPv6 sources by /64', () => {
+  assert.equal(sourceKey('192.0.2.7:4000'), '192.0.2.7');
+  assert.equal(sourceKey('[2001:db8:1:2:aaaa::1]:9'), '2001:db8:1:2::/64');
+  assert.equal(sourceKey('[2001:db8:1:2:bbbb:cccc:dddd:eeee]:9'), '2001:db8:1:2::/64', 'one /64, one source');
+  assert.equal(sourceKey('[2001:0db8::1]:9'), '2001:db8:0:0::/64');
+  assert.equal(sourceKey('[::1]:9'), '0:0:0:0::/64');
+  assert.notEqual(sourceKey('[2001:db8:1:3::1]:9'), sourceKey('[2001:db8:1:2::1]:9'));
 });

@@ -7,6 +7,7 @@
 // every honest request must succeed (latency is printed next to the baseline).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { udpPeer, sleep, type Peer } from '../rendezvous/helpers.ts';
 import { startRendezvous } from '../helpers/cluster.ts';
@@ -67,6 +68,12 @@ async function honestLoad(port: number, nodes: Peer[], ms: number): Promise<Phas
   return ph;
 }
 
+/** CPU seconds (user + system) a process has used so far (Linux /proc; clock ticks of 1/100 s). */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  return (Number(f[11]) + Number(f[12])) / 100;
+}
+
 function flood(spec: FloodSpec): Promise<{ sent: number; ms: number }> {
   const w = new Worker(new URL('./flood-worker.ts', import.meta.url), { workerData: spec });
   return new Promise((resolve, reject) => {
@@ -94,11 +101,13 @@ test('registry: honest heartbeats and registrations keep working during a 2,000 
     const base = await honestLoad(s.port, nodes, 3000);
 
     const ips = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
+    const cpu0 = cpuSeconds(s.proc.pid!);
     const flooding = flood({ port: s.port, serverKey: serverKey.toString('base64'), ips, rate: 2000, durationMs: 9000, keysPerIp: 64, futureMs: 4000, method: 'heartbeat' });
     await sleep(2500); // the replay table is full of flood by now
     const under = await honestLoad(s.port, nodes, 5000);
     const f = await flooding;
-    console.log(`flood: ${f.sent} requests sent in ${f.ms} ms (${Math.round(f.sent / (f.ms / 1000))}/s)`);
+    const cpu = cpuSeconds(s.proc.pid!) - cpu0;
+    console.log(`flood: ${f.sent} requests sent in ${f.ms} ms (${Math.round(f.sent / (f.ms / 1000))}/s); the rendezvous used ${cpu.toFixed(2)} CPU s meanwhile (${((cpu / f.sent) * 1e6).toFixed(0)} µs per flood request, honest load included)`);
     console.log(summary('baseline', base));
     console.log(summary('under flood', under));
 
