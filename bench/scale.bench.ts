@@ -20,6 +20,7 @@ import { Connection, type Stream } from '../src/transport/connection.ts';
 import { PacketType } from '../src/wire/packet-types.ts';
 import { addressKey, ADDRESS_BYTES, parseAddress, type Address } from '../src/wire/address.ts';
 import { startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+import { CAPACITY_FLAGS } from './load/rendezvous-process.ts';
 import { startAgent } from './daemons.ts';
 import { cpuSeconds, machine, MiB, rssBytes } from './stats.ts';
 
@@ -111,7 +112,7 @@ const kib = (b: number): string => (b / 1024).toFixed(1);
 
 async function main(): Promise<void> {
   const work = tmpDir('pilot-bench-scale-');
-  const rdv = await startRendezvous();
+  const rdv = await startRendezvous({ args: CAPACITY_FLAGS });
   const lights: Light[] = [];
   const ag = await startAgent(rdv, work, `scale-${process.pid % 10000}`, ['--public']);
   const out: string[] = [];

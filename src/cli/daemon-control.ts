@@ -49,6 +49,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.uplink !== undefined ? { uplink: f.uplink } : {}),
     ...(f.cc !== undefined ? { cc: f.cc } : {}),
     ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
+    ...(f.invite !== undefined ? { invite: f.invite } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

@@ -12,6 +12,7 @@ export interface NodeFlags {
   uplink?: string;
   cc?: string;
   metrics?: string;
+  invite?: string;
 }
 
 /** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
@@ -25,5 +26,6 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
     .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
     .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
+    .option('--invite <token>', 'invitation token, for a rendezvous that admits new nodes by invitation only')
     .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

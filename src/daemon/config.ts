@@ -25,6 +25,8 @@ export const DaemonConfigSchema = z.object({
   cc: z.enum(['cubic', 'newreno']).optional(),
   /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
   metrics: z.string().min(1).max(300).optional(),
+  /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
+  invite: z.string().min(1).max(128).optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });

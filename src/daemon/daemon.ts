@@ -409,6 +409,7 @@ export class Daemon extends EventEmitter {
       ...(this.config.hostname ? { hostname: this.config.hostname } : {}),
       lanEndpoints: this.lanEndpoints(),
       public: this.config.public,
+      ...(this.config.invite ? { invite: this.config.invite } : {}),
     });
     this.address = typeof res.address === 'string' ? parseAddress(res.address) : res.address;
     this.observed = res.observed;

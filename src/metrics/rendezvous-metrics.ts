@@ -39,6 +39,7 @@ export function createRendezvousMetrics(src: RendezvousMetricsSource): Registry 
     return [
       [{ reason: 'malformed' }, r.dropped],
       [{ reason: 'amplification' }, r.amplificationDropped],
+      [{ reason: 'unregistered_rate' }, r.unregisteredDropped],
     ];
   });
   mirrorCounter(reg, `${P}pushes_total`, 'Signed pushes sent to nodes', [], () => one(snap().stats.registry.pushes));

@@ -121,8 +121,8 @@ export class RegistryClient extends EventEmitter {
     return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed, ...(r.altPort !== undefined ? { altPort: r.altPort } : {}) };
   }
 
-  register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean }): Promise<RegisterResultT> {
-    return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public']), RegisterResult);
+  register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean; invite?: string }): Promise<RegisterResultT> {
+    return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public', 'invite']), RegisterResult);
   }
 
   /** With an optional self-report (NAT class, paths, punches) for the server's metrics. */

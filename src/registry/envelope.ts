@@ -7,6 +7,7 @@ import {
   EnvelopeSchema,
   FRESHNESS_MS,
   HelloStatementSchema,
+  MAX_FUTURE_MS,
   MAX_REGISTRY_PACKET,
   MIN_HELLO_PACKET,
   PushStatementSchema,
@@ -95,8 +96,14 @@ export function verifyRequest(req: Extract<ParsedRequest, { kind: 'signed' }>, s
   if (req.stmt.server !== serverKey.toString('base64')) {
     throw new PilotError('BAD_SIGNATURE', 'request is addressed to a different server key', 'the pinned rendezvous key is stale: re-learn it with hello (delete serverKey from the config)');
   }
-  if (Math.abs(now - req.stmt.ts) > FRESHNESS_MS) {
-    throw new PilotError('STALE_REQUEST', `request timestamp is ${Math.round((now - req.stmt.ts) / 1000)} s off the server clock`, 'check the system clock (NTP); requests must be within 60 s');
+  const age = now - req.stmt.ts;
+  if (age > FRESHNESS_MS || -age > MAX_FUTURE_MS) {
+    const off = age >= 0 ? `${Math.round(age / 1000)} s behind` : `${Math.round(-age / 1000)} s ahead of`;
+    throw new PilotError(
+      'STALE_REQUEST',
+      `request timestamp is ${off} the server clock`,
+      `check the system clock (NTP): requests may be at most ${FRESHNESS_MS / 1000} s old and ${MAX_FUTURE_MS / 1000} s ahead`,
+    );
   }
 }
 

@@ -284,6 +284,11 @@ export class PostgresStore implements RegistryStore {
     return rec;
   }
 
+  async releaseLapsedHostnames(seenBefore: number): Promise<number> {
+    const r = await this.pool.query('UPDATE registry_nodes SET hostname = NULL WHERE hostname IS NOT NULL AND last_seen < $1', [seenBefore]);
+    return r.rowCount ?? 0;
+  }
+
   async deregister(publicKey: Buffer): Promise<void> {
     const r = await this.pool.query("UPDATE registry_nodes SET active = false, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = $1 AND active", [publicKey]);
     if (r.rowCount === 0) throw notRegistered();

@@ -9,6 +9,14 @@ import { MAX_ENDPOINT_CHARS, parseEndpoint } from './endpoint.ts';
 export const MAX_REGISTRY_PACKET = 1200;
 /** A statement older or newer than this (ms) is refused as stale. */
 export const FRESHNESS_MS = 60_000;
+/**
+ * A signed request dated further ahead of the server clock than this (ms) is
+ * refused (issue 15, hole 2). Future-dated nonces outlive honest ones in the
+ * replay window, so the allowance is kept to what synced clocks need (NTP keeps
+ * them within milliseconds) plus a margin; the past side keeps FRESHNESS_MS for
+ * slow paths and retransmissions.
+ */
+export const MAX_FUTURE_MS = 5_000;
 /** A node is online if the rendezvous heard from it within this (ms). */
 export const ONLINE_MS = 60_000;
 export const MAX_LAN_ENDPOINTS = 8;
@@ -113,6 +121,8 @@ export const ParamSchemas = {
       hostname: hostnameText.optional(),
       lanEndpoints: lanEndpoints.optional(),
       public: z.boolean().optional(),
+      /** Invitation token, for a rendezvous that admits new identities by invitation only. */
+      invite: z.string().min(1).max(128).optional(),
     })
     .strict(),
   heartbeat: z.object({ lanEndpoints: lanEndpoints.optional(), ...NodeReportFields }).strict(),

@@ -265,6 +265,10 @@ export class SqliteStore implements RegistryStore {
     if (changes === 0) throw notRegistered();
   }
 
+  async releaseLapsedHostnames(seenBefore: number): Promise<number> {
+    return this.q('UPDATE nodes SET hostname = NULL WHERE hostname IS NOT NULL AND last_seen < ?').run(seenBefore).changes;
+  }
+
   // ---------------- trust ----------------
 
   async putTrustPair(pair: TrustPair): Promise<void> {

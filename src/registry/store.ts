@@ -80,6 +80,12 @@ export interface RegistryStore {
   touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord>;
   /** Marks inactive and releases the hostname; the address stays bound to the key. */
   deregister(publicKey: Buffer): Promise<void>;
+  /**
+   * Hostname leases: releases the hostnames of nodes last seen before
+   * `seenBefore` (ms), so a name squatted or abandoned does not stay taken
+   * forever. The nodes keep their keys and addresses. Returns how many.
+   */
+  releaseLapsedHostnames(seenBefore: number): Promise<number>;
 
   // Trust. Pairs are unordered: the store keeps them with a < b (and swaps
   // stmt/sig with them).

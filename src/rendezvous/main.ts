@@ -9,6 +9,7 @@ import pino from 'pino';
 import { formatHostPort, parseHostPort } from '../util/hostport.ts';
 import { PilotError } from '../util/errors.ts';
 import { startRendezvous } from './server.ts';
+import { limitsFromFlags, type LimitFlags } from './registry-limits.ts';
 import { checkAdminToken } from './admin-token.ts';
 import { isPostgresUrl, redactUrl } from '../registry/postgres-connect.ts';
 
@@ -23,12 +24,23 @@ const program = new Command()
   .option('--advertise <host[:port]>', 'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)')
   .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
   .option('--admin-token <token>', 'bearer token for the dashboard admin API (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)', process.env.PILOT_ADMIN_TOKEN)
+  .option('--replay-cache-size <n>', 'signed-request nonces remembered, all keys together (default 50000)')
+  .option('--replay-per-key <n>', 'nonces remembered per signing key (default 256)')
+  .option('--unregistered-per-source <n>', 'not yet registered keys with replay state per source address, IPv6 /64 (default 64)')
+  .option('--max-unregistered-keys <n>', 'not yet registered keys with replay state, all sources together (default 10000)')
+  .option('--unregistered-rate <req/s>', 'requests per second per source address from keys that are not registered (default 20, bursts of 5 s)')
+  .option('--registration-rate <n/min>', 'new identities per minute per source address (default 2)')
+  .option('--registration-burst <n>', 'new identities at once per source address (default 64)')
+  .option('--hostname-lease <days>', 'a hostname lapses after its node was offline this long; the address stays with the key (default 30; 0 = never)')
+  .option('--trust-request-ttl <days>', 'unanswered trust requests are dropped after this (default 7)')
+  .option('--source-trust-rate <n/min>', 'trust requests per minute per source address, all its keys together (default 60, as a burst too)')
+  .option('--invite-tokens <tokens|@file>', 'admit new identities by invitation only: comma-separated tokens, or @FILE with one a line (default: open registration)')
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<{ listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; store?: string; advertise?: string }>();
+  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; store?: string; advertise?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -49,7 +61,8 @@ async function main(): Promise<void> {
   if (opts.advertise !== undefined && opts.store === undefined) throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
   const advertise = opts.advertise === undefined ? undefined : parseHostPort(opts.advertise, 0);
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(opts.adminToken ? { adminToken: checkAdminToken(opts.adminToken) } : {}) };
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
+  const registryLimits = limitsFromFlags(opts);
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, registryLimits, replayCacheSize: registryLimits.replayCacheSize, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
   if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);

@@ -62,3 +62,20 @@ export class KeyedLimiter {
     return this.buckets.size;
   }
 }
+
+/**
+ * The party behind a source endpoint ("ip:port" / "[ipv6]:port"), for per-source
+ * limits: the IPv4 address, or the /64 of an IPv6 address (one subscriber
+ * usually gets a whole /64, so per-address limits would be free to evade there).
+ */
+export function sourceKey(observed: string): string {
+  const v6 = /^\[([0-9a-fA-F:.]+)\]:\d+$/.exec(observed);
+  if (!v6) return observed.slice(0, observed.lastIndexOf(':'));
+  const ip = v6[1]!;
+  // Expand "::" to count groups, keep the first four.
+  const [head, tail] = ip.includes('::') ? ip.split('::') : [ip, undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? h : [...h, ...Array(Math.max(0, 8 - h.length - t.length)).fill('0'), ...t];
+  return `${groups.slice(0, 4).map((g) => g.toLowerCase().replace(/^0+(?=.)/, '')).join(':')}::/64`;
+}

@@ -8,6 +8,8 @@ import type { NodeRecord, RegistryStore } from '../registry/store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 import type { Cluster } from './cluster.ts';
+import type { IdentityGuard } from './identity-guard.ts';
+import { sourceKey } from './rate-limit.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
@@ -17,6 +19,8 @@ export interface HandlerContext {
   store: RegistryStore;
   online: OnlineIndex;
   trust: TrustState;
+  /** Per-source limits on new identities and trust requests; hostname leases. */
+  guard: IdentityGuard;
   /** Other instances sharing the registry (scale-out), if any. */
   cluster?: Cluster;
   hooks: TrustHooks & {
@@ -41,8 +45,11 @@ async function announce(ctx: HandlerContext, address: Address, lanEndpoints: str
 const handlers: Record<SignedMethod, Handler> = {
   async register(ctx, key, p, link, now) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
-    const before = p.public === undefined ? undefined : await ctx.store.getByKey(key);
-    const rec = await ctx.store.register({ publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now });
+    const before = await ctx.store.getByKey(key);
+    // A new identity costs its source part of a small allowance; a known key re-registers freely.
+    if (!before) ctx.guard.admitNewIdentity(sourceKey(link.observed), now, p.invite);
+    const input = { publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now };
+    const rec = hostname === undefined ? await ctx.store.register(input) : await ctx.guard.claimHostname(ctx.store, now, () => ctx.store.register(input));
     markSeen(ctx, rec, link, now, true);
     await announce(ctx, rec.address, rec.lanEndpoints, link, now);
     ctx.online.registrations++;
@@ -74,8 +81,9 @@ const handlers: Record<SignedMethod, Handler> = {
     return { observed: link.observed };
   },
 
-  async set_hostname(ctx, key, p, link) {
-    const rec = await ctx.store.setHostname(key, normalizeHostname(p.hostname));
+  async set_hostname(ctx, key, p, link, now) {
+    const h = normalizeHostname(p.hostname);
+    const rec = await ctx.guard.claimHostname(ctx.store, now, () => ctx.store.setHostname(key, h));
     return { hostname: rec.hostname, observed: link.observed };
   },
 
@@ -108,6 +116,8 @@ const handlers: Record<SignedMethod, Handler> = {
     }
     const notFound = () => new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
     if (!rec || !rec.active) throw notFound();
+    // A lapsed lease does not resolve even before the sweep releases it.
+    if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now)) throw notFound();
     if (!(await canSee(ctx.store, caller, rec))) {
       // Private node, caller not trusted: a hostname does not resolve (no
       // enumeration); an address or key gives the key only (needed to encrypt
@@ -147,7 +157,11 @@ const handlers: Record<SignedMethod, Handler> = {
     return { observed: link.observed };
   },
 
-  trust_request: (ctx, key, p, _link, now, signed) => trustHandlers.trust_request(ctx, key, p, now, signed),
+  trust_request: (ctx, key, p, link, now, signed) => {
+    // All keys behind one address share one allowance: throwaway keys do not multiply it.
+    ctx.guard.admitTrustRequest(sourceKey(link.observed), now);
+    return trustHandlers.trust_request(ctx, key, p, now, signed);
+  },
   trust_pending: (ctx, key, p, _link, now, signed) => trustHandlers.trust_pending(ctx, key, p, now, signed),
   trust_approve: (ctx, key, p, _link, now, signed) => trustHandlers.trust_approve(ctx, key, p, now, signed),
   trust_reject: (ctx, key, p, _link, now, signed) => trustHandlers.trust_reject(ctx, key, p, now, signed),

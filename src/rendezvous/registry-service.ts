@@ -5,14 +5,16 @@ import crypto from 'node:crypto';
 import { PilotError, asPilotError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { buildPush, buildResponse, errorBody, parseRequest, RequestError, verifyRequest, type ResponseBody } from '../registry/envelope.ts';
-import { AMPLIFICATION_FACTOR, MAX_REGISTRY_PACKET } from '../registry/protocol.ts';
+import { AMPLIFICATION_FACTOR, MAX_REGISTRY_PACKET, METHODS } from '../registry/protocol.ts';
 import type { Identity } from '../registry/signing.ts';
 import type { RegistryStore } from '../registry/store.ts';
 import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
-import { ReplayCache } from './replay-cache.ts';
+import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';
 import { TrustState } from './trust-handlers.ts';
-import type { Rate } from './rate-limit.ts';
+import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
+import { registryLimits, type RegistryLimits } from './registry-limits.ts';
+import { IdentityGuard } from './identity-guard.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 import type { Cluster } from './cluster.ts';
@@ -27,6 +29,8 @@ export interface RegistryCounters {
   dropped: number;
   /** Unauthenticated UDP answers withheld because they would amplify a (possibly spoofed) request. */
   amplificationDropped: number;
+  /** Requests from keys not registered, dropped over their source's allowance (before any signature check). */
+  unregisteredDropped: number;
   pushes: number;
 }
 
@@ -35,7 +39,10 @@ export interface RegistryServiceOptions {
   store: RegistryStore;
   online: OnlineIndex;
   log: Logger;
+  /** Old name of limits.replayCacheSize. */
   replayCacheSize?: number;
+  /** What one key, one source or everybody may cost the registry (defaults: DEFAULT_REGISTRY_LIMITS). */
+  limits?: Partial<RegistryLimits>;
   /** How long answers are kept for retransmissions (default: the 60 s freshness window). */
   responseCacheMs?: number;
   /** trust_request calls per node (default 10 a minute, bursts of 20). */
@@ -48,20 +55,44 @@ export interface RegistryServiceOptions {
   cluster?: Cluster;
 }
 
+/**
+ * The key a signed request claims, found without parsing (the statement is a
+ * JSON string inside the envelope, so its quotes are escaped). Only a hint:
+ * a request that hides or fakes it is charged as an unknown key.
+ */
+const CLAIMED_KEY = /\\"key\\":\\"([A-Za-z0-9+/]{43}=)\\"/;
+export function claimedKey(pkt: Buffer): string | undefined {
+  return CLAIMED_KEY.exec(pkt.toString('latin1', 1, Math.min(pkt.length, 1200)))?.[1];
+}
+
+const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
+
+function refuseUnless(r: AddResult): void {
+  if (r === 'ok') return;
+  if (r === 'stale') throw new PilotError('STALE_REQUEST', 'request is older than the replay horizon kept for this key', 'retry with a fresh request');
+  if (r === 'source') {
+    throw new PilotError('RATE_LIMITED', 'too many unregistered keys are making requests from your address', 'wait a minute; keys that registered are not counted (one host behind one address should not need more than a few new identities at once)');
+  }
+  throw new PilotError('RATE_LIMITED', 'the rendezvous is tracking too many unregistered keys', 'retry in a minute');
+}
+
 /** Announced in hello answers once the second beacon port is bound (NAT classification). */
 export interface BeaconInfo {
   altPort?: number;
 }
 
 export class RegistryService {
-  readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, amplificationDropped: 0, pushes: 0 };
+  readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, amplificationDropped: 0, unregisteredDropped: 0, pushes: 0 };
   private readonly identity: Identity;
   private readonly store: RegistryStore;
   private readonly online: OnlineIndex;
   private readonly replay: ReplayCache;
+  /** Requests of unregistered keys per source: the cheap ones to make, so they are charged before their signature is checked. */
+  private readonly unregisteredLimiter: KeyedLimiter;
   private readonly log: Logger;
   private readonly ctx: HandlerContext;
   private readonly trust: TrustState;
+  private readonly guard: IdentityGuard;
 
   readonly beacon: BeaconInfo = {};
 
@@ -70,8 +101,17 @@ export class RegistryService {
     this.store = opts.store;
     this.online = opts.online;
     this.log = opts.log;
-    this.replay = new ReplayCache({ maxEntries: opts.replayCacheSize, responseMs: opts.responseCacheMs });
-    this.trust = new TrustState(opts.trustRequestRate);
+    const limits = registryLimits({ replayCacheSize: opts.replayCacheSize, ...opts.limits });
+    this.replay = new ReplayCache({
+      maxEntries: limits.replayCacheSize,
+      perKey: limits.replayPerKey,
+      unknownPerSource: limits.unregisteredKeysPerSource,
+      maxUnknownKeys: limits.maxUnregisteredKeys,
+      responseMs: opts.responseCacheMs,
+    });
+    this.unregisteredLimiter = new KeyedLimiter(limits.unregisteredRate);
+    this.trust = new TrustState(opts.trustRequestRate, limits.trustRequestTtlMs);
+    this.guard = new IdentityGuard(limits);
     const onPair = opts.onPairChanged;
     const onNode = opts.onNodeChanged;
     const cluster = opts.cluster;
@@ -79,6 +119,7 @@ export class RegistryService {
       store: this.store,
       online: this.online,
       trust: this.trust,
+      guard: this.guard,
       ...(cluster ? { cluster } : {}),
       hooks: {
         push: (to, event, data) => {
@@ -104,6 +145,15 @@ export class RegistryService {
 
   async handle(pkt: Buffer, link: Link): Promise<void> {
     this.counters.requests++;
+    // Before any parsing (the costly part of a request we end up refusing): a
+    // signed request whose key is not online here is charged to its source's
+    // small allowance, so a flood from throwaway keys is dropped for the price
+    // of a regular expression. The claim is checked against the parsed
+    // statement below.
+    const source = sourceKey(link.observed);
+    const claimed = claimedKey(pkt);
+    const charged = claimed !== undefined && this.online.getByKey(claimed) === undefined;
+    if (charged && !this.chargeUnregistered(source)) return;
     let req;
     try {
       req = parseRequest(pkt);
@@ -129,20 +179,24 @@ export class RegistryService {
     }
 
     const now = Date.now();
+    const key = req.stmt.key;
     const digest = crypto.createHash('sha256').update(pkt).digest('base64');
-    const seen = this.replay.lookup(req.nonce, digest, now);
-    if (seen.kind === 'retransmit') {
-      // Byte-identical retry: same answer, no re-execution (still in flight: the answer is on its way).
-      this.counters.retransmits++;
-      if (seen.response) link.send(seen.response);
-      return;
-    }
+    if (this.retransmitted(key, req.nonce, digest, link, now)) return;
+    // A statement naming another key than the one spotted above (a decoy) pays now.
+    if (!charged && (key !== claimed || !this.online.getByKey(key)) && !this.chargeUnregistered(source)) return;
     try {
+      // The signature is checked before any state is kept for the key; a key
+      // that is not registered gets replay state only to register.
+      const registered = await this.isRegistered(key);
       verifyRequest(req, this.identity.publicKey, now);
-      if (seen.kind === 'replayed') throw new PilotError('REPLAYED', 'request nonce was already used', 'every request needs a fresh random nonce');
-      if (!this.replay.add(req.nonce, digest, req.stmt.ts, now)) {
-        throw new PilotError('STALE_REQUEST', 'request is older than the server replay horizon', 'retry with a fresh request');
+      // The store lookup yielded: a copy of this request may have been added meanwhile.
+      if (this.retransmitted(key, req.nonce, digest, link, now)) return;
+      if (this.replay.lookup(key, req.nonce, digest, now).kind === 'replayed') {
+        throw new PilotError('REPLAYED', 'request nonce was already used', 'every request needs a fresh random nonce');
       }
+      // Any other known method from an unknown key fails without effect: no state needed to refuse it.
+      if (!registered && req.stmt.method !== 'register' && (METHODS as readonly string[]).includes(req.stmt.method)) throw notRegistered();
+      refuseUnless(this.replay.add(key, req.nonce, digest, req.stmt.ts, now, { registered, source }));
     } catch (err) {
       this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, errorBody(asPilotError(err)));
       return;
@@ -159,9 +213,31 @@ export class RegistryService {
       body = errorBody(err instanceof PilotError ? e : (this.ctx.store.explainError?.(err) ?? new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log')));
     }
     const resp = this.answer(link, req.id, req.nonce, body);
-    this.replay.setResponse(req.nonce, resp);
+    this.replay.setResponse(key, req.nonce, resp);
+    if (req.stmt.method === 'register' && body.ok) this.replay.markRegistered(key);
     if (req.stmt.method === 'register' && body.ok) this.log.info({ result: body.result, key: req.stmt.key }, 'node registered');
     else this.log.debug({ method: req.stmt.method, link: link.observed, ok: body.ok }, 'registry request');
+  }
+
+  private chargeUnregistered(source: string): boolean {
+    if (this.unregisteredLimiter.take(source)) return true;
+    this.counters.unregisteredDropped++;
+    return false;
+  }
+
+  /** A byte-identical retry of a request already taken: same answer (if there is one yet), no re-execution. */
+  private retransmitted(key: string, nonce: string, digest: string, link: Link, now: number): boolean {
+    const seen = this.replay.lookup(key, nonce, digest, now);
+    if (seen.kind !== 'retransmit') return false;
+    this.counters.retransmits++;
+    if (seen.response) link.send(seen.response);
+    return true;
+  }
+
+  /** Registered keys (online here, or in the store) get replay state freely; others are charged to their source. */
+  private async isRegistered(keyB64: string): Promise<boolean> {
+    if (this.online.getByKey(keyB64)) return true;
+    return (await this.store.getByKey(Buffer.from(keyB64, 'base64'))) !== undefined;
   }
 
   private build(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
@@ -204,6 +280,11 @@ export class RegistryService {
 
   prune(now = Date.now()): void {
     this.replay.prune(now);
+    this.unregisteredLimiter.prune(now);
     this.trust.limiter.prune(now);
+    this.guard.sweep(this.store, now).then(
+      (n) => n > 0 && this.log.info({ released: n }, 'hostname leases lapsed'),
+      (err: unknown) => this.log.warn({ err: (err as Error).message }, 'hostname lease sweep failed'),
+    );
   }
 }

@@ -21,6 +21,7 @@ import { OnlineIndex } from './online-index.ts';
 import { RegistryService, type RegistryCounters } from './registry-service.ts';
 import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from './relay.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
+import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
 import type { Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
@@ -53,6 +54,8 @@ export interface RendezvousOptions {
   maxTcpConnections?: number;
   tcpIdleMs?: number;
   replayCacheSize?: number;
+  /** Registry abuse limits (replay state, unregistered keys, registrations, leases): see registry-limits.ts. */
+  registryLimits?: Partial<RegistryLimits>;
   /** How long answers are kept to re-send to retransmitted requests (default and max: 60 s). */
   responseCacheMs?: number;
   /** Second UDP port answering only hello, for NAT classification (0 = ephemeral; absent = none). */
@@ -111,6 +114,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     online,
     log,
     replayCacheSize: opts.replayCacheSize,
+    ...(opts.registryLimits ? { limits: opts.registryLimits } : {}),
     responseCacheMs: opts.responseCacheMs,
     trustRequestRate: opts.trustRequestRate,
     onPairChanged: (x, y) => relay.invalidatePair(x, y),

@@ -12,6 +12,8 @@ import { KeyedLimiter, type Rate } from './rate-limit.ts';
 
 /** trust_request calls per requesting node: 10 a minute, bursts of 20. */
 export const DEFAULT_TRUST_REQUEST_RATE: Rate = { perSec: 10 / 60, burst: 20 };
+/** Unanswered requests expire after a week. */
+export const DEFAULT_TRUST_REQUEST_TTL_MS = 7 * 24 * 3600 * 1000;
 /** Unanswered requests a node may have out at once. */
 export const MAX_OUTGOING_PENDING = 256;
 /** Unanswered requests a node may have waiting for it (bounds what others can pile on it). */
@@ -29,11 +31,18 @@ export const PUSH_BUDGET = 760;
 export class TrustState {
   readonly limiter: KeyedLimiter;
   readonly rate: Rate;
+  /** Unanswered requests expire after this (ms): they stop counting against anyone's slots. */
+  readonly requestTtlMs: number;
   private chain: Promise<unknown> = Promise.resolve();
 
-  constructor(rate: Rate = DEFAULT_TRUST_REQUEST_RATE) {
+  constructor(rate: Rate = DEFAULT_TRUST_REQUEST_RATE, requestTtlMs = DEFAULT_TRUST_REQUEST_TTL_MS) {
     this.rate = rate;
     this.limiter = new KeyedLimiter(rate);
+    this.requestTtlMs = requestTtlMs;
+  }
+
+  expired(req: TrustRequest, now: number): boolean {
+    return req.created < now - this.requestTtlMs;
   }
 
   /**
@@ -172,6 +181,22 @@ async function createPair(ctx: TrustContext, req: TrustRequest, requester: NodeR
   ctx.hooks.pairChanged(requester.address, other.address);
 }
 
+/** The unexpired requests of a list; expired ones are deleted on the way (lazily: no sweep needed). */
+async function live(ctx: TrustContext, reqs: TrustRequest[], now: number): Promise<TrustRequest[]> {
+  const out: TrustRequest[] = [];
+  for (const r of reqs) {
+    if (!ctx.trust.expired(r, now)) out.push(r);
+    else await ctx.store.deleteTrustRequest(r.from, r.to);
+  }
+  return out;
+}
+
+/** One request, or undefined when there is none or it expired (then it is deleted). */
+async function liveRequest(ctx: TrustContext, from: Address, to: Address, now: number): Promise<TrustRequest | undefined> {
+  const r = await ctx.store.getTrustRequest(from, to);
+  return r ? (await live(ctx, [r], now))[0] : undefined;
+}
+
 function peerAddress(text: string): Address {
   return parseAddress(text); // BAD_ADDRESS with a hint on junk
 }
@@ -193,7 +218,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
         await ctx.store.deleteTrustRequest(me.address, to);
         return { status: 'trusted' };
       }
-      const reverse = await ctx.store.getTrustRequest(to, me.address);
+      const reverse = await liveRequest(ctx, to, me.address, now);
       if (reverse) {
         // Both asked: the target's signed request and ours make the pair.
         await createPair(ctx, reverse, target, me, signed, 'trust_request', now);
@@ -201,11 +226,11 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
         ctx.hooks.push(me.address, 'trust_approved', { peer: formatAddress(target.address), hostname: target.hostname });
         return { status: 'trusted' };
       }
-      if (!(await ctx.store.getTrustRequest(me.address, to))) {
-        if ((await ctx.store.listTrustRequestsFrom(me.address)).length >= MAX_OUTGOING_PENDING) {
+      if (!(await liveRequest(ctx, me.address, to, now))) {
+        if ((await live(ctx, await ctx.store.listTrustRequestsFrom(me.address), now)).length >= MAX_OUTGOING_PENDING) {
           throw new PilotError('RATE_LIMITED', `this node already has ${MAX_OUTGOING_PENDING} unanswered trust requests`, 'wait for answers before asking more nodes');
         }
-        if ((await ctx.store.listTrustRequestsTo(to)).length >= MAX_INCOMING_PENDING) {
+        if ((await live(ctx, await ctx.store.listTrustRequestsTo(to), now)).length >= MAX_INCOMING_PENDING) {
           throw new PilotError('RATE_LIMITED', `${formatAddress(to)} has too many unanswered trust requests`, 'try again later');
         }
       }
@@ -216,10 +241,10 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
     });
   },
 
-  async trust_pending(ctx, key, p) {
+  async trust_pending(ctx, key, p, now) {
     const me = await callerOf(ctx, key);
     const incoming = await Promise.all(
-      (await ctx.store.listTrustRequestsTo(me.address)).map(async (r) => ({
+      (await live(ctx, await ctx.store.listTrustRequestsTo(me.address), now)).map(async (r) => ({
         from: formatAddress(r.from),
         hostname: (await activeNode(ctx, r.from))?.hostname ?? null,
         reason: reasonOrNull(r.reason),
@@ -227,7 +252,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
       })),
     );
     const outgoing = await Promise.all(
-      (await ctx.store.listTrustRequestsFrom(me.address)).map(async (r) => {
+      (await live(ctx, await ctx.store.listTrustRequestsFrom(me.address), now)).map(async (r) => {
         // A private target's hostname is not revealed to a node it has not trusted.
         const t = await activeNode(ctx, r.to);
         return { to: formatAddress(r.to), hostname: t?.public ? t.hostname : null, reason: reasonOrNull(r.reason), created: r.created };
@@ -248,7 +273,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
     const me = await callerOf(ctx, key);
     const from = peerAddress(p.from);
     return serialPair(ctx, from, me.address, async () => {
-      const req = await ctx.store.getTrustRequest(from, me.address);
+      const req = await liveRequest(ctx, from, me.address, now);
       if (!req) {
         if (await ctx.store.getTrustPair(from, me.address)) return { status: 'trusted' };
         throw new PilotError('NOT_FOUND', `no pending trust request from ${formatAddress(from)}`, 'list requests with trust_pending; only the node asked can approve');

@@ -74,6 +74,25 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       await assert.rejects(s.setVisibility(key(), true), isCode('NOT_REGISTERED'));
     }));
 
+  t('hostname leases: names of nodes not seen since the cut-off are released, keys keep their addresses', () =>
+    withStore(f, async (s) => {
+      const idle = key();
+      const busy = key();
+      const a = await s.register({ publicKey: idle, email: 'a@x.io', hostname: 'squatted', now: 1000 });
+      await s.register({ publicKey: busy, email: 'b@x.io', hostname: 'kept', now: 1000 });
+      await s.touch(busy, { observed: '1.2.3.4:5', now: 5000 });
+      assert.equal(await s.releaseLapsedHostnames(1000), 0, 'last seen exactly at the cut-off: still leased');
+      assert.equal(await s.releaseLapsedHostnames(4000), 1);
+      assert.equal((await s.getByKey(idle))?.hostname, null);
+      assert.deepEqual((await s.getByKey(idle))?.address, a.address, 'the address stays with the key');
+      assert.equal((await s.getByKey(idle))?.active, true);
+      assert.equal((await s.getByHostname('kept'))?.publicKey.equals(busy), true);
+      // The lapsed name is free for another key.
+      const other = key();
+      assert.equal((await s.register({ publicKey: other, email: 'c@x.io', hostname: 'squatted', now: 6000 })).hostname, 'squatted');
+      assert.equal(await s.releaseLapsedHostnames(4000), 0);
+    }));
+
   t('touch, visibility, deregister keeps the address binding', () =>
     withStore(f, async (s) => {
       const k = key();
