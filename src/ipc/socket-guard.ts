@@ -3,7 +3,9 @@
 // connects: a squatter would otherwise receive message text, tasks and files
 // meant for the daemon. The daemon checks before it removes a stale socket
 // and binds: it never deletes or follows what is not its own socket.
-// Ownership means the effective uid: for root the socket must be root's.
+// Ownership means the effective uid: for root the socket must be root's, except
+// under sudo, where it may also be the invoking user's (`sudo pilotctl gateway
+// start` drives that user's daemon; SUDO_UID is set by sudo, not by the user).
 // (Linux has SO_PEERCRED but Node does not expose it; a 0700 directory or a
 // sticky one such as /tmp keeps others from swapping the file after the check.)
 import fs from 'node:fs';
@@ -12,6 +14,14 @@ import { PilotError } from '../util/errors.ts';
 import { MAX_SOCKET_PATH } from './socket-path.ts';
 
 const euid = (): number => process.geteuid?.() ?? 0;
+
+/** Whose socket a client may talk to: ours; as root under sudo, also the invoking user's. */
+function clientOwners(): number[] {
+  const me = euid();
+  const sudo = process.env.SUDO_UID;
+  if (me === 0 && sudo !== undefined && /^\d{1,10}$/.test(sudo)) return [me, Number(sudo)];
+  return [me];
+}
 
 function unsafe(message: string, hint: string): PilotError {
   return new PilotError('UNSAFE_SOCKET', message, hint);
@@ -33,7 +43,8 @@ function checkEntry(p: string, st: fs.Stats, role: 'client' | 'daemon'): void {
     : `remove it (rm ${p}) if you trust nothing there, or start the daemon on a private path: pilotctl daemon start --socket ~/.pilot/pilot.sock`;
   if (st.isSymbolicLink()) throw unsafe(`${p} is a symlink (to ${readlinkSafe(p)}); a symlinked IPC socket is refused`, fix);
   if (!st.isSocket()) throw unsafe(`${p} is not a unix socket`, fix);
-  if (st.uid !== euid()) throw unsafe(`${p} belongs to uid ${st.uid}, not to us (uid ${euid()}): another local user may have planted it`, fix);
+  const owners = role === 'client' ? clientOwners() : [euid()];
+  if (!owners.includes(st.uid)) throw unsafe(`${p} belongs to uid ${st.uid}, not to us (uid ${euid()}): another local user may have planted it`, fix);
 }
 
 function readlinkSafe(p: string): string {

@@ -41,7 +41,7 @@ async function squat(p: string): Promise<{ received: () => string; close: () => 
   };
 }
 
-const ctl = (args: string[], env: NodeJS.ProcessEnv = {}) => run([process.execPath, PILOTCTL, '--json', ...args], env, 60_000);
+const ctl = (args: string[], env: NodeJS.ProcessEnv = {}) => run([process.execPath, PILOTCTL, '--json', ...args], { SUDO_UID: '', ...env }, 60_000);
 
 before(async () => {
   if (skip) return;
@@ -68,6 +68,9 @@ test('pilotctl and the SDK refuse a socket owned by another user: the squatter r
     assert.equal(r.json?.code, 'UNSAFE_SOCKET', r.stderr);
     assert.match(r.json.message, /uid 65534/);
     assert.ok(r.json.hint, 'a hint says what to do');
+    // root under sudo may drive the invoking user's daemon, but only that user's
+    const sudo = await ctl(['--socket', p, 'info'], { SUDO_UID: '1234' });
+    assert.equal(sudo.json?.code, 'UNSAFE_SOCKET', sudo.stderr);
     const sdk = await connect({ socket: p }).then(
       (n) => { void n.close(); return assert.fail('the SDK connected to the squatter'); },
       (e: unknown) => asPilotError(e),
