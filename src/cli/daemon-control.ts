@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
+import { configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
@@ -64,11 +64,12 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
 export async function startDaemon(f: StartFlags, progress: (text: string) => void): Promise<StartResult> {
   const home = pilotHome(f.home);
   const cfg = mergeConfig(home, f);
-  const probe = new IpcClient(cfg.socket);
+  const socket = configSocket(cfg, home);
+  const probe = new IpcClient(socket);
   const running = await probe.call<{ pid: number; address: string }>('info').catch(() => undefined);
   probe.close();
   if (running) {
-    throw new PilotError('DAEMON_RUNNING', `a daemon is already running (pid ${running.pid}, ${running.address}) on ${cfg.socket}`, 'stop it first: pilotctl daemon stop');
+    throw new PilotError('DAEMON_RUNNING', `a daemon is already running (pid ${running.pid}, ${running.address}) on ${socket}`, 'stop it first: pilotctl daemon stop');
   }
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   saveConfig(home, cfg);

@@ -1,8 +1,7 @@
 // pilotctl: the command line for the Pilot daemon. Every command takes --json.
 import { Command, CommanderError, Option } from 'commander';
 import { IpcClient } from '../ipc/client.ts';
-import { socketPath } from '../ipc/protocol.ts';
-import { loadConfig, pilotHome } from '../daemon/config.ts';
+import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
@@ -25,17 +24,16 @@ function globals(cmd: Command): Globals {
   return cmd.optsWithGlobals() as Globals;
 }
 
-/** The socket to talk to: --socket, PILOT_SOCKET, the saved config, then the default. */
+/** The socket to talk to: --socket, PILOT_SOCKET, the saved config, then the private default of the home. */
 function resolveSocket(g: Globals): string {
   if (g.socket) return g.socket;
   if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
+  const home = pilotHome(g.home);
   try {
-    const cfg = loadConfig(pilotHome(g.home));
-    if (cfg) return cfg.socket;
+    return configSocket(loadConfig(home), home);
   } catch {
-    /* fall through to the default */
+    return configSocket(undefined, home); // an unreadable config: the default
   }
-  return socketPath();
 }
 
 type Action = (g: Globals, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
@@ -65,7 +63,7 @@ export function buildProgram(json = false): Command {
   const program = new Command('pilotctl')
     .description('Pilot: a userspace overlay network for AI agents')
     .option('--json', 'machine-readable output')
-    .option('--socket <path>', 'daemon IPC socket (default $PILOT_SOCKET or /tmp/pilot.sock)')
+    .option('--socket <path>', 'daemon IPC socket (default $PILOT_SOCKET, else $XDG_RUNTIME_DIR/pilot/pilot.sock or ~/.pilot/pilot.sock)')
     .option('--home <dir>', 'state directory (default $PILOT_HOME or ~/.pilot)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => { if (!json) process.stderr.write(s); } });

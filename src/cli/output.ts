@@ -47,3 +47,19 @@ export function parseCount(text: string | undefined, dflt: number): number {
   if (!/^\d{1,9}$/.test(String(text))) throw new PilotError('BAD_ARGUMENT', `invalid count ${JSON.stringify(text)}`, 'a whole number, e.g. --count 5');
   return Number(text);
 }
+
+/**
+ * `pilotctl peers | head -1`: once the reader is gone, writing to stdout fails
+ * with EPIPE. Like cat or ls (which SIGPIPE ends silently) that is not an error
+ * of ours: stop at once, print nothing, exit 0 (the reader took what it wanted).
+ * An EPIPE on stderr has nobody left to tell: ignored.
+ */
+export function quietOnClosedPipe(): void {
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  process.stderr.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
+}

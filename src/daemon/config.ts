@@ -1,11 +1,10 @@
 // The daemon's saved configuration: $PILOT_HOME/config.json. The first start
 // needs --registry/--email; later starts read everything from here.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
-import { DEFAULT_SOCKET } from '../ipc/protocol.ts';
+import { LEGACY_SOCKET, MAX_SOCKET_PATH, clientSocketPath, defaultHome, defaultSocketPath } from '../ipc/socket-path.ts';
 
 export const DaemonConfigSchema = z.object({
   registry: z.string().min(1).max(300),
@@ -13,7 +12,8 @@ export const DaemonConfigSchema = z.object({
   email: z.string().email().max(254),
   hostname: z.string().max(63).optional(),
   public: z.boolean().default(false),
-  socket: z.string().min(1).max(104).default(DEFAULT_SOCKET),
+  /** The IPC socket; absent = the private default (configSocket). */
+  socket: z.string().min(1).max(MAX_SOCKET_PATH).optional(),
   /** UDP listen address of the daemon's single socket (port 0 = any). */
   listen: z.string().default('0.0.0.0:0'),
   /**
@@ -33,7 +33,17 @@ export const DaemonConfigSchema = z.object({
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
 
 export function pilotHome(explicit?: string): string {
-  return explicit ?? process.env.PILOT_HOME ?? path.join(os.homedir(), '.pilot');
+  return explicit ?? defaultHome();
+}
+
+/**
+ * The socket of a daemon with this config and home: the saved one, else the
+ * private default (a client also finds a daemon that listens in the home
+ * because it runs without $XDG_RUNTIME_DIR, see clientSocketPath).
+ */
+export function configSocket(cfg: DaemonConfig | undefined, home: string, role: 'daemon' | 'client' = 'client'): string {
+  if (cfg?.socket !== undefined) return cfg.socket;
+  return role === 'daemon' ? defaultSocketPath(home) : clientSocketPath(home);
 }
 
 export function configPath(home: string): string {
@@ -49,6 +59,9 @@ export function loadConfig(home: string): DaemonConfig | undefined {
   } catch (err) {
     throw new PilotError('BAD_ARGUMENT', `cannot read ${p}: ${(err as Error).message}`, 'fix or delete the file, then start again with --registry and --email');
   }
+  // Old versions saved their default /tmp/pilot.sock (world-writable /tmp: squattable) into
+  // every config: such a config moves to the private default on its next start.
+  if (typeof raw === 'object' && raw !== null && (raw as { socket?: unknown }).socket === LEGACY_SOCKET) delete (raw as { socket?: unknown }).socket;
   const parsed = DaemonConfigSchema.safeParse(raw);
   if (!parsed.success) {
     throw new PilotError('BAD_ARGUMENT', `invalid config ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'fix or delete the file');

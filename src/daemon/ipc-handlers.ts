@@ -1,4 +1,5 @@
 // IPC methods of the daemon: what pilotctl and the SDK can ask for.
+import { configSocket } from './config.ts';
 import crypto from 'node:crypto';
 import { formatAddress, parsePort, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
@@ -58,7 +59,7 @@ export function daemonInfo(d: Daemon): Record<string, unknown> {
     observed: d.observed ?? null,
     nat: d.natType,
     uplink: d.uplinkKind,
-    socket: d.config.socket,
+    socket: configSocket(d.config, d.home, 'daemon'),
     home: d.home,
     pid: process.pid,
     version: d.version,

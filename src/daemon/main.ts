@@ -3,7 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { Daemon } from './daemon.ts';
-import { loadConfig, pilotHome } from './config.ts';
+import { configSocket, loadConfig, pilotHome } from './config.ts';
 import { startIpcServer } from '../ipc/server.ts';
 import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, stdoutLogger } from '../util/logger.ts';
@@ -20,6 +20,8 @@ async function main(): Promise<void> {
   const toStdout = args.includes('--log-stdout');
   const config = loadConfig(home);
   if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
+  // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)
+  const socket = configSocket(config, home, 'daemon');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   const logPath = path.join(home, 'pilot.log');
   const log = toStdout ? stdoutLogger() : fileLogger(logPath);
@@ -45,16 +47,16 @@ async function main(): Promise<void> {
     log.flush?.();
     setTimeout(() => process.exit(0), 50);
   };
-  const ipc = await startIpcServer(config.socket, ipcHandlers(daemon, () => void stop()), (err) => log.error({ err }, 'ipc handler failed'));
+  const ipc = await startIpcServer(socket, ipcHandlers(daemon, () => void stop()), (err) => log.error({ err }, 'ipc handler failed'));
   fs.writeFileSync(path.join(home, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
   // A bug in one request must not take the whole daemon down.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  log.info({ address: formatAddress(daemon.address!), socket: config.socket, ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
+  log.info({ address: formatAddress(daemon.address!), socket, ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
   // The parent (pilotctl daemon start) waits for this line on our stdout.
-  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket: config.socket, log: logPath, ...(metricsUrl ? { metrics: metricsUrl } : {}) }) + '\n');
+  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket, log: logPath, ...(metricsUrl ? { metrics: metricsUrl } : {}) }) + '\n');
 }
 
 main().catch((err: unknown) => {

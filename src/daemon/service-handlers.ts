@@ -87,7 +87,7 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
           throw new PilotError('BAD_ARGUMENT', '--data is not valid JSON', 'quote it for the shell, e.g. --data \'{"k":1}\'');
         }
       }
-      const r = await sendMessage(client, target, type as MessageType, body);
+      const r = await sendMessage(client, target, type as MessageType, body, d.services?.config.stallTimeoutMs);
       return { target, ...r };
     },
     inbox: (p) => {
@@ -104,7 +104,7 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
       if (!path.isAbsolute(file)) throw new PilotError('BAD_ARGUMENT', 'path must be absolute (pilotctl resolves it)');
       const ac = new AbortController();
       void ctx.closed.then(() => ac.abort());
-      const r = await sendFile(client, target, file, (prog) => ctx.emit('progress', prog), ac.signal);
+      const r = await sendFile(client, target, file, (prog) => ctx.emit('progress', prog), ac.signal, d.services?.config.stallTimeoutMs);
       return { target, file, ...r };
     },
     received: (p) => {

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { asPilotError, PilotError } from '../util/errors.ts';
 import type { OverlayHost } from './host.ts';
 import { ensureLocal, isLocalAddress, removeAlias } from './loopback-alias.ts';
+import { LocalPeers } from './local-peer.ts';
 import type { PortMap } from './port-spec.ts';
 import { checkPortAllowed, currentPrivileges, privilegedPortError, type Privileges } from './privileges.ts';
 import { readState, writeState } from './state-file.ts';
@@ -37,7 +38,7 @@ interface Mapping {
   servers: net.Server[];
   conns: Set<net.Socket>;
   error: string | null;
-  stats: { connections: number; refused: number; bytesIn: number; bytesOut: number };
+  stats: { connections: number; refused: number; notLocal: number; bytesIn: number; bytesOut: number };
   lastRefusal: { code: string; message: string; at: number } | null;
 }
 
@@ -51,6 +52,8 @@ export interface MappingInfo {
   connections: number;
   active: number;
   refused: number;
+  /** Connections from another host (a LAN neighbour routing the subnet to us), reset unanswered. */
+  notLocal: number;
   bytesIn: number;
   bytesOut: number;
   lastRefusal: { code: string; message: string; at: number } | null;
@@ -68,6 +71,10 @@ export class Gateway {
   private readonly mappings = new Map<string, Mapping>();
   private subnet: string | null = null;
   private defaultPorts: PortMap[] = [{ local: 80, virtual: 80 }];
+  /** Only this host may use the mapped addresses (see local-peer.ts). */
+  private readonly localPeers = new LocalPeers();
+  /** When a non-local connection was last logged (one line per minute, not one per packet of a flood). */
+  private notLocalLoggedAt = -Infinity;
   /** Map/unmap run one at a time (address allocation, alias add/remove). */
   private lock: Promise<unknown> = Promise.resolve();
 
@@ -158,7 +165,7 @@ export class Gateway {
   }
 
   private newMapping(ip: string, target: string, ports: PortMap[]): Mapping {
-    return { ip, target, ports, aliasOwned: false, servers: [], conns: new Set(), error: null, stats: { connections: 0, refused: 0, bytesIn: 0, bytesOut: 0 }, lastRefusal: null };
+    return { ip, target, ports, aliasOwned: false, servers: [], conns: new Set(), error: null, stats: { connections: 0, refused: 0, notLocal: 0, bytesIn: 0, bytesOut: 0 }, lastRefusal: null };
   }
 
   /** Make the address local and listen on every port; on failure nothing is left behind. */
@@ -192,6 +199,18 @@ export class Gateway {
   }
 
   private onConnection(m: Mapping, pm: PortMap, sock: net.Socket): void {
+    if (!this.localPeers.isLocal(sock.remoteAddress, sock.localAddress)) {
+      // Another host: reset before a byte is read or the overlay is touched.
+      m.stats.notLocal++;
+      sock.on('error', () => {});
+      sock.resetAndDestroy();
+      const now = Date.now();
+      if (now - this.notLocalLoggedAt >= 60_000) {
+        this.notLocalLoggedAt = now;
+        this.host.log.warn({ ip: m.ip, from: sock.remoteAddress, refusedSoFar: m.stats.notLocal }, 'gateway: connection from another host reset (the gateway serves this host only)');
+      }
+      return;
+    }
     m.stats.connections++;
     m.conns.add(sock);
     sock.setNoDelay(true);
@@ -276,6 +295,7 @@ export class Gateway {
       connections: m.stats.connections,
       active: m.conns.size,
       refused: m.stats.refused,
+      notLocal: m.stats.notLocal,
       bytesIn,
       bytesOut,
       lastRefusal: m.lastRefusal,

@@ -3,6 +3,7 @@ import net from 'node:net';
 import { PilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
 import { parseMessage, socketPath, type IpcMessage } from './protocol.ts';
+import { checkSocketBeforeConnect } from './socket-guard.ts';
 
 export interface ConnectOptions {
   /** Keep our direction open when the daemon ends its own (byte pipes whose two directions end separately). */
@@ -12,6 +13,11 @@ export interface ConnectOptions {
 }
 
 export function connectSocket(path: string, opts: ConnectOptions = {}): Promise<net.Socket> {
+  try {
+    checkSocketBeforeConnect(path);
+  } catch (err) {
+    return Promise.reject(err);
+  }
   return new Promise((resolve, reject) => {
     const sock = net.connect({ path, allowHalfOpen: opts.allowHalfOpen ?? false });
     const onError = (err: Error & { code?: string }): void =>

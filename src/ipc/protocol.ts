@@ -3,8 +3,7 @@
 // reply    {"id":1,"ok":true,"result":{...}} | {"id":1,"ok":false,"error":{code,message,hint}}
 // event    {"id":1,"event":"datagram","data":{...}} (zero or more before the reply)
 import type { ErrorCode } from '../util/errors.ts';
-
-export const DEFAULT_SOCKET = '/tmp/pilot.sock';
+import { clientSocketPath } from './socket-path.ts';
 /** A request line longer than this is hostile or broken: the connection is answered and closed. */
 export const MAX_LINE = 1 << 20;
 
@@ -25,8 +24,9 @@ export type IpcMessage =
   | { id: number | string; ok: false; error: IpcErrorBody }
   | { id: number | string; event: string; data: unknown };
 
+/** --socket, $PILOT_SOCKET, else the private default (see socket-path.ts). */
 export function socketPath(explicit?: string): string {
-  return explicit ?? process.env.PILOT_SOCKET ?? DEFAULT_SOCKET;
+  return explicit ?? (process.env.PILOT_SOCKET || clientSocketPath());
 }
 
 /**

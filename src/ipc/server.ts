@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { PilotError, asPilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
+import { prepareListenPath } from './socket-guard.ts';
 import type { IpcMessage, IpcRequest } from './protocol.ts';
 
 export interface HandlerContext {
@@ -34,7 +35,8 @@ export interface IpcServer {
 
 export async function startIpcServer(path: string, handlers: Record<string, Handler>, onError?: (err: unknown) => void): Promise<IpcServer> {
   // A stale socket from a crashed daemon would block listen(); a live one means a daemon is running.
-  if (fs.existsSync(path)) {
+  // Only a socket of our own is probed or removed (prepareListenPath refuses symlinks, files, others' sockets).
+  if (prepareListenPath(path).existing) {
     const alive = await new Promise<boolean>((resolve) => {
       const c = net.connect(path, () => { c.destroy(); resolve(true); });
       c.on('error', () => resolve(false));

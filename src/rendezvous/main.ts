@@ -10,7 +10,7 @@ import { formatHostPort, parseHostPort } from '../util/hostport.ts';
 import { PilotError } from '../util/errors.ts';
 import { startRendezvous } from './server.ts';
 import { limitsFromFlags, type LimitFlags } from './registry-limits.ts';
-import { checkAdminToken } from './admin-token.ts';
+import { resolveAdminToken } from './admin-token.ts';
 import { isPostgresUrl, redactUrl } from '../registry/postgres-connect.ts';
 
 const program = new Command()
@@ -23,7 +23,8 @@ const program = new Command()
   .option('--store <url>', 'registry in PostgreSQL, shared by several rendezvous instances: postgres://USER:PASSWORD@HOST:PORT/DB (default: $PILOT_STORE, else SQLite in --data)', process.env.PILOT_STORE || undefined)
   .option('--advertise <host[:port]>', 'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)')
   .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
-  .option('--admin-token <token>', 'bearer token for the dashboard admin API (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)', process.env.PILOT_ADMIN_TOKEN)
+  .option('--admin-token-file <file>', 'read the bearer token of the dashboard admin API from this file (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)')
+  .option('--admin-token <token>', 'the admin token itself: visible to every local user in the process list, prefer $PILOT_ADMIN_TOKEN or --admin-token-file')
   .option('--replay-cache-size <n>', 'signed-request nonces remembered, all keys together (default 50000)')
   .option('--replay-per-key <n>', 'nonces remembered per signing key (default 256)')
   .option('--unregistered-per-source <n>', 'not yet registered keys with replay state per source address, IPv6 /64 (default 64)')
@@ -40,7 +41,7 @@ const program = new Command()
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; store?: string; advertise?: string }>();
+  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; adminTokenFile?: string; store?: string; advertise?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -60,7 +61,8 @@ async function main(): Promise<void> {
   }
   if (opts.advertise !== undefined && opts.store === undefined) throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
   const advertise = opts.advertise === undefined ? undefined : parseHostPort(opts.advertise, 0);
-  const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(opts.adminToken ? { adminToken: checkAdminToken(opts.adminToken) } : {}) };
+  const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) => process.stderr.write(`pilot-rendezvous: warning: ${text}\n`));
+  const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(adminToken ? { adminToken } : {}) };
   const registryLimits = limitsFromFlags(opts);
   const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, registryLimits, replayCacheSize: registryLimits.replayCacheSize, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';

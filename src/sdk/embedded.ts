@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Daemon } from '../daemon/daemon.ts';
-import { DaemonConfigSchema, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
+import { DaemonConfigSchema, configSocket, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
 import { ipcHandlers } from '../daemon/ipc-handlers.ts';
 import { PipeResult, startIpcServer, type Handler, type HandlerContext, type IpcServer } from '../ipc/server.ts';
 import { IpcClient } from '../ipc/client.ts';
@@ -78,7 +78,7 @@ export class EmbeddedBackend implements Backend {
 
   static async start(opts: StartNodeOptions): Promise<EmbeddedBackend> {
     const config = buildConfig(opts);
-    await refuseIfRunning(opts.home, config.socket);
+    await refuseIfRunning(opts.home, configSocket(config, opts.home));
     fs.mkdirSync(opts.home, { recursive: true, mode: 0o700 });
     saveConfig(opts.home, config);
     const logger = opts.logger === 'silent' ? silentLogger() : (opts.logger ?? fileLogger(path.join(opts.home, 'pilot.log')));

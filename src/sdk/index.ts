@@ -1,20 +1,19 @@
 // The Pilot TypeScript SDK: `import { connect } from 'pilot-overlay/sdk'`.
 //
-//   const node = await connect();                       // the local daemon (PILOT_SOCKET or /tmp/pilot.sock)
+//   const node = await connect();                       // the local daemon (PILOT_SOCKET, else its private default socket)
 //   const sock = await node.dial('agent-alpha', 1000);  // a net.Socket-like Duplex
 //   const srv = await node.listen(7000, (s) => s.pipe(s));
 //
 // or run the node inside this process, without a daemon:
 //
 //   const node = await startNode({ home: './agent-home', registry: 'rdv.example:9000', email: 'me@example.com' });
-import { loadConfig, pilotHome } from '../daemon/config.ts';
-import { socketPath } from '../ipc/protocol.ts';
+import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { IpcBackend } from './client.ts';
 import { EmbeddedBackend, type StartNodeOptions } from './embedded.ts';
 import { PilotNode } from './node.ts';
 
 export interface ConnectOptions {
-  /** The daemon's IPC socket; default $PILOT_SOCKET, the socket saved in the home's config, then /tmp/pilot.sock. */
+  /** The daemon's IPC socket; default $PILOT_SOCKET, the socket saved in the home's config, then $XDG_RUNTIME_DIR/pilot/pilot.sock (default home) or HOME/pilot.sock. */
   socket?: string;
   /** The daemon's home (to find its socket); default $PILOT_HOME or ~/.pilot. */
   home?: string;
@@ -23,13 +22,12 @@ export interface ConnectOptions {
 function findSocket(opts: ConnectOptions): string {
   if (opts.socket) return opts.socket;
   if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
+  const home = pilotHome(opts.home);
   try {
-    const cfg = loadConfig(pilotHome(opts.home));
-    if (cfg) return cfg.socket;
+    return configSocket(loadConfig(home), home);
   } catch {
-    // an unreadable config: the default socket
+    return configSocket(undefined, home); // an unreadable config: the default socket
   }
-  return socketPath();
 }
 
 /** Attach to a running daemon over its unix socket (rejects with NO_DAEMON if none answers). */

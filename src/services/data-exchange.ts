@@ -15,6 +15,7 @@ import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
 import { ByteReader, MAX_FRAME, REQUEST_TIMEOUT_MS, expectOk, okFrame, refuse, withTimeout, writeAll } from './framing.ts';
 import { ask } from './request.ts';
+import { DEFAULT_STALL_TIMEOUT_MS, StallGuard } from './stall.ts';
 import type { ServiceHost, ServiceStream } from './host.ts';
 import type { Inbox, MessageType } from './inbox.ts';
 import type { ReceivedFiles, Incoming } from './received-files.ts';
@@ -186,9 +187,10 @@ async function openExchange(host: ServiceHost, target: string, header: Header): 
   return { stream: x.stream, reader: x.reader, peer: x.peer, offset };
 }
 
-export async function sendMessage(host: ServiceHost, target: string, type: MessageType, body: Buffer): Promise<SendResult> {
+export async function sendMessage(host: ServiceHost, target: string, type: MessageType, body: Buffer, stallMs = DEFAULT_STALL_TIMEOUT_MS): Promise<SendResult> {
   const sha256 = crypto.createHash('sha256').update(body).digest('hex');
   const x = await openExchange(host, target, { type, size: body.length, sha256 });
+  const guard = new StallGuard(x.stream, stallMs, 'the message');
   try {
     await writeAll(x.stream, body);
     x.stream.end();
@@ -196,8 +198,16 @@ export async function sendMessage(host: ServiceHost, target: string, type: Messa
     return { peer: x.peer, id: done.id, type, bytes: body.length, sha256 };
   } catch (err) {
     x.stream.destroy();
-    throw err;
+    throw stallError(x.stream, err);
+  } finally {
+    guard.stop();
   }
+}
+
+/** The guard's TIMEOUT, if it cut the stream, says more than what the cut caused downstream. */
+function stallError(stream: ServiceStream, err: unknown): unknown {
+  const cause = (stream as { errored?: unknown }).errored;
+  return cause instanceof PilotError && cause.code === 'TIMEOUT' ? cause : err;
 }
 
 export interface FileProgress {
@@ -212,7 +222,7 @@ async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
   return h.digest('hex');
 }
 
-export async function sendFile(host: ServiceHost, target: string, file: string, onProgress?: (p: FileProgress) => void, signal?: AbortSignal): Promise<SendResult> {
+export async function sendFile(host: ServiceHost, target: string, file: string, onProgress?: (p: FileProgress) => void, signal?: AbortSignal, stallMs = DEFAULT_STALL_TIMEOUT_MS): Promise<SendResult> {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -229,6 +239,7 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
     x.stream.destroy(new PilotError('CONNECTION_RESET', 'transfer cancelled'));
   };
   signal?.addEventListener('abort', onAbort, { once: true });
+  const guard = new StallGuard(x.stream, stallMs, 'the file');
   try {
     let sent = x.offset;
     let lastReport = 0;
@@ -271,8 +282,9 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
     };
   } catch (err) {
     x.stream.destroy();
-    throw err;
+    throw stallError(x.stream, err);
   } finally {
+    guard.stop();
     signal?.removeEventListener('abort', onAbort);
   }
 }

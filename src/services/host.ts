@@ -3,8 +3,11 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from '../util/logger.ts';
 
-/** An overlay stream (a Duplex with half-close). */
-export type ServiceStream = Duplex;
+/**
+ * An overlay stream (a Duplex with half-close). A transport stream also says
+ * how far the peer acknowledged what we wrote (stall detection, stall.ts).
+ */
+export type ServiceStream = Duplex & { readonly bytesAcked?: number; readonly bytesWrittenTotal?: number };
 
 /** `from` is the authenticated, trusted peer address as text (0:0000.0000.0001). */
 export type ServiceHandler = (stream: ServiceStream, from: string) => void;

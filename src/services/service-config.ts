@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
+import { DEFAULT_STALL_TIMEOUT_MS } from './stall.ts';
 
 const MiB = 1024 * 1024;
 
@@ -32,6 +33,8 @@ export const ServiceConfigSchema = z
     webhookRetries: z.number().int().min(0).max(20).default(5),
     webhookBackoffMs: z.number().int().min(10).max(600_000).default(500),
     webhookTimeoutMs: z.number().int().min(100).max(120_000).default(5000),
+    /** A message or file send fails when the receiver takes no byte for this long (it stopped reading). */
+    stallTimeoutMs: z.number().int().min(1000).max(3_600_000).default(DEFAULT_STALL_TIMEOUT_MS),
   })
   .strict();
 export type ServiceConfig = z.infer<typeof ServiceConfigSchema>;

@@ -89,6 +89,16 @@ export class Stream extends Duplex implements RecvSink {
     this.lastActivity = host.now();
   }
 
+  /** Bytes the peer acknowledged, in order: a sender's progress (services/stall.ts). */
+  get bytesAcked(): number {
+    return this.sendBuf.ackedFloor;
+  }
+
+  /** Bytes the application wrote, including those still queued in the Writable. */
+  get bytesWrittenTotal(): number {
+    return this.sendBuf.writeOffset + this.writableLength;
+  }
+
   /** Has something to put in a packet, given the connection-level limit for new bytes. */
   wantsSend(connLimit: number): boolean {
     if (this.sendDone) return false;

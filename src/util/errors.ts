@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'NO_DAEMON'
   | 'DAEMON_RUNNING'
+  | 'UNSAFE_SOCKET'
   | 'NOT_REGISTERED'
   | 'CONNECTION_RESET'
   | 'CONNECTION_REFUSED'

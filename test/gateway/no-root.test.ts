@@ -28,10 +28,10 @@ let address = '';
 let fileHash = '';
 let http: ChildProcess | undefined;
 
-/** pilotctl --json as the unprivileged user (or as root with `root`), against the unprivileged daemon. */
+/** pilotctl --json as the unprivileged user (or as root with `root`, as `sudo` runs it: SUDO_UID names the user), against the unprivileged daemon. */
 function ctl(args: string[], root = false): Promise<CtlResult> {
   const drop = root ? [] : ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
-  return run(['ip', 'netns', 'exec', ns, ...drop, process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], { PILOT_HOME: home, PILOT_SOCKET: socket });
+  return run(['ip', 'netns', 'exec', ns, ...drop, process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], { PILOT_HOME: home, PILOT_SOCKET: socket, ...(root ? { SUDO_UID: String(NOBODY) } : {}) });
 }
 
 /** curl inside the namespace, body hashed as bytes (pipefail: a failed curl fails the whole thing). */

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -70,7 +71,14 @@ test('a second server on a live socket is refused; a stale socket is replaced', 
   const server = await startIpcServer(p, {});
   await assert.rejects(startIpcServer(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'DAEMON_RUNNING');
   await server.close();
-  fs.writeFileSync(p, '');
+  // a regular file at the path is not a stale socket: refused and left alone (never delete what is not ours to delete)
+  fs.writeFileSync(p, 'keep');
+  await assert.rejects(startIpcServer(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'UNSAFE_SOCKET');
+  assert.equal(fs.readFileSync(p, 'utf8'), 'keep');
+  fs.rmSync(p);
+  // a socket file nobody listens on (a crashed daemon's): replaced
+  assert.equal(spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(p)})`]).status, 0);
+  assert.ok(fs.lstatSync(p).isSocket());
   const again = await startIpcServer(p, { ok: () => true });
   const c = new IpcClient(p);
   assert.equal(await c.call('ok'), true);
