@@ -25,6 +25,10 @@ export const DaemonConfigSchema = z.object({
   cc: z.enum(['cubic', 'newreno']).optional(),
   /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
   metrics: z.string().min(1).max(300).optional(),
+  /** Handshake (message 1) budgets, per second: all sources together, the rate that turns on cookies, one source. See docs/CONFIG.md. */
+  handshakeRate: z.coerce.number().int().min(1).max(100_000).optional(),
+  handshakeLoadRate: z.coerce.number().int().min(1).max(100_000).optional(),
+  handshakeSourceRate: z.coerce.number().int().min(1).max(100_000).optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });
