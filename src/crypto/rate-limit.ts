@@ -44,9 +44,10 @@ export function pathKey(path: unknown): string {
 /**
  * Token buckets keyed by source (an IP, or a relayed node's address), so one
  * source, or a few, cannot take a whole budget (WireGuard's ratelimiter does
- * the same per IP). Bounded: when full, the least recently used entry goes,
- * which only hands that source a fresh bucket; entries that have refilled are
- * swept (a full bucket and no entry are the same thing).
+ * the same per IP). Bounded: when full, the oldest entry goes (insertion order:
+ * no reordering per packet, this runs for every packet of a flood), which only
+ * hands that source a fresh bucket; entries that have refilled are swept (a
+ * full bucket and no entry are the same thing).
  */
 export class SourceBuckets {
   private readonly perMs: number;
@@ -69,12 +70,11 @@ export class SourceBuckets {
     if (b === undefined) {
       if (this.buckets.size >= this.maxSources) this.buckets.delete(this.buckets.keys().next().value!);
       b = { tokens: this.burst, at: now };
-    } else {
-      this.buckets.delete(source); // re-inserted below: Map order = least recently used first
-      b.tokens = Math.min(this.burst, b.tokens + Math.max(0, now - b.at) * this.perMs);
+      this.buckets.set(source, b);
+    } else if (now > b.at) {
+      b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
       b.at = now;
     }
-    this.buckets.set(source, b);
     if (b.tokens < 1) return false;
     b.tokens--;
     return true;
