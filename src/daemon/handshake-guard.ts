@@ -71,7 +71,8 @@ export class PeerVerifier<R extends { publicKey: Buffer }> {
     this.refusedTtlMs = opts.refusedTtlMs ?? 10_000;
     this.maxEntries = opts.maxEntries ?? 4096;
     this.perKey = new SourceBuckets(opts.perKeyPerSecond ?? 0.5, 2, this.maxEntries);
-    const all = opts.maxPerSecond ?? 50;
+    // 200/s: well within the rendezvous's per-IP request budget (500/s), so heartbeats and resolves still fit.
+    const all = opts.maxPerSecond ?? 200;
     this.overall = new SourceBuckets(all, all, 1);
   }
 
