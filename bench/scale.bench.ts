@@ -27,8 +27,15 @@ import { cpuSeconds, machine, MiB, rssBytes } from './stats.ts';
 const PEERS = Number(process.env.BENCH_PEERS ?? 1000);
 const IDLE_SECS = Number(process.env.BENCH_IDLE_SECS ?? 30);
 const CONCURRENCY = Number(process.env.BENCH_HS_CONCURRENCY ?? 64);
-/** Light clients bind here: their own rate-limit bucket at the rendezvous (the daemon uses 127.0.0.1). */
-const CLIENT_IP = '127.0.0.2';
+/**
+ * Each light client binds its own loopback address (127.2.x.y; the daemon uses 127.0.0.1), as
+ * real peers have their own: the daemon's handshake limits count per source IP (20/s each).
+ */
+let clients = 0;
+function clientIp(): string {
+  const n = clients++;
+  return `127.2.${Math.floor(n / 250) % 250}.${1 + (n % 250)}`;
+}
 const HEADROOM = DATA_HEADER_BYTES + 1;
 
 interface Light {
@@ -43,7 +50,7 @@ interface Light {
 
 async function lightClient(rdvPort: number): Promise<Light> {
   const sock = dgram.createSocket('udp4');
-  await new Promise<void>((r) => sock.bind(0, CLIENT_IP, () => r()));
+  await new Promise<void>((r) => sock.bind(0, clientIp(), () => r()));
   const identity = generateIdentity();
   const l: Light = { identity, address: { network: 0, node: 0 }, sock, registry: undefined as unknown as RegistryClient, sessions: undefined, conn: undefined, stream: undefined };
   l.registry = new RegistryClient({ identity, send: (p) => sock.send(p, rdvPort, '127.0.0.1'), timeoutMs: 2000, retries: 5 });

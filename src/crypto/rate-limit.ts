@@ -40,3 +40,74 @@ export function pathKey(path: unknown): string {
     return 'unserialisable';
   }
 }
+
+/**
+ * Token buckets keyed by source (an IP, or a relayed node's address), so one
+ * source, or a few, cannot take a whole budget (WireGuard's ratelimiter does
+ * the same per IP). Bounded: when full, the oldest entry goes (insertion order:
+ * no reordering per packet, this runs for every packet of a flood), which only
+ * hands that source a fresh bucket; entries that have refilled are swept (a
+ * full bucket and no entry are the same thing).
+ */
+export class SourceBuckets {
+  private readonly perMs: number;
+  private readonly burst: number;
+  private readonly maxSources: number;
+  private readonly buckets = new Map<string, { tokens: number; at: number }>();
+
+  constructor(perSecond: number, burst: number, maxSources = 8192) {
+    this.perMs = perSecond / 1000;
+    this.burst = Math.max(1, burst);
+    this.maxSources = maxSources;
+  }
+
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  allow(source: string, now: number): boolean {
+    let b = this.buckets.get(source);
+    if (b === undefined) {
+      if (this.buckets.size >= this.maxSources) this.buckets.delete(this.buckets.keys().next().value!);
+      b = { tokens: this.burst, at: now };
+      this.buckets.set(source, b);
+    } else if (now > b.at) {
+      b.tokens = Math.min(this.burst, b.tokens + (now - b.at) * this.perMs);
+      b.at = now;
+    }
+    if (b.tokens < 1) return false;
+    b.tokens--;
+    return true;
+  }
+
+  /** Drop the entries that have refilled by now. */
+  sweep(now: number): void {
+    for (const [k, b] of this.buckets) if (b.tokens + (now - b.at) * this.perMs >= this.burst) this.buckets.delete(k);
+  }
+}
+
+/**
+ * "Under load" after WireGuard: the responder demands cookies (mac2) while the
+ * rate of message 1s is above a threshold, and for one second
+ * after, so the mode does not flap at the edge of a flood.
+ */
+export class LoadMeter {
+  private readonly threshold: number;
+  private windowStart = -Infinity;
+  private count = 0;
+  private loadedUntil = -Infinity;
+
+  constructor(perSecond: number) {
+    this.threshold = perSecond;
+  }
+
+  /** Count one message 1; true while under load. */
+  note(now: number, busy = false): boolean {
+    if (now - this.windowStart >= 1000) {
+      this.windowStart = now;
+      this.count = 0;
+    }
+    if (++this.count > this.threshold || busy) this.loadedUntil = now + 1000;
+    return now < this.loadedUntil;
+  }
+}

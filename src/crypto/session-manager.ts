@@ -3,10 +3,17 @@
 // IP:port, so sessions survive path changes (direct, relay, roaming).
 //
 // Packet formats (src/wire/packet-types.ts):
-//   0x10 [type][u32 senderIndex][Noise IK msg1]
+//   0x10 [type][u32 senderIndex][Noise IK msg1][mac1 16][mac2 16]   (macs: cookie.ts)
 //   0x11 [type][u32 senderIndex][u32 receiverIndex][Noise IK msg2]
 //   0x12 [type][u32 receiverIndex][u64 counter][ciphertext + tag]   (header = AEAD associated data)
 //   0x13 [type][u32 index]   unauthenticated hint: "no session for that index"
+//   0x14 [type][u32 receiverIndex][nonce 24][sealed cookie 32]   cookie reply (cookie.ts)
+//
+// Handshake flood defence (WireGuard §5.4): a message 1 must carry mac1 (keyed
+// by our public key) before anything else is done with it; under load it must
+// also carry mac2 (a cookie proving its sender receives at its source), else it
+// only gets a cookie reply; past that, a per-source token bucket and then the
+// global per-second budget decide whether the Noise DH work is done.
 //
 // Rules that make this converge (see also session.ts):
 //  - Key confirmation: the initiator sends on a new session at once (it saw
@@ -29,9 +36,11 @@ import type { Identity } from './identity.ts';
 import { IkInitiator, IkResponder, MSG1_BYTES, MSG2_BYTES, type HandshakeResult, type Hello } from './handshake.ts';
 import { TAG_BYTES } from './aead.ts';
 import { DATA_HEADER_BYTES, REKEY_AFTER_MESSAGES, SecureSession, type SessionInit, type SessionRole } from './session.ts';
-import { HintLimiter, pathKey } from './rate-limit.ts';
+import { HintLimiter, LoadMeter, SourceBuckets, pathKey } from './rate-limit.ts';
+import { CookieChecker, COOKIE_REPLY_BYTES, COOKIE_USE_MS, MAC_BYTES, openCookieReply, responderKeys, stampMacs, type ResponderKeys } from './cookie.ts';
 
 const INIT_HEADER = 5;
+const INIT_BYTES = INIT_HEADER + MSG1_BYTES + 2 * MAC_BYTES;
 const RESP_HEADER = 9;
 const DATA_MIN = DATA_HEADER_BYTES + TAG_BYTES;
 const DEFAULT_GRACE_MS = 30_000;
@@ -49,6 +58,13 @@ const MAX_VERIFYING = 256;
  * handshakes cannot eat the CPU the data path needs. Real peers need ~1 per rekey.
  */
 const DEFAULT_MAX_INITS_PER_SECOND = 500;
+/** Above this rate of message 1s we are under load: cookies required. */
+const DEFAULT_UNDER_LOAD_INITS_PER_SECOND = 100;
+/** Message 1s one source may have read per second, and its burst (WireGuard: 20/s, burst 5, per IP). */
+const DEFAULT_SOURCE_INITS_PER_SECOND = 20;
+const SOURCE_BURST = 5;
+/** Cookie-triggered resends of message 1 per handshake (each answers a cookie reply at once). */
+const MAX_COOKIE_RESENDS = 2;
 const SWEEP_MS = 5000;
 const EMPTY = Buffer.alloc(0);
 
@@ -78,6 +94,16 @@ export interface SessionManagerOptions {
   maxQueue?: number;
   /** Message 1s read per second at most (the rest are dropped as dropBusy). */
   maxInitsPerSecond?: number;
+  /** Rate of message 1s (of the right size) above which a cookie (mac2) is required. */
+  underLoadInitsPerSecond?: number;
+  /** Message 1s read per second per source (burst: a quarter of it, at least 5); cookie replies per source are capped the same way. */
+  sourceInitsPerSecond?: number;
+  /**
+   * Who sent a packet, as far as the underlay can tell: `bucket` is what the
+   * per-source limits count by (an IP, or a relayed node's address), `cookie`
+   * what a cookie is bound to (IP:port, or that node's address). Default: pathKey(path) for both.
+   */
+  sourceOf?(path: unknown): { bucket: string; cookie: string };
   now?: () => number;
 }
 
@@ -124,6 +150,14 @@ export interface SessionStats {
   dropRejectedPeer: number;
   dropTieBreak: number;
   dropBusy: number;
+  /** Message 1 with a wrong mac1 (not written for our key: junk). */
+  dropMac1: number;
+  /** Message 1 over its source's share (sourceInitsPerSecond). */
+  dropSourceLimited: number;
+  cookieRepliesSent: number;
+  /** Under load, a message 1 without a valid cookie whose source was already sent its share of cookie replies. */
+  cookieRepliesLimited: number;
+  cookieRepliesReceived: number;
   dropQueueOverflow: number;
   dropNoSession: number;
   handshakesInitiated: number;
@@ -149,6 +183,7 @@ export interface SessionStats {
 
 interface Pending {
   attempts: number;
+  cookieResends: number;
   indexes: number[];
   timer: NodeJS.Timeout | undefined;
 }
@@ -169,6 +204,11 @@ interface PeerState {
   bootId: Buffer | undefined;
   lastHintAt: number;
   rekeys: number;
+  /** mac1/cookie keys derived from publicKey (cookie.ts). */
+  macKeys: ResponderKeys;
+  /** The last cookie the peer sent us, and when (mac2 of our message 1s while fresh). */
+  cookie: Buffer | undefined;
+  cookieAt: number;
 }
 
 class ManagedSession extends SecureSession {
@@ -182,6 +222,10 @@ class ManagedSession extends SecureSession {
 interface Attempt {
   peer: PeerState;
   initiator: IkInitiator;
+  /** mac1 of the message 1 sent: the associated data of a cookie reply to it. */
+  mac1: Buffer;
+  /** A cookie reply to this message 1 was already acted on. */
+  cookied: boolean;
 }
 
 function isThenable(v: unknown): v is PromiseLike<unknown> {
@@ -199,6 +243,11 @@ function newStats(): SessionStats {
     dropRejectedPeer: 0,
     dropTieBreak: 0,
     dropBusy: 0,
+    dropMac1: 0,
+    dropSourceLimited: 0,
+    cookieRepliesSent: 0,
+    cookieRepliesLimited: 0,
+    cookieRepliesReceived: 0,
     dropQueueOverflow: 0,
     dropNoSession: 0,
     handshakesInitiated: 0,
@@ -251,6 +300,11 @@ export class SessionManager extends EventEmitter {
   private readonly maxInitsPerSecond: number;
   private initWindowStart = -Infinity;
   private initWindowCount = 0;
+  private readonly cookies: CookieChecker;
+  private readonly load: LoadMeter;
+  private readonly sourceInits: SourceBuckets;
+  private readonly sourceCookies: SourceBuckets;
+  private readonly sourceOf: (path: unknown) => { bucket: string; cookie: string };
   private readonly now: () => number;
   private readonly localKey: number;
 
@@ -286,6 +340,18 @@ export class SessionManager extends EventEmitter {
     this.maxQueue = positive(opts.maxQueue, DEFAULT_MAX_QUEUE, 'maxQueue');
     this.maxInitsPerSecond = positive(opts.maxInitsPerSecond, DEFAULT_MAX_INITS_PER_SECOND, 'maxInitsPerSecond');
     this.now = opts.now ?? Date.now;
+    this.cookies = new CookieChecker(opts.identity.publicKey, this.now);
+    this.load = new LoadMeter(positive(opts.underLoadInitsPerSecond, DEFAULT_UNDER_LOAD_INITS_PER_SECOND, 'underLoadInitsPerSecond'));
+    const perSource = positive(opts.sourceInitsPerSecond, DEFAULT_SOURCE_INITS_PER_SECOND, 'sourceInitsPerSecond');
+    const burst = Math.max(SOURCE_BURST, Math.ceil(perSource / 4)); // a quarter second's worth, 5 at the default
+    this.sourceInits = new SourceBuckets(perSource, burst);
+    this.sourceCookies = new SourceBuckets(perSource, burst);
+    this.sourceOf =
+      opts.sourceOf ??
+      ((path: unknown) => {
+        const k = pathKey(path);
+        return { bucket: k, cookie: k };
+      });
     this.localKey = addressKey(opts.localAddress);
     this.sweepTimer = setInterval(() => this.safely(() => this.sweep()), SWEEP_MS);
     this.sweepTimer.unref();
@@ -418,31 +484,37 @@ export class SessionManager extends EventEmitter {
 
   private initiate(st: PeerState): void {
     if (st.pending !== undefined || this.destroyed) return;
-    st.pending = { attempts: 0, indexes: [], timer: undefined };
+    st.pending = { attempts: 0, cookieResends: 0, indexes: [], timer: undefined };
     this.stats.handshakesInitiated++;
     this.sendInit(st, st.pending);
   }
 
-  /** One message 1 per retry, each with a fresh ephemeral key, timestamp and index. */
-  private sendInit(st: PeerState, p: Pending): void {
+  /**
+   * One message 1 per retry, each with a fresh ephemeral key, timestamp and index.
+   * `extra`: an immediate resend answering a cookie reply (not counted as a retry).
+   */
+  private sendInit(st: PeerState, p: Pending, extra = false): void {
     if (st.pending !== p || this.destroyed) return;
-    if (p.attempts > 0 && p.attempts * this.retryMs >= this.timeoutMs) return this.failHandshake(st);
+    if (!extra && p.attempts > 0 && p.attempts * this.retryMs >= this.timeoutMs) return this.failHandshake(st);
     let init: IkInitiator;
     try {
       init = new IkInitiator(this.opts.identity, st.publicKey, this.hello());
     } catch {
       return this.failHandshake(st); // not a usable Ed25519 key
     }
-    p.attempts++;
-    if (p.attempts > 1) this.stats.handshakeRetries++;
+    if (!extra) p.attempts++;
+    if (p.attempts > 1 || extra) this.stats.handshakeRetries++;
     const index = this.newIndex();
-    // Earlier attempts stay valid: on a slow path their message 2 may still arrive.
-    this.attempts.set(index, { peer: st, initiator: init });
-    p.indexes.push(index);
-    const pkt = Buffer.allocUnsafe(INIT_HEADER + init.message1.length);
+    const pkt = Buffer.allocUnsafe(INIT_BYTES);
     pkt[0] = PacketType.HandshakeInit;
     pkt.writeUInt32BE(index, 1);
     init.message1.copy(pkt, INIT_HEADER);
+    const fresh = st.cookie !== undefined && this.now() - st.cookieAt < COOKIE_USE_MS;
+    const mac1 = stampMacs(pkt, st.macKeys, fresh ? st.cookie : undefined);
+    // Earlier attempts stay valid: on a slow path their message 2 may still arrive.
+    this.attempts.set(index, { peer: st, initiator: init, mac1, cookied: false });
+    p.indexes.push(index);
+    clearTimeout(p.timer);
     p.timer = setTimeout(() => this.safely(() => this.sendInit(st, p)), this.retryMs);
     p.timer.unref();
     this.out(st.key, pkt); // last: a synchronous link may complete the handshake inside
@@ -501,6 +573,8 @@ export class SessionManager extends EventEmitter {
           return this.onResp(packet, path);
         case PacketType.SessionUnknown:
           return this.onHint(packet);
+        case PacketType.CookieReply:
+          return this.onCookieReply(packet);
         default:
           this.stats.dropMalformed++;
       }
@@ -549,8 +623,39 @@ export class SessionManager extends EventEmitter {
   }
 
   private onInit(pkt: Buffer, path: unknown): void {
-    if (pkt.length !== INIT_HEADER + MSG1_BYTES) {
+    if (pkt.length !== INIT_BYTES) {
       this.stats.dropMalformed++;
+      return;
+    }
+    // Cheapest checks first: under load, a message 1 without a cookie can only
+    // earn a cookie reply, so its source's share of those is checked before any
+    // hashing (a flood then costs a map lookup per packet); then mac1 (one hash),
+    // the cookie (mac2), the per-source share, and only then the global budget and the DH work.
+    const now = this.now();
+    const loaded = this.load.note(now, this.verifying >= MAX_VERIFYING / 2);
+    const src = this.sourceOf(path);
+    if (loaded && !hasMac2(pkt)) {
+      if (!this.sourceCookies.allow(src.bucket, now)) {
+        this.stats.cookieRepliesLimited++;
+        return;
+      }
+      if (!this.cookies.mac1Ok(pkt)) {
+        this.stats.dropMac1++;
+        return;
+      }
+      return this.sendCookie(pkt, src, path);
+    }
+    if (!this.cookies.mac1Ok(pkt)) {
+      this.stats.dropMac1++;
+      return;
+    }
+    if (loaded && !this.cookies.mac2Ok(pkt, src.cookie)) {
+      if (this.sourceCookies.allow(src.bucket, now)) this.sendCookie(pkt, src, path);
+      else this.stats.cookieRepliesLimited++;
+      return;
+    }
+    if (!this.sourceInits.allow(src.bucket, now)) {
+      this.stats.dropSourceLimited++;
       return;
     }
     if (this.verifying >= MAX_VERIFYING || !this.initBudget()) {
@@ -558,7 +663,7 @@ export class SessionManager extends EventEmitter {
       return;
     }
     const remoteIndex = pkt.readUInt32BE(1);
-    const r = IkResponder.read(this.opts.identity, pkt.subarray(INIT_HEADER));
+    const r = IkResponder.read(this.opts.identity, pkt.subarray(INIT_HEADER, INIT_HEADER + MSG1_BYTES));
     if (r === null) {
       this.stats.dropAuth++;
       return;
@@ -590,6 +695,52 @@ export class SessionManager extends EventEmitter {
         this.verifying--;
         this.safely(() => this.accept(r, remoteIndex, keyId, ok, path));
       });
+  }
+
+  /** Under load: prove your source first. The reply is smaller than `pkt` (no amplification). */
+  private sendCookie(pkt: Buffer, src: { bucket: string; cookie: string }, path: unknown): void {
+    const sendRaw = this.opts.sendRaw;
+    if (sendRaw === undefined) return;
+    this.stats.cookieRepliesSent++;
+    try {
+      sendRaw(this.cookies.reply(pkt, src.cookie), path);
+    } catch (err) {
+      this.stats.sendErrors++;
+      this.lastError = err;
+    }
+  }
+
+  /**
+   * A cookie reply to one of our message 1s: keep the cookie, and resend at once
+   * with mac2 (WireGuard waits for its retransmit timer; answering now makes first
+   * contact under load cost one round trip, not a retry interval). Only a party
+   * that saw our message 1 can write one (its mac1 is the associated data), and
+   * each message 1 is resent once at most, a few times per handshake.
+   */
+  private onCookieReply(pkt: Buffer): void {
+    if (pkt.length !== COOKIE_REPLY_BYTES) {
+      this.stats.dropMalformed++;
+      return;
+    }
+    const a = this.attempts.get(pkt.readUInt32BE(1));
+    if (a === undefined) {
+      this.stats.dropStaleHandshake++;
+      return;
+    }
+    const st = a.peer;
+    const cookie = openCookieReply(pkt, st.macKeys, a.mac1);
+    if (cookie === null) {
+      this.stats.dropAuth++;
+      return;
+    }
+    this.stats.cookieRepliesReceived++;
+    st.cookie = cookie;
+    st.cookieAt = this.now();
+    const p = st.pending;
+    if (p === undefined || a.cookied || p.cookieResends >= MAX_COOKIE_RESENDS) return;
+    a.cookied = true;
+    p.cookieResends++;
+    this.sendInit(st, p, true);
   }
 
   /** One more message 1 within this second's budget? */
@@ -824,6 +975,9 @@ export class SessionManager extends EventEmitter {
         bootId: undefined,
         lastHintAt: -Infinity,
         rekeys: 0,
+        macKeys: responderKeys(publicKey),
+        cookie: undefined,
+        cookieAt: -Infinity,
       };
       this.peers.set(key, st);
     } else if (st.publicKey !== publicKey && !st.publicKey.equals(publicKey)) {
@@ -831,6 +985,8 @@ export class SessionManager extends EventEmitter {
       this.resetPeer(st);
       st.publicKey = publicKey;
       st.bootId = undefined;
+      st.macKeys = responderKeys(publicKey);
+      st.cookie = undefined;
     }
     return st;
   }
@@ -850,6 +1006,8 @@ export class SessionManager extends EventEmitter {
   /** Free sessions past their receive deadline (the data path also checks lazily). */
   private sweep(): void {
     const now = this.now();
+    this.sourceInits.sweep(now);
+    this.sourceCookies.sweep(now);
     const live = (s: ManagedSession): boolean => {
       if (s.recvUntil > now) return true;
       this.forget(s);
@@ -933,6 +1091,12 @@ export class SessionManager extends EventEmitter {
       this.lastError = err;
     }
   }
+}
+
+/** Does a message 1 carry a cookie MAC at all (nonzero mac2)? No hashing: the cheap first question under load. */
+function hasMac2(pkt: Buffer): boolean {
+  for (let i = pkt.length - MAC_BYTES; i < pkt.length; i++) if (pkt[i] !== 0) return true;
+  return false;
 }
 
 function positive(v: number | undefined, dflt: number, name: string): number {

@@ -27,6 +27,10 @@ export const DaemonConfigSchema = z.object({
   metrics: z.string().min(1).max(300).optional(),
   /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
   invite: z.string().min(1).max(128).optional(),
+  /** Handshake (message 1) budgets, per second: all sources together, the rate that turns on cookies, one source. See docs/CONFIG.md. */
+  handshakeRate: z.coerce.number().int().min(1).max(100_000).optional(),
+  handshakeLoadRate: z.coerce.number().int().min(1).max(100_000).optional(),
+  handshakeSourceRate: z.coerce.number().int().min(1).max(100_000).optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });

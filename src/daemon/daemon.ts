@@ -34,6 +34,7 @@ import { startSink } from './services/sink.ts';
 import { parseTarget, resolveTargetText, type ResolvedNode } from './targets.ts';
 import { VERSION } from './version.ts';
 import { TrustBook } from './trust.ts';
+import { handshakeLimits, handshakeSource, PeerVerifier } from './handshake-guard.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
 import { GatewayService } from '../gateway/service.ts'; // gateway + expose
@@ -102,6 +103,8 @@ export class Daemon extends EventEmitter {
   private registry!: RegistryClient;
   private sessions!: SessionManager;
   private readonly peers = new Map<number, Peer>();
+  /** Registry checks of the key a message 1 claims (src/daemon/handshake-guard.ts). */
+  readonly verifier = new PeerVerifier({ lookup: (address: Address) => this.resolve({ address }) });
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopServices: Array<() => void> = [];
   readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, refusedUntrusted: 0 };
@@ -161,7 +164,11 @@ export class Daemon extends EventEmitter {
       sendRaw: (packet: Buffer, p: unknown) => {
         const where = p as Path;
         if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port, where.sock);
+        // A cookie reply goes back to the node the rendezvous says sent the message 1 (smaller than it).
+        else if (where.from !== undefined && packet[0] === PacketType.CookieReply) this.sendRelay(where.from, packet);
       },
+      sourceOf: handshakeSource,
+      ...handshakeLimits(this.config),
       verifyPeer: (address: Address, publicKey: Buffer) => this.verifyPeer(address, publicKey),
     });
     this.paths = new PathManager({
@@ -475,14 +482,9 @@ export class Daemon extends EventEmitter {
     }
     const known = this.peers.get(addressKey(address));
     if (known && known.publicKey.equals(publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return true;
-    try {
-      const r = await this.resolve({ address });
-      const ok = r.publicKey.equals(publicKey);
-      if (ok) this.upsertPeer(r);
-      return ok;
-    } catch {
-      return false;
-    }
+    const r = await this.verifier.verify(address, publicKey); // shared, cached and rate-limited lookups
+    if (r) this.upsertPeer(r);
+    return r !== undefined;
   }
 
   // ---------- peers ----------
@@ -842,7 +844,8 @@ export class Daemon extends EventEmitter {
       case PacketType.HandshakeInit:
       case PacketType.HandshakeResp:
       case PacketType.Data:
-      case PacketType.SessionUnknown: {
+      case PacketType.SessionUnknown:
+      case PacketType.CookieReply: {
         const path: Path = sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
         this.sessions?.handlePacket(msg, path);
         return;
@@ -865,10 +868,9 @@ export class Daemon extends EventEmitter {
       return;
     }
     this.counters.relayIn++;
-    // The relay's claim of the source address is not trusted: the session
-    // layer authenticates the inner packet by its keys alone.
-    void readAddress(msg, 1);
-    this.sessions?.handlePacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay' } satisfies Path);
+    // The session layer authenticates the inner packet by its keys alone; the
+    // relay's word for the sender only scopes per-source handshake limits and cookies.
+    this.sessions?.handlePacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay', from: readAddress(msg, 1) } satisfies Path);
   }
 
   // ---------- NAT traversal: local candidates, NAT type, birthday sockets ----------

@@ -118,7 +118,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
         };
       }),
     }),
-    stats: () => ({ sessions: d.sessionStats(), daemon: d.counters }),
+    stats: () => ({ sessions: d.sessionStats(), daemon: d.counters, verifier: d.verifier.stats }),
 
     ping: async (p, ctx) => {
       const target = str(p, 'target')!;

@@ -92,6 +92,14 @@ export function createDaemonMetrics(src: DaemonMetricsSource): Registry {
     const s = snap().s;
     return (Object.keys(s) as (keyof SessionStats)[]).filter((k) => k.startsWith('drop')).map((k) => [{ reason: snake(k.slice(4)) }, s[k]]);
   });
+  mirrorCounter(reg, `${P}cookie_replies_total`, 'Handshake cookie replies (under-load mode): sent, not sent (per-source cap), received', ['event'], () => {
+    const s = snap().s;
+    return [
+      [{ event: 'sent' }, s.cookieRepliesSent],
+      [{ event: 'limited' }, s.cookieRepliesLimited],
+      [{ event: 'received' }, s.cookieRepliesReceived],
+    ];
+  });
   mirrorCounter(reg, `${P}errors_total`, 'Errors, by kind', ['kind'], () => {
     const s = snap().s;
     return [

@@ -2,6 +2,7 @@
 // picks a path per packet and learns working ones from authenticated traffic,
 // so streams survive moves between relay and direct paths, and NAT rebinding.
 import type { HostPort } from '../util/hostport.ts';
+import type { Address } from '../wire/address.ts';
 
 /** How the daemon itself reaches the rendezvous (and so the relay). */
 export type UplinkKind = 'udp' | 'tcp' | 'websocket';
@@ -9,8 +10,12 @@ export type UplinkKind = 'udp' | 'tcp' | 'websocket';
 export type Path =
   /** UDP to host:port; `sock` names an extra (birthday) socket, absent = the daemon's one socket. */
   | { kind: 'direct'; host: string; port: number; sock?: number }
-  /** Through the rendezvous relay (still end-to-end encrypted). */
-  | { kind: 'relay' };
+  /**
+   * Through the rendezvous relay (still end-to-end encrypted). `from`, on packets
+   * received: the sender's address as the rendezvous authenticated it (per-source
+   * handshake limits and cookies count by it; the session layer trusts only keys).
+   */
+  | { kind: 'relay'; from?: Address };
 
 export function describePath(p: Path | undefined, uplink: UplinkKind = 'udp'): string {
   if (!p) return 'none';

@@ -9,7 +9,7 @@ export const PacketType = {
   RegistryResponse: 0x02,
   /** rendezvous -> daemon: signed unsolicited notice (punch coordination, pending trust, ...). */
   RegistryPush: 0x03,
-  /** Noise IK message 1: [type][u32 sender index][noise msg]. */
+  /** Noise IK message 1: [type][u32 sender index][noise msg][mac1 16][mac2 16] (src/crypto/cookie.ts). */
   HandshakeInit: 0x10,
   /** Noise IK message 2: [type][u32 sender index][u32 receiver index][noise msg]. */
   HandshakeResp: 0x11,
@@ -17,6 +17,8 @@ export const PacketType = {
   Data: 0x12,
   /** Unauthenticated hint "I have no session for index X": only ever triggers a re-handshake. */
   SessionUnknown: 0x13,
+  /** Answer to a message 1 while under load: [type][u32 receiver index][nonce 24][XChaCha20-Poly1305 cookie 16 + tag 16]. */
+  CookieReply: 0x14,
   /** node -> rendezvous relay: [type][6-byte dst address][inner packet]. */
   RelaySend: 0x20,
   /** rendezvous relay -> node: [type][6-byte src address][inner packet]. */

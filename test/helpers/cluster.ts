@@ -21,6 +21,8 @@ function wrap(cmd: string[], netns?: string): string[] {
 export interface Rendezvous {
   addr: string;
   port: number;
+  /** HOST:PORT of the metrics/dashboard listener, when started with --http. */
+  http?: string;
   dataDir: string;
   proc: ChildProcess;
   kill(signal?: NodeJS.Signals): Promise<void>;
@@ -33,14 +35,18 @@ export async function startRendezvous(opts: { dataDir?: string; listen?: string;
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
+  const wantHttp = opts.args?.includes('--http') ?? false;
+  let http: string | undefined;
   const addr = await new Promise<string>((resolve, reject) => {
     let buf = '';
     const timer = setTimeout(() => reject(new Error(`rendezvous did not start: ${stderr}`)), 15_000);
     proc.stdout!.on('data', (c: Buffer) => {
       buf += c.toString();
       const m = /listening udp\+tcp (\S+)/.exec(buf);
-      if (m) {
+      const h = /^http (\S+)$/m.exec(buf);
+      if (m && (!wantHttp || h)) {
         clearTimeout(timer);
+        http = h?.[1];
         resolve(m[1]!);
       }
     });
@@ -53,6 +59,7 @@ export async function startRendezvous(opts: { dataDir?: string; listen?: string;
   return {
     addr,
     port: Number(addr.slice(addr.lastIndexOf(':') + 1)),
+    ...(http !== undefined ? { http } : {}),
     dataDir,
     proc,
     kill: (signal = 'SIGTERM') =>
