@@ -832,6 +832,7 @@ export class Daemon extends EventEmitter {
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
+      case PacketType.CookieReply: // return-routability cookie: the client re-signs and retries
         if (fromRegistry) {
           this.udpProbe?.handlePacket(msg);
           if (!this.uplink) this.registry.handlePacket(msg);

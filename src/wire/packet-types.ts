@@ -9,6 +9,11 @@ export const PacketType = {
   RegistryResponse: 0x02,
   /** rendezvous -> daemon: signed unsolicited notice (punch coordination, pending trust, ...). */
   RegistryPush: 0x03,
+  /**
+   * rendezvous -> daemon (UDP only): [type][16-byte cookie][request nonce ASCII].
+   * "Prove you receive at this address": echo the cookie in the signed statement and retry.
+   */
+  CookieReply: 0x04,
   /** Noise IK message 1: [type][u32 sender index][noise msg]. */
   HandshakeInit: 0x10,
   /** Noise IK message 2: [type][u32 sender index][u32 receiver index][noise msg]. */
