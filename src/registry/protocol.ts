@@ -94,7 +94,7 @@ export type Statement = z.infer<typeof StatementSchema>;
  * enough for the largest hello answer (IPv6 observed endpoint, alt port, cookie).
  */
 export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce: nonceSchema, pad: z.string().max(MAX_REGISTRY_PACKET).optional() }).strict();
-export const MIN_HELLO_PACKET = 640;
+export const MIN_HELLO_PACKET = 720;
 export const AMPLIFICATION_FACTOR = 1;
 
 /**
