@@ -128,8 +128,6 @@ export function buildPush(server: Identity, event: string, data: unknown, now = 
 
 // ---------------- cookie replies (0x04) ----------------
 
-export { COOKIE_BYTES };
-
 /** [0x04][16-byte cookie][request nonce, ASCII]: unsigned, so it only ever makes a client retry. */
 export function encodeCookieReply(cookie: Buffer, reqNonce: string): Buffer {
   const nonce = Buffer.from(reqNonce, 'ascii');

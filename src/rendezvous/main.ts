@@ -45,7 +45,7 @@ async function main(): Promise<void> {
   const relayRate = Number(opts.relayRate);
   if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
   const cookieRotate = Number(opts.cookieRotate);
-  if (!Number.isFinite(cookieRotate) || cookieRotate < 10 || cookieRotate > 3600) throw new PilotError('BAD_ARGUMENT', `bad --cookie-rotate ${opts.cookieRotate}`, 'seconds between cookie secret rotations, 10-3600 (default 120)');
+  if (!Number.isFinite(cookieRotate) || cookieRotate < 30 || cookieRotate > 3600) throw new PilotError('BAD_ARGUMENT', `bad --cookie-rotate ${opts.cookieRotate}`, 'seconds between cookie secret rotations, 30-3600 (default 120; at least 30 so the 20 s heartbeats always refresh the cookie in time)');
   if (opts.store !== undefined && !isPostgresUrl(opts.store)) {
     throw new PilotError('BAD_ARGUMENT', `unsupported --store ${redactUrl(opts.store).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave --store out for SQLite in --data');
   }

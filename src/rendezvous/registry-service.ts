@@ -141,6 +141,7 @@ export class RegistryService {
     // no link moves, no cached answer is reflected to a spoofed address.
     const rr = this.routability.check(link, req.stmt.cookie);
     if (!rr.ok) {
+      this.log.debug({ link: link.observed, method: req.stmt.method }, 'cookie reply: source not yet return-routable');
       this.routability.sendCookieReply(link, req.nonce, pkt.length);
       return;
     }

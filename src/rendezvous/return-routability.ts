@@ -10,7 +10,8 @@
 // (QUIC allows 3x; we hold 1x): the cookie reply is 41 bytes and is only sent
 // in answer to a signed request (several hundred bytes).
 import crypto from 'node:crypto';
-import { COOKIE_BYTES, encodeCookieReply } from '../registry/envelope.ts';
+import { encodeCookieReply } from '../registry/envelope.ts';
+import { COOKIE_BYTES } from '../registry/protocol.ts';
 import type { Link } from './link.ts';
 
 /** Default secret lifetime: cookies are accepted for one to two of these (WireGuard: 2 minutes). */

@@ -13,9 +13,10 @@ import { buildHello, buildRequest } from '../../src/registry/envelope.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { startRendezvous } from '../helpers/cluster.ts';
 import { NsUdp } from './ns-udp.ts';
-import { buildRrLab, ownSpoofedAddress, RDV_IP, rrLabSupport } from './rr-lab.ts';
+import { buildRrLab, deferrer, ownSpoofedAddress, RDV_IP, rrLabSupport } from './rr-lab.ts';
 
 const support = rrLabSupport();
+
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PORT = 9000;
 const ALT = 9001;
@@ -40,14 +41,15 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 test('no unauthenticated UDP request makes the rendezvous send more toward a spoofed source than it received', { skip: support.ok ? false : support.reason, timeout: 60_000 }, async (t) => {
+  const defer = deferrer(t);
   const L = buildRrLab(['atk', 'vic']);
-  t.after(() => L.cleanup());
+  defer(() => L.cleanup());
   ownSpoofedAddress(L, L.hosts.atk!.ns, L.hosts.vic!.ip);
   const rdv = await startRendezvous({ netns: L.rdv, listen: `${RDV_IP}:${PORT}`, args: ['--alt-port', String(ALT)] });
-  t.after(() => rdv.kill());
+  defer(() => rdv.kill());
   const atk = new NsUdp(L.hosts.atk!.ns);
   const vic = new NsUdp(L.hosts.vic!.ns);
-  t.after(() => (atk.close(), vic.close()));
+  defer(() => (atk.close(), vic.close()));
   const victim = await vic.bind(L.hosts.vic!.ip, VICTIM_PORT);
   const spoof = await atk.bind(L.hosts.vic!.ip, VICTIM_PORT);
   const real = await atk.bind(L.hosts.atk!.ip);
@@ -57,7 +59,7 @@ test('no unauthenticated UDP request makes the rendezvous send more toward a spo
   const sent: Buffer[] = [];
   const c = new RegistryClient({ identity: me, send: (p) => (sent.push(p), real.send(p, RDV_IP, PORT)), timeoutMs: 1000, retries: 4 });
   real.on('message', (pkt: Buffer) => c.handlePacket(pkt));
-  t.after(() => c.close());
+  defer(() => c.close());
   const hello = await c.hello();
   const serverKey = hello.serverKey;
   const myCookie = hello.cookie; // valid for the attacker's real address only
@@ -107,7 +109,7 @@ test('no unauthenticated UDP request makes the rendezvous send more toward a spo
   let via = fresh; // the client's current source socket: swapped below to act out a NAT rebinding
   const cold = new RegistryClient({ identity: generateIdentity(), serverKey, send: (p) => via.send(p, RDV_IP, PORT), timeoutMs: 1000, retries: 4 });
   fresh.on('message', (pkt: Buffer) => cold.handlePacket(pkt));
-  t.after(() => cold.close());
+  defer(() => cold.close());
   const [, coldMs] = await timed(() => cold.register({ email: 'cold@example.com' }));
   const warm: number[] = [];
   for (let i = 0; i < 15; i++) warm.push((await timed(() => cold.heartbeat()))[1]);

@@ -47,3 +47,18 @@ export function buildRrLab(names: string[]): RrLab {
 export function ownSpoofedAddress(lab: RrLab, attackerNs: string, ip: string): void {
   lab.lab.sh(attackerNs, `ip addr add ${ip}/32 dev eth0`);
 }
+
+/** Cleanups run last-in first-out (daemons and sockets before the namespaces they live in), even on failure. */
+export function deferrer(t: { after: (fn: () => Promise<void>) => void }): (fn: () => unknown) => void {
+  const fns: (() => unknown)[] = [];
+  t.after(async () => {
+    for (const fn of fns.reverse()) {
+      try {
+        await fn();
+      } catch {
+        /* keep cleaning up */
+      }
+    }
+  });
+  return (fn) => void fns.push(fn);
+}
