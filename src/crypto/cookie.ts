@@ -72,7 +72,7 @@ export function stampMacs(pkt: Buffer, keys: ResponderKeys, cookie: Buffer | und
 
 /** Initiator: the cookie inside a cookie reply to the packet whose mac1 was `mac1`, or null. */
 export function openCookieReply(reply: Buffer, keys: ResponderKeys, mac1: Buffer): Buffer | null {
-  if (reply.length !== COOKIE_REPLY_BYTES || reply[0] !== PacketType.CookieReply) return null;
+  if (reply.length !== COOKIE_REPLY_BYTES || reply[0] !== PacketType.HandshakeCookie) return null;
   const cookie = Buffer.alloc(COOKIE_BYTES);
   try {
     sodium.crypto_aead_xchacha20poly1305_ietf_decrypt(cookie, null, reply.subarray(5 + NONCE_BYTES), mac1, reply.subarray(5, 5 + NONCE_BYTES), keys.cookieKey);
@@ -120,7 +120,7 @@ export class CookieChecker {
   reply(pkt: Buffer, source: string): Buffer {
     this.rotate();
     const out = Buffer.alloc(COOKIE_REPLY_BYTES);
-    out[0] = PacketType.CookieReply;
+    out[0] = PacketType.HandshakeCookie;
     pkt.copy(out, 1, 1, 5); // their sender index: how they find the handshake this answers
     const nonce = out.subarray(5, 5 + NONCE_BYTES);
     sodium.randombytes_buf(nonce);

@@ -573,7 +573,7 @@ export class SessionManager extends EventEmitter {
           return this.onResp(packet, path);
         case PacketType.SessionUnknown:
           return this.onHint(packet);
-        case PacketType.CookieReply:
+        case PacketType.HandshakeCookie:
           return this.onCookieReply(packet);
         default:
           this.stats.dropMalformed++;

@@ -165,7 +165,7 @@ export class Daemon extends EventEmitter {
         const where = p as Path;
         if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port, where.sock);
         // A cookie reply goes back to the node the rendezvous says sent the message 1 (smaller than it).
-        else if (where.from !== undefined && packet[0] === PacketType.CookieReply) this.sendRelay(where.from, packet);
+        else if (where.from !== undefined && packet[0] === PacketType.HandshakeCookie) this.sendRelay(where.from, packet);
       },
       sourceOf: handshakeSource,
       ...handshakeLimits(this.config),
@@ -835,6 +835,7 @@ export class Daemon extends EventEmitter {
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
+      case PacketType.RegistryCookie: // return-routability cookie: the client re-signs and retries
         if (fromRegistry) {
           this.udpProbe?.handlePacket(msg);
           if (!this.uplink) this.registry.handlePacket(msg);
@@ -845,7 +846,7 @@ export class Daemon extends EventEmitter {
       case PacketType.HandshakeResp:
       case PacketType.Data:
       case PacketType.SessionUnknown:
-      case PacketType.CookieReply: {
+      case PacketType.HandshakeCookie: {
         const path: Path = sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
         this.sessions?.handlePacket(msg, path);
         return;

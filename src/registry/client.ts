@@ -2,10 +2,17 @@
 // a send() for its UDP socket and feeds every 0x02/0x03 packet from the
 // rendezvous to handlePacket(). Requests are retransmitted byte-identically so
 // the server answers retries from its response cache (idempotent).
+//
+// Return routability: over UDP the rendezvous executes a signed request only
+// if its statement echoes a cookie minted for our source ip:port. We keep the
+// last cookie we got (hello answer, signed responses, 0x04 cookie replies) and
+// put it in every request; a cookie reply (first contact, NAT rebinding, a
+// restarted server) makes us re-sign the request with the new cookie and send
+// it at once: one extra round trip, only then.
 import { EventEmitter } from 'node:events';
 import { z } from 'zod';
 import { PilotError, type ErrorCode } from '../util/errors.ts';
-import { buildHello, buildRequest, openServerMessage, type BuiltRequest } from './envelope.ts';
+import { buildHello, buildRequest, decodeCookieReply, openServerMessage, type BuiltRequest } from './envelope.ts';
 import {
   DeregisterResult,
   FRESHNESS_MS,
@@ -27,6 +34,7 @@ import {
   type Push,
 } from './protocol.ts';
 import type { Identity } from './signing.ts';
+import { PacketType } from '../wire/packet-types.ts';
 
 export interface RegistryClientOptions {
   identity: Identity;
@@ -61,6 +69,10 @@ const MAX_PAGES = 10_000;
 interface Pending {
   req: BuiltRequest;
   method: string;
+  /** Signed methods: kept to re-sign the request with a new cookie. */
+  params: Record<string, unknown> | undefined;
+  /** Cookie replies acted upon for this call (bounded: a forged reply cannot loop us). */
+  cookieRetries: number;
   schema: z.ZodType;
   attempts: number;
   timer: NodeJS.Timeout | undefined;
@@ -71,6 +83,8 @@ interface Pending {
 }
 
 const MAX_SEEN_PUSHES = 4096;
+/** Re-signs per call on cookie replies; more means the cookie never validates (e.g. an on-path forger). */
+const MAX_COOKIE_RETRIES = 3;
 
 const RESULT_SCHEMAS: Record<string, z.ZodType> = {
   register: RegisterResult,
@@ -95,6 +109,8 @@ export class RegistryClient extends EventEmitter {
   private readonly retries: number;
   private readonly rendezvous: string;
   private pinned: Buffer | undefined;
+  /** Return-routability cookie for our current source address, as last given by the server. */
+  private cookie: string | undefined;
   private readonly pending = new Map<string, Pending>();
   private readonly seenPushes = new Map<string, number>(); // push nonce -> expiry
   private closed = false;
@@ -116,9 +132,10 @@ export class RegistryClient extends EventEmitter {
   // ---------------- API ----------------
 
   /** Unsigned: learns (and pins, if nothing is pinned yet) the server key and our observed endpoint. */
-  async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number }> {
+  async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number; cookie?: string }> {
     const r = (await this.call('hello', buildHello(), HelloResult)) as z.infer<typeof HelloResult>;
-    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed, ...(r.altPort !== undefined ? { altPort: r.altPort } : {}) };
+    if (r.cookie !== undefined) this.cookie = r.cookie;
+    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed, ...(r.altPort !== undefined ? { altPort: r.altPort } : {}), ...(r.cookie !== undefined ? { cookie: r.cookie } : {}) };
   }
 
   register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean; invite?: string }): Promise<RegisterResultT> {
@@ -222,6 +239,7 @@ export class RegistryClient extends EventEmitter {
   /** Every 0x02/0x03 packet from the rendezvous address. Anything not verifiably from the pinned key is dropped. */
   handlePacket(pkt: Buffer): void {
     if (this.closed) return;
+    if (pkt[0] === PacketType.RegistryCookie) return this.onCookieReply(pkt);
     const opened = openServerMessage(pkt, this.pinned);
     if (!opened) return;
     if ('badKey' in opened) {
@@ -242,6 +260,7 @@ export class RegistryClient extends EventEmitter {
       if (p.method !== 'hello' || !s.ok || (s.result as { serverKey?: unknown })?.serverKey !== signer.toString('base64')) return;
       this.pinned = signer;
     }
+    if (s.cookie !== undefined) this.cookie = s.cookie;
     this.finish(p);
     if (!s.ok) {
       p.reject(new PilotError(s.error.code as ErrorCode, s.error.message, s.error.hint));
@@ -267,17 +286,38 @@ export class RegistryClient extends EventEmitter {
 
   private async signed<S extends z.ZodType>(method: string, params: Record<string, unknown>, schema: S): Promise<z.infer<S>> {
     if (!this.pinned) await this.hello();
-    const req = buildRequest(this.identity, this.pinned!, method, params);
-    return (await this.call(method, req, schema)) as z.infer<S>;
+    const req = buildRequest(this.identity, this.pinned!, method, params, Date.now(), this.cookie);
+    return (await this.call(method, req, schema, params)) as z.infer<S>;
   }
 
-  private call(method: string, req: BuiltRequest, schema: z.ZodType): Promise<unknown> {
+  /**
+   * The server wants proof that we receive at our source address: re-sign the
+   * pending request with its cookie (new nonce) and send it now. Unsigned, so
+   * only bound to our request nonce; a forged one costs us a retry, no more.
+   */
+  private onCookieReply(pkt: Buffer): void {
+    const r = decodeCookieReply(pkt);
+    const p = r ? this.pending.get(r.reqNonce) : undefined;
+    if (!r || !p || !p.params || !this.pinned || p.cookieRetries >= MAX_COOKIE_RETRIES) return;
+    p.cookieRetries++;
+    this.cookie = r.cookie;
+    const req = buildRequest(this.identity, this.pinned, p.method, p.params, Date.now(), r.cookie);
+    if (req.packet.length > MAX_REGISTRY_PACKET) return;
+    if (p.timer) clearTimeout(p.timer);
+    this.pending.delete(p.req.nonce);
+    p.req = req;
+    this.pending.set(req.nonce, p);
+    p.attempts = Math.max(0, p.attempts - 1);
+    this.attempt(p);
+  }
+
+  private call(method: string, req: BuiltRequest, schema: z.ZodType, params?: Record<string, unknown>): Promise<unknown> {
     if (this.closed) return Promise.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
     if (req.packet.length > MAX_REGISTRY_PACKET) {
       return Promise.reject(new PilotError('BAD_ARGUMENT', `${method} request is too large (${req.packet.length} > ${MAX_REGISTRY_PACKET} bytes)`, 'shorten the parameters'));
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { req, method, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
+      const p: Pending = { req, method, params, cookieRetries: 0, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
       this.pending.set(req.nonce, p);
       this.attempt(p);
     });

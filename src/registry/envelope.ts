@@ -4,8 +4,10 @@ import { PacketType } from '../wire/packet-types.ts';
 import { PilotError } from '../util/errors.ts';
 import { randomBytes, sign, verify, type Identity } from './signing.ts';
 import {
+  COOKIE_BYTES,
   EnvelopeSchema,
   FRESHNESS_MS,
+  nonceSchema,
   HelloStatementSchema,
   MAX_FUTURE_MS,
   MAX_REGISTRY_PACKET,
@@ -48,10 +50,11 @@ export interface BuiltRequest {
   nonce: string;
 }
 
-export function buildRequest(identity: Identity, serverKey: Buffer, method: string, params: Record<string, unknown>, now = Date.now()): BuiltRequest {
+/** `cookie`: the return-routability cookie the rendezvous gave this UDP source (signed, so it cannot be moved to another request). */
+export function buildRequest(identity: Identity, serverKey: Buffer, method: string, params: Record<string, unknown>, now = Date.now(), cookie?: string): BuiltRequest {
   const nonce = newNonce();
   const id = randomBytes(6).toString('hex');
-  const stmt: Statement = { method, params, key: identity.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: now, nonce };
+  const stmt: Statement = { method, params, key: identity.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: now, nonce, ...(cookie !== undefined ? { cookie } : {}) };
   return { packet: signed(PacketType.RegistryRequest, id, stmt, identity.secretKey), id, nonce };
 }
 
@@ -115,8 +118,9 @@ export type ResponseBody = { ok: true; result: unknown } | { ok: false; error: {
  * `observed` is the beacon answer (the requester's ip:port as the server saw it),
  * carried by every response, errors included; successful results repeat it.
  */
-export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, observed: string | null = null, now = Date.now()): Buffer {
-  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce, ...(observed !== null ? { observed } : {}) };
+export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, observed: string | null = null, now = Date.now(), cookie?: string): Buffer {
+  // `cookie`: a fresh return-routability cookie when the one echoed is about to expire.
+  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce, ...(observed !== null ? { observed } : {}), ...(cookie !== undefined ? { cookie } : {}) };
   return signed(PacketType.RegistryResponse, id, stmt, server.secretKey);
 }
 
@@ -127,6 +131,25 @@ export function errorBody(err: PilotError): ResponseBody {
 export function buildPush(server: Identity, event: string, data: unknown, now = Date.now()): Buffer {
   const stmt: PushStatement = { push: { event, data }, server: server.publicKey.toString('base64'), ts: now, nonce: newNonce() };
   return signed(PacketType.RegistryPush, newNonce().slice(0, 12), stmt, server.secretKey);
+}
+
+// ---------------- cookie replies (0x04) ----------------
+
+/** [0x04][16-byte cookie][request nonce, ASCII]: unsigned, so it only ever makes a client retry. */
+export function encodeCookieReply(cookie: Buffer, reqNonce: string): Buffer {
+  const nonce = Buffer.from(reqNonce, 'ascii');
+  const pkt = Buffer.alloc(1 + COOKIE_BYTES + nonce.length);
+  pkt[0] = PacketType.RegistryCookie;
+  cookie.copy(pkt, 1, 0, COOKIE_BYTES);
+  nonce.copy(pkt, 1 + COOKIE_BYTES);
+  return pkt;
+}
+
+export function decodeCookieReply(pkt: Buffer): { cookie: string; reqNonce: string } | undefined {
+  if (pkt.length < 1 + COOKIE_BYTES + 16 || pkt.length > 1 + COOKIE_BYTES + 44 || pkt[0] !== PacketType.RegistryCookie) return undefined;
+  const reqNonce = pkt.subarray(1 + COOKIE_BYTES).toString('latin1');
+  if (!nonceSchema.safeParse(reqNonce).success) return undefined;
+  return { cookie: pkt.subarray(1, 1 + COOKIE_BYTES).toString('base64'), reqNonce };
 }
 
 // ---------------- responses and pushes (client side) ----------------

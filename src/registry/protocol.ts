@@ -46,6 +46,9 @@ function isCanonicalB64(s: string, bytes: number): boolean {
 
 export const b64Key = z.string().length(44).refine((s) => isCanonicalB64(s, 32), 'must be a base64 32-byte key');
 export const b64Sig = z.string().length(88).refine((s) => isCanonicalB64(s, 64), 'must be a base64 64-byte signature');
+/** A 16-byte return-routability cookie, base64 (see src/rendezvous/return-routability.ts). */
+export const COOKIE_BYTES = 16;
+export const cookieSchema = z.string().length(24).regex(/^[A-Za-z0-9+/]{22}==$/, 'must be a base64 16-byte cookie');
 export const nonceSchema = z.string().min(16).max(44).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
 const endpointSchema = z.string().max(MAX_ENDPOINT_CHARS).refine((s) => parseEndpoint(s) !== undefined, 'must be ip:port');
 const lanEndpoints = z.array(endpointSchema).max(MAX_LAN_ENDPOINTS);
@@ -85,19 +88,22 @@ export const StatementSchema = z
     server: b64Key,
     ts: z.number().int().nonnegative(),
     nonce: nonceSchema,
+    /** Return-routability cookie for the UDP source this request is sent from (see COOKIE_BYTES). */
+    cookie: cookieSchema.optional(),
   })
   .strict();
 export type Statement = z.infer<typeof StatementSchema>;
 
 /**
  * hello is unsigned: only a nonce to bind the (signed) answer to, and padding:
- * over UDP the server never sends an unauthenticated answer more than
- * AMPLIFICATION_FACTOR times the size of the request (no reflection attacks),
- * so clients pad hello to MIN_HELLO_PACKET bytes.
+ * over UDP the server never sends an answer to an unvalidated source that is
+ * larger than AMPLIFICATION_FACTOR times the request (no reflection attacks;
+ * QUIC allows 3x, we hold 1x), so clients pad hello to MIN_HELLO_PACKET bytes,
+ * enough for the largest hello answer (IPv6 observed endpoint, alt port, cookie).
  */
 export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce: nonceSchema, pad: z.string().max(MAX_REGISTRY_PACKET).optional() }).strict();
-export const MIN_HELLO_PACKET = 256;
-export const AMPLIFICATION_FACTOR = 3;
+export const MIN_HELLO_PACKET = 720;
+export const AMPLIFICATION_FACTOR = 1;
 
 /**
  * Optional self-report in heartbeats, for the rendezvous metrics and dashboard
@@ -150,8 +156,8 @@ const ErrorBody = z.object({ code: z.string().max(64), message: z.string().max(5
 // Roomier than MAX_ENDPOINT_CHARS: a link-local source may carry a zone id (fe80::1%eth0).
 const observedField = z.string().max(128).optional();
 export const ResponseStatementSchema = z.union([
-  z.object({ ok: z.literal(true), result: z.unknown(), server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField }),
-  z.object({ ok: z.literal(false), error: ErrorBody, server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField }),
+  z.object({ ok: z.literal(true), result: z.unknown(), server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField, cookie: cookieSchema.optional() }),
+  z.object({ ok: z.literal(false), error: ErrorBody, server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField, cookie: cookieSchema.optional() }),
 ]);
 export type ResponseStatement = z.infer<typeof ResponseStatementSchema>;
 
@@ -170,7 +176,7 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
-export const HelloResult = z.object({ serverKey: b64Key, observed: z.string(), altPort: z.number().int().min(1).max(65535).optional() });
+export const HelloResult = z.object({ serverKey: b64Key, observed: z.string(), altPort: z.number().int().min(1).max(65535).optional(), cookie: cookieSchema.optional() });
 export const RegisterResult = z.object({ address: z.string(), observed: z.string(), hostname: z.string().nullable(), public: z.boolean() });
 export const HeartbeatResult = z.object({ observed: z.string() });
 export const HostnameResult = z.object({ hostname: z.string().nullable(), observed: z.string() });

@@ -19,6 +19,7 @@ const program = new Command()
   .option('--listen <host:port>', 'address to listen on (UDP and TCP)', '0.0.0.0:9000')
   .option('--alt-port <port>', 'second UDP port answering beacon hellos only, for NAT classification (default: listen port + 1; "none" to disable)')
   .option('--relay-rate <bytes/s>', 'relayed bytes per second per sending node (bursts of half a second more)', '2000000')
+  .option('--cookie-rotate <seconds>', 'UDP address validation: rotate the cookie secret this often; a cookie is accepted for one to two periods', '120')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
   .option('--store <url>', 'registry in PostgreSQL, shared by several rendezvous instances: postgres://USER:PASSWORD@HOST:PORT/DB (default: $PILOT_STORE, else SQLite in --data)', process.env.PILOT_STORE || undefined)
   .option('--advertise <host[:port]>', 'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)')
@@ -41,7 +42,7 @@ const program = new Command()
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; http?: string; adminToken?: string; adminTokenFile?: string; store?: string; advertise?: string }>();
+  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; cookieRotate: string; http?: string; adminToken?: string; adminTokenFile?: string; store?: string; advertise?: string }>();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -56,6 +57,8 @@ async function main(): Promise<void> {
   if (altPort === 65536) altPort = 0;
   const relayRate = Number(opts.relayRate);
   if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
+  const cookieRotate = Number(opts.cookieRotate);
+  if (!Number.isFinite(cookieRotate) || cookieRotate < 30 || cookieRotate > 3600) throw new PilotError('BAD_ARGUMENT', `bad --cookie-rotate ${opts.cookieRotate}`, 'seconds between cookie secret rotations, 30-3600 (default 120; at least 30 so the 20 s heartbeats always refresh the cookie in time)');
   if (opts.store !== undefined && !isPostgresUrl(opts.store)) {
     throw new PilotError('BAD_ARGUMENT', `unsupported --store ${redactUrl(opts.store).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave --store out for SQLite in --data');
   }
@@ -64,7 +67,7 @@ async function main(): Promise<void> {
   const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) => process.stderr.write(`pilot-rendezvous: warning: ${text}\n`));
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(adminToken ? { adminToken } : {}) };
   const registryLimits = limitsFromFlags(opts);
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, registryLimits, replayCacheSize: registryLimits.replayCacheSize, relayRate: { perSec: relayRate, burst: relayRate / 2 }, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
+  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, registryLimits, replayCacheSize: registryLimits.replayCacheSize, relayRate: { perSec: relayRate, burst: relayRate / 2 }, cookieRotateMs: cookieRotate * 1000, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
   if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);

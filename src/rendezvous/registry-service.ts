@@ -18,6 +18,7 @@ import { IdentityGuard } from './identity-guard.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 import type { Cluster } from './cluster.ts';
+import { ReturnRoutability } from './return-routability.ts';
 
 export interface RegistryCounters {
   requests: number;
@@ -53,6 +54,8 @@ export interface RegistryServiceOptions {
   onNodeChanged?: (a: Address) => void;
   /** Other instances sharing the registry: pushes reach nodes online there, changes are broadcast. */
   cluster?: Cluster;
+  /** UDP address validation (cookies); default: a fresh one with the default rotation. */
+  routability?: ReturnRoutability;
 }
 
 /**
@@ -95,6 +98,7 @@ export class RegistryService {
   private readonly guard: IdentityGuard;
 
   readonly beacon: BeaconInfo = {};
+  readonly routability: ReturnRoutability;
 
   constructor(opts: RegistryServiceOptions) {
     this.identity = opts.identity;
@@ -112,6 +116,7 @@ export class RegistryService {
     this.unregisteredLimiter = new KeyedLimiter(limits.unregisteredRate);
     this.trust = new TrustState(opts.trustRequestRate, limits.trustRequestTtlMs);
     this.guard = new IdentityGuard(limits);
+    this.routability = opts.routability ?? new ReturnRoutability();
     const onPair = opts.onPairChanged;
     const onNode = opts.onNodeChanged;
     const cluster = opts.cluster;
@@ -174,7 +179,20 @@ export class RegistryService {
     if (req.kind === 'hello') {
       this.counters.hellos++;
       const alt = this.beacon.altPort !== undefined ? { altPort: this.beacon.altPort } : {};
-      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt } });
+      // The cookie lets the next signed request from this source through without a cookie round trip.
+      const cookie = link.kind === 'udp' ? { cookie: this.routability.cookieFor(link) } : {};
+      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt, ...cookie } });
+      return;
+    }
+
+    // Return routability first (cheap HMAC, before signatures or the response
+    // cache): a UDP source that has not echoed a cookie for its own ip:port
+    // gets only a cookie reply no larger than its request - nothing executes,
+    // no link moves, no cached answer is reflected to a spoofed address.
+    const rr = this.routability.check(link, req.stmt.cookie);
+    if (!rr.ok) {
+      this.log.debug({ link: link.observed, method: req.stmt.method }, 'cookie reply: source not yet return-routable');
+      this.routability.sendCookieReply(link, req.nonce, pkt.length);
       return;
     }
 
@@ -198,7 +216,8 @@ export class RegistryService {
       if (!registered && req.stmt.method !== 'register' && (METHODS as readonly string[]).includes(req.stmt.method)) throw notRegistered();
       refuseUnless(this.replay.add(key, req.nonce, digest, req.stmt.ts, now, { registered, source }));
     } catch (err) {
-      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, errorBody(asPilotError(err)));
+      // The source is return-routable (cookie or TCP): the refusal may be full size.
+      this.answer(link, req.id, req.nonce, errorBody(asPilotError(err)));
       return;
     }
 
@@ -212,7 +231,7 @@ export class RegistryService {
       // INTERNAL from asPilotError may carry driver text; the client only needs the code.
       body = errorBody(err instanceof PilotError ? e : (this.ctx.store.explainError?.(err) ?? new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log')));
     }
-    const resp = this.answer(link, req.id, req.nonce, body);
+    const resp = this.answer(link, req.id, req.nonce, body, rr.refresh);
     this.replay.setResponse(key, req.nonce, resp);
     if (req.stmt.method === 'register' && body.ok) this.replay.markRegistered(key);
     if (req.stmt.method === 'register' && body.ok) this.log.info({ result: body.result, key: req.stmt.key }, 'node registered');
@@ -240,15 +259,15 @@ export class RegistryService {
     return (await this.store.getByKey(Buffer.from(keyB64, 'base64'))) !== undefined;
   }
 
-  private build(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
+  private build(link: Link, id: string, nonce: string | null, body: ResponseBody, cookie?: string): Buffer {
     if (!body.ok) this.counters.errors++;
-    const resp = buildResponse(this.identity, id, nonce, body, link.observed);
+    const resp = buildResponse(this.identity, id, nonce, body, link.observed, Date.now(), cookie);
     if (resp.length <= MAX_REGISTRY_PACKET) return resp;
     return buildResponse(this.identity, id, nonce, errorBody(new PilotError('INTERNAL', 'response too large for one packet')), link.observed);
   }
 
-  private answer(link: Link, id: string, nonce: string | null, body: ResponseBody): Buffer {
-    const resp = this.build(link, id, nonce, body);
+  private answer(link: Link, id: string, nonce: string | null, body: ResponseBody, cookie?: string): Buffer {
+    const resp = this.build(link, id, nonce, body, cookie);
     link.send(resp);
     return resp;
   }

@@ -52,7 +52,7 @@ const REPLY_MS = 60_000;
 const MAX_CACHED = 100_000;
 
 /** Only session packets may be relayed: nothing that could pass for a registry message. */
-const RELAYABLE = new Set<number>([PacketType.HandshakeInit, PacketType.HandshakeResp, PacketType.Data, PacketType.SessionUnknown, PacketType.CookieReply]);
+const RELAYABLE = new Set<number>([PacketType.HandshakeInit, PacketType.HandshakeResp, PacketType.Data, PacketType.SessionUnknown, PacketType.HandshakeCookie]);
 
 export const DEFAULT_RELAY_RATE: Rate = { perSec: 2_000_000, burst: 1_000_000 }; // bytes per node
 

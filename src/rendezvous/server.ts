@@ -26,6 +26,7 @@ import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
 import type { Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
+import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
 import { createRendezvousMetrics } from '../metrics/rendezvous-metrics.ts';
 
 export interface RendezvousOptions {
@@ -58,6 +59,8 @@ export interface RendezvousOptions {
   registryLimits?: Partial<RegistryLimits>;
   /** How long answers are kept to re-send to retransmitted requests (default and max: 60 s). */
   responseCacheMs?: number;
+  /** UDP address-validation cookies: how often the secret rotates (a cookie lives 1-2 periods; default 120 s). */
+  cookieRotateMs?: number;
   /** Second UDP port answering only hello, for NAT classification (0 = ephemeral; absent = none). */
   altPort?: number;
   /** Operators' HTTP listener (metrics, dashboard); absent = none. Token default: generated into dataDir/admin-token. */
@@ -67,6 +70,8 @@ export interface RendezvousOptions {
 export interface RendezvousStats {
   registry: RegistryCounters;
   relay: RelayCounters;
+  /** UDP return-routability cookies (cookie replies sent/withheld, validated requests). */
+  routability: ReturnRoutabilityCounters;
   udpIn: number;
   tcpFramesIn: number;
   garbage: number;
@@ -117,6 +122,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     ...(opts.registryLimits ? { limits: opts.registryLimits } : {}),
     responseCacheMs: opts.responseCacheMs,
     trustRequestRate: opts.trustRequestRate,
+    routability: new ReturnRoutability(opts.cookieRotateMs ?? DEFAULT_COOKIE_ROTATE_MS),
     onPairChanged: (x, y) => relay.invalidatePair(x, y),
     onNodeChanged: (a) => relay.invalidateNode(a),
     ...(cluster ? { cluster } : {}),
@@ -284,6 +290,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const stats = (): RendezvousStats => ({
     registry: { ...registry.counters },
     relay: { ...relay.counters },
+    routability: { ...registry.routability.counters },
     ...counters,
     tcpConnections: conns.size,
     websockets: websockets.size,

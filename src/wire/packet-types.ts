@@ -9,6 +9,11 @@ export const PacketType = {
   RegistryResponse: 0x02,
   /** rendezvous -> daemon: signed unsolicited notice (punch coordination, pending trust, ...). */
   RegistryPush: 0x03,
+  /**
+   * rendezvous -> daemon (UDP only): [type][16-byte cookie][request nonce ASCII].
+   * "Prove you receive at this address": echo the cookie in the signed statement and retry.
+   */
+  RegistryCookie: 0x04,
   /** Noise IK message 1: [type][u32 sender index][noise msg][mac1 16][mac2 16] (src/crypto/cookie.ts). */
   HandshakeInit: 0x10,
   /** Noise IK message 2: [type][u32 sender index][u32 receiver index][noise msg]. */
@@ -18,7 +23,7 @@ export const PacketType = {
   /** Unauthenticated hint "I have no session for index X": only ever triggers a re-handshake. */
   SessionUnknown: 0x13,
   /** Answer to a message 1 while under load: [type][u32 receiver index][nonce 24][XChaCha20-Poly1305 cookie 16 + tag 16]. */
-  CookieReply: 0x14,
+  HandshakeCookie: 0x14,
   /** node -> rendezvous relay: [type][6-byte dst address][inner packet]. */
   RelaySend: 0x20,
   /** rendezvous relay -> node: [type][6-byte src address][inner packet]. */

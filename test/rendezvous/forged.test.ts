@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { buildRequest, newNonce, openServerMessage } from '../../src/registry/envelope.ts';
 import { generateIdentity, sign, type Identity } from '../../src/registry/signing.ts';
 import type { ResponseStatement } from '../../src/registry/protocol.ts';
-import { startServer, udpPeer, type Peer } from './helpers.ts';
+import { cookieOf, startServer, udpPeer, type Peer } from './helpers.ts';
 
 function packet(env: object): Buffer {
   return Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify(env))]);
@@ -32,9 +32,10 @@ test('forged requests are refused with a code', async (t) => {
   t.after(() => s.close());
   const p = await udpPeer(s.port);
   t.after(() => p.close());
+  const cookie = await cookieOf(p);
   const victim = generateIdentity();
   const mallory = generateIdentity();
-  const base = () => ({ method: 'register', params: { email: 'v@example.com' }, key: victim.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce() });
+  const base = () => ({ method: 'register', params: { email: 'v@example.com' }, key: victim.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie });
 
   // Signed by the wrong key.
   const st1 = base();
@@ -44,7 +45,7 @@ test('forged requests are refused with a code', async (t) => {
   assert.equal(r.reqNonce, st1.nonce, 'the error is bound to the request');
 
   // Params altered after signing.
-  const good = buildRequest(victim, s.publicKey, 'register', { email: 'v@example.com' });
+  const good = buildRequest(victim, s.publicKey, 'register', { email: 'v@example.com' }, Date.now(), cookie);
   const env = JSON.parse(good.packet.subarray(1).toString());
   env.stmt = env.stmt.replace('v@example.com', 'm@example.com');
   p.sendRaw(packet(env));
@@ -80,7 +81,7 @@ test('replayed nonce is REPLAYED; identical retransmission gets the cached answe
   const p = await udpPeer(s.port);
   t.after(() => p.close());
   const id = generateIdentity();
-  const req = buildRequest(id, s.publicKey, 'register', { email: 'a@example.com', hostname: 'once' });
+  const req = buildRequest(id, s.publicKey, 'register', { email: 'a@example.com', hostname: 'once' }, Date.now(), await cookieOf(p));
   p.sendRaw(req.packet);
   const first = await p.nextPacket(0x02);
   const executed = s.stats().registry.executed;
@@ -134,7 +135,7 @@ test('identical request re-sent after the response-cache window is REPLAYED, not
   const p = await udpPeer(s.port);
   t.after(() => p.close());
   const id = generateIdentity();
-  const req = buildRequest(id, s.publicKey, 'register', { email: 'a@example.com' });
+  const req = buildRequest(id, s.publicKey, 'register', { email: 'a@example.com' }, Date.now(), await cookieOf(p));
   p.sendRaw(req.packet);
   const first = await answer(p, s.publicKey);
   assert.equal(first.ok, true);
@@ -154,7 +155,7 @@ test('every answer carries the observed endpoint, errors included', async (t) =>
   t.after(() => s.close());
   const p = await udpPeer(s.port);
   t.after(() => p.close());
-  const st = { method: 'heartbeat', params: {}, key: generateIdentity().publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce() };
+  const st = { method: 'heartbeat', params: {}, key: generateIdentity().publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie: await cookieOf(p) };
   p.sendRaw(signedPacket(st, generateIdentity()));
   const r = await answer(p, s.publicKey);
   assert.equal(errCode(r), 'BAD_SIGNATURE');

@@ -66,6 +66,17 @@ function waiterQueue() {
   };
 }
 
+/**
+ * A return-routability cookie for this peer's UDP source (from a hello), for
+ * tests that hand-craft signed requests; the hello answer is taken off the queue.
+ */
+export async function cookieOf(p: Peer): Promise<string> {
+  const h = await p.client.hello();
+  p.received.length = 0;
+  if (h.cookie === undefined) throw new Error('the hello answer carried no cookie');
+  return h.cookie;
+}
+
 type ClientOpts = Partial<Omit<RegistryClientOptions, 'send'>>;
 
 export async function udpPeer(port: number, opts: ClientOpts = {}): Promise<Peer> {
@@ -76,7 +87,7 @@ export async function udpPeer(port: number, opts: ClientOpts = {}): Promise<Peer
   const client = new RegistryClient({ timeoutMs: 300, retries: 2, ...opts, identity, send });
   const q = waiterQueue();
   sock.on('message', (msg, rinfo) => {
-    if (rinfo.port === port && (msg[0] === 0x02 || msg[0] === 0x03)) client.handlePacket(msg);
+    if (rinfo.port === port && (msg[0] === 0x02 || msg[0] === 0x03 || msg[0] === 0x04)) client.handlePacket(msg);
     q.push(msg);
   });
   return {

@@ -9,7 +9,7 @@ import type { ResponseStatement, Push } from '../../src/registry/protocol.ts';
 import { StatementSchema } from '../../src/registry/protocol.ts';
 import { parseAddress, addressEquals } from '../../src/wire/address.ts';
 import { PilotError } from '../../src/util/errors.ts';
-import { makeTrust, sleep, startServer, tcpPeer, udpPeer, type Peer } from './helpers.ts';
+import { cookieOf, makeTrust, sleep, startServer, tcpPeer, type Peer, udpPeer } from './helpers.ts';
 
 const code = (c: string) => (e: PilotError) => {
   assert.equal(e.code, c, e.message);
@@ -295,9 +295,11 @@ test('forged, altered and replayed trust statements are refused', async (t) => {
   const rb = await b.client.register({ email: 'b@example.com' });
   const rc = await c.client.register({ email: 'c@example.com' });
   const mallory = generateIdentity();
+  // Requests sent from the raw socket echo its return-routability cookie (signed by their key).
+  const cookie = await cookieOf(raw);
 
   // Params altered after signing: a asked b, the attacker rewrites it to c.
-  const good = buildRequest(a.identity, s.publicKey, 'trust_request', { to: rb.address });
+  const good = buildRequest(a.identity, s.publicKey, 'trust_request', { to: rb.address }, Date.now(), cookie);
   const env = JSON.parse(good.packet.subarray(1).toString());
   raw.sendRaw(rawPacket({ ...env, stmt: env.stmt.replace(rb.address, rc.address) }));
   assert.equal(errCode(await answer(raw, s.publicKey)), 'BAD_SIGNATURE');
@@ -319,7 +321,7 @@ test('forged, altered and replayed trust statements are refused', async (t) => {
 
   // Wrong key: mallory signs an approval in b's name.
   await a.client.trustRequest(rb.address);
-  const stmt = JSON.stringify({ method: 'trust_approve', params: { from: ra.address }, key: b.identity.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce() });
+  const stmt = JSON.stringify({ method: 'trust_approve', params: { from: ra.address }, key: b.identity.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie });
   raw.sendRaw(rawPacket({ id: 'f1', stmt, sig: sign(Buffer.from(stmt), mallory.secretKey).toString('base64') }));
   assert.equal(errCode(await answer(raw, s.publicKey)), 'BAD_SIGNATURE');
   // Mallory's own (registered) key cannot approve a request addressed to b.
@@ -331,7 +333,7 @@ test('forged, altered and replayed trust statements are refused', async (t) => {
   assert.equal((await b.client.trustPending()).incoming.length, 1, 'the genuine request is still pending');
 
   // A genuine approval replayed after a revoke does not bring the pair back.
-  const approve = buildRequest(b.identity, s.publicKey, 'trust_approve', { from: ra.address });
+  const approve = buildRequest(b.identity, s.publicKey, 'trust_approve', { from: ra.address }, Date.now(), cookie);
   raw.sendRaw(approve.packet);
   assert.ok((await answer(raw, s.publicKey)).ok);
   await a.client.trustRevoke(rb.address);
