@@ -7,11 +7,8 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
 import { numberedName, sanitizeFileName } from './safe-name.ts';
+import { peerTag, type DiskBudget, type Reservation } from './quota.ts';
 
-/** Partial transfers not resumed within this time are deleted. */
-const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
-/** Room left on the disk after any accepted file. */
-const DISK_MARGIN = 64 * 1024 * 1024;
 const MAX_CONCURRENT = 8;
 
 export interface ReceivedFile {
@@ -37,6 +34,14 @@ export interface Incoming {
   readonly part: string;
   readonly offset: number;
   readonly hash: crypto.Hash;
+  /** The announced size, held on the disk budget from begin() to end(). */
+  readonly reservation: Reservation;
+}
+
+export interface ReceivedFilesOptions {
+  budget: DiskBudget;
+  /** Partial transfers not resumed within this time are deleted (they count against the sender's quota meanwhile). */
+  partialMaxAgeMs: number;
 }
 
 export class ReceivedFiles {
@@ -44,19 +49,24 @@ export class ReceivedFiles {
   readonly partDir: string;
   private readonly indexFile: string;
   private readonly active = new Set<string>();
+  private readonly budget: DiskBudget;
+  private readonly partialMaxAgeMs: number;
 
-  constructor(home: string) {
+  constructor(home: string, opts: ReceivedFilesOptions) {
     this.dir = path.join(home, 'received');
     this.partDir = path.join(home, 'incoming');
     this.indexFile = path.join(home, 'received.jsonl');
+    this.budget = opts.budget;
+    this.partialMaxAgeMs = opts.partialMaxAgeMs;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.partDir, { recursive: true, mode: 0o700 });
     this.prunePartials();
+    this.budget.addUsage((peer) => this.usageOf(peer));
   }
 
-  /** Same sender, same content, same size: the same partial file (what makes resuming possible). */
+  /** Same sender, same content, same size: the same partial file (what makes resuming possible). The sender's tag first: its partials count against its quota. */
   private keyOf(from: string, size: number, sha256: string): string {
-    return crypto.createHash('sha256').update(`${from}\n${size}\n${sha256}`).digest('hex').slice(0, 40);
+    return `${peerTag(from)}-${crypto.createHash('sha256').update(`${from}\n${size}\n${sha256}`).digest('hex').slice(0, 40)}`;
   }
 
   private prunePartials(): void {
@@ -65,11 +75,27 @@ export class ReceivedFiles {
       const p = path.join(this.partDir, n);
       try {
         if (this.active.has(n.replace(/\.part$/, ''))) continue;
-        if (now - fs.statSync(p).mtimeMs > PARTIAL_MAX_AGE_MS) fs.rmSync(p, { force: true });
+        if (now - fs.statSync(p).mtimeMs > this.partialMaxAgeMs) fs.rmSync(p, { force: true });
       } catch {
         /* raced with another cleanup */
       }
     }
+  }
+
+  /** Bytes of `peer` on disk: its received files not yet cleared and its idle partials (active ones are counted by their reservation). */
+  private usageOf(peer: string): number {
+    let n = 0;
+    for (const f of this.list()) if (f.from === peer) n += f.size;
+    const prefix = `${peerTag(peer)}-`;
+    for (const name of fs.readdirSync(this.partDir)) {
+      if (!name.startsWith(prefix) || this.active.has(name.replace(/\.part$/, ''))) continue;
+      try {
+        n += fs.statSync(path.join(this.partDir, name)).size;
+      } catch {
+        /* pruned meanwhile */
+      }
+    }
+    return n;
   }
 
   /** Start (or resume) a transfer; the hash already covers the bytes of a resumed partial. */
@@ -89,10 +115,8 @@ export class ReceivedFiles {
       fs.rmSync(part, { force: true });
       offset = 0;
     }
-    const free = this.freeBytes();
-    if (free !== undefined && size - offset + DISK_MARGIN > free) {
-      throw new PilotError('FRAME_TOO_LARGE', `file of ${size} bytes does not fit (${free} bytes free on the receiver)`, 'the receiver must free disk space');
-    }
+    // the whole announced size is held before the first byte is accepted (a resumed partial is already on the disk)
+    const reservation = this.budget.reserve(from, size, 'a file', offset);
     this.active.add(key);
     try {
       const hash = crypto.createHash('sha256');
@@ -101,16 +125,18 @@ export class ReceivedFiles {
       } else {
         fs.writeFileSync(part, '', { mode: 0o600 });
       }
-      return { key, part, offset, hash };
+      return { key, part, offset, hash, reservation };
     } catch (err) {
       this.active.delete(key);
+      reservation.release();
       throw err;
     }
   }
 
-  /** The transfer stopped (error or done): the key is free again. The partial stays unless `discard`. */
+  /** The transfer stopped (error or done): the key and the reservation are free again. The partial stays unless `discard`. */
   end(inc: Incoming, discard: boolean): void {
     this.active.delete(inc.key);
+    inc.reservation.release();
     if (discard) fs.rmSync(inc.part, { force: true });
   }
 
@@ -131,15 +157,6 @@ export class ReceivedFiles {
       return name;
     }
     throw new PilotError('RATE_LIMITED', `too many files named like ${base}`, 'clear received/: pilotctl received --clear');
-  }
-
-  private freeBytes(): number | undefined {
-    try {
-      const s = fs.statfsSync(this.partDir);
-      return s.bavail * s.bsize;
-    } catch {
-      return undefined;
-    }
   }
 
   private index(): Map<string, IndexEntry> {
