@@ -132,6 +132,14 @@ export class DiskBudget {
     const l = this.limits();
     // statfs unavailable (odd platforms): the write itself still fails cleanly on ENOSPC
     if (!l) return;
+    // too big to ever fit, whatever gets cleared: a size limit, like maxFileBytes
+    if (bytes > l.peerQuota || bytes - already > l.total - l.floor) {
+      throw new PilotError(
+        'FRAME_TOO_LARGE',
+        `the receiver is out of space for you: ${what} of ${bytes} bytes can never fit (your quota there ${l.peerQuota} bytes, its disk ${l.total} bytes with a floor of ${l.floor})`,
+        'send something smaller, or the receiver raises peerDiskQuotaBytes in services.json',
+      );
+    }
     const used = Math.max(0, this.usage(peer) - already);
     if (used + bytes > l.peerQuota) {
       throw new PilotError(

@@ -10,6 +10,7 @@ import { numberedName, sanitizeFileName } from './safe-name.ts';
 import { peerTag, type DiskBudget, type Reservation } from './quota.ts';
 
 const MAX_CONCURRENT = 8;
+const USAGE_TTL_MS = 10_000;
 
 export interface ReceivedFile {
   name: string;
@@ -51,6 +52,7 @@ export class ReceivedFiles {
   private readonly active = new Set<string>();
   private readonly budget: DiskBudget;
   private readonly partialMaxAgeMs: number;
+  private usage: { at: number; byPeer: Map<string, number> } | undefined;
 
   constructor(home: string, opts: ReceivedFilesOptions) {
     this.dir = path.join(home, 'received');
@@ -82,20 +84,35 @@ export class ReceivedFiles {
     }
   }
 
-  /** Bytes of `peer` on disk: its received files not yet cleared and its idle partials (active ones are counted by their reservation). */
+  /**
+   * Bytes of `peer` on disk: its received files not yet cleared and its idle
+   * partials (active ones are counted by their reservation). Scanning received/
+   * costs a stat per file, so the per-peer sums are kept until something here
+   * changes (begin, end, finish, clear) or USAGE_TTL_MS passed (files removed by hand).
+   */
   private usageOf(peer: string): number {
-    let n = 0;
-    for (const f of this.list()) if (f.from === peer) n += f.size;
-    const prefix = `${peerTag(peer)}-`;
+    const now = Date.now();
+    if (!this.usage || now - this.usage.at > USAGE_TTL_MS) this.usage = { at: now, byPeer: this.scanUsage() };
+    return this.usage.byPeer.get(peerTag(peer)) ?? 0;
+  }
+
+  private scanUsage(): Map<string, number> {
+    const m = new Map<string, number>();
+    const add = (tag: string, n: number): void => {
+      m.set(tag, (m.get(tag) ?? 0) + n);
+    };
+    for (const f of this.list()) if (f.from !== null) add(peerTag(f.from), f.size);
     for (const name of fs.readdirSync(this.partDir)) {
-      if (!name.startsWith(prefix) || this.active.has(name.replace(/\.part$/, ''))) continue;
+      const key = name.replace(/\.part$/, '');
+      const dash = key.lastIndexOf('-');
+      if (dash <= 0 || this.active.has(key)) continue;
       try {
-        n += fs.statSync(path.join(this.partDir, name)).size;
+        add(key.slice(0, dash), fs.statSync(path.join(this.partDir, name)).size);
       } catch {
         /* pruned meanwhile */
       }
     }
-    return n;
+    return m;
   }
 
   /** Start (or resume) a transfer; the hash already covers the bytes of a resumed partial. */
@@ -118,6 +135,7 @@ export class ReceivedFiles {
     // the whole announced size is held before the first byte is accepted (a resumed partial is already on the disk)
     const reservation = this.budget.reserve(from, size, 'a file', offset);
     this.active.add(key);
+    this.usage = undefined;
     try {
       const hash = crypto.createHash('sha256');
       if (offset > 0) {
@@ -137,6 +155,7 @@ export class ReceivedFiles {
   end(inc: Incoming, discard: boolean): void {
     this.active.delete(inc.key);
     inc.reservation.release();
+    this.usage = undefined;
     if (discard) fs.rmSync(inc.part, { force: true });
   }
 
@@ -154,6 +173,7 @@ export class ReceivedFiles {
       this.end(inc, true);
       const entry: IndexEntry = { name, from, size, sha256, receivedAt: Date.now() };
       fs.appendFileSync(this.indexFile, JSON.stringify(entry) + '\n', { mode: 0o600 });
+      this.usage = undefined;
       return name;
     }
     throw new PilotError('RATE_LIMITED', `too many files named like ${base}`, 'clear received/: pilotctl received --clear');
@@ -208,6 +228,7 @@ export class ReceivedFiles {
       n++;
     }
     fs.rmSync(this.indexFile, { force: true });
+    this.usage = undefined;
     return n;
   }
 }
