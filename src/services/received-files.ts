@@ -97,6 +97,7 @@ export class ReceivedFiles {
   }
 
   private scanUsage(): Map<string, number> {
+    this.prunePartials(); // expired partials count for nobody
     const m = new Map<string, number>();
     const add = (tag: string, n: number): void => {
       m.set(tag, (m.get(tag) ?? 0) + n);
