@@ -33,7 +33,7 @@ export function startServices(host: ServiceHost, config: ServiceConfig): Service
   if (stdio) stops.push(startStdio(host, stdio, { maxLineBytes: config.stdioMaxLineBytes }));
   const budget = new DiskBudget({ dir: host.home, floorBytes: config.diskFloorBytes, peerQuotaBytes: config.peerDiskQuotaBytes });
   const inbox = config.messages ? new Inbox(host.home, { maxMessages: config.maxInboxMessages, maxPerPeer: config.maxPeerInboxMessages, budget }) : undefined;
-  const files = config.files ? new ReceivedFiles(host.home, { budget, partialMaxAgeMs: config.partialMaxAgeSeconds * 1000 }) : undefined;
+  const files = config.files ? new ReceivedFiles(host.home, { budget, partialMaxAgeMs: config.partialMaxAgeSeconds * 1000, maxPerPeer: config.maxPeerIncomingFiles }) : undefined;
   if (inbox || files) stops.push(startDataExchange(host, { inbox, files, maxMessageBytes: config.maxMessageBytes, maxFileBytes: config.maxFileBytes }));
   const broker = config.pubsub
     ? new Broker({ maxSubscribers: config.maxSubscribers, maxPerPeer: config.maxPeerSubscriptions, backlogBytes: config.subscriberBacklogBytes, totalBacklogBytes: config.pubsubBacklogBytes })

@@ -43,6 +43,8 @@ export interface ReceivedFilesOptions {
   budget: DiskBudget;
   /** Partial transfers not resumed within this time are deleted (they count against the sender's quota meanwhile). */
   partialMaxAgeMs: number;
+  /** Transfers of one peer at the same time (of MAX_CONCURRENT in all). */
+  maxPerPeer: number;
 }
 
 export class ReceivedFiles {
@@ -52,6 +54,7 @@ export class ReceivedFiles {
   private readonly active = new Set<string>();
   private readonly budget: DiskBudget;
   private readonly partialMaxAgeMs: number;
+  private readonly maxPerPeer: number;
   private usage: { at: number; byPeer: Map<string, number> } | undefined;
 
   constructor(home: string, opts: ReceivedFilesOptions) {
@@ -60,6 +63,7 @@ export class ReceivedFiles {
     this.indexFile = path.join(home, 'received.jsonl');
     this.budget = opts.budget;
     this.partialMaxAgeMs = opts.partialMaxAgeMs;
+    this.maxPerPeer = opts.maxPerPeer;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.partDir, { recursive: true, mode: 0o700 });
     this.prunePartials();
@@ -121,6 +125,13 @@ export class ReceivedFiles {
     if (this.active.size >= MAX_CONCURRENT) throw new PilotError('RATE_LIMITED', `${MAX_CONCURRENT} files are already arriving`, 'retry in a moment');
     const key = this.keyOf(from, size, sha256);
     if (this.active.has(key)) throw new PilotError('RATE_LIMITED', 'this file is already being received', 'wait for the other transfer to finish');
+    // one peer must not hold every transfer slot
+    const tag = `${peerTag(from)}-`;
+    let mine = 0;
+    for (const k of this.active) if (k.startsWith(tag)) mine++;
+    if (mine >= this.maxPerPeer) {
+      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of room for you: ${mine} of your files are already arriving (limit ${this.maxPerPeer} per peer)`, 'send one file after the other (or the receiver raises maxPeerIncomingFiles in services.json)');
+    }
     this.prunePartials();
     const part = path.join(this.partDir, `${key}.part`);
     let offset = 0;

@@ -34,6 +34,8 @@ export const ServiceConfigSchema = z
     peerDiskQuotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     /** Partial (broken) file transfers are kept this long for a resume, then deleted. */
     partialMaxAgeSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
+    /** Files one peer may send at the same time (of 8 in all). */
+    maxPeerIncomingFiles: z.number().int().min(1).max(8).default(2),
     /** Inbox messages from one peer (of maxInboxMessages in all). */
     maxPeerInboxMessages: z.number().int().min(1).max(1_000_000).default(1000),
     /** Open (not declined or completed) received tasks from one peer. */

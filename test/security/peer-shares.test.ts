@@ -97,3 +97,27 @@ test('a task flood from one peer is bounded: its open tasks (100), memory and di
   assert.equal(other.code, 0, other.stderr);
 });
 
+
+test('one peer cannot hold every file transfer slot: 2 at a time, then QUOTA_EXCEEDED; another peer still sends', async () => {
+  const held: RawStream[] = [];
+  let got = 0;
+  let refusal: Record<string, any> | undefined;
+  // today one peer holds all 8 slots (announce, then never send the body)
+  for (let i = 0; i < 8; i++) {
+    const body = crypto.randomBytes(1024);
+    const { answer, stream } = await ask(a, b, 1001, { type: 'file', name: `slot${i}.bin`, size: body.length, sha256: crypto.createHash('sha256').update(body).digest('hex') }, false);
+    held.push(stream);
+    open.push(stream);
+    if (answer.ok !== true) {
+      refusal = answer;
+      break;
+    }
+    got++;
+  }
+  assert.equal(got, 2, 'one peer holds at most its share of the transfer slots');
+  assert.equal(refusal?.code, 'QUOTA_EXCEEDED');
+  const f = path.join(work, 'gamma.txt');
+  fs.writeFileSync(f, 'gamma still sends');
+  const g = await c.ctl(['send-file', b.address, f]);
+  assert.equal(g.code, 0, g.stderr);
+});
