@@ -232,6 +232,7 @@ export class Daemon extends EventEmitter {
     this.stopServices.push(() => this.services?.stop());
 
     this.trust.on('revoked', (peer: string) => this.dropPeer(peer));
+    this.trust.on('persist-error', (err: Error) => this.log.warn({ err: err.message }, 'trust.json not written (enforced from memory; retried)'));
     await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
 
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), HEARTBEAT_MS);

@@ -2,6 +2,10 @@
 // needs both nodes' signatures there); this keeps a local copy, persisted in
 // $PILOT_HOME/trust.json, so enforcement works at once after a restart and
 // while the rendezvous is unreachable.
+//
+// The copy in memory is what is enforced, and it changes first: a revocation
+// cuts the peer at once even when the disk is full. Writing the file can then
+// fail (ENOSPC) without undoing anything: see persist().
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
@@ -33,11 +37,19 @@ interface TrustFile {
   outgoing: OutgoingRequest[];
 }
 
+/** The file keeps this much slack (trailing whitespace, valid JSON) so a slightly longer list still fits in place on a full disk. */
+const SLACK = 4096;
+const RETRY_MS = 5_000;
+
 export class TrustBook extends EventEmitter {
   private readonly file: string;
   private trusted = new Map<string, TrustedPeer>();
   private incoming = new Map<string, PendingRequest>();
   private outgoing = new Map<string, OutgoingRequest>();
+  /** The file is behind memory (a write failed); retried on a timer and on the next change. */
+  private dirty = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private lastError: Error | undefined;
 
   constructor(home: string) {
     super();
@@ -53,15 +65,73 @@ export class TrustBook extends EventEmitter {
       for (const p of raw.incoming ?? []) if (typeof p.from === 'string') this.incoming.set(p.from, p);
       for (const o of raw.outgoing ?? []) if (typeof o.to === 'string') this.outgoing.set(o.to, o);
     } catch {
-      // A corrupt cache is rebuilt from the registry on the next sync.
+      // A corrupt cache (also a torn in-place write) is rebuilt from the registry on the next sync; until then nobody is trusted.
     }
   }
 
-  private save(): void {
-    const body: TrustFile = { trusted: [...this.trusted.values()], incoming: [...this.incoming.values()], outgoing: [...this.outgoing.values()] };
+  /** True when trust.json is behind what is enforced (the disk refused the last write). */
+  get persistPending(): boolean {
+    return this.dirty;
+  }
+
+  /**
+   * Write the file; never throws (memory is already right and enforced).
+   *  1. atomically (temp file + rename), padded with SLACK bytes;
+   *  2. if the disk refuses new blocks (ENOSPC, EDQUOT): rewrite the existing
+   *     file in place when the new text fits in its current size (a revocation
+   *     only shrinks the list), which needs no new space; a crash in the middle
+   *     leaves a torn file, which loads as "nobody trusted" (fail closed);
+   *  3. otherwise: retried every RETRY_MS and on the next change.
+   */
+  private persist(): void {
+    const body = JSON.stringify({ trusted: [...this.trusted.values()], incoming: [...this.incoming.values()], outgoing: [...this.outgoing.values()] } satisfies TrustFile, null, 2) + '\n';
+    const text = body + ' '.repeat(SLACK) + '\n';
+    if (this.writeAtomic(text) || this.writeInPlace(body)) {
+      this.dirty = false;
+      if (this.retryTimer) clearInterval(this.retryTimer);
+      this.retryTimer = undefined;
+      return;
+    }
+    if (!this.dirty) this.emit('persist-error', this.lastError ?? new Error('trust.json not written'));
+    this.dirty = true;
+    if (!this.retryTimer) {
+      this.retryTimer = setInterval(() => this.persist(), RETRY_MS);
+      this.retryTimer.unref();
+    }
+  }
+
+  private writeAtomic(text: string): boolean {
     const tmp = `${this.file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(body, null, 2) + '\n', { mode: 0o600 });
-    fs.renameSync(tmp, this.file);
+    try {
+      fs.writeFileSync(tmp, text, { mode: 0o600 });
+      fs.renameSync(tmp, this.file);
+      return true;
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      this.lastError = err as Error;
+      return false;
+    }
+  }
+
+  private writeInPlace(body: string): boolean {
+    let fd: number | undefined;
+    try {
+      fd = fs.openSync(this.file, 'r+');
+      const size = fs.fstatSync(fd).size;
+      const bytes = Buffer.byteLength(body);
+      if (bytes > size) return false;
+      // pad to the old size with whitespace: the same blocks, still valid JSON
+      const buf = Buffer.alloc(size, 0x20);
+      buf.write(body, 0, 'utf8');
+      buf[size - 1] = 0x0a;
+      fs.writeSync(fd, buf, 0, size, 0);
+      fs.fsyncSync(fd);
+      return true;
+    } catch {
+      return false;
+    } finally {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
   }
 
   isTrusted(address: string): boolean {
@@ -87,9 +157,10 @@ export class TrustBook extends EventEmitter {
     this.trusted = new Map(trusted.map((t) => [t.peer, t]));
     this.incoming = new Map(incoming.map((p) => [p.from, p]));
     this.outgoing = new Map(outgoing.map((o) => [o.to, o]));
-    this.save();
+    // enforce first, then write down
     for (const p of gone) this.emit('revoked', p);
     for (const t of added) this.emit('trusted', t.peer);
+    this.persist();
   }
 
   addTrusted(peer: string, hostname: string | null): void {
@@ -97,31 +168,35 @@ export class TrustBook extends EventEmitter {
     this.trusted.set(peer, { peer, hostname, since: this.trusted.get(peer)?.since ?? Date.now(), mutual: true });
     this.incoming.delete(peer);
     this.outgoing.delete(peer);
-    this.save();
+    this.persist();
     if (!had) this.emit('trusted', peer);
   }
 
   removeTrusted(peer: string): void {
-    if (!this.trusted.delete(peer)) return;
-    this.save();
+    if (!this.trusted.delete(peer)) {
+      if (this.dirty) this.persist();
+      return;
+    }
+    // the peer is cut before the disk is touched: a full disk cannot delay or undo a revocation
     this.emit('revoked', peer);
+    this.persist();
   }
 
   addIncoming(p: PendingRequest): void {
     this.incoming.set(p.from, p);
-    this.save();
+    this.persist();
   }
 
   removeIncoming(from: string): void {
-    if (this.incoming.delete(from)) this.save();
+    if (this.incoming.delete(from)) this.persist();
   }
 
   addOutgoing(o: OutgoingRequest): void {
     this.outgoing.set(o.to, o);
-    this.save();
+    this.persist();
   }
 
   removeOutgoing(to: string): void {
-    if (this.outgoing.delete(to)) this.save();
+    if (this.outgoing.delete(to)) this.persist();
   }
 }

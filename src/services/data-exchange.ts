@@ -47,7 +47,7 @@ export function startDataExchange(host: ServiceHost, opts: DataExchangeOptions):
     stream.on('error', () => {});
     const reader = new ByteReader(stream);
     serve(host, opts, stream, reader, from).catch((err: unknown) => {
-      host.log.info({ peer: from, err: (err as Error).message }, 'data exchange refused');
+      host.log.info({ peer: from, code: (err as PilotError).code, err: (err as Error).message }, 'data exchange refused');
       refuse(stream, reader, err);
     });
   });
@@ -82,7 +82,7 @@ async function receiveMessage(host: ServiceHost, opts: DataExchangeOptions, stre
   const inbox = opts.inbox;
   if (!inbox) throw new PilotError('CONNECTION_REFUSED', 'messages are disabled on this node');
   if (h.size > opts.maxMessageBytes) throw new PilotError('FRAME_TOO_LARGE', `message of ${h.size} bytes (limit ${opts.maxMessageBytes})`, 'send large data as a file: pilotctl send-file');
-  inbox.ensureRoom();
+  inbox.ensureRoom(from, h.type as MessageType, h.size);
   stream.write(okFrame({ offset: 0 }));
   const watch = idleWatch(stream);
   let body: Buffer;
@@ -126,6 +126,9 @@ async function receiveFile(host: ServiceHost, opts: DataExchangeOptions, stream:
       throw new PilotError('BAD_REQUEST', 'sha256 of the received file does not match its header', 'the file changed while it was sent, or the sender is broken; send it again');
     }
     verified = true;
+  } catch (err) {
+    if ((err as { discard?: boolean }).discard === true) files.end(inc, true);
+    throw err;
   } finally {
     // a broken transfer keeps its partial for a resume
     if (!verified) files.end(inc, false);
@@ -157,6 +160,7 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
       left -= chunk.length;
       inc.hash.update(chunk);
       if (writeError) break;
+      inc.reservation.wrote(chunk.length);
       if (!out.write(chunk)) await Promise.race([new Promise<void>((r) => out.once('drain', () => r())), outErr]);
     }
   } finally {
@@ -167,7 +171,11 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
       out.end();
     });
   }
-  if (writeError) throw new PilotError('INTERNAL', `cannot write the received file: ${writeError.message}`, 'is the receiver\'s disk full?');
+  if (writeError) {
+    // the disk filled up under us (something else wrote to it): a partial that cannot grow only takes space
+    if ((writeError as NodeJS.ErrnoException).code === 'ENOSPC') throw Object.assign(new PilotError('NO_SPACE', 'the receiver\'s disk filled up during the transfer', 'the receiver must free disk space; send it again later'), { discard: true });
+    throw new PilotError('INTERNAL', `cannot write the received file: ${writeError.message}`, 'is the receiver\'s disk full?');
+  }
 }
 
 // ---------- sender side ----------

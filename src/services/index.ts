@@ -11,6 +11,7 @@ import { TaskStore } from './task-store.ts';
 import { TaskService } from './tasks.ts';
 import { WebhookDispatcher } from './webhook.ts';
 import { StdioQueue, startStdio } from './stdio.ts';
+import { DiskBudget } from './quota.ts';
 
 export interface Services {
   readonly config: ServiceConfig;
@@ -20,6 +21,8 @@ export interface Services {
   readonly tasks: TaskService | undefined;
   readonly webhook: WebhookDispatcher | undefined;
   readonly stdio: StdioQueue | undefined;
+  /** What each peer may put on our disk (free-space floor, per-peer quota). */
+  readonly budget: DiskBudget;
   stop(): void;
 }
 
@@ -28,12 +31,15 @@ export function startServices(host: ServiceHost, config: ServiceConfig): Service
   const stops: Array<() => void> = [];
   const stdio = config.stdio ? new StdioQueue(config.stdioQueue) : undefined;
   if (stdio) stops.push(startStdio(host, stdio, { maxLineBytes: config.stdioMaxLineBytes }));
-  const inbox = config.messages ? new Inbox(host.home, config.maxInboxMessages) : undefined;
-  const files = config.files ? new ReceivedFiles(host.home) : undefined;
+  const budget = new DiskBudget({ dir: host.home, floorBytes: config.diskFloorBytes, peerQuotaBytes: config.peerDiskQuotaBytes });
+  const inbox = config.messages ? new Inbox(host.home, { maxMessages: config.maxInboxMessages, maxPerPeer: config.maxPeerInboxMessages, budget }) : undefined;
+  const files = config.files ? new ReceivedFiles(host.home, { budget, partialMaxAgeMs: config.partialMaxAgeSeconds * 1000, maxPerPeer: config.maxPeerIncomingFiles }) : undefined;
   if (inbox || files) stops.push(startDataExchange(host, { inbox, files, maxMessageBytes: config.maxMessageBytes, maxFileBytes: config.maxFileBytes }));
-  const broker = config.pubsub ? new Broker() : undefined;
+  const broker = config.pubsub
+    ? new Broker({ maxSubscribers: config.maxSubscribers, maxPerPeer: config.maxPeerSubscriptions, backlogBytes: config.subscriberBacklogBytes, totalBacklogBytes: config.pubsubBacklogBytes })
+    : undefined;
   if (broker) stops.push(startPubSub(host, broker));
-  const tasks = config.tasks ? new TaskService(host, new TaskStore(host.home, config.maxReceivedTasks)) : undefined;
+  const tasks = config.tasks ? new TaskService(host, new TaskStore(host.home, { maxReceived: config.maxReceivedTasks, maxPeerOpen: config.maxPeerOpenTasks, maxReceivedBytes: config.maxReceivedTaskBytes, budget })) : undefined;
   if (tasks) stops.push(tasks.start());
   const webhook = config.webhooks
     ? new WebhookDispatcher({ home: host.home, log: host.log, self: () => host.self(), queueSize: config.webhookQueue, retries: config.webhookRetries, backoffMs: config.webhookBackoffMs, timeoutMs: config.webhookTimeoutMs })
@@ -47,6 +53,7 @@ export function startServices(host: ServiceHost, config: ServiceConfig): Service
     tasks,
     webhook,
     stdio,
+    budget,
     stop: () => {
       for (const s of stops.splice(0)) s();
     },

@@ -16,9 +16,6 @@ import { topicMatches, validatePattern, validateTopic } from './topics.ts';
 
 export const PUBSUB_PORT = 1002;
 export const MAX_EVENT_DATA = 64 * 1024;
-const MAX_SUBSCRIBERS = 256;
-/** Bytes queued towards one subscriber before its events are dropped. */
-const SUBSCRIBER_BACKLOG = 1 << 20;
 const KEEPALIVE_MS = 30_000;
 /** Event frames carry up to MAX_EVENT_DATA of data plus a little JSON. */
 const MAX_EVENT_FRAME = MAX_EVENT_DATA * 2 + 4096;
@@ -34,25 +31,81 @@ export interface PubSubEvent {
 
 interface Subscriber {
   pattern: string;
-  /** false: the event was dropped (subscriber too slow). */
-  deliver(ev: PubSubEvent): boolean;
+  /** The remote subscriber; undefined for our own (local) subscriptions. */
+  peer: string | undefined;
+  /** Bytes queued towards it, not yet sent (its stream's buffer). */
+  queued(): number;
+  /** `room` false: drop it (and count the drop). Returns false when dropped. */
+  deliver(ev: PubSubEvent, room: boolean): boolean;
 }
+
+export interface BrokerLimits {
+  /** Subscriptions in all. */
+  maxSubscribers: number;
+  /** Subscriptions of one remote peer (its share). */
+  maxPerPeer: number;
+  /** Bytes queued towards one subscriber before its events are dropped. */
+  backlogBytes: number;
+  /** Bytes queued towards all subscribers together before events are dropped. */
+  totalBacklogBytes: number;
+}
+
+export const DEFAULT_BROKER_LIMITS: BrokerLimits = { maxSubscribers: 256, maxPerPeer: 16, backlogBytes: 1 << 20, totalBacklogBytes: 32 << 20 };
 
 export class Broker {
   private readonly subs = new Set<Subscriber>();
+  private readonly perPeer = new Map<string, number>();
   private seq = 0;
   published = 0;
+  readonly limits: BrokerLimits;
+
+  constructor(limits: Partial<BrokerLimits> = {}) {
+    this.limits = { ...DEFAULT_BROKER_LIMITS, ...limits };
+  }
 
   get subscribers(): number {
     return this.subs.size;
   }
 
-  subscribe(pattern: string, deliver: (ev: PubSubEvent) => boolean): () => void {
+  /**
+   * `peer`: the remote subscriber (counted against its share); `queued`: what
+   * its stream still holds (events are dropped beyond the backlog limits).
+   */
+  subscribe(pattern: string, deliver: (ev: PubSubEvent, room: boolean) => boolean, peer?: string, queued: () => number = () => 0): () => void {
     validatePattern(pattern);
-    if (this.subs.size >= MAX_SUBSCRIBERS) throw new PilotError('RATE_LIMITED', `too many subscribers (${MAX_SUBSCRIBERS})`, 'retry later');
-    const s: Subscriber = { pattern, deliver };
+    if (this.subs.size >= this.limits.maxSubscribers) throw new PilotError('RATE_LIMITED', `too many subscribers (${this.limits.maxSubscribers})`, 'retry later');
+    if (peer !== undefined) {
+      const mine = this.perPeer.get(peer) ?? 0;
+      if (mine >= this.limits.maxPerPeer) {
+        throw new PilotError('QUOTA_EXCEEDED', `the broker is out of room for you: you hold ${mine} subscriptions (limit ${this.limits.maxPerPeer} per peer)`, 'close subscriptions you no longer need, or subscribe once with a wildcard pattern (a.*)');
+      }
+      this.perPeer.set(peer, mine + 1);
+    }
+    const s: Subscriber = { pattern, peer, queued, deliver };
     this.subs.add(s);
-    return () => this.subs.delete(s);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.subs.delete(s);
+      if (peer !== undefined) {
+        const n = (this.perPeer.get(peer) ?? 1) - 1;
+        if (n <= 0) this.perPeer.delete(peer);
+        else this.perPeer.set(peer, n);
+      }
+    };
+  }
+
+  /** Bytes queued towards all subscribers. */
+  backlog(): number {
+    let n = 0;
+    for (const s of this.subs) n += s.queued();
+    return n;
+  }
+
+  /** May one more event go to `s` (or is it, or everyone, too far behind)? */
+  private hasRoom(s: Subscriber, total: number): boolean {
+    return s.queued() <= this.limits.backlogBytes && total <= this.limits.totalBacklogBytes;
   }
 
   /** Returns how many subscribers got the event. */
@@ -62,7 +115,16 @@ export class Broker {
     const ev: PubSubEvent = { topic, data, from, ts: Date.now(), seq: ++this.seq };
     this.published++;
     let n = 0;
-    for (const s of [...this.subs]) if (topicMatches(s.pattern, topic) && s.deliver(ev)) n++;
+    let total = this.backlog();
+    for (const s of [...this.subs]) {
+      if (!topicMatches(s.pattern, topic)) continue;
+      const before = s.queued();
+      // local subscribers queue nothing here; a remote one too far behind (or all of them together) loses the event, counted
+      if (s.deliver(ev, s.peer === undefined || this.hasRoom(s, total))) {
+        n++;
+        total += s.queued() - before;
+      }
+    }
     return n;
   }
 }
@@ -77,7 +139,7 @@ export function startPubSub(host: ServiceHost, broker: Broker): () => void {
     stream.on('error', () => {});
     const reader = new ByteReader(stream);
     serve(broker, stream, reader, from).catch((err: unknown) => {
-      host.log.info({ peer: from, err: (err as Error).message }, 'pub/sub request refused');
+      host.log.info({ peer: from, code: (err as PilotError).code, err: (err as Error).message }, 'pub/sub request refused');
       refuse(stream, reader, err);
     });
   });
@@ -94,16 +156,21 @@ async function serve(broker: Broker, stream: ServiceStream, reader: ByteReader, 
     return;
   }
   let dropped = 0;
-  const off = broker.subscribe(req.topic, (ev) => {
-    if (stream.destroyed || stream.writableEnded) return false;
-    if (stream.writableLength > SUBSCRIBER_BACKLOG) {
-      dropped++;
-      return false;
-    }
-    stream.write(encodeFrame(dropped > 0 ? { ...ev, dropped } : ev));
-    dropped = 0;
-    return true;
-  });
+  const off = broker.subscribe(
+    req.topic,
+    (ev, room) => {
+      if (stream.destroyed || stream.writableEnded) return false;
+      if (!room) {
+        dropped++;
+        return false;
+      }
+      stream.write(encodeFrame(dropped > 0 ? { ...ev, dropped } : ev));
+      dropped = 0;
+      return true;
+    },
+    from,
+    () => stream.writableLength,
+  );
   stream.write(okFrame({ topic: req.topic }));
   // the transport cuts idle streams: a quiet topic still sends something now and then
   const keepalive = setInterval(() => {

@@ -7,12 +7,10 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
 import { numberedName, sanitizeFileName } from './safe-name.ts';
+import { peerTag, type DiskBudget, type Reservation } from './quota.ts';
 
-/** Partial transfers not resumed within this time are deleted. */
-const PARTIAL_MAX_AGE_MS = 24 * 3600_000;
-/** Room left on the disk after any accepted file. */
-const DISK_MARGIN = 64 * 1024 * 1024;
 const MAX_CONCURRENT = 8;
+const USAGE_TTL_MS = 10_000;
 
 export interface ReceivedFile {
   name: string;
@@ -37,6 +35,16 @@ export interface Incoming {
   readonly part: string;
   readonly offset: number;
   readonly hash: crypto.Hash;
+  /** The announced size, held on the disk budget from begin() to end(). */
+  readonly reservation: Reservation;
+}
+
+export interface ReceivedFilesOptions {
+  budget: DiskBudget;
+  /** Partial transfers not resumed within this time are deleted (they count against the sender's quota meanwhile). */
+  partialMaxAgeMs: number;
+  /** Transfers of one peer at the same time (of MAX_CONCURRENT in all). */
+  maxPerPeer: number;
 }
 
 export class ReceivedFiles {
@@ -44,19 +52,27 @@ export class ReceivedFiles {
   readonly partDir: string;
   private readonly indexFile: string;
   private readonly active = new Set<string>();
+  private readonly budget: DiskBudget;
+  private readonly partialMaxAgeMs: number;
+  private readonly maxPerPeer: number;
+  private usage: { at: number; byPeer: Map<string, number> } | undefined;
 
-  constructor(home: string) {
+  constructor(home: string, opts: ReceivedFilesOptions) {
     this.dir = path.join(home, 'received');
     this.partDir = path.join(home, 'incoming');
     this.indexFile = path.join(home, 'received.jsonl');
+    this.budget = opts.budget;
+    this.partialMaxAgeMs = opts.partialMaxAgeMs;
+    this.maxPerPeer = opts.maxPerPeer;
     fs.mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     fs.mkdirSync(this.partDir, { recursive: true, mode: 0o700 });
     this.prunePartials();
+    this.budget.addUsage((peer) => this.usageOf(peer));
   }
 
-  /** Same sender, same content, same size: the same partial file (what makes resuming possible). */
+  /** Same sender, same content, same size: the same partial file (what makes resuming possible). The sender's tag first: its partials count against its quota. */
   private keyOf(from: string, size: number, sha256: string): string {
-    return crypto.createHash('sha256').update(`${from}\n${size}\n${sha256}`).digest('hex').slice(0, 40);
+    return `${peerTag(from)}-${crypto.createHash('sha256').update(`${from}\n${size}\n${sha256}`).digest('hex').slice(0, 40)}`;
   }
 
   private prunePartials(): void {
@@ -65,11 +81,43 @@ export class ReceivedFiles {
       const p = path.join(this.partDir, n);
       try {
         if (this.active.has(n.replace(/\.part$/, ''))) continue;
-        if (now - fs.statSync(p).mtimeMs > PARTIAL_MAX_AGE_MS) fs.rmSync(p, { force: true });
+        if (now - fs.statSync(p).mtimeMs > this.partialMaxAgeMs) fs.rmSync(p, { force: true });
       } catch {
         /* raced with another cleanup */
       }
     }
+  }
+
+  /**
+   * Bytes of `peer` on disk: its received files not yet cleared and its idle
+   * partials (active ones are counted by their reservation). Scanning received/
+   * costs a stat per file, so the per-peer sums are kept until something here
+   * changes (begin, end, finish, clear) or USAGE_TTL_MS passed (files removed by hand).
+   */
+  private usageOf(peer: string): number {
+    const now = Date.now();
+    if (!this.usage || now - this.usage.at > USAGE_TTL_MS) this.usage = { at: now, byPeer: this.scanUsage() };
+    return this.usage.byPeer.get(peerTag(peer)) ?? 0;
+  }
+
+  private scanUsage(): Map<string, number> {
+    this.prunePartials(); // expired partials count for nobody
+    const m = new Map<string, number>();
+    const add = (tag: string, n: number): void => {
+      m.set(tag, (m.get(tag) ?? 0) + n);
+    };
+    for (const f of this.list()) if (f.from !== null) add(peerTag(f.from), f.size);
+    for (const name of fs.readdirSync(this.partDir)) {
+      const key = name.replace(/\.part$/, '');
+      const dash = key.lastIndexOf('-');
+      if (dash <= 0 || this.active.has(key)) continue;
+      try {
+        add(key.slice(0, dash), fs.statSync(path.join(this.partDir, name)).size);
+      } catch {
+        /* pruned meanwhile */
+      }
+    }
+    return m;
   }
 
   /** Start (or resume) a transfer; the hash already covers the bytes of a resumed partial. */
@@ -77,6 +125,13 @@ export class ReceivedFiles {
     if (this.active.size >= MAX_CONCURRENT) throw new PilotError('RATE_LIMITED', `${MAX_CONCURRENT} files are already arriving`, 'retry in a moment');
     const key = this.keyOf(from, size, sha256);
     if (this.active.has(key)) throw new PilotError('RATE_LIMITED', 'this file is already being received', 'wait for the other transfer to finish');
+    // one peer must not hold every transfer slot
+    const tag = `${peerTag(from)}-`;
+    let mine = 0;
+    for (const k of this.active) if (k.startsWith(tag)) mine++;
+    if (mine >= this.maxPerPeer) {
+      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of room for you: ${mine} of your files are already arriving (limit ${this.maxPerPeer} per peer)`, 'send one file after the other (or the receiver raises maxPeerIncomingFiles in services.json)');
+    }
     this.prunePartials();
     const part = path.join(this.partDir, `${key}.part`);
     let offset = 0;
@@ -89,11 +144,10 @@ export class ReceivedFiles {
       fs.rmSync(part, { force: true });
       offset = 0;
     }
-    const free = this.freeBytes();
-    if (free !== undefined && size - offset + DISK_MARGIN > free) {
-      throw new PilotError('FRAME_TOO_LARGE', `file of ${size} bytes does not fit (${free} bytes free on the receiver)`, 'the receiver must free disk space');
-    }
+    // the whole announced size is held before the first byte is accepted (a resumed partial is already on the disk)
+    const reservation = this.budget.reserve(from, size, 'a file', offset);
     this.active.add(key);
+    this.usage = undefined;
     try {
       const hash = crypto.createHash('sha256');
       if (offset > 0) {
@@ -101,16 +155,19 @@ export class ReceivedFiles {
       } else {
         fs.writeFileSync(part, '', { mode: 0o600 });
       }
-      return { key, part, offset, hash };
+      return { key, part, offset, hash, reservation };
     } catch (err) {
       this.active.delete(key);
+      reservation.release();
       throw err;
     }
   }
 
-  /** The transfer stopped (error or done): the key is free again. The partial stays unless `discard`. */
+  /** The transfer stopped (error or done): the key and the reservation are free again. The partial stays unless `discard`. */
   end(inc: Incoming, discard: boolean): void {
     this.active.delete(inc.key);
+    inc.reservation.release();
+    this.usage = undefined;
     if (discard) fs.rmSync(inc.part, { force: true });
   }
 
@@ -128,18 +185,10 @@ export class ReceivedFiles {
       this.end(inc, true);
       const entry: IndexEntry = { name, from, size, sha256, receivedAt: Date.now() };
       fs.appendFileSync(this.indexFile, JSON.stringify(entry) + '\n', { mode: 0o600 });
+      this.usage = undefined;
       return name;
     }
     throw new PilotError('RATE_LIMITED', `too many files named like ${base}`, 'clear received/: pilotctl received --clear');
-  }
-
-  private freeBytes(): number | undefined {
-    try {
-      const s = fs.statfsSync(this.partDir);
-      return s.bavail * s.bsize;
-    } catch {
-      return undefined;
-    }
   }
 
   private index(): Map<string, IndexEntry> {
@@ -191,6 +240,7 @@ export class ReceivedFiles {
       n++;
     }
     fs.rmSync(this.indexFile, { force: true });
+    this.usage = undefined;
     return n;
   }
 }

@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PilotError } from '../util/errors.ts';
 import { readJsonFile, removeStaleTemps, writeJsonAtomic } from './atomic-file.ts';
+import type { DiskBudget } from './quota.ts';
 
 export type TaskStatus = 'submitted' | 'accepted' | 'declined' | 'executing' | 'completed';
 export type TaskRole = 'received' | 'submitted';
@@ -54,15 +55,42 @@ export interface Task {
 
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
+export interface TaskStoreLimits {
+  /** Received tasks kept, all peers together. */
+  maxReceived: number;
+  /** Open (not final) received tasks from one peer: its queue on this node. */
+  maxPeerOpen?: number;
+  /** Bytes of received tasks (descriptions, results) held in memory, all peers together. */
+  maxReceivedBytes?: number;
+  /** Disk floor and per-peer disk quota; none: not checked (tests of the lifecycle alone). */
+  budget?: DiskBudget;
+}
+
+/** A task's size in memory and (roughly, before JSON escapes) on disk. */
+function taskBytes(t: Task): number {
+  return Buffer.byteLength(t.description) + (t.results ? Buffer.byteLength(t.results) : 0) + (t.reason ? Buffer.byteLength(t.reason) : 0) + 512;
+}
+
+function isOpen(t: Task): boolean {
+  return t.status !== 'declined' && t.status !== 'completed';
+}
+
 export class TaskStore {
   private readonly dirs: Record<TaskRole, string>;
   private readonly tasks: Record<TaskRole, Map<string, Task>> = { received: new Map(), submitted: new Map() };
   private readonly maxReceived: number;
+  private readonly maxPeerOpen: number;
+  private readonly maxReceivedBytes: number;
+  private readonly budget: DiskBudget | undefined;
 
-  constructor(home: string, maxReceived: number) {
+  constructor(home: string, limits: TaskStoreLimits) {
     const root = path.join(home, 'tasks');
     this.dirs = { received: path.join(root, 'received'), submitted: path.join(root, 'submitted') };
-    this.maxReceived = maxReceived;
+    this.maxReceived = limits.maxReceived;
+    this.maxPeerOpen = limits.maxPeerOpen ?? Number.MAX_SAFE_INTEGER;
+    this.maxReceivedBytes = limits.maxReceivedBytes ?? Number.MAX_SAFE_INTEGER;
+    this.budget = limits.budget;
+    this.budget?.addUsage((peer) => this.receivedBytes(peer));
     for (const role of ['received', 'submitted'] as const) {
       fs.mkdirSync(this.dirs[role], { recursive: true, mode: 0o700 });
       removeStaleTemps(this.dirs[role]);
@@ -99,14 +127,37 @@ export class TaskStore {
   create(role: TaskRole, id: string, peer: string, description: string): Task {
     if (!UUID_RE.test(id)) throw new PilotError('BAD_REQUEST', 'task id must be a lowercase UUID');
     if (this.tasks[role].has(id)) throw new PilotError('BAD_REQUEST', `task ${id} already exists`);
-    if (role === 'received' && this.tasks.received.size >= this.maxReceived) {
-      throw new PilotError('RATE_LIMITED', `too many received tasks (${this.maxReceived})`, 'the receiver must work through its tasks');
-    }
+    if (role === 'received') this.admit(peer, description);
     const now = Date.now();
     const t: Task = { id, role, peer, description, status: 'submitted', reason: null, results: null, createdAt: now, updatedAt: now, history: [{ status: 'submitted', at: now }], notifyPending: false };
     this.save(t);
     this.tasks[role].set(id, t);
     return t;
+  }
+
+  /** Bytes of the received tasks of `peer` (all peers: undefined). */
+  receivedBytes(peer?: string): number {
+    let n = 0;
+    for (const t of this.tasks.received.values()) if (peer === undefined || t.peer === peer) n += taskBytes(t);
+    return n;
+  }
+
+  /** May `peer` queue one more task with us? Each refusal says which limit and how to lift it. */
+  private admit(peer: string, description: string): void {
+    if (this.tasks.received.size >= this.maxReceived) {
+      throw new PilotError('RATE_LIMITED', `too many received tasks (${this.maxReceived})`, 'the receiver must work through its tasks');
+    }
+    let open = 0;
+    for (const t of this.tasks.received.values()) if (t.peer === peer && isOpen(t)) open++;
+    if (open >= this.maxPeerOpen) {
+      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of room for you: ${open} of your tasks are still open there (limit ${this.maxPeerOpen} per peer)`, 'wait until the receiver accepts, declines or completes them (or it raises maxPeerOpenTasks in services.json)');
+    }
+    const bytes = Buffer.byteLength(description) + 512;
+    if (this.receivedBytes() + bytes > this.maxReceivedBytes) {
+      throw new PilotError('QUOTA_EXCEEDED', `the receiver's task store is full (${this.maxReceivedBytes} bytes of tasks)`, 'the receiver must work through its tasks (or raise maxReceivedTaskBytes in services.json)');
+    }
+    // on disk a description can grow by JSON escapes (\u0001 is 6 bytes)
+    this.budget?.check(peer, bytes * 6, 'a task');
   }
 
   /** Move a task; throws BAD_ARGUMENT on a move the lifecycle does not allow. */

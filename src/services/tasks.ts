@@ -61,7 +61,7 @@ export class TaskService {
       stream.on('error', () => {});
       const reader = new ByteReader(stream);
       this.serve(stream, reader, from).catch((err: unknown) => {
-        this.host.log.info({ peer: from, err: (err as Error).message }, 'task request refused');
+        this.host.log.info({ peer: from, code: (err as PilotError).code, err: (err as Error).message }, 'task request refused');
         refuse(stream, reader, err);
       });
     });

@@ -22,6 +22,10 @@ export type ErrorCode =
   | 'FRAME_TOO_LARGE'
   | 'RATE_LIMITED'
   | 'PERMISSION_DENIED'
+  /** A peer used up its share of this node (disk bytes, subscriptions, queued tasks or messages). */
+  | 'QUOTA_EXCEEDED'
+  /** The node's disk is at its free-space floor. */
+  | 'NO_SPACE'
   | 'INTERNAL';
 
 export class PilotError extends Error {
