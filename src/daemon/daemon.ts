@@ -843,7 +843,7 @@ export class Daemon extends EventEmitter {
     }
     const t = packet[0];
     if (via === undefined && (t === PacketType.HandshakeInit || t === PacketType.HandshakeResp)) {
-      for (const c of this.paths.handshakeTargets(peerKey)) this.sendUdp(packet, c.host, c.port);
+      for (const c of this.paths.handshakeTargets(peerKey, t === PacketType.HandshakeInit ? 'init' : 'resp')) this.sendUdp(packet, c.host, c.port);
     }
     this.sendRelay(peer.address, packet);
   }

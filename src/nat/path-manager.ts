@@ -191,14 +191,21 @@ export class PathManager extends EventEmitter<PathEvents> {
   }
 
   /**
-   * Candidates for spraying handshakes before any session exists: trusted peers
-   * only (an untrusted peer's session starts on the relay or on the path its
-   * own packet came from), within the probe budget.
+   * Where to spray a handshake message besides the relay, before any session
+   * exists. Trusted peers: every candidate, within the probe budget. Untrusted
+   * peers: our own message 1 goes to the first registry endpoint only (the one
+   * the rendezvous observed the peer at: the peer itself, not an address it
+   * claims), and message 2 goes nowhere extra (it answers on the path message 1
+   * came from, or through the relay): a stranger's candidates get nothing.
    */
-  handshakeTargets(key: number): HostPort[] {
+  handshakeTargets(key: number, message: 'init' | 'resp' = 'init'): HostPort[] {
     const st = this.peers.get(key);
-    if (!st || !this.host.mayPunch(key)) return [];
+    if (!st) return [];
     const now = this.host.now();
+    if (!this.host.mayPunch(key)) {
+      const first = st.registryEps[0];
+      return message === 'init' && first !== undefined && this.probeable(first.host) && this.spend(key, now) ? [first] : [];
+    }
     return this.candidates(st).filter(() => this.spend(key, now));
   }
 

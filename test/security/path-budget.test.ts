@@ -57,7 +57,8 @@ const probes = (sent: Array<{ msg: Buffer; path: Path }>, host?: string) =>
 test('an untrusted peer announcing a victim with nat edm gets nothing probed, no birthday, no candidates back', () => {
   const r = rig({ nat: 'none' });
   const ATTACKER = 9;
-  r.pm.setRegistryCandidates(ATTACKER, [{ host: VICTIM, port: 53 }]);
+  // the registry lists the attacker's observed endpoint first, then the LAN endpoints it claims
+  r.pm.setRegistryCandidates(ATTACKER, [{ host: '198.51.100.66', port: 4000 }, { host: VICTIM, port: 53 }]);
   r.pm.onAuthenticated(ATTACKER, { kind: 'relay' });
   r.pm.onSession(ATTACKER);
   r.pm.onInner(ATTACKER, encodeCandidates({ eps: [`${VICTIM}:53`, `${VICTIM}:123`, '10.1.0.7:9'], nat: 'edm', reply: true }), { kind: 'relay' });
@@ -65,7 +66,8 @@ test('an untrusted peer announcing a victim with nat edm gets nothing probed, no
   assert.equal(probes(r.sent).length, 0, 'no probes at all');
   assert.equal(r.sent.filter((s) => s.msg[0] === Inner.Candidates).length, 0, 'no candidates sent to an untrusted peer');
   assert.equal(r.sprayOpened, 0);
-  assert.deepEqual(r.pm.handshakeTargets(ATTACKER), [], 'no handshake spray either');
+  assert.deepEqual(r.pm.handshakeTargets(ATTACKER, 'resp'), [], 'our answers to its handshakes go nowhere extra');
+  assert.deepEqual(r.pm.handshakeTargets(ATTACKER, 'init'), [{ host: '198.51.100.66', port: 4000 }], 'our own handshake: the observed endpoint only');
   assert.equal(r.pm.counters.birthdayAttempts, 0);
 });
 
