@@ -319,16 +319,21 @@ export class Daemon extends EventEmitter {
     this.emit('peer-lost', parseAddress(peerText), 'trust revoked'); // SDK 'peer-down'
   }
 
-  /** Session, connection and path state of a peer: all gone. */
+  /**
+   * Session, connection and path state of a peer: all gone. The peer leaves the
+   * table first, so the connection's last words (reset, close) go nowhere:
+   * sent after closeSession they would start a new handshake and leave a new
+   * session-layer entry behind.
+   */
   private forgetPeer(key: number, reason: string): void {
     const peer = this.peers.get(key);
-    this.sessions?.closeSession(key);
-    this.paths?.forget(key);
+    this.peers.delete(key);
     if (peer) {
       peer.conn.reset(reason);
       peer.conn.close();
-      this.peers.delete(key);
     }
+    this.sessions?.closeSession(key);
+    this.paths?.forget(key);
   }
 
   // ---------- bounded untrusted peers (src/daemon/peer-limit.ts) ----------
