@@ -31,6 +31,14 @@ export const DaemonConfigSchema = z.object({
   handshakeRate: z.coerce.number().int().min(1).max(100_000).optional(),
   handshakeLoadRate: z.coerce.number().int().min(1).max(100_000).optional(),
   handshakeSourceRate: z.coerce.number().int().min(1).max(100_000).optional(),
+  /** Untrusted peers idle this long are forgotten (ms; issue 15 hole 7). */
+  untrustedIdleMs: z.coerce.number().int().min(100).max(86_400_000).optional(),
+  /** Untrusted peers kept at once; a newcomer evicts the least recently active one. */
+  maxUntrustedPeers: z.coerce.number().int().min(1).max(1_000_000).optional(),
+  /** Probe bytes toward addresses that have not answered yet, per peer per 30 s (hole 3). */
+  probeBudgetPeer: z.coerce.number().int().min(0).max(1 << 30).optional(),
+  /** The same for the whole daemon. */
+  probeBudgetTotal: z.coerce.number().int().min(0).max(1 << 30).optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });

@@ -39,6 +39,8 @@ import { ECHO_PORT } from './services/echo.ts';
 import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
 import { GatewayService } from '../gateway/service.ts'; // gateway + expose
 import { daemonReport } from '../metrics/daemon-report.ts'; // heartbeat self-report for rendezvous metrics
+import { AccessPolicy } from './access-policy.ts'; // who may reach which port (issue 15 hole 1)
+import { PeerLimit } from './peer-limit.ts'; // bounded untrusted peers (hole 7)
 
 const HEARTBEAT_MS = 20_000;
 const RESOLVE_TTL_MS = 30_000;
@@ -105,9 +107,17 @@ export class Daemon extends EventEmitter {
   private readonly peers = new Map<number, Peer>();
   /** Registry checks of the key a message 1 claims (src/daemon/handshake-guard.ts). */
   readonly verifier = new PeerVerifier({ lookup: (address: Address) => this.resolve({ address }) });
+  /** The one place that decides who may reach which port. */
+  readonly access: AccessPolicy = new AccessPolicy({
+    isTrusted: (a) => this.isTrusted(a),
+    amPublic: () => this.config.public,
+    peerIsPublic: (a) => this.peers.get(addressKey(a))?.public === true,
+  });
+  private readonly peerLimit: PeerLimit;
+  private peerLimitTimer: NodeJS.Timeout | undefined;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private stopServices: Array<() => void> = [];
-  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, refusedUntrusted: 0 };
+  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, refusedUntrusted: 0, untrustedEvicted: 0 };
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -116,6 +126,7 @@ export class Daemon extends EventEmitter {
     this.log = opts.logger;
     this.identity = loadOrCreateIdentity(opts.home);
     this.trust = new TrustBook(opts.home);
+    this.peerLimit = new PeerLimit({ idleMs: opts.config.untrustedIdleMs, maxUntrusted: opts.config.maxUntrustedPeers });
     this.socket = createUdpSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
   }
 
@@ -180,7 +191,11 @@ export class Daemon extends EventEmitter {
       local: () => ({ eps: this.localCandidates(), nat: this.natType }),
       openSprayPorts: (n) => this.openSprayPorts(n),
       releaseSprayPorts: () => this.releaseSprayPorts(),
-    });
+      mayPunch: (peerKey) => {
+        const peer = this.peers.get(peerKey);
+        return peer !== undefined && this.isTrusted(peer.address);
+      },
+    }, { probeBudgetPeer: this.config.probeBudgetPeer, probeBudgetTotal: this.config.probeBudgetTotal });
     this.paths.on('change', (peerKey, p, reason) => {
       const peer = this.peers.get(peerKey);
       if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
@@ -220,6 +235,8 @@ export class Daemon extends EventEmitter {
     });
     this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTimer.unref();
+    this.peerLimitTimer = setInterval(() => this.forgetIdleUntrusted(), this.peerLimit.sweepEveryMs);
+    this.peerLimitTimer.unref();
     this.lastLan = JSON.stringify(this.lanEndpoints());
     await this.checkNat();
     this.netTimer = setInterval(() => void this.checkNetwork(), NETWORK_CHECK_MS);
@@ -305,16 +322,44 @@ export class Daemon extends EventEmitter {
     } catch {
       return;
     }
-    const peer = this.peers.get(key);
-    this.sessions?.closeSession(key);
-    this.paths?.forget(key);
-    if (peer) {
-      peer.conn.reset('trust revoked');
-      peer.conn.close();
-      this.peers.delete(key);
-    }
+    this.forgetPeer(key, 'trust revoked');
     this.log.info({ peer: peerText }, 'trust revoked: session closed');
     this.emit('peer-lost', parseAddress(peerText), 'trust revoked'); // SDK 'peer-down'
+  }
+
+  /**
+   * Session, connection and path state of a peer: all gone. The peer leaves the
+   * table first, so the connection's last words (reset, close) go nowhere:
+   * sent after closeSession they would start a new handshake and leave a new
+   * session-layer entry behind.
+   */
+  private forgetPeer(key: number, reason: string): void {
+    const peer = this.peers.get(key);
+    this.peers.delete(key);
+    if (peer) {
+      peer.conn.reset(reason);
+      peer.conn.close();
+    }
+    this.sessions?.closeSession(key);
+    this.paths?.forget(key);
+  }
+
+  // ---------- bounded untrusted peers (src/daemon/peer-limit.ts) ----------
+
+  private *untrustedPeers(): Iterable<{ key: number; lastActive: number }> {
+    for (const p of this.peers.values()) if (!this.isTrusted(p.address)) yield { key: p.key, lastActive: Math.max(p.lastSeen, p.resolvedAt) };
+  }
+
+  private forgetIdleUntrusted(): void {
+    for (const key of this.peerLimit.idle(this.untrustedPeers(), Date.now())) this.evictPeer(key, 'idle');
+  }
+
+  private evictPeer(key: number, why: string): void {
+    const peer = this.peers.get(key);
+    if (!peer) return;
+    this.counters.untrustedEvicted++;
+    this.forgetPeer(key, `untrusted peer ${why}`);
+    this.log.debug({ peer: formatAddress(peer.address), why }, 'untrusted peer forgotten');
   }
 
   async trustRequest(target: string, reason?: string): Promise<{ status: string; peer: string }> {
@@ -510,7 +555,7 @@ export class Daemon extends EventEmitter {
     });
     conn.on('stream', (stream: IncomingStream) => this.onIncomingStream(address, stream));
     conn.on('datagram', (dg: { srcPort: number; dstPort: number; data: Buffer }) => {
-      if (!this.mayExchange(address, dg.dstPort, dg.srcPort)) {
+      if (!this.access.mayReceiveDatagram(address, dg.srcPort, dg.dstPort)) {
         this.counters.refusedUntrusted++;
         return;
       }
@@ -524,6 +569,7 @@ export class Daemon extends EventEmitter {
     let peer = this.peers.get(key);
     const candidates = r.endpoints.map(parseEndpoint).filter((e): e is HostPort => e !== undefined).slice(0, MAX_CANDIDATES);
     if (!peer) {
+      if (!this.isTrusted(r.address)) for (const old of this.peerLimit.makeRoom(this.untrustedPeers())) this.evictPeer(old, 'evicted for a newer one');
       peer = {
         key,
         address: r.address,
@@ -625,7 +671,7 @@ export class Daemon extends EventEmitter {
 
   private onIncomingStream(from: Address, stream: IncomingStream): void {
     stream.on('error', () => {}); // a refusal below errors with nobody listening: must not crash an SDK-embedded node
-    if (!this.isTrusted(from) && !(this.config.public && stream.localPort === ECHO_PORT)) {
+    if (!this.access.mayAcceptStream(from, stream.localPort)) {
       this.counters.refusedUntrusted++;
       stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));
       return;
@@ -638,25 +684,13 @@ export class Daemon extends EventEmitter {
     handler(stream, from);
   }
 
-  /**
-   * Untrusted traffic is allowed only for echo with public nodes: to our echo
-   * port when we are public, or the echo replies of a public peer.
-   */
-  private mayExchange(peerAddr: Address, localPort: number, remotePort: number): boolean {
-    if (this.isTrusted(peerAddr)) return true;
-    if (this.config.public && localPort === ECHO_PORT) return true;
-    const peer = this.peers.get(addressKey(peerAddr));
-    return remotePort === ECHO_PORT && peer?.public === true;
-  }
-
-  private requireTrust(peer: Peer, port: number): void {
-    if (this.isTrusted(peer.address) || (peer.public && port === ECHO_PORT)) return;
-    throw new PilotError('NOT_TRUSTED', `${formatAddress(peer.address)} is not a trusted peer`, `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`);
+  private notTrusted(peer: Peer): PilotError {
+    return new PilotError('NOT_TRUSTED', `${formatAddress(peer.address)} is not a trusted peer`, `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`);
   }
 
   async dial(target: string | Address, port: number): Promise<IncomingStream & { readonly id: number }> {
     const peer = await this.peerFor(target);
-    this.requireTrust(peer, port);
+    if (!this.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer);
     return peer.conn.openStream(port, this.ports.ephemeral()) as unknown as IncomingStream & { readonly id: number };
   }
 
@@ -674,15 +708,20 @@ export class Daemon extends EventEmitter {
     return this.peerFor(to).then((peer) => this.sendDatagramTo(peer, srcPort, dstPort, data));
   }
 
-  /** Best effort (echo replies): synchronous for a known peer, no promise per packet. */
+  /**
+   * Best effort (echo replies): synchronous for a known peer, no promise per packet.
+   * Not checked by the access policy: it answers a datagram the policy let in.
+   */
   private replyDatagram(to: Address, srcPort: number, dstPort: number, data: Buffer): void {
     const known = this.freshPeer(to);
     if (!known) {
-      void this.sendDatagram(to, srcPort, dstPort, data).catch(() => {});
+      void this.peerFor(to)
+        .then((peer) => this.sendDatagramTo(peer, srcPort, dstPort, data, true))
+        .catch(() => {});
       return;
     }
     try {
-      this.sendDatagramTo(known, srcPort, dstPort, data);
+      this.sendDatagramTo(known, srcPort, dstPort, data, true);
     } catch {
       // congested or too large: dropped, as datagrams are
     }
@@ -693,8 +732,10 @@ export class Daemon extends EventEmitter {
     return p && Date.now() - p.resolvedAt < RESOLVE_TTL_MS ? this.revive(p) : undefined;
   }
 
-  private sendDatagramTo(peer: Peer, srcPort: number, dstPort: number, data: Buffer): void {
-    if (srcPort !== ECHO_PORT) this.requireTrust(peer, dstPort);
+  private sendDatagramTo(peer: Peer, srcPort: number, dstPort: number, data: Buffer, echoReply = false): void {
+    const refusal = echoReply ? undefined : this.access.sendRefusal(peer.address, srcPort, dstPort);
+    if (refusal === 'echo-source') throw new PilotError('BAD_ARGUMENT', `source port ${ECHO_PORT} belongs to the echo service`, 'send from another port (leave srcPort out for an ephemeral one)');
+    if (refusal === 'not-trusted') throw this.notTrusted(peer);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
       throw new PilotError('BAD_ARGUMENT', `datagram of ${data.length} bytes not sent (too large or congested)`, 'datagrams must fit one packet (about 1180 bytes); use a stream for more');
     }
@@ -811,7 +852,7 @@ export class Daemon extends EventEmitter {
     }
     const t = packet[0];
     if (via === undefined && (t === PacketType.HandshakeInit || t === PacketType.HandshakeResp)) {
-      for (const c of this.paths.handshakeTargets(peerKey)) this.sendUdp(packet, c.host, c.port);
+      for (const c of this.paths.handshakeTargets(peerKey, t === PacketType.HandshakeInit ? 'init' : 'resp')) this.sendUdp(packet, c.host, c.port);
     }
     this.sendRelay(peer.address, packet);
   }
@@ -1004,6 +1045,7 @@ export class Daemon extends EventEmitter {
     if (this.heartbeatTimer) clearInterval(this.heartbeatTimer);
     if (this.pathTimer) clearInterval(this.pathTimer);
     if (this.netTimer) clearInterval(this.netTimer);
+    if (this.peerLimitTimer) clearInterval(this.peerLimitTimer);
     for (const s of this.spray.values()) s.sock.close();
     this.spray.clear();
     this.altRegistry?.close?.();

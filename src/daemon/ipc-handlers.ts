@@ -189,7 +189,10 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
       const port = parsePort(p.port as number | string);
       const data = Buffer.from(str(p, 'data')!, p.encoding === 'base64' ? 'base64' : 'utf8');
       const peer = await d.peerFor(target);
-      await d.sendDatagram(peer.address, num(p, 'srcPort', port, 0, 65535), port, data);
+      // Default source port: the destination port, except for echo (7 is the echo
+      // service's own port, never a client's: the reply needs a port of ours to land on).
+      const srcPort = num(p, 'srcPort', port === ECHO_PORT ? d.ports.ephemeral() : port, 0, 65535);
+      await d.sendDatagram(peer.address, srcPort, port, data);
       return { target: formatAddress(peer.address), port, bytes: data.length };
     },
 

@@ -1,5 +1,6 @@
 // Which IPv4 addresses are worth birthday probing (a public mapping), and which
 // are local-only candidates (LAN). TEST-NET ranges count as public: the lab uses them.
+import os from 'node:os';
 export function isPublicIPv4(ip: string): boolean {
   const p = ip.split('.').map(Number);
   if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
@@ -10,4 +11,41 @@ export function isPublicIPv4(ip: string): boolean {
   if (a === 169 && b === 254) return false;
   if (a === 100 && b >= 64 && b <= 127) return false; // CGNAT
   return true;
+}
+
+type Ifaces = NodeJS.Dict<Array<{ family: string | number; address: string; netmask: string }>>;
+
+/** The interface list, re-read at most every 5 s (candidates are checked on every punching round). */
+let cached: { at: number; ifaces: Ifaces } | undefined;
+function interfaces(): Ifaces {
+  const now = Date.now();
+  if (cached === undefined || now - cached.at > 5_000) cached = { at: now, ifaces: os.networkInterfaces() };
+  return cached.ifaces;
+}
+
+function ipToInt(ip: string): number {
+  return ip.split('.').reduce((a, o) => ((a << 8) | Number(o)) >>> 0, 0);
+}
+
+/**
+ * `ip` is on a subnet one of our interfaces is attached to (loopback included).
+ * A private or LAN candidate anywhere else is not ours to probe: it names some
+ * other network's host, or a victim's.
+ */
+export function onAttachedSubnet(ip: string, ifaces: Ifaces = interfaces()): boolean {
+  if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) return false;
+  const target = ipToInt(ip);
+  for (const list of Object.values(ifaces)) {
+    for (const ni of list ?? []) {
+      if (ni.family !== 'IPv4' && ni.family !== 4) continue;
+      const mask = ipToInt(ni.netmask);
+      if ((target & mask) === (ipToInt(ni.address) & mask)) return true;
+    }
+  }
+  return false;
+}
+
+/** A candidate we may probe: a public address, or one on a subnet we are attached to. */
+export function probeable(ip: string, ifaces?: Ifaces): boolean {
+  return isPublicIPv4(ip) || onAttachedSubnet(ip, ifaces);
 }

@@ -10,13 +10,22 @@
 //   falls back to the relay while punching starts again;
 // - idle direct paths get keepalives so NAT mappings stay open.
 // Streams never notice: the Connection above is path-independent.
+//
+// A peer's candidates are its own claims: they must not turn us into a cannon
+// (issue 15, hole 3). So: punching, candidate exchange and birthday probing
+// only with trusted peers (the daemon says who; public echo needs no
+// punching); private/LAN candidates only on a subnet we are attached to;
+// birthday only toward the address the rendezvous observed for the peer; and
+// every probe toward an address that has not answered yet is paid from a byte
+// budget per peer and in total (src/nat/probe-budget.ts).
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { HostPort } from '../util/hostport.ts';
 import { Inner, NONCE_BYTES, decodeCandidates, encodeCandidates, encodeProbe } from './inner.ts';
 import type { NatType } from './nat-type.ts';
 import { parseEndpoint, pathKeyOf, samePath, type Path } from './path.ts';
-import { isPublicIPv4 } from './ip-class.ts';
+import { isPublicIPv4, probeable } from './ip-class.ts';
+import { ProbeBudget } from './probe-budget.ts';
 
 /** Gaps between punching rounds while no direct path works (ms); the last repeats. */
 const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
@@ -46,6 +55,17 @@ export interface PathHost {
   openSprayPorts(n: number): number[];
   /** Close spray sockets no peer path uses any more. */
   releaseSprayPorts(): void;
+  /** May we punch toward this peer (swap candidates, probe them, birthday)? Only for trusted peers. */
+  mayPunch(peerKey: number): boolean;
+  /** A private/LAN candidate we may probe (on a subnet we are attached to); default: ip-class's check. */
+  probeable?(host: string): boolean;
+}
+
+export interface PathOptions {
+  /** Probe bytes toward unanswered addresses per peer, per 30 s (default 128 KiB). */
+  probeBudgetPeer?: number;
+  /** The same for the whole daemon (default 1 MiB). */
+  probeBudgetTotal?: number;
 }
 
 interface PeerPathState {
@@ -57,7 +77,7 @@ interface PeerPathState {
   lastRecv: number;
   lastSent: number;
   directSince: number;
-  /** From the registry. */
+  /** From the registry; the first one is the endpoint the rendezvous observed (when it has one). */
   registryEps: HostPort[];
   /** From the peer's CANDIDATES message (fresher). */
   peerEps: HostPort[];
@@ -73,6 +93,8 @@ interface PeerPathState {
   birthdayLeft: number;
   birthdayHosts: string[];
   hasSession: boolean;
+  /** mayPunch() as of the last look: punching started for this peer. */
+  punching: boolean;
 }
 
 export interface PathEvents {
@@ -82,11 +104,17 @@ export interface PathEvents {
 export class PathManager extends EventEmitter<PathEvents> {
   private readonly host: PathHost;
   private readonly peers = new Map<number, PeerPathState>();
-  readonly counters = { probesSent: 0, probesAnswered: 0, rounds: 0, upgrades: 0, fallbacks: 0, moves: 0, birthdayAttempts: 0, birthdayProbes: 0, keepalives: 0 };
+  private readonly budget: ProbeBudget;
+  readonly counters = { probesSent: 0, probesAnswered: 0, rounds: 0, upgrades: 0, fallbacks: 0, moves: 0, birthdayAttempts: 0, birthdayProbes: 0, keepalives: 0, probesDenied: 0 };
 
-  constructor(host: PathHost) {
+  constructor(host: PathHost, opts: PathOptions = {}) {
     super();
     this.host = host;
+    this.budget = new ProbeBudget({ peerBytes: opts.probeBudgetPeer, totalBytes: opts.probeBudgetTotal, now: host.now() });
+  }
+
+  private probeable(hostIp: string): boolean {
+    return this.host.probeable ? isPublicIPv4(hostIp) || this.host.probeable(hostIp) : probeable(hostIp);
   }
 
   private state(key: number): PeerPathState {
@@ -114,6 +142,7 @@ export class PathManager extends EventEmitter<PathEvents> {
         birthdayLeft: 0,
         birthdayHosts: [],
         hasSession: false,
+        punching: false,
       };
       this.peers.set(key, st);
     }
@@ -141,13 +170,16 @@ export class PathManager extends EventEmitter<PathEvents> {
     this.state(key).registryEps = eps.slice(0, MAX_CANDIDATES);
   }
 
-  /** Every candidate to probe: the peer's own list first, then the registry's, then the last path that worked. */
+  /**
+   * Every candidate to probe: the peer's own list first, then the registry's, then the last path that worked.
+   * Private/LAN addresses only on a subnet we are attached to (anything else is not ours to probe).
+   */
   candidates(st: PeerPathState): HostPort[] {
     const out: HostPort[] = [];
     const seen = new Set<string>();
     const add = (h: HostPort): void => {
       const k = `${h.host}:${h.port}`;
-      if (!seen.has(k) && out.length < MAX_CANDIDATES) {
+      if (!seen.has(k) && out.length < MAX_CANDIDATES && this.probeable(h.host)) {
         seen.add(k);
         out.push(h);
       }
@@ -158,15 +190,40 @@ export class PathManager extends EventEmitter<PathEvents> {
     return out;
   }
 
-  /** Candidates for spraying handshakes before any session exists. */
-  handshakeTargets(key: number): HostPort[] {
+  /**
+   * Where to spray a handshake message besides the relay, before any session
+   * exists. Trusted peers: every candidate, within the probe budget. Untrusted
+   * peers: our own message 1 goes to the first registry endpoint only (the one
+   * the rendezvous observed the peer at: the peer itself, not an address it
+   * claims), and message 2 goes nowhere extra (it answers on the path message 1
+   * came from, or through the relay): a stranger's candidates get nothing.
+   */
+  handshakeTargets(key: number, message: 'init' | 'resp' = 'init'): HostPort[] {
     const st = this.peers.get(key);
-    return st ? this.candidates(st) : [];
+    if (!st) return [];
+    const now = this.host.now();
+    if (!this.host.mayPunch(key)) {
+      const first = st.registryEps[0];
+      return message === 'init' && first !== undefined && this.probeable(first.host) && this.spend(key, now) ? [first] : [];
+    }
+    return this.candidates(st).filter(() => this.spend(key, now));
   }
 
   forget(key: number): void {
     this.peers.delete(key);
+    this.budget.forget(key);
     this.host.releaseSprayPorts();
+  }
+
+  /** Peers with path state (bounded by the daemon's peer table). */
+  get size(): number {
+    return this.peers.size;
+  }
+
+  private spend(key: number, now: number): boolean {
+    if (this.budget.take(key, now)) return true;
+    this.counters.probesDenied++;
+    return false;
   }
 
   /** We sent the peer something (data): dead-path detection compares with what comes back. */
@@ -180,8 +237,10 @@ export class PathManager extends EventEmitter<PathEvents> {
     const st = this.state(key);
     st.hasSession = true;
     st.sentCandidates = false;
-    this.sendCandidates(st, true);
     if (st.current?.kind !== 'direct') this.restartRounds(st);
+    // Untrusted: no candidates either way (tick() sends ours once trust arrives).
+    st.punching = this.host.mayPunch(key);
+    if (st.punching) this.sendCandidates(st, true);
   }
 
   /** Every authenticated packet from the peer, with the path it came on. */
@@ -231,6 +290,8 @@ export class PathManager extends EventEmitter<PathEvents> {
         return;
       }
       case Inner.Candidates: {
+        // An untrusted peer's endpoints are not ours to probe, and it gets none of ours.
+        if (!this.host.mayPunch(key)) return;
         let m;
         try {
           m = decodeCandidates(msg.subarray(1));
@@ -249,7 +310,7 @@ export class PathManager extends EventEmitter<PathEvents> {
   /** Our endpoints changed (new network, new mapping): tell every peer, re-punch. */
   localChanged(): void {
     for (const st of this.peers.values()) {
-      if (!st.hasSession) continue;
+      if (!st.hasSession || !this.host.mayPunch(st.key)) continue;
       this.sendCandidates(st, false);
       if (st.current?.kind !== 'direct') this.restartRounds(st);
     }
@@ -282,12 +343,20 @@ export class PathManager extends EventEmitter<PathEvents> {
     const now = this.host.now();
     for (const st of this.peers.values()) {
       if (!st.hasSession) continue;
-      if (st.current?.kind === 'direct') this.tickDirect(st, now);
-      else this.tickPunch(st, now);
+      const trusted = this.host.mayPunch(st.key);
+      if (trusted && !st.punching) {
+        // Trusted since the session started: swap candidates and punch now.
+        st.punching = true;
+        this.sendCandidates(st, true);
+        this.restartRounds(st);
+      }
+      if (st.current?.kind === 'direct') this.tickDirect(st, now, trusted);
+      else if (trusted) this.tickPunch(st, now);
     }
   }
 
-  private tickDirect(st: PeerPathState, now: number): void {
+  /** `trusted` false: only notice a dead path we are sending into; no keepalives (an idle untrusted peer is let go). */
+  private tickDirect(st: PeerPathState, now: number, trusted: boolean): void {
     const path = st.current!;
     if (st.livenessSentAt > 0) {
       if (now - st.livenessSentAt > DEAD_AFTER_MS && st.lastDirectRecv < st.livenessSentAt) {
@@ -302,12 +371,12 @@ export class PathManager extends EventEmitter<PathEvents> {
     }
     const quiet = now - st.lastDirectRecv;
     const sendingIntoVoid = st.lastSent > st.lastDirectRecv + 500 && quiet > SUSPECT_AFTER_MS;
-    if (sendingIntoVoid || quiet > IDLE_SUSPECT_AFTER_MS) {
+    if (sendingIntoVoid || (trusted && quiet > IDLE_SUSPECT_AFTER_MS)) {
       st.livenessSentAt = now;
       this.probe(st, path);
       return;
     }
-    if (now - Math.max(st.lastSent, st.lastProbeSentAt) > KEEPALIVE_MS) {
+    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > KEEPALIVE_MS) {
       this.counters.keepalives++;
       this.probe(st, path);
     }
@@ -317,12 +386,12 @@ export class PathManager extends EventEmitter<PathEvents> {
     const cands = this.candidates(st);
     if (now >= st.nextRoundAt && cands.length > 0) {
       this.counters.rounds++;
-      for (const c of cands) this.probe(st, { kind: 'direct', host: c.host, port: c.port });
+      for (const c of cands) if (this.spend(st.key, now)) this.probe(st, { kind: 'direct', host: c.host, port: c.port });
       st.round++;
       st.nextRoundAt = now + ROUND_GAPS[Math.min(st.round, ROUND_GAPS.length - 1)]!;
       this.maybeStartBirthday(st, cands, now);
     }
-    if (st.birthdayLeft > 0) this.birthdayRandomPorts(st);
+    if (st.birthdayLeft > 0) this.birthdayRandomPorts(st, now);
   }
 
   /**
@@ -330,20 +399,25 @@ export class PathManager extends EventEmitter<PathEvents> {
    * - we are symmetric: open many ports, each probes the peer's public endpoint
    *   (each gets its own mapping; the peer's random probes hit one of them);
    * - the peer is symmetric: probe random ports of its public address from our one socket.
-   * Never for symmetric x symmetric (hopeless), and bounded per attempt.
+   * Never for symmetric x symmetric (hopeless), bounded per attempt and by the
+   * probe budget, only with trusted peers (tickPunch runs for no other), and only
+   * toward the endpoint the rendezvous observed for the peer: its NAT's public
+   * address, not whatever the peer's CANDIDATES claim.
    */
-  private maybeStartBirthday(st: PeerPathState, cands: HostPort[], now: number): void {
+  private maybeStartBirthday(st: PeerPathState, _cands: HostPort[], now: number): void {
     if (now - st.birthdayAt < BIRTHDAY_EVERY_MS) return;
     const local = this.host.local().nat;
     const remote = st.remoteNat;
-    const publicCands = cands.filter((c) => isPublicIPv4(c.host));
+    const observed = st.registryEps[0];
+    const publicCands = observed !== undefined && isPublicIPv4(observed.host) ? [observed] : [];
     if (publicCands.length === 0) return;
     if (local === 'edm' && (remote === 'eim' || remote === 'none')) {
       st.birthdayAt = now;
       this.counters.birthdayAttempts++;
       const socks = this.host.openSprayPorts(BIRTHDAY_PORTS);
       for (const sock of socks) {
-        for (const c of publicCands.slice(0, 2)) {
+        for (const c of publicCands) {
+          if (!this.spend(st.key, now)) continue;
           this.probe(st, { kind: 'direct', host: c.host, port: c.port, sock });
           this.counters.birthdayProbes++;
         }
@@ -352,14 +426,18 @@ export class PathManager extends EventEmitter<PathEvents> {
       st.birthdayAt = now;
       this.counters.birthdayAttempts++;
       st.birthdayLeft = BIRTHDAY_RANDOM_PROBES;
-      st.birthdayHosts = [...new Set(publicCands.map((c) => c.host))].slice(0, 2);
+      st.birthdayHosts = [publicCands[0]!.host];
     }
   }
 
-  private birthdayRandomPorts(st: PeerPathState): void {
+  private birthdayRandomPorts(st: PeerPathState, now: number): void {
     const n = Math.min(BIRTHDAY_PROBES_PER_TICK, st.birthdayLeft);
     st.birthdayLeft -= n;
     for (let i = 0; i < n; i++) {
+      if (!this.spend(st.key, now)) {
+        st.birthdayLeft = 0; // out of budget: this attempt is over
+        return;
+      }
       const host = st.birthdayHosts[i % st.birthdayHosts.length]!;
       const port = 1024 + crypto.randomInt(65536 - 1024);
       this.probe(st, { kind: 'direct', host, port });

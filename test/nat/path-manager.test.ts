@@ -23,6 +23,7 @@ function rig(nat: NatType = 'eim') {
       return Array.from({ length: n }, (_, i) => i + 1);
     },
     releaseSprayPorts: () => {},
+    mayPunch: () => true,
   });
   pm.on('change', (_k, path, reason) => changes.push({ path, reason }));
   return {
@@ -139,6 +140,8 @@ test('birthday probing: symmetric side opens many ports, cone side probes random
   assert.ok(sym.sent.filter((s) => s.path.kind === 'direct' && s.path.sock !== undefined).length >= BIRTHDAY_PORTS);
 
   const cone = rig('eim');
+  // birthday aims at the endpoint the rendezvous observed for the peer (its NAT's public address)
+  cone.pm.setRegistryCandidates(PEER, [{ host: '198.51.100.13', port: 6000 }]);
   cone.pm.onAuthenticated(PEER, { kind: 'relay' });
   cone.pm.onSession(PEER);
   cone.pm.onInner(PEER, encodeCandidates({ eps: ['198.51.100.13:6000', '10.3.0.2:6000'], nat: 'edm', reply: false }), { kind: 'relay' });
