@@ -47,6 +47,8 @@ export interface RegistryClientOptions {
   retries?: number;
   /** Shown in error hints, e.g. "127.0.0.1:9000". */
   rendezvous?: string;
+  /** This machine's clock (injected by tests). */
+  now?: () => number;
 }
 
 export type RegisterResultT = z.infer<typeof RegisterResult>;
@@ -73,6 +75,8 @@ interface Pending {
   params: Record<string, unknown> | undefined;
   /** Cookie replies acted upon for this call (bounded: a forged reply cannot loop us). */
   cookieRetries: number;
+  /** Re-signed once after STALE_REQUEST, with the clock offset that answer taught us. */
+  skewRetried: boolean;
   schema: z.ZodType;
   attempts: number;
   timer: NodeJS.Timeout | undefined;
@@ -114,6 +118,16 @@ export class RegistryClient extends EventEmitter {
   private readonly pending = new Map<string, Pending>();
   private readonly seenPushes = new Map<string, number>(); // push nonce -> expiry
   private closed = false;
+  private readonly clock: () => number;
+  /**
+   * The rendezvous clock minus ours (ms), learnt from the signed timestamps of its
+   * answers. The server accepts statements at most 5 s ahead of its clock (a tight
+   * bound keeps future-dated nonces from outliving honest ones in its replay cache),
+   * so a machine whose clock is off by more signs with the server's time instead, as
+   * Kerberos clients do. Only answers to our own pending requests, signed by the
+   * pinned key, move it: nobody else can set our clock.
+   */
+  private clockOffset = 0;
 
   constructor(opts: RegistryClientOptions) {
     super();
@@ -123,6 +137,12 @@ export class RegistryClient extends EventEmitter {
     this.timeoutMs = opts.timeoutMs ?? 1000;
     this.retries = opts.retries ?? 4;
     this.rendezvous = opts.rendezvous ?? 'the rendezvous server';
+    this.clock = opts.now ?? Date.now;
+  }
+
+  /** Our clock, corrected to the rendezvous's. */
+  private now(): number {
+    return this.clock() + this.clockOffset;
   }
 
   get serverKey(): Buffer | undefined {
@@ -261,6 +281,15 @@ export class RegistryClient extends EventEmitter {
       this.pinned = signer;
     }
     if (s.cookie !== undefined) this.cookie = s.cookie;
+    // Half a second of slack: the answer's time is its send time, not ours.
+    const skew = s.ts - this.clock();
+    if (Math.abs(skew - this.clockOffset) > 500) this.clockOffset = skew;
+    if (!s.ok && s.error.code === 'STALE_REQUEST' && p.params && !p.skewRetried) {
+      // Our clock was off: sign again with the corrected one, once.
+      p.skewRetried = true;
+      this.resign(p, this.cookie);
+      return;
+    }
     this.finish(p);
     if (!s.ok) {
       p.reject(new PilotError(s.error.code as ErrorCode, s.error.message, s.error.hint));
@@ -286,7 +315,7 @@ export class RegistryClient extends EventEmitter {
 
   private async signed<S extends z.ZodType>(method: string, params: Record<string, unknown>, schema: S): Promise<z.infer<S>> {
     if (!this.pinned) await this.hello();
-    const req = buildRequest(this.identity, this.pinned!, method, params, Date.now(), this.cookie);
+    const req = buildRequest(this.identity, this.pinned!, method, params, this.now(), this.cookie);
     return (await this.call(method, req, schema, params)) as z.infer<S>;
   }
 
@@ -301,7 +330,13 @@ export class RegistryClient extends EventEmitter {
     if (!r || !p || !p.params || !this.pinned || p.cookieRetries >= MAX_COOKIE_RETRIES) return;
     p.cookieRetries++;
     this.cookie = r.cookie;
-    const req = buildRequest(this.identity, this.pinned, p.method, p.params, Date.now(), r.cookie);
+    this.resign(p, r.cookie);
+  }
+
+  /** The pending signed request again, with a new nonce, our corrected time and `cookie`; sent now. */
+  private resign(p: Pending, cookie: string | undefined): void {
+    if (!p.params || !this.pinned) return;
+    const req = buildRequest(this.identity, this.pinned, p.method, p.params, this.now(), cookie);
     if (req.packet.length > MAX_REGISTRY_PACKET) return;
     if (p.timer) clearTimeout(p.timer);
     this.pending.delete(p.req.nonce);
@@ -317,7 +352,7 @@ export class RegistryClient extends EventEmitter {
       return Promise.reject(new PilotError('BAD_ARGUMENT', `${method} request is too large (${req.packet.length} > ${MAX_REGISTRY_PACKET} bytes)`, 'shorten the parameters'));
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { req, method, params, cookieRetries: 0, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
+      const p: Pending = { req, method, params, cookieRetries: 0, skewRetried: false, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
       this.pending.set(req.nonce, p);
       this.attempt(p);
     });
@@ -361,7 +396,7 @@ export class RegistryClient extends EventEmitter {
   }
 
   private onPush(stmt: { push: Push; ts: number; nonce: string }): void {
-    const now = Date.now();
+    const now = this.now();
     if (Math.abs(now - stmt.ts) > FRESHNESS_MS) return;
     if (this.seenPushes.has(stmt.nonce)) return;
     // Bounded replay memory: expired entries go first, then the oldest.
