@@ -52,6 +52,8 @@ const HINT_INTERVAL_MS = 1000;
 const HINT_GLOBAL_PER_SECOND = 100;
 /** Message 1s waiting on an async verifyPeer: beyond this they are dropped. */
 const MAX_VERIFYING = 256;
+/** Static keys whose newest hello timestamp is remembered (about 100 bytes each). */
+const MAX_HELLO_KEYS = 65_536;
 /**
  * Reading a message 1 costs two X25519 operations before we know anything about
  * the sender (~0.2 ms): cap how many we read per second so a flood of junk
@@ -94,6 +96,8 @@ export interface SessionManagerOptions {
   maxQueue?: number;
   /** Message 1s read per second at most (the rest are dropped as dropBusy). */
   maxInitsPerSecond?: number;
+  /** Static keys whose newest hello timestamp is remembered (replay protection of message 1; default 65536). */
+  maxHelloKeys?: number;
   /** Rate of message 1s (of the right size) above which a cookie (mac2) is required. */
   underLoadInitsPerSecond?: number;
   /** Message 1s read per second per source (burst: a quarter of it, at least 5); cookie replies per source are capped the same way. */
@@ -315,7 +319,13 @@ export class SessionManager extends EventEmitter {
   private readonly byRemoteIndex = new Map<number, ManagedSession>();
   /** Our handshakes in flight, by the index in their message 1 (one per retry). */
   private readonly attempts = new Map<number, Attempt>();
-  /** Newest hello timestamp seen from each static key (message 1 replay protection). */
+  /**
+   * Newest hello timestamp seen from each static key (message 1 replay protection),
+   * least recently updated first. Bounded: past MAX_HELLO_KEYS the key not heard from
+   * for longest is forgotten. A replay of such a key's old message 1 finds no session
+   * to disturb (we have not talked to it for a long time), costs a message 2 smaller
+   * than what was sent and one rate-limited registry check, and nothing more.
+   */
   private readonly lastHelloTs = new Map<string, number>();
   private readonly hintLimiter = new HintLimiter(HINT_INTERVAL_MS, HINT_GLOBAL_PER_SECOND);
   private readonly indexScratch = Buffer.alloc(4);
@@ -759,6 +769,17 @@ export class SessionManager extends EventEmitter {
     return st === undefined || st.publicKey.equals(publicKey);
   }
 
+  private noteHello(keyId: string, timestamp: number): void {
+    this.lastHelloTs.delete(keyId); // re-inserted last: Map order is recency
+    this.lastHelloTs.set(keyId, timestamp);
+    if (this.lastHelloTs.size > (this.opts.maxHelloKeys ?? MAX_HELLO_KEYS)) this.lastHelloTs.delete(this.lastHelloTs.keys().next().value!);
+  }
+
+  /** Static keys whose newest hello timestamp is remembered now (bounded by maxHelloKeys). */
+  get rememberedHelloKeys(): number {
+    return this.lastHelloTs.size;
+  }
+
   /** Message 1 passed Noise and the timestamp check; `ok` is the verifyPeer verdict. */
   private accept(r: IkResponder, remoteIndex: number, keyId: string, ok: boolean, path: unknown): void {
     if (this.destroyed) return;
@@ -772,7 +793,7 @@ export class SessionManager extends EventEmitter {
       this.stats.dropStaleHandshake++;
       return;
     }
-    this.lastHelloTs.set(keyId, hello.timestamp);
+    this.noteHello(keyId, hello.timestamp);
     const st = this.peerFor(hello.address, r.remoteStatic);
     if (st.pending !== undefined && Buffer.compare(this.opts.identity.publicKey, r.remoteStatic) > 0) {
       // Both sides initiated: ours wins, the peer will answer it. The message was
@@ -831,7 +852,7 @@ export class SessionManager extends EventEmitter {
     }
     const keyId = res.remoteStatic.toString('base64');
     // The peer's own clock: any message 1 it wrote before this answer is now stale.
-    if (res.timestamp > (this.lastHelloTs.get(keyId) ?? -1)) this.lastHelloTs.set(keyId, res.timestamp);
+    if (res.timestamp > (this.lastHelloTs.get(keyId) ?? -1)) this.noteHello(keyId, res.timestamp);
     this.clearPending(st);
     const now = this.now();
     const s = this.newSession(st, localIndex, remoteIndex, 'initiator', res, now);

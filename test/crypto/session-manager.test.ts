@@ -522,3 +522,48 @@ test('a flood of message 1s is capped per second (dropBusy) and real handshakes 
   assert.equal(String(b.got[0]), 'still works');
   p.destroy();
 });
+
+test('message 1 replay memory is bounded: past maxHelloKeys the key heard from longest ago is forgotten, recent keys stay protected', async () => {
+  const b = { id: generateIdentity(), addr: { network: 0, node: 100 } };
+  const initiators: SessionManager[] = [];
+  const byKey = new Map<number, SessionManager>();
+  const wire: Buffer[][] = [];
+  const responder: SessionManager = new SessionManager({
+    identity: b.id,
+    localAddress: b.addr,
+    bootId: crypto.randomBytes(8),
+    maxHelloKeys: 3,
+    send: (peerKey, pkt) => setImmediate(() => byKey.get(peerKey)?.handlePacket(Buffer.from(pkt), 'b')),
+  });
+  let established = 0;
+  responder.on('session', () => established++);
+  for (let i = 0; i < 8; i++) {
+    const sent: Buffer[] = [];
+    wire.push(sent);
+    const addr = { network: 0, node: 200 + i };
+    initiators.push(
+      new SessionManager({
+        identity: generateIdentity(),
+        localAddress: addr,
+        bootId: crypto.randomBytes(8),
+        send: (_peer, pkt) => {
+          sent.push(Buffer.from(pkt));
+          setImmediate(() => responder.handlePacket(Buffer.from(pkt), i));
+        },
+        sendRaw: (pkt) => setImmediate(() => responder.handlePacket(Buffer.from(pkt), i)),
+      }),
+    );
+    byKey.set(addressKey(addr), initiators[i]!);
+    initiators[i]!.sendTo({ address: b.addr, publicKey: b.id.publicKey }, Buffer.from('hi'));
+    await until(() => established === i + 1);
+    assert.ok(responder.rememberedHelloKeys <= 3, `remembered ${responder.rememberedHelloKeys} keys`);
+  }
+  // The newest initiator's message 1, replayed: still refused.
+  const init = wire[7]!.find((x) => x[0] === 0x10)!;
+  const stale = responder.stats.dropStaleHandshake;
+  responder.handlePacket(Buffer.from(init), 7);
+  await sleep(20);
+  assert.equal(responder.stats.dropStaleHandshake, stale + 1);
+  for (const m of initiators) m.destroy();
+  responder.destroy();
+});
