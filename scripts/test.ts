@@ -64,6 +64,32 @@ export function tierOf(file: string): Tier {
   return 'unit';
 }
 
+/**
+ * Files that take longest (serial wall time on the 2-core box, most first) start first, so
+ * the run does not end waiting on one long file started last (longest-processing-time
+ * scheduling). Others keep their order after these.
+ */
+const LONGEST = [
+  'test/nat/matrix.test.ts', // ~250 s
+  'test/rendezvous/multi-instance.test.ts', // ~110 s
+  'test/service/global-install.test.ts', // ~100 s
+  'test/sdk/package-consumer.test.ts', // ~85 s
+  'test/sdk/node.test.ts',
+  'test/nat/roaming.test.ts',
+  'test/services/files.test.ts',
+  'test/sdk/examples.test.ts',
+  'test/services/data-file.test.ts',
+  'test/sdk/streams.test.ts',
+];
+
+function longestFirst(files: string[]): string[] {
+  const rank = (f: string) => {
+    const i = LONGEST.indexOf(f);
+    return i < 0 ? LONGEST.length : i;
+  };
+  return [...files].sort((a, b) => rank(a) - rank(b)); // stable: the rest keep their order
+}
+
 function typecheck(): void {
   // the examples have their own project: they import 'pilot-overlay/sdk' as a consumer does
   for (const project of ['tsconfig.json', 'examples/tsconfig.json']) {
@@ -108,7 +134,7 @@ async function main(): Promise<void> {
   // The slow tiers share one runner so files overlap their waiting. Each file mostly waits
   // on timers, handshakes and other processes; PILOT_TEST_CONCURRENCY tunes it.
   const concurrency = Number(process.env.PILOT_TEST_CONCURRENCY) || 4;
-  const rest = onlyTier ? byTier[onlyTier] : [...byTier.lab, ...byTier.integration];
+  const rest = longestFirst(onlyTier ? byTier[onlyTier] : [...byTier.lab, ...byTier.integration]);
   // One `npm pack` for every test that installs the package (two packs in one checkout
   // would clash on dist/).
   const packDir = mkdtempSync(join(tmpdir(), 'pilot-pack-'));
