@@ -277,8 +277,12 @@ export function buildProgram(json = false): Command {
     .description('revoke trust: the session closes and nothing more passes')
     .action(
       run(async (_g, out, client, node: string) => {
-        const r = await client().call<{ peer: string }>('untrust', { node });
-        ok(out, r, () => `trust revoked: ${r.peer}`);
+        const r = await client().call<{ peer: string; status: string }>('untrust', { node });
+        ok(out, r, () =>
+          r.status === 'revoked-locally'
+            ? `trust revoked here: ${r.peer} is cut off now.\nThe rendezvous did not answer; it is told on the next sync (every 20 s), until then the pair stays listed there.`
+            : `trust revoked: ${r.peer}`,
+        );
       }),
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose

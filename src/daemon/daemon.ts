@@ -261,6 +261,13 @@ export class Daemon extends EventEmitter {
 
   /** Pull the registry's view (trust pairs, pending requests both ways). */
   async syncTrust(): Promise<void> {
+    // Revocations the registry missed go first, so the list below no longer has them.
+    for (const peer of this.trust.pendingRevocations()) {
+      await this.registry.trustRevoke(peer).then(
+        () => this.trust.settleRevocation(peer),
+        (err: unknown) => this.log.warn({ peer, err: (err as Error).message }, 'revocation not yet confirmed by the registry'),
+      );
+    }
     const [list, pending] = await Promise.all([this.registry.trustList(), this.registry.trustPending()]);
     this.trust.replace(
       list.trusted.map((t) => ({ peer: t.peer, hostname: t.hostname ?? null, since: t.since, mutual: true })),
@@ -364,6 +371,7 @@ export class Daemon extends EventEmitter {
 
   async trustRequest(target: string, reason?: string): Promise<{ status: string; peer: string }> {
     const addr = await this.addressOfTarget(target);
+    this.trust.settleRevocation(formatAddress(addr)); // asking again overrides an unconfirmed revocation
     const r = await this.registry.trustRequest(formatAddress(addr), reason);
     if (r.status === 'trusted') this.trust.addTrusted(formatAddress(addr), null);
     else this.trust.addOutgoing({ to: formatAddress(addr), hostname: null, reason: reason ?? null, created: Date.now() });
@@ -373,6 +381,7 @@ export class Daemon extends EventEmitter {
 
   async trustApprove(node: string): Promise<{ status: string; peer: string }> {
     const addr = this.addressOfPending(node);
+    this.trust.settleRevocation(addr);
     const r = await this.registry.trustApprove(addr);
     const pend = this.trust.listIncoming().find((p) => p.from === addr);
     this.trust.addTrusted(addr, pend?.hostname ?? null);
@@ -389,8 +398,15 @@ export class Daemon extends EventEmitter {
   async trustRevoke(node: string): Promise<{ status: string; peer: string }> {
     const known = this.trust.listTrusted().find((t) => t.peer === node || t.hostname === node);
     const addr = known ? known.peer : formatAddress(await this.addressOfTarget(node));
-    await this.registry.trustRevoke(addr);
-    this.trust.removeTrusted(addr);
+    // Enforced here first: the peer is cut at once, whether or not the registry answers.
+    this.trust.revoke(addr);
+    try {
+      await this.registry.trustRevoke(addr);
+    } catch (err) {
+      this.log.warn({ peer: addr, err: (err as Error).message }, 'revoked here; the registry will be told on the next sync');
+      return { status: 'revoked-locally', peer: addr };
+    }
+    this.trust.settleRevocation(addr);
     return { status: 'revoked', peer: addr };
   }
 

@@ -35,6 +35,8 @@ interface TrustFile {
   trusted: TrustedPeer[];
   incoming: PendingRequest[];
   outgoing: OutgoingRequest[];
+  /** Revoked here, not yet confirmed by the registry (retried on every sync). */
+  revoking?: string[];
 }
 
 /** The file keeps this much slack (trailing whitespace, valid JSON) so a slightly longer list still fits in place on a full disk. */
@@ -46,6 +48,12 @@ export class TrustBook extends EventEmitter {
   private trusted = new Map<string, TrustedPeer>();
   private incoming = new Map<string, PendingRequest>();
   private outgoing = new Map<string, OutgoingRequest>();
+  /**
+   * Peers the owner revoked while the registry could not be told. Enforcement does not
+   * wait for the registry: these stay untrusted here, whatever a sync or push says,
+   * until the registry confirms the revocation (or the owner trusts the peer again).
+   */
+  private revoking = new Set<string>();
   /** The file is behind memory (a write failed); retried on a timer and on the next change. */
   private dirty = false;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -64,6 +72,8 @@ export class TrustBook extends EventEmitter {
       for (const t of raw.trusted ?? []) if (typeof t.peer === 'string') this.trusted.set(t.peer, t);
       for (const p of raw.incoming ?? []) if (typeof p.from === 'string') this.incoming.set(p.from, p);
       for (const o of raw.outgoing ?? []) if (typeof o.to === 'string') this.outgoing.set(o.to, o);
+      for (const r of raw.revoking ?? []) if (typeof r === 'string') this.revoking.add(r);
+      for (const r of this.revoking) this.trusted.delete(r);
     } catch {
       // A corrupt cache (also a torn in-place write) is rebuilt from the registry on the next sync; until then nobody is trusted.
     }
@@ -84,7 +94,7 @@ export class TrustBook extends EventEmitter {
    *  3. otherwise: retried every RETRY_MS and on the next change.
    */
   private persist(): void {
-    const body = JSON.stringify({ trusted: [...this.trusted.values()], incoming: [...this.incoming.values()], outgoing: [...this.outgoing.values()] } satisfies TrustFile, null, 2) + '\n';
+    const body = JSON.stringify({ trusted: [...this.trusted.values()], incoming: [...this.incoming.values()], outgoing: [...this.outgoing.values()], revoking: [...this.revoking] } satisfies TrustFile, null, 2) + '\n';
     const text = body + ' '.repeat(SLACK) + '\n';
     if (this.writeAtomic(text) || this.writeInPlace(body)) {
       this.dirty = false;
@@ -152,6 +162,7 @@ export class TrustBook extends EventEmitter {
 
   /** Replace everything with the registry's answer; emits 'revoked' for peers that disappeared. */
   replace(trusted: TrustedPeer[], incoming: PendingRequest[], outgoing: OutgoingRequest[]): void {
+    trusted = trusted.filter((t) => !this.revoking.has(t.peer));
     const gone = [...this.trusted.keys()].filter((p) => !trusted.some((t) => t.peer === p));
     const added = trusted.filter((t) => !this.trusted.has(t.peer));
     this.trusted = new Map(trusted.map((t) => [t.peer, t]));
@@ -164,12 +175,30 @@ export class TrustBook extends EventEmitter {
   }
 
   addTrusted(peer: string, hostname: string | null): void {
+    if (this.revoking.has(peer)) return; // a push that crossed our revocation
     const had = this.trusted.has(peer);
     this.trusted.set(peer, { peer, hostname, since: this.trusted.get(peer)?.since ?? Date.now(), mutual: true });
     this.incoming.delete(peer);
     this.outgoing.delete(peer);
     this.persist();
     if (!had) this.emit('trusted', peer);
+  }
+
+  /** The owner revoked `peer`: cut at once, and remembered until the registry confirms it. */
+  revoke(peer: string): void {
+    this.revoking.add(peer);
+    if (this.trusted.delete(peer)) this.emit('revoked', peer);
+    this.persist();
+  }
+
+  /** The registry has the revocation (or the owner asks for trust again): sync and pushes rule again. */
+  settleRevocation(peer: string): void {
+    if (this.revoking.delete(peer)) this.persist();
+  }
+
+  /** Revocations the registry has not confirmed yet. */
+  pendingRevocations(): string[] {
+    return [...this.revoking];
   }
 
   removeTrusted(peer: string): void {
