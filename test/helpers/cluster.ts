@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IpcClient } from '../../src/ipc/client.ts';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NODE = process.execPath;
@@ -119,6 +120,16 @@ export class Agent {
   /** Run pilotctl as this agent (--json added). */
   ctl(args: string[], timeoutMs?: number): Promise<CtlResult> {
     return run(wrap([NODE, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], this.netns), { PILOT_HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs);
+  }
+
+  /** One call straight over the daemon's IPC socket (what pilotctl does, without starting a CLI process). */
+  async ipc<T = any>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+    const c = new IpcClient(this.socket);
+    try {
+      return await c.call<T>(method, params);
+    } finally {
+      c.close();
+    }
   }
 
   async start(extra: string[] = []): Promise<void> {

@@ -11,3 +11,10 @@ export function relaySend(dst: string, inner: Buffer): Buffer {
   inner.copy(pkt, 7);
   return pkt;
 }
+
+/** An inner Data packet of `len` bytes whose content no session can open (relay tests: bytes, not meaning). */
+export function junkData(len: number): Buffer {
+  const inner = Buffer.alloc(len, 7);
+  inner[0] = PacketType.Data;
+  return inner;
+}

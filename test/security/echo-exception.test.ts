@@ -14,7 +14,6 @@ import path from 'node:path';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
-import { IpcClient } from '../../src/ipc/client.ts';
 import { parseAddress } from '../../src/wire/address.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 
@@ -34,18 +33,10 @@ async function agent(name: string, extra: string[] = []): Promise<Agent> {
   return a;
 }
 
-async function call<T = any>(a: Agent, method: string, params: Record<string, unknown> = {}): Promise<T> {
-  const c = new IpcClient(a.socket);
-  try {
-    return await c.call<T>(method, params);
-  } finally {
-    c.close();
-  }
-}
 
 /** Datagrams that reach `port` of `a` (as an SDK datagram socket would see them) within `ms`. */
 function listen(a: Agent, port: number, ms: number): Promise<{ received: number }> {
-  return call(a, 'recv', { port, count: 0, timeoutMs: ms });
+  return a.ipc('recv', { port, count: 0, timeoutMs: ms });
 }
 
 /** One echo round trip from the in-process attacker (through the policy, as a normal ping). */
@@ -89,9 +80,9 @@ after(async () => {
 
 test('echo still works both ways between untrusted public nodes, and from a private node to them', async () => {
   assert.equal(await attackerPing(pub.address), true, 'attacker -> public echo');
-  const p1 = await call(pub, 'ping', { target: formatted(), count: 2, intervalMs: 100, timeoutMs: 3000 });
+  const p1 = await pub.ipc('ping', { target: formatted(), count: 2, intervalMs: 100, timeoutMs: 3000 });
   assert.equal(p1.received, 2, 'public -> attacker echo');
-  const p2 = await call(priv, 'ping', { target: 'ee-public', count: 2, intervalMs: 100, timeoutMs: 3000 });
+  const p2 = await priv.ipc('ping', { target: 'ee-public', count: 2, intervalMs: 100, timeoutMs: 3000 });
   assert.equal(p2.received, 2, 'private -> public echo');
 });
 
@@ -101,43 +92,43 @@ function formatted(): string {
 
 test('an untrusted public node cannot write into a public node\'s stdio queue or SDK datagram port by claiming source port 7', async () => {
   assert.equal(await attackerPing(pub.address), true, 'session up');
-  const before = (await call(pub, 'stats')).daemon.refusedUntrusted as number;
+  const before = (await pub.ipc('stats')).daemon.refusedUntrusted as number;
   const sdkPort = listen(pub, 5000, 2500);
   await sleep(300); // the recv is registered
   await forge(pub.address, 1000, 'rm -rf / # from a stranger');
   await forge(pub.address, 5000, 'forged into an SDK socket');
   assert.equal((await sdkPort).received, 0, 'nothing reached the SDK datagram port');
-  const q = await call(pub, 'stdio_status');
+  const q = await pub.ipc('stdio_status');
   assert.equal(q.queued, 0, `stdio queue: ${JSON.stringify(q)}`);
-  const after = (await call(pub, 'stats')).daemon.refusedUntrusted as number;
+  const after = (await pub.ipc('stats')).daemon.refusedUntrusted as number;
   assert.ok(after >= before + 2, `refused: ${before} -> ${after}`);
 });
 
 test('nor into a private node\'s after that node pinged it', async () => {
-  const ping = await call(priv, 'ping', { target: formatted(), count: 1, timeoutMs: 3000 });
+  const ping = await priv.ipc('ping', { target: formatted(), count: 1, timeoutMs: 3000 });
   assert.equal(ping.received, 1, 'private -> attacker echo');
   const sdkPort = listen(priv, 5000, 2500);
   await sleep(300);
   await forge(priv.address, 1000, 'hello from a stranger');
   await forge(priv.address, 5000, 'forged into an SDK socket');
   assert.equal((await sdkPort).received, 0, 'nothing reached the SDK datagram port');
-  const q = await call(priv, 'stdio_status');
+  const q = await priv.ipc('stdio_status');
   assert.equal(q.queued, 0, `stdio queue: ${JSON.stringify(q)}`);
 });
 
 test('a local client cannot pick source port 7 to skip the trust check; echo requests need no source port', async () => {
   const target = formatted();
-  const err = await call(pub, 'send', { target, port: 1000, data: 'x', srcPort: 7 }).then(
+  const err = await pub.ipc('send', { target, port: 1000, data: 'x', srcPort: 7 }).then(
     () => undefined,
     (e: { code?: string }) => e,
   );
   assert.ok(err, 'refused');
   assert.equal(err.code, 'BAD_ARGUMENT');
-  const plain = await call(pub, 'send', { target, port: 1000, data: 'x' }).then(
+  const plain = await pub.ipc('send', { target, port: 1000, data: 'x' }).then(
     () => undefined,
     (e: { code?: string }) => e,
   );
   assert.equal(plain?.code, 'NOT_TRUSTED');
-  const echo = await call(pub, 'send', { target, port: 7, data: 'x' });
+  const echo = await pub.ipc('send', { target, port: 7, data: 'x' });
   assert.equal(echo.bytes, 1, 'an echo request needs no source port: an ephemeral one is chosen');
 });

@@ -9,41 +9,27 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { encodeFrame } from '../../src/services/framing.ts';
-import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
-import { startAgent, trustEachOther } from '../services/helpers.ts';
-import { dialRaw, freeBytes, message, mountTmpfs, sha, totalBytes, type RawStream } from './quota-helpers.ts';
+import type { Agent } from '../helpers/cluster.ts';
+import { dialRaw, freeBytes, message, type QuotaSetup, type RawStream, sha, startQuotaSetup, totalBytes } from './quota-helpers.ts';
 
 const MiB = 1024 * 1024;
-let rdv: Rendezvous;
+let setup: QuotaSetup;
 let work: string;
-let unmount: (() => void) | undefined;
 let a: Agent;
 let b: Agent;
 let c: Agent;
-const agents: Agent[] = [];
 /** Alpha's accepted 62 MiB transfer, kept open (its reservation held) across the tests. */
 let held: RawStream | undefined;
 
 before(async () => {
-  work = tmpDir('pilot-sec-fq-');
-  rdv = await startRendezvous();
-  unmount = mountTmpfs(path.join(work, 'fq-beta'), 128);
-  b = await startAgent(rdv, work, 'fq-beta');
-  agents.push(b);
-  a = await startAgent(rdv, work, 'fq-alpha');
-  agents.push(a);
-  c = await startAgent(rdv, work, 'fq-gamma');
-  agents.push(c);
-  await trustEachOther(a, b);
-  await trustEachOther(c, b);
+  setup = await startQuotaSetup('fq', { tmpfsMiB: 128, gamma: true });
+  ({ work, a, b } = setup);
+  c = setup.c!;
 });
 
 after(async () => {
   held?.socket.destroy();
-  for (const x of agents) await x.stop();
-  await rdv?.kill();
-  unmount?.();
-  fs.rmSync(work, { recursive: true, force: true });
+  await setup?.stop();
 });
 
 /** Announce a file of `size` bytes; resolves with the receiver's first answer (accept or refusal). */

@@ -12,7 +12,6 @@ import fs from 'node:fs';
 import { execFileSync, spawn } from 'node:child_process';
 import { Agent, ROOT, startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { Lab, netnsSupport } from '../helpers/netns.ts';
-import { IpcClient } from '../../src/ipc/client.ts';
 
 const support = netnsSupport();
 const RATE = 20_000;
@@ -34,24 +33,15 @@ function prioritise(pid: number): void {
   }
 }
 
-// Straight over the daemons' IPC sockets (what pilotctl does), so no CLI process has to start on a loaded machine.
-async function ipc<T>(a: Agent, method: string, params: Record<string, unknown> = {}): Promise<T> {
-  const c = new IpcClient(a.socket);
-  try {
-    return (await c.call(method, params)) as T;
-  } finally {
-    c.close();
-  }
-}
 
-const stats = (a: Agent): Promise<{ sessions: Record<string, number>; daemon: Record<string, number> }> => ipc(a, 'stats');
+const stats = (a: Agent): Promise<{ sessions: Record<string, number>; daemon: Record<string, number> }> => a.ipc('stats');
 
 /** `b` asks `a` for trust, `a` approves, until `b` sees it. */
 async function trust(a: Agent, b: Agent): Promise<void> {
-  await ipc(b, 'handshake', { target: a.address, reason: 'tests' });
-  await ipc(a, 'approve', { node: b.address });
+  await b.ipc('handshake', { target: a.address, reason: 'tests' });
+  await a.ipc('approve', { node: b.address });
   for (let i = 0; i < 100; i++) {
-    const t = await ipc<{ trusted: Array<{ peer: string }> }>(b, 'trust');
+    const t = await b.ipc<{ trusted: Array<{ peer: string }> }>('trust');
     if (t.trusted.some((x) => x.peer === a.address)) return;
     await sleep(100);
   }
@@ -60,7 +50,7 @@ async function trust(a: Agent, b: Agent): Promise<void> {
 
 /** First ping of `from` to `to` (the daemon's echo probe, as pilotctl ping): handshake included, 1 s to answer. */
 async function firstPing(from: Agent, to: Agent): Promise<{ ok: boolean; rttMs: number | null; raw: string }> {
-  const r = await ipc<{ received: number; minMs: number | null }>(from, 'ping', { target: to.address, count: 1, intervalMs: 0, timeoutMs: 1000 });
+  const r = await from.ipc<{ received: number; minMs: number | null }>('ping', { target: to.address, count: 1, intervalMs: 0, timeoutMs: 1000 });
   return { ok: r.received === 1, rttMs: r.minMs, raw: JSON.stringify(r) };
 }
 
@@ -82,7 +72,7 @@ test('handshake flood: 20,000 junk message 1/s from 64 IPs; a fresh trusted peer
     const start = (a: Agent, listen: string): Promise<void> => a.start(['--registry', rdv.addr, '--email', `${a.name}@example.com`, '--hostname', a.name, '--listen', listen]);
     await Promise.all([start(victim, '127.0.0.1:7400'), start(early, '127.0.0.1:0'), start(fresh, '127.0.0.1:0'), start(relayed, '127.0.0.1:7500')]);
     await Promise.all([trust(victim, early), trust(victim, fresh), trust(victim, relayed)]);
-    const key = (await ipc<{ publicKey: string }>(victim, 'info')).publicKey;
+    const key = (await victim.ipc<{ publicKey: string }>('info')).publicKey;
     // Every process of this test (attacker included) at the same raised priority: what
     // decides is the daemon's defence against the flood, not the rest of the machine's load.
     for (const pid of [victim.pid, early.pid, fresh.pid, relayed.pid, rdv.proc.pid!]) prioritise(pid);

@@ -4,35 +4,22 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
-import { startAgent, trustEachOther } from '../services/helpers.ts';
-import { ask, message } from './quota-helpers.ts';
+import type { Agent } from '../helpers/cluster.ts';
+import { ask, message, type QuotaSetup, startQuotaSetup } from './quota-helpers.ts';
 
-let rdv: Rendezvous;
-let work: string;
+let setup: QuotaSetup;
 let a: Agent;
 let b: Agent;
 let c: Agent;
-const agents: Agent[] = [];
 
 before(async () => {
-  work = tmpDir('pilot-sec-ib-');
-  rdv = await startRendezvous();
-  b = await startAgent(rdv, work, 'ib-beta', [], { maxPeerInboxMessages: 20 });
-  agents.push(b);
-  a = await startAgent(rdv, work, 'ib-alpha');
-  agents.push(a);
-  c = await startAgent(rdv, work, 'ib-gamma');
-  agents.push(c);
-  await trustEachOther(a, b);
-  await trustEachOther(c, b);
+  setup = await startQuotaSetup('ib', { services: { maxPeerInboxMessages: 20 }, gamma: true });
+  ({ a, b } = setup);
+  c = setup.c!;
 });
 
 after(async () => {
-  for (const x of agents) await x.stop();
-  await rdv?.kill();
-  fs.rmSync(work, { recursive: true, force: true });
+  await setup?.stop();
 });
 
 test('one peer cannot fill the inbox: its share of messages, then QUOTA_EXCEEDED; another peer\'s message arrives; clearing gives the share back', async () => {

@@ -6,36 +6,25 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
-import { startAgent, trustEachOther } from '../services/helpers.ts';
-import { ask, dirBytes, rssOf, type RawStream } from './quota-helpers.ts';
+import type { Agent } from '../helpers/cluster.ts';
+import { ask, dirBytes, type QuotaSetup, type RawStream, rssOf, startQuotaSetup } from './quota-helpers.ts';
 
-let rdv: Rendezvous;
+let setup: QuotaSetup;
 let work: string;
 let a: Agent;
 let b: Agent;
 let c: Agent;
-const agents: Agent[] = [];
 const open: RawStream[] = [];
 
 before(async () => {
-  work = tmpDir('pilot-sec-ps-');
-  rdv = await startRendezvous();
-  b = await startAgent(rdv, work, 'ps-beta');
-  agents.push(b);
-  a = await startAgent(rdv, work, 'ps-alpha');
-  agents.push(a);
-  c = await startAgent(rdv, work, 'ps-gamma');
-  agents.push(c);
-  await trustEachOther(a, b);
-  await trustEachOther(c, b);
+  setup = await startQuotaSetup('ps', { gamma: true });
+  ({ work, a, b } = setup);
+  c = setup.c!;
 });
 
 after(async () => {
   for (const s of open) s.socket.destroy();
-  for (const x of agents) await x.stop();
-  await rdv?.kill();
-  fs.rmSync(work, { recursive: true, force: true });
+  await setup?.stop();
 });
 
 test('one peer cannot take all pub/sub subscriptions: it gets its share (16), another peer still subscribes', async () => {

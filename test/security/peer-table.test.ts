@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, ROOT, run, startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { DaemonConfigSchema, saveConfig } from '../../src/daemon/config.ts';
-import { IpcClient } from '../../src/ipc/client.ts';
 
 const KEYS = 200;
 const CAP = 60;
@@ -23,17 +22,9 @@ function rssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-async function call<T = any>(a: Agent, method: string, params: Record<string, unknown> = {}): Promise<T> {
-  const c = new IpcClient(a.socket);
-  try {
-    return await c.call<T>(method, params);
-  } finally {
-    c.close();
-  }
-}
 
 async function peers(a: Agent): Promise<string[]> {
-  return ((await call(a, 'peers')).peers as { address: string }[]).map((p) => p.address);
+  return ((await a.ipc('peers')).peers as { address: string }[]).map((p) => p.address);
 }
 
 test('throwaway keys that handshake a public daemon are forgotten when idle, capped meanwhile; a trusted peer stays', { timeout: 120_000 }, async () => {
@@ -49,10 +40,10 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
     await pub.start(['--hostname', 'pt-public', '--public', '--listen', '127.0.0.1:0', '--socket', pub.socket]);
     await friend.start(['--registry', rdv.addr, '--email', 'pt-friend@example.com', '--hostname', 'pt-friend', '--listen', '127.0.0.1:0']);
     // a trusted peer with a session, then idle for the whole test
-    await call(friend, 'handshake', { target: pub.address, reason: 'friends' });
-    await call(pub, 'approve', { node: friend.address });
-    for (let i = 0; i < 50 && !(await call(friend, 'trust')).trusted.some((t: { peer: string }) => t.peer === pub.address); i++) await sleep(100);
-    const ping = await call(friend, 'ping', { target: pub.address, count: 1, timeoutMs: 3000 });
+    await friend.ipc('handshake', { target: pub.address, reason: 'friends' });
+    await pub.ipc('approve', { node: friend.address });
+    for (let i = 0; i < 50 && !(await friend.ipc('trust')).trusted.some((t: { peer: string }) => t.peer === pub.address); i++) await sleep(100);
+    const ping = await friend.ipc('ping', { target: pub.address, count: 1, timeoutMs: 3000 });
     assert.equal(ping.received, 1);
     const baseline = await peers(pub);
     assert.deepEqual(baseline, [friend.address]);
@@ -78,10 +69,10 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
     const rssAfter = rssMb(pub.pid);
     console.log(JSON.stringify({ keys: KEYS, established: s.established, swarmMs: s.ms, peers: { baseline: baseline.length, during: during.length, after: after.length }, rssMb: { before: rssBefore, during: rssDuring, after: rssAfter } }));
     assert.deepEqual(after, baseline, 'back to the trusted peer alone');
-    const stats = (await call(pub, 'stats')).daemon;
+    const stats = (await pub.ipc('stats')).daemon;
     assert.ok(stats.untrustedEvicted >= s.established, `evicted: ${stats.untrustedEvicted}`);
     // and the trusted peer still answers on its session
-    const again = await call(friend, 'ping', { target: pub.address, count: 1, timeoutMs: 3000 });
+    const again = await friend.ipc('ping', { target: pub.address, count: 1, timeoutMs: 3000 });
     assert.equal(again.received, 1);
   } finally {
     await Promise.all([pub.stop(), friend.stop()]);

@@ -9,7 +9,8 @@ import type net from 'node:net';
 import path from 'node:path';
 import { openPipe } from '../../src/ipc/client.ts';
 import { ByteReader, encodeFrame } from '../../src/services/framing.ts';
-import type { Agent } from '../helpers/cluster.ts';
+import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
+import { startAgent, trustEachOther } from '../services/helpers.ts';
 
 /** Mount a tmpfs of `mib` MiB at `dir` (created); returns the unmounter (safe to call twice). */
 export function mountTmpfs(dir: string, mib: number): () => void {
@@ -113,4 +114,49 @@ export function rssOf(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   assert.ok(m, 'VmRSS');
   return Number(m[1]) * 1024;
+}
+
+/** A receiver (beta) trusted by one or two senders (alpha, gamma), each a real daemon on one rendezvous. */
+export interface QuotaSetup {
+  rdv: Rendezvous;
+  work: string;
+  /** The receiver whose quotas are tested. */
+  b: Agent;
+  a: Agent;
+  /** The second sender, when asked for. */
+  c: Agent | undefined;
+  /** Stops every daemon and the rendezvous, unmounts the tmpfs, removes the work dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * The setting of every quota test: beta (with `services` in its services.json and, with
+ * `tmpfsMiB`, its PILOT_HOME on a tmpfs of that size), alpha and (with `gamma`) gamma,
+ * both trusted by beta.
+ */
+export async function startQuotaSetup(prefix: string, opts: { services?: Record<string, unknown>; tmpfsMiB?: number; gamma?: boolean } = {}): Promise<QuotaSetup> {
+  const work = tmpDir(`pilot-sec-${prefix}-`);
+  const rdv = await startRendezvous();
+  const agents: Agent[] = [];
+  const unmount = opts.tmpfsMiB === undefined ? undefined : mountTmpfs(path.join(work, `${prefix}-beta`), opts.tmpfsMiB);
+  const stop = async () => {
+    for (const x of agents) await x.stop();
+    await rdv.kill();
+    unmount?.();
+    fs.rmSync(work, { recursive: true, force: true });
+  };
+  try {
+    const b = await startAgent(rdv, work, `${prefix}-beta`, [], opts.services);
+    agents.push(b);
+    const a = await startAgent(rdv, work, `${prefix}-alpha`);
+    agents.push(a);
+    const c = opts.gamma ? await startAgent(rdv, work, `${prefix}-gamma`) : undefined;
+    if (c) agents.push(c);
+    await trustEachOther(a, b);
+    if (c) await trustEachOther(c, b);
+    return { rdv, work, b, a, c, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
 }

@@ -14,6 +14,7 @@ import { generateIdentity } from '../../src/registry/signing.ts';
 import { startRendezvous } from '../helpers/cluster.ts';
 import { NsUdp } from './ns-udp.ts';
 import { buildRrLab, deferrer, ownSpoofedAddress, RDV_IP, rrLabSupport } from './rr-lab.ts';
+import { junkData, relaySend } from '../helpers/relay-packet.ts';
 
 const support = rrLabSupport();
 
@@ -22,15 +23,6 @@ const PORT = 9000;
 const ALT = 9001;
 const VICTIM_PORT = 7777;
 
-function relaySend(dst: string, innerLen: number): Buffer {
-  const [, a, b] = /^\d+:([0-9A-F]{4})\.([0-9A-F]{4}\.[0-9A-F]{4})$/.exec(dst) ?? [];
-  const addr = Buffer.alloc(6);
-  addr.writeUInt16BE(parseInt(a!, 16), 0);
-  addr.writeUInt32BE(parseInt(b!.replace('.', ''), 16), 2);
-  const inner = Buffer.alloc(innerLen, 7);
-  inner[0] = 0x12;
-  return Buffer.concat([Buffer.from([0x20]), addr, inner]);
-}
 
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t0 = process.hrtime.bigint();
@@ -82,7 +74,7 @@ test('no unauthenticated UDP request makes the rendezvous send more toward a spo
     { name: 'bad signature', port: PORT, make: withStmt({ method: 'heartbeat', params: {}, key: me.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: Date.now(), nonce: nonce() }) },
     { name: 'malformed statement with a nonce', port: PORT, make: withStmt({ method: 'heartbeat', params: 'x'.repeat(10), nonce: nonce() }) },
     { name: 'replayed executed request (response cache)', port: PORT, make: () => captured },
-    { name: 'RelaySend from an unregistered source', port: PORT, make: () => relaySend(reg.address, 1000) },
+    { name: 'RelaySend from an unregistered source', port: PORT, make: () => relaySend(reg.address, junkData(1000)) },
     { name: 'garbage', port: PORT, make: () => Buffer.alloc(300, 0x55) },
   ];
 

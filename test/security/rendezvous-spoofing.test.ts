@@ -17,6 +17,7 @@ import { generateIdentity } from '../../src/registry/signing.ts';
 import { Agent, startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { NsUdp, type NsSocket } from './ns-udp.ts';
 import { buildRrLab, deferrer, ownSpoofedAddress, RDV_IP, rrLabSupport } from './rr-lab.ts';
+import { junkData, relaySend } from '../helpers/relay-packet.ts';
 
 const support = rrLabSupport();
 
@@ -29,15 +30,6 @@ function clientOn(sock: NsSocket, identity = generateIdentity()): RegistryClient
   return c;
 }
 
-function relaySend(dst: string, innerLen: number): Buffer {
-  const [, a, b] = /^\d+:([0-9A-F]{4})\.([0-9A-F]{4}\.[0-9A-F]{4})$/.exec(dst) ?? [];
-  const addr = Buffer.alloc(6);
-  addr.writeUInt16BE(parseInt(a!, 16), 0);
-  addr.writeUInt32BE(parseInt(b!.replace('.', ''), 16), 2);
-  const inner = Buffer.alloc(innerLen, 7);
-  inner[0] = 0x12;
-  return Buffer.concat([Buffer.from([0x20]), addr, inner]);
-}
 
 const isRelayDeliver = (pkt: Buffer) => pkt[0] === 0x21;
 
@@ -87,7 +79,7 @@ test('spoofed register and heartbeat cannot point the relay at a victim', { skip
   // Relay at full rate toward both (about 1 MB).
   const targets = [sinkReg.address, ...(freshAddr ? [freshAddr] : [])];
   for (let i = 0; i < 500; i++) {
-    for (const dst of targets) senderSock.send(relaySend(dst, 1000), RDV_IP, PORT);
+    for (const dst of targets) senderSock.send(relaySend(dst, junkData(1000)), RDV_IP, PORT);
     // Small bursts: the counting sockets' receive buffers hold only ~90 such packets.
     if (i % 20 === 19) await sleep(30);
   }

@@ -6,33 +6,20 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
-import { startAgent, trustEachOther } from '../services/helpers.ts';
-import { ask, fillDisk, freeBytes, message, mountTmpfs } from './quota-helpers.ts';
+import type { Agent } from '../helpers/cluster.ts';
+import { ask, fillDisk, freeBytes, message, type QuotaSetup, startQuotaSetup } from './quota-helpers.ts';
 
-let rdv: Rendezvous;
-let work: string;
-let unmount: (() => void) | undefined;
+let setup: QuotaSetup;
 let a: Agent;
 let b: Agent;
-const agents: Agent[] = [];
 
 before(async () => {
-  work = tmpDir('pilot-sec-uf-');
-  rdv = await startRendezvous();
-  unmount = mountTmpfs(path.join(work, 'uf-beta'), 16);
-  b = await startAgent(rdv, work, 'uf-beta');
-  agents.push(b);
-  a = await startAgent(rdv, work, 'uf-alpha');
-  agents.push(a);
-  await trustEachOther(a, b);
+  setup = await startQuotaSetup('uf', { tmpfsMiB: 16 });
+  ({ a, b } = setup);
 });
 
 after(async () => {
-  for (const x of agents) await x.stop();
-  await rdv?.kill();
-  unmount?.();
-  fs.rmSync(work, { recursive: true, force: true });
+  await setup?.stop();
 });
 
 const trustFileLists = (peer: string): boolean => JSON.parse(fs.readFileSync(path.join(b.home, 'trust.json'), 'utf8')).trusted.some((t: { peer: string }) => t.peer === peer);
