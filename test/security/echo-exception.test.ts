@@ -11,7 +11,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
+import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
+import { startAgent } from '../services/helpers.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
 import { parseAddress } from '../../src/wire/address.ts';
@@ -26,12 +27,6 @@ let priv: Agent; // private victim
 let attacker: Daemon; // public, trusted by nobody
 const agents: Agent[] = [];
 
-async function agent(name: string, extra: string[] = []): Promise<Agent> {
-  const a = new Agent(name, work);
-  await a.start(['--registry', rdv.addr, '--email', `${name}@example.com`, '--hostname', name, '--listen', '127.0.0.1:0', ...extra]);
-  agents.push(a);
-  return a;
-}
 
 
 /** Datagrams that reach `port` of `a` (as an SDK datagram socket would see them) within `ms`. */
@@ -63,8 +58,9 @@ async function forge(to: string, dstPort: number, text: string): Promise<void> {
 before(async () => {
   work = tmpDir('pilot-echo-exc-');
   rdv = await startRendezvous();
-  pub = await agent('ee-public', ['--public']);
-  priv = await agent('ee-private');
+  pub = await startAgent(rdv, work, 'ee-public', ['--public']);
+  priv = await startAgent(rdv, work, 'ee-private');
+  agents.push(pub, priv);
   const home = path.join(work, 'ee-attacker');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   const config = DaemonConfigSchema.parse({ registry: rdv.addr, email: 'attacker@example.com', hostname: 'ee-attacker', public: true, listen: '127.0.0.1:0', socket: path.join(home, 'pilot.sock') });
