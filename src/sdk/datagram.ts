@@ -32,7 +32,7 @@ export class PilotDatagramSocket extends EventEmitter<PilotDatagramEvents> {
     this.port = port;
   }
 
-  static bind(backend: Backend, port: number): Promise<PilotDatagramSocket> {
+  static override bind(backend: Backend, port: number): Promise<PilotDatagramSocket> {
     const s = new PilotDatagramSocket(backend, port);
     return new Promise((resolve, reject) => {
       const sub = backend.subscribe<unknown>('sdk_recv', { port }, (event, data) => {

@@ -85,23 +85,23 @@ export class Cubic extends WindowController {
     this.limitedSince = -1;
   }
 
-  protected saveState(): unknown {
+  protected override saveState(): unknown {
     return { wMax: this.wMax, cwndPrior: this.cwndPrior, k: this.k, epochStart: this.epochStart, cwndEpoch: this.cwndEpoch, wEst: this.wEst, alpha: this.alpha };
   }
 
-  protected restoreState(state: unknown): void {
+  protected override restoreState(state: unknown): void {
     // RFC 9438 §4.9: back to the curve the spurious event interrupted
     Object.assign(this, state as Pick<Cubic, 'wMax' | 'cwndPrior' | 'k' | 'epochStart' | 'cwndEpoch' | 'wEst' | 'alpha'>);
     this.limitedSince = -1;
   }
 
-  protected collapsed(): void {
+  protected override collapsed(): void {
     this.epochStart = -1;
     this.limitedSince = -1;
     this.collapsedWindow = true;
   }
 
-  protected onAppLimitedAck(now: number): void {
+  protected override onAppLimitedAck(now: number): void {
     if (this.epochStart >= 0 && this.limitedSince < 0 && this.cwnd >= this.ssthresh) this.limitedSince = now;
   }
 }

@@ -100,7 +100,7 @@ test('pending requests survive restarts on both sides, and reach an offline targ
 });
 
 test('a public node is findable and pingable by anyone, but streams still need trust', async () => {
-  const pub = await agent('t-public', ['--public']);
+  await agent('t-public', ['--public']);
   const anyone = await agent('t-anyone');
   const f = await anyone.ctl(['find', 't-public']);
   assert.equal(f.code, 0, f.stderr);

@@ -69,7 +69,7 @@ test('request -> pending on both sides -> approve -> trusted on both sides, pair
   t.after(() => Promise.all([a.close(), b.close(), c.close()]));
   const ra = await a.client.register({ email: 'a@example.com', hostname: 'alpha' });
   const rb = await b.client.register({ email: 'b@example.com', hostname: 'bravo' });
-  const rc = await c.client.register({ email: 'c@example.com' });
+  await c.client.register({ email: 'c@example.com' });
   const pa = pushes(a);
   const pb = pushes(b);
 
