@@ -38,7 +38,7 @@ import { handshakeLimits, handshakeSource, PeerVerifier } from './handshake-guar
 import { ECHO_PORT } from './services/echo.ts';
 import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
 import { GatewayService } from '../gateway/service.ts'; // gateway + expose
-import { daemonReport } from '../metrics/daemon-report.ts'; // heartbeat self-report for rendezvous metrics
+import { daemonReport } from './report.ts'; // heartbeat self-report for rendezvous metrics
 import { AccessPolicy } from './access-policy.ts'; // who may reach which port (issue 15 hole 1)
 import { PeerLimit } from './peer-limit.ts'; // bounded untrusted peers (hole 7)
 
@@ -673,7 +673,7 @@ export class Daemon extends EventEmitter {
     return this.sessions.stats;
   }
 
-  /** Per peer, for --metrics (src/metrics/daemon-metrics.ts): connection stats and whether a session is up. */
+  /** Per peer, for --metrics (src/daemon/metrics.ts): connection stats and whether a session is up. */
   peerStats(): { conn: ReturnType<Connection['stats']>; session: boolean }[] {
     return [...this.peers.values()].map((p) => ({ conn: p.conn.stats(), session: this.sessions?.hasSession(p.key) ?? false }));
   }

@@ -9,7 +9,7 @@ import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, stdoutLogger } from '../util/logger.ts';
 import { asPilotError, PilotError } from '../util/errors.ts';
 import { formatAddress } from '../wire/address.ts';
-import { createDaemonMetrics } from '../metrics/daemon-metrics.ts';
+import { createDaemonMetrics } from './metrics.ts';
 import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.ts';
 import { formatHostPort } from '../util/hostport.ts';
 

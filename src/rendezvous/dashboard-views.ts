@@ -3,8 +3,8 @@
 // trust graph, and endpoints only of public nodes (a private node's endpoints
 // are what its trust pairs are for).
 import { formatAddress } from '../wire/address.ts';
-import type { RegistryStore } from '../registry/store.ts';
-import { aggregateOnline, type OnlineAggregate } from '../metrics/rendezvous-aggregate.ts';
+import type { RegistryStore } from './store/store.ts';
+import { aggregateOnline, type OnlineAggregate } from './metrics-aggregate.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { RendezvousStats } from './server.ts';
 

@@ -6,7 +6,7 @@
 // source gets a small allowance before it has proven anything.
 import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
-import type { RegistryStore } from '../registry/store.ts';
+import type { RegistryStore } from './store/store.ts';
 import { KeyedLimiter } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 

@@ -11,7 +11,7 @@ import { PilotError } from '../util/errors.ts';
 import { startRendezvous } from './server.ts';
 import { limitsFromFlags, type LimitFlags } from './registry-limits.ts';
 import { resolveAdminToken } from './admin-token.ts';
-import { isPostgresUrl, redactUrl } from '../registry/postgres-connect.ts';
+import { isPostgresUrl, redactUrl } from './store/postgres-connect.ts';
 
 const program = new Command()
   .name('pilot-rendezvous')

@@ -10,11 +10,11 @@ import pg from 'pg';
 import { z } from 'zod';
 import { addressKey, makeAddress, type Address } from '../wire/address.ts';
 import { ONLINE_MS } from '../registry/protocol.ts';
-import { migrate, type Migration } from '../registry/postgres-connect.ts';
+import { migrate, type Migration } from './store/postgres-connect.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Cluster, ClusterEvents, RelayTarget, RemotePresence } from './cluster.ts';
 import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
-import { parseLanEndpoints } from '../registry/lan-column.ts';
+import { parseLanEndpoints } from './store/lan-column.ts';
 
 const MIGRATIONS: Migration[] = [
   {

@@ -4,7 +4,7 @@ import { PilotError } from '../util/errors.ts';
 import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { normalizeHostname } from '../registry/hostname.ts';
 import { ONLINE_MS, ParamSchemas, zodError, type SignedMethod, type Statement } from '../registry/protocol.ts';
-import type { NodeRecord, RegistryStore } from '../registry/store.ts';
+import type { NodeRecord, RegistryStore } from './store/store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 import type { Cluster } from './cluster.ts';

@@ -7,7 +7,7 @@ import type { Logger } from '../util/logger.ts';
 import { buildPush, buildResponse, errorBody, parseRequest, RequestError, verifyRequest, type ResponseBody } from '../registry/envelope.ts';
 import { AMPLIFICATION_FACTOR, MAX_REGISTRY_PACKET, METHODS } from '../registry/protocol.ts';
 import type { Identity } from '../registry/signing.ts';
-import type { RegistryStore } from '../registry/store.ts';
+import type { RegistryStore } from './store/store.ts';
 import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';

@@ -9,7 +9,7 @@
 // briefly and dropped as soon as a pair or a node's visibility changes.
 import { PacketType } from '../wire/packet-types.ts';
 import { ADDRESS_BYTES, addressKey, readAddress, writeAddress, type Address } from '../wire/address.ts';
-import type { RegistryStore } from '../registry/store.ts';
+import type { RegistryStore } from './store/store.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';

@@ -11,9 +11,9 @@ import { startAltBeacon } from './alt-beacon.ts';
 import { createWebSocketAcceptor } from './websocket-link.ts';
 import { sniffTcp } from './tcp-sniff.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
-import type { RegistryStore } from '../registry/store.ts';
-import { SqliteStore } from '../registry/sqlite-store.ts';
-import { PostgresStore } from '../registry/postgres-store.ts';
+import type { RegistryStore } from './store/store.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import { PostgresStore } from './store/postgres-store.ts';
 import { PgCluster } from './pg-cluster.ts';
 import { formatAddress } from '../wire/address.ts';
 import { loadOrCreateServerIdentity } from './server-identity.ts';
@@ -22,12 +22,12 @@ import { RegistryService, type RegistryCounters } from './registry-service.ts';
 import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from './relay.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
-import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from './tcp-framing.ts';
+import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
 import type { Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
-import { createRendezvousMetrics } from '../metrics/rendezvous-metrics.ts';
+import { createRendezvousMetrics } from './metrics.ts';
 
 export interface RendezvousOptions {
   host: string;

@@ -7,7 +7,7 @@ import { PilotError } from '../util/errors.ts';
 import { addressEquals, formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { verify } from '../registry/signing.ts';
 import { StatementSchema } from '../registry/protocol.ts';
-import type { NodeRecord, RegistryStore, TrustRequest } from '../registry/store.ts';
+import type { NodeRecord, RegistryStore, TrustRequest } from './store/store.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
 
 /** trust_request calls per requesting node: 10 a minute, bursts of 20. */

@@ -1,7 +1,7 @@
 // Plain TCP to the rendezvous: [u32 BE length][packet] frames, the framing the
-// server speaks on its TCP port (src/rendezvous/tcp-framing.ts).
+// server speaks on its TCP port (src/wire/tcp-framing.ts).
 import net from 'node:net';
-import { encodeFrame, FrameDecoder } from '../rendezvous/tcp-framing.ts';
+import { encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
 
 export function openFramedConn(o: ConnOptions, h: ConnHandlers): Conn {

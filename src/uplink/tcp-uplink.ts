@@ -6,7 +6,7 @@
 // capped exponential backoff and jitter until close().
 import { EventEmitter } from 'node:events';
 import { PilotError } from '../util/errors.ts';
-import { DEFAULT_MAX_FRAME } from '../rendezvous/tcp-framing.ts';
+import { DEFAULT_MAX_FRAME } from '../wire/tcp-framing.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
 import { openFramedConn } from './framed-conn.ts';

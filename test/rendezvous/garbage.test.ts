@@ -7,7 +7,7 @@ import net from 'node:net';
 import { buildRequest, openServerMessage } from '../../src/registry/envelope.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { MIN_HELLO_PACKET } from '../../src/registry/protocol.ts';
-import { encodeFrame, FrameDecoder } from '../../src/rendezvous/tcp-framing.ts';
+import { encodeFrame, FrameDecoder } from '../../src/wire/tcp-framing.ts';
 import { sleep, startServer, tcpPeer, udpPeer } from './helpers.ts';
 
 function garbageSet(serverKey: Buffer): Buffer[] {

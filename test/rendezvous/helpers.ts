@@ -8,7 +8,7 @@ import path from 'node:path';
 import { RegistryClient, type RegistryClientOptions } from '../../src/registry/client.ts';
 import { generateIdentity, type Identity } from '../../src/registry/signing.ts';
 import { startRendezvous, type Rendezvous, type RendezvousOptions } from '../../src/rendezvous/server.ts';
-import { encodeFrame, FrameDecoder } from '../../src/rendezvous/tcp-framing.ts';
+import { encodeFrame, FrameDecoder } from '../../src/wire/tcp-framing.ts';
 
 export function tmpDir(): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-rdv-'));

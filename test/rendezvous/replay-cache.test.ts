@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ReplayCache } from '../../src/rendezvous/replay-cache.ts';
 import { sourceKey } from '../../src/rendezvous/rate-limit.ts';
-import { FrameDecoder, encodeFrame } from '../../src/rendezvous/tcp-framing.ts';
+import { FrameDecoder, encodeFrame } from '../../src/wire/tcp-framing.ts';
 import { PilotError } from '../../src/util/errors.ts';
 
 test('replay cache: retransmit vs replay, expiry, bounded per key with a per-key stale floor', () => {

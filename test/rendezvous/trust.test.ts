@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { buildRequest, newNonce, openServerMessage } from '../../src/registry/envelope.ts';
 import { generateIdentity, sign, verify, type Identity } from '../../src/registry/signing.ts';
-import { SqliteStore } from '../../src/registry/sqlite-store.ts';
+import { SqliteStore } from '../../src/rendezvous/store/sqlite-store.ts';
 import type { ResponseStatement, Push } from '../../src/registry/protocol.ts';
 import { StatementSchema } from '../../src/registry/protocol.ts';
 import { parseAddress, addressEquals } from '../../src/wire/address.ts';

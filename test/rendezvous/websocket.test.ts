@@ -11,7 +11,7 @@ import { buildHello, openServerMessage } from '../../src/registry/envelope.ts';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { classifyFirstBytes } from '../../src/rendezvous/tcp-sniff.ts';
-import { FrameDecoder } from '../../src/rendezvous/tcp-framing.ts';
+import { FrameDecoder } from '../../src/wire/tcp-framing.ts';
 import { sleep, startServer, tcpPeer, udpPeer } from './helpers.ts';
 
 async function wsOpen(port: number, path = '/pilot'): Promise<WebSocket> {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import dgram from 'node:dgram';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity, type Identity } from '../../src/registry/signing.ts';
-import { SqliteStore } from '../../src/registry/sqlite-store.ts';
+import { SqliteStore } from '../../src/rendezvous/store/sqlite-store.ts';
 import { formatAddress } from '../../src/wire/address.ts';
 import { startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { sleep } from '../rendezvous/helpers.ts';

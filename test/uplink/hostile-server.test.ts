@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import net from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { encodeFrame } from '../../src/rendezvous/tcp-framing.ts';
+import { encodeFrame } from '../../src/wire/tcp-framing.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import { TcpUplink } from '../../src/uplink/tcp-uplink.ts';
 import { once } from './helpers.ts';

@@ -2,9 +2,9 @@
 // this file), plus what only the PostgreSQL store has: URL and connection errors.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PostgresStore } from '../../src/registry/postgres-store.ts';
-import { PilotError } from '../../src/util/errors.ts';
-import { usePostgresForFile } from '../helpers/postgres.ts';
+import { PostgresStore } from '../../../src/rendezvous/store/postgres-store.ts';
+import { PilotError } from '../../../src/util/errors.ts';
+import { usePostgresForFile } from '../../helpers/postgres.ts';
 import { storeContract } from './store-contract.ts';
 
 const { skip, cluster, database } = usePostgresForFile({ before, after });

@@ -3,8 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ParamSchemas } from '../../src/registry/protocol.ts';
-import { relaySend, makeTrust, sleep, startServer, udpPeer } from '../rendezvous/helpers.ts';
-import { parsePromText, valueOf, type Sample } from './prom-text.ts';
+import { relaySend, makeTrust, sleep, startServer, udpPeer } from './helpers.ts';
+import { parsePromText, valueOf, type Sample } from '../helpers/prom-text.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
 

@@ -2,7 +2,7 @@
 // many nodes are online, their NAT classes and the paths they report. Only
 // counts leave this file - never an address, key or endpoint.
 import { NAT_CLASSES } from '../registry/protocol.ts';
-import { isOnline, type OnlineIndex } from '../rendezvous/online-index.ts';
+import { isOnline, type OnlineIndex } from './online-index.ts';
 
 export type NatClass = (typeof NAT_CLASSES)[number];
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, startRendezvous, tmpDir } from '../helpers/cluster.ts';
-import { parsePromText, valueOf, type Sample } from './prom-text.ts';
+import { parsePromText, valueOf, type Sample } from '../helpers/prom-text.ts';
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);

@@ -3,10 +3,10 @@
 // errors. Everything is read at scrape time from the server's own counters.
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { NAT_CLASSES } from '../registry/protocol.ts';
-import type { OnlineIndex } from '../rendezvous/online-index.ts';
-import type { RendezvousStats } from '../rendezvous/server.ts';
-import { aggregateOnline } from './rendezvous-aggregate.ts';
-import { mirrorCounter, mirrorGauge } from './mirror.ts';
+import type { OnlineIndex } from './online-index.ts';
+import type { RendezvousStats } from './server.ts';
+import { aggregateOnline } from './metrics-aggregate.ts';
+import { mirrorCounter, mirrorGauge } from '../metrics/mirror.ts';
 
 export interface RendezvousMetricsSource {
   stats(): RendezvousStats;

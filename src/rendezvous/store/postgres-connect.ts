@@ -2,7 +2,7 @@
 // on (code + hint, never a driver stack trace), and idempotent schema
 // migrations that several processes may run at the same moment.
 import pg from 'pg';
-import { PilotError } from '../util/errors.ts';
+import { PilotError } from '../../util/errors.ts';
 
 export interface Migration {
   /** Unique and stable: recorded in pilot_migrations once applied. */

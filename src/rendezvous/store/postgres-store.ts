@@ -4,8 +4,8 @@
 // so every read-modify-write is one transaction that cannot race (node ids come
 // from an UPDATE … RETURNING on a counter row, uniqueness from constraints).
 import pg from 'pg';
-import { PilotError } from '../util/errors.ts';
-import { addressKey, makeAddress, type Address } from '../wire/address.ts';
+import { PilotError } from '../../util/errors.ts';
+import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { connectPg, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';

@@ -4,8 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { PilotError } from '../util/errors.ts';
-import { addressKey, makeAddress, type Address } from '../wire/address.ts';
+import { PilotError } from '../../util/errors.ts';
+import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';

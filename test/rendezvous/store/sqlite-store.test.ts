@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SqliteStore } from '../../src/registry/sqlite-store.ts';
-import { generateIdentity } from '../../src/registry/signing.ts';
-import { makeAddress } from '../../src/wire/address.ts';
+import { SqliteStore } from '../../../src/rendezvous/store/sqlite-store.ts';
+import { generateIdentity } from '../../../src/registry/signing.ts';
+import { makeAddress } from '../../../src/wire/address.ts';
 import { storeContract } from './store-contract.ts';
 
 const key = () => generateIdentity().publicKey;

@@ -5,10 +5,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { SqliteStore } from '../../src/registry/sqlite-store.ts';
-import { generateIdentity } from '../../src/registry/signing.ts';
-import { addressKey } from '../../src/wire/address.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import { SqliteStore } from '../../../src/rendezvous/store/sqlite-store.ts';
+import { generateIdentity } from '../../../src/registry/signing.ts';
+import { addressKey } from '../../../src/wire/address.ts';
+import { PilotError } from '../../../src/util/errors.ts';
 
 const key = () => generateIdentity().publicKey;
 const dbFile = () => path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-group-')), 'registry.db');

@@ -1,8 +1,8 @@
 // Persistence interface of the registry, implemented by the SQLite store
 // (embedded default) and the PostgreSQL store (several rendezvous, one registry).
 // The store is the source of truth for identities; liveness lives in memory.
-import type { Address } from '../wire/address.ts';
-import type { PilotError } from '../util/errors.ts';
+import type { Address } from '../../wire/address.ts';
+import type { PilotError } from '../../util/errors.ts';
 
 export interface NodeRecord {
   address: Address;

@@ -8,7 +8,7 @@ import type { SessionStats } from '../crypto/session-manager.ts';
 import type { PathManager } from '../nat/path-manager.ts';
 import type { NatType } from '../nat/nat-type.ts';
 import type { ConnectionStats } from '../transport/connection.ts';
-import { mirrorCounter, mirrorGauge } from './mirror.ts';
+import { mirrorCounter, mirrorGauge } from '../metrics/mirror.ts';
 
 /** What the metrics read from a running daemon (Daemon implements it). */
 export interface DaemonMetricsSource {
@@ -70,7 +70,7 @@ export function createDaemonMetrics(src: DaemonMetricsSource): Registry {
       [{ kind: 'relay' }, p.relay],
     ];
   });
-  // Same definitions as the heartbeat self-report (src/metrics/daemon-report.ts).
+  // Same definitions as the heartbeat self-report (src/daemon/report.ts).
   mirrorCounter(reg, `${P}punches_total`, 'Hole punches: tried = probe rounds + birthday attempts, succeeded = relay -> direct upgrades', ['result'], () => {
     const c = snap().paths?.counters;
     return [

@@ -4,10 +4,10 @@
 // that can be called several times on it (reconnect, a second process's pool).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateIdentity } from '../../src/registry/signing.ts';
-import { addressKey, makeAddress, type Address } from '../../src/wire/address.ts';
-import { PilotError } from '../../src/util/errors.ts';
-import type { RegistryStore } from '../../src/registry/store.ts';
+import { generateIdentity } from '../../../src/registry/signing.ts';
+import { addressKey, makeAddress, type Address } from '../../../src/wire/address.ts';
+import { PilotError } from '../../../src/util/errors.ts';
+import type { RegistryStore } from '../../../src/rendezvous/store/store.ts';
 
 export interface StoreFactory {
   fresh(): Promise<() => Promise<RegistryStore>>;

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, tmpDir } from '../helpers/cluster.ts';
 import { startServer } from '../rendezvous/helpers.ts';
-import { parsePromText, valueOf } from './prom-text.ts';
+import { parsePromText, valueOf } from '../helpers/prom-text.ts';
 
 const TOKEN = 'daemon-report-token-0123456789';
 
