@@ -5,6 +5,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
 import { LEGACY_SOCKET, MAX_SOCKET_PATH, clientSocketPath, defaultHome, defaultSocketPath } from '../ipc/socket-path.ts';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 
 export const DaemonConfigSchema = z.object({
   registry: z.string().min(1).max(300),
@@ -84,7 +85,5 @@ export function loadConfig(home: string): DaemonConfig | undefined {
 export function saveConfig(home: string, cfg: DaemonConfig): void {
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   const p = configPath(home);
-  const tmp = `${p}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(cfg, null, 2) + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, p);
+  writeJsonAtomic(p, cfg);
 }

@@ -9,6 +9,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 
 export interface TrustedPeer {
   peer: string; // address text
@@ -111,13 +112,10 @@ export class TrustBook extends EventEmitter {
   }
 
   private writeAtomic(text: string): boolean {
-    const tmp = `${this.file}.${process.pid}.tmp`;
     try {
-      fs.writeFileSync(tmp, text, { mode: 0o600 });
-      fs.renameSync(tmp, this.file);
+      writeFileAtomic(this.file, text);
       return true;
     } catch (err) {
-      fs.rmSync(tmp, { force: true });
       this.lastError = err as Error;
       return false;
     }

@@ -3,6 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
+import { writeJsonAtomic } from '../util/atomic-file.ts';
 
 export function readState<T>(home: string, name: string, schema: z.ZodType<T>, empty: T): { state: T; error?: string } {
   const p = path.join(home, name);
@@ -19,7 +20,5 @@ export function readState<T>(home: string, name: string, schema: z.ZodType<T>, e
 export function writeState(home: string, name: string, state: unknown): void {
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   const p = path.join(home, name);
-  const tmp = `${p}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, JSON.stringify(state, null, 2) + '\n', { mode: 0o600 });
-  fs.renameSync(tmp, p);
+  writeJsonAtomic(p, state);
 }

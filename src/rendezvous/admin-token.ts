@@ -6,6 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { PilotError } from '../util/errors.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 
 export const ADMIN_TOKEN_FILE = 'admin-token';
 const MIN_TOKEN_CHARS = 16;
@@ -66,9 +67,7 @@ export function loadOrCreateAdminToken(dataDir: string): string {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const token = crypto.randomBytes(32).toString('base64url');
-  const tmp = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(tmp, token + '\n', { mode: 0o600, flag: 'wx' });
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, token + '\n');
   return token;
 }
 

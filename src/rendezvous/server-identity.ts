@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PilotError } from '../util/errors.ts';
 import { generateIdentity, identityFromSecretKey, type Identity } from '../registry/signing.ts';
+import { writeFileAtomic } from '../util/atomic-file.ts';
 
 export const SERVER_KEY_FILE = 'server.key';
 
@@ -27,14 +28,6 @@ export function loadOrCreateServerIdentity(dataDir: string): Identity {
   }
   const id = generateIdentity();
   // Write-then-rename so a crash never leaves a half-written key behind.
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = fs.openSync(tmp, 'wx', 0o600);
-  try {
-    fs.writeSync(fd, id.secretKey.toString('base64') + '\n');
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeFileAtomic(file, id.secretKey.toString('base64') + '\n');
   return id;
 }

@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
-import { readJsonFile, removeStaleTemps, writeJsonAtomic } from './atomic-file.ts';
+import { readJsonFile, removeStaleTemps, writeJsonAtomic } from '../util/atomic-file.ts';
 import { peerTag, type DiskBudget } from './quota.ts';
 
 /** <15-digit ms time>-<sender tag>-<uuid>.json: the arrival order and the sender, without opening the file. */

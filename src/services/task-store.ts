@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PilotError } from '../util/errors.ts';
-import { readJsonFile, removeStaleTemps, writeJsonAtomic } from './atomic-file.ts';
+import { readJsonFile, removeStaleTemps, writeJsonAtomic } from '../util/atomic-file.ts';
 import type { DiskBudget } from './quota.ts';
 
 export type TaskStatus = 'submitted' | 'accepted' | 'declined' | 'executing' | 'completed';

@@ -21,7 +21,7 @@ import path from 'node:path';
 import crypto from 'node:crypto';
 import { PilotError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
-import { readJsonFile, writeFileAtomic, writeJsonAtomic } from './atomic-file.ts';
+import { readJsonFile, writeFileAtomic, writeJsonAtomic } from '../util/atomic-file.ts';
 
 export const SIGNATURE_HEADER = 'X-Pilot-Signature';
 /** How long after a change the queue file is rewritten (bursts of events share one write). */
