@@ -26,7 +26,10 @@ function freePort(): Promise<number> {
 
 /** One curl fetch: seconds, bytes, and the body's hash (to prove the bytes are right). */
 function curl(url: string): { secs: number; bytes: number; hash: string } {
-  const r = spawnSync('bash', ['-c', `set -o pipefail; curl -sS --fail -w '%{time_total} %{size_download}\\n' -o >(sha256sum >&2) ${url}`], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync('bash', ['-c', `set -o pipefail; curl -sS --fail -w '%{time_total} %{size_download}\\n' -o >(sha256sum >&2) ${url}`], {
+    encoding: 'utf8',
+    timeout: 300_000,
+  });
   if (r.status !== 0) throw new Error(`curl ${url} failed: ${r.stderr}`);
   const [secs, bytes] = r.stdout.trim().split(' ').map(Number);
   return { secs: secs!, bytes: bytes!, hash: r.stderr.trim().split(' ')[0] ?? '' };
@@ -49,7 +52,8 @@ async function main(): Promise<void> {
   const client = new Agent('gwb-client', work);
   try {
     py = spawn('python3', ['-m', 'http.server', String(httpPort), '--bind', '127.0.0.1', '--directory', www], { stdio: 'ignore' });
-    for (let i = 0; i < 100 && spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${httpPort}/`]).status !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 100 && spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${httpPort}/`]).status !== 0; i++)
+      await new Promise((r) => setTimeout(r, 100));
     await server.start(['--registry', rdv.addr, '--email', 's@example.com', '--hostname', 'gwb-server', '--listen', '127.0.0.1:0']);
     await client.start(['--registry', rdv.addr, '--email', 'c@example.com', '--hostname', 'gwb-client', '--listen', '127.0.0.1:0']);
     await client.ctl(['handshake', server.address]);
@@ -74,7 +78,9 @@ async function main(): Promise<void> {
     const gm = median(through);
     console.log(`gateway: curl ${SIZE_MB} MiB from python3 http.server, median of ${RUNS} (hashes checked)`);
     console.log(`  direct over loopback:          ${dm.toFixed(1)} MB/s  (runs: ${direct.map((x) => x.toFixed(1)).join(', ')})`);
-    console.log(`  through the gateway (overlay): ${gm.toFixed(1)} MB/s  (runs: ${through.map((x) => x.toFixed(1)).join(', ')})  = ${((gm / dm) * 100).toFixed(1)}% of direct`);
+    console.log(
+      `  through the gateway (overlay): ${gm.toFixed(1)} MB/s  (runs: ${through.map((x) => x.toFixed(1)).join(', ')})  = ${((gm / dm) * 100).toFixed(1)}% of direct`,
+    );
   } finally {
     py?.kill('SIGKILL');
     await client.ctl(['gateway', 'stop']).catch(() => undefined);

@@ -63,13 +63,20 @@ function hasNetem(lab: Lab, ns: string): boolean {
 
 /** X% loss each way on the veth (registry traffic on port 9000 spared with iptables), plus delay with netem. */
 function setLink(lab: Lab, nsA: string, nsB: string, lossPct: number, netem: boolean): void {
-  for (const [ns, dev] of [[nsA, 'va'], [nsB, 'vb']] as const) {
+  for (const [ns, dev] of [
+    [nsA, 'va'],
+    [nsB, 'vb'],
+  ] as const) {
     if (netem) {
       lab.sh(ns, `tc qdisc replace dev ${dev} root netem delay ${DELAY_MS}ms loss ${lossPct}% limit 100000`);
       continue;
     }
     lab.sh(ns, `iptables -F INPUT`);
-    if (lossPct > 0) lab.sh(ns, `iptables -A INPUT -i ${dev} -p udp --sport 9000 -j ACCEPT; iptables -A INPUT -i ${dev} -p udp --dport 9000 -j ACCEPT; iptables -A INPUT -i ${dev} -m statistic --mode random --probability ${lossPct / 100} -j DROP`);
+    if (lossPct > 0)
+      lab.sh(
+        ns,
+        `iptables -A INPUT -i ${dev} -p udp --sport 9000 -j ACCEPT; iptables -A INPUT -i ${dev} -p udp --dport 9000 -j ACCEPT; iptables -A INPUT -i ${dev} -m statistic --mode random --probability ${lossPct / 100} -j DROP`,
+      );
   }
 }
 
@@ -80,7 +87,11 @@ async function pilotBench(from: Agent, to: Agent, sizeMb: number): Promise<numbe
 }
 
 function tcpBench(nsB: string, sizeMb: number): number {
-  const r = spawnSync('ip', ['netns', 'exec', nsB, process.execPath, new URL(import.meta.url).pathname, '--tcp-client', IP_A, String(TCP_PORT), String(sizeMb * MB)], { encoding: 'utf8', timeout: 600_000 });
+  const r = spawnSync(
+    'ip',
+    ['netns', 'exec', nsB, process.execPath, new URL(import.meta.url).pathname, '--tcp-client', IP_A, String(TCP_PORT), String(sizeMb * MB)],
+    { encoding: 'utf8', timeout: 600_000 },
+  );
   if (r.status !== 0) throw new Error(`tcp client failed: ${r.stderr}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!).mbPerSec as number;
 }
@@ -115,7 +126,9 @@ async function main(): Promise<void> {
     }
     const ping = await pairs.cubic[1].ctl(['ping', pairs.cubic[0].address, '--count', '20', '--interval', '10ms']);
     const rtt = netem ? `${2 * DELAY_MS} ms` : `${(ping.json?.data?.avgMs as number | undefined)?.toFixed(2) ?? '?'} ms`;
-    server = spawn('ip', ['netns', 'exec', nsA, process.execPath, new URL(import.meta.url).pathname, '--tcp-server', IP_A, String(TCP_PORT)], { stdio: ['ignore', 'pipe', 'inherit'] });
+    server = spawn('ip', ['netns', 'exec', nsA, process.execPath, new URL(import.meta.url).pathname, '--tcp-server', IP_A, String(TCP_PORT)], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
 
     const rows: string[] = [];
@@ -128,8 +141,12 @@ async function main(): Promise<void> {
       rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${cubic.toFixed(2)} | ${newreno.toFixed(2)} | ${tcp.toFixed(2)} |`);
       console.error(rows[rows.length - 1]);
     }
-    const kernelCc = fs.existsSync('/proc/sys/net/ipv4/tcp_congestion_control') ? fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim() : '?';
-    const how = netem ? `netem delay ${DELAY_MS} ms + loss X% on each end` : 'iptables -m statistic loss X% on each end (no sch_netem in this kernel: no added delay, RTT = overlay ping over the bare veth)';
+    const kernelCc = fs.existsSync('/proc/sys/net/ipv4/tcp_congestion_control')
+      ? fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()
+      : '?';
+    const how = netem
+      ? `netem delay ${DELAY_MS} ms + loss X% on each end`
+      : 'iptables -m statistic loss X% on each end (no sch_netem in this kernel: no added delay, RTT = overlay ping over the bare veth)';
     console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (kernel ${kernelCc}).\n`);
     console.log(['| loss | RTT | size | Pilot CUBIC MB/s | Pilot NewReno MB/s | TCP MB/s |', '|---|---|---|---|---|---|', ...rows].join('\n'));
     await rdv.kill();

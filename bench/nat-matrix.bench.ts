@@ -17,7 +17,9 @@ console.log('| pair | path | first byte | ping avg | 10 MiB echo | MB/s (both wa
 console.log('|---|---|---|---|---|---|');
 for (const r of m.results) {
   const mbps = r.ok && r.streamSeconds ? ((2 * (r.bytes ?? 0)) / r.streamSeconds / 1e6).toFixed(1) : '-';
-  console.log(`| ${r.a} x ${r.b} | ${r.ok ? r.pathA : `FAIL(${r.failedAt})`} | ${r.firstByteMs ?? '-'} ms | ${r.pingAvgMs ?? '-'} ms | ${r.streamSeconds?.toFixed(2) ?? '-'} s | ${mbps} |`);
+  console.log(
+    `| ${r.a} x ${r.b} | ${r.ok ? r.pathA : `FAIL(${r.failedAt})`} | ${r.firstByteMs ?? '-'} ms | ${r.pingAvgMs ?? '-'} ms | ${r.streamSeconds?.toFixed(2) ?? '-'} s | ${mbps} |`,
+  );
 }
 console.log(`\n${m.results.length} pairs in ${m.seconds.toFixed(1)} s (lab setup ${m.setupSeconds.toFixed(1)} s)`);
 process.exit(0);

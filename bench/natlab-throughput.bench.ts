@@ -110,7 +110,13 @@ async function tcpSend(host: string, port: number, total: number): Promise<void>
   await replied;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   const reply = Buffer.concat(chunks);
-  const out: TcpSendOut = { bytes: total, acked: reply.length >= 8 ? Number(reply.readBigUInt64BE(0)) : -1, seconds, cpuSeconds: cpuNow() - c0, mbps: total / 1e6 / seconds };
+  const out: TcpSendOut = {
+    bytes: total,
+    acked: reply.length >= 8 ? Number(reply.readBigUInt64BE(0)) : -1,
+    seconds,
+    cpuSeconds: cpuNow() - c0,
+    mbps: total / 1e6 / seconds,
+  };
   process.stdout.write(`${JSON.stringify(out)}\n`);
   sock.destroy();
 }
@@ -217,12 +223,19 @@ async function startHelper(lab: NatLab, ns: string, args: string[]): Promise<Chi
 async function runHelper<T>(ns: string, args: string[], timeoutMs: number): Promise<T[]> {
   const r = await run(['ip', 'netns', 'exec', ns, process.execPath, SELF, ...args], {}, timeoutMs);
   if (r.code !== 0) throw new Error(`${args[0]} exit ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-  return r.stdout.trim().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as T);
+  return r.stdout
+    .trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as T);
 }
 
 /** UDP error counters of a namespace's kernel (/proc/net/snmp is per network namespace). */
 function udpSnmp(lab: NatLab, ns: string): Record<string, number> {
-  const lines = lab.exec(ns, ['cat', '/proc/net/snmp']).split('\n').filter((l) => l.startsWith('Udp:'));
+  const lines = lab
+    .exec(ns, ['cat', '/proc/net/snmp'])
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
   const keys = lines[0]!.split(/\s+/).slice(1);
   const vals = lines[1]!.split(/\s+/).slice(1).map(Number);
   return Object.fromEntries(keys.map((k, i) => [k, vals[i]!]));
@@ -344,7 +357,12 @@ async function main(): Promise<void> {
     const sym2 = lab.addSite('symmetric', 'sym2').hosts[0]!;
     const blk1 = lab.addSite('udp-blocked', 'blk1').hosts[0]!;
     const blk2 = lab.addSite('udp-blocked', 'blk2').hosts[0]!;
-    rdv = await startRendezvous({ netns: lab.rendezvous.ns, listen: `${RENDEZVOUS_IP}:${RDV_PORT}`, dataDir: path.join(work, 'rendezvous'), args: ['--relay-rate', String(relayRate), '--http', RDV_HTTP] });
+    rdv = await startRendezvous({
+      netns: lab.rendezvous.ns,
+      listen: `${RENDEZVOUS_IP}:${RDV_PORT}`,
+      dataDir: path.join(work, 'rendezvous'),
+      args: ['--relay-rate', String(relayRate), '--http', RDV_HTTP],
+    });
     const hosts = [pub, cone, sym1, sym2, blk1, blk2];
     const started = await Promise.all(
       hosts.map(async (h, i) => {
@@ -370,7 +388,9 @@ async function main(): Promise<void> {
     const directErrTx: Record<string, number> = {};
     const k0 = lab.udpBytesWith(coneRouter, pub.ip);
     for (let i = 0; i < reps; i++) {
-      const d = await countingUdpErrors(lab, cone.ns, directErrTx, () => countingUdpErrors(lab, pub.ns, directErrRx, () => pilotStream(aCone, aPub, rdv!, streamBytes)));
+      const d = await countingUdpErrors(lab, cone.ns, directErrTx, () =>
+        countingUdpErrors(lab, pub.ns, directErrRx, () => pilotStream(aCone, aPub, rdv!, streamBytes)),
+      );
       directRuns.push(d);
       const ts = await runHelper<TcpSendOut>(cone.ns, ['--tcp-send', pub.ip, String(TCP_PORT), String(streamBytes), String(tcpPerRep)], 120_000);
       for (const t of ts) if (t.acked !== streamBytes) throw new Error(`TCP sink confirmed ${t.acked} of ${streamBytes} bytes`);
@@ -426,15 +446,43 @@ async function main(): Promise<void> {
       rxErr: Record<string, number>;
     }
     const relayed: Relayed[] = [
-      { name: 'symmetric -> symmetric', from: aSym1, to: aSym2, hf: sym1, ht: sym2, idleRtt: rttSym, runs: [], counters: {}, seconds: 0, directUdp: 0, rdvErr: {}, rxErr: {} },
-      { name: 'udp-blocked -> udp-blocked', from: aBlk1, to: aBlk2, hf: blk1, ht: blk2, idleRtt: rttBlk, runs: [], counters: {}, seconds: 0, directUdp: 0, rdvErr: {}, rxErr: {} },
+      {
+        name: 'symmetric -> symmetric',
+        from: aSym1,
+        to: aSym2,
+        hf: sym1,
+        ht: sym2,
+        idleRtt: rttSym,
+        runs: [],
+        counters: {},
+        seconds: 0,
+        directUdp: 0,
+        rdvErr: {},
+        rxErr: {},
+      },
+      {
+        name: 'udp-blocked -> udp-blocked',
+        from: aBlk1,
+        to: aBlk2,
+        hf: blk1,
+        ht: blk2,
+        idleRtt: rttBlk,
+        runs: [],
+        counters: {},
+        seconds: 0,
+        directUdp: 0,
+        rdvErr: {},
+        rxErr: {},
+      },
     ];
     for (let i = 0; i < reps; i++) {
       for (const c of relayed) {
         const rc0 = relayCounters(lab);
         // UDP straight between the two routers' public addresses (would mean a punched path).
         const d0 = lab.udpBytesWith(lastRouter(c.hf), lastRouter(c.ht).publicIp);
-        const r = await countingUdpErrors(lab, lab.rendezvous.ns, c.rdvErr, () => countingUdpErrors(lab, c.ht.ns, c.rxErr, () => pilotStream(c.from, c.to, rdv!, relayBytes)));
+        const r = await countingUdpErrors(lab, lab.rendezvous.ns, c.rdvErr, () =>
+          countingUdpErrors(lab, c.ht.ns, c.rxErr, () => pilotStream(c.from, c.to, rdv!, relayBytes)),
+        );
         c.directUdp += lab.udpBytesWith(lastRouter(c.hf), lastRouter(c.ht).publicIp) - d0;
         const rc1 = relayCounters(lab);
         for (const k of Object.keys(rc1)) c.counters[k] = (c.counters[k] ?? 0) + rc1[k]! - (rc0[k] ?? 0);
@@ -453,10 +501,14 @@ async function main(): Promise<void> {
       if (p.pathType === 'relay') return `relay (uplink ${p.relay}${r.pathTo?.relay && r.pathTo.relay !== p.relay ? `, peer ${r.pathTo.relay}` : ''})`;
       return p.pathType;
     };
-    const cpuOf = (r: StreamResult, rdvToo: boolean): string => `CPU sender ${r.cpu.from}% / receiver ${r.cpu.to}%${rdvToo ? ` / rendezvous ${r.cpu.rdv}%` : ''}`;
+    const cpuOf = (r: StreamResult, rdvToo: boolean): string =>
+      `CPU sender ${r.cpu.from}% / receiver ${r.cpu.to}%${rdvToo ? ` / rendezvous ${r.cpu.rdv}%` : ''}`;
     const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
     const ipt = spawnSync('iptables', ['--version'], { encoding: 'utf8' }).stdout.trim();
-    const relayPps = (c: Relayed): string => (c.counters.packets_total ? `${Math.round(c.counters.packets_total / c.seconds).toLocaleString('en')} pkt/s forwarded (both directions, ACKs included; avg over the runs), ${c.counters.bytes_total ? Math.round(c.counters.bytes_total / c.counters.packets_total) : '?'} B/pkt` : 'relay counters n/a');
+    const relayPps = (c: Relayed): string =>
+      c.counters.packets_total
+        ? `${Math.round(c.counters.packets_total / c.seconds).toLocaleString('en')} pkt/s forwarded (both directions, ACKs included; avg over the runs), ${c.counters.bytes_total ? Math.round(c.counters.bytes_total / c.counters.packets_total) : '?'} B/pkt`
+        : 'relay counters n/a';
     const drops = (c: Relayed): string => {
       const d = Object.entries(c.counters).filter(([k, v]) => k.startsWith('dropped:') && v > 0);
       return d.length ? d.map(([k, v]) => `dropped ${k.slice(8)} ${v}`).join(', ') : 'no relay drops';
@@ -470,30 +522,56 @@ async function main(): Promise<void> {
     console.log(`# NAT lab throughput (${new Date().toISOString()})`);
     console.log('');
     console.log(`${machine()}; pilot-overlay ${version}; ${ipt}; lab: veth + bridges in network namespaces, netfilter NAT`);
-    console.log(`Sizes: stream/TCP ${streamBytes / MiB} MiB one way, relayed ${relayBytes / MiB} MiB, ${reps} run(s) each (median shown; runs alternate Pilot / ${tcpPerRep} raw TCP transfers, and UDP relay / TCP relay), after a ${warmMb} MiB warm-up stream per pair; UDP blast ${udpSecs} s of ${DGRAM}-byte datagrams. MB = 10^6 bytes (payload).`);
-    console.log(`Rendezvous relay limit for this run: --relay-rate ${relayRate} B/s per sending node (default ${DEFAULT_RELAY_RATE.toLocaleString('en')} B/s = ${DEFAULT_RELAY_RATE / 1e6} MB/s, burst half of it).`);
+    console.log(
+      `Sizes: stream/TCP ${streamBytes / MiB} MiB one way, relayed ${relayBytes / MiB} MiB, ${reps} run(s) each (median shown; runs alternate Pilot / ${tcpPerRep} raw TCP transfers, and UDP relay / TCP relay), after a ${warmMb} MiB warm-up stream per pair; UDP blast ${udpSecs} s of ${DGRAM}-byte datagrams. MB = 10^6 bytes (payload).`,
+    );
+    console.log(
+      `Rendezvous relay limit for this run: --relay-rate ${relayRate} B/s per sending node (default ${DEFAULT_RELAY_RATE.toLocaleString('en')} B/s = ${DEFAULT_RELAY_RATE / 1e6} MB/s, burst half of it).`,
+    );
     console.log('');
     console.log('| what | path | MB/s | reference in the same run |');
     console.log('|---|---|---|---|');
-    console.log(`| Pilot stream cone NAT -> public (pilotctl bench) | ${pathOf(direct)} | ${fmt(direct.mbps)}${runsOf(directRuns)} | ${((direct.mbps / tcp.mbps) * 100).toFixed(0)}% of raw TCP on the same path |`);
-    console.log(`| raw TCP cone NAT -> public (Node net, kernel TCP) | through the same MASQUERADE router | ${fmt(tcp.mbps)}${rangeOf(tcpRuns)} | reference for the line above |`);
-    console.log(`| raw UDP cone NAT -> public, ${DGRAM}-byte datagrams, no congestion control | through the same MASQUERADE router | ${fmt(udpGotMbps)} received (${fmt(udpSentMbps)} sent) | loss ${udpLoss.toFixed(1)}%; ${fmt(udpGot.packets / udpSent.seconds / 1000)}k datagrams/s received |`);
-    console.log(`| Pilot stream symmetric -> symmetric (pilotctl bench) | ${pathOf(relUdp)} | ${fmt(relUdp.mbps)}${runsOf(relayed[0]!.runs)} | ${((relUdp.mbps / direct.mbps) * 100).toFixed(0)}% of Pilot direct; the default relay limit would cap it at ${DEFAULT_RELAY_RATE / 1e6} MB/s |`);
-    console.log(`| Pilot stream udp-blocked -> udp-blocked (pilotctl bench) | ${pathOf(relTcp)} | ${fmt(relTcp.mbps)}${runsOf(relayed[1]!.runs)} | ${((relTcp.mbps / direct.mbps) * 100).toFixed(0)}% of Pilot direct; the default relay limit would cap it at ${DEFAULT_RELAY_RATE / 1e6} MB/s |`);
+    console.log(
+      `| Pilot stream cone NAT -> public (pilotctl bench) | ${pathOf(direct)} | ${fmt(direct.mbps)}${runsOf(directRuns)} | ${((direct.mbps / tcp.mbps) * 100).toFixed(0)}% of raw TCP on the same path |`,
+    );
+    console.log(
+      `| raw TCP cone NAT -> public (Node net, kernel TCP) | through the same MASQUERADE router | ${fmt(tcp.mbps)}${rangeOf(tcpRuns)} | reference for the line above |`,
+    );
+    console.log(
+      `| raw UDP cone NAT -> public, ${DGRAM}-byte datagrams, no congestion control | through the same MASQUERADE router | ${fmt(udpGotMbps)} received (${fmt(udpSentMbps)} sent) | loss ${udpLoss.toFixed(1)}%; ${fmt(udpGot.packets / udpSent.seconds / 1000)}k datagrams/s received |`,
+    );
+    console.log(
+      `| Pilot stream symmetric -> symmetric (pilotctl bench) | ${pathOf(relUdp)} | ${fmt(relUdp.mbps)}${runsOf(relayed[0]!.runs)} | ${((relUdp.mbps / direct.mbps) * 100).toFixed(0)}% of Pilot direct; the default relay limit would cap it at ${DEFAULT_RELAY_RATE / 1e6} MB/s |`,
+    );
+    console.log(
+      `| Pilot stream udp-blocked -> udp-blocked (pilotctl bench) | ${pathOf(relTcp)} | ${fmt(relTcp.mbps)}${runsOf(relayed[1]!.runs)} | ${((relTcp.mbps / direct.mbps) * 100).toFixed(0)}% of Pilot direct; the default relay limit would cap it at ${DEFAULT_RELAY_RATE / 1e6} MB/s |`,
+    );
     console.log('');
     console.log('Details (median run):');
-    console.log(`- direct: ${fmt(direct.bytes / MiB)} MiB in ${direct.seconds.toFixed(2)} s; ${cpuOf(direct, false)}; cone router conntrack saw ${(kernelDirect / 1e6).toFixed(1)} MB of UDP between ${coneRouter.publicIp} and ${pub.ip} over the ${reps} run(s) (direct, not via the rendezvous); UDP socket errors over the Pilot runs: receiver kernel ${snmpText(directErrRx)}, sender kernel ${snmpText(directErrTx)}; receiver sees ${direct.pathTo ? pathOf({ ...direct, pathFrom: direct.pathTo }) : 'none'}; idle ping ${rttDirect.toFixed(2)} ms, srtt after the transfer ${direct.pathFrom?.rttMs?.toFixed(2) ?? '?'} ms`);
+    console.log(
+      `- direct: ${fmt(direct.bytes / MiB)} MiB in ${direct.seconds.toFixed(2)} s; ${cpuOf(direct, false)}; cone router conntrack saw ${(kernelDirect / 1e6).toFixed(1)} MB of UDP between ${coneRouter.publicIp} and ${pub.ip} over the ${reps} run(s) (direct, not via the rendezvous); UDP socket errors over the Pilot runs: receiver kernel ${snmpText(directErrRx)}, sender kernel ${snmpText(directErrTx)}; receiver sees ${direct.pathTo ? pathOf({ ...direct, pathFrom: direct.pathTo }) : 'none'}; idle ping ${rttDirect.toFixed(2)} ms, srtt after the transfer ${direct.pathFrom?.rttMs?.toFixed(2) ?? '?'} ms`,
+    );
     console.log(`- raw TCP: ${fmt(tcp.bytes / MiB)} MiB in ${tcp.seconds.toFixed(2)} s, sender CPU ${Math.round((tcp.cpuSeconds / tcp.seconds) * 100)}%`);
-    console.log(`- raw UDP: sent ${udpSent.packets.toLocaleString('en')} datagrams in ${udpSent.seconds.toFixed(2)} s (${udpSent.errors} send errors), received ${udpGot.packets.toLocaleString('en')} (first to last ${udpGot.spanSeconds.toFixed(2)} s); sender CPU ${Math.round((udpSent.cpuSeconds / udpSent.seconds) * 100)}%, receiver CPU ${Math.round((udpGot.cpuSeconds / Math.max(udpGot.spanSeconds, 0.001)) * 100)}%; receiver kernel: ${udpRxErr}; sender kernel: ${udpTxErr}; lost on the way (not counted by the receiver's kernel): ${Math.max(0, udpSent.packets - udpGot.packets - udpRcvbuf).toLocaleString('en')}. No congestion control: the sender sends what its socket takes; RcvbufErrors = the receiving process did not keep up.`);
+    console.log(
+      `- raw UDP: sent ${udpSent.packets.toLocaleString('en')} datagrams in ${udpSent.seconds.toFixed(2)} s (${udpSent.errors} send errors), received ${udpGot.packets.toLocaleString('en')} (first to last ${udpGot.spanSeconds.toFixed(2)} s); sender CPU ${Math.round((udpSent.cpuSeconds / udpSent.seconds) * 100)}%, receiver CPU ${Math.round((udpGot.cpuSeconds / Math.max(udpGot.spanSeconds, 0.001)) * 100)}%; receiver kernel: ${udpRxErr}; sender kernel: ${udpTxErr}; lost on the way (not counted by the receiver's kernel): ${Math.max(0, udpSent.packets - udpGot.packets - udpRcvbuf).toLocaleString('en')}. No congestion control: the sender sends what its socket takes; RcvbufErrors = the receiving process did not keep up.`,
+    );
     relayed.forEach((c, i) => {
       const r = i === 0 ? relUdp : relTcp;
-      console.log(`- relay ${c.name}: ${fmt(r.bytes / MiB)} MiB in ${r.seconds.toFixed(2)} s; ${cpuOf(r, true)}; ${relayPps(c)}; ${drops(c)}; rendezvous kernel (all ${reps} runs): ${snmpText(c.rdvErr)}; receiver kernel: ${snmpText(c.rxErr)}; router-to-router UDP during the transfers ${(c.directUdp / 1e3).toFixed(1)} kB (nothing punched); idle ping ${c.idleRtt.toFixed(2)} ms, srtt after the transfer ${r.pathFrom?.rttMs?.toFixed(2) ?? '?'} ms`);
+      console.log(
+        `- relay ${c.name}: ${fmt(r.bytes / MiB)} MiB in ${r.seconds.toFixed(2)} s; ${cpuOf(r, true)}; ${relayPps(c)}; ${drops(c)}; rendezvous kernel (all ${reps} runs): ${snmpText(c.rdvErr)}; receiver kernel: ${snmpText(c.rxErr)}; router-to-router UDP during the transfers ${(c.directUdp / 1e3).toFixed(1)} kB (nothing punched); idle ping ${c.idleRtt.toFixed(2)} ms, srtt after the transfer ${r.pathFrom?.rttMs?.toFixed(2) ?? '?'} ms`,
+      );
     });
     console.log(`\nrun took ${((performance.now() - T0) / 1000).toFixed(1)} s`);
     const problems: string[] = [];
-    for (const r of directRuns) if (r.pathFrom?.pathType !== 'direct' || r.pathTo?.pathType !== 'direct') problems.push(`cone x public is not direct (${r.pathFrom?.pathType}/${r.pathTo?.pathType})`);
-    for (const r of relayed[0]!.runs) if (r.pathFrom?.pathType !== 'relay' || r.pathFrom.relay !== 'udp' || r.pathTo?.relay !== 'udp') problems.push(`symmetric x symmetric is not relay over UDP (${pathOf(r)})`);
-    for (const r of relayed[1]!.runs) if (r.pathFrom?.pathType !== 'relay' || r.pathFrom.relay !== 'tcp' || r.pathTo?.relay !== 'tcp') problems.push(`udp-blocked x udp-blocked is not relay over TCP (${pathOf(r)})`);
+    for (const r of directRuns)
+      if (r.pathFrom?.pathType !== 'direct' || r.pathTo?.pathType !== 'direct')
+        problems.push(`cone x public is not direct (${r.pathFrom?.pathType}/${r.pathTo?.pathType})`);
+    for (const r of relayed[0]!.runs)
+      if (r.pathFrom?.pathType !== 'relay' || r.pathFrom.relay !== 'udp' || r.pathTo?.relay !== 'udp')
+        problems.push(`symmetric x symmetric is not relay over UDP (${pathOf(r)})`);
+    for (const r of relayed[1]!.runs)
+      if (r.pathFrom?.pathType !== 'relay' || r.pathFrom.relay !== 'tcp' || r.pathTo?.relay !== 'tcp')
+        problems.push(`udp-blocked x udp-blocked is not relay over TCP (${pathOf(r)})`);
     if (problems.length) {
       console.log(`\nWARNING: ${problems.join('; ')}`);
       process.exitCode = 1;

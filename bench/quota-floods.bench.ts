@@ -58,7 +58,17 @@ try {
     if (i % 20 === 0) peak = Math.max(peak, rssOf(b.pid));
   }
   peak = Math.max(peak, await settleRss(b));
-  console.log(JSON.stringify({ flood: 'pubsub', subscriptions: subs, refusedWith: subRefusal || null, events: EVENTS, eventBytes: data.length, idleRssMB: MB(idle), floodRssMB: MB(peak) }));
+  console.log(
+    JSON.stringify({
+      flood: 'pubsub',
+      subscriptions: subs,
+      refusedWith: subRefusal || null,
+      events: EVENTS,
+      eventBytes: data.length,
+      idleRssMB: MB(idle),
+      floodRssMB: MB(peak),
+    }),
+  );
   for (const s of open) s.socket.destroy();
   await b.stop();
   b = await startAgent(rdv, work, 'qb-beta2');
@@ -82,7 +92,17 @@ try {
     if (i % 50 === 0) peak2 = Math.max(peak2, rssOf(b.pid));
   }
   peak2 = Math.max(peak2, await settleRss(b));
-  console.log(JSON.stringify({ flood: 'tasks', tasks, refusedWith: taskRefusal || null, idleRssMB: MB(idle2), floodRssMB: MB(peak2), idleDiskMiB: Math.round((disk0 / 1048576) * 10) / 10, floodDiskMiB: Math.round((dirBytes(b.home) / 1048576) * 10) / 10 }));
+  console.log(
+    JSON.stringify({
+      flood: 'tasks',
+      tasks,
+      refusedWith: taskRefusal || null,
+      idleRssMB: MB(idle2),
+      floodRssMB: MB(peak2),
+      idleDiskMiB: Math.round((disk0 / 1048576) * 10) / 10,
+      floodDiskMiB: Math.round((dirBytes(b.home) / 1048576) * 10) / 10,
+    }),
+  );
 } finally {
   for (const x of agents) await x.stop();
   await rdv.kill();

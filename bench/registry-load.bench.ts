@@ -56,9 +56,11 @@ const lat = (s: Summary): string => `${s.p50.toFixed(2)} / ${s.p99.toFixed(2)} m
 /** Runs fn(0..count-1) with at most `conc` running at once. */
 async function closedLoop(count: number, conc: number, fn: (i: number) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(conc, count) }, async () => {
-    while (next < count) await fn(next++);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(conc, count) }, async () => {
+      while (next < count) await fn(next++);
+    }),
+  );
 }
 
 class Tally {
@@ -81,7 +83,10 @@ class Tally {
 
 /** Datagrams the kernel dropped for a full receive buffer, machine-wide (/proc/net/snmp Udp RcvbufErrors). */
 function udpRcvbufErrors(): number {
-  const lines = fs.readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const lines = fs
+    .readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('Udp:'));
   const i = lines[0]?.split(' ').indexOf('RcvbufErrors') ?? -1;
   return i > 0 ? Number(lines[1]?.split(' ')[i]) : NaN;
 }
@@ -125,7 +130,13 @@ async function main(): Promise<void> {
     t = performance.now();
     let lastLog = t;
     await closedLoop(N, CONC, async (i) => {
-      const a = await client.request(ids[i]!, sockOf(i), 'register', { email: `load${i}@bench.example`, hostname: `load-${i}`, public: i % 2 === 0, lanEndpoints: lan(i) }, RegisterResult);
+      const a = await client.request(
+        ids[i]!,
+        sockOf(i),
+        'register',
+        { email: `load${i}@bench.example`, hostname: `load-${i}`, public: i % 2 === 0, lanEndpoints: lan(i) },
+        RegisterResult,
+      );
       reg.add(a);
       if (a.ok) addresses[i] = a.result!.address;
       if (performance.now() - lastLog > 5000) {
@@ -149,7 +160,9 @@ async function main(): Promise<void> {
     const sentB0 = client.counters.sent;
     const retransB0 = client.counters.retransmits;
     const rcvbufB0 = udpRcvbufErrors();
-    const online = Array.from({ length: M }, (_, k) => ({ i: firstOnline + k, offset: Math.random() * INTERVAL, beats: 0 })).sort((x, y) => x.offset - y.offset);
+    const online = Array.from({ length: M }, (_, k) => ({ i: firstOnline + k, offset: Math.random() * INTERVAL, beats: 0 })).sort(
+      (x, y) => x.offset - y.offset,
+    );
     const inflight = new Set<Promise<void>>();
     const track = (p: Promise<void>): void => {
       inflight.add(p);
@@ -246,7 +259,10 @@ async function main(): Promise<void> {
   }
   console.log(report.join('\n'));
   if (profDir) {
-    const profs = fs.readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(profDir, f));
+    const profs = fs
+      .readdirSync(profDir)
+      .filter((f) => f.endsWith('.cpuprofile'))
+      .map((f) => path.join(profDir, f));
     const newest = profs.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
     if (newest) console.log(`\nrendezvous CPU profile (${newest}):\n\n${topSelfTime(newest)}`);
   }

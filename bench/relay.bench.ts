@@ -141,7 +141,7 @@ async function main(): Promise<void> {
     for (const kind of ['udp', 'tcp', 'websocket'] as const) rows.push(await measure(kind, port, server.pid!));
     console.log(`relay throughput, ${INNER}-byte packets, ${SECS} s each, window ${WINDOW}, loopback, rendezvous in its own process`);
     console.log(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}\n`);
-    console.log('| uplink | packets/s | MB/s (1200-byte payloads) | lost | rendezvous CPU | both nodes\' CPU | send() refused (backlog) |');
+    console.log("| uplink | packets/s | MB/s (1200-byte payloads) | lost | rendezvous CPU | both nodes' CPU | send() refused (backlog) |");
     console.log('|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
   } finally {

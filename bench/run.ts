@@ -90,13 +90,17 @@ async function main(): Promise<void> {
     const bench = await b.ctl(['bench', 'bench-alpha', String(STREAM_MB)], 600_000);
     if (bench.code !== 0) throw new Error(`pilotctl bench failed: ${bench.stderr}`);
     const pilot = bench.json.data.mbPerSec as number;
-    rows.push(`| stream throughput, ${STREAM_MB} MiB, loopback | Pilot daemon→daemon (\`pilotctl bench\`) | ${pilot.toFixed(1)} MB/s | raw TCP loopback | ${tcp.toFixed(1)} MB/s | ${((pilot / tcp) * 100).toFixed(1)}% |`);
+    rows.push(
+      `| stream throughput, ${STREAM_MB} MiB, loopback | Pilot daemon→daemon (\`pilotctl bench\`) | ${pilot.toFixed(1)} MB/s | raw TCP loopback | ${tcp.toFixed(1)} MB/s | ${((pilot / tcp) * 100).toFixed(1)}% |`,
+    );
 
     const udp = await udpEchoRtt(PINGS);
     const ping = await b.ctl(['ping', 'bench-alpha', '--count', String(PINGS), '--interval', '0']);
     if (ping.code !== 0) throw new Error(`pilotctl ping failed: ${ping.stderr}`);
     const p = ping.json.data;
-    rows.push(`| RTT, ${PINGS} probes, loopback | \`pilotctl ping\` (echo port 7, encrypted) | avg ${p.avgMs.toFixed(3)} ms (min ${p.minMs.toFixed(3)}) | raw UDP echo (node dgram) | avg ${udp.avg.toFixed(3)} ms (p50 ${udp.p50.toFixed(3)}) | +${(p.avgMs - udp.avg).toFixed(3)} ms |`);
+    rows.push(
+      `| RTT, ${PINGS} probes, loopback | \`pilotctl ping\` (echo port 7, encrypted) | avg ${p.avgMs.toFixed(3)} ms (min ${p.minMs.toFixed(3)}) | raw UDP echo (node dgram) | avg ${udp.avg.toFixed(3)} ms (p50 ${udp.p50.toFixed(3)}) | +${(p.avgMs - udp.avg).toFixed(3)} ms |`,
+    );
   } finally {
     await a.stop();
     await b.stop();
@@ -105,7 +109,15 @@ async function main(): Promise<void> {
   }
   const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.type()} ${os.release()}, Node ${process.version}`;
   const table = ['| what | Pilot | figure | reference (same run) | figure | Pilot vs reference |', '|---|---|---|---|---|---|', ...rows].join('\n');
-  const micro = ['bench/crypto.bench.ts', 'bench/transport.bench.ts', 'bench/relay.bench.ts', 'bench/gateway.bench.ts', 'bench/latency.bench.ts', 'bench/streams.bench.ts', 'bench/scale.bench.ts'].map((f) => {
+  const micro = [
+    'bench/crypto.bench.ts',
+    'bench/transport.bench.ts',
+    'bench/relay.bench.ts',
+    'bench/gateway.bench.ts',
+    'bench/latency.bench.ts',
+    'bench/streams.bench.ts',
+    'bench/scale.bench.ts',
+  ].map((f) => {
     const out = runSub(f).trim();
     return out ? `\n${f}:\n\n\`\`\`\n${out}\n\`\`\`\n` : '';
   });
@@ -117,7 +129,9 @@ async function main(): Promise<void> {
     const start = '<!-- latest-run:start -->';
     const end = '<!-- latest-run:end -->';
     const block = `${start}\n${report}\n${end}`;
-    const next = old.includes(start) ? old.replace(new RegExp(`${start}[\\s\\S]*${end}`), block) : `${old.trimEnd()}\n\n## Latest run (\`npm run bench\`)\n\n${block}\n`;
+    const next = old.includes(start)
+      ? old.replace(new RegExp(`${start}[\\s\\S]*${end}`), block)
+      : `${old.trimEnd()}\n\n## Latest run (\`npm run bench\`)\n\n${block}\n`;
     fs.writeFileSync(file, next);
   }
 }

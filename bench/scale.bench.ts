@@ -52,7 +52,15 @@ async function lightClient(rdvPort: number): Promise<Light> {
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, clientIp(), () => r()));
   const identity = generateIdentity();
-  const l: Light = { identity, address: { network: 0, node: 0 }, sock, registry: undefined as unknown as RegistryClient, sessions: undefined, conn: undefined, stream: undefined };
+  const l: Light = {
+    identity,
+    address: { network: 0, node: 0 },
+    sock,
+    registry: undefined as unknown as RegistryClient,
+    sessions: undefined,
+    conn: undefined,
+    stream: undefined,
+  };
   l.registry = new RegistryClient({ identity, send: (p) => sock.send(p, rdvPort, '127.0.0.1'), timeoutMs: 2000, retries: 5 });
   sock.on('message', (m) => {
     const t = m[0];
@@ -109,9 +117,11 @@ function openEchoStream(l: Light): Promise<void> {
 
 async function pool<T>(items: T[], n: number, fn: (x: T) => Promise<void>): Promise<void> {
   let i = 0;
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (i < items.length) await fn(items[i++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (i < items.length) await fn(items[i++]!);
+    }),
+  );
 }
 
 const mib = (b: number): string => (b / MiB).toFixed(1);
@@ -136,12 +146,18 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, IDLE_SECS * 1000));
     const idleCpu = (cpuSeconds(ag.pid) - cpu0) / IDLE_SECS;
     const idleRss = rssBytes(ag.pid);
-    out.push(`| daemon idle, no peers, ${IDLE_SECS} s | RSS ${mib(idleRss0)} -> ${mib(idleRss)} MiB | CPU ${(idleCpu * 100).toFixed(2)}% of one core (${(idleCpu * 1000).toFixed(1)} ms/s) |`);
+    out.push(
+      `| daemon idle, no peers, ${IDLE_SECS} s | RSS ${mib(idleRss0)} -> ${mib(idleRss)} MiB | CPU ${(idleCpu * 100).toFixed(2)}% of one core (${(idleCpu * 1000).toFixed(1)} ms/s) |`,
+    );
 
     // 2. light clients register (not timed: registry work, not the daemon's)
-    await pool(Array.from({ length: PEERS }, (_, i) => i), 32, async () => {
-      lights.push(await lightClient(rdv.port));
-    });
+    await pool(
+      Array.from({ length: PEERS }, (_, i) => i),
+      32,
+      async () => {
+        lights.push(await lightClient(rdv.port));
+      },
+    );
 
     // 3. handshakes: every client handshakes with the daemon, CONCURRENCY at a time
     const rss0 = rssBytes(ag.pid);
@@ -150,7 +166,9 @@ async function main(): Promise<void> {
     await pool(lights, CONCURRENCY, (l) => connectLight(l, daemon));
     const hsSecs = (performance.now() - t0) / 1000;
     const hsCpu = cpuSeconds(ag.pid) - hsCpu0;
-    out.push(`| handshakes with one daemon, ${PEERS} new peers, ${CONCURRENCY} at a time | ${(PEERS / hsSecs).toFixed(0)} handshakes/s (${hsSecs.toFixed(2)} s) | daemon CPU ${((hsCpu / PEERS) * 1000).toFixed(2)} ms per handshake (incl. its registry key check) |`);
+    out.push(
+      `| handshakes with one daemon, ${PEERS} new peers, ${CONCURRENCY} at a time | ${(PEERS / hsSecs).toFixed(0)} handshakes/s (${hsSecs.toFixed(2)} s) | daemon CPU ${((hsCpu / PEERS) * 1000).toFixed(2)} ms per handshake (incl. its registry key check) |`,
+    );
     await new Promise((r) => setTimeout(r, 3000)); // punching rounds and candidates settle
     const peersUp = ((await ag.ctl(['peers'])).json.data.peers as unknown[]).length;
     const rss1 = rssBytes(ag.pid);
@@ -162,7 +180,9 @@ async function main(): Promise<void> {
     const stSecs = (performance.now() - st0) / 1000;
     await new Promise((r) => setTimeout(r, 1000));
     const rss2 = rssBytes(ag.pid);
-    out.push(`| ${PEERS} open streams (one per peer, echo port 7) | RSS ${mib(rss1)} -> ${mib(rss2)} MiB | ${kib((rss2 - rss1) / PEERS)} KiB per open stream; opened in ${stSecs.toFixed(2)} s |`);
+    out.push(
+      `| ${PEERS} open streams (one per peer, echo port 7) | RSS ${mib(rss1)} -> ${mib(rss2)} MiB | ${kib((rss2 - rss1) / PEERS)} KiB per open stream; opened in ${stSecs.toFixed(2)} s |`,
+    );
 
     // 5. idle again, with every session and stream open (keepalives, timers)
     const cpu2 = cpuSeconds(ag.pid);
@@ -170,8 +190,13 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, idle2 * 1000));
     const busyCpu = (cpuSeconds(ag.pid) - cpu2) / idle2;
     const rss3 = rssBytes(ag.pid);
-    out.push(`| daemon holding ${PEERS} sessions + ${PEERS} streams, no traffic, ${idle2} s | RSS ${mib(rss3)} MiB | CPU ${(busyCpu * 100).toFixed(1)}% of one core |`);
-    verdict = PEERS < 1000 ? `not measured at 1k (BENCH_PEERS=${PEERS})` : `${(rss3 / 1e6).toFixed(0)} MB with ${PEERS} sessions and streams: ${rss3 < 200e6 ? 'met' : 'NOT met'}`;
+    out.push(
+      `| daemon holding ${PEERS} sessions + ${PEERS} streams, no traffic, ${idle2} s | RSS ${mib(rss3)} MiB | CPU ${(busyCpu * 100).toFixed(1)}% of one core |`,
+    );
+    verdict =
+      PEERS < 1000
+        ? `not measured at 1k (BENCH_PEERS=${PEERS})`
+        : `${(rss3 / 1e6).toFixed(0)} MB with ${PEERS} sessions and streams: ${rss3 < 200e6 ? 'met' : 'NOT met'}`;
   } finally {
     for (const l of lights) {
       l.conn?.close();

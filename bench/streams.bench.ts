@@ -42,7 +42,13 @@ async function pilotRun(node: PilotNode, target: string, n: number): Promise<num
 
 async function tcpRun(port: number, n: number): Promise<number> {
   const socks = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Socket>((r) => { const c = net.connect(port, '127.0.0.1', () => r(c)); })),
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Socket>((r) => {
+          const c = net.connect(port, '127.0.0.1', () => r(c));
+        }),
+    ),
   );
   const per = Math.floor(TOTAL / n);
   const t0 = performance.now();

@@ -32,8 +32,20 @@ function pair(): { a: Connection; b: Connection } {
       setImmediate(pump);
     }
   };
-  const a: Connection = new Connection({ role: 'low', sendPacket: (p) => { toB.push(p); kick(); } });
-  const b: Connection = new Connection({ role: 'high', sendPacket: (p) => { toA.push(p); kick(); } });
+  const a: Connection = new Connection({
+    role: 'low',
+    sendPacket: (p) => {
+      toB.push(p);
+      kick();
+    },
+  });
+  const b: Connection = new Connection({
+    role: 'high',
+    sendPacket: (p) => {
+      toA.push(p);
+      kick();
+    },
+  });
   return { a, b };
 }
 
@@ -66,8 +78,12 @@ async function run(): Promise<void> {
   if (received !== TOTAL) throw new Error(`received ${received} of ${TOTAL}`);
   const mbps = TOTAL / 1e6 / secs;
   console.log(`transport: ${TOTAL / MB} MiB one stream in ${secs.toFixed(2)} s = ${mbps.toFixed(1)} MB/s`);
-  console.log(`  data packets ${sa.packetsSent} (${(sa.packetsSent / secs / 1000).toFixed(1)} k/s, ${sa.maxPacketSize} B max), ack packets ${sb.packetsSent} (${(sb.packetsSent / secs / 1000).toFixed(1)} k/s)`);
-  console.log(`  cpu ${((cpu.user + cpu.system) / 1e6 / secs * 100).toFixed(0)}% of one core for both ends; srtt ${sa.srttMs.toFixed(2)} ms, cwnd ${(sa.cwnd / 1024).toFixed(0)} KiB, lost ${sa.packetsLost}`);
+  console.log(
+    `  data packets ${sa.packetsSent} (${(sa.packetsSent / secs / 1000).toFixed(1)} k/s, ${sa.maxPacketSize} B max), ack packets ${sb.packetsSent} (${(sb.packetsSent / secs / 1000).toFixed(1)} k/s)`,
+  );
+  console.log(
+    `  cpu ${(((cpu.user + cpu.system) / 1e6 / secs) * 100).toFixed(0)}% of one core for both ends; srtt ${sa.srttMs.toFixed(2)} ms, cwnd ${(sa.cwnd / 1024).toFixed(0)} KiB, lost ${sa.packetsLost}`,
+  );
   a.close();
   b.close();
 }
@@ -118,7 +134,9 @@ async function runUdp(): Promise<void> {
   worker.postMessage({ peerPort: sock.address().port });
   const a = new Connection({ role: 'low', sendPacket: (p) => sock.send(p, port, '127.0.0.1') });
   sock.on('message', (m) => a.receivePacket(m));
-  const done = new Promise<{ done: number; stats: ReturnType<Connection['stats']>; elu: number }>((r) => worker.on('message', (m) => m.done !== undefined && r(m)));
+  const done = new Promise<{ done: number; stats: ReturnType<Connection['stats']>; elu: number }>((r) =>
+    worker.on('message', (m) => m.done !== undefined && r(m)),
+  );
   const block = Buffer.alloc(64 * 1024, 0x5a);
   const t0 = process.hrtime.bigint();
   const cpu0 = process.cpuUsage();
@@ -136,8 +154,12 @@ async function runUdp(): Promise<void> {
   const sa = a.stats();
   if (res.done !== TOTAL) throw new Error(`received ${res.done} of ${TOTAL}`);
   console.log(`udp loopback (no crypto, receiver in a worker): ${TOTAL / MB} MiB in ${secs.toFixed(2)} s = ${(TOTAL / 1e6 / secs).toFixed(1)} MB/s`);
-  console.log(`  data packets ${sa.packetsSent} (${(sa.packetsSent / secs / 1000).toFixed(1)} k/s), lost ${sa.packetsLost}, ack packets ${res.stats.packetsSent} (${(res.stats.packetsSent / secs / 1000).toFixed(1)} k/s)`);
-  console.log(`  srtt ${sa.srttMs.toFixed(2)} ms, cwnd ${(sa.cwnd / 1024).toFixed(0)} KiB, congestion events ${sa.congestionEvents}; process cpu ${((cpu.user + cpu.system) / 1e6 / secs * 100).toFixed(0)}% of one core; event loop busy: sender ${(elu * 100).toFixed(0)}%, receiver ${(res.elu * 100).toFixed(0)}%`);
+  console.log(
+    `  data packets ${sa.packetsSent} (${(sa.packetsSent / secs / 1000).toFixed(1)} k/s), lost ${sa.packetsLost}, ack packets ${res.stats.packetsSent} (${(res.stats.packetsSent / secs / 1000).toFixed(1)} k/s)`,
+  );
+  console.log(
+    `  srtt ${sa.srttMs.toFixed(2)} ms, cwnd ${(sa.cwnd / 1024).toFixed(0)} KiB, congestion events ${sa.congestionEvents}; process cpu ${(((cpu.user + cpu.system) / 1e6 / secs) * 100).toFixed(0)}% of one core; event loop busy: sender ${(elu * 100).toFixed(0)}%, receiver ${(res.elu * 100).toFixed(0)}%`,
+  );
   worker.postMessage({ quit: true });
   a.close();
   sock.close();

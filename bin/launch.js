@@ -27,7 +27,7 @@ function pinnedNode() {
 
 export async function launch(entry) {
   const target = join(root, entry);
-  const canStrip = Boolean(process.features && process.features.typescript);
+  const canStrip = Boolean(process.features?.typescript);
   const inNodeModules = root.split(sep).includes('node_modules');
   if (canStrip && !inNodeModules) {
     await import(pathToFileURL(target).href);

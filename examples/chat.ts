@@ -3,7 +3,7 @@
 //   node examples/chat.ts <target> [port]     chat with a listener (end with Ctrl-D)
 // Lines from peers are printed as "[address] text". PILOT_SOCKET picks the daemon.
 import readline from 'node:readline';
-import { connect, PilotError, type PilotSocket } from 'pilot-overlay/sdk';
+import { connect, type PilotError, type PilotSocket } from 'pilot-overlay/sdk';
 
 const [cmd, portArg] = process.argv.slice(2);
 if (!cmd) {

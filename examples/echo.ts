@@ -2,7 +2,7 @@
 //   node examples/echo.ts serve [port]                 echo every stream back (default port 7000)
 //   node examples/echo.ts <target> [port] [message]    send a message, print the reply
 // The daemon is found through PILOT_SOCKET (default: its private socket, see docs/CONFIG.md).
-import { connect, PilotError } from 'pilot-overlay/sdk';
+import { connect, type PilotError } from 'pilot-overlay/sdk';
 
 const [cmd, portArg, ...rest] = process.argv.slice(2);
 if (!cmd) {

@@ -3,7 +3,7 @@
 //   node examples/http.ts get <target> [port] [path]   fetch() it, then http.get() it
 // The URL's host is the Pilot target (hostname, or an address written 0-0000-0000-002a).
 import http from 'node:http';
-import { connect, serveHttp, pilotDispatcher, PilotHttpAgent, PilotError } from 'pilot-overlay/sdk';
+import { connect, serveHttp, pilotDispatcher, PilotHttpAgent, type PilotError } from 'pilot-overlay/sdk';
 
 const [cmd, ...args] = process.argv.slice(2);
 
@@ -36,11 +36,13 @@ try {
 
     const agent = new PilotHttpAgent(node);
     const body = await new Promise<string>((resolve, reject) => {
-      http.get(url, { agent }, (r) => {
-        let b = '';
-        r.on('data', (c) => (b += c));
-        r.on('end', () => resolve(`${r.statusCode}: ${b}`));
-      }).on('error', reject);
+      http
+        .get(url, { agent }, (r) => {
+          let b = '';
+          r.on('data', (c) => (b += c));
+          r.on('end', () => resolve(`${r.statusCode}: ${b}`));
+        })
+        .on('error', reject);
     });
     console.log(`http.get ${body}`);
     agent.destroy();

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
-import { connect, serveMcp, mcpConnect, PilotError } from 'pilot-overlay/sdk';
+import { connect, serveMcp, mcpConnect, type PilotError } from 'pilot-overlay/sdk';
 
 const [cmd, ...args] = process.argv.slice(2);
 

@@ -50,7 +50,19 @@ async function main(): Promise<void> {
   console.log(`  pilot-rendezvous listening on ${registry}`);
 
   banner('2. two agents start their daemons and get permanent addresses');
-  pilotctl('alpha', ['daemon', 'start', '--registry', registry, '--email', 'alpha@example.com', '--hostname', 'agent-alpha', '--public', '--listen', '127.0.0.1:0']);
+  pilotctl('alpha', [
+    'daemon',
+    'start',
+    '--registry',
+    registry,
+    '--email',
+    'alpha@example.com',
+    '--hostname',
+    'agent-alpha',
+    '--public',
+    '--listen',
+    '127.0.0.1:0',
+  ]);
   pilotctl('beta', ['daemon', 'start', '--registry', registry, '--email', 'beta@example.com', '--hostname', 'agent-beta', '--listen', '127.0.0.1:0']);
 
   banner('3. beta looks up the public agent-alpha and asks for trust (zero trust by default)');

@@ -1,4 +1,4 @@
-// `npm test`: typecheck, then every test/**/*.test.ts with node's test runner, in tiers:
+// `npm test`: lint and format check (Biome), typecheck, then every test/**/*.test.ts with node's test runner, in tiers:
 //   unit         no processes, no namespaces: pure logic and in-process sockets (seconds)
 //   integration  real daemons and rendezvous processes, PostgreSQL, npm pack, Chromium
 //   lab          root + network namespaces (NAT lab, spoofed sources, loss)
@@ -90,6 +90,15 @@ function longestFirst(files: string[]): string[] {
   return [...files].sort((a, b) => rank(a) - rank(b)); // stable: the rest keep their order
 }
 
+/** Biome: lint and format check of the whole tree (`npm run lint`; `npm run format` rewrites). */
+function lint(): void {
+  const r = spawnSync(process.execPath, ['node_modules/@biomejs/biome/bin/biome', 'ci', '.'], { stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error('lint or format check failed: npm run format fixes the formatting; see biome.json for the rules');
+    process.exit(r.status ?? 1);
+  }
+}
+
 function typecheck(): void {
   // the examples have their own project: they import 'pilot-overlay/sdk' as a consumer does
   for (const project of ['tsconfig.json', 'examples/tsconfig.json']) {
@@ -115,6 +124,7 @@ async function main(): Promise<void> {
   const tierArg = args.indexOf('--tier');
   const onlyTier = tierArg >= 0 ? (args[tierArg + 1] as Tier | undefined) : undefined;
   const named = args.filter((a, i) => a.endsWith('.ts') && i !== tierArg + 1);
+  if (named.length === 0) lint();
   typecheck();
   if (named.length > 0) process.exit(await runFiles(named, 1));
 

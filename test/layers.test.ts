@@ -103,8 +103,14 @@ test('a planted upward import or cycle is caught', () => {
   const tree = realTree();
   tree.set(path.join(SRC, 'wire', 'planted.ts'), "import { Daemon } from '../daemon/daemon.ts';\n");
   const v = violations(tree, rules);
-  assert.ok(v.some((x) => /src\/wire\/planted\.ts imports \.\.\/daemon\/daemon\.ts: wire may not import daemon/.test(x)), v.join('\n'));
-  assert.ok(v.some((x) => x.startsWith('import cycle:') && x.includes('wire') && x.includes('daemon')), v.join('\n'));
+  assert.ok(
+    v.some((x) => /src\/wire\/planted\.ts imports \.\.\/daemon\/daemon\.ts: wire may not import daemon/.test(x)),
+    v.join('\n'),
+  );
+  assert.ok(
+    v.some((x) => x.startsWith('import cycle:') && x.includes('wire') && x.includes('daemon')),
+    v.join('\n'),
+  );
   const noRow = new Map(tree);
   noRow.set(path.join(SRC, 'newlayer', 'x.ts'), '');
   assert.ok(violations(noRow, rules).some((x) => x === 'src/newlayer has no row in the docs/ARCHITECTURE.md layer table'));

@@ -13,7 +13,16 @@ import { fileURLToPath } from 'node:url';
  * per-source abuse limits (new identities, unregistered keys) are lifted so it
  * measures the registry, not them. test/security covers the limits.
  */
-export const CAPACITY_FLAGS = ['--registration-rate', '1000000', '--registration-burst', '1000000', '--unregistered-rate', '1000000', '--unregistered-per-source', '1000000'];
+export const CAPACITY_FLAGS = [
+  '--registration-rate',
+  '1000000',
+  '--registration-burst',
+  '1000000',
+  '--unregistered-rate',
+  '1000000',
+  '--unregistered-per-source',
+  '1000000',
+];
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../src/rendezvous/main.ts');
 
 export interface RendezvousProcess {
@@ -32,7 +41,21 @@ export interface RendezvousProcess {
 export async function startRendezvousProcess(opts: { cpuProfDir?: string; logLevel?: string } = {}): Promise<RendezvousProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-load-bench-'));
   const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
-  const args = [...prof, MAIN, '--listen', '127.0.0.1:0', '--alt-port', 'none', '--http', '127.0.0.1:0', '--data', dataDir, '--log-level', opts.logLevel ?? 'warn', ...CAPACITY_FLAGS];
+  const args = [
+    ...prof,
+    MAIN,
+    '--listen',
+    '127.0.0.1:0',
+    '--alt-port',
+    'none',
+    '--http',
+    '127.0.0.1:0',
+    '--data',
+    dataDir,
+    '--log-level',
+    opts.logLevel ?? 'warn',
+    ...CAPACITY_FLAGS,
+  ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-4000)));

@@ -33,7 +33,8 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   // As in the seed: `daemon start --email … --hostname …` needs no --registry (a local rendezvous by default).
   const registry = f.registry ?? process.env.PILOT_REGISTRY ?? saved?.registry ?? DEFAULT_REGISTRY;
   const email = f.email ?? saved?.email;
-  if (!registry) throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'first start needs --registry HOST:PORT (e.g. --registry 127.0.0.1:9000)');
+  if (!registry)
+    throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'first start needs --registry HOST:PORT (e.g. --registry 127.0.0.1:9000)');
   if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'first start needs --email you@example.com');
   parseHostPort(registry, 9000);
   if (f.beacon) parseHostPort(f.beacon, 9000);
@@ -69,7 +70,11 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   const running = await probe.call<{ pid: number; address: string }>('info').catch(() => undefined);
   probe.close();
   if (running) {
-    throw new PilotError('DAEMON_RUNNING', `a daemon is already running (pid ${running.pid}, ${running.address}) on ${socket}`, 'stop it first: pilotctl daemon stop');
+    throw new PilotError(
+      'DAEMON_RUNNING',
+      `a daemon is already running (pid ${running.pid}, ${running.address}) on ${socket}`,
+      'stop it first: pilotctl daemon stop',
+    );
   }
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   saveConfig(home, cfg);
@@ -84,7 +89,15 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   progress(`starting daemon (pid ${child.pid})`);
   const dots = setInterval(() => progress('.'), 250);
   try {
-    const ready = await new Promise<{ ready: boolean; pid: number; address: string; socket: string; log: string; metrics?: string; error?: { code: string; message: string; hint?: string } }>((resolve, reject) => {
+    const ready = await new Promise<{
+      ready: boolean;
+      pid: number;
+      address: string;
+      socket: string;
+      log: string;
+      metrics?: string;
+      error?: { code: string; message: string; hint?: string };
+    }>((resolve, reject) => {
       let buf = '';
       const timer = setTimeout(() => reject(new PilotError('TIMEOUT', 'the daemon did not come up within 20 s', `see ${logPath}`)), 20_000);
       child.stdout!.on('data', (c: Buffer) => {

@@ -14,7 +14,11 @@ export async function readDataFile(file: string, max: number): Promise<Buffer> {
   try {
     st = fs.statSync(file);
   } catch (err) {
-    throw new PilotError('NOT_FOUND', `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'give a readable file, or - for stdin');
+    throw new PilotError(
+      'NOT_FOUND',
+      `cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'give a readable file, or - for stdin',
+    );
   }
   if (st.isDirectory()) throw new PilotError('BAD_ARGUMENT', `${file} is a directory`, 'give a file, or - for stdin');
   if (st.isFile() && st.size > max) throw tooLarge(file, max);

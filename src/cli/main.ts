@@ -1,5 +1,5 @@
 // pilotctl: the command line for the Pilot daemon. Every command takes --json.
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, type Option } from 'commander';
 import { IpcClient } from '../ipc/client.ts';
 import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
@@ -13,12 +13,7 @@ import { registerStdioCommands } from './commands/stdio.ts';
 import { registerDaemonServiceCommands } from './commands/service.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
-
-interface Globals {
-  json?: boolean;
-  socket?: string;
-  home?: string;
-}
+import type { Action, Globals, RunWrapper } from './action.ts';
 
 function globals(cmd: Command): Globals {
   return cmd.optsWithGlobals() as Globals;
@@ -36,12 +31,10 @@ function resolveSocket(g: Globals): string {
   }
 }
 
-type Action = (g: Globals, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-
 let exitCode = 0;
 
-function run(action: Action): (...args: any[]) => Promise<void> {
-  return async (...args: any[]) => {
+const run: RunWrapper = (action: Action) => {
+  return async (...args) => {
     const cmd = args[args.length - 1] as Command;
     const g = globals(cmd);
     const out: OutputOptions = { json: Boolean(g.json) };
@@ -55,7 +48,7 @@ function run(action: Action): (...args: any[]) => Promise<void> {
       c?.close();
     }
   };
-}
+};
 
 const fmtMs = (v: unknown): string => (typeof v === 'number' ? `${v.toFixed(3)} ms` : '-');
 
@@ -66,28 +59,35 @@ export function buildProgram(json = false): Command {
     .option('--socket <path>', 'daemon IPC socket (default $PILOT_SOCKET, else $XDG_RUNTIME_DIR/pilot/pilot.sock or ~/.pilot/pilot.sock)')
     .option('--home <dir>', 'state directory (default $PILOT_HOME or ~/.pilot)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => { if (!json) process.stderr.write(s); } });
+    .configureOutput({
+      writeErr: (s) => {
+        if (!json) process.stderr.write(s);
+      },
+    });
 
   const daemon = program.command('daemon').description('start, stop or inspect the daemon');
-  addNodeOptions(
-    daemon.command('start').description('start the daemon in the background (first start: --registry and --email)'),
-  ).action(
-      run(async (g, out, _c, opts: NodeFlags) => {
-        const progress = (t: string): void => {
-          if (!out.json) process.stdout.write(t);
-        };
-        const r = await startDaemon(
-          {
-            ...(g.home ? { home: g.home } : {}),
-            ...(g.socket ?? process.env.PILOT_SOCKET ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
-            ...opts,
-          },
-          progress,
-        );
-        if (!out.json) process.stdout.write('\n');
-        ok(out, r, () => `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`);
-      }),
-    );
+  addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)')).action(
+    run(async (g, out, _c, opts: NodeFlags) => {
+      const progress = (t: string): void => {
+        if (!out.json) process.stdout.write(t);
+      };
+      const r = await startDaemon(
+        {
+          ...(g.home ? { home: g.home } : {}),
+          ...((g.socket ?? process.env.PILOT_SOCKET) ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
+          ...opts,
+        },
+        progress,
+      );
+      if (!out.json) process.stdout.write('\n');
+      ok(
+        out,
+        r,
+        () =>
+          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
+      );
+    }),
+  );
   daemon
     .command('stop')
     .description('stop the daemon')
@@ -101,9 +101,14 @@ export function buildProgram(json = false): Command {
     .command('status')
     .description('is the daemon running?')
     .action(
-      run(async (g, out, client) => {
+      run(async (_g, out, client) => {
         const info = await client().call<Record<string, unknown>>('status');
-        ok(out, { running: true, ...info }, () => `Daemon running (pid ${info.pid})\n  Address:  ${info.address}\n  Socket:   ${info.socket}\n  Registry: ${info.registry} (${info.registryOnline ? 'online' : 'unreachable'})\n  Uptime:   ${info.uptimeSec}s`);
+        ok(
+          out,
+          { running: true, ...info },
+          () =>
+            `Daemon running (pid ${info.pid})\n  Address:  ${info.address}\n  Socket:   ${info.socket}\n  Registry: ${info.registry} (${info.registryOnline ? 'online' : 'unreachable'})\n  Uptime:   ${info.uptimeSec}s`,
+        );
       }),
     );
 
@@ -114,7 +119,17 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client) => {
         const i = await client().call<Record<string, unknown>>('info');
         ok(out, i, () =>
-          [`Address:    ${i.address}`, `Hostname:   ${i.hostname ?? '-'}`, `Visibility: ${i.public ? 'public' : 'private'}`, `Public key: ${i.publicKey}`, `Observed:   ${i.observed ?? '-'}`, `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`, `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`, `Peers:      ${i.peers}`, `Version:    ${i.version}`].join('\n'),
+          [
+            `Address:    ${i.address}`,
+            `Hostname:   ${i.hostname ?? '-'}`,
+            `Visibility: ${i.public ? 'public' : 'private'}`,
+            `Public key: ${i.publicKey}`,
+            `Observed:   ${i.observed ?? '-'}`,
+            `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
+            `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`,
+            `Peers:      ${i.peers}`,
+            `Version:    ${i.version}`,
+          ].join('\n'),
         );
       }),
     );
@@ -173,7 +188,13 @@ export function buildProgram(json = false): Command {
         ok(out, r, () =>
           r.peers.length === 0
             ? 'no peers'
-            : ['ADDRESS            HOSTNAME         PATH                         RTT         SENT        RECEIVED', ...r.peers.map((p) => `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${String(p.path).padEnd(28)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`)].join('\n'),
+            : [
+                'ADDRESS            HOSTNAME         PATH                         RTT         SENT        RECEIVED',
+                ...r.peers.map(
+                  (p) =>
+                    `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${String(p.path).padEnd(28)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`,
+                ),
+              ].join('\n'),
         );
       }),
     );
@@ -187,11 +208,21 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client, target: string, o: { count: string; interval: string; timeout: string }) => {
         const count = parseCount(o.count, 4);
         if (count < 1) throw new PilotError('BAD_ARGUMENT', '--count must be at least 1');
-        const r = await client().call<Record<string, unknown>>('ping', { target, count, intervalMs: parseDuration(o.interval, 1000), timeoutMs: parseDuration(o.timeout, 3000) }, (_e, d) => {
-          const p = d as { seq: number; ok: boolean; rttMs: number | null; path: string };
-          if (!out.json) process.stdout.write(p.ok ? `reply from ${target}: seq=${p.seq} time=${fmtMs(p.rttMs)} path=${p.path}\n` : `timeout: seq=${p.seq}\n`);
-        });
-        ok(out, r, () => `--- ${target} (${r.target}) ping ---\n${r.sent} sent, ${r.received} received, ${r.lossPct}% loss, rtt min/avg/max = ${fmtMs(r.minMs)} / ${fmtMs(r.avgMs)} / ${fmtMs(r.maxMs)}, path ${r.path}`);
+        const r = await client().call<Record<string, unknown>>(
+          'ping',
+          { target, count, intervalMs: parseDuration(o.interval, 1000), timeoutMs: parseDuration(o.timeout, 3000) },
+          (_e, d) => {
+            const p = d as { seq: number; ok: boolean; rttMs: number | null; path: string };
+            if (!out.json)
+              process.stdout.write(p.ok ? `reply from ${target}: seq=${p.seq} time=${fmtMs(p.rttMs)} path=${p.path}\n` : `timeout: seq=${p.seq}\n`);
+          },
+        );
+        ok(
+          out,
+          r,
+          () =>
+            `--- ${target} (${r.target}) ping ---\n${r.sent} sent, ${r.received} received, ${r.lossPct}% loss, rtt min/avg/max = ${fmtMs(r.minMs)} / ${fmtMs(r.avgMs)} / ${fmtMs(r.maxMs)}, path ${r.path}`,
+        );
         if (r.received === 0) exitCode = 1;
       }),
     );
@@ -235,7 +266,10 @@ export function buildProgram(json = false): Command {
         ok(out, r, () =>
           [
             r.incoming.length === 0 ? 'no pending requests' : 'FROM               HOSTNAME         RECEIVED                  REASON',
-            ...r.incoming.map((p) => `${String(p.from).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${new Date(Number(p.created)).toISOString().padEnd(25)} ${p.reason ?? ''}`),
+            ...r.incoming.map(
+              (p) =>
+                `${String(p.from).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${new Date(Number(p.created)).toISOString().padEnd(25)} ${p.reason ?? ''}`,
+            ),
             ...(r.outgoing.length ? ['', `waiting on: ${r.outgoing.map((o) => `${o.to}${o.hostname ? ` (${o.hostname})` : ''}`).join(', ')}`] : []),
           ].join('\n'),
         );
@@ -268,7 +302,13 @@ export function buildProgram(json = false): Command {
         ok(out, r, () =>
           r.trusted.length === 0
             ? 'no trusted peers'
-            : ['NODE ID     ADDRESS            HOSTNAME         SINCE                     MUTUAL', ...r.trusted.map((t) => `${String(parseInt(String(t.peer).split('.').slice(1).join(''), 16)).padEnd(11)} ${String(t.peer).padEnd(18)} ${String(t.hostname ?? '-').padEnd(16)} ${new Date(Number(t.since)).toISOString().padEnd(25)} ${t.mutual ? 'yes' : 'no'}`)].join('\n'),
+            : [
+                'NODE ID     ADDRESS            HOSTNAME         SINCE                     MUTUAL',
+                ...r.trusted.map(
+                  (t) =>
+                    `${String(parseInt(String(t.peer).split('.').slice(1).join(''), 16)).padEnd(11)} ${String(t.peer).padEnd(18)} ${String(t.hostname ?? '-').padEnd(16)} ${new Date(Number(t.since)).toISOString().padEnd(25)} ${t.mutual ? 'yes' : 'no'}`,
+                ),
+              ].join('\n'),
         );
       }),
     );
@@ -341,7 +381,10 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
-      if (json) process.stderr.write(JSON.stringify({ status: 'error', code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: 'see: pilotctl --help' }) + '\n');
+      if (json)
+        process.stderr.write(
+          JSON.stringify({ status: 'error', code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: 'see: pilotctl --help' }) + '\n',
+        );
       return 2;
     }
     return fail({ json }, err);

@@ -125,7 +125,14 @@ export class CookieChecker {
     const nonce = out.subarray(5, 5 + NONCE_BYTES);
     sodium.randombytes_buf(nonce);
     const m1 = pkt.length - 2 * MAC_BYTES;
-    sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(out.subarray(5 + NONCE_BYTES), this.cookieFor(this.secret, source), pkt.subarray(m1, m1 + MAC_BYTES), null, nonce, this.keys.cookieKey);
+    sodium.crypto_aead_xchacha20poly1305_ietf_encrypt(
+      out.subarray(5 + NONCE_BYTES),
+      this.cookieFor(this.secret, source),
+      pkt.subarray(m1, m1 + MAC_BYTES),
+      null,
+      nonce,
+      this.keys.cookieKey,
+    );
     return out;
   }
 

@@ -145,7 +145,7 @@ function readIdentity(file: string): Identity {
   if (!publicKey || !secretKey) throw corrupt('keys are not valid base64');
   if (publicKey.length !== PUBLIC_KEY_BYTES || secretKey.length !== SECRET_KEY_BYTES) throw corrupt('wrong key length');
   const id = identityFromSecretKey(secretKey);
-  if (!id || !id.publicKey.equals(publicKey)) throw corrupt('public and secret key do not match');
+  if (!id?.publicKey.equals(publicKey)) throw corrupt('public and secret key do not match');
   return id;
 }
 

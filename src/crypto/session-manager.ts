@@ -432,7 +432,7 @@ export class SessionManager extends EventEmitter {
   /** The session to encrypt with now, if any. */
   private sendSession(st: PeerState, now: number): ManagedSession | undefined {
     const c = st.current;
-    if (c !== undefined && c.canSend(now)) return c;
+    if (c?.canSend(now)) return c;
     // No confirmed session (first contact, or we lost a simultaneous open): a
     // young responder session is the best there is, unless it reveals a restart;
     // then the queue waits for the confirmation, which resets everything anyway.
@@ -1055,7 +1055,7 @@ export class SessionManager extends EventEmitter {
     const s = st.current;
     const now = this.now();
     return {
-      established: s !== undefined && s.canSend(now),
+      established: s?.canSend(now) === true,
       role: s?.role ?? null,
       establishedAt: s ? s.created : null,
       ageMs: s ? now - s.created : null,

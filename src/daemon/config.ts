@@ -37,9 +37,19 @@ export const DaemonConfigSchema = z.object({
   /** Untrusted peers kept at once; a newcomer evicts the least recently active one. */
   maxUntrustedPeers: z.coerce.number().int().min(1).max(1_000_000).optional(),
   /** Probe bytes toward addresses that have not answered yet, per peer per 30 s (hole 3). */
-  probeBudgetPeer: z.coerce.number().int().min(0).max(1 << 30).optional(),
+  probeBudgetPeer: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1 << 30)
+    .optional(),
   /** The same for the whole daemon. */
-  probeBudgetTotal: z.coerce.number().int().min(0).max(1 << 30).optional(),
+  probeBudgetTotal: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(1 << 30)
+    .optional(),
   /** Registry server key pinned on first contact (base64). */
   serverKey: z.string().optional(),
 });
@@ -77,7 +87,11 @@ export function loadConfig(home: string): DaemonConfig | undefined {
   if (typeof raw === 'object' && raw !== null && (raw as { socket?: unknown }).socket === LEGACY_SOCKET) delete (raw as { socket?: unknown }).socket;
   const parsed = DaemonConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new PilotError('BAD_ARGUMENT', `invalid config ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'fix or delete the file');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `invalid config ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      'fix or delete the file',
+    );
   }
   return parsed.data;
 }

@@ -1,7 +1,7 @@
 // The agent daemon: one UDP socket for everything (registry, beacon, relay,
 // encrypted peer sessions), a Connection (streams + datagrams) per peer, the
 // built-in services, and the IPC socket for pilotctl and the SDK.
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import dns from 'node:dns/promises';
 import os from 'node:os';
 import crypto from 'node:crypto';
@@ -182,20 +182,23 @@ export class Daemon extends EventEmitter {
       ...handshakeLimits(this.config),
       verifyPeer: (address: Address, publicKey: Buffer) => this.verifyPeer(address, publicKey),
     });
-    this.paths = new PathManager({
-      now: () => Date.now(),
-      sendVia: (peerKey, msg, via) => {
-        const peer = this.peers.get(peerKey);
-        return peer !== undefined && this.sessions.sendVia({ address: peer.address, publicKey: peer.publicKey }, msg, via);
+    this.paths = new PathManager(
+      {
+        now: () => Date.now(),
+        sendVia: (peerKey, msg, via) => {
+          const peer = this.peers.get(peerKey);
+          return peer !== undefined && this.sessions.sendVia({ address: peer.address, publicKey: peer.publicKey }, msg, via);
+        },
+        local: () => ({ eps: this.localCandidates(), nat: this.natType }),
+        openSprayPorts: (n) => this.openSprayPorts(n),
+        releaseSprayPorts: () => this.releaseSprayPorts(),
+        mayPunch: (peerKey) => {
+          const peer = this.peers.get(peerKey);
+          return peer !== undefined && this.isTrusted(peer.address);
+        },
       },
-      local: () => ({ eps: this.localCandidates(), nat: this.natType }),
-      openSprayPorts: (n) => this.openSprayPorts(n),
-      releaseSprayPorts: () => this.releaseSprayPorts(),
-      mayPunch: (peerKey) => {
-        const peer = this.peers.get(peerKey);
-        return peer !== undefined && this.isTrusted(peer.address);
-      },
-    }, { probeBudgetPeer: this.config.probeBudgetPeer, probeBudgetTotal: this.config.probeBudgetTotal });
+      { probeBudgetPeer: this.config.probeBudgetPeer, probeBudgetTotal: this.config.probeBudgetTotal },
+    );
     this.paths.on('change', (peerKey, p, reason) => {
       const peer = this.peers.get(peerKey);
       if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
@@ -283,7 +286,8 @@ export class Daemon extends EventEmitter {
     switch (push.event) {
       case 'trust_request': {
         const from = str(d.from);
-        if (from) this.trust.addIncoming({ from, hostname: str(d.hostname), reason: str(d.reason), created: typeof d.created === 'number' ? d.created : Date.now() });
+        if (from)
+          this.trust.addIncoming({ from, hostname: str(d.hostname), reason: str(d.reason), created: typeof d.created === 'number' ? d.created : Date.now() });
         break;
       }
       case 'trust_approved': {
@@ -543,7 +547,7 @@ export class Daemon extends EventEmitter {
       return false;
     }
     const known = this.peers.get(addressKey(address));
-    if (known && known.publicKey.equals(publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return true;
+    if (known?.publicKey.equals(publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return true;
     const r = await this.verifier.verify(address, publicKey); // shared, cached and rate-limited lookups
     if (r) this.upsertPeer(r);
     return r !== undefined;
@@ -583,7 +587,10 @@ export class Daemon extends EventEmitter {
   private upsertPeer(r: ResolvedNode): Peer {
     const key = addressKey(r.address);
     let peer = this.peers.get(key);
-    const candidates = r.endpoints.map(parseEndpoint).filter((e): e is HostPort => e !== undefined).slice(0, MAX_CANDIDATES);
+    const candidates = r.endpoints
+      .map(parseEndpoint)
+      .filter((e): e is HostPort => e !== undefined)
+      .slice(0, MAX_CANDIDATES);
     if (!peer) {
       if (!this.isTrusted(r.address)) for (const old of this.peerLimit.makeRoom(this.untrustedPeers())) this.evictPeer(old, 'evicted for a newer one');
       peer = {
@@ -652,7 +659,7 @@ export class Daemon extends EventEmitter {
       throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
     }
     const known = this.peers.get(addressKey(r.address));
-    if (known && known.publicKey.equals(r.publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
+    if (known?.publicKey.equals(r.publicKey) && Date.now() - known.resolvedAt < RESOLVE_TTL_MS) return known;
     return this.upsertPeer(r);
   }
 
@@ -701,7 +708,11 @@ export class Daemon extends EventEmitter {
   }
 
   private notTrusted(peer: Peer): PilotError {
-    return new PilotError('NOT_TRUSTED', `${formatAddress(peer.address)} is not a trusted peer`, `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`);
+    return new PilotError(
+      'NOT_TRUSTED',
+      `${formatAddress(peer.address)} is not a trusted peer`,
+      `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`,
+    );
   }
 
   async dial(target: string | Address, port: number): Promise<IncomingStream & { readonly id: number }> {
@@ -750,10 +761,19 @@ export class Daemon extends EventEmitter {
 
   private sendDatagramTo(peer: Peer, srcPort: number, dstPort: number, data: Buffer, echoReply = false): void {
     const refusal = echoReply ? undefined : this.access.sendRefusal(peer.address, srcPort, dstPort);
-    if (refusal === 'echo-source') throw new PilotError('BAD_ARGUMENT', `source port ${ECHO_PORT} belongs to the echo service`, 'send from another port (leave srcPort out for an ephemeral one)');
+    if (refusal === 'echo-source')
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `source port ${ECHO_PORT} belongs to the echo service`,
+        'send from another port (leave srcPort out for an ephemeral one)',
+      );
     if (refusal === 'not-trusted') throw this.notTrusted(peer);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
-      throw new PilotError('BAD_ARGUMENT', `datagram of ${data.length} bytes not sent (too large or congested)`, 'datagrams must fit one packet (about 1180 bytes); use a stream for more');
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `datagram of ${data.length} bytes not sent (too large or congested)`,
+        'datagrams must fit one packet (about 1180 bytes); use a stream for more',
+      );
     }
   }
 
@@ -905,7 +925,8 @@ export class Daemon extends EventEmitter {
       case PacketType.Data:
       case PacketType.SessionUnknown:
       case PacketType.HandshakeCookie: {
-        const path: Path = sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
+        const path: Path =
+          sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
         this.sessions?.handlePacket(msg, path);
         return;
       }

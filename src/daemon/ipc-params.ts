@@ -28,6 +28,7 @@ export function num(p: Params, name: string, dflt: number, min: number, max: num
   const v = p[name];
   if (v === undefined || v === null) return dflt;
   const n = typeof v === 'string' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max)
+    throw new PilotError('BAD_ARGUMENT', `parameter "${name}" must be a number in ${min}..${max}`);
   return n;
 }

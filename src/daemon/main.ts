@@ -47,7 +47,11 @@ async function main(): Promise<void> {
     log.flush?.();
     setTimeout(() => process.exit(0), 50);
   };
-  const ipc = await startIpcServer(socket, ipcHandlers(daemon, () => void stop()), (err) => log.error({ err }, 'ipc handler failed'));
+  const ipc = await startIpcServer(
+    socket,
+    ipcHandlers(daemon, () => void stop()),
+    (err) => log.error({ err }, 'ipc handler failed'),
+  );
   fs.writeFileSync(path.join(home, 'daemon.pid'), `${process.pid}\n`, { mode: 0o600 });
   process.on('SIGTERM', () => void stop());
   process.on('SIGINT', () => void stop());
@@ -56,7 +60,16 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
   log.info({ address: formatAddress(daemon.address!), socket, ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
   // The parent (pilotctl daemon start) waits for this line on our stdout.
-  process.stdout.write(JSON.stringify({ ready: true, pid: process.pid, address: formatAddress(daemon.address!), socket, log: logPath, ...(metricsUrl ? { metrics: metricsUrl } : {}) }) + '\n');
+  process.stdout.write(
+    JSON.stringify({
+      ready: true,
+      pid: process.pid,
+      address: formatAddress(daemon.address!),
+      socket,
+      log: logPath,
+      ...(metricsUrl ? { metrics: metricsUrl } : {}),
+    }) + '\n',
+  );
 }
 
 main().catch((err: unknown) => {

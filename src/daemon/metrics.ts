@@ -60,9 +60,15 @@ export function createDaemonMetrics(src: DaemonMetricsSource): Registry {
   mirrorCounter(reg, `${P}rekeys_total`, 'Sessions replaced by a fresh handshake', [], () => one(snap().s.rekeys));
   mirrorGauge(reg, `${P}streams_open`, 'Open streams over all peer connections', [], () => one(snap().peers.reduce((n, p) => n + p.conn.streamsOpen, 0)));
   mirrorCounter(reg, `${P}session_bytes_total`, 'Plaintext bytes through encrypted sessions', ['direction'], () => inOut(snap().s.bytesIn, snap().s.bytesOut));
-  mirrorCounter(reg, `${P}session_packets_total`, 'Packets through encrypted sessions (keepalives included)', ['direction'], () => inOut(snap().s.packetsIn, snap().s.packetsOut));
-  mirrorCounter(reg, `${P}udp_packets_total`, 'UDP packets on the daemon socket (all kinds)', ['direction'], () => inOut(src.counters.udpIn, src.counters.udpOut));
-  mirrorCounter(reg, `${P}relay_packets_total`, 'Session packets through the rendezvous relay', ['direction'], () => inOut(src.counters.relayIn, src.counters.relayOut));
+  mirrorCounter(reg, `${P}session_packets_total`, 'Packets through encrypted sessions (keepalives included)', ['direction'], () =>
+    inOut(snap().s.packetsIn, snap().s.packetsOut),
+  );
+  mirrorCounter(reg, `${P}udp_packets_total`, 'UDP packets on the daemon socket (all kinds)', ['direction'], () =>
+    inOut(src.counters.udpIn, src.counters.udpOut),
+  );
+  mirrorCounter(reg, `${P}relay_packets_total`, 'Session packets through the rendezvous relay', ['direction'], () =>
+    inOut(src.counters.relayIn, src.counters.relayOut),
+  );
   mirrorGauge(reg, `${P}peer_paths`, 'Peers with a session, by how they are reached now', ['kind'], () => {
     const p = snap().paths?.paths ?? { direct: 0, relay: 0 };
     return [
@@ -78,15 +84,23 @@ export function createDaemonMetrics(src: DaemonMetricsSource): Registry {
       [{ result: 'succeeded' }, c?.upgrades ?? 0],
     ];
   });
-  mirrorCounter(reg, `${P}path_changes_total`, 'Path changes: upgrade (relay -> direct), fallback (direct -> relay), move (direct -> other direct)', ['change'], () => {
-    const c = snap().paths?.counters;
-    return [
-      [{ change: 'upgrade' }, c?.upgrades ?? 0],
-      [{ change: 'fallback' }, c?.fallbacks ?? 0],
-      [{ change: 'move' }, c?.moves ?? 0],
-    ];
-  });
-  mirrorGauge(reg, `${P}nat_type`, 'NAT class of this node (1 for the current one)', ['nat'], () => NAT_TYPES.map((nat) => [{ nat }, src.natType === nat ? 1 : 0]));
+  mirrorCounter(
+    reg,
+    `${P}path_changes_total`,
+    'Path changes: upgrade (relay -> direct), fallback (direct -> relay), move (direct -> other direct)',
+    ['change'],
+    () => {
+      const c = snap().paths?.counters;
+      return [
+        [{ change: 'upgrade' }, c?.upgrades ?? 0],
+        [{ change: 'fallback' }, c?.fallbacks ?? 0],
+        [{ change: 'move' }, c?.moves ?? 0],
+      ];
+    },
+  );
+  mirrorGauge(reg, `${P}nat_type`, 'NAT class of this node (1 for the current one)', ['nat'], () =>
+    NAT_TYPES.map((nat) => [{ nat }, src.natType === nat ? 1 : 0]),
+  );
   mirrorGauge(reg, `${P}registry_online`, '1 while the rendezvous answers', [], () => one(src.registryOnline ? 1 : 0));
   mirrorCounter(reg, `${P}session_dropped_total`, 'Session packets dropped, by reason', ['reason'], () => {
     const s = snap().s;

@@ -24,7 +24,8 @@ export class PortTable {
   private nextEphemeral = 49152;
 
   listen(port: number, handler: StreamHandler): () => void {
-    if (this.streams.has(port)) throw new PilotError('BAD_ARGUMENT', `virtual port ${port} already has a listener`, 'pick another port or stop the other listener');
+    if (this.streams.has(port))
+      throw new PilotError('BAD_ARGUMENT', `virtual port ${port} already has a listener`, 'pick another port or stop the other listener');
     this.streams.set(port, handler);
     return () => {
       if (this.streams.get(port) === handler) this.streams.delete(port);

@@ -55,11 +55,16 @@ export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
     s.on('error', onError);
     s.on('close', onClose);
     const deadline = setTimeout(() => {
-      const err = new PilotError('TIMEOUT', `the peer did not answer the stream opening within ${timeoutMs} ms`, 'is the peer online? see: pilotctl peers / pilotctl ping');
+      const err = new PilotError(
+        'TIMEOUT',
+        `the peer did not answer the stream opening within ${timeoutMs} ms`,
+        'is the peer online? see: pilotctl peers / pilotctl ping',
+      );
       s.destroy(err);
       finish(err);
     }, timeoutMs);
-    if (s.openAcked !== false) onAcked(); // already acked (or a stream without an opening handshake)
+    if (s.openAcked !== false)
+      onAcked(); // already acked (or a stream without an opening handshake)
     else s.on('open-acked', onAcked);
   });
 }
@@ -90,7 +95,9 @@ class EventHub {
       this.fire({ event: 'path', data: { address: formatAddress(peer.address), hostname: peer.hostname ?? null, ...d.pathInfo(peer), reason } });
     });
     d.on('push', (push: { event: string; data: Record<string, unknown> }) => {
-      const name = { trust_request: 'trust-request', trust_approved: 'trust-approved', trust_rejected: 'trust-rejected', trust_revoked: 'trust-revoked' }[push.event];
+      const name = { trust_request: 'trust-request', trust_approved: 'trust-approved', trust_rejected: 'trust-rejected', trust_revoked: 'trust-revoked' }[
+        push.event
+      ];
       if (name) this.fire({ event: name as SdkEvent['event'], data: { ...(push.data ?? {}) } });
     });
   }
@@ -128,7 +135,8 @@ function hubOf(d: Daemon): EventHub {
 
 function timeout(params: Record<string, unknown>): number {
   const v = params.timeoutMs ?? 10_000;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 10 || v > 600_000) throw new PilotError('BAD_ARGUMENT', 'parameter "timeoutMs" must be a number in 10..600000');
+  if (typeof v !== 'number' || !Number.isFinite(v) || v < 10 || v > 600_000)
+    throw new PilotError('BAD_ARGUMENT', 'parameter "timeoutMs" must be a number in 10..600000');
   return v;
 }
 
@@ -250,7 +258,9 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     // like recv, but says when it is listening, and runs until cancelled
     sdk_recv: async (p, ctx) => {
       const port = parsePort(p.port as number | string);
-      const off = d.ports.onDatagram(port, (dg) => ctx.emit('datagram', { from: formatAddress(dg.from), srcPort: dg.srcPort, dataBase64: dg.data.toString('base64') }));
+      const off = d.ports.onDatagram(port, (dg) =>
+        ctx.emit('datagram', { from: formatAddress(dg.from), srcPort: dg.srcPort, dataBase64: dg.data.toString('base64') }),
+      );
       try {
         await hold(ctx, 'listening', { port });
       } finally {

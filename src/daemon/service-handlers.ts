@@ -24,7 +24,8 @@ function services(d: Daemon): Services {
 }
 
 function need<T>(svc: T | undefined, what: string): T {
-  if (svc === undefined) throw new PilotError('CONNECTION_REFUSED', `${what} is disabled on this node`, 'enable it in $PILOT_HOME/services.json and restart the daemon');
+  if (svc === undefined)
+    throw new PilotError('CONNECTION_REFUSED', `${what} is disabled on this node`, 'enable it in $PILOT_HOME/services.json and restart the daemon');
   return svc;
 }
 

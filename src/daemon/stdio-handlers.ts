@@ -10,10 +10,14 @@ import { num, str } from './ipc-params.ts';
 import { readUntilDone } from './ipc-wait.ts';
 import type { StdioMessage, StdioQueue } from '../services/stdio.ts';
 
-
 function queue(d: Daemon): StdioQueue {
   const q = d.services?.stdio;
-  if (!q) throw new PilotError('CONNECTION_REFUSED', 'the stdio service (port 1000) is disabled on this node', 'enable it in $PILOT_HOME/services.json ("stdio": true) and restart the daemon, or use: pilotctl listen 1000 for raw datagrams');
+  if (!q)
+    throw new PilotError(
+      'CONNECTION_REFUSED',
+      'the stdio service (port 1000) is disabled on this node',
+      'enable it in $PILOT_HOME/services.json ("stdio": true) and restart the daemon, or use: pilotctl listen 1000 for raw datagrams',
+    );
   return q;
 }
 

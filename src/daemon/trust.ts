@@ -95,7 +95,17 @@ export class TrustBook extends EventEmitter {
    *  3. otherwise: retried every RETRY_MS and on the next change.
    */
   private persist(): void {
-    const body = JSON.stringify({ trusted: [...this.trusted.values()], incoming: [...this.incoming.values()], outgoing: [...this.outgoing.values()], revoking: [...this.revoking] } satisfies TrustFile, null, 2) + '\n';
+    const body =
+      JSON.stringify(
+        {
+          trusted: [...this.trusted.values()],
+          incoming: [...this.incoming.values()],
+          outgoing: [...this.outgoing.values()],
+          revoking: [...this.revoking],
+        } satisfies TrustFile,
+        null,
+        2,
+      ) + '\n';
     const text = body + ' '.repeat(SLACK) + '\n';
     if (this.writeAtomic(text) || this.writeInPlace(body)) {
       this.dirty = false;

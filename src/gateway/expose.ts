@@ -51,7 +51,12 @@ export class Expose {
   add(port: number, targetText: string): ExposeInfo {
     const target = parseHostPort(targetText);
     if (target.port === 0) throw new PilotError('BAD_ARGUMENT', `no port in ${JSON.stringify(targetText)}`, 'e.g. pilotctl expose 80 127.0.0.1:8080');
-    if (this.entries.has(port)) throw new PilotError('BAD_ARGUMENT', `virtual port ${port} is already exposed (to ${formatHostPort(this.entries.get(port)!.target)})`, `remove it first: pilotctl expose remove ${port}`);
+    if (this.entries.has(port))
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `virtual port ${port} is already exposed (to ${formatHostPort(this.entries.get(port)!.target)})`,
+        `remove it first: pilotctl expose remove ${port}`,
+      );
     const e: Entry = { port, target, off: null, error: null, conns: new Set(), stats: { connections: 0, refused: 0, lastFrom: null } };
     this.open(e);
     this.entries.set(port, e);
@@ -111,7 +116,16 @@ export class Expose {
   }
 
   private info(e: Entry): ExposeInfo {
-    return { port: e.port, target: formatHostPort(e.target), listening: e.off !== null, error: e.error, connections: e.stats.connections, active: e.conns.size, refused: e.stats.refused, lastFrom: e.stats.lastFrom };
+    return {
+      port: e.port,
+      target: formatHostPort(e.target),
+      listening: e.off !== null,
+      error: e.error,
+      connections: e.stats.connections,
+      active: e.conns.size,
+      refused: e.stats.refused,
+      lastFrom: e.stats.lastFrom,
+    };
   }
 
   private persist(): void {

@@ -135,7 +135,12 @@ export class Gateway {
     this.subnet ??= subnet.cidr;
     if (opts.ip !== undefined) {
       ipToInt(opts.ip);
-      if (this.mappings.has(opts.ip)) throw new PilotError('BAD_ARGUMENT', `${opts.ip} is already mapped to ${this.mappings.get(opts.ip)!.target}`, `unmap it first: pilotctl gateway unmap ${opts.ip}`);
+      if (this.mappings.has(opts.ip))
+        throw new PilotError(
+          'BAD_ARGUMENT',
+          `${opts.ip} is already mapped to ${this.mappings.get(opts.ip)!.target}`,
+          `unmap it first: pilotctl gateway unmap ${opts.ip}`,
+        );
       for (const pm of ports) checkPortAllowed(opts.ip, pm.local, pm.virtual, this.privileges());
       const m = this.newMapping(opts.ip, target, ports);
       await this.setup(m, false, subnet.cidr);
@@ -165,7 +170,17 @@ export class Gateway {
   }
 
   private newMapping(ip: string, target: string, ports: PortMap[]): Mapping {
-    return { ip, target, ports, aliasOwned: false, servers: [], conns: new Set(), error: null, stats: { connections: 0, refused: 0, notLocal: 0, bytesIn: 0, bytesOut: 0 }, lastRefusal: null };
+    return {
+      ip,
+      target,
+      ports,
+      aliasOwned: false,
+      servers: [],
+      conns: new Set(),
+      error: null,
+      stats: { connections: 0, refused: 0, notLocal: 0, bytesIn: 0, bytesOut: 0 },
+      lastRefusal: null,
+    };
   }
 
   /** Make the address local and listen on every port; on failure nothing is left behind. */
@@ -187,7 +202,17 @@ export class Gateway {
     return new Promise((resolve, reject) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
         if (err.code === 'EACCES') reject(privilegedPortError(m.ip, pm.local, pm.virtual, this.privileges().unprivilegedPortStart));
-        else if (err.code === 'EADDRINUSE') reject(Object.assign(new PilotError('BAD_ARGUMENT', `${m.ip}:${pm.local} is already in use`, 'pick another address (gateway map <target> <ip>) or local port (--ports 8080=80)'), { busy: true }));
+        else if (err.code === 'EADDRINUSE')
+          reject(
+            Object.assign(
+              new PilotError(
+                'BAD_ARGUMENT',
+                `${m.ip}:${pm.local} is already in use`,
+                'pick another address (gateway map <target> <ip>) or local port (--ports 8080=80)',
+              ),
+              { busy: true },
+            ),
+          );
         else reject(new PilotError('BAD_ARGUMENT', `cannot listen on ${m.ip}:${pm.local}: ${err.code ?? err.message}`));
       });
       server.listen({ host: m.ip, port: pm.local, exclusive: true }, () => {
@@ -207,7 +232,10 @@ export class Gateway {
       const now = Date.now();
       if (now - this.notLocalLoggedAt >= 60_000) {
         this.notLocalLoggedAt = now;
-        this.host.log.warn({ ip: m.ip, from: sock.remoteAddress, refusedSoFar: m.stats.notLocal }, 'gateway: connection from another host reset (the gateway serves this host only)');
+        this.host.log.warn(
+          { ip: m.ip, from: sock.remoteAddress, refusedSoFar: m.stats.notLocal },
+          'gateway: connection from another host reset (the gateway serves this host only)',
+        );
       }
       return;
     }
@@ -275,7 +303,13 @@ export class Gateway {
   }
 
   list(): { running: boolean; subnet: string | null; ports: PortMap[]; privileges: Privileges; mappings: MappingInfo[] } {
-    return { running: this.mappings.size > 0, subnet: this.subnet, ports: this.defaultPorts, privileges: this.privileges(), mappings: [...this.mappings.values()].map((m) => this.info(m)) };
+    return {
+      running: this.mappings.size > 0,
+      subnet: this.subnet,
+      ports: this.defaultPorts,
+      privileges: this.privileges(),
+      mappings: [...this.mappings.values()].map((m) => this.info(m)),
+    };
   }
 
   private info(m: Mapping): MappingInfo {

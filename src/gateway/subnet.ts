@@ -28,7 +28,11 @@ export function parseSubnet(text: string): Subnet {
   const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(String(text).trim());
   const prefix = m ? Number(m[2]) : NaN;
   if (!m || !net.isIPv4(m[1]!) || prefix < 8 || prefix > 30) {
-    throw new PilotError('BAD_ARGUMENT', `invalid subnet ${JSON.stringify(text)}`, 'an IPv4 CIDR with a prefix of /8 to /30, e.g. 10.4.0.0/16 (or 127.4.0.0/16 without root)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `invalid subnet ${JSON.stringify(text)}`,
+      'an IPv4 CIDR with a prefix of /8 to /30, e.g. 10.4.0.0/16 (or 127.4.0.0/16 without root)',
+    );
   }
   const size = 2 ** (32 - prefix);
   const base = ipToInt(m[1]!) - (ipToInt(m[1]!) % size);

@@ -21,7 +21,13 @@ export function connectSocket(path: string, opts: ConnectOptions = {}): Promise<
   return new Promise((resolve, reject) => {
     const sock = net.connect({ path, allowHalfOpen: opts.allowHalfOpen ?? false });
     const onError = (err: Error & { code?: string }): void =>
-      reject(new PilotError('NO_DAEMON', `cannot reach the daemon at ${path} (${err.code ?? err.message})`, opts.hint ?? 'start it with: pilotctl daemon start (or set --socket / PILOT_SOCKET)'));
+      reject(
+        new PilotError(
+          'NO_DAEMON',
+          `cannot reach the daemon at ${path} (${err.code ?? err.message})`,
+          opts.hint ?? 'start it with: pilotctl daemon start (or set --socket / PILOT_SOCKET)',
+        ),
+      );
     sock.once('error', onError);
     sock.once('connect', () => {
       sock.off('error', onError);
@@ -113,7 +119,12 @@ export class IpcClient {
  * succeeds, hand back the unix socket as a raw byte pipe to the overlay stream
  * (paused, so no byte is lost before the caller reads).
  */
-export async function openPipe(method: string, params: Record<string, unknown>, path?: string, opts: ConnectOptions = {}): Promise<{ socket: net.Socket; result: unknown }> {
+export async function openPipe(
+  method: string,
+  params: Record<string, unknown>,
+  path?: string,
+  opts: ConnectOptions = {},
+): Promise<{ socket: net.Socket; result: unknown }> {
   const sock = await connectSocket(socketPath(path), opts);
   const reader = new LineReader();
   return new Promise((resolve, reject) => {

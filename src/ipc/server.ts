@@ -38,7 +38,10 @@ export async function startIpcServer(path: string, handlers: Record<string, Hand
   // Only a socket of our own is probed or removed (prepareListenPath refuses symlinks, files, others' sockets).
   if (prepareListenPath(path).existing) {
     const alive = await new Promise<boolean>((resolve) => {
-      const c = net.connect(path, () => { c.destroy(); resolve(true); });
+      const c = net.connect(path, () => {
+        c.destroy();
+        resolve(true);
+      });
       c.on('error', () => resolve(false));
     });
     if (alive) throw new PilotError('DAEMON_RUNNING', `a daemon already listens on ${path}`, 'stop it with: pilotctl daemon stop');
@@ -83,7 +86,10 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
   let resolveGone!: () => void;
   const goneP = new Promise<void>((r) => (resolveGone = r));
   const markGone = (): void => {
-    if (!gone) { gone = true; resolveGone(); }
+    if (!gone) {
+      gone = true;
+      resolveGone();
+    }
   };
   const markClosed = (): void => {
     closed = true;
@@ -132,7 +138,15 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
         throw new Error('params must be an object');
       }
     } catch (err) {
-      write({ id: 0, ok: false, error: new PilotError('BAD_REQUEST', `malformed IPC request: ${(err as Error).message}`, 'send one JSON object per line: {"id":1,"method":"info","params":{}}').toJSON() });
+      write({
+        id: 0,
+        ok: false,
+        error: new PilotError(
+          'BAD_REQUEST',
+          `malformed IPC request: ${(err as Error).message}`,
+          'send one JSON object per line: {"id":1,"method":"info","params":{}}',
+        ).toJSON(),
+      });
       return;
     }
     const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method] : undefined;
@@ -191,5 +205,7 @@ function becomePipe(sock: net.Socket, reader: LineReader, pipe: Duplex, onData: 
     if (!sock.destroyed) sock.destroy();
   });
   sock.on('error', kill);
-  pipe.on('close', () => { if (!sock.destroyed && !sock.writableEnded) sock.end(); });
+  pipe.on('close', () => {
+    if (!sock.destroyed && !sock.writableEnded) sock.end();
+  });
 }

@@ -38,9 +38,10 @@ function lstat(p: string): fs.Stats | undefined {
 
 /** The socket itself: ours, a socket, not a symlink. Absent is fine (nothing to check). */
 function checkEntry(p: string, st: fs.Stats, role: 'client' | 'daemon'): void {
-  const fix = role === 'client'
-    ? `if no daemon of yours runs, remove it (rm ${p}) and start yours: pilotctl daemon start; or point at your daemon with --socket / PILOT_SOCKET`
-    : `remove it (rm ${p}) if you trust nothing there, or start the daemon on a private path: pilotctl daemon start --socket ~/.pilot/pilot.sock`;
+  const fix =
+    role === 'client'
+      ? `if no daemon of yours runs, remove it (rm ${p}) and start yours: pilotctl daemon start; or point at your daemon with --socket / PILOT_SOCKET`
+      : `remove it (rm ${p}) if you trust nothing there, or start the daemon on a private path: pilotctl daemon start --socket ~/.pilot/pilot.sock`;
   if (st.isSymbolicLink()) throw unsafe(`${p} is a symlink (to ${readlinkSafe(p)}); a symlinked IPC socket is refused`, fix);
   if (!st.isSocket()) throw unsafe(`${p} is not a unix socket`, fix);
   const owners = role === 'client' ? clientOwners() : [euid()];
@@ -69,15 +70,28 @@ export function checkSocketBeforeConnect(p: string): void {
  */
 export function prepareListenPath(p: string): { existing: boolean } {
   if (Buffer.byteLength(p) > MAX_SOCKET_PATH) {
-    throw new PilotError('BAD_ARGUMENT', `socket path too long (${Buffer.byteLength(p)} bytes, unix sockets allow ${MAX_SOCKET_PATH}): ${p}`, 'choose a shorter one: pilotctl daemon start --socket PATH (or PILOT_SOCKET)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `socket path too long (${Buffer.byteLength(p)} bytes, unix sockets allow ${MAX_SOCKET_PATH}): ${p}`,
+      'choose a shorter one: pilotctl daemon start --socket PATH (or PILOT_SOCKET)',
+    );
   }
   const dir = path.dirname(p);
   fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
   const d = fs.lstatSync(dir);
-  if (d.isSymbolicLink() || !d.isDirectory()) throw unsafe(`the socket directory ${dir} is a symlink or not a directory`, `use a real directory you own: --socket ~/.pilot/pilot.sock`);
-  if (d.uid !== euid() && d.uid !== 0) throw unsafe(`the socket directory ${dir} belongs to uid ${d.uid}, not to us (uid ${euid()})`, `use a directory you own (remove ${dir} if you did not make it), e.g. --socket ~/.pilot/pilot.sock`);
+  if (d.isSymbolicLink() || !d.isDirectory())
+    throw unsafe(`the socket directory ${dir} is a symlink or not a directory`, `use a real directory you own: --socket ~/.pilot/pilot.sock`);
+  if (d.uid !== euid() && d.uid !== 0)
+    throw unsafe(
+      `the socket directory ${dir} belongs to uid ${d.uid}, not to us (uid ${euid()})`,
+      `use a directory you own (remove ${dir} if you did not make it), e.g. --socket ~/.pilot/pilot.sock`,
+    );
   const sticky = (d.mode & 0o1000) !== 0;
-  if ((d.mode & 0o022) !== 0 && !sticky) throw unsafe(`the socket directory ${dir} is writable by other users (mode ${(d.mode & 0o7777).toString(8)}): they could replace the socket`, `chmod 700 ${dir}, or use a private directory: --socket ~/.pilot/pilot.sock`);
+  if ((d.mode & 0o022) !== 0 && !sticky)
+    throw unsafe(
+      `the socket directory ${dir} is writable by other users (mode ${(d.mode & 0o7777).toString(8)}): they could replace the socket`,
+      `chmod 700 ${dir}, or use a private directory: --socket ~/.pilot/pilot.sock`,
+    );
   const st = lstat(p);
   if (!st) return { existing: false };
   checkEntry(p, st, 'daemon');

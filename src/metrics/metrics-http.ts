@@ -24,7 +24,12 @@ export function parseMetricsAddress(text: string): HostPort {
       return undefined;
     }
   })();
-  if (!hp) throw new PilotError('BAD_ARGUMENT', `invalid metrics address ${JSON.stringify(text)}`, 'use HOST:PORT (e.g. 127.0.0.1:9101) or a bare port, which listens on 127.0.0.1');
+  if (!hp)
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `invalid metrics address ${JSON.stringify(text)}`,
+      'use HOST:PORT (e.g. 127.0.0.1:9101) or a bare port, which listens on 127.0.0.1',
+    );
   return hp;
 }
 
@@ -48,7 +53,9 @@ export async function startMetricsHttp(addr: HostPort, registry: Registry, onErr
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${addr.host}:${addr.port} for metrics: ${err.message}`, 'pick another --metrics HOST:PORT')));
+    server.once('error', (err) =>
+      reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${addr.host}:${addr.port} for metrics: ${err.message}`, 'pick another --metrics HOST:PORT')),
+    );
     server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => resolve());
   });
   server.on('error', onError);

@@ -36,7 +36,7 @@ export function onLinkPayload(host: string): number | undefined {
       const sameSubnet = !ni.internal && (target & mask) === (ipToInt(ni.address) & mask);
       if (!own && !loop && !sameSubnet) continue;
       // Our own address is reached over loopback whatever interface holds it.
-      const mtu = own || loop ? ifaceMtu('lo') ?? 65_536 : ifaceMtu(name);
+      const mtu = own || loop ? (ifaceMtu('lo') ?? 65_536) : ifaceMtu(name);
       if (mtu === undefined) return undefined;
       return Math.min(mtu - IP_UDP_HEADERS, MAX_LINK_PAYLOAD);
     }

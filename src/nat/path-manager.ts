@@ -105,7 +105,18 @@ export class PathManager extends EventEmitter<PathEvents> {
   private readonly host: PathHost;
   private readonly peers = new Map<number, PeerPathState>();
   private readonly budget: ProbeBudget;
-  readonly counters = { probesSent: 0, probesAnswered: 0, rounds: 0, upgrades: 0, fallbacks: 0, moves: 0, birthdayAttempts: 0, birthdayProbes: 0, keepalives: 0, probesDenied: 0 };
+  readonly counters = {
+    probesSent: 0,
+    probesAnswered: 0,
+    rounds: 0,
+    upgrades: 0,
+    fallbacks: 0,
+    moves: 0,
+    birthdayAttempts: 0,
+    birthdayProbes: 0,
+    keepalives: 0,
+    probesDenied: 0,
+  };
 
   constructor(host: PathHost, opts: PathOptions = {}) {
     super();
@@ -292,7 +303,7 @@ export class PathManager extends EventEmitter<PathEvents> {
       case Inner.Candidates: {
         // An untrusted peer's endpoints are not ours to probe, and it gets none of ours.
         if (!this.host.mayPunch(key)) return;
-        let m;
+        let m: ReturnType<typeof decodeCandidates>;
         try {
           m = decodeCandidates(msg.subarray(1));
         } catch {

@@ -155,7 +155,12 @@ export class RegistryClient extends EventEmitter {
   async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number; cookie?: string }> {
     const r = (await this.call('hello', buildHello(), HelloResult)) as z.infer<typeof HelloResult>;
     if (r.cookie !== undefined) this.cookie = r.cookie;
-    return { serverKey: Buffer.from(r.serverKey, 'base64'), observed: r.observed, ...(r.altPort !== undefined ? { altPort: r.altPort } : {}), ...(r.cookie !== undefined ? { cookie: r.cookie } : {}) };
+    return {
+      serverKey: Buffer.from(r.serverKey, 'base64'),
+      observed: r.observed,
+      ...(r.altPort !== undefined ? { altPort: r.altPort } : {}),
+      ...(r.cookie !== undefined ? { cookie: r.cookie } : {}),
+    };
   }
 
   register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean; invite?: string }): Promise<RegisterResultT> {
@@ -327,7 +332,7 @@ export class RegistryClient extends EventEmitter {
   private onCookieReply(pkt: Buffer): void {
     const r = decodeCookieReply(pkt);
     const p = r ? this.pending.get(r.reqNonce) : undefined;
-    if (!r || !p || !p.params || !this.pinned || p.cookieRetries >= MAX_COOKIE_RETRIES) return;
+    if (!r || !p?.params || !this.pinned || p.cookieRetries >= MAX_COOKIE_RETRIES) return;
     p.cookieRetries++;
     this.cookie = r.cookie;
     this.resign(p, r.cookie);
@@ -349,10 +354,25 @@ export class RegistryClient extends EventEmitter {
   private call(method: string, req: BuiltRequest, schema: z.ZodType, params?: Record<string, unknown>): Promise<unknown> {
     if (this.closed) return Promise.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
     if (req.packet.length > MAX_REGISTRY_PACKET) {
-      return Promise.reject(new PilotError('BAD_ARGUMENT', `${method} request is too large (${req.packet.length} > ${MAX_REGISTRY_PACKET} bytes)`, 'shorten the parameters'));
+      return Promise.reject(
+        new PilotError('BAD_ARGUMENT', `${method} request is too large (${req.packet.length} > ${MAX_REGISTRY_PACKET} bytes)`, 'shorten the parameters'),
+      );
     }
     return new Promise((resolve, reject) => {
-      const p: Pending = { req, method, params, cookieRetries: 0, skewRetried: false, schema, attempts: 0, timer: undefined, sendError: undefined, otherKey: undefined, resolve, reject };
+      const p: Pending = {
+        req,
+        method,
+        params,
+        cookieRetries: 0,
+        skewRetried: false,
+        schema,
+        attempts: 0,
+        timer: undefined,
+        sendError: undefined,
+        otherKey: undefined,
+        resolve,
+        reject,
+      };
       this.pending.set(req.nonce, p);
       this.attempt(p);
     });
@@ -384,9 +404,17 @@ export class RegistryClient extends EventEmitter {
       );
     }
     if (p.sendError) {
-      return new PilotError('UNREACHABLE', `cannot send to ${this.rendezvous}: ${p.sendError.message}`, `check the network and the --registry address of ${this.rendezvous}`);
+      return new PilotError(
+        'UNREACHABLE',
+        `cannot send to ${this.rendezvous}: ${p.sendError.message}`,
+        `check the network and the --registry address of ${this.rendezvous}`,
+      );
     }
-    return new PilotError('TIMEOUT', `no answer from ${this.rendezvous} to ${p.method} after ${tries}`, `is pilot-rendezvous running and reachable over UDP at ${this.rendezvous}? check --registry HOST:PORT and firewalls`);
+    return new PilotError(
+      'TIMEOUT',
+      `no answer from ${this.rendezvous} to ${p.method} after ${tries}`,
+      `is pilot-rendezvous running and reachable over UDP at ${this.rendezvous}? check --registry HOST:PORT and firewalls`,
+    );
   }
 
   private finish(p: Pending): void {

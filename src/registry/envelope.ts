@@ -51,10 +51,25 @@ export interface BuiltRequest {
 }
 
 /** `cookie`: the return-routability cookie the rendezvous gave this UDP source (signed, so it cannot be moved to another request). */
-export function buildRequest(identity: Identity, serverKey: Buffer, method: string, params: Record<string, unknown>, now = Date.now(), cookie?: string): BuiltRequest {
+export function buildRequest(
+  identity: Identity,
+  serverKey: Buffer,
+  method: string,
+  params: Record<string, unknown>,
+  now = Date.now(),
+  cookie?: string,
+): BuiltRequest {
   const nonce = newNonce();
   const id = randomBytes(6).toString('hex');
-  const stmt: Statement = { method, params, key: identity.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: now, nonce, ...(cookie !== undefined ? { cookie } : {}) };
+  const stmt: Statement = {
+    method,
+    params,
+    key: identity.publicKey.toString('base64'),
+    server: serverKey.toString('base64'),
+    ts: now,
+    nonce,
+    ...(cookie !== undefined ? { cookie } : {}),
+  };
   return { packet: signed(PacketType.RegistryRequest, id, stmt, identity.secretKey), id, nonce };
 }
 
@@ -97,7 +112,11 @@ export function verifyRequest(req: Extract<ParsedRequest, { kind: 'signed' }>, s
     throw new PilotError('BAD_SIGNATURE', 'request signature does not verify for its key', 'sign the exact stmt bytes with the key named in stmt.key');
   }
   if (req.stmt.server !== serverKey.toString('base64')) {
-    throw new PilotError('BAD_SIGNATURE', 'request is addressed to a different server key', 'the pinned rendezvous key is stale: re-learn it with hello (delete serverKey from the config)');
+    throw new PilotError(
+      'BAD_SIGNATURE',
+      'request is addressed to a different server key',
+      'the pinned rendezvous key is stale: re-learn it with hello (delete serverKey from the config)',
+    );
   }
   const age = now - req.stmt.ts;
   if (age > FRESHNESS_MS || -age > MAX_FUTURE_MS) {
@@ -118,9 +137,24 @@ export type ResponseBody = { ok: true; result: unknown } | { ok: false; error: {
  * `observed` is the beacon answer (the requester's ip:port as the server saw it),
  * carried by every response, errors included; successful results repeat it.
  */
-export function buildResponse(server: Identity, id: string, reqNonce: string | null, body: ResponseBody, observed: string | null = null, now = Date.now(), cookie?: string): Buffer {
+export function buildResponse(
+  server: Identity,
+  id: string,
+  reqNonce: string | null,
+  body: ResponseBody,
+  observed: string | null = null,
+  now = Date.now(),
+  cookie?: string,
+): Buffer {
   // `cookie`: a fresh return-routability cookie when the one echoed is about to expire.
-  const stmt = { ...body, server: server.publicKey.toString('base64'), ts: now, reqNonce, ...(observed !== null ? { observed } : {}), ...(cookie !== undefined ? { cookie } : {}) };
+  const stmt = {
+    ...body,
+    server: server.publicKey.toString('base64'),
+    ts: now,
+    reqNonce,
+    ...(observed !== null ? { observed } : {}),
+    ...(cookie !== undefined ? { cookie } : {}),
+  };
   return signed(PacketType.RegistryResponse, id, stmt, server.secretKey);
 }
 
@@ -161,7 +195,10 @@ export type ServerMessage = { type: 'response'; stmt: ResponseStatement; id: str
  * by that key; without (hello before pinning) it must be by the key the statement
  * names, which is then trust-on-first-use. Returns undefined for anything else.
  */
-export function openServerMessage(pkt: Buffer, serverKey: Buffer | undefined): { msg: ServerMessage; signer: Buffer } | { badKey: Buffer; reqNonce: string | null } | undefined {
+export function openServerMessage(
+  pkt: Buffer,
+  serverKey: Buffer | undefined,
+): { msg: ServerMessage; signer: Buffer } | { badKey: Buffer; reqNonce: string | null } | undefined {
   if (pkt.length < 2 || pkt.length > MAX_REGISTRY_PACKET) return undefined;
   const type = pkt[0];
   if (type !== PacketType.RegistryResponse && type !== PacketType.RegistryPush) return undefined;

@@ -44,13 +44,29 @@ function isCanonicalB64(s: string, bytes: number): boolean {
   return b.length === bytes && b.toString('base64') === s;
 }
 
-export const b64Key = z.string().length(44).refine((s) => isCanonicalB64(s, 32), 'must be a base64 32-byte key');
-export const b64Sig = z.string().length(88).refine((s) => isCanonicalB64(s, 64), 'must be a base64 64-byte signature');
+export const b64Key = z
+  .string()
+  .length(44)
+  .refine((s) => isCanonicalB64(s, 32), 'must be a base64 32-byte key');
+export const b64Sig = z
+  .string()
+  .length(88)
+  .refine((s) => isCanonicalB64(s, 64), 'must be a base64 64-byte signature');
 /** A 16-byte return-routability cookie, base64 (see src/rendezvous/return-routability.ts). */
 export const COOKIE_BYTES = 16;
-export const cookieSchema = z.string().length(24).regex(/^[A-Za-z0-9+/]{22}==$/, 'must be a base64 16-byte cookie');
-export const nonceSchema = z.string().min(16).max(44).regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
-const endpointSchema = z.string().max(MAX_ENDPOINT_CHARS).refine((s) => parseEndpoint(s) !== undefined, 'must be ip:port');
+export const cookieSchema = z
+  .string()
+  .length(24)
+  .regex(/^[A-Za-z0-9+/]{22}==$/, 'must be a base64 16-byte cookie');
+export const nonceSchema = z
+  .string()
+  .min(16)
+  .max(44)
+  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
+const endpointSchema = z
+  .string()
+  .max(MAX_ENDPOINT_CHARS)
+  .refine((s) => parseEndpoint(s) !== undefined, 'must be ip:port');
 const lanEndpoints = z.array(endpointSchema).max(MAX_LAN_ENDPOINTS);
 // Hostnames are checked by normalizeHostname for a precise error; here only bounded.
 const hostnameText = z.string().max(253);
@@ -109,7 +125,11 @@ export const AMPLIFICATION_FACTOR = 1;
  * Optional self-report in heartbeats, for the rendezvous metrics and dashboard
  * (kept in memory only). Optional so older daemons keep working.
  */
-const reportCount = z.number().int().nonnegative().max(2 ** 40);
+const reportCount = z
+  .number()
+  .int()
+  .nonnegative()
+  .max(2 ** 40);
 export const NAT_CLASSES = ['none', 'eim', 'edm', 'unknown'] as const;
 export const NodeReportFields = {
   nat: z.enum(NAT_CLASSES).optional(),
@@ -123,7 +143,11 @@ export type NodeReport = { nat?: (typeof NAT_CLASSES)[number]; paths?: { direct:
 export const ParamSchemas = {
   register: z
     .object({
-      email: z.string().min(3).max(254).regex(/^[^\s@]+@[^\s@]+$/, 'must be an email address'),
+      email: z
+        .string()
+        .min(3)
+        .max(254)
+        .regex(/^[^\s@]+@[^\s@]+$/, 'must be an email address'),
       hostname: hostnameText.optional(),
       lanEndpoints: lanEndpoints.optional(),
       public: z.boolean().optional(),
@@ -156,8 +180,24 @@ const ErrorBody = z.object({ code: z.string().max(64), message: z.string().max(5
 // Roomier than MAX_ENDPOINT_CHARS: a link-local source may carry a zone id (fe80::1%eth0).
 const observedField = z.string().max(128).optional();
 export const ResponseStatementSchema = z.union([
-  z.object({ ok: z.literal(true), result: z.unknown(), server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField, cookie: cookieSchema.optional() }),
-  z.object({ ok: z.literal(false), error: ErrorBody, server: b64Key, ts: z.number(), reqNonce: nonceSchema.nullable(), observed: observedField, cookie: cookieSchema.optional() }),
+  z.object({
+    ok: z.literal(true),
+    result: z.unknown(),
+    server: b64Key,
+    ts: z.number(),
+    reqNonce: nonceSchema.nullable(),
+    observed: observedField,
+    cookie: cookieSchema.optional(),
+  }),
+  z.object({
+    ok: z.literal(false),
+    error: ErrorBody,
+    server: b64Key,
+    ts: z.number(),
+    reqNonce: nonceSchema.nullable(),
+    observed: observedField,
+    cookie: cookieSchema.optional(),
+  }),
 ]);
 export type ResponseStatement = z.infer<typeof ResponseStatementSchema>;
 
@@ -176,7 +216,12 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
-export const HelloResult = z.object({ serverKey: b64Key, observed: z.string(), altPort: z.number().int().min(1).max(65535).optional(), cookie: cookieSchema.optional() });
+export const HelloResult = z.object({
+  serverKey: b64Key,
+  observed: z.string(),
+  altPort: z.number().int().min(1).max(65535).optional(),
+  cookie: cookieSchema.optional(),
+});
 export const RegisterResult = z.object({ address: z.string(), observed: z.string(), hostname: z.string().nullable(), public: z.boolean() });
 export const HeartbeatResult = z.object({ observed: z.string() });
 export const HostnameResult = z.object({ hostname: z.string().nullable(), observed: z.string() });

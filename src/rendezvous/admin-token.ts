@@ -13,7 +13,11 @@ const MIN_TOKEN_CHARS = 16;
 
 export function checkAdminToken(token: string): string {
   if (token.length < MIN_TOKEN_CHARS || /\s/.test(token)) {
-    throw new PilotError('BAD_ARGUMENT', `admin token too short or has spaces (${token.length} chars)`, `use at least ${MIN_TOKEN_CHARS} non-space characters, e.g. openssl rand -base64 32`);
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `admin token too short or has spaces (${token.length} chars)`,
+      `use at least ${MIN_TOKEN_CHARS} non-space characters, e.g. openssl rand -base64 32`,
+    );
   }
   return token;
 }
@@ -33,9 +37,16 @@ export interface AdminTokenSources {
  */
 export function resolveAdminToken(src: AdminTokenSources, warn: (text: string) => void): string | undefined {
   const given = [src.flag !== undefined, src.file !== undefined].filter(Boolean).length;
-  if (given > 1) throw new PilotError('BAD_ARGUMENT', 'both --admin-token and --admin-token-file given', 'keep one: --admin-token-file (or $PILOT_ADMIN_TOKEN) keeps the token out of the process list');
+  if (given > 1)
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      'both --admin-token and --admin-token-file given',
+      'keep one: --admin-token-file (or $PILOT_ADMIN_TOKEN) keeps the token out of the process list',
+    );
   if (src.flag !== undefined) {
-    warn('--admin-token is visible to every local user in the process list (ps, /proc/PID/cmdline): pass it in $PILOT_ADMIN_TOKEN or --admin-token-file instead');
+    warn(
+      '--admin-token is visible to every local user in the process list (ps, /proc/PID/cmdline): pass it in $PILOT_ADMIN_TOKEN or --admin-token-file instead',
+    );
     return checkAdminToken(src.flag);
   }
   if (src.file !== undefined) return readAdminTokenFile(src.file, warn);
@@ -50,7 +61,11 @@ function readAdminTokenFile(file: string, warn: (text: string) => void): string 
     text = fs.readFileSync(file, 'utf8');
     mode = fs.statSync(file).mode;
   } catch (err) {
-    throw new PilotError('BAD_ARGUMENT', `cannot read the admin token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 'create it with: umask 077; openssl rand -base64 32 > FILE');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `cannot read the admin token file ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      'create it with: umask 077; openssl rand -base64 32 > FILE',
+    );
   }
   if ((mode & 0o077) !== 0) warn(`${file} is readable by other users (mode ${(mode & 0o777).toString(8)}): chmod 600 ${file}`);
   return checkAdminToken(text.trim());
@@ -74,7 +89,10 @@ export function loadOrCreateAdminToken(dataDir: string): string {
 /** Constant-time check of an Authorization header (hashing first makes the lengths equal). */
 export function bearerMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer (\S+)$/.exec(header ?? '');
-  const given = crypto.createHash('sha256').update(m?.[1] ?? '').digest();
+  const given = crypto
+    .createHash('sha256')
+    .update(m?.[1] ?? '')
+    .digest();
   const want = crypto.createHash('sha256').update(token).digest();
   return crypto.timingSafeEqual(given, want) && m !== null;
 }

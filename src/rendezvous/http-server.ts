@@ -45,7 +45,9 @@ const SECURITY_HEADERS = {
 };
 
 export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServer> {
-  const assets = Object.fromEntries(Object.entries(STATIC).map(([route, a]) => [route, { body: fs.readFileSync(path.join(DASHBOARD_DIR, a.file)), type: a.type }]));
+  const assets = Object.fromEntries(
+    Object.entries(STATIC).map(([route, a]) => [route, { body: fs.readFileSync(path.join(DASHBOARD_DIR, a.file)), type: a.type }]),
+  );
 
   // Relayed bytes per second over the last sample interval.
   let last = { at: Date.now(), bytes: opts.views.stats().relay.forwardedBytes };
@@ -70,7 +72,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', ...SECURITY_HEADERS, ...extra });
     res.end(body);
   };
-  const json = (res: http.ServerResponse, status: number, value: unknown, extra: Record<string, string> = {}) => send(res, status, 'application/json; charset=utf-8', JSON.stringify(value), extra);
+  const json = (res: http.ServerResponse, status: number, value: unknown, extra: Record<string, string> = {}) =>
+    send(res, status, 'application/json; charset=utf-8', JSON.stringify(value), extra);
 
   async function route(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -81,7 +84,18 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
     if (url.pathname === '/api/summary') return send(res, 200, 'application/json; charset=utf-8', await summaryBody());
     if (url.pathname.startsWith('/api/admin/')) {
       if (!bearerMatches(req.headers.authorization, opts.adminToken)) {
-        return json(res, 401, { error: { code: 'PERMISSION_DENIED', message: 'admin token required', hint: 'send Authorization: Bearer <token> (--admin-token, or the admin-token file in the data dir)' } }, { 'www-authenticate': 'Bearer realm="pilot-rendezvous"' });
+        return json(
+          res,
+          401,
+          {
+            error: {
+              code: 'PERMISSION_DENIED',
+              message: 'admin token required',
+              hint: 'send Authorization: Bearer <token> (--admin-token, or the admin-token file in the data dir)',
+            },
+          },
+          { 'www-authenticate': 'Bearer realm="pilot-rendezvous"' },
+        );
       }
       if (url.pathname === '/api/admin/nodes') return json(res, 200, { nodes: await adminNodes(views) });
       if (url.pathname === '/api/admin/stats') return json(res, 200, adminStats(views));
@@ -99,7 +113,9 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT')));
+    server.once('error', (err) =>
+      reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT')),
+    );
     server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => resolve());
   });
   server.on('error', (err) => opts.log.warn({ err }, 'http server error'));

@@ -21,10 +21,20 @@ const program = new Command()
   .option('--relay-rate <bytes/s>', 'relayed bytes per second per sending node (bursts of half a second more)', '2000000')
   .option('--cookie-rotate <seconds>', 'UDP address validation: rotate the cookie secret this often; a cookie is accepted for one to two periods', '120')
   .option('--data <dir>', 'data directory (server key, registry database)', path.join(os.homedir(), '.pilot-rendezvous'))
-  .option('--store <url>', 'registry in PostgreSQL, shared by several rendezvous instances: postgres://USER:PASSWORD@HOST:PORT/DB (default: $PILOT_STORE, else SQLite in --data)', process.env.PILOT_STORE || undefined)
-  .option('--advertise <host[:port]>', 'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)')
+  .option(
+    '--store <url>',
+    'registry in PostgreSQL, shared by several rendezvous instances: postgres://USER:PASSWORD@HOST:PORT/DB (default: $PILOT_STORE, else SQLite in --data)',
+    process.env.PILOT_STORE || undefined,
+  )
+  .option(
+    '--advertise <host[:port]>',
+    'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)',
+  )
   .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
-  .option('--admin-token-file <file>', 'read the bearer token of the dashboard admin API from this file (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)')
+  .option(
+    '--admin-token-file <file>',
+    'read the bearer token of the dashboard admin API from this file (default: $PILOT_ADMIN_TOKEN, else generated into DATA/admin-token)',
+  )
   .option('--admin-token <token>', 'the admin token itself: visible to every local user in the process list, prefer $PILOT_ADMIN_TOKEN or --admin-token-file')
   .option('--replay-cache-size <n>', 'signed-request nonces remembered, all keys together (default 50000)')
   .option('--replay-per-key <n>', 'nonces remembered per signing key (default 256)')
@@ -36,13 +46,30 @@ const program = new Command()
   .option('--hostname-lease <days>', 'a hostname lapses after its node was offline this long; the address stays with the key (default 30; 0 = never)')
   .option('--trust-request-ttl <days>', 'unanswered trust requests are dropped after this (default 7)')
   .option('--source-trust-rate <n/min>', 'trust requests per minute per source address, all its keys together (default 60, as a burst too)')
-  .option('--invite-tokens <tokens|@file>', 'admit new identities by invitation only: comma-separated tokens, or @FILE with one a line (default: open registration)')
+  .option(
+    '--invite-tokens <tokens|@file>',
+    'admit new identities by invitation only: comma-separated tokens, or @FILE with one a line (default: open registration)',
+  )
   .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
   .showHelpAfterError();
 
 async function main(): Promise<void> {
   program.parse();
-  const opts = program.opts<LimitFlags & { listen: string; data: string; logLevel: string; altPort?: string; relayRate: string; cookieRotate: string; http?: string; adminToken?: string; adminTokenFile?: string; store?: string; advertise?: string }>();
+  const opts = program.opts<
+    LimitFlags & {
+      listen: string;
+      data: string;
+      logLevel: string;
+      altPort?: string;
+      relayRate: string;
+      cookieRotate: string;
+      http?: string;
+      adminToken?: string;
+      adminTokenFile?: string;
+      store?: string;
+      advertise?: string;
+    }
+  >();
   if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
     throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
   }
@@ -52,22 +79,49 @@ async function main(): Promise<void> {
   if (opts.altPort === undefined) altPort = listen.port === 0 ? 0 : listen.port + 1;
   else if (opts.altPort !== 'none') {
     altPort = Number(opts.altPort);
-    if (!Number.isInteger(altPort) || altPort < 0 || altPort > 65535) throw new PilotError('BAD_ARGUMENT', `bad --alt-port ${opts.altPort}`, 'a port number 0-65535, or "none"');
+    if (!Number.isInteger(altPort) || altPort < 0 || altPort > 65535)
+      throw new PilotError('BAD_ARGUMENT', `bad --alt-port ${opts.altPort}`, 'a port number 0-65535, or "none"');
   }
   if (altPort === 65536) altPort = 0;
   const relayRate = Number(opts.relayRate);
-  if (!Number.isFinite(relayRate) || relayRate < 1000) throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
+  if (!Number.isFinite(relayRate) || relayRate < 1000)
+    throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
   const cookieRotate = Number(opts.cookieRotate);
-  if (!Number.isFinite(cookieRotate) || cookieRotate < 30 || cookieRotate > 3600) throw new PilotError('BAD_ARGUMENT', `bad --cookie-rotate ${opts.cookieRotate}`, 'seconds between cookie secret rotations, 30-3600 (default 120; at least 30 so the 20 s heartbeats always refresh the cookie in time)');
+  if (!Number.isFinite(cookieRotate) || cookieRotate < 30 || cookieRotate > 3600)
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `bad --cookie-rotate ${opts.cookieRotate}`,
+      'seconds between cookie secret rotations, 30-3600 (default 120; at least 30 so the 20 s heartbeats always refresh the cookie in time)',
+    );
   if (opts.store !== undefined && !isPostgresUrl(opts.store)) {
-    throw new PilotError('BAD_ARGUMENT', `unsupported --store ${redactUrl(opts.store).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave --store out for SQLite in --data');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `unsupported --store ${redactUrl(opts.store).slice(0, 80)}`,
+      'use postgres://USER:PASSWORD@HOST:PORT/DATABASE, or leave --store out for SQLite in --data',
+    );
   }
-  if (opts.advertise !== undefined && opts.store === undefined) throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
+  if (opts.advertise !== undefined && opts.store === undefined)
+    throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
   const advertise = opts.advertise === undefined ? undefined : parseHostPort(opts.advertise, 0);
-  const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) => process.stderr.write(`pilot-rendezvous: warning: ${text}\n`));
+  const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) =>
+    process.stderr.write(`pilot-rendezvous: warning: ${text}\n`),
+  );
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(adminToken ? { adminToken } : {}) };
   const registryLimits = limitsFromFlags(opts);
-  const server = await startRendezvous({ host: listen.host, port: listen.port, dataDir: path.resolve(opts.data), logger, registryLimits, replayCacheSize: registryLimits.replayCacheSize, relayRate: { perSec: relayRate, burst: relayRate / 2 }, cookieRotateMs: cookieRotate * 1000, ...(altPort !== undefined ? { altPort } : {}), ...(http ? { http } : {}), ...(opts.store ? { storeUrl: opts.store } : {}), ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}) });
+  const server = await startRendezvous({
+    host: listen.host,
+    port: listen.port,
+    dataDir: path.resolve(opts.data),
+    logger,
+    registryLimits,
+    replayCacheSize: registryLimits.replayCacheSize,
+    relayRate: { perSec: relayRate, burst: relayRate / 2 },
+    cookieRotateMs: cookieRotate * 1000,
+    ...(altPort !== undefined ? { altPort } : {}),
+    ...(http ? { http } : {}),
+    ...(opts.store ? { storeUrl: opts.store } : {}),
+    ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}),
+  });
   const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
   process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
   if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);

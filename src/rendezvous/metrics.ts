@@ -44,7 +44,9 @@ export function createRendezvousMetrics(src: RendezvousMetricsSource): Registry 
   });
   mirrorCounter(reg, `${P}pushes_total`, 'Signed pushes sent to nodes', [], () => one(snap().stats.registry.pushes));
   mirrorGauge(reg, `${P}online_nodes`, 'Nodes heard from within the online window', [], () => one(snap().agg.online));
-  mirrorGauge(reg, `${P}online_nodes_by_nat`, 'Online nodes by the NAT class they reported', ['nat'], () => Object.entries(snap().agg.nat).map(([nat, n]) => [{ nat }, n]));
+  mirrorGauge(reg, `${P}online_nodes_by_nat`, 'Online nodes by the NAT class they reported', ['nat'], () =>
+    Object.entries(snap().agg.nat).map(([nat, n]) => [{ nat }, n]),
+  );
   mirrorGauge(reg, `${P}peer_paths`, 'Peer paths reported by online nodes', ['kind'], () => Object.entries(snap().agg.paths).map(([kind, n]) => [{ kind }, n]));
   mirrorCounter(reg, `${P}punches_total`, 'Hole punches reported by daemons, by the NAT class of the reporting node', ['nat', 'result'], () =>
     NAT_CLASSES.flatMap((nat) => {

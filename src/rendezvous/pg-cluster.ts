@@ -52,7 +52,11 @@ const NO_TARGET_MS = 500;
 const CLEANUP_EVERY_MS = 60_000;
 
 const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
-const AddrKey = z.number().int().min(0).max(2 ** 48 - 1);
+const AddrKey = z
+  .number()
+  .int()
+  .min(0)
+  .max(2 ** 48 - 1);
 const Note = z.discriminatedUnion('k', [
   z.object({ k: z.literal('push'), from: z.string(), to: AddrKey, event: z.string().max(64), data: z.record(z.string(), z.unknown()) }),
   z.object({ k: z.literal('pair'), from: z.string(), x: AddrKey, y: AddrKey }),
@@ -196,7 +200,14 @@ export class PgCluster implements Cluster {
     );
     const row = r.rows[0];
     if (!row) return undefined;
-    return { instance: row.instance, observed: row.observed, lanEndpoints: parseLanEndpoints(row.lan_endpoints).slice(0, 16), lastSeen: Number(row.last_seen), host: row.host, port: row.port };
+    return {
+      instance: row.instance,
+      observed: row.observed,
+      lanEndpoints: parseLanEndpoints(row.lan_endpoints).slice(0, 16),
+      lastSeen: Number(row.last_seen),
+      host: row.host,
+      port: row.port,
+    };
   }
 
   async locate(address: Address, now = Date.now()): Promise<RemotePresence | undefined> {

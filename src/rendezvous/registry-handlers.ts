@@ -29,9 +29,11 @@ export interface HandlerContext {
   };
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's zod schema before dispatch; each handler reads its own fields.
 type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
 
-const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
+const notRegistered = () =>
+  new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
 
 function markSeen(ctx: HandlerContext, rec: NodeRecord, link: Link, now: number, persisted: boolean): void {
   ctx.online.seen({ address: rec.address, keyB64: rec.publicKey.toString('base64'), link, lanEndpoints: rec.lanEndpoints, now, persisted });
@@ -115,15 +117,25 @@ const handlers: Record<SignedMethod, Handler> = {
       rec = await ctx.store.getByKey(Buffer.from(p.publicKey, 'base64'));
     }
     const notFound = () => new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
-    if (!rec || !rec.active) throw notFound();
+    if (!rec?.active) throw notFound();
     // A lapsed lease does not resolve even before the sweep releases it.
-    if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now)) throw notFound();
+    if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now))
+      throw notFound();
     if (!(await canSee(ctx.store, caller, rec))) {
       // Private node, caller not trusted: a hostname does not resolve (no
       // enumeration); an address or key gives the key only (needed to encrypt
       // to it) - no hostname, endpoints or presence.
       if (p.hostname !== undefined) throw notFound();
-      return { address: formatAddress(rec.address), publicKey: rec.publicKey.toString('base64'), hostname: null, public: false, endpoints: [], online: false, lastSeen: 0, observed: link.observed };
+      return {
+        address: formatAddress(rec.address),
+        publicKey: rec.publicKey.toString('base64'),
+        hostname: null,
+        public: false,
+        endpoints: [],
+        online: false,
+        lastSeen: 0,
+        observed: link.observed,
+      };
     }
     const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
     const here = entry !== undefined && isOnline(entry, now);

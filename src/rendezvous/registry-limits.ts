@@ -109,7 +109,11 @@ function parseInviteTokens(v: string): string[] {
       throw new PilotError('BAD_ARGUMENT', `cannot read --invite-tokens file ${v.slice(1)}: ${(err as Error).message}`, 'one token a line');
     }
   }
-  const tokens = text.split(/[,\n]/).map((t) => t.trim()).filter((t) => t.length > 0);
-  if (tokens.length === 0 || tokens.some((t) => t.length > 128)) throw new PilotError('BAD_ARGUMENT', 'bad --invite-tokens', 'one or more tokens of 1-128 characters, comma separated or @FILE with one a line');
+  const tokens = text
+    .split(/[,\n]/)
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (tokens.length === 0 || tokens.some((t) => t.length > 128))
+    throw new PilotError('BAD_ARGUMENT', 'bad --invite-tokens', 'one or more tokens of 1-128 characters, comma separated or @FILE with one a line');
   return tokens;
 }

@@ -68,13 +68,18 @@ export function claimedKey(pkt: Buffer): string | undefined {
   return CLAIMED_KEY.exec(pkt.toString('latin1', 1, Math.min(pkt.length, 1200)))?.[1];
 }
 
-const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
+const notRegistered = () =>
+  new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
 
 function refuseUnless(r: AddResult): void {
   if (r === 'ok') return;
   if (r === 'stale') throw new PilotError('STALE_REQUEST', 'request is older than the replay horizon kept for this key', 'retry with a fresh request');
   if (r === 'source') {
-    throw new PilotError('RATE_LIMITED', 'too many unregistered keys are making requests from your address', 'wait a minute; keys that registered are not counted (one host behind one address should not need more than a few new identities at once)');
+    throw new PilotError(
+      'RATE_LIMITED',
+      'too many unregistered keys are making requests from your address',
+      'wait a minute; keys that registered are not counted (one host behind one address should not need more than a few new identities at once)',
+    );
   }
   throw new PilotError('RATE_LIMITED', 'the rendezvous is tracking too many unregistered keys', 'retry in a minute');
 }
@@ -85,7 +90,17 @@ export interface BeaconInfo {
 }
 
 export class RegistryService {
-  readonly counters: RegistryCounters = { requests: 0, hellos: 0, executed: 0, retransmits: 0, errors: 0, dropped: 0, amplificationDropped: 0, unregisteredDropped: 0, pushes: 0 };
+  readonly counters: RegistryCounters = {
+    requests: 0,
+    hellos: 0,
+    executed: 0,
+    retransmits: 0,
+    errors: 0,
+    dropped: 0,
+    amplificationDropped: 0,
+    unregisteredDropped: 0,
+    pushes: 0,
+  };
   private readonly identity: Identity;
   private readonly store: RegistryStore;
   private readonly online: OnlineIndex;
@@ -159,7 +174,7 @@ export class RegistryService {
     const claimed = claimedKey(pkt);
     const charged = claimed !== undefined && this.online.getByKey(claimed) === undefined;
     if (charged && !this.chargeUnregistered(source)) return;
-    let req;
+    let req: ReturnType<typeof parseRequest>;
     try {
       req = parseRequest(pkt);
     } catch (err) {
@@ -181,7 +196,10 @@ export class RegistryService {
       const alt = this.beacon.altPort !== undefined ? { altPort: this.beacon.altPort } : {};
       // The cookie lets the next signed request from this source through without a cookie round trip.
       const cookie = link.kind === 'udp' ? { cookie: this.routability.cookieFor(link) } : {};
-      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, { ok: true, result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt, ...cookie } });
+      this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, {
+        ok: true,
+        result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt, ...cookie },
+      });
       return;
     }
 
@@ -229,7 +247,11 @@ export class RegistryService {
       const e = asPilotError(err);
       if (!(err instanceof PilotError)) this.log.error({ err, method: req.stmt.method }, 'registry method failed');
       // INTERNAL from asPilotError may carry driver text; the client only needs the code.
-      body = errorBody(err instanceof PilotError ? e : (this.ctx.store.explainError?.(err) ?? new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log')));
+      body = errorBody(
+        err instanceof PilotError
+          ? e
+          : (this.ctx.store.explainError?.(err) ?? new PilotError('INTERNAL', 'internal registry error', 'retry later; see the rendezvous log')),
+      );
     }
     const resp = this.answer(link, req.id, req.nonce, body, rr.refresh);
     this.replay.setResponse(key, req.nonce, resp);

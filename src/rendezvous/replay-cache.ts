@@ -108,7 +108,14 @@ export class ReplayCache {
    * Remembers a verified request of `key`. `registered` says whether the key is
    * a registered node; if not, a new window is charged to `source`.
    */
-  add(key: string, nonce: string, digest: string, ts: number, now = Date.now(), who: { registered: boolean; source: string } = { registered: true, source: '' }): AddResult {
+  add(
+    key: string,
+    nonce: string,
+    digest: string,
+    ts: number,
+    now = Date.now(),
+    who: { registered: boolean; source: string } = { registered: true, source: '' },
+  ): AddResult {
     let w = this.windows.get(key);
     if (w && ts <= w.floor) return 'stale';
     if (!w) {

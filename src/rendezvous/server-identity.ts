@@ -21,7 +21,11 @@ export function loadOrCreateServerIdentity(dataDir: string): Identity {
     // identityFromSecretKey re-derives the pair from the seed, so a file whose halves disagree is refused.
     const id = identityFromSecretKey(Buffer.from(text.trim(), 'base64'));
     if (!id) {
-      throw new PilotError('BAD_ARGUMENT', `${file} does not hold an Ed25519 secret key`, 'restore the file from a backup; deleting it makes every daemon re-pin a new server key');
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `${file} does not hold an Ed25519 secret key`,
+        'restore the file from a backup; deleting it makes every daemon re-pin a new server key',
+      );
     }
     fs.chmodSync(file, 0o600);
     return id;

@@ -105,7 +105,11 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   if (opts.store && opts.storeUrl) throw new PilotError('BAD_ARGUMENT', 'store and storeUrl are exclusive');
   const advertiseHost = opts.advertise?.host ?? opts.host;
   if (opts.storeUrl && isWildcard(advertiseHost)) {
-    throw new PilotError('BAD_ARGUMENT', `listening on ${opts.host} with a shared --store: other instances need an address to reach this one`, 'add --advertise HOST[:PORT] (an address of this machine the other rendezvous instances can reach)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `listening on ${opts.host} with a shared --store: other instances need an address to reach this one`,
+      'add --advertise HOST[:PORT] (an address of this machine the other rendezvous instances can reach)',
+    );
   }
   const ownsStore = opts.store === undefined;
   const pgStore = opts.storeUrl ? await PostgresStore.open(opts.storeUrl) : undefined;
@@ -158,12 +162,24 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     throw err;
   }
   const { udp, tcp, port } = bound;
-  const alt = opts.altPort === undefined ? undefined : await startAltBeacon(opts.host, opts.altPort, (pkt, link) => void registry.handle(pkt, link), () => counters.garbage++).catch(async (err: unknown) => {
-    udp.close();
-    await new Promise<void>((r) => tcp.close(() => r()));
-    if (ownsStore) await store.close();
-    throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${opts.host}:${opts.altPort} (beacon alt port): ${(err as Error).message}`, 'pick another --alt-port');
-  });
+  const alt =
+    opts.altPort === undefined
+      ? undefined
+      : await startAltBeacon(
+          opts.host,
+          opts.altPort,
+          (pkt, link) => void registry.handle(pkt, link),
+          () => counters.garbage++,
+        ).catch(async (err: unknown) => {
+          udp.close();
+          await new Promise<void>((r) => tcp.close(() => r()));
+          if (ownsStore) await store.close();
+          throw new PilotError(
+            'BAD_ARGUMENT',
+            `cannot listen on udp ${opts.host}:${opts.altPort} (beacon alt port): ${(err as Error).message}`,
+            'pick another --alt-port',
+          );
+        });
   if (alt) registry.beacon.altPort = alt.port;
   if (cluster) {
     try {
@@ -301,7 +317,9 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     const adminToken = opts.http.adminToken ?? loadOrCreateAdminToken(opts.dataDir);
     const metrics = createRendezvousMetrics({ stats, online });
     try {
-      web = Object.assign(await startHttpServer({ host: opts.http.host, port: opts.http.port, adminToken, metrics, views: { online, store, stats }, log }), { adminToken });
+      web = Object.assign(await startHttpServer({ host: opts.http.host, port: opts.http.port, adminToken, metrics, views: { online, store, stats }, log }), {
+        adminToken,
+      });
     } catch (err) {
       websockets.close();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
@@ -387,4 +405,3 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
   }
   throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${host}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
 }
-

@@ -85,9 +85,11 @@ export interface SignedStatement {
   sig: Buffer;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's zod schema before dispatch; each handler reads its own fields.
 type TrustHandler = (ctx: TrustContext, key: Buffer, params: any, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
 
-const notRegistered = () => new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
+const notRegistered = () =>
+  new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
 
 async function callerOf(ctx: TrustContext, key: Buffer): Promise<NodeRecord> {
   const me = await ctx.store.getByKey(key);
@@ -164,7 +166,15 @@ function pushRequest(ctx: TrustContext, req: TrustRequest, from: NodeRecord): vo
   ctx.hooks.push(req.to, 'trust_request', data);
 }
 
-async function createPair(ctx: TrustContext, req: TrustRequest, requester: NodeRecord, other: NodeRecord, otherStmt: SignedStatement, otherMethod: 'trust_request' | 'trust_approve', now: number): Promise<void> {
+async function createPair(
+  ctx: TrustContext,
+  req: TrustRequest,
+  requester: NodeRecord,
+  other: NodeRecord,
+  otherStmt: SignedStatement,
+  otherMethod: 'trust_request' | 'trust_approve',
+  now: number,
+): Promise<void> {
   const otherField = otherMethod === 'trust_request' ? 'to' : 'from';
   if (
     !checkStatement(req.statement, req.sig, requester.publicKey, 'trust_request', 'to', other.address) ||
@@ -175,7 +185,15 @@ async function createPair(ctx: TrustContext, req: TrustRequest, requester: NodeR
     await ctx.store.deleteTrustRequest(req.from, req.to);
     throw new PilotError('INTERNAL', 'stored trust request does not verify', 'ask the peer to send its trust request again');
   }
-  await ctx.store.putTrustPair({ a: requester.address, stmtA: req.statement, sigA: req.sig, b: other.address, stmtB: otherStmt.text, sigB: otherStmt.sig, created: now });
+  await ctx.store.putTrustPair({
+    a: requester.address,
+    stmtA: req.statement,
+    sigA: req.sig,
+    b: other.address,
+    stmtB: otherStmt.text,
+    sigB: otherStmt.sig,
+    created: now,
+  });
   await ctx.store.deleteTrustRequest(requester.address, other.address);
   await ctx.store.deleteTrustRequest(other.address, requester.address);
   ctx.hooks.pairChanged(requester.address, other.address);
@@ -209,7 +227,11 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
     const keyB64 = key.toString('base64');
     if (!ctx.trust.limiter.take(keyB64, 1, now)) {
       const wait = Math.max(1, Math.ceil(ctx.trust.limiter.waitMs(keyB64, 1, now) / 1000));
-      throw new PilotError('RATE_LIMITED', 'too many trust requests from this node', `wait ${wait} s (at most ${ctx.trust.rate.burst} at once, then ${+(ctx.trust.rate.perSec * 60).toFixed(1)} a minute)`);
+      throw new PilotError(
+        'RATE_LIMITED',
+        'too many trust requests from this node',
+        `wait ${wait} s (at most ${ctx.trust.rate.burst} at once, then ${+(ctx.trust.rate.perSec * 60).toFixed(1)} a minute)`,
+      );
     }
     return serialPair(ctx, me.address, to, async () => {
       const target = await activeNode(ctx, to);
@@ -228,7 +250,11 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
       }
       if (!(await liveRequest(ctx, me.address, to, now))) {
         if ((await live(ctx, await ctx.store.listTrustRequestsFrom(me.address), now)).length >= MAX_OUTGOING_PENDING) {
-          throw new PilotError('RATE_LIMITED', `this node already has ${MAX_OUTGOING_PENDING} unanswered trust requests`, 'wait for answers before asking more nodes');
+          throw new PilotError(
+            'RATE_LIMITED',
+            `this node already has ${MAX_OUTGOING_PENDING} unanswered trust requests`,
+            'wait for answers before asking more nodes',
+          );
         }
         if ((await live(ctx, await ctx.store.listTrustRequestsTo(to), now)).length >= MAX_INCOMING_PENDING) {
           throw new PilotError('RATE_LIMITED', `${formatAddress(to)} has too many unanswered trust requests`, 'try again later');
@@ -276,7 +302,11 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
       const req = await liveRequest(ctx, from, me.address, now);
       if (!req) {
         if (await ctx.store.getTrustPair(from, me.address)) return { status: 'trusted' };
-        throw new PilotError('NOT_FOUND', `no pending trust request from ${formatAddress(from)}`, 'list requests with trust_pending; only the node asked can approve');
+        throw new PilotError(
+          'NOT_FOUND',
+          `no pending trust request from ${formatAddress(from)}`,
+          'list requests with trust_pending; only the node asked can approve',
+        );
       }
       const requester = await activeNode(ctx, from);
       if (!requester) {

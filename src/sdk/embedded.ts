@@ -49,7 +49,8 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
     // a different rendezvous has a different key: learn it again
     ...(saved !== undefined && saved.registry !== registry ? { serverKey: undefined } : {}),
   });
-  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check email, hostname and listen');
+  if (!parsed.success)
+    throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check email, hostname and listen');
   return parsed.data;
 }
 
@@ -59,7 +60,11 @@ async function refuseIfRunning(home: string, socket: string): Promise<void> {
   const running = await probe.call<{ home: string; pid: number }>('info').catch(() => undefined);
   probe.close();
   if (running && path.resolve(running.home) === path.resolve(home)) {
-    throw new PilotError('DAEMON_RUNNING', `a daemon (pid ${running.pid}) already runs with home ${home}`, 'connect() to it instead, or stop it: pilotctl daemon stop');
+    throw new PilotError(
+      'DAEMON_RUNNING',
+      `a daemon (pid ${running.pid}) already runs with home ${home}`,
+      'connect() to it instead, or stop it: pilotctl daemon stop',
+    );
   }
 }
 

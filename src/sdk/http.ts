@@ -27,7 +27,11 @@ export function targetFromHost(host: string): string {
 
 function portOf(port: string | number | null | undefined, protocol: string | null | undefined): number {
   if (protocol === 'https:') {
-    throw new PilotError('BAD_ARGUMENT', 'https:// is not used over Pilot', 'use http://: the overlay already encrypts and authenticates every peer (Noise IK)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      'https:// is not used over Pilot',
+      'use http://: the overlay already encrypts and authenticates every peer (Noise IK)',
+    );
   }
   const n = port === undefined || port === null || port === '' ? 80 : Number(port);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new PilotError('BAD_ARGUMENT', `bad virtual port ${String(port)}`);

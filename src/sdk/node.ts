@@ -134,7 +134,13 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   /** Send one datagram (at most about 1180 bytes) to `target`:`port`. */
   async send(target: string, port: number, data: Buffer | string, opts: { srcPort?: number } = {}): Promise<void> {
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
-    await this.backend.call('send', { target, port: checkPort(port), data: buf.toString('base64'), encoding: 'base64', ...(opts.srcPort !== undefined ? { srcPort: checkPort(opts.srcPort) } : {}) }); // the daemon defaults it to port (ephemeral for echo)
+    await this.backend.call('send', {
+      target,
+      port: checkPort(port),
+      data: buf.toString('base64'),
+      encoding: 'base64',
+      ...(opts.srcPort !== undefined ? { srcPort: checkPort(opts.srcPort) } : {}),
+    }); // the daemon defaults it to port (ephemeral for echo)
   }
 
   // ---- trust (nothing passes between nodes before both agreed) ----

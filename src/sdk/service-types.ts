@@ -10,7 +10,20 @@ import type { Task, TaskRole, TaskStatus } from '../services/task-store.ts';
 import type { TaskChange } from '../services/tasks.ts';
 import type { WebhookStatus } from '../services/webhook.ts';
 
-export type { InboxMessage, MessageType, ReceivedFile, FileProgress, PubSubEvent, StdioMessage, StdioStats, Task, TaskRole, TaskStatus, TaskChange, WebhookStatus };
+export type {
+  InboxMessage,
+  MessageType,
+  ReceivedFile,
+  FileProgress,
+  PubSubEvent,
+  StdioMessage,
+  StdioStats,
+  Task,
+  TaskRole,
+  TaskStatus,
+  TaskChange,
+  WebhookStatus,
+};
 
 /** A message the peer stored in its inbox (port 1001). */
 export interface SendMessageResult {

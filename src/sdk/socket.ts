@@ -19,7 +19,6 @@ export interface PilotSocketInfo {
   localPort: number;
 }
 
-
 const HIGH_WATER = 256 * 1024;
 
 export class PilotSocket extends Duplex {
@@ -89,7 +88,8 @@ export class PilotSocket extends Duplex {
     const fallback = (): PilotError => {
       if (err instanceof PilotError) return err;
       const code = (err as { code?: string } | undefined)?.code;
-      if (err === undefined || code === 'ECONNRESET' || code === 'EPIPE') return new PilotError('CONNECTION_RESET', 'the stream was reset', 'the peer went away or the daemon closed the stream');
+      if (err === undefined || code === 'ECONNRESET' || code === 'EPIPE')
+        return new PilotError('CONNECTION_RESET', 'the stream was reset', 'the peer went away or the daemon closed the stream');
       return asPilotError(err);
     };
     if (!this.control || err instanceof PilotError) return void this.destroy(fallback());

@@ -27,7 +27,12 @@ export class Stdio {
    */
   async send(target: string, text: string | readonly string[], opts: { timeoutMs?: number } = {}): Promise<StdioSendResult> {
     const message = typeof text === 'string' ? text : text.join('\n');
-    const r = await this.backend.call<{ target: string; sent: number; reply: string }>('connect', { target, port: 1000, message, timeoutMs: opts.timeoutMs ?? 5000 });
+    const r = await this.backend.call<{ target: string; sent: number; reply: string }>('connect', {
+      target,
+      port: 1000,
+      message,
+      timeoutMs: opts.timeoutMs ?? 5000,
+    });
     return { target: r.target, sent: r.sent, ...parseStdioAnswer(r.reply) };
   }
 

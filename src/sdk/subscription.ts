@@ -32,7 +32,14 @@ export class ServiceSubscription<T> implements AsyncIterable<T> {
   /** Resolves when the daemon reports the subscription live (may happen while the constructor runs). */
   private readonly ready: Promise<void>;
 
-  private constructor(backend: Backend, method: string, params: Record<string, unknown>, itemEvent: string, readyEvent: string, onItem: ((item: T) => void) | undefined) {
+  private constructor(
+    backend: Backend,
+    method: string,
+    params: Record<string, unknown>,
+    itemEvent: string,
+    readyEvent: string,
+    onItem: ((item: T) => void) | undefined,
+  ) {
     this.onItem = onItem;
     let markReady!: () => void;
     this.ready = new Promise<void>((r) => (markReady = r));
@@ -59,8 +66,22 @@ export class ServiceSubscription<T> implements AsyncIterable<T> {
    * Start `method` on the daemon; resolves once it reports `readyEvent` (the
    * subscription is live) or ended without error, rejects if it failed first.
    */
-  static async open<T>(backend: Backend, method: string, params: Record<string, unknown>, itemEvent: string, readyEvent: string, opts: SubscriptionOptions<T>): Promise<ServiceSubscription<T>> {
-    const s = new ServiceSubscription<T>(backend, method, { ...params, count: opts.count ?? 0, timeoutMs: opts.timeoutMs ?? 0 }, itemEvent, readyEvent, opts.onItem);
+  static async open<T>(
+    backend: Backend,
+    method: string,
+    params: Record<string, unknown>,
+    itemEvent: string,
+    readyEvent: string,
+    opts: SubscriptionOptions<T>,
+  ): Promise<ServiceSubscription<T>> {
+    const s = new ServiceSubscription<T>(
+      backend,
+      method,
+      { ...params, count: opts.count ?? 0, timeoutMs: opts.timeoutMs ?? 0 },
+      itemEvent,
+      readyEvent,
+      opts.onItem,
+    );
     const signal = opts.signal;
     if (signal) {
       const stop = (): void => s.cancel();

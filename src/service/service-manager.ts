@@ -70,7 +70,12 @@ export function renderService(o: ServiceOptions): { kind: Kind; path: string; co
   const content =
     kind === 'launchd'
       ? renderLaunchdPlist({ argv, home: o.home })
-      : renderSystemdUnit({ argv, home: o.home, scope: o.scope, ...(o.scope === 'system' ? { user: o.runAs ?? process.env.SUDO_USER ?? os.userInfo().username } : {}) });
+      : renderSystemdUnit({
+          argv,
+          home: o.home,
+          scope: o.scope,
+          ...(o.scope === 'system' ? { user: o.runAs ?? process.env.SUDO_USER ?? os.userInfo().username } : {}),
+        });
   return { kind, path: file, content };
 }
 
@@ -82,7 +87,12 @@ export function installService(o: ServiceOptions, hasConfig: boolean): ServiceRe
     fs.writeFileSync(file, content, { mode: 0o644 });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    if (e.code === 'EACCES' || e.code === 'EPERM') throw new PilotError('PERMISSION_DENIED', `cannot write ${file}`, o.scope === 'system' ? 'a system unit needs root: sudo pilotctl service install --system' : 'check the permissions of that directory');
+    if (e.code === 'EACCES' || e.code === 'EPERM')
+      throw new PilotError(
+        'PERMISSION_DENIED',
+        `cannot write ${file}`,
+        o.scope === 'system' ? 'a system unit needs root: sudo pilotctl service install --system' : 'check the permissions of that directory',
+      );
     throw err;
   }
   const steps: ServiceResult['steps'] = [];

@@ -56,7 +56,8 @@ export function startDataExchange(host: ServiceHost, opts: DataExchangeOptions):
 async function serve(host: ServiceHost, opts: DataExchangeOptions, stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
   const raw = await withTimeout(reader.readFrame(MAX_FRAME), REQUEST_TIMEOUT_MS, 'the request header');
   const parsed = HeaderSchema.safeParse(raw);
-  if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new PilotError('BAD_REQUEST', `bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   const h = parsed.data;
   if (h.type === 'file') await receiveFile(host, opts, stream, reader, from, h);
   else await receiveMessage(host, opts, stream, reader, from, h);
@@ -81,7 +82,8 @@ async function expectEnd(reader: ByteReader, declared: number): Promise<void> {
 async function receiveMessage(host: ServiceHost, opts: DataExchangeOptions, stream: ServiceStream, reader: ByteReader, from: string, h: Header): Promise<void> {
   const inbox = opts.inbox;
   if (!inbox) throw new PilotError('CONNECTION_REFUSED', 'messages are disabled on this node');
-  if (h.size > opts.maxMessageBytes) throw new PilotError('FRAME_TOO_LARGE', `message of ${h.size} bytes (limit ${opts.maxMessageBytes})`, 'send large data as a file: pilotctl send-file');
+  if (h.size > opts.maxMessageBytes)
+    throw new PilotError('FRAME_TOO_LARGE', `message of ${h.size} bytes (limit ${opts.maxMessageBytes})`, 'send large data as a file: pilotctl send-file');
   inbox.ensureRoom(from, h.type as MessageType, h.size);
   stream.write(okFrame({ offset: 0 }));
   const watch = idleWatch(stream);
@@ -123,7 +125,11 @@ async function receiveFile(host: ServiceHost, opts: DataExchangeOptions, stream:
     }
     if (inc.hash.digest('hex') !== h.sha256) {
       files.end(inc, true);
-      throw new PilotError('BAD_REQUEST', 'sha256 of the received file does not match its header', 'the file changed while it was sent, or the sender is broken; send it again');
+      throw new PilotError(
+        'BAD_REQUEST',
+        'sha256 of the received file does not match its header',
+        'the file changed while it was sent, or the sender is broken; send it again',
+      );
     }
     verified = true;
   } catch (err) {
@@ -155,7 +161,8 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
   try {
     while (left > 0) {
       const chunk = await reader.next(Math.min(left, 1 << 20));
-      if (chunk === null) throw new PilotError('CONNECTION_RESET', `stream ended with ${left} bytes of the file missing`, 'send it again: the transfer resumes');
+      if (chunk === null)
+        throw new PilotError('CONNECTION_RESET', `stream ended with ${left} bytes of the file missing`, 'send it again: the transfer resumes');
       watch.touch();
       left -= chunk.length;
       inc.hash.update(chunk);
@@ -173,8 +180,12 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
   }
   if (writeError) {
     // the disk filled up under us (something else wrote to it): a partial that cannot grow only takes space
-    if ((writeError as NodeJS.ErrnoException).code === 'ENOSPC') throw Object.assign(new PilotError('NO_SPACE', 'the receiver\'s disk filled up during the transfer', 'the receiver must free disk space; send it again later'), { discard: true });
-    throw new PilotError('INTERNAL', `cannot write the received file: ${writeError.message}`, 'is the receiver\'s disk full?');
+    if ((writeError as NodeJS.ErrnoException).code === 'ENOSPC')
+      throw Object.assign(
+        new PilotError('NO_SPACE', "the receiver's disk filled up during the transfer", 'the receiver must free disk space; send it again later'),
+        { discard: true },
+      );
+    throw new PilotError('INTERNAL', `cannot write the received file: ${writeError.message}`, "is the receiver's disk full?");
   }
 }
 
@@ -185,7 +196,11 @@ export interface SendResult {
   [k: string]: unknown;
 }
 
-async function openExchange(host: ServiceHost, target: string, header: Header): Promise<{ stream: ServiceStream; reader: ByteReader; peer: string; offset: number }> {
+async function openExchange(
+  host: ServiceHost,
+  target: string,
+  header: Header,
+): Promise<{ stream: ServiceStream; reader: ByteReader; peer: string; offset: number }> {
   const x = await ask(host, target, DATA_PORT, header, { what: header.type === 'file' ? 'the file' : 'the message' });
   const offset = x.answer.offset;
   if (typeof offset !== 'number' || !Number.isSafeInteger(offset) || offset < 0 || offset > header.size) {
@@ -230,7 +245,14 @@ async function hashFile(file: string, signal?: AbortSignal): Promise<string> {
   return h.digest('hex');
 }
 
-export async function sendFile(host: ServiceHost, target: string, file: string, onProgress?: (p: FileProgress) => void, signal?: AbortSignal, stallMs = DEFAULT_STALL_TIMEOUT_MS): Promise<SendResult> {
+export async function sendFile(
+  host: ServiceHost,
+  target: string,
+  file: string,
+  onProgress?: (p: FileProgress) => void,
+  signal?: AbortSignal,
+  stallMs = DEFAULT_STALL_TIMEOUT_MS,
+): Promise<SendResult> {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);
@@ -284,7 +306,7 @@ export async function sendFile(host: ServiceHost, target: string, file: string, 
       sha256,
       resumedFrom: x.offset,
       seconds: Math.round(seconds * 1000) / 1000,
-      hashSeconds: Math.round((t1 - t0)) / 1000,
+      hashSeconds: Math.round(t1 - t0) / 1000,
       // the transfer alone (after hashing), for the bytes that travelled
       mbPerSec: Math.round(((size - x.offset) / 1e6 / Math.max(sendSeconds, 1e-6)) * 100) / 100,
     };

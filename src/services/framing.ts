@@ -173,8 +173,18 @@ export function refuse(stream: Duplex, reader: ByteReader, err: unknown): void {
 }
 
 const REMOTE_CODES = new Set<string>([
-  'BAD_ARGUMENT', 'BAD_REQUEST', 'NOT_FOUND', 'TIMEOUT', 'CONNECTION_RESET', 'CONNECTION_REFUSED',
-  'NOT_TRUSTED', 'FRAME_TOO_LARGE', 'RATE_LIMITED', 'INTERNAL', 'QUOTA_EXCEEDED', 'NO_SPACE',
+  'BAD_ARGUMENT',
+  'BAD_REQUEST',
+  'NOT_FOUND',
+  'TIMEOUT',
+  'CONNECTION_RESET',
+  'CONNECTION_REFUSED',
+  'NOT_TRUSTED',
+  'FRAME_TOO_LARGE',
+  'RATE_LIMITED',
+  'INTERNAL',
+  'QUOTA_EXCEEDED',
+  'NO_SPACE',
 ]);
 
 /** Turn a peer's answer frame into its fields, or throw the PilotError it carries. */

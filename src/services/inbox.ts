@@ -69,7 +69,10 @@ export class Inbox {
   }
 
   private files(): string[] {
-    return fs.readdirSync(this.dir).filter((n) => n.endsWith('.json') && !n.startsWith('.')).sort();
+    return fs
+      .readdirSync(this.dir)
+      .filter((n) => n.endsWith('.json') && !n.startsWith('.'))
+      .sort();
   }
 
   /**
@@ -78,10 +81,15 @@ export class Inbox {
    * NO_SPACE when the message would take the disk below its floor.
    */
   ensureRoom(from: string, type: MessageType, size: number): void {
-    if (this.count >= this.max) throw new PilotError('RATE_LIMITED', `inbox full (${this.max} messages)`, 'the receiver must read and clear its inbox: pilotctl inbox --clear');
+    if (this.count >= this.max)
+      throw new PilotError('RATE_LIMITED', `inbox full (${this.max} messages)`, 'the receiver must read and clear its inbox: pilotctl inbox --clear');
     const mine = this.perPeer.get(peerTag(from))?.count ?? 0;
     if (mine >= this.maxPerPeer) {
-      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of space for you: ${mine} of your messages wait in its inbox (limit ${this.maxPerPeer} per peer)`, 'the receiver must read and clear its inbox (pilotctl inbox --clear) or raise maxPeerInboxMessages in services.json');
+      throw new PilotError(
+        'QUOTA_EXCEEDED',
+        `the receiver is out of space for you: ${mine} of your messages wait in its inbox (limit ${this.maxPerPeer} per peer)`,
+        'the receiver must read and clear its inbox (pilotctl inbox --clear) or raise maxPeerInboxMessages in services.json',
+      );
     }
     this.budget.check(from, storedSize(type, size), 'a message');
   }
@@ -91,7 +99,16 @@ export class Inbox {
     const receivedAt = Date.now();
     const id = crypto.randomUUID();
     const binary = type === 'binary';
-    const msg: InboxMessage = { id, from, type, data: body.toString(binary ? 'base64' : 'utf8'), encoding: binary ? 'base64' : 'utf8', size: body.length, sha256, receivedAt };
+    const msg: InboxMessage = {
+      id,
+      from,
+      type,
+      data: body.toString(binary ? 'base64' : 'utf8'),
+      encoding: binary ? 'base64' : 'utf8',
+      size: body.length,
+      sha256,
+      receivedAt,
+    };
     // time first in the name: a directory listing is the arrival order
     const tag = peerTag(from);
     const file = path.join(this.dir, `${String(receivedAt).padStart(15, '0')}-${tag}-${id}.json`);

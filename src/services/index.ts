@@ -33,16 +33,41 @@ export function startServices(host: ServiceHost, config: ServiceConfig): Service
   if (stdio) stops.push(startStdio(host, stdio, { maxLineBytes: config.stdioMaxLineBytes }));
   const budget = new DiskBudget({ dir: host.home, floorBytes: config.diskFloorBytes, peerQuotaBytes: config.peerDiskQuotaBytes });
   const inbox = config.messages ? new Inbox(host.home, { maxMessages: config.maxInboxMessages, maxPerPeer: config.maxPeerInboxMessages, budget }) : undefined;
-  const files = config.files ? new ReceivedFiles(host.home, { budget, partialMaxAgeMs: config.partialMaxAgeSeconds * 1000, maxPerPeer: config.maxPeerIncomingFiles }) : undefined;
+  const files = config.files
+    ? new ReceivedFiles(host.home, { budget, partialMaxAgeMs: config.partialMaxAgeSeconds * 1000, maxPerPeer: config.maxPeerIncomingFiles })
+    : undefined;
   if (inbox || files) stops.push(startDataExchange(host, { inbox, files, maxMessageBytes: config.maxMessageBytes, maxFileBytes: config.maxFileBytes }));
   const broker = config.pubsub
-    ? new Broker({ maxSubscribers: config.maxSubscribers, maxPerPeer: config.maxPeerSubscriptions, backlogBytes: config.subscriberBacklogBytes, totalBacklogBytes: config.pubsubBacklogBytes })
+    ? new Broker({
+        maxSubscribers: config.maxSubscribers,
+        maxPerPeer: config.maxPeerSubscriptions,
+        backlogBytes: config.subscriberBacklogBytes,
+        totalBacklogBytes: config.pubsubBacklogBytes,
+      })
     : undefined;
   if (broker) stops.push(startPubSub(host, broker));
-  const tasks = config.tasks ? new TaskService(host, new TaskStore(host.home, { maxReceived: config.maxReceivedTasks, maxPeerOpen: config.maxPeerOpenTasks, maxReceivedBytes: config.maxReceivedTaskBytes, budget })) : undefined;
+  const tasks = config.tasks
+    ? new TaskService(
+        host,
+        new TaskStore(host.home, {
+          maxReceived: config.maxReceivedTasks,
+          maxPeerOpen: config.maxPeerOpenTasks,
+          maxReceivedBytes: config.maxReceivedTaskBytes,
+          budget,
+        }),
+      )
+    : undefined;
   if (tasks) stops.push(tasks.start());
   const webhook = config.webhooks
-    ? new WebhookDispatcher({ home: host.home, log: host.log, self: () => host.self(), queueSize: config.webhookQueue, retries: config.webhookRetries, backoffMs: config.webhookBackoffMs, timeoutMs: config.webhookTimeoutMs })
+    ? new WebhookDispatcher({
+        home: host.home,
+        log: host.log,
+        self: () => host.self(),
+        queueSize: config.webhookQueue,
+        retries: config.webhookRetries,
+        backoffMs: config.webhookBackoffMs,
+        timeoutMs: config.webhookTimeoutMs,
+      })
     : undefined;
   if (webhook) stops.push(() => webhook.stop());
   return {

@@ -73,11 +73,16 @@ export class Broker {
    */
   subscribe(pattern: string, deliver: (ev: PubSubEvent, room: boolean) => boolean, peer?: string, queued: () => number = () => 0): () => void {
     validatePattern(pattern);
-    if (this.subs.size >= this.limits.maxSubscribers) throw new PilotError('RATE_LIMITED', `too many subscribers (${this.limits.maxSubscribers})`, 'retry later');
+    if (this.subs.size >= this.limits.maxSubscribers)
+      throw new PilotError('RATE_LIMITED', `too many subscribers (${this.limits.maxSubscribers})`, 'retry later');
     if (peer !== undefined) {
       const mine = this.perPeer.get(peer) ?? 0;
       if (mine >= this.limits.maxPerPeer) {
-        throw new PilotError('QUOTA_EXCEEDED', `the broker is out of room for you: you hold ${mine} subscriptions (limit ${this.limits.maxPerPeer} per peer)`, 'close subscriptions you no longer need, or subscribe once with a wildcard pattern (a.*)');
+        throw new PilotError(
+          'QUOTA_EXCEEDED',
+          `the broker is out of room for you: you hold ${mine} subscriptions (limit ${this.limits.maxPerPeer} per peer)`,
+          'close subscriptions you no longer need, or subscribe once with a wildcard pattern (a.*)',
+        );
       }
       this.perPeer.set(peer, mine + 1);
     }
@@ -111,7 +116,8 @@ export class Broker {
   /** Returns how many subscribers got the event. */
   publish(topic: string, data: string, from: string): number {
     validateTopic(topic);
-    if (typeof data !== 'string' || Buffer.byteLength(data) > MAX_EVENT_DATA) throw new PilotError('FRAME_TOO_LARGE', `event data is limited to ${MAX_EVENT_DATA} bytes`);
+    if (typeof data !== 'string' || Buffer.byteLength(data) > MAX_EVENT_DATA)
+      throw new PilotError('FRAME_TOO_LARGE', `event data is limited to ${MAX_EVENT_DATA} bytes`);
     const ev: PubSubEvent = { topic, data, from, ts: Date.now(), seq: ++this.seq };
     this.published++;
     let n = 0;
@@ -148,7 +154,8 @@ export function startPubSub(host: ServiceHost, broker: Broker): () => void {
 async function serve(broker: Broker, stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
   const raw = await withTimeout(reader.readFrame(MAX_EVENT_FRAME), REQUEST_TIMEOUT_MS, 'the request');
   const parsed = RequestSchema.safeParse(raw);
-  if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad pub/sub request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new PilotError('BAD_REQUEST', `bad pub/sub request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   const req = parsed.data;
   if (req.op === 'publish') {
     const delivered = broker.publish(req.topic, req.data, from);
@@ -200,7 +207,14 @@ export async function publishTo(host: ServiceHost, target: string, topic: string
 }
 
 /** Stream events from a peer's broker until `signal` aborts or the peer closes. */
-export async function subscribeTo(host: ServiceHost, target: string, pattern: string, onEvent: (ev: PubSubEvent) => void, signal: AbortSignal, onReady?: (peer: string) => void): Promise<{ peer: string }> {
+export async function subscribeTo(
+  host: ServiceHost,
+  target: string,
+  pattern: string,
+  onEvent: (ev: PubSubEvent) => void,
+  signal: AbortSignal,
+  onReady?: (peer: string) => void,
+): Promise<{ peer: string }> {
   validatePattern(pattern);
   if (signal.aborted) return { peer: target };
   const { stream, reader, peer } = await ask(host, target, PUBSUB_PORT, { op: 'subscribe', topic: pattern }, { what: 'the subscription' });
@@ -218,7 +232,14 @@ export async function subscribeTo(host: ServiceHost, target: string, pattern: st
       const ev = f as Partial<PubSubEvent> & { keepalive?: boolean };
       if (ev.keepalive === true) continue;
       if (typeof ev.topic !== 'string' || typeof ev.data !== 'string') continue;
-      onEvent({ topic: ev.topic, data: ev.data, from: typeof ev.from === 'string' ? ev.from : peer, ts: Number(ev.ts) || Date.now(), seq: Number(ev.seq) || 0, ...(typeof ev.dropped === 'number' ? { dropped: ev.dropped } : {}) });
+      onEvent({
+        topic: ev.topic,
+        data: ev.data,
+        from: typeof ev.from === 'string' ? ev.from : peer,
+        ts: Number(ev.ts) || Date.now(),
+        seq: Number(ev.seq) || 0,
+        ...(typeof ev.dropped === 'number' ? { dropped: ev.dropped } : {}),
+      });
     }
   } catch (err) {
     if (signal.aborted) return { peer };

@@ -130,7 +130,11 @@ export class ReceivedFiles {
     let mine = 0;
     for (const k of this.active) if (k.startsWith(tag)) mine++;
     if (mine >= this.maxPerPeer) {
-      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of room for you: ${mine} of your files are already arriving (limit ${this.maxPerPeer} per peer)`, 'send one file after the other (or the receiver raises maxPeerIncomingFiles in services.json)');
+      throw new PilotError(
+        'QUOTA_EXCEEDED',
+        `the receiver is out of room for you: ${mine} of your files are already arriving (limit ${this.maxPerPeer} per peer)`,
+        'send one file after the other (or the receiver raises maxPeerIncomingFiles in services.json)',
+      );
     }
     this.prunePartials();
     const part = path.join(this.partDir, `${key}.part`);
@@ -226,7 +230,14 @@ export class ReceivedFiles {
       const e = idx.get(name);
       // an index entry for an older file of the same name (deleted by hand, then reused) would lie
       const known = e !== undefined && e.size === st.size;
-      out.push({ name, path: p, size: st.size, from: known ? e.from : null, sha256: known ? e.sha256 : null, receivedAt: known ? e.receivedAt : Math.round(st.mtimeMs) });
+      out.push({
+        name,
+        path: p,
+        size: st.size,
+        from: known ? e.from : null,
+        sha256: known ? e.sha256 : null,
+        receivedAt: known ? e.receivedAt : Math.round(st.mtimeMs),
+      });
     }
     return out.sort((a, b) => a.receivedAt - b.receivedAt || a.name.localeCompare(b.name));
   }

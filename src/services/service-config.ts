@@ -23,8 +23,18 @@ export const ServiceConfigSchema = z
     /** Port 1000, text lines into an in-memory queue. */
     stdio: z.boolean().default(true),
     stdioQueue: z.number().int().min(1).max(1_000_000).default(1000),
-    stdioMaxLineBytes: z.number().int().min(16).max(16 * MiB).default(64 * 1024),
-    maxMessageBytes: z.number().int().min(1).max(64 * MiB).default(1 * MiB),
+    stdioMaxLineBytes: z
+      .number()
+      .int()
+      .min(16)
+      .max(16 * MiB)
+      .default(64 * 1024),
+    maxMessageBytes: z
+      .number()
+      .int()
+      .min(1)
+      .max(64 * MiB)
+      .default(1 * MiB),
     maxInboxMessages: z.number().int().min(1).max(1_000_000).default(10_000),
     maxFileBytes: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER).default(Number.MAX_SAFE_INTEGER),
     maxReceivedTasks: z.number().int().min(1).max(1_000_000).default(10_000),
@@ -34,7 +44,12 @@ export const ServiceConfigSchema = z
     /** Bytes one peer may hold on our disk (files, partials, messages, tasks) plus reserve in flight. Default: half the filesystem. */
     peerDiskQuotaBytes: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
     /** Partial (broken) file transfers are kept this long for a resume, then deleted. */
-    partialMaxAgeSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(3600),
+    partialMaxAgeSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(3600),
     /** Files one peer may send at the same time (of 8 in all). */
     maxPeerIncomingFiles: z.number().int().min(1).max(8).default(2),
     /** Inbox messages from one peer (of maxInboxMessages in all). */
@@ -42,13 +57,28 @@ export const ServiceConfigSchema = z
     /** Open (not declined or completed) received tasks from one peer. */
     maxPeerOpenTasks: z.number().int().min(1).max(1_000_000).default(100),
     /** Bytes of received tasks held in memory and on disk, all peers together. */
-    maxReceivedTaskBytes: z.number().int().min(1024).max(Number.MAX_SAFE_INTEGER).default(64 * MiB),
+    maxReceivedTaskBytes: z
+      .number()
+      .int()
+      .min(1024)
+      .max(Number.MAX_SAFE_INTEGER)
+      .default(64 * MiB),
     /** Pub/sub subscriptions in all, and from one peer. */
     maxSubscribers: z.number().int().min(1).max(100_000).default(256),
     maxPeerSubscriptions: z.number().int().min(1).max(100_000).default(16),
     /** Bytes queued towards one slow subscriber before its events are dropped, and towards all of them together. */
-    subscriberBacklogBytes: z.number().int().min(64 * 1024).max(256 * MiB).default(1 * MiB),
-    pubsubBacklogBytes: z.number().int().min(64 * 1024).max(4096 * MiB).default(32 * MiB),
+    subscriberBacklogBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * MiB)
+      .default(1 * MiB),
+    pubsubBacklogBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(4096 * MiB)
+      .default(32 * MiB),
     webhookQueue: z.number().int().min(1).max(100_000).default(1000),
     /** Attempts after the first one. */
     webhookRetries: z.number().int().min(0).max(20).default(5),
@@ -76,7 +106,11 @@ export function loadServiceConfig(home: string): ServiceConfig {
   }
   const parsed = ServiceConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    throw new PilotError('BAD_ARGUMENT', `invalid ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`, 'fix or delete services.json');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `invalid ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
+      'fix or delete services.json',
+    );
   }
   return parsed.data;
 }

@@ -56,7 +56,13 @@ export class StallGuard {
     if (now - this.last < this.stallMs) return;
     this.stop();
     const secs = Math.round(this.stallMs / 100) / 10;
-    this.stream.destroy(new PilotError('TIMEOUT', `the receiver took no byte of ${this.what} for ${secs} s (it stopped reading)`, `the peer is hung, overloaded or refusing to read; try again later. The limit is stallTimeoutMs in $PILOT_HOME/services.json (default ${DEFAULT_STALL_TIMEOUT_MS} ms)`));
+    this.stream.destroy(
+      new PilotError(
+        'TIMEOUT',
+        `the receiver took no byte of ${this.what} for ${secs} s (it stopped reading)`,
+        `the peer is hung, overloaded or refusing to read; try again later. The limit is stallTimeoutMs in $PILOT_HOME/services.json (default ${DEFAULT_STALL_TIMEOUT_MS} ms)`,
+      ),
+    );
   }
 
   stop(): void {

@@ -116,7 +116,12 @@ export function startStdio(host: ServiceHost, queue: StdioQueue, opts: StdioOpti
   const offStream = host.listen(STDIO_PORT, (stream, from) => {
     stream.on('error', () => {});
     if (queue.streams >= MAX_STREAMS) {
-      stream.end(answer({ ok: false, ...new PilotError('RATE_LIMITED', `too many stdio streams at once (${MAX_STREAMS})`, 'close other connections to port 1000').toJSON() }));
+      stream.end(
+        answer({
+          ok: false,
+          ...new PilotError('RATE_LIMITED', `too many stdio streams at once (${MAX_STREAMS})`, 'close other connections to port 1000').toJSON(),
+        }),
+      );
       stream.resume();
       return;
     }
@@ -144,8 +149,13 @@ export function parseStdioAnswer(text: string): { lines: number; truncated: numb
     a = undefined;
   }
   if (a && a.ok === true && typeof a.lines === 'number') return { lines: a.lines, truncated: Number(a.truncated ?? 0) };
-  if (a && a.ok === false && typeof a.code === 'string') throw new PilotError(a.code as ErrorCode, `peer refused: ${String(a.message ?? '').slice(0, 500)}`, typeof a.hint === 'string' ? a.hint : undefined);
-  throw new PilotError('CONNECTION_RESET', 'the peer closed the stream without confirming the lines', 'is port 1000 (stdio) enabled on the peer? its services.json may switch it off');
+  if (a && a.ok === false && typeof a.code === 'string')
+    throw new PilotError(a.code as ErrorCode, `peer refused: ${String(a.message ?? '').slice(0, 500)}`, typeof a.hint === 'string' ? a.hint : undefined);
+  throw new PilotError(
+    'CONNECTION_RESET',
+    'the peer closed the stream without confirming the lines',
+    'is port 1000 (stdio) enabled on the peer? its services.json may switch it off',
+  );
 }
 
 function answer(obj: Record<string, unknown>): string {

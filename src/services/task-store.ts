@@ -129,7 +129,19 @@ export class TaskStore {
     if (this.tasks[role].has(id)) throw new PilotError('BAD_REQUEST', `task ${id} already exists`);
     if (role === 'received') this.admit(peer, description);
     const now = Date.now();
-    const t: Task = { id, role, peer, description, status: 'submitted', reason: null, results: null, createdAt: now, updatedAt: now, history: [{ status: 'submitted', at: now }], notifyPending: false };
+    const t: Task = {
+      id,
+      role,
+      peer,
+      description,
+      status: 'submitted',
+      reason: null,
+      results: null,
+      createdAt: now,
+      updatedAt: now,
+      history: [{ status: 'submitted', at: now }],
+      notifyPending: false,
+    };
     this.save(t);
     this.tasks[role].set(id, t);
     return t;
@@ -150,11 +162,19 @@ export class TaskStore {
     let open = 0;
     for (const t of this.tasks.received.values()) if (t.peer === peer && isOpen(t)) open++;
     if (open >= this.maxPeerOpen) {
-      throw new PilotError('QUOTA_EXCEEDED', `the receiver is out of room for you: ${open} of your tasks are still open there (limit ${this.maxPeerOpen} per peer)`, 'wait until the receiver accepts, declines or completes them (or it raises maxPeerOpenTasks in services.json)');
+      throw new PilotError(
+        'QUOTA_EXCEEDED',
+        `the receiver is out of room for you: ${open} of your tasks are still open there (limit ${this.maxPeerOpen} per peer)`,
+        'wait until the receiver accepts, declines or completes them (or it raises maxPeerOpenTasks in services.json)',
+      );
     }
     const bytes = Buffer.byteLength(description) + 512;
     if (this.receivedBytes() + bytes > this.maxReceivedBytes) {
-      throw new PilotError('QUOTA_EXCEEDED', `the receiver's task store is full (${this.maxReceivedBytes} bytes of tasks)`, 'the receiver must work through its tasks (or raise maxReceivedTaskBytes in services.json)');
+      throw new PilotError(
+        'QUOTA_EXCEEDED',
+        `the receiver's task store is full (${this.maxReceivedBytes} bytes of tasks)`,
+        'the receiver must work through its tasks (or raise maxReceivedTaskBytes in services.json)',
+      );
     }
     // on disk a description can grow by JSON escapes (\u0001 is 6 bytes)
     this.budget?.check(peer, bytes * 6, 'a task');

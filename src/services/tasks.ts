@@ -78,7 +78,8 @@ export class TaskService {
   private async serve(stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
     const raw = await withTimeout(reader.readFrame(MAX_TASK_FRAME), REQUEST_TIMEOUT_MS, 'the request');
     const parsed = RequestSchema.safeParse(raw);
-    if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad task request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new PilotError('BAD_REQUEST', `bad task request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
     const req = parsed.data;
     if (req.op === 'submit') {
       checkSize(req.description, MAX_DESCRIPTION, 'a task description');
@@ -129,10 +130,7 @@ export class TaskService {
 
   /** Start an accepted task (by id, or the oldest accepted one); returns it with its description. */
   execute(id: string | undefined): Promise<TaskChange> {
-    const t =
-      id !== undefined
-        ? this.store.find('received', id)
-        : this.store.list('received').find((x) => x.status === 'accepted');
+    const t = id !== undefined ? this.store.find('received', id) : this.store.list('received').find((x) => x.status === 'accepted');
     if (!t) throw new PilotError('NOT_FOUND', 'no accepted task waiting', 'accept one first: pilotctl task list --type received');
     return this.change(t, 'executing', {});
   }
@@ -155,7 +153,13 @@ export class TaskService {
     this.inFlight.add(t.id);
     try {
       const cur = this.store.get('received', t.id) ?? t;
-      const x = await ask(this.host, cur.peer, TASK_PORT, { op: 'update', id: cur.id, status: cur.status, reason: cur.reason, results: cur.results }, { what: 'the task update', end: true });
+      const x = await ask(
+        this.host,
+        cur.peer,
+        TASK_PORT,
+        { op: 'update', id: cur.id, status: cur.status, reason: cur.reason, results: cur.results },
+        { what: 'the task update', end: true },
+      );
       x.stream.destroy();
       const after = this.store.get('received', t.id);
       // a newer change made meanwhile still needs its own notification

@@ -16,7 +16,11 @@ function segments(text: unknown, what: string, wildcards: boolean): string[] {
   for (const s of segs) {
     if (wildcards && s === '*') continue;
     if (!SEGMENT.test(s)) {
-      throw new PilotError('BAD_ARGUMENT', `invalid ${what} ${JSON.stringify(text)}`, `dot-separated segments of letters, digits, _ - : /${wildcards ? ', or * for any segment' : ''}`);
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `invalid ${what} ${JSON.stringify(text)}`,
+        `dot-separated segments of letters, digits, _ - : /${wildcards ? ', or * for any segment' : ''}`,
+      );
     }
   }
   return segs;

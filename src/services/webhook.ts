@@ -111,7 +111,16 @@ export class WebhookDispatcher {
     const raw = readJsonFile(this.queueFile);
     const ok = (d: unknown): d is Delivery => {
       const x = d as Delivery;
-      return typeof x === 'object' && x !== null && typeof x.id === 'string' && x.id.length <= 64 && typeof x.event === 'string' && /^[a-z_]{1,64}$/.test(x.event) && typeof x.body === 'string' && x.body.length <= MAX_SAVED_BODY;
+      return (
+        typeof x === 'object' &&
+        x !== null &&
+        typeof x.id === 'string' &&
+        x.id.length <= 64 &&
+        typeof x.event === 'string' &&
+        /^[a-z_]{1,64}$/.test(x.event) &&
+        typeof x.body === 'string' &&
+        x.body.length <= MAX_SAVED_BODY
+      );
     };
     if (!Array.isArray(raw) || !raw.every(ok)) {
       this.opts.log.warn({ file: this.queueFile }, 'webhook queue file is corrupt: ignored');

@@ -61,7 +61,11 @@ export function codeForError(err: Error | null | undefined): number {
 export function errorForCode(code: number, stopSending: boolean): PilotError {
   switch (code) {
     case AppCode.Refused:
-      return new PilotError('CONNECTION_REFUSED', 'connection refused: nothing listens on that port', 'is the service running on the target, and is it listening on that port?');
+      return new PilotError(
+        'CONNECTION_REFUSED',
+        'connection refused: nothing listens on that port',
+        'is the service running on the target, and is it listening on that port?',
+      );
     case AppCode.Timeout:
       return new PilotError('TIMEOUT', 'stream reset by peer: its idle timer fired', 'the stream saw no traffic for too long; retry');
     case AppCode.ConnectionGone:

@@ -697,7 +697,9 @@ export class Connection extends EventEmitter implements StreamHost, RecoveryHand
   }
 
   private hasQueued(): boolean {
-    return this.sendQueue.length > 0 || this.ctrlQueue.length > 0 || this.creditQueue.length > 0 || this.maxDataPending || this.dgQueue.length > 0 || this.probes > 0;
+    return (
+      this.sendQueue.length > 0 || this.ctrlQueue.length > 0 || this.creditQueue.length > 0 || this.maxDataPending || this.dgQueue.length > 0 || this.probes > 0
+    );
   }
 
   private scheduleFlush(): void {

@@ -86,7 +86,15 @@ export class Cubic extends WindowController {
   }
 
   protected override saveState(): unknown {
-    return { wMax: this.wMax, cwndPrior: this.cwndPrior, k: this.k, epochStart: this.epochStart, cwndEpoch: this.cwndEpoch, wEst: this.wEst, alpha: this.alpha };
+    return {
+      wMax: this.wMax,
+      cwndPrior: this.cwndPrior,
+      k: this.k,
+      epochStart: this.epochStart,
+      cwndEpoch: this.cwndEpoch,
+      wEst: this.wEst,
+      alpha: this.alpha,
+    };
   }
 
   protected override restoreState(state: unknown): void {

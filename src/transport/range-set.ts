@@ -64,7 +64,7 @@ export class RangeSet {
       return added;
     }
     // general case: find the first range whose end >= s (touching counts)
-    let i = this.findFirstEndAtLeast(s);
+    const i = this.findFirstEndAtLeast(s);
     if (i >= n || e < r[i]!) {
       r.splice(i, 0, s, e);
       return e - s;
@@ -86,7 +86,7 @@ export class RangeSet {
   remove(s: number, e: number): void {
     if (e <= s) return;
     const r = this.r;
-    let i = this.findFirstEndAbove(s);
+    const i = this.findFirstEndAbove(s);
     if (i >= r.length || r[i]! >= e) return;
     const out: number[] = [];
     if (r[i]! < s) out.push(r[i]!, s);

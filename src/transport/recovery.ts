@@ -171,8 +171,7 @@ export class Recovery {
     } else {
       this.reductionLost = []; // too many to watch: the reduction stands
     }
-    const pcDuration =
-      (this.rtt.smoothed + Math.max(4 * this.rtt.variance, GRANULARITY_MS) + this.maxAckDelay) * PERSISTENT_CONGESTION_THRESHOLD;
+    const pcDuration = (this.rtt.smoothed + Math.max(4 * this.rtt.variance, GRANULARITY_MS) + this.maxAckDelay) * PERSISTENT_CONGESTION_THRESHOLD;
     if (contiguous && this.rtt.hasSample && newestLostTime - firstLostTime > pcDuration) {
       this.cc.onPersistentCongestion(now);
       this.reductionLost = [];
@@ -207,7 +206,7 @@ export class Recovery {
     const log = this.log;
     for (let pn = log.base; pn < log.next; pn++) {
       const p = log.get(pn);
-      if (p !== undefined && p.ackEliciting) return p;
+      if (p?.ackEliciting) return p;
     }
     return undefined;
   }

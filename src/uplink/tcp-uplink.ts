@@ -58,7 +58,17 @@ type State = 'idle' | 'connecting' | 'up' | 'waiting' | 'closed';
 
 export class TcpUplink extends EventEmitter<Events> implements Uplink {
   readonly kind: TcpUplinkMode;
-  readonly counters: TcpUplinkCounters = { connects: 0, failedConnects: 0, disconnects: 0, packetsIn: 0, packetsOut: 0, bytesIn: 0, bytesOut: 0, dropped: 0, garbage: 0 };
+  readonly counters: TcpUplinkCounters = {
+    connects: 0,
+    failedConnects: 0,
+    disconnects: 0,
+    packetsIn: 0,
+    packetsOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    dropped: 0,
+    garbage: 0,
+  };
   private readonly opts: TcpUplinkOptions;
   private readonly connOpts: ConnOptions;
   private readonly backoff: Backoff;
@@ -181,7 +191,15 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
           if (first) {
             this.firstAttempt = undefined;
             this.state = 'idle';
-            first.reject(new PilotError('UNREACHABLE', `cannot reach the rendezvous over ${this.describe()}: ${reason}`, this.kind === 'tcp' ? 'check --registry HOST:PORT and that outgoing TCP to it is allowed' : 'check --registry HOST:PORT and that HTTP (WebSocket) to it is allowed'));
+            first.reject(
+              new PilotError(
+                'UNREACHABLE',
+                `cannot reach the rendezvous over ${this.describe()}: ${reason}`,
+                this.kind === 'tcp'
+                  ? 'check --registry HOST:PORT and that outgoing TCP to it is allowed'
+                  : 'check --registry HOST:PORT and that HTTP (WebSocket) to it is allowed',
+              ),
+            );
             return;
           }
         }
@@ -194,7 +212,8 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
         if (this.state === 'waiting' && !this.conn && !this.retryTimer) this.scheduleRetry();
       },
     };
-    const conn = this.kind === 'tcp' ? openFramedConn(this.connOpts, handlers) : openWebSocketConn({ ...this.connOpts, path: this.opts.path ?? '/pilot' }, handlers);
+    const conn =
+      this.kind === 'tcp' ? openFramedConn(this.connOpts, handlers) : openWebSocketConn({ ...this.connOpts, path: this.opts.path ?? '/pilot' }, handlers);
     this.conn = conn;
   }
 

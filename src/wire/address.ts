@@ -34,7 +34,11 @@ export function parseAddress(text: string): Address {
   const hi = parseInt(m[2]!, 16);
   const node = (parseInt(m[3]!, 16) * 0x10000 + parseInt(m[4]!, 16)) >>> 0;
   if (hi !== network) {
-    throw new PilotError('BAD_ADDRESS', `address network ${network} does not match its first group ${m[2]}`, 'the first hex group repeats the network id, e.g. 1:0001.0000.002A');
+    throw new PilotError(
+      'BAD_ADDRESS',
+      `address network ${network} does not match its first group ${m[2]}`,
+      'the first hex group repeats the network id, e.g. 1:0001.0000.002A',
+    );
   }
   return makeAddress(network, node);
 }

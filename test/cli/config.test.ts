@@ -30,7 +30,14 @@ test('init writes a validated config; config prints it; --set changes and valida
     const file = path.join(home, 'config.json');
     assert.equal(init.json.data.path, file);
     const saved = JSON.parse(fs.readFileSync(file, 'utf8'));
-    assert.deepEqual(saved, { registry: 'rdv.example:9000', email: 'me@example.com', hostname: 'agent-one', public: false, listen: '0.0.0.0:0', uplink: 'auto' });
+    assert.deepEqual(saved, {
+      registry: 'rdv.example:9000',
+      email: 'me@example.com',
+      hostname: 'agent-one',
+      public: false,
+      listen: '0.0.0.0:0',
+      uplink: 'auto',
+    });
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
 
     const again = await ctl(home, ['init', '--email', 'x@example.com']);

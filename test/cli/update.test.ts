@@ -33,11 +33,24 @@ test('compareVersions', () => {
 
 test('update: newer version available, up to date, not published, bad answer, offline', async () => {
   let latest = '99.0.0';
-  const reg = await fakeRegistry((url) => (url === '/pilot-overlay/latest' ? [200, { name: 'pilot-overlay', version: latest }] : url.startsWith('/broken') ? [200, { nothing: 1 }] : [404, { error: 'Not found' }]));
+  const reg = await fakeRegistry((url) =>
+    url === '/pilot-overlay/latest'
+      ? [200, { name: 'pilot-overlay', version: latest }]
+      : url.startsWith('/broken')
+        ? [200, { nothing: 1 }]
+        : [404, { error: 'Not found' }],
+  );
   try {
     const newer = await ctl(['--registry-url', reg.url]);
     assert.equal(newer.code, 0, newer.stderr);
-    assert.deepEqual(newer.json.data, { package: 'pilot-overlay', current: VERSION, latest: '99.0.0', updateAvailable: true, command: 'npm i -g pilot-overlay@99.0.0', registry: reg.url });
+    assert.deepEqual(newer.json.data, {
+      package: 'pilot-overlay',
+      current: VERSION,
+      latest: '99.0.0',
+      updateAvailable: true,
+      command: 'npm i -g pilot-overlay@99.0.0',
+      registry: reg.url,
+    });
     assert.deepEqual(reg.hits, ['/pilot-overlay/latest']);
 
     latest = VERSION;

@@ -24,7 +24,10 @@ test('mac1 is keyed by the responder public key and covers the whole message', (
   const pkt = junkInit();
   stampMacs(pkt, responderKeys(id.publicKey), undefined);
   assert.ok(checker.mac1Ok(pkt));
-  assert.ok(pkt.subarray(INIT_BYTES - 16).every((x) => x === 0), 'no cookie: mac2 is zero');
+  assert.ok(
+    pkt.subarray(INIT_BYTES - 16).every((x) => x === 0),
+    'no cookie: mac2 is zero',
+  );
   const forOther = Buffer.from(pkt);
   stampMacs(forOther, responderKeys(other.publicKey), undefined);
   assert.ok(!checker.mac1Ok(forOther), 'written for another key');

@@ -6,7 +6,7 @@ import { generateIdentity } from '../../src/crypto/identity.ts';
 
 const hello = (node: number, ts = Date.now()) => ({ address: { network: 3, node }, bootId: crypto.randomBytes(8), timestamp: ts });
 
-test('Noise IK: both sides get matching per-direction keys and each other\'s hello', () => {
+test("Noise IK: both sides get matching per-direction keys and each other's hello", () => {
   const i = generateIdentity();
   const r = generateIdentity();
   const hi = hello(1);

@@ -47,7 +47,10 @@ test('identity: a corrupt file is a clear error and is never overwritten', () =>
     // halves of different keys
     JSON.stringify({ publicKey: other.publicKey.toString('base64'), secretKey: a.secretKey.toString('base64') }),
     // secret key whose embedded public half was swapped: the seed no longer matches
-    JSON.stringify({ publicKey: other.publicKey.toString('base64'), secretKey: Buffer.concat([a.secretKey.subarray(0, 32), other.publicKey]).toString('base64') }),
+    JSON.stringify({
+      publicKey: other.publicKey.toString('base64'),
+      secretKey: Buffer.concat([a.secretKey.subarray(0, 32), other.publicKey]).toString('base64'),
+    }),
     // junk characters that lenient base64 decoding would skip
     JSON.stringify({ publicKey: a.publicKey.toString('base64') + '!!', secretKey: a.secretKey.toString('base64') }),
   ];
@@ -61,7 +64,10 @@ test('identity: a corrupt file is a clear error and is never overwritten', () =>
 test('identity: a directory where the file should be is an error, not a new key', () => {
   const dir = home();
   fs.mkdirSync(path.join(dir, 'identity.json'), { recursive: true });
-  assert.throws(() => loadOrCreateIdentity(dir), (e: unknown) => e instanceof PilotError);
+  assert.throws(
+    () => loadOrCreateIdentity(dir),
+    (e: unknown) => e instanceof PilotError,
+  );
 });
 
 test('identityFromSecretKey rebuilds the pair from the seed and rejects mismatches', () => {

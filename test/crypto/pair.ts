@@ -86,7 +86,16 @@ export function makePair(link: LinkOptions = {}): Pair {
   };
 
   const make = (name: Side, node: number, id: Identity = generateIdentity()): Node => {
-    const n: Node = { name, id, addr: { network: 0, node }, bootId: crypto.randomBytes(8), mgr: undefined as unknown as SessionManager, got: [], wire: [], events: [] };
+    const n: Node = {
+      name,
+      id,
+      addr: { network: 0, node },
+      bootId: crypto.randomBytes(8),
+      mgr: undefined as unknown as SessionManager,
+      got: [],
+      wire: [],
+      events: [],
+    };
     n.mgr = new SessionManager({
       identity: id,
       localAddress: n.addr,

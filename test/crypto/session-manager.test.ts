@@ -28,7 +28,10 @@ test('handshake on demand: queued data flushed in order, both directions, sessio
   assert.equal(a.mgr.hasSession(addressKey(b.addr)), false);
   assert.equal(info(a, b).queued, 5);
   await until(() => b.got.length === 5);
-  assert.deepEqual(texts(b.got), [0, 1, 2, 3, 4].map((i) => `${secret}-${i}`));
+  assert.deepEqual(
+    texts(b.got),
+    [0, 1, 2, 3, 4].map((i) => `${secret}-${i}`),
+  );
   b.mgr.sendTo(peerOf(a), Buffer.from('back'));
   await until(() => a.got.length === 1);
   assert.equal(String(a.got[0]), 'back');
@@ -73,7 +76,14 @@ test('tampered, replayed and garbage packets are dropped, counted, never thrown,
   assert.equal(b.mgr.stats.dropAuth, 1);
 
   const before = { ...b.mgr.stats };
-  const junk: Buffer[] = [Buffer.alloc(0), Buffer.from([0x12, 1, 2]), Buffer.from([0x13]), Buffer.from([0x10, 0, 0, 0, 1]), Buffer.from([0x11, 0, 0, 0, 1, 0, 0, 0, 2]), Buffer.from([0x99, 1])];
+  const junk: Buffer[] = [
+    Buffer.alloc(0),
+    Buffer.from([0x12, 1, 2]),
+    Buffer.from([0x13]),
+    Buffer.from([0x10, 0, 0, 0, 1]),
+    Buffer.from([0x11, 0, 0, 0, 1, 0, 0, 0, 2]),
+    Buffer.from([0x99, 1]),
+  ];
   for (let i = 0; i < 300; i++) {
     const t = [0x10, 0x11, 0x12, 0x13][i % 4]!;
     const len = [5, 9, 29, 123, 79, 200][i % 6]!;
@@ -131,7 +141,12 @@ test('async verifyPeer: a resolved true works; a rejection or a throw only refus
   ok.a.mgr.sendTo(peerOf(ok.b), Buffer.from('async ok'));
   await until(() => ok.b.got.length === 1);
   ok.destroy();
-  for (const verify of [() => Promise.reject(new Error('registry down')), (): boolean => { throw new Error('bug'); }]) {
+  for (const verify of [
+    () => Promise.reject(new Error('registry down')),
+    (): boolean => {
+      throw new Error('bug');
+    },
+  ]) {
     const p = makePair({ verify, mgr: { handshakeTimeoutMs: 200 } });
     p.a.mgr.sendTo(peerOf(p.b), Buffer.from('x'));
     await until(() => events(p.a, 'handshake-failed').length === 1);
@@ -231,8 +246,15 @@ test('rekey by volume keeps data flowing both ways without losing a message', as
     await tick();
   }
   await until(() => b.got.length === 60 && a.got.length === 20);
-  assert.deepEqual(b.got.map((m) => m[0]), [...Array(60).keys()], 'every message, in order');
-  assert.deepEqual(texts(a.got), [...Array(20).keys()].map((i) => `r${i * 3}`));
+  assert.deepEqual(
+    b.got.map((m) => m[0]),
+    [...Array(60).keys()],
+    'every message, in order',
+  );
+  assert.deepEqual(
+    texts(a.got),
+    [...Array(20).keys()].map((i) => `r${i * 3}`),
+  );
   assert.ok(info(a, b).rekeys >= 4, `rekeyed by volume (${info(a, b).rekeys})`);
   await until(() => converged(a, b), 3000, 'last rekey settles');
   assert.equal(a.mgr.stats.dropReplay + b.mgr.stats.dropReplay + a.mgr.stats.dropUnknownIndex + b.mgr.stats.dropUnknownIndex, 0);

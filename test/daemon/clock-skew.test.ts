@@ -32,7 +32,10 @@ async function startSkewed(name: string, offset: string): Promise<Agent> {
   const a = new Agent(name, work);
   agents.push(a);
   const argv = ['faketime', '-f', offset, process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', 'daemon', 'start'];
-  const r = await run([...argv, '--registry', rdv.addr, '--email', `${name}@example.com`, '--hostname', name, '--listen', '127.0.0.1:0'], { PILOT_HOME: a.home, PILOT_SOCKET: a.socket });
+  const r = await run([...argv, '--registry', rdv.addr, '--email', `${name}@example.com`, '--hostname', name, '--listen', '127.0.0.1:0'], {
+    PILOT_HOME: a.home,
+    PILOT_SOCKET: a.socket,
+  });
   assert.equal(r.code, 0, `daemon start with a clock ${offset} off: ${r.stderr}`);
   a.address = r.json.data.address;
   a.pid = r.json.data.pid;
@@ -50,7 +53,10 @@ test('daemons with clocks 30 s fast and 90 s slow register, trust each other and
   // A restart has the rendezvous key pinned and skips hello: its first signed request is
   // refused as stale, and the signed refusal corrects the clock.
   await fast.stop();
-  const again = await run(['faketime', '-f', '+30s', process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', 'daemon', 'start'], { PILOT_HOME: fast.home, PILOT_SOCKET: fast.socket });
+  const again = await run(['faketime', '-f', '+30s', process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', 'daemon', 'start'], {
+    PILOT_HOME: fast.home,
+    PILOT_SOCKET: fast.socket,
+  });
   assert.equal(again.code, 0, `restart with a pinned key: ${again.stderr}`);
   assert.equal(again.json.data.address, fast.address);
 });

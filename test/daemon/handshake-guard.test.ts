@@ -33,7 +33,7 @@ test('concurrent checks of one claim share one lookup', async () => {
   release();
   const got = await Promise.all(all);
   assert.equal(calls.length, 1);
-  assert.ok(got.every((r) => r !== undefined && r.publicKey.equals(aliceKey)));
+  assert.ok(got.every((r) => r?.publicKey.equals(aliceKey)));
   assert.equal(v.stats.shared, 99);
 });
 

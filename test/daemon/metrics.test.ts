@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, startRendezvous, tmpDir } from '../helpers/cluster.ts';
-import { parsePromText, valueOf, type Sample } from '../helpers/prom-text.ts';
+import { parsePromText, sampleValue, type Sample } from '../helpers/prom-text.ts';
 
 async function scrape(url: string): Promise<Sample[]> {
   const res = await fetch(url);
@@ -43,45 +43,48 @@ test('daemon /metrics: sessions, handshakes, bytes, packets, paths and errors mo
 
   // Idle: no peer, registered, NAT classified as "none" on loopback once the check ran.
   let m = await scrape(bUrl);
-  assert.equal(valueOf(m, 'pilot_daemon_peers'), 0);
-  assert.equal(valueOf(m, 'pilot_daemon_sessions'), 0);
-  assert.equal(valueOf(m, 'pilot_daemon_handshakes_total', { result: 'ok' }), 0);
-  assert.equal(valueOf(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }), 0);
-  assert.equal(valueOf(m, 'pilot_daemon_registry_online'), 1);
-  assert.ok(m.some((s) => s.name === 'process_cpu_user_seconds_total'), 'default process metrics are there');
-  await eventually('NAT class none', async () => valueOf(await scrape(bUrl), 'pilot_daemon_nat_type', { nat: 'none' }) === 1);
-  const udpOut0 = valueOf(m, 'pilot_daemon_udp_packets_total', { direction: 'out' });
+  assert.equal(sampleValue(m, 'pilot_daemon_peers'), 0);
+  assert.equal(sampleValue(m, 'pilot_daemon_sessions'), 0);
+  assert.equal(sampleValue(m, 'pilot_daemon_handshakes_total', { result: 'ok' }), 0);
+  assert.equal(sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }), 0);
+  assert.equal(sampleValue(m, 'pilot_daemon_registry_online'), 1);
+  assert.ok(
+    m.some((s) => s.name === 'process_cpu_user_seconds_total'),
+    'default process metrics are there',
+  );
+  await eventually('NAT class none', async () => sampleValue(await scrape(bUrl), 'pilot_daemon_nat_type', { nat: 'none' }) === 1);
+  const udpOut0 = sampleValue(m, 'pilot_daemon_udp_packets_total', { direction: 'out' });
 
   assert.equal((await b.ctl(['handshake', a.address])).code, 0);
   assert.equal((await a.ctl(['approve', b.address])).code, 0);
   const ping = await b.ctl(['ping', 'metrics-alpha', '--count', '3', '--interval', '20ms']);
   assert.equal(ping.code, 0, ping.stderr);
   m = await scrape(bUrl);
-  assert.equal(valueOf(m, 'pilot_daemon_peers'), 1);
-  assert.equal(valueOf(m, 'pilot_daemon_sessions'), 1);
-  assert.ok(valueOf(m, 'pilot_daemon_handshakes_total', { result: 'ok' }) >= 1);
-  assert.equal(valueOf(m, 'pilot_daemon_handshakes_total', { result: 'failed' }), 0);
-  assert.ok(valueOf(m, 'pilot_daemon_handshakes_started_total', { role: 'initiator' }) >= 1);
-  assert.ok(valueOf(m, 'pilot_daemon_session_packets_total', { direction: 'out' }) >= 3);
-  assert.ok(valueOf(m, 'pilot_daemon_session_packets_total', { direction: 'in' }) >= 3);
-  assert.ok(valueOf(m, 'pilot_daemon_udp_packets_total', { direction: 'out' }) > udpOut0);
-  assert.equal(valueOf(m, 'pilot_daemon_peer_paths', { kind: 'direct' }) + valueOf(m, 'pilot_daemon_peer_paths', { kind: 'relay' }), 1);
-  assert.ok(valueOf(m, 'pilot_daemon_session_dropped_total', { reason: 'auth' }) >= 0, 'drop reasons are listed');
-  assert.equal(valueOf(m, 'pilot_daemon_errors_total', { kind: 'internal' }), 0);
-  assert.equal(valueOf(m, 'pilot_daemon_punches_total', { result: 'succeeded' }), valueOf(m, 'pilot_daemon_path_changes_total', { change: 'upgrade' }));
+  assert.equal(sampleValue(m, 'pilot_daemon_peers'), 1);
+  assert.equal(sampleValue(m, 'pilot_daemon_sessions'), 1);
+  assert.ok(sampleValue(m, 'pilot_daemon_handshakes_total', { result: 'ok' }) >= 1);
+  assert.equal(sampleValue(m, 'pilot_daemon_handshakes_total', { result: 'failed' }), 0);
+  assert.ok(sampleValue(m, 'pilot_daemon_handshakes_started_total', { role: 'initiator' }) >= 1);
+  assert.ok(sampleValue(m, 'pilot_daemon_session_packets_total', { direction: 'out' }) >= 3);
+  assert.ok(sampleValue(m, 'pilot_daemon_session_packets_total', { direction: 'in' }) >= 3);
+  assert.ok(sampleValue(m, 'pilot_daemon_udp_packets_total', { direction: 'out' }) > udpOut0);
+  assert.equal(sampleValue(m, 'pilot_daemon_peer_paths', { kind: 'direct' }) + sampleValue(m, 'pilot_daemon_peer_paths', { kind: 'relay' }), 1);
+  assert.ok(sampleValue(m, 'pilot_daemon_session_dropped_total', { reason: 'auth' }) >= 0, 'drop reasons are listed');
+  assert.equal(sampleValue(m, 'pilot_daemon_errors_total', { kind: 'internal' }), 0);
+  assert.equal(sampleValue(m, 'pilot_daemon_punches_total', { result: 'succeeded' }), sampleValue(m, 'pilot_daemon_path_changes_total', { change: 'upgrade' }));
   const am = await scrape(aUrl);
-  assert.ok(valueOf(am, 'pilot_daemon_handshakes_started_total', { role: 'responder' }) >= 1);
-  assert.equal(valueOf(am, 'pilot_daemon_sessions'), 1);
+  assert.ok(sampleValue(am, 'pilot_daemon_handshakes_started_total', { role: 'responder' }) >= 1);
+  assert.equal(sampleValue(am, 'pilot_daemon_sessions'), 1);
 
   // A 2 MiB stream to a's sink (port 9): the byte counters follow, both ways.
-  const before = valueOf(m, 'pilot_daemon_session_bytes_total', { direction: 'out' });
-  const aIn0 = valueOf(am, 'pilot_daemon_session_bytes_total', { direction: 'in' });
+  const before = sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' });
+  const aIn0 = sampleValue(am, 'pilot_daemon_session_bytes_total', { direction: 'in' });
   const bench = await b.ctl(['bench', 'metrics-alpha', '2'], 60_000);
   assert.equal(bench.code, 0, bench.stderr);
   m = await scrape(bUrl);
-  assert.ok(valueOf(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }) - before >= 2 * 1024 * 1024);
-  assert.ok(valueOf(await scrape(aUrl), 'pilot_daemon_session_bytes_total', { direction: 'in' }) - aIn0 >= 2 * 1024 * 1024);
-  assert.equal(valueOf(m, 'pilot_daemon_streams_open'), 0, 'the bench stream is closed');
+  assert.ok(sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }) - before >= 2 * 1024 * 1024);
+  assert.ok(sampleValue(await scrape(aUrl), 'pilot_daemon_session_bytes_total', { direction: 'in' }) - aIn0 >= 2 * 1024 * 1024);
+  assert.equal(sampleValue(m, 'pilot_daemon_streams_open'), 0, 'the bench stream is closed');
 
   // Only /metrics, only GET.
   const base = bUrl.replace(/\/metrics$/, '');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Agent, tmpDir } from '../helpers/cluster.ts';
 import { startServer } from '../rendezvous/helpers.ts';
-import { parsePromText, valueOf } from '../helpers/prom-text.ts';
+import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 
 const TOKEN = 'daemon-report-token-0123456789';
 
@@ -29,5 +29,5 @@ test('a real daemon on loopback reports NAT class "none" and punch counters to t
   assert.equal(nat, 'none', `loopback has no NAT; admin view: ${JSON.stringify(node)}\n${a.log().slice(-2000)}`);
   assert.deepEqual(node?.punches, { tried: 0, succeeded: 0 });
   const m = parsePromText(await (await fetch(`http://127.0.0.1:${s.http!.port}/metrics`)).text());
-  assert.equal(valueOf(m, 'pilot_rendezvous_online_nodes_by_nat', { nat: 'none' }), 1);
+  assert.equal(sampleValue(m, 'pilot_rendezvous_online_nodes_by_nat', { nat: 'none' }), 1);
 });

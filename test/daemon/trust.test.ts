@@ -30,7 +30,11 @@ test('an untrusted peer can neither find, connect, ping nor send to a private no
   const find = await stranger.ctl(['find', 't-private']);
   assert.equal(find.code, 1);
   assert.equal(find.json.code, 'NOT_FOUND');
-  for (const args of [['ping', priv.address, '--count', '1', '--timeout', '1s'], ['connect', priv.address, '7', '--message', 'x', '--timeout', '1s'], ['send', priv.address, '1000', '--data', 'x']]) {
+  for (const args of [
+    ['ping', priv.address, '--count', '1', '--timeout', '1s'],
+    ['connect', priv.address, '7', '--message', 'x', '--timeout', '1s'],
+    ['send', priv.address, '1000', '--data', 'x'],
+  ]) {
     const r = await stranger.ctl(args);
     assert.equal(r.code, 1, `${args[0]} must fail`);
     assert.equal(r.json.code, 'NOT_TRUSTED', `${args[0]}: ${r.stderr}`);

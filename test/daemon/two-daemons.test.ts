@@ -52,15 +52,19 @@ test('a 50 MiB stream arrives intact while datagrams flow', async () => {
   const size = 50 * 1024 * 1024;
   const listener = new IpcClient(a.socket);
   const gotConn = new Promise<string>((resolve) => {
-    void listener.call('listen', { port: 5000 }, (event, data) => {
-      if (event === 'connection') resolve((data as { id: string }).id);
-    }).catch(() => {});
+    void listener
+      .call('listen', { port: 5000 }, (event, data) => {
+        if (event === 'connection') resolve((data as { id: string }).id);
+      })
+      .catch(() => {});
   });
   // wait for the listener to be registered
   await new Promise((r) => setTimeout(r, 200));
   const receiver = new IpcClient(a.socket);
   const dgrams: string[] = [];
-  const recvDone = receiver.call<{ received: number }>('recv', { port: 5001, count: 0, timeoutMs: 0 }, (_e, d) => dgrams.push((d as { data: string }).data)).catch(() => ({ received: -1 }));
+  const recvDone = receiver
+    .call<{ received: number }>('recv', { port: 5001, count: 0, timeoutMs: 0 }, (_e, d) => dgrams.push((d as { data: string }).data))
+    .catch(() => ({ received: -1 }));
   await new Promise((r) => setTimeout(r, 100));
 
   const { socket: out } = await openPipe('dial', { target: 'agent-alpha', port: 5000 }, b.socket);
@@ -117,7 +121,7 @@ test('connect to a port nobody listens on is refused with a code', async () => {
 
 test('garbage, plaintext and forged packets on the UDP port are dropped and counted', async () => {
   const info = await a.ctl(['info']);
-  const stats0 = (await new IpcClient(a.socket).call<any>('stats'));
+  const stats0 = await new IpcClient(a.socket).call<any>('stats');
   const [host, port] = [info.json.data.observed.split(':')[0], Number(info.json.data.observed.split(':')[1])];
   const sock = dgram.createSocket('udp4');
   const send = (b: Buffer): Promise<void> => new Promise((r) => sock.send(b, port, host, () => r()));
@@ -136,7 +140,11 @@ test('garbage, plaintext and forged packets on the UDP port are dropped and coun
   const c = new IpcClient(a.socket);
   const stats1 = await c.call<any>('stats');
   c.close();
-  const drops = (s: any): number => s.daemon.garbage + Object.entries(s.sessions).filter(([k]) => k.startsWith('drop')).reduce((n, [, v]) => n + (v as number), 0);
+  const drops = (s: any): number =>
+    s.daemon.garbage +
+    Object.entries(s.sessions)
+      .filter(([k]) => k.startsWith('drop'))
+      .reduce((n, [, v]) => n + (v as number), 0);
   assert.ok(drops(stats1) - drops(stats0) >= 5, `drops before ${JSON.stringify(stats0)} after ${JSON.stringify(stats1)}`);
   // and the daemon still works
   const r = await b.ctl(['ping', 'agent-alpha', '--count', '1']);

@@ -102,7 +102,12 @@ before(async () => {
   await startIn(['python3', '-m', 'http.server', '8080', '--bind', '127.0.0.1', '--directory', files], /Serving HTTP/);
   await startIn([process.execPath, path.join(FIXTURES, 'services.ts'), '8081'], /ready/);
   await waitHttp('http://127.0.0.1:8080/small-0.bin');
-  await trustExposeGateway(client, server, [['80', '127.0.0.1:8080'], ['81', '127.0.0.1:8081'], ['82', '127.0.0.1:8082'], ['83', '127.0.0.1:8083']]);
+  await trustExposeGateway(client, server, [
+    ['80', '127.0.0.1:8080'],
+    ['81', '127.0.0.1:8081'],
+    ['82', '127.0.0.1:8082'],
+    ['83', '127.0.0.1:8083'],
+  ]);
 });
 
 after(async () => {
@@ -121,14 +126,17 @@ test('the seed command: curl fetches a 20 MiB file through http://10.4.0.1/ and 
   const secs = (Date.now() - t0) / 1000;
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.hash, hashes.get('big.bin'));
-  console.log(`# 20 MiB through the gateway in ${secs.toFixed(2)} s = ${(20 * 1.048576 / secs).toFixed(1)} MB/s`);
+  console.log(`# 20 MiB through the gateway in ${secs.toFixed(2)} s = ${((20 * 1.048576) / secs).toFixed(1)} MB/s`);
   const list = await client.ctl(['gateway', 'list']);
   const m = list.json.data.mappings[0];
   assert.equal(m.target, server.address);
   assert.equal(m.trusted, true);
   assert.ok(m.bytesOut >= 20 * MB, `bytesOut ${m.bytesOut}`);
   // the gateway listens only on the mapped address: every listener on its ports is 10.4.0.1
-  const listeners = inNsSync(['ss', '-Hltn']).split('\n').map((l) => l.trim().split(/\s+/)[3]).filter((a): a is string => a !== undefined && /:(80|81|82|83)$/.test(a));
+  const listeners = inNsSync(['ss', '-Hltn'])
+    .split('\n')
+    .map((l) => l.trim().split(/\s+/)[3])
+    .filter((a): a is string => a !== undefined && /:(80|81|82|83)$/.test(a));
   assert.deepEqual(listeners.sort(), ['10.4.0.1:80', '10.4.0.1:81', '10.4.0.1:82', '10.4.0.1:83']);
 });
 
@@ -181,7 +189,9 @@ test('backpressure end to end: a client that stops reading stops the source behi
   const r = await inNs([process.execPath, path.join(FIXTURES, 'clients.ts'), 'stall', '10.4.0.1', '83', '3000', 'http://127.0.0.1:8081/sourced'], 60_000);
   assert.equal(r.code, 0, r.stdout + r.stderr);
   const out = JSON.parse(r.stdout.trim());
-  console.log(`# stalled reader: source handed ${(out.stalled / MB).toFixed(1)} MiB to the kernel, then stopped (${(out.stalledLater / MB).toFixed(1)} MiB 0.5 s later)`);
+  console.log(
+    `# stalled reader: source handed ${(out.stalled / MB).toFixed(1)} MiB to the kernel, then stopped (${(out.stalledLater / MB).toFixed(1)} MiB 0.5 s later)`,
+  );
   // Everything in flight is bounded by socket buffers and stream windows; without backpressure
   // the source would have pushed hundreds of MiB in 3 s.
   assert.ok(out.stalled > 0 && out.stalled < 64 * MB, `in flight while stalled: ${out.stalled}`);
@@ -303,5 +313,6 @@ test('usage and argument errors are coded', { skip }, async () => {
   assert.equal(taken.json.code, 'BAD_ARGUMENT');
   const ctx = await client.ctl(['context']);
   const names = ctx.json.data.commands.map((c: { name: string }) => c.name);
-  for (const n of ['gateway start', 'gateway map', 'gateway unmap', 'gateway list', 'gateway stop', 'expose add', 'expose list', 'expose remove']) assert.ok(names.includes(n), n);
+  for (const n of ['gateway start', 'gateway map', 'gateway unmap', 'gateway list', 'gateway stop', 'expose add', 'expose list', 'expose remove'])
+    assert.ok(names.includes(n), n);
 });

@@ -49,7 +49,11 @@ function ready(p: ChildProcess, re: RegExp, what: string): Promise<void> {
 /** curl inside a host's namespace; the body is hashed as bytes (pipefail: curl's failure is the result). */
 async function fetch(h: Host, url: string, timeoutS = 120): Promise<{ code: number; hash: string; stderr: string; ms: number }> {
   const t0 = Date.now();
-  const r = await run(['bash', '-c', `set -o pipefail; ip netns exec ${h.ns} curl -sS --fail --max-time ${timeoutS} ${url} | sha256sum`], {}, (timeoutS + 10) * 1000);
+  const r = await run(
+    ['bash', '-c', `set -o pipefail; ip netns exec ${h.ns} curl -sS --fail --max-time ${timeoutS} ${url} | sha256sum`],
+    {},
+    (timeoutS + 10) * 1000,
+  );
   return { code: r.code, hash: r.stdout.split(' ')[0] ?? '', stderr: r.stderr, ms: Date.now() - t0 };
 }
 
@@ -85,7 +89,10 @@ before(async () => {
   const svc = lab.spawn(serverHost.ns, [process.execPath, path.join(ROOT, 'test/gateway/fixtures/services.ts'), '8081']);
   procs.push(svc);
   await ready(svc, /ready/, 'services');
-  await trustExposeGateway(client, server, [['80', '127.0.0.1:8080'], ['81', '127.0.0.1:8081']]);
+  await trustExposeGateway(client, server, [
+    ['80', '127.0.0.1:8080'],
+    ['81', '127.0.0.1:8081'],
+  ]);
 });
 
 after(async () => {
@@ -103,7 +110,9 @@ test('NAT lab: curl behind one NAT fetches 20 MiB from http.server behind anothe
   assert.equal(r.hash, hashes.get('big.bin'));
   const peers = await client.ctl(['peers']);
   const p = peers.json.data.peers.find((x: { address: string }) => x.address === server.address);
-  console.log(`# NAT lab (cone x cone): 20 MiB through the gateway in ${(r.ms / 1000).toFixed(2)} s = ${((20 * MB) / 1e6 / (r.ms / 1000)).toFixed(1)} MB/s, path ${p?.path}`);
+  console.log(
+    `# NAT lab (cone x cone): 20 MiB through the gateway in ${(r.ms / 1000).toFixed(2)} s = ${((20 * MB) / 1e6 / (r.ms / 1000)).toFixed(1)} MB/s, path ${p?.path}`,
+  );
 });
 
 test('NAT lab: 50 concurrent curls through the gateway all succeed', { skip }, async () => {

@@ -31,7 +31,11 @@ let http: ChildProcess | undefined;
 /** pilotctl --json as the unprivileged user (or as root with `root`, as `sudo` runs it: SUDO_UID names the user), against the unprivileged daemon. */
 function ctl(args: string[], root = false): Promise<CtlResult> {
   const drop = root ? [] : ['setpriv', `--reuid=${NOBODY}`, `--regid=${NOBODY}`, '--clear-groups'];
-  return run(['ip', 'netns', 'exec', ns, ...drop, process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], { PILOT_HOME: home, PILOT_SOCKET: socket, ...(root ? { SUDO_UID: String(NOBODY) } : {}) });
+  return run(['ip', 'netns', 'exec', ns, ...drop, process.execPath, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], {
+    PILOT_HOME: home,
+    PILOT_SOCKET: socket,
+    ...(root ? { SUDO_UID: String(NOBODY) } : {}),
+  });
 }
 
 /** curl inside the namespace, body hashed as bytes (pipefail: a failed curl fails the whole thing). */
@@ -69,7 +73,8 @@ before(async () => {
   assert.equal(fs.statSync(`/proc/${pid}`).uid, NOBODY, 'the daemon really runs as nobody');
   assert.equal((await ctl(['handshake', server.address])).code, 0);
   assert.equal((await server.ctl(['approve', address])).code, 0);
-  for (let i = 0; i < 50 && (await run(['ip', 'netns', 'exec', ns, 'curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:8080/f.bin'])).code !== 0; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 50 && (await run(['ip', 'netns', 'exec', ns, 'curl', '-s', '-o', '/dev/null', 'http://127.0.0.1:8080/f.bin'])).code !== 0; i++)
+    await new Promise((r) => setTimeout(r, 100));
 });
 
 after(async () => {

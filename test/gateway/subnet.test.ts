@@ -19,7 +19,14 @@ test('subnets: 127/8 needs no alias; bad input is a coded error', () => {
   assert.equal(isLoopback127('127.4.0.1'), true);
   assert.equal(isLoopback127('10.4.0.1'), false);
   for (const bad of ['10.4.0.0', '10.4.0.0/31', '10.4.0.0/4', '300.1.1.1/16', 'x/16']) {
-    assert.throws(() => parseSubnet(bad), (e: { code?: string }) => e.code === 'BAD_ARGUMENT', bad);
+    assert.throws(
+      () => parseSubnet(bad),
+      (e: { code?: string }) => e.code === 'BAD_ARGUMENT',
+      bad,
+    );
   }
-  assert.throws(() => ipToInt('10.4.0'), (e: { code?: string }) => e.code === 'BAD_ARGUMENT');
+  assert.throws(
+    () => ipToInt('10.4.0'),
+    (e: { code?: string }) => e.code === 'BAD_ARGUMENT',
+  );
 });

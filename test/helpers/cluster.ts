@@ -32,7 +32,10 @@ export interface Rendezvous {
 /** `args`: extra pilot-rendezvous flags (e.g. --store postgres://…). */
 export async function startRendezvous(opts: { dataDir?: string; listen?: string; netns?: string; args?: string[] } = {}): Promise<Rendezvous> {
   const dataDir = opts.dataDir ?? tmpDir('pilot-rdv-');
-  const argv = wrap([NODE, path.join(ROOT, 'src/rendezvous/main.ts'), '--listen', opts.listen ?? '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(opts.args ?? [])], opts.netns);
+  const argv = wrap(
+    [NODE, path.join(ROOT, 'src/rendezvous/main.ts'), '--listen', opts.listen ?? '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn', ...(opts.args ?? [])],
+    opts.netns,
+  );
   const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr += c.toString()));
@@ -119,7 +122,11 @@ export class Agent {
 
   /** Run pilotctl as this agent (--json added). */
   ctl(args: string[], timeoutMs?: number): Promise<CtlResult> {
-    return run(wrap([NODE, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], this.netns), { PILOT_HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs);
+    return run(
+      wrap([NODE, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], this.netns),
+      { PILOT_HOME: this.home, PILOT_SOCKET: this.socket },
+      timeoutMs,
+    );
   }
 
   /** One call straight over the daemon's IPC socket (what pilotctl does, without starting a CLI process). */

@@ -21,9 +21,18 @@ const done = new Promise<void>((resolve, reject) => {
     back += c.length;
     echoed.update(c);
   });
-  socket.on('end', () => { process.stderr.write(`echo ended after ${back} bytes\n`); resolve(); });
-  socket.on('error', (e: Error) => { process.stderr.write(`pipe error after ${back} bytes: ${e.message}\n`); reject(e); });
-  socket.on('close', (hadErr: boolean) => { process.stderr.write(`pipe closed after ${back} bytes${hadErr ? ' (error)' : ''}\n`); resolve(); });
+  socket.on('end', () => {
+    process.stderr.write(`echo ended after ${back} bytes\n`);
+    resolve();
+  });
+  socket.on('error', (e: Error) => {
+    process.stderr.write(`pipe error after ${back} bytes: ${e.message}\n`);
+    reject(e);
+  });
+  socket.on('close', (hadErr: boolean) => {
+    process.stderr.write(`pipe closed after ${back} bytes${hadErr ? ' (error)' : ''}\n`);
+    resolve();
+  });
   socket.resume();
 });
 const block = crypto.randomBytes(64 * 1024);
@@ -34,5 +43,13 @@ for (let n = 0; n < total; n += block.length) {
 }
 socket.end();
 await done;
-console.log(JSON.stringify({ bytes: back, sentHash: sent.digest('hex'), echoHash: echoed.digest('hex'), seconds: (Date.now() - t0) / 1000, firstByteMs: firstByteMs ?? null }));
+console.log(
+  JSON.stringify({
+    bytes: back,
+    sentHash: sent.digest('hex'),
+    echoHash: echoed.digest('hex'),
+    seconds: (Date.now() - t0) / 1000,
+    firstByteMs: firstByteMs ?? null,
+  }),
+);
 process.exit(0);

@@ -26,7 +26,10 @@ while (Date.now() < end) {
   await d.sendDatagram(target, port, 7, Buffer.from('ping')); // the session anyone may have with a public node
   const peer = await d.peerFor(target);
   // A path message inside the authenticated session, as a modified daemon sends it.
-  (d as unknown as { sessions: { sendTo(p: { address: unknown; publicKey: Buffer }, m: Buffer): void } }).sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, forged);
+  (d as unknown as { sessions: { sendTo(p: { address: unknown; publicKey: Buffer }, m: Buffer): void } }).sessions.sendTo(
+    { address: peer.address, publicKey: peer.publicKey },
+    forged,
+  );
   sent++;
   await new Promise((r) => setTimeout(r, 1000));
 }

@@ -104,7 +104,9 @@ export class NatLab {
       this.sh(ns, `ip addr add ${ip}/24 dev eth0`);
       site.hosts.push({ name: siteName, ns, ip, site });
     } else {
-      const outer = this.router(`${siteName}-r`, this.internet, `198.51.100.${64 + n}`, `10.${n}.0`, kind === 'symmetric' ? 'symmetric' : 'cone', { dropUdp: kind === 'udp-blocked' });
+      const outer = this.router(`${siteName}-r`, this.internet, `198.51.100.${64 + n}`, `10.${n}.0`, kind === 'symmetric' ? 'symmetric' : 'cone', {
+        dropUdp: kind === 'udp-blocked',
+      });
       let lan = outer;
       let lanPrefix = `10.${n}.0`;
       if (kind === 'double') {
@@ -172,7 +174,10 @@ export class NatLab {
   setLoss(router: Router, p: number): void {
     this.sh(router.ns, `iptables -D FORWARD -m comment --comment natlab-loss -j LOSS 2>/dev/null || true; iptables -F LOSS 2>/dev/null || iptables -N LOSS`);
     if (p <= 0) return;
-    this.sh(router.ns, `iptables -A LOSS -m statistic --mode random --probability ${p} -j DROP; iptables -I FORWARD 1 -m comment --comment natlab-loss -j LOSS`);
+    this.sh(
+      router.ns,
+      `iptables -A LOSS -m statistic --mode random --probability ${p} -j DROP; iptables -I FORWARD 1 -m comment --comment natlab-loss -j LOSS`,
+    );
   }
 
   /** Packets dropped so far by the router's loss rule. */
@@ -211,7 +216,14 @@ export class NatLab {
     this.sh(ns, `ip link set ${name} up`);
   }
 
-  private router(name: string, upNs: string, wanIp: string, lanPrefix: string, mapping: 'cone' | 'symmetric', opts: { dropUdp?: boolean; uplinkGw?: string }): Router {
+  private router(
+    name: string,
+    upNs: string,
+    wanIp: string,
+    lanPrefix: string,
+    mapping: 'cone' | 'symmetric',
+    opts: { dropUdp?: boolean; uplinkGw?: string },
+  ): Router {
     const ns = this.lab.ns(name);
     const wan = 'wan';
     this.plug(upNs, upNs === this.internet ? 'br0' : 'lan', ns, wan);

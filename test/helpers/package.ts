@@ -8,7 +8,10 @@ import path from 'node:path';
 import { ROOT } from './cluster.ts';
 
 /** The machine's PATH without this checkout's node_modules/.bin (no pinned Node 24: Node 20 here). */
-export const SYSTEM_PATH = (process.env.PATH ?? '').split(':').filter((p) => !p.includes('node_modules')).join(':');
+export const SYSTEM_PATH = (process.env.PATH ?? '')
+  .split(':')
+  .filter((p) => !p.includes('node_modules'))
+  .join(':');
 
 /**
  * npm settings for a clean HOME. The npm cache lives outside it and is kept

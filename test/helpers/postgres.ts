@@ -45,7 +45,8 @@ export function startPostgres(): PgCluster {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-pg-'));
   const data = path.join(dir, 'data');
   let opts = '';
-  const as = (cmd: string, args: string[]) => (asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' }));
+  const as = (cmd: string, args: string[]) =>
+    asRoot ? execFileSync('runuser', ['-u', 'postgres', '--', cmd, ...args], { stdio: 'pipe' }) : execFileSync(cmd, args, { stdio: 'pipe' });
   if (asRoot) execFileSync('chown', ['postgres:postgres', dir]);
   try {
     as(path.join(bin, 'initdb'), ['-D', data, '-U', 'postgres', '--auth=trust', '--no-sync', '-E', 'UTF8', '--locale=C']);
@@ -84,7 +85,11 @@ export function startPostgres(): PgCluster {
  * One cluster per test file: started before the file's tests (unless skipped),
  * stopped after them; database(prefix) creates a fresh database per test.
  */
-export function usePostgresForFile(hooks: { before(fn: () => void): void; after(fn: () => void): void }): { skip: string | false; cluster(): PgCluster; database(prefix: string): string } {
+export function usePostgresForFile(hooks: { before(fn: () => void): void; after(fn: () => void): void }): {
+  skip: string | false;
+  cluster(): PgCluster;
+  database(prefix: string): string;
+} {
   const skip = pgSkipReason();
   let pg: PgCluster | undefined;
   let n = 0;

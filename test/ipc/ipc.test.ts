@@ -112,9 +112,15 @@ function lateEcho(): Duplex {
   const d: Duplex = new Duplex({
     allowHalfOpen: true,
     read() {},
-    write(c: Buffer, _e, cb) { got.push(c); cb(); },
+    write(c: Buffer, _e, cb) {
+      got.push(c);
+      cb();
+    },
     final(cb) {
-      setTimeout(() => { d.push(Buffer.concat(got)); d.push(null); }, 30);
+      setTimeout(() => {
+        d.push(Buffer.concat(got));
+        d.push(null);
+      }, 30);
       cb();
     },
   });
@@ -142,7 +148,10 @@ test('a pipe client that ends its side still gets everything sent after (half-cl
 test('a raw client that sends a request and ends at once still gets its answer', async () => {
   const p = tmpSock();
   const server = await startIpcServer(p, {
-    slow: async () => { await new Promise((r) => setTimeout(r, 30)); return 'late'; },
+    slow: async () => {
+      await new Promise((r) => setTimeout(r, 30));
+      return 'late';
+    },
     dial: () => new PipeResult({ port: 7 }, lateEcho()),
   });
   try {
@@ -166,7 +175,12 @@ test('a raw client that sends a request and ends at once still gets its answer',
 
 test('a pipe whose remote fails closes the client (no hang) and the server keeps serving', async () => {
   const p = tmpSock();
-  const failing = new Duplex({ read() {}, write(_c, _e, cb) { cb(); } });
+  const failing = new Duplex({
+    read() {},
+    write(_c, _e, cb) {
+      cb();
+    },
+  });
   const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, failing), ping: () => 'pong' });
   try {
     const { socket } = await openPipe('dial', {}, p);
@@ -201,15 +215,26 @@ async function hostileDaemon(reply: string | Buffer): Promise<{ path: string; cl
   await new Promise<void>((r) => srv.listen(p, r));
   return {
     path: p,
-    close: () => new Promise<void>((r) => {
-      for (const s of conns) s.destroy();
-      srv.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of conns) s.destroy();
+        srv.close(() => r());
+      }),
   };
 }
 
 test('malformed replies are rejected with a code, never crash the client (hostile daemon)', async () => {
-  for (const bad of ['null\n', '[]\n', '42\n', '"x"\n', '{"id":1}\n', '{"id":1,"ok":false}\n', '{"id":1,"ok":false,"error":null}\n', '{"id":1,"ok":false,"error":{"code":7,"message":"m"}}\n', '{not json\n']) {
+  for (const bad of [
+    'null\n',
+    '[]\n',
+    '42\n',
+    '"x"\n',
+    '{"id":1}\n',
+    '{"id":1,"ok":false}\n',
+    '{"id":1,"ok":false,"error":null}\n',
+    '{"id":1,"ok":false,"error":{"code":7,"message":"m"}}\n',
+    '{not json\n',
+  ]) {
     const d = await hostileDaemon(bad);
     try {
       await assert.rejects(openPipe('dial', {}, d.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL', bad);

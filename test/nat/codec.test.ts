@@ -39,7 +39,8 @@ test('NAT classification from two beacon answers', () => {
 
 test('endpoints and address classes', () => {
   assert.deepEqual(parseEndpoint('198.51.100.1:9000'), { host: '198.51.100.1', port: 9000 });
-  for (const bad of ['1.2.3:4', '1.2.3.4', '1.2.3.4:0', '256.1.1.1:5', '1.2.3.4:65536', ' 1.2.3.4:5', '::1:5']) assert.equal(parseEndpoint(bad), undefined, bad);
+  for (const bad of ['1.2.3:4', '1.2.3.4', '1.2.3.4:0', '256.1.1.1:5', '1.2.3.4:65536', ' 1.2.3.4:5', '::1:5'])
+    assert.equal(parseEndpoint(bad), undefined, bad);
   assert.equal(isPublicIPv4('198.51.100.1'), true);
   for (const p of ['10.1.2.3', '192.168.1.1', '172.16.0.1', '127.0.0.1', '100.64.0.1', '169.254.1.1', 'x']) assert.equal(isPublicIPv4(p), false, p);
   assert.equal(samePath({ kind: 'direct', host: 'a', port: 1 }, { kind: 'direct', host: 'a', port: 1, sock: 2 }), false);

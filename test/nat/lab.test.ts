@@ -144,7 +144,16 @@ describe('NAT lab (real netfilter NAT in network namespaces)', { skip: support.o
 
   before(async () => {
     lab = new NatLab();
-    for (const [name, kind] of [['pub', 'public'], ['cone1', 'cone'], ['cone2', 'cone'], ['sym1', 'symmetric'], ['sym2', 'symmetric'], ['dbl', 'double'], ['lan', 'lan'], ['blk', 'udp-blocked']] as const) {
+    for (const [name, kind] of [
+      ['pub', 'public'],
+      ['cone1', 'cone'],
+      ['cone2', 'cone'],
+      ['sym1', 'symmetric'],
+      ['sym2', 'symmetric'],
+      ['dbl', 'double'],
+      ['lan', 'lan'],
+      ['blk', 'udp-blocked'],
+    ] as const) {
       site[name] = lab.addSite(kind, name);
     }
     reflector = lab.spawn(lab.rendezvous.ns, [NODE, '-e', REFLECTOR, ...REFLECT]);
@@ -171,7 +180,10 @@ describe('NAT lab (real netfilter NAT in network namespaces)', { skip: support.o
     const p = await peer(s.hosts[0]!);
     const seen = [];
     for (const r of REFLECT) seen.push(await p.observed(r));
-    assert.ok(seen.every((x) => x !== undefined), `every reflector answered: ${seen.join(', ')}`);
+    assert.ok(
+      seen.every((x) => x !== undefined),
+      `every reflector answered: ${seen.join(', ')}`,
+    );
     assert.equal(ipOf(seen[0]!), s.routers[0]!.wanIp, 'mapped to the router WAN address');
     assert.deepEqual(new Set(seen).size, 1, `same mapping toward every destination: ${seen.join(', ')}`);
   });
@@ -181,8 +193,14 @@ describe('NAT lab (real netfilter NAT in network namespaces)', { skip: support.o
     const p = await peer(s.hosts[0]!);
     const seen = [];
     for (const r of REFLECT) seen.push(await p.observed(r));
-    assert.ok(seen.every((x) => x !== undefined), `every reflector answered: ${seen.join(', ')}`);
-    assert.ok(seen.every((x) => ipOf(x!) === s.routers[0]!.wanIp), `mapped to the router WAN address: ${seen.join(', ')}`);
+    assert.ok(
+      seen.every((x) => x !== undefined),
+      `every reflector answered: ${seen.join(', ')}`,
+    );
+    assert.ok(
+      seen.every((x) => ipOf(x!) === s.routers[0]!.wanIp),
+      `mapped to the router WAN address: ${seen.join(', ')}`,
+    );
     assert.equal(new Set(seen.map((x) => portOf(x!))).size, 3, `three different ports: ${seen.join(', ')}`);
   });
 
@@ -225,7 +243,11 @@ describe('NAT lab (real netfilter NAT in network namespaces)', { skip: support.o
     server.send(mapped, 'reply'); // control: the flow the host opened does come back
     assert.ok(await inside.waitFor((m) => m.data === 'reply', 2000), 'the reply to an open mapping passes');
     await new Promise((r) => setTimeout(r, 500));
-    assert.deepEqual(inside.msgs.map((m) => m.data).filter((d) => d.startsWith('unsolicited')), [], 'nothing unsolicited got in');
+    assert.deepEqual(
+      inside.msgs.map((m) => m.data).filter((d) => d.startsWith('unsolicited')),
+      [],
+      'nothing unsolicited got in',
+    );
     assert.ok(lab.wanDrops(router) - dropsBefore >= 3, `the router dropped them at its WAN input (${lab.wanDrops(router) - dropsBefore})`);
   });
 

@@ -5,7 +5,9 @@ import { MAX_LINK_PAYLOAD, onLinkPayload } from '../../src/nat/link-mtu.ts';
 
 test('bigger packets only where the link is known: this host, attached subnets', () => {
   assert.equal(onLinkPayload('127.0.0.1'), MAX_LINK_PAYLOAD);
-  const own = Object.values(os.networkInterfaces()).flat().find((n) => n && n.family === 'IPv4' && !n.internal);
+  const own = Object.values(os.networkInterfaces())
+    .flat()
+    .find((n) => n && n.family === 'IPv4' && !n.internal);
   if (own) {
     assert.equal(onLinkPayload(own.address), MAX_LINK_PAYLOAD, 'our own address goes over loopback');
     const p = onLinkPayload(own.address.replace(/\.\d+$/, '.254'));

@@ -40,7 +40,11 @@ describe('NAT matrix: real daemons behind real NATs', { skip: support.ok ? false
   test('a "direct" path report is true: the NAT router itself counted the traffic between the two public addresses', () => {
     const claimed = m.results.filter((r) => r.ok && r.pathA === 'direct' && r.kernelDirectBytes !== undefined);
     const bad = claimed.filter((r) => r.kernelDirectBytes! < 1024 * 1024);
-    assert.equal(bad.length, 0, list(bad, (r) => `daemon says direct, router saw ${r.kernelDirectBytes} bytes`));
+    assert.equal(
+      bad.length,
+      0,
+      list(bad, (r) => `daemon says direct, router saw ${r.kernelDirectBytes} bytes`),
+    );
   });
 
   // ---- TARGETS (the product's goals; the daemon must meet them, do not relax them) ----
@@ -66,6 +70,10 @@ describe('NAT matrix: real daemons behind real NATs', { skip: support.ok ? false
   test('TARGET: cold first byte <= 2 s over the relay for every udp-blocked pair', () => {
     const rs = m.results.filter((r) => r.a === 'udp-blocked' || r.b === 'udp-blocked');
     const bad = rs.filter((r) => missedTargets(r).some((x) => x === 'delivery' || x.startsWith('first byte')));
-    assert.equal(bad.length, 0, list(bad, (r) => (r.ok ? `first byte ${r.firstByteMs} ms` : `FAIL at ${r.failedAt}`)));
+    assert.equal(
+      bad.length,
+      0,
+      list(bad, (r) => (r.ok ? `first byte ${r.firstByteMs} ms` : `FAIL at ${r.failedAt}`)),
+    );
   });
 });

@@ -71,7 +71,8 @@ export function missedTargets(r: PairResult): string[] {
   const miss: string[] = [];
   if (t.direct && (r.pathA !== 'direct' || r.pathB !== 'direct')) miss.push(`direct (got ${r.pathA}/${r.pathB})`);
   if (t.lanAddress && !(r.endpointA ?? '').startsWith('10.')) miss.push(`LAN address (got ${r.endpointA ?? r.pathA})`);
-  if (t.firstByteMaxMs !== undefined && (r.firstByteMs ?? Infinity) > t.firstByteMaxMs) miss.push(`first byte <= ${t.firstByteMaxMs} ms (got ${r.firstByteMs} ms)`);
+  if (t.firstByteMaxMs !== undefined && (r.firstByteMs ?? Infinity) > t.firstByteMaxMs)
+    miss.push(`first byte <= ${t.firstByteMaxMs} ms (got ${r.firstByteMs} ms)`);
   return miss;
 }
 
@@ -117,7 +118,11 @@ export async function runMatrix(opts: MatrixOptions = {}): Promise<MatrixRun> {
     const hosts = new Map<SiteKind, Host[]>();
     for (const kind of kinds) {
       if (kind === 'lan') hosts.set(kind, lab.addSite('lan', 'lan').hosts);
-      else hosts.set(kind, [1, 2].map((i) => lab.addSite(kind, `${SHORT[kind]}${i}`).hosts[0]!));
+      else
+        hosts.set(
+          kind,
+          [1, 2].map((i) => lab.addSite(kind, `${SHORT[kind]}${i}`).hosts[0]!),
+        );
     }
     const rdv = await startRendezvous({ netns: lab.rendezvous.ns, listen: `${RENDEZVOUS_IP}:${RDV_PORT}`, dataDir: path.join(work, 'rendezvous') });
     try {
@@ -182,7 +187,13 @@ async function runPair(a: SiteKind, b: SiteKind, from: Agent, to: Agent, bytes: 
     stage = 'stream';
     const s = await run(['ip', 'netns', 'exec', from.netns!, process.execPath, ECHO_SCRIPT, from.socket, to.address, String(bytes)], {}, left());
     if (s.code !== 0) throw new Error(`echo-transfer exit ${s.code}: ${lastLine(s.stderr)}`);
-    const out = JSON.parse(s.stdout.trim().split('\n').pop()!) as { bytes: number; sentHash: string; echoHash: string; seconds: number; firstByteMs: number | null };
+    const out = JSON.parse(s.stdout.trim().split('\n').pop()!) as {
+      bytes: number;
+      sentHash: string;
+      echoHash: string;
+      seconds: number;
+      firstByteMs: number | null;
+    };
     r.bytes = out.bytes;
     r.intact = out.bytes === bytes && out.sentHash === out.echoHash;
     r.firstByteMs = out.firstByteMs ?? undefined;
@@ -198,7 +209,9 @@ async function runPair(a: SiteKind, b: SiteKind, from: Agent, to: Agent, bytes: 
     stage = 'peers';
     const [pa, pb] = await Promise.all([from.ctl(['peers'], left()), to.ctl(['peers'], left())]);
     const find = (res: CtlResult, addr: string): { pathType: 'direct' | 'relay' | 'none'; endpoint: string | null } | undefined =>
-      (must(res, 'peers').json.data.peers as { address: string; pathType: 'direct' | 'relay' | 'none'; endpoint: string | null }[]).find((p) => p.address === addr);
+      (must(res, 'peers').json.data.peers as { address: string; pathType: 'direct' | 'relay' | 'none'; endpoint: string | null }[]).find(
+        (p) => p.address === addr,
+      );
     const va = find(pa, to.address);
     const vb = find(pb, from.address);
     r.pathA = va?.pathType ?? 'none';
@@ -208,7 +221,10 @@ async function runPair(a: SiteKind, b: SiteKind, from: Agent, to: Agent, bytes: 
   };
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([body(), new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result after ${budgetMs / 1000}s`)), budgetMs)))]);
+    await Promise.race([
+      body(),
+      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no result after ${budgetMs / 1000}s`)), budgetMs))),
+    ]);
   } catch (err) {
     r.ok = false;
     r.failedAt = Date.now() - t0 >= budgetMs ? `timeout in ${stage}` : stage;
@@ -262,10 +278,13 @@ export function cell(r: PairResult): string {
 /** The matrix as a grid (row kind dials column kind), each line prefixed with "# ". */
 export function formatGrid(m: MatrixRun): string {
   const head = ['', ...m.kinds];
-  const rows = m.kinds.map((a) => [a, ...m.kinds.map((b) => {
-    const r = m.results.find((x) => x.a === a && x.b === b);
-    return r ? cell(r) : '';
-  })]);
+  const rows = m.kinds.map((a) => [
+    a,
+    ...m.kinds.map((b) => {
+      const r = m.results.find((x) => x.a === a && x.b === b);
+      return r ? cell(r) : '';
+    }),
+  ]);
   const widths = head.map((_, i) => Math.max(...[head, ...rows].map((row) => row[i]!.length)));
   const line = (row: string[]): string => `# | ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const out = [line(head), `# |${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)];

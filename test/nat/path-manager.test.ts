@@ -46,7 +46,8 @@ function rig(nat: NatType = 'eim') {
 }
 
 const PEER = 7;
-const probesTo = (sent: Array<{ msg: Buffer; path: Path }>, host: string) => sent.filter((s) => s.msg[0] === Inner.Probe && s.path.kind === 'direct' && s.path.host === host);
+const probesTo = (sent: Array<{ msg: Buffer; path: Path }>, host: string) =>
+  sent.filter((s) => s.msg[0] === Inner.Probe && s.path.kind === 'direct' && s.path.host === host);
 
 test('relay first, candidates swapped, probe rounds, then direct in place', () => {
   const r = rig();
@@ -67,7 +68,7 @@ test('relay first, candidates swapped, probe rounds, then direct in place', () =
   assert.equal(probesTo(r.sent.slice(before), '198.51.100.12').length, 0, 'no punching once direct');
 });
 
-test('the peer\'s candidates message adds endpoints, asks for ours back, and restarts rounds', () => {
+test("the peer's candidates message adds endpoints, asks for ours back, and restarts rounds", () => {
   const r = rig();
   r.pm.onAuthenticated(PEER, { kind: 'relay' });
   r.pm.onSession(PEER);

@@ -72,7 +72,11 @@ describe('streams across NAT changes and loss', { skip: support.ok ? false : sup
     const p = (r.json?.data?.peers ?? []).find((x: { address: string }) => x.address === b.address);
     return p ? `${p.pathType}${p.endpoint ? ` ${p.endpoint}` : ''}` : 'none';
   };
-  const why = (e: Echo, ...as: Agent[]): string => `${e.stderr.split('\n').filter((l) => !l.startsWith('progress')).join('\n')}\n${as.map((a) => `--- ${a.name} log\n${a.log().slice(-2500)}`).join('\n')}`;
+  const why = (e: Echo, ...as: Agent[]): string =>
+    `${e.stderr
+      .split('\n')
+      .filter((l) => !l.startsWith('progress'))
+      .join('\n')}\n${as.map((a) => `--- ${a.name} log\n${a.log().slice(-2500)}`).join('\n')}`;
 
   before(async () => {
     lab = new NatLab();
@@ -102,7 +106,9 @@ describe('streams across NAT changes and loss', { skip: support.ok ? false : sup
     const router = cone.routers[0]!;
     const e = await echo(a, b, 3 * MiB, () => lab.flushConntrack(router), 90_000);
     const after = await peerView(b, a);
-    console.log(`# conntrack flush after ${((e.actedAt ?? 0) / MiB).toFixed(1)} MiB: 10 MiB echoed in ${e.seconds}s, intact=${e.intact}; pub sees cone1 at ${after}`);
+    console.log(
+      `# conntrack flush after ${((e.actedAt ?? 0) / MiB).toFixed(1)} MiB: 10 MiB echoed in ${e.seconds}s, intact=${e.intact}; pub sees cone1 at ${after}`,
+    );
     assert.ok(e.actedAt !== undefined && e.actedAt < BYTES, `the flush happened mid-transfer (at ${e.actedAt})`);
     assert.equal(e.code, 0, why(e, a, b));
     assert.equal(e.bytes, BYTES, why(e, a, b));
@@ -115,7 +121,9 @@ describe('streams across NAT changes and loss', { skip: support.ok ? false : sup
     let moved = '';
     const e = await echo(a, b, 3 * MiB, () => (moved = lab.changeSnat(router)), 90_000);
     const after = await peerView(b, a);
-    console.log(`# public address ${router.wanIp} -> ${moved} after ${((e.actedAt ?? 0) / MiB).toFixed(1)} MiB: 10 MiB echoed in ${e.seconds}s, intact=${e.intact}; pub sees cone1 at ${after}`);
+    console.log(
+      `# public address ${router.wanIp} -> ${moved} after ${((e.actedAt ?? 0) / MiB).toFixed(1)} MiB: 10 MiB echoed in ${e.seconds}s, intact=${e.intact}; pub sees cone1 at ${after}`,
+    );
     assert.ok(e.actedAt !== undefined && e.actedAt < BYTES, `the address changed mid-transfer (at ${e.actedAt})`);
     assert.equal(e.code, 0, why(e, a, b));
     assert.equal(e.bytes, BYTES, why(e, a, b));
@@ -166,7 +174,10 @@ describe('streams across NAT changes and loss', { skip: support.ok ? false : sup
       assert.ok(toRelay <= 5_000, `fell back to the relay after ${toRelay} ms`);
       assert.ok(toDirect <= 5_000, `TARGET relay -> direct upgrade <= 5 s, took ${toDirect} ms`);
     } finally {
-      lab.sh(router.ns, `iptables -D FORWARD -p udp -s ${other} -j DROP 2>/dev/null || true; iptables -D FORWARD -p udp -d ${other} -j DROP 2>/dev/null || true`);
+      lab.sh(
+        router.ns,
+        `iptables -D FORWARD -p udp -s ${other} -j DROP 2>/dev/null || true; iptables -D FORWARD -p udp -d ${other} -j DROP 2>/dev/null || true`,
+      );
       const r = await pinging;
       const lost = Number(r.json?.data?.lossPct ?? 100);
       console.log(`# ping through the cut: ${r.json?.data?.received}/${r.json?.data?.sent} answered`);

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { buildPush } from '../../src/registry/envelope.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 import { startServer, udpPeer } from '../rendezvous/helpers.ts';
 
 async function deadPort(): Promise<number> {

@@ -4,7 +4,7 @@ import { buildHello, buildPush, buildRequest, buildResponse, openServerMessage, 
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { normalizeHostname } from '../../src/registry/hostname.ts';
 import { parseEndpoint } from '../../src/registry/endpoint.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 
 const node = generateIdentity();
 const server = generateIdentity();
@@ -17,9 +17,18 @@ test('request round trip: parse + verify', () => {
   if (p.kind !== 'signed') return;
   assert.equal(p.nonce, r.nonce);
   verifyRequest(p, server.publicKey);
-  assert.throws(() => verifyRequest(p, generateIdentity().publicKey), (e: PilotError) => e.code === 'BAD_SIGNATURE');
-  assert.throws(() => verifyRequest(p, server.publicKey, Date.now() + 61_000), (e: PilotError) => e.code === 'STALE_REQUEST');
-  assert.throws(() => verifyRequest(p, server.publicKey, Date.now() - 61_000), (e: PilotError) => e.code === 'STALE_REQUEST');
+  assert.throws(
+    () => verifyRequest(p, generateIdentity().publicKey),
+    (e: PilotError) => e.code === 'BAD_SIGNATURE',
+  );
+  assert.throws(
+    () => verifyRequest(p, server.publicKey, Date.now() + 61_000),
+    (e: PilotError) => e.code === 'STALE_REQUEST',
+  );
+  assert.throws(
+    () => verifyRequest(p, server.publicKey, Date.now() - 61_000),
+    (e: PilotError) => e.code === 'STALE_REQUEST',
+  );
 });
 
 test('hello is unsigned; other statements must be signed', () => {
@@ -28,14 +37,24 @@ test('hello is unsigned; other statements must be signed', () => {
   const env = JSON.parse(r.packet.subarray(1).toString());
   delete env.sig;
   const pkt = Buffer.concat([Buffer.from([1]), Buffer.from(JSON.stringify(env))]);
-  assert.throws(() => parseRequest(pkt), (e: PilotError) => e.code === 'BAD_SIGNATURE');
+  assert.throws(
+    () => parseRequest(pkt),
+    (e: PilotError) => e.code === 'BAD_SIGNATURE',
+  );
 });
 
 test('malformed requests are BAD_REQUEST, oversized FRAME_TOO_LARGE', () => {
   for (const bad of ['', '{', '[]', '{"id":"1","stmt":"{}"}', '{"id":"1","stmt":"{","sig":"x"}', '{"id":1,"stmt":"{}"}']) {
-    assert.throws(() => parseRequest(Buffer.concat([Buffer.from([1]), Buffer.from(bad)])), (e: PilotError) => e.code === 'BAD_REQUEST' || e.code === 'BAD_SIGNATURE', bad);
+    assert.throws(
+      () => parseRequest(Buffer.concat([Buffer.from([1]), Buffer.from(bad)])),
+      (e: PilotError) => e.code === 'BAD_REQUEST' || e.code === 'BAD_SIGNATURE',
+      bad,
+    );
   }
-  assert.throws(() => parseRequest(Buffer.alloc(1300, 1)), (e: PilotError) => e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => parseRequest(Buffer.alloc(1300, 1)),
+    (e: PilotError) => e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('responses and pushes verify only under the right key', () => {
@@ -58,7 +77,11 @@ test('hostname rules', () => {
   assert.equal(normalizeHostname('a'), 'a');
   assert.equal(normalizeHostname('x'.repeat(63)), 'x'.repeat(63));
   for (const bad of ['', '-a', 'a-', 'a_b', 'a.b', 'x'.repeat(64), '42', '0x2a', 'é', ' a', 5]) {
-    assert.throws(() => normalizeHostname(bad), (e: PilotError) => e.code === 'BAD_ARGUMENT', String(bad));
+    assert.throws(
+      () => normalizeHostname(bad),
+      (e: PilotError) => e.code === 'BAD_ARGUMENT',
+      String(bad),
+    );
   }
 });
 

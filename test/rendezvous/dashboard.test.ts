@@ -24,7 +24,12 @@ async function population(rdvPort: number): Promise<{ pub: Peer; priv: Peer; pub
   const rq = await priv.client.register({ email: 'secret-owner@example.com', hostname: 'secret-host', lanEndpoints: ['10.99.88.77:4321', '172.31.9.9:5555'] });
   await makeTrust(pub, rp.address, priv, rq.address);
   await pub.client.heartbeat({ nat: 'none', paths: { direct: 1, relay: 0 }, punches: { tried: 1, succeeded: 1 } });
-  await priv.client.heartbeat({ lanEndpoints: ['10.99.88.77:4321', '172.31.9.9:5555'], nat: 'eim', paths: { direct: 0, relay: 1 }, punches: { tried: 2, succeeded: 0 } });
+  await priv.client.heartbeat({
+    lanEndpoints: ['10.99.88.77:4321', '172.31.9.9:5555'],
+    nat: 'eim',
+    paths: { direct: 0, relay: 1 },
+    punches: { tried: 2, succeeded: 0 },
+  });
   const privSecrets = [
     rq.address,
     'secret-host',
@@ -76,7 +81,17 @@ test('admin API: 401 without, with a wrong or malformed token; the right one lis
   const port = s.http!.port;
 
   for (const p of ['/api/admin/nodes', '/api/admin/stats']) {
-    for (const auth of [undefined, '', 'Bearer', `Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, `Basic ${TOKEN}`, TOKEN, `Bearer  ${TOKEN}`, 'Bearer wrong']) {
+    for (const auth of [
+      undefined,
+      '',
+      'Bearer',
+      `Bearer ${TOKEN}x`,
+      `Bearer ${TOKEN.slice(0, -1)}`,
+      `Basic ${TOKEN}`,
+      TOKEN,
+      `Bearer  ${TOKEN}`,
+      'Bearer wrong',
+    ]) {
       const r = await get(port, p, auth);
       assert.equal(r.status, 401, `${p} with ${JSON.stringify(auth)}`);
       assert.ok(!r.body.includes(privAddr) && !r.body.includes('secret-host'));
@@ -85,7 +100,15 @@ test('admin API: 401 without, with a wrong or malformed token; the right one lis
   }
   const r = await get(port, '/api/admin/nodes', `Bearer ${TOKEN}`);
   assert.equal(r.status, 200);
-  const nodes = JSON.parse(r.body).nodes as { address: string; hostname: string; public: boolean; nat: string; online: boolean; endpoints: string[]; paths: unknown }[];
+  const nodes = JSON.parse(r.body).nodes as {
+    address: string;
+    hostname: string;
+    public: boolean;
+    nat: string;
+    online: boolean;
+    endpoints: string[];
+    paths: unknown;
+  }[];
   assert.equal(nodes.length, 2);
   const p = nodes.find((n) => n.address === pubAddr)!;
   const q = nodes.find((n) => n.address === privAddr)!;
@@ -120,7 +143,25 @@ test('without --admin-token a token is generated 0600 into the data dir and reus
 
 test('pilot-rendezvous --http serves /metrics and the dashboard; without --http nothing listens', async (t) => {
   const dataDir = tmpDir();
-  const proc = spawn(process.execPath, ['bin/pilot-rendezvous.js', '--listen', '127.0.0.1:0', '--alt-port', 'none', '--http', '127.0.0.1:0', '--admin-token', TOKEN, '--data', dataDir, '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      'bin/pilot-rendezvous.js',
+      '--listen',
+      '127.0.0.1:0',
+      '--alt-port',
+      'none',
+      '--http',
+      '127.0.0.1:0',
+      '--admin-token',
+      TOKEN,
+      '--data',
+      dataDir,
+      '--log-level',
+      'silent',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   t.after(() => proc.kill('SIGKILL'));
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
@@ -199,5 +240,9 @@ test('headless Chromium renders the online count, NAT classes and, with the toke
   await page.screenshot({ path: path.join(shots, 'dashboard-admin.png'), fullPage: true });
   assert.ok(fs.statSync(path.join(shots, 'dashboard.png')).size > 5_000);
   t.diagnostic(`screenshots in ${shots}`);
-  assert.deepEqual(problems.filter((p) => !/401/.test(p)), [], 'no script errors in the page');
+  assert.deepEqual(
+    problems.filter((p) => !/401/.test(p)),
+    [],
+    'no script errors in the page',
+  );
 });

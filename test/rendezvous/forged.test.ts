@@ -35,12 +35,20 @@ test('forged requests are refused with a code', async (t) => {
   const cookie = await cookieOf(p);
   const victim = generateIdentity();
   const mallory = generateIdentity();
-  const base = () => ({ method: 'register', params: { email: 'v@example.com' }, key: victim.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie });
+  const base = () => ({
+    method: 'register',
+    params: { email: 'v@example.com' },
+    key: victim.publicKey.toString('base64'),
+    server: s.publicKey.toString('base64'),
+    ts: Date.now(),
+    nonce: newNonce(),
+    cookie,
+  });
 
   // Signed by the wrong key.
   const st1 = base();
   p.sendRaw(signedPacket(st1, mallory));
-  let r = await answer(p, s.publicKey);
+  const r = await answer(p, s.publicKey);
   assert.equal(errCode(r), 'BAD_SIGNATURE');
   assert.equal(r.reqNonce, st1.nonce, 'the error is bound to the request');
 
@@ -155,7 +163,15 @@ test('every answer carries the observed endpoint, errors included', async (t) =>
   t.after(() => s.close());
   const p = await udpPeer(s.port);
   t.after(() => p.close());
-  const st = { method: 'heartbeat', params: {}, key: generateIdentity().publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie: await cookieOf(p) };
+  const st = {
+    method: 'heartbeat',
+    params: {},
+    key: generateIdentity().publicKey.toString('base64'),
+    server: s.publicKey.toString('base64'),
+    ts: Date.now(),
+    nonce: newNonce(),
+    cookie: await cookieOf(p),
+  };
   p.sendRaw(signedPacket(st, generateIdentity()));
   const r = await answer(p, s.publicKey);
   assert.equal(errCode(r), 'BAD_SIGNATURE');

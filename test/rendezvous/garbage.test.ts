@@ -125,7 +125,8 @@ test('per-IP request rate limit drops floods but is generous', async (t) => {
 test('UDP answers to unauthenticated requests never amplify; TCP ones are answered', async (t) => {
   const s = await startServer();
   t.after(() => s.close());
-  const hello = (pad: string) => Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: '1', stmt: JSON.stringify({ method: 'hello', nonce: 'A'.repeat(24), pad }) }))]);
+  const hello = (pad: string) =>
+    Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: '1', stmt: JSON.stringify({ method: 'hello', nonce: 'A'.repeat(24), pad }) }))]);
   const sock = dgram.createSocket('udp4');
   t.after(() => sock.close());
   const answers: Buffer[] = [];

@@ -87,7 +87,10 @@ test('two rendezvous instances on one PostgreSQL: nodes at different instances f
 
 const labSupport = natLabSupport();
 
-test('forced relay across instances: symmetric x symmetric, each node at its own rendezvous', { skip: pgSkip || (labSupport.ok ? false : labSupport.reason), timeout: 180_000 }, async () => {
+test('forced relay across instances: symmetric x symmetric, each node at its own rendezvous', {
+  skip: pgSkip || (labSupport.ok ? false : labSupport.reason),
+  timeout: 180_000,
+}, async () => {
   const pg = startPostgres();
   const lab = new NatLab();
   const work = tmpDir('pilot-multi-relay-');
@@ -97,7 +100,14 @@ test('forced relay across instances: symmetric x symmetric, each node at its own
     const hosts = [lab.addSite('symmetric', 'sym1').hosts[0]!, lab.addSite('symmetric', 'sym2').hosts[0]!];
     // Both instances on the rendezvous machine, different ports (beacon alt ports 9001 and 9101).
     for (const port of [9000, 9100]) {
-      rdvs.push(await startRendezvous({ netns: lab.rendezvous.ns, listen: `${RENDEZVOUS_IP}:${port}`, dataDir: path.join(work, `rdv${port}`), args: ['--store', pg.url] }));
+      rdvs.push(
+        await startRendezvous({
+          netns: lab.rendezvous.ns,
+          listen: `${RENDEZVOUS_IP}:${port}`,
+          dataDir: path.join(work, `rdv${port}`),
+          args: ['--store', pg.url],
+        }),
+      );
     }
     const [a, b] = hosts.map((h) => new Agent(h.name, work, h.ns)) as [Agent, Agent];
     agents.push(a, b);

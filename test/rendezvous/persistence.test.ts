@@ -9,9 +9,13 @@ import { tmpDir, udpPeer } from './helpers.ts';
 const root = path.join(import.meta.dirname, '..', '..');
 
 async function spawnServer(dataDir: string): Promise<{ child: ChildProcess; port: number; key: Buffer }> {
-  const child = spawn(path.join(root, 'node_modules/.bin/node'), [path.join(root, 'bin/pilot-rendezvous.js'), '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    path.join(root, 'node_modules/.bin/node'),
+    [path.join(root, 'bin/pilot-rendezvous.js'), '--listen', '127.0.0.1:0', '--data', dataDir, '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   child.stderr!.on('data', (d) => (err += d));

@@ -142,8 +142,14 @@ test('an instance that stops takes its nodes offline for the others; concurrent 
 
 test('storeUrl: wildcard listen without advertise, and an unreachable database, fail with codes and hints', { skip }, async () => {
   const dir = tmpDir();
-  await assert.rejects(startRendezvous({ host: '0.0.0.0', port: 0, dataDir: dir, storeUrl: cluster().url }), (e: { code?: string; hint?: string }) => e.code === 'BAD_ARGUMENT' && /--advertise/.test(e.hint ?? ''));
-  await assert.rejects(startRendezvous({ host: '127.0.0.1', port: 0, dataDir: dir, storeUrl: 'postgres://x@/db?host=/nonexistent-pilot' }), (e: { code?: string; hint?: string }) => e.code === 'UNREACHABLE' && !!e.hint);
+  await assert.rejects(
+    startRendezvous({ host: '0.0.0.0', port: 0, dataDir: dir, storeUrl: cluster().url }),
+    (e: { code?: string; hint?: string }) => e.code === 'BAD_ARGUMENT' && /--advertise/.test(e.hint ?? ''),
+  );
+  await assert.rejects(
+    startRendezvous({ host: '127.0.0.1', port: 0, dataDir: dir, storeUrl: 'postgres://x@/db?host=/nonexistent-pilot' }),
+    (e: { code?: string; hint?: string }) => e.code === 'UNREACHABLE' && !!e.hint,
+  );
 });
 
 test('a LISTEN connection killed by the database is re-opened: pushes cross instances again', { skip, timeout: 60_000 }, async (t) => {

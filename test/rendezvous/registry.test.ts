@@ -1,7 +1,7 @@
 // Register/resolve and the other methods over real UDP and TCP sockets.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 import { startServer, tcpPeer, udpPeer } from './helpers.ts';
 
 const code = (c: string) => (e: PilotError) => {
@@ -161,5 +161,8 @@ test('many nodes registering at once get distinct addresses', async (t) => {
   const results = await Promise.all(peers.map((p, i) => p.client.register({ email: `n${i}@example.com`, hostname: `node-${i}` })));
   assert.equal(new Set(results.map((r) => r.address)).size, 40);
   const again = await Promise.all(peers.map((p, i) => p.client.register({ email: `n${i}@example.com` })));
-  assert.deepEqual(again.map((r) => r.address), results.map((r) => r.address));
+  assert.deepEqual(
+    again.map((r) => r.address),
+    results.map((r) => r.address),
+  );
 });

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { ReplayCache } from '../../src/rendezvous/replay-cache.ts';
 import { sourceKey } from '../../src/rendezvous/rate-limit.ts';
 import { FrameDecoder, encodeFrame } from '../../src/wire/tcp-framing.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 
 test('replay cache: retransmit vs replay, expiry, bounded per key with a per-key stale floor', () => {
   const c = new ReplayCache({ perKey: 3, windowMs: 60_000 });
@@ -81,7 +81,10 @@ test('frame decoder reassembles split frames and refuses oversized ones', () => 
   const out: Buffer[] = [];
   for (const b of all) out.push(...d.push(Buffer.from([b])));
   assert.deepEqual(out.map(String), ['hello', '', 'world']);
-  assert.throws(() => new FrameDecoder(100).push(encodeFrame(Buffer.alloc(101))), (e: PilotError) => e.code === 'FRAME_TOO_LARGE');
+  assert.throws(
+    () => new FrameDecoder(100).push(encodeFrame(Buffer.alloc(101))),
+    (e: PilotError) => e.code === 'FRAME_TOO_LARGE',
+  );
 });
 
 test('per-source limits key IPv4 sources by address and IPv6 sources by /64', () => {

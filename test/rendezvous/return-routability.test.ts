@@ -48,7 +48,13 @@ test('cookie replies are bound to the request nonce and never larger than the re
 test('the largest hello answer fits in a padded hello (1x before validation)', () => {
   const server = generateIdentity();
   const observed = `[fe80::1234:5678:9abc:def0%${'x'.repeat(80)}]:65535`.slice(0, 128);
-  const answer = buildResponse(server, 'abcdef012345', newNonce(), { ok: true, result: { serverKey: server.publicKey.toString('base64'), observed, altPort: 65535, cookie: 'A'.repeat(22) + '==' } }, observed);
+  const answer = buildResponse(
+    server,
+    'abcdef012345',
+    newNonce(),
+    { ok: true, result: { serverKey: server.publicKey.toString('base64'), observed, altPort: 65535, cookie: 'A'.repeat(22) + '==' } },
+    observed,
+  );
   assert.ok(answer.length <= buildHello().packet.length, `${answer.length} > ${buildHello().packet.length}`);
 });
 

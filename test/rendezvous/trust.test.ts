@@ -321,7 +321,15 @@ test('forged, altered and replayed trust statements are refused', async (t) => {
 
   // Wrong key: mallory signs an approval in b's name.
   await a.client.trustRequest(rb.address);
-  const stmt = JSON.stringify({ method: 'trust_approve', params: { from: ra.address }, key: b.identity.publicKey.toString('base64'), server: s.publicKey.toString('base64'), ts: Date.now(), nonce: newNonce(), cookie });
+  const stmt = JSON.stringify({
+    method: 'trust_approve',
+    params: { from: ra.address },
+    key: b.identity.publicKey.toString('base64'),
+    server: s.publicKey.toString('base64'),
+    ts: Date.now(),
+    nonce: newNonce(),
+    cookie,
+  });
   raw.sendRaw(rawPacket({ id: 'f1', stmt, sig: sign(Buffer.from(stmt), mallory.secretKey).toString('base64') }));
   assert.equal(errCode(await answer(raw, s.publicKey)), 'BAD_SIGNATURE');
   // Mallory's own (registered) key cannot approve a request addressed to b.
@@ -447,7 +455,10 @@ test('long reasons: pushes and pending lists always fit one packet, paging long 
   assert.ok(first.incoming.length >= 1 && first.incoming.length < 12);
   const pend = await target.client.trustPending();
   assert.equal(pend.incoming.length, 12, 'paged through every request');
-  assert.ok(pend.incoming.some((x) => x.reason?.endsWith('…')), 'an oversized reason was cut to fit');
+  assert.ok(
+    pend.incoming.some((x) => x.reason?.endsWith('…')),
+    'an oversized reason was cut to fit',
+  );
   assert.equal(new Set(pend.incoming.map((x) => x.from)).size, 12);
   // The outgoing side and trust lists page as well.
   for (const p of senders.slice(0, 6)) assert.equal((await p.client.trustPending()).outgoing.length, 1);

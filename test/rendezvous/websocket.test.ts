@@ -133,11 +133,37 @@ test('hostile HTTP: wrong path, plain GET, a bad upgrade, "GET " + random bytes,
   assert.equal(page.out, '404');
   const plain = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${s.port}/pilot`]);
   assert.equal(plain.out, '404', 'no upgrade, no service');
-  const wrongUpgrade = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', '-H', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', `http://127.0.0.1:${s.port}/admin`]);
+  const wrongUpgrade = await curl([
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    'Connection: Upgrade',
+    '-H',
+    'Upgrade: websocket',
+    '-H',
+    'Sec-WebSocket-Version: 13',
+    '-H',
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+    `http://127.0.0.1:${s.port}/admin`,
+  ]);
   assert.equal(wrongUpgrade.out, '404');
   await assert.rejects(wsOpen(s.port, '/other'));
   // An upgrade to /pilot that ws refuses (no key): 400.
-  const badKey = await curl(['-o', '/dev/null', '-w', '%{http_code}', '-H', 'Connection: Upgrade', '-H', 'Upgrade: websocket', '-H', 'Sec-WebSocket-Version: 13', `http://127.0.0.1:${s.port}/pilot`]);
+  const badKey = await curl([
+    '-o',
+    '/dev/null',
+    '-w',
+    '%{http_code}',
+    '-H',
+    'Connection: Upgrade',
+    '-H',
+    'Upgrade: websocket',
+    '-H',
+    'Sec-WebSocket-Version: 13',
+    `http://127.0.0.1:${s.port}/pilot`,
+  ]);
   assert.equal(badKey.out, '400');
   await sleep(50);
   assert.equal(s.stats().garbage - g0, 5);
@@ -200,7 +226,9 @@ test('hostile WebSocket: oversized message (1009), text (1003), unmasked frame -
   const raw = net.connect(s.port, '127.0.0.1');
   raw.on('error', () => {});
   await new Promise((r) => raw.once('connect', r));
-  raw.write(`GET /pilot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  raw.write(
+    `GET /pilot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  );
   await new Promise((r) => raw.once('data', r));
   raw.write(Buffer.from([0x82, 0x03, 1, 2, 3]));
   await sockClosed(raw);
@@ -212,7 +240,9 @@ test('hostile WebSocket: oversized message (1009), text (1003), unmasked frame -
     const c = net.connect(s.port, '127.0.0.1');
     c.on('error', () => {});
     await new Promise((r) => c.once('connect', r));
-    c.write(`GET /pilot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+    c.write(
+      `GET /pilot HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
     await new Promise((r) => c.once('data', r));
     c.write(crypto.randomBytes(4000));
     await sockClosed(c);

@@ -23,7 +23,15 @@ before(async () => {
   viaDaemon = await connect({ socket: daemonAgent.socket });
   home = path.join(net.work, 'em-embedded');
   socket = path.join(home, 'pilot.sock');
-  embedded = await startNode({ home, registry: net.rdv.addr, email: 'em@example.com', hostname: 'em-embedded', listen: '127.0.0.1:0', socket, logger: 'silent' });
+  embedded = await startNode({
+    home,
+    registry: net.rdv.addr,
+    email: 'em@example.com',
+    hostname: 'em-embedded',
+    listen: '127.0.0.1:0',
+    socket,
+    logger: 'silent',
+  });
 });
 
 after(async () => {

@@ -69,12 +69,19 @@ export async function pump(s: Duplex, size: number): Promise<string> {
     chunk.writeUInt32BE(sent >>> 0, 0); // every block differs
     h.update(chunk);
     sent += n;
-    if (!s.write(chunk)) await new Promise<void>((resolve, reject) => {
-      const ok = (): void => { s.off('error', bad); resolve(); };
-      const bad = (e: Error): void => { s.off('drain', ok); reject(e); };
-      s.once('drain', ok);
-      s.once('error', bad);
-    });
+    if (!s.write(chunk))
+      await new Promise<void>((resolve, reject) => {
+        const ok = (): void => {
+          s.off('error', bad);
+          resolve();
+        };
+        const bad = (e: Error): void => {
+          s.off('drain', ok);
+          reject(e);
+        };
+        s.once('drain', ok);
+        s.once('error', bad);
+      });
   }
   s.end();
   return h.digest('hex');

@@ -21,10 +21,14 @@ const closedTransports: string[] = [];
 function makeServer(): McpServer {
   serversMade++;
   const s = new McpServer({ name: 'pilot-test', version: '1.0.0' });
-  s.registerTool('add', { description: 'add two numbers', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({ content: [{ type: 'text', text: String(a + b) }] }));
+  s.registerTool('add', { description: 'add two numbers', inputSchema: { a: z.number(), b: z.number() } }, async ({ a, b }) => ({
+    content: [{ type: 'text', text: String(a + b) }],
+  }));
   // the overlay authenticated the caller: its Pilot address arrives as authInfo
   s.registerTool('whoami', { description: 'the caller' }, async (extra) => ({ content: [{ type: 'text', text: String(extra.authInfo?.clientId) }] }));
-  s.registerTool('blob', { description: 'a large answer', inputSchema: { kib: z.number() } }, async ({ kib }) => ({ content: [{ type: 'text', text: 'z'.repeat(kib * 1024) }] }));
+  s.registerTool('blob', { description: 'a large answer', inputSchema: { kib: z.number() } }, async ({ kib }) => ({
+    content: [{ type: 'text', text: 'z'.repeat(kib * 1024) }],
+  }));
   return s;
 }
 
@@ -48,7 +52,7 @@ after(async () => {
   await net?.stop();
 });
 
-const text = (r: unknown): string => ((r as { content: Array<{ text: string }> }).content[0]!.text);
+const text = (r: unknown): string => (r as { content: Array<{ text: string }> }).content[0]!.text;
 
 test('an MCP client lists and calls tools on a server on another node', async () => {
   const client = new Client({ name: 'pilot-test-client', version: '1.0.0' });

@@ -81,7 +81,9 @@ test('npm pack + npm install in another project: the SDK imports from node_modul
     const typesNode = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).devDependencies['@types/node'] as string;
     installInProject(proj, [tgz, `@types/node@${typesNode}`], env);
     const t2 = Date.now();
-    process.stdout.write(`# npm pack (with the prepack build): ${((t1 - t0) / 1000).toFixed(1)} s; npm install of the tarball: ${((t2 - t1) / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `# npm pack (with the prepack build): ${((t1 - t0) / 1000).toFixed(1)} s; npm install of the tarball: ${((t2 - t1) / 1000).toFixed(1)} s\n`,
+    );
     const installed = path.join(proj, 'node_modules', 'pilot-overlay');
     assert.ok(fs.existsSync(path.join(installed, 'dist', 'sdk', 'index.js')), 'dist/ is in the tarball');
     assert.ok(fs.existsSync(path.join(installed, 'dist', 'sdk', 'index.d.ts')), 'declarations are in the tarball');
@@ -100,10 +102,16 @@ test('npm pack + npm install in another project: the SDK imports from node_modul
 
     // (b) TypeScript, strict, against the installed declarations only (skipLibCheck off: they must check too)
     fs.writeFileSync(path.join(proj, 'consumer.ts'), CONSUMER_TS);
-    const tsconfig = { compilerOptions: { target: 'es2023', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] }, files: ['consumer.ts'] };
+    const tsconfig = {
+      compilerOptions: { target: 'es2023', module: 'nodenext', moduleResolution: 'nodenext', strict: true, noEmit: true, skipLibCheck: false, types: ['node'] },
+      files: ['consumer.ts'],
+    };
     fs.writeFileSync(path.join(proj, 'tsconfig.json'), JSON.stringify(tsconfig));
     const tsc = await run([process.execPath, path.join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', path.join(proj, 'tsconfig.json')], {}, 60_000);
-    const errors = tsc.stdout.trim().split('\n').filter((l) => /error TS/.test(l));
+    const errors = tsc.stdout
+      .trim()
+      .split('\n')
+      .filter((l) => /error TS/.test(l));
     // exactly the one planted error: the SDK's types resolved and are precise
     assert.equal(errors.length, 1, tsc.stdout);
     assert.match(errors[0]!, /consumer\.ts\(\d+,\d+\): error TS2322: Type 'string' is not assignable to type 'number'/);

@@ -67,7 +67,10 @@ test('messages: text, json and bytes land in the peer inbox; clear empties it', 
   await assert.rejects(na.messages.send(b.address, '{nope', { type: 'json' }), isCode('BAD_ARGUMENT'));
 
   const inbox = await nb.messages.inbox();
-  assert.deepEqual(inbox.map((m) => m.type), ['text', 'json', 'binary']);
+  assert.deepEqual(
+    inbox.map((m) => m.type),
+    ['text', 'json', 'binary'],
+  );
   assert.ok(inbox.every((m) => m.from === a.address));
   assert.equal(inbox[0]!.id, t.id);
   assert.equal(inbox[0]!.data, 'hello from a');
@@ -108,7 +111,10 @@ test('files: a file arrives in received with the same sha256, progress reported;
   const ac = new AbortController();
   await assert.rejects(na.files.send(b.address, big, { signal: ac.signal, onProgress: () => ac.abort() }), isCode('CONNECTION_RESET'));
   await assert.rejects(na.files.send(b.address, path.join(net.work, 'missing.bin')), isCode('NOT_FOUND'));
-  assert.equal((await nb.files.received()).files.some((x) => x.name === 'big.bin'), false);
+  assert.equal(
+    (await nb.files.received()).files.some((x) => x.name === 'big.bin'),
+    false,
+  );
   assert.equal(await nb.files.clear(), 1);
 });
 
@@ -120,7 +126,13 @@ test('pub/sub: a wildcard subscription on a peer broker gets matching events; br
   assert.deepEqual({ peer: p1.peer, topic: p1.topic, delivered: p1.delivered }, { peer: a.address, topic: 'jobs.new', delivered: 1 });
   await na.pubsub.publish(a.address, 'jobs.done', 'j1 ok');
   const got = await events;
-  assert.deepEqual(got.map((e) => [e.topic, e.data, e.from]), [['jobs.new', 'j1', b.address], ['jobs.done', 'j1 ok', a.address]]);
+  assert.deepEqual(
+    got.map((e) => [e.topic, e.data, e.from]),
+    [
+      ['jobs.new', 'j1', b.address],
+      ['jobs.done', 'j1 ok', a.address],
+    ],
+  );
   assert.deepEqual(await sub.done, { received: 2, cancelled: false });
   const noSubscribers = async (): Promise<true | undefined> => ((await na.pubsub.status()).subscribers === 0 ? true : undefined);
   await until('b to leave the broker', noSubscribers); // b's daemon closes its broker stream after the count
@@ -148,7 +160,10 @@ test('tasks: submit, accept, execute, send results; the submitter sees each step
   assert.equal(t.role, 'submitted');
   assert.equal(t.peer, b.address);
   const received = await nb.tasks.list({ type: 'received' });
-  assert.deepEqual(received.map((x) => [x.id, x.status, x.peer, x.description]), [[t.id, 'submitted', a.address, 'summarize the logs']]);
+  assert.deepEqual(
+    received.map((x) => [x.id, x.status, x.peer, x.description]),
+    [[t.id, 'submitted', a.address, 'summarize the logs']],
+  );
 
   const acc = await nb.tasks.accept(t.id.slice(0, 8)); // a unique prefix works
   assert.equal(acc.task.status, 'accepted');
@@ -158,8 +173,13 @@ test('tasks: submit, accept, execute, send results; the submitter sees each step
   assert.equal(ex.task.status, 'executing');
   const done = await nb.tasks.sendResults(t.id, '42 errors, all timeouts');
   assert.equal(done.task.status, 'completed');
-  assert.deepEqual(done.task.history.map((h) => h.status), ['submitted', 'accepted', 'executing', 'completed']);
-  const mine = await until('the submitter copy to complete', async () => (await na.tasks.list({ type: 'submitted' })).find((x) => x.id === t.id && x.status === 'completed'));
+  assert.deepEqual(
+    done.task.history.map((h) => h.status),
+    ['submitted', 'accepted', 'executing', 'completed'],
+  );
+  const mine = await until('the submitter copy to complete', async () =>
+    (await na.tasks.list({ type: 'submitted' })).find((x) => x.id === t.id && x.status === 'completed'),
+  );
   assert.equal(mine.results, '42 errors, all timeouts');
 
   const t2 = await na.tasks.submit(b.address, 'rewrite it in rust');
@@ -178,7 +198,14 @@ test('stdio: lines sent to a peer are taken from its queue, queued ones first', 
   const lines = collect(reader);
   assert.equal((await na.stdio.send(b.address, ['one', 'two'])).lines, 2);
   const got = await lines;
-  assert.deepEqual(got.map((m) => [m.data, m.from, m.via]), [['queued before reading', a.address, 'stream'], ['one', a.address, 'stream'], ['two', a.address, 'stream']]);
+  assert.deepEqual(
+    got.map((m) => [m.data, m.from, m.via]),
+    [
+      ['queued before reading', a.address, 'stream'],
+      ['one', a.address, 'stream'],
+      ['two', a.address, 'stream'],
+    ],
+  );
   assert.deepEqual(await reader.done, { received: 3, cancelled: false });
   const st = await nb.stdio.status();
   assert.equal(st.queued, 0);
@@ -203,7 +230,11 @@ test('webhooks: set, deliveries signed with the secret, status, clear', async ()
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      hits.push({ event: String(req.headers['x-pilot-event']), valid: verifySignature(secret, raw, req.headers['x-pilot-signature'] as string), body: JSON.parse(raw.toString()) });
+      hits.push({
+        event: String(req.headers['x-pilot-event']),
+        valid: verifySignature(secret, raw, req.headers['x-pilot-signature'] as string),
+        body: JSON.parse(raw.toString()),
+      });
       res.writeHead(200).end();
     });
   });
@@ -255,17 +286,26 @@ test('an embedded node runs the same services (a disabled one is CONNECTION_REFU
 
   // embedded -> daemon and back
   assert.equal((await e.messages.send(a.address, 'from the embedded node')).peer, a.address);
-  assert.deepEqual((await na.messages.inbox()).map((m) => [m.from, m.data]), [[e.address, 'from the embedded node']]);
+  assert.deepEqual(
+    (await na.messages.inbox()).map((m) => [m.from, m.data]),
+    [[e.address, 'from the embedded node']],
+  );
   await na.messages.send('sv-e', 'to the embedded node');
   assert.equal((await e.messages.inbox())[0]?.data, 'to the embedded node');
 
   // stdio and pub/sub on the embedded node's own services
   const reader = await e.stdio.recv({ count: 1, timeoutMs: 10_000 });
   await na.stdio.send('sv-e', 'line for e');
-  assert.deepEqual((await collect(reader)).map((m) => m.data), ['line for e']);
+  assert.deepEqual(
+    (await collect(reader)).map((m) => m.data),
+    ['line for e'],
+  );
   const sub = await e.pubsub.subscribe('sv-e', 'e.*', { count: 1, timeoutMs: 10_000 });
   assert.equal((await na.pubsub.publish('sv-e', 'e.hello', 'hi e')).delivered, 1);
-  assert.deepEqual((await collect(sub)).map((ev) => [ev.topic, ev.from]), [['e.hello', a.address]]);
+  assert.deepEqual(
+    (await collect(sub)).map((ev) => [ev.topic, ev.from]),
+    [['e.hello', a.address]],
+  );
   const local = await e.pubsub.subscribe('sv-e', '*');
   local.cancel();
   assert.deepEqual(await local.done, { received: 0, cancelled: true });

@@ -39,10 +39,13 @@ test('every combination: untrusted peers reach echo only, replies only for echo 
 
               // incoming datagram src -> dst
               let inOk: boolean;
-              if (src === ECHO && dst === ECHO) inOk = false; // echo never answers echo (loops)
+              if (src === ECHO && dst === ECHO)
+                inOk = false; // echo never answers echo (loops)
               else if (trusted) inOk = true;
-              else if (dst === ECHO) inOk = amPublic; // a request to our echo: only when we are public
-              else if (src === ECHO) inOk = peerPublic && requested; // a reply to a request we sent (only a public peer's is allowed)
+              else if (dst === ECHO)
+                inOk = amPublic; // a request to our echo: only when we are public
+              else if (src === ECHO)
+                inOk = peerPublic && requested; // a reply to a request we sent (only a public peer's is allowed)
               else inOk = false;
               assert.equal(p.mayReceiveDatagram(PEER, src, dst), inOk, `receive ${label}`);
 

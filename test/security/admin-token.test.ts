@@ -19,12 +19,33 @@ after(() => {
   fs.rmSync(work, { recursive: true, force: true });
 });
 
-interface Started { proc: ChildProcess; port: number; stderr: () => string }
+interface Started {
+  proc: ChildProcess;
+  port: number;
+  stderr: () => string;
+}
 
 /** A real pilot-rendezvous with --http on loopback; resolves once its http line is out (or rejects with its stderr). */
 function startRdv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started> {
   const data = tmpDir('pilot-admintok-data-');
-  const proc = spawn(process.execPath, [path.join(ROOT, 'src/rendezvous/main.ts'), '--listen', '127.0.0.1:0', '--alt-port', 'none', '--http', '127.0.0.1:0', '--data', data, '--log-level', 'silent', ...args], { env: { ...process.env, PILOT_ADMIN_TOKEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, 'src/rendezvous/main.ts'),
+      '--listen',
+      '127.0.0.1:0',
+      '--alt-port',
+      'none',
+      '--http',
+      '127.0.0.1:0',
+      '--data',
+      data,
+      '--log-level',
+      'silent',
+      ...args,
+    ],
+    { env: { ...process.env, PILOT_ADMIN_TOKEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   procs.push(proc);
   let err = '';
   proc.stderr!.on('data', (c: Buffer) => (err += c.toString()));
@@ -48,10 +69,12 @@ function startRdv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started>
 
 function status(port: number, auth: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port, path: '/api/admin/stats', headers: { authorization: auth } }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    }).on('error', reject);
+    http
+      .get({ host: '127.0.0.1', port, path: '/api/admin/stats', headers: { authorization: auth } }, (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      })
+      .on('error', reject);
   });
 }
 
@@ -91,8 +114,14 @@ test('a token file readable by others is used with a warning; a missing one and 
   const s = await startRdv(['--admin-token-file', file]);
   assert.match(s.stderr(), /readable by other users \(mode 644\): chmod 600/);
   s.proc.kill();
-  const missing = await startRdv(['--admin-token-file', path.join(work, 'nope')]).then(() => assert.fail('started'), (e: { stderr: string }) => e.stderr);
+  const missing = await startRdv(['--admin-token-file', path.join(work, 'nope')]).then(
+    () => assert.fail('started'),
+    (e: { stderr: string }) => e.stderr,
+  );
   assert.match(missing, /BAD_ARGUMENT: cannot read the admin token file .*ENOENT[\s\S]*hint: create it/);
-  const both = await startRdv(['--admin-token-file', file, '--admin-token', TOKEN]).then(() => assert.fail('started'), (e: { stderr: string }) => e.stderr);
+  const both = await startRdv(['--admin-token-file', file, '--admin-token', TOKEN]).then(
+    () => assert.fail('started'),
+    (e: { stderr: string }) => e.stderr,
+  );
   assert.match(both, /BAD_ARGUMENT: both --admin-token and --admin-token-file/);
 });

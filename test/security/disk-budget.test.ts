@@ -9,7 +9,10 @@ import { PilotError } from '../../src/util/errors.ts';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 
-const code = (c: string) => (err: unknown): boolean => err instanceof PilotError && err.code === c;
+const code =
+  (c: string) =>
+  (err: unknown): boolean =>
+    err instanceof PilotError && err.code === c;
 
 test('defaults: floor 5% of the filesystem at most 1 GiB, quota half of it', () => {
   assert.equal(defaultFloor(100 * MiB), 5 * MiB);

@@ -27,8 +27,6 @@ let priv: Agent; // private victim
 let attacker: Daemon; // public, trusted by nobody
 const agents: Agent[] = [];
 
-
-
 /** Datagrams that reach `port` of `a` (as an SDK datagram socket would see them) within `ms`. */
 function listen(a: Agent, port: number, ms: number): Promise<{ received: number }> {
   return a.ipc('recv', { port, count: 0, timeoutMs: ms });
@@ -63,7 +61,14 @@ before(async () => {
   agents.push(pub, priv);
   const home = path.join(work, 'ee-attacker');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({ registry: rdv.addr, email: 'attacker@example.com', hostname: 'ee-attacker', public: true, listen: '127.0.0.1:0', socket: path.join(home, 'pilot.sock') });
+  const config = DaemonConfigSchema.parse({
+    registry: rdv.addr,
+    email: 'attacker@example.com',
+    hostname: 'ee-attacker',
+    public: true,
+    listen: '127.0.0.1:0',
+    socket: path.join(home, 'pilot.sock'),
+  });
   attacker = await Daemon.start({ home, config, logger: silentLogger() });
 });
 
@@ -86,7 +91,7 @@ function formatted(): string {
   return fs.readFileSync(path.join(work, 'ee-attacker', 'address'), 'utf8').trim();
 }
 
-test('an untrusted public node cannot write into a public node\'s stdio queue or SDK datagram port by claiming source port 7', async () => {
+test("an untrusted public node cannot write into a public node's stdio queue or SDK datagram port by claiming source port 7", async () => {
   assert.equal(await attackerPing(pub.address), true, 'session up');
   const before = (await pub.ipc('stats')).daemon.refusedUntrusted as number;
   const sdkPort = listen(pub, 5000, 2500);
@@ -100,7 +105,7 @@ test('an untrusted public node cannot write into a public node\'s stdio queue or
   assert.ok(after >= before + 2, `refused: ${before} -> ${after}`);
 });
 
-test('nor into a private node\'s after that node pinged it', async () => {
+test("nor into a private node's after that node pinged it", async () => {
   const ping = await priv.ipc('ping', { target: formatted(), count: 1, timeoutMs: 3000 });
   assert.equal(ping.received, 1, 'private -> attacker echo');
   const sdkPort = listen(priv, 5000, 2500);

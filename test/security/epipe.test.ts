@@ -52,7 +52,11 @@ for (const [name, args] of [
 }
 
 test('pilotctl peers | head -1, as written, still prints its first line', async () => {
-  const r = await run(['bash', '-c', `set -o pipefail; '${process.execPath}' '${PILOTCTL}' peers | head -1`], { PILOT_HOME: agent.home, PILOT_SOCKET: agent.socket }, 60_000);
+  const r = await run(
+    ['bash', '-c', `set -o pipefail; '${process.execPath}' '${PILOTCTL}' peers | head -1`],
+    { PILOT_HOME: agent.home, PILOT_SOCKET: agent.socket },
+    60_000,
+  );
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, '');
   assert.equal(r.stdout.split('\n').filter(Boolean).length, 1);

@@ -50,7 +50,9 @@ test('two concurrent files from one peer cannot fill the disk: the second is ref
   const [x, y] = await Promise.all([announce(a, size, body), announce(a, size, body.subarray(0, size - 1))]);
   const accepted = [x, y].filter((r) => r.answer.ok === true);
   const refused = [x, y].filter((r) => r.answer.ok !== true);
-  console.log(`# two announced ${size / MiB} MiB files on a ${(total / MiB).toFixed(0)} MiB disk: ${accepted.length} accepted, refused with ${refused.map((r) => r.answer.code).join(',') || '-'}`);
+  console.log(
+    `# two announced ${size / MiB} MiB files on a ${(total / MiB).toFixed(0)} MiB disk: ${accepted.length} accepted, refused with ${refused.map((r) => r.answer.code).join(',') || '-'}`,
+  );
   assert.equal(refused.length, 1, 'exactly one of the two transfers is refused before any byte is sent');
   assert.equal(refused[0]!.answer.code, 'QUOTA_EXCEEDED', JSON.stringify(refused[0]!.answer));
   assert.match(refused[0]!.answer.message, /out of space for you/);
@@ -67,7 +69,7 @@ test('two concurrent files from one peer cannot fill the disk: the second is ref
   assert.match(log, /data exchange refused.*QUOTA_EXCEEDED|QUOTA_EXCEEDED.*data exchange refused/);
 });
 
-test('after a peer hit its quota: another peer\'s message arrives, the peer itself is refused with a coded error, and untrust cuts it', async () => {
+test("after a peer hit its quota: another peer's message arrives, the peer itself is refused with a coded error, and untrust cuts it", async () => {
   const m = await message(c, b, 'from gamma');
   assert.equal(m.code, 0, m.stderr);
   // alpha holds 62 MiB of its 64 MiB share: a 4 MiB file is over its quota, refused before the body
@@ -88,7 +90,10 @@ test('after a peer hit its quota: another peer\'s message arrives, the peer itse
   const after = await message(a, b, 'still there?');
   assert.equal(after.code, 1);
   const inbox = await b.ctl(['inbox']);
-  assert.deepEqual(inbox.json.data.messages.map((x: { data: string }) => x.data), ['from gamma']);
+  assert.deepEqual(
+    inbox.json.data.messages.map((x: { data: string }) => x.data),
+    ['from gamma'],
+  );
   const g = await c.ctl(['send-file', b.address, f]);
   assert.equal(g.code, 0, g.stderr);
 });

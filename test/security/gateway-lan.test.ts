@@ -56,7 +56,18 @@ before(async () => {
   server = await agent('lan-server');
   client = await agent('lan-gw');
   // The remote agent's localhost-only service: only its own host (and whom it trusts, via expose) may read it.
-  svc = spawn('ip', ['netns', 'exec', hostNs, process.execPath, '-e', `const net=require('net');net.createServer(s=>s.end('open')).listen(9999,'0.0.0.0');net.createServer(s=>s.end(${JSON.stringify(SECRET)})).listen(8080,'127.0.0.1',()=>console.log('ready'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  svc = spawn(
+    'ip',
+    [
+      'netns',
+      'exec',
+      hostNs,
+      process.execPath,
+      '-e',
+      `const net=require('net');net.createServer(s=>s.end('open')).listen(9999,'0.0.0.0');net.createServer(s=>s.end(${JSON.stringify(SECRET)})).listen(8080,'127.0.0.1',()=>console.log('ready'))`,
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('service not ready')), 15_000);
     svc!.stdout!.once('data', () => {
@@ -102,7 +113,7 @@ test('a LAN neighbour that routes 10.4.0.0/16 via this host gets nothing from th
   assert.equal((await tcpGet(hostNs, '10.4.0.1', 80)).data, SECRET);
 });
 
-test('a neighbour spoofing one of the host\'s own addresses as source (SNAT) gets nothing either', { skip }, async () => {
+test("a neighbour spoofing one of the host's own addresses as source (SNAT) gets nothing either", { skip }, async () => {
   lab.sh(lanNs, `iptables -t nat -A POSTROUTING -d 10.4.0.0/16 -p tcp -j SNAT --to-source ${HOST_IP}`);
   try {
     const r = await tcpGet(lanNs, '10.4.0.1', 80);

@@ -33,7 +33,6 @@ function prioritise(pid: number): void {
   }
 }
 
-
 const stats = (a: Agent): Promise<{ sessions: Record<string, number>; daemon: Record<string, number> }> => a.ipc('stats');
 
 /** `b` asks `a` for trust, `a` approves, until `b` sees it. */
@@ -54,7 +53,10 @@ async function firstPing(from: Agent, to: Agent): Promise<{ ok: boolean; rttMs: 
   return { ok: r.received === 1, rttMs: r.minMs, raw: JSON.stringify(r) };
 }
 
-test('handshake flood: 20,000 junk message 1/s from 64 IPs; a fresh trusted peer still gets its first ping answered within 1 s', { skip: support.ok ? false : support.reason, timeout: 120_000 }, async () => {
+test('handshake flood: 20,000 junk message 1/s from 64 IPs; a fresh trusted peer still gets its first ping answered within 1 s', {
+  skip: support.ok ? false : support.reason,
+  timeout: 120_000,
+}, async () => {
   const lab = new Lab();
   const work = tmpDir('pilot-hsflood-');
   let flooder: ReturnType<typeof spawn> | undefined;
@@ -69,7 +71,8 @@ test('handshake flood: 20,000 junk message 1/s from 64 IPs; a fresh trusted peer
     // so its cookie reply must come back through the relay too.
     const relayed = new Agent('relayed', work, ns);
     lab.sh(ns, 'iptables -A INPUT -i lo -p udp --sport 7500 --dport 7400 -j DROP; iptables -A INPUT -i lo -p udp --sport 7400 --dport 7500 -j DROP');
-    const start = (a: Agent, listen: string): Promise<void> => a.start(['--registry', rdv.addr, '--email', `${a.name}@example.com`, '--hostname', a.name, '--listen', listen]);
+    const start = (a: Agent, listen: string): Promise<void> =>
+      a.start(['--registry', rdv.addr, '--email', `${a.name}@example.com`, '--hostname', a.name, '--listen', listen]);
     await Promise.all([start(victim, '127.0.0.1:7400'), start(early, '127.0.0.1:0'), start(fresh, '127.0.0.1:0'), start(relayed, '127.0.0.1:7500')]);
     await Promise.all([trust(victim, early), trust(victim, fresh), trust(victim, relayed)]);
     const key = (await victim.ipc<{ publicKey: string }>('info')).publicKey;
@@ -83,7 +86,11 @@ test('handshake flood: 20,000 junk message 1/s from 64 IPs; a fresh trusted peer
 
     const before = await stats(victim);
     // Its own session (own scheduler autogroup, like the daemons), same raised priority.
-    flooder = spawn('ip', ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'test/security/flood-sender.ts'), '127.0.0.1:7400', key, String(RATE), '30', String(SOURCES)], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    flooder = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, path.join(ROOT, 'test/security/flood-sender.ts'), '127.0.0.1:7400', key, String(RATE), '30', String(SOURCES)],
+      { stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    );
     prioritise(flooder.pid!);
     let out = '';
     let err = '';

@@ -22,7 +22,7 @@ after(async () => {
   await setup?.stop();
 });
 
-test('one peer cannot fill the inbox: its share of messages, then QUOTA_EXCEEDED; another peer\'s message arrives; clearing gives the share back', async () => {
+test("one peer cannot fill the inbox: its share of messages, then QUOTA_EXCEEDED; another peer's message arrives; clearing gives the share back", async () => {
   let got = 0;
   let last: { code: number; json: any; stderr: string } | undefined;
   for (let i = 0; i < 25; i++) {

@@ -58,7 +58,10 @@ test('an untrusted peer announcing a victim with nat edm gets nothing probed, no
   const r = rig({ nat: 'none' });
   const ATTACKER = 9;
   // the registry lists the attacker's observed endpoint first, then the LAN endpoints it claims
-  r.pm.setRegistryCandidates(ATTACKER, [{ host: '198.51.100.66', port: 4000 }, { host: VICTIM, port: 53 }]);
+  r.pm.setRegistryCandidates(ATTACKER, [
+    { host: '198.51.100.66', port: 4000 },
+    { host: VICTIM, port: 53 },
+  ]);
   r.pm.onAuthenticated(ATTACKER, { kind: 'relay' });
   r.pm.onSession(ATTACKER);
   r.pm.onInner(ATTACKER, encodeCandidates({ eps: [`${VICTIM}:53`, `${VICTIM}:123`, '10.1.0.7:9'], nat: 'edm', reply: true }), { kind: 'relay' });
@@ -90,7 +93,9 @@ test('LAN candidates are probed only on a subnet we are attached to', () => {
   const r = rig({ trusted: new Set([P]) });
   r.pm.onAuthenticated(P, { kind: 'relay' });
   r.pm.onSession(P);
-  r.pm.onInner(P, encodeCandidates({ eps: ['10.1.0.20:4000', '10.9.0.20:4000', '192.168.1.1:80', '127.0.0.1:22'], nat: 'eim', reply: false }), { kind: 'relay' });
+  r.pm.onInner(P, encodeCandidates({ eps: ['10.1.0.20:4000', '10.9.0.20:4000', '192.168.1.1:80', '127.0.0.1:22'], nat: 'eim', reply: false }), {
+    kind: 'relay',
+  });
   r.advance(2000);
   assert.ok(probes(r.sent, '10.1.0.20').length >= 3, 'our subnet: probed');
   for (const h of ['10.9.0.20', '192.168.1.1', '127.0.0.1']) assert.equal(probes(r.sent, h).length, 0, `${h} is not ours`);

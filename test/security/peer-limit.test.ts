@@ -19,8 +19,29 @@ test('idle untrusted peers are due after idleMs, not before', () => {
 
 test('at the cap a newcomer evicts the least recently active; below it nobody', () => {
   const l = new PeerLimit({ idleMs: 60_000, maxUntrusted: 3 });
-  assert.deepEqual(l.makeRoom([{ key: 1, lastActive: 5 }, { key: 2, lastActive: 1 }]), []);
-  assert.deepEqual(l.makeRoom([{ key: 1, lastActive: 5 }, { key: 2, lastActive: 1 }, { key: 3, lastActive: 9 }]), [2]);
+  assert.deepEqual(
+    l.makeRoom([
+      { key: 1, lastActive: 5 },
+      { key: 2, lastActive: 1 },
+    ]),
+    [],
+  );
+  assert.deepEqual(
+    l.makeRoom([
+      { key: 1, lastActive: 5 },
+      { key: 2, lastActive: 1 },
+      { key: 3, lastActive: 9 },
+    ]),
+    [2],
+  );
   // over the cap (it was lowered): enough go, oldest first
-  assert.deepEqual(l.makeRoom([{ key: 1, lastActive: 5 }, { key: 2, lastActive: 1 }, { key: 3, lastActive: 9 }, { key: 4, lastActive: 3 }]), [2, 4]);
+  assert.deepEqual(
+    l.makeRoom([
+      { key: 1, lastActive: 5 },
+      { key: 2, lastActive: 1 },
+      { key: 3, lastActive: 9 },
+      { key: 4, lastActive: 3 },
+    ]),
+    [2, 4],
+  );
 });

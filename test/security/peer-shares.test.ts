@@ -77,7 +77,9 @@ test('a task flood from one peer is bounded: its open tasks (100), memory and di
   }
   const disk = dirBytes(path.join(b.home, 'tasks'));
   const rss1 = rssOf(b.pid);
-  console.log(`# alpha queued ${got} tasks, then ${refusal?.code}; beta's tasks on disk ${(disk / 1024 / 1024).toFixed(1)} MiB, RSS ${(rss0 / 1e6).toFixed(0)} -> ${(rss1 / 1e6).toFixed(0)} MB`);
+  console.log(
+    `# alpha queued ${got} tasks, then ${refusal?.code}; beta's tasks on disk ${(disk / 1024 / 1024).toFixed(1)} MiB, RSS ${(rss0 / 1e6).toFixed(0)} -> ${(rss1 / 1e6).toFixed(0)} MB`,
+  );
   assert.equal(got, 100, 'one peer queues at most its share of open tasks');
   assert.equal(refusal?.code, 'QUOTA_EXCEEDED');
   assert.match(refusal?.message, /open/);
@@ -86,7 +88,6 @@ test('a task flood from one peer is bounded: its open tasks (100), memory and di
   assert.equal(other.code, 0, other.stderr);
 });
 
-
 test('one peer cannot hold every file transfer slot: 2 at a time, then QUOTA_EXCEEDED; another peer still sends', async () => {
   const held: RawStream[] = [];
   let got = 0;
@@ -94,7 +95,13 @@ test('one peer cannot hold every file transfer slot: 2 at a time, then QUOTA_EXC
   // today one peer holds all 8 slots (announce, then never send the body)
   for (let i = 0; i < 8; i++) {
     const body = crypto.randomBytes(1024);
-    const { answer, stream } = await ask(a, b, 1001, { type: 'file', name: `slot${i}.bin`, size: body.length, sha256: crypto.createHash('sha256').update(body).digest('hex') }, false);
+    const { answer, stream } = await ask(
+      a,
+      b,
+      1001,
+      { type: 'file', name: `slot${i}.bin`, size: body.length, sha256: crypto.createHash('sha256').update(body).digest('hex') },
+      false,
+    );
     held.push(stream);
     open.push(stream);
     if (answer.ok !== true) {

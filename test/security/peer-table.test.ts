@@ -22,7 +22,6 @@ function rssMb(pid: number): number {
   return m ? Math.round(Number(m[1]) / 1024) : NaN;
 }
 
-
 async function peers(a: Agent): Promise<string[]> {
   return ((await a.ipc('peers')).peers as { address: string }[]).map((p) => p.address);
 }
@@ -31,12 +30,24 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
   const work = tmpDir('pilot-peertable-');
   // The swarm stands for many attackers: one source here, so the per-source limits on new
   // identities (rendezvous) and on handshakes (daemon) are lifted; they are tested elsewhere.
-  const rdv = await startRendezvous({ args: ['--registration-burst', '1000000', '--registration-rate', '1000000', '--unregistered-rate', '1000000', '--unregistered-per-source', '1000000'] });
+  const rdv = await startRendezvous({
+    args: ['--registration-burst', '1000000', '--registration-rate', '1000000', '--unregistered-rate', '1000000', '--unregistered-per-source', '1000000'],
+  });
   const pub = new Agent('pt-public', work);
   const friend = new Agent('pt-friend', work);
   try {
     fs.mkdirSync(pub.home, { recursive: true, mode: 0o700 });
-    saveConfig(pub.home, DaemonConfigSchema.parse({ registry: rdv.addr, email: 'pt-public@example.com', untrustedIdleMs: IDLE_MS, maxUntrustedPeers: CAP, handshakeSourceRate: 100_000, handshakeLoadRate: 100_000 }));
+    saveConfig(
+      pub.home,
+      DaemonConfigSchema.parse({
+        registry: rdv.addr,
+        email: 'pt-public@example.com',
+        untrustedIdleMs: IDLE_MS,
+        maxUntrustedPeers: CAP,
+        handshakeSourceRate: 100_000,
+        handshakeLoadRate: 100_000,
+      }),
+    );
     await pub.start(['--hostname', 'pt-public', '--public', '--listen', '127.0.0.1:0', '--socket', pub.socket]);
     await friend.start(['--registry', rdv.addr, '--email', 'pt-friend@example.com', '--hostname', 'pt-friend', '--listen', '127.0.0.1:0']);
     // a trusted peer with a session, then idle for the whole test
@@ -50,7 +61,11 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
     const rssBefore = rssMb(pub.pid);
 
     const ep = fs.readFileSync(path.join(pub.home, 'udp-port'), 'utf8').trim();
-    const swarm = await run([process.execPath, path.join(ROOT, 'test/helpers/handshake-swarm.ts'), rdv.addr, pub.address, `127.0.0.1:${ep}`, String(KEYS), '30'], {}, 90_000);
+    const swarm = await run(
+      [process.execPath, path.join(ROOT, 'test/helpers/handshake-swarm.ts'), rdv.addr, pub.address, `127.0.0.1:${ep}`, String(KEYS), '30'],
+      {},
+      90_000,
+    );
     assert.equal(swarm.code, 0, swarm.stderr);
     const s = JSON.parse(swarm.stdout.trim().split('\n').pop()!) as { established: number; ms: number };
     assert.ok(s.established >= KEYS * 0.8, `handshakes completed: ${s.established}/${KEYS}`);
@@ -67,7 +82,15 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
       after = await peers(pub);
     }
     const rssAfter = rssMb(pub.pid);
-    console.log(JSON.stringify({ keys: KEYS, established: s.established, swarmMs: s.ms, peers: { baseline: baseline.length, during: during.length, after: after.length }, rssMb: { before: rssBefore, during: rssDuring, after: rssAfter } }));
+    console.log(
+      JSON.stringify({
+        keys: KEYS,
+        established: s.established,
+        swarmMs: s.ms,
+        peers: { baseline: baseline.length, during: during.length, after: after.length },
+        rssMb: { before: rssBefore, during: rssDuring, after: rssAfter },
+      }),
+    );
     assert.deepEqual(after, baseline, 'back to the trusted peer alone');
     const stats = (await pub.ipc('stats')).daemon;
     assert.ok(stats.untrustedEvicted >= s.established, `evicted: ${stats.untrustedEvicted}`);

@@ -134,7 +134,10 @@ export interface QuotaSetup {
  * `tmpfsMiB`, its PILOT_HOME on a tmpfs of that size), alpha and (with `gamma`) gamma,
  * both trusted by beta.
  */
-export async function startQuotaSetup(prefix: string, opts: { services?: Record<string, unknown>; tmpfsMiB?: number; gamma?: boolean } = {}): Promise<QuotaSetup> {
+export async function startQuotaSetup(
+  prefix: string,
+  opts: { services?: Record<string, unknown>; tmpfsMiB?: number; gamma?: boolean } = {},
+): Promise<QuotaSetup> {
   const work = tmpDir(`pilot-sec-${prefix}-`);
   const rdv = await startRendezvous();
   const agents: Agent[] = [];

@@ -48,7 +48,11 @@ test('durability: every acknowledged registration survives kill -9 of the rendez
       const sock = socks[i % socks.length]!;
       clients.push(new RegistryClient({ identity: ids[i]!, serverKey, timeoutMs: 1000, retries: 3, send: (p) => sock.send(p, rdv.port, '127.0.0.1') }));
     }
-    socks.forEach((s, k) => s.on('message', (m) => clients.forEach((c, i) => i % socks.length === k && c.handlePacket(m))));
+    for (const [k, s] of socks.entries()) {
+      s.on('message', (m) => {
+        for (let i = k; i < clients.length; i += socks.length) clients[i]!.handlePacket(m);
+      });
+    }
 
     // A stream of registrations, 8 at a time per source, until the kill stops answers.
     let next = 0;
@@ -81,7 +85,8 @@ test('durability: every acknowledged registration survives kill -9 of the rendez
       const missing: string[] = [];
       for (const a of acked) {
         const rec = await store.getByKey(a.identity.publicKey);
-        if (!rec || formatAddress(rec.address) !== a.address || rec.hostname !== a.hostname) missing.push(`${a.address} ${a.hostname} -> ${rec ? `${formatAddress(rec.address)} ${rec.hostname}` : 'absent'}`);
+        if (!rec || formatAddress(rec.address) !== a.address || rec.hostname !== a.hostname)
+          missing.push(`${a.address} ${a.hostname} -> ${rec ? `${formatAddress(rec.address)} ${rec.hostname}` : 'absent'}`);
       }
       assert.deepEqual(missing, [], `${missing.length} of ${acked.length} acknowledged registrations were lost`);
     } finally {
@@ -93,7 +98,13 @@ test('durability: every acknowledged registration survives kill -9 of the rendez
     try {
       for (const a of acked.slice(0, 20)) {
         const i = ids.indexOf(a.identity);
-        const c = new RegistryClient({ identity: a.identity, serverKey, timeoutMs: 1000, retries: 4, send: (p) => socks[i % socks.length]!.send(p, again.port, '127.0.0.1') });
+        const c = new RegistryClient({
+          identity: a.identity,
+          serverKey,
+          timeoutMs: 1000,
+          retries: 4,
+          send: (p) => socks[i % socks.length]!.send(p, again.port, '127.0.0.1'),
+        });
         clients[i] = c;
         assert.equal((await c.register({ email: `d${i}@example.com` })).address, a.address);
       }

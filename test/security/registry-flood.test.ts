@@ -102,12 +102,23 @@ test('registry: honest heartbeats and registrations keep working during a 2,000 
 
     const ips = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
     const cpu0 = cpuSeconds(s.proc.pid!);
-    const flooding = flood({ port: s.port, serverKey: serverKey.toString('base64'), ips, rate: 2000, durationMs: 9000, keysPerIp: 64, futureMs: 4000, method: 'heartbeat' });
+    const flooding = flood({
+      port: s.port,
+      serverKey: serverKey.toString('base64'),
+      ips,
+      rate: 2000,
+      durationMs: 9000,
+      keysPerIp: 64,
+      futureMs: 4000,
+      method: 'heartbeat',
+    });
     await sleep(2500); // the replay table is full of flood by now
     const under = await honestLoad(s.port, nodes, 5000);
     const f = await flooding;
     const cpu = cpuSeconds(s.proc.pid!) - cpu0;
-    console.log(`flood: ${f.sent} requests sent in ${f.ms} ms (${Math.round(f.sent / (f.ms / 1000))}/s); the rendezvous used ${cpu.toFixed(2)} CPU s meanwhile (${((cpu / f.sent) * 1e6).toFixed(0)} µs per flood request, honest load included)`);
+    console.log(
+      `flood: ${f.sent} requests sent in ${f.ms} ms (${Math.round(f.sent / (f.ms / 1000))}/s); the rendezvous used ${cpu.toFixed(2)} CPU s meanwhile (${((cpu / f.sent) * 1e6).toFixed(0)} µs per flood request, honest load included)`,
+    );
     console.log(summary('baseline', base));
     console.log(summary('under flood', under));
 

@@ -23,7 +23,6 @@ const PORT = 9000;
 const ALT = 9001;
 const VICTIM_PORT = 7777;
 
-
 async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
   const t0 = process.hrtime.bigint();
   const r = await f();
@@ -32,7 +31,10 @@ async function timed<T>(f: () => Promise<T>): Promise<[T, number]> {
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-test('no unauthenticated UDP request makes the rendezvous send more toward a spoofed source than it received', { skip: support.ok ? false : support.reason, timeout: 60_000 }, async (t) => {
+test('no unauthenticated UDP request makes the rendezvous send more toward a spoofed source than it received', {
+  skip: support.ok ? false : support.reason,
+  timeout: 60_000,
+}, async (t) => {
   const defer = deferrer(t);
   const L = buildRrLab(['atk', 'vic']);
   defer(() => L.cleanup());
@@ -59,19 +61,38 @@ test('no unauthenticated UDP request makes the rendezvous send more toward a spo
   await c.resolve({ publicKey: me.publicKey.toString('base64') });
   const captured = sent.at(-1)!; // a request the server executed: its answer is in the response cache
 
-  const signed = (method: string, params: Record<string, unknown>, cookie?: string) => () => buildRequest(me, serverKey, method, params, Date.now(), cookie).packet;
-  const withStmt = (stmt: object, sig = 'A'.repeat(86) + '==') => () => Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: 'x1', stmt: JSON.stringify(stmt), sig }))]);
+  const signed = (method: string, params: Record<string, unknown>, cookie?: string) => () =>
+    buildRequest(me, serverKey, method, params, Date.now(), cookie).packet;
+  const withStmt =
+    (stmt: object, sig = 'A'.repeat(86) + '==') =>
+    () =>
+      Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: 'x1', stmt: JSON.stringify(stmt), sig }))]);
   const nonce = () => Buffer.from(crypto.getRandomValues(new Uint8Array(18))).toString('base64');
   const kinds: { name: string; port: number; make: () => Buffer }[] = [
     { name: 'hello (padded, as clients send it)', port: PORT, make: () => buildHello().packet },
-    { name: 'hello (unpadded)', port: PORT, make: () => Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: '1', stmt: JSON.stringify({ method: 'hello', nonce: nonce() }) }))]) },
+    {
+      name: 'hello (unpadded)',
+      port: PORT,
+      make: () => Buffer.concat([Buffer.from([0x01]), Buffer.from(JSON.stringify({ id: '1', stmt: JSON.stringify({ method: 'hello', nonce: nonce() }) }))]),
+    },
     { name: 'hello on the alt beacon port', port: ALT, make: () => buildHello().packet },
     { name: 'register, no cookie', port: PORT, make: signed('register', { email: 'x@example.com', public: true }) },
     { name: 'heartbeat, cookie of another address', port: PORT, make: signed('heartbeat', {}, myCookie) },
     { name: 'resolve, no cookie', port: PORT, make: signed('resolve', { address: reg.address }) },
     { name: 'trust_request, no cookie', port: PORT, make: signed('trust_request', { to: reg.address }) },
     { name: 'trust_list, no cookie', port: PORT, make: signed('trust_list', {}) },
-    { name: 'bad signature', port: PORT, make: withStmt({ method: 'heartbeat', params: {}, key: me.publicKey.toString('base64'), server: serverKey.toString('base64'), ts: Date.now(), nonce: nonce() }) },
+    {
+      name: 'bad signature',
+      port: PORT,
+      make: withStmt({
+        method: 'heartbeat',
+        params: {},
+        key: me.publicKey.toString('base64'),
+        server: serverKey.toString('base64'),
+        ts: Date.now(),
+        nonce: nonce(),
+      }),
+    },
     { name: 'malformed statement with a nonce', port: PORT, make: withStmt({ method: 'heartbeat', params: 'x'.repeat(10), nonce: nonce() }) },
     { name: 'replayed executed request (response cache)', port: PORT, make: () => captured },
     { name: 'RelaySend from an unregistered source', port: PORT, make: () => relaySend(reg.address, junkData(1000)) },
@@ -113,5 +134,7 @@ test('no unauthenticated UDP request makes the rendezvous send more toward a spo
   assert.equal(hb.observed, `${L.hosts.atk!.ip}:${moved.port}`, 'the link moved once the new address echoed its cookie');
   const after: number[] = [];
   for (let i = 0; i < 15; i++) after.push((await timed(() => cold.heartbeat()))[1]);
-  t.diagnostic(`honest latency ms: first register without hello ${coldMs.toFixed(2)}, heartbeat median ${median(warm).toFixed(2)}, first heartbeat after rebinding ${movedMs.toFixed(2)}, heartbeat median after ${median(after).toFixed(2)}`);
+  t.diagnostic(
+    `honest latency ms: first register without hello ${coldMs.toFixed(2)}, heartbeat median ${median(warm).toFixed(2)}, first heartbeat after rebinding ${movedMs.toFixed(2)}, heartbeat median after ${median(after).toFixed(2)}`,
+  );
 });

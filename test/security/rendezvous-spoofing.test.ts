@@ -30,7 +30,6 @@ function clientOn(sock: NsSocket, identity = generateIdentity()): RegistryClient
   return c;
 }
 
-
 const isRelayDeliver = (pkt: Buffer) => pkt[0] === 0x21;
 
 test('spoofed register and heartbeat cannot point the relay at a victim', { skip: support.ok ? false : support.reason, timeout: 60_000 }, async (t) => {
@@ -84,14 +83,19 @@ test('spoofed register and heartbeat cannot point the relay at a victim', { skip
     if (i % 20 === 19) await sleep(30);
   }
   await sleep(1000);
-  t.diagnostic(`victim received ${victim.packetsIn} packets / ${victim.bytesIn} bytes (${relayedToVictim} relayed) for ${spoof.packetsOut} spoofed packets / ${spoof.bytesOut} bytes; the sink got ${sinkGot} relayed packets; fresh key registered: ${freshAddr !== undefined}`);
+  t.diagnostic(
+    `victim received ${victim.packetsIn} packets / ${victim.bytesIn} bytes (${relayedToVictim} relayed) for ${spoof.packetsOut} spoofed packets / ${spoof.bytesOut} bytes; the sink got ${sinkGot} relayed packets; fresh key registered: ${freshAddr !== undefined}`,
+  );
   assert.equal(relayedToVictim, 0, 'relayed traffic reached the victim');
   assert.ok(victim.bytesIn <= spoof.bytesOut, `the victim got ${victim.bytesIn} bytes for ${spoof.bytesOut} spoofed`);
   assert.equal(freshAddr, undefined, 'a register from an unproven address must not create a node');
   assert.ok(sinkGot >= 400, `the relay still delivers to the sink's real address (${sinkGot}/500)`);
 });
 
-test("spoofed heartbeats from a public node's endpoint do not steal its relayed traffic", { skip: support.ok ? false : support.reason, timeout: 90_000 }, async (t) => {
+test("spoofed heartbeats from a public node's endpoint do not steal its relayed traffic", {
+  skip: support.ok ? false : support.reason,
+  timeout: 90_000,
+}, async (t) => {
   const defer = deferrer(t);
   const L = buildRrLab(['atk', 'pub', 'png']);
   defer(() => L.cleanup());
@@ -127,6 +131,8 @@ test("spoofed heartbeats from a public node's endpoint do not steal its relayed 
   await sleep(300);
   const during = await Q.ctl(['ping', P.address, '--count', '5', '--interval', '200ms', '--timeout', '3s']);
   clearInterval(flood);
-  t.diagnostic(`relayed pings to the public node: ${baseline.json.data.received}/5 before, ${during.json?.data?.received ?? 0}/5 during ${spoof.packetsOut} spoofed heartbeats (path ${during.json?.data?.path})`);
+  t.diagnostic(
+    `relayed pings to the public node: ${baseline.json.data.received}/5 before, ${during.json?.data?.received ?? 0}/5 during ${spoof.packetsOut} spoofed heartbeats (path ${during.json?.data?.path})`,
+  );
   assert.equal(during.json?.data?.received, 5, `pings during the attack: ${during.stdout} ${during.stderr}`);
 });

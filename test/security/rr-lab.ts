@@ -27,12 +27,24 @@ export function buildRrLab(names: string[]): RrLab {
   const lab = new Lab();
   try {
     const rdv = lab.ns('rdv');
-    lab.sh(rdv, [`ip addr add ${RDV_IP}/32 dev lo`, 'sysctl -qw net.ipv4.ip_forward=1', 'sysctl -qw net.ipv4.conf.all.rp_filter=0', 'sysctl -qw net.ipv4.conf.default.rp_filter=0', 'iptables -A FORWARD -p udp -j DROP'].join('; '));
+    lab.sh(
+      rdv,
+      [
+        `ip addr add ${RDV_IP}/32 dev lo`,
+        'sysctl -qw net.ipv4.ip_forward=1',
+        'sysctl -qw net.ipv4.conf.all.rp_filter=0',
+        'sysctl -qw net.ipv4.conf.default.rp_filter=0',
+        'iptables -A FORWARD -p udp -j DROP',
+      ].join('; '),
+    );
     const hosts: RrLab['hosts'] = {};
     names.forEach((name, i) => {
       const ns = lab.ns(name);
       const n = i + 1;
-      lab.sh(rdv, `ip link add s${n} type veth peer name eth0 netns ${ns}; ip addr add 10.99.${n}.1/24 dev s${n}; ip link set s${n} up; sysctl -qw net.ipv4.conf.s${n}.rp_filter=0`);
+      lab.sh(
+        rdv,
+        `ip link add s${n} type veth peer name eth0 netns ${ns}; ip addr add 10.99.${n}.1/24 dev s${n}; ip link set s${n} up; sysctl -qw net.ipv4.conf.s${n}.rp_filter=0`,
+      );
       lab.sh(ns, `ip addr add 10.99.${n}.2/24 dev eth0; ip link set eth0 up; ip route add default via 10.99.${n}.1`);
       hosts[name] = { ns, ip: `10.99.${n}.2` };
     });

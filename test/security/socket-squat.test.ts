@@ -34,10 +34,11 @@ async function squat(p: string): Promise<{ received: () => string; close: () => 
   fs.chownSync(p, NOBODY, NOBODY);
   return {
     received: () => got,
-    close: () => new Promise<void>((r) => {
-      for (const c of conns) c.destroy();
-      srv.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        for (const c of conns) c.destroy();
+        srv.close(() => r());
+      }),
   };
 }
 
@@ -72,7 +73,10 @@ test('pilotctl and the SDK refuse a socket owned by another user: the squatter r
     const sudo = await ctl(['--socket', p, 'info'], { SUDO_UID: '1234' });
     assert.equal(sudo.json?.code, 'UNSAFE_SOCKET', sudo.stderr);
     const sdk = await connect({ socket: p }).then(
-      (n) => { void n.close(); return assert.fail('the SDK connected to the squatter'); },
+      (n) => {
+        void n.close();
+        return assert.fail('the SDK connected to the squatter');
+      },
       (e: unknown) => asPilotError(e),
     );
     assert.equal(sdk.code, 'UNSAFE_SOCKET');
@@ -100,7 +104,7 @@ test('pilotctl refuses a symlinked socket path', { skip }, async () => {
   }
 });
 
-test('the daemon refuses to start on a path holding another user\'s socket or a symlink, and removes neither', { skip }, async () => {
+test("the daemon refuses to start on a path holding another user's socket or a symlink, and removes neither", { skip }, async () => {
   const home = path.join(work, 'victim');
   const flags = ['--registry', rdv.addr, '--email', 'victim@example.com', '--listen', '127.0.0.1:0'];
   // another user's stale socket (nobody listening): it used to be deleted and taken over
@@ -112,7 +116,7 @@ test('the daemon refuses to start on a path holding another user\'s socket or a 
   if (r.code === 0) await ctl(['--home', home, '--socket', p, 'daemon', 'stop']); // (the hole: do not leave it running)
   assert.notEqual(r.code, 0, `the daemon took over another user's socket: ${r.stdout}`);
   assert.equal(r.json?.code, 'UNSAFE_SOCKET', r.stderr);
-  assert.equal(fs.lstatSync(p).uid, NOBODY, 'the squatter\'s socket was left alone');
+  assert.equal(fs.lstatSync(p).uid, NOBODY, "the squatter's socket was left alone");
   // a symlink at the socket path: refused, its target untouched
   const target = path.join(work, 'precious.txt');
   fs.writeFileSync(target, 'keep me');
@@ -154,7 +158,10 @@ test('by default the socket is private: $XDG_RUNTIME_DIR/pilot/ (0700) for the d
   // a saved config from an old version that names /tmp/pilot.sock moves to the private default
   const home = path.join(work, 'legacy');
   fs.mkdirSync(home, { mode: 0o700 });
-  fs.writeFileSync(path.join(home, 'config.json'), JSON.stringify({ registry: rdv.addr, email: 'old@example.com', listen: '127.0.0.1:0', socket: '/tmp/pilot.sock' }));
+  fs.writeFileSync(
+    path.join(home, 'config.json'),
+    JSON.stringify({ registry: rdv.addr, email: 'old@example.com', listen: '127.0.0.1:0', socket: '/tmp/pilot.sock' }),
+  );
   const env2 = { HOME: fakeHome, XDG_RUNTIME_DIR: xdg, PILOT_HOME: home, PILOT_SOCKET: '' };
   const r2 = await ctl(['daemon', 'start'], env2);
   assert.equal(r2.code, 0, r2.stderr);

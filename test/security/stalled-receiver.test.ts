@@ -75,7 +75,9 @@ test(`send-file to a receiver that stops reading fails with TIMEOUT ~${STALL_MS 
   // the stall starts once the receiver's buffers are full (well under a second on loopback)
   assert.ok(stalledMs < STALL_MS + 12_000, `failed only after ${stalledMs} ms`);
   assert.ok(stalledMs >= STALL_MS, `failed before the stall timeout: ${stalledMs} ms`);
-  console.log(`# stalled-receiver: baseline send-file ${FILE_MB} MiB to a reading receiver ${baselineMs} ms; to a staller: TIMEOUT after ${stalledMs} ms (stallTimeoutMs ${STALL_MS})`);
+  console.log(
+    `# stalled-receiver: baseline send-file ${FILE_MB} MiB to a reading receiver ${baselineMs} ms; to a staller: TIMEOUT after ${stalledMs} ms (stallTimeoutMs ${STALL_MS})`,
+  );
 
   // the sender is not stuck: the next send goes through
   const after = await sender.ctl(['send-message', receiver.address, '--data', 'still here'], 60_000);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 import { startServer, sleep } from '../rendezvous/helpers.ts';
 import { startRendezvous } from '../helpers/cluster.ts';
 
@@ -50,7 +50,10 @@ test('sybil: new identities are limited per source address (default flags), othe
     // The refusal names the cause and the fix.
     const extra = await nodeFrom('127.0.0.21', rdv.port);
     nodes.push(extra);
-    await assert.rejects(extra.client.register({ email: 'x@example.com' }), (e: PilotError) => e.code === 'RATE_LIMITED' && /new identities/.test(e.message) && /wait \d+ s/.test(e.hint ?? ''));
+    await assert.rejects(
+      extra.client.register({ email: 'x@example.com' }),
+      (e: PilotError) => e.code === 'RATE_LIMITED' && /new identities/.test(e.message) && /wait \d+ s/.test(e.hint ?? ''),
+    );
     // A registered key from that address re-registers freely.
     assert.equal(await code(nodes[0]!.client.register({ email: 's0@example.com' })), 'OK');
     // Another address is not affected.
@@ -129,7 +132,10 @@ test('sybil: with --invite-tokens, a new identity needs a valid invitation; know
   const n = await nodeFrom('127.0.0.51', rdv.port);
   const m = await nodeFrom('127.0.0.51', rdv.port);
   try {
-    await assert.rejects(n.client.register({ email: 'n@example.com' }), (e: PilotError) => e.code === 'PERMISSION_DENIED' && /invitation only/.test(e.message) && /--invite/.test(e.hint ?? ''));
+    await assert.rejects(
+      n.client.register({ email: 'n@example.com' }),
+      (e: PilotError) => e.code === 'PERMISSION_DENIED' && /invitation only/.test(e.message) && /--invite/.test(e.hint ?? ''),
+    );
     assert.equal(await code(n.client.register({ email: 'n@example.com', invite: 'open-sesame!' })), 'PERMISSION_DENIED');
     const r = await n.client.register({ email: 'n@example.com', invite: 'second-token' });
     assert.equal((await n.client.register({ email: 'n@example.com' })).address, r.address, 'a registered key needs no invitation again');

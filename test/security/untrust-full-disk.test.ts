@@ -22,7 +22,8 @@ after(async () => {
   await setup?.stop();
 });
 
-const trustFileLists = (peer: string): boolean => JSON.parse(fs.readFileSync(path.join(b.home, 'trust.json'), 'utf8')).trusted.some((t: { peer: string }) => t.peer === peer);
+const trustFileLists = (peer: string): boolean =>
+  JSON.parse(fs.readFileSync(path.join(b.home, 'trust.json'), 'utf8')).trusted.some((t: { peer: string }) => t.peer === peer);
 
 test('untrust on a full disk cuts the peer at once; trust.json follows once there is room', async () => {
   // alpha holds a subscription (an open stream) to beta
@@ -47,12 +48,17 @@ test('untrust on a full disk cuts the peer at once; trust.json follows once ther
   const m = await message(a, b, 'after untrust');
   assert.equal(m.code, 1, 'alpha cannot reach beta any more');
   const t = await b.ctl(['trust']);
-  assert.equal(t.json.data.trusted.some((x: { peer: string }) => x.peer === a.address), false);
+  assert.equal(
+    t.json.data.trusted.some((x: { peer: string }) => x.peer === a.address),
+    false,
+  );
   // the revocation was written in place (same blocks) or is retried: either way the file is valid JSON, and it says so once room is back
   fs.rmSync(filler);
   for (let i = 0; i < 100 && trustFileLists(a.address); i++) await new Promise((r) => setTimeout(r, 100));
   assert.equal(trustFileLists(a.address), false, 'trust.json no longer lists alpha');
-  console.log(`# trust.json ${/trust.json not written/.test(fs.readFileSync(path.join(b.home, 'pilot.log'), 'utf8')) ? 'was written by the retry once room came back' : 'was rewritten in place on the full disk'}`);
+  console.log(
+    `# trust.json ${/trust.json not written/.test(fs.readFileSync(path.join(b.home, 'pilot.log'), 'utf8')) ? 'was written by the retry once room came back' : 'was rewritten in place on the full disk'}`,
+  );
   // the daemon kept running through it
   assert.equal((await b.ctl(['info'])).code, 0);
 });

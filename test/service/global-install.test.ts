@@ -30,7 +30,11 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const tgz = packTarball(work, clean);
     const packMs = Date.now() - t0;
     rdv = await startRendezvous();
-    const inst = spawnSync('sh', [path.join(ROOT, 'install.sh'), tgz, '--prefix', prefix, '--registry', rdv.addr, '--email', 'gi@example.com', '--hostname', 'global-install'], { cwd: work, env: { ...process.env, ...clean, PILOT_HOME: pilotHome, PILOT_SOCKET: socket }, encoding: 'utf8', timeout: 180_000 });
+    const inst = spawnSync(
+      'sh',
+      [path.join(ROOT, 'install.sh'), tgz, '--prefix', prefix, '--registry', rdv.addr, '--email', 'gi@example.com', '--hostname', 'global-install'],
+      { cwd: work, env: { ...process.env, ...clean, PILOT_HOME: pilotHome, PILOT_SOCKET: socket }, encoding: 'utf8', timeout: 180_000 },
+    );
     assert.equal(inst.status, 0, `install.sh failed:\n${inst.stdout}\n${inst.stderr}`);
     assert.match(inst.stdout, /^installing .*\.tgz$/m);
     assert.match(inst.stdout, /Wrote .*config\.json/);
@@ -38,7 +42,9 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     assert.match(inst.stdout, /systemd is not running on this machine/);
     assert.match(inst.stdout, /Next steps:/);
     const installMs = Date.now() - t0;
-    process.stdout.write(`# npm pack (with the prepack build): ${(packMs / 1000).toFixed(1)} s; + install.sh (npm i -g, clean HOME, shared npm cache): ${(installMs / 1000).toFixed(1)} s\n`);
+    process.stdout.write(
+      `# npm pack (with the prepack build): ${(packMs / 1000).toFixed(1)} s; + install.sh (npm i -g, clean HOME, shared npm cache): ${(installMs / 1000).toFixed(1)} s\n`,
+    );
 
     const pilotctl = path.join(prefix, 'bin', 'pilotctl');
     const rendezvousBin = path.join(prefix, 'bin', 'pilot-rendezvous');
@@ -58,10 +64,13 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     assert.equal(rhelp.code, 0, rhelp.stderr);
     assert.match(rhelp.stdout, /Usage: pilot-rendezvous/);
 
-
     // 1. The installed pilotctl starts a detached daemon that registers.
     const start = await run([pilotctl, '--json', 'daemon', 'start'], env, 60_000);
-    assert.equal(start.code, 0, `daemon start: ${start.stderr}\n${fs.existsSync(path.join(pilotHome, 'pilot.log')) ? fs.readFileSync(path.join(pilotHome, 'pilot.log'), 'utf8').slice(-2000) : ''}`);
+    assert.equal(
+      start.code,
+      0,
+      `daemon start: ${start.stderr}\n${fs.existsSync(path.join(pilotHome, 'pilot.log')) ? fs.readFileSync(path.join(pilotHome, 'pilot.log'), 'utf8').slice(-2000) : ''}`,
+    );
     const address = start.json.data.address as string;
     assert.match(address, /^0:[0-9A-F]{4}\.[0-9A-F]{4}\.[0-9A-F]{4}$/);
     const info = await run([pilotctl, '--json', 'info'], env);
@@ -80,7 +89,14 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const pkgDir = fs.realpathSync(path.join(prefix, 'lib', 'node_modules', 'pilot-overlay'));
     const execStart = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(' ');
     assert.equal(execStart[0], path.join(pkgDir, 'node_modules', 'node', 'bin', 'node'));
-    assert.deepEqual(execStart.slice(1), ['--disable-warning=ExperimentalWarning', '--import', `file://${path.join(pkgDir, 'bin', 'strip-types.js')}`, path.join(pkgDir, 'src', 'daemon', 'main.ts'), '--home', pilotHome]);
+    assert.deepEqual(execStart.slice(1), [
+      '--disable-warning=ExperimentalWarning',
+      '--import',
+      `file://${path.join(pkgDir, 'bin', 'strip-types.js')}`,
+      path.join(pkgDir, 'src', 'daemon', 'main.ts'),
+      '--home',
+      pilotHome,
+    ]);
     assert.match(unitText, new RegExp(`^Environment=PILOT_HOME=${pilotHome}$`, 'm'));
 
     // 3. Run ExecStart in the foreground as systemd would (no systemd here).

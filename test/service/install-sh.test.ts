@@ -30,7 +30,8 @@ test('install.sh --help, bad options, missing node/npm', () => {
   // A PATH with sh but no node: a clear refusal before anything is installed.
   const bin = tmpDir('pilot-nonode-');
   try {
-    for (const tool of ['dirname', 'sh']) fs.symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, tool));
+    for (const tool of ['dirname', 'sh'])
+      fs.symlinkSync(spawnSync('sh', ['-c', `command -v ${tool}`], { encoding: 'utf8' }).stdout.trim(), path.join(bin, tool));
     const r = spawnSync(path.join(bin, 'sh'), [SCRIPT], { env: { PATH: bin }, encoding: 'utf8' });
     assert.equal(r.status, 1);
     assert.match(r.stderr, /node is not installed/);

@@ -14,10 +14,16 @@ const NODE = process.execPath;
 const noSystemd = detectInitSystem() === 'none';
 
 function ctl(home: string, args: string[]) {
-  return run([NODE, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], { HOME: home, PILOT_HOME: path.join(home, '.pilot'), PILOT_SOCKET: path.join(home, 'none.sock') });
+  return run([NODE, path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], {
+    HOME: home,
+    PILOT_HOME: path.join(home, '.pilot'),
+    PILOT_SOCKET: path.join(home, 'none.sock'),
+  });
 }
 
-test('service install/status/uninstall: user unit in a clean HOME', { skip: noSystemd ? false : 'systemd is running here: this test would touch the real user manager' }, async () => {
+test('service install/status/uninstall: user unit in a clean HOME', {
+  skip: noSystemd ? false : 'systemd is running here: this test would touch the real user manager',
+}, async () => {
   const home = tmpDir('pilot-svc-');
   try {
     const unit = path.join(home, '.config/systemd/user/pilot-daemon.service');
@@ -91,4 +97,3 @@ test('system unit: written to the unit directory with User=, removed again', () 
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
-

@@ -13,13 +13,23 @@ test('daemon argv: absolute node, kept node flags, main.ts, --home', () => {
   assert.equal(path.isAbsolute(DAEMON_MAIN), true);
   assert.match(DAEMON_MAIN, /src\/daemon\/main\.ts$/);
   assert.deepEqual(serviceNodeArgs(['--test', '--inspect=9229', ...HOOK, '--experimental-foo']), [...HOOK, '--experimental-foo']);
-  assert.deepEqual(daemonArgv('/home/a/.pilot', '/opt/node/bin/node', ['--test', ...HOOK]), ['/opt/node/bin/node', ...HOOK, DAEMON_MAIN, '--home', '/home/a/.pilot']);
+  assert.deepEqual(daemonArgv('/home/a/.pilot', '/opt/node/bin/node', ['--test', ...HOOK]), [
+    '/opt/node/bin/node',
+    ...HOOK,
+    DAEMON_MAIN,
+    '--home',
+    '/home/a/.pilot',
+  ]);
   // A relative home would break under a service manager (cwd is /).
   assert.equal(daemonArgv('rel/home', '/n', [])[3], path.resolve('rel/home'));
 });
 
 test('systemd user unit: exact content', () => {
-  const unit = renderSystemdUnit({ argv: ['/opt/node/bin/node', '/opt/pilot/src/daemon/main.ts', '--home', '/home/a/.pilot'], home: '/home/a/.pilot', scope: 'user' });
+  const unit = renderSystemdUnit({
+    argv: ['/opt/node/bin/node', '/opt/pilot/src/daemon/main.ts', '--home', '/home/a/.pilot'],
+    home: '/home/a/.pilot',
+    scope: 'user',
+  });
   assert.equal(
     unit,
     [

@@ -22,7 +22,10 @@ after(async () => {
 /** pilotctl --json with `input` on its stdin. */
 function ctlStdin(agent: Agent, args: string[], input: Buffer): Promise<CtlResult> {
   return new Promise((resolve) => {
-    const proc = spawn(process.execPath, [path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], { env: { ...process.env, PILOT_HOME: agent.home, PILOT_SOCKET: agent.socket }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, [path.join(ROOT, 'src/cli/pilotctl.ts'), '--json', ...args], {
+      env: { ...process.env, PILOT_HOME: agent.home, PILOT_SOCKET: agent.socket },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     proc.stdout!.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -90,8 +93,19 @@ test('publish --data-file: from a file and from stdin; more than 64 KiB on stdin
   assert.equal(pub.code, 0, pub.stderr);
   const r = await sub;
   assert.equal(r.code, 0, r.stderr);
-  const got = r.stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((x) => x.event).map((x) => x.data);
-  assert.deepEqual(got.map((e: { topic: string; data: string }) => [e.topic, e.data]), [['df.file', '{"t":21.5}'], ['df.stdin', 'piped event']]);
+  const got = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((x) => x.event)
+    .map((x) => x.data);
+  assert.deepEqual(
+    got.map((e: { topic: string; data: string }) => [e.topic, e.data]),
+    [
+      ['df.file', '{"t":21.5}'],
+      ['df.stdin', 'piped event'],
+    ],
+  );
   const tooBig = await ctlStdin(p.a, ['publish', p.b.address, 'df.big', '--data-file', '-'], Buffer.alloc(64 * 1024 + 1, 'x'));
   assert.equal(tooBig.code, 1);
   assert.equal(tooBig.json.code, 'FRAME_TOO_LARGE');

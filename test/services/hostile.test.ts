@@ -38,7 +38,11 @@ const frameOfText = (text: string): Buffer => Buffer.concat([u32(Buffer.byteLeng
  * order (a function chunk gets the frames read so far and may write more).
  * Returns every answer frame until b closes (or resets) the stream.
  */
-async function raw(port: number, chunks: Array<Buffer | ((frames: any[]) => Buffer | undefined)>, opts: { end?: boolean; waitMs?: number } = {}): Promise<any[]> {
+async function raw(
+  port: number,
+  chunks: Array<Buffer | ((frames: any[]) => Buffer | undefined)>,
+  opts: { end?: boolean; waitMs?: number } = {},
+): Promise<any[]> {
   const { socket } = await openPipe('dial', { target: p.b.address, port }, p.a.socket);
   socket.on('error', () => {});
   const reader = new ByteReader(socket);
@@ -156,7 +160,13 @@ test('an untrusted node that thinks it is trusted is refused on every service po
   p.agents.push(pub);
   const home = path.join(p.work, 'hostile-intruder');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({ registry: p.rdv.addr, email: 'intruder@example.com', hostname: 'hostile-intruder', listen: '127.0.0.1:0', socket: path.join(home, 'pilot.sock') });
+  const config = DaemonConfigSchema.parse({
+    registry: p.rdv.addr,
+    email: 'intruder@example.com',
+    hostname: 'hostile-intruder',
+    listen: '127.0.0.1:0',
+    socket: path.join(home, 'pilot.sock'),
+  });
   const intruder = await Daemon.start({ home, config, logger: silentLogger() });
   try {
     // Let its start-up heartbeat (sent as soon as its NAT class is known) sync trust from the

@@ -28,7 +28,10 @@ test('text, json and binary messages land in the inbox with sender and type', as
   assert.equal(inbox.code, 0, inbox.stderr);
   const msgs = inbox.json.data.messages;
   assert.equal(msgs.length, 3);
-  assert.deepEqual(msgs.map((m: { type: string }) => m.type), ['text', 'json', 'binary']);
+  assert.deepEqual(
+    msgs.map((m: { type: string }) => m.type),
+    ['text', 'json', 'binary'],
+  );
   for (const m of msgs) assert.equal(m.from, p.a.address);
   assert.equal(msgs[0].data, 'hello beta');
   assert.deepEqual(msgs[1].json, { k: [1, 2] });
@@ -71,7 +74,7 @@ test('the inbox survives a daemon restart, and --clear empties it for good', asy
   assert.equal((await p.b.ctl(['inbox'])).json.data.messages.length, 0);
 });
 
-test('a message larger than the receiver\'s limit is refused by the receiver with FRAME_TOO_LARGE', async () => {
+test("a message larger than the receiver's limit is refused by the receiver with FRAME_TOO_LARGE", async () => {
   const r = await p.a.ctl(['send-message', p.b.address, '--data', 'x'.repeat(70_000)]);
   assert.equal(r.code, 1);
   assert.equal(r.json.code, 'FRAME_TOO_LARGE', r.stderr);

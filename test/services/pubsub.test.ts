@@ -35,7 +35,13 @@ async function waitSubscribers(agent: Agent, n: number): Promise<void> {
 }
 
 /** NDJSON event lines of a --json subscribe run. */
-const events = (stdout: string): any[] => stdout.trim().split('\n').map((l) => JSON.parse(l)).filter((m) => m.event === true).map((m) => m.data);
+const events = (stdout: string): any[] =>
+  stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l))
+    .filter((m) => m.event === true)
+    .map((m) => m.data);
 
 test('topic wildcards and --count: each subscriber gets exactly its topics, then exits', async () => {
   const alpha = p.a.name; // the broker, by hostname
@@ -57,9 +63,18 @@ test('topic wildcards and --count: each subscriber gets exactly its topics, then
 
   const [rAll, rStar, rMid, rExact] = await Promise.all([all, star, mid, exact]);
   for (const r of [rAll, rStar, rMid, rExact]) assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(events(rAll.stdout).map((e) => e.topic), ['other.x', 'sensors.kitchen', 'sensors.kitchen.temp', 'sensors']);
-  assert.deepEqual(events(rStar.stdout).map((e) => `${e.topic}=${e.data}`), ['sensors.kitchen=k', 'sensors.kitchen.temp=21.5']);
-  assert.deepEqual(events(rMid.stdout).map((e) => e.data), ['21.5']);
+  assert.deepEqual(
+    events(rAll.stdout).map((e) => e.topic),
+    ['other.x', 'sensors.kitchen', 'sensors.kitchen.temp', 'sensors'],
+  );
+  assert.deepEqual(
+    events(rStar.stdout).map((e) => `${e.topic}=${e.data}`),
+    ['sensors.kitchen=k', 'sensors.kitchen.temp=21.5'],
+  );
+  assert.deepEqual(
+    events(rMid.stdout).map((e) => e.data),
+    ['21.5'],
+  );
   const ex = events(rExact.stdout);
   assert.equal(ex.length, 1);
   assert.equal(ex[0].from, p.b.address); // the publisher
@@ -75,9 +90,15 @@ test('unbounded subscribe streams NDJSON until its timeout', async () => {
   for (let i = 0; i < 5; i++) assert.equal((await p.a.ctl(['publish', p.a.address, `logs.l${i}`, '--data', `line ${i}`])).code, 0);
   const r = await sub;
   assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = r.stdout
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 6); // five events, then the summary
-  assert.deepEqual(lines.slice(0, 5).map((l) => l.data.data), ['line 0', 'line 1', 'line 2', 'line 3', 'line 4']);
+  assert.deepEqual(
+    lines.slice(0, 5).map((l) => l.data.data),
+    ['line 0', 'line 1', 'line 2', 'line 3', 'line 4'],
+  );
   assert.ok(lines.slice(0, 5).every((l) => l.status === 'ok' && l.event === true));
   assert.deepEqual(lines[5], { status: 'ok', data: { target: p.a.address, topic: 'logs.*', received: 5 } });
 });

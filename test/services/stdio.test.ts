@@ -71,7 +71,11 @@ function live(agent: Agent, args: string[], json = true): Live {
   };
 }
 
-const events = (lines: string[]): any[] => lines.map((l) => JSON.parse(l)).filter((x) => x.event).map((x) => x.data);
+const events = (lines: string[]): any[] =>
+  lines
+    .map((l) => JSON.parse(l))
+    .filter((x) => x.event)
+    .map((x) => x.data);
 
 async function stdioStatus(agent: Agent): Promise<any> {
   const c = new IpcClient(agent.socket);
@@ -97,12 +101,18 @@ test('connect --message: lines land in the peer queue; recv --count takes them (
   const r = await p.b.ctl(['recv', '1000', '--count', '2', '--timeout', '5s']);
   assert.equal(r.code, 0, r.stderr);
   const got = events(r.stdout.trim().split('\n'));
-  assert.deepEqual(got.map((m) => m.data), ['hello', 'world']);
+  assert.deepEqual(
+    got.map((m) => m.data),
+    ['hello', 'world'],
+  );
   assert.ok(got.every((m) => m.from === p.a.address && m.via === 'stream' && m.encoding === 'utf8' && m.truncated === false));
   assert.equal(r.json.data.received, 2);
   // the third is still queued; recv took the first two off the queue
   const r2 = await p.b.ctl(['recv', '1000', '--count', '1', '--timeout', '5s']);
-  assert.deepEqual(events(r2.stdout.trim().split('\n')).map((m) => m.data), ['third line']);
+  assert.deepEqual(
+    events(r2.stdout.trim().split('\n')).map((m) => m.data),
+    ['third line'],
+  );
   const empty = await p.b.ctl(['recv', '1000', '--count', '1', '--timeout', '300ms']);
   assert.equal(empty.code, 1);
   assert.equal(empty.json.code, 'TIMEOUT');
@@ -124,7 +134,10 @@ test('recv 1000 without --count streams NDJSON as lines arrive, until the timeou
     // the first line is printed before the second is even sent: streamed, not collected
     assert.equal((await p.a.ctl(['connect', p.b.address, '--message', 'second'])).code, 0);
     await rx.waitFor((l) => events(l).length === 2);
-    assert.deepEqual(events(rx.lines).map((m) => m.data), ['first', 'second']);
+    assert.deepEqual(
+      events(rx.lines).map((m) => m.data),
+      ['first', 'second'],
+    );
   } finally {
     rx.proc.kill('SIGINT');
     await rx.exited;
@@ -146,7 +159,10 @@ test('interactive connect: two agents chat line by line through stdin/stdout', a
     await cb.waitFor((l) => events(l).some((m) => m.data === 'hi from alpha'));
     cb.proc.stdin!.write('hi from beta\nand again\n');
     await ca.waitFor((l) => events(l).filter((m) => m.from === p.b.address).length === 2);
-    assert.deepEqual(events(ca.lines).map((m) => m.data), ['hi from beta', 'and again']);
+    assert.deepEqual(
+      events(ca.lines).map((m) => m.data),
+      ['hi from beta', 'and again'],
+    );
     ca.proc.stdin!.end('bye\n');
     assert.equal(await ca.exited, 0, ca.stderr());
     const done = JSON.parse(ca.lines[ca.lines.length - 1]!);
@@ -262,7 +278,10 @@ test('a flood beyond the queue bound drops the oldest lines and counts them', as
   const r = await p.b.ctl(['recv', '1000', '--count', String(QUEUE), '--timeout', '5s']);
   const got = events(r.stdout.trim().split('\n')).map((m) => m.data);
   // the newest survived
-  assert.deepEqual(got, Array.from({ length: QUEUE }, (_, i) => `line ${n - QUEUE + i}`));
+  assert.deepEqual(
+    got,
+    Array.from({ length: QUEUE }, (_, i) => `line ${n - QUEUE + i}`),
+  );
   assert.equal((await p.a.ctl(['ping', p.b.address, '--count', '1'])).code, 0);
 });
 
@@ -285,7 +304,13 @@ test('untrusted peers are refused on port 1000 (stream and datagram), even with 
   p.agents.push(pub);
   const home = path.join(p.work, 'stdio-intruder');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({ registry: p.rdv.addr, email: 'stdio-intruder@example.com', hostname: 'stdio-intruder', listen: '127.0.0.1:0', socket: path.join(home, 'pilot.sock') });
+  const config = DaemonConfigSchema.parse({
+    registry: p.rdv.addr,
+    email: 'stdio-intruder@example.com',
+    hostname: 'stdio-intruder',
+    listen: '127.0.0.1:0',
+    socket: path.join(home, 'pilot.sock'),
+  });
   const intruder = await Daemon.start({ home, config, logger: silentLogger() });
   try {
     // the start-up trust sync would erase the forgery below: let it happen first

@@ -74,10 +74,16 @@ test('submit, accept, execute, send-results: both sides follow, across restarts 
   await p.a.start([]);
   const done = await waitStatus(p.a, id, 'completed');
   assert.equal(done.results, 'all quiet: 0 errors');
-  assert.deepEqual(done.history.map((h: { status: string }) => h.status), ['submitted', 'accepted', 'executing', 'completed']);
+  assert.deepEqual(
+    done.history.map((h: { status: string }) => h.status),
+    ['submitted', 'accepted', 'executing', 'completed'],
+  );
   const mine = await task(p.b, id, 'received');
   assert.equal(mine.notifyPending, false);
-  assert.deepEqual(mine.history.map((h: { status: string }) => h.status), ['submitted', 'accepted', 'executing', 'completed']);
+  assert.deepEqual(
+    mine.history.map((h: { status: string }) => h.status),
+    ['submitted', 'accepted', 'executing', 'completed'],
+  );
 });
 
 test('the lifecycle refuses moves out of order, with a hint', async () => {

@@ -56,7 +56,12 @@ test('events queued while the receiver is down are delivered once after a daemon
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks);
-      hits.push({ delivery: String(req.headers['x-pilot-delivery']), event: String(req.headers['x-pilot-event']), body: JSON.parse(raw.toString()), valid: verifySignature(secret, raw, req.headers['x-pilot-signature'] as string | undefined) });
+      hits.push({
+        delivery: String(req.headers['x-pilot-delivery']),
+        event: String(req.headers['x-pilot-event']),
+        body: JSON.parse(raw.toString()),
+        valid: verifySignature(secret, raw, req.headers['x-pilot-signature'] as string | undefined),
+      });
       res.writeHead(200).end();
     });
   });
@@ -66,11 +71,20 @@ test('events queued while the receiver is down are delivered once after a daemon
   while (hits.filter((h) => h.event === 'message_received').length < 3 && Date.now() < end) await sleep(100);
   await sleep(1500); // time for a duplicate to show up, if there were one
   const msgs = hits.filter((h) => h.event === 'message_received');
-  assert.deepEqual(msgs.map((h) => h.body.data.type), ['text', 'text', 'text']);
-  assert.ok(hits.every((h) => h.valid), 'signed with the secret');
+  assert.deepEqual(
+    msgs.map((h) => h.body.data.type),
+    ['text', 'text', 'text'],
+  );
+  assert.ok(
+    hits.every((h) => h.valid),
+    'signed with the secret',
+  );
   assert.equal(new Set(hits.map((h) => h.delivery)).size, hits.length, 'each delivery once');
   const inbox = (await p.a.ctl(['inbox'])).json.data.messages.map((m: { id: string }) => m.id);
-  assert.deepEqual(msgs.map((h) => h.body.data.id), inbox.slice(0, 3));
+  assert.deepEqual(
+    msgs.map((h) => h.body.data.id),
+    inbox.slice(0, 3),
+  );
   // delivered: the file is gone
   for (let i = 0; i < 20 && fs.existsSync(file); i++) await sleep(100);
   assert.equal(fs.existsSync(file), false);

@@ -84,7 +84,13 @@ test('symmetric x symmetric: the webhook gets a signed relay_activated for the p
   assert.equal(body.node, alpha.address);
   assert.equal(body.data.peer, beta.address);
   assert.match(body.data.path, /^relay/);
-  assert.ok(hits.every((x) => verifySignature(secret, x.raw, x.signature)), 'every event signed');
+  assert.ok(
+    hits.every((x) => verifySignature(secret, x.raw, x.signature)),
+    'every event signed',
+  );
   // never direct between two symmetric NATs
-  assert.equal(hits.some((x) => x.event === 'path_upgraded'), false);
+  assert.equal(
+    hits.some((x) => x.event === 'path_upgraded'),
+    false,
+  );
 });

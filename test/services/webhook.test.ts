@@ -116,7 +116,10 @@ test('a receiver answering 500 gets the same delivery again, with backoff, until
   script = [500, 500];
   assert.equal((await p.b.ctl(['send-message', p.a.address, '--data', 'retry me'])).code, 0);
   await waitFor(() => hits.some((h) => h.status === 200));
-  assert.deepEqual(hits.map((h) => h.status), [500, 500, 200]);
+  assert.deepEqual(
+    hits.map((h) => h.status),
+    [500, 500, 200],
+  );
   assert.equal(new Set(hits.map((h) => h.delivery)).size, 1, 'one delivery id on every attempt');
   assert.ok(hits.every((h) => h.valid));
   const st = await status();
@@ -178,7 +181,10 @@ test('trust and peer events; the webhook survives a restart; clear-webhook stops
   hits.length = 0;
   assert.equal((await p.b.ctl(['send-message', p.a.address, '--data', 'after restart'])).code, 0);
   await waitFor(() => hits.some((h) => h.event === 'message_received'));
-  assert.ok(hits.every((h) => h.valid), 'the same secret after a restart');
+  assert.ok(
+    hits.every((h) => h.valid),
+    'the same secret after a restart',
+  );
 
   assert.equal((await p.a.ctl(['clear-webhook'])).code, 0);
   hits.length = 0;

@@ -86,7 +86,20 @@ test('every frame type round-trips through the parser', () => {
   const f = p.frames.slice(0, p.count);
   assert.deepEqual(
     f.map((x) => x.kind),
-    [Kind.Stream, Kind.ResetStream, Kind.StopSending, Kind.MaxData, Kind.MaxStreamData, Kind.DataBlocked, Kind.StreamDataBlocked, Kind.Ping, Kind.ImmediateAck, Kind.Datagram, Kind.ConnectionClose, Kind.Stream],
+    [
+      Kind.Stream,
+      Kind.ResetStream,
+      Kind.StopSending,
+      Kind.MaxData,
+      Kind.MaxStreamData,
+      Kind.DataBlocked,
+      Kind.StreamDataBlocked,
+      Kind.Ping,
+      Kind.ImmediateAck,
+      Kind.Datagram,
+      Kind.ConnectionClose,
+      Kind.Stream,
+    ],
   );
   assert.equal(f[0]!.id, 5);
   assert.equal(f[0]!.open, true);
@@ -149,7 +162,7 @@ test('RangeSet agrees with a plain set under random operations', () => {
     const b = a + 1 + Math.floor(rand() * 20);
     if (rand() < 0.7) {
       let fresh = 0;
-      for (let x = a; x < b; x++) if (!ref.has(x)) (ref.add(x), fresh++);
+      for (let x = a; x < b; x++) if (!ref.has(x)) ref.add(x), fresh++;
       assert.equal(s.add(a, b), fresh);
     } else {
       for (let x = a; x < b; x++) ref.delete(x);

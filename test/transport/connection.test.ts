@@ -12,11 +12,7 @@ const MiB = 1024 * 1024;
 async function transfer(p: Pair, size: number, seed = 1, timeoutMs = 30_000): Promise<void> {
   const s = p.a.openStream(80, 5000);
   const incoming = nextStream(p.b);
-  const [sent, got] = await withTimeout(
-    Promise.all([writeRandom(s, size, 64 * 1024, seed), incoming.then(readAll)]),
-    timeoutMs,
-    `transfer of ${size} bytes`,
-  );
+  const [sent, got] = await withTimeout(Promise.all([writeRandom(s, size, 64 * 1024, seed), incoming.then(readAll)]), timeoutMs, `transfer of ${size} bytes`);
   assert.equal(got.length, size);
   assert.equal(got.hash, sent);
 }
@@ -112,10 +108,7 @@ test('a stream whose reader never reads does not stall another one', async () =>
   for (;;) {
     while (stuck.write(chunk)) accepted += chunk.length;
     accepted += chunk.length;
-    const drained = await Promise.race([
-      new Promise((r) => stuck.once('drain', () => r(true))),
-      new Promise((r) => setTimeout(() => r(false), 100)),
-    ]);
+    const drained = await Promise.race([new Promise((r) => stuck.once('drain', () => r(true))), new Promise((r) => setTimeout(() => r(false), 100))]);
     if (!drained) break;
     assert.ok(accepted < 8 * MiB, 'backpressure never came');
   }
@@ -483,7 +476,10 @@ test('streams are refused when nobody listens for them', async () => {
 test('headroom/tailroom: the session layer may use the reserved bytes around each packet (in-place encryption)', async () => {
   const p = makePair({}, { headroom: 13, tailroom: 16 });
   // wrap both sides' sendPacket: scribble over the room, as an in-place seal would
-  for (const [c, pipe] of [[p.a, p.ab], [p.b, p.ba]] as const) {
+  for (const [c, pipe] of [
+    [p.a, p.ab],
+    [p.b, p.ba],
+  ] as const) {
     (c as unknown as { sendFn: (x: Buffer) => void }).sendFn = (x: Buffer) => {
       assert.ok(x.byteOffset >= 13 && x.byteOffset + x.length + 16 <= x.buffer.byteLength);
       const wide = Buffer.from(x.buffer, x.byteOffset - 13, x.length + 29);

@@ -147,12 +147,19 @@ export async function writeRandom(s: Stream, total: number, chunk = 64 * 1024, s
     for (let i = n - (n % 4); i < n; i++) buf[i] = (rand() * 256) | 0;
     h.update(buf);
     sent += n;
-    if (!s.write(buf)) await new Promise<void>((r, j) => {
-      const onDrain = (): void => { s.off('error', onErr); r(); };
-      const onErr = (e: Error): void => { s.off('drain', onDrain); j(e); };
-      s.once('drain', onDrain);
-      s.once('error', onErr);
-    });
+    if (!s.write(buf))
+      await new Promise<void>((r, j) => {
+        const onDrain = (): void => {
+          s.off('error', onErr);
+          r();
+        };
+        const onErr = (e: Error): void => {
+          s.off('drain', onDrain);
+          j(e);
+        };
+        s.once('drain', onDrain);
+        s.once('error', onErr);
+      });
   }
   s.end();
   return h.digest('hex');

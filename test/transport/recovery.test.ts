@@ -84,7 +84,10 @@ test('loss detection: packet threshold (3) and time threshold (9/8 RTT)', () => 
   send(0, 10); // pn 0..9 at t=0
   // ack 4..9 at t=50: 0 and 1 are >= 3 below the largest acked... all of 0..3 are (9 - pn >= 3)
   rec.onAck([9, 4], 0, 1, 0, 50);
-  assert.deepEqual(acked.sort((a, b) => a - b), [4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(
+    acked.sort((a, b) => a - b),
+    [4, 5, 6, 7, 8, 9],
+  );
   assert.deepEqual(lost, [0, 1, 2, 3]);
   assert.equal(rec.packetsLost, 4);
   assert.equal(rec.rtt.smoothed, 50);

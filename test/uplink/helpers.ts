@@ -14,7 +14,11 @@ export interface UplinkPeer {
   close(): void;
 }
 
-export async function uplinkPeer(port: number, mode: TcpUplinkOptions['mode'], extra: Partial<TcpUplinkOptions> & { identity?: Identity } = {}): Promise<UplinkPeer> {
+export async function uplinkPeer(
+  port: number,
+  mode: TcpUplinkOptions['mode'],
+  extra: Partial<TcpUplinkOptions> & { identity?: Identity } = {},
+): Promise<UplinkPeer> {
   const { identity: given, ...uopts } = extra;
   const uplink = new TcpUplink({ host: '127.0.0.1', port, mode, connectTimeoutMs: 2000, backoff: { minMs: 50, maxMs: 500 }, ...uopts });
   const identity = given ?? generateIdentity();

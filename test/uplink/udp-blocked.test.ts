@@ -10,7 +10,10 @@ import { Lab, netnsSupport } from '../helpers/netns.ts';
 
 const support = netnsSupport();
 
-test('UDP dropped by the client network: registers and relays over TCP and WebSocket', { skip: support.ok ? false : support.reason, timeout: 90_000 }, async () => {
+test('UDP dropped by the client network: registers and relays over TCP and WebSocket', {
+  skip: support.ok ? false : support.reason,
+  timeout: 90_000,
+}, async () => {
   const lab = new Lab();
   try {
     const srv = lab.ns('srv');
@@ -40,7 +43,9 @@ test('UDP dropped by the client network: registers and relays over TCP and WebSo
       const rules = lab.exec(cli, ['iptables', '-L', 'OUTPUT', '-v', '-x', '-n']);
       const dropped = Number(/^\s*(\d+)\s+\d+\s+DROP/m.exec(rules)?.[1] ?? 0);
       assert.ok(dropped >= 3, `the kernel dropped ${dropped} UDP packets (the hello and its retries)`);
-      console.log(`# UDP blocked (${dropped} packets dropped); registered over tcp as ${out.tcpAddress}, over websocket as ${out.wsAddress}; relayed both ways`);
+      console.log(
+        `# UDP blocked (${dropped} packets dropped); registered over tcp as ${out.tcpAddress}, over websocket as ${out.wsAddress}; relayed both ways`,
+      );
     } finally {
       await rdv.kill();
     }

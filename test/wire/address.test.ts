@@ -1,6 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressKey, formatAddress, makeAddress, parseAddress, parseNodeId, parseSocketAddress, formatSocketAddress, readAddress, writeAddress } from '../../src/wire/address.ts';
+import {
+  addressKey,
+  formatAddress,
+  makeAddress,
+  parseAddress,
+  parseNodeId,
+  parseSocketAddress,
+  formatSocketAddress,
+  readAddress,
+  writeAddress,
+} from '../../src/wire/address.ts';
 import { PilotError } from '../../src/util/errors.ts';
 
 test('formats the seed examples', () => {
@@ -11,7 +21,13 @@ test('formats the seed examples', () => {
 });
 
 test('parse/format round trips, case-insensitive', () => {
-  for (const [n, id] of [[0, 0], [0, 1], [7, 0x10000], [300, 0xabcdef01], [65535, 0xffffffff]] as const) {
+  for (const [n, id] of [
+    [0, 0],
+    [0, 1],
+    [7, 0x10000],
+    [300, 0xabcdef01],
+    [65535, 0xffffffff],
+  ] as const) {
     const a = makeAddress(n, id);
     assert.deepEqual(parseAddress(formatAddress(a)), a);
     assert.deepEqual(parseAddress(formatAddress(a).toLowerCase()), a);
@@ -19,8 +35,24 @@ test('parse/format round trips, case-insensitive', () => {
 });
 
 test('rejects malformed addresses with BAD_ADDRESS', () => {
-  for (const bad of ['', '0:0000.0000', '0:0000.0000.002G', '0:00000.0000.002A', '0.0000.0000.002A', '70000:1117.0000.0000', '1:0000.0000.0001', 'x:0000.0000.0001', '0:0000.0000.002A.0000', ' : ', 'a'.repeat(100)]) {
-    assert.throws(() => parseAddress(bad), (e: unknown) => e instanceof PilotError && e.code === 'BAD_ADDRESS', bad);
+  for (const bad of [
+    '',
+    '0:0000.0000',
+    '0:0000.0000.002G',
+    '0:00000.0000.002A',
+    '0.0000.0000.002A',
+    '70000:1117.0000.0000',
+    '1:0000.0000.0001',
+    'x:0000.0000.0001',
+    '0:0000.0000.002A.0000',
+    ' : ',
+    'a'.repeat(100),
+  ]) {
+    assert.throws(
+      () => parseAddress(bad),
+      (e: unknown) => e instanceof PilotError && e.code === 'BAD_ADDRESS',
+      bad,
+    );
   }
   assert.throws(() => parseAddress(42 as unknown as string), PilotError);
   assert.throws(() => makeAddress(-1, 0), PilotError);

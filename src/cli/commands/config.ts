@@ -3,7 +3,6 @@
 // (src/daemon/config.ts) plus the checks the daemon would otherwise fail on
 // late. Every key is documented in docs/CONFIG.md.
 import type { Command } from 'commander';
-import type { IpcClient } from '../../ipc/client.ts';
 import { configPath, DaemonConfigSchema, loadConfig, pilotHome, saveConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
@@ -11,14 +10,8 @@ import { parseHostPort } from '../../util/hostport.ts';
 import { parseMetricsAddress } from '../../metrics/metrics-http.ts';
 import { DEFAULT_REGISTRY } from '../daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from '../node-options.ts';
-import { ok, type OutputOptions } from '../output.ts';
-
-interface Globals {
-  home?: string;
-  socket?: string;
-}
-type Action = (g: Globals, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+import { ok } from '../output.ts';
+import type { RunWrapper } from '../action.ts';
 
 export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.shape) as Array<keyof DaemonConfig>;
 const DOC = 'see docs/CONFIG.md';
@@ -28,7 +21,11 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   const parsed = DaemonConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
-    throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((x) => `${x.path.join('.') || 'config'}: ${x.message}`).join('; '), `bad value for ${String(i.path[0] ?? 'config')}; ${DOC}`);
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      parsed.error.issues.map((x) => `${x.path.join('.') || 'config'}: ${x.message}`).join('; '),
+      `bad value for ${String(i.path[0] ?? 'config')}; ${DOC}`,
+    );
   }
   const c = parsed.data;
   const hp = (key: string, v: string | undefined): void => {
@@ -64,7 +61,8 @@ export function applySets(current: DaemonConfig, sets: string[]): DaemonConfig {
     if (eq <= 0) throw new PilotError('BAD_ARGUMENT', `expected key=value, got ${JSON.stringify(s)}`, 'e.g. pilotctl config --set hostname=agent-alpha');
     const key = s.slice(0, eq);
     const value = s.slice(eq + 1);
-    if (!(CONFIG_KEYS as string[]).includes(key)) throw new PilotError('BAD_ARGUMENT', `unknown config key ${JSON.stringify(key)}`, `keys: ${CONFIG_KEYS.join(', ')}; ${DOC}`);
+    if (!(CONFIG_KEYS as string[]).includes(key))
+      throw new PilotError('BAD_ARGUMENT', `unknown config key ${JSON.stringify(key)}`, `keys: ${CONFIG_KEYS.join(', ')}; ${DOC}`);
     if (value === '') delete next[key];
     else next[key] = parseValue(key as keyof DaemonConfig, value);
   }
@@ -74,10 +72,7 @@ export function applySets(current: DaemonConfig, sets: string[]): DaemonConfig {
 type InitFlags = NodeFlags & { force?: boolean };
 
 export function registerConfigCommands(program: Command, run: RunWrapper): void {
-  addNodeOptions(
-    program.command('init').description('write the daemon config ($PILOT_HOME/config.json) without starting anything'),
-    DEFAULT_REGISTRY,
-  )
+  addNodeOptions(program.command('init').description('write the daemon config ($PILOT_HOME/config.json) without starting anything'), DEFAULT_REGISTRY)
     .option('--force', 'replace an existing config')
     .action(
       run(async (g, out, _c, f: InitFlags) => {
@@ -90,7 +85,12 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           existing = undefined; // unreadable: --force may replace it
           if (!f.force) throw new PilotError('BAD_ARGUMENT', `${file} exists but is invalid`, 'replace it: pilotctl init --force …');
         }
-        if (existing && !f.force) throw new PilotError('BAD_ARGUMENT', `${file} already exists`, 'change keys with: pilotctl config --set key=value (or replace it: pilotctl init --force …)');
+        if (existing && !f.force)
+          throw new PilotError(
+            'BAD_ARGUMENT',
+            `${file} already exists`,
+            'change keys with: pilotctl config --set key=value (or replace it: pilotctl init --force …)',
+          );
         if (!f.email) throw new PilotError('BAD_ARGUMENT', 'init needs --email', 'pilotctl init --email you@example.com [--registry HOST:PORT]');
         const socket = g.socket ?? process.env.PILOT_SOCKET;
         const cfg = validateConfig({
@@ -106,7 +106,11 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);
-        ok(out, { path: file, config: cfg }, () => `Wrote ${file}\nStart the daemon: pilotctl daemon start   (or run it as a service: pilotctl service install)`);
+        ok(
+          out,
+          { path: file, config: cfg },
+          () => `Wrote ${file}\nStart the daemon: pilotctl daemon start   (or run it as a service: pilotctl service install)`,
+        );
       }),
     );
   program
@@ -120,12 +124,18 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
         const cfg = loadConfig(home);
         if (!cfg) throw new PilotError('NOT_FOUND', `no config at ${file}`, 'create one: pilotctl init --email you@example.com [--registry HOST:PORT]');
         if (f.set.length === 0) {
-          ok(out, { path: file, config: cfg }, () => [`# ${file}`, ...CONFIG_KEYS.filter((k) => cfg[k] !== undefined).map((k) => `${k} = ${String(cfg[k])}`)].join('\n'));
+          ok(out, { path: file, config: cfg }, () =>
+            [`# ${file}`, ...CONFIG_KEYS.filter((k) => cfg[k] !== undefined).map((k) => `${k} = ${String(cfg[k])}`)].join('\n'),
+          );
           return;
         }
         const next = applySets(cfg, f.set);
         saveConfig(home, next);
-        ok(out, { path: file, config: next, changed: f.set.map((s) => s.slice(0, s.indexOf('='))) }, () => `Saved ${file}\nA running daemon keeps its old settings until: pilotctl daemon stop && pilotctl daemon start`);
+        ok(
+          out,
+          { path: file, config: next, changed: f.set.map((s) => s.slice(0, s.indexOf('='))) },
+          () => `Saved ${file}\nA running daemon keeps its old settings until: pilotctl daemon stop && pilotctl daemon start`,
+        );
       }),
     );
 }

@@ -18,10 +18,8 @@ import type { MappingInfo } from '../../gateway/gateway.ts';
 import type { ExposeInfo } from '../../gateway/expose.ts';
 import type { PortMap } from '../../gateway/port-spec.ts';
 import type { Privileges } from '../../gateway/privileges.ts';
-import { ok, type OutputOptions } from '../output.ts';
-
-type Action = (g: unknown, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-export type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+import { ok } from '../output.ts';
+import type { RunWrapper } from '../action.ts';
 
 type Mapping = MappingInfo & { trusted: boolean };
 interface ListResult {
@@ -46,7 +44,10 @@ function table(ms: Mapping[]): string {
   if (ms.length === 0) return 'no gateway mappings';
   return [
     'IP               PORTS        TARGET               TRUSTED  CONNS  ACTIVE  REFUSED  STATE',
-    ...ms.map((m) => `${m.ip.padEnd(16)} ${portsText(m.ports).padEnd(12)} ${m.target.padEnd(20)} ${(m.trusted ? 'yes' : 'no').padEnd(8)} ${String(m.connections).padEnd(6)} ${String(m.active).padEnd(7)} ${String(m.refused).padEnd(8)} ${m.listening ? 'listening' : `down: ${m.error ?? '-'}`}`),
+    ...ms.map(
+      (m) =>
+        `${m.ip.padEnd(16)} ${portsText(m.ports).padEnd(12)} ${m.target.padEnd(20)} ${(m.trusted ? 'yes' : 'no').padEnd(8)} ${String(m.connections).padEnd(6)} ${String(m.active).padEnd(7)} ${String(m.refused).padEnd(8)} ${m.listening ? 'listening' : `down: ${m.error ?? '-'}`}`,
+    ),
   ].join('\n');
 }
 
@@ -55,7 +56,12 @@ function table(ms: Mapping[]): string {
  * for it, then run the daemon call; a route added here is taken back if the
  * call fails. The daemon is told the subnet, so it uses exactly that one.
  */
-async function asRootFor<T>(client: IpcClient, subnet: string | undefined, ip: string | undefined, call: (subnet: string | undefined) => Promise<T>): Promise<T> {
+async function asRootFor<T>(
+  client: IpcClient,
+  subnet: string | undefined,
+  ip: string | undefined,
+  call: (subnet: string | undefined) => Promise<T>,
+): Promise<T> {
   if (!isRoot()) return call(subnet);
   const st = await client.call<ListResult>('gateway_list');
   if (st.privileges.netAdmin) return call(subnet); // the daemon adds its own aliases
@@ -89,9 +95,17 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .option('--port-offset <n>', 'listen on virtual port + N (no root needed for ports < 1024: 8000 maps 80 to 8080)')
     .action(
       run(async (_g, out, client, targets: string[], o: { subnet?: string; ports?: string; portOffset?: string }) => {
-        const r = await asRootFor(client(), o.subnet, undefined, (subnet) => client().call<ListResult>('gateway_start', { targets, ...portParams(o), ...(subnet !== undefined ? { subnet } : {}) }));
+        const r = await asRootFor(client(), o.subnet, undefined, (subnet) =>
+          client().call<ListResult>('gateway_start', { targets, ...portParams(o), ...(subnet !== undefined ? { subnet } : {}) }),
+        );
         ok(out, r, () =>
-          [...r.mappings.map((m) => `mapped ${m.target} -> ${m.ip} (ports ${portsText(m.ports)})${m.trusted ? '' : '  [not trusted yet: pilotctl handshake ' + m.target + ']'}`), ...(r.mappings[0] ? [`try: curl ${url(r.mappings[0])}`] : [])].join('\n'),
+          [
+            ...r.mappings.map(
+              (m) =>
+                `mapped ${m.target} -> ${m.ip} (ports ${portsText(m.ports)})${m.trusted ? '' : '  [not trusted yet: pilotctl handshake ' + m.target + ']'}`,
+            ),
+            ...(r.mappings[0] ? [`try: curl ${url(r.mappings[0])}`] : []),
+          ].join('\n'),
         );
       }),
     );
@@ -101,7 +115,9 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .option('--port-offset <n>', 'listen on virtual port + N')
     .action(
       run(async (_g, out, client, target: string, ip: string | undefined, o: { ports?: string; portOffset?: string }) => {
-        const m = await asRootFor(client(), undefined, ip, () => client().call<Mapping>('gateway_map', { target, ...(ip !== undefined ? { ip } : {}), ...portParams(o) }));
+        const m = await asRootFor(client(), undefined, ip, () =>
+          client().call<Mapping>('gateway_map', { target, ...(ip !== undefined ? { ip } : {}), ...portParams(o) }),
+        );
         ok(out, m, () => `mapped ${m.target} -> ${m.ip} (ports ${portsText(m.ports)})`);
       }),
     );
@@ -127,7 +143,12 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
       run(async (_g, out, client) => {
         const r = await client().call<{ stopped: MappingInfo[] }>('gateway_stop');
         const routes = isRoot() ? await removeLocalRoutes() : [];
-        ok(out, { ...r, routesRemoved: routes }, () => `gateway stopped (${r.stopped.length} mapping${r.stopped.length === 1 ? '' : 's'} removed${routes.length ? `, local routes removed: ${routes.join(', ')}` : ''})`);
+        ok(
+          out,
+          { ...r, routesRemoved: routes },
+          () =>
+            `gateway stopped (${r.stopped.length} mapping${r.stopped.length === 1 ? '' : 's'} removed${routes.length ? `, local routes removed: ${routes.join(', ')}` : ''})`,
+        );
       }),
     );
 
@@ -158,7 +179,13 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
         ok(out, r, () =>
           r.exposes.length === 0
             ? 'nothing exposed'
-            : ['VPORT  TARGET                 CONNS  ACTIVE  REFUSED  STATE', ...r.exposes.map((e) => `${String(e.port).padEnd(6)} ${e.target.padEnd(22)} ${String(e.connections).padEnd(6)} ${String(e.active).padEnd(7)} ${String(e.refused).padEnd(8)} ${e.listening ? 'listening' : `down: ${e.error ?? '-'}`}`)].join('\n'),
+            : [
+                'VPORT  TARGET                 CONNS  ACTIVE  REFUSED  STATE',
+                ...r.exposes.map(
+                  (e) =>
+                    `${String(e.port).padEnd(6)} ${e.target.padEnd(22)} ${String(e.connections).padEnd(6)} ${String(e.active).padEnd(7)} ${String(e.refused).padEnd(8)} ${e.listening ? 'listening' : `down: ${e.error ?? '-'}`}`,
+                ),
+              ].join('\n'),
         );
       }),
     );

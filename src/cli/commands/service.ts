@@ -2,17 +2,11 @@
 // or system unit) or launchd, so it survives logouts and reboots.
 import type { Command } from 'commander';
 import path from 'node:path';
-import type { IpcClient } from '../../ipc/client.ts';
 import { loadConfig, pilotHome } from '../../daemon/config.ts';
 import { installService, serviceStatus, uninstallService, type Kind, type ServiceOptions } from '../../service/service-manager.ts';
 import { PilotError } from '../../util/errors.ts';
-import { ok, type OutputOptions } from '../output.ts';
-
-interface Globals {
-  home?: string;
-}
-type Action = (g: Globals, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+import { ok } from '../output.ts';
+import type { Globals, RunWrapper } from '../action.ts';
 
 interface Flags {
   system?: boolean;
@@ -22,7 +16,8 @@ interface Flags {
 }
 
 function options(g: Globals, f: Flags): ServiceOptions {
-  if (f.launchd && f.systemd) throw new PilotError('BAD_ARGUMENT', '--launchd and --systemd exclude each other', 'pick one (default: launchd on macOS, systemd elsewhere)');
+  if (f.launchd && f.systemd)
+    throw new PilotError('BAD_ARGUMENT', '--launchd and --systemd exclude each other', 'pick one (default: launchd on macOS, systemd elsewhere)');
   const kind: Kind | undefined = f.launchd ? 'launchd' : f.systemd ? 'systemd' : undefined;
   return { home: path.resolve(pilotHome(g.home)), scope: f.system ? 'system' : 'user', ...(kind ? { kind } : {}), ...(f.runAs ? { runAs: f.runAs } : {}) };
 }
@@ -48,7 +43,9 @@ export function registerDaemonServiceCommands(program: Command, run: RunWrapper)
       }
       const r = installService(o, hasConfig);
       ok(out, { ...r, home: o.home, hasConfig }, () =>
-        [`Wrote ${r.path}`, r.message, ...(hasConfig ? [] : [`No config in ${o.home} yet: pilotctl init --registry HOST:PORT --email you@example.com`])].join('\n'),
+        [`Wrote ${r.path}`, r.message, ...(hasConfig ? [] : [`No config in ${o.home} yet: pilotctl init --registry HOST:PORT --email you@example.com`])].join(
+          '\n',
+        ),
       );
     }),
   );

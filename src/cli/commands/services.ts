@@ -3,14 +3,11 @@
 // set-webhook, clear-webhook, webhook.
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { IpcClient } from '../../ipc/client.ts';
 import { PilotError } from '../../util/errors.ts';
 import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
 import { readDataFile, utf8Text } from '../data-file.ts';
 import { MAX_EVENT_DATA } from '../../services/pubsub.ts';
-
-type Action = (g: unknown, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-export type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+import type { RunWrapper } from '../action.ts';
 
 const MiB = 1024 * 1024;
 /** The largest message a receiver can be configured to take (services.json maxMessageBytes). */
@@ -84,7 +81,9 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
           return;
         }
         const r = await client().call<{ messages: Array<Record<string, unknown>> }>('inbox');
-        ok(out, r, () => (r.messages.length === 0 ? 'inbox empty' : r.messages.map((m) => `${time(m.receivedAt)}  ${m.from}  ${m.type}: ${m.data}`).join('\n')));
+        ok(out, r, () =>
+          r.messages.length === 0 ? 'inbox empty' : r.messages.map((m) => `${time(m.receivedAt)}  ${m.from}  ${m.type}: ${m.data}`).join('\n'),
+        );
       }),
     );
 
@@ -101,7 +100,12 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
           process.stdout.write(`\r${progressBar(p.sent, p.size)}`);
         });
         if (tty) process.stdout.write('\n');
-        ok(out, r, () => `sent ${r.bytes} bytes to ${r.peer} as ${r.name}${Number(r.resumedFrom) > 0 ? ` (resumed at byte ${r.resumedFrom})` : ''}, sha256 verified, ${r.mbPerSec} MB/s`);
+        ok(
+          out,
+          r,
+          () =>
+            `sent ${r.bytes} bytes to ${r.peer} as ${r.name}${Number(r.resumedFrom) > 0 ? ` (resumed at byte ${r.resumedFrom})` : ''}, sha256 verified, ${r.mbPerSec} MB/s`,
+        );
       }),
     );
   program
@@ -116,7 +120,11 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
           return;
         }
         const r = await client().call<{ dir: string; files: Array<Record<string, unknown>> }>('received');
-        ok(out, r, () => (r.files.length === 0 ? `no files in ${r.dir}` : r.files.map((f) => `${time(f.receivedAt)}  ${String(f.from ?? '-').padEnd(18)}  ${String(f.size).padStart(12)}  ${f.name}`).join('\n')));
+        ok(out, r, () =>
+          r.files.length === 0
+            ? `no files in ${r.dir}`
+            : r.files.map((f) => `${time(f.receivedAt)}  ${String(f.from ?? '-').padEnd(18)}  ${String(f.size).padStart(12)}  ${f.name}`).join('\n'),
+        );
       }),
     );
 
@@ -171,7 +179,11 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, o: { type?: string }) => {
         const r = await client().call<{ tasks: TaskView[] }>('task_list', { ...(o.type ? { type: o.type } : {}) });
-        ok(out, r, () => (r.tasks.length === 0 ? 'no tasks' : ['ID        ROLE       STATUS     PEER                UPDATED              TASK', ...r.tasks.map(taskLine)].join('\n')));
+        ok(out, r, () =>
+          r.tasks.length === 0
+            ? 'no tasks'
+            : ['ID        ROLE       STATUS     PEER                UPDATED              TASK', ...r.tasks.map(taskLine)].join('\n'),
+        );
       }),
     );
   task
@@ -235,7 +247,12 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client) => {
         const r = await client().call<Record<string, unknown>>('webhook_status');
-        ok(out, r, () => `url: ${r.url ?? '-'}\nqueued ${r.queued}, delivered ${r.delivered}, failed ${r.failed}, dropped ${r.dropped}, retries ${r.retries}${r.lastError ? `\nlast error: ${r.lastError}` : ''}`);
+        ok(
+          out,
+          r,
+          () =>
+            `url: ${r.url ?? '-'}\nqueued ${r.queued}, delivered ${r.delivered}, failed ${r.failed}, dropped ${r.dropped}, retries ${r.retries}${r.lastError ? `\nlast error: ${r.lastError}` : ''}`,
+        );
       }),
     );
 }

@@ -10,7 +10,7 @@ import { parsePort } from '../../wire/address.ts';
 import { PilotError } from '../../util/errors.ts';
 import { parseStdioAnswer as stdioAnswer } from '../../services/stdio.ts';
 import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
-import type { RunWrapper } from './services.ts';
+import type { RunWrapper } from '../action.ts';
 
 const STDIO_PORT = 1000;
 
@@ -50,16 +50,27 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
       run(async (_g, out, client, target: string, portText: string | undefined, o: { message?: string; timeout: string }) => {
         const port = parsePort(portText ?? STDIO_PORT);
         if (o.message === undefined) return interactive(out, client(), target, port);
-        const r = await client().call<{ reply: string; sent: number }>('connect', { target, port, message: o.message, timeoutMs: parseDuration(o.timeout, 5000) });
+        const r = await client().call<{ reply: string; sent: number }>('connect', {
+          target,
+          port,
+          message: o.message,
+          timeoutMs: parseDuration(o.timeout, 5000),
+        });
         if (port !== STDIO_PORT) return ok(out, r, () => String(r.reply));
         const a = stdioAnswer(r.reply);
-        ok(out, { ...r, ...a }, () => `sent ${a.lines} line(s) to ${target} (port ${STDIO_PORT})${a.truncated ? `, ${a.truncated} cut at the peer's line limit` : ''}`);
+        ok(
+          out,
+          { ...r, ...a },
+          () => `sent ${a.lines} line(s) to ${target} (port ${STDIO_PORT})${a.truncated ? `, ${a.truncated} cut at the peer's line limit` : ''}`,
+        );
       }),
     );
 
   program
     .command('recv <port>')
-    .description('port 1000: take text lines from the stdio queue (default: stream until --timeout or Ctrl-C); other ports: receive datagrams (default --count 1)')
+    .description(
+      'port 1000: take text lines from the stdio queue (default: stream until --timeout or Ctrl-C); other ports: receive datagrams (default --count 1)',
+    )
     .option('--count <n>', 'stop after N lines / datagrams (0 = until the timeout)')
     .option('--timeout <d>', 'stop after this long (default: wait forever)')
     .option('--from <target>', 'port 1000: only lines from this peer')
@@ -75,12 +86,17 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
             line(out, m, `${m.from}  ${messageText(m)}`);
           });
           if (out.json) ok(out, r, () => undefined);
-          if (count > 0 && r.received < count) throw new PilotError('TIMEOUT', `${r.received} of ${count} lines before the timeout`, 'is the sender trusted and sending to port 1000?');
+          if (count > 0 && r.received < count)
+            throw new PilotError('TIMEOUT', `${r.received} of ${count} lines before the timeout`, 'is the sender trusted and sending to port 1000?');
           return;
         }
         if (o.from) throw new PilotError('BAD_ARGUMENT', '--from works on port 1000 only');
         const count = parseCount(o.count, 1);
-        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs }, (e, d) => e === 'datagram' && printDatagram(out, d as Datagram));
+        const r = await client().call<{ received: number }>(
+          'recv',
+          { port, count, timeoutMs },
+          (e, d) => e === 'datagram' && printDatagram(out, d as Datagram),
+        );
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
         if (r.received === 0) throw new PilotError('TIMEOUT', `no datagram on port ${port}`, 'is the sender trusted and using the right port?');
       }),
@@ -95,9 +111,14 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
       run(async (_g, out, client, portText: string, o: { count?: string; timeout?: string }) => {
         const port = parsePort(portText);
         const count = parseCount(o.count, 0);
-        const r = await client().call<{ received: number }>('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (e, d) => e === 'datagram' && printDatagram(out, d as Datagram));
+        const r = await client().call<{ received: number }>(
+          'recv',
+          { port, count, timeoutMs: parseDuration(o.timeout, 0) },
+          (e, d) => e === 'datagram' && printDatagram(out, d as Datagram),
+        );
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
-        if (count > 0 && r.received < count) throw new PilotError('TIMEOUT', `${r.received} of ${count} datagrams before the timeout`, 'is the sender trusted and using the right port?');
+        if (count > 0 && r.received < count)
+          throw new PilotError('TIMEOUT', `${r.received} of ${count} datagrams before the timeout`, 'is the sender trusted and using the right port?');
       }),
     );
 }

@@ -4,13 +4,10 @@ import type { Command } from 'commander';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { IpcClient } from '../../ipc/client.ts';
 import { VERSION } from '../../daemon/version.ts';
 import { PilotError } from '../../util/errors.ts';
-import { ok, type OutputOptions } from '../output.ts';
-
-type Action = (g: unknown, out: OutputOptions, client: () => IpcClient, ...args: any[]) => Promise<void>;
-type RunWrapper = (action: Action) => (...args: any[]) => Promise<void>;
+import { ok } from '../output.ts';
+import type { RunWrapper } from '../action.ts';
 
 export const DEFAULT_NPM_REGISTRY = 'https://registry.npmjs.org';
 const PACKAGE_JSON = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'package.json');
@@ -52,12 +49,17 @@ export async function checkForUpdate(registry: string, name = packageName(), cur
     res = await fetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(timeoutMs) });
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new PilotError('UNREACHABLE', `cannot reach the npm registry ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`, 'are you offline? check the network or --registry-url / $PILOT_NPM_REGISTRY');
+    throw new PilotError(
+      'UNREACHABLE',
+      `cannot reach the npm registry ${base}: ${cause?.code ?? cause?.message ?? (err as Error).message}`,
+      'are you offline? check the network or --registry-url / $PILOT_NPM_REGISTRY',
+    );
   }
   if (res.status === 404) throw new PilotError('NOT_FOUND', `${name} is not published on ${base}`, 'install from a checkout or tarball: sh install.sh <path>');
   if (!res.ok) throw new PilotError('UNREACHABLE', `the npm registry answered HTTP ${res.status} for ${url}`, 'try again later');
   const body = (await res.json().catch(() => undefined)) as { version?: unknown } | undefined;
-  if (typeof body?.version !== 'string') throw new PilotError('BAD_REQUEST', `no version in the registry answer from ${url}`, 'is --registry-url an npm registry?');
+  if (typeof body?.version !== 'string')
+    throw new PilotError('BAD_REQUEST', `no version in the registry answer from ${url}`, 'is --registry-url an npm registry?');
   const updateAvailable = compareVersions(body.version, current) > 0;
   return { package: name, current, latest: body.version, updateAvailable, command: `npm i -g ${name}@${body.version}`, registry: base };
 }

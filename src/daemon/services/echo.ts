@@ -3,7 +3,10 @@ import type { PortTable } from '../ports.ts';
 
 export const ECHO_PORT = 7;
 
-export function startEcho(ports: PortTable, sendDatagram: (to: import('../../wire/address.ts').Address, srcPort: number, dstPort: number, data: Buffer) => void): () => void {
+export function startEcho(
+  ports: PortTable,
+  sendDatagram: (to: import('../../wire/address.ts').Address, srcPort: number, dstPort: number, data: Buffer) => void,
+): () => void {
   const offStream = ports.listen(ECHO_PORT, (stream) => {
     stream.on('error', () => {});
     stream.pipe(stream);

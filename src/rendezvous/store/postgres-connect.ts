@@ -23,13 +23,21 @@ export function isPostgresUrl(text: string): boolean {
 /** Checks the URL, connects once (so a wrong URL fails now, not at the first request) and returns the pool. */
 export async function connectPg(url: string, opts: { max?: number; connectTimeoutMs?: number } = {}): Promise<pg.Pool> {
   if (!isPostgresUrl(url)) {
-    throw new PilotError('BAD_ARGUMENT', `unsupported --store URL ${redactUrl(url).slice(0, 80)}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `unsupported --store URL ${redactUrl(url).slice(0, 80)}`,
+      'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)',
+    );
   }
   let pool: pg.Pool;
   try {
     pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 30_000 });
   } catch (err) {
-    throw new PilotError('BAD_ARGUMENT', `bad --store URL: ${(err as Error).message}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)');
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `bad --store URL: ${(err as Error).message}`,
+      'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)',
+    );
   }
   // An idle connection dropped by the server is replaced on the next query; without a
   // listener the pool's 'error' event would kill the process.
@@ -48,7 +56,8 @@ export function describePgError(err: unknown, url: string): PilotError {
   const e = err as { code?: string; message?: string };
   const where = redactUrl(url);
   const msg = e?.message ?? String(err);
-  if (err instanceof TypeError || err instanceof URIError) return new PilotError('BAD_ARGUMENT', `bad --store URL ${where}: ${msg}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE');
+  if (err instanceof TypeError || err instanceof URIError)
+    return new PilotError('BAD_ARGUMENT', `bad --store URL ${where}: ${msg}`, 'use postgres://USER:PASSWORD@HOST:PORT/DATABASE');
   switch (e?.code) {
     case 'ECONNREFUSED':
     case 'ENOENT':
@@ -57,21 +66,43 @@ export function describePgError(err: unknown, url: string): PilotError {
     case 'ENETUNREACH':
     case 'ENOTFOUND':
     case 'EAI_AGAIN':
-      return new PilotError('UNREACHABLE', `cannot reach PostgreSQL at ${where}: ${msg}`, 'is the database server running and reachable? check the host, port (or socket dir) in --store');
+      return new PilotError(
+        'UNREACHABLE',
+        `cannot reach PostgreSQL at ${where}: ${msg}`,
+        'is the database server running and reachable? check the host, port (or socket dir) in --store',
+      );
     case '28P01':
     case '28000':
-      return new PilotError('PERMISSION_DENIED', `PostgreSQL refused the login at ${where}: ${msg}`, 'check the user and password in --store, and pg_hba.conf on the server');
+      return new PilotError(
+        'PERMISSION_DENIED',
+        `PostgreSQL refused the login at ${where}: ${msg}`,
+        'check the user and password in --store, and pg_hba.conf on the server',
+      );
     case '3D000':
       return new PilotError('BAD_ARGUMENT', `database does not exist at ${where}`, 'create it first (createdb NAME) or fix the database name in --store');
     case '57P03':
       return new PilotError('UNREACHABLE', `PostgreSQL at ${where} is starting up or shutting down`, 'retry in a moment');
   }
-  if (/timeout/i.test(msg)) return new PilotError('UNREACHABLE', `PostgreSQL at ${where} did not answer: ${msg}`, 'is the database server running and reachable? check --store');
+  if (/timeout/i.test(msg))
+    return new PilotError('UNREACHABLE', `PostgreSQL at ${where} did not answer: ${msg}`, 'is the database server running and reachable? check --store');
   return new PilotError('INTERNAL', `PostgreSQL error at ${where}: ${msg}`, 'see the PostgreSQL server log');
 }
 
 /** Driver errors that mean "the database is not there right now" (down, restarting, connection cut). */
-const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOENT', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+const UNAVAILABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P02',
+  '57P03',
+  '08000',
+  '08001',
+  '08003',
+  '08006',
+]);
 
 /** A coded error for a query that failed because the database is unavailable; undefined otherwise. */
 export function pgUnavailable(err: unknown): PilotError | undefined {

@@ -3,7 +3,7 @@
 // store; what changes is concurrency: other processes write at the same time,
 // so every read-modify-write is one transaction that cannot race (node ids come
 // from an UPDATE … RETURNING on a counter row, uniqueness from constraints).
-import pg from 'pg';
+import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
@@ -290,7 +290,10 @@ export class PostgresStore implements RegistryStore {
   }
 
   async deregister(publicKey: Buffer): Promise<void> {
-    const r = await this.pool.query("UPDATE registry_nodes SET active = false, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = $1 AND active", [publicKey]);
+    const r = await this.pool.query(
+      "UPDATE registry_nodes SET active = false, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = $1 AND active",
+      [publicKey],
+    );
     if (r.rowCount === 0) throw notRegistered();
   }
 
@@ -308,7 +311,15 @@ export class PostgresStore implements RegistryStore {
   }
 
   private pairRow(r: PairRow): TrustPair {
-    return { a: fromKey(r.a), b: fromKey(r.b), stmtA: r.stmt_a, sigA: Buffer.from(r.sig_a), stmtB: r.stmt_b, sigB: Buffer.from(r.sig_b), created: num(r.created) };
+    return {
+      a: fromKey(r.a),
+      b: fromKey(r.b),
+      stmtA: r.stmt_a,
+      sigA: Buffer.from(r.sig_a),
+      stmtB: r.stmt_b,
+      sigB: Buffer.from(r.sig_b),
+      created: num(r.created),
+    };
   }
 
   async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
@@ -338,22 +349,29 @@ export class PostgresStore implements RegistryStore {
   }
 
   async getTrustRequest(from: Address, to: Address): Promise<TrustRequest | undefined> {
-    const r = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])).rows[0];
+    const r = (
+      await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])
+    ).rows[0];
     return r ? this.requestRow(r) : undefined;
   }
 
   async listTrustRequestsTo(to: Address): Promise<TrustRequest[]> {
-    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE to_addr = $1 ORDER BY created, from_addr', [addressKey(to)])).rows;
+    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE to_addr = $1 ORDER BY created, from_addr', [addressKey(to)]))
+      .rows;
     return rows.map((r) => this.requestRow(r));
   }
 
   async listTrustRequestsFrom(from: Address): Promise<TrustRequest[]> {
-    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 ORDER BY created, to_addr', [addressKey(from)])).rows;
+    const rows = (await this.pool.query<RequestRow>('SELECT * FROM registry_trust_requests WHERE from_addr = $1 ORDER BY created, to_addr', [addressKey(from)]))
+      .rows;
     return rows.map((r) => this.requestRow(r));
   }
 
   async deleteTrustRequest(from: Address, to: Address): Promise<boolean> {
-    return ((await this.pool.query('DELETE FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])).rowCount ?? 0) > 0;
+    return (
+      ((await this.pool.query('DELETE FROM registry_trust_requests WHERE from_addr = $1 AND to_addr = $2', [addressKey(from), addressKey(to)])).rowCount ?? 0) >
+      0
+    );
   }
 
   /**

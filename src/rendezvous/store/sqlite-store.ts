@@ -178,7 +178,10 @@ export class SqliteStore implements RegistryStore {
     const r = this.q('SELECT next_node FROM counters WHERE network = ?').get(this.network) as { next_node: number } | undefined;
     const id = r?.next_node ?? 1;
     if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
-    this.q('INSERT INTO counters (network, next_node) VALUES (?, ?) ON CONFLICT(network) DO UPDATE SET next_node = excluded.next_node').run(this.network, id + 1);
+    this.q('INSERT INTO counters (network, next_node) VALUES (?, ?) ON CONFLICT(network) DO UPDATE SET next_node = excluded.next_node').run(
+      this.network,
+      id + 1,
+    );
     return id;
   }
 
@@ -249,19 +252,18 @@ export class SqliteStore implements RegistryStore {
   async touch(publicKey: Buffer, input: TouchInput): Promise<NodeRecord> {
     const lan = input.lanEndpoints !== undefined ? JSON.stringify(input.lanEndpoints) : null;
     return this.group.run(() => {
-      const { changes } = this.q('UPDATE nodes SET last_seen = ?, observed = ?, lan_endpoints = COALESCE(?, lan_endpoints) WHERE public_key = ? AND active = 1').run(
-        input.now,
-        input.observed,
-        lan,
-        publicKey,
-      );
+      const { changes } = this.q(
+        'UPDATE nodes SET last_seen = ?, observed = ?, lan_endpoints = COALESCE(?, lan_endpoints) WHERE public_key = ? AND active = 1',
+      ).run(input.now, input.observed, lan, publicKey);
       if (changes === 0) throw notRegistered();
       return this.byKeySync(publicKey)!;
     });
   }
 
   async deregister(publicKey: Buffer): Promise<void> {
-    const { changes } = this.q("UPDATE nodes SET active = 0, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = ? AND active = 1").run(publicKey);
+    const { changes } = this.q("UPDATE nodes SET active = 0, hostname = NULL, observed = NULL, lan_endpoints = '[]' WHERE public_key = ? AND active = 1").run(
+      publicKey,
+    );
     if (changes === 0) throw notRegistered();
   }
 

@@ -35,7 +35,10 @@ test('postgres: bad URL, server down, missing database -> coded errors with hint
   // Nothing listens on this socket directory.
   await assert.rejects(PostgresStore.open('postgres://postgres@/pilot?host=/nonexistent-pilot-dir'), code('UNREACHABLE'));
   // Nothing listens on TCP port 1.
-  await assert.rejects(PostgresStore.open('postgres://u:secret@127.0.0.1:1/pilot'), (e: unknown) => code('UNREACHABLE')(e) && !(e as Error).message.includes('secret'));
+  await assert.rejects(
+    PostgresStore.open('postgres://u:secret@127.0.0.1:1/pilot'),
+    (e: unknown) => code('UNREACHABLE')(e) && !(e as Error).message.includes('secret'),
+  );
   const missing = cluster().url.replace('/pilot?', '/no_such_db?');
   await assert.rejects(PostgresStore.open(missing), code('BAD_ARGUMENT'));
 });

@@ -22,17 +22,25 @@ test('registers of one turn share one commit; a taken hostname fails alone; all 
   const commits0 = s.group.stats.commits;
 
   const keys = Array.from({ length: 50 }, key);
-  const results = keys.map((k, i) => s.register({ publicKey: k, email: `n${i}@x.io`, hostname: i === 20 ? 'taken' : `n${i}`, now: 2 }).then((r) => r, (e: unknown) => e));
+  const results = keys.map((k, i) =>
+    s.register({ publicKey: k, email: `n${i}@x.io`, hostname: i === 20 ? 'taken' : `n${i}`, now: 2 }).then(
+      (r) => r,
+      (e: unknown) => e,
+    ),
+  );
   const settled = await Promise.all(results);
   assert.equal(s.group.stats.commits - commits0, 1, 'one transaction for the whole burst');
 
   const failed = settled[20];
   assert.ok(failed instanceof PilotError && failed.code === 'HOSTNAME_TAKEN', `got ${String(failed)}`);
-  const ok = settled.filter((r, i) => i !== 20) as { address: { network: number; node: number } }[];
+  const ok = settled.filter((_r, i) => i !== 20) as { address: { network: number; node: number } }[];
   const ids = ok.map((r) => addressKey(r.address as never));
   assert.equal(new Set(ids).size, 49, 'distinct addresses');
   // The failed one was rolled back to its savepoint: it took no node id, the ids stay contiguous.
-  assert.deepEqual([...ids].sort((a, b) => a - b), Array.from({ length: 49 }, (_, i) => i + 2));
+  assert.deepEqual(
+    [...ids].sort((a, b) => a - b),
+    Array.from({ length: 49 }, (_, i) => i + 2),
+  );
 
   // Another connection (another process) sees every resolved write: committed, not just queued.
   const other = new SqliteStore(file);

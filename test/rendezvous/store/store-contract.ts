@@ -53,7 +53,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.deepEqual((await s.getByAddress(makeAddress(0, 2)))?.publicKey, k2);
       assert.equal(await s.getByAddress(makeAddress(0, 3)), undefined);
       assert.equal(await s.getByAddress(makeAddress(1, 1)), undefined, 'other network');
-    }));
+    }),
+  );
 
   t('hostname is unique and optional; register keeps it when omitted', () =>
     withStore(f, async (s) => {
@@ -72,7 +73,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.equal((await s.setHostname(k2, 'alpha')).hostname, 'alpha');
       await assert.rejects(s.setHostname(key(), 'beta'), isCode('NOT_REGISTERED'));
       await assert.rejects(s.setVisibility(key(), true), isCode('NOT_REGISTERED'));
-    }));
+    }),
+  );
 
   t('hostname leases: names of nodes not seen since the cut-off are released, keys keep their addresses', () =>
     withStore(f, async (s) => {
@@ -91,7 +93,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       const other = key();
       assert.equal((await s.register({ publicKey: other, email: 'c@x.io', hostname: 'squatted', now: 6000 })).hostname, 'squatted');
       assert.equal(await s.releaseLapsedHostnames(4000), 0);
-    }));
+    }),
+  );
 
   t('touch, visibility, deregister keeps the address binding', () =>
     withStore(f, async (s) => {
@@ -115,7 +118,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       const back = await s.register({ publicKey: k, email: 'a@x.io', now: 7 });
       assert.deepEqual(back.address, rec.address);
       assert.equal(back.active, true);
-    }));
+    }),
+  );
 
   t('trust pairs and trust requests', () =>
     withStore(f, async (s) => {
@@ -166,7 +170,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.equal(await s.deleteTrustRequest(a, b), true);
       assert.equal(await s.deleteTrustRequest(a, b), false);
       assert.equal(await s.getTrustRequest(a, b), undefined);
-    }));
+    }),
+  );
 
   t('everything survives closing and reopening; allocation continues', () =>
     withStore(f, async (s1, open) => {
@@ -188,7 +193,8 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       } finally {
         await s2.close();
       }
-    }));
+    }),
+  );
 
   t('two stores on one database register concurrently: no duplicate addresses, no gaps', () =>
     withStore(f, async (s1, open) => {
@@ -198,21 +204,28 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
         const keys = Array.from({ length: 2 * N }, key);
         const recs = await Promise.all(keys.map((k, i) => (i % 2 ? s2 : s1).register({ publicKey: k, email: `n${i}@x.io`, now: i })));
         const ids = recs.map((r) => r.address.node).sort((x, y) => x - y);
-        assert.deepEqual(ids, Array.from({ length: 2 * N }, (_, i) => i + 1));
+        assert.deepEqual(
+          ids,
+          Array.from({ length: 2 * N }, (_, i) => i + 1),
+        );
         // The same key from both at once: one node, one address.
         const k = key();
         const [x, y] = await Promise.all([s1.register({ publicKey: k, email: 'x@x.io', now: 100 }), s2.register({ publicKey: k, email: 'x@x.io', now: 100 })]);
         assert.deepEqual(x.address, y.address);
         assert.deepEqual(x.address, makeAddress(0, 2 * N + 1));
         // One hostname claimed by two keys at once: exactly one wins.
-        const claims = await Promise.allSettled([s1.register({ publicKey: key(), email: 'p@x.io', hostname: 'race', now: 101 }), s2.register({ publicKey: key(), email: 'q@x.io', hostname: 'race', now: 101 })]);
+        const claims = await Promise.allSettled([
+          s1.register({ publicKey: key(), email: 'p@x.io', hostname: 'race', now: 101 }),
+          s2.register({ publicKey: key(), email: 'q@x.io', hostname: 'race', now: 101 }),
+        ]);
         assert.equal(claims.filter((c) => c.status === 'fulfilled').length, 1);
         const lost = claims.find((c) => c.status === 'rejected') as PromiseRejectedResult;
         assert.ok(isCode('HOSTNAME_TAKEN')(lost.reason), String(lost.reason));
       } finally {
         await s2.close();
       }
-    }));
+    }),
+  );
 
   t('withPairLock (when offered) excludes a second store on the same pair', () =>
     withStore(f, async (s1, open) => {
@@ -242,5 +255,6 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       } finally {
         await s2.close();
       }
-    }));
+    }),
+  );
 }
