@@ -72,7 +72,7 @@ export function tierOf(file: string): Tier {
 const LONGEST = [
   'test/nat/matrix.test.ts', // ~250 s
   'test/rendezvous/multi-instance.test.ts', // ~110 s
-  'test/service/global-install.test.ts', // ~100 s
+  'test/os-service/global-install.test.ts', // ~100 s
   'test/sdk/package-consumer.test.ts', // ~85 s
   'test/sdk/node.test.ts',
   'test/nat/roaming.test.ts',

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { loadConfig, pilotHome } from '../../daemon/config.ts';
-import { installService, serviceStatus, uninstallService, type Kind, type ServiceOptions } from '../../service/service-manager.ts';
+import { installService, serviceStatus, uninstallService, type Kind, type ServiceOptions } from '../../os-service/service-manager.ts';
 import { PilotError } from '../../util/errors.ts';
 import { ok } from '../output.ts';
 import type { Globals, RunWrapper } from '../action.ts';

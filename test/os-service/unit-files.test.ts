@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { DAEMON_MAIN, daemonArgv, serviceNodeArgs } from '../../src/service/daemon-command.ts';
-import { quoteWord, renderSystemdUnit, systemdUnitPath } from '../../src/service/systemd-unit.ts';
-import { launchdPlistPath, renderLaunchdPlist } from '../../src/service/launchd-plist.ts';
+import { DAEMON_MAIN, daemonArgv, serviceNodeArgs } from '../../src/os-service/daemon-command.ts';
+import { quoteWord, renderSystemdUnit, systemdUnitPath } from '../../src/os-service/systemd-unit.ts';
+import { launchdPlistPath, renderLaunchdPlist } from '../../src/os-service/launchd-plist.ts';
 
 const HOOK = ['--disable-warning=ExperimentalWarning', '--import', 'file:///opt/pilot/bin/strip-types.js'];
 

@@ -6,9 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, run, tmpDir } from '../helpers/cluster.ts';
-import { detectInitSystem } from '../../src/service/init-system.ts';
-import { installService, uninstallService } from '../../src/service/service-manager.ts';
-import { DAEMON_MAIN } from '../../src/service/daemon-command.ts';
+import { detectInitSystem } from '../../src/os-service/init-system.ts';
+import { installService, uninstallService } from '../../src/os-service/service-manager.ts';
+import { DAEMON_MAIN } from '../../src/os-service/daemon-command.ts';
 
 const NODE = process.execPath;
 const noSystemd = detectInitSystem() === 'none';
