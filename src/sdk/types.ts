@@ -75,17 +75,8 @@ export interface PendingTrust {
 export interface PilotNodeEvents {
   'peer-up': [e: { address: string; hostname: string | null }];
   'peer-down': [e: { address: string; hostname: string | null; reason: string }];
-  path: [
-    e: {
-      address: string;
-      hostname: string | null;
-      path: string;
-      pathType: 'direct' | 'relay' | 'none';
-      endpoint: string | null;
-      relay: string | null;
-      reason: string;
-    },
-  ];
+  /** A peer's path changed: its PeerInfo path fields, and why. */
+  path: [e: Pick<PeerInfo, 'address' | 'hostname' | 'path' | 'pathType' | 'endpoint' | 'relay'> & { reason: string }];
   'trust-request': [e: { from: string; hostname: string | null; reason: string | null; created?: number }];
   'trust-approved': [e: { peer: string; hostname: string | null }];
   'trust-rejected': [e: { peer: string; reason: string | null }];
