@@ -129,42 +129,16 @@ test('hostile HTTP: wrong path, plain GET, a bad upgrade, "GET " + random bytes,
 
   // Real curl: a page on any path is a 404, an upgrade to another path too.
   const g0 = s.stats().garbage;
-  const page = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${s.port}/`]);
-  assert.equal(page.out, '404');
-  const plain = await curl(['-o', '/dev/null', '-w', '%{http_code}', `http://127.0.0.1:${s.port}/pilot`]);
-  assert.equal(plain.out, '404', 'no upgrade, no service');
-  const wrongUpgrade = await curl([
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{http_code}',
-    '-H',
-    'Connection: Upgrade',
-    '-H',
-    'Upgrade: websocket',
-    '-H',
-    'Sec-WebSocket-Version: 13',
-    '-H',
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
-    `http://127.0.0.1:${s.port}/admin`,
-  ]);
-  assert.equal(wrongUpgrade.out, '404');
+  // the HTTP status curl got for `path`, with extra request headers
+  const status = async (path: string, ...headers: string[]) =>
+    (await curl(['-o', '/dev/null', '-w', '%{http_code}', ...headers.flatMap((h) => ['-H', h]), `http://127.0.0.1:${s.port}${path}`])).out;
+  const upgrade = ['Connection: Upgrade', 'Upgrade: websocket', 'Sec-WebSocket-Version: 13'];
+  assert.equal(await status('/'), '404');
+  assert.equal(await status('/pilot'), '404', 'no upgrade, no service');
+  assert.equal(await status('/admin', ...upgrade, 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=='), '404');
   await assert.rejects(wsOpen(s.port, '/other'));
   // An upgrade to /pilot that ws refuses (no key): 400.
-  const badKey = await curl([
-    '-o',
-    '/dev/null',
-    '-w',
-    '%{http_code}',
-    '-H',
-    'Connection: Upgrade',
-    '-H',
-    'Upgrade: websocket',
-    '-H',
-    'Sec-WebSocket-Version: 13',
-    `http://127.0.0.1:${s.port}/pilot`,
-  ]);
-  assert.equal(badKey.out, '400');
+  assert.equal(await status('/pilot', ...upgrade), '400');
   await sleep(50);
   assert.equal(s.stats().garbage - g0, 5);
 
