@@ -123,7 +123,7 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const tierArg = args.indexOf('--tier');
   const onlyTier = tierArg >= 0 ? (args[tierArg + 1] as Tier | undefined) : undefined;
-  const named = args.filter((a, i) => a.endsWith('.ts') && i !== tierArg + 1);
+  const named = args.filter((a, i) => a.endsWith('.ts') && (tierArg < 0 || i !== tierArg + 1));
   if (named.length === 0) lint();
   typecheck();
   if (named.length > 0) process.exit(await runFiles(named, 1));

@@ -85,9 +85,19 @@ test('topic wildcards and --count: each subscriber gets exactly its topics, then
 });
 
 test('unbounded subscribe streams NDJSON until its timeout', async () => {
-  const sub = p.b.ctl(['subscribe', p.a.address, 'logs.*', '--timeout', '4s']);
+  // The window must hold the five publishes even on a loaded CI box: they go
+  // straight over IPC (a pilotctl process each took >4 s together once in CI).
+  const sub = p.b.ctl(['subscribe', p.a.address, 'logs.*', '--timeout', '6s']);
   await waitSubscribers(p.a, 1);
-  for (let i = 0; i < 5; i++) assert.equal((await p.a.ctl(['publish', p.a.address, `logs.l${i}`, '--data', `line ${i}`])).code, 0);
+  const c = new IpcClient(p.a.socket);
+  try {
+    for (let i = 0; i < 5; i++) {
+      const r = await c.call<{ delivered: number }>('publish', { target: p.a.address, topic: `logs.l${i}`, data: `line ${i}` });
+      assert.equal(r.delivered, 1);
+    }
+  } finally {
+    c.close();
+  }
   const r = await sub;
   assert.equal(r.code, 0, r.stderr);
   const lines = r.stdout
