@@ -52,14 +52,14 @@ function nodeRun(): number {
 
 /** Two SessionManagers back to back: sendTo -> packet -> handlePacket -> 'message'. */
 async function sessionRun(): Promise<number> {
-  let b!: SessionManager;
+  let b!: SessionManager<string>;
   let got = 0;
   const idA = generateIdentity();
   const idB = generateIdentity();
   const addrA = { network: 0, node: 1 };
   const addrB = { network: 0, node: 2 };
-  const a = new SessionManager({ identity: idA, localAddress: addrA, bootId: crypto.randomBytes(8), send: (_k, p) => b.handlePacket(p, 'a') });
-  b = new SessionManager({ identity: idB, localAddress: addrB, bootId: crypto.randomBytes(8), send: (_k, p) => a.handlePacket(p, 'b') });
+  const a = new SessionManager<string>({ identity: idA, localAddress: addrA, bootId: crypto.randomBytes(8), send: (_k, p) => b.handlePacket(p, 'a') });
+  b = new SessionManager<string>({ identity: idB, localAddress: addrB, bootId: crypto.randomBytes(8), send: (_k, p) => a.handlePacket(p, 'b') });
   b.on('message', () => got++);
   const peer = { address: addrB, publicKey: idB.publicKey };
   a.sendTo(peer, pt); // handshake (synchronous link)

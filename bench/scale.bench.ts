@@ -43,7 +43,7 @@ interface Light {
   address: Address;
   sock: dgram.Socket;
   registry: RegistryClient;
-  sessions: SessionManager | undefined;
+  sessions: SessionManager<string> | undefined;
   conn: Connection | undefined;
   stream: Stream | undefined;
 }
@@ -76,7 +76,7 @@ async function lightClient(rdvPort: number): Promise<Light> {
 /** Handshake with the daemon and resolve once the session is up. */
 function connectLight(l: Light, daemon: { address: Address; publicKey: Buffer; port: number }): Promise<void> {
   const peer = { address: daemon.address, publicKey: daemon.publicKey };
-  const sessions = new SessionManager({
+  const sessions = new SessionManager<string>({
     identity: l.identity,
     localAddress: l.address,
     bootId: crypto.randomBytes(8),

@@ -103,7 +103,7 @@ export class Daemon extends EventEmitter {
   private altPort: number | undefined;
   private registryEndpoint!: HostPort;
   private registry!: RegistryClient;
-  private sessions!: SessionManager;
+  private sessions!: SessionManager<Path>;
   private readonly peers = new Map<number, Peer>();
   /** Registry checks of the key a message 1 claims (src/daemon/handshake-guard.ts). */
   readonly verifier = new PeerVerifier({ lookup: (address: Address) => this.resolve({ address }) });
@@ -167,13 +167,12 @@ export class Daemon extends EventEmitter {
     }
     await this.register();
 
-    this.sessions = new SessionManager({
+    this.sessions = new SessionManager<Path>({
       identity: this.identity,
       localAddress: this.address!,
       bootId: this.bootId,
-      send: (peerKey: number, packet: Buffer, via?: unknown) => this.sendToPeer(peerKey, packet, via as Path | undefined),
-      sendRaw: (packet: Buffer, p: unknown) => {
-        const where = p as Path;
+      send: (peerKey: number, packet: Buffer, via?: Path) => this.sendToPeer(peerKey, packet, via),
+      sendRaw: (packet: Buffer, where: Path) => {
         if (where.kind === 'direct') this.sendUdp(packet, where.host, where.port, where.sock);
         // A cookie reply goes back to the node the rendezvous says sent the message 1 (smaller than it).
         else if (where.from !== undefined && packet[0] === PacketType.HandshakeCookie) this.sendRelay(where.from, packet);

@@ -13,8 +13,7 @@ import type { Path } from '../nat/path.ts';
 import type { DaemonConfig } from './config.ts';
 
 /** Direct: limits count per IP, the cookie binds IP:port (and socket); relayed: the node the rendezvous authenticated. */
-export function handshakeSource(p: unknown): { bucket: string; cookie: string } {
-  const path = p as Path;
+export function handshakeSource(path: Path): { bucket: string; cookie: string } {
   if (path.kind === 'direct') return { bucket: path.host, cookie: `${path.host}:${path.port}/${path.sock ?? 0}` };
   const k = path.from === undefined ? 'relay' : `relay:${addressKey(path.from)}`;
   return { bucket: k, cookie: k };

@@ -7,13 +7,15 @@ import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import type { Address } from '../../src/wire/address.ts';
 
 export type Side = 'a' | 'b';
+/** What a packet's path is in these tests: the side that sent it (tests of junk use other names, or none). */
+export type PairPath = { from?: string } | null;
 
 export interface Node {
   name: Side;
   id: Identity;
   addr: Address;
   bootId: Buffer;
-  mgr: SessionManager;
+  mgr: SessionManager<PairPath>;
   /** Plaintexts received ('message'), copied. */
   got: Buffer[];
   /** Every packet this node sent, copied before delivery. */
@@ -31,7 +33,7 @@ export interface LinkOptions {
   reorderMs?: number;
   /** Last word on a packet: return null to drop it, or a (possibly altered) packet. */
   filter?: (pkt: Buffer, from: Side) => Buffer | null;
-  mgr?: Partial<SessionManagerOptions>;
+  mgr?: Partial<SessionManagerOptions<PairPath>>;
   verify?: (address: Address, key: Buffer) => boolean | Promise<boolean>;
 }
 
@@ -91,12 +93,12 @@ export function makePair(link: LinkOptions = {}): Pair {
       id,
       addr: { network: 0, node },
       bootId: crypto.randomBytes(8),
-      mgr: undefined as unknown as SessionManager,
+      mgr: undefined as unknown as SessionManager<PairPath>,
       got: [],
       wire: [],
       events: [],
     };
-    n.mgr = new SessionManager({
+    n.mgr = new SessionManager<PairPath>({
       identity: id,
       localAddress: n.addr,
       bootId: n.bootId,
@@ -109,7 +111,7 @@ export function makePair(link: LinkOptions = {}): Pair {
       ...(link.mgr ?? {}),
     });
     n.mgr.on('message', (_k: number, m: Buffer) => n.got.push(Buffer.from(m)));
-    for (const ev of ['session', 'peer-restarted', 'handshake-failed', 'path']) {
+    for (const ev of ['session', 'peer-restarted', 'handshake-failed', 'path'] as const) {
       n.mgr.on(ev, (...args: unknown[]) => n.events.push([ev, ...args]));
     }
     nodes[name] = n;

@@ -8,7 +8,7 @@ import { MSG1_BYTES } from '../../src/crypto/handshake.ts';
 import { responderKeys, stampMacs } from '../../src/crypto/cookie.ts';
 import { generateIdentity } from '../../src/crypto/identity.ts';
 import { addressKey } from '../../src/wire/address.ts';
-import { makePair, peerOf, sleep, texts, tick, until, type Node } from './pair.ts';
+import { makePair, peerOf, sleep, texts, tick, until, type Node, type PairPath } from './pair.ts';
 
 const events = (n: Node, name: string): unknown[][] => n.events.filter((e) => e[0] === name).map((e) => e.slice(1));
 const info = (from: Node, to: Node) => from.mgr.sessionInfo(addressKey(to.addr))!;
@@ -406,7 +406,7 @@ test('slow path: a message 2 answering an earlier retry still completes the hand
   // Every packet takes 120 ms, retries every 50 ms: the first answer arrives after several retries.
   const p = makePair({ mgr: { handshakeRetryMs: 50, handshakeTimeoutMs: 2000 } });
   const { a, b } = p;
-  const slow = (m: SessionManager, from: 'a' | 'b') => (pkt: Buffer) => setTimeout(() => m.handlePacket(pkt, { from }), 120);
+  const slow = (m: SessionManager<PairPath>, from: 'a' | 'b') => (pkt: Buffer) => setTimeout(() => m.handlePacket(pkt, { from }), 120);
   (a.mgr as unknown as { opts: { send: unknown } }).opts.send = (_k: number, pkt: Buffer) => slow(b.mgr, 'a')(Buffer.from(pkt));
   (b.mgr as unknown as { opts: { send: unknown } }).opts.send = (_k: number, pkt: Buffer) => slow(a.mgr, 'b')(Buffer.from(pkt));
   a.mgr.sendTo(peerOf(b), Buffer.from('slow'));
@@ -547,10 +547,10 @@ test('a flood of message 1s is capped per second (dropBusy) and real handshakes 
 
 test('message 1 replay memory is bounded: past maxHelloKeys the key heard from longest ago is forgotten, recent keys stay protected', async () => {
   const b = { id: generateIdentity(), addr: { network: 0, node: 100 } };
-  const initiators: SessionManager[] = [];
-  const byKey = new Map<number, SessionManager>();
+  const initiators: SessionManager<string>[] = [];
+  const byKey = new Map<number, SessionManager<string>>();
   const wire: Buffer[][] = [];
-  const responder: SessionManager = new SessionManager({
+  const responder: SessionManager<number> = new SessionManager<number>({
     identity: b.id,
     localAddress: b.addr,
     bootId: crypto.randomBytes(8),
@@ -564,7 +564,7 @@ test('message 1 replay memory is bounded: past maxHelloKeys the key heard from l
     wire.push(sent);
     const addr = { network: 0, node: 200 + i };
     initiators.push(
-      new SessionManager({
+      new SessionManager<string>({
         identity: generateIdentity(),
         localAddress: addr,
         bootId: crypto.randomBytes(8),

@@ -26,7 +26,7 @@ async function one(resolveKey: boolean): Promise<{ ok: boolean; key?: Buffer }> 
   const sock = dgram.createSocket('udp4');
   await new Promise<void>((r) => sock.bind(0, '127.0.0.1', r));
   const registry = new RegistryClient({ identity, send: (p) => sock.send(p, reg.port, reg.host), timeoutMs: 2000, retries: 3 });
-  let sessions: SessionManager | undefined;
+  let sessions: SessionManager<{ kind: 'direct' }> | undefined;
   sock.on('message', (msg) => {
     if (msg[0] === PacketType.RegistryResponse || msg[0] === PacketType.RegistryPush) registry.handlePacket(msg);
     else sessions?.handlePacket(msg, { kind: 'direct' });
@@ -39,7 +39,7 @@ async function one(resolveKey: boolean): Promise<{ ok: boolean; key?: Buffer }> 
       const t = await registry.resolve({ address: targetText });
       return { ok: true, key: Buffer.isBuffer(t.publicKey) ? t.publicKey : Buffer.from(String(t.publicKey), 'base64') };
     }
-    sessions = new SessionManager({ identity, localAddress: address, bootId: crypto.randomBytes(8), send: (_k, pkt) => sock.send(pkt, ep.port, ep.host) });
+    sessions = new SessionManager<{ kind: 'direct' }>({ identity, localAddress: address, bootId: crypto.randomBytes(8), send: (_k, pkt) => sock.send(pkt, ep.port, ep.host) });
     const up = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 10_000);
       sessions!.once('session', () => {
