@@ -50,7 +50,13 @@ import { DATA_HEADER_BYTES, REKEY_AFTER_MESSAGES } from './session.ts';
 import { HintLimiter, pathKey } from './rate-limit.ts';
 import { newSessionStats, type SessionInfo, type SessionStats } from './session-stats.ts';
 import { HelloMemory } from './hello-memory.ts';
-import { DEFAULT_MAX_INITS_PER_SECOND, DEFAULT_SOURCE_INITS_PER_SECOND, DEFAULT_UNDER_LOAD_INITS_PER_SECOND, InitGate, type HandshakeSource } from './init-gate.ts';
+import {
+  DEFAULT_MAX_INITS_PER_SECOND,
+  DEFAULT_SOURCE_INITS_PER_SECOND,
+  DEFAULT_UNDER_LOAD_INITS_PER_SECOND,
+  InitGate,
+  type HandshakeSource,
+} from './init-gate.ts';
 import { INIT_BYTES, INIT_HEADER, Initiator, RESP_HEADER } from './initiator.ts';
 import { PeerTable, type ManagedSession, type PeerState } from './peer-table.ts';
 
@@ -205,7 +211,12 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
       },
       this.stats,
     );
-    this.hellos = new HelloMemory({ localAddress: opts.localAddress, bootId: opts.bootId, now, ...(opts.maxHelloKeys !== undefined ? { maxKeys: opts.maxHelloKeys } : {}) });
+    this.hellos = new HelloMemory({
+      localAddress: opts.localAddress,
+      bootId: opts.bootId,
+      now,
+      ...(opts.maxHelloKeys !== undefined ? { maxKeys: opts.maxHelloKeys } : {}),
+    });
     this.initiator = new Initiator(
       {
         identity: opts.identity,

@@ -39,7 +39,12 @@ async function one(resolveKey: boolean): Promise<{ ok: boolean; key?: Buffer }> 
       const t = await registry.resolve({ address: targetText });
       return { ok: true, key: Buffer.isBuffer(t.publicKey) ? t.publicKey : Buffer.from(String(t.publicKey), 'base64') };
     }
-    sessions = new SessionManager<{ kind: 'direct' }>({ identity, localAddress: address, bootId: crypto.randomBytes(8), send: (_k, pkt) => sock.send(pkt, ep.port, ep.host) });
+    sessions = new SessionManager<{ kind: 'direct' }>({
+      identity,
+      localAddress: address,
+      bootId: crypto.randomBytes(8),
+      send: (_k, pkt) => sock.send(pkt, ep.port, ep.host),
+    });
     const up = new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => resolve(false), 10_000);
       sessions!.once('session', () => {
