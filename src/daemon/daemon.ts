@@ -201,6 +201,7 @@ export class Daemon extends EventEmitter {
         listen: this.config.listen,
         home: this.home,
         rendezvous: { host: ip.address, port: reg.port },
+        registry: this.config.registry,
         uplink: this.config.uplink,
         identity: this.identity,
         serverKey: () => (this.config.serverKey ? Buffer.from(this.config.serverKey, 'base64') : undefined),

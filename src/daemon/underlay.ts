@@ -64,8 +64,9 @@ export interface UnderlayOptions {
   /** `host:port` to bind; port 0 = the port of the last run (kept in `<home>/udp-port`), else any. */
   listen: string;
   home: string;
-  /** The rendezvous, already resolved to an IP. */
+  /** The rendezvous, already resolved to an IP, and as configured (for logs). */
   rendezvous: HostPort;
+  registry: string;
   uplink: 'auto' | 'udp' | 'tcp' | 'websocket';
   identity: Identity;
   /** The pinned rendezvous key, read when a probe client is made (learnt by the first hello). */
@@ -177,7 +178,7 @@ export class Underlay {
     if (mode === 'udp') return;
     if (mode === 'tcp' || mode === 'websocket') return this.useLink(mode);
     if (await this.udpAnswers()) return;
-    this.host.log.warn({ registry: `${this.rv.host}:${this.rv.port}` }, 'no UDP answer from the rendezvous: trying TCP');
+    this.host.log.warn({ registry: this.opts.registry }, 'no UDP answer from the rendezvous: trying TCP');
     try {
       await this.useLink('tcp');
     } catch {

@@ -91,6 +91,7 @@ function rig(opts: Partial<UnderlayOptions> & { udpAnswers?: boolean[]; failMode
     listen: '127.0.0.1:0',
     home: r.home,
     rendezvous: RV,
+    registry: 'rendezvous.example:9',
     uplink: 'auto',
     identity: generateIdentity(),
     serverKey: () => undefined,
