@@ -33,7 +33,7 @@
 //   init-gate.ts     flood defence in front of the responder's Noise work
 //   hello-memory.ts  message 1 replay protection (hello timestamps)
 //   initiator.ts     handshakes we start: retries, attempts by index, cookies we were sent
-//   peer-table.ts    per-peer sessions, indexes, queue, boot id, sweep
+//   session-table.ts    per-peer sessions, indexes, queue, boot id, sweep
 //   session-stats.ts the counters all of them share
 //   session-host.ts  what the host provides (SessionHost<P>), options, events
 //
@@ -52,7 +52,7 @@ import { newSessionStats, type SessionInfo, type SessionStats } from './session-
 import { HelloMemory } from './hello-memory.ts';
 import { DEFAULT_MAX_INITS_PER_SECOND, DEFAULT_SOURCE_INITS_PER_SECOND, DEFAULT_UNDER_LOAD_INITS_PER_SECOND, InitGate } from './init-gate.ts';
 import { INIT_BYTES, INIT_HEADER, Initiator, RESP_HEADER } from './initiator.ts';
-import { PeerTable, type ManagedSession, type PeerState } from './peer-table.ts';
+import { SessionTable, type ManagedSession, type PeerState } from './session-table.ts';
 import type { PeerRef, SessionEvents, SessionManagerOptions } from './session-host.ts';
 
 export type { SessionInfo, SessionStats } from './session-stats.ts';
@@ -88,7 +88,7 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
   private readonly gate: InitGate<P>;
   private readonly hellos: HelloMemory;
   private readonly initiator: Initiator;
-  private readonly table: PeerTable;
+  private readonly table: SessionTable;
   private readonly hintLimiter = new HintLimiter(HINT_INTERVAL_MS, HINT_GLOBAL_PER_SECOND);
   private readonly indexScratch = Buffer.alloc(4);
   private readonly sweepTimer: NodeJS.Timeout;
@@ -149,7 +149,7 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
       { retryMs, timeoutMs: this.timeoutMs },
       this.stats,
     );
-    this.table = new PeerTable(
+    this.table = new SessionTable(
       { rejectAfterMs, graceMs, youngMs: this.timeoutMs, maxQueue, onKeyChange: (peerKey) => this.initiator.forget(peerKey) },
       this.stats,
     );

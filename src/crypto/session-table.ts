@@ -38,7 +38,7 @@ export class ManagedSession extends SecureSession {
   }
 }
 
-export interface PeerTableOptions {
+export interface SessionTableOptions {
   /** A session is sent on this long after its handshake (1.5x the rekey time). */
   rejectAfterMs: number;
   /** How long a replaced session still decrypts (reordering, in-flight packets). */
@@ -52,18 +52,18 @@ export interface PeerTableOptions {
 }
 
 /** The counters this part owns. */
-export type PeerTableStats = Pick<SessionStats, 'rekeys' | 'handshakesCompleted' | 'peerRestarts' | 'dropNoSession' | 'dropQueueOverflow'>;
+export type SessionTableStats = Pick<SessionStats, 'rekeys' | 'handshakesCompleted' | 'peerRestarts' | 'dropNoSession' | 'dropQueueOverflow'>;
 
-export class PeerTable {
-  private readonly opts: PeerTableOptions;
-  private readonly stats: PeerTableStats;
+export class SessionTable {
+  private readonly opts: SessionTableOptions;
+  private readonly stats: SessionTableStats;
   private readonly peers = new Map<number, PeerState>();
   /** Every live session by the index we chose (how Data packets find their session). */
   private readonly byIndex = new Map<number, ManagedSession>();
   /** Sessions by the index the peer chose (how a 0x13 hint finds its session). */
   private readonly byRemoteIndex = new Map<number, ManagedSession>();
 
-  constructor(opts: PeerTableOptions, stats: PeerTableStats) {
+  constructor(opts: SessionTableOptions, stats: SessionTableStats) {
     this.opts = opts;
     this.stats = stats;
   }

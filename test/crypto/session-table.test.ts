@@ -1,10 +1,10 @@
-// PeerTable (src/crypto/peer-table.ts) on a controlled clock: which session is
+// SessionTable (src/crypto/session-table.ts) on a controlled clock: which session is
 // sent on, confirmation and rekey, restarts, the queue, key changes and the sweep.
 // Sessions get random keys: nothing here encrypts across two sides.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { PeerTable, type PeerState } from '../../src/crypto/peer-table.ts';
+import { SessionTable, type PeerState } from '../../src/crypto/session-table.ts';
 import { newSessionStats } from '../../src/crypto/session-stats.ts';
 import type { HandshakeResult } from '../../src/crypto/handshake.ts';
 import { addressKey } from '../../src/wire/address.ts';
@@ -21,7 +21,7 @@ function keys(bootId = boot1): HandshakeResult {
 function rig() {
   const stats = newSessionStats();
   const keyChanges: number[] = [];
-  const table = new PeerTable({ rejectAfterMs: 1000, graceMs: 300, youngMs: 100, maxQueue: 3, onKeyChange: (k) => keyChanges.push(k) }, stats);
+  const table = new SessionTable({ rejectAfterMs: 1000, graceMs: 300, youngMs: 100, maxQueue: 3, onKeyChange: (k) => keyChanges.push(k) }, stats);
   let index = 0;
   const add = (st: PeerState, role: 'initiator' | 'responder', now: number, bootId = boot1) => table.add(st, ++index, 1000 + index, role, keys(bootId), now);
   return { table, stats, keyChanges, add };

@@ -1,0 +1,309 @@
+// The daemon's peers: one entry per remote node we talk to, holding what the
+// registry said about it (key, hostname, candidates, public) and the one
+// Connection (streams + datagrams) to it. Entries come from registry lookups
+// (resolve cache, 30 s) and from sessions a peer opened; untrusted ones are
+// bounded in number and forgotten when idle (peer-limit.ts).
+import { Connection } from '../transport/connection.ts';
+import type { CongestionAlgorithm } from '../transport/congestion.ts';
+import { addressKey, type Address } from '../wire/address.ts';
+import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
+import { DATA_HEADER_BYTES } from '../crypto/session.ts';
+import { TAG_BYTES } from '../crypto/aead.ts';
+import { PilotError } from '../util/errors.ts';
+import type { HostPort } from '../util/hostport.ts';
+import type { Logger } from '../util/logger.ts';
+import { formatAddress } from '../wire/address.ts';
+import { parseEndpoint, type Path } from '../nat/path.ts';
+import { onLinkPayload } from '../nat/link-mtu.ts';
+import { Inner } from '../nat/inner.ts';
+import type { IncomingStream } from './ports.ts';
+import { parseTarget, type ResolvedNode } from './targets.ts';
+import { PeerLimit } from './peer-limit.ts';
+
+export const RESOLVE_TTL_MS = 30_000;
+const MAX_CANDIDATES = 4;
+/** Session plaintext = [inner type byte][transport packet]: room for encryption in place around it. */
+export const HEADROOM = DATA_HEADER_BYTES + 1;
+
+export interface Peer {
+  readonly key: number;
+  readonly address: Address;
+  publicKey: Buffer;
+  hostname: string | undefined;
+  candidates: HostPort[];
+  /** Public nodes may be pinged by anyone (echo only); everything else needs trust. */
+  public: boolean;
+  conn: Connection;
+  resolvedAt: number;
+  lastSeen: number;
+}
+
+export interface PeerTableHost {
+  readonly log: Logger;
+  readonly counters: { refusedUntrusted: number; untrustedEvicted: number };
+  now(): number;
+  /** Our own address (once registered). */
+  localAddress(): Address | undefined;
+  isTrusted(address: Address): boolean;
+  /** Public nodes accept sessions from anyone (echo only); others only from trusted peers. */
+  amPublic(): boolean;
+  /** Registry lookups: by address, and by target text (address, node id or hostname). */
+  resolve(query: { address: Address }): Promise<ResolvedNode>;
+  resolveTarget(target: string): Promise<ResolvedNode>;
+  /** The shared, cached and rate-limited registry check of a message 1's key (handshake-guard.ts). */
+  verify(address: Address, publicKey: Buffer): Promise<ResolvedNode | undefined>;
+  /** A whole session packet ([session header][inner type][packet][tag]) to encrypt in place and send. */
+  sendInPlace(peer: { address: Address; publicKey: Buffer }, whole: Buffer): void;
+  incomingStream(from: Address, stream: IncomingStream): void;
+  incomingDatagram(from: Address, dg: { srcPort: number; dstPort: number; data: Buffer }): void;
+  /** The session layer's and the path layer's state of a peer. */
+  closeSession(key: number): void;
+  forgetPath(key: number): void;
+  /** The registry's endpoints of a peer, for punching. */
+  setCandidates(key: number, candidates: HostPort[]): void;
+}
+
+export interface PeerTableOptions {
+  congestionControl?: CongestionAlgorithm | undefined;
+  untrustedIdleMs?: number | undefined;
+  maxUntrustedPeers?: number | undefined;
+}
+
+export class PeerTable {
+  private readonly host: PeerTableHost;
+  private readonly cc: CongestionAlgorithm | undefined;
+  private readonly peers = new Map<number, Peer>();
+  private readonly limit: PeerLimit;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(host: PeerTableHost, opts: PeerTableOptions = {}) {
+    this.host = host;
+    this.cc = opts.congestionControl;
+    this.limit = new PeerLimit({
+      ...(opts.untrustedIdleMs !== undefined ? { idleMs: opts.untrustedIdleMs } : {}),
+      ...(opts.maxUntrustedPeers !== undefined ? { maxUntrusted: opts.maxUntrustedPeers } : {}),
+    });
+  }
+
+  /** Sweep idle untrusted peers from now on. */
+  start(): void {
+    this.timer = setInterval(() => this.forgetIdleUntrusted(), this.limit.sweepEveryMs);
+    this.timer.unref();
+  }
+
+  get(key: number): Peer | undefined {
+    return this.peers.get(key);
+  }
+
+  byAddress(address: Address): Peer | undefined {
+    return this.peers.get(addressKey(address));
+  }
+
+  list(): Peer[] {
+    return [...this.peers.values()];
+  }
+
+  get size(): number {
+    return this.peers.size;
+  }
+
+  private newConnection(address: Address): Connection {
+    const key = addressKey(address);
+    const conn = new Connection({
+      role: addressKey(this.host.localAddress()!) < key ? 'low' : 'high',
+      // One byte of every session plaintext is the inner type (transport vs path messages).
+      maxPacketSize: DEFAULT_MAX_PLAINTEXT - 1,
+      ...(this.cc ? { congestionControl: this.cc } : {}),
+      headroom: HEADROOM,
+      tailroom: TAG_BYTES,
+      sendPacket: (p: Buffer) => {
+        const peer = this.peers.get(key);
+        if (!peer) return;
+        // [session header][inner type][packet][tag] in the packet's own memory: encrypted in place, no copy.
+        const whole = Buffer.from(p.buffer, p.byteOffset - HEADROOM, p.length + HEADROOM + TAG_BYTES);
+        whole[DATA_HEADER_BYTES] = Inner.Transport;
+        this.host.sendInPlace(peer, whole);
+      },
+    });
+    conn.on('stream', (stream: IncomingStream) => this.host.incomingStream(address, stream));
+    conn.on('datagram', (dg: { srcPort: number; dstPort: number; data: Buffer }) => this.host.incomingDatagram(address, dg));
+    return conn;
+  }
+
+  /** A registry record in the table: a new peer (room made among the untrusted), or an update (a new key = a new session). */
+  upsert(r: ResolvedNode): Peer {
+    const key = addressKey(r.address);
+    let peer = this.peers.get(key);
+    const candidates = r.endpoints
+      .map(parseEndpoint)
+      .filter((e): e is HostPort => e !== undefined)
+      .slice(0, MAX_CANDIDATES);
+    if (!peer) {
+      if (!this.host.isTrusted(r.address)) for (const old of this.limit.makeRoom(this.untrusted())) this.evict(old, 'evicted for a newer one');
+      peer = {
+        key,
+        address: r.address,
+        publicKey: r.publicKey,
+        hostname: r.hostname,
+        candidates,
+        public: r.public,
+        conn: this.newConnection(r.address),
+        resolvedAt: this.host.now(),
+        lastSeen: 0,
+      };
+      this.peers.set(key, peer);
+    } else {
+      if (!peer.publicKey.equals(r.publicKey)) {
+        // Key changed at the registry: the old session belongs to someone else now.
+        this.host.closeSession(key);
+        peer.conn.reset('peer key changed');
+        peer.conn = this.newConnection(r.address);
+        this.host.forgetPath(key);
+      }
+      peer.publicKey = r.publicKey;
+      peer.hostname = r.hostname;
+      peer.public = r.public;
+      peer.candidates = candidates;
+      peer.resolvedAt = this.host.now();
+    }
+    this.host.setCandidates(key, candidates);
+    return peer;
+  }
+
+  /** A peer that opened a session with us (its key already checked): known from now on. */
+  adopt(address: Address, publicKey: Buffer): void {
+    if (!this.peers.has(addressKey(address))) {
+      this.upsert({ address, publicKey, hostname: undefined, endpoints: [], public: false, online: true });
+    }
+  }
+
+  /** The peer for a target (address, node id or hostname), from the cache or the registry, with a usable connection. */
+  async peerFor(target: string | Address): Promise<Peer> {
+    return this.revive(await this.find(target));
+  }
+
+  /**
+   * A peer that closed its connection (CONNECTION_CLOSE when it stopped) gets a fresh one when we next
+   * send to it, as after a restart: a closed Connection sends nothing.
+   */
+  private revive(peer: Peer): Peer {
+    if (peer.conn.isClosed) peer.conn = this.newConnection(peer.address);
+    return peer;
+  }
+
+  /** The peer's streams are reset (it restarted): a new Connection. */
+  renew(peer: Peer, reason: string): void {
+    peer.conn.reset(reason);
+    peer.conn = this.newConnection(peer.address);
+  }
+
+  /** The peer's path changed: its transport packets may grow (or must shrink) to what the path carries. */
+  pathChanged(key: number, p: Path | undefined): Peer | undefined {
+    const peer = this.peers.get(key);
+    if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
+    return peer;
+  }
+
+  /**
+   * Transport packet size for a path: the 1280-safe default, or more on a path
+   * known to carry it unfragmented (same host or an attached subnet).
+   */
+  private packetSizeFor(p: Path | undefined): number {
+    const dflt = DEFAULT_MAX_PLAINTEXT - 1;
+    if (p?.kind !== 'direct' || p.sock !== undefined) return dflt;
+    const payload = onLinkPayload(p.host);
+    if (payload === undefined) return dflt;
+    // UDP payload = session header + inner byte + transport packet + tag
+    return Math.max(dflt, payload - DATA_HEADER_BYTES - 1 - TAG_BYTES);
+  }
+
+  private fresh(p: Peer | undefined): p is Peer {
+    return p !== undefined && this.host.now() - p.resolvedAt < RESOLVE_TTL_MS;
+  }
+
+  private async find(target: string | Address): Promise<Peer> {
+    if (typeof target !== 'string') {
+      const known = this.peers.get(addressKey(target));
+      if (this.fresh(known)) return known;
+      return this.upsert(await this.host.resolve({ address: target }));
+    }
+    // A peer resolved within the TTL needs no registry round trip: without this,
+    // every dial and every SDK datagram by name paid one (~1 ms on loopback).
+    const t = parseTarget(target, this.host.localAddress()?.network ?? 0);
+    const cached = 'address' in t ? this.peers.get(addressKey(t.address)) : this.named(t.hostname);
+    if (this.fresh(cached)) return cached;
+    const r = await this.host.resolveTarget(target);
+    if (addressKey(r.address) === addressKey(this.host.localAddress()!)) {
+      throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
+    }
+    const known = this.peers.get(addressKey(r.address));
+    if (known?.publicKey.equals(r.publicKey) && this.fresh(known)) return known;
+    return this.upsert(r);
+  }
+
+  private named(hostname: string): Peer | undefined {
+    for (const p of this.peers.values()) if (p.hostname === hostname) return p;
+    return undefined;
+  }
+
+  /** A known peer by address resolved within the TTL (revived), without a registry round trip; else undefined. */
+  freshPeer(to: string | Address): Peer | undefined {
+    const p = typeof to === 'string' ? undefined : this.peers.get(addressKey(to));
+    return this.fresh(p) ? this.revive(p) : undefined;
+  }
+
+  /** May this key open a session with us as `address`? (SessionManager's verifyPeer) */
+  async verifyPeer(address: Address, publicKey: Buffer): Promise<boolean> {
+    // Zero trust: only trusted peers get a session, unless we are public (pingable by anyone).
+    if (!this.host.amPublic() && !this.host.isTrusted(address)) {
+      this.host.counters.refusedUntrusted++;
+      return false;
+    }
+    const known = this.peers.get(addressKey(address));
+    if (known?.publicKey.equals(publicKey) && this.fresh(known)) return true;
+    const r = await this.host.verify(address, publicKey); // shared, cached and rate-limited lookups
+    if (r) this.upsert(r);
+    return r !== undefined;
+  }
+
+  /**
+   * Session, connection and path state of a peer: all gone. The peer leaves the
+   * table first, so the connection's last words (reset, close) go nowhere:
+   * sent after closeSession they would start a new handshake and leave a new
+   * session-layer entry behind.
+   */
+  forget(key: number, reason: string): void {
+    const peer = this.peers.get(key);
+    this.peers.delete(key);
+    if (peer) {
+      peer.conn.reset(reason);
+      peer.conn.close();
+    }
+    this.host.closeSession(key);
+    this.host.forgetPath(key);
+  }
+
+  // ---------- bounded untrusted peers (src/daemon/peer-limit.ts) ----------
+
+  private *untrusted(): Iterable<{ key: number; lastActive: number }> {
+    for (const p of this.peers.values()) if (!this.host.isTrusted(p.address)) yield { key: p.key, lastActive: Math.max(p.lastSeen, p.resolvedAt) };
+  }
+
+  forgetIdleUntrusted(): void {
+    for (const key of this.limit.idle(this.untrusted(), this.host.now())) this.evict(key, 'idle');
+  }
+
+  private evict(key: number, why: string): void {
+    const peer = this.peers.get(key);
+    if (!peer) return;
+    this.host.counters.untrustedEvicted++;
+    this.forget(key, `untrusted peer ${why}`);
+    this.host.log.debug({ peer: formatAddress(peer.address), why }, 'untrusted peer forgotten');
+  }
+
+  /** Stop sweeping and close every connection (the daemon stops). */
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const peer of this.peers.values()) peer.conn.close();
+  }
+}

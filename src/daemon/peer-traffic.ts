@@ -1,0 +1,120 @@
+// Streams and datagrams between our virtual ports and our peers' ones, over
+// each peer's Connection: what goes out (dial, datagrams, echo replies) and
+// what comes in (streams to a listener, datagrams to the port table), each
+// gated by the access policy (access-policy.ts) and counted when refused.
+import type { Stream } from '../transport/stream.ts';
+import { formatAddress, type Address } from '../wire/address.ts';
+import { PilotError } from '../util/errors.ts';
+import type { AccessPolicy } from './access-policy.ts';
+import type { IncomingStream, PortTable } from './ports.ts';
+import type { Peer } from './peer-table.ts';
+import { ECHO_PORT } from './services/echo.ts';
+
+export interface PeerTrafficHost {
+  readonly counters: { refusedUntrusted: number };
+  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal'>;
+  readonly ports: PortTable;
+  /** The peer for a target, from the cache or the registry (peer-table.ts). */
+  peerFor(target: string | Address): Promise<Peer>;
+  /** A known peer by address resolved within the TTL, without a registry round trip. */
+  freshPeer(to: string | Address): Peer | undefined;
+}
+
+export class PeerTraffic {
+  private readonly host: PeerTrafficHost;
+
+  constructor(host: PeerTrafficHost) {
+    this.host = host;
+  }
+
+  /** A stream a peer opened to one of our ports: to its listener, if the policy lets it in. */
+  incomingStream(from: Address, stream: IncomingStream): void {
+    stream.on('error', () => {}); // a refusal below errors with nobody listening: must not crash an SDK-embedded node
+    if (!this.host.access.mayAcceptStream(from, stream.localPort)) {
+      this.host.counters.refusedUntrusted++;
+      stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));
+      return;
+    }
+    const handler = this.host.ports.streamHandler(stream.localPort);
+    if (!handler) {
+      stream.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on virtual port ${stream.localPort}`));
+      return;
+    }
+    handler(stream, from);
+  }
+
+  /** A datagram a peer sent to one of our ports: to the port table, if the policy lets it in. */
+  incomingDatagram(from: Address, dg: { srcPort: number; dstPort: number; data: Buffer }): void {
+    if (!this.host.access.mayReceiveDatagram(from, dg.srcPort, dg.dstPort)) {
+      this.host.counters.refusedUntrusted++;
+      return;
+    }
+    this.host.ports.deliverDatagram({ from, ...dg });
+  }
+
+  private notTrusted(peer: Peer): PilotError {
+    return new PilotError(
+      'NOT_TRUSTED',
+      `${formatAddress(peer.address)} is not a trusted peer`,
+      `ask for trust first: pilotctl handshake ${peer.hostname ?? formatAddress(peer.address)}`,
+    );
+  }
+
+  async dial(target: string | Address, port: number): Promise<Stream> {
+    const peer = await this.host.peerFor(target);
+    if (!this.host.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer);
+    return peer.conn.openStream(port, this.host.ports.ephemeral());
+  }
+
+  sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
+    // A known peer by address (ping): sent before returning, no wait for a promise hop.
+    const known = this.host.freshPeer(to);
+    if (known) {
+      try {
+        this.sendDatagramTo(known, srcPort, dstPort, data);
+        return Promise.resolve();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    }
+    return this.host.peerFor(to).then((peer) => this.sendDatagramTo(peer, srcPort, dstPort, data));
+  }
+
+  /**
+   * Best effort (echo replies): synchronous for a known peer, no promise per packet.
+   * Not checked by the access policy: it answers a datagram the policy let in.
+   */
+  replyDatagram(to: Address, srcPort: number, dstPort: number, data: Buffer): void {
+    const known = this.host.freshPeer(to);
+    if (!known) {
+      void this.host
+        .peerFor(to)
+        .then((peer) => this.sendDatagramTo(peer, srcPort, dstPort, data, true))
+        .catch(() => {});
+      return;
+    }
+    try {
+      this.sendDatagramTo(known, srcPort, dstPort, data, true);
+    } catch {
+      // congested or too large: dropped, as datagrams are
+    }
+  }
+
+  private sendDatagramTo(peer: Peer, srcPort: number, dstPort: number, data: Buffer, echoReply = false): void {
+    const refusal = echoReply ? undefined : this.host.access.sendRefusal(peer.address, srcPort, dstPort);
+    if (refusal === 'echo-source')
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `source port ${ECHO_PORT} belongs to the echo service`,
+        'send from another port (leave srcPort out for an ephemeral one)',
+      );
+    if (refusal === 'not-trusted') throw this.notTrusted(peer);
+    if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `datagram of ${data.length} bytes not sent (too large or congested)`,
+        'datagrams must fit one packet (about 1180 bytes); use a stream for more',
+      );
+    }
+  }
+}

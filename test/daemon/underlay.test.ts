@@ -1,0 +1,287 @@
+// The daemon's underlay on its own: which handler each incoming datagram goes
+// to (by type and source), relay framing, the UDP/TCP/WebSocket uplink choice
+// and the way back to UDP, the port kept across restarts, and when birthday
+// sockets are closed. Real UDP sockets on 127.0.0.1, fake uplinks, a fake clock.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { EventEmitter } from 'node:events';
+import { once } from 'node:events';
+import { Underlay, type UnderlayCounters, type UnderlayHost, type UnderlayOptions, type RendezvousLink } from '../../src/daemon/underlay.ts';
+import { generateIdentity } from '../../src/crypto/identity.ts';
+import { PacketType } from '../../src/wire/packet-types.ts';
+import { makeAddress, readAddress, writeAddress, ADDRESS_BYTES } from '../../src/wire/address.ts';
+import { silentLogger } from '../../src/util/logger.ts';
+import type { Path, UplinkKind } from '../../src/nat/path.ts';
+import type { TcpUplinkMode } from '../../src/uplink/tcp-uplink.ts';
+
+const RV = { host: '127.0.0.1', port: 9 };
+
+class FakeLink extends EventEmitter<{ packet: [pkt: Buffer]; up: []; down: [reason: string] }> {
+  readonly mode: TcpUplinkMode;
+  readonly sent: Buffer[] = [];
+  closed = false;
+  reconnects: string[] = [];
+  private readonly fails: boolean;
+  constructor(mode: TcpUplinkMode, fails: boolean) {
+    super();
+    this.mode = mode;
+    this.fails = fails;
+  }
+  connect(): Promise<void> {
+    return this.fails ? Promise.reject(new Error(`${this.mode} refused`)) : Promise.resolve();
+  }
+  send(pkt: Buffer): boolean {
+    this.sent.push(pkt);
+    return true;
+  }
+  reconnect(reason?: string): void {
+    this.reconnects.push(reason ?? '');
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+interface Rig {
+  u: Underlay;
+  counters: UnderlayCounters;
+  registry: Buffer[];
+  sessions: Array<{ pkt: Buffer; path: Path }>;
+  changes: UplinkKind[];
+  events: string[];
+  links: FakeLink[];
+  inUse: Set<number>;
+  birthday: { active: boolean };
+  clock: { now: number };
+  home: string;
+}
+
+function rig(opts: Partial<UnderlayOptions> & { udpAnswers?: boolean[]; failModes?: TcpUplinkMode[] } = {}): Rig {
+  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0 };
+  const r = {
+    counters,
+    registry: [] as Buffer[],
+    sessions: [] as Array<{ pkt: Buffer; path: Path }>,
+    changes: [] as UplinkKind[],
+    events: [] as string[],
+    links: [] as FakeLink[],
+    inUse: new Set<number>(),
+    birthday: { active: false },
+    clock: { now: 1_000_000 },
+    home: opts.home ?? fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-underlay-')),
+  };
+  const answers = opts.udpAnswers ?? [true];
+  const host: UnderlayHost = {
+    log: silentLogger(),
+    counters,
+    now: () => r.clock.now,
+    registryPacket: (pkt) => r.registry.push(pkt),
+    sessionPacket: (pkt, p) => r.sessions.push({ pkt, path: p }),
+    uplinkChanged: (kind) => r.changes.push(kind),
+    uplinkUp: () => r.events.push('up'),
+    uplinkDown: (reason) => r.events.push(`down ${reason}`),
+    spraySocketsInUse: () => r.inUse,
+    birthdayActive: () => r.birthday.active,
+  };
+  const u = new Underlay(host, {
+    listen: '127.0.0.1:0',
+    home: r.home,
+    rendezvous: RV,
+    registry: 'rendezvous.example:9',
+    uplink: 'auto',
+    identity: generateIdentity(),
+    serverKey: () => undefined,
+    probeUdp: async () => answers.shift() ?? false,
+    makeLink: (mode) => {
+      const link = new FakeLink(mode, opts.failModes?.includes(mode) ?? false);
+      r.links.push(link);
+      return link satisfies RendezvousLink;
+    },
+    ...opts,
+  });
+  return { u, ...r };
+}
+
+const fromRv = { address: RV.host, port: RV.port };
+const stranger = { address: '127.0.0.1', port: 40000 };
+
+function relayDeliver(src: number, inner: Buffer): Buffer {
+  const pkt = Buffer.alloc(1 + ADDRESS_BYTES + inner.length);
+  pkt[0] = PacketType.RelayDeliver;
+  writeAddress(pkt, 1, makeAddress(1, src));
+  inner.copy(pkt, 1 + ADDRESS_BYTES);
+  return pkt;
+}
+
+test('demux: registry packets only from the rendezvous, sessions by type from anyone, relay only from the rendezvous', () => {
+  const r = rig();
+  const resp = Buffer.from([PacketType.RegistryResponse, 1, 2]);
+  r.u.onUdp(resp, fromRv);
+  r.u.onUdp(Buffer.from([PacketType.RegistryCookie, 9]), fromRv);
+  assert.equal(r.registry.length, 2);
+  // The same bytes from anyone else (or on a birthday socket) are garbage: never handed to the registry client.
+  r.u.onUdp(resp, stranger);
+  r.u.onUdp(resp, fromRv, 3);
+  assert.equal(r.registry.length, 2);
+  assert.equal(r.counters.garbage, 2);
+
+  const data = Buffer.from([PacketType.Data, 0, 0, 0, 1]);
+  r.u.onUdp(data, stranger);
+  r.u.onUdp(data, stranger, 5);
+  assert.deepEqual(
+    r.sessions.map((s) => s.path),
+    [
+      { kind: 'direct', host: '127.0.0.1', port: 40000 },
+      { kind: 'direct', host: '127.0.0.1', port: 40000, sock: 5 },
+    ],
+  );
+
+  const inner = Buffer.from([PacketType.HandshakeInit, 7, 7]);
+  r.u.onUdp(relayDeliver(42, inner), fromRv);
+  const relayed = r.sessions.at(-1)!;
+  assert.deepEqual(relayed.pkt, inner);
+  assert.equal(relayed.path.kind, 'relay');
+  assert.deepEqual(relayed.path.kind === 'relay' && relayed.path.from, makeAddress(1, 42));
+  assert.equal(r.counters.relayIn, 1);
+  // A "relay delivery" from a stranger is a spoof; one without an inner packet is malformed.
+  r.u.onUdp(relayDeliver(42, inner), stranger);
+  r.u.onUdp(relayDeliver(42, Buffer.alloc(0)), fromRv);
+  r.u.onUdp(Buffer.alloc(0), stranger);
+  r.u.onUdp(Buffer.from([0x7f]), stranger);
+  assert.equal(r.sessions.length, 3);
+  assert.equal(r.counters.garbage, 6);
+  assert.equal(r.counters.udpIn, 11);
+});
+
+test('auto uplink: UDP when the rendezvous answers there, else TCP, else WebSocket; registry traffic follows', async () => {
+  const udp = rig({ udpAnswers: [true] });
+  await udp.u.chooseUplink();
+  assert.equal(udp.u.kind, 'udp');
+  assert.equal(udp.links.length, 0);
+
+  const tcp = rig({ udpAnswers: [false] });
+  await tcp.u.chooseUplink();
+  assert.equal(tcp.u.kind, 'tcp');
+  assert.deepEqual(tcp.changes, ['tcp']);
+  // Registry and relay traffic now go over the link; UDP from the rendezvous no longer feeds the registry client.
+  tcp.u.sendToRendezvous(Buffer.from([PacketType.RegistryRequest]));
+  tcp.u.sendRelay(makeAddress(1, 5), Buffer.from([PacketType.Data]));
+  assert.equal(tcp.links[0]!.sent.length, 2);
+  assert.equal(tcp.links[0]!.sent[1]![0], PacketType.RelaySend);
+  assert.equal(tcp.counters.udpOut, 0);
+  tcp.u.onUdp(Buffer.from([PacketType.RegistryResponse]), fromRv);
+  tcp.u.onUdp(relayDeliver(9, Buffer.from([PacketType.Data])), fromRv);
+  assert.equal(tcp.registry.length, 0);
+  assert.equal(tcp.sessions.length, 0);
+  tcp.links[0]!.emit('packet', Buffer.from([PacketType.RegistryPush]));
+  tcp.links[0]!.emit('packet', relayDeliver(9, Buffer.from([PacketType.Data])));
+  tcp.links[0]!.emit('packet', Buffer.from([PacketType.RegistryCookie])); // UDP only
+  assert.equal(tcp.registry.length, 1);
+  assert.equal(tcp.sessions.length, 1);
+  tcp.links[0]!.emit('down', 'reset');
+  tcp.links[0]!.emit('up');
+  assert.deepEqual(tcp.events, ['down reset', 'up']);
+  tcp.u.reconnectUplink('heartbeat unanswered');
+  assert.deepEqual(tcp.links[0]!.reconnects, ['heartbeat unanswered']);
+
+  const ws = rig({ udpAnswers: [false], failModes: ['tcp'] });
+  await ws.u.chooseUplink();
+  assert.equal(ws.u.kind, 'websocket');
+  assert.deepEqual(
+    ws.links.map((l) => l.mode),
+    ['tcp', 'websocket'],
+  );
+
+  const none = rig({ udpAnswers: [false], failModes: ['tcp', 'websocket'] });
+  await assert.rejects(none.u.chooseUplink());
+  assert.equal(none.u.kind, 'udp');
+});
+
+test('fixed uplink modes: no UDP probe, and no way back to UDP', async () => {
+  const udp = rig({ uplink: 'udp', udpAnswers: [false] });
+  await udp.u.chooseUplink();
+  assert.equal(udp.u.kind, 'udp');
+  const ws = rig({ uplink: 'websocket', udpAnswers: [] });
+  await ws.u.chooseUplink();
+  assert.equal(ws.u.kind, 'websocket');
+  assert.equal(await ws.u.maybeBackToUdp(), false, 'a configured uplink stays');
+});
+
+test('auto: back to UDP once the rendezvous answers there again', async () => {
+  const r = rig({ udpAnswers: [false, false, true] });
+  await r.u.chooseUplink();
+  assert.equal(await r.u.maybeBackToUdp(), false, 'still no UDP answer');
+  assert.equal(r.u.kind, 'tcp');
+  assert.equal(await r.u.maybeBackToUdp(), true);
+  assert.equal(r.u.kind, 'udp');
+  assert.equal(r.links[0]!.closed, true);
+  assert.deepEqual(r.changes, ['tcp', 'udp']);
+  assert.equal(await r.u.maybeBackToUdp(), false, 'already on UDP');
+});
+
+test('real sockets: the port is kept across restarts, relay sends are framed, datagrams are demuxed', async (t) => {
+  const rv = dgram.createSocket('udp4');
+  rv.bind(0, '127.0.0.1');
+  await once(rv, 'listening');
+  t.after(() => rv.close());
+  const r = rig({ rendezvous: { host: '127.0.0.1', port: rv.address().port }, uplink: 'udp' });
+  await r.u.bind();
+  const port = r.u.address().port;
+  assert.equal(fs.readFileSync(path.join(r.home, 'udp-port'), 'utf8'), `${port}\n`);
+
+  const got = once(rv, 'message');
+  r.u.sendRelay(makeAddress(1, 77), Buffer.from([PacketType.Data, 1, 2, 3]));
+  const [pkt] = (await got) as [Buffer];
+  assert.equal(pkt[0], PacketType.RelaySend);
+  assert.deepEqual(readAddress(pkt, 1), makeAddress(1, 77));
+  assert.deepEqual([...pkt.subarray(1 + ADDRESS_BYTES)], [PacketType.Data, 1, 2, 3]);
+  assert.equal(r.counters.relayOut, 1);
+
+  rv.send(Buffer.from([PacketType.RegistryResponse, 5]), port, '127.0.0.1');
+  const peer = dgram.createSocket('udp4');
+  t.after(() => peer.close());
+  peer.send(Buffer.from([PacketType.HandshakeInit, 1]), port, '127.0.0.1');
+  for (let i = 0; i < 100 && (r.registry.length < 1 || r.sessions.length < 1); i++) await new Promise((res) => setTimeout(res, 10));
+  assert.equal(r.registry.length, 1);
+  assert.equal(r.sessions[0]!.path.kind, 'direct');
+  r.u.close();
+  await r.u.closeSocket();
+
+  // A restart binds the same port (peers' sessions to our endpoint keep working) ...
+  const again = rig({ home: r.home, uplink: 'udp' });
+  await again.u.bind();
+  assert.equal(again.u.address().port, port);
+  // ... unless someone else took it meanwhile: then any port.
+  const third = rig({ home: r.home, uplink: 'udp' });
+  await third.u.bind();
+  assert.notEqual(third.u.address().port, port);
+  await again.u.closeSocket();
+  await third.u.closeSocket();
+});
+
+test('birthday sockets: kept while a path uses them or an attempt runs (10 s), closed after', async () => {
+  const r = rig();
+  const ids = r.u.openSprayPorts(3);
+  assert.deepEqual(ids, [1, 2, 3]);
+  r.inUse.add(2);
+  r.birthday.active = true;
+  r.clock.now += 5_000;
+  r.u.releaseSprayPorts();
+  assert.equal(r.u.sprayCount, 3, 'attempt running, sockets young');
+  r.clock.now += 5_000;
+  r.u.releaseSprayPorts();
+  assert.equal(r.u.sprayCount, 1, 'only the one a path uses is left');
+  r.birthday.active = false;
+  r.u.releaseSprayPorts();
+  assert.equal(r.u.sprayCount, 1);
+  r.inUse.clear();
+  r.u.releaseSprayPorts();
+  assert.equal(r.u.sprayCount, 0);
+  assert.deepEqual(r.u.openSprayPorts(1), [4], 'ids are never reused');
+  r.u.close();
+  await r.u.closeSocket();
+});
