@@ -56,7 +56,19 @@ export interface DaemonOptions {
   logger: Logger;
 }
 
-export class Daemon extends EventEmitter {
+/** What the daemon tells the layers above it (built-in services, SDK event subscribers). */
+export interface DaemonEvents {
+  /** A session with a peer is up (SDK 'peer-up'). */
+  'peer-session': [address: Address];
+  /** A peer went away: restarted, unreachable or revoked (SDK 'peer-down'). */
+  'peer-lost': [address: Address, reason: string];
+  /** A peer's path changed (SDK 'path'). */
+  'peer-path': [peer: Peer, reason: string];
+  /** A registry push (trust requests, approvals, revocations), after the trust mirror saw it. */
+  push: [push: TrustPush];
+}
+
+export class Daemon extends EventEmitter<DaemonEvents> {
   readonly home: string;
   readonly config: DaemonConfig;
   readonly log: Logger;
@@ -216,7 +228,11 @@ export class Daemon extends EventEmitter {
       rendezvous: this.config.registry,
       ...(this.config.serverKey ? { serverKey: Buffer.from(this.config.serverKey, 'base64') } : {}),
     });
-    this.registry.on('push', (push: TrustPush) => this.onPush(push));
+    this.registry.on('push', (push) => {
+      // The push schema leaves data open; every trust push carries an object.
+      if (typeof push.data === 'object' && push.data !== null && !Array.isArray(push.data))
+        this.onPush({ event: push.event, data: push.data as Record<string, unknown> });
+    });
     this.reg = new Registration(
       {
         log: this.log,

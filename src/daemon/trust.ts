@@ -44,7 +44,15 @@ interface TrustFile {
 const SLACK = 4096;
 const RETRY_MS = 5_000;
 
-export class TrustBook extends EventEmitter {
+export interface TrustBookEvents {
+  /** trust.json could not be written; trust is enforced from memory and the write retried. */
+  'persist-error': [err: Error];
+  /** A peer's trust ended (its sessions and streams must go at once). */
+  revoked: [peer: string];
+  trusted: [peer: string];
+}
+
+export class TrustBook extends EventEmitter<TrustBookEvents> {
   private readonly file: string;
   private trusted = new Map<string, TrustedPeer>();
   private incoming = new Map<string, PendingRequest>();

@@ -106,7 +106,13 @@ const RESULT_SCHEMAS: Record<string, z.ZodType> = {
   trust_list: TrustListPage,
 };
 
-export class RegistryClient extends EventEmitter {
+/** Events of the registry client. */
+export interface RegistryClientEvents {
+  /** A fresh, signed, never-seen push from the rendezvous (trust requests, approvals, revocations). */
+  push: [push: Push];
+}
+
+export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   private readonly identity: Identity;
   private readonly sendFn: (pkt: Buffer) => void;
   private readonly timeoutMs: number;

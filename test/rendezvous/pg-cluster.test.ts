@@ -10,6 +10,7 @@ import { decodeRelayForward, encodeRelayForward } from '../../src/rendezvous/rel
 import pgLib from 'pg';
 import { startRendezvous } from '../../src/rendezvous/server.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
+import type { Push } from '../../src/registry/protocol.ts';
 import { relaySend, sleep, startServer, tmpDir, udpPeer, type Peer } from './helpers.ts';
 
 const { skip, cluster, database } = usePostgresForFile({ before, after });
@@ -28,11 +29,11 @@ async function twoInstances(t: { after(fn: () => unknown): void }) {
 function nextPush(p: Peer, event: string, ms = 3000): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(`no ${event} push in ${ms} ms`)), ms);
-    const on = (push: { event: string; data: Record<string, unknown> }) => {
+    const on = (push: Push) => {
       if (push.event !== event) return;
       clearTimeout(t);
       p.client.off('push', on);
-      resolve(push.data);
+      resolve(push.data as Record<string, unknown>);
     };
     p.client.on('push', on);
   });
