@@ -2,7 +2,6 @@
 // to the ServiceHost interface and turns daemon events ('peer-session',
 // 'peer-lost', 'peer-path', 'push') into webhook events.
 import type { Daemon, Peer } from './daemon.ts';
-import type { Duplex } from 'node:stream';
 import { formatAddress, type Address } from '../wire/address.ts';
 import type { ServiceHost } from '../services/host.ts';
 import { loadServiceConfig } from '../services/service-config.ts';
@@ -25,7 +24,7 @@ export function startBuiltinServices(d: Daemon): BuiltinServices {
     dial: async (target, port) => {
       const peer = await d.peerFor(target);
       const stream = await d.dial(peer.address, port);
-      return { stream: stream as unknown as Duplex, peer: formatAddress(peer.address) };
+      return { stream, peer: formatAddress(peer.address) };
     },
     self: () => (d.address ? formatAddress(d.address) : ''),
     event: (event, data) => services?.webhook?.emit(event, data),

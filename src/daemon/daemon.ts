@@ -718,7 +718,7 @@ export class Daemon extends EventEmitter {
   async dial(target: string | Address, port: number): Promise<IncomingStream & { readonly id: number }> {
     const peer = await this.peerFor(target);
     if (!this.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer);
-    return peer.conn.openStream(port, this.ports.ephemeral()) as unknown as IncomingStream & { readonly id: number };
+    return peer.conn.openStream(port, this.ports.ephemeral());
   }
 
   sendDatagram(to: string | Address, srcPort: number, dstPort: number, data: Buffer): Promise<void> {
