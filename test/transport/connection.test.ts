@@ -391,7 +391,7 @@ test('reset() errors every stream with CONNECTION_RESET and the connection works
   const inc = await nextStream(q.b);
   const eb = errorOf(inc);
   s.on('error', () => {});
-  const bClosed = new Promise((r) => q.b.once('close', r));
+  const bClosed = new Promise<void>((r) => q.b.once('close', r));
   q.a.close();
   assert.equal((await withTimeout(eb, 2000, 'peer stream error')).code, 'CONNECTION_RESET');
   await withTimeout(bClosed, 2000, 'peer close');
