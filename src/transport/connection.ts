@@ -15,63 +15,37 @@
 // a single timer per connection, payload is copied once (application buffer ->
 // packet) on send and not at all on receive (streams get views of the packet).
 import { EventEmitter } from 'node:events';
-import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
 import { PilotError } from '../util/errors.ts';
 import { AckTracker } from './ack-tracker.ts';
 import { AppCode, CloseCode } from './codes.ts';
-import { CONGESTION_ALGORITHMS, DEFAULT_CONGESTION_ALGORITHM, type CongestionAlgorithm } from './congestion.ts';
 import { ConnectionTimer } from './conn-timer.ts';
 import { ConnectionFlowControl } from './flow-control.ts';
 import { Frame, Kind, ParsedPacket, type ParsedFrame } from './frames.ts';
+import { checkPacketSize, checkPort, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { PN_MAX_LEN, Sender, type SenderHost } from './sender.ts';
 import type { SentPacket } from './sent-packets.ts';
 import { ConnectionCounters, type ConnectionStats } from './stats.ts';
-import { Stream, type StreamConfig, type StreamHost } from './stream.ts';
+import { Stream, type StreamHost } from './stream.ts';
 import { StreamTable } from './stream-table.ts';
 import { varintLen } from './varint.ts';
 
 export { Stream } from './stream.ts';
 export type { ConnectionStats } from './stats.ts';
 export { INITIAL_CONN_CREDIT } from './flow-control.ts';
+export {
+  type ConnectionOptions,
+  DEFAULT_CONNECTION_WINDOW,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  DEFAULT_STREAM_WINDOW,
+  MAX_PACKET_SIZE,
+  MIN_PACKET_SIZE,
+} from './options.ts';
 
-export const DEFAULT_STREAM_WINDOW = 1024 * 1024;
-export const DEFAULT_CONNECTION_WINDOW = 16 * 1024 * 1024;
-/** Auto-tuning grows windows up to these (or the configured value if larger). */
-const MAX_STREAM_WINDOW = 16 * 1024 * 1024;
-const MAX_CONNECTION_WINDOW = 64 * 1024 * 1024;
-export const DEFAULT_IDLE_TIMEOUT_MS = 5 * 60_000;
 /** How long we may hold an ACK (both ends assume this value: there is no parameter exchange). */
 export const MAX_ACK_DELAY_MS = 10;
-export const MIN_PACKET_SIZE = 256;
-export const MAX_PACKET_SIZE = 65_000;
 /** Ack-eliciting packets received in one burst after which we ACK at once instead of at the end of the burst. */
 const ACK_BURST = 32;
-
-export interface ConnectionOptions {
-  /** Stream-id parity: 'low' opens even ids, 'high' odd ones, so both ends can open at once. */
-  role: 'low' | 'high';
-  /** Hands one plaintext packet to the session layer (which then owns the buffer). */
-  sendPacket: (plaintext: Buffer) => void;
-  maxPacketSize?: number;
-  /** Initial per-stream receive window (auto-tuned upwards). */
-  streamWindow?: number;
-  /** Initial connection receive window (auto-tuned upwards). */
-  connectionWindow?: number;
-  /** A stream with no traffic and no application writes for this long errors with TIMEOUT (0: never). */
-  idleTimeoutMs?: number;
-  /** Clock in ms (default performance.now). */
-  now?: () => number;
-  /**
-   * Bytes reserved before / after every packet handed to sendPacket, inside the same memory: the session
-   * layer may then encrypt in place, e.g. `Buffer.from(p.buffer, p.byteOffset - headroom, p.length + headroom + tailroom)`
-   * is [headroom][plaintext][tailroom] (for SessionManager.sendToInPlace: 13 and 16). Default 0.
-   */
-  headroom?: number;
-  tailroom?: number;
-  /** Congestion controller: 'cubic' (default, RFC 9438) or 'newreno' (RFC 9002 §7). */
-  congestionControl?: CongestionAlgorithm;
-}
 
 export interface DatagramEvent {
   srcPort: number;
@@ -91,17 +65,11 @@ export interface ConnectionEvents {
 }
 
 export class Connection extends EventEmitter<ConnectionEvents> implements StreamHost, RecoveryHandler, SenderHost {
+  private readonly cfg: ConnectionConfig;
+  /** cfg.sendPacket (a field of its own: a test wraps it). */
   private readonly sendFn: (plaintext: Buffer) => void;
   private readonly clock: () => number;
-  private readonly localParity: 0 | 1;
-  private readonly streamCfg: StreamConfig;
-  private readonly connWindow: number;
-  private readonly maxConnWindow: number;
-  private readonly idleTimeoutMs: number;
   private maxPacket: number;
-  private readonly headroom: number;
-  private readonly tailroom: number;
-  private readonly ccAlgorithm: CongestionAlgorithm;
   private readonly counters = new ConnectionCounters();
 
   // per incarnation: reset() replaces all of these
@@ -130,30 +98,14 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   constructor(opts: ConnectionOptions) {
     super();
-    if (opts.role !== 'low' && opts.role !== 'high') throw new PilotError('BAD_ARGUMENT', `role must be 'low' or 'high'`);
-    this.sendFn = opts.sendPacket;
-    this.clock = opts.now ?? performance.now.bind(performance);
-    this.localParity = opts.role === 'low' ? 0 : 1;
-    this.maxPacket = checkPacketSize(opts.maxPacketSize ?? DEFAULT_MAX_PLAINTEXT);
-    this.headroom = checkRoom(opts.headroom ?? 0, 'headroom');
-    this.tailroom = checkRoom(opts.tailroom ?? 0, 'tailroom');
-    const streamWindow = Math.max(64 * 1024, opts.streamWindow ?? DEFAULT_STREAM_WINDOW);
-    this.streamCfg = {
-      window: streamWindow,
-      maxWindow: Math.max(streamWindow, MAX_STREAM_WINDOW),
-      sendAhead: Math.max(64 * 1024, streamWindow),
-    };
-    this.connWindow = Math.max(256 * 1024, opts.connectionWindow ?? DEFAULT_CONNECTION_WINDOW);
-    this.maxConnWindow = Math.max(this.connWindow, MAX_CONNECTION_WINDOW);
-    this.idleTimeoutMs = opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    this.ccAlgorithm = opts.congestionControl ?? DEFAULT_CONGESTION_ALGORITHM;
-    if (!CONGESTION_ALGORITHMS.includes(this.ccAlgorithm)) {
-      throw new PilotError('BAD_ARGUMENT', `congestionControl must be one of ${CONGESTION_ALGORITHMS.join(', ')}, got ${String(this.ccAlgorithm)}`);
-    }
-    this.streams = new StreamTable(this.localParity);
-    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, this.ccAlgorithm);
+    const cfg = (this.cfg = resolveConnectionOptions(opts));
+    this.sendFn = cfg.sendPacket;
+    this.clock = cfg.now;
+    this.maxPacket = cfg.maxPacketSize;
+    this.streams = new StreamTable(cfg.parity);
+    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, cfg.congestionControl);
     this.acks = new AckTracker(MAX_ACK_DELAY_MS);
-    this.flow = new ConnectionFlowControl(this.connWindow, this.maxConnWindow);
+    this.flow = new ConnectionFlowControl(cfg.connWindow, cfg.maxConnWindow);
     this.sender = this.newSender();
   }
 
@@ -164,8 +116,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       flow: this.flow,
       counters: this.counters,
       maxPacket: this.maxPacket,
-      headroom: this.headroom,
-      tailroom: this.tailroom,
+      headroom: this.cfg.headroom,
+      tailroom: this.cfg.tailroom,
     });
   }
 
@@ -175,7 +127,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   openStream(dstPort: number, srcPort = 0): Stream {
     checkPort(dstPort, 'dstPort');
     checkPort(srcPort, 'srcPort');
-    const s = new Stream(this, this.streams.allocateLocalId(), srcPort, dstPort, true, this.streamCfg);
+    const s = new Stream(this, this.streams.allocateLocalId(), srcPort, dstPort, true, this.cfg.stream);
     if (this.closed) {
       s.abort(new PilotError('CONNECTION_RESET', 'connection is closed'), false);
       return s;
@@ -225,12 +177,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const list = this.streams.list();
     this.timer.stop();
     this.idleCheckAt = Infinity;
-    this.streams = new StreamTable(this.localParity);
+    this.streams = new StreamTable(this.cfg.parity);
     const nextPn = this.recovery.log.next;
-    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, this.ccAlgorithm);
+    this.recovery = new Recovery(this.maxPacket, MAX_ACK_DELAY_MS, this, this.cfg.congestionControl);
     this.recovery.log.base = this.recovery.log.next = nextPn;
     this.acks = new AckTracker(MAX_ACK_DELAY_MS);
-    this.flow = new ConnectionFlowControl(this.connWindow, this.maxConnWindow);
+    this.flow = new ConnectionFlowControl(this.cfg.connWindow, this.cfg.maxConnWindow);
     this.sender = this.newSender();
     this.newStreams = [];
     // streams are marked finished before they are destroyed, so they queue nothing into the fresh state
@@ -254,7 +206,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   }
 
   stats(): ConnectionStats {
-    return this.counters.snapshot(this.recovery, this.ccAlgorithm, this.streams.size, this.maxPacket);
+    return this.counters.snapshot(this.recovery, this.cfg.congestionControl, this.streams.size, this.maxPacket);
   }
 
   /**
@@ -408,7 +360,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       case 'accept':
         break;
     }
-    const s = new Stream(this, id, f.dstPort, f.srcPort, false, this.streamCfg);
+    const s = new Stream(this, id, f.dstPort, f.srcPort, false, this.cfg.stream);
     this.streams.add(s);
     this.armIdle(s.lastActivity);
     s.grantInitialCredit();
@@ -555,8 +507,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   // ================= timer =================
 
   private armIdle(activity: number): void {
-    if (this.idleTimeoutMs > 0 && this.idleCheckAt === Infinity) {
-      this.idleCheckAt = activity + this.idleTimeoutMs;
+    if (this.cfg.idleTimeoutMs > 0 && this.idleCheckAt === Infinity) {
+      this.idleCheckAt = activity + this.cfg.idleTimeoutMs;
       this.armTimer(this.clock());
     }
   }
@@ -581,12 +533,12 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   private checkIdle(now: number): void {
     this.idleCheckAt = Infinity;
-    if (this.idleTimeoutMs <= 0) return;
+    if (this.cfg.idleTimeoutMs <= 0) return;
     let next = Infinity;
     for (const s of this.streams.list()) {
-      const due = s.lastActivity + this.idleTimeoutMs;
+      const due = s.lastActivity + this.cfg.idleTimeoutMs;
       if (due <= now) {
-        s.abort(new PilotError('TIMEOUT', `stream idle for ${this.idleTimeoutMs} ms`, 'the peer may be gone; retry or raise the idle timeout'), true);
+        s.abort(new PilotError('TIMEOUT', `stream idle for ${this.cfg.idleTimeoutMs} ms`, 'the peer may be gone; retry or raise the idle timeout'), true);
       } else if (due < next) {
         next = due;
       }
@@ -606,20 +558,4 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     for (const s of list) s.abort(err, false);
     this.emit('close');
   }
-}
-
-function checkPort(port: number, what: string): void {
-  if (!Number.isInteger(port) || port < 0 || port > 0xffff) throw new PilotError('BAD_ARGUMENT', `${what} must be an integer 0-65535, got ${port}`);
-}
-
-function checkRoom(n: number, what: string): number {
-  if (!Number.isInteger(n) || n < 0 || n > 256) throw new PilotError('BAD_ARGUMENT', `${what} must be an integer 0-256, got ${n}`);
-  return n;
-}
-
-function checkPacketSize(size: number): number {
-  if (!Number.isInteger(size) || size < MIN_PACKET_SIZE || size > MAX_PACKET_SIZE) {
-    throw new PilotError('BAD_ARGUMENT', `packet size must be an integer ${MIN_PACKET_SIZE}-${MAX_PACKET_SIZE}, got ${size}`);
-  }
-  return size;
 }

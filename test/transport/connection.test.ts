@@ -493,3 +493,15 @@ test('headroom/tailroom: the session layer may use the reserved bytes around eac
   await transfer(p, 2 * MiB, 9);
   closePair(p);
 });
+
+test('events are typed: a misspelt event or a wrong listener does not compile', () => {
+  const c = new Connection({ role: 'low', sendPacket: () => {} });
+  // @ts-expect-error: there is no 'streams' event
+  c.on('streams', () => {});
+  // @ts-expect-error: 'stream' hands over a Stream, not a number
+  c.on('stream', (_s: number) => {});
+  // @ts-expect-error: 'close' has no argument to wait for
+  c.once('close', (_reason: string) => {});
+  c.on('datagram', ({ srcPort, dstPort, data }) => assert.ok(srcPort >= 0 && dstPort >= 0 && Buffer.isBuffer(data)));
+  c.close();
+});
