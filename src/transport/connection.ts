@@ -66,7 +66,6 @@ export interface ConnectionEvents {
 
 export class Connection extends EventEmitter<ConnectionEvents> implements StreamHost, RecoveryHandler, SenderHost {
   private readonly cfg: ConnectionConfig;
-  /** cfg.sendPacket (a field of its own: a test wraps it). */
   private readonly sendFn: (plaintext: Buffer) => void;
   private readonly clock: () => number;
   private maxPacket: number;

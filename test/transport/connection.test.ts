@@ -475,19 +475,17 @@ test('streams are refused when nobody listens for them', async () => {
 
 test('headroom/tailroom: the session layer may use the reserved bytes around each packet (in-place encryption)', async () => {
   const p = makePair({}, { headroom: 13, tailroom: 16 });
-  // wrap both sides' sendPacket: scribble over the room, as an in-place seal would
-  for (const [c, pipe] of [
-    [p.a, p.ab],
-    [p.b, p.ba],
-  ] as const) {
-    (c as unknown as { sendFn: (x: Buffer) => void }).sendFn = (x: Buffer) => {
+  // wrap what both sides' sendPacket hands the packets to: scribble over the room, as an in-place seal would
+  for (const pipe of [p.ab, p.ba]) {
+    const send = pipe.send.bind(pipe);
+    pipe.send = (x: Buffer) => {
       assert.ok(x.byteOffset >= 13 && x.byteOffset + x.length + 16 <= x.buffer.byteLength);
       const wide = Buffer.from(x.buffer, x.byteOffset - 13, x.length + 29);
       const copy = Buffer.from(x);
       wide.fill(0xee, 0, 13);
       wide.fill(0xee, 13 + x.length);
       assert.ok(copy.equals(x), 'room does not overlap the plaintext');
-      pipe.send(copy);
+      send(copy);
     };
   }
   await transfer(p, 2 * MiB, 9);
