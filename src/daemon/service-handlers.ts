@@ -5,7 +5,6 @@ import { addressKey, formatAddress } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import type { Handler } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
-import type { Duplex } from 'node:stream';
 import { parseTarget } from './targets.ts';
 import type { ServiceHost } from '../services/host.ts';
 import type { MessageType } from '../services/inbox.ts';
@@ -43,7 +42,7 @@ function clientHost(d: Daemon): ServiceHost {
     dial: async (target, port) => {
       const peer = await d.peerFor(target);
       const stream = await d.dial(peer.address, port);
-      return { stream: stream as unknown as Duplex, peer: formatAddress(peer.address) };
+      return { stream, peer: formatAddress(peer.address) };
     },
     self: () => (d.address ? formatAddress(d.address) : ''),
     event: () => {},

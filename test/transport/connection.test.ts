@@ -391,7 +391,7 @@ test('reset() errors every stream with CONNECTION_RESET and the connection works
   const inc = await nextStream(q.b);
   const eb = errorOf(inc);
   s.on('error', () => {});
-  const bClosed = new Promise((r) => q.b.once('close', r));
+  const bClosed = new Promise<void>((r) => q.b.once('close', r));
   q.a.close();
   assert.equal((await withTimeout(eb, 2000, 'peer stream error')).code, 'CONNECTION_RESET');
   await withTimeout(bClosed, 2000, 'peer close');
@@ -475,21 +475,31 @@ test('streams are refused when nobody listens for them', async () => {
 
 test('headroom/tailroom: the session layer may use the reserved bytes around each packet (in-place encryption)', async () => {
   const p = makePair({}, { headroom: 13, tailroom: 16 });
-  // wrap both sides' sendPacket: scribble over the room, as an in-place seal would
-  for (const [c, pipe] of [
-    [p.a, p.ab],
-    [p.b, p.ba],
-  ] as const) {
-    (c as unknown as { sendFn: (x: Buffer) => void }).sendFn = (x: Buffer) => {
+  // wrap what both sides' sendPacket hands the packets to: scribble over the room, as an in-place seal would
+  for (const pipe of [p.ab, p.ba]) {
+    const send = pipe.send.bind(pipe);
+    pipe.send = (x: Buffer) => {
       assert.ok(x.byteOffset >= 13 && x.byteOffset + x.length + 16 <= x.buffer.byteLength);
       const wide = Buffer.from(x.buffer, x.byteOffset - 13, x.length + 29);
       const copy = Buffer.from(x);
       wide.fill(0xee, 0, 13);
       wide.fill(0xee, 13 + x.length);
       assert.ok(copy.equals(x), 'room does not overlap the plaintext');
-      pipe.send(copy);
+      send(copy);
     };
   }
   await transfer(p, 2 * MiB, 9);
   closePair(p);
+});
+
+test('events are typed: a misspelt event or a wrong listener does not compile', () => {
+  const c = new Connection({ role: 'low', sendPacket: () => {} });
+  // @ts-expect-error: there is no 'streams' event
+  c.on('streams', () => {});
+  // @ts-expect-error: 'stream' hands over a Stream, not a number
+  c.on('stream', (_s: number) => {});
+  // @ts-expect-error: 'close' has no argument to wait for
+  c.once('close', (_reason: string) => {});
+  c.on('datagram', ({ srcPort, dstPort, data }) => assert.ok(srcPort >= 0 && dstPort >= 0 && Buffer.isBuffer(data)));
+  c.close();
 });
