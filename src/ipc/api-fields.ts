@@ -103,7 +103,7 @@ export function port(dflt?: number) {
     .custom<number | string | null>()
     .optional()
     .transform((v, ctx): number => {
-      const x = v ?? dflt;
+      const x = v ?? dflt ?? v; // null: the default if there is one, else refused as null (as parsePort did)
       const n = typeof x === 'number' ? x : typeof x === 'string' && /^\d{1,5}$/.test(x) ? Number(x) : NaN;
       if (!Number.isInteger(n) || n < 0 || n > 0xffff)
         return refuse(ctx, v, `invalid port: ${String(x)}`, { named: false, hint: 'a virtual port is 0..65535' });
