@@ -102,7 +102,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   /** The IPC server's own dispatch (unknown method, params checked against the contract), minus the socket. */
-  private async invoke(method: Method, params: unknown, ctx: HandlerContext): Promise<unknown> {
+  private async run(method: Method, params: unknown, ctx: HandlerContext): Promise<unknown> {
     try {
       if (this.closing) throw new PilotError('BAD_REQUEST', 'this embedded node is stopped', 'startNode() again');
       return await invoke(this.handlers, method, params, ctx);
@@ -112,7 +112,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   async call<M extends Method>(method: M, ...[params]: ParamsArg<M>): Promise<ResultOf<M>> {
-    const r = await this.invoke(method, params ?? {}, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+    const r = await this.run(method, params ?? {}, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
     if (r instanceof PipeResult) {
       r.pipe.destroy();
       throw new PilotError('BAD_REQUEST', `${method} answers with a pipe`);
@@ -135,7 +135,7 @@ export class EmbeddedBackend implements Backend {
       isClosed: () => cancelled,
     };
     const sub: Subscription<ResultOf<M> | undefined> = {
-      done: this.invoke(method, params, ctx).then((r) => r as ResultOf<M>),
+      done: this.run(method, params, ctx).then((r) => r as ResultOf<M>),
       cancel: () => {
         cancelled = true;
         markClosed();
@@ -147,7 +147,7 @@ export class EmbeddedBackend implements Backend {
   }
 
   async pipe<M extends PipeMethod>(method: M, params: ParamsIn<M>): Promise<OpenedPipe<ResultOf<M>>> {
-    const r = await this.invoke(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+    const r = await this.run(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
     if (!(r instanceof PipeResult)) throw new PilotError('BAD_REQUEST', `${method} does not answer with a pipe`);
     // the handler of a pipe method answers PipeResult<ResultOf<M>> (server.ts Reply)
     return { stream: r.pipe, result: r.result as ResultOf<M> };
