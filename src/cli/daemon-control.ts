@@ -67,7 +67,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   const cfg = mergeConfig(home, f);
   const socket = configSocket(cfg, home);
   const probe = new IpcClient(socket);
-  const running = await probe.call<{ pid: number; address: string }>('info').catch(() => undefined);
+  const running = await probe.call('info').catch(() => undefined);
   probe.close();
   if (running) {
     throw new PilotError(
@@ -132,7 +132,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
 export async function stopDaemon(socket: string): Promise<{ pid: number }> {
   const c = new IpcClient(socket);
   try {
-    const r = await c.call<{ pid: number }>('stop');
+    const r = await c.call('stop');
     // Wait until the process is gone so a following start does not race it.
     for (let i = 0; i < 100; i++) {
       try {

@@ -102,7 +102,7 @@ export function buildProgram(json = false): Command {
     .description('is the daemon running?')
     .action(
       run(async (_g, out, client) => {
-        const info = await client().call<Record<string, unknown>>('status');
+        const info = await client().call('status');
         ok(
           out,
           { running: true, ...info },
@@ -117,7 +117,7 @@ export function buildProgram(json = false): Command {
     .description("this node's address, hostname, keys and endpoints")
     .action(
       run(async (_g, out, client) => {
-        const i = await client().call<Record<string, unknown>>('info');
+        const i = await client().call('info');
         ok(out, i, () =>
           [
             `Address:    ${i.address}`,
@@ -175,7 +175,7 @@ export function buildProgram(json = false): Command {
     .description('look a hostname (or address) up in the registry')
     .action(
       run(async (_g, out, client, target: string) => {
-        const r = await client().call<Record<string, unknown>>('find', { target });
+        const r = await client().call('find', { target });
         ok(out, r, () => `${r.hostname ?? '-'}  ${r.address}  ${r.public ? 'public' : 'private'}  ${r.online ? 'online' : 'offline'}`);
       }),
     );
@@ -184,7 +184,7 @@ export function buildProgram(json = false): Command {
     .description('peers with their path, RTT and bytes')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<{ peers: Array<Record<string, unknown>> }>('peers');
+        const r = await client().call('peers');
         ok(out, r, () =>
           r.peers.length === 0
             ? 'no peers'
@@ -208,11 +208,10 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client, target: string, o: { count: string; interval: string; timeout: string }) => {
         const count = parseCount(o.count, 4);
         if (count < 1) throw new PilotError('BAD_ARGUMENT', '--count must be at least 1');
-        const r = await client().call<Record<string, unknown>>(
+        const r = await client().call(
           'ping',
           { target, count, intervalMs: parseDuration(o.interval, 1000), timeoutMs: parseDuration(o.timeout, 3000) },
-          (_e, d) => {
-            const p = d as { seq: number; ok: boolean; rttMs: number | null; path: string };
+          (_e, p) => {
             if (!out.json)
               process.stdout.write(p.ok ? `reply from ${target}: seq=${p.seq} time=${fmtMs(p.rttMs)} path=${p.path}\n` : `timeout: seq=${p.seq}\n`);
           },
@@ -233,7 +232,7 @@ export function buildProgram(json = false): Command {
     .requiredOption('--data <text>', 'payload')
     .action(
       run(async (_g, out, client, target: string, port: string, o: { data: string }) => {
-        const r = await client().call<Record<string, unknown>>('send', { target, port, data: o.data });
+        const r = await client().call('send', { target, port, data: o.data });
         ok(out, r, () => `sent ${r.bytes} bytes to ${r.target}:${r.port}`);
       }),
     );
@@ -244,7 +243,7 @@ export function buildProgram(json = false): Command {
       run(async (_g, out, client, target: string, size: string | undefined) => {
         const sizeMb = size === undefined ? 10 : Number(size);
         if (!Number.isFinite(sizeMb) || sizeMb <= 0) throw new PilotError('BAD_ARGUMENT', `invalid size ${size}`, 'size in MiB, e.g. 10');
-        const r = await client().call<Record<string, unknown>>('bench', { target, sizeMb });
+        const r = await client().call('bench', { target, sizeMb });
         ok(out, r, () => `${r.bytes} bytes in ${r.seconds} s = ${r.mbPerSec} MB/s`);
       }),
     );
@@ -253,7 +252,7 @@ export function buildProgram(json = false): Command {
     .description('ask a node for mutual trust (nothing passes between untrusted nodes)')
     .action(
       run(async (_g, out, client, target: string, reason: string | undefined) => {
-        const r = await client().call<{ status: string; peer: string }>('handshake', { target, ...(reason ? { reason } : {}) });
+        const r = await client().call('handshake', { target, ...(reason ? { reason } : {}) });
         ok(out, r, () => (r.status === 'trusted' ? `trusted: ${target} (${r.peer})` : `trust request sent to ${target} (${r.peer}); waiting for approval`));
       }),
     );
@@ -262,7 +261,7 @@ export function buildProgram(json = false): Command {
     .description('trust requests waiting for your answer (and yours waiting for others)')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<{ incoming: Array<Record<string, unknown>>; outgoing: Array<Record<string, unknown>> }>('pending');
+        const r = await client().call('pending');
         ok(out, r, () =>
           [
             r.incoming.length === 0 ? 'no pending requests' : 'FROM               HOSTNAME         RECEIVED                  REASON',
@@ -280,7 +279,7 @@ export function buildProgram(json = false): Command {
     .description('approve a pending trust request (node: address, id or hostname)')
     .action(
       run(async (_g, out, client, node: string) => {
-        const r = await client().call<{ peer: string }>('approve', { node });
+        const r = await client().call('approve', { node });
         ok(out, r, () => `trusted: ${r.peer}`);
       }),
     );
@@ -289,7 +288,7 @@ export function buildProgram(json = false): Command {
     .description('reject a pending trust request')
     .action(
       run(async (_g, out, client, node: string, reason: string | undefined) => {
-        const r = await client().call<{ peer: string }>('reject', { node, ...(reason ? { reason } : {}) });
+        const r = await client().call('reject', { node, ...(reason ? { reason } : {}) });
         ok(out, r, () => `rejected: ${r.peer}`);
       }),
     );
@@ -298,7 +297,7 @@ export function buildProgram(json = false): Command {
     .description('trusted peers')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<{ trusted: Array<Record<string, unknown>> }>('trust');
+        const r = await client().call('trust');
         ok(out, r, () =>
           r.trusted.length === 0
             ? 'no trusted peers'
@@ -317,7 +316,7 @@ export function buildProgram(json = false): Command {
     .description('revoke trust: the session closes and nothing more passes')
     .action(
       run(async (_g, out, client, node: string) => {
-        const r = await client().call<{ peer: string; status: string }>('untrust', { node });
+        const r = await client().call('untrust', { node });
         ok(out, r, () =>
           r.status === 'revoked-locally'
             ? `trust revoked here: ${r.peer} is cut off now.\nThe rendezvous did not answer; it is told on the next sync (every 20 s), until then the pair stays listed there.`

@@ -1,13 +1,13 @@
 // IPC methods of the daemon: what pilotctl and the SDK can ask for.
 import { configSocket } from './config.ts';
 import crypto from 'node:crypto';
-import { formatAddress, parsePort, type Address } from '../wire/address.ts';
+import { formatAddress, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
-import { PipeResult, type Handler } from '../ipc/server.ts';
+import { PipeResult, type Handlers } from '../ipc/server.ts';
+import type { NodeInfo, RecvDatagram } from '../ipc/api.ts';
 import type { Daemon } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { park } from './accept-queue.ts';
-import { num, str } from './ipc-params.ts';
 import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
@@ -47,9 +47,10 @@ function readAll(stream: IncomingStream, timeoutMs: number, maxBytes = 16 << 20)
   });
 }
 
-export function daemonInfo(d: Daemon): Record<string, unknown> {
+export function daemonInfo(d: Daemon): NodeInfo {
   return {
-    address: d.address ? formatAddress(d.address) : null,
+    // Daemon.start() registers (and so has an address) before any IPC handler can run.
+    address: formatAddress(d.address!),
     hostname: d.config.hostname ?? null,
     email: d.config.email,
     public: d.config.public,
@@ -68,7 +69,7 @@ export function daemonInfo(d: Daemon): Record<string, unknown> {
   };
 }
 
-export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, Handler> {
+export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
   // Accept queues for IPC listeners: listen() reports ids, accept(id) takes the stream.
   const pendingAccepts = new Map<string, IncomingStream>();
 
@@ -77,24 +78,22 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     status: () => daemonInfo(d),
     stop: () => {
       setTimeout(requestStop, 10);
-      return { stopping: true, pid: process.pid };
+      return { stopping: true as const, pid: process.pid };
     },
     set_hostname: async (p) => {
-      const h = str(p, 'hostname')!;
-      await d.setHostname(h);
-      return { hostname: h };
+      await d.setHostname(p.hostname);
+      return { hostname: p.hostname };
     },
     clear_hostname: async () => {
       await d.setHostname(undefined);
       return { hostname: null };
     },
     set_visibility: async (p) => {
-      const pub = p.public === true;
-      await d.setVisibility(pub);
-      return { public: pub };
+      await d.setVisibility(p.public);
+      return { public: p.public };
     },
     find: async (p) => {
-      const r = await d.resolveTarget(str(p, 'target')!);
+      const r = await d.resolveTarget(p.target);
       return {
         address: formatAddress(r.address),
         hostname: r.hostname ?? null,
@@ -121,10 +120,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     stats: () => ({ sessions: d.sessionStats(), daemon: d.counters, verifier: d.verifier.stats }),
 
     ping: async (p, ctx) => {
-      const target = str(p, 'target')!;
-      const count = num(p, 'count', 4, 1, 10000);
-      const intervalMs = num(p, 'intervalMs', 1000, 0, 60000);
-      const timeoutMs = num(p, 'timeoutMs', 3000, 10, 60000);
+      const { target, count, intervalMs, timeoutMs } = p;
       const peer = await d.peerFor(target);
       const srcPort = d.ports.ephemeral();
       const waiting = new Map<number, (rtt: number) => void>();
@@ -174,10 +170,8 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     },
 
     connect: async (p) => {
-      const target = str(p, 'target')!;
-      const port = parsePort((p.port as number | string | undefined) ?? 1000);
-      const message = str(p, 'message', false) ?? '';
-      const timeoutMs = num(p, 'timeoutMs', 5000, 10, 600000);
+      const { target, port, timeoutMs } = p;
+      const message = p.message ?? '';
       const stream = await d.dial(target, port);
       stream.end(Buffer.from(message, 'utf8'));
       const reply = await readAll(stream, timeoutMs);
@@ -185,22 +179,19 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     },
 
     send: async (p) => {
-      const target = str(p, 'target')!;
-      const port = parsePort(p.port as number | string);
-      const data = Buffer.from(str(p, 'data')!, p.encoding === 'base64' ? 'base64' : 'utf8');
+      const { target, port } = p;
+      const data = Buffer.from(p.data, p.encoding === 'base64' ? 'base64' : 'utf8');
       const peer = await d.peerFor(target);
       // Default source port: the destination port, except for echo (7 is the echo
       // service's own port, never a client's: the reply needs a port of ours to land on).
-      const srcPort = num(p, 'srcPort', port === ECHO_PORT ? d.ports.ephemeral() : port, 0, 65535);
+      const srcPort = p.srcPort ?? (port === ECHO_PORT ? d.ports.ephemeral() : port);
       await d.sendDatagram(peer.address, srcPort, port, data);
       return { target: formatAddress(peer.address), port, bytes: data.length };
     },
 
     recv: async (p, ctx) => {
-      const port = parsePort(p.port as number | string);
-      const count = num(p, 'count', 1, 0, 1e9); // 0 = unbounded (until timeout / client leaves)
-      const timeoutMs = num(p, 'timeoutMs', 0, 0, 86400000); // 0 = no timeout
-      const messages: Array<{ from: string; srcPort: number; data: string; dataBase64: string }> = [];
+      const { port, count, timeoutMs } = p; // count 0 = unbounded (until timeout / client leaves); timeoutMs 0 = none
+      const messages: RecvDatagram[] = [];
       await readUntilDone(ctx, timeoutMs, (finish) =>
         d.ports.onDatagram(port, (dg) => {
           const m = { from: formatAddress(dg.from), srcPort: dg.srcPort, data: dg.data.toString('utf8'), dataBase64: dg.data.toString('base64') };
@@ -213,8 +204,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     },
 
     bench: async (p) => {
-      const target = str(p, 'target')!;
-      const sizeMb = num(p, 'sizeMb', 10, 0.001, 4096);
+      const { target, sizeMb } = p;
       const total = Math.round(sizeMb * 1024 * 1024);
       const stream = await d.dial(target, SINK_PORT);
       const chunk = crypto.randomBytes(64 * 1024);
@@ -240,31 +230,27 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     },
 
     // ---- trust ----
-    handshake: async (p) => {
-      const reason = str(p, 'reason', false);
-      if (reason !== undefined && reason.length > 256) throw new PilotError('BAD_ARGUMENT', 'reason is limited to 256 characters');
-      return d.trustRequest(str(p, 'target')!, reason);
-    },
+    handshake: (p) => d.trustRequest(p.target, p.reason),
     pending: async () => {
       await d.syncTrust().catch(() => {});
       return { incoming: d.trust.listIncoming(), outgoing: d.trust.listOutgoing() };
     },
-    approve: (p) => d.trustApprove(str(p, 'node')!),
-    reject: (p) => d.trustReject(str(p, 'node')!, str(p, 'reason', false)),
+    approve: (p) => d.trustApprove(p.node),
+    reject: (p) => d.trustReject(p.node, p.reason),
     trust: async () => {
       await d.syncTrust().catch(() => {});
       return { trusted: d.trust.listTrusted() };
     },
-    untrust: (p) => d.trustRevoke(str(p, 'node')!),
+    untrust: (p) => d.trustRevoke(p.node),
 
     // ---- raw stream pipes (SDK / tests) ----
     dial: async (p) => {
-      const stream = await d.dial(str(p, 'target')!, parsePort(p.port as number | string));
+      const stream = await d.dial(p.target, p.port);
       return new PipeResult({ port: stream.remotePort }, stream);
     },
 
     listen: async (p, ctx) => {
-      const port = parsePort(p.port as number | string);
+      const port = p.port;
       const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
         const id = park(pendingAccepts, stream);
         ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
@@ -276,7 +262,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Record<string, 
     },
 
     accept: (p) => {
-      const id = str(p, 'id')!;
+      const id = p.id;
       const stream = pendingAccepts.get(id);
       if (!stream) throw new PilotError('NOT_FOUND', `no pending connection ${id}`, 'accept ids come from a listen connection event and expire after 30 s');
       pendingAccepts.delete(id);

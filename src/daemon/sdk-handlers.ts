@@ -8,13 +8,13 @@
 //   stop on sdk_cancel; events streams peer up/down, path changes and trust pushes.
 import crypto from 'node:crypto';
 import type { Duplex } from 'node:stream';
-import { formatAddress, parsePort, addressKey, type Address } from '../wire/address.ts';
+import { formatAddress, addressKey, type Address } from '../wire/address.ts';
 import { PilotError, asPilotError, type ErrorCode } from '../util/errors.ts';
-import { PipeResult, type Handler, type HandlerContext } from '../ipc/server.ts';
+import { PipeResult, type HandlerContext, type Handlers } from '../ipc/server.ts';
+import type { IpcErrorJson, NodeEvents } from '../ipc/api.ts';
 import type { Daemon, Peer } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { park } from './accept-queue.ts';
-import { text } from './ipc-params.ts';
 
 /** How long a failed pipe's error can be asked for. */
 const PIPE_ERROR_TTL_MS = 60_000;
@@ -22,8 +22,6 @@ const MAX_PIPE_ERRORS = 10_000;
 /** Subscriptions send a heartbeat event this often (see hold()). */
 const HEARTBEAT_MS = 1000;
 /** A connection announced to a listener and not accepted within this time is reset. */
-
-type ErrorBody = { code: ErrorCode; message: string; hint?: string };
 
 /**
  * Resolve once the peer acknowledged the stream's opening frame and did not
@@ -69,10 +67,8 @@ export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
   });
 }
 
-export interface SdkEvent {
-  event: 'peer-up' | 'peer-down' | 'path' | 'trust-request' | 'trust-approved' | 'trust-rejected' | 'trust-revoked';
-  data: Record<string, unknown>;
-}
+/** One of the `events` subscription's events, its name paired with its data. */
+export type SdkEvent = { [K in keyof NodeEvents]: { event: K; data: NodeEvents[K] } }[keyof NodeEvents];
 
 /** Turns the daemon's hooks into SDK events, and tracks which peers are up. */
 class EventHub {
@@ -95,10 +91,15 @@ class EventHub {
       this.fire({ event: 'path', data: { address: formatAddress(peer.address), hostname: peer.hostname ?? null, ...d.pathInfo(peer), reason } });
     });
     d.on('push', (push: { event: string; data: Record<string, unknown> }) => {
-      const name = { trust_request: 'trust-request', trust_approved: 'trust-approved', trust_rejected: 'trust-rejected', trust_revoked: 'trust-revoked' }[
-        push.event
-      ];
-      if (name) this.fire({ event: name as SdkEvent['event'], data: { ...(push.data ?? {}) } });
+      const names: Record<string, SdkEvent['event']> = {
+        trust_request: 'trust-request',
+        trust_approved: 'trust-approved',
+        trust_rejected: 'trust-rejected',
+        trust_revoked: 'trust-revoked',
+      };
+      const name = names[push.event];
+      // Forwarded as the rendezvous sent it (a signed push); its fields are the ones NodeEvents names.
+      if (name) this.fire({ event: name, data: { ...(push.data ?? {}) } } as SdkEvent);
     });
   }
 
@@ -133,17 +134,12 @@ function hubOf(d: Daemon): EventHub {
   return h;
 }
 
-function timeout(params: Record<string, unknown>): number {
-  const v = params.timeoutMs ?? 10_000;
-  if (typeof v !== 'number' || !Number.isFinite(v) || v < 10 || v > 600_000)
-    throw new PilotError('BAD_ARGUMENT', 'parameter "timeoutMs" must be a number in 10..600000');
-  return v;
-}
-
 /** The SDK's methods; `pendingAccepts` is the accept queue shared with the `listen`/`accept` methods. */
-export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStream>): Record<string, Handler> {
+type SdkMethod = 'sdk_dial' | 'sdk_accept' | 'sdk_pipe_error' | 'sdk_reset' | 'sdk_cancel' | 'sdk_listen' | 'sdk_recv' | 'events';
+
+export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStream>): Pick<Handlers, SdkMethod> {
   const hub = hubOf(d);
-  const pipeErrors = new Map<string, ErrorBody>();
+  const pipeErrors = new Map<string, IpcErrorJson>();
 
   /** Pipes handed out and not closed yet, for sdk_reset. */
   const livePipes = new Map<string, Duplex>();
@@ -160,7 +156,7 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
    * own answer, socket.resetAndDestroy(), throws for unix sockets. In-process
    * (embedded SDK) nothing is spliced and the error is emitted as usual.
    */
-  const trackedPipe = (id: string, stream: Duplex, result: Record<string, unknown>): PipeResult => {
+  const trackedPipe = <R extends object>(id: string, stream: Duplex, result: R): PipeResult<{ pipe: string } & R> => {
     livePipes.set(id, stream);
     stream.once('close', () => livePipes.delete(id));
     stream.on('error', () => {}); // its consumer (IPC splice or PilotSocket) has its own listener; never crash on a gap
@@ -180,12 +176,12 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
 
   /**
    * Keep a subscription (listen, recv, events) running until the client cancels
-   * it with the token sent in its first event, or leaves. The IPC server notices
+   * it with the token its first event carries (`announce` sends that event), or leaves. The IPC server notices
    * a client that left only when a write fails (it keeps half-open connections),
    * so a heartbeat event every second makes sure it does.
    */
   const cancels = new Map<string, () => void>();
-  const hold = (ctx: HandlerContext, first: string, data: Record<string, unknown>): Promise<void> =>
+  const hold = (ctx: HandlerContext<{ alive: null }>, announce: (cancel: string) => void): Promise<void> =>
     new Promise<void>((resolve) => {
       const token = crypto.randomBytes(8).toString('hex');
       const finish = (): void => {
@@ -197,15 +193,15 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
       const beat = setInterval(() => ctx.emit('alive', null), HEARTBEAT_MS);
       beat.unref();
       void ctx.closed.then(finish);
-      ctx.emit(first, { ...data, cancel: token });
+      announce(token);
     });
 
   return {
     sdk_dial: async (p) => {
-      const port = parsePort(p.port as number | string);
-      const peer = await d.peerFor(text(p, 'target'));
+      const port = p.port;
+      const peer = await d.peerFor(p.target);
       const stream = await d.dial(peer.address, port);
-      await whenOpened(stream, timeout(p));
+      await whenOpened(stream, p.timeoutMs);
       return trackedPipe(crypto.randomBytes(8).toString('hex'), stream, {
         remoteAddress: formatAddress(peer.address),
         remoteHostname: peer.hostname ?? null,
@@ -215,19 +211,19 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     },
 
     sdk_accept: (p) => {
-      const id = text(p, 'id');
+      const id = p.id;
       const stream = pendingAccepts.get(id);
       if (!stream) throw new PilotError('NOT_FOUND', `no pending connection ${id}`, 'accept ids come from a listen connection event and expire after 30 s');
       pendingAccepts.delete(id);
       return trackedPipe(id, stream, { localPort: stream.localPort, remotePort: stream.remotePort });
     },
 
-    sdk_pipe_error: (p) => pipeErrors.get(text(p, 'pipe')) ?? null,
+    sdk_pipe_error: (p) => pipeErrors.get(p.pipe) ?? null,
 
     // The SDK closing its end of a pipe looks like end() to the IPC server: an
     // application's destroy(err) resets the stream here first, with err's code.
     sdk_reset: (p) => {
-      const stream = livePipes.get(text(p, 'pipe'));
+      const stream = livePipes.get(p.pipe);
       const code = typeof p.code === 'string' && /^[A-Z_]{1,40}$/.test(p.code) ? (p.code as ErrorCode) : 'CONNECTION_RESET';
       const message = typeof p.message === 'string' ? p.message.slice(0, 300) : 'stream reset by the application';
       if (stream && !stream.destroyed) stream.destroy(new PilotError(code, message));
@@ -235,20 +231,20 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     },
 
     sdk_cancel: (p) => {
-      const stop = cancels.get(text(p, 'token'));
+      const stop = cancels.get(p.token);
       stop?.();
       return { cancelled: stop !== undefined };
     },
 
     // like listen, but stoppable with sdk_cancel: close() knows the port is free again
     sdk_listen: async (p, ctx) => {
-      const port = parsePort(p.port as number | string);
+      const port = p.port;
       const off = d.ports.listen(port, (stream: IncomingStream, from: Address) => {
         const id = park(pendingAccepts, stream);
         ctx.emit('connection', { id, from: formatAddress(from), remotePort: stream.remotePort, port });
       });
       try {
-        await hold(ctx, 'listening', { port });
+        await hold(ctx, (cancel) => ctx.emit('listening', { port, cancel }));
       } finally {
         off();
       }
@@ -257,12 +253,12 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
 
     // like recv, but says when it is listening, and runs until cancelled
     sdk_recv: async (p, ctx) => {
-      const port = parsePort(p.port as number | string);
+      const port = p.port;
       const off = d.ports.onDatagram(port, (dg) =>
         ctx.emit('datagram', { from: formatAddress(dg.from), srcPort: dg.srcPort, dataBase64: dg.data.toString('base64') }),
       );
       try {
-        await hold(ctx, 'listening', { port });
+        await hold(ctx, (cancel) => ctx.emit('listening', { port, cancel }));
       } finally {
         off();
       }
@@ -272,7 +268,7 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
     events: async (_p, ctx) => {
       const off = hub.subscribe((e) => ctx.emit(e.event, e.data));
       try {
-        await hold(ctx, 'subscribed', { peersUp: hub.peersUp() });
+        await hold(ctx, (cancel) => ctx.emit('subscribed', { peersUp: hub.peersUp(), cancel }));
       } finally {
         off();
       }

@@ -1,19 +1,15 @@
 // IPC methods of the built-in services (src/services): messages, files,
 // pub/sub, tasks, webhooks. Merged into ipcHandlers.
-import path from 'node:path';
 import { addressKey, formatAddress } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
-import type { Handler } from '../ipc/server.ts';
+import type { Handlers } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
 import { parseTarget } from './targets.ts';
 import type { ServiceHost } from '../services/host.ts';
-import type { MessageType } from '../services/inbox.ts';
 import { sendFile, sendMessage } from '../services/data-exchange.ts';
-import { publishTo, subscribeTo, MAX_EVENT_DATA, type PubSubEvent } from '../services/pubsub.ts';
+import { publishTo, subscribeTo, type PubSubEvent } from '../services/pubsub.ts';
 import { validatePattern } from '../services/topics.ts';
 import type { Services } from '../services/index.ts';
-import type { TaskRole } from '../services/task-store.ts';
-import { num, str } from './ipc-params.ts';
 import { stdioHandlers } from './stdio-handlers.ts';
 import { IPC_KEEPALIVE_MS } from './ipc-wait.ts';
 
@@ -61,18 +57,33 @@ function isSelf(d: Daemon, target: string): boolean {
   }
 }
 
-const MESSAGE_TYPES = new Set(['text', 'json', 'binary']);
+type ServiceMethod =
+  | 'stdio_recv'
+  | 'stdio_status'
+  | 'send_message'
+  | 'inbox'
+  | 'send_file'
+  | 'received'
+  | 'publish'
+  | 'subscribe'
+  | 'pubsub_status'
+  | 'task_submit'
+  | 'task_list'
+  | 'task_accept'
+  | 'task_decline'
+  | 'task_execute'
+  | 'task_send_results'
+  | 'set_webhook'
+  | 'clear_webhook'
+  | 'webhook_status';
 
-export function serviceHandlers(d: Daemon): Record<string, Handler> {
+export function serviceHandlers(d: Daemon): Pick<Handlers, ServiceMethod> {
   const client = clientHost(d);
   return {
     ...stdioHandlers(d), // stdio (port 1000): stdio_recv, stdio_status
     // ---- messages (port 1001) ----
     send_message: async (p) => {
-      const target = str(p, 'target')!;
-      const type = str(p, 'type', false) ?? 'text';
-      if (!MESSAGE_TYPES.has(type)) throw new PilotError('BAD_ARGUMENT', `unknown message type ${JSON.stringify(type)}`, 'use --type text, json or binary');
-      const data = str(p, 'data', true, 96 * 1024 * 1024)!;
+      const { target, type, data } = p;
       let body: Buffer;
       if (type === 'binary') {
         if (!/^[A-Za-z0-9+/]*={0,2}$/.test(data)) throw new PilotError('BAD_ARGUMENT', 'binary data must be base64');
@@ -87,21 +98,19 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
           throw new PilotError('BAD_ARGUMENT', '--data is not valid JSON', 'quote it for the shell, e.g. --data \'{"k":1}\'');
         }
       }
-      const r = await sendMessage(client, target, type as MessageType, body, d.services?.config.stallTimeoutMs);
+      const r = await sendMessage(client, target, type, body, d.services?.config.stallTimeoutMs);
       return { target, ...r };
     },
     inbox: (p) => {
       const inbox = need(services(d).inbox, 'the message inbox');
-      if (p.clear === true) return { cleared: inbox.clear() };
+      if (p.clear) return { cleared: inbox.clear() };
       const messages = inbox.list().map((m) => (m.type === 'json' ? { ...m, json: safeJson(m.data) } : m));
       return { count: messages.length, messages };
     },
 
     // ---- files (port 1001) ----
     send_file: async (p, ctx) => {
-      const target = str(p, 'target')!;
-      const file = str(p, 'path', true, 4096)!;
-      if (!path.isAbsolute(file)) throw new PilotError('BAD_ARGUMENT', 'path must be absolute (pilotctl resolves it)');
+      const { target, path: file } = p;
       const ac = new AbortController();
       void ctx.closed.then(() => ac.abort());
       const r = await sendFile(client, target, file, (prog) => ctx.emit('progress', prog), ac.signal, d.services?.config.stallTimeoutMs);
@@ -109,16 +118,14 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
     },
     received: (p) => {
       const files = need(services(d).files, 'file transfer');
-      if (p.clear === true) return { cleared: files.clear() };
+      if (p.clear) return { cleared: files.clear() };
       const list = files.list();
       return { dir: files.dir, count: list.length, files: list };
     },
 
     // ---- pub/sub (port 1002) ----
     publish: async (p) => {
-      const target = str(p, 'target')!;
-      const topic = str(p, 'topic', true, 256)!;
-      const data = str(p, 'data', false, MAX_EVENT_DATA) ?? '';
+      const { target, topic, data } = p;
       if (isSelf(d, target)) {
         const broker = need(services(d).broker, 'pub/sub');
         return { target, peer: client.self(), topic, delivered: broker.publish(topic, data, client.self()) };
@@ -126,10 +133,8 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
       return { target, topic, ...(await publishTo(client, target, topic, data)) };
     },
     subscribe: async (p, ctx) => {
-      const target = str(p, 'target')!;
-      const topic = validatePattern(str(p, 'topic', true, 256));
-      const count = num(p, 'count', 0, 0, 1e9); // 0 = until timeout / the client leaves
-      const timeoutMs = num(p, 'timeoutMs', 0, 0, 86_400_000); // 0 = no timeout
+      const { target, count, timeoutMs } = p; // count 0 = until timeout / the client leaves; timeoutMs 0 = none
+      const topic = validatePattern(p.topic);
       const ac = new AbortController();
       const events: PubSubEvent[] = [];
       let received = 0;
@@ -176,23 +181,21 @@ export function serviceHandlers(d: Daemon): Record<string, Handler> {
     // ---- tasks (port 1003) ----
     task_submit: async (p) => {
       const tasks = need(services(d).tasks, 'tasks');
-      const t = await tasks.submit(str(p, 'target')!, str(p, 'description', true, 1 << 20)!);
+      const t = await tasks.submit(p.target, p.description);
       return { task: t };
     },
     task_list: (p) => {
       const tasks = need(services(d).tasks, 'tasks');
-      const type = str(p, 'type', false);
-      if (type !== undefined && type !== 'received' && type !== 'submitted') throw new PilotError('BAD_ARGUMENT', '--type must be received or submitted');
-      const list = tasks.store.list(type as TaskRole | undefined);
+      const list = tasks.store.list(p.type);
       return { count: list.length, tasks: list };
     },
-    task_accept: (p) => need(services(d).tasks, 'tasks').accept(str(p, 'id', true, 64)!),
-    task_decline: (p) => need(services(d).tasks, 'tasks').decline(str(p, 'id', true, 64)!, str(p, 'reason', false, 1024)),
-    task_execute: (p) => need(services(d).tasks, 'tasks').execute(str(p, 'id', false, 64)),
-    task_send_results: (p) => need(services(d).tasks, 'tasks').sendResults(str(p, 'id', true, 64)!, str(p, 'results', true, 4 << 20)!),
+    task_accept: (p) => need(services(d).tasks, 'tasks').accept(p.id),
+    task_decline: (p) => need(services(d).tasks, 'tasks').decline(p.id, p.reason),
+    task_execute: (p) => need(services(d).tasks, 'tasks').execute(p.id),
+    task_send_results: (p) => need(services(d).tasks, 'tasks').sendResults(p.id, p.results),
 
     // ---- webhooks ----
-    set_webhook: (p) => need(services(d).webhook, 'webhooks').setUrl(str(p, 'url', true, 4096)!),
+    set_webhook: (p) => need(services(d).webhook, 'webhooks').setUrl(p.url),
     clear_webhook: () => {
       need(services(d).webhook, 'webhooks').clear();
       return { url: null };

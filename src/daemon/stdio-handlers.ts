@@ -3,10 +3,9 @@
 // shows its counters. Merged into the service handlers.
 import { formatAddress } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
-import type { Handler } from '../ipc/server.ts';
+import type { Handlers } from '../ipc/server.ts';
 import type { Daemon } from './daemon.ts';
 import { parseTarget } from './targets.ts';
-import { num, str } from './ipc-params.ts';
 import { readUntilDone } from './ipc-wait.ts';
 import type { StdioMessage, StdioQueue } from '../services/stdio.ts';
 
@@ -28,7 +27,7 @@ async function peerText(d: Daemon, target: string): Promise<string> {
   return formatAddress((await d.resolveTarget(target)).address);
 }
 
-export function stdioHandlers(d: Daemon): Record<string, Handler> {
+export function stdioHandlers(d: Daemon): Pick<Handlers, 'stdio_recv' | 'stdio_status'> {
   return {
     /**
      * Take lines from the port-1000 queue: what is queued first, then what
@@ -37,10 +36,8 @@ export function stdioHandlers(d: Daemon): Record<string, Handler> {
      */
     stdio_recv: async (p, ctx) => {
       const q = queue(d);
-      const fromText = str(p, 'from', false, 256);
-      const from = fromText === undefined ? undefined : await peerText(d, fromText);
-      const count = num(p, 'count', 0, 0, 1e9);
-      const timeoutMs = num(p, 'timeoutMs', 0, 0, 86_400_000);
+      const from = p.from === undefined ? undefined : await peerText(d, p.from);
+      const { count, timeoutMs } = p;
       const kept: StdioMessage[] = [];
       let received = 0;
       const got = (m: StdioMessage): void => {

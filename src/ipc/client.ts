@@ -4,6 +4,7 @@ import { PilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
 import { parseMessage, socketPath, type IpcMessage } from './protocol.ts';
 import { checkSocketBeforeConnect } from './socket-guard.ts';
+import type { EventsOf, Method, ParamsIn, PipeMethod, ResultOf } from './api.ts';
 
 export interface ConnectOptions {
   /** Keep our direction open when the daemon ends its own (byte pipes whose two directions end separately). */
@@ -42,13 +43,21 @@ export function replyError(msg: IpcMessage): PilotError | undefined {
   return new PilotError(msg.error.code, msg.error.message, msg.error.hint);
 }
 
-export type EventHandler = (event: string, data: unknown) => void;
+/** The events of `M` as (name, data) pairs: checking the name narrows the data. */
+export type EventArgs<M extends Method> = { [K in keyof EventsOf<M> & string]: [event: K, data: EventsOf<M>[K]] }[keyof EventsOf<M> & string];
+export type EventHandler<M extends Method> = (...args: EventArgs<M>) => void;
+/** Events as they come off the wire, before the contract's types are put on them. */
+export type AnyEventHandler = (event: string, data: unknown) => void;
+
+/** A method's params, optional when every one of them is (defaults are filled in by the daemon). */
+export type ParamsArg<M extends Method> = Record<string, never> extends ParamsIn<M> ? [params?: ParamsIn<M>] : [params: ParamsIn<M>];
+export type CallArgs<M extends Method> = [...ParamsArg<M>, onEvent?: EventHandler<M>];
 
 export class IpcClient {
   readonly path: string;
   private sock: net.Socket | undefined;
   private nextId = 1;
-  private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: EventHandler }>();
+  private pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void; onEvent?: AnyEventHandler }>();
 
   private readonly opts: ConnectOptions;
 
@@ -98,12 +107,18 @@ export class IpcClient {
     this.pending.clear();
   }
 
-  /** One request; events (if any) go to onEvent before the final result. */
-  async call<T = unknown>(method: string, params: Record<string, unknown> = {}, onEvent?: EventHandler): Promise<T> {
+  /** One request of the daemon's contract (src/ipc/api.ts); events (if any) go to onEvent before the final result. */
+  async call<M extends Method>(method: M, ...[params, onEvent]: CallArgs<M>): Promise<ResultOf<M>> {
+    // The daemon answers `M` with ResultOf<M> and EventsOf<M> (the contract both ends are typed by).
+    return (await this.request(method, params ?? {}, onEvent as AnyEventHandler | undefined)) as ResultOf<M>;
+  }
+
+  /** The transport alone: any method name, the result as it came (see call() for the daemon's methods). */
+  async request(method: string, params: object = {}, onEvent?: AnyEventHandler): Promise<unknown> {
     const sock = await this.ensure();
     const id = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: unknown) => void, reject, ...(onEvent ? { onEvent } : {}) });
+    return new Promise<unknown>((resolve, reject) => {
+      this.pending.set(id, { resolve, reject, ...(onEvent ? { onEvent } : {}) });
       sock.write(JSON.stringify({ id, method, params }) + '\n');
     });
   }
@@ -119,12 +134,19 @@ export class IpcClient {
  * succeeds, hand back the unix socket as a raw byte pipe to the overlay stream
  * (paused, so no byte is lost before the caller reads).
  */
-export async function openPipe(
-  method: string,
-  params: Record<string, unknown>,
+export async function openPipe<M extends PipeMethod>(
+  method: M,
+  params: ParamsIn<M>,
   path?: string,
   opts: ConnectOptions = {},
-): Promise<{ socket: net.Socket; result: unknown }> {
+): Promise<{ socket: net.Socket; result: ResultOf<M> }> {
+  const { socket, result } = await pipeRequest(method, params, path, opts);
+  // the daemon answers a pipe method with its contract result before the bytes
+  return { socket, result: result as ResultOf<M> };
+}
+
+/** openPipe for any method name (the transport alone): the result as it came. */
+export async function pipeRequest(method: string, params: object, path?: string, opts: ConnectOptions = {}): Promise<{ socket: net.Socket; result: unknown }> {
   const sock = await connectSocket(socketPath(path), opts);
   const reader = new LineReader();
   return new Promise((resolve, reject) => {

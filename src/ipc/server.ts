@@ -1,5 +1,8 @@
-// The daemon side of IPC. Handlers are plain async functions; a handler may
-// stream events, or take over the connection as a raw byte pipe (dial/accept).
+// The daemon side of IPC. Handlers are plain async functions, one per method of
+// the contract (api.ts), typed by it: params arrive checked (invoke() below is
+// the one place that checks them), and a handler returning a wrong shape is a
+// type error. A handler may stream events, or take over the connection as a raw
+// byte pipe (dial/accept).
 import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -7,33 +10,69 @@ import { PilotError, asPilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
 import { prepareListenPath } from './socket-guard.ts';
 import type { IpcMessage, IpcRequest } from './protocol.ts';
+import { PARAMS, isMethod, type EventsOf, type Method, type ParamsOf, type PipeMethod, type ResultOf } from './api.ts';
+import { paramsError } from './api-fields.ts';
 
-export interface HandlerContext {
+export interface HandlerContext<E = Record<string, unknown>> {
   /** Send an event line tied to the current request. */
-  emit(event: string, data: unknown): void;
+  emit<K extends keyof E & string>(event: K, data: E[K]): void;
   /** Resolves when the client goes away (so long-running handlers can stop). */
   readonly closed: Promise<void>;
   readonly isClosed: () => boolean;
 }
 
 /** Returned by a handler that turns the connection into a byte pipe to `pipe`. */
-export class PipeResult {
-  readonly result: unknown;
+export class PipeResult<R = unknown> {
+  readonly result: R;
   readonly pipe: Duplex;
-  constructor(result: unknown, pipe: Duplex) {
+  constructor(result: R, pipe: Duplex) {
     this.result = result;
     this.pipe = pipe;
   }
 }
 
-export type Handler = (params: Record<string, unknown>, ctx: HandlerContext) => Promise<unknown> | unknown;
+/** What the handler of `M` answers: its result, or for a pipe method the result and the pipe. */
+export type Reply<M extends Method> = M extends PipeMethod ? PipeResult<ResultOf<M>> : ResultOf<M>;
+
+export type Handler<M extends Method> = (params: ParamsOf<M>, ctx: HandlerContext<EventsOf<M>>) => Reply<M> | Promise<Reply<M>>;
+
+/** One handler per method of the contract. */
+export type Handlers = { [M in Method]: Handler<M> };
+
+/**
+ * Run `method` with `raw` params: the one place that refuses an unknown method
+ * (BAD_REQUEST) and checks params against the method's schema (BAD_ARGUMENT
+ * naming the parameter). The IPC server and the SDK's embedded node both call it.
+ */
+export async function invoke(handlers: Handlers, method: string, raw: unknown, ctx: HandlerContext): Promise<unknown> {
+  if (!isMethod(method)) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`, 'see: pilotctl context');
+  const parsed = PARAMS[method].safeParse(raw ?? {});
+  if (!parsed.success) throw paramsError(parsed.error);
+  // The table pairs each method with its handler and schema; indexing both by a
+  // method union loses that pairing, so the call goes through the widest type.
+  const handler = handlers[method] as (params: unknown, ctx: HandlerContext) => unknown;
+  return handler(parsed.data, ctx);
+}
 
 export interface IpcServer {
   readonly path: string;
   close(): Promise<void>;
 }
 
-export async function startIpcServer(path: string, handlers: Record<string, Handler>, onError?: (err: unknown) => void): Promise<IpcServer> {
+/** The daemon's IPC server: every request goes through invoke() (contract check, then the method's handler). */
+export function startIpcServer(path: string, handlers: Handlers, onError?: (err: unknown) => void): Promise<IpcServer> {
+  return serveIpc(path, (method, params, ctx) => invoke(handlers, method, params, ctx), onError);
+}
+
+/** Runs one request (method name and params as they arrived); throws a PilotError to refuse it. */
+export type Dispatch = (method: string, params: Record<string, unknown> | undefined, ctx: HandlerContext) => unknown;
+
+/**
+ * The transport alone: NDJSON requests on an owner-only unix socket, events,
+ * replies, byte pipes. Every request goes to `dispatch` (startIpcServer's is the
+ * contract's; tests of the transport pass their own).
+ */
+export async function serveIpc(path: string, dispatch: Dispatch, onError?: (err: unknown) => void): Promise<IpcServer> {
   // A stale socket from a crashed daemon would block listen(); a live one means a daemon is running.
   // Only a socket of our own is probed or removed (prepareListenPath refuses symlinks, files, others' sockets).
   if (prepareListenPath(path).existing) {
@@ -54,7 +93,7 @@ export async function startIpcServer(path: string, handlers: Record<string, Hand
   const server = net.createServer({ allowHalfOpen: true }, (sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    serveConnection(sock, handlers, onError);
+    serveConnection(sock, dispatch, onError);
   });
   // Owner-only from the first instant: umask covers the window between bind and chmod.
   const oldMask = process.umask(0o177);
@@ -78,7 +117,7 @@ export async function startIpcServer(path: string, handlers: Record<string, Hand
   };
 }
 
-function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, onError?: (err: unknown) => void): void {
+function serveConnection(sock: net.Socket, dispatch: Dispatch, onError?: (err: unknown) => void): void {
   const reader = new LineReader();
   let closed = false; // nothing more can be written
   let gone = false; // the client will send nothing more: long-running handlers (recv, listen) stop
@@ -149,11 +188,6 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
       });
       return;
     }
-    const handler = Object.hasOwn(handlers, req.method) ? handlers[req.method] : undefined;
-    if (!handler) {
-      write({ id: req.id, ok: false, error: new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(req.method)}`, 'see: pilotctl context').toJSON() });
-      return;
-    }
     const ctx: HandlerContext = {
       emit: (event, data) => write({ id: req.id, event, data }),
       closed: goneP,
@@ -161,7 +195,7 @@ function serveConnection(sock: net.Socket, handlers: Record<string, Handler>, on
     };
     inFlight++;
     Promise.resolve()
-      .then(() => handler(req.params ?? {}, ctx))
+      .then(() => dispatch(req.method, req.params, ctx))
       .then((result) => {
         if (result instanceof PipeResult) {
           piped = true;

@@ -3,8 +3,11 @@
 // embedded daemon (embedded.ts).
 import type { Duplex } from 'node:stream';
 import type { PilotError } from '../util/errors.ts';
+import type { Method, ParamsIn, PipeMethod, ResultOf } from '../ipc/api.ts';
+import type { EventHandler, ParamsArg } from '../ipc/client.ts';
 
-export type EventCallback = (event: string, data: unknown) => void;
+/** The events of a subscription to `M`, typed by the IPC contract (src/ipc/api.ts). */
+export type EventCallback<M extends Method> = EventHandler<M>;
 
 /** A long-running call (listen, recv, events); cancel() ends it on the daemon side too. */
 export interface Subscription<T = unknown> {
@@ -12,10 +15,10 @@ export interface Subscription<T = unknown> {
   cancel(): void;
 }
 
-export interface OpenedPipe {
+export interface OpenedPipe<R = unknown> {
   /** Bytes to and from one overlay stream. */
   stream: Duplex;
-  result: Record<string, unknown>;
+  result: R;
 }
 
 export interface PipeControl {
@@ -25,12 +28,14 @@ export interface PipeControl {
   reset(err: Error | null): Promise<void>;
 }
 
+/** Every method is one of the IPC contract's: its params and result are typed by it. */
 export interface Backend {
   readonly kind: 'ipc' | 'embedded';
-  call<T>(method: string, params?: Record<string, unknown>): Promise<T>;
-  subscribe<T>(method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T>;
+  call<M extends Method>(method: M, ...params: ParamsArg<M>): Promise<ResultOf<M>>;
+  /** A cancelled subscription's done resolves without a result. */
+  subscribe<M extends Method>(method: M, params: ParamsIn<M>, onEvent: EventCallback<M>): Subscription<ResultOf<M> | undefined>;
   /** A method (sdk_dial, sdk_accept) whose answer is a byte pipe. */
-  pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe>;
+  pipe<M extends PipeMethod>(method: M, params: ParamsIn<M>): Promise<OpenedPipe<ResultOf<M>>>;
   /**
    * Out-of-band control of a pipe, for pipes that can only carry bytes (IPC):
    * why its stream failed or ended, and resetting it with an error code.

@@ -1,6 +1,7 @@
 // The SDK over the daemon's unix socket: requests share one connection,
 // subscriptions and byte pipes get their own.
-import { IpcClient, openPipe } from '../ipc/client.ts';
+import { IpcClient, openPipe, type AnyEventHandler, type ParamsArg } from '../ipc/client.ts';
+import type { Method, ParamsIn, PipeMethod, ResultOf } from '../ipc/api.ts';
 import { socketPath } from '../ipc/protocol.ts';
 import { PilotError } from '../util/errors.ts';
 import type { Backend, EventCallback, OpenedPipe, PipeControl, Subscription } from './backend.ts';
@@ -19,21 +20,23 @@ export class IpcBackend implements Backend {
     this.client = new IpcClient(this.path, { hint: SDK_CONNECT.hint });
   }
 
-  call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
+  call<M extends Method>(method: M, ...params: ParamsArg<M>): Promise<ResultOf<M>> {
     if (this.closed) return Promise.reject(closedError());
-    return this.client.call<T>(method, params);
+    return this.client.call(method, ...params);
   }
 
-  subscribe<T>(method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T> {
+  subscribe<M extends Method>(method: M, params: ParamsIn<M>, onEvent: EventCallback<M>): Subscription<ResultOf<M> | undefined> {
     if (this.closed) return { done: Promise.reject(closedError()), cancel: () => {} };
     let token: string | undefined;
-    const sub = subscribe<T>(this.path, method, params, (event, data) => {
+    // Events off the wire are the contract's events of `method`.
+    const deliver = onEvent as AnyEventHandler;
+    const sub = subscribe(this.path, method, params, (event, data) => {
       // the first event of an SDK subscription carries the token that stops it
       const t = (data as { cancel?: unknown } | null)?.cancel;
       if (typeof t === 'string') token = t;
-      if (event !== 'alive') onEvent(event, data);
+      if (event !== 'alive') deliver(event, data);
     });
-    const wrapped: Subscription<T> = {
+    const wrapped: Subscription<ResultOf<M> | undefined> = {
       done: sub.done,
       // A cancelled handler answers, so done resolves once the daemon let go
       // (a listener's port is free again); closing the connection is the fallback.
@@ -49,17 +52,17 @@ export class IpcBackend implements Backend {
     return wrapped;
   }
 
-  async pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe> {
+  async pipe<M extends PipeMethod>(method: M, params: ParamsIn<M>): Promise<OpenedPipe<ResultOf<M>>> {
     if (this.closed) throw closedError();
     const { socket, result } = await openPipe(method, params, this.path, SDK_CONNECT);
-    return { stream: socket, result: (result ?? {}) as Record<string, unknown> };
+    return { stream: socket, result };
   }
 
   pipeControl(pipe: string): PipeControl {
     return {
       explain: async () => {
         if (this.closed) return undefined;
-        const e = await this.client.call<{ code: PilotError['code']; message: string; hint?: string } | null>('sdk_pipe_error', { pipe }).catch(() => null);
+        const e = await this.client.call('sdk_pipe_error', { pipe }).catch(() => null);
         return e ? new PilotError(e.code, e.message, e.hint) : undefined;
       },
       reset: async (err) => {

@@ -35,13 +35,13 @@ export class PilotDatagramSocket extends EventEmitter<PilotDatagramEvents> {
   static override bind(backend: Backend, port: number): Promise<PilotDatagramSocket> {
     const s = new PilotDatagramSocket(backend, port);
     return new Promise((resolve, reject) => {
-      const sub = backend.subscribe<unknown>('sdk_recv', { port }, (event, data) => {
+      const sub = backend.subscribe('sdk_recv', { port }, (event, data) => {
         if (event === 'listening') {
           s.open = true;
           resolve(s);
           s.emit('listening');
         } else if (event === 'datagram') {
-          const d = data as { from: string; srcPort: number; dataBase64: string };
+          const d = data;
           const buf = Buffer.from(d.dataBase64, 'base64');
           s.emit('message', buf, { address: d.from, port: d.srcPort, size: buf.length });
         }

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { Daemon } from '../daemon/daemon.ts';
 import { DaemonConfigSchema, configSocket, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
 import { ipcHandlers } from '../daemon/ipc-handlers.ts';
-import { PipeResult, startIpcServer, type Handler, type HandlerContext, type IpcServer } from '../ipc/server.ts';
-import { IpcClient } from '../ipc/client.ts';
+import { PipeResult, invoke, startIpcServer, type HandlerContext, type Handlers, type IpcServer } from '../ipc/server.ts';
+import { IpcClient, type AnyEventHandler, type ParamsArg } from '../ipc/client.ts';
+import type { Method, ParamsIn, PipeMethod, ResultOf } from '../ipc/api.ts';
 import { PilotError, asPilotError } from '../util/errors.ts';
 import { fileLogger, silentLogger, type Logger } from '../util/logger.ts';
 import type { Backend, EventCallback, OpenedPipe, Subscription } from './backend.ts';
@@ -57,7 +58,7 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
 /** Two processes with one identity would fight over its address: refuse if a daemon runs on this home. */
 async function refuseIfRunning(home: string, socket: string): Promise<void> {
   const probe = new IpcClient(socket);
-  const running = await probe.call<{ home: string; pid: number }>('info').catch(() => undefined);
+  const running = await probe.call('info').catch(() => undefined);
   probe.close();
   if (running && path.resolve(running.home) === path.resolve(home)) {
     throw new PilotError(
@@ -71,7 +72,7 @@ async function refuseIfRunning(home: string, socket: string): Promise<void> {
 export class EmbeddedBackend implements Backend {
   readonly kind = 'embedded' as const;
   readonly daemon: Daemon;
-  private readonly handlers: Record<string, Handler>;
+  private readonly handlers: Handlers;
   private readonly subs = new Set<Subscription>();
   private ipc: IpcServer | undefined;
   private closing: Promise<void> | undefined;
@@ -100,44 +101,41 @@ export class EmbeddedBackend implements Backend {
     return b;
   }
 
-  private handler(method: string): Handler {
-    const h = Object.hasOwn(this.handlers, method) ? this.handlers[method] : undefined;
-    if (!h) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`);
-    if (this.closing) throw new PilotError('BAD_REQUEST', 'this embedded node is stopped', 'startNode() again');
-    return h;
-  }
-
-  private async invoke(method: string, params: Record<string, unknown>, ctx: HandlerContext): Promise<unknown> {
+  /** The IPC server's own dispatch (unknown method, params checked against the contract), minus the socket. */
+  private async run(method: Method, params: unknown, ctx: HandlerContext): Promise<unknown> {
     try {
-      return await this.handler(method)(params, ctx);
+      if (this.closing) throw new PilotError('BAD_REQUEST', 'this embedded node is stopped', 'startNode() again');
+      return await invoke(this.handlers, method, params, ctx);
     } catch (err) {
       throw asPilotError(err);
     }
   }
 
-  async call<T>(method: string, params: Record<string, unknown> = {}): Promise<T> {
-    const r = await this.invoke(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+  async call<M extends Method>(method: M, ...[params]: ParamsArg<M>): Promise<ResultOf<M>> {
+    const r = await this.run(method, params ?? {}, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
     if (r instanceof PipeResult) {
       r.pipe.destroy();
       throw new PilotError('BAD_REQUEST', `${method} answers with a pipe`);
     }
-    // Same shapes as over IPC (which carries JSON).
-    return (r === undefined ? null : JSON.parse(JSON.stringify(r))) as T;
+    // Same shapes as over IPC (which carries JSON): the handler's ResultOf<M>.
+    return JSON.parse(JSON.stringify(r ?? null));
   }
 
-  subscribe<T>(method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T> {
+  subscribe<M extends Method>(method: M, params: ParamsIn<M>, onEvent: EventCallback<M>): Subscription<ResultOf<M> | undefined> {
+    // The handler emits the contract's events of `method`.
+    const deliver = onEvent as AnyEventHandler;
     let cancelled = false;
     let markClosed!: () => void;
     const closed = new Promise<void>((r) => (markClosed = r));
     const ctx: HandlerContext = {
       emit: (event, data) => {
-        if (!cancelled && event !== 'alive') onEvent(event, JSON.parse(JSON.stringify(data ?? null)));
+        if (!cancelled && event !== 'alive') deliver(event, JSON.parse(JSON.stringify(data ?? null)));
       },
       closed,
       isClosed: () => cancelled,
     };
-    const sub: Subscription<T> = {
-      done: this.invoke(method, params, ctx).then((r) => r as T),
+    const sub: Subscription<ResultOf<M> | undefined> = {
+      done: this.run(method, params, ctx).then((r) => r as ResultOf<M>),
       cancel: () => {
         cancelled = true;
         markClosed();
@@ -148,10 +146,11 @@ export class EmbeddedBackend implements Backend {
     return sub;
   }
 
-  async pipe(method: string, params: Record<string, unknown>): Promise<OpenedPipe> {
-    const r = await this.invoke(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
+  async pipe<M extends PipeMethod>(method: M, params: ParamsIn<M>): Promise<OpenedPipe<ResultOf<M>>> {
+    const r = await this.run(method, params, { emit: () => {}, closed: new Promise(() => {}), isClosed: () => false });
     if (!(r instanceof PipeResult)) throw new PilotError('BAD_REQUEST', `${method} does not answer with a pipe`);
-    return { stream: r.pipe, result: r.result as Record<string, unknown> };
+    // the handler of a pipe method answers PipeResult<ResultOf<M>> (server.ts Reply)
+    return { stream: r.pipe, result: r.result as ResultOf<M> };
   }
 
   /** In-process streams carry their own errors and resets. */

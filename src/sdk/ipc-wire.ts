@@ -7,7 +7,9 @@ import { PilotError } from '../util/errors.ts';
 import { connectSocket, replyError, type ConnectOptions } from '../ipc/client.ts';
 import { LineReader } from '../ipc/line-reader.ts';
 import { parseMessage } from '../ipc/protocol.ts';
-import type { EventCallback, Subscription } from './backend.ts';
+import type { Method, ParamsIn, ResultOf } from '../ipc/api.ts';
+import type { AnyEventHandler } from '../ipc/client.ts';
+import type { Subscription } from './backend.ts';
 
 /** How the SDK connects: pipes stay half-open so either side can end its direction alone. */
 export const SDK_CONNECT: ConnectOptions = {
@@ -16,15 +18,15 @@ export const SDK_CONNECT: ConnectOptions = {
 };
 
 /** A long-running request on its own connection: events until the final answer or cancel(). */
-export function subscribe<T>(path: string, method: string, params: Record<string, unknown>, onEvent: EventCallback): Subscription<T> {
+export function subscribe<M extends Method>(path: string, method: M, params: ParamsIn<M>, onEvent: AnyEventHandler): Subscription<ResultOf<M> | undefined> {
   let sock: net.Socket | undefined;
   let cancelled = false;
-  const done = new Promise<T>((resolve, reject) => {
+  const done = new Promise<ResultOf<M> | undefined>((resolve, reject) => {
     connectSocket(path, SDK_CONNECT).then((s) => {
       sock = s;
       if (cancelled) {
         s.destroy();
-        return resolve(undefined as T);
+        return resolve(undefined);
       }
       const reader = new LineReader();
       let answered = false;
@@ -47,13 +49,14 @@ export function subscribe<T>(path: string, method: string, params: Record<string
           s.destroy();
           const err = replyError(msg);
           if (err) reject(err);
-          else resolve(('result' in msg ? msg.result : undefined) as T);
+          // the daemon answers `method` with its contract's result
+          else resolve(('result' in msg ? msg.result : undefined) as ResultOf<M>);
         }
       });
       s.on('error', () => {});
       s.on('close', () => {
         if (answered) return;
-        if (cancelled) resolve(undefined as T);
+        if (cancelled) resolve(undefined);
         else reject(new PilotError('NO_DAEMON', 'the daemon closed the connection', 'is the daemon still running? see its log'));
       });
       s.write(JSON.stringify({ id: 1, method, params }) + '\n');

@@ -69,7 +69,7 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
 
   static async create(backend: Backend): Promise<PilotNode> {
     try {
-      return new PilotNode(backend, await backend.call<NodeInfo>('info'));
+      return new PilotNode(backend, await backend.call('info'));
     } catch (err) {
       await backend.close();
       throw err;
@@ -88,7 +88,7 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   }
 
   async peers(): Promise<PeerInfo[]> {
-    return (await this.backend.call<{ peers: PeerInfo[] }>('peers')).peers;
+    return (await this.backend.call('peers')).peers;
   }
 
   ping(target: string, opts: PingOptions = {}): Promise<PingResult> {
@@ -107,13 +107,13 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
     return new PilotSocket(
       stream,
       {
-        remoteAddress: String(result.remoteAddress),
-        remoteHostname: (result.remoteHostname as string | null) ?? null,
-        remotePort: Number(result.remotePort),
+        remoteAddress: result.remoteAddress,
+        remoteHostname: result.remoteHostname ?? null,
+        remotePort: result.remotePort,
         localAddress: this.address,
-        localPort: Number(result.localPort),
+        localPort: result.localPort,
       },
-      this.backend.pipeControl(String(result.pipe)),
+      this.backend.pipeControl(result.pipe),
     );
   }
 
@@ -163,7 +163,7 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   }
 
   async trusted(): Promise<TrustedPeer[]> {
-    return (await this.backend.call<{ trusted: TrustedPeer[] }>('trust')).trusted;
+    return (await this.backend.call('trust')).trusted;
   }
 
   untrust(node: string): Promise<TrustAnswer> {
@@ -179,9 +179,9 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
    */
   watch(): Promise<string[]> {
     this.watching ??= new Promise<void>((resolve, reject) => {
-      const sub = this.backend.subscribe<unknown>('events', {}, (event, data) => {
+      const sub = this.backend.subscribe('events', {}, (event, data) => {
         if (event === 'subscribed') {
-          this.peersUp = (data as { peersUp: string[] }).peersUp;
+          this.peersUp = data.peersUp;
           return resolve();
         }
         if (EVENTS.has(event)) (this.emit as (e: string, d: unknown) => boolean)(event, data);

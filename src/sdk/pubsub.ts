@@ -23,7 +23,7 @@ export class PubSub {
    * published after that arrives), with an async iterable of the events.
    */
   subscribe(target: string, topic: string, opts: SubscriptionOptions<PubSubEvent> = {}): Promise<ServiceSubscription<PubSubEvent>> {
-    return ServiceSubscription.open<PubSubEvent>(this.backend, 'subscribe', { target, topic }, 'event', 'subscribed', opts);
+    return ServiceSubscription.open(this.backend, 'subscribe', { target, topic }, 'event', 'subscribed', opts);
   }
 
   /** This node's broker: subscribers now, events published so far. */

@@ -1,15 +1,9 @@
 // PilotServer: a listener on one virtual port, shaped like net.Server
 // ('listening', 'connection' with a PilotSocket, 'close', close(), address()).
 import { EventEmitter } from 'node:events';
+import type { IncomingConnection } from '../ipc/api.ts';
 import type { Backend, Subscription } from './backend.ts';
 import { PilotSocket } from './socket.ts';
-
-interface ConnectionEvent {
-  id: string;
-  from: string;
-  remotePort: number;
-  port: number;
-}
 
 export interface PilotServerEvents {
   listening: [];
@@ -39,12 +33,12 @@ export class PilotServer extends EventEmitter<PilotServerEvents> {
   static open(backend: Backend, port: number, localAddress: string): Promise<PilotServer> {
     const srv = new PilotServer(backend, port, localAddress);
     return new Promise<PilotServer>((resolve, reject) => {
-      const sub = backend.subscribe<unknown>('sdk_listen', { port }, (event, data) => {
+      const sub = backend.subscribe('sdk_listen', { port }, (event, data) => {
         if (event === 'listening') {
           srv.open = true;
           resolve(srv);
           srv.emit('listening');
-        } else if (event === 'connection') void srv.take(data as ConnectionEvent);
+        } else if (event === 'connection') void srv.take(data);
       });
       srv.sub = sub;
       sub.done.then(
@@ -61,13 +55,13 @@ export class PilotServer extends EventEmitter<PilotServerEvents> {
     return this.open;
   }
 
-  private async take(c: ConnectionEvent): Promise<void> {
+  private async take(c: IncomingConnection): Promise<void> {
     try {
       const { stream, result } = await this.backend.pipe('sdk_accept', { id: c.id });
       const sock = new PilotSocket(
         stream,
         { remoteAddress: c.from, remoteHostname: null, remotePort: c.remotePort, localAddress: this.localAddress, localPort: this.port },
-        this.backend.pipeControl(String(result.pipe)),
+        this.backend.pipeControl(result.pipe),
       );
       this.sockets.add(sock);
       sock.once('close', () => this.sockets.delete(sock));

@@ -3,6 +3,7 @@
 // call needs mutual trust with the target; failures are PilotErrors.
 import path from 'node:path';
 import { PilotError } from '../util/errors.ts';
+import { answerWith } from '../ipc/api.ts';
 import type { Backend } from './backend.ts';
 import type {
   FileProgress,
@@ -48,12 +49,12 @@ export class Messages {
 
   /** Messages received, oldest first (kept across restarts until clear()). Binary data is base64. */
   async inbox(): Promise<InboxEntry[]> {
-    return (await this.backend.call<{ messages: InboxEntry[] }>('inbox')).messages;
+    return answerWith(await this.backend.call('inbox'), 'messages').messages;
   }
 
   /** Delete every message in the inbox; resolves with how many there were. */
   async clear(): Promise<number> {
-    return (await this.backend.call<{ cleared: number }>('inbox', { clear: true })).cleared;
+    return answerWith(await this.backend.call('inbox', { clear: true }), 'cleared').cleared;
   }
 }
 
@@ -80,8 +81,8 @@ export class Files {
   async send(target: string, file: string, opts: SendFileOptions = {}): Promise<SendFileResult> {
     const { onProgress, signal } = opts;
     if (signal?.aborted) throw cancelled();
-    const sub = this.backend.subscribe<SendFileResult | null>('send_file', { target, path: path.resolve(file) }, (event, data) => {
-      if (event === 'progress') onProgress?.(data as FileProgress);
+    const sub = this.backend.subscribe('send_file', { target, path: path.resolve(file) }, (event, data) => {
+      if (event === 'progress') onProgress?.(data);
     });
     const stop = (): void => sub.cancel();
     signal?.addEventListener('abort', stop, { once: true });
@@ -95,13 +96,13 @@ export class Files {
   }
 
   /** Files received, oldest first, in `dir` ($PILOT_HOME/received of the node). */
-  received(): Promise<ReceivedList> {
-    return this.backend.call('received');
+  async received(): Promise<ReceivedList> {
+    return answerWith(await this.backend.call('received'), 'files');
   }
 
   /** Delete every received file; resolves with how many there were. */
   async clear(): Promise<number> {
-    return (await this.backend.call<{ cleared: number }>('received', { clear: true })).cleared;
+    return answerWith(await this.backend.call('received', { clear: true }), 'cleared').cleared;
   }
 }
 
@@ -123,12 +124,12 @@ export class Tasks {
 
   /** Ask `target` to run a task; resolves with this node's copy (role 'submitted'). */
   async submit(target: string, description: string): Promise<Task> {
-    return (await this.backend.call<{ task: Task }>('task_submit', { target, description })).task;
+    return (await this.backend.call('task_submit', { target, description })).task;
   }
 
   /** Tasks received and submitted, or only one role. */
   async list(opts: { type?: TaskRole } = {}): Promise<Task[]> {
-    return (await this.backend.call<{ tasks: Task[] }>('task_list', opts.type !== undefined ? { type: opts.type } : {})).tasks;
+    return (await this.backend.call('task_list', opts.type !== undefined ? { type: opts.type } : {})).tasks;
   }
 
   /** Accept a received task (id or a unique prefix). */

@@ -27,7 +27,7 @@ export class Stdio {
    */
   async send(target: string, text: string | readonly string[], opts: { timeoutMs?: number } = {}): Promise<StdioSendResult> {
     const message = typeof text === 'string' ? text : text.join('\n');
-    const r = await this.backend.call<{ target: string; sent: number; reply: string }>('connect', {
+    const r = await this.backend.call('connect', {
       target,
       port: 1000,
       message,
@@ -44,7 +44,7 @@ export class Stdio {
    */
   recv(opts: StdioRecvOptions = {}): Promise<ServiceSubscription<StdioMessage>> {
     const { from, ...rest } = opts;
-    return ServiceSubscription.open<StdioMessage>(this.backend, 'stdio_recv', from !== undefined ? { from } : {}, 'message', 'reading', rest);
+    return ServiceSubscription.open(this.backend, 'stdio_recv', from !== undefined ? { from } : {}, 'message', 'reading', rest);
   }
 
   /** This node's queue: lines queued, received, dropped (queue full), truncated, streams open. */

@@ -3,8 +3,12 @@
 // timeout, cancel() (or leaving a for-await loop), the abort signal, or an
 // error (thrown by the iterator and by `done`).
 import { asPilotError, type PilotError } from '../util/errors.ts';
+import type { EventsOf, ParamsIn } from '../ipc/api.ts';
 import type { Backend, Subscription } from './backend.ts';
 import type { SubscriptionEnd } from './service-types.ts';
+
+/** The service methods that stream items until a count, a timeout or cancel. */
+type ItemMethod = 'subscribe' | 'stdio_recv';
 
 export interface SubscriptionOptions<T> {
   /** End after this many items (default 0: until the timeout or cancel()). */
@@ -32,10 +36,9 @@ export class ServiceSubscription<T> implements AsyncIterable<T> {
   /** Resolves when the daemon reports the subscription live (may happen while the constructor runs). */
   private readonly ready: Promise<void>;
 
+  /** `start` subscribes with the given event callback; `itemEvent`'s data are the T items. */
   private constructor(
-    backend: Backend,
-    method: string,
-    params: Record<string, unknown>,
+    start: (onEvent: (event: string, data: unknown) => void) => Subscription<unknown>,
     itemEvent: string,
     readyEvent: string,
     onItem: ((item: T) => void) | undefined,
@@ -43,7 +46,7 @@ export class ServiceSubscription<T> implements AsyncIterable<T> {
     this.onItem = onItem;
     let markReady!: () => void;
     this.ready = new Promise<void>((r) => (markReady = r));
-    this.sub = backend.subscribe<unknown>(method, params, (event, data) => {
+    this.sub = start((event, data) => {
       if (event === itemEvent) this.push(data as T);
       else if (event === readyEvent) markReady();
     });
@@ -66,18 +69,16 @@ export class ServiceSubscription<T> implements AsyncIterable<T> {
    * Start `method` on the daemon; resolves once it reports `readyEvent` (the
    * subscription is live) or ended without error, rejects if it failed first.
    */
-  static async open<T>(
+  static async open<M extends ItemMethod, E extends keyof EventsOf<M> & string>(
     backend: Backend,
-    method: string,
-    params: Record<string, unknown>,
-    itemEvent: string,
-    readyEvent: string,
-    opts: SubscriptionOptions<T>,
-  ): Promise<ServiceSubscription<T>> {
-    const s = new ServiceSubscription<T>(
-      backend,
-      method,
-      { ...params, count: opts.count ?? 0, timeoutMs: opts.timeoutMs ?? 0 },
+    method: M,
+    params: ParamsIn<M>,
+    itemEvent: E,
+    readyEvent: keyof EventsOf<M> & string,
+    opts: SubscriptionOptions<EventsOf<M>[E]>,
+  ): Promise<ServiceSubscription<EventsOf<M>[E]>> {
+    const s = new ServiceSubscription<EventsOf<M>[E]>(
+      (onEvent) => backend.subscribe(method, { ...params, count: opts.count ?? 0, timeoutMs: opts.timeoutMs ?? 0 }, onEvent),
       itemEvent,
       readyEvent,
       opts.onItem,

@@ -191,9 +191,25 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
 
 // ---------- sender side ----------
 
-export interface SendResult {
+/** A message the peer stored in its inbox. */
+export interface MessageSent {
   peer: string;
-  [k: string]: unknown;
+  id: string;
+  type: MessageType;
+  bytes: number;
+  sha256: string;
+}
+
+/** A file the peer verified and stored. */
+export interface FileSent {
+  peer: string;
+  name: string | null;
+  bytes: number;
+  sha256: string;
+  resumedFrom: number;
+  seconds: number;
+  hashSeconds: number;
+  mbPerSec: number;
 }
 
 async function openExchange(
@@ -210,7 +226,13 @@ async function openExchange(
   return { stream: x.stream, reader: x.reader, peer: x.peer, offset };
 }
 
-export async function sendMessage(host: ServiceHost, target: string, type: MessageType, body: Buffer, stallMs = DEFAULT_STALL_TIMEOUT_MS): Promise<SendResult> {
+export async function sendMessage(
+  host: ServiceHost,
+  target: string,
+  type: MessageType,
+  body: Buffer,
+  stallMs = DEFAULT_STALL_TIMEOUT_MS,
+): Promise<MessageSent> {
   const sha256 = crypto.createHash('sha256').update(body).digest('hex');
   const x = await openExchange(host, target, { type, size: body.length, sha256 });
   const guard = new StallGuard(x.stream, stallMs, 'the message');
@@ -218,7 +240,8 @@ export async function sendMessage(host: ServiceHost, target: string, type: Messa
     await writeAll(x.stream, body);
     x.stream.end();
     const done = expectOk(await withTimeout(x.reader.readFrame(), DONE_TIMEOUT_MS, 'the peer storing the message'), 'the message');
-    return { peer: x.peer, id: done.id, type, bytes: body.length, sha256 };
+    // the id is the peer's word (text from an honest peer); kept a string either way
+    return { peer: x.peer, id: typeof done.id === 'string' ? done.id : String(done.id ?? ''), type, bytes: body.length, sha256 };
   } catch (err) {
     x.stream.destroy();
     throw stallError(x.stream, err);
@@ -252,7 +275,7 @@ export async function sendFile(
   onProgress?: (p: FileProgress) => void,
   signal?: AbortSignal,
   stallMs = DEFAULT_STALL_TIMEOUT_MS,
-): Promise<SendResult> {
+): Promise<FileSent> {
   let st: fs.Stats;
   try {
     st = fs.statSync(file);

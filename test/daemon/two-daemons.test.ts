@@ -63,7 +63,7 @@ test('a 50 MiB stream arrives intact while datagrams flow', async () => {
   const receiver = new IpcClient(a.socket);
   const dgrams: string[] = [];
   const recvDone = receiver
-    .call<{ received: number }>('recv', { port: 5001, count: 0, timeoutMs: 0 }, (_e, d) => dgrams.push((d as { data: string }).data))
+    .call('recv', { port: 5001, count: 0, timeoutMs: 0 }, (_e, d) => dgrams.push((d as { data: string }).data))
     .catch(() => ({ received: -1 }));
   await new Promise((r) => setTimeout(r, 100));
 
@@ -121,7 +121,7 @@ test('connect to a port nobody listens on is refused with a code', async () => {
 
 test('garbage, plaintext and forged packets on the UDP port are dropped and counted', async () => {
   const info = await a.ctl(['info']);
-  const stats0 = await new IpcClient(a.socket).call<any>('stats');
+  const stats0 = await new IpcClient(a.socket).call('stats');
   const [host, port] = [info.json.data.observed.split(':')[0], Number(info.json.data.observed.split(':')[1])];
   const sock = dgram.createSocket('udp4');
   const send = (b: Buffer): Promise<void> => new Promise((r) => sock.send(b, port, host, () => r()));
@@ -138,7 +138,7 @@ test('garbage, plaintext and forged packets on the UDP port are dropped and coun
   sock.close();
   await new Promise((r) => setTimeout(r, 200));
   const c = new IpcClient(a.socket);
-  const stats1 = await c.call<any>('stats');
+  const stats1 = await c.call('stats');
   c.close();
   const drops = (s: any): number =>
     s.daemon.garbage +

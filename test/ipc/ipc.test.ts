@@ -6,9 +6,20 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Duplex, PassThrough } from 'node:stream';
-import { startIpcServer, PipeResult } from '../../src/ipc/server.ts';
-import { IpcClient, openPipe } from '../../src/ipc/client.ts';
+import { serveIpc, PipeResult, type HandlerContext } from '../../src/ipc/server.ts';
+import { IpcClient, pipeRequest } from '../../src/ipc/client.ts';
 import { PilotError } from '../../src/util/errors.ts';
+
+// The transport (serveIpc, IpcClient.request, pipeRequest) with made-up methods;
+// the daemon's contract on top of it (startIpcServer, call) is test/ipc/api.test.ts.
+type StubHandler = (params: Record<string, unknown>, ctx: HandlerContext) => unknown;
+function serveTable(p: string, handlers: Record<string, StubHandler>) {
+  return serveIpc(p, (method, params, ctx) => {
+    const h = Object.hasOwn(handlers, method) ? handlers[method] : undefined;
+    if (!h) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`);
+    return h(params ?? {}, ctx);
+  });
+}
 
 function tmpSock(): string {
   return path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-ipc-')), 's.sock');
@@ -16,7 +27,7 @@ function tmpSock(): string {
 
 test('requests, events, errors, owner-only socket', async () => {
   const p = tmpSock();
-  const server = await startIpcServer(p, {
+  const server = await serveTable(p, {
     add: (params) => (params.a as number) + (params.b as number),
     count: async (_p, ctx) => {
       for (let i = 0; i < 3; i++) ctx.emit('tick', { i });
@@ -29,13 +40,13 @@ test('requests, events, errors, owner-only socket', async () => {
   try {
     assert.equal(fs.statSync(p).mode & 0o777, 0o600);
     const c = new IpcClient(p);
-    assert.equal(await c.call('add', { a: 2, b: 3 }), 5);
+    assert.equal(await c.request('add', { a: 2, b: 3 }), 5);
     const ticks: unknown[] = [];
-    assert.equal(await c.call('count', {}, (_e, d) => ticks.push(d)), 'done');
+    assert.equal(await c.request('count', {}, (_e, d) => ticks.push(d)), 'done');
     assert.deepEqual(ticks, [{ i: 0 }, { i: 1 }, { i: 2 }]);
-    await assert.rejects(c.call('boom'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'try elsewhere');
-    await assert.rejects(c.call('nope'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
-    await assert.rejects(c.call('__proto__'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
+    await assert.rejects(c.request('boom'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'try elsewhere');
+    await assert.rejects(c.request('nope'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
+    await assert.rejects(c.request('__proto__'), (e: unknown) => e instanceof PilotError && e.code === 'BAD_REQUEST');
     c.close();
   } finally {
     await server.close();
@@ -44,7 +55,7 @@ test('requests, events, errors, owner-only socket', async () => {
 
 test('garbage on the socket gets an error line and the server keeps serving', async () => {
   const p = tmpSock();
-  const server = await startIpcServer(p, { ping: () => 'pong' });
+  const server = await serveTable(p, { ping: () => 'pong' });
   try {
     const raw = net.connect(p);
     const reply = await new Promise<string>((resolve) => {
@@ -59,7 +70,7 @@ test('garbage on the socket gets an error line and the server keeps serving', as
     raw.write(Buffer.alloc(2 << 20, 0x41)); // an endless line
     await new Promise((r) => raw.on('close', r));
     const c = new IpcClient(p);
-    assert.equal(await c.call('ping'), 'pong');
+    assert.equal(await c.request('ping'), 'pong');
     c.close();
   } finally {
     await server.close();
@@ -68,20 +79,20 @@ test('garbage on the socket gets an error line and the server keeps serving', as
 
 test('a second server on a live socket is refused; a stale socket is replaced', async () => {
   const p = tmpSock();
-  const server = await startIpcServer(p, {});
-  await assert.rejects(startIpcServer(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'DAEMON_RUNNING');
+  const server = await serveTable(p, {});
+  await assert.rejects(serveTable(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'DAEMON_RUNNING');
   await server.close();
   // a regular file at the path is not a stale socket: refused and left alone (never delete what is not ours to delete)
   fs.writeFileSync(p, 'keep');
-  await assert.rejects(startIpcServer(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'UNSAFE_SOCKET');
+  await assert.rejects(serveTable(p, {}), (e: unknown) => e instanceof PilotError && e.code === 'UNSAFE_SOCKET');
   assert.equal(fs.readFileSync(p, 'utf8'), 'keep');
   fs.rmSync(p);
   // a socket file nobody listens on (a crashed daemon's): replaced
   assert.equal(spawnSync('python3', ['-c', `import socket; socket.socket(socket.AF_UNIX).bind(${JSON.stringify(p)})`]).status, 0);
   assert.ok(fs.lstatSync(p).isSocket());
-  const again = await startIpcServer(p, { ok: () => true });
+  const again = await serveTable(p, { ok: () => true });
   const c = new IpcClient(p);
-  assert.equal(await c.call('ok'), true);
+  assert.equal(await c.request('ok'), true);
   c.close();
   await again.close();
 });
@@ -89,9 +100,9 @@ test('a second server on a live socket is refused; a stale socket is replaced', 
 test('a pipe carries binary bytes both ways with half-close', async () => {
   const p = tmpSock();
   const echo = new PassThrough();
-  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, echo) });
+  const server = await serveTable(p, { dial: () => new PipeResult({ port: 7 }, echo) });
   try {
-    const { socket, result } = await openPipe('dial', {}, p);
+    const { socket, result } = await pipeRequest('dial', {}, p);
     assert.deepEqual(result, { port: 7 });
     const payload = Buffer.from([0, 10, 13, 255, 10, 0x80, 0xc3, 10]);
     const got: Buffer[] = [];
@@ -129,9 +140,9 @@ function lateEcho(): Duplex {
 
 test('a pipe client that ends its side still gets everything sent after (half-close)', async () => {
   const p = tmpSock();
-  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, lateEcho()) });
+  const server = await serveTable(p, { dial: () => new PipeResult({ port: 7 }, lateEcho()) });
   try {
-    const { socket } = await openPipe('dial', {}, p);
+    const { socket } = await pipeRequest('dial', {}, p);
     const got: Buffer[] = [];
     socket.on('data', (c: Buffer) => got.push(c));
     socket.resume();
@@ -147,7 +158,7 @@ test('a pipe client that ends its side still gets everything sent after (half-cl
 
 test('a raw client that sends a request and ends at once still gets its answer', async () => {
   const p = tmpSock();
-  const server = await startIpcServer(p, {
+  const server = await serveTable(p, {
     slow: async () => {
       await new Promise((r) => setTimeout(r, 30));
       return 'late';
@@ -181,9 +192,9 @@ test('a pipe whose remote fails closes the client (no hang) and the server keeps
       cb();
     },
   });
-  const server = await startIpcServer(p, { dial: () => new PipeResult({ port: 7 }, failing), ping: () => 'pong' });
+  const server = await serveTable(p, { dial: () => new PipeResult({ port: 7 }, failing), ping: () => 'pong' });
   try {
-    const { socket } = await openPipe('dial', {}, p);
+    const { socket } = await pipeRequest('dial', {}, p);
     socket.resume();
     socket.on('error', () => {});
     // (a unix socket has no RST: the client sees the close, the daemon's log says why)
@@ -191,7 +202,7 @@ test('a pipe whose remote fails closes the client (no hang) and the server keeps
     setTimeout(() => failing.destroy(new Error('remote reset')), 20);
     await closed;
     const c = new IpcClient(p);
-    assert.equal(await c.call('ping'), 'pong');
+    assert.equal(await c.request('ping'), 'pong');
     c.close();
   } finally {
     await server.close();
@@ -200,7 +211,7 @@ test('a pipe whose remote fails closes the client (no hang) and the server keeps
 
 test('no daemon gives NO_DAEMON with a hint', async () => {
   const c = new IpcClient(path.join(os.tmpdir(), 'definitely-missing.sock'));
-  await assert.rejects(c.call('info'), (e: unknown) => e instanceof PilotError && e.code === 'NO_DAEMON' && /daemon start/.test(e.hint ?? ''));
+  await assert.rejects(c.request('info'), (e: unknown) => e instanceof PilotError && e.code === 'NO_DAEMON' && /daemon start/.test(e.hint ?? ''));
 });
 
 /** A fake daemon that answers every connection with `reply` (raw bytes) and keeps it open. */
@@ -237,19 +248,19 @@ test('malformed replies are rejected with a code, never crash the client (hostil
   ]) {
     const d = await hostileDaemon(bad);
     try {
-      await assert.rejects(openPipe('dial', {}, d.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL', bad);
+      await assert.rejects(pipeRequest('dial', {}, d.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL', bad);
     } finally {
       await d.close();
     }
   }
   // an event before the pipe's answer is refused too
   const ev = await hostileDaemon('{"id":1,"event":"x","data":null}\n');
-  await assert.rejects(openPipe('dial', {}, ev.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL');
+  await assert.rejects(pipeRequest('dial', {}, ev.path), (e: unknown) => e instanceof PilotError && e.code === 'INTERNAL');
   await ev.close();
   // the request connection skips junk lines and still takes the real answer
   const mixed = await hostileDaemon('null\n[]\n{"id":1,"ok":false,"error":{"code":"NOT_FOUND","message":"no","hint":"h"}}\n');
   const c = new IpcClient(mixed.path);
-  await assert.rejects(c.call('x'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'h');
+  await assert.rejects(c.request('x'), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND' && e.hint === 'h');
   c.close();
   await mixed.close();
 });
@@ -257,7 +268,7 @@ test('malformed replies are rejected with a code, never crash the client (hostil
 test('a pipe answer and the first stream bytes in one write: no byte lost', async () => {
   const d = await hostileDaemon(Buffer.concat([Buffer.from('{"id":1,"ok":true,"result":{"port":7}}\n'), Buffer.from([0, 10, 255, 10])]));
   try {
-    const { socket, result } = await openPipe('dial', {}, d.path);
+    const { socket, result } = await pipeRequest('dial', {}, d.path);
     assert.deepEqual(result, { port: 7 });
     const first = new Promise<Buffer>((r) => socket.once('data', r));
     socket.resume(); // handed back paused

@@ -14,21 +14,9 @@ import type { Command } from 'commander';
 import type { IpcClient } from '../../ipc/client.ts';
 import { addLocalRoute, removeLocalRoute, removeLocalRoutes } from '../../gateway/loopback-alias.ts';
 import { DEFAULT_SUBNET, isLoopback127, parseSubnet, intToIp } from '../../gateway/subnet.ts';
-import type { MappingInfo } from '../../gateway/gateway.ts';
-import type { ExposeInfo } from '../../gateway/expose.ts';
-import type { PortMap } from '../../gateway/port-spec.ts';
-import type { Privileges } from '../../gateway/privileges.ts';
+import type { GatewayMapping, MappingInfo, PortMap } from '../../ipc/api.ts';
 import { ok } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
-
-type Mapping = MappingInfo & { trusted: boolean };
-interface ListResult {
-  running: boolean;
-  subnet: string | null;
-  ports: PortMap[];
-  privileges: Privileges;
-  mappings: Mapping[];
-}
 
 const isRoot = (): boolean => process.geteuid?.() === 0;
 const portsText = (ports: PortMap[]): string => ports.map((p) => (p.local === p.virtual ? String(p.local) : `${p.local}=${p.virtual}`)).join(',');
@@ -40,7 +28,7 @@ function url(m: MappingInfo): string {
   return `${scheme}://${m.ip}${dflt ? '' : `:${p.local}`}/`;
 }
 
-function table(ms: Mapping[]): string {
+function table(ms: GatewayMapping[]): string {
   if (ms.length === 0) return 'no gateway mappings';
   return [
     'IP               PORTS        TARGET               TRUSTED  CONNS  ACTIVE  REFUSED  STATE',
@@ -63,7 +51,7 @@ async function asRootFor<T>(
   call: (subnet: string | undefined) => Promise<T>,
 ): Promise<T> {
   if (!isRoot()) return call(subnet);
-  const st = await client.call<ListResult>('gateway_list');
+  const st = await client.call('gateway_list');
   if (st.privileges.netAdmin) return call(subnet); // the daemon adds its own aliases
   let cidr: string | undefined;
   if (ip !== undefined) {
@@ -77,12 +65,12 @@ async function asRootFor<T>(
   try {
     return await call(subnet);
   } catch (err) {
-    if (added && (await client.call<ListResult>('gateway_list').catch(() => undefined))?.mappings.length === 0) await removeLocalRoute(cidr!);
+    if (added && (await client.call('gateway_list').catch(() => undefined))?.mappings.length === 0) await removeLocalRoute(cidr!);
     throw err;
   }
 }
 
-function portParams(o: { ports?: string; portOffset?: string }): Record<string, unknown> {
+function portParams(o: { ports?: string; portOffset?: string }): { ports?: string; portOffset?: string } {
   return { ...(o.ports !== undefined ? { ports: o.ports } : {}), ...(o.portOffset !== undefined ? { portOffset: o.portOffset } : {}) };
 }
 
@@ -96,7 +84,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, targets: string[], o: { subnet?: string; ports?: string; portOffset?: string }) => {
         const r = await asRootFor(client(), o.subnet, undefined, (subnet) =>
-          client().call<ListResult>('gateway_start', { targets, ...portParams(o), ...(subnet !== undefined ? { subnet } : {}) }),
+          client().call('gateway_start', { targets, ...portParams(o), ...(subnet !== undefined ? { subnet } : {}) }),
         );
         ok(out, r, () =>
           [
@@ -116,7 +104,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, target: string, ip: string | undefined, o: { ports?: string; portOffset?: string }) => {
         const m = await asRootFor(client(), undefined, ip, () =>
-          client().call<Mapping>('gateway_map', { target, ...(ip !== undefined ? { ip } : {}), ...portParams(o) }),
+          client().call('gateway_map', { target, ...(ip !== undefined ? { ip } : {}), ...portParams(o) }),
         );
         ok(out, m, () => `mapped ${m.target} -> ${m.ip} (ports ${portsText(m.ports)})`);
       }),
@@ -125,7 +113,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('remove a mapping (by IP or target): its listeners, connections and alias')
     .action(
       run(async (_g, out, client, ip: string) => {
-        const m = await client().call<MappingInfo>('gateway_unmap', { ip });
+        const m = await client().call('gateway_unmap', { ip });
         ok(out, m, () => `unmapped ${m.ip} (${m.target})`);
       }),
     );
@@ -133,7 +121,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('mappings with their ports, trust and connection counts')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<ListResult>('gateway_list');
+        const r = await client().call('gateway_list');
         ok(out, r, () => table(r.mappings));
       }),
     );
@@ -141,7 +129,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('remove every mapping and alias (they do not come back on restart)')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<{ stopped: MappingInfo[] }>('gateway_stop');
+        const r = await client().call('gateway_stop');
         const routes = isRoot() ? await removeLocalRoutes() : [];
         ok(
           out,
@@ -159,7 +147,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .argument('<host:port>', 'local TCP service')
     .action(
       run(async (_g, out, client, port: string, target: string) => {
-        const r = await client().call<ExposeInfo>('expose', { port, target });
+        const r = await client().call('expose', { port, target });
         ok(out, r, () => `exposed virtual port ${r.port} -> ${r.target} (trusted peers only)`);
       }),
     );
@@ -167,7 +155,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('same as: expose <vport> <host:port>')
     .action(
       run(async (_g, out, client, port: string, target: string) => {
-        const r = await client().call<ExposeInfo>('expose', { port, target });
+        const r = await client().call('expose', { port, target });
         ok(out, r, () => `exposed virtual port ${r.port} -> ${r.target} (trusted peers only)`);
       }),
     );
@@ -175,7 +163,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('exposed virtual ports')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<{ exposes: ExposeInfo[] }>('expose_list');
+        const r = await client().call('expose_list');
         ok(out, r, () =>
           r.exposes.length === 0
             ? 'nothing exposed'
@@ -193,7 +181,7 @@ export function registerGatewayCommands(program: Command, run: RunWrapper): void
     .description('stop forwarding a virtual port')
     .action(
       run(async (_g, out, client, port: string) => {
-        const r = await client().call<ExposeInfo>('expose_remove', { port });
+        const r = await client().call('expose_remove', { port });
         ok(out, r, () => `virtual port ${r.port} no longer exposed`);
       }),
     );

@@ -60,7 +60,7 @@ export function registerDaemonServiceCommands(program: Command, run: RunWrapper)
       const s = serviceStatus(options(g, f));
       // Whether a daemon answers on the socket, however it was started.
       const info = await client()
-        .call<{ pid: number; address: string }>('status')
+        .call('status')
         .catch(() => undefined);
       const daemon = info ? { running: true, pid: info.pid, address: info.address } : { running: false };
       ok(out, { ...s, daemon }, () =>

@@ -8,6 +8,7 @@ import { line, ok, parseCount, parseDuration, type OutputOptions } from '../outp
 import { readDataFile, utf8Text } from '../data-file.ts';
 import { MAX_EVENT_DATA } from '../../services/pubsub.ts';
 import type { RunWrapper } from '../action.ts';
+import { answerWith, type Task, type TaskChange } from '../../ipc/api.ts';
 
 const MiB = 1024 * 1024;
 /** The largest message a receiver can be configured to take (services.json maxMessageBytes). */
@@ -34,23 +35,12 @@ function progressBar(sent: number, size: number): string {
   return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${(sent / MiB).toFixed(1)}/${(size / MiB).toFixed(1)} MiB`;
 }
 
-interface TaskView {
-  id: string;
-  role: string;
-  peer: string;
-  description: string;
-  status: string;
-  reason: string | null;
-  results: string | null;
-  updatedAt: number;
-}
-
-function taskLine(t: TaskView): string {
+function taskLine(t: Task): string {
   const desc = t.description.length > 40 ? `${t.description.slice(0, 39)}…` : t.description;
   return `${short(t.id)}  ${t.role.padEnd(9)}  ${t.status.padEnd(9)}  ${t.peer.padEnd(18)}  ${time(t.updatedAt)}  ${desc}`;
 }
 
-function taskChanged(out: OutputOptions, r: { task: TaskView; notified: boolean }, verb: string): void {
+function taskChanged(out: OutputOptions, r: TaskChange, verb: string): void {
   ok(out, r, () => `task ${short(r.task.id)} ${verb}${r.notified ? '' : ' (the submitter is not reachable now: it is told later)'}`);
 }
 
@@ -65,7 +55,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, target: string, o: { data?: string; dataFile?: string; type: string }) => {
         const data = await payload(o, MAX_MESSAGE_FILE, o.type === 'binary');
-        const r = await client().call<Record<string, unknown>>('send_message', { target, data, type: o.type });
+        const r = await client().call('send_message', { target, data, type: o.type });
         ok(out, r, () => `message delivered to ${r.peer} (${r.bytes} bytes, ${o.type})`);
       }),
     );
@@ -76,11 +66,11 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, o: { clear?: boolean }) => {
         if (o.clear) {
-          const r = await client().call<{ cleared: number }>('inbox', { clear: true });
+          const r = answerWith(await client().call('inbox', { clear: true }), 'cleared');
           ok(out, r, () => `inbox cleared (${r.cleared} messages)`);
           return;
         }
-        const r = await client().call<{ messages: Array<Record<string, unknown>> }>('inbox');
+        const r = answerWith(await client().call('inbox'), 'messages');
         ok(out, r, () =>
           r.messages.length === 0 ? 'inbox empty' : r.messages.map((m) => `${time(m.receivedAt)}  ${m.from}  ${m.type}: ${m.data}`).join('\n'),
         );
@@ -94,10 +84,9 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, target: string, file: string) => {
         const tty = !out.json && process.stdout.isTTY === true;
-        const r = await client().call<Record<string, unknown>>('send_file', { target, path: path.resolve(file) }, (event, data) => {
+        const r = await client().call('send_file', { target, path: path.resolve(file) }, (event, data) => {
           if (!tty || event !== 'progress') return;
-          const p = data as { sent: number; size: number };
-          process.stdout.write(`\r${progressBar(p.sent, p.size)}`);
+          process.stdout.write(`\r${progressBar(data.sent, data.size)}`);
         });
         if (tty) process.stdout.write('\n');
         ok(
@@ -115,11 +104,11 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, o: { clear?: boolean }) => {
         if (o.clear) {
-          const r = await client().call<{ cleared: number }>('received', { clear: true });
+          const r = answerWith(await client().call('received', { clear: true }), 'cleared');
           ok(out, r, () => `received files cleared (${r.cleared} files)`);
           return;
         }
-        const r = await client().call<{ dir: string; files: Array<Record<string, unknown>> }>('received');
+        const r = answerWith(await client().call('received'), 'files');
         ok(out, r, () =>
           r.files.length === 0
             ? `no files in ${r.dir}`
@@ -137,7 +126,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, target: string, topic: string, o: { data?: string; dataFile?: string }) => {
         const data = o.data === undefined && o.dataFile === undefined ? '' : await payload(o, MAX_EVENT_DATA, false);
-        const r = await client().call<Record<string, unknown>>('publish', { target, topic, data });
+        const r = await client().call('publish', { target, topic, data });
         ok(out, r, () => `published on ${topic}: ${r.delivered} subscriber(s)`);
       }),
     );
@@ -149,11 +138,10 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .action(
       run(async (_g, out, client, target: string, topic: string, o: { count: string; timeout?: string }) => {
         const count = parseCount(o.count, 0);
-        const r = await client().call<{ received: number }>('subscribe', { target, topic, count, timeoutMs: parseDuration(o.timeout, 0) }, (event, data) => {
+        const r = await client().call('subscribe', { target, topic, count, timeoutMs: parseDuration(o.timeout, 0) }, (event, data) => {
           if (event === 'subscribed' && !out.json) process.stderr.write(`subscribed to ${topic} on ${target}\n`);
           if (event !== 'event') return; // subscribed, keepalive
-          const e = data as { topic: string; data: string; from: string };
-          line(out, data, `${e.topic}  ${e.from}  ${e.data}`);
+          line(out, data, `${data.topic}  ${data.from}  ${data.data}`);
         });
         if (out.json) ok(out, { target, topic, received: r.received }, () => undefined);
         if (count > 0 && r.received < count) throw new PilotError('TIMEOUT', `${r.received} of ${count} events before the timeout`);
@@ -168,7 +156,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .requiredOption('--task <description>', 'what to do')
     .action(
       run(async (_g, out, client, target: string, o: { task: string }) => {
-        const r = await client().call<{ task: TaskView }>('task_submit', { target, description: o.task });
+        const r = await client().call('task_submit', { target, description: o.task });
         ok(out, r, () => `task ${r.task.id} submitted to ${r.task.peer}`);
       }),
     );
@@ -178,7 +166,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .option('--type <type>', 'received or submitted')
     .action(
       run(async (_g, out, client, o: { type?: string }) => {
-        const r = await client().call<{ tasks: TaskView[] }>('task_list', { ...(o.type ? { type: o.type } : {}) });
+        const r = await client().call('task_list', { ...(o.type ? { type: o.type } : {}) });
         ok(out, r, () =>
           r.tasks.length === 0
             ? 'no tasks'
@@ -208,7 +196,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .description('start an accepted task (default: the oldest) and print what to do')
     .action(
       run(async (_g, out, client, id: string | undefined) => {
-        const r = await client().call<{ task: TaskView; notified: boolean }>('task_execute', { ...(id ? { id } : {}) });
+        const r = await client().call('task_execute', { ...(id ? { id } : {}) });
         ok(out, r, () => `executing task ${r.task.id} from ${r.task.peer}:\n${r.task.description}`);
       }),
     );
@@ -228,7 +216,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .description('POST every event to this URL as JSON, signed: X-Pilot-Signature: sha256=HMAC(secret, body)')
     .action(
       run(async (_g, out, client, url: string) => {
-        const r = await client().call<{ url: string; secret: string }>('set_webhook', { url });
+        const r = await client().call('set_webhook', { url });
         ok(out, r, () => `webhook set: ${r.url}\nsigning secret: ${r.secret}\n(verify: X-Pilot-Signature = "sha256=" + hex HMAC-SHA256(secret, raw body))`);
       }),
     );
@@ -246,7 +234,7 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .description('webhook URL and delivery counters')
     .action(
       run(async (_g, out, client) => {
-        const r = await client().call<Record<string, unknown>>('webhook_status');
+        const r = await client().call('webhook_status');
         ok(
           out,
           r,

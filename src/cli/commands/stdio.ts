@@ -11,23 +11,9 @@ import { PilotError } from '../../util/errors.ts';
 import { parseStdioAnswer as stdioAnswer } from '../../services/stdio.ts';
 import { line, ok, parseCount, parseDuration, type OutputOptions } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
+import type { RecvDatagram as Datagram, StdioMessage } from '../../ipc/api.ts';
 
 const STDIO_PORT = 1000;
-
-interface StdioMessage {
-  seq: number;
-  from: string;
-  data: string;
-  encoding: 'utf8' | 'base64';
-  bytes: number;
-  truncated: boolean;
-}
-
-interface Datagram {
-  from: string;
-  srcPort: number;
-  data: string;
-}
 
 /** Text from a peer, safe for a terminal: control characters (escape sequences!) shown as \xNN. */
 export function printable(text: string): string {
@@ -50,7 +36,7 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
       run(async (_g, out, client, target: string, portText: string | undefined, o: { message?: string; timeout: string }) => {
         const port = parsePort(portText ?? STDIO_PORT);
         if (o.message === undefined) return interactive(out, client(), target, port);
-        const r = await client().call<{ reply: string; sent: number }>('connect', {
+        const r = await client().call('connect', {
           target,
           port,
           message: o.message,
@@ -80,10 +66,9 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
         const timeoutMs = parseDuration(o.timeout, 0);
         if (port === STDIO_PORT) {
           const count = parseCount(o.count, 0);
-          const r = await client().call<{ received: number }>('stdio_recv', { count, timeoutMs, ...(o.from ? { from: o.from } : {}) }, (event, data) => {
+          const r = await client().call('stdio_recv', { count, timeoutMs, ...(o.from ? { from: o.from } : {}) }, (event, data) => {
             if (event !== 'message') return; // reading, keepalive
-            const m = data as StdioMessage;
-            line(out, m, `${m.from}  ${messageText(m)}`);
+            line(out, data, `${data.from}  ${messageText(data)}`);
           });
           if (out.json) ok(out, r, () => undefined);
           if (count > 0 && r.received < count)
@@ -92,11 +77,7 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
         }
         if (o.from) throw new PilotError('BAD_ARGUMENT', '--from works on port 1000 only');
         const count = parseCount(o.count, 1);
-        const r = await client().call<{ received: number }>(
-          'recv',
-          { port, count, timeoutMs },
-          (e, d) => e === 'datagram' && printDatagram(out, d as Datagram),
-        );
+        const r = await client().call('recv', { port, count, timeoutMs }, (e, d) => e === 'datagram' && printDatagram(out, d));
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
         if (r.received === 0) throw new PilotError('TIMEOUT', `no datagram on port ${port}`, 'is the sender trusted and using the right port?');
       }),
@@ -111,11 +92,7 @@ export function registerStdioCommands(program: Command, run: RunWrapper): void {
       run(async (_g, out, client, portText: string, o: { count?: string; timeout?: string }) => {
         const port = parsePort(portText);
         const count = parseCount(o.count, 0);
-        const r = await client().call<{ received: number }>(
-          'recv',
-          { port, count, timeoutMs: parseDuration(o.timeout, 0) },
-          (e, d) => e === 'datagram' && printDatagram(out, d as Datagram),
-        );
+        const r = await client().call('recv', { port, count, timeoutMs: parseDuration(o.timeout, 0) }, (e, d) => e === 'datagram' && printDatagram(out, d));
         if (out.json) ok(out, { port, received: r.received }, () => undefined);
         if (count > 0 && r.received < count)
           throw new PilotError('TIMEOUT', `${r.received} of ${count} datagrams before the timeout`, 'is the sender trusted and using the right port?');
@@ -142,7 +119,7 @@ async function interactive(out: OutputOptions, client: IpcClient, target: string
     // our stdio service may be off: we can still send, just not hear back
     void reader
       .call('stdio_recv', { from: target, count: 0 }, (event, data) => {
-        if (event === 'message') line(out, data, messageText(data as StdioMessage));
+        if (event === 'message') line(out, data, messageText(data));
       })
       .catch((err: Error) => {
         if (!leaving && !out.json) process.stderr.write(`(not showing ${target}'s lines: ${err.message})\n`);

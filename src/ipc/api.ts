@@ -1,0 +1,250 @@
+// The daemon's IPC contract: every method, its params schema (checked once, in
+// src/ipc/server.ts, before the handler runs), its result type and, for the
+// streaming methods, the events it sends before the result. The daemon's
+// handlers, IpcClient.call and the SDK are typed from this table, so a renamed
+// field or a changed bound is one edit here and a type error wherever it is used.
+//
+// Bounds and messages are those the handlers checked by hand before (see
+// api-fields.ts): a request is JSON from the socket's owner, but still checked.
+import path from 'node:path';
+import { z } from 'zod';
+import { PilotError } from '../util/errors.ts';
+import { flag, loose, num, oneOf, optNum, optStr, port, refuseUnless, str, strictNum, text } from './api-fields.ts';
+import type * as T from './api-types.ts';
+
+export type * from './api-types.ts';
+
+/** Largest pub/sub event payload (the broker's MAX_EVENT_DATA in src/services/pubsub.ts; a test holds them equal). */
+export const MAX_EVENT_DATA = 64 * 1024;
+/** Largest message body as sent over IPC (base64 of a 64 MiB message fits). */
+export const MAX_MESSAGE_PARAM = 96 * 1024 * 1024;
+
+const none = z.object({});
+const TASK_ID = 64;
+
+const gatewayPorts = {
+  /** A port spec ("80", "8080:80,443"); parsed by the gateway. */
+  ports: loose<string | number | null>().transform((v) => (v === undefined || v === null ? undefined : String(v))),
+  portOffset: loose<number | string | null>().transform((v) => (v === undefined || v === null ? 0 : Number(v))),
+};
+
+/** Params schema per method. Object keys are in the order the handlers used to check them (the first bad one is reported). */
+export const PARAMS = {
+  // ---- this node ----
+  info: none,
+  status: none,
+  stop: none,
+  set_hostname: z.object({ hostname: str() }),
+  clear_hostname: none,
+  set_visibility: z.object({ public: flag() }),
+  find: z.object({ target: str() }),
+  peers: none,
+  stats: none,
+
+  // ---- datagrams, streams, measurements ----
+  ping: z.object({ target: str(), count: num(4, 1, 10000), intervalMs: num(1000, 0, 60000), timeoutMs: num(3000, 10, 60000) }),
+  connect: z.object({ target: str(), port: port(1000), message: optStr(), timeoutMs: num(5000, 10, 600000) }),
+  send: z.object({
+    target: str(),
+    port: port(),
+    data: str(),
+    encoding: loose<'utf8' | 'base64'>(),
+    /** Default: the destination port, except for echo (the handler decides). */
+    srcPort: optNum(0, 65535),
+  }),
+  /** count 0 = until the timeout or the client leaves; timeoutMs 0 = none. */
+  recv: z.object({ port: port(), count: num(1, 0, 1e9), timeoutMs: num(0, 0, 86400000) }),
+  bench: z.object({ target: str(), sizeMb: num(10, 0.001, 4096) }),
+
+  // ---- trust ----
+  handshake: z.object({
+    reason: optStr().transform(refuseUnless((r: string | undefined) => r === undefined || r.length <= 256, 'reason is limited to 256 characters')),
+    target: str(),
+  }),
+  pending: none,
+  approve: z.object({ node: str() }),
+  reject: z.object({ node: str(), reason: optStr() }),
+  trust: none,
+  untrust: z.object({ node: str() }),
+
+  // ---- raw stream pipes (pilotctl, tests) ----
+  dial: z.object({ target: str(), port: port() }),
+  listen: z.object({ port: port() }),
+  accept: z.object({ id: str() }),
+
+  // ---- the SDK (src/daemon/sdk-handlers.ts) ----
+  sdk_dial: z.object({ port: port(), target: text(), timeoutMs: strictNum(10_000, 10, 600_000) }),
+  sdk_accept: z.object({ id: text() }),
+  sdk_pipe_error: z.object({ pipe: text() }),
+  /** code and message are the application's: a bad one falls back to a default. */
+  sdk_reset: z.object({ pipe: text(), code: loose<string>(), message: loose<string>() }),
+  sdk_cancel: z.object({ token: text() }),
+  sdk_listen: z.object({ port: port() }),
+  sdk_recv: z.object({ port: port() }),
+  events: none,
+
+  // ---- gateway, expose ----
+  gateway_start: z.object({
+    targets: z
+      .custom<string[]>()
+      .transform(
+        refuseUnless(
+          (t: string[]) => Array.isArray(t) && t.length > 0 && t.length <= 256 && t.every((x: unknown) => typeof x === 'string'),
+          'give at least one target (address or hostname)',
+          'e.g. pilotctl gateway start --ports 80 0:0000.0000.037D',
+        ),
+      ),
+    ...gatewayPorts,
+    subnet: optStr(1000),
+  }),
+  gateway_map: z.object({ ...gatewayPorts, ip: optStr(1000), target: str(1000) }),
+  gateway_unmap: z.object({ ip: str(1000) }),
+  gateway_list: none,
+  gateway_stop: none,
+  expose: z.object({ port: port(), target: str(1000) }),
+  expose_list: none,
+  expose_remove: z.object({ port: port() }),
+
+  // ---- built-in services ----
+  /** count 0 = until the timeout or the client leaves (lines are then only streamed). */
+  stdio_recv: z.object({ from: optStr(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
+  stdio_status: none,
+  send_message: z.object({
+    target: str(),
+    type: oneOf(['text', 'json', 'binary'] as const, (t) => `unknown message type ${JSON.stringify(t)}`, 'use --type text, json or binary').transform(
+      (t) => t ?? 'text',
+    ),
+    /** text or json as UTF-8, binary as base64 (the handler checks those). */
+    data: str(MAX_MESSAGE_PARAM),
+  }),
+  inbox: z.object({ clear: flag() }),
+  send_file: z.object({
+    target: str(),
+    path: str(4096).transform(refuseUnless((p: string) => path.isAbsolute(p), 'path must be absolute (pilotctl resolves it)')),
+  }),
+  received: z.object({ clear: flag() }),
+  publish: z.object({ target: str(), topic: str(256), data: optStr(MAX_EVENT_DATA).transform((d) => d ?? '') }),
+  /** topic is a pattern (the broker checks it); count 0 = until the timeout or the client leaves. */
+  subscribe: z.object({ target: str(), topic: str(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
+  pubsub_status: none,
+  task_submit: z.object({ target: str(), description: str(1 << 20) }),
+  task_list: z.object({ type: oneOf(['received', 'submitted'] as const, () => '--type must be received or submitted') }),
+  task_accept: z.object({ id: str(TASK_ID) }),
+  task_decline: z.object({ id: str(TASK_ID), reason: optStr(1024) }),
+  /** No id: the oldest accepted task. */
+  task_execute: z.object({ id: optStr(TASK_ID) }),
+  task_send_results: z.object({ id: str(TASK_ID), results: str(4 << 20) }),
+  set_webhook: z.object({ url: str(4096) }),
+  clear_webhook: none,
+  webhook_status: none,
+} satisfies Record<string, z.ZodType<Record<string, unknown>>>;
+
+export type Method = keyof typeof PARAMS;
+export const METHODS = Object.keys(PARAMS) as Method[];
+
+/** What a handler gets: params checked, defaults filled in. */
+export type ParamsOf<M extends Method> = z.output<(typeof PARAMS)[M]>;
+/** What a caller sends: defaults may be left out. */
+export type ParamsIn<M extends Method> = z.input<(typeof PARAMS)[M]>;
+
+/** Is `method` one of the contract's? */
+export function isMethod(method: string): method is Method {
+  return Object.hasOwn(PARAMS, method);
+}
+
+/** The result of each method (for pipe methods: the reply before the bytes). */
+export interface Results {
+  info: T.NodeInfo;
+  status: T.NodeInfo;
+  stop: { stopping: true; pid: number };
+  set_hostname: { hostname: string };
+  clear_hostname: { hostname: null };
+  set_visibility: { public: boolean };
+  find: T.FoundNode;
+  peers: { peers: T.PeerInfo[] };
+  stats: T.DaemonStats;
+  ping: T.PingResult;
+  connect: { target: string; port: number; sent: number; reply: string };
+  send: { target: string; port: number; bytes: number };
+  recv: { port: number; received: number; messages: T.RecvDatagram[] };
+  bench: { target: string; bytes: number; seconds: number; mbPerSec: number };
+  handshake: T.TrustAnswer;
+  pending: T.PendingTrust;
+  approve: T.TrustAnswer;
+  reject: T.TrustAnswer;
+  trust: { trusted: T.TrustedPeer[] };
+  untrust: T.TrustAnswer;
+  dial: { port: number };
+  listen: { port: number };
+  accept: { id: string };
+  sdk_dial: T.SdkDialed;
+  sdk_accept: T.SdkAccepted;
+  sdk_pipe_error: T.IpcErrorJson | null;
+  sdk_reset: { reset: boolean };
+  sdk_cancel: { cancelled: boolean };
+  sdk_listen: { port: number };
+  sdk_recv: { port: number };
+  events: null;
+  gateway_start: T.GatewayState;
+  gateway_map: T.GatewayMapping;
+  gateway_unmap: T.MappingInfo;
+  gateway_list: T.GatewayState;
+  gateway_stop: { stopped: T.MappingInfo[] };
+  expose: T.ExposeInfo;
+  expose_list: { exposes: T.ExposeInfo[] };
+  expose_remove: T.ExposeInfo;
+  stdio_recv: { port: number; from: string | null; received: number; messages?: T.StdioMessage[]; queue: T.StdioStats };
+  stdio_status: T.StdioStats;
+  send_message: T.SendMessageResult;
+  inbox: { count: number; messages: T.InboxEntry[] } | { cleared: number };
+  send_file: T.SendFileResult;
+  received: T.ReceivedList | { cleared: number };
+  /** A local publish names this node as the peer. */
+  publish: T.PublishResult;
+  subscribe: { target: string; topic: string; received: number; events?: T.PubSubEvent[] };
+  pubsub_status: T.PubSubStatus;
+  task_submit: { task: T.Task };
+  task_list: { count: number; tasks: T.Task[] };
+  task_accept: T.TaskChange;
+  task_decline: T.TaskChange;
+  task_execute: T.TaskChange;
+  task_send_results: T.TaskChange;
+  set_webhook: T.WebhookSet;
+  clear_webhook: { url: null };
+  webhook_status: T.WebhookStatus;
+}
+
+/** A heartbeat, so a killed client shows as a failed write (see src/daemon/ipc-wait.ts). */
+type Keepalive = { keepalive: Record<string, never> };
+/** The SDK subscriptions' heartbeat (sdk-handlers.ts hold()). */
+type Alive = { alive: null };
+/** A subscription's first event carries the token sdk_cancel takes. */
+type Cancel = { cancel: string };
+
+/** Events a streaming method sends before its result. */
+export interface Events {
+  ping: { probe: T.PingProbe };
+  recv: { datagram: T.RecvDatagram } & Keepalive;
+  listen: { listening: { port: number }; connection: T.IncomingConnection };
+  sdk_listen: { listening: { port: number } & Cancel; connection: T.IncomingConnection } & Alive;
+  sdk_recv: { listening: { port: number } & Cancel; datagram: T.SdkDatagram } & Alive;
+  events: { subscribed: { peersUp: string[] } & Cancel } & T.NodeEvents & Alive;
+  stdio_recv: { message: T.StdioMessage; reading: { port: number; from: string | null } } & Keepalive;
+  send_file: { progress: T.FileProgress };
+  subscribe: { event: T.PubSubEvent; subscribed: { target: string; peer?: string; topic: string } } & Keepalive;
+}
+
+export type ResultOf<M extends Method> = Results[M];
+export type EventsOf<M extends Method> = M extends keyof Events ? Events[M] : Record<never, never>;
+
+/** Methods whose success turns the connection into a byte pipe to an overlay stream. */
+export type PipeMethod = 'dial' | 'accept' | 'sdk_dial' | 'sdk_accept';
+
+/**
+ * The branch of an either-or answer that the request asked for (inbox and
+ * received answer the list, or with `clear: true` how many were cleared).
+ */
+export function answerWith<R extends object, K extends string>(r: R, key: K): Extract<R, Record<K, unknown>> {
+  if (!(key in r)) throw new PilotError('INTERNAL', `unexpected answer from the daemon (no "${key}")`);
+  return r as Extract<R, Record<K, unknown>>;
+}
