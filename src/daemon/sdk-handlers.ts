@@ -7,7 +7,7 @@
 // - sdk_listen / sdk_recv are listen / recv that say when they are ready and
 //   stop on sdk_cancel; events streams peer up/down, path changes and trust pushes.
 import crypto from 'node:crypto';
-import type { Duplex } from 'node:stream';
+import { Duplex } from 'node:stream';
 import { formatAddress, addressKey, type Address } from '../wire/address.ts';
 import { PilotError, asPilotError, type ErrorCode } from '../util/errors.ts';
 import { PipeResult, type HandlerContext, type Handlers } from '../ipc/server.ts';
@@ -166,7 +166,7 @@ export function sdkHandlers(d: Daemon, pendingAccepts: Map<string, IncomingStrea
       stream.emit = ((event: string | symbol, ...args: unknown[]): boolean => {
         if (event !== 'error') return emit(event, ...args);
         record(id, args[0]);
-        (sock as unknown as Duplex).destroy();
+        if (sock instanceof Duplex) sock.destroy(); // the IPC server splices into a net.Socket
         return true;
       }) as typeof stream.emit;
       return pipeTo(sock, opts);
