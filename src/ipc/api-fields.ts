@@ -10,6 +10,7 @@
 // zod's; paramsError() turns the first issue into the PilotError.
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
+import { parsePort } from '../wire/address.ts';
 
 /** Marks an issue whose message is completed with the parameter's name (see paramsError). */
 const FIELD = 'field';
@@ -93,21 +94,19 @@ export function strictNum(dflt: number, min: number, max: number) {
     .transform((v, ctx): number => (v === undefined || v === null ? dflt : checkNum(v, ctx, min, max, false)));
 }
 
-/**
- * A virtual port 0..65535 as a number or decimal text, with src/wire's message
- * (`invalid port: X`; src/ipc does not import wire, so parsePort's rule is kept
- * here; test/ipc/api.test.ts holds the two to the same answers).
- */
+/** A virtual port 0..65535 as a number or decimal text: src/wire's parsePort, its message and hint. */
 export function port(dflt?: number) {
   return z
     .custom<number | string | null>()
     .optional()
     .transform((v, ctx): number => {
-      const x = v ?? dflt ?? v; // null: the default if there is one, else refused as null (as parsePort did)
-      const n = typeof x === 'number' ? x : typeof x === 'string' && /^\d{1,5}$/.test(x) ? Number(x) : NaN;
-      if (!Number.isInteger(n) || n < 0 || n > 0xffff)
-        return refuse(ctx, v, `invalid port: ${String(x)}`, { named: false, hint: 'a virtual port is 0..65535' });
-      return n;
+      const x = v ?? dflt ?? v; // null: the default if there is one, else refused as null (as parsePort does)
+      try {
+        return parsePort(x as number | string);
+      } catch (err) {
+        if (!(err instanceof PilotError)) throw err;
+        return refuse(ctx, v, err.message, { named: false, ...(err.hint ? { hint: err.hint } : {}) });
+      }
     });
 }
 

@@ -4,6 +4,24 @@
 // re-exports them as its public types (src/sdk/types.ts, service-types.ts), and
 // pilotctl prints them. Renaming a field here is a type error at every end.
 import type { ErrorCode } from '../util/errors.ts';
+import type { MappingInfo } from '../gateway/gateway.ts';
+import type { PortMap } from '../gateway/port-spec.ts';
+import type { FileSent, MessageSent } from '../services/data-exchange.ts';
+import type { InboxMessage } from '../services/inbox.ts';
+import type { ReceivedFile } from '../services/received-files.ts';
+
+// Records owned by the services and the gateway, part of the contract as they are:
+export type { ExposeInfo } from '../gateway/expose.ts';
+export type { MappingInfo } from '../gateway/gateway.ts';
+export type { PortMap } from '../gateway/port-spec.ts';
+export type { FileProgress } from '../services/data-exchange.ts';
+export type { InboxMessage, MessageType } from '../services/inbox.ts';
+export type { PubSubEvent } from '../services/pubsub.ts';
+export type { ReceivedFile } from '../services/received-files.ts';
+export type { StdioMessage, StdioStats } from '../services/stdio.ts';
+export type { Task, TaskRole, TaskStatus } from '../services/task-store.ts';
+export type { TaskChange } from '../services/tasks.ts';
+export type { WebhookStatus } from '../services/webhook.ts';
 
 // ---- this node, its peers ----
 
@@ -160,29 +178,6 @@ export interface NodeEvents {
 
 // ---- gateway, expose ----
 
-export interface PortMap {
-  /** TCP port on the mapped local address. */
-  local: number;
-  /** Virtual port of the target agent. */
-  virtual: number;
-}
-
-export interface MappingInfo {
-  ip: string;
-  target: string;
-  ports: PortMap[];
-  listening: boolean;
-  alias: 'added' | 'none';
-  error: string | null;
-  connections: number;
-  active: number;
-  refused: number;
-  notLocal: number;
-  bytesIn: number;
-  bytesOut: number;
-  lastRefusal: { code: string; message: string; at: number } | null;
-}
-
 export type GatewayMapping = MappingInfo & { trusted: boolean };
 
 export interface GatewayState {
@@ -193,95 +188,22 @@ export interface GatewayState {
   mappings: GatewayMapping[];
 }
 
-export interface ExposeInfo {
-  port: number;
-  target: string;
-  listening: boolean;
-  error: string | null;
-  connections: number;
-  active: number;
-  refused: number;
-  lastFrom: string | null;
-}
-
 // ---- built-in services ----
-
-export type MessageType = 'text' | 'json' | 'binary';
-
-export interface InboxMessage {
-  id: string;
-  from: string;
-  type: MessageType;
-  /** UTF-8 text (text, json) or base64 (binary). */
-  data: string;
-  encoding: 'utf8' | 'base64';
-  size: number;
-  sha256: string;
-  receivedAt: number;
-}
 
 /** An inbox message; messages of type json also carry the parsed value (null if it does not parse). */
 export type InboxEntry = InboxMessage & { json?: unknown };
 
-/** A message the peer stored in its inbox (port 1001). */
-export interface SendMessageResult {
-  /** The target as given. */
-  target: string;
-  /** The peer's virtual address. */
-  peer: string;
-  /** The message's id in the peer's inbox. */
-  id: string;
-  type: MessageType;
-  bytes: number;
-  sha256: string;
-}
+/** A message the peer stored in its inbox (port 1001); `target` is the target as given. */
+export type SendMessageResult = { target: string } & MessageSent;
 
-export interface ReceivedFile {
-  name: string;
-  path: string;
-  size: number;
-  from: string | null;
-  sha256: string | null;
-  receivedAt: number;
-}
-
-export interface FileProgress {
-  sent: number;
-  size: number;
-  resumedFrom: number;
-}
-
-/** A file the peer verified (sha256) and stored in its received/ directory. */
-export interface SendFileResult {
-  target: string;
-  /** The absolute path that was sent. */
-  file: string;
-  peer: string;
-  /** Its name in the peer's received/ directory (numbered if the name was taken). */
-  name: string | null;
-  bytes: number;
-  sha256: string;
-  /** > 0: a broken earlier transfer of the same file was resumed at this byte. */
-  resumedFrom: number;
-  seconds: number;
-  hashSeconds: number;
-  mbPerSec: number;
-}
+/** A file the peer verified (sha256) and stored in its received/ directory; `file` is the absolute path sent. */
+export type SendFileResult = { target: string; file: string } & FileSent;
 
 export interface ReceivedList {
   /** The directory the files are in ($PILOT_HOME/received). */
   dir: string;
   count: number;
   files: ReceivedFile[];
-}
-
-export interface PubSubEvent {
-  topic: string;
-  data: string;
-  from: string;
-  ts: number;
-  seq: number;
-  dropped?: number;
 }
 
 export interface PublishResult {
@@ -298,63 +220,8 @@ export interface PubSubStatus {
   published: number;
 }
 
-export interface StdioMessage {
-  seq: number;
-  from: string;
-  via: 'stream' | 'datagram';
-  /** UTF-8 text, or base64 when the bytes were not valid UTF-8. */
-  data: string;
-  encoding: 'utf8' | 'base64';
-  bytes: number;
-  truncated: boolean;
-  receivedAt: number;
-}
-
-export interface StdioStats {
-  queued: number;
-  received: number;
-  dropped: number;
-  truncated: number;
-  streams: number;
-}
-
-export type TaskStatus = 'submitted' | 'accepted' | 'declined' | 'executing' | 'completed';
-export type TaskRole = 'received' | 'submitted';
-
-export interface Task {
-  id: string;
-  role: TaskRole;
-  /** The other side: who submitted it (received) or who runs it (submitted). */
-  peer: string;
-  description: string;
-  status: TaskStatus;
-  reason: string | null;
-  results: string | null;
-  createdAt: number;
-  updatedAt: number;
-  history: Array<{ status: TaskStatus; at: number }>;
-  /** Receiver side: the submitter has not been told about the latest status yet. */
-  notifyPending: boolean;
-}
-
-export interface TaskChange {
-  task: Task;
-  /** Did the submitter get the change already (false: it is retried in the background)? */
-  notified: boolean;
-}
-
 export interface WebhookSet {
   url: string;
   /** Signs every POST: X-Pilot-Signature = "sha256=" + hex HMAC-SHA256(secret, raw body). */
   secret: string;
-}
-
-export interface WebhookStatus {
-  url: string | null;
-  queued: number;
-  delivered: number;
-  failed: number;
-  dropped: number;
-  retries: number;
-  lastError: string | null;
 }

@@ -14,8 +14,10 @@ import type * as T from './api-types.ts';
 
 export type * from './api-types.ts';
 
-/** Largest pub/sub event payload (the broker's MAX_EVENT_DATA in src/services/pubsub.ts; a test holds them equal). */
-export const MAX_EVENT_DATA = 64 * 1024;
+import { MAX_EVENT_DATA } from '../services/pubsub.ts';
+
+/** Largest pub/sub event payload: the broker's own limit. */
+export { MAX_EVENT_DATA };
 /** Largest message body as sent over IPC (base64 of a 64 MiB message fits). */
 export const MAX_MESSAGE_PARAM = 96 * 1024 * 1024;
 

@@ -193,7 +193,9 @@ async function receiveBody(stream: ServiceStream, reader: ByteReader, inc: Incom
 
 /** A message the peer stored in its inbox. */
 export interface MessageSent {
+  /** The peer's virtual address. */
   peer: string;
+  /** The message's id in the peer's inbox. */
   id: string;
   type: MessageType;
   bytes: number;
@@ -203,9 +205,11 @@ export interface MessageSent {
 /** A file the peer verified and stored. */
 export interface FileSent {
   peer: string;
+  /** Its name in the peer's received/ directory (numbered if the name was taken). */
   name: string | null;
   bytes: number;
   sha256: string;
+  /** > 0: a broken earlier transfer of the same file was resumed at this byte. */
   resumedFrom: number;
   seconds: number;
   hashSeconds: number;
