@@ -5,10 +5,24 @@
 import type { Duplex } from 'node:stream';
 import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
-import { ReadBuffer, serializeMessage } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import type { ReadBuffer } from '@modelcontextprotocol/sdk/shared/stdio.js';
+import { importOptional } from '../util/optional-dep.ts';
 import type { PilotNode } from './node.ts';
 import type { PilotServer } from './server.ts';
 import type { PilotSocket } from './socket.ts';
+
+type StdioFraming = typeof import('@modelcontextprotocol/sdk/shared/stdio.js');
+let framing: StdioFraming | undefined;
+
+/**
+ * The MCP SDK's stdio framing, loaded on the first start(): the MCP SDK is an
+ * optional peer dependency (whoever runs MCP has it; other SDK users do not
+ * download it), so importing 'pilot-overlay/sdk' must not load it.
+ */
+async function loadFraming(): Promise<StdioFraming> {
+  framing ??= await importOptional('@modelcontextprotocol/sdk', 'MCP over Pilot', () => import('@modelcontextprotocol/sdk/shared/stdio.js'));
+  return framing;
+}
 
 export class PilotMcpTransport implements Transport {
   readonly socket: Duplex;
@@ -16,7 +30,7 @@ export class PilotMcpTransport implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
   sessionId?: string;
-  private readonly buffer = new ReadBuffer();
+  private buffer: ReadBuffer | undefined;
   private readonly extra: MessageExtraInfo | undefined;
   private started = false;
   private closed = false;
@@ -34,9 +48,11 @@ export class PilotMcpTransport implements Transport {
   async start(): Promise<void> {
     if (this.started) throw new Error('PilotMcpTransport already started (Client/Server.connect() starts it)');
     this.started = true;
+    const buffer = new (await loadFraming()).ReadBuffer();
+    this.buffer = buffer;
     this.socket.on('data', (chunk: Buffer) => {
       try {
-        this.buffer.append(chunk);
+        buffer.append(chunk);
       } catch (err) {
         this.onerror?.(err as Error);
         void this.close();
@@ -45,7 +61,7 @@ export class PilotMcpTransport implements Transport {
       for (;;) {
         let msg: JSONRPCMessage | null;
         try {
-          msg = this.buffer.readMessage();
+          msg = buffer.readMessage();
         } catch (err) {
           this.onerror?.(err as Error); // one bad line, the stream goes on
           continue;
@@ -57,12 +73,14 @@ export class PilotMcpTransport implements Transport {
     this.socket.on('error', (err: Error) => this.onerror?.(err));
     this.socket.on('end', () => void this.close());
     this.socket.on('close', () => this.finish());
+    if (this.socket.destroyed) this.finish(); // closed while the framing loaded: 'close' was missed
   }
 
   send(message: JSONRPCMessage, _opts?: TransportSendOptions): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.closed || this.socket.destroyed) return reject(new Error('the overlay stream is closed'));
-      if (this.socket.write(serializeMessage(message))) return resolve();
+      if (!framing) return reject(new Error('PilotMcpTransport not started (Client/Server.connect() starts it)'));
+      if (this.socket.write(framing.serializeMessage(message))) return resolve();
       const done = (): void => {
         this.socket.off('drain', done);
         this.socket.off('close', done);
@@ -81,7 +99,7 @@ export class PilotMcpTransport implements Transport {
   private finish(): void {
     if (this.closed) return;
     this.closed = true;
-    this.buffer.clear();
+    this.buffer?.clear();
     this.onclose?.();
   }
 }
