@@ -33,11 +33,13 @@ async function main(): Promise<void> {
   // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
   const metrics =
     metricsAt && metricsModule
-    ? await startMetricsHttp(metricsAt, metricsModule.createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(async (err: unknown) => {
-        await daemon.stop();
-        throw err;
-      })
-    : undefined;
+      ? await startMetricsHttp(metricsAt, metricsModule.createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(
+          async (err: unknown) => {
+            await daemon.stop();
+            throw err;
+          },
+        )
+      : undefined;
   const metricsUrl = metrics ? `http://${formatHostPort(metrics)}/metrics` : undefined;
   let stopping = false;
   const stop = async (): Promise<void> => {

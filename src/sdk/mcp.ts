@@ -3,13 +3,27 @@
 // MCP stdio transport. The overlay authenticates the peer, so each message
 // reaches the server with authInfo.clientId = the caller's Pilot address.
 import type { Duplex } from 'node:stream';
-import type { Transport, TransportSendOptions } from '@modelcontextprotocol/sdk/shared/transport.js';
-import type { JSONRPCMessage, MessageExtraInfo } from '@modelcontextprotocol/sdk/types.js';
 import type { ReadBuffer } from '@modelcontextprotocol/sdk/shared/stdio.js';
 import { importOptional } from '../util/optional-dep.ts';
 import type { PilotNode } from './node.ts';
 import type { PilotServer } from './server.ts';
 import type { PilotSocket } from './socket.ts';
+
+// The MCP types this file's public surface uses, declared structurally rather
+// than imported: the MCP SDK is an optional peer dependency, and the shipped
+// .d.ts must type-check (skipLibCheck off) in a project that does not have it.
+// A PilotMcpTransport is still an MCP Transport (test/sdk/mcp*.test.ts pass one
+// to Client/Server.connect, which checks it against the SDK's own interface).
+
+/** A JSON-RPC 2.0 message as MCP frames it (the MCP SDK's JSONRPCMessage is one). */
+export interface McpMessage {
+  jsonrpc: '2.0';
+}
+
+/** What reaches the MCP server with each message: the caller's Pilot address as authInfo.clientId. */
+export interface McpMessageExtra {
+  authInfo?: { token: string; clientId: string; scopes: string[]; extra?: Record<string, unknown> };
+}
 
 type StdioFraming = typeof import('@modelcontextprotocol/sdk/shared/stdio.js');
 let framing: StdioFraming | undefined;
@@ -24,14 +38,15 @@ async function loadFraming(): Promise<StdioFraming> {
   return framing;
 }
 
-export class PilotMcpTransport implements Transport {
+/** An MCP Transport (pass it to Client/Server.connect()) over one overlay stream. */
+export class PilotMcpTransport {
   readonly socket: Duplex;
   onclose?: () => void;
   onerror?: (error: Error) => void;
-  onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
+  onmessage?: (message: McpMessage, extra?: McpMessageExtra) => void;
   sessionId?: string;
   private buffer: ReadBuffer | undefined;
-  private readonly extra: MessageExtraInfo | undefined;
+  private readonly extra: McpMessageExtra | undefined;
   private started = false;
   private closed = false;
 
@@ -59,7 +74,7 @@ export class PilotMcpTransport implements Transport {
         return;
       }
       for (;;) {
-        let msg: JSONRPCMessage | null;
+        let msg: McpMessage | null;
         try {
           msg = buffer.readMessage();
         } catch (err) {
@@ -76,11 +91,12 @@ export class PilotMcpTransport implements Transport {
     if (this.socket.destroyed) this.finish(); // closed while the framing loaded: 'close' was missed
   }
 
-  send(message: JSONRPCMessage, _opts?: TransportSendOptions): Promise<void> {
+  send(message: McpMessage, _opts?: unknown): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       if (this.closed || this.socket.destroyed) return reject(new Error('the overlay stream is closed'));
       if (!framing) return reject(new Error('PilotMcpTransport not started (Client/Server.connect() starts it)'));
-      if (this.socket.write(framing.serializeMessage(message))) return resolve();
+      // McpMessage is the structural view of the SDK's JSONRPCMessage; the framing only JSON-encodes it.
+      if (this.socket.write(framing.serializeMessage(message as Parameters<StdioFraming['serializeMessage']>[0]))) return resolve();
       const done = (): void => {
         this.socket.off('drain', done);
         this.socket.off('close', done);
@@ -106,7 +122,7 @@ export class PilotMcpTransport implements Transport {
 
 /** What serveMcp hands each connection to: an MCP Server or McpServer. */
 export interface McpEndpoint {
-  connect(transport: Transport): Promise<void>;
+  connect(transport: PilotMcpTransport): Promise<void>;
   close(): Promise<void>;
 }
 

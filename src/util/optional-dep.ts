@@ -21,7 +21,9 @@ export function isMissingPackage(err: unknown, pkg: string): boolean {
 /** `pkg@MAJOR` from this package's peerDependencies range (`^13.2.0` -> `13`), else `pkg`. */
 function spec(pkg: string, root: string): string {
   try {
-    const range = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { peerDependencies?: Record<string, string> }).peerDependencies?.[pkg];
+    const range = (JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { peerDependencies?: Record<string, string> }).peerDependencies?.[
+      pkg
+    ];
     const major = /^\^?(\d+)\./.exec(range ?? '')?.[1];
     return major ? `${pkg}@${major}` : pkg;
   } catch {
