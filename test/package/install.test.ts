@@ -154,6 +154,11 @@ test('npm i of the packed tarball: small, no bundled Node, split by role, one pr
     assert.ok(projBytes < 40 * MB, `SDK install is ${(projBytes / MB).toFixed(1)} MB (limit 40); largest: ${largest(modules)}`);
     assert.equal(fs.existsSync(path.join(modules, '.bin', 'node')), false, 'no node_modules/.bin/node in the consumer');
     for (const pkg of ROLE_PACKAGES) assert.equal(fs.existsSync(path.join(modules, pkg)), false, `${pkg} is not installed for an SDK user`);
+    // Declaration maps lead an editor from the .d.ts to the shipped TypeScript source.
+    const installed = path.join(modules, 'pilot-overlay');
+    const map = JSON.parse(fs.readFileSync(path.join(installed, 'dist', 'sdk', 'index.d.ts.map'), 'utf8')) as { sources: string[] };
+    for (const src of map.sources) assert.ok(fs.existsSync(path.join(installed, 'dist', 'sdk', src)), `declaration map source ${src} is shipped`);
+    assert.ok(fs.existsSync(path.join(installed, 'dist', 'rendezvous', 'dashboard', 'index.html')), 'the dashboard assets are beside the compiled code');
     const sdk = spawnSync(
       'node',
       [
