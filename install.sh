@@ -35,8 +35,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-command -v node >/dev/null 2>&1 || die 'node is not installed (any Node >= 18 runs the installer; Pilot brings its own Node 24)'
+command -v node >/dev/null 2>&1 || die 'node is not installed (Pilot runs on the machine'"'"'s Node, >= 22.12)'
 command -v npm >/dev/null 2>&1 || die 'npm is not installed'
+# The package brings no Node of its own: it runs on this one (package.json engines).
+node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) ? 0 : 1)' ||
+  die "Node $(node --version) is too old: Pilot needs Node >= 22.12 (Node 20 is past end of life)"
 printf 'node %s, npm %s\n' "$(node --version)" "$(npm --version)"
 
 if [ -z "$source" ]; then
@@ -59,8 +62,6 @@ if [ -d "$source" ]; then
 fi
 
 printf 'installing %s\n' "$source"
-# No --allow-scripts=node: the `node` package's preinstall runs a nested npm
-# that inherits it and fails (EALLOWSCRIPTS); npm 11 still runs it, with a warning.
 if [ -n "$prefix" ]; then
   npm install -g --prefix "$prefix" "$source"
   bindir=$prefix/bin
@@ -91,4 +92,5 @@ Next steps:
   pilotctl init --registry HOST:PORT --email you@example.com   (unless done above)
   pilotctl daemon start            (or let the service run it: pilotctl service status)
   pilotctl info
+  To run pilot-rendezvous here, install its store beside it (it prints the exact npm command if missing).
 NEXT

@@ -1,48 +1,39 @@
-// Shared launcher for the bin/ scripts. The sources are TypeScript run by
-// Node's built-in type stripping (Node >= 22.18). If the node on PATH is too
-// old, re-run the command with the Node 24 that this package depends on.
-// Inside node_modules (npm i -g) Node will not strip types, so the command is
-// re-run with bin/strip-types.js preloaded; the flags stay in process.execArgv,
-// so the daemon that pilotctl spawns (and service units) get them too.
-import { spawnSync } from 'node:child_process';
+// Shared entry for the bin/ scripts: ONE process, on the Node that runs this
+// file (the user's). The command is imported, never re-spawned, so the pid a
+// shell ($!), a supervisor or `docker stop` holds is the server itself and its
+// signals reach it.
+//
+// - An installed package (under node_modules, or any copy without a usable
+//   src/ runner) runs the compiled dist/ that `npm pack` builds (prepack).
+// - A source checkout on a Node that strips types (>= 22.18) runs src/*.ts,
+//   so a developer never runs a stale dist/ left over from a pack.
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..');
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The `node` npm package's binary, wherever npm put it (nested or hoisted). */
-function pinnedNode() {
-  try {
-    const pkg = createRequire(join(root, 'package.json')).resolve('node/package.json');
-    const bin = join(dirname(pkg), 'bin', 'node');
-    if (existsSync(bin)) return bin;
-  } catch {
-    /* not installed */
-  }
+/** Resolves `entry` (e.g. 'cli/pilotctl', no extension) to the file to run. */
+export function entryFile(entry, opts = {}) {
+  const dir = opts.root ?? root;
+  const canStrip = opts.canStrip ?? Boolean(process.features?.typescript);
+  const inNodeModules = dir.split(sep).includes('node_modules');
+  const source = join(dir, 'src', `${entry}.ts`);
+  const compiled = join(dir, 'dist', `${entry}.js`);
+  if (!inNodeModules && canStrip && existsSync(source)) return source;
+  if (existsSync(compiled)) return compiled;
   return undefined;
 }
 
 export async function launch(entry) {
-  const target = join(root, entry);
-  const canStrip = Boolean(process.features?.typescript);
-  const inNodeModules = root.split(sep).includes('node_modules');
-  if (canStrip && !inNodeModules) {
-    await import(pathToFileURL(target).href);
-    return;
-  }
-  const node = canStrip ? process.execPath : pinnedNode();
-  if (!node) {
-    process.stderr.write(`pilot needs Node >= 22.18 (this is ${process.version}); run npm install in ${root}\n`);
+  const file = entryFile(entry);
+  if (!file) {
+    // pilotctl's error format (src/cli/output.ts): this runs before any of it loads.
+    process.stderr.write(
+      `error [INTERNAL]: ${join(root, 'dist', `${entry}.js`)} is missing (a source checkout, not built)\n` +
+        `hint: run it with a Node that strips types (>= 22.18; this is ${process.version}), or build it first: npm run build\n`,
+    );
     process.exit(1);
   }
-  const flags = inNodeModules ? ['--disable-warning=ExperimentalWarning', '--import', pathToFileURL(join(here, 'strip-types.js')).href] : [];
-  const r = spawnSync(node, [...flags, target, ...process.argv.slice(2)], { stdio: 'inherit' });
-  if (r.error) {
-    process.stderr.write(`pilot: cannot run ${node}: ${r.error.message}\n`);
-    process.exit(1);
-  }
-  process.exit(r.status ?? 1);
+  await import(pathToFileURL(file).href);
 }

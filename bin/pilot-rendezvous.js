@@ -1,4 +1,4 @@
 #!/usr/bin/env node
 import { launch } from './launch.js';
 
-await launch('src/rendezvous/main.ts');
+await launch('rendezvous/main');

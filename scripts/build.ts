@@ -1,15 +1,20 @@
 // `npm run build` (npm pack/publish run it as prepack): src/ compiled to dist/
-// as JavaScript + .d.ts, so a project that installs this package can import
-// 'pilot-overlay/sdk' (Node will not strip types inside node_modules). All of
-// src/ is compiled, not only src/sdk: the SDK's embedded node runs the daemon.
+// as JavaScript + .d.ts (+ .d.ts.map pointing back at the shipped src/), so an
+// installed package runs on the user's Node without type stripping: the bins
+// (bin/launch.js), the daemon that `pilotctl daemon start` spawns and the
+// service units all run dist/. All of src/ is compiled, not only src/sdk: the
+// SDK's embedded node runs the daemon. Files that are not TypeScript (the
+// rendezvous dashboard's html/css/js) are copied beside the compiled code.
 import { spawnSync } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { cpSync, readdirSync, rmSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const src = join(root, 'src');
+const dist = join(root, 'dist');
 const t0 = Date.now();
-rmSync(join(root, 'dist'), { recursive: true, force: true }); // no stale files from deleted sources
+rmSync(dist, { recursive: true, force: true }); // no stale files from deleted sources
 const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.build.json')], {
   cwd: root,
   stdio: 'inherit',
@@ -18,4 +23,11 @@ if (tsc.status !== 0) {
   console.error('build failed');
   process.exit(tsc.status ?? 1);
 }
-console.log(`built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+let assets = 0;
+for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || entry.name.endsWith('.ts') || entry.name.endsWith('.md')) continue;
+  const from = join(entry.parentPath, entry.name);
+  cpSync(from, join(dist, relative(src, from)));
+  assets++;
+}
+console.log(`built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s (${assets} assets copied)`);

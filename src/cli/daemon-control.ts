@@ -11,7 +11,8 @@ import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-http.ts';
 import type { NodeFlags } from './node-options.ts';
 
-const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
+// daemon/main.ts beside this file in a checkout, daemon/main.js in the compiled dist/ of a package.
+const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', `main${path.extname(fileURLToPath(import.meta.url))}`);
 
 /** Where a daemon looks for its rendezvous when nothing else says (pilot-rendezvous's default port, this host). */
 export const DEFAULT_REGISTRY = '127.0.0.1:9000';

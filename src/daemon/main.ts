@@ -9,9 +9,9 @@ import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, stdoutLogger } from '../util/logger.ts';
 import { asPilotError, PilotError } from '../util/errors.ts';
 import { formatAddress } from '../wire/address.ts';
-import { createDaemonMetrics } from './metrics.ts';
 import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.ts';
 import { formatHostPort } from '../util/hostport.ts';
+import { importOptional } from '../util/optional-dep.ts';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -26,14 +26,20 @@ async function main(): Promise<void> {
   const logPath = path.join(home, 'pilot.log');
   const log = toStdout ? stdoutLogger() : fileLogger(logPath);
   const metricsAt = config.metrics !== undefined ? parseMetricsAddress(config.metrics) : undefined;
+  // prom-client is an optional peer dependency, loaded only for --metrics, and
+  // before the daemon starts: a missing one fails fast with the npm command.
+  const metricsModule = metricsAt ? await importOptional('prom-client', 'the Prometheus endpoint (--metrics)', () => import('./metrics.ts')) : undefined;
   const daemon = await Daemon.start({ home, config, logger: log });
   // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
-  const metrics = metricsAt
-    ? await startMetricsHttp(metricsAt, createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(async (err: unknown) => {
-        await daemon.stop();
-        throw err;
-      })
-    : undefined;
+  const metrics =
+    metricsAt && metricsModule
+      ? await startMetricsHttp(metricsAt, metricsModule.createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(
+          async (err: unknown) => {
+            await daemon.stop();
+            throw err;
+          },
+        )
+      : undefined;
   const metricsUrl = metrics ? `http://${formatHostPort(metrics)}/metrics` : undefined;
   let stopping = false;
   const stop = async (): Promise<void> => {

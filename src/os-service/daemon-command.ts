@@ -1,10 +1,12 @@
-// The foreground command a service manager runs: absolute node, the node flags
-// this process runs with (the type-stripping hook of a global install), the
-// daemon entry point and --home. Service units must not depend on $PATH.
+// The foreground command a service manager runs: absolute node (the one running
+// pilotctl), the node flags this process runs with, the daemon entry point (the
+// compiled dist/daemon/main.js of an installed package, src/daemon/main.ts in a
+// checkout) and --home. Service units must not depend on $PATH.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const DAEMON_MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
+const HERE = fileURLToPath(import.meta.url);
+export const DAEMON_MAIN = path.resolve(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
 /** Node flags worth keeping in a unit (drops --test, --inspect and the like). */
 export function serviceNodeArgs(execArgv: readonly string[]): string[] {

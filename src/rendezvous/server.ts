@@ -12,9 +12,7 @@ import { createWebSocketAcceptor } from './websocket-link.ts';
 import { sniffTcp } from './tcp-sniff.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
 import type { RegistryStore } from './store/store.ts';
-import { SqliteStore } from './store/sqlite-store.ts';
-import { PostgresStore } from './store/postgres-store.ts';
-import { PgCluster } from './pg-cluster.ts';
+import { importOptional } from '../util/optional-dep.ts';
 import { formatAddress } from '../wire/address.ts';
 import { loadOrCreateServerIdentity } from './server-identity.ts';
 import { OnlineIndex } from './online-index.ts';
@@ -27,7 +25,6 @@ import type { Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
-import { createRendezvousMetrics } from './metrics.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -99,6 +96,16 @@ const DEFAULT_REQUEST_RATE: Rate = { perSec: 500, burst: 1000 };
 /** A TCP link with this much unsent data is congested: further packets to it are dropped. */
 const TCP_MAX_BACKLOG = 1 << 20;
 
+async function openSqliteStore(file: string): Promise<RegistryStore> {
+  const { SqliteStore } = await importOptional(
+    'better-sqlite3',
+    "the rendezvous's default store (SQLite)",
+    () => import('./store/sqlite-store.ts'),
+    'keep the registry in PostgreSQL instead: --store postgres://USER:PASSWORD@HOST:PORT/DATABASE',
+  );
+  return new SqliteStore(file);
+}
+
 export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
   const log = opts.logger ?? silentLogger();
   const identity = loadOrCreateServerIdentity(opts.dataDir);
@@ -111,10 +118,19 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       'add --advertise HOST[:PORT] (an address of this machine the other rendezvous instances can reach)',
     );
   }
+  // prom-client is an optional peer dependency: loaded only for --http (metrics +
+  // dashboard), before anything binds, so a missing one fails with the npm command.
+  const metricsModule = opts.http
+    ? await importOptional('prom-client', 'the metrics and dashboard listener (--http)', () => import('./metrics.ts'))
+    : undefined;
   const ownsStore = opts.store === undefined;
-  const pgStore = opts.storeUrl ? await PostgresStore.open(opts.storeUrl) : undefined;
-  const store: RegistryStore = opts.store ?? pgStore ?? new SqliteStore(path.join(opts.dataDir, 'registry.db'));
-  const cluster = pgStore ? new PgCluster(pgStore.pool, opts.storeUrl!, log) : undefined;
+  // The stores' drivers are optional peer dependencies (not every install runs a
+  // rendezvous): each is loaded only when chosen, with an install hint if missing.
+  const pgStore = opts.storeUrl
+    ? await (await import('./store/postgres-store.ts')).PostgresStore.open(opts.storeUrl) // pg itself: see connectPg
+    : undefined;
+  const store: RegistryStore = opts.store ?? pgStore ?? (await openSqliteStore(path.join(opts.dataDir, 'registry.db')));
+  const cluster = pgStore ? new (await import('./pg-cluster.ts')).PgCluster(pgStore.pool, opts.storeUrl!, log) : undefined;
   const online = new OnlineIndex();
   const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE, storeRelayPolicy(store), cluster);
   const registry = new RegistryService({
@@ -315,7 +331,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   let web: (HttpServer & { adminToken: string }) | undefined;
   if (opts.http) {
     const adminToken = opts.http.adminToken ?? loadOrCreateAdminToken(opts.dataDir);
-    const metrics = createRendezvousMetrics({ stats, online });
+    const metrics = metricsModule!.createRendezvousMetrics({ stats, online });
     try {
       web = Object.assign(await startHttpServer({ host: opts.http.host, port: opts.http.port, adminToken, metrics, views: { online, store, stats }, log }), {
         adminToken,

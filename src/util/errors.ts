@@ -22,6 +22,8 @@ export type ErrorCode =
   | 'FRAME_TOO_LARGE'
   | 'RATE_LIMITED'
   | 'PERMISSION_DENIED'
+  /** An optional package this feature needs is not installed (the hint has the npm command). */
+  | 'MISSING_DEPENDENCY'
   /** A peer used up its share of this node (disk bytes, subscriptions, queued tasks or messages). */
   | 'QUOTA_EXCEEDED'
   /** The node's disk is at its free-space floor. */

@@ -14,13 +14,33 @@ export const SYSTEM_PATH = (process.env.PATH ?? '')
   .join(':');
 
 /**
- * npm settings for a clean HOME. The npm cache lives outside it and is kept
- * between runs: only the first run downloads (~30 MB of Node 24, the deps).
+ * A user's PATH: the machine's, with a supported Node first (this test run's
+ * own, the Node 24 devDependency; the machine's Node 20 is past end of life and
+ * outside `engines`). The installed package runs on whatever `node` this finds,
+ * so npm, the bins and the units they write all use it.
+ */
+export const USER_PATH = `${userNodeDir()}:${SYSTEM_PATH}`;
+
+function userNodeDir(): string {
+  const dir = path.join(os.tmpdir(), `pilot-test-user-node-${process.version}`);
+  const link = path.join(dir, 'node');
+  fs.mkdirSync(dir, { recursive: true });
+  try {
+    fs.symlinkSync(process.execPath, link);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err; // another test file made it
+  }
+  return dir;
+}
+
+/**
+ * npm settings for a clean HOME, on a supported Node (USER_PATH). The npm cache
+ * lives outside it and is kept between runs: only the first run downloads the deps.
  */
 export function npmEnv(home: string): NodeJS.ProcessEnv {
   return {
     HOME: home,
-    PATH: SYSTEM_PATH,
+    PATH: USER_PATH,
     npm_config_userconfig: path.join(home, '.npmrc'),
     npm_config_cache: path.join(os.tmpdir(), 'pilot-test-npm-cache'),
     npm_config_prefer_offline: 'true',

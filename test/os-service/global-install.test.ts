@@ -1,7 +1,7 @@
 // The package as users get it: npm pack (test/helpers/package.ts), then
 // install.sh with that tarball (`npm i -g` into a temp prefix) with a clean
-// $HOME and the machine's own node/npm on PATH (Node 20 here, which cannot run
-// the TypeScript sources itself). The installed pilotctl then starts a real
+// $HOME and the machine's npm on PATH, run by a supported Node (USER_PATH: the
+// package runs its compiled dist/ on the user's Node). The installed pilotctl then starts a real
 // daemon against a real rendezvous, and the unit file it writes is run by
 // hand, the way systemd would run it, on this systemd-less machine.
 import { test } from 'node:test';
@@ -10,7 +10,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
-import { npmEnv, packTarball, SYSTEM_PATH as PATH } from '../helpers/package.ts';
+import { npmEnv, packTarball, USER_PATH as PATH } from '../helpers/package.ts';
 
 test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work, the daemon runs', { timeout: 240_000 }, async () => {
   const work = tmpDir('pilot-gi-');
@@ -88,15 +88,9 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const unitText = fs.readFileSync(path.join(home, '.config/systemd/user/pilot-daemon.service'), 'utf8');
     const pkgDir = fs.realpathSync(path.join(prefix, 'lib', 'node_modules', 'pilot-overlay'));
     const execStart = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(' ');
-    assert.equal(execStart[0], path.join(pkgDir, 'node_modules', 'node', 'bin', 'node'));
-    assert.deepEqual(execStart.slice(1), [
-      '--disable-warning=ExperimentalWarning',
-      '--import',
-      `file://${path.join(pkgDir, 'bin', 'strip-types.js')}`,
-      path.join(pkgDir, 'src', 'daemon', 'main.ts'),
-      '--home',
-      pilotHome,
-    ]);
+    // The user's node (the one on PATH that ran pilotctl) and the compiled entry: no second Node, no loader flags.
+    assert.equal(execStart[0], fs.realpathSync(process.execPath));
+    assert.deepEqual(execStart.slice(1), [path.join(pkgDir, 'dist', 'daemon', 'main.js'), '--home', pilotHome]);
     assert.match(unitText, new RegExp(`^Environment=PILOT_HOME=${pilotHome}$`, 'm'));
 
     // 3. Run ExecStart in the foreground as systemd would (no systemd here).

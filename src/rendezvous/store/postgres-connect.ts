@@ -1,8 +1,9 @@
 // Opening a PostgreSQL pool from a --store URL, with errors an operator can act
 // on (code + hint, never a driver stack trace), and idempotent schema
 // migrations that several processes may run at the same moment.
-import pg from 'pg';
+import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
+import { importOptional } from '../../util/optional-dep.ts';
 
 export interface Migration {
   /** Unique and stable: recorded in pilot_migrations once applied. */
@@ -29,9 +30,11 @@ export async function connectPg(url: string, opts: { max?: number; connectTimeou
       'use postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgres://USER@/DATABASE?host=/socket/dir)',
     );
   }
+  // pg is an optional peer dependency; isPostgresUrl/redactUrl above must not load it.
+  const { default: driver } = await importOptional('pg', 'the PostgreSQL store (--store postgres://...)', () => import('pg'));
   let pool: pg.Pool;
   try {
-    pool = new pg.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 30_000 });
+    pool = new driver.Pool({ connectionString: url, max: opts.max ?? 10, connectionTimeoutMillis: opts.connectTimeoutMs ?? 5_000, idleTimeoutMillis: 30_000 });
   } catch (err) {
     throw new PilotError(
       'BAD_ARGUMENT',
