@@ -13,6 +13,7 @@ import { registerStdioCommands } from './commands/stdio.ts';
 import { registerDaemonServiceCommands } from './commands/service.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
+import { registerLogsCommand } from './commands/logs.ts';
 import type { Action, Globals, RunWrapper } from './action.ts';
 
 function globals(cmd: Command): Globals {
@@ -329,6 +330,7 @@ export function buildProgram(json = false): Command {
   registerDaemonServiceCommands(program, run); // service install|uninstall|status (systemd/launchd)
   registerConfigCommands(program, run); // init, config [--set k=v]
   registerUpdateCommand(program, run); // update (npm registry check)
+  registerLogsCommand(program, run); // logs [-f] [-n N] [--level L]
   program
     .command('version')
     .description('print the version')
