@@ -81,7 +81,7 @@ function levelOf(text: string): number | undefined {
  * returned stop() is called. Polls (250 ms): fs.watch misses renames on some
  * filesystems, and a log does not need lower latency. A rotation (the path
  * now names another file) or a truncation is noticed: the old file is read
- * to its end, then the new one from its start.
+ * to its end, then any file rotated out since, then the new one from its start.
  */
 export function followFile(file: string, start: number, onLine: (text: string) => void, intervalMs = 250): () => void {
   let fd: number | undefined;
@@ -127,6 +127,18 @@ export function followFile(file: string, start: number, onLine: (text: string) =
       fs.closeSync(fd);
       if (rest) onLine(rest);
       rest = '';
+      // Several rotations since the last look: the files between the old one and the live one, oldest first.
+      const paths = rotatedPaths(file, 9);
+      const at = paths.findIndex((p) => inodeOf(p) === ino);
+      for (let j = at - 1; j >= 1; j--) {
+        let text = '';
+        try {
+          text = fs.readFileSync(paths[j]!, 'utf8');
+        } catch {
+          continue;
+        }
+        for (const l of text.split('\n')) if (l) onLine(l);
+      }
       open();
       pos = 0;
       drain();
@@ -141,6 +153,14 @@ export function followFile(file: string, start: number, onLine: (text: string) =
     clearInterval(timer);
     if (fd !== undefined) fs.closeSync(fd);
   };
+}
+
+function inodeOf(p: string): number | undefined {
+  try {
+    return fs.statSync(p).ino;
+  } catch {
+    return undefined;
+  }
 }
 
 interface LogsOptions {
