@@ -5,7 +5,7 @@ import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
-import { startDaemon, stopDaemon } from './daemon-control.ts';
+import { DEFAULT_REGISTRY, startDaemon, stopDaemon } from './daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerServiceCommands } from './commands/services.ts';
@@ -85,7 +85,7 @@ export function buildProgram(json = false): Command {
         out,
         r,
         () =>
-          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
+          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
       );
     }),
   );
@@ -127,7 +127,7 @@ export function buildProgram(json = false): Command {
             `Public key: ${i.publicKey}`,
             `Observed:   ${i.observed ?? '-'}`,
             `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
-            `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`,
+            `Registry:   ${i.registry}${i.registry === DEFAULT_REGISTRY ? ' [the default]' : ''} (${i.registryOnline ? 'online' : 'unreachable'})`,
             `Peers:      ${i.peers}`,
             `Version:    ${i.version}`,
           ].join('\n'),
