@@ -131,19 +131,7 @@ async function main(): Promise<void> {
     ...(opts.store ? { storeUrl: opts.store } : {}),
     ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}),
   });
-  const listening = formatHostPort({ host: listen.host, port: server.port });
-  const key = server.publicKey.toString('base64');
-  const httpAt = server.http ? formatHostPort(server.http) : undefined;
-  logger.info({ listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) }, 'listening');
-  if (json) {
-    const data = { listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) };
-    process.stdout.write(`${JSON.stringify({ status: 'ok', data })}\n`);
-  } else {
-    const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
-    process.stdout.write(`listening udp+tcp ${listening} key=${key}${alt}\n`);
-    if (httpAt) process.stdout.write(`http ${httpAt}\n`);
-  }
-
+  // Before the start line: whoever waits for it may stop us at once (a supervisor, a test, `kill $!`).
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -156,6 +144,17 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  const listening = formatHostPort({ host: listen.host, port: server.port });
+  const key = server.publicKey.toString('base64');
+  const httpAt = server.http ? formatHostPort(server.http) : undefined;
+  const data = { listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) };
+  logger.info(data, 'listening');
+  if (json) process.stdout.write(`${JSON.stringify({ status: 'ok', data })}\n`);
+  else {
+    const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
+    process.stdout.write(`listening udp+tcp ${listening} key=${key}${alt}\n`);
+    if (httpAt) process.stdout.write(`http ${httpAt}\n`);
+  }
 }
 
 let json = process.argv.includes('--json');
