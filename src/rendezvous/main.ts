@@ -148,7 +148,7 @@ async function main(): Promise<void> {
   const key = server.publicKey.toString('base64');
   const httpAt = server.http ? formatHostPort(server.http) : undefined;
   const data = { listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) };
-  logger.info(data, 'listening');
+  logger.info(data, 'ready'); // what the start line says, in the log too
   if (json) process.stdout.write(`${JSON.stringify({ status: 'ok', data })}\n`);
   else {
     const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';

@@ -12,7 +12,8 @@
 import fs from 'node:fs';
 import pino from 'pino';
 import { PilotError } from './errors.ts';
-import { journalLine } from './log-format.ts';
+import { isatty } from 'node:tty';
+import { formatLogLine, journalLine } from './log-format.ts';
 
 export type Logger = pino.Logger;
 
@@ -123,18 +124,21 @@ export function isJournal(fd: 1 | 2, env: NodeJS.ProcessEnv = process.env): bool
 
 /**
  * Logs on stdout or stderr, for a service manager or a container runtime to
- * collect: journald lines (`<4>message key=value`) when that stream is the
- * journal, else pino's NDJSON.
+ * collect: journald lines (`<4>WARN  message key=value`) when that stream is
+ * the journal, pino's NDJSON when it is a pipe or a file, and the same one
+ * line per record as `pilotctl logs` when a person watches a terminal.
  */
 export function streamLogger(fd: 1 | 2, level = envLogLevel(), journal = isJournal(fd)): Logger {
   const out = pino.destination({ fd, sync: true });
-  if (!journal) return pino({ level, base: { pid: process.pid } }, out);
+  const tty = !journal && isatty(fd);
+  if (!journal && !tty) return pino({ level, base: { pid: process.pid } }, out);
   return pino(
     { level, base: undefined },
     {
       write(chunk: string): void {
         // pino hands over exactly one NDJSON record per write
-        out.write(`${journalLine(chunk.trimEnd())}\n`);
+        const rec = chunk.trimEnd();
+        out.write(`${journal ? journalLine(rec) : formatLogLine(rec)}\n`);
       },
     },
   );

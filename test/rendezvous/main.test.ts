@@ -46,7 +46,7 @@ test('stdout: only the start lines; stderr: every line a pino record (info logs 
     .split('\n')
     .map((l) => JSON.parse(l) as { level: number; msg: string });
   assert.ok(
-    recs.some((x) => x.msg === 'listening'),
+    recs.some((x) => x.msg === 'ready'),
     'the start is in the log too',
   );
   assert.ok(recs.some((x) => x.msg === 'shutting down'));
