@@ -28,9 +28,14 @@ function pilotctl(agent: string, args: string[], opts: { quiet?: boolean; allowF
 }
 
 async function startRendezvous(): Promise<string> {
-  const child = spawn(node, [path.join(root, 'src/rendezvous/main.ts'), '--listen', '127.0.0.1:0', '--data', path.join(work, 'rendezvous')], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  // its log (stderr, shown) only when something is wrong: the demo prints what matters itself
+  const child = spawn(
+    node,
+    [path.join(root, 'src/rendezvous/main.ts'), '--listen', '127.0.0.1:0', '--data', path.join(work, 'rendezvous'), '--log-level', 'warn'],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   children.push(child);
   return new Promise((resolve, reject) => {
     let buf = '';

@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
+import { configError, configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
@@ -27,6 +27,25 @@ export interface StartResult {
   home: string;
   /** The daemon's Prometheus endpoint (http://HOST:PORT/metrics), when config.metrics is set. */
   metrics?: string;
+  /** The rendezvous the daemon uses. */
+  registry: string;
+  /** Nothing named a rendezvous (no --registry, $PILOT_REGISTRY or saved config): DEFAULT_REGISTRY was used. */
+  registryDefault?: true;
+}
+
+/** Did nothing name a rendezvous, so that DEFAULT_REGISTRY is used? (What mergeConfig falls back on.) */
+export function registryIsDefault(home: string, f: StartFlags, env: NodeJS.ProcessEnv = process.env): boolean {
+  return f.registry === undefined && !env.PILOT_REGISTRY && loadConfig(home)?.registry === undefined;
+}
+
+/** Tell the user a default chose the rendezvous when it cannot be reached: that is the likely cause. */
+function withDefaultRegistry(err: unknown, registry: string): unknown {
+  if (!(err instanceof PilotError) || (err.code !== 'UNREACHABLE' && err.code !== 'TIMEOUT')) return err;
+  return new PilotError(
+    err.code,
+    `${err.message} (${registry} is the default: no --registry was given)`,
+    `pass the rendezvous with --registry HOST:PORT (or $PILOT_REGISTRY); the default only fits a pilot-rendezvous on this host${err.hint ? `. ${err.hint}` : ''}`,
+  );
 }
 
 export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
@@ -58,13 +77,14 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(changedServer ? { serverKey: undefined } : {}),
   });
   if (!parsed.success) {
-    throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check --email and --hostname');
+    throw configError(parsed.error.issues, (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
   return parsed.data;
 }
 
 export async function startDaemon(f: StartFlags, progress: (text: string) => void): Promise<StartResult> {
   const home = pilotHome(f.home);
+  const registryDefault = registryIsDefault(home, f);
   const cfg = mergeConfig(home, f);
   const socket = configSocket(cfg, home);
   const probe = new IpcClient(socket);
@@ -122,7 +142,18 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       const e = ready.error!;
       throw new PilotError(e.code as PilotError['code'], e.message, e.hint);
     }
-    return { pid: ready.pid, address: ready.address, socket: ready.socket, log: ready.log, home, ...(ready.metrics ? { metrics: ready.metrics } : {}) };
+    return {
+      pid: ready.pid,
+      address: ready.address,
+      socket: ready.socket,
+      log: ready.log,
+      home,
+      ...(ready.metrics ? { metrics: ready.metrics } : {}),
+      registry: cfg.registry,
+      ...(registryDefault ? { registryDefault: true as const } : {}),
+    };
+  } catch (err) {
+    throw registryDefault ? withDefaultRegistry(err, cfg.registry) : err;
   } finally {
     clearInterval(dots);
     child.stdout?.destroy();

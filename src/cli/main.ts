@@ -5,7 +5,7 @@ import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
-import { startDaemon, stopDaemon } from './daemon-control.ts';
+import { DEFAULT_REGISTRY, startDaemon, stopDaemon } from './daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerServiceCommands } from './commands/services.ts';
@@ -13,6 +13,7 @@ import { registerStdioCommands } from './commands/stdio.ts';
 import { registerDaemonServiceCommands } from './commands/service.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
+import { registerLogsCommand } from './commands/logs.ts';
 import type { Action, Globals, RunWrapper } from './action.ts';
 
 function globals(cmd: Command): Globals {
@@ -84,7 +85,7 @@ export function buildProgram(json = false): Command {
         out,
         r,
         () =>
-          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
+          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
       );
     }),
   );
@@ -126,7 +127,7 @@ export function buildProgram(json = false): Command {
             `Public key: ${i.publicKey}`,
             `Observed:   ${i.observed ?? '-'}`,
             `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
-            `Registry:   ${i.registry} (${i.registryOnline ? 'online' : 'unreachable'})`,
+            `Registry:   ${i.registry}${i.registry === DEFAULT_REGISTRY ? ' [the default]' : ''} (${i.registryOnline ? 'online' : 'unreachable'})`,
             `Peers:      ${i.peers}`,
             `Version:    ${i.version}`,
           ].join('\n'),
@@ -329,6 +330,7 @@ export function buildProgram(json = false): Command {
   registerDaemonServiceCommands(program, run); // service install|uninstall|status (systemd/launchd)
   registerConfigCommands(program, run); // init, config [--set k=v]
   registerUpdateCommand(program, run); // update (npm registry check)
+  registerLogsCommand(program, run); // logs [-f] [-n N] [--level L]
   program
     .command('version')
     .description('print the version')

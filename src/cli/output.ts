@@ -1,6 +1,7 @@
 // How pilotctl answers: human text by default, {"status":"ok","data":…} with
 // --json; errors as {"status":"error","code","message","hint"} on stderr.
 import { asPilotError, PilotError } from '../util/errors.ts';
+import { errorText } from '../util/error-output.ts';
 
 export interface OutputOptions {
   json: boolean;
@@ -22,13 +23,7 @@ export function line(opts: OutputOptions, data: unknown, human: string): void {
 }
 
 export function fail(opts: OutputOptions, err: unknown): number {
-  const e = asPilotError(err);
-  if (opts.json) {
-    process.stderr.write(JSON.stringify({ status: 'error', code: e.code, message: e.message, ...(e.hint ? { hint: e.hint } : {}) }) + '\n');
-  } else {
-    process.stderr.write(`error [${e.code}]: ${e.message}\n`);
-    if (e.hint) process.stderr.write(`hint: ${e.hint}\n`);
-  }
+  process.stderr.write(errorText(asPilotError(err), opts.json)); // the same text as pilot-rendezvous
   return 1;
 }
 

@@ -55,6 +55,31 @@ export const DaemonConfigSchema = z.object({
 });
 export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
 
+/** What each field takes, for hints: the hint names the field that failed, not a fixed guess. */
+const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
+  registry: 'HOST:PORT of the rendezvous, e.g. 127.0.0.1:9000',
+  beacon: 'HOST:PORT of the beacon',
+  email: 'an email address, e.g. you@example.com',
+  hostname: 'a name of up to 63 letters, digits and hyphens',
+  public: 'true or false',
+  socket: `a socket path of at most ${MAX_SOCKET_PATH} bytes`,
+  listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any)',
+  uplink: 'auto, udp, tcp or websocket',
+  cc: 'cubic or newreno',
+  metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
+  invite: 'the invitation token from the rendezvous operator (1-128 characters)',
+};
+
+/** A zod failure of DaemonConfigSchema as one error; `name` turns a field into how the user set it (--uplink, or uplink). */
+export function configError(issues: readonly z.core.$ZodIssue[], name: (field: string) => string = (f) => f): PilotError {
+  const fields = [...new Set(issues.map((i) => String(i.path[0] ?? 'config')))];
+  return new PilotError(
+    'BAD_ARGUMENT',
+    issues.map((i) => `${i.path.length ? name(String(i.path[0])) : 'config'}: ${i.message}`).join('; '),
+    fields.map((f) => `${name(f)} takes ${EXPECTS[f as keyof DaemonConfig] ?? 'the value described in docs/CONFIG.md'}`).join('; '),
+  );
+}
+
 export function pilotHome(explicit?: string): string {
   return explicit ?? defaultHome();
 }

@@ -6,7 +6,7 @@ import { Daemon } from './daemon.ts';
 import { configSocket, loadConfig, pilotHome } from './config.ts';
 import { startIpcServer } from '../ipc/server.ts';
 import { ipcHandlers } from './ipc-handlers.ts';
-import { fileLogger, stdoutLogger } from '../util/logger.ts';
+import { fileLogger, isJournal, stdoutLogger } from '../util/logger.ts';
 import { asPilotError, PilotError } from '../util/errors.ts';
 import { formatAddress } from '../wire/address.ts';
 import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.ts';
@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const homeIdx = args.indexOf('--home');
   const home = pilotHome(homeIdx >= 0 ? args[homeIdx + 1] : undefined);
-  const toStdout = args.includes('--log-stdout');
+  // --log-stdout: for containers and supervisors that collect stdout. Under systemd ($JOURNAL_STREAM is our
+  // stdout) the journal is the log: journald stamps, levels and rotates it, so no pilot.log of our own.
+  const toStdout = args.includes('--log-stdout') || isJournal(1);
   const config = loadConfig(home);
   if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
   // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
       pid: process.pid,
       address: formatAddress(daemon.address!),
       socket,
-      log: logPath,
+      log: toStdout ? (isJournal(1) ? 'journal' : 'stdout') : logPath,
       ...(metricsUrl ? { metrics: metricsUrl } : {}),
     }) + '\n',
   );

@@ -10,7 +10,9 @@ import type { Identity } from '../crypto/identity.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { PacketType } from '../wire/packet-types.ts';
 import { readAddress, writeAddress, type Address, ADDRESS_BYTES } from '../wire/address.ts';
-import { parseHostPort, type HostPort } from '../util/hostport.ts';
+import { formatHostPort, parseHostPort, type HostPort } from '../util/hostport.ts';
+import { PilotError } from '../util/errors.ts';
+import { listenError } from '../util/listen-error.ts';
 import { createUdpSocket } from '../util/udp-socket.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
@@ -129,16 +131,20 @@ export class Underlay {
           resolve();
         });
       });
+    const bindListen = (): Promise<void> =>
+      bind(listen.port).catch((err: unknown) => {
+        throw listenError(err, 'udp', listen.host, listen.port, '--listen');
+      });
     if (previous > 0 && previous < 65536) {
       try {
         await bind(previous);
       } catch {
         // Taken by someone else: the socket object is unusable after a failed bind.
         this.socket = newSocket();
-        await bind(listen.port);
+        await bindListen();
       }
     } else {
-      await bind(listen.port);
+      await bindListen();
     }
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
@@ -179,11 +185,20 @@ export class Underlay {
     if (mode === 'tcp' || mode === 'websocket') return this.useLink(mode);
     if (await this.udpAnswers()) return;
     this.host.log.warn({ registry: this.opts.registry }, 'no UDP answer from the rendezvous: trying TCP');
-    try {
-      await this.useLink('tcp');
-    } catch {
-      await this.useLink('websocket');
+    // Every way tried, and why each failed: the last one alone (WebSocket) hid a plain wrong port.
+    const failures: UplinkFailure[] = [{ kind: 'udp', target: `udp ${formatHostPort(this.rv)}`, reason: 'no answer to a hello' }];
+    for (const kind of ['tcp', 'websocket'] as const) {
+      try {
+        await this.useLink(kind);
+        return;
+      } catch (err) {
+        const target = linkTarget(kind, this.rv);
+        const message = (err as Error).message;
+        const prefix = `cannot reach the rendezvous over ${target}: `; // TcpUplink's own wording, see describe()
+        failures.push({ kind, target, reason: message.startsWith(prefix) ? message.slice(prefix.length) : message });
+      }
     }
+    throw noUplinkError(this.opts.registry, failures);
   }
 
   /** Back to UDP once the rendezvous answers there again (auto mode). True when it switched (the caller registers again). */
@@ -379,4 +394,33 @@ export class Underlay {
       }
     });
   }
+}
+
+/** One uplink tried while looking for the rendezvous, and why it failed. */
+export interface UplinkFailure {
+  kind: 'udp' | 'tcp' | 'websocket';
+  /** "udp 127.0.0.1:9000", "tcp 127.0.0.1:9000", "websocket ws://127.0.0.1:9000/pilot". */
+  target: string;
+  reason: string;
+}
+
+function linkTarget(kind: TcpUplinkMode, rv: HostPort): string {
+  return kind === 'tcp' ? `tcp ${formatHostPort(rv)}` : `websocket ws://${formatHostPort(rv)}/pilot`;
+}
+
+/**
+ * One error when no uplink reached the rendezvous: each one tried with its
+ * reason, and a hint from what the reasons have in common (refused = nothing
+ * listens on that port; timeouts = a firewall or a wrong host).
+ */
+export function noUplinkError(registry: string, failures: readonly UplinkFailure[]): PilotError {
+  const links = failures.filter((f) => f.kind !== 'udp');
+  const all = (re: RegExp): boolean => links.length > 0 && links.every((f) => re.test(f.reason));
+  let hint: string;
+  if (all(/ECONNREFUSED|refused/i))
+    hint = `nothing accepts connections on ${registry}: is pilot-rendezvous running there, and is that its --listen port? check --registry HOST:PORT`;
+  else if (all(/timeout|timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i))
+    hint = `${registry} did not answer at all: check the host in --registry HOST:PORT, and that a firewall lets UDP or TCP to it through`;
+  else hint = `check --registry HOST:PORT (${registry}) and that pilot-rendezvous runs there; --uplink tcp or websocket forces one way`;
+  return new PilotError('UNREACHABLE', `no uplink reached the rendezvous ${registry}: ${failures.map((f) => `${f.target}: ${f.reason}`).join('; ')}`, hint);
 }

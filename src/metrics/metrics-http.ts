@@ -5,6 +5,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { PilotError } from '../util/errors.ts';
+import { listenError } from '../util/listen-error.ts';
 import { parseHostPort, type HostPort } from '../util/hostport.ts';
 
 export interface MetricsHttp {
@@ -53,9 +54,14 @@ export async function startMetricsHttp(addr: HostPort, registry: Registry, onErr
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${addr.host}:${addr.port} for metrics: ${err.message}`, 'pick another --metrics HOST:PORT')),
-    );
+    server.once('error', (err) => {
+      const e = listenError(err, 'http', addr.host, addr.port, '--metrics');
+      reject(
+        e instanceof PilotError
+          ? e
+          : new PilotError('BAD_ARGUMENT', `cannot listen on http ${addr.host}:${addr.port} for metrics: ${err.message}`, 'pick another --metrics HOST:PORT'),
+      );
+    });
     server.listen({ host: addr.host, port: addr.port, exclusive: true }, () => resolve());
   });
   server.on('error', onError);

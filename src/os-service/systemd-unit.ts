@@ -36,6 +36,10 @@ export function renderSystemdUnit(o: UnitOptions): string {
     `ExecStart=${o.argv.map((w) => quoteWord(w)).join(' ')}`,
     `Environment=${quoteWord(`PILOT_HOME=${o.home}`, false)}`,
     ...(o.scope === 'system' ? [`User=${o.user}`] : []),
+    // The journal gets the daemon's log: seeing $JOURNAL_STREAM name its stdout, the daemon logs there (not to
+    // pilot.log) as `<N>message` lines whose prefix journald turns into the level (journalctl -p warning).
+    'StandardOutput=journal',
+    'SyslogIdentifier=pilot-daemon',
     'Restart=on-failure',
     'RestartSec=2',
     '',

@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
+import { listenError } from '../util/listen-error.ts';
 import { bearerMatches } from './admin-token.ts';
 import { adminNodes, adminStats, publicSummary, type ViewSource } from './dashboard-views.ts';
 
@@ -113,9 +114,14 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) =>
-      reject(new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT')),
-    );
+    server.once('error', (err) => {
+      const e = listenError(err, 'http', opts.host, opts.port, '--http');
+      reject(
+        e instanceof PilotError
+          ? e
+          : new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT'),
+      );
+    });
     server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => resolve());
   });
   server.on('error', (err) => opts.log.warn({ err }, 'http server error'));

@@ -1,13 +1,16 @@
-// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--store postgres://…] [--log-level L]
-// Prints one machine-readable line on stdout once the sockets are bound:
+// CLI entry: pilot-rendezvous [--listen HOST:PORT] [--alt-port P] [--data DIR] [--store postgres://…] [--log-level L] [--json]
+// stdout carries only what a starter waits for, once the sockets are bound:
 //   listening udp+tcp HOST:PORT key=<base64 server key> alt=<beacon alt port>
-// and, with --http, a second one: http HOST:PORT
+// and, with --http, a second line: http HOST:PORT (with --json: one {"status":"ok","data":{…}} line instead).
+// The log goes to stderr, all of it pino NDJSON (journald `<N>` lines when stderr is the journal), and a
+// failure is printed as pilotctl prints one: `error [CODE]: message` + `hint: …` (exit 2 for a bad flag).
 import os from 'node:os';
 import path from 'node:path';
-import { Command } from 'commander';
-import pino from 'pino';
+import { Command, CommanderError } from 'commander';
 import { formatHostPort, parseHostPort } from '../util/hostport.ts';
-import { PilotError } from '../util/errors.ts';
+import { asPilotError, PilotError } from '../util/errors.ts';
+import { errorText, exitStatus } from '../util/error-output.ts';
+import { LOG_LEVELS, streamLogger } from '../util/logger.ts';
 import { startRendezvous } from './server.ts';
 import { limitsFromFlags, type LimitFlags } from './registry-limits.ts';
 import { resolveAdminToken } from './admin-token.ts';
@@ -50,11 +53,15 @@ const program = new Command()
     '--invite-tokens <tokens|@file>',
     'admit new identities by invitation only: comma-separated tokens, or @FILE with one a line (default: open registration)',
   )
-  .option('--log-level <level>', 'trace, debug, info, warn, error, silent', process.env.PILOT_LOG_LEVEL ?? 'info')
-  .showHelpAfterError();
+  .option('--log-level <level>', 'trace, debug, info, warn, error, silent (default: $PILOT_LOG_LEVEL, else info)', process.env.PILOT_LOG_LEVEL || 'info')
+  .option('--json', 'machine-readable stdout: the start line and errors as JSON')
+  .exitOverride()
+  // Usage errors are printed below in the one error format; --help still goes to stdout.
+  .configureOutput({ writeErr: () => {} });
 
 async function main(): Promise<void> {
   program.parse();
+  json = program.opts().json === true;
   const opts = program.opts<
     LimitFlags & {
       listen: string;
@@ -70,11 +77,15 @@ async function main(): Promise<void> {
       advertise?: string;
     }
   >();
-  if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(opts.logLevel)) {
-    throw new PilotError('BAD_ARGUMENT', `unknown log level ${opts.logLevel}`, 'use trace, debug, info, warn, error or silent');
+  if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      `unknown log level ${JSON.stringify(opts.logLevel)}`,
+      `--log-level (or $PILOT_LOG_LEVEL) takes ${LOG_LEVELS.join(', ')}`,
+    );
   }
   const listen = parseHostPort(opts.listen, 9000);
-  const logger = pino({ level: opts.logLevel, base: { pid: process.pid } });
+  const logger = streamLogger(2, opts.logLevel);
   let altPort: number | undefined;
   if (opts.altPort === undefined) altPort = listen.port === 0 ? 0 : listen.port + 1;
   else if (opts.altPort !== 'none') {
@@ -103,9 +114,7 @@ async function main(): Promise<void> {
   if (opts.advertise !== undefined && opts.store === undefined)
     throw new PilotError('BAD_ARGUMENT', '--advertise is only used with --store', 'add --store postgres://… or drop --advertise');
   const advertise = opts.advertise === undefined ? undefined : parseHostPort(opts.advertise, 0);
-  const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) =>
-    process.stderr.write(`pilot-rendezvous: warning: ${text}\n`),
-  );
+  const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) => logger.warn(text));
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(adminToken ? { adminToken } : {}) };
   const registryLimits = limitsFromFlags(opts);
   const server = await startRendezvous({
@@ -122,10 +131,7 @@ async function main(): Promise<void> {
     ...(opts.store ? { storeUrl: opts.store } : {}),
     ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}),
   });
-  const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
-  process.stdout.write(`listening udp+tcp ${formatHostPort({ host: listen.host, port: server.port })} key=${server.publicKey.toString('base64')}${alt}\n`);
-  if (server.http) process.stdout.write(`http ${formatHostPort(server.http)}\n`);
-
+  // Before the start line: whoever waits for it may stop us at once (a supervisor, a test, `kill $!`).
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -138,11 +144,28 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  const listening = formatHostPort({ host: listen.host, port: server.port });
+  const key = server.publicKey.toString('base64');
+  const httpAt = server.http ? formatHostPort(server.http) : undefined;
+  const data = { listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) };
+  logger.info(data, 'ready'); // what the start line says, in the log too
+  if (json) process.stdout.write(`${JSON.stringify({ status: 'ok', data })}\n`);
+  else {
+    const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
+    process.stdout.write(`listening udp+tcp ${listening} key=${key}${alt}\n`);
+    if (httpAt) process.stdout.write(`http ${httpAt}\n`);
+  }
 }
 
-main().catch((err) => {
-  const e = err as PilotError;
-  const code = typeof e?.code === 'string' ? `${e.code}: ` : '';
-  process.stderr.write(`pilot-rendezvous: ${code}${e.message}${e.hint ? `\n  hint: ${e.hint}` : ''}\n`);
-  process.exit(1);
+let json = process.argv.includes('--json');
+
+main().catch((err: unknown) => {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') process.exit(0);
+    process.stderr.write(errorText({ code: 'USAGE', message: err.message.replace(/^error: /, ''), hint: 'see: pilot-rendezvous --help' }, json));
+    process.exit(exitStatus('USAGE'));
+  }
+  const e = asPilotError(err);
+  process.stderr.write(errorText(e, json));
+  process.exit(exitStatus(e.code));
 });

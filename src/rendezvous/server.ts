@@ -6,6 +6,7 @@ import path from 'node:path';
 import { PacketType } from '../wire/packet-types.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
+import { listenError } from '../util/listen-error.ts';
 import { formatEndpoint } from '../registry/endpoint.ts';
 import { startAltBeacon } from './alt-beacon.ts';
 import { createWebSocketAcceptor } from './websocket-link.ts';
@@ -190,6 +191,9 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
           udp.close();
           await new Promise<void>((r) => tcp.close(() => r()));
           if (ownsStore) await store.close();
+          const e = listenError(err, 'udp', opts.host, opts.altPort!, '--alt-port');
+          if (e instanceof PilotError)
+            throw new PilotError(e.code, `${e.message} (beacon alt port)`, e.hint?.replace('--alt-port HOST:PORT', '--alt-port PORT ("none" to disable)'));
           throw new PilotError(
             'BAD_ARGUMENT',
             `cannot listen on udp ${opts.host}:${opts.altPort} (beacon alt port): ${(err as Error).message}`,
@@ -399,7 +403,10 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
         });
       });
     } catch (err) {
-      throw new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${host}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
+      const e = listenError(err, 'tcp', host, port, '--listen');
+      throw e instanceof PilotError
+        ? e
+        : new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${host}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
     }
     const actual = (tcp.address() as net.AddressInfo).port;
     // Big buffers: relay bursts from many nodes arrive faster than one event-loop turn drains them.
@@ -419,5 +426,8 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
       await new Promise<void>((r) => tcp.close(() => r()));
     }
   }
-  throw new PilotError('BAD_ARGUMENT', `cannot listen on udp ${host}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
+  const e = listenError(lastErr, 'udp', host, port, '--listen');
+  throw e instanceof PilotError
+    ? e
+    : new PilotError('BAD_ARGUMENT', `cannot listen on udp ${host}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
 }

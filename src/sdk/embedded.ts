@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Daemon } from '../daemon/daemon.ts';
-import { DaemonConfigSchema, configSocket, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
+import { DaemonConfigSchema, configError, configSocket, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
 import { ipcHandlers } from '../daemon/ipc-handlers.ts';
 import { PipeResult, invoke, startIpcServer, type HandlerContext, type Handlers, type IpcServer } from '../ipc/server.ts';
 import { IpcClient, type AnyEventHandler, type ParamsArg } from '../ipc/client.ts';
@@ -50,8 +50,7 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
     // a different rendezvous has a different key: learn it again
     ...(saved !== undefined && saved.registry !== registry ? { serverKey: undefined } : {}),
   });
-  if (!parsed.success)
-    throw new PilotError('BAD_ARGUMENT', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '), 'check email, hostname and listen');
+  if (!parsed.success) throw configError(parsed.error.issues, (f) => `startNode({ ${f} })`); // the hint names the failing option
   return parsed.data;
 }
 

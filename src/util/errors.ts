@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'NO_DAEMON'
   | 'DAEMON_RUNNING'
+  /** A --listen, --metrics or --http address another process already holds. */
+  | 'ADDRESS_IN_USE'
   | 'UNSAFE_SOCKET'
   | 'NOT_REGISTERED'
   | 'CONNECTION_RESET'

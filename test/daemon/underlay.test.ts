@@ -10,7 +10,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { EventEmitter } from 'node:events';
 import { once } from 'node:events';
-import { Underlay, type UnderlayCounters, type UnderlayHost, type UnderlayOptions, type RendezvousLink } from '../../src/daemon/underlay.ts';
+import { noUplinkError, Underlay, type UnderlayCounters, type UnderlayHost, type UnderlayOptions, type RendezvousLink } from '../../src/daemon/underlay.ts';
+import { PilotError } from '../../src/util/errors.ts';
 import { generateIdentity } from '../../src/crypto/identity.ts';
 import { PacketType } from '../../src/wire/packet-types.ts';
 import { makeAddress, readAddress, writeAddress, ADDRESS_BYTES } from '../../src/wire/address.ts';
@@ -284,4 +285,55 @@ test('birthday sockets: kept while a path uses them or an attempt runs (10 s), c
   assert.deepEqual(r.u.openSprayPorts(1), [4], 'ids are never reused');
   r.u.close();
   await r.u.closeSocket();
+});
+
+test('auto: when no uplink answers, one error names each one tried and why, with a hint from the reasons', async () => {
+  const none = rig({ udpAnswers: [false], failModes: ['tcp', 'websocket'] });
+  const err = await none.u.chooseUplink().then(
+    () => assert.fail('no uplink should have been chosen'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof PilotError);
+  assert.equal(err.code, 'UNREACHABLE');
+  const at = `${RV.host}:${RV.port}`;
+  assert.equal(
+    err.message,
+    `no uplink reached the rendezvous rendezvous.example:9: udp ${at}: no answer to a hello; tcp ${at}: tcp refused; websocket ws://${at}/pilot: websocket refused`,
+  );
+  assert.match(err.hint ?? '', /nothing accepts connections on rendezvous\.example:9: is pilot-rendezvous running there/);
+});
+
+test('noUplinkError: timeouts point at the host and firewalls, mixed reasons at --registry', () => {
+  const udp = { kind: 'udp' as const, target: 'udp 192.0.2.1:9000', reason: 'no answer to a hello' };
+  const t = noUplinkError('rdv:9000', [
+    udp,
+    { kind: 'tcp', target: 'tcp 192.0.2.1:9000', reason: 'connect timeout after 5000 ms' },
+    { kind: 'websocket', target: 'websocket ws://192.0.2.1:9000/pilot', reason: 'Opening handshake has timed out' },
+  ]);
+  assert.match(t.hint ?? '', /did not answer at all: check the host/);
+  const m = noUplinkError('rdv:9000', [
+    udp,
+    { kind: 'tcp', target: 't', reason: 'ECONNRESET' },
+    { kind: 'websocket', target: 'w', reason: 'Unexpected server response: 404' },
+  ]);
+  assert.match(m.hint ?? '', /check --registry HOST:PORT \(rdv:9000\)/);
+});
+
+test('bind: a busy --listen port is ADDRESS_IN_USE naming the address and the flag', async () => {
+  const holder = dgram.createSocket('udp4');
+  await new Promise<void>((r) => holder.bind(0, '127.0.0.1', () => r()));
+  const port = holder.address().port;
+  try {
+    const r = rig({ listen: `127.0.0.1:${port}` });
+    const err = await r.u.bind().then(
+      () => assert.fail('bound a busy port'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof PilotError, String(err));
+    assert.equal(err.code, 'ADDRESS_IN_USE');
+    assert.equal(err.message, `udp 127.0.0.1:${port} is already in use by another process`);
+    assert.match(err.hint ?? '', new RegExp(`pick another --listen HOST:PORT .*port ${port}`));
+  } finally {
+    holder.close();
+  }
 });

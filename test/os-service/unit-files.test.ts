@@ -42,6 +42,8 @@ test('systemd user unit: exact content', () => {
       'Type=simple',
       'ExecStart=/opt/node/bin/node /opt/pilot/src/daemon/main.ts --home /home/a/.pilot',
       'Environment=PILOT_HOME=/home/a/.pilot',
+      'StandardOutput=journal',
+      'SyslogIdentifier=pilot-daemon',
       'Restart=on-failure',
       'RestartSec=2',
       '',

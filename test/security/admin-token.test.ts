@@ -41,7 +41,7 @@ function startRdv(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Started>
       '--data',
       data,
       '--log-level',
-      'silent',
+      'warn', // the token warnings are log records (pino NDJSON on stderr); nothing else logs at warn here
       ...args,
     ],
     { env: { ...process.env, PILOT_ADMIN_TOKEN: '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] },
@@ -103,7 +103,7 @@ test('--admin-token still works but warns that every local user can read it', as
   const tok = 'flag-token-0123456789abcdef';
   const s = await startRdv(['--admin-token', tok]);
   assert.equal(await status(s.port, `Bearer ${tok}`), 200);
-  assert.match(s.stderr(), /warning: --admin-token is visible to every local user.*PILOT_ADMIN_TOKEN or --admin-token-file/);
+  assert.match(s.stderr(), /"level":40,.*"msg":"--admin-token is visible to every local user.*PILOT_ADMIN_TOKEN or --admin-token-file/);
   s.proc.kill();
 });
 
@@ -112,16 +112,16 @@ test('a token file readable by others is used with a warning; a missing one and 
   fs.writeFileSync(file, `${TOKEN}\n`, { mode: 0o644 });
   fs.chmodSync(file, 0o644);
   const s = await startRdv(['--admin-token-file', file]);
-  assert.match(s.stderr(), /readable by other users \(mode 644\): chmod 600/);
+  assert.match(s.stderr(), /"level":40,.*readable by other users \(mode 644\): chmod 600/);
   s.proc.kill();
   const missing = await startRdv(['--admin-token-file', path.join(work, 'nope')]).then(
     () => assert.fail('started'),
     (e: { stderr: string }) => e.stderr,
   );
-  assert.match(missing, /BAD_ARGUMENT: cannot read the admin token file .*ENOENT[\s\S]*hint: create it/);
+  assert.match(missing, /^error \[BAD_ARGUMENT\]: cannot read the admin token file .*ENOENT\nhint: create it/m);
   const both = await startRdv(['--admin-token-file', file, '--admin-token', TOKEN]).then(
     () => assert.fail('started'),
     (e: { stderr: string }) => e.stderr,
   );
-  assert.match(both, /BAD_ARGUMENT: both --admin-token and --admin-token-file/);
+  assert.match(both, /^error \[BAD_ARGUMENT\]: both --admin-token and --admin-token-file/m);
 });

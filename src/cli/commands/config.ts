@@ -3,7 +3,7 @@
 // (src/daemon/config.ts) plus the checks the daemon would otherwise fail on
 // late. Every key is documented in docs/CONFIG.md.
 import type { Command } from 'commander';
-import { configPath, DaemonConfigSchema, loadConfig, pilotHome, saveConfig, type DaemonConfig } from '../../daemon/config.ts';
+import { configError, configPath, DaemonConfigSchema, loadConfig, pilotHome, saveConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
 import { parseHostPort } from '../../util/hostport.ts';
@@ -20,12 +20,8 @@ const DOC = 'see docs/CONFIG.md';
 export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   const parsed = DaemonConfigSchema.safeParse(raw);
   if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    throw new PilotError(
-      'BAD_ARGUMENT',
-      parsed.error.issues.map((x) => `${x.path.join('.') || 'config'}: ${x.message}`).join('; '),
-      `bad value for ${String(i.path[0] ?? 'config')}; ${DOC}`,
-    );
+    const e = configError(parsed.error.issues);
+    throw new PilotError(e.code, e.message, `${e.hint}; ${DOC}`);
   }
   const c = parsed.data;
   const hp = (key: string, v: string | undefined): void => {
