@@ -69,7 +69,7 @@ export class PilotHttpAgent extends http.Agent {
   }
 }
 
-/** An undici Dispatcher for fetch(url, { dispatcher }) and undici.request: connections are overlay streams. */
+/** An undici Dispatcher for undici.request() and friends: connections are overlay streams. For fetch, pilotFetch(node) binds one. */
 export function pilotDispatcher(node: PilotNode, opts: PilotDispatcherOptions = {}): UndiciAgent {
   const { dialTimeoutMs, ...agentOpts } = opts;
   return new UndiciAgent({
@@ -118,8 +118,8 @@ export type PilotFetch = typeof fetch & {
 /** A fetch whose connections are overlay streams: `const f = pilotFetch(node); await (await f('http://agent-alpha/')).text()`. */
 export function pilotFetch(node: PilotNode, opts: PilotDispatcherOptions = {}): PilotFetch {
   const dispatcher = pilotDispatcher(node, opts);
-  // The global fetch drives any undici Dispatcher (Node 20-24 checked); only
-  // the two copies of its type declarations differ.
+  // The global fetch drives an undici 7 Agent (checked on Node 20 and 24); only
+  // the two copies of the type declarations differ.
   const bound = dispatcher as unknown as GlobalDispatcher;
   const f = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]): Promise<Response> => fetch(input, { ...init, dispatcher: bound });
   return Object.assign(f, { dispatcher, close: () => dispatcher.close() });
