@@ -1,9 +1,9 @@
 // HTTP over the overlay, no root and no gateway.
 //   node examples/http.ts serve [port]                 an http.Server on a virtual port (default 80)
-//   node examples/http.ts get <target> [port] [path]   fetch() it, then http.get() it
+//   node examples/http.ts get <target> [port] [path]   pilotFetch() it, then http.get() it
 // The URL's host is the Pilot target (hostname, or an address written 0-0000-0000-002a).
 import http from 'node:http';
-import { connect, serveHttp, pilotDispatcher, PilotHttpAgent, type PilotError } from 'pilot-overlay/sdk';
+import { connect, serveHttp, pilotFetch, PilotHttpAgent, type PilotError } from 'pilot-overlay/sdk';
 
 const [cmd, ...args] = process.argv.slice(2);
 
@@ -29,10 +29,10 @@ try {
     const [target, port = '80', path = '/'] = args;
     const url = `http://${target}:${port}${path}`;
 
-    const dispatcher = pilotDispatcher(node);
-    const res = await fetch(url, { dispatcher } as RequestInit);
+    const fetch = pilotFetch(node); // the global fetch, its connections over the overlay
+    const res = await fetch(url);
     console.log(`fetch ${res.status}: ${await res.text()}`);
-    await dispatcher.close();
+    await fetch.close();
 
     const agent = new PilotHttpAgent(node);
     const body = await new Promise<string>((resolve, reject) => {

@@ -1,7 +1,7 @@
 // HTTP over the overlay, without root or a gateway: the URL's host names the
 // Pilot target and its port the virtual port.
 //   http.get('http://agent-alpha:8080/status', { agent: new PilotHttpAgent(node) }, ...)
-//   fetch('http://agent-alpha:8080/status', { dispatcher: pilotDispatcher(node) })
+//   const get = pilotFetch(node); await get('http://agent-alpha:8080/status')
 //   await serveHttp(node, 8080, (req, res) => res.end('ok'))
 // A URL cannot hold an address's colon, so an address is written with dashes
 // (0-0000-0000-002a, optionally with a .pilot suffix); http.request options
@@ -50,25 +50,27 @@ export class PilotHttpAgent extends http.Agent {
   }
 
   override createConnection(options: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
-    const done = callback ?? (() => {});
+    // @types/node asks for a stream even with an error; Node's agent ignores it
+    // then (it hands only the error to the request), so there is none to give.
+    const done = (callback ?? (() => {})) as (err: Error | null, stream?: Duplex) => void;
     let port: number;
     try {
       port = portOf(options.port, options.protocol);
     } catch (err) {
-      done(err as Error, undefined as unknown as Duplex);
+      done(err as Error);
       return undefined;
     }
     const target = targetFromHost(options.host ?? options.hostname ?? '');
     this.node.dial(target, port, this.dialTimeoutMs === undefined ? {} : { timeoutMs: this.dialTimeoutMs }).then(
       (sock) => done(null, sock),
-      (err: Error) => done(err, undefined as unknown as Duplex),
+      (err: Error) => done(err),
     );
     return undefined;
   }
 }
 
-/** An undici Dispatcher for fetch(url, { dispatcher }) and undici.request: connections are overlay streams. */
-export function pilotDispatcher(node: PilotNode, opts: Omit<UndiciAgent.Options, 'connect'> & { dialTimeoutMs?: number } = {}): UndiciAgent {
+/** An undici Dispatcher for undici.request() and friends: connections are overlay streams. For fetch, pilotFetch(node) binds one. */
+export function pilotDispatcher(node: PilotNode, opts: PilotDispatcherOptions = {}): UndiciAgent {
   const { dialTimeoutMs, ...agentOpts } = opts;
   return new UndiciAgent({
     ...agentOpts,
@@ -80,7 +82,9 @@ export function pilotDispatcher(node: PilotNode, opts: Omit<UndiciAgent.Options,
         return cb(err as Error, null);
       }
       node.dial(targetFromHost(o.hostname), port, dialTimeoutMs === undefined ? {} : { timeoutMs: dialTimeoutMs }).then(
-        // undici only uses the net.Socket surface PilotSocket provides
+        // undici's types ask for a net.Socket; it uses only the part of that
+        // surface PilotSocket implements (test/sdk/http.test.ts runs it), and a
+        // stream of the overlay cannot honestly claim to be a TCP socket.
         (sock) => cb(null, sock as unknown as net.Socket),
         (err: Error) => cb(err, null),
       );
@@ -88,25 +92,109 @@ export function pilotDispatcher(node: PilotNode, opts: Omit<UndiciAgent.Options,
   });
 }
 
+export type PilotDispatcherOptions = Omit<UndiciAgent.Options, 'connect'> & { dialTimeoutMs?: number };
+
+/** The Dispatcher type of the global fetch's RequestInit (@types/node's copy of undici's types). */
+type GlobalDispatcher = NonNullable<NonNullable<Parameters<typeof fetch>[1]>['dispatcher']>;
+
+/**
+ * fetch() over the overlay: the global fetch with a pilotDispatcher(node)
+ * bound, typed as the global fetch. So it type-checks in a strict project
+ * whatever its lib (the DOM's, or node-only), and it fits every library that
+ * takes a `fetch` option (the MCP SDK's StreamableHTTPClientTransport among
+ * them). `fetch(url, { dispatcher })` does not: the DOM's RequestInit has no
+ * dispatcher, and @types/node's copy of undici's types disagrees with undici's
+ * own. undici's own fetch would type-check but answers with undici's Response
+ * class, which is not the global Response (`instanceof` fails, and other
+ * libraries' fetch types reject it).
+ */
+export type PilotFetch = typeof fetch & {
+  /** The undici Agent the requests go through (also usable with undici.request). */
+  readonly dispatcher: UndiciAgent;
+  /** Close the keep-alive connections: open ones keep a process alive for a few seconds. */
+  close(): Promise<void>;
+};
+
+/** A fetch whose connections are overlay streams: `const f = pilotFetch(node); await (await f('http://agent-alpha/')).text()`. */
+export function pilotFetch(node: PilotNode, opts: PilotDispatcherOptions = {}): PilotFetch {
+  const dispatcher = pilotDispatcher(node, opts);
+  // The global fetch drives an undici 7 Agent (checked on Node 20 and 24); only
+  // the two copies of the type declarations differ.
+  const bound = dispatcher as unknown as GlobalDispatcher;
+  const f = (input: Parameters<typeof fetch>[0], init?: Parameters<typeof fetch>[1]): Promise<Response> => fetch(input, { ...init, dispatcher: bound });
+  return Object.assign(f, { dispatcher, close: () => dispatcher.close() });
+}
+
+export interface HttpServiceCloseOptions {
+  /** How long requests in flight may take to finish before their connections are cut (default 5000 ms). */
+  graceMs?: number;
+}
+
 export interface HttpService {
   readonly server: http.Server;
   readonly listener: PilotServer;
   readonly port: number;
-  /** Stop accepting on the overlay and close idle keep-alive connections; requests in flight finish. */
-  close(): Promise<void>;
+  /** Overlay connections this service accepted and that are still open. */
+  readonly connections: number;
+  /**
+   * Stop accepting on the overlay and end every connection this service
+   * accepted: idle keep-alive ones at once, busy ones once their response is
+   * done (or after graceMs); resolves when all are closed. The http.Server
+   * itself is left alone (it may also listen on TCP).
+   */
+  close(opts?: HttpServiceCloseOptions): Promise<void>;
 }
 
 /** Serve an http.Server (or a request handler) on a virtual port; req.socket.remoteAddress is the caller's Pilot address. */
 export async function serveHttp(node: PilotNode, port: number, app: http.Server | http.RequestListener): Promise<HttpService> {
   const server = typeof app === 'function' ? http.createServer(app) : app;
-  const listener = await node.listen(port, (sock) => server.emit('connection', sock));
+  // Connections are tracked here: http.Server tracks (and closeIdleConnections()
+  // closes) only those of a server that listen()ed, which this one need not.
+  const busy = new Map<Duplex, number>(); // accepted connection -> responses in flight
+  let closing = false;
+  const settle = (sock: Duplex): void => {
+    if (closing && busy.get(sock) === 0) sock.destroy();
+  };
+  const onRequest = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    const sock = req.socket as Duplex;
+    const n = busy.get(sock);
+    if (n === undefined) return; // one of the server's own TCP connections
+    busy.set(sock, n + 1);
+    if (closing && !res.headersSent) res.setHeader('connection', 'close');
+    res.once('close', () => {
+      if (!busy.has(sock)) return;
+      busy.set(sock, busy.get(sock)! - 1);
+      settle(sock);
+    });
+  };
+  server.on('request', onRequest);
+  const listener = await node.listen(port, (sock) => {
+    // accepted while close() ran (the daemon had announced it before): not served
+    if (closing) return void sock.destroy();
+    busy.set(sock, 0);
+    sock.once('close', () => busy.delete(sock));
+    server.emit('connection', sock);
+  });
+  let closed: Promise<void> | undefined;
+  const close = async (graceMs: number): Promise<void> => {
+    closing = true;
+    await listener.close();
+    const open = [...busy.keys()];
+    for (const sock of open) settle(sock);
+    const grace = setTimeout(() => {
+      for (const sock of busy.keys()) sock.destroy();
+    }, graceMs);
+    await Promise.all(open.map((s) => (s.destroyed && s.closed ? undefined : new Promise((r) => s.once('close', r)))));
+    clearTimeout(grace);
+    server.off('request', onRequest);
+  };
   return {
     server,
     listener,
     port,
-    close: async () => {
-      await listener.close();
-      server.closeIdleConnections();
+    get connections() {
+      return busy.size;
     },
+    close: (opts = {}) => (closed ??= close(opts.graceMs ?? 5000)),
   };
 }

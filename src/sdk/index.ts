@@ -52,5 +52,14 @@ export type { PubSub } from './pubsub.ts';
 export type { Stdio, StdioRecvOptions } from './stdio.ts';
 export { ServiceSubscription, type SubscriptionOptions } from './subscription.ts';
 export { PilotError, type ErrorCode } from '../util/errors.ts';
-export { PilotHttpAgent, pilotDispatcher, serveHttp, targetFromHost, type HttpService } from './http.ts';
+export {
+  PilotHttpAgent,
+  pilotDispatcher,
+  pilotFetch,
+  serveHttp,
+  targetFromHost,
+  type HttpService,
+  type PilotDispatcherOptions,
+  type PilotFetch,
+} from './http.ts';
 export { PilotMcpTransport, mcpConnect, serveMcp, type McpService } from './mcp.ts';

@@ -1,11 +1,11 @@
 // HTTP over the overlay: a real http.Server served on a virtual port with
-// serveHttp, reached with global fetch + the undici dispatcher and with
-// http.get/http.request + PilotHttpAgent, against real daemons.
+// serveHttp, reached with pilotFetch (global fetch + the undici dispatcher) and
+// with http.get/http.request + PilotHttpAgent, against real daemons.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import http from 'node:http';
-import { connect, PilotHttpAgent, pilotDispatcher, serveHttp, targetFromHost, PilotError, type HttpService, type PilotNode } from '../../src/sdk/index.ts';
+import { connect, PilotHttpAgent, pilotFetch, serveHttp, targetFromHost, PilotError, type HttpService, type PilotNode } from '../../src/sdk/index.ts';
 import type { Agent } from '../helpers/cluster.ts';
 import { startNet, trustPair, type Net } from './helpers.ts';
 
@@ -63,13 +63,14 @@ test('targetFromHost: hostnames as they are, dashed addresses, .pilot suffix', (
   assert.equal(targetFromHost('0:0000.0000.002A'), '0:0000.0000.002A');
 });
 
-test('fetch with the undici dispatcher: GET, keep-alive reuse, a dashed address, a big body, POST', async () => {
-  const dispatcher = pilotDispatcher(nb);
+test('pilotFetch: GET, keep-alive reuse, a dashed address, a big body, POST; standard Responses', async () => {
+  const fetch = pilotFetch(nb);
   try {
     const before = connections;
     for (let i = 0; i < 5; i++) {
-      const r = await fetch(`http://ht-alpha/hello?${i}`, { dispatcher } as RequestInit);
+      const r = await fetch(`http://ht-alpha/hello?${i}`);
       assert.equal(r.status, 200);
+      assert.ok(r instanceof Response, 'the global Response class');
       const body = (await r.json()) as { url: string; from: string };
       assert.equal(body.url, `/hello?${i}`);
       assert.equal(body.from, beta.address); // the caller, as the overlay authenticated it
@@ -79,19 +80,19 @@ test('fetch with the undici dispatcher: GET, keep-alive reuse, a dashed address,
     assert.ok(connections - before <= 2, `five requests took ${connections - before} overlay streams`);
 
     const dashed = alpha.address.replace(':', '-').replaceAll('.', '-').toLowerCase();
-    const r2 = await fetch(`http://${dashed}.pilot/by-address`, { dispatcher } as RequestInit);
+    const r2 = await fetch(new URL(`http://${dashed}.pilot/by-address`));
     assert.equal(((await r2.json()) as { url: string }).url, '/by-address');
 
-    const big = await fetch('http://ht-alpha/big', { dispatcher } as RequestInit);
+    const big = await fetch('http://ht-alpha/big');
     assert.equal((await big.arrayBuffer()).byteLength, 3 * 1024 * 1024);
 
     const upload = crypto.randomBytes(4 * 1024 * 1024);
-    const post = await fetch('http://ht-alpha/upload', { method: 'POST', body: upload, dispatcher } as RequestInit);
+    const post = await fetch(new Request('http://ht-alpha/upload', { method: 'POST', body: upload }));
     const got = (await post.json()) as { bytes: number; sha256: string };
     assert.equal(got.bytes, upload.length);
     assert.equal(got.sha256, crypto.createHash('sha256').update(upload).digest('hex'));
   } finally {
-    await dispatcher.close();
+    await fetch.close();
   }
 });
 
@@ -122,10 +123,10 @@ test('http.get with PilotHttpAgent: by URL and by request options with a plain a
 });
 
 test('errors carry Pilot codes: fetch rejects with the PilotError as cause, http.get emits it', async () => {
-  const dispatcher = pilotDispatcher(nb);
+  const fetch = pilotFetch(nb);
   const agent = new PilotHttpAgent(nb);
   try {
-    await assert.rejects(fetch('http://ht-alpha:81/', { dispatcher } as RequestInit), (e: unknown) => {
+    await assert.rejects(fetch('http://ht-alpha:81/'), (e: unknown) => {
       const cause = (e as { cause?: unknown }).cause;
       return cause instanceof PilotError && cause.code === 'CONNECTION_REFUSED';
     });
@@ -133,6 +134,41 @@ test('errors carry Pilot codes: fetch rejects with the PilotError as cause, http
     await assert.rejects(get('http://nobody-here/', agent), (e: unknown) => e instanceof PilotError && e.code === 'NOT_FOUND');
   } finally {
     agent.destroy();
-    await dispatcher.close();
+    await fetch.close();
+  }
+});
+
+test('serveHttp close(): idle keep-alive connections end at once, a busy one after its response, a stuck one after graceMs', async () => {
+  let release: (() => void) | undefined;
+  const svc2 = await serveHttp(na, 8081, (req, res) => {
+    if (req.url === '/slow') release = () => res.end('slow done');
+    else res.end('quick');
+  });
+  const fetch = pilotFetch(nb);
+  try {
+    assert.equal(await (await fetch('http://ht-alpha:8081/quick')).text(), 'quick');
+    assert.equal(svc2.connections, 1, 'a keep-alive connection stays open');
+    const slow = fetch('http://ht-alpha:8081/slow').then((r) => r.text());
+    for (let i = 0; i < 500 && !release; i++) await new Promise((r) => setTimeout(r, 10)); // it reached the handler
+    let closed = false;
+    const closing = svc2.close().then(() => (closed = true));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(closed, false, 'close() waits for the response in flight');
+    release!();
+    assert.equal(await slow, 'slow done');
+    await closing;
+    assert.equal(svc2.connections, 0);
+    await assert.rejects(fetch('http://ht-alpha:8081/quick'), (e: unknown) => (e as { cause?: PilotError }).cause?.code === 'CONNECTION_REFUSED');
+
+    const svc3 = await serveHttp(na, 8082, (_req, res) => res.write('never ends'));
+    const stuck = await fetch('http://ht-alpha:8082/stuck');
+    const t0 = Date.now();
+    await svc3.close({ graceMs: 300 });
+    assert.ok(Date.now() - t0 < 3000, `close({ graceMs: 300 }) took ${Date.now() - t0} ms`);
+    assert.equal(svc3.connections, 0);
+    await assert.rejects(stuck.text(), 'the cut response errors at the client');
+  } finally {
+    await svc2.close();
+    await fetch.close();
   }
 });
