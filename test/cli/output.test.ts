@@ -19,7 +19,10 @@ test('exit 2 for a bad value before pilotctl acted, 1 after it or for any other 
 
 test('CliClient refuses a bad value before connecting (the socket does not exist)', async () => {
   const c = new CliClient('/nonexistent/pilot.sock');
-  await assert.rejects(c.call('task_list', { type: 'all' as 'received' }), (e: PilotError) => e.code === 'BAD_ARGUMENT' && /received or submitted/.test(e.message));
+  await assert.rejects(
+    c.call('task_list', { type: 'all' as 'received' }),
+    (e: PilotError) => e.code === 'BAD_ARGUMENT' && /received or submitted/.test(e.message),
+  );
   await assert.rejects(c.call('ping', { target: 'not valid!' }), (e: PilotError) => e.code === 'BAD_ADDRESS');
   await assert.rejects(c.call('send', { target: 'beta', port: 70000, data: 'x' }), (e: PilotError) => e.code === 'BAD_ARGUMENT');
   assert.equal(c.sent, false);
@@ -27,7 +30,10 @@ test('CliClient refuses a bad value before connecting (the socket does not exist
   await assert.rejects(c.call('ping', { target: 'beta' }), (e: PilotError) => e.code === 'NO_DAEMON');
   assert.equal(c.sent, true);
   // expose's target is a local HOST:PORT, not an agent: not checked as one
-  await assert.rejects(new CliClient('/nonexistent/pilot.sock').call('expose', { port: 80, target: '127.0.0.1:8080' }), (e: PilotError) => e.code === 'NO_DAEMON');
+  await assert.rejects(
+    new CliClient('/nonexistent/pilot.sock').call('expose', { port: 80, target: '127.0.0.1:8080' }),
+    (e: PilotError) => e.code === 'NO_DAEMON',
+  );
 });
 
 const task = (id: string, over: Partial<Task> = {}): ListedTask => ({
@@ -64,7 +70,16 @@ test('findTask: full id or a unique prefix of 4+, over both roles', () => {
   const tasks = [task('abcd1111'), task('abcd2222', { role: 'submitted' }), task('ffff0000')];
   assert.equal(findTask(tasks, 'ffff').id, 'ffff0000');
   assert.equal(findTask(tasks, 'abcd2').id, 'abcd2222');
-  assert.throws(() => findTask(tasks, 'abcd'), (e: PilotError) => e.code === 'NOT_FOUND' && /ambiguous/.test(e.message) && /abcd1111, abcd2222/.test(e.hint ?? ''));
-  assert.throws(() => findTask(tasks, 'ff'), (e: PilotError) => /at least 4 characters/.test(e.hint ?? ''));
-  assert.throws(() => findTask(tasks, '9999'), (e: PilotError) => e.code === 'NOT_FOUND');
+  assert.throws(
+    () => findTask(tasks, 'abcd'),
+    (e: PilotError) => e.code === 'NOT_FOUND' && /ambiguous/.test(e.message) && /abcd1111, abcd2222/.test(e.hint ?? ''),
+  );
+  assert.throws(
+    () => findTask(tasks, 'ff'),
+    (e: PilotError) => /at least 4 characters/.test(e.hint ?? ''),
+  );
+  assert.throws(
+    () => findTask(tasks, '9999'),
+    (e: PilotError) => e.code === 'NOT_FOUND',
+  );
 });
