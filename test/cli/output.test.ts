@@ -6,7 +6,6 @@ import { exitCodeFor } from '../../src/cli/output.ts';
 import { CliClient } from '../../src/cli/cli-client.ts';
 import { findTask, formatTask, formatTaskList, type ListedTask } from '../../src/cli/commands/services.ts';
 import { PilotError } from '../../src/util/errors.ts';
-import type { Task } from '../../src/ipc/api.ts';
 
 test('exit 2 for a bad value before pilotctl acted, 1 after it or for any other failure', () => {
   assert.equal(exitCodeFor(new PilotError('BAD_ARGUMENT', 'x'), false), 2);
@@ -36,7 +35,7 @@ test('CliClient refuses a bad value before connecting (the socket does not exist
   );
 });
 
-const task = (id: string, over: Partial<Task> = {}): ListedTask => ({
+const task = (id: string, over: Partial<ListedTask> = {}): ListedTask => ({
   id,
   role: 'received',
   peer: '0:0000.0000.0002',

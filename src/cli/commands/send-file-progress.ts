@@ -11,7 +11,7 @@
 // library does not do; a dependency (and its string-width chain) for that did not pay.
 import type { FileProgress } from '../../ipc/api.ts';
 import { PilotError } from '../../util/errors.ts';
-import type { OutputOptions } from '../output.ts';
+import { fail, type OutputOptions } from '../output.ts';
 
 const MiB = 1024 * 1024;
 /** The rate is measured over this much of the recent past. */
@@ -82,7 +82,7 @@ function shellWord(s: string): string {
 
 export interface SendFileProgress {
   update(p: FileProgress): void;
-  /** Runs the send; Ctrl-C during it rejects with INTERRUPTED (exit 130) and ends it. */
+  /** Runs the send; Ctrl-C during it prints INTERRUPTED (how far it got, how to resume) and exits 130. */
   run<T>(send: () => Promise<T>): Promise<T>;
 }
 
@@ -113,20 +113,19 @@ export function sendFileProgress(o: { out: OutputOptions; target: string; file: 
       draw(p.sent >= p.size);
     },
     async run(send) {
-      let onSigint: (() => void) | undefined;
-      const interrupted = new Promise<never>((_resolve, reject) => {
-        onSigint = () => {
-          draw(true);
-          endLine();
-          reject(interruptedError(o.target, o.file, last));
-        };
-        process.once('SIGINT', onSigint);
-      });
+      // Exit from the handler: closing the IPC connection the polite way (end) leaves the
+      // daemon's side open until the send answers, i.e. the whole file; the process
+      // going away closes the socket outright, and the daemon aborts the send at once.
+      const onSigint = (): void => {
+        draw(true);
+        endLine();
+        process.exit(fail(o.out, interruptedError(o.target, o.file, last)));
+      };
+      process.once('SIGINT', onSigint);
       try {
-        // The caller's client is closed after this rejects, which ends the daemon's send.
-        return await Promise.race([send(), interrupted]);
+        return await send();
       } finally {
-        process.off('SIGINT', onSigint!);
+        process.off('SIGINT', onSigint);
         endLine();
       }
     },
