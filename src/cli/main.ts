@@ -68,6 +68,7 @@ export function buildProgram(json = false): Command {
       ok({ json }, { version: VERSION, node: process.version }, () => VERSION);
       throw new CommanderError(0, 'commander.version', VERSION);
     })
+    .addHelpText('after', '\nExit status: 0 done, 1 failed, 2 usage or value error (nothing was done), 130 interrupted (Ctrl-C).')
     .exitOverride()
     .configureOutput({
       writeErr: (s) => {
