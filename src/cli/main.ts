@@ -1,6 +1,7 @@
 // pilotctl: the command line for the Pilot daemon. Every command takes --json.
 import { Command, CommanderError, type Option } from 'commander';
-import { IpcClient } from '../ipc/client.ts';
+import type { IpcClient } from '../ipc/client.ts';
+import { CliClient } from './cli-client.ts';
 import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
@@ -14,6 +15,7 @@ import { registerDaemonServiceCommands } from './commands/service.ts';
 import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
+import { registerStatusCommand } from './commands/status.ts';
 import type { Action, Globals, RunWrapper } from './action.ts';
 
 function globals(cmd: Command): Globals {
@@ -33,18 +35,20 @@ function resolveSocket(g: Globals): string {
 }
 
 let exitCode = 0;
+/** The running command did something (spawned the daemon, ...): a BAD_ARGUMENT now is a failure, not a value error. */
+let acted = false;
 
 const run: RunWrapper = (action: Action) => {
   return async (...args) => {
     const cmd = args[args.length - 1] as Command;
     const g = globals(cmd);
     const out: OutputOptions = { json: Boolean(g.json) };
-    let c: IpcClient | undefined;
-    const client = (): IpcClient => (c ??= new IpcClient(resolveSocket(g)));
+    let c: CliClient | undefined;
+    const client = (): IpcClient => (c ??= new CliClient(resolveSocket(g)));
     try {
       await action(g, out, client, ...args.slice(0, -1));
     } catch (err) {
-      exitCode = fail(out, err);
+      exitCode = fail(out, err, acted || c?.sent === true);
     } finally {
       c?.close();
     }
@@ -59,6 +63,13 @@ export function buildProgram(json = false): Command {
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'daemon IPC socket (default $PILOT_SOCKET, else $XDG_RUNTIME_DIR/pilot/pilot.sock or ~/.pilot/pilot.sock)')
     .option('--home <dir>', 'state directory (default $PILOT_HOME or ~/.pilot)')
+    // -V / --version as in most CLIs (node -v, git --version): the version alone, for scripts; with --json the object `version` prints
+    .option('-V, --version', 'print the version and exit')
+    .on('option:version', () => {
+      ok({ json }, { version: VERSION, node: process.version }, () => VERSION);
+      throw new CommanderError(0, 'commander.version', VERSION);
+    })
+    .addHelpText('after', '\nExit status: 0 done, 1 failed, 2 usage or value error (nothing was done), 130 interrupted (Ctrl-C).')
     .exitOverride()
     .configureOutput({
       writeErr: (s) => {
@@ -70,6 +81,7 @@ export function buildProgram(json = false): Command {
   addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)')).action(
     run(async (g, out, _c, opts: NodeFlags) => {
       const progress = (t: string): void => {
+        acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
         if (!out.json) process.stdout.write(t);
       };
       const r = await startDaemon(
@@ -113,6 +125,7 @@ export function buildProgram(json = false): Command {
       }),
     );
 
+  registerStatusCommand(program, run); // status: this node, registry, peers with path and RTT (tailscale status)
   program
     .command('info')
     .description("this node's address, hostname, keys and endpoints")

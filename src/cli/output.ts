@@ -22,9 +22,34 @@ export function line(opts: OutputOptions, data: unknown, human: string): void {
   else process.stdout.write(human + '\n');
 }
 
-export function fail(opts: OutputOptions, err: unknown): number {
-  process.stderr.write(errorText(asPilotError(err), opts.json)); // the same text as pilot-rendezvous
-  return 1;
+/**
+ * pilotctl's exit statuses (README "Exit codes"): 0 done; 1 a failure while doing it
+ * (no daemon, peer unreachable, timeout, refused by the peer or the daemon); 2 the
+ * command line is wrong and nothing was done: a usage error (commander) or a value
+ * error; 130 interrupted by Ctrl-C (128 + SIGINT, as shells report it).
+ */
+export const EXIT = { OK: 0, FAILURE: 1, USAGE: 2, INTERRUPTED: 130 } as const;
+
+/** Codes that name a bad value on the command line (an argument or option pilotctl refused). */
+const VALUE_CODES: ReadonlySet<string> = new Set(['BAD_ARGUMENT', 'BAD_ADDRESS']);
+
+/**
+ * 2 for a value error: a BAD_ARGUMENT / BAD_ADDRESS raised before pilotctl acted (sent
+ * its request to the daemon, spawned one, wrote a file). The same codes after that are
+ * failures (1): the daemon also uses BAD_ARGUMENT for things that went wrong while
+ * running (a port it cannot listen on, a task in the wrong state), and a script that
+ * reads 2 as "fix the command line, do not retry" must not see those.
+ */
+export function exitCodeFor(err: unknown, acted: boolean): number {
+  if (asPilotError(err).code === 'INTERRUPTED') return EXIT.INTERRUPTED;
+  return !acted && VALUE_CODES.has(asPilotError(err).code) ? EXIT.USAGE : EXIT.FAILURE;
+}
+
+/** Print `err` (coded, with its hint); returns the exit status (see exitCodeFor). */
+export function fail(opts: OutputOptions, err: unknown, acted = true): number {
+  const e = asPilotError(err);
+  process.stderr.write(errorText(e, opts.json)); // the same text as pilot-rendezvous
+  return exitCodeFor(e, acted);
 }
 
 /** "5s", "500ms", "2m", "1h" or a bare number of seconds -> milliseconds. */

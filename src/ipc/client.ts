@@ -66,8 +66,18 @@ export class IpcClient {
     this.opts = opts;
   }
 
-  private async ensure(): Promise<net.Socket> {
-    if (this.sock && !this.sock.destroyed) return this.sock;
+  /** The connection being made: requests sent at once share it (each making its own left all but one open, and the process alive). */
+  private connecting: Promise<net.Socket> | undefined;
+
+  private ensure(): Promise<net.Socket> {
+    if (this.sock && !this.sock.destroyed) return Promise.resolve(this.sock);
+    this.connecting ??= this.connect().finally(() => {
+      this.connecting = undefined;
+    });
+    return this.connecting;
+  }
+
+  private async connect(): Promise<net.Socket> {
     const sock = await connectSocket(this.path, this.opts);
     const reader = new LineReader();
     sock.on('data', (chunk) => {

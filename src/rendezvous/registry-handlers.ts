@@ -116,7 +116,18 @@ const handlers: Record<SignedMethod, Handler> = {
       what = 'that public key';
       rec = await ctx.store.getByKey(Buffer.from(p.publicKey, 'base64'));
     }
-    const notFound = () => new PilotError('NOT_FOUND', `no node with ${what}`, 'check the spelling; the node may not be registered');
+    // A hostname lookup cannot tell "absent" from "private and not yours to see" (on
+    // purpose: no enumeration), so its hint covers both, and names the way that works
+    // for a private node: its address, which resolves to its key for anyone.
+    const notFound = () =>
+      new PilotError(
+        'NOT_FOUND',
+        p.hostname !== undefined ? `no node with ${what} visible to you` : `no node with ${what}`,
+        p.hostname !== undefined
+          ? 'the node may be private (its hostname resolves only for the nodes it trusts) or not registered: ' +
+              'use its address instead (e.g. pilotctl handshake 0:0000.0000.002A), or check the spelling'
+          : 'check the address; the node may not be registered (yet)',
+      );
     if (!rec?.active) throw notFound();
     // A lapsed lease does not resolve even before the sweep releases it.
     if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now))

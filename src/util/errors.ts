@@ -30,6 +30,8 @@ export type ErrorCode =
   | 'QUOTA_EXCEEDED'
   /** The node's disk is at its free-space floor. */
   | 'NO_SPACE'
+  /** The user stopped the command (Ctrl-C); pilotctl exits 130. */
+  | 'INTERRUPTED'
   | 'INTERNAL';
 
 export class PilotError extends Error {

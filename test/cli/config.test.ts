@@ -20,6 +20,7 @@ test('init writes a validated config; config prints it; --set changes and valida
 
     const noEmail = await ctl(home, ['init']);
     assert.equal(noEmail.json.code, 'BAD_ARGUMENT');
+    assert.equal(noEmail.code, 2);
     const badEmail = await ctl(home, ['init', '--email', 'not-an-email']);
     assert.equal(badEmail.json.code, 'BAD_ARGUMENT');
     assert.match(badEmail.json.message, /email/);
@@ -74,7 +75,7 @@ test('init writes a validated config; config prints it; --set changes and valida
     ];
     for (const [arg, msg] of cases) {
       const r = await ctl(home, ['config', '--set', arg]);
-      assert.equal(r.code, 1, arg);
+      assert.equal(r.code, 2, arg); // a value error: nothing written
       assert.equal(r.json.code, 'BAD_ARGUMENT', arg);
       assert.match(r.json.message, msg, arg);
       assert.ok(r.json.hint, `hint for ${arg}`);

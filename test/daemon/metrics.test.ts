@@ -95,7 +95,7 @@ test('daemon /metrics: sessions, handshakes, bytes, packets, paths and errors mo
 test('--metrics: a bad address is refused before the daemon starts; a bare port means 127.0.0.1', async () => {
   const a = new Agent('gamma', tmpDir());
   const r = await a.ctl(['daemon', 'start', '--registry', '127.0.0.1:9', '--email', 'g@example.com', '--metrics', 'not an address']);
-  assert.equal(r.code, 1);
+  assert.equal(r.code, 2, 'a value error: nothing was started');
   assert.equal(r.json.code, 'BAD_ARGUMENT');
   assert.match(r.json.hint, /127\.0\.0\.1/);
   const { parseMetricsAddress } = await import('../../src/metrics/metrics-http.ts');

@@ -165,7 +165,7 @@ test('a restarted daemon keeps its address; its peer recovers without operator a
 
 test('bad targets and an unreachable rendezvous give clear coded errors', async () => {
   const r1 = await b.ctl(['ping', '0:0000.0000.00ZZ']);
-  assert.equal(r1.code, 1);
+  assert.equal(r1.code, 2, 'a malformed target is a value error, refused before the daemon is asked');
   assert.equal(r1.json.code, 'BAD_ADDRESS');
   const r2 = await b.ctl(['ping', 'no-such-agent', '--count', '1']);
   assert.equal(r2.code, 1);

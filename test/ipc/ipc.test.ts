@@ -278,3 +278,42 @@ test('a pipe answer and the first stream bytes in one write: no byte lost', asyn
     await d.close();
   }
 });
+
+test('requests sent at once share one connection, and close() ends it', async () => {
+  // A bare NDJSON server that counts connections: three requests made before the
+  // first connect finished used to open three sockets, close() ended one, and the
+  // other two kept the process alive (pilotctl status hung).
+  const p = tmpSock();
+  const open = new Set<net.Socket>();
+  let connections = 0;
+  const server = net.createServer((sock) => {
+    connections++;
+    open.add(sock);
+    sock.on('close', () => open.delete(sock));
+    let buf = '';
+    sock.on('data', (c: Buffer) => {
+      buf += c.toString();
+      for (;;) {
+        const nl = buf.indexOf('\n');
+        if (nl < 0) break;
+        const req = JSON.parse(buf.slice(0, nl));
+        buf = buf.slice(nl + 1);
+        sock.write(`${JSON.stringify({ id: req.id, ok: true, result: req.params.v })}\n`);
+      }
+    });
+    sock.on('end', () => sock.end());
+  });
+  await new Promise<void>((r) => server.listen(p, r));
+  try {
+    const c = new IpcClient(p);
+    const got = await Promise.all([c.request('echo', { v: 1 }), c.request('echo', { v: 2 }), c.request('echo', { v: 3 })]);
+    assert.deepEqual(got, [1, 2, 3]);
+    assert.equal(connections, 1);
+    c.close();
+    for (let i = 0; i < 100 && open.size > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(open.size, 0, 'close() ended every connection');
+  } finally {
+    for (const s of open) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
+});

@@ -72,7 +72,7 @@ test('service install --launchd writes the plist into ~/Library/LaunchAgents', a
     assert.match(text, /<key>SuccessfulExit<\/key><false\/>/);
     if (process.platform !== 'darwin') assert.equal(r.json.data.managed, false);
     const bad = await ctl(home, ['service', 'install', '--launchd', '--systemd']);
-    assert.equal(bad.code, 1);
+    assert.equal(bad.code, 2);
     assert.equal(bad.json.code, 'BAD_ARGUMENT');
     const sys = await ctl(home, ['service', 'install', '--launchd', '--system']);
     assert.equal(sys.json.code, 'BAD_ARGUMENT');

@@ -9,6 +9,9 @@ import { readDataFile, utf8Text } from '../data-file.ts';
 import { MAX_EVENT_DATA } from '../../services/pubsub.ts';
 import type { RunWrapper } from '../action.ts';
 import { answerWith, type Task, type TaskChange } from '../../ipc/api.ts';
+import { hostnameLookup, named, type HostnameOf } from '../hostnames.ts';
+import { columns } from './status.ts';
+import { sendFileProgress } from './send-file-progress.ts';
 
 const MiB = 1024 * 1024;
 /** The largest message a receiver can be configured to take (services.json maxMessageBytes). */
@@ -27,18 +30,65 @@ async function payload(o: { data?: string; dataFile?: string }, max: number, bin
 const time = (ms: unknown): string => (typeof ms === 'number' ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '-');
 const short = (id: unknown): string => String(id).slice(0, 8);
 
-/** "[#########-----------]  45%  22.5/50.0 MiB" on one rewritten line. */
-function progressBar(sent: number, size: number): string {
-  const frac = size > 0 ? sent / size : 1;
-  const width = 30;
-  const full = Math.round(frac * width);
-  return `[${'#'.repeat(full)}${'-'.repeat(width - full)}] ${String(Math.floor(frac * 100)).padStart(3)}%  ${(sent / MiB).toFixed(1)}/${(size / MiB).toFixed(1)} MiB`;
+/** A task as listed: its peer gains `peerHostname` when the daemon knows it. */
+export type ListedTask = Task & { peerHostname: string | null };
+
+/** `task list`: one line per task, the peer by hostname when known. */
+export function formatTaskList(tasks: ListedTask[]): string {
+  if (tasks.length === 0) return 'no tasks';
+  const desc = (t: Task): string => (t.description.length > 40 ? `${t.description.slice(0, 39)}…` : t.description);
+  return columns([
+    ['ID', 'ROLE', 'STATUS', 'PEER', 'UPDATED', 'TASK'],
+    ...tasks.map((t) => [short(t.id), t.role, t.status, named(t.peer, t.peerHostname), time(t.updatedAt), desc(t)]),
+  ]);
 }
 
-function taskLine(t: Task): string {
-  const desc = t.description.length > 40 ? `${t.description.slice(0, 39)}…` : t.description;
-  return `${short(t.id)}  ${t.role.padEnd(9)}  ${t.status.padEnd(9)}  ${t.peer.padEnd(18)}  ${time(t.updatedAt)}  ${desc}`;
+/** `task show`: the whole record, results included (the list shows neither). */
+export function formatTask(t: ListedTask): string {
+  const who = t.role === 'received' ? 'from' : 'to';
+  const lines = [
+    `Task:     ${t.id}`,
+    `Role:     ${t.role} (${who} ${named(t.peer, t.peerHostname)})`,
+    `Status:   ${t.status}${t.notifyPending ? ' (the submitter is not told yet: retried in the background)' : ''}`,
+    `Created:  ${time(t.createdAt)}`,
+    `Updated:  ${time(t.updatedAt)}`,
+    `History:  ${t.history.map((h) => `${h.status} ${time(h.at)}`).join(', ') || '-'}`,
+    ...(t.reason !== null ? [`Reason:   ${t.reason}`] : []),
+    '',
+    'Description:',
+    indent(t.description),
+    '',
+    'Results:',
+    t.results === null ? `  (none yet${t.status === 'completed' ? '' : `: the task is ${t.status}`})` : indent(t.results),
+  ];
+  return lines.join('\n');
 }
+
+const indent = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+
+/**
+ * A task by id or unique prefix, among received and submitted ones alike (the
+ * daemon's own lookup is per role; `show` should not make the user say which).
+ */
+export function findTask(tasks: Task[], id: string): Task {
+  const exact = tasks.filter((t) => t.id === id);
+  if (exact.length === 1) return exact[0]!;
+  const hits = exact.length > 1 ? exact : id.length >= 4 ? tasks.filter((t) => t.id.startsWith(id)) : [];
+  if (hits.length === 1) return hits[0]!;
+  if (hits.length > 1)
+    throw new PilotError('NOT_FOUND', `task id ${id} is ambiguous (${hits.length} tasks)`, `give more of the id: ${hits.map((t) => short(t.id)).join(', ')}`);
+  throw new PilotError(
+    'NOT_FOUND',
+    `no task ${id}`,
+    id.length < 4 ? 'give the full id or at least 4 characters of it (pilotctl task list)' : 'see: pilotctl task list',
+  );
+}
+
+const withHostname = (t: Task, hostnameOf: HostnameOf): ListedTask => ({ ...t, peerHostname: hostnameOf(t.peer) });
 
 function taskChanged(out: OutputOptions, r: TaskChange, verb: string): void {
   ok(out, r, () => `task ${short(r.task.id)} ${verb}${r.notified ? '' : ' (the submitter is not reachable now: it is told later)'}`);
@@ -70,9 +120,14 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
           ok(out, r, () => `inbox cleared (${r.cleared} messages)`);
           return;
         }
-        const r = answerWith(await client().call('inbox'), 'messages');
+        const c = client();
+        const inbox = answerWith(await c.call('inbox'), 'messages');
+        const hostnameOf = await hostnameLookup(c);
+        const r = { ...inbox, messages: inbox.messages.map((m) => ({ ...m, fromHostname: hostnameOf(m.from) })) };
         ok(out, r, () =>
-          r.messages.length === 0 ? 'inbox empty' : r.messages.map((m) => `${time(m.receivedAt)}  ${m.from}  ${m.type}: ${m.data}`).join('\n'),
+          r.messages.length === 0
+            ? 'inbox empty'
+            : r.messages.map((m) => `${time(m.receivedAt)}  ${named(m.from, m.fromHostname)}  ${m.type}: ${m.data}`).join('\n'),
         );
       }),
     );
@@ -83,12 +138,12 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .description('send a file of any size to a peer (port 1001): verified by sha256, resumes a broken transfer')
     .action(
       run(async (_g, out, client, target: string, file: string) => {
-        const tty = !out.json && process.stdout.isTTY === true;
-        const r = await client().call('send_file', { target, path: path.resolve(file) }, (event, data) => {
-          if (!tty || event !== 'progress') return;
-          process.stdout.write(`\r${progressBar(data.sent, data.size)}`);
-        });
-        if (tty) process.stdout.write('\n');
+        const progress = sendFileProgress({ out, target, file });
+        const r = await progress.run(() =>
+          client().call('send_file', { target, path: path.resolve(file) }, (event, data) => {
+            if (event === 'progress') progress.update(data);
+          }),
+        );
         ok(
           out,
           r,
@@ -108,11 +163,14 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
           ok(out, r, () => `received files cleared (${r.cleared} files)`);
           return;
         }
-        const r = answerWith(await client().call('received'), 'files');
+        const c = client();
+        const list = answerWith(await c.call('received'), 'files');
+        const hostnameOf = await hostnameLookup(c);
+        const r = { ...list, files: list.files.map((f) => ({ ...f, fromHostname: hostnameOf(f.from) })) };
         ok(out, r, () =>
           r.files.length === 0
             ? `no files in ${r.dir}`
-            : r.files.map((f) => `${time(f.receivedAt)}  ${String(f.from ?? '-').padEnd(18)}  ${String(f.size).padStart(12)}  ${f.name}`).join('\n'),
+            : columns(r.files.map((f) => [time(f.receivedAt), named(f.from, f.fromHostname), String(f.size).padStart(12), f.name])),
         );
       }),
     );
@@ -166,12 +224,22 @@ export function registerServiceCommands(program: Command, run: RunWrapper): void
     .option('--type <type>', 'received or submitted')
     .action(
       run(async (_g, out, client, o: { type?: string }) => {
-        const r = await client().call('task_list', { ...(o.type ? { type: o.type } : {}) });
-        ok(out, r, () =>
-          r.tasks.length === 0
-            ? 'no tasks'
-            : ['ID        ROLE       STATUS     PEER                UPDATED              TASK', ...r.tasks.map(taskLine)].join('\n'),
-        );
+        const c = client();
+        const list = await c.call('task_list', { ...(o.type ? { type: o.type } : {}) });
+        const hostnameOf = await hostnameLookup(c);
+        const r = { ...list, tasks: list.tasks.map((t) => withHostname(t, hostnameOf)) };
+        ok(out, r, () => formatTaskList(r.tasks));
+      }),
+    );
+  task
+    .command('show <id>')
+    .description('one task in full: description, status history and results (id or a unique prefix of at least 4 characters)')
+    .action(
+      run(async (_g, out, client, id: string) => {
+        const c = client();
+        const t = findTask((await c.call('task_list')).tasks, id);
+        const r = { task: withHostname(t, await hostnameLookup(c)) };
+        ok(out, r, () => formatTask(r.task));
       }),
     );
   task
