@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
+import { configSocket, loadConfig, pilotHome, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
@@ -77,15 +77,18 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
     );
   }
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  saveConfig(home, cfg);
+  // The config goes to the daemon on stdin, not to config.json: the daemon saves it once it runs, so a
+  // refused or failed start (another node holds this home, a bad --listen) leaves the saved config alone.
   const logPath = path.join(home, 'pilot.log');
   const errFd = fs.openSync(logPath, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home], {
+  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home, '--config-stdin'], {
     detached: true,
-    stdio: ['ignore', 'pipe', errFd],
+    stdio: ['pipe', 'pipe', errFd],
     env: { ...process.env, PILOT_HOME: home },
   });
   fs.closeSync(errFd);
+  child.stdin!.on('error', () => {}); // a daemon that died at once: reported by 'exit' below
+  child.stdin!.end(JSON.stringify(cfg));
   progress(`starting daemon (pid ${child.pid})`);
   const dots = setInterval(() => progress('.'), 250);
   try {

@@ -23,6 +23,7 @@ import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
+import { HomeLock, type HolderKind } from './home-lock.ts';
 import { PortTable } from './ports.ts';
 import { describePath, type Path, type UplinkKind } from '../nat/path.ts';
 import { PathManager } from '../nat/path-manager.ts';
@@ -54,6 +55,10 @@ export interface DaemonOptions {
   home: string;
   config: DaemonConfig;
   logger: Logger;
+  /** Who holds the home's lock (src/daemon/home-lock.ts): a daemon process, or startNode() in an app. */
+  holder?: HolderKind;
+  /** The IPC socket this node serves, if any: named to a second node refused by the lock. */
+  socket?: string | undefined;
 }
 
 /** What the daemon tells the layers above it (built-in services, SDK event subscribers). */
@@ -102,6 +107,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     peerIsPublic: (a) => this.peers.byAddress(a)?.public === true,
   });
   private stopServices: Array<() => void> = [];
+  private lock: HomeLock | undefined;
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -175,10 +181,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.underlay?.kind ?? 'udp';
   }
 
+  /**
+   * Start a node on `opts.home`: takes the home's lock first (a second node with this identity is
+   * refused, DAEMON_RUNNING), and saves `opts.config` only once the node runs (a failed or refused
+   * start leaves config.json as it was).
+   */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const d = new Daemon(opts);
+    const lock = HomeLock.acquire(opts.home, { kind: opts.holder ?? 'daemon', socket: opts.socket });
+    let d: Daemon;
+    try {
+      d = new Daemon(opts);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    d.lock = lock;
     try {
       await d.init();
+      saveConfig(d.home, d.config);
     } catch (err) {
       await d.stop();
       throw err;
@@ -251,8 +271,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await underlay.chooseUplink();
     if (!this.config.serverKey) {
       const hello = await this.registry.hello();
+      // pinned from now on; saved with the rest of the config once the start succeeded (Daemon.start)
       this.config.serverKey = Buffer.from(hello.serverKey).toString('base64');
-      saveConfig(this.home, this.config);
     }
     await this.reg!.register();
 
@@ -495,5 +515,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.sessions?.destroy();
     this.registry?.close?.();
     await this.underlay?.closeSocket();
+    this.lock?.release(); // last: the identity is free for another node only once this one is silent
   }
 }

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { Daemon } from './daemon.ts';
-import { configSocket, loadConfig, pilotHome } from './config.ts';
+import { DaemonConfigSchema, configSocket, loadConfig, pilotHome, type DaemonConfig } from './config.ts';
 import { startIpcServer } from '../ipc/server.ts';
 import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, stdoutLogger } from '../util/logger.ts';
@@ -13,12 +13,19 @@ import { createDaemonMetrics } from './metrics.ts';
 import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.ts';
 import { formatHostPort } from '../util/hostport.ts';
 
+function configFromStdin(): DaemonConfig {
+  const parsed = DaemonConfigSchema.safeParse(JSON.parse(fs.readFileSync(0, 'utf8')));
+  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', `invalid config on stdin: ${parsed.error.message}`);
+  return parsed.data;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const homeIdx = args.indexOf('--home');
   const home = pilotHome(homeIdx >= 0 ? args[homeIdx + 1] : undefined);
   const toStdout = args.includes('--log-stdout');
-  const config = loadConfig(home);
+  // `pilotctl daemon start` hands over the merged config on stdin: it is saved only once this start succeeded.
+  const config = args.includes('--config-stdin') ? configFromStdin() : loadConfig(home);
   if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
   // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)
   const socket = configSocket(config, home, 'daemon');
@@ -26,7 +33,7 @@ async function main(): Promise<void> {
   const logPath = path.join(home, 'pilot.log');
   const log = toStdout ? stdoutLogger() : fileLogger(logPath);
   const metricsAt = config.metrics !== undefined ? parseMetricsAddress(config.metrics) : undefined;
-  const daemon = await Daemon.start({ home, config, logger: log });
+  const daemon = await Daemon.start({ home, config, logger: log, holder: 'daemon', socket });
   // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
   const metrics = metricsAt
     ? await startMetricsHttp(metricsAt, createDaemonMetrics(daemon), (err) => log.warn({ err }, 'metrics endpoint error')).catch(async (err: unknown) => {
