@@ -320,8 +320,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
       else this.paths.onInner(peerKey, plaintext, via);
     });
-    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer }) => {
+    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer; bootId: Buffer }) => {
       this.peers.adopt(info.address, info.publicKey);
+      const known = this.peers.get(peerKey);
+      if (known) this.peers.noteBoot(known, info.bootId.toString('hex'));
       this.log.info({ peer: formatAddress(info.address) }, 'session established');
       this.emit('peer-session', info.address); // SDK 'peer-up' (src/daemon/sdk-handlers.ts)
       this.paths.onSession(peerKey);
@@ -330,9 +332,17 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.sessions.on('peer-restarted', (peerKey: number) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
-      this.log.info({ peer: formatAddress(peer.address) }, 'peer restarted: resetting its streams');
+      // A boot id this key had shown before is no restart: the identity runs twice (a copy of its home on
+      // another machine), and the newest authenticated handshake wins, as in WireGuard. The copy we were
+      // talking to in between got our connection; the one back now still holds its state from before and
+      // would drop our fresh packets as duplicates (minutes of silence): it is told to start over too.
+      const boot = this.sessions.sessionInfo(peerKey)?.remoteBootId;
+      const again = boot !== null && boot !== undefined && this.peers.noteBoot(peer, boot);
+      this.log.info({ peer: formatAddress(peer.address) }, again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams');
       this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
       this.peers.renew(peer, 'peer restarted');
+      // After our message 2 and the new path (the session layer sends those once this event returns).
+      if (again) setImmediate(() => this.peers.get(peerKey)?.conn.restart('peer identity seen twice'));
     });
 
     this.sessions.on('handshake-failed', (peerKey: number) => {
