@@ -342,7 +342,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
       this.peers.renew(peer, 'peer restarted');
       // After our message 2 and the new path (the session layer sends those once this event returns).
-      if (again) setImmediate(() => this.peers.get(peerKey)?.conn.restart('peer identity seen twice'));
+      if (again)
+        setImmediate(() => {
+          const p = this.peers.get(peerKey);
+          if (p) this.peers.renew(p, 'peer identity seen twice', true);
+        });
     });
 
     this.sessions.on('handshake-failed', (peerKey: number) => {

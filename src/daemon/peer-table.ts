@@ -191,18 +191,18 @@ export class PeerTable {
    * send to it, as after a restart: a closed Connection sends nothing.
    */
   private revive(peer: Peer): Peer {
-    if (peer.conn.isClosed) peer.conn = this.newConnection(peer.address);
+    peer.conn.reopen(); // the same Connection: its packet numbers keep counting up (see renew)
     return peer;
   }
 
   /**
    * The peer's streams are reset (it restarted): fresh connection state, in the same Connection so its
-   * packet numbers keep counting up (Connection.reset). With `tellPeer` the peer is told too
+   * packet numbers keep counting up (Connection.reset; reopened if it was closed). With `tellPeer` the peer is told too
    * (Connection.restart), for a peer that did not restart but missed our reset.
    */
   renew(peer: Peer, reason: string, tellPeer = false): void {
-    if (peer.conn.isClosed) peer.conn = this.newConnection(peer.address);
-    else if (tellPeer) peer.conn.restart(reason);
+    peer.conn.reopen(); // closed by a copy of the peer that stopped: the other copy may still hold state
+    if (tellPeer) peer.conn.restart(reason);
     else peer.conn.reset(reason);
   }
 

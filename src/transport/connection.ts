@@ -207,6 +207,17 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     }
   }
 
+  /**
+   * A closed connection (our close(), or the peer's CONNECTION_CLOSE) made usable again with fresh state,
+   * as after reset(): packet numbers keep counting up, so a peer that still holds state from before
+   * (it never closed: another copy of its identity did) does not drop our packets as duplicates.
+   */
+  reopen(): void {
+    if (!this.closed) return;
+    this.closed = false;
+    this.reset('reopened');
+  }
+
   /** Tells the peer (CONNECTION_CLOSE, best effort) and errors every stream with CONNECTION_RESET. */
   close(): void {
     if (this.closed) return;

@@ -50,6 +50,13 @@ async function secondsUntilPing(from: Agent, to: string, budgetS: number): Promi
 test('a pair recovers within seconds after a copy of one identity ran and stopped', async (t) => {
   assert.ok(await ping(a, b.address), 'a -> b before the copy');
   assert.ok(await ping(b, a.address), 'b -> a before the copy');
+  // Some traffic first, as a pair that has been talking for a while: alpha's packet numbers toward beta
+  // climb well past what a fresh connection starts at (300 echo replies).
+  const busy = await b.ctl(['ping', a.address, '--count', '300', '--interval', '2ms', '--timeout', '2s'], 120_000);
+  assert.equal(busy.code, 0, busy.stderr);
+  // and streams both ways (stream ids in use on both sides)
+  assert.equal((await a.ctl(['send-message', b.address, '--data', 'before'])).code, 0);
+  assert.equal((await b.ctl(['send-message', a.address, '--data', 'before'])).code, 0);
   // A copy of beta's home in another directory: the lock does not stop it (two machines, one key).
   const copyHome = path.join(work, 'beta-copy');
   fs.mkdirSync(copyHome, { mode: 0o700 });
@@ -71,6 +78,12 @@ test('a pair recovers within seconds after a copy of one identity ran and stoppe
   const ab = await secondsUntilPing(a, b.address, 30);
   const ba = await secondsUntilPing(b, a.address, 30);
   t.diagnostic(`recovered after the copy stopped: alpha -> beta ${ab} s, then beta -> alpha ${ba} s`);
+  // streams too: both sides start their connection over (not only datagrams get through)
+  const m1 = await a.ctl(['send-message', b.address, '--data', 'after the copy'], 30_000);
+  assert.equal(m1.code, 0, m1.stderr);
+  const m2 = await b.ctl(['send-message', a.address, '--data', 'after the copy'], 30_000);
+  assert.equal(m2.code, 0, m2.stderr);
+  if (process.env.DUP_DEBUG) for (const x of [a, b]) t.diagnostic(`${x.name}: ${JSON.stringify(await x.ipc('stats'))} ${JSON.stringify(await x.ipc('peers'))}`);
   assert.ok(ab <= 5, `alpha -> beta recovered after ${ab} s`);
   assert.ok(ba <= 5, `beta -> alpha recovered after ${ba} s`);
 });
