@@ -338,7 +338,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // would drop our fresh packets as duplicates (minutes of silence): it is told to start over too.
       const boot = this.sessions.sessionInfo(peerKey)?.remoteBootId;
       const again = boot !== null && boot !== undefined && this.peers.noteBoot(peer, boot);
-      this.log.info({ peer: formatAddress(peer.address) }, again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams');
+      this.log.info(
+        { peer: formatAddress(peer.address) },
+        again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
+      );
       this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
       this.peers.renew(peer, 'peer restarted');
       // After our message 2 and the new path (the session layer sends those once this event returns).

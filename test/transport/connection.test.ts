@@ -430,6 +430,37 @@ test('restart(): a peer that missed our reset is told (past its duplicate filter
   closePair(p);
 });
 
+test('reopen(): a closed connection comes back with packet numbers counting up, so a peer that never closed accepts it', async () => {
+  const p = makePair();
+  const s = p.a.openStream(1, 1);
+  s.on('error', () => {});
+  const bGot = nextStream(p.b).then(readAll);
+  await writeRandom(s, 200_000, 64 * 1024, 11);
+  await withTimeout(bGot, 5000, 'first transfer');
+  await new Promise((r) => setTimeout(r, 50)); // nothing left in flight a -> b
+  // a is closed while b does not hear of it (another copy of b said goodbye): its CONNECTION_CLOSE is lost
+  const deliver = p.ab.deliver;
+  let drop = 1;
+  p.ab.deliver = (x) => {
+    if (drop-- > 0) return;
+    deliver(x);
+  };
+  p.a.close();
+  assert.equal(p.a.isClosed, true);
+  assert.equal(p.b.isClosed, false);
+  p.a.reopen();
+  assert.equal(p.a.isClosed, false);
+  const bReset = new Promise<void>((r) => p.b.once('reset', r));
+  p.a.restart('identity seen twice');
+  await withTimeout(bReset, 2000, 'b got the restart past its duplicate filter');
+  const s2 = p.a.openStream(2, 2);
+  s2.on('error', () => {});
+  const got = nextStream(p.b).then(readAll);
+  const sent = await writeRandom(s2, 100_000, 64 * 1024, 12);
+  assert.equal((await withTimeout(got, 5000, 'a -> b after reopen')).hash, sent);
+  closePair(p);
+});
+
 test('destroy() after end() still delivers everything; a reader that goes away stops the writer', async () => {
   const p = makePair();
   const s = p.a.openStream(3, 3);
