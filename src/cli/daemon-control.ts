@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configSocket, loadConfig, pilotHome, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
+import { HomeLock } from '../daemon/home-lock.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-http.ts';
@@ -76,6 +77,9 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       'stop it first: pilotctl daemon stop',
     );
   }
+  // Another node on this home (a daemon on another socket, an embedded startNode()): refused before a
+  // daemon process is spawned just to be refused by the lock (src/daemon/home-lock.ts).
+  HomeLock.refuseIfHeld(home);
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
   // The config goes to the daemon on stdin, not to config.json: the daemon saves it once it runs, so a
   // refused or failed start (another node holds this home, a bad --listen) leaves the saved config alone.

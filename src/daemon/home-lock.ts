@@ -170,6 +170,12 @@ export class HomeLock {
     return h !== undefined && holderAlive(file, h) ? h : undefined;
   }
 
+  /** Throw DAEMON_RUNNING naming the live holder of `home`'s lock, if any (a check before spawning a daemon; acquire() decides). */
+  static refuseIfHeld(home: string): void {
+    const h = HomeLock.holderOf(home);
+    if (h !== undefined) throw refusal(home, h);
+  }
+
   /** Take the lock of `home`, or throw DAEMON_RUNNING naming its live holder. A dead holder's lock is taken over. */
   static acquire(home: string, who: { kind: HolderKind; socket?: string | undefined }): HomeLock {
     fs.mkdirSync(home, { recursive: true, mode: 0o700 });

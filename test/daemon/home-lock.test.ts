@@ -52,7 +52,9 @@ test('a second holder is refused with the first one named; release frees the hom
   // another spelling of the same home is the same lock
   assert.throws(() => HomeLock.acquire(`${dir}/./`, { kind: 'daemon' }), refused(/pid/));
   assert.equal(HomeLock.holderOf(dir)?.pid, process.pid);
+  assert.throws(() => HomeLock.refuseIfHeld(dir), refused(/socket \/run\/x\/pilot\.sock/));
   a.release();
+  HomeLock.refuseIfHeld(dir); // free: no throw
   a.release(); // idempotent
   assert.equal(fs.existsSync(path.join(dir, LOCK_FILE)), false);
   assert.equal(HomeLock.holderOf(dir), undefined);
