@@ -105,3 +105,21 @@ test('the lock of a SIGKILLed daemon does not block its restart', async () => {
   assert.equal(k.address, address);
   await k.stop();
 });
+
+test('two daemon starts at once on one home: exactly one runs, the other is refused', async () => {
+  const x = new Agent('race', work);
+  const flags = ['--registry', rdv.addr, '--email', 'race@example.com', '--listen', '127.0.0.1:0'];
+  const s1 = path.join(work, 'race-1.sock');
+  const s2 = path.join(work, 'race-2.sock');
+  const [r1, r2] = await Promise.all([
+    x.ctl(['--socket', s1, 'daemon', 'start', '--socket', s1, ...flags]),
+    x.ctl(['--socket', s2, 'daemon', 'start', '--socket', s2, ...flags]),
+  ]);
+  const ok = [r1, r2].filter((r) => r.code === 0);
+  const refusedStarts = [r1, r2].filter((r) => r.code !== 0);
+  assert.equal(ok.length, 1, `${r1.stderr} ${r2.stderr}`);
+  assert.equal(refusedStarts[0]!.json?.code, 'DAEMON_RUNNING', refusedStarts[0]!.stderr);
+  const winner = r1.code === 0 ? s1 : s2;
+  assert.equal(JSON.parse(config(x.home)).socket, winner, 'the saved config is the running one');
+  await x.ctl(['--socket', winner, 'daemon', 'stop']);
+});
