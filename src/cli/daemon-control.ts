@@ -4,8 +4,9 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { configError, configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
+import { configError, configSocket, loadConfig, pilotHome, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
+import { HomeLock } from '../daemon/home-lock.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-http.ts';
@@ -97,16 +98,22 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       'stop it first: pilotctl daemon stop',
     );
   }
+  // Another node on this home (a daemon on another socket, an embedded startNode()): refused before a
+  // daemon process is spawned just to be refused by the lock (src/daemon/home-lock.ts).
+  HomeLock.refuseIfHeld(home);
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  saveConfig(home, cfg);
+  // The config goes to the daemon on stdin, not to config.json: the daemon saves it once it runs, so a
+  // refused or failed start (another node holds this home, a bad --listen) leaves the saved config alone.
   const logPath = path.join(home, 'pilot.log');
   const errFd = fs.openSync(logPath, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home], {
+  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home, '--config-stdin'], {
     detached: true,
-    stdio: ['ignore', 'pipe', errFd],
+    stdio: ['pipe', 'pipe', errFd],
     env: { ...process.env, PILOT_HOME: home },
   });
   fs.closeSync(errFd);
+  child.stdin!.on('error', () => {}); // a daemon that died at once: reported by 'exit' below
+  child.stdin!.end(JSON.stringify(cfg));
   progress(`starting daemon (pid ${child.pid})`);
   const dots = setInterval(() => progress('.'), 250);
   try {

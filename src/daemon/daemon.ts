@@ -23,6 +23,7 @@ import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
+import { HomeLock, type HolderKind } from './home-lock.ts';
 import { PortTable } from './ports.ts';
 import { describePath, type Path, type UplinkKind } from '../nat/path.ts';
 import { PathManager } from '../nat/path-manager.ts';
@@ -54,6 +55,10 @@ export interface DaemonOptions {
   home: string;
   config: DaemonConfig;
   logger: Logger;
+  /** Who holds the home's lock (src/daemon/home-lock.ts): a daemon process, or startNode() in an app. */
+  holder?: HolderKind;
+  /** The IPC socket this node serves, if any: named to a second node refused by the lock. */
+  socket?: string | undefined;
 }
 
 /** What the daemon tells the layers above it (built-in services, SDK event subscribers). */
@@ -102,6 +107,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     peerIsPublic: (a) => this.peers.byAddress(a)?.public === true,
   });
   private stopServices: Array<() => void> = [];
+  private lock: HomeLock | undefined;
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -175,10 +181,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.underlay?.kind ?? 'udp';
   }
 
+  /**
+   * Start a node on `opts.home`: takes the home's lock first (a second node with this identity is
+   * refused, DAEMON_RUNNING), and saves `opts.config` only once the node runs (a failed or refused
+   * start leaves config.json as it was).
+   */
   static async start(opts: DaemonOptions): Promise<Daemon> {
-    const d = new Daemon(opts);
+    const lock = HomeLock.acquire(opts.home, { kind: opts.holder ?? 'daemon', socket: opts.socket });
+    let d: Daemon;
+    try {
+      d = new Daemon(opts);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
+    d.lock = lock;
     try {
       await d.init();
+      saveConfig(d.home, d.config);
     } catch (err) {
       await d.stop();
       throw err;
@@ -251,8 +271,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await underlay.chooseUplink();
     if (!this.config.serverKey) {
       const hello = await this.registry.hello();
+      // pinned from now on; saved with the rest of the config once the start succeeded (Daemon.start)
       this.config.serverKey = Buffer.from(hello.serverKey).toString('base64');
-      saveConfig(this.home, this.config);
     }
     await this.reg!.register();
 
@@ -300,8 +320,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
       else this.paths.onInner(peerKey, plaintext, via);
     });
-    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer }) => {
+    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer; bootId: Buffer }) => {
       this.peers.adopt(info.address, info.publicKey);
+      const known = this.peers.get(peerKey);
+      if (known) this.peers.noteBoot(known, info.bootId.toString('hex'));
       this.log.info({ peer: formatAddress(info.address) }, 'session established');
       this.emit('peer-session', info.address); // SDK 'peer-up' (src/daemon/sdk-handlers.ts)
       this.paths.onSession(peerKey);
@@ -310,9 +332,24 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.sessions.on('peer-restarted', (peerKey: number) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
-      this.log.info({ peer: formatAddress(peer.address) }, 'peer restarted: resetting its streams');
+      // A boot id this key had shown before is no restart: the identity runs twice (a copy of its home on
+      // another machine), and the newest authenticated handshake wins, as in WireGuard. The copy we were
+      // talking to in between got our connection; the one back now still holds its state from before and
+      // would drop our fresh packets as duplicates (minutes of silence): it is told to start over too.
+      const boot = this.sessions.sessionInfo(peerKey)?.remoteBootId;
+      const again = boot !== null && boot !== undefined && this.peers.noteBoot(peer, boot);
+      this.log.info(
+        { peer: formatAddress(peer.address) },
+        again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
+      );
       this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
       this.peers.renew(peer, 'peer restarted');
+      // After our message 2 and the new path (the session layer sends those once this event returns).
+      if (again)
+        setImmediate(() => {
+          const p = this.peers.get(peerKey);
+          if (p) this.peers.renew(p, 'peer identity seen twice', true);
+        });
     });
 
     this.sessions.on('handshake-failed', (peerKey: number) => {
@@ -495,5 +532,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.sessions?.destroy();
     this.registry?.close?.();
     await this.underlay?.closeSocket();
+    this.lock?.release(); // last: the identity is free for another node only once this one is silent
   }
 }

@@ -3,7 +3,7 @@
 import path from 'node:path';
 import fs from 'node:fs';
 import { Daemon } from './daemon.ts';
-import { configSocket, loadConfig, pilotHome } from './config.ts';
+import { DaemonConfigSchema, configSocket, loadConfig, pilotHome, type DaemonConfig } from './config.ts';
 import { startIpcServer } from '../ipc/server.ts';
 import { ipcHandlers } from './ipc-handlers.ts';
 import { fileLogger, isJournal, stdoutLogger } from '../util/logger.ts';
@@ -13,6 +13,12 @@ import { parseMetricsAddress, startMetricsHttp } from '../metrics/metrics-http.t
 import { formatHostPort } from '../util/hostport.ts';
 import { importOptional } from '../util/optional-dep.ts';
 
+function configFromStdin(): DaemonConfig {
+  const parsed = DaemonConfigSchema.safeParse(JSON.parse(fs.readFileSync(0, 'utf8')));
+  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', `invalid config on stdin: ${parsed.error.message}`);
+  return parsed.data;
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const homeIdx = args.indexOf('--home');
@@ -20,7 +26,8 @@ async function main(): Promise<void> {
   // --log-stdout: for containers and supervisors that collect stdout. Under systemd ($JOURNAL_STREAM is our
   // stdout) the journal is the log: journald stamps, levels and rotates it, so no pilot.log of our own.
   const toStdout = args.includes('--log-stdout') || isJournal(1);
-  const config = loadConfig(home);
+  // `pilotctl daemon start` hands over the merged config on stdin: it is saved only once this start succeeded.
+  const config = args.includes('--config-stdin') ? configFromStdin() : loadConfig(home);
   if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
   // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)
   const socket = configSocket(config, home, 'daemon');
@@ -31,7 +38,7 @@ async function main(): Promise<void> {
   // prom-client is an optional peer dependency, loaded only for --metrics, and
   // before the daemon starts: a missing one fails fast with the npm command.
   const metricsModule = metricsAt ? await importOptional('prom-client', 'the Prometheus endpoint (--metrics)', () => import('./metrics.ts')) : undefined;
-  const daemon = await Daemon.start({ home, config, logger: log });
+  const daemon = await Daemon.start({ home, config, logger: log, holder: 'daemon', socket });
   // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
   const metrics =
     metricsAt && metricsModule

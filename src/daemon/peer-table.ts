@@ -22,6 +22,8 @@ import { PeerLimit } from './peer-limit.ts';
 
 export const RESOLVE_TTL_MS = 30_000;
 const MAX_CANDIDATES = 4;
+/** Boot ids remembered per peer (two copies of one identity flip between two). */
+const MAX_BOOTS = 4;
 /** Session plaintext = [inner type byte][transport packet]: room for encryption in place around it. */
 export const HEADROOM = DATA_HEADER_BYTES + 1;
 
@@ -36,6 +38,8 @@ export interface Peer {
   conn: Connection;
   resolvedAt: number;
   lastSeen: number;
+  /** Boot ids this key has shown us, newest last (a few): one seen before again = the identity runs twice. */
+  boots?: string[];
 }
 
 export interface PeerTableHost {
@@ -187,14 +191,29 @@ export class PeerTable {
    * send to it, as after a restart: a closed Connection sends nothing.
    */
   private revive(peer: Peer): Peer {
-    if (peer.conn.isClosed) peer.conn = this.newConnection(peer.address);
+    peer.conn.reopen(); // the same Connection: its packet numbers keep counting up (see renew)
     return peer;
   }
 
-  /** The peer's streams are reset (it restarted): a new Connection. */
-  renew(peer: Peer, reason: string): void {
-    peer.conn.reset(reason);
-    peer.conn = this.newConnection(peer.address);
+  /**
+   * The peer's streams are reset (it restarted): fresh connection state, in the same Connection so its
+   * packet numbers keep counting up (Connection.reset; reopened if it was closed). With `tellPeer` the peer is told too
+   * (Connection.restart), for a peer that did not restart but missed our reset.
+   */
+  renew(peer: Peer, reason: string, tellPeer = false): void {
+    peer.conn.reopen(); // closed by a copy of the peer that stopped: the other copy may still hold state
+    if (tellPeer) peer.conn.restart(reason);
+    else peer.conn.reset(reason);
+  }
+
+  /** Note a boot id of the peer's key; true if it was seen before (not a restart: a second copy of the identity). */
+  noteBoot(peer: Peer, boot: string): boolean {
+    const boots = (peer.boots ??= []);
+    const at = boots.indexOf(boot);
+    if (at >= 0) boots.splice(at, 1);
+    boots.push(boot);
+    if (boots.length > MAX_BOOTS) boots.shift();
+    return at >= 0;
   }
 
   /** The peer's path changed: its transport packets may grow (or must shrink) to what the path carries. */

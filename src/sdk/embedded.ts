@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Daemon } from '../daemon/daemon.ts';
-import { DaemonConfigSchema, configError, configSocket, loadConfig, saveConfig, type DaemonConfig } from '../daemon/config.ts';
+import { DaemonConfigSchema, configError, configSocket, loadConfig, type DaemonConfig } from '../daemon/config.ts';
 import { ipcHandlers } from '../daemon/ipc-handlers.ts';
 import { PipeResult, invoke, startIpcServer, type HandlerContext, type Handlers, type IpcServer } from '../ipc/server.ts';
 import { IpcClient, type AnyEventHandler, type ParamsArg } from '../ipc/client.ts';
@@ -85,9 +85,10 @@ export class EmbeddedBackend implements Backend {
     const config = buildConfig(opts);
     await refuseIfRunning(opts.home, configSocket(config, opts.home));
     fs.mkdirSync(opts.home, { recursive: true, mode: 0o700 });
-    saveConfig(opts.home, config);
     const logger = opts.logger === 'silent' ? silentLogger() : (opts.logger ?? fileLogger(path.join(opts.home, 'pilot.log')));
-    const daemon = await Daemon.start({ home: opts.home, config, logger });
+    // Daemon.start takes the home's lock (a running daemon or another startNode() on it: DAEMON_RUNNING)
+    // and saves the config only once the node runs.
+    const daemon = await Daemon.start({ home: opts.home, config, logger, holder: 'embedded', socket: opts.socket });
     const b = new EmbeddedBackend(daemon);
     if (opts.socket) {
       try {

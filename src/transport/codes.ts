@@ -21,6 +21,8 @@ export const AppCode = {
 export const CloseCode = {
   NoError: 0,
   ProtocolViolation: 1,
+  /** Not a close: "my state for you is gone, drop yours" (Connection.restart); the receiver resets in place. */
+  Restart: 2,
 } as const;
 
 /** Further PilotError codes that travel as themselves, as 16 + index (append only: the numbers are wire format). */

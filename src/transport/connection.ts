@@ -189,6 +189,35 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.emit('reset');
   }
 
+  /**
+   * Tell the peer its state for this connection is stale, and start over with it: both sides reset()
+   * (streams error, fresh state), and both keep counting packet numbers up, so neither duplicate filter
+   * drops the other's new packets and neither sees an ACK for a packet it never sent. The signal is a
+   * CONNECTION_CLOSE with code Restart (best effort) on the packet number where we are, above everything
+   * the peer saw from us. For a peer that missed our reset (src/daemon/daemon.ts: an identity that ran
+   * twice, one copy at a time talking to us).
+   */
+  restart(reason?: string): void {
+    if (this.closed) return;
+    this.reset(reason);
+    try {
+      this.sender.sendClose(CloseCode.Restart);
+    } catch {
+      // best effort
+    }
+  }
+
+  /**
+   * A closed connection (our close(), or the peer's CONNECTION_CLOSE) made usable again with fresh state,
+   * as after reset(): packet numbers keep counting up, so a peer that still holds state from before
+   * (it never closed: another copy of its identity did) does not drop our packets as duplicates.
+   */
+  reopen(): void {
+    if (!this.closed) return;
+    this.closed = false;
+    this.reset('reopened');
+  }
+
   /** Tells the peer (CONNECTION_CLOSE, best effort) and errors every stream with CONNECTION_RESET. */
   close(): void {
     if (this.closed) return;
@@ -303,7 +332,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           this.streams.get(f.id)?.onPeerBlocked();
           break;
         case Kind.ConnectionClose:
-          this.terminate(new PilotError('CONNECTION_RESET', 'the peer closed the connection'));
+          if (f.code === CloseCode.Restart) this.reset('the peer restarted the connection');
+          else this.terminate(new PilotError('CONNECTION_RESET', 'the peer closed the connection'));
           return;
         default:
           break; // PING: only elicits an ACK

@@ -400,6 +400,67 @@ test('reset() errors every stream with CONNECTION_RESET and the connection works
   assert.equal((await errorOf(late)).code, 'CONNECTION_RESET');
 });
 
+test('restart(): a peer that missed our reset is told (past its duplicate filter) and both start over, packet numbers still counting up', async () => {
+  const p = makePair();
+  // a stream both ways, so b's packet numbers and stream ids from a are well past zero
+  const s = p.a.openStream(1, 1);
+  s.on('error', () => {});
+  const bGot = nextStream(p.b).then(readAll);
+  await writeRandom(s, 200_000, 64 * 1024, 8);
+  await withTimeout(bGot, 5000, 'first transfer');
+  // a resets alone (it talked to another copy of b meanwhile): b still holds the old state
+  p.a.reset('peer restarted');
+  const bReset = new Promise<void>((r) => p.b.once('reset', r));
+  p.a.restart('identity seen twice');
+  await withTimeout(bReset, 2000, 'b told to start over');
+  assert.equal(p.a.isClosed, false);
+  assert.equal(p.b.isClosed, false, 'a restart is not a close');
+  // fresh state both ways: stream ids start over, transfers in both directions
+  const s2 = p.a.openStream(2, 2);
+  s2.on('error', () => {});
+  assert.equal(s2.id, 0, 'stream ids start over');
+  const got = nextStream(p.b).then(readAll);
+  const sent = await writeRandom(s2, 300_000, 64 * 1024, 9);
+  assert.equal((await withTimeout(got, 5000, 'a -> b')).hash, sent);
+  const back = p.b.openStream(3, 3);
+  back.on('error', () => {});
+  const aGot = nextStream(p.a).then(readAll);
+  const sentBack = await writeRandom(back, 300_000, 64 * 1024, 10);
+  assert.equal((await withTimeout(aGot, 5000, 'b -> a')).hash, sentBack);
+  closePair(p);
+});
+
+test('reopen(): a closed connection comes back with packet numbers counting up, so a peer that never closed accepts it', async () => {
+  const p = makePair();
+  const s = p.a.openStream(1, 1);
+  s.on('error', () => {});
+  const bGot = nextStream(p.b).then(readAll);
+  await writeRandom(s, 200_000, 64 * 1024, 11);
+  await withTimeout(bGot, 5000, 'first transfer');
+  await new Promise((r) => setTimeout(r, 50)); // nothing left in flight a -> b
+  // a is closed while b does not hear of it (another copy of b said goodbye): its CONNECTION_CLOSE is lost
+  const deliver = p.ab.deliver;
+  let drop = 1;
+  p.ab.deliver = (x) => {
+    if (drop-- > 0) return;
+    deliver(x);
+  };
+  p.a.close();
+  assert.equal(p.a.isClosed, true);
+  assert.equal(p.b.isClosed, false);
+  p.a.reopen();
+  assert.equal(p.a.isClosed, false);
+  const bReset = new Promise<void>((r) => p.b.once('reset', r));
+  p.a.restart('identity seen twice');
+  await withTimeout(bReset, 2000, 'b got the restart past its duplicate filter');
+  const s2 = p.a.openStream(2, 2);
+  s2.on('error', () => {});
+  const got = nextStream(p.b).then(readAll);
+  const sent = await writeRandom(s2, 100_000, 64 * 1024, 12);
+  assert.equal((await withTimeout(got, 5000, 'a -> b after reopen')).hash, sent);
+  closePair(p);
+});
+
 test('destroy() after end() still delivers everything; a reader that goes away stops the writer', async () => {
   const p = makePair();
   const s = p.a.openStream(3, 3);
