@@ -18,7 +18,7 @@ import type { Connection } from '../transport/connection.ts';
 import type { Stream } from '../transport/stream.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { PacketType } from '../wire/packet-types.ts';
-import { addressKey, formatAddress, parseAddress, type Address } from '../wire/address.ts';
+import { formatAddress, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
@@ -44,7 +44,7 @@ import { PeerTraffic } from './peer-traffic.ts';
 import { Underlay } from './underlay.ts';
 import { NetCheck } from './netcheck.ts';
 import { PeerTable, type Peer } from './peer-table.ts';
-import { TrustMirror, type TrustAnswer, type TrustPush } from './trust-mirror.ts';
+import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 
 export type { Peer } from './peer-table.ts';
 
@@ -91,7 +91,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private underlay: Underlay | undefined;
   private readonly net: NetCheck;
   private readonly peers: PeerTable;
-  private readonly mirror: TrustMirror;
+  /** Trust requests, approvals, rejections and revocations go through the registry here (trust-mirror.ts). */
+  readonly mirror: TrustMirror;
   private readonly traffic: PeerTraffic;
   private paths!: PathManager;
   private pathTimer: NodeJS.Timeout | undefined;
@@ -312,7 +313,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.info({ peer: peer ? formatAddress(peer.address) : peerKey, path: describePath(p, this.uplinkKind), reason }, 'peer path');
       if (peer) this.emit('peer-path', peer, reason); // for SDK event subscribers (src/daemon/sdk-handlers.ts)
     });
-    this.sessions.on('message', (peerKey: number, plaintext: Buffer, via: Path) => {
+    this.sessions.on('message', (peerKey, plaintext, via) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
       peer.lastSeen = Date.now();
@@ -320,39 +321,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
       else this.paths.onInner(peerKey, plaintext, via);
     });
-    this.sessions.on('session', (peerKey: number, info: { address: Address; publicKey: Buffer; bootId: Buffer }) => {
-      this.peers.adopt(info.address, info.publicKey);
-      const known = this.peers.get(peerKey);
-      if (known) this.peers.noteBoot(known, info.bootId.toString('hex'));
+    this.sessions.on('session', (peerKey, info) => {
+      this.peers.sessionUp(peerKey, info.address, info.publicKey, info.bootId);
       this.log.info({ peer: formatAddress(info.address) }, 'session established');
       this.emit('peer-session', info.address); // SDK 'peer-up' (src/daemon/sdk-handlers.ts)
       this.paths.onSession(peerKey);
     });
-    this.sessions.on('path', (peerKey: number, p: Path) => this.paths.onAuthenticated(peerKey, p));
-    this.sessions.on('peer-restarted', (peerKey: number) => {
-      const peer = this.peers.get(peerKey);
-      if (!peer) return;
-      // A boot id this key had shown before is no restart: the identity runs twice (a copy of its home on
-      // another machine), and the newest authenticated handshake wins, as in WireGuard. The copy we were
-      // talking to in between got our connection; the one back now still holds its state from before and
-      // would drop our fresh packets as duplicates (minutes of silence): it is told to start over too.
-      const boot = this.sessions.sessionInfo(peerKey)?.remoteBootId;
-      const again = boot !== null && boot !== undefined && this.peers.noteBoot(peer, boot);
-      this.log.info(
-        { peer: formatAddress(peer.address) },
-        again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
-      );
-      this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
-      this.peers.renew(peer, 'peer restarted');
-      // After our message 2 and the new path (the session layer sends those once this event returns).
-      if (again)
-        setImmediate(() => {
-          const p = this.peers.get(peerKey);
-          if (p) this.peers.renew(p, 'peer identity seen twice', true);
-        });
+    this.sessions.on('path', (peerKey, p) => this.paths.onAuthenticated(peerKey, p));
+    this.sessions.on('peer-restarted', (peerKey) => {
+      const peer = this.peers.restarted(peerKey, this.sessions.sessionInfo(peerKey)?.remoteBootId);
+      if (peer) this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
     });
 
-    this.sessions.on('handshake-failed', (peerKey: number) => {
+    this.sessions.on('handshake-failed', (peerKey) => {
       const peer = this.peers.get(peerKey);
       if (!peer) return;
       // The peer may have moved: ask the registry again next time.
@@ -370,7 +351,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.services = startBuiltinServices(this);
     this.stopServices.push(() => this.services?.stop());
 
-    this.trust.on('revoked', (peer: string) => this.dropPeer(peer));
+    this.trust.on('revoked', (peer) => {
+      const address = this.peers.forgetText(peer, 'trust revoked');
+      if (address) this.emit('peer-lost', address, 'trust revoked'); // SDK 'peer-down'
+    });
     this.trust.on('persist-error', (err: Error) => this.log.warn({ err: err.message }, 'trust.json not written (enforced from memory; retried)'));
     await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
 
@@ -392,35 +376,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   isTrusted(address: Address): boolean {
     return this.mirror.isTrusted(address);
-  }
-
-  trustRequest(target: string, reason?: string): Promise<TrustAnswer> {
-    return this.mirror.request(target, reason);
-  }
-
-  trustApprove(node: string): Promise<TrustAnswer> {
-    return this.mirror.approve(node);
-  }
-
-  trustReject(node: string, reason?: string): Promise<TrustAnswer> {
-    return this.mirror.reject(node, reason);
-  }
-
-  trustRevoke(node: string): Promise<TrustAnswer> {
-    return this.mirror.revoke(node);
-  }
-
-  /** Tear down everything we have with a peer (trust revoked). */
-  private dropPeer(peerText: string): void {
-    let key: number;
-    try {
-      key = addressKey(parseAddress(peerText));
-    } catch {
-      return;
-    }
-    this.peers.forget(key, 'trust revoked');
-    this.log.info({ peer: peerText }, 'trust revoked: session closed');
-    this.emit('peer-lost', parseAddress(peerText), 'trust revoked'); // SDK 'peer-down'
   }
 
   // ---------- registry (registration.ts) ----------

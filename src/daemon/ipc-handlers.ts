@@ -230,18 +230,18 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
     },
 
     // ---- trust ----
-    handshake: (p) => d.trustRequest(p.target, p.reason),
+    handshake: (p) => d.mirror.request(p.target, p.reason),
     pending: async () => {
       await d.syncTrust().catch(() => {});
       return { incoming: d.trust.listIncoming(), outgoing: d.trust.listOutgoing() };
     },
-    approve: (p) => d.trustApprove(p.node),
-    reject: (p) => d.trustReject(p.node, p.reason),
+    approve: (p) => d.mirror.approve(p.node),
+    reject: (p) => d.mirror.reject(p.node, p.reason),
     trust: async () => {
       await d.syncTrust().catch(() => {});
       return { trusted: d.trust.listTrusted() };
     },
-    untrust: (p) => d.trustRevoke(p.node),
+    untrust: (p) => d.mirror.revoke(p.node),
 
     // ---- raw stream pipes (SDK / tests) ----
     dial: async (p) => {

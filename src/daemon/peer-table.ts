@@ -5,7 +5,7 @@
 // bounded in number and forgotten when idle (peer-limit.ts).
 import { Connection } from '../transport/connection.ts';
 import type { CongestionAlgorithm } from '../transport/congestion.ts';
-import { addressKey, type Address } from '../wire/address.ts';
+import { addressKey, parseAddress, type Address } from '../wire/address.ts';
 import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
 import { DATA_HEADER_BYTES } from '../crypto/session.ts';
 import { TAG_BYTES } from '../crypto/aead.ts';
@@ -214,6 +214,51 @@ export class PeerTable {
     boots.push(boot);
     if (boots.length > MAX_BOOTS) boots.shift();
     return at >= 0;
+  }
+
+  /** Tear down everything we have with a peer given as text (trust revoked); its address, if it parses. */
+  forgetText(peerText: string, reason: string): Address | undefined {
+    let address: Address;
+    try {
+      address = parseAddress(peerText);
+    } catch {
+      return undefined;
+    }
+    this.forget(addressKey(address), reason);
+    this.host.log.info({ peer: peerText }, `${reason}: session closed`);
+    return address;
+  }
+
+  /** A session with this key is up (either side): the peer is known from now on, and its boot id noted. */
+  sessionUp(key: number, address: Address, publicKey: Buffer, bootId: Buffer): void {
+    this.adopt(address, publicKey);
+    const known = this.peers.get(key);
+    if (known) this.noteBoot(known, bootId.toString('hex'));
+  }
+
+  /**
+   * The peer's key came back with another boot id: its streams are reset. A boot id this key had
+   * shown before is no restart: the identity runs twice (a copy of its home on another machine),
+   * and the newest authenticated handshake wins, as in WireGuard. The copy we were talking to in
+   * between got our connection; the one back now still holds its state from before and would drop
+   * our fresh packets as duplicates (minutes of silence): it is told to start over too, on the next
+   * turn (after our message 2 and the new path, which the session layer sends once this returns).
+   */
+  restarted(key: number, remoteBoot: string | null | undefined): Peer | undefined {
+    const peer = this.peers.get(key);
+    if (!peer) return undefined;
+    const again = remoteBoot !== null && remoteBoot !== undefined && this.noteBoot(peer, remoteBoot);
+    this.host.log.info(
+      { peer: formatAddress(peer.address) },
+      again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
+    );
+    this.renew(peer, 'peer restarted');
+    if (again)
+      setImmediate(() => {
+        const p = this.peers.get(key);
+        if (p) this.renew(p, 'peer identity seen twice', true);
+      });
+    return peer;
   }
 
   /** The peer's path changed: its transport packets may grow (or must shrink) to what the path carries. */

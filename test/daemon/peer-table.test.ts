@@ -27,6 +27,7 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     log: [] as string[],
     candidates: new Map<number, HostPort[]>(),
     counters: { refusedUntrusted: 0, untrustedEvicted: 0 },
+    sent: 0,
   };
   const lookup = async (a: Address): Promise<ResolvedNode> => {
     s.lookups++;
@@ -52,7 +53,9 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
       const r = s.records.get(addressKey(a));
       return r?.publicKey.equals(k) ? r : undefined;
     },
-    sendInPlace: () => {},
+    sendInPlace: () => {
+      s.sent++;
+    },
     incomingStream: () => {},
     incomingDatagram: () => {},
     closeSession: (k) => s.log.push(`close-session ${k}`),
@@ -187,4 +190,38 @@ test('a closed connection is replaced when the peer is next used; adopt keeps a 
   assert.ok(peer.publicKey.equals(key(30)), 'adopt does not overwrite a known peer');
   table.adopt(makeAddress(1, 31), key(31));
   assert.equal(table.get(addressKey(makeAddress(1, 31)))?.hostname, undefined);
+});
+
+test('a boot id seen before is a duplicated identity: the peer is told to start over; a new one is a plain restart', async (t) => {
+  const { table, s } = rig();
+  t.after(() => table.close());
+  const b = makeAddress(1, 2);
+  const k = addressKey(b);
+  table.sessionUp(k, b, key(2), Buffer.from('boot-one'));
+  const peer = table.get(k)!;
+  let resets = 0;
+  peer.conn.on('reset', () => resets++);
+  const turn = (): Promise<void> => new Promise((r) => setTimeout(r, 5));
+  // A new boot id: the peer restarted; our streams are reset in place, nothing is sent to it.
+  assert.equal(table.restarted(k, Buffer.from('boot-two').toString('hex')), peer);
+  await turn();
+  assert.equal(resets, 1);
+  assert.equal(s.sent, 0);
+  // The first boot id again: a second copy of the identity; after this turn the peer is told to restart too.
+  table.restarted(k, Buffer.from('boot-one').toString('hex'));
+  assert.equal(s.sent, 0, 'told on the next turn, after our message 2');
+  await turn();
+  assert.ok(s.sent > 0, 'the restart signal went out');
+  assert.equal(table.restarted(addressKey(makeAddress(1, 9)), 'x'), undefined, 'an unknown key is ignored');
+});
+
+test('forgetText: a revoked peer given as text is torn down; junk text is ignored', (t) => {
+  const { table, s } = rig();
+  t.after(() => table.close());
+  const b = makeAddress(1, 2);
+  table.sessionUp(addressKey(b), b, key(2), Buffer.from('boot'));
+  assert.deepEqual(table.forgetText(formatAddress(b), 'trust revoked'), b);
+  assert.equal(table.get(addressKey(b)), undefined);
+  assert.ok(s.log.includes(`close-session ${addressKey(b)}`));
+  assert.equal(table.forgetText('not an address', 'trust revoked'), undefined);
 });
