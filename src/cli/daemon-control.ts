@@ -8,7 +8,7 @@ import { configSocket, loadConfig, pilotHome, saveConfig, DaemonConfigSchema, ty
 import { IpcClient } from '../ipc/client.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
-import { parseMetricsAddress } from '../metrics/metrics-http.ts';
+import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import type { NodeFlags } from './node-options.ts';
 
 const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
