@@ -11,7 +11,9 @@ import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import type { NodeFlags } from './node-options.ts';
 
-const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', 'main.ts');
+// main.ts next to this file in src/, main.js in the compiled dist/: the same extension as this module.
+const HERE = fileURLToPath(import.meta.url);
+const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
 /** Where a daemon looks for its rendezvous when nothing else says (pilot-rendezvous's default port, this host). */
 export const DEFAULT_REGISTRY = '127.0.0.1:9000';
