@@ -95,7 +95,10 @@ async function measure(e: Entry, rdv: Rendezvous, work: string): Promise<Figures
     const home = path.join(work, `${e.label}-d${i}`);
     const env = envOf(home);
     const host = `startup-${e.label}-${process.pid}-${i}`;
-    const r1 = mustRun([NODE, e.ctl, '--json', 'daemon', 'start', '--registry', rdv.addr, '--email', `${host}@example.com`, '--hostname', host, '--listen', '127.0.0.1:0'], env);
+    const r1 = mustRun(
+      [NODE, e.ctl, '--json', 'daemon', 'start', '--registry', rdv.addr, '--email', `${host}@example.com`, '--hostname', host, '--listen', '127.0.0.1:0'],
+      env,
+    );
     first.push(r1.ms);
     const pid = JSON.parse(r1.stdout.trim().split('\n').pop()!).data.pid as number;
     await sleep(2000); // idle: registered, NAT class known, first heartbeat scheduled
@@ -130,7 +133,15 @@ async function measure(e: Entry, rdv: Rendezvous, work: string): Promise<Figures
       if (into === sdkFirst) imp.push(j.importMs);
     }
   }
-  return { first: quantiles(first), restart: quantiles(restart), rss: quantiles(rss), info, sdkImport: quantiles(imp), sdkFirst: quantiles(sdkFirst), sdkAgain: quantiles(sdkAgain) };
+  return {
+    first: quantiles(first),
+    restart: quantiles(restart),
+    rss: quantiles(rss),
+    info,
+    sdkImport: quantiles(imp),
+    sdkFirst: quantiles(sdkFirst),
+    sdkAgain: quantiles(sdkAgain),
+  };
 }
 
 async function main(): Promise<void> {

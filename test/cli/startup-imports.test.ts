@@ -51,7 +51,22 @@ test('a daemon without --metrics or a WebSocket uplink loads neither prom-client
   const a = new Agent('alpha', work);
   const r = spawnSync(
     process.execPath,
-    ['--import', HOOK, CTL, '--json', 'daemon', 'start', '--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'imports-alpha', '--listen', '127.0.0.1:0'],
+    [
+      '--import',
+      HOOK,
+      CTL,
+      '--json',
+      'daemon',
+      'start',
+      '--registry',
+      rdv.addr,
+      '--email',
+      'a@example.com',
+      '--hostname',
+      'imports-alpha',
+      '--listen',
+      '127.0.0.1:0',
+    ],
     { env: { ...process.env, PILOT_RECORD_IMPORTS: dir, PILOT_HOME: a.home, PILOT_SOCKET: a.socket }, encoding: 'utf8' },
   );
   assert.equal(r.status, 0, r.stderr);
@@ -59,7 +74,13 @@ test('a daemon without --metrics or a WebSocket uplink loads neither prom-client
   await a.stop(); // the daemon writes its list on exit
   for (let i = 0; i < 100 && !fs.existsSync(path.join(dir, `${pid}.json`)); i++) await new Promise((res) => setTimeout(res, 50));
   const urls = recorded(dir).get(pid);
-  assert.ok(urls && urls.some((u) => u.endsWith('/daemon/daemon.ts')), 'the daemon recorded its imports');
-  assert.deepEqual(offenders(urls, ['prom-client', '@opentelemetry/api', 'ws', 'undici', 'better-sqlite3', 'pg', '@modelcontextprotocol/sdk', 'node:http']), []);
+  assert.ok(
+    urls?.some((u) => u.endsWith('/daemon/daemon.ts')),
+    'the daemon recorded its imports',
+  );
+  assert.deepEqual(
+    offenders(urls ?? [], ['prom-client', '@opentelemetry/api', 'ws', 'undici', 'better-sqlite3', 'pg', '@modelcontextprotocol/sdk', 'node:http']),
+    [],
+  );
   fs.rmSync(dir, { recursive: true, force: true });
 });
