@@ -2,6 +2,7 @@
 //  - stream throughput daemon->daemon on loopback vs raw TCP on loopback
 //  - ping RTT over the overlay vs a raw UDP echo
 //  - the micro-benchmarks of the layers (crypto, transport) if present
+//  - cold start and footprint (bench/startup.bench.ts: daemon start, idle RSS, pilotctl info, startNode())
 // Prints a Markdown table; with --write, replaces the "Latest run" block of BENCHMARKS.md.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -69,7 +70,7 @@ function summarize(v: number[]): { avg: number; p50: number; p99: number } {
 
 function runSub(file: string): string {
   if (!fs.existsSync(path.join(ROOT, file))) return '';
-  const r = spawnSync(process.execPath, [path.join(ROOT, file)], { encoding: 'utf8', timeout: 300_000 });
+  const r = spawnSync(process.execPath, [path.join(ROOT, file)], { encoding: 'utf8', timeout: 900_000 });
   return (r.stdout ?? '') + (r.status === 0 ? '' : `\n(${file} exited ${r.status}: ${r.stderr?.slice(-500)})`);
 }
 
@@ -117,6 +118,7 @@ async function main(): Promise<void> {
     'bench/latency.bench.ts',
     'bench/streams.bench.ts',
     'bench/scale.bench.ts',
+    'bench/startup.bench.ts',
   ].map((f) => {
     const out = runSub(f).trim();
     return out ? `\n${f}:\n\n\`\`\`\n${out}\n\`\`\`\n` : '';

@@ -9,14 +9,16 @@ import { IpcClient } from '../ipc/client.ts';
 import { HomeLock } from '../daemon/home-lock.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
-import { parseMetricsAddress } from '../metrics/metrics-http.ts';
+import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import type { NodeFlags } from './node-options.ts';
 
-// daemon/main.ts beside this file in a checkout, daemon/main.js in the compiled dist/ of a package.
-const DAEMON_MAIN = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'daemon', `main${path.extname(fileURLToPath(import.meta.url))}`);
+// main.ts next to this file in src/, main.js in the compiled dist/: the same extension as this module.
+const HERE = fileURLToPath(import.meta.url);
+const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
-/** Where a daemon looks for its rendezvous when nothing else says (pilot-rendezvous's default port, this host). */
-export const DEFAULT_REGISTRY = '127.0.0.1:9000';
+import { DEFAULT_REGISTRY } from '../daemon/config-file.ts';
+
+export { DEFAULT_REGISTRY };
 
 export type StartFlags = NodeFlags & { home?: string; socket?: string };
 

@@ -2,17 +2,13 @@
 import { Command, CommanderError, type Option } from 'commander';
 import type { IpcClient } from '../ipc/client.ts';
 import { CliClient } from './cli-client.ts';
-import { configSocket, loadConfig, pilotHome } from '../daemon/config.ts';
+import { configSocket, DEFAULT_REGISTRY, pilotHome, savedSocket } from '../daemon/config-file.ts';
 import { VERSION } from '../daemon/version.ts';
 import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
-import { DEFAULT_REGISTRY, startDaemon, stopDaemon } from './daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
-import { registerServiceCommands } from './commands/services.ts';
 import { registerStdioCommands } from './commands/stdio.ts';
-import { registerDaemonServiceCommands } from './commands/service.ts';
-import { registerConfigCommands } from './commands/config.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
 import { registerStatusCommand } from './commands/status.ts';
@@ -27,11 +23,40 @@ function resolveSocket(g: Globals): string {
   if (g.socket) return g.socket;
   if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
   const home = pilotHome(g.home);
-  try {
-    return configSocket(loadConfig(home), home);
-  } catch {
-    return configSocket(undefined, home); // an unreadable config: the default
+  // Only the socket field is read (no schema: zod is not loaded for this); an unreadable config gives the default.
+  return savedSocket(home) ?? configSocket(undefined, home);
+}
+
+type Register = (program: Command, run: RunWrapper) => void;
+
+/**
+ * Command modules that load zod (the IPC contract's and the config's schemas), the
+ * OS service writers and the like. `pilotctl info` and the other commands defined
+ * in this file do not need them, so they are imported only when the command line
+ * names none of this file's commands (and for help, context, unknown commands):
+ * issue 17, a CLI call in well under 150 ms. A command added to one of these
+ * modules needs no other change here.
+ */
+interface LazyCommands {
+  services: Register;
+  service: Register;
+  config: Register;
+}
+
+async function loadLazyCommands(): Promise<LazyCommands> {
+  const [services, service, config] = await Promise.all([import('./commands/services.ts'), import('./commands/service.ts'), import('./commands/config.ts')]);
+  return { services: services.registerServiceCommands, service: service.registerDaemonServiceCommands, config: config.registerConfigCommands };
+}
+
+/** The command word: the first argument that is not a global option (or an option's value). */
+function commandWord(argv: string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return argv[i + 1];
+    if (a === '--socket' || a === '--home') i++;
+    else if (!a.startsWith('-')) return a;
   }
+  return undefined;
 }
 
 let exitCode = 0;
@@ -57,7 +82,7 @@ const run: RunWrapper = (action: Action) => {
 
 const fmtMs = (v: unknown): string => (typeof v === 'number' ? `${v.toFixed(3)} ms` : '-');
 
-export function buildProgram(json = false): Command {
+export function buildProgram(json = false, lazy?: LazyCommands): Command {
   const program = new Command('pilotctl')
     .description('Pilot: a userspace overlay network for AI agents')
     .option('--json', 'machine-readable output')
@@ -84,6 +109,7 @@ export function buildProgram(json = false): Command {
         acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
         if (!out.json) process.stdout.write(t);
       };
+      const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (zod)
       const r = await startDaemon(
         {
           ...(g.home ? { home: g.home } : {}),
@@ -106,6 +132,7 @@ export function buildProgram(json = false): Command {
     .description('stop the daemon')
     .action(
       run(async (g, out) => {
+        const { stopDaemon } = await import('./daemon-control.ts');
         const r = await stopDaemon(resolveSocket(g));
         ok(out, r, () => `Daemon stopped (pid ${r.pid})`);
       }),
@@ -339,9 +366,9 @@ export function buildProgram(json = false): Command {
       }),
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
-  registerServiceCommands(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
-  registerDaemonServiceCommands(program, run); // service install|uninstall|status (systemd/launchd)
-  registerConfigCommands(program, run); // init, config [--set k=v]
+  lazy?.services(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
+  lazy?.service(program, run); // service install|uninstall|status (systemd/launchd)
+  lazy?.config(program, run); // init, config [--set k=v]
   registerUpdateCommand(program, run); // update (npm registry check)
   registerLogsCommand(program, run); // logs [-f] [-n N] [--level L]
   program
@@ -389,7 +416,10 @@ function listCommands(cmd: Command, prefix = ''): CommandInfo[] {
 
 export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
-  const program = buildProgram(json);
+  let program = buildProgram(json);
+  const word = commandWord(argv);
+  const own = word !== undefined && word !== 'context' && program.commands.some((c) => c.name() === word || c.aliases().includes(word));
+  if (!own || argv.includes('--help') || argv.includes('-h')) program = buildProgram(json, await loadLazyCommands());
   try {
     await program.parseAsync(argv, { from: 'user' });
   } catch (err) {

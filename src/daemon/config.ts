@@ -1,11 +1,14 @@
 // The daemon's saved configuration: $PILOT_HOME/config.json. The first start
 // needs --registry/--email; later starts read everything from here.
 import fs from 'node:fs';
-import path from 'node:path';
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
-import { LEGACY_SOCKET, MAX_SOCKET_PATH, clientSocketPath, defaultHome, defaultSocketPath } from '../ipc/socket-path.ts';
+import { LEGACY_SOCKET, MAX_SOCKET_PATH } from '../ipc/socket-path.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
+import { configPath } from './config-file.ts';
+
+// The schema-free half (paths, socket) lives in config-file.ts so pilotctl can use it without zod.
+export { configPath, configSocket, pilotHome } from './config-file.ts';
 
 export const DaemonConfigSchema = z.object({
   registry: z.string().min(1).max(300),
@@ -78,24 +81,6 @@ export function configError(issues: readonly z.core.$ZodIssue[], name: (field: s
     issues.map((i) => `${i.path.length ? name(String(i.path[0])) : 'config'}: ${i.message}`).join('; '),
     fields.map((f) => `${name(f)} takes ${EXPECTS[f as keyof DaemonConfig] ?? 'the value described in docs/CONFIG.md'}`).join('; '),
   );
-}
-
-export function pilotHome(explicit?: string): string {
-  return explicit ?? defaultHome();
-}
-
-/**
- * The socket of a daemon with this config and home: the saved one, else the
- * private default (a client also finds a daemon that listens in the home
- * because it runs without $XDG_RUNTIME_DIR, see clientSocketPath).
- */
-export function configSocket(cfg: DaemonConfig | undefined, home: string, role: 'daemon' | 'client' = 'client'): string {
-  if (cfg?.socket !== undefined) return cfg.socket;
-  return role === 'daemon' ? defaultSocketPath(home) : clientSocketPath(home);
-}
-
-export function configPath(home: string): string {
-  return path.join(home, 'config.json');
 }
 
 export function loadConfig(home: string): DaemonConfig | undefined {

@@ -6,7 +6,7 @@ import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
-import { parseHostPort, type HostPort } from '../util/hostport.ts';
+import type { HostPort } from '../util/hostport.ts';
 
 export interface MetricsHttp {
   host: string;
@@ -14,25 +14,9 @@ export interface MetricsHttp {
   close(): Promise<void>;
 }
 
-/** "9101" -> 127.0.0.1:9101; otherwise HOST:PORT with an explicit port. */
-export function parseMetricsAddress(text: string): HostPort {
-  const t = String(text).trim();
-  if (/^\d{1,5}$/.test(t)) return parseHostPort(`127.0.0.1:${t}`);
-  const hp = (() => {
-    try {
-      return parseHostPort(t);
-    } catch {
-      return undefined;
-    }
-  })();
-  if (!hp)
-    throw new PilotError(
-      'BAD_ARGUMENT',
-      `invalid metrics address ${JSON.stringify(text)}`,
-      'use HOST:PORT (e.g. 127.0.0.1:9101) or a bare port, which listens on 127.0.0.1',
-    );
-  return hp;
-}
+// Kept in its own module (no node:http, no prom-client) so pilotctl and the daemon can
+// check the address without loading the HTTP stack; re-exported here for callers.
+export { parseMetricsAddress } from './metrics-address.ts';
 
 export async function startMetricsHttp(addr: HostPort, registry: Registry, onError: (err: unknown) => void = () => {}): Promise<MetricsHttp> {
   const server = http.createServer((req, res) => {

@@ -2,11 +2,23 @@
 // binary message = one packet. Framing, masking and the handshake are the `ws`
 // library's; a ping every keepaliveMs finds a dead path (no pong by the next
 // ping = gone), which TCP alone would notice only after minutes.
-import WebSocket from 'ws';
+import { createRequire } from 'node:module';
+import type WebSocketT from 'ws';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
+
+// `ws` (and the node:http stack under it) is loaded on the first WebSocket
+// uplink, not when the daemon starts: most daemons never use one (issue 17,
+// start-up cost). ws is CommonJS, and its ESM entry re-exports this very
+// module, so require() gives the same instance an `import` would.
+let wsClass: typeof WebSocketT | undefined;
+function loadWs(): typeof WebSocketT {
+  wsClass ??= createRequire(import.meta.url)('ws') as typeof WebSocketT;
+  return wsClass;
+}
 
 export function openWebSocketConn(o: ConnOptions & { path: string }, h: ConnHandlers): Conn {
   const host = o.host.includes(':') ? `[${o.host}]` : o.host;
+  const WebSocket = loadWs();
   const ws = new WebSocket(`ws://${host}:${o.port}${o.path}`, {
     handshakeTimeout: o.connectTimeoutMs,
     maxPayload: o.maxPacket,

@@ -7,7 +7,7 @@ import { configError, configPath, DaemonConfigSchema, loadConfig, pilotHome, sav
 import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
 import { parseHostPort } from '../../util/hostport.ts';
-import { parseMetricsAddress } from '../../metrics/metrics-http.ts';
+import { parseMetricsAddress } from '../../metrics/metrics-address.ts';
 import { DEFAULT_REGISTRY } from '../daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok } from '../output.ts';
