@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { pilotHome } from '../../daemon/config.ts';
+import { pilotHome } from '../../daemon/config-file.ts';
 import { PilotError } from '../../util/errors.ts';
 import { formatLogLine } from '../../util/log-format.ts';
 import { LOG_LEVELS, rotatedPaths } from '../../util/logger.ts';
