@@ -6,7 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { configError, configSocket, loadConfig, pilotHome, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
-import { HomeLock } from '../daemon/home-lock.ts';
+import { HomeLock, pidAlive } from '../daemon/home-lock.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-address.ts';
@@ -175,14 +175,7 @@ export async function stopDaemon(socket: string): Promise<{ pid: number }> {
   try {
     const r = await c.call('stop');
     // Wait until the process is gone so a following start does not race it.
-    for (let i = 0; i < 100; i++) {
-      try {
-        process.kill(r.pid, 0);
-      } catch {
-        break;
-      }
-      await new Promise((res) => setTimeout(res, 50));
-    }
+    for (let i = 0; i < 100 && pidAlive(r.pid); i++) await new Promise((res) => setTimeout(res, 50));
     return r;
   } finally {
     c.close();

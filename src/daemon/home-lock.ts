@@ -66,10 +66,20 @@ function startTime(pid: number): string | undefined {
   return fields[19];
 }
 
-function pidAlive(pid: number): boolean {
+/** Field 3 of /proc/PID/stat: R, S, D … or Z (a zombie: exited, not yet reaped by its parent). */
+function procState(pid: number): string | undefined {
+  const stat = readProc(`/proc/${pid}/stat`);
+  return stat === undefined ? undefined : stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+}
+
+/** Is `pid` a running process (a zombie is not: it has exited and holds nothing)? */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+    // kill(0) succeeds on a zombie: a SIGKILLed daemon whose parent (PID 1 of a container that does not
+    // reap) has not collected it yet. It holds nothing any more.
+    const state = procState(pid);
+    return state !== 'Z' && state !== 'X';
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // it exists, under another user
   }

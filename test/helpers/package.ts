@@ -2,6 +2,7 @@
 // dist/), installed with the machine's own npm into a clean HOME. Shared by the
 // global-install test and the SDK package-consumer test, so packing lives here.
 import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,9 @@ export const SYSTEM_PATH = (process.env.PATH ?? '')
 export const USER_PATH = `${userNodeDir()}:${SYSTEM_PATH}`;
 
 function userNodeDir(): string {
-  const dir = path.join(os.tmpdir(), `pilot-test-user-node-${process.version}`);
+  // One directory per Node binary: a link left by a run from another checkout must not be reused.
+  const tag = crypto.createHash('sha256').update(process.execPath).digest('hex').slice(0, 12);
+  const dir = path.join(os.tmpdir(), `pilot-test-user-node-${process.version}-${tag}`);
   const link = path.join(dir, 'node');
   fs.mkdirSync(dir, { recursive: true });
   try {
