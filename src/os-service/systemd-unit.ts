@@ -33,11 +33,12 @@ export function renderSystemdUnit(o: UnitOptions): string {
     '',
     '[Service]',
     'Type=simple',
-    `ExecStart=${o.argv.map((w) => quoteWord(w)).join(' ')}`,
+    // --log-stdout: the unit says where the log goes, not only $JOURNAL_STREAM (which the daemon also reads).
+    `ExecStart=${[...o.argv, ...(o.argv.includes('--log-stdout') ? [] : ['--log-stdout'])].map((w) => quoteWord(w)).join(' ')}`,
     `Environment=${quoteWord(`PILOT_HOME=${o.home}`, false)}`,
     ...(o.scope === 'system' ? [`User=${o.user}`] : []),
-    // The journal gets the daemon's log: seeing $JOURNAL_STREAM name its stdout, the daemon logs there (not to
-    // pilot.log) as `<N>message` lines whose prefix journald turns into the level (journalctl -p warning).
+    // The journal gets the daemon's log (not pilot.log): seeing $JOURNAL_STREAM name its stdout, the daemon
+    // writes `<N>message` lines whose prefix journald turns into the level (journalctl -p warning).
     'StandardOutput=journal',
     'SyslogIdentifier=pilot-daemon',
     'Restart=on-failure',

@@ -90,7 +90,7 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const execStart = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(' ');
     // The user's node (the one on PATH that ran pilotctl) and the compiled entry: no second Node, no loader flags.
     assert.equal(execStart[0], fs.realpathSync(process.execPath));
-    assert.deepEqual(execStart.slice(1), [path.join(pkgDir, 'dist', 'daemon', 'main.js'), '--home', pilotHome]);
+    assert.deepEqual(execStart.slice(1), [path.join(pkgDir, 'dist', 'daemon', 'main.js'), '--home', pilotHome, '--log-stdout']);
     assert.match(unitText, new RegExp(`^Environment=PILOT_HOME=${pilotHome}$`, 'm'));
 
     // 3. Run ExecStart in the foreground as systemd would (no systemd here).
@@ -98,11 +98,13 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const ready = await new Promise<{ ready: boolean; address: string }>((resolve, reject) => {
       let buf = '';
       const timer = setTimeout(() => reject(new Error('unit daemon not ready in 20 s')), 20_000);
+      // --log-stdout: the log records share stdout with the ready line (the journal takes both)
       unitDaemon!.stdout!.on('data', (c: Buffer) => {
         buf += c.toString();
-        if (buf.includes('\n')) {
+        const line = buf.split('\n').find((l) => l.startsWith('{"ready"'));
+        if (line) {
           clearTimeout(timer);
-          resolve(JSON.parse(buf.slice(0, buf.indexOf('\n'))));
+          resolve(JSON.parse(line));
         }
       });
       unitDaemon!.once('exit', (code) => reject(new Error(`unit daemon exited ${code}`)));

@@ -40,7 +40,7 @@ test('systemd user unit: exact content', () => {
       '',
       '[Service]',
       'Type=simple',
-      'ExecStart=/opt/node/bin/node /opt/pilot/src/daemon/main.ts --home /home/a/.pilot',
+      'ExecStart=/opt/node/bin/node /opt/pilot/src/daemon/main.ts --home /home/a/.pilot --log-stdout',
       'Environment=PILOT_HOME=/home/a/.pilot',
       'StandardOutput=journal',
       'SyslogIdentifier=pilot-daemon',
@@ -61,7 +61,7 @@ test('systemd system unit: User= and multi-user.target', () => {
   assert.match(unit, /^User=bob$/m);
   assert.match(unit, /^WantedBy=multi-user\.target$/m);
   assert.match(unit, /^Restart=on-failure$/m);
-  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/m\.ts$/m);
+  assert.match(unit, /^ExecStart=\/usr\/bin\/node \/m\.ts --log-stdout$/m);
   assert.equal(systemdUnitPath('system'), '/etc/systemd/system/pilot-daemon.service');
   assert.throws(() => renderSystemdUnit({ argv: ['/n'], home: '/h', scope: 'system' }));
 });
@@ -74,7 +74,7 @@ test('systemd quoting: spaces, quotes, % and $ survive systemd parsing', () => {
   assert.equal(quoteWord('$HOME'), '"$$HOME"');
   assert.equal(quoteWord('$HOME', false), '"$HOME"');
   const unit = renderSystemdUnit({ argv: ['/n', '/My Home/m.ts'], home: '/My Home/.pilot', scope: 'user' });
-  assert.match(unit, /^ExecStart=\/n "\/My Home\/m\.ts"$/m);
+  assert.match(unit, /^ExecStart=\/n "\/My Home\/m\.ts" --log-stdout$/m);
   assert.match(unit, /^Environment="PILOT_HOME=\/My Home\/\.pilot"$/m);
 });
 
