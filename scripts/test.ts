@@ -122,8 +122,9 @@ function runFiles(files: string[], concurrency: number, env: NodeJS.ProcessEnv =
 async function main(): Promise<void> {
   // Every test spawns daemons, pilotctl and rendezvous processes from src/: with Node's compile
   // cache (type-stripped source and V8 code, keyed by content) each start after the first skips
-  // that work: `pilotctl info` from source 0.2-0.3 s -> 0.1 s. Children inherit it by env.
-  process.env.NODE_COMPILE_CACHE ??= join(tmpdir(), 'pilot-test-compile-cache');
+  // that work: `pilotctl info` from source 0.2-0.3 s -> 0.1 s. Children inherit it by env. It lives
+  // in this checkout (node_modules/.cache), not in a shared /tmp where another user could plant code.
+  process.env.NODE_COMPILE_CACHE ??= resolve('node_modules', '.cache', 'pilot-compile-cache');
   const args = process.argv.slice(2);
   const tierArg = args.indexOf('--tier');
   const onlyTier = tierArg >= 0 ? (args[tierArg + 1] as Tier | undefined) : undefined;

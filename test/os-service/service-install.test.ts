@@ -36,7 +36,7 @@ test('service install/status/uninstall: user unit in a clean HOME', {
     assert.match(d.message, /systemd is not running on this machine: wrote .*pilot-daemon\.service/);
     assert.deepEqual(d.steps, []);
     const text = fs.readFileSync(unit, 'utf8');
-    assert.match(text, new RegExp(`^ExecStart=${NODE} ${DAEMON_MAIN} --home ${home}/\\.pilot$`, 'm'));
+    assert.match(text, new RegExp(`^ExecStart=${NODE} ${DAEMON_MAIN} --home ${home}/\\.pilot --log-stdout$`, 'm'));
     assert.match(text, new RegExp(`^Environment=PILOT_HOME=${home}/\\.pilot$`, 'm'));
     assert.match(text, /^Restart=on-failure$/m);
 
@@ -89,7 +89,7 @@ test('system unit: written to the unit directory with User=, removed again', () 
     assert.equal(r.path, path.join(dir, 'pilot-daemon.service'));
     assert.match(text, /^User=pilot$/m);
     assert.match(text, /^Environment=PILOT_HOME=\/srv\/pilot$/m);
-    assert.match(text, /--home \/srv\/pilot$/m);
+    assert.match(text, /--home \/srv\/pilot --log-stdout$/m);
     assert.match(text, /^WantedBy=multi-user\.target$/m);
     uninstallService({ home: '/srv/pilot', scope: 'system', kind: 'systemd', systemDir: dir, init: 'none' });
     assert.equal(fs.existsSync(r.path), false);
