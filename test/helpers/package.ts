@@ -40,8 +40,13 @@ function userNodeDir(): string {
  * npm settings for a clean HOME, on a supported Node (USER_PATH). The npm cache
  * lives outside it and is kept between runs: only the first run downloads the deps.
  */
+/** What npm needs from the machine to reach a registry: proxies and extra CA certificates (a TLS-inspecting proxy). */
+const NETWORK_ENV = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'npm_config_cafile', 'npm_config_registry'];
+
 export function npmEnv(home: string): NodeJS.ProcessEnv {
+  const passed = Object.fromEntries(NETWORK_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));
   return {
+    ...passed,
     HOME: home,
     PATH: USER_PATH,
     npm_config_userconfig: path.join(home, '.npmrc'),
