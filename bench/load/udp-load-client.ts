@@ -6,7 +6,7 @@
 // and its result schema, as RegistryClient does. Unanswered requests are
 // retransmitted byte-identically (the server answers those from its cache).
 import dgram from 'node:dgram';
-import type { z } from 'zod';
+import * as v from 'valibot';
 import { buildRequest, openServerMessage } from '../../src/registry/envelope.ts';
 import type { Identity } from '../../src/crypto/identity.ts';
 
@@ -25,7 +25,7 @@ interface Pending {
   t0: number;
   lastSend: number;
   attempts: number;
-  schema: z.ZodType;
+  schema: v.GenericSchema;
   resolve: (a: Answer) => void;
 }
 
@@ -62,7 +62,13 @@ export class UdpLoadClient {
     return s;
   }
 
-  request<S extends z.ZodType>(id: Identity, sock: dgram.Socket, method: string, params: Record<string, unknown>, schema: S): Promise<Answer<z.infer<S>>> {
+  request<S extends v.GenericSchema>(
+    id: Identity,
+    sock: dgram.Socket,
+    method: string,
+    params: Record<string, unknown>,
+    schema: S,
+  ): Promise<Answer<v.InferOutput<S>>> {
     const req = buildRequest(id, this.opts.serverKey, method, params);
     return new Promise((resolve) => {
       const now = performance.now();
@@ -102,8 +108,8 @@ export class UdpLoadClient {
     this.counters.answers++;
     const ms = performance.now() - p.t0;
     if (!s.ok) return p.resolve({ ok: false, code: s.error.code, ms });
-    const r = p.schema.safeParse(s.result);
-    p.resolve(r.success ? { ok: true, result: r.data, ms } : { ok: false, code: 'BAD_RESULT', ms });
+    const r = v.safeParse(p.schema, s.result);
+    p.resolve(r.success ? { ok: true, result: r.output, ms } : { ok: false, code: 'BAD_RESULT', ms });
   }
 
   private retransmit(): void {

@@ -41,12 +41,12 @@ export class CliClient extends IpcClient {
 }
 
 async function checkParams(method: string, params: object): Promise<void> {
-  const { PARAMS, isMethod } = await import('../ipc/api.ts');
+  const [{ PARAMS, isMethod }, v] = await Promise.all([import('../ipc/api.ts'), import('valibot')]);
   if (!isMethod(method)) return; // the daemon answers BAD_REQUEST for it
-  const parsed = PARAMS[method].safeParse(params);
+  const parsed = v.safeParse(PARAMS[method], params);
   if (!parsed.success) {
     const { paramsError } = await import('../ipc/api-fields.ts');
-    throw paramsError(parsed.error);
+    throw paramsError(parsed.issues);
   }
   // The daemon's own syntax check of a target (BAD_ADDRESS), made here first; the
   // network of a bare node id does not matter to the syntax.

@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as v from 'valibot';
 import { configError, configSocket, loadConfig, pilotHome, DaemonConfigSchema, type DaemonConfig } from '../daemon/config.ts';
 import { IpcClient } from '../ipc/client.ts';
 import { HomeLock, pidAlive } from '../daemon/home-lock.ts';
@@ -63,7 +64,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   if (f.beacon) parseHostPort(f.beacon, 9000);
   if (f.metrics) parseMetricsAddress(f.metrics);
   const changedServer = saved !== undefined && saved.registry !== registry;
-  const parsed = DaemonConfigSchema.safeParse({
+  const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),
     registry,
     email,
@@ -80,9 +81,9 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(changedServer ? { serverKey: undefined } : {}),
   });
   if (!parsed.success) {
-    throw configError(parsed.error.issues, (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+    throw configError(parsed.issues, (f) => `--${f.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
   }
-  return parsed.data;
+  return parsed.output;
 }
 
 export async function startDaemon(f: StartFlags, progress: (text: string) => void): Promise<StartResult> {

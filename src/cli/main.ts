@@ -23,14 +23,14 @@ function resolveSocket(g: Globals): string {
   if (g.socket) return g.socket;
   if (process.env.PILOT_SOCKET) return process.env.PILOT_SOCKET;
   const home = pilotHome(g.home);
-  // Only the socket field is read (no schema: zod is not loaded for this); an unreadable config gives the default.
+  // Only the socket field is read (no schema: the schema library is not loaded for this); an unreadable config gives the default.
   return savedSocket(home) ?? configSocket(undefined, home);
 }
 
 type Register = (program: Command, run: RunWrapper) => void;
 
 /**
- * Command modules that load zod (the IPC contract's and the config's schemas), the
+ * Command modules that load the schemas (the IPC contract's and the config's, valibot), the
  * OS service writers and the like. `pilotctl info` and the other commands defined
  * in this file do not need them, so they are imported only when the command line
  * names none of this file's commands (and for help, context, unknown commands):
@@ -109,7 +109,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
         acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
         if (!out.json) process.stdout.write(t);
       };
-      const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (zod)
+      const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (valibot)
       const r = await startDaemon(
         {
           ...(g.home ? { home: g.home } : {}),

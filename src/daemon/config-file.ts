@@ -1,5 +1,5 @@
 // Where the daemon's config lives and which socket it names, without the schema:
-// pilotctl resolves the socket on every call and must not load zod for that
+// pilotctl resolves the socket on every call and must not load the schema library for that
 // (issue 17, CLI start-up). The schema and loadConfig/saveConfig are config.ts.
 import fs from 'node:fs';
 import path from 'node:path';

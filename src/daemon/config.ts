@@ -1,62 +1,71 @@
 // The daemon's saved configuration: $PILOT_HOME/config.json. The first start
 // needs --registry/--email; later starts read everything from here.
 import fs from 'node:fs';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
+import { int, issuesText, withMessages, type Issue } from '../util/schema.ts';
 import { LEGACY_SOCKET, MAX_SOCKET_PATH } from '../ipc/socket-path.ts';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
 import { configPath } from './config-file.ts';
 
-// The schema-free half (paths, socket) lives in config-file.ts so pilotctl can use it without zod.
+// The schema-free half (paths, socket) lives in config-file.ts so pilotctl can use it without the schema library.
 export { configPath, configSocket, pilotHome } from './config-file.ts';
 
-export const DaemonConfigSchema = z.object({
-  registry: z.string().min(1).max(300),
-  beacon: z.string().min(1).max(300).optional(),
-  email: z.string().email().max(254),
-  hostname: z.string().max(63).optional(),
-  public: z.boolean().default(false),
-  /** The IPC socket; absent = the private default (configSocket). */
-  socket: z.string().min(1).max(MAX_SOCKET_PATH).optional(),
-  /** UDP listen address of the daemon's single socket (port 0 = any). */
-  listen: z.string().default('0.0.0.0:0'),
-  /**
-   * How to reach the rendezvous: auto = UDP, falling back to TCP then WebSocket
-   * (same port) when UDP gets no answer; or force one.
-   */
-  uplink: z.enum(['auto', 'udp', 'tcp', 'websocket']).default('auto'),
-  /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
-  cc: z.enum(['cubic', 'newreno']).optional(),
-  /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
-  metrics: z.string().min(1).max(300).optional(),
-  /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
-  invite: z.string().min(1).max(128).optional(),
-  /** Handshake (message 1) budgets, per second: all sources together, the rate that turns on cookies, one source. See docs/CONFIG.md. */
-  handshakeRate: z.coerce.number().int().min(1).max(100_000).optional(),
-  handshakeLoadRate: z.coerce.number().int().min(1).max(100_000).optional(),
-  handshakeSourceRate: z.coerce.number().int().min(1).max(100_000).optional(),
-  /** Untrusted peers idle this long are forgotten (ms; issue 15 hole 7). */
-  untrustedIdleMs: z.coerce.number().int().min(100).max(86_400_000).optional(),
-  /** Untrusted peers kept at once; a newcomer evicts the least recently active one. */
-  maxUntrustedPeers: z.coerce.number().int().min(1).max(1_000_000).optional(),
-  /** Probe bytes toward addresses that have not answered yet, per peer per 30 s (hole 3). */
-  probeBudgetPeer: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(1 << 30)
-    .optional(),
-  /** The same for the whole daemon. */
-  probeBudgetTotal: z.coerce
-    .number()
-    .int()
-    .min(0)
-    .max(1 << 30)
-    .optional(),
-  /** Registry server key pinned on first contact (base64). */
-  serverKey: z.string().optional(),
-});
-export type DaemonConfig = z.infer<typeof DaemonConfigSchema>;
+/**
+ * An email address, by the pattern the config has always taken (it admits
+ * o'brien@example.com, which valibot's own email() would refuse).
+ */
+const EMAIL = /^(?:[A-Za-z0-9_'+-]+\.)*[A-Za-z0-9_'+-]*[A-Za-z0-9_+-]@(?:[A-Za-z0-9][A-Za-z0-9-]*\.)+[A-Za-z]{2,}$/;
+
+/** Text of 1..max characters. */
+const text = (max: number) => v.pipe(v.string(), v.minLength(1), v.maxLength(max));
+
+/**
+ * An optional whole number in min..max, also given as decimal text: `pilotctl
+ * config --set` passes every value as text. Number() reads it, so ' 500 ' is 500
+ * and 'abc' is refused as NaN.
+ */
+const count = (min: number, max: number) => v.optional(v.pipe(v.union([v.number(), v.string()]), v.transform(Number), int(min, max)));
+
+export const DaemonConfigSchema = withMessages(
+  v.object({
+    registry: text(300),
+    beacon: v.optional(text(300)),
+    email: v.pipe(v.string(), v.regex(EMAIL, 'Invalid email address'), v.maxLength(254)),
+    hostname: v.optional(v.pipe(v.string(), v.maxLength(63))),
+    public: v.optional(v.boolean(), false),
+    /** The IPC socket; absent = the private default (configSocket). */
+    socket: v.optional(text(MAX_SOCKET_PATH)),
+    /** UDP listen address of the daemon's single socket (port 0 = any). */
+    listen: v.optional(v.string(), '0.0.0.0:0'),
+    /**
+     * How to reach the rendezvous: auto = UDP, falling back to TCP then WebSocket
+     * (same port) when UDP gets no answer; or force one.
+     */
+    uplink: v.optional(v.picklist(['auto', 'udp', 'tcp', 'websocket']), 'auto'),
+    /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
+    cc: v.optional(v.picklist(['cubic', 'newreno'])),
+    /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
+    metrics: v.optional(text(300)),
+    /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
+    invite: v.optional(text(128)),
+    /** Handshake (message 1) budgets, per second: all sources together, the rate that turns on cookies, one source. See docs/CONFIG.md. */
+    handshakeRate: count(1, 100_000),
+    handshakeLoadRate: count(1, 100_000),
+    handshakeSourceRate: count(1, 100_000),
+    /** Untrusted peers idle this long are forgotten (ms; issue 15 hole 7). */
+    untrustedIdleMs: count(100, 86_400_000),
+    /** Untrusted peers kept at once; a newcomer evicts the least recently active one. */
+    maxUntrustedPeers: count(1, 1_000_000),
+    /** Probe bytes toward addresses that have not answered yet, per peer per 30 s (hole 3). */
+    probeBudgetPeer: count(0, 1 << 30),
+    /** The same for the whole daemon. */
+    probeBudgetTotal: count(0, 1 << 30),
+    /** Registry server key pinned on first contact (base64). */
+    serverKey: v.optional(v.string()),
+  }),
+);
+export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>;
 
 /** What each field takes, for hints: the hint names the field that failed, not a fixed guess. */
 const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
@@ -73,12 +82,13 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
 };
 
-/** A zod failure of DaemonConfigSchema as one error; `name` turns a field into how the user set it (--uplink, or uplink). */
-export function configError(issues: readonly z.core.$ZodIssue[], name: (field: string) => string = (f) => f): PilotError {
-  const fields = [...new Set(issues.map((i) => String(i.path[0] ?? 'config')))];
+/** A failed check of DaemonConfigSchema as one error; `name` turns a field into how the user set it (--uplink, or uplink). */
+export function configError(issues: readonly Issue[], name: (field: string) => string = (f) => f): PilotError {
+  const field = (i: Issue): string | undefined => (i.path ? String(i.path[0].key) : undefined);
+  const fields = [...new Set(issues.map((i) => field(i) ?? 'config'))];
   return new PilotError(
     'BAD_ARGUMENT',
-    issues.map((i) => `${i.path.length ? name(String(i.path[0])) : 'config'}: ${i.message}`).join('; '),
+    issues.map((i) => `${field(i) === undefined ? 'config' : name(field(i)!)}: ${i.message}`).join('; '),
     fields.map((f) => `${name(f)} takes ${EXPECTS[f as keyof DaemonConfig] ?? 'the value described in docs/CONFIG.md'}`).join('; '),
   );
 }
@@ -95,15 +105,9 @@ export function loadConfig(home: string): DaemonConfig | undefined {
   // Old versions saved their default /tmp/pilot.sock (world-writable /tmp: squattable) into
   // every config: such a config moves to the private default on its next start.
   if (typeof raw === 'object' && raw !== null && (raw as { socket?: unknown }).socket === LEGACY_SOCKET) delete (raw as { socket?: unknown }).socket;
-  const parsed = DaemonConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new PilotError(
-      'BAD_ARGUMENT',
-      `invalid config ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
-      'fix or delete the file',
-    );
-  }
-  return parsed.data;
+  const parsed = v.safeParse(DaemonConfigSchema, raw);
+  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', `invalid config ${p}: ${issuesText(parsed.issues)}`, 'fix or delete the file');
+  return parsed.output;
 }
 
 export function saveConfig(home: string, cfg: DaemonConfig): void {

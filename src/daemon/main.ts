@@ -2,6 +2,7 @@
 // `pilotctl daemon start` spawns this detached; it can also run under systemd.
 import path from 'node:path';
 import fs from 'node:fs';
+import * as v from 'valibot';
 import { Daemon } from './daemon.ts';
 import { DaemonConfigSchema, configSocket, loadConfig, pilotHome, type DaemonConfig } from './config.ts';
 import { startIpcServer } from '../ipc/server.ts';
@@ -12,11 +13,12 @@ import { formatAddress } from '../wire/address.ts';
 import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import { formatHostPort } from '../util/hostport.ts';
 import { importOptional } from '../util/optional-dep.ts';
+import { issuesText } from '../util/schema.ts';
 
 function configFromStdin(): DaemonConfig {
-  const parsed = DaemonConfigSchema.safeParse(JSON.parse(fs.readFileSync(0, 'utf8')));
-  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', `invalid config on stdin: ${parsed.error.message}`);
-  return parsed.data;
+  const parsed = v.safeParse(DaemonConfigSchema, JSON.parse(fs.readFileSync(0, 'utf8')));
+  if (!parsed.success) throw new PilotError('BAD_ARGUMENT', `invalid config on stdin: ${issuesText(parsed.issues)}`);
+  return parsed.output;
 }
 
 async function main(): Promise<void> {

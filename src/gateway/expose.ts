@@ -4,8 +4,9 @@
 // $PILOT_HOME/expose.json and restored when the daemon starts.
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { asPilotError, PilotError } from '../util/errors.ts';
+import { int } from '../util/schema.ts';
 import { formatHostPort, parseHostPort } from '../util/hostport.ts';
 import { formatAddress, type Address } from '../wire/address.ts';
 import type { OverlayHost } from './host.ts';
@@ -14,11 +15,11 @@ import { splice } from './splice.ts';
 
 export const EXPOSE_FILE = 'expose.json';
 
-const StateSchema = z.object({
-  version: z.literal(1),
-  exposes: z.array(z.object({ port: z.number().int().min(0).max(65535), target: z.string() })),
+const StateSchema = v.object({
+  version: v.literal(1),
+  exposes: v.array(v.object({ port: int(0, 65535), target: v.string() })),
 });
-type State = z.infer<typeof StateSchema>;
+type State = v.InferOutput<typeof StateSchema>;
 
 interface Entry {
   port: number;

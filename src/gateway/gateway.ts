@@ -4,8 +4,9 @@
 // addresses. State lives in the daemon and in $PILOT_HOME/gateway.json, so
 // mappings come back after a daemon restart.
 import net from 'node:net';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { asPilotError, PilotError } from '../util/errors.ts';
+import { int } from '../util/schema.ts';
 import type { OverlayHost } from './host.ts';
 import { ensureLocal, isLocalAddress, removeAlias } from './loopback-alias.ts';
 import { LocalPeers } from './local-peer.ts';
@@ -17,14 +18,14 @@ import { DEFAULT_SUBNET, NO_ROOT_SUBNET, hostAddresses, inSubnet, ipToInt, parse
 
 export const GATEWAY_FILE = 'gateway.json';
 
-const PortMapSchema = z.object({ local: z.number().int().min(1).max(65535), virtual: z.number().int().min(0).max(65535) });
-const StateSchema = z.object({
-  version: z.literal(1),
-  subnet: z.string().nullable(),
-  ports: z.array(PortMapSchema),
-  mappings: z.array(z.object({ ip: z.string(), target: z.string(), ports: z.array(PortMapSchema).min(1), alias: z.boolean() })),
+const PortMapSchema = v.object({ local: int(1, 65535), virtual: int(0, 65535) });
+const StateSchema = v.object({
+  version: v.literal(1),
+  subnet: v.nullable(v.string()),
+  ports: v.array(PortMapSchema),
+  mappings: v.array(v.object({ ip: v.string(), target: v.string(), ports: v.pipe(v.array(PortMapSchema), v.minLength(1)), alias: v.boolean() })),
 });
-type State = z.infer<typeof StateSchema>;
+type State = v.InferOutput<typeof StateSchema>;
 
 /** Auto-allocation skips addresses that turn out to be busy, up to this many. */
 const MAX_TRIES = 16;

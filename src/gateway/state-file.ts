@@ -2,16 +2,17 @@
 // apart from config.json: written atomically, owner-only (0600).
 import fs from 'node:fs';
 import path from 'node:path';
-import type { z } from 'zod';
+import * as v from 'valibot';
 import { writeJsonAtomic } from '../util/atomic-file.ts';
+import { issuesText, withMessages } from '../util/schema.ts';
 
-export function readState<T>(home: string, name: string, schema: z.ZodType<T>, empty: T): { state: T; error?: string } {
+export function readState<T>(home: string, name: string, schema: v.GenericSchema<unknown, T>, empty: T): { state: T; error?: string } {
   const p = path.join(home, name);
   if (!fs.existsSync(p)) return { state: empty };
   try {
-    const parsed = schema.safeParse(JSON.parse(fs.readFileSync(p, 'utf8')));
-    if (parsed.success) return { state: parsed.data };
-    return { state: empty, error: `invalid ${p}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}` };
+    const parsed = v.safeParse(withMessages(schema), JSON.parse(fs.readFileSync(p, 'utf8')));
+    if (parsed.success) return { state: parsed.output };
+    return { state: empty, error: `invalid ${p}: ${issuesText(parsed.issues)}` };
   } catch (err) {
     return { state: empty, error: `cannot read ${p}: ${(err as Error).message}` };
   }

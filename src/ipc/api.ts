@@ -7,9 +7,9 @@
 // Bounds and messages are those the handlers checked by hand before (see
 // api-fields.ts): a request is JSON from the socket's owner, but still checked.
 import path from 'node:path';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
-import { flag, loose, num, oneOf, optNum, optStr, port, refuseUnless, str, strictNum, text } from './api-fields.ts';
+import { flag, loose, num, oneOf, optNum, optStr, port, refuseUnless, required, str, strictNum, text } from './api-fields.ts';
 import type * as T from './api-types.ts';
 
 export type * from './api-types.ts';
@@ -21,13 +21,19 @@ export { MAX_EVENT_DATA };
 /** Largest message body as sent over IPC (base64 of a 64 MiB message fits). */
 export const MAX_MESSAGE_PARAM = 96 * 1024 * 1024;
 
-const none = z.object({});
+const none = v.object({});
 const TASK_ID = 64;
 
 const gatewayPorts = {
   /** A port spec ("80", "8080:80,443"); parsed by the gateway. */
-  ports: loose<string | number | null>().transform((v) => (v === undefined || v === null ? undefined : String(v))),
-  portOffset: loose<number | string | null>().transform((v) => (v === undefined || v === null ? 0 : Number(v))),
+  ports: v.pipe(
+    loose<string | number | null>(),
+    v.transform((x) => (x === undefined || x === null ? undefined : String(x))),
+  ),
+  portOffset: v.pipe(
+    loose<number | string | null>(),
+    v.transform((x) => (x === undefined || x === null ? 0 : Number(x))),
+  ),
 };
 
 /** Params schema per method. Object keys are in the order the handlers used to check them (the first bad one is reported). */
@@ -36,17 +42,17 @@ export const PARAMS = {
   info: none,
   status: none,
   stop: none,
-  set_hostname: z.object({ hostname: str() }),
+  set_hostname: v.object({ hostname: str() }),
   clear_hostname: none,
-  set_visibility: z.object({ public: flag() }),
-  find: z.object({ target: str() }),
+  set_visibility: v.object({ public: flag() }),
+  find: v.object({ target: str() }),
   peers: none,
   stats: none,
 
   // ---- datagrams, streams, measurements ----
-  ping: z.object({ target: str(), count: num(4, 1, 10000), intervalMs: num(1000, 0, 60000), timeoutMs: num(3000, 10, 60000) }),
-  connect: z.object({ target: str(), port: port(1000), message: optStr(), timeoutMs: num(5000, 10, 600000) }),
-  send: z.object({
+  ping: v.object({ target: str(), count: num(4, 1, 10000), intervalMs: num(1000, 0, 60000), timeoutMs: num(3000, 10, 60000) }),
+  connect: v.object({ target: str(), port: port(1000), message: optStr(), timeoutMs: num(5000, 10, 600000) }),
+  send: v.object({
     target: str(),
     port: port(),
     data: str(),
@@ -55,99 +61,109 @@ export const PARAMS = {
     srcPort: optNum(0, 65535),
   }),
   /** count 0 = until the timeout or the client leaves; timeoutMs 0 = none. */
-  recv: z.object({ port: port(), count: num(1, 0, 1e9), timeoutMs: num(0, 0, 86400000) }),
-  bench: z.object({ target: str(), sizeMb: num(10, 0.001, 4096) }),
+  recv: v.object({ port: port(), count: num(1, 0, 1e9), timeoutMs: num(0, 0, 86400000) }),
+  bench: v.object({ target: str(), sizeMb: num(10, 0.001, 4096) }),
 
   // ---- trust ----
-  handshake: z.object({
-    reason: optStr().transform(refuseUnless((r: string | undefined) => r === undefined || r.length <= 256, 'reason is limited to 256 characters')),
+  handshake: v.object({
+    reason: v.pipe(
+      optStr(),
+      refuseUnless((r: string | undefined) => r === undefined || r.length <= 256, 'reason is limited to 256 characters'),
+    ),
     target: str(),
   }),
   pending: none,
-  approve: z.object({ node: str() }),
-  reject: z.object({ node: str(), reason: optStr() }),
+  approve: v.object({ node: str() }),
+  reject: v.object({ node: str(), reason: optStr() }),
   trust: none,
-  untrust: z.object({ node: str() }),
+  untrust: v.object({ node: str() }),
 
   // ---- raw stream pipes (pilotctl, tests) ----
-  dial: z.object({ target: str(), port: port() }),
-  listen: z.object({ port: port() }),
-  accept: z.object({ id: str() }),
+  dial: v.object({ target: str(), port: port() }),
+  listen: v.object({ port: port() }),
+  accept: v.object({ id: str() }),
 
   // ---- the SDK (src/daemon/sdk-handlers.ts) ----
-  sdk_dial: z.object({ port: port(), target: text(), timeoutMs: strictNum(10_000, 10, 600_000) }),
-  sdk_accept: z.object({ id: text() }),
-  sdk_pipe_error: z.object({ pipe: text() }),
+  sdk_dial: v.object({ port: port(), target: text(), timeoutMs: strictNum(10_000, 10, 600_000) }),
+  sdk_accept: v.object({ id: text() }),
+  sdk_pipe_error: v.object({ pipe: text() }),
   /** code and message are the application's: a bad one falls back to a default. */
-  sdk_reset: z.object({ pipe: text(), code: loose<string>(), message: loose<string>() }),
-  sdk_cancel: z.object({ token: text() }),
-  sdk_listen: z.object({ port: port() }),
-  sdk_recv: z.object({ port: port() }),
+  sdk_reset: v.object({ pipe: text(), code: loose<string>(), message: loose<string>() }),
+  sdk_cancel: v.object({ token: text() }),
+  sdk_listen: v.object({ port: port() }),
+  sdk_recv: v.object({ port: port() }),
   events: none,
 
   // ---- gateway, expose ----
-  gateway_start: z.object({
-    targets: z
-      .custom<string[]>()
-      .transform(
-        refuseUnless(
-          (t: string[]) => Array.isArray(t) && t.length > 0 && t.length <= 256 && t.every((x: unknown) => typeof x === 'string'),
-          'give at least one target (address or hostname)',
-          'e.g. pilotctl gateway start --ports 80 0:0000.0000.037D',
-        ),
-      ),
+  gateway_start: v.object({
+    targets: required<string[]>(
+      (t) => Array.isArray(t) && t.length > 0 && t.length <= 256 && t.every((x: unknown) => typeof x === 'string'),
+      'give at least one target (address or hostname)',
+      'e.g. pilotctl gateway start --ports 80 0:0000.0000.037D',
+    ),
     ...gatewayPorts,
     subnet: optStr(1000),
   }),
-  gateway_map: z.object({ ...gatewayPorts, ip: optStr(1000), target: str(1000) }),
-  gateway_unmap: z.object({ ip: str(1000) }),
+  gateway_map: v.object({ ...gatewayPorts, ip: optStr(1000), target: str(1000) }),
+  gateway_unmap: v.object({ ip: str(1000) }),
   gateway_list: none,
   gateway_stop: none,
-  expose: z.object({ port: port(), target: str(1000) }),
+  expose: v.object({ port: port(), target: str(1000) }),
   expose_list: none,
-  expose_remove: z.object({ port: port() }),
+  expose_remove: v.object({ port: port() }),
 
   // ---- built-in services ----
   /** count 0 = until the timeout or the client leaves (lines are then only streamed). */
-  stdio_recv: z.object({ from: optStr(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
+  stdio_recv: v.object({ from: optStr(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
   stdio_status: none,
-  send_message: z.object({
+  send_message: v.object({
     target: str(),
-    type: oneOf(['text', 'json', 'binary'] as const, (t) => `unknown message type ${JSON.stringify(t)}`, 'use --type text, json or binary').transform(
-      (t) => t ?? 'text',
+    type: v.pipe(
+      oneOf(['text', 'json', 'binary'] as const, (t) => `unknown message type ${JSON.stringify(t)}`, 'use --type text, json or binary'),
+      v.transform((t) => t ?? 'text'),
     ),
     /** text or json as UTF-8, binary as base64 (the handler checks those). */
     data: str(MAX_MESSAGE_PARAM),
   }),
-  inbox: z.object({ clear: flag() }),
-  send_file: z.object({
+  inbox: v.object({ clear: flag() }),
+  send_file: v.object({
     target: str(),
-    path: str(4096).transform(refuseUnless((p: string) => path.isAbsolute(p), 'path must be absolute (pilotctl resolves it)')),
+    path: v.pipe(
+      str(4096),
+      refuseUnless((p: string) => path.isAbsolute(p), 'path must be absolute (pilotctl resolves it)'),
+    ),
   }),
-  received: z.object({ clear: flag() }),
-  publish: z.object({ target: str(), topic: str(256), data: optStr(MAX_EVENT_DATA).transform((d) => d ?? '') }),
+  received: v.object({ clear: flag() }),
+  publish: v.object({
+    target: str(),
+    topic: str(256),
+    data: v.pipe(
+      optStr(MAX_EVENT_DATA),
+      v.transform((d) => d ?? ''),
+    ),
+  }),
   /** topic is a pattern (the broker checks it); count 0 = until the timeout or the client leaves. */
-  subscribe: z.object({ target: str(), topic: str(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
+  subscribe: v.object({ target: str(), topic: str(256), count: num(0, 0, 1e9), timeoutMs: num(0, 0, 86_400_000) }),
   pubsub_status: none,
-  task_submit: z.object({ target: str(), description: str(1 << 20) }),
-  task_list: z.object({ type: oneOf(['received', 'submitted'] as const, () => '--type must be received or submitted') }),
-  task_accept: z.object({ id: str(TASK_ID) }),
-  task_decline: z.object({ id: str(TASK_ID), reason: optStr(1024) }),
+  task_submit: v.object({ target: str(), description: str(1 << 20) }),
+  task_list: v.object({ type: oneOf(['received', 'submitted'] as const, () => '--type must be received or submitted') }),
+  task_accept: v.object({ id: str(TASK_ID) }),
+  task_decline: v.object({ id: str(TASK_ID), reason: optStr(1024) }),
   /** No id: the oldest accepted task. */
-  task_execute: z.object({ id: optStr(TASK_ID) }),
-  task_send_results: z.object({ id: str(TASK_ID), results: str(4 << 20) }),
-  set_webhook: z.object({ url: str(4096) }),
+  task_execute: v.object({ id: optStr(TASK_ID) }),
+  task_send_results: v.object({ id: str(TASK_ID), results: str(4 << 20) }),
+  set_webhook: v.object({ url: str(4096) }),
   clear_webhook: none,
   webhook_status: none,
-} satisfies Record<string, z.ZodType<Record<string, unknown>>>;
+} satisfies Record<string, v.GenericSchema<Record<string, unknown>, Record<string, unknown>>>;
 
 export type Method = keyof typeof PARAMS;
 export const METHODS = Object.keys(PARAMS) as Method[];
 
 /** What a handler gets: params checked, defaults filled in. */
-export type ParamsOf<M extends Method> = z.output<(typeof PARAMS)[M]>;
+export type ParamsOf<M extends Method> = v.InferOutput<(typeof PARAMS)[M]>;
 /** What a caller sends: defaults may be left out. */
-export type ParamsIn<M extends Method> = z.input<(typeof PARAMS)[M]>;
+export type ParamsIn<M extends Method> = v.InferInput<(typeof PARAMS)[M]>;
 
 /** Is `method` one of the contract's? */
 export function isMethod(method: string): method is Method {

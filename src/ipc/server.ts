@@ -6,6 +6,7 @@
 import net from 'node:net';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
+import * as v from 'valibot';
 import { PilotError, asPilotError } from '../util/errors.ts';
 import { LineReader } from './line-reader.ts';
 import { prepareListenPath } from './socket-guard.ts';
@@ -46,12 +47,12 @@ export type Handlers = { [M in Method]: Handler<M> };
  */
 export async function invoke(handlers: Handlers, method: string, raw: unknown, ctx: HandlerContext): Promise<unknown> {
   if (!isMethod(method)) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`, 'see: pilotctl context');
-  const parsed = PARAMS[method].safeParse(raw ?? {});
-  if (!parsed.success) throw paramsError(parsed.error);
+  const parsed = v.safeParse(PARAMS[method], raw ?? {});
+  if (!parsed.success) throw paramsError(parsed.issues);
   // The table pairs each method with its handler and schema; indexing both by a
   // method union loses that pairing, so the call goes through the widest type.
   const handler = handlers[method] as (params: unknown, ctx: HandlerContext) => unknown;
-  return handler(parsed.data, ctx);
+  return handler(parsed.output, ctx);
 }
 
 export interface IpcServer {

@@ -10,7 +10,7 @@
 // restarted server) makes us re-sign the request with the new cookie and send
 // it at once: one extra round trip, only then.
 import { EventEmitter } from 'node:events';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError, type ErrorCode } from '../util/errors.ts';
 import { buildHello, buildRequest, decodeCookieReply, openServerMessage, type BuiltRequest } from './envelope.ts';
 import {
@@ -51,12 +51,12 @@ export interface RegistryClientOptions {
   now?: () => number;
 }
 
-export type RegisterResultT = z.infer<typeof RegisterResult>;
-export type HeartbeatResultT = z.infer<typeof HeartbeatResult>;
-export type HostnameResultT = z.infer<typeof HostnameResult>;
-export type VisibilityResultT = z.infer<typeof VisibilityResult>;
-export type ResolveResultT = z.infer<typeof ResolveResult>;
-export type TrustRequestResultT = z.infer<typeof TrustRequestResult>;
+export type RegisterResultT = v.InferOutput<typeof RegisterResult>;
+export type HeartbeatResultT = v.InferOutput<typeof HeartbeatResult>;
+export type HostnameResultT = v.InferOutput<typeof HostnameResult>;
+export type VisibilityResultT = v.InferOutput<typeof VisibilityResult>;
+export type ResolveResultT = v.InferOutput<typeof ResolveResult>;
+export type TrustRequestResultT = v.InferOutput<typeof TrustRequestResult>;
 export interface TrustPendingResultT {
   incoming: { from: string; hostname: string | null; reason: string | null; created: number }[];
   outgoing: { to: string; hostname: string | null; reason: string | null; created: number }[];
@@ -77,12 +77,12 @@ interface Pending {
   cookieRetries: number;
   /** Re-signed once after STALE_REQUEST, with the clock offset that answer taught us. */
   skewRetried: boolean;
-  schema: z.ZodType;
+  schema: v.GenericSchema;
   attempts: number;
   timer: NodeJS.Timeout | undefined;
   sendError: Error | undefined;
   otherKey: Buffer | undefined;
-  resolve: (v: unknown) => void;
+  resolve: (value: unknown) => void;
   reject: (e: PilotError) => void;
 }
 
@@ -90,7 +90,7 @@ const MAX_SEEN_PUSHES = 4096;
 /** Re-signs per call on cookie replies; more means the cookie never validates (e.g. an on-path forger). */
 const MAX_COOKIE_RETRIES = 3;
 
-const RESULT_SCHEMAS: Record<string, z.ZodType> = {
+const RESULT_SCHEMAS: Record<string, v.GenericSchema> = {
   register: RegisterResult,
   heartbeat: HeartbeatResult,
   set_hostname: HostnameResult,
@@ -159,7 +159,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   /** Unsigned: learns (and pins, if nothing is pinned yet) the server key and our observed endpoint. */
   async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number; cookie?: string }> {
-    const r = (await this.call('hello', buildHello(), HelloResult)) as z.infer<typeof HelloResult>;
+    const r = (await this.call('hello', buildHello(), HelloResult)) as v.InferOutput<typeof HelloResult>;
     if (r.cookie !== undefined) this.cookie = r.cookie;
     return {
       serverKey: Buffer.from(r.serverKey, 'base64'),
@@ -232,16 +232,16 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   }
 
   /** Approves the pending request from `from`: the pair is created from its signed request and our signed approval. */
-  trustApprove(from: string): Promise<z.infer<typeof TrustApproveResult>> {
+  trustApprove(from: string): Promise<v.InferOutput<typeof TrustApproveResult>> {
     return this.signed('trust_approve', { from }, TrustApproveResult);
   }
 
-  trustReject(from: string, reason?: string): Promise<z.infer<typeof TrustRejectResult>> {
+  trustReject(from: string, reason?: string): Promise<v.InferOutput<typeof TrustRejectResult>> {
     return this.signed('trust_reject', reason === undefined ? { from } : { from, reason }, TrustRejectResult);
   }
 
   /** Ends the trust pair with `peer` (either side may). */
-  trustRevoke(peer: string): Promise<z.infer<typeof TrustRevokeResult>> {
+  trustRevoke(peer: string): Promise<v.InferOutput<typeof TrustRevokeResult>> {
     return this.signed('trust_revoke', { peer }, TrustRevokeResult);
   }
 
@@ -263,7 +263,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
    */
   request<T = unknown>(method: string, params: Record<string, unknown> = {}): Promise<T> {
     if (method === 'hello') return this.hello() as Promise<T>;
-    const schema: z.ZodType = Object.hasOwn(RESULT_SCHEMAS, method) ? RESULT_SCHEMAS[method]! : z.unknown();
+    const schema: v.GenericSchema = Object.hasOwn(RESULT_SCHEMAS, method) ? RESULT_SCHEMAS[method]! : v.unknown();
     return this.signed(method, params, schema) as Promise<T>;
   }
 
@@ -306,9 +306,9 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
       p.reject(new PilotError(s.error.code as ErrorCode, s.error.message, s.error.hint));
       return;
     }
-    const r = p.schema.safeParse(s.result);
+    const r = v.safeParse(p.schema, s.result);
     if (!r.success) p.reject(new PilotError('INTERNAL', `malformed ${p.method} result from the rendezvous`));
-    else p.resolve(r.data);
+    else p.resolve(r.output);
   }
 
   /** Clears timers and rejects everything pending. */
@@ -324,10 +324,10 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   // ---------------- internals ----------------
 
-  private async signed<S extends z.ZodType>(method: string, params: Record<string, unknown>, schema: S): Promise<z.infer<S>> {
+  private async signed<S extends v.GenericSchema>(method: string, params: Record<string, unknown>, schema: S): Promise<v.InferOutput<S>> {
     if (!this.pinned) await this.hello();
     const req = buildRequest(this.identity, this.pinned!, method, params, this.now(), this.cookie);
-    return (await this.call(method, req, schema, params)) as z.infer<S>;
+    return (await this.call(method, req, schema, params)) as v.InferOutput<S>;
   }
 
   /**
@@ -357,7 +357,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     this.attempt(p);
   }
 
-  private call(method: string, req: BuiltRequest, schema: z.ZodType, params?: Record<string, unknown>): Promise<unknown> {
+  private call(method: string, req: BuiltRequest, schema: v.GenericSchema, params?: Record<string, unknown>): Promise<unknown> {
     if (this.closed) return Promise.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
     if (req.packet.length > MAX_REGISTRY_PACKET) {
       return Promise.reject(

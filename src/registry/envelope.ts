@@ -1,5 +1,6 @@
 // Signed registry envelopes: [type byte][UTF-8 JSON {"id","stmt","sig"}].
 // The signature covers the exact UTF-8 bytes of `stmt`, so no canonical JSON is needed.
+import * as v from 'valibot';
 import { PacketType } from '../wire/packet-types.ts';
 import { PilotError } from '../util/errors.ts';
 import { randomBytes, sign, verify, type Identity } from './signing.ts';
@@ -15,7 +16,7 @@ import {
   PushStatementSchema,
   ResponseStatementSchema,
   StatementSchema,
-  zodError,
+  schemaError,
   type Envelope,
   type PushStatement,
   type ResponseStatement,
@@ -95,14 +96,14 @@ export function parseRequest(pkt: Buffer): ParsedRequest {
   const env = parseEnvelope(pkt);
   const stmtJson = parseJson(env.stmt, 'statement');
   if (isRecord(stmtJson) && stmtJson.method === 'hello' && env.sig === undefined) {
-    const h = HelloStatementSchema.safeParse(stmtJson);
-    if (!h.success) throw zodError(h.error, 'hello');
-    return { kind: 'hello', id: env.id, nonce: h.data.nonce };
+    const h = v.safeParse(HelloStatementSchema, stmtJson);
+    if (!h.success) throw schemaError(h.issues, 'hello');
+    return { kind: 'hello', id: env.id, nonce: h.output.nonce };
   }
-  const s = StatementSchema.safeParse(stmtJson);
-  if (!s.success) throw withNonce(zodError(s.error, 'statement'), stmtJson);
+  const s = v.safeParse(StatementSchema, stmtJson);
+  if (!s.success) throw withNonce(schemaError(s.issues, 'statement'), stmtJson);
   if (env.sig === undefined) throw withNonce(new PilotError('BAD_SIGNATURE', 'request is not signed', 'only hello may be unsigned'), stmtJson);
-  return { kind: 'signed', id: env.id, nonce: s.data.nonce, stmt: s.data, stmtText: env.stmt, sig: env.sig };
+  return { kind: 'signed', id: env.id, nonce: s.output.nonce, stmt: s.output, stmtText: env.stmt, sig: env.sig };
 }
 
 /** Signature, addressee and freshness. Nonce uniqueness is the replay cache's job. */
@@ -182,7 +183,7 @@ export function encodeCookieReply(cookie: Buffer, reqNonce: string): Buffer {
 export function decodeCookieReply(pkt: Buffer): { cookie: string; reqNonce: string } | undefined {
   if (pkt.length < 1 + COOKIE_BYTES + 16 || pkt.length > 1 + COOKIE_BYTES + 44 || pkt[0] !== PacketType.RegistryCookie) return undefined;
   const reqNonce = pkt.subarray(1 + COOKIE_BYTES).toString('latin1');
-  if (!nonceSchema.safeParse(reqNonce).success) return undefined;
+  if (!v.is(nonceSchema, reqNonce)) return undefined;
   return { cookie: pkt.subarray(1, 1 + COOKIE_BYTES).toString('base64'), reqNonce };
 }
 
@@ -220,20 +221,20 @@ export function openServerMessage(
     return { badKey: named, reqNonce: typeof json.reqNonce === 'string' ? json.reqNonce : null };
   }
   if (type === PacketType.RegistryResponse) {
-    const r = ResponseStatementSchema.safeParse(json);
-    return r.success ? { msg: { type: 'response', stmt: r.data, id: env.id }, signer: named } : undefined;
+    const r = v.safeParse(ResponseStatementSchema, json);
+    return r.success ? { msg: { type: 'response', stmt: r.output, id: env.id }, signer: named } : undefined;
   }
-  const p = PushStatementSchema.safeParse(json);
-  return p.success ? { msg: { type: 'push', stmt: p.data, id: env.id }, signer: named } : undefined;
+  const p = v.safeParse(PushStatementSchema, json);
+  return p.success ? { msg: { type: 'push', stmt: p.output, id: env.id }, signer: named } : undefined;
 }
 
 // ---------------- helpers ----------------
 
 function parseEnvelope(pkt: Buffer): Envelope {
   const json = parseJson(pkt.subarray(1).toString('utf8'), 'envelope');
-  const env = EnvelopeSchema.safeParse(json);
-  if (!env.success) throw zodError(env.error, 'envelope');
-  return env.data;
+  const env = v.safeParse(EnvelopeSchema, json);
+  if (!env.success) throw schemaError(env.issues, 'envelope');
+  return env.output;
 }
 
 function parseJson(text: string, what: string): unknown {

@@ -1,8 +1,9 @@
 // Wire schemas of the registry protocol (see docs/ARCHITECTURE.md "Registry protocol").
-// Everything arriving from the network goes through one of these zod schemas
+// Everything arriving from the network goes through one of these (valibot) schemas
 // before it is looked at: sizes, types and lengths are bounded here.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
+import { int, issuePath, notArray, withMessages, type Issue } from '../util/schema.ts';
 import { MAX_ENDPOINT_CHARS, parseEndpoint } from './endpoint.ts';
 
 /** Largest registry packet (type byte + JSON) on UDP and TCP alike. */
@@ -44,34 +45,30 @@ function isCanonicalB64(s: string, bytes: number): boolean {
   return b.length === bytes && b.toString('base64') === s;
 }
 
-export const b64Key = z
-  .string()
-  .length(44)
-  .refine((s) => isCanonicalB64(s, 32), 'must be a base64 32-byte key');
-export const b64Sig = z
-  .string()
-  .length(88)
-  .refine((s) => isCanonicalB64(s, 64), 'must be a base64 64-byte signature');
+export const b64Key = v.pipe(
+  v.string(),
+  v.length(44),
+  v.check((s) => isCanonicalB64(s, 32), 'must be a base64 32-byte key'),
+);
+export const b64Sig = v.pipe(
+  v.string(),
+  v.length(88),
+  v.check((s) => isCanonicalB64(s, 64), 'must be a base64 64-byte signature'),
+);
 /** A 16-byte return-routability cookie, base64 (see src/rendezvous/return-routability.ts). */
 export const COOKIE_BYTES = 16;
-export const cookieSchema = z
-  .string()
-  .length(24)
-  .regex(/^[A-Za-z0-9+/]{22}==$/, 'must be a base64 16-byte cookie');
-export const nonceSchema = z
-  .string()
-  .min(16)
-  .max(44)
-  .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64');
-const endpointSchema = z
-  .string()
-  .max(MAX_ENDPOINT_CHARS)
-  .refine((s) => parseEndpoint(s) !== undefined, 'must be ip:port');
-const lanEndpoints = z.array(endpointSchema).max(MAX_LAN_ENDPOINTS);
+export const cookieSchema = v.pipe(v.string(), v.length(24), v.regex(/^[A-Za-z0-9+/]{22}==$/, 'must be a base64 16-byte cookie'));
+export const nonceSchema = v.pipe(v.string(), v.minLength(16), v.maxLength(44), v.regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64'));
+const endpointSchema = v.pipe(
+  v.string(),
+  v.maxLength(MAX_ENDPOINT_CHARS),
+  v.check((s) => parseEndpoint(s) !== undefined, 'must be ip:port'),
+);
+const lanEndpoints = v.pipe(v.array(endpointSchema), v.maxLength(MAX_LAN_ENDPOINTS));
 // Hostnames are checked by normalizeHostname for a precise error; here only bounded.
-const hostnameText = z.string().max(253);
+const hostnameText = v.pipe(v.string(), v.maxLength(253));
 /** A node address "N:XXXX.YYYY.YYYY" (parsed with parseAddress for the precise error). */
-const addressText = z.string().min(1).max(32);
+const addressText = v.pipe(v.string(), v.minLength(1), v.maxLength(32));
 export const MAX_TRUST_REASON = 256;
 /**
  * Reasons are shown to a human on the other node: no control characters, no
@@ -79,36 +76,37 @@ export const MAX_TRUST_REASON = 256;
  */
 // eslint-disable-next-line no-control-regex
 const UNSAFE_TEXT = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/;
-const reasonText = z
-  .string()
-  .max(MAX_TRUST_REASON)
-  .refine((s) => !UNSAFE_TEXT.test(s), 'must not contain control, separator or bidi characters');
-const offset = z.number().int().nonnegative().max(1_000_000);
+const reasonText = v.pipe(
+  v.string(),
+  v.maxLength(MAX_TRUST_REASON),
+  v.check((s) => !UNSAFE_TEXT.test(s), 'must not contain control, separator or bidi characters'),
+);
+const offset = int(0, 1_000_000);
 
 /** Outer JSON of every registry packet (request, response, push). */
-export const EnvelopeSchema = z
-  .object({
-    id: z.string().min(1).max(64),
-    stmt: z.string().min(2).max(MAX_REGISTRY_PACKET),
-    sig: b64Sig.optional(),
-  })
-  .strict();
-export type Envelope = z.infer<typeof EnvelopeSchema>;
+export const EnvelopeSchema = withMessages(
+  v.strictObject({
+    id: v.pipe(v.string(), v.minLength(1), v.maxLength(64)),
+    stmt: v.pipe(v.string(), v.minLength(2), v.maxLength(MAX_REGISTRY_PACKET)),
+    sig: v.optional(b64Sig),
+  }),
+);
+export type Envelope = v.InferOutput<typeof EnvelopeSchema>;
 
 /** Signed request statement. */
-export const StatementSchema = z
-  .object({
-    method: z.string().max(32),
-    params: z.record(z.string(), z.unknown()),
+export const StatementSchema = withMessages(
+  v.strictObject({
+    method: v.pipe(v.string(), v.maxLength(32)),
+    params: v.pipe(notArray(), v.record(v.string(), v.unknown())),
     key: b64Key,
     server: b64Key,
-    ts: z.number().int().nonnegative(),
+    ts: v.pipe(v.number(), v.safeInteger(), v.minValue(0)),
     nonce: nonceSchema,
     /** Return-routability cookie for the UDP source this request is sent from (see COOKIE_BYTES). */
-    cookie: cookieSchema.optional(),
-  })
-  .strict();
-export type Statement = z.infer<typeof StatementSchema>;
+    cookie: v.optional(cookieSchema),
+  }),
+);
+export type Statement = v.InferOutput<typeof StatementSchema>;
 
 /**
  * hello is unsigned: only a nonce to bind the (signed) answer to, and padding:
@@ -117,7 +115,9 @@ export type Statement = z.infer<typeof StatementSchema>;
  * QUIC allows 3x, we hold 1x), so clients pad hello to MIN_HELLO_PACKET bytes,
  * enough for the largest hello answer (IPv6 observed endpoint, alt port, cookie).
  */
-export const HelloStatementSchema = z.object({ method: z.literal('hello'), nonce: nonceSchema, pad: z.string().max(MAX_REGISTRY_PACKET).optional() }).strict();
+export const HelloStatementSchema = withMessages(
+  v.strictObject({ method: v.literal('hello'), nonce: nonceSchema, pad: v.optional(v.pipe(v.string(), v.maxLength(MAX_REGISTRY_PACKET))) }),
+);
 export const MIN_HELLO_PACKET = 720;
 export const AMPLIFICATION_FACTOR = 1;
 
@@ -125,90 +125,88 @@ export const AMPLIFICATION_FACTOR = 1;
  * Optional self-report in heartbeats, for the rendezvous metrics and dashboard
  * (kept in memory only). Optional so older daemons keep working.
  */
-const reportCount = z
-  .number()
-  .int()
-  .nonnegative()
-  .max(2 ** 40);
+const reportCount = int(0, 2 ** 40);
 export const NAT_CLASSES = ['none', 'eim', 'edm', 'unknown'] as const;
 export const NodeReportFields = {
-  nat: z.enum(NAT_CLASSES).optional(),
+  nat: v.optional(v.picklist(NAT_CLASSES)),
   /** Peers currently reached directly / through the relay. */
-  paths: z.object({ direct: reportCount, relay: reportCount }).strict().optional(),
+  paths: v.optional(v.strictObject({ direct: reportCount, relay: reportCount })),
   /** Cumulative since the daemon started: hole-punch attempts and those that reached a direct path. */
-  punches: z.object({ tried: reportCount, succeeded: reportCount }).strict().optional(),
+  punches: v.optional(v.strictObject({ tried: reportCount, succeeded: reportCount })),
 };
 export type NodeReport = { nat?: (typeof NAT_CLASSES)[number]; paths?: { direct: number; relay: number }; punches?: { tried: number; succeeded: number } };
 
 export const ParamSchemas = {
-  register: z
-    .object({
-      email: z
-        .string()
-        .min(3)
-        .max(254)
-        .regex(/^[^\s@]+@[^\s@]+$/, 'must be an email address'),
-      hostname: hostnameText.optional(),
-      lanEndpoints: lanEndpoints.optional(),
-      public: z.boolean().optional(),
+  register: withMessages(
+    v.strictObject({
+      email: v.pipe(v.string(), v.minLength(3), v.maxLength(254), v.regex(/^[^\s@]+@[^\s@]+$/, 'must be an email address')),
+      hostname: v.optional(hostnameText),
+      lanEndpoints: v.optional(lanEndpoints),
+      public: v.optional(v.boolean()),
       /** Invitation token, for a rendezvous that admits new identities by invitation only. */
-      invite: z.string().min(1).max(128).optional(),
-    })
-    .strict(),
-  heartbeat: z.object({ lanEndpoints: lanEndpoints.optional(), ...NodeReportFields }).strict(),
-  set_hostname: z.object({ hostname: hostnameText }).strict(),
-  clear_hostname: z.object({}).strict(),
-  set_visibility: z.object({ public: z.boolean() }).strict(),
-  resolve: z
-    .object({ address: z.string().max(32).optional(), hostname: hostnameText.optional(), publicKey: b64Key.optional() })
-    .strict()
-    .refine((p) => [p.address, p.hostname, p.publicKey].filter((v) => v !== undefined).length === 1, 'give exactly one of address, hostname, publicKey'),
-  deregister: z.object({}).strict(),
-  trust_request: z.object({ to: addressText, reason: reasonText.optional() }).strict(),
+      invite: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+    }),
+  ),
+  heartbeat: withMessages(v.strictObject({ lanEndpoints: v.optional(lanEndpoints), ...NodeReportFields })),
+  set_hostname: withMessages(v.strictObject({ hostname: hostnameText })),
+  clear_hostname: withMessages(v.strictObject({})),
+  set_visibility: withMessages(v.strictObject({ public: v.boolean() })),
+  resolve: withMessages(
+    v.pipe(
+      v.strictObject({ address: v.optional(v.pipe(v.string(), v.maxLength(32))), hostname: v.optional(hostnameText), publicKey: v.optional(b64Key) }),
+      v.check((p) => [p.address, p.hostname, p.publicKey].filter((x) => x !== undefined).length === 1, 'give exactly one of address, hostname, publicKey'),
+    ),
+  ),
+  deregister: withMessages(v.strictObject({})),
+  trust_request: withMessages(v.strictObject({ to: addressText, reason: v.optional(reasonText) })),
   /** Offsets page through lists too long for one packet (see `more` in the result). */
-  trust_pending: z.object({ incomingOffset: offset.optional(), outgoingOffset: offset.optional() }).strict(),
-  trust_approve: z.object({ from: addressText }).strict(),
-  trust_reject: z.object({ from: addressText, reason: reasonText.optional() }).strict(),
-  trust_revoke: z.object({ peer: addressText }).strict(),
-  trust_list: z.object({ offset: offset.optional() }).strict(),
+  trust_pending: withMessages(v.strictObject({ incomingOffset: v.optional(offset), outgoingOffset: v.optional(offset) })),
+  trust_approve: withMessages(v.strictObject({ from: addressText })),
+  trust_reject: withMessages(v.strictObject({ from: addressText, reason: v.optional(reasonText) })),
+  trust_revoke: withMessages(v.strictObject({ peer: addressText })),
+  trust_list: withMessages(v.strictObject({ offset: v.optional(offset) })),
 } as const;
 export type SignedMethod = keyof typeof ParamSchemas;
 
-const ErrorBody = z.object({ code: z.string().max(64), message: z.string().max(500), hint: z.string().max(500).optional() });
+const ErrorBody = v.object({
+  code: v.pipe(v.string(), v.maxLength(64)),
+  message: v.pipe(v.string(), v.maxLength(500)),
+  hint: v.optional(v.pipe(v.string(), v.maxLength(500))),
+});
 
 /** Server statement inside a response (0x02). */
 // Roomier than MAX_ENDPOINT_CHARS: a link-local source may carry a zone id (fe80::1%eth0).
-const observedField = z.string().max(128).optional();
-export const ResponseStatementSchema = z.union([
-  z.object({
-    ok: z.literal(true),
-    result: z.unknown(),
+const observedField = v.optional(v.pipe(v.string(), v.maxLength(128)));
+export const ResponseStatementSchema = v.variant('ok', [
+  v.object({
+    ok: v.literal(true),
+    result: v.unknown(),
     server: b64Key,
-    ts: z.number(),
-    reqNonce: nonceSchema.nullable(),
+    ts: v.number(),
+    reqNonce: v.nullable(nonceSchema),
     observed: observedField,
-    cookie: cookieSchema.optional(),
+    cookie: v.optional(cookieSchema),
   }),
-  z.object({
-    ok: z.literal(false),
+  v.object({
+    ok: v.literal(false),
     error: ErrorBody,
     server: b64Key,
-    ts: z.number(),
-    reqNonce: nonceSchema.nullable(),
+    ts: v.number(),
+    reqNonce: v.nullable(nonceSchema),
     observed: observedField,
-    cookie: cookieSchema.optional(),
+    cookie: v.optional(cookieSchema),
   }),
 ]);
-export type ResponseStatement = z.infer<typeof ResponseStatementSchema>;
+export type ResponseStatement = v.InferOutput<typeof ResponseStatementSchema>;
 
 /** Server statement inside a push (0x03). */
-export const PushStatementSchema = z.object({
-  push: z.object({ event: z.string().min(1).max(64), data: z.unknown() }),
+export const PushStatementSchema = v.object({
+  push: v.object({ event: v.pipe(v.string(), v.minLength(1), v.maxLength(64)), data: v.unknown() }),
   server: b64Key,
-  ts: z.number(),
+  ts: v.number(),
   nonce: nonceSchema,
 });
-export type PushStatement = z.infer<typeof PushStatementSchema>;
+export type PushStatement = v.InferOutput<typeof PushStatementSchema>;
 export interface Push {
   event: string;
   data: unknown;
@@ -216,56 +214,56 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
-export const HelloResult = z.object({
+export const HelloResult = v.object({
   serverKey: b64Key,
-  observed: z.string(),
-  altPort: z.number().int().min(1).max(65535).optional(),
-  cookie: cookieSchema.optional(),
+  observed: v.string(),
+  altPort: v.optional(int(1, 65535)),
+  cookie: v.optional(cookieSchema),
 });
-export const RegisterResult = z.object({ address: z.string(), observed: z.string(), hostname: z.string().nullable(), public: z.boolean() });
-export const HeartbeatResult = z.object({ observed: z.string() });
-export const HostnameResult = z.object({ hostname: z.string().nullable(), observed: z.string() });
-export const VisibilityResult = z.object({ public: z.boolean(), observed: z.string() });
-export const ResolveResult = z.object({
-  address: z.string(),
+export const RegisterResult = v.object({ address: v.string(), observed: v.string(), hostname: v.nullable(v.string()), public: v.boolean() });
+export const HeartbeatResult = v.object({ observed: v.string() });
+export const HostnameResult = v.object({ hostname: v.nullable(v.string()), observed: v.string() });
+export const VisibilityResult = v.object({ public: v.boolean(), observed: v.string() });
+export const ResolveResult = v.object({
+  address: v.string(),
   publicKey: b64Key,
-  hostname: z.string().nullable(),
-  public: z.boolean(),
-  endpoints: z.array(z.string()),
-  online: z.boolean(),
-  lastSeen: z.number(),
-  observed: z.string(),
+  hostname: v.nullable(v.string()),
+  public: v.boolean(),
+  endpoints: v.array(v.string()),
+  online: v.boolean(),
+  lastSeen: v.number(),
+  observed: v.string(),
 });
-export const DeregisterResult = z.object({ observed: z.string() });
+export const DeregisterResult = v.object({ observed: v.string() });
 
 // ---- trust ----
 
-export const TrustRequestResult = z.object({ status: z.enum(['pending', 'trusted']) });
-export const TrustIncoming = z.object({ from: z.string(), hostname: z.string().nullable(), reason: z.string().nullable(), created: z.number() });
-export const TrustOutgoing = z.object({ to: z.string(), hostname: z.string().nullable(), reason: z.string().nullable(), created: z.number() });
+export const TrustRequestResult = v.object({ status: v.picklist(['pending', 'trusted']) });
+export const TrustIncoming = v.object({ from: v.string(), hostname: v.nullable(v.string()), reason: v.nullable(v.string()), created: v.number() });
+export const TrustOutgoing = v.object({ to: v.string(), hostname: v.nullable(v.string()), reason: v.nullable(v.string()), created: v.number() });
 /** One page; `more` = call again with the offsets advanced by what this page held. */
-export const TrustPendingPage = z.object({ incoming: z.array(TrustIncoming), outgoing: z.array(TrustOutgoing), more: z.boolean() });
-export const TrustApproveResult = z.object({ status: z.literal('trusted') });
-export const TrustRejectResult = z.object({ status: z.literal('rejected') });
-export const TrustRevokeResult = z.object({ status: z.literal('revoked') });
-export const TrustEntry = z.object({ peer: z.string(), hostname: z.string().nullable(), since: z.number(), mutual: z.literal(true) });
-export const TrustListPage = z.object({ trusted: z.array(TrustEntry), more: z.boolean() });
+export const TrustPendingPage = v.object({ incoming: v.array(TrustIncoming), outgoing: v.array(TrustOutgoing), more: v.boolean() });
+export const TrustApproveResult = v.object({ status: v.literal('trusted') });
+export const TrustRejectResult = v.object({ status: v.literal('rejected') });
+export const TrustRevokeResult = v.object({ status: v.literal('revoked') });
+export const TrustEntry = v.object({ peer: v.string(), hostname: v.nullable(v.string()), since: v.number(), mutual: v.literal(true) });
+export const TrustListPage = v.object({ trusted: v.array(TrustEntry), more: v.boolean() });
 
 /** Data of the trust pushes (0x03), by event name. */
 export const TrustPushSchemas = {
   /** Someone asks the receiver for trust. */
   trust_request: TrustIncoming,
   /** `peer` approved the receiver's request (or both asked each other). */
-  trust_approved: z.object({ peer: z.string(), hostname: z.string().nullable() }),
+  trust_approved: v.object({ peer: v.string(), hostname: v.nullable(v.string()) }),
   /** `peer` rejected the receiver's request. */
-  trust_rejected: z.object({ peer: z.string(), reason: z.string().nullable() }),
+  trust_rejected: v.object({ peer: v.string(), reason: v.nullable(v.string()) }),
   /** `peer` ended the trust pair with the receiver. */
-  trust_revoked: z.object({ peer: z.string() }),
+  trust_revoked: v.object({ peer: v.string() }),
 } as const;
 
-/** A zod failure as a short BAD_REQUEST naming the first offending field. */
-export function zodError(err: z.ZodError, what: string): PilotError {
-  const issue = err.issues[0];
-  const where = issue && issue.path.length > 0 ? issue.path.join('.') : what;
+/** A failed check as a short BAD_REQUEST naming the first offending field. */
+export function schemaError(issues: readonly Issue[] | undefined, what: string): PilotError {
+  const issue = issues?.[0];
+  const where = (issue && issuePath(issue)) || what;
   return new PilotError('BAD_REQUEST', `invalid ${what}: ${where}: ${issue?.message ?? 'malformed'}`.slice(0, 300));
 }

@@ -7,11 +7,12 @@
 // instance over UDP (relay-forward.ts), never through the database.
 import crypto from 'node:crypto';
 import pg from 'pg';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { addressKey, makeAddress, type Address } from '../wire/address.ts';
 import { ONLINE_MS } from '../registry/protocol.ts';
 import { migrate, type Migration } from './store/postgres-connect.ts';
 import type { Logger } from '../util/logger.ts';
+import { int, notArray } from '../util/schema.ts';
 import type { Cluster, ClusterEvents, RelayTarget, RemotePresence } from './cluster.ts';
 import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
 import { parseLanEndpoints } from './store/lan-column.ts';
@@ -52,15 +53,17 @@ const NO_TARGET_MS = 500;
 const CLEANUP_EVERY_MS = 60_000;
 
 const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
-const AddrKey = z
-  .number()
-  .int()
-  .min(0)
-  .max(2 ** 48 - 1);
-const Note = z.discriminatedUnion('k', [
-  z.object({ k: z.literal('push'), from: z.string(), to: AddrKey, event: z.string().max(64), data: z.record(z.string(), z.unknown()) }),
-  z.object({ k: z.literal('pair'), from: z.string(), x: AddrKey, y: AddrKey }),
-  z.object({ k: z.literal('node'), from: z.string(), a: AddrKey }),
+const AddrKey = int(0, 2 ** 48 - 1);
+const Note = v.variant('k', [
+  v.object({
+    k: v.literal('push'),
+    from: v.string(),
+    to: AddrKey,
+    event: v.pipe(v.string(), v.maxLength(64)),
+    data: v.pipe(notArray(), v.record(v.string(), v.unknown())),
+  }),
+  v.object({ k: v.literal('pair'), from: v.string(), x: AddrKey, y: AddrKey }),
+  v.object({ k: v.literal('node'), from: v.string(), a: AddrKey }),
 ]);
 
 export interface PgClusterStart {
@@ -147,11 +150,11 @@ export class PgCluster implements Cluster {
   }
 
   private onNote(payload: string | undefined): void {
-    let note: z.infer<typeof Note>;
+    let note: v.InferOutput<typeof Note>;
     try {
-      const parsed = Note.safeParse(JSON.parse(payload ?? ''));
+      const parsed = v.safeParse(Note, JSON.parse(payload ?? ''));
       if (!parsed.success) return;
-      note = parsed.data;
+      note = parsed.output;
     } catch {
       return;
     }
@@ -165,7 +168,7 @@ export class PgCluster implements Cluster {
     }
   }
 
-  private notify(channel: string, note: z.infer<typeof Note>): Promise<void> {
+  private notify(channel: string, note: v.InferOutput<typeof Note>): Promise<void> {
     return this.pool.query('SELECT pg_notify($1, $2)', [channel, JSON.stringify(note)]).then(
       () => undefined,
       (err: unknown) => this.log.warn({ err: (err as Error).message, k: note.k }, 'cluster notify failed'),

@@ -1,9 +1,10 @@
 // The signed registry methods. Each gets an already verified statement (the
 // key in it is proven) and returns the JSON result, or throws a PilotError.
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
 import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { normalizeHostname } from '../registry/hostname.ts';
-import { ONLINE_MS, ParamSchemas, zodError, type SignedMethod, type Statement } from '../registry/protocol.ts';
+import { ONLINE_MS, ParamSchemas, schemaError, type SignedMethod, type Statement } from '../registry/protocol.ts';
 import type { NodeRecord, RegistryStore } from './store/store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
@@ -29,7 +30,7 @@ export interface HandlerContext {
   };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's zod schema before dispatch; each handler reads its own fields.
+// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's schema before dispatch; each handler reads its own fields.
 type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
 
 const notRegistered = () =>
@@ -198,7 +199,7 @@ export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link
     throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(stmt.method)}`, `methods: hello, ${Object.keys(handlers).join(', ')}`);
   }
   const method = stmt.method as SignedMethod;
-  const parsed = ParamSchemas[method].safeParse(stmt.params);
-  if (!parsed.success) throw zodError(parsed.error, `${method} params`);
-  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.data, link, now, signed);
+  const parsed = v.safeParse(ParamSchemas[method], stmt.params);
+  if (!parsed.success) throw schemaError(parsed.issues, `${method} params`);
+  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.output, link, now, signed);
 }

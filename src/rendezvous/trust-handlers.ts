@@ -3,6 +3,7 @@
 // trust_approve (or a trust_request of its own, crossing the first). The pair
 // record keeps both signed statements, so no single node - and no request
 // forged, altered or replayed - can create one.
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
 import { addressEquals, formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { verify } from '../registry/signing.ts';
@@ -85,7 +86,7 @@ export interface SignedStatement {
   sig: Buffer;
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's zod schema before dispatch; each handler reads its own fields.
+// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's schema before dispatch; each handler reads its own fields.
 type TrustHandler = (ctx: TrustContext, key: Buffer, params: any, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
 
 const notRegistered = () =>
@@ -148,10 +149,10 @@ function page<T>(items: T[], offset: number, budget: number, shrink: (x: T, budg
 function checkStatement(text: string, sig: Buffer, key: Buffer, method: string, field: string, peer: Address): boolean {
   try {
     if (!verify(Buffer.from(text, 'utf8'), sig, key)) return false;
-    const s = StatementSchema.safeParse(JSON.parse(text));
-    if (!s.success || s.data.method !== method || s.data.key !== key.toString('base64')) return false;
-    const v = s.data.params[field];
-    return typeof v === 'string' && addressEquals(parseAddress(v), peer);
+    const s = v.safeParse(StatementSchema, JSON.parse(text));
+    if (!s.success || s.output.method !== method || s.output.key !== key.toString('base64')) return false;
+    const named = s.output.params[field];
+    return typeof named === 'string' && addressEquals(parseAddress(named), peer);
   } catch {
     return false;
   }

@@ -4,6 +4,7 @@
 // pilotctl can talk to it.
 import fs from 'node:fs';
 import path from 'node:path';
+import * as v from 'valibot';
 import { Daemon } from '../daemon/daemon.ts';
 import { DaemonConfigSchema, configError, configSocket, loadConfig, type DaemonConfig } from '../daemon/config.ts';
 import { ipcHandlers } from '../daemon/ipc-handlers.ts';
@@ -38,7 +39,7 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
   const email = opts.email ?? saved?.email;
   if (!registry) throw new PilotError('BAD_ARGUMENT', 'no rendezvous server configured', 'the first start needs startNode({ registry: "HOST:PORT", ... })');
   if (!email) throw new PilotError('BAD_ARGUMENT', 'no email configured', 'the first start needs startNode({ email: "you@example.com", ... })');
-  const parsed = DaemonConfigSchema.safeParse({
+  const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),
     registry,
     email,
@@ -50,8 +51,8 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
     // a different rendezvous has a different key: learn it again
     ...(saved !== undefined && saved.registry !== registry ? { serverKey: undefined } : {}),
   });
-  if (!parsed.success) throw configError(parsed.error.issues, (f) => `startNode({ ${f} })`); // the hint names the failing option
-  return parsed.data;
+  if (!parsed.success) throw configError(parsed.issues, (f) => `startNode({ ${f} })`); // the hint names the failing option
+  return parsed.output;
 }
 
 /** Two processes with one identity would fight over its address: refuse if a daemon runs on this home. */

@@ -11,8 +11,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
+import { int, issuesText, withMessages } from '../util/schema.ts';
 import { ByteReader, MAX_FRAME, REQUEST_TIMEOUT_MS, expectOk, okFrame, refuse, withTimeout, writeAll } from './framing.ts';
 import { ask } from './request.ts';
 import { DEFAULT_STALL_TIMEOUT_MS, StallGuard } from './stall.ts';
@@ -27,13 +28,15 @@ const IDLE_MS = 60_000;
 const ACCEPT_TIMEOUT_MS = 30_000;
 const DONE_TIMEOUT_MS = 120_000;
 
-const HeaderSchema = z.object({
-  type: z.enum(['text', 'json', 'binary', 'file']),
-  name: z.string().max(MAX_FRAME).optional(),
-  size: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/),
-});
-type Header = z.infer<typeof HeaderSchema>;
+const HeaderSchema = withMessages(
+  v.object({
+    type: v.picklist(['text', 'json', 'binary', 'file']),
+    name: v.optional(v.pipe(v.string(), v.maxLength(MAX_FRAME))),
+    size: int(0, Number.MAX_SAFE_INTEGER),
+    sha256: v.pipe(v.string(), v.regex(/^[0-9a-f]{64}$/)),
+  }),
+);
+type Header = v.InferOutput<typeof HeaderSchema>;
 
 export interface DataExchangeOptions {
   inbox: Inbox | undefined;
@@ -55,10 +58,9 @@ export function startDataExchange(host: ServiceHost, opts: DataExchangeOptions):
 
 async function serve(host: ServiceHost, opts: DataExchangeOptions, stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
   const raw = await withTimeout(reader.readFrame(MAX_FRAME), REQUEST_TIMEOUT_MS, 'the request header');
-  const parsed = HeaderSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new PilotError('BAD_REQUEST', `bad header: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  const h = parsed.data;
+  const parsed = v.safeParse(HeaderSchema, raw);
+  if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad header: ${issuesText(parsed.issues)}`);
+  const h = parsed.output;
   if (h.type === 'file') await receiveFile(host, opts, stream, reader, from, h);
   else await receiveMessage(host, opts, stream, reader, from, h);
 }

@@ -7,8 +7,9 @@
 //
 // A subscriber that cannot keep up loses events (counted and reported in its
 // next event as `dropped`) instead of growing the broker's memory.
-import { z } from 'zod';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
+import { issuesText, withMessages } from '../util/schema.ts';
 import { ByteReader, MAX_FRAME, REQUEST_TIMEOUT_MS, encodeFrame, okFrame, refuse, withTimeout } from './framing.ts';
 import { ask } from './request.ts';
 import type { ServiceHost, ServiceStream } from './host.ts';
@@ -135,10 +136,9 @@ export class Broker {
   }
 }
 
-const RequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('publish'), topic: z.string(), data: z.string() }),
-  z.object({ op: z.literal('subscribe'), topic: z.string() }),
-]);
+const RequestSchema = withMessages(
+  v.variant('op', [v.object({ op: v.literal('publish'), topic: v.string(), data: v.string() }), v.object({ op: v.literal('subscribe'), topic: v.string() })]),
+);
 
 export function startPubSub(host: ServiceHost, broker: Broker): () => void {
   return host.listen(PUBSUB_PORT, (stream, from) => {
@@ -153,10 +153,9 @@ export function startPubSub(host: ServiceHost, broker: Broker): () => void {
 
 async function serve(broker: Broker, stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
   const raw = await withTimeout(reader.readFrame(MAX_EVENT_FRAME), REQUEST_TIMEOUT_MS, 'the request');
-  const parsed = RequestSchema.safeParse(raw);
-  if (!parsed.success)
-    throw new PilotError('BAD_REQUEST', `bad pub/sub request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-  const req = parsed.data;
+  const parsed = v.safeParse(RequestSchema, raw);
+  if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad pub/sub request: ${issuesText(parsed.issues)}`);
+  const req = parsed.output;
   if (req.op === 'publish') {
     const delivered = broker.publish(req.topic, req.data, from);
     stream.end(okFrame({ delivered }));

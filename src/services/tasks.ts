@@ -5,9 +5,10 @@
 //
 //   {op:"submit", id, description}                   -> {ok:true, status:"submitted"}
 //   {op:"update", id, status, reason?, results?}     -> {ok:true}   (only from the task's executor)
-import { z } from 'zod';
 import crypto from 'node:crypto';
+import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
+import { issuesText, withMessages } from '../util/schema.ts';
 import { ByteReader, REQUEST_TIMEOUT_MS, okFrame, refuse, withTimeout } from './framing.ts';
 import { ask } from './request.ts';
 import type { ServiceHost, ServiceStream } from './host.ts';
@@ -22,16 +23,18 @@ const RETRY_MAX_MS = 60_000;
 /** How long accept/decline/execute/send-results wait for the submitter to confirm. */
 const NOTIFY_WAIT_MS = 5_000;
 
-const RequestSchema = z.discriminatedUnion('op', [
-  z.object({ op: z.literal('submit'), id: z.string().max(64), description: z.string() }),
-  z.object({
-    op: z.literal('update'),
-    id: z.string().max(64),
-    status: z.enum(TASK_STATUSES as [TaskStatus, ...TaskStatus[]]),
-    reason: z.string().nullable().optional(),
-    results: z.string().nullable().optional(),
-  }),
-]);
+const RequestSchema = withMessages(
+  v.variant('op', [
+    v.object({ op: v.literal('submit'), id: v.pipe(v.string(), v.maxLength(64)), description: v.string() }),
+    v.object({
+      op: v.literal('update'),
+      id: v.pipe(v.string(), v.maxLength(64)),
+      status: v.picklist(TASK_STATUSES),
+      reason: v.nullish(v.string()),
+      results: v.nullish(v.string()),
+    }),
+  ]),
+);
 
 function checkSize(text: string, max: number, what: string): void {
   if (Buffer.byteLength(text) > max) throw new PilotError('FRAME_TOO_LARGE', `${what} is limited to ${max} bytes`);
@@ -77,10 +80,9 @@ export class TaskService {
 
   private async serve(stream: ServiceStream, reader: ByteReader, from: string): Promise<void> {
     const raw = await withTimeout(reader.readFrame(MAX_TASK_FRAME), REQUEST_TIMEOUT_MS, 'the request');
-    const parsed = RequestSchema.safeParse(raw);
-    if (!parsed.success)
-      throw new PilotError('BAD_REQUEST', `bad task request: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
-    const req = parsed.data;
+    const parsed = v.safeParse(RequestSchema, raw);
+    if (!parsed.success) throw new PilotError('BAD_REQUEST', `bad task request: ${issuesText(parsed.issues)}`);
+    const req = parsed.output;
     if (req.op === 'submit') {
       checkSize(req.description, MAX_DESCRIPTION, 'a task description');
       // a repeated submit (the sender retried after a reset) is answered, not duplicated

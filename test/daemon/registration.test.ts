@@ -7,13 +7,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Registration, type RegistrationCalls } from '../../src/daemon/registration.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema, loadConfig } from '../../src/daemon/config.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 
 function rig() {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-registration-'));
-  const config = DaemonConfigSchema.parse({ registry: '127.0.0.1:9000', email: 'a@example.com', socket: path.join(home, 'pilot.sock') });
+  const config = v.parse(DaemonConfigSchema, { registry: '127.0.0.1:9000', email: 'a@example.com', socket: path.join(home, 'pilot.sock') });
   const s = { calls: [] as unknown[], failWith: undefined as string | undefined, observed: [] as string[], events: [] as string[] };
   const client: RegistrationCalls = {
     register: async (p) => (s.calls.push(['register', p]), { address: '1:0001.0000.002A', observed: '203.0.113.1:4000' }) as never,

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Daemon } from '../../src/daemon/daemon.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
 import { encodeCandidates } from '../../src/nat/inner.ts';
 import { parseAddress } from '../../src/wire/address.ts';
@@ -13,7 +14,7 @@ import { silentLogger } from '../../src/util/logger.ts';
 
 const [home, registry, listen, targetText, victim, secondsText] = process.argv.slice(2) as [string, string, string, string, string, string];
 fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-const config = DaemonConfigSchema.parse({ registry, email: 'attacker@example.com', listen, socket: path.join(home, 'pilot.sock') });
+const config = v.parse(DaemonConfigSchema, { registry, email: 'attacker@example.com', listen, socket: path.join(home, 'pilot.sock') });
 const d = await Daemon.start({ home, config, logger: silentLogger() });
 const target = parseAddress(targetText);
 const port = d.ports.ephemeral();

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as v from 'valibot';
 import { METHODS, PARAMS, MAX_EVENT_DATA, answerWith, type Method } from '../../src/ipc/api.ts';
 import { invoke, startIpcServer, type Handlers, type IpcServer } from '../../src/ipc/server.ts';
 import { IpcClient } from '../../src/ipc/client.ts';
@@ -70,13 +71,13 @@ async function refused(c: IpcClient, seen: unknown[], method: string, params: Re
 
 test('every method has a params schema, and the names are those clients use', () => {
   assert.deepEqual([...METHODS].sort(), [...KNOWN].sort());
-  for (const m of METHODS) assert.equal(typeof PARAMS[m].safeParse, 'function', m);
+  for (const m of METHODS) assert.equal(typeof PARAMS[m]['~run'], 'function', m);
 });
 
 test('each method with required params refuses {} with BAD_ARGUMENT naming a parameter; the others accept it', async () => {
   await withServer(async (c, seen) => {
     for (const m of METHODS) {
-      const r = PARAMS[m].safeParse({});
+      const r = v.safeParse(PARAMS[m], {});
       if (r.success) {
         const got = (await c.request(m, {})) as { method: Method };
         assert.equal(got.method, m);
@@ -183,16 +184,16 @@ test('invoke (the embedded SDK path, no socket) refuses alike', async () => {
 });
 
 test('ports are checked by the wire rule: same answers and messages as parsePort', async () => {
-  for (const v of [0, 1, 80, 65535, 65536, -1, 1.5, '80', '080', '65535', '65536', 'abc', '', ' 80', '1e3', null, undefined, true]) {
+  for (const x of [0, 1, 80, 65535, 65536, -1, 1.5, '80', '080', '65535', '65536', 'abc', '', ' 80', '1e3', null, undefined, true]) {
     let wire: number | string;
     try {
-      wire = parsePort(v as string | number);
+      wire = parsePort(x as string | number);
     } catch (e) {
       wire = (e as PilotError).message;
     }
-    const r = PARAMS.listen.safeParse(v === undefined ? {} : { port: v });
-    const ipc = r.success ? r.data.port : r.error.issues[0]?.message;
-    assert.equal(ipc, wire, JSON.stringify(v));
+    const r = v.safeParse(PARAMS.listen, x === undefined ? {} : { port: x });
+    const ipc = r.success ? r.output.port : r.issues[0]?.message;
+    assert.equal(ipc, wire, JSON.stringify(x));
   }
 });
 

@@ -2,6 +2,7 @@
 // heartbeats with NAT/path/punch reports and relayed packets move the series.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import * as v from 'valibot';
 import { ParamSchemas } from '../../src/registry/protocol.ts';
 import { relaySend, makeTrust, sleep, startServer, udpPeer } from './helpers.ts';
 import { parsePromText, sampleValue, type Sample } from '../helpers/prom-text.ts';
@@ -87,9 +88,9 @@ test('heartbeat reports are validated; a refused report makes the client fall ba
     { paths: { direct: 1 } },
     { nat: 'eim', extra: 1 },
   ]) {
-    assert.equal(ParamSchemas.heartbeat.safeParse(bad).success, false, JSON.stringify(bad));
+    assert.equal(v.safeParse(ParamSchemas.heartbeat, bad).success, false, JSON.stringify(bad));
   }
-  assert.equal(ParamSchemas.heartbeat.safeParse({}).success, true, 'old clients send no report');
+  assert.equal(v.safeParse(ParamSchemas.heartbeat, {}).success, true, 'old clients send no report');
   const s = await startServer({ http: { host: '127.0.0.1', port: 0, adminToken: TOKEN } });
   t.after(() => s.close());
   const a = await udpPeer(s.port);

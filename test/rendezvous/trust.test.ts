@@ -6,6 +6,7 @@ import { buildRequest, newNonce, openServerMessage } from '../../src/registry/en
 import { generateIdentity, sign, verify, type Identity } from '../../src/registry/signing.ts';
 import { SqliteStore } from '../../src/rendezvous/store/sqlite-store.ts';
 import type { ResponseStatement, Push } from '../../src/registry/protocol.ts';
+import * as v from 'valibot';
 import { StatementSchema } from '../../src/registry/protocol.ts';
 import { parseAddress, addressEquals } from '../../src/wire/address.ts';
 import { PilotError } from '../../src/util/errors.ts';
@@ -50,7 +51,7 @@ function rawPacket(env: object): Buffer {
 /** Checks one signed statement of a pair record, as anyone auditing the store could. */
 function checkStmt(text: string, sig: Buffer, signer: Identity, method: string, field: string, peer: string): void {
   assert.ok(verify(Buffer.from(text, 'utf8'), sig, signer.publicKey), `${method} signature verifies under the signer key`);
-  const st = StatementSchema.parse(JSON.parse(text));
+  const st = v.parse(StatementSchema, JSON.parse(text));
   assert.equal(st.method, method);
   assert.equal(st.key, signer.publicKey.toString('base64'));
   assert.ok(addressEquals(parseAddress(st.params[field] as string), parseAddress(peer)));

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { startRendezvous, tmpDir, type Agent, type Rendezvous } from '../helpers/cluster.ts';
 import { startAgent } from '../services/helpers.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
 import { parseAddress } from '../../src/wire/address.ts';
 import { silentLogger } from '../../src/util/logger.ts';
@@ -61,7 +62,7 @@ before(async () => {
   agents.push(pub, priv);
   const home = path.join(work, 'ee-attacker');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({
+  const config = v.parse(DaemonConfigSchema, {
     registry: rdv.addr,
     email: 'attacker@example.com',
     hostname: 'ee-attacker',

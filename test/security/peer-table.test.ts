@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, ROOT, run, startRendezvous, tmpDir } from '../helpers/cluster.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema, saveConfig } from '../../src/daemon/config.ts';
 
 const KEYS = 200;
@@ -39,7 +40,7 @@ test('throwaway keys that handshake a public daemon are forgotten when idle, cap
     fs.mkdirSync(pub.home, { recursive: true, mode: 0o700 });
     saveConfig(
       pub.home,
-      DaemonConfigSchema.parse({
+      v.parse(DaemonConfigSchema, {
         registry: rdv.addr,
         email: 'pt-public@example.com',
         untrustedIdleMs: IDLE_MS,

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { openPipe } from '../../src/ipc/client.ts';
 import { ByteReader, encodeFrame } from '../../src/services/framing.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { asPilotError } from '../../src/util/errors.ts';
@@ -160,7 +161,7 @@ test('an untrusted node that thinks it is trusted is refused on every service po
   p.agents.push(pub);
   const home = path.join(p.work, 'hostile-intruder');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({
+  const config = v.parse(DaemonConfigSchema, {
     registry: p.rdv.addr,
     email: 'intruder@example.com',
     hostname: 'hostile-intruder',

@@ -11,6 +11,7 @@ import path from 'node:path';
 import { IpcClient, openPipe } from '../../src/ipc/client.ts';
 import { ROOT, type Agent } from '../helpers/cluster.ts';
 import { Daemon } from '../../src/daemon/daemon.ts';
+import * as v from 'valibot';
 import { DaemonConfigSchema } from '../../src/daemon/config.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { asPilotError } from '../../src/util/errors.ts';
@@ -304,7 +305,7 @@ test('untrusted peers are refused on port 1000 (stream and datagram), even with 
   p.agents.push(pub);
   const home = path.join(p.work, 'stdio-intruder');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });
-  const config = DaemonConfigSchema.parse({
+  const config = v.parse(DaemonConfigSchema, {
     registry: p.rdv.addr,
     email: 'stdio-intruder@example.com',
     hostname: 'stdio-intruder',

@@ -3,6 +3,7 @@
 // (src/daemon/config.ts) plus the checks the daemon would otherwise fail on
 // late. Every key is documented in docs/CONFIG.md.
 import type { Command } from 'commander';
+import * as v from 'valibot';
 import { configError, configPath, DaemonConfigSchema, loadConfig, pilotHome, saveConfig, type DaemonConfig } from '../../daemon/config.ts';
 import { normalizeHostname } from '../../registry/hostname.ts';
 import { PilotError } from '../../util/errors.ts';
@@ -13,17 +14,17 @@ import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
 
-export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.shape) as Array<keyof DaemonConfig>;
+export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.entries) as Array<keyof DaemonConfig>;
 const DOC = 'see docs/CONFIG.md';
 
 /** Schema check plus the value checks the schema cannot express. */
 export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
-  const parsed = DaemonConfigSchema.safeParse(raw);
+  const parsed = v.safeParse(DaemonConfigSchema, raw);
   if (!parsed.success) {
-    const e = configError(parsed.error.issues);
+    const e = configError(parsed.issues);
     throw new PilotError(e.code, e.message, `${e.hint}; ${DOC}`);
   }
-  const c = parsed.data;
+  const c = parsed.output;
   const hp = (key: string, v: string | undefined): void => {
     if (v === undefined) return;
     try {
