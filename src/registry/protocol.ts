@@ -4,6 +4,7 @@
 import { z } from 'zod';
 import { PilotError } from '../util/errors.ts';
 import { MAX_ENDPOINT_CHARS, parseEndpoint } from './endpoint.ts';
+import { NETWORK_METHODS } from './network-protocol.ts';
 
 /** Largest registry packet (type byte + JSON) on UDP and TCP alike. */
 export const MAX_REGISTRY_PACKET = 1200;
@@ -36,6 +37,7 @@ export const METHODS = [
   'trust_reject',
   'trust_revoke',
   'trust_list',
+  ...NETWORK_METHODS,
 ] as const;
 export type Method = (typeof METHODS)[number];
 
