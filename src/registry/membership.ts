@@ -8,7 +8,7 @@
 //   binding = [ver u8 = 1][net u16][node 32][inviteId 16][ts u32 s]
 //   bindingSig = Ed25519(invKey, "pilot-member-v1\0" || binding)
 //   ticket  = [ver u8 = 1][net u16][node 32][exp u32 s], sig = Ed25519(rendezvous, "pilot-ticket-v1\0" || ticket)
-//   policy sig = Ed25519(admin, "pilot-policy-v1\0" || net u16 || UTF-8 policy text)
+//   policy sig = Ed25519(admin, "pilot-policy-v1\0" || net u16 || version u64 (ms) || UTF-8 policy text)
 //
 // All integers big-endian. Decoders are strict: every length is checked, trailing bytes
 // and non-canonical tag lists are refused (one byte string per meaning, since peers compare
@@ -404,17 +404,28 @@ export function verifyTicket(ticket: Buffer, sig: Buffer, serverKey: Buffer, exp
 
 // ---------------- policy signature ----------------
 
-function policyMessage(net: number, text: string): Buffer {
-  const n = Buffer.alloc(2);
-  n.writeUInt16BE(checkNet(net));
-  return Buffer.concat([POLICY_DOMAIN, n, Buffer.from(text, 'utf8')]);
+function policyMessage(net: number, version: number, text: string): Buffer {
+  if (!Number.isSafeInteger(version) || version < 1) throw new PilotError('BAD_ARGUMENT', `bad policy version ${version}`, 'a positive integer (ms)');
+  const head = Buffer.alloc(10);
+  head.writeUInt16BE(checkNet(net), 0);
+  head.writeUInt32BE(Math.floor(version / 0x100000000), 2);
+  head.writeUInt32BE(version % 0x100000000, 6);
+  return Buffer.concat([POLICY_DOMAIN, head, Buffer.from(text, 'utf8')]);
 }
 
-/** The admin's signature over a policy text (bound to the network: it cannot be replayed to another). */
-export function signPolicy(admin: Identity, net: number, text: string): Buffer {
-  return sign(policyMessage(net, text), admin.secretKey);
+/**
+ * The admin's signature over a policy text, bound to the network (it cannot be replayed to
+ * another) and to a version (ms, increasing: a peer that saw version v refuses older ones,
+ * so a rendezvous cannot roll a policy back).
+ */
+export function signPolicy(admin: Identity, net: number, text: string, version: number): Buffer {
+  return sign(policyMessage(net, version, text), admin.secretKey);
 }
 
-export function verifyPolicy(net: number, text: string, sig: Buffer, adminKey: Buffer): boolean {
-  return verify(policyMessage(net, text), sig, adminKey);
+export function verifyPolicy(net: number, text: string, sig: Buffer, adminKey: Buffer, version: number): boolean {
+  try {
+    return verify(policyMessage(net, version, text), sig, adminKey);
+  } catch {
+    return false;
+  }
 }

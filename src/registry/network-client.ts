@@ -224,20 +224,23 @@ export class NetworkClient {
    */
   async setPolicy(net: number, text: string, source = 'policy.json'): Promise<NetworkResult<'network_policy_set'>> {
     parsePolicy(text, source);
-    const sig = signPolicy(this.identity, net, text).toString('base64');
+    // The version is the (rendezvous-corrected) time: later uploads have larger ones.
+    const version = Math.max(1, Math.floor(this.client.serverNow()));
+    const sig = signPolicy(this.identity, net, text, version).toString('base64');
     const parts = splitPolicy(text);
     let last: NetworkResult<'network_policy_set'> | undefined;
     for (let part = 0; part < parts.length; part++) {
       const params: Record<string, unknown> = { net, part, parts: parts.length, text: parts[part] };
-      if (part === parts.length - 1) params.sig = sig;
+      if (part === parts.length - 1) Object.assign(params, { sig, version });
       last = await this.call('network_policy_set', params);
     }
     return last!;
   }
 
   /**
-   * The network's policy text and the admin's signature. With `adminKey` the signature is
-   * checked (`verified`); a policy that does not verify must not be used.
+   * The network's policy text, the admin's signature and the signed version (`updated`).
+   * With `adminKey` the signature is checked (`verified`); a policy that does not verify
+   * must not be used, nor one older than a version already seen (rollback).
    */
   async getPolicy(net: number, adminKey?: Buffer): Promise<{ text: string; sig: Buffer | null; updated: number; verified: boolean | undefined }> {
     let text = '';
@@ -252,7 +255,7 @@ export class NetworkClient {
       if (!pg.more || pg.text.length === 0) break;
     }
     const sigBuf = sig === null ? null : Buffer.from(sig, 'base64');
-    const verified = adminKey && sigBuf ? verifyPolicy(net, text, sigBuf, adminKey) : adminKey ? false : undefined;
+    const verified = adminKey && sigBuf ? verifyPolicy(net, text, sigBuf, adminKey, updated) : adminKey ? false : undefined;
     return { text, sig: sigBuf, updated, verified };
   }
 

@@ -83,6 +83,8 @@ export const NetworkParamSchemas = {
     parts: v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(POLICY_MAX_PARTS)),
     text: v.pipe(v.string(), v.maxLength(POLICY_PART_MAX_CHARS)),
     sig: v.optional(sig64),
+    /** With the signature (last part): the policy version the admin signed (ms, increasing). */
+    version: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(Number.MAX_SAFE_INTEGER))),
   }),
   network_policy_get: v.strictObject({ net: netId, offset: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(POLICY_MAX_BYTES))) }),
   network_audit: v.strictObject({ net: netId, after: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0))) }),

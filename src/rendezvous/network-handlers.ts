@@ -494,16 +494,33 @@ const handlers: Record<NetworkMethod, Handler> = {
     }
     st.assemblies.delete(k);
     const text = a.chunks.join('');
-    if (p.sig === undefined)
-      throw new PilotError('BAD_ARGUMENT', 'the last policy part must carry the admin signature', 'sign the whole text (membership.ts signPolicy)');
+    if (p.sig === undefined || p.version === undefined) {
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        'the last policy part must carry the admin signature and its version',
+        'sign the whole text (membership.ts signPolicy)',
+      );
+    }
     const sig = b64(p.sig);
-    if (!verifyPolicy(n.id, text, sig, n.admin)) {
-      throw new PilotError('BAD_SIGNATURE', 'the policy signature does not verify under the network admin key', 'sign the exact text with the admin key');
+    if (!verifyPolicy(n.id, text, sig, n.admin, p.version)) {
+      throw new PilotError(
+        'BAD_SIGNATURE',
+        'the policy signature does not verify under the network admin key',
+        'sign the exact text and version with the admin key',
+      );
     }
     parsePolicy(text, 'policy.json'); // BAD_ARGUMENT with line:column and field
-    await c.ctx.store.networks.setPolicy({ net: n.id, text, sig, updated: c.now });
-    await audit(c, n.id, 'policy_set', { bytes: Buffer.byteLength(text, 'utf8') });
-    await pushMembers(c, n.id, 'network_policy_changed', { net: n.id, updated: c.now });
+    const current = await c.ctx.store.networks.getPolicy(n.id);
+    if (current && p.version <= current.updated) {
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `policy version ${p.version} is not newer than the current one (${current.updated})`,
+        'sign with a later version (the time in ms)',
+      );
+    }
+    await c.ctx.store.networks.setPolicy({ net: n.id, text, sig, updated: p.version });
+    await audit(c, n.id, 'policy_set', { bytes: Buffer.byteLength(text, 'utf8'), version: p.version });
+    await pushMembers(c, n.id, 'network_policy_changed', { net: n.id, updated: p.version });
     return { net: n.id, received: a.chunks.length, parts: a.parts, done: true };
   },
 

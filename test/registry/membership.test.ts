@@ -203,12 +203,15 @@ test('tickets: signed by the rendezvous, bound to net and node, expire', () => {
   assert.equal(verifyCertSig(ticket, sig, server.publicKey), false);
 });
 
-test('policy signatures are bound to the network and the exact text', () => {
+test('policy signatures are bound to the network, the version and the exact text', () => {
   const admin = generateIdentity();
   const text = '{ "rules": [] }';
-  const sig = signPolicy(admin, 3, text);
-  assert.ok(verifyPolicy(3, text, sig, admin.publicKey));
-  assert.equal(verifyPolicy(4, text, sig, admin.publicKey), false);
-  assert.equal(verifyPolicy(3, `${text} `, sig, admin.publicKey), false);
-  assert.equal(verifyPolicy(3, text, sig, generateIdentity().publicKey), false);
+  const sig = signPolicy(admin, 3, text, NOW);
+  assert.ok(verifyPolicy(3, text, sig, admin.publicKey, NOW));
+  assert.equal(verifyPolicy(4, text, sig, admin.publicKey, NOW), false);
+  assert.equal(verifyPolicy(3, text, sig, admin.publicKey, NOW - 1), false, 'another version');
+  assert.equal(verifyPolicy(3, `${text} `, sig, admin.publicKey, NOW), false);
+  assert.equal(verifyPolicy(3, text, sig, generateIdentity().publicKey, NOW), false);
+  assert.equal(verifyPolicy(3, text, sig, admin.publicKey, -1), false);
+  assert.throws(() => signPolicy(admin, 3, text, 0), isArg(/version/));
 });

@@ -239,15 +239,36 @@ test('policy: set in parts, get back verbatim with a valid admin signature; bad 
   const bad = '{\n  "rules": [\n    { "from": ["*"], "to": ["*"], "ports": [80, "70000"] }\n  ]\n}\n';
   await assert.rejects(admin.client.networks.setPolicy(net, bad), code('BAD_ARGUMENT', /policy\.json:3:\d+: rules\[0\]\.ports\[1\]/));
   // ...and by the rendezvous's, for a client that skips it.
-  const sig = signPolicy(admin.identity, net, bad).toString('base64');
+  const version = Date.now() + 10_000;
+  const sig = signPolicy(admin.identity, net, bad, version).toString('base64');
   await assert.rejects(
-    admin.client.request('network_policy_set', { net, part: 0, parts: 1, text: bad, sig }),
+    admin.client.request('network_policy_set', { net, part: 0, parts: 1, text: bad, sig, version }),
     code('BAD_ARGUMENT', /policy\.json:3:\d+: rules\[0\]\.ports\[1\]/),
   );
   // A signature over other text, parts out of order, members setting it.
   await assert.rejects(
-    admin.client.request('network_policy_set', { net, part: 0, parts: 1, text: '{}', sig: signPolicy(admin.identity, net, '{ }').toString('base64') }),
+    admin.client.request('network_policy_set', {
+      net,
+      part: 0,
+      parts: 1,
+      text: '{}',
+      sig: signPolicy(admin.identity, net, '{ }', version).toString('base64'),
+      version,
+    }),
     code('BAD_SIGNATURE'),
+  );
+  // A validly signed but older version (a replayed upload): refused, no rollback.
+  const old = (await a.client.networks.getPolicy(net)).updated;
+  await assert.rejects(
+    admin.client.request('network_policy_set', {
+      net,
+      part: 0,
+      parts: 1,
+      text: '{}',
+      sig: signPolicy(admin.identity, net, '{}', old).toString('base64'),
+      version: old,
+    }),
+    code('BAD_ARGUMENT', /not newer/),
   );
   await assert.rejects(admin.client.request('network_policy_set', { net, part: 1, parts: 2, text: '{}' }), code('BAD_ARGUMENT', /out of order/));
   await assert.rejects(a.client.networks.setPolicy(net, '{}'), code('PERMISSION_DENIED'));
