@@ -280,30 +280,30 @@ const handlers: Record<NetworkMethod, Handler> = {
       throw new PilotError('BAD_SIGNATURE', 'the invite certificate is not signed by this network admin key', 'make invites with pilotctl network invite');
     }
     if (inv.exp !== 0 && inv.exp * 1000 <= c.now) throw new PilotError('BAD_ARGUMENT', 'the invite has already expired', 'give it a later expiry');
-    await c.ctx.store.networks
-      .putInvite(
-        {
-          net: n.id,
-          id: inv.inviteId,
-          cert,
-          certSig,
-          uses: inv.uses,
-          used: 0,
-          exp: inv.exp,
-          iat: inv.iat,
-          revoked: false,
-          ephemeral: inv.ephemeral,
-          tags: inv.tags,
-          created: c.now,
-        },
-        { maxLive: c.ctx.net.limits.liveInvitesPerNetwork, now: c.now },
-      )
-      .catch((err: unknown) => {
-        // The same certificate twice (a retransmission re-signed after a cookie reply): already registered.
-        if (err instanceof PilotError) throw err;
-        throw new PilotError('BAD_ARGUMENT', 'this invite is already registered', 'make a new invite');
-      });
     const inviteId = inv.inviteId.toString('hex');
+    const existing = await c.ctx.store.networks.getInvite(n.id, inv.inviteId);
+    if (existing) {
+      // The same certificate again (a request re-signed after a cookie reply or a timeout): already done.
+      if (existing.cert.equals(cert)) return { inviteId, net: n.id };
+      throw new PilotError('BAD_ARGUMENT', `invite id ${inviteId} is already taken`, 'make a new invite (ids are random)');
+    }
+    await c.ctx.store.networks.putInvite(
+      {
+        net: n.id,
+        id: inv.inviteId,
+        cert,
+        certSig,
+        uses: inv.uses,
+        used: 0,
+        exp: inv.exp,
+        iat: inv.iat,
+        revoked: false,
+        ephemeral: inv.ephemeral,
+        tags: inv.tags,
+        created: c.now,
+      },
+      { maxLive: c.ctx.net.limits.liveInvitesPerNetwork, now: c.now },
+    );
     await audit(c, n.id, 'invite', { inviteId, tags: inv.tags, uses: inv.uses, exp: inv.exp, ephemeral: inv.ephemeral });
     return { inviteId, net: n.id };
   },

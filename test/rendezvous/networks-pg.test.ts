@@ -5,7 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Push } from '../../src/registry/protocol.ts';
-import { PilotError } from '../../src/util/errors.ts';
+import type { PilotError } from '../../src/util/errors.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
 import { relaySend, sleep, startServer, udpPeer, type Peer } from './helpers.ts';
 

@@ -96,7 +96,10 @@ export interface NetworkStore {
   /** Networks `key` administers or is a member of, by id. */
   networksOf(key: Buffer): Promise<NetworkRecord[]>;
 
-  /** Throws QUOTA_EXCEEDED when the network has maxLive live invites (not revoked, not expired, not used up). */
+  /**
+   * Throws QUOTA_EXCEEDED when the network has maxLive live invites (not revoked, not expired,
+   * not used up). Dead ones beyond deadInvitesKept(maxLive), oldest first, are dropped.
+   */
   putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void>;
   getInvite(net: number, id: Buffer): Promise<InviteRecord | undefined>;
   /** Oldest first. */
@@ -175,3 +178,8 @@ export function inviteLive(inv: InviteRecord, now: number): boolean {
 }
 
 export const NETWORK_ID_MAX = 0xffff;
+
+/** Dead invites (revoked, expired, used up) kept per network for listing: 4x the live limit, newest first. */
+export function deadInvitesKept(maxLive: number): number {
+  return 4 * maxLive;
+}

@@ -6,6 +6,7 @@ import type pg from 'pg';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { Migration } from './postgres-connect.ts';
 import {
+  deadInvitesKept,
   inviteLive,
   NETWORK_ID_MAX,
   networkNameTaken,
@@ -237,6 +238,11 @@ export class PgNetworks implements NetworkStore {
         `INSERT INTO registry_net_invites (net, id, cert, cert_sig, uses, used, exp, iat, revoked, ephemeral, tags, created)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
         [inv.net, inv.id, inv.cert, inv.certSig, inv.uses, inv.used, inv.exp, inv.iat, inv.revoked, inv.ephemeral, tagsColumn(inv.tags), inv.created],
+      );
+      await c.query(
+        `DELETE FROM registry_net_invites WHERE net = $1 AND id IN (SELECT id FROM registry_net_invites WHERE net = $1
+           AND (revoked OR (exp <> 0 AND exp <= $2) OR (uses <> 0 AND used >= uses)) ORDER BY created DESC, id DESC OFFSET $3)`,
+        [inv.net, Math.floor(opts.now / 1000), deadInvitesKept(opts.maxLive)],
       );
     });
   }

@@ -4,6 +4,7 @@
 import type Database from 'better-sqlite3';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import {
+  deadInvitesKept,
   inviteLive,
   NETWORK_ID_MAX,
   networkNameTaken,
@@ -226,6 +227,11 @@ export class SqliteNetworks implements NetworkStore {
         tagsColumn(inv.tags),
         inv.created,
       );
+      // Dead invites (revoked, expired, used up) stay listed, the newest deadInvitesKept(maxLive) of them.
+      this.q(
+        `DELETE FROM net_invites WHERE net = ? AND id IN (SELECT id FROM net_invites WHERE net = ?
+           AND (revoked = 1 OR (exp != 0 AND exp <= ?) OR (uses != 0 AND used >= uses)) ORDER BY created DESC, id DESC LIMIT -1 OFFSET ?)`,
+      ).run(inv.net, inv.net, Math.floor(opts.now / 1000), deadInvitesKept(opts.maxLive));
     });
   }
 

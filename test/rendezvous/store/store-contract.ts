@@ -354,6 +354,13 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.equal(await n.revokeInvite(net, Buffer.alloc(16, 3)), true);
       assert.equal(await n.revokeInvite(net, Buffer.alloc(16, 3)), false);
       assert.equal((await n.getInvite(net, Buffer.alloc(16, 3)))?.revoked, true);
+      // Dead invites are kept, but only the newest 4 x maxLive of them.
+      const other = (await n.createNetwork({ name: 'dead', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      for (let i = 1; i <= 6; i++) await n.putInvite(inviteRec(other, i, { exp: 50 }), { maxLive: 1, now: 100_000 });
+      assert.deepEqual(
+        (await n.listInvites(other)).map((x) => x.id[0]),
+        [3, 4, 5, 6],
+      );
 
       const j1 = await n.join(memberRec(net, 1, 10), { now: 0, maxMembers: 3 });
       assert.ok(j1.ok && !j1.already);
