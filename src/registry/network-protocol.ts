@@ -163,7 +163,8 @@ export type NetworkResult<M extends NetworkMethod> = v.InferOutput<(typeof Netwo
 /** Data of the fleet pushes (0x03), by event name. */
 export const NetworkPushSchemas = {
   network_member_joined: v.object({ net: netId, node: v.string(), tags }),
-  network_member_left: v.object({ net: netId, node: v.string() }),
+  /** `reason`: absent when the member left itself; 'deregistered' / 'silent' for an ephemeral member the rendezvous removed. */
+  network_member_left: v.object({ net: netId, node: v.string(), reason: v.optional(v.string()) }),
   /** With the admin's signed kick when it fits one packet (else fetch it with network_kicks). */
   network_member_kicked: v.object({ net: netId, node: v.string(), ts: v.number(), stmt: v.optional(v.string()), sig: v.optional(sig64) }),
   network_policy_changed: v.object({ net: netId, updated: v.number() }),

@@ -42,6 +42,9 @@ export const NETWORK_LIMITS = {
   policyAssemblyMs: 60_000,
   /** Matches returned by find without a network (public nodes). */
   findPublicMax: 1_000,
+  /** An ephemeral member silent this long (ms) leaves its networks (swept every ephemeralSweepMs). */
+  ephemeralSilenceMs: 120_000,
+  ephemeralSweepMs: 15_000,
   /** Member ticket lifetime (s). */
   ticketLifetimeS: 300,
   /** A binding may be this much older than the join request (ms) / ahead of it. */
@@ -59,6 +62,10 @@ export class NetworkState {
   readonly writes: KeyedLimiter;
   /** "net:adminKey" -> policy parts received so far. */
   readonly assemblies = new Map<string, { parts: number; chunks: string[]; bytes: number; expires: number }>();
+
+  /** When the ephemeral members were last swept, and whether a sweep is running. */
+  lastSweep = 0;
+  sweeping = false;
 
   constructor(identity: Identity, limits: Partial<typeof NETWORK_LIMITS> = {}, writeRate: Rate = DEFAULT_NETWORK_WRITE_RATE) {
     this.identity = identity;
@@ -632,4 +639,52 @@ export async function runNetworkMethod(
     }
   }
   return handlers[method]({ ctx, key, me, now, signed, link }, params);
+}
+
+/** Removes one membership the node did not ask to end (sweep, deregister) and tells the others. */
+async function dropMember(ctx: NetworkContext, m: MemberRecord, now: number, why: string): Promise<boolean> {
+  if (!(await ctx.store.networks.removeMember(m.net, m.key))) return false; // another instance was first
+  ctx.hooks.nodeChanged(m.address);
+  const node = formatAddress(m.address);
+  for (const other of await ctx.store.networks.listMembers(m.net)) {
+    const e = ctx.online.getByAddress(other.address);
+    if ((!e || !isOnline(e, now)) && !ctx.cluster) continue;
+    ctx.hooks.push(other.address, 'network_member_left', { net: m.net, node, reason: why });
+  }
+  return true;
+}
+
+/**
+ * Ephemeral members (joined with an ephemeral invite) leave their networks when they
+ * deregister (a clean stop), so their slots and tags do not outlive them.
+ */
+export async function dropEphemeralMemberships(ctx: NetworkContext, key: Buffer, now: number): Promise<number> {
+  let n = 0;
+  for (const m of await ctx.store.networks.membershipsOf(key)) if (m.ephemeral && (await dropMember(ctx, m, now, 'deregistered'))) n++;
+  return n;
+}
+
+/**
+ * ... and when they have been silent for ephemeralSilenceMs (a crash, a killed container).
+ * Called from the server's sweeper; runs at most every ephemeralSweepMs, one at a time.
+ * Presence: heard here within the window, or online at another instance.
+ */
+export async function sweepEphemeral(ctx: NetworkContext, now: number): Promise<number> {
+  const st = ctx.net;
+  if (st.sweeping || now - st.lastSweep < st.limits.ephemeralSweepMs) return 0;
+  st.sweeping = true;
+  st.lastSweep = now;
+  try {
+    let n = 0;
+    for (const m of await ctx.store.networks.listEphemeralMembers(1000)) {
+      if (now - m.joined < st.limits.ephemeralSilenceMs) continue;
+      const e = ctx.online.getByAddress(m.address);
+      if (e && now - e.lastSeen < st.limits.ephemeralSilenceMs) continue;
+      if (ctx.cluster && (await ctx.cluster.locate(m.address, now))) continue;
+      if (await dropMember(ctx, m, now, 'silent')) n++;
+    }
+    return n;
+  } finally {
+    st.sweeping = false;
+  }
 }

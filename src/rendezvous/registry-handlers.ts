@@ -11,7 +11,7 @@ import type { Cluster } from './cluster.ts';
 import type { IdentityGuard } from './identity-guard.ts';
 import { sourceKey } from './rate-limit.ts';
 import { isNetworkMethod } from '../registry/network-protocol.ts';
-import { runNetworkMethod, type NetworkState } from './network-handlers.ts';
+import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
@@ -173,9 +173,10 @@ const handlers: Record<SignedMethod, Handler> = {
     };
   },
 
-  async deregister(ctx, key, _p, link) {
+  async deregister(ctx, key, _p, link, now) {
     const rec = await ctx.store.getByKey(key);
     await ctx.store.deregister(key);
+    await dropEphemeralMemberships(ctx, key, now);
     ctx.online.remove(key.toString('base64'));
     if (rec) {
       await ctx.cluster?.absent(rec.address);

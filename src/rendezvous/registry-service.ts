@@ -12,7 +12,7 @@ import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';
 import { TrustState } from './trust-handlers.ts';
-import { NetworkState } from './network-handlers.ts';
+import { NetworkState, sweepEphemeral } from './network-handlers.ts';
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import { registryLimits, type RegistryLimits } from './registry-limits.ts';
 import { IdentityGuard } from './identity-guard.ts';
@@ -328,6 +328,10 @@ export class RegistryService {
     this.unregisteredLimiter.prune(now);
     this.trust.limiter.prune(now);
     this.net.prune(now);
+    sweepEphemeral(this.ctx, now).then(
+      (n) => n > 0 && this.log.info({ removed: n }, 'silent ephemeral members left their networks'),
+      (err: unknown) => this.log.warn({ err: (err as Error).message }, 'ephemeral member sweep failed'),
+    );
     this.guard.sweep(this.store, now).then(
       (n) => n > 0 && this.log.info({ released: n }, 'hostname leases lapsed'),
       (err: unknown) => this.log.warn({ err: (err as Error).message }, 'hostname lease sweep failed'),

@@ -4,6 +4,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SqliteStore } from '../../src/rendezvous/store/sqlite-store.ts';
+import { NetworkState, sweepEphemeral } from '../../src/rendezvous/network-handlers.ts';
+import { OnlineIndex } from '../../src/rendezvous/online-index.ts';
+import { formatAddress, type Address } from '../../src/wire/address.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { makeBinding, makeInvite, parseToken, signPolicy, verifyCredential, verifyTicket } from '../../src/registry/membership.ts';
 import { splitPolicy, verifyStatement } from '../../src/registry/network-client.ts';
@@ -395,4 +398,40 @@ test('members page beyond one packet; the largest certificate fits a join; netwo
   assert.deepEqual((await rest[0]!.client.networks.join(big.token)).tags, maxTags);
   for (let i = 1; i < 16; i++) await admin.client.networks.create(`net-${i}`);
   await assert.rejects(admin.client.networks.create('one-too-many'), code('QUOTA_EXCEEDED', /16 networks/));
+});
+
+test('ephemeral members leave their networks on deregister, and after 2 min of silence', async (t) => {
+  const { store, peers, addrs } = await setup(t, 4);
+  const [admin, a, b, c] = peers as [Peer, Peer, Peer, Peer];
+  const { net } = await admin.client.networks.create('ephemeral');
+  const eph = await admin.client.networks.invite({ net, ephemeral: true });
+  const plain = await admin.client.networks.invite({ net });
+  assert.equal((await a.client.networks.join(eph.token)).ephemeral, true);
+  await b.client.networks.join(plain.token);
+  await c.client.networks.join(eph.token);
+  const pb = pushes(b);
+  await a.client.deregister();
+  const left = await pb.wait('network_member_left');
+  assert.deepEqual(left, { net, node: addrs[1], reason: 'deregistered' });
+  assert.deepEqual(
+    (await b.client.networks.members(net)).map((m) => m.address),
+    [addrs[2], addrs[3]],
+  );
+
+  // The sweep (normally the server's, every 15 s) with a clock 3 minutes ahead: c is silent.
+  const changed: string[] = [];
+  const ctx = {
+    store,
+    online: new OnlineIndex(),
+    net: new NetworkState(generateIdentity()),
+    hooks: { push: () => {}, nodeChanged: (x: Address) => void changed.push(formatAddress(x)) },
+  };
+  assert.equal(await sweepEphemeral(ctx, Date.now()), 0, 'joined just now');
+  assert.equal(await sweepEphemeral(ctx, Date.now() + 180_000), 1);
+  assert.deepEqual(changed, [addrs[3]]);
+  assert.deepEqual(
+    (await b.client.networks.members(net)).map((m) => m.address),
+    [addrs[2]],
+    'the non-ephemeral member stays',
+  );
 });

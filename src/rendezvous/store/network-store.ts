@@ -120,6 +120,10 @@ export interface NetworkStore {
   listMembers(net: number): Promise<MemberRecord[]>;
   countMembers(net: number): Promise<number>;
   removeMember(net: number, key: Buffer): Promise<boolean>;
+  /** Ephemeral memberships (all networks), oldest join first, at most `limit`. */
+  listEphemeralMembers(limit: number): Promise<MemberRecord[]>;
+  /** Every membership of one node key. */
+  membershipsOf(key: Buffer): Promise<MemberRecord[]>;
   /** Members of `net` having `tag` as a credential tag or a self tag. */
   findMembers(net: number, tag: string): Promise<MemberRecord[]>;
   /** Are two nodes members of one network (the relay lets them reach each other)? */

@@ -308,6 +308,14 @@ export class PgNetworks implements NetworkStore {
     return ((await this.pool.query('DELETE FROM registry_net_members WHERE net = $1 AND key = $2', [net, key])).rowCount ?? 0) > 0;
   }
 
+  async listEphemeralMembers(limit: number): Promise<MemberRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_members WHERE ephemeral ORDER BY joined, net, address LIMIT $1', [limit])).map(memberRow);
+  }
+
+  async membershipsOf(key: Buffer): Promise<MemberRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_members WHERE key = $1 ORDER BY net', [key])).map(memberRow);
+  }
+
   async findMembers(net: number, tag: string): Promise<MemberRecord[]> {
     return (
       await this.rows(

@@ -293,6 +293,14 @@ export class SqliteNetworks implements NetworkStore {
     return this.q('DELETE FROM net_members WHERE net = ? AND key = ?').run(net, key).changes > 0;
   }
 
+  async listEphemeralMembers(limit: number): Promise<MemberRecord[]> {
+    return (this.q('SELECT * FROM net_members WHERE ephemeral = 1 ORDER BY joined, net, address LIMIT ?').all(limit) as Row[]).map(memberRow);
+  }
+
+  async membershipsOf(key: Buffer): Promise<MemberRecord[]> {
+    return (this.q('SELECT * FROM net_members WHERE key = ? ORDER BY net').all(key) as Row[]).map(memberRow);
+  }
+
   async findMembers(net: number, tag: string): Promise<MemberRecord[]> {
     return (
       this.q(

@@ -446,6 +446,15 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
         (await n.findSelfTag('planner', 10)).map((k) => k[0]),
         [3],
       );
+      assert.deepEqual(
+        (await n.listEphemeralMembers(10)).map((r) => [r.net, r.address.node]),
+        [[x, 1]],
+      );
+      assert.deepEqual(
+        (await n.membershipsOf(Buffer.alloc(32, 3))).map((r) => r.net),
+        [y],
+      );
+      assert.deepEqual(await n.membershipsOf(Buffer.alloc(32, 9)), []);
       assert.equal(await n.removeMember(x, Buffer.alloc(32, 1)), true);
       assert.equal(await n.removeMember(x, Buffer.alloc(32, 1)), false);
       assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 2)), false);
