@@ -72,6 +72,7 @@ CREATE TABLE IF NOT EXISTS registry_net_members (
 );
 CREATE INDEX IF NOT EXISTS registry_net_members_key ON registry_net_members (key);
 CREATE INDEX IF NOT EXISTS registry_net_members_address ON registry_net_members (address);
+CREATE INDEX IF NOT EXISTS registry_net_members_ephemeral ON registry_net_members (joined) WHERE ephemeral;
 CREATE TABLE IF NOT EXISTS registry_net_kicks (
   net INTEGER NOT NULL,
   key BYTEA NOT NULL,

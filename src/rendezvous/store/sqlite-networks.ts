@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS net_members (
 );
 CREATE INDEX IF NOT EXISTS net_members_key ON net_members (key);
 CREATE INDEX IF NOT EXISTS net_members_address ON net_members (address);
+CREATE INDEX IF NOT EXISTS net_members_ephemeral ON net_members (joined) WHERE ephemeral = 1;
 CREATE TABLE IF NOT EXISTS net_kicks (
   net INTEGER NOT NULL,
   key BLOB NOT NULL,
