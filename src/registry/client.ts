@@ -35,6 +35,7 @@ import {
 } from './protocol.ts';
 import type { Identity } from './signing.ts';
 import { PacketType } from '../wire/packet-types.ts';
+import { NetworkClient } from './network-client.ts';
 
 export interface RegistryClientOptions {
   identity: Identity;
@@ -153,6 +154,18 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   get serverKey(): Buffer | undefined {
     return this.pinned;
+  }
+
+  /** Our clock corrected to the rendezvous's (ms): what signed statements are dated with. */
+  serverNow(): number {
+    return this.now();
+  }
+
+  private netClient: NetworkClient | undefined;
+  /** Fleet methods (issue 18): networks, invites, joins, policy, tickets, audit, tags, find. */
+  get networks(): NetworkClient {
+    this.netClient ??= new NetworkClient(this, this.identity);
+    return this.netClient;
   }
 
   // ---------------- API ----------------

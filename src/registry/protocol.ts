@@ -5,6 +5,7 @@ import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
 import { int, issuePath, notArray, withMessages, type Issue } from '../util/schema.ts';
 import { MAX_ENDPOINT_CHARS, parseEndpoint } from './endpoint.ts';
+import { NETWORK_METHODS } from './network-protocol.ts';
 
 /** Largest registry packet (type byte + JSON) on UDP and TCP alike. */
 export const MAX_REGISTRY_PACKET = 1200;
@@ -37,6 +38,7 @@ export const METHODS = [
   'trust_reject',
   'trust_revoke',
   'trust_list',
+  ...NETWORK_METHODS,
 ] as const;
 export type Method = (typeof METHODS)[number];
 

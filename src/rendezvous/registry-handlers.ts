@@ -11,6 +11,8 @@ import type { Link } from './link.ts';
 import type { Cluster } from './cluster.ts';
 import type { IdentityGuard } from './identity-guard.ts';
 import { sourceKey } from './rate-limit.ts';
+import { isNetworkMethod } from '../registry/network-protocol.ts';
+import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
@@ -24,6 +26,8 @@ export interface HandlerContext {
   guard: IdentityGuard;
   /** Other instances sharing the registry (scale-out), if any. */
   cluster?: Cluster;
+  /** Fleets (issue 18): server key for tickets, policy uploads, write limits. */
+  net: NetworkState;
   hooks: TrustHooks & {
     /** A node's visibility changed or it left: cached relay decisions about it are stale. */
     nodeChanged(a: Address): void;
@@ -170,9 +174,10 @@ const handlers: Record<SignedMethod, Handler> = {
     };
   },
 
-  async deregister(ctx, key, _p, link) {
+  async deregister(ctx, key, _p, link, now) {
     const rec = await ctx.store.getByKey(key);
     await ctx.store.deregister(key);
+    await dropEphemeralMemberships(ctx, key, now);
     ctx.online.remove(key.toString('base64'));
     if (rec) {
       await ctx.cluster?.absent(rec.address);
@@ -195,6 +200,8 @@ const handlers: Record<SignedMethod, Handler> = {
 
 /** `signed` is the verified envelope (statement text + signature): trust pairs keep it as proof. */
 export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link, now: number, signed: SignedStatement): Promise<Record<string, unknown>> {
+  // Fleet methods have their own table and (valibot) param schemas: network-handlers.ts.
+  if (isNetworkMethod(stmt.method)) return runNetworkMethod(ctx, stmt, link, now, signed);
   if (!Object.hasOwn(handlers, stmt.method)) {
     throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(stmt.method)}`, `methods: hello, ${Object.keys(handlers).join(', ')}`);
   }

@@ -12,6 +12,7 @@ import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';
 import { TrustState } from './trust-handlers.ts';
+import { NetworkState, sweepEphemeral } from './network-handlers.ts';
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import { registryLimits, type RegistryLimits } from './registry-limits.ts';
 import { IdentityGuard } from './identity-guard.ts';
@@ -111,6 +112,7 @@ export class RegistryService {
   private readonly ctx: HandlerContext;
   private readonly trust: TrustState;
   private readonly guard: IdentityGuard;
+  private readonly net: NetworkState;
 
   readonly beacon: BeaconInfo = {};
   readonly routability: ReturnRoutability;
@@ -131,6 +133,7 @@ export class RegistryService {
     this.unregisteredLimiter = new KeyedLimiter(limits.unregisteredRate);
     this.trust = new TrustState(opts.trustRequestRate, limits.trustRequestTtlMs);
     this.guard = new IdentityGuard(limits);
+    this.net = new NetworkState(opts.identity);
     this.routability = opts.routability ?? new ReturnRoutability();
     const onPair = opts.onPairChanged;
     const onNode = opts.onNodeChanged;
@@ -140,6 +143,7 @@ export class RegistryService {
       online: this.online,
       trust: this.trust,
       guard: this.guard,
+      net: this.net,
       ...(cluster ? { cluster } : {}),
       hooks: {
         push: (to, event, data) => {
@@ -323,6 +327,11 @@ export class RegistryService {
     this.replay.prune(now);
     this.unregisteredLimiter.prune(now);
     this.trust.limiter.prune(now);
+    this.net.prune(now);
+    sweepEphemeral(this.ctx, now).then(
+      (n) => n > 0 && this.log.info({ removed: n }, 'silent ephemeral members left their networks'),
+      (err: unknown) => this.log.warn({ err: (err as Error).message }, 'ephemeral member sweep failed'),
+    );
     this.guard.sweep(this.store, now).then(
       (n) => n > 0 && this.log.info({ released: n }, 'hostname leases lapsed'),
       (err: unknown) => this.log.warn({ err: (err as Error).message }, 'hostname lease sweep failed'),

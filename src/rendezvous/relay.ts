@@ -3,8 +3,8 @@
 // arriving on the link its last verified register/heartbeat came from; the
 // inner packet is end-to-end encrypted and never looked into beyond its type.
 //
-// Zero trust: a packet is forwarded only between nodes with a trust pair, or
-// to a public node (anyone may ping it) - and then, for a while, the public
+// Zero trust: a packet is forwarded only between nodes with a trust pair or a
+// shared network (fleets), or to a public node (anyone may ping it) - and then, for a while, the public
 // node's replies back to that sender. Decisions come from the store, cached
 // briefly and dropped as soon as a pair or a node's visibility changes.
 import { PacketType } from '../wire/packet-types.ts';
@@ -35,13 +35,15 @@ export interface RelayCounters {
 /** May `src` send to `dst` through the relay? */
 export type RelayPolicy = (src: Address, dst: Address) => Promise<boolean>;
 
-/** Trusted pair, or a public (active) destination. */
+/** Trusted pair, members of one network (fleets), or a public (active) destination. */
 export function storeRelayPolicy(store: RegistryStore): RelayPolicy {
   return async (src, dst) => {
     const d = await store.getByAddress(dst);
     if (!d?.active) return false;
     if (d.public) return true;
-    return (await store.getTrustPair(src, dst)) !== undefined;
+    if ((await store.getTrustPair(src, dst)) !== undefined) return true;
+    // Joins, leaves and kicks call nodeChanged, which drops the cached decisions about the node.
+    return store.networks.sharesNetwork(src, dst);
   };
 }
 

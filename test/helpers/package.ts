@@ -41,7 +41,19 @@ function userNodeDir(): string {
  * lives outside it and is kept between runs: only the first run downloads the deps.
  */
 /** What npm needs from the machine to reach a registry: proxies and extra CA certificates (a TLS-inspecting proxy). */
-const NETWORK_ENV = ['NODE_EXTRA_CA_CERTS', 'SSL_CERT_FILE', 'SSL_CERT_DIR', 'HTTPS_PROXY', 'https_proxy', 'HTTP_PROXY', 'http_proxy', 'NO_PROXY', 'no_proxy', 'npm_config_cafile', 'npm_config_registry'];
+const NETWORK_ENV = [
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'HTTPS_PROXY',
+  'https_proxy',
+  'HTTP_PROXY',
+  'http_proxy',
+  'NO_PROXY',
+  'no_proxy',
+  'npm_config_cafile',
+  'npm_config_registry',
+];
 
 export function npmEnv(home: string): NodeJS.ProcessEnv {
   const passed = Object.fromEntries(NETWORK_ENV.filter((k) => process.env[k] !== undefined).map((k) => [k, process.env[k]]));

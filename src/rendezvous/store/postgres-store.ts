@@ -9,6 +9,7 @@ import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { connectPg, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
+import { NETWORK_MIGRATIONS, PgNetworks } from './postgres-networks.ts';
 
 /** Append-only: a deployed migration is never edited, a change is a new entry. */
 const MIGRATIONS: Migration[] = [
@@ -139,12 +140,14 @@ export interface PostgresStoreOptions {
 
 export class PostgresStore implements RegistryStore {
   readonly pool: pg.Pool;
+  readonly networks: PgNetworks;
   private readonly network: number;
   private closed = false;
 
   private constructor(pool: pg.Pool, network: number) {
     this.pool = pool;
     this.network = network;
+    this.networks = new PgNetworks(pool);
   }
 
   /**
@@ -154,7 +157,7 @@ export class PostgresStore implements RegistryStore {
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const pool = await connectPg(url, { max: opts.max ?? 10 });
     try {
-      await migrate(pool, MIGRATIONS);
+      await migrate(pool, [...MIGRATIONS, ...NETWORK_MIGRATIONS]);
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;

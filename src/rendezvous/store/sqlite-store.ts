@@ -9,6 +9,7 @@ import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';
+import { SqliteNetworks } from './sqlite-networks.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS counters (
@@ -131,6 +132,7 @@ export class SqliteStore implements RegistryStore {
   private readonly registerTx: (input: RegisterInput) => NodeRecord;
   /** Batches register/touch into one fsync per event-loop turn. */
   readonly group: GroupCommit;
+  readonly networks: SqliteNetworks;
 
   /** `file` is a path, or ':memory:' for tests. The directory is created 0700. */
   constructor(file: string, opts: SqliteStoreOptions = {}) {
@@ -146,6 +148,7 @@ export class SqliteStore implements RegistryStore {
     this.network = opts.network ?? 0;
     this.registerTx = this.db.transaction((inp: RegisterInput) => this.registerSync(inp));
     this.group = new GroupCommit(this.db);
+    this.networks = new SqliteNetworks(this.db);
   }
 
   /** Columns added after the first schema (databases created before them). */

@@ -3,6 +3,7 @@
 // The store is the source of truth for identities; liveness lives in memory.
 import type { Address } from '../../wire/address.ts';
 import type { PilotError } from '../../util/errors.ts';
+import type { NetworkStore } from './network-store.ts';
 
 export interface NodeRecord {
   address: Address;
@@ -106,6 +107,9 @@ export interface RegistryStore {
    * used by one process only leave it out: the rendezvous serialises in memory.
    */
   withPairLock?<T>(x: Address, y: Address, fn: () => Promise<T>): Promise<T>;
+
+  /** Fleets (issue 18): networks, invites, members, kicks, policy, audit, self tags. */
+  readonly networks: NetworkStore;
 
   /**
    * A coded error for a backend failure the client should hear about (the

@@ -8,6 +8,7 @@ import { generateIdentity } from '../../../src/registry/signing.ts';
 import { addressKey, makeAddress, type Address } from '../../../src/wire/address.ts';
 import { PilotError } from '../../../src/util/errors.ts';
 import type { RegistryStore } from '../../../src/rendezvous/store/store.ts';
+import type { InviteRecord, MemberRecord } from '../../../src/rendezvous/store/network-store.ts';
 
 export interface StoreFactory {
   fresh(): Promise<() => Promise<RegistryStore>>;
@@ -255,6 +256,250 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       } finally {
         await s2.close();
       }
+    }),
+  );
+
+  // ---------------- fleets (issue 18) ----------------
+
+  const inviteRec = (net: number, n: number, over: Partial<InviteRecord> = {}): InviteRecord => ({
+    net,
+    id: Buffer.alloc(16, n),
+    cert: Buffer.from(`cert-${n}`),
+    certSig: Buffer.alloc(64, n),
+    uses: 0,
+    used: 0,
+    exp: 0,
+    iat: 1,
+    revoked: false,
+    ephemeral: false,
+    tags: ['worker'],
+    created: n,
+    ...over,
+  });
+  const memberRec = (net: number, inv: number, node: number, over: Partial<MemberRecord> = {}): MemberRecord => ({
+    net,
+    address: makeAddress(0, node),
+    key: Buffer.alloc(32, node),
+    tags: ['gpu', 'worker'],
+    ephemeral: false,
+    joined: node,
+    inviteId: Buffer.alloc(16, inv),
+    cert: Buffer.from('c'),
+    certSig: Buffer.alloc(64, 1),
+    binding: Buffer.from(`b${node}`),
+    bindingSig: Buffer.alloc(64, 2),
+    ...over,
+  });
+
+  t('networks: ids from 1, never reused; unique names; quota per admin; delete cascades', () =>
+    withStore(f, async (s) => {
+      const n = s.networks;
+      const admin = key();
+      const a = await n.createNetwork({ name: 'alpha', admin, now: 1, maxPerAdmin: 2 });
+      const b = await n.createNetwork({ name: 'bravo', admin, now: 2, maxPerAdmin: 2 });
+      assert.deepEqual([a.id, b.id], [1, 2]);
+      assert.deepEqual(a.admin, admin);
+      await assert.rejects(
+        n.createNetwork({ name: 'alpha', admin: key(), now: 3, maxPerAdmin: 2 }),
+        (e: unknown) => isCode('BAD_ARGUMENT')(e) && /already exists/.test((e as Error).message),
+      );
+      await assert.rejects(n.createNetwork({ name: 'charlie', admin, now: 3, maxPerAdmin: 2 }), isCode('QUOTA_EXCEEDED'));
+      assert.equal((await n.getNetworkByName('bravo'))?.id, 2);
+      assert.equal((await n.getNetwork(1))?.name, 'alpha');
+      await n.putInvite(inviteRec(1, 1), { maxLive: 10, now: 0 });
+      assert.equal((await n.join(memberRec(1, 1, 5), { now: 0, maxMembers: 10 })).ok, true);
+      await n.setPolicy({ net: 1, text: '{}', sig: Buffer.alloc(64), updated: 1 });
+      await n.appendAudit({ net: 1, ts: 1, actor: makeAddress(0, 1), action: 'create', detail: '{}', stmt: 's', sig: Buffer.alloc(64) }, 10);
+      await n.putKick({ net: 1, address: makeAddress(0, 6), key: Buffer.alloc(32, 6), stmt: 'k', sig: Buffer.alloc(64), ts: 1 }, 10);
+      assert.deepEqual(
+        (await n.networksOf(admin)).map((x) => x.id),
+        [1, 2],
+        'administered',
+      );
+      assert.deepEqual(
+        (await n.networksOf(Buffer.alloc(32, 5))).map((x) => x.id),
+        [1],
+        'member of',
+      );
+      assert.equal(await n.deleteNetwork(1), true);
+      assert.equal(await n.deleteNetwork(1), false);
+      assert.equal(await n.getNetwork(1), undefined);
+      assert.equal(await n.getInvite(1, Buffer.alloc(16, 1)), undefined);
+      assert.equal(await n.countMembers(1), 0);
+      assert.equal(await n.getPolicy(1), undefined);
+      assert.deepEqual(await n.listAudit(1, 0, 10), []);
+      assert.deepEqual(await n.listKicks(1), []);
+      const c = await n.createNetwork({ name: 'alpha', admin, now: 4, maxPerAdmin: 2 });
+      assert.equal(c.id, 3, 'ids are never reused');
+    }),
+  );
+
+  t('invites: live quota, revoke; join counts uses atomically and refuses with reasons', () =>
+    withStore(f, async (s) => {
+      const n = s.networks;
+      const net = (await n.createNetwork({ name: 'fleet', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      await n.putInvite(inviteRec(net, 1, { uses: 2, tags: ['a', 'b'] }), { maxLive: 3, now: 0 });
+      await n.putInvite(inviteRec(net, 2, { exp: 100 }), { maxLive: 3, now: 0 });
+      await n.putInvite(inviteRec(net, 3), { maxLive: 3, now: 0 });
+      await assert.rejects(n.putInvite(inviteRec(net, 4), { maxLive: 3, now: 0 }), isCode('QUOTA_EXCEEDED'));
+      // Invite 2 expired at 100 s: no longer live, so there is room again.
+      await n.putInvite(inviteRec(net, 4), { maxLive: 3, now: 100_000 });
+      const got = await n.getInvite(net, Buffer.alloc(16, 1));
+      assert.deepEqual(got?.tags, ['a', 'b']);
+      assert.equal(got?.uses, 2);
+      assert.deepEqual(
+        (await n.listInvites(net)).map((x) => x.id[0]),
+        [1, 2, 3, 4],
+      );
+      assert.equal(await n.revokeInvite(net, Buffer.alloc(16, 3)), true);
+      assert.equal(await n.revokeInvite(net, Buffer.alloc(16, 3)), false);
+      assert.equal((await n.getInvite(net, Buffer.alloc(16, 3)))?.revoked, true);
+      // Dead invites are kept, but only the newest 4 x maxLive of them.
+      const other = (await n.createNetwork({ name: 'dead', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      for (let i = 1; i <= 6; i++) await n.putInvite(inviteRec(other, i, { exp: 50 }), { maxLive: 1, now: 100_000 });
+      assert.deepEqual(
+        (await n.listInvites(other)).map((x) => x.id[0]),
+        [3, 4, 5, 6],
+      );
+
+      const j1 = await n.join(memberRec(net, 1, 10), { now: 0, maxMembers: 3 });
+      assert.ok(j1.ok && !j1.already);
+      assert.deepEqual(j1.member.tags, ['gpu', 'worker']);
+      const again = await n.join(memberRec(net, 1, 10, { joined: 99 }), { now: 0, maxMembers: 3 });
+      assert.ok(again.ok && again.already, 'a member joining again uses nothing');
+      assert.equal((await n.getInvite(net, Buffer.alloc(16, 1)))?.used, 1);
+      assert.deepEqual(await n.join(memberRec(net, 3, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'revoked' });
+      assert.deepEqual(await n.join(memberRec(net, 2, 11), { now: 100_000, maxMembers: 3 }), { ok: false, why: 'expired' });
+      assert.deepEqual(await n.join(memberRec(net, 9, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'unknown' });
+      assert.ok((await n.join(memberRec(net, 4, 12), { now: 0, maxMembers: 3 })).ok);
+      assert.deepEqual(await n.join(memberRec(net, 4, 13, {}), { now: 0, maxMembers: 2 }), { ok: false, why: 'full' });
+      // The last use of invite 1, claimed by several joiners at once: exactly one gets it.
+      const racers = await Promise.all([20, 21, 22, 23].map((k) => n.join(memberRec(net, 1, k), { now: 0, maxMembers: 100 })));
+      assert.equal(racers.filter((r) => r.ok).length, 1);
+      assert.ok(racers.filter((r) => !r.ok).every((r) => !r.ok && r.why === 'used-up'));
+      assert.equal((await n.getInvite(net, Buffer.alloc(16, 1)))?.used, 2);
+      assert.equal(await n.countMembers(net), 3);
+      assert.deepEqual(
+        (await n.listMembers(net)).map((m) => m.address.node),
+        [10, 12, ...racers.flatMap((r, i) => (r.ok ? [20 + i] : []))],
+      );
+    }),
+  );
+
+  t('join: the last use is taken once across two stores on one database', () =>
+    withStore(f, async (s1, open) => {
+      const s2 = await open();
+      try {
+        const net = (await s1.networks.createNetwork({ name: 'race', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+        await s1.networks.putInvite(inviteRec(net, 1, { uses: 5 }), { maxLive: 10, now: 0 });
+        const results = await Promise.all(
+          Array.from({ length: 16 }, (_, i) => (i % 2 ? s2 : s1).networks.join(memberRec(net, 1, 100 + i), { now: 0, maxMembers: 1000 })),
+        );
+        assert.equal(results.filter((r) => r.ok).length, 5);
+        assert.equal((await s2.networks.getInvite(net, Buffer.alloc(16, 1)))?.used, 5);
+        assert.equal(await s1.networks.countMembers(net), 5);
+      } finally {
+        await s2.close();
+      }
+    }),
+  );
+
+  t('members: verbatim credential, remove, shared networks, find by credential or self tag', () =>
+    withStore(f, async (s) => {
+      const n = s.networks;
+      const admin = key();
+      const x = (await n.createNetwork({ name: 'x', admin, now: 1, maxPerAdmin: 16 })).id;
+      const y = (await n.createNetwork({ name: 'y', admin, now: 1, maxPerAdmin: 16 })).id;
+      await n.putInvite(inviteRec(x, 1), { maxLive: 10, now: 0 });
+      await n.putInvite(inviteRec(y, 2), { maxLive: 10, now: 0 });
+      await n.join(memberRec(x, 1, 1, { tags: ['planner'], ephemeral: true }), { now: 0, maxMembers: 10 });
+      await n.join(memberRec(x, 1, 2, { tags: [] }), { now: 0, maxMembers: 10 });
+      await n.join(memberRec(y, 2, 3), { now: 0, maxMembers: 10 });
+      const m = await n.getMember(x, Buffer.alloc(32, 1));
+      assert.equal(m?.ephemeral, true);
+      assert.deepEqual(m?.tags, ['planner']);
+      assert.deepEqual(m?.binding, Buffer.from('b1'));
+      assert.deepEqual(m?.bindingSig, Buffer.alloc(64, 2));
+      assert.deepEqual(m?.address, makeAddress(0, 1));
+      assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 2)), true);
+      assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 3)), false);
+      await n.setSelfTags(Buffer.alloc(32, 2), ['planner', 'search']);
+      await n.setSelfTags(Buffer.alloc(32, 3), ['planner']);
+      assert.deepEqual(await n.getSelfTags(Buffer.alloc(32, 2)), ['planner', 'search']);
+      assert.deepEqual(
+        (await n.findMembers(x, 'planner')).map((r) => r.address.node),
+        [1, 2],
+        'credential tag or self tag',
+      );
+      assert.deepEqual(
+        (await n.findMembers(x, 'plan')).map((r) => r.address.node),
+        [],
+        'whole tags only',
+      );
+      assert.deepEqual(
+        (await n.findSelfTag('planner', 10)).map((k) => k[0]),
+        [2, 3],
+      );
+      await n.setSelfTags(Buffer.alloc(32, 2), []);
+      assert.deepEqual(await n.getSelfTags(Buffer.alloc(32, 2)), []);
+      assert.deepEqual(
+        (await n.findSelfTag('planner', 10)).map((k) => k[0]),
+        [3],
+      );
+      assert.deepEqual(
+        (await n.listEphemeralMembers(10)).map((r) => [r.net, r.address.node]),
+        [[x, 1]],
+      );
+      assert.deepEqual(
+        (await n.membershipsOf(Buffer.alloc(32, 3))).map((r) => r.net),
+        [y],
+      );
+      assert.deepEqual(await n.membershipsOf(Buffer.alloc(32, 9)), []);
+      assert.equal(await n.removeMember(x, Buffer.alloc(32, 1)), true);
+      assert.equal(await n.removeMember(x, Buffer.alloc(32, 1)), false);
+      assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 2)), false);
+    }),
+  );
+
+  t('kicks (bounded, newest kept), policy, audit (ordered, bounded)', () =>
+    withStore(f, async (s) => {
+      const n = s.networks;
+      const net = (await n.createNetwork({ name: 'k', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      for (let i = 1; i <= 5; i++)
+        await n.putKick({ net, address: makeAddress(0, i), key: Buffer.alloc(32, i), stmt: `kick-${i}`, sig: Buffer.alloc(64, i), ts: i }, 3);
+      assert.deepEqual(
+        (await n.listKicks(net)).map((k) => k.stmt),
+        ['kick-3', 'kick-4', 'kick-5'],
+      );
+      assert.equal((await n.getKick(net, Buffer.alloc(32, 4)))?.sig[0], 4);
+      assert.equal(await n.getKick(net, Buffer.alloc(32, 1)), undefined);
+      assert.equal(await n.deleteKick(net, Buffer.alloc(32, 4)), true);
+      assert.equal(await n.deleteKick(net, Buffer.alloc(32, 4)), false);
+      assert.equal(await n.getPolicy(net), undefined);
+      await n.setPolicy({ net, text: '{ "rules": [] }', sig: Buffer.alloc(64, 7), updated: 5 });
+      await n.setPolicy({ net, text: '{}', sig: Buffer.alloc(64, 8), updated: 6 });
+      assert.deepEqual(await n.getPolicy(net), { net, text: '{}', sig: Buffer.alloc(64, 8), updated: 6 });
+      const seqs: number[] = [];
+      for (let i = 0; i < 7; i++)
+        seqs.push(
+          await n.appendAudit(
+            { net, ts: 100 + i, actor: makeAddress(0, i), action: `a${i}`, detail: `{"i":${i}}`, stmt: `st${i}`, sig: Buffer.alloc(64, i) },
+            5,
+          ),
+        );
+      assert.deepEqual(seqs, [1, 2, 3, 4, 5, 6, 7]);
+      const all = await n.listAudit(net, 0, 100);
+      assert.deepEqual(
+        all.map((e) => e.seq),
+        [3, 4, 5, 6, 7],
+        'the newest 5 are kept',
+      );
+      assert.deepEqual(
+        (await n.listAudit(net, 4, 2)).map((e) => e.action),
+        ['a4', 'a5'],
+      );
+      const e = await n.getAudit(net, 6);
+      assert.deepEqual(e, { net, seq: 6, ts: 105, actor: makeAddress(0, 5), action: 'a5', detail: '{"i":5}', stmt: 'st5', sig: Buffer.alloc(64, 5) });
     }),
   );
 }

@@ -1,0 +1,189 @@
+// Persistence of fleets (issue 18): networks, invites, members, kicks, policy, audit,
+// self-declared tags. Part of every RegistryStore (`store.networks`), implemented by
+// sqlite-networks.ts and postgres-networks.ts and held to one contract
+// (test/rendezvous/store/store-contract.ts). Signed material (certificates, bindings,
+// kick and audit statements, the policy signature) is stored verbatim, so anyone can
+// re-check it later; the store never interprets it.
+import { PilotError } from '../../util/errors.ts';
+import type { Address } from '../../wire/address.ts';
+
+export interface NetworkRecord {
+  /** 1..65535, never reused (an old credential must not verify in a new network). */
+  id: number;
+  name: string;
+  /** The creator's node key: it signs invites, policy and kicks. */
+  admin: Buffer;
+  created: number;
+}
+
+export interface InviteRecord {
+  net: number;
+  /** 16 bytes. */
+  id: Buffer;
+  cert: Buffer;
+  certSig: Buffer;
+  /** 0 = unlimited. */
+  uses: number;
+  used: number;
+  /** Unix seconds, 0 = never. */
+  exp: number;
+  /** When the invite was issued (the certificate's iat), unix seconds. */
+  iat: number;
+  revoked: boolean;
+  ephemeral: boolean;
+  tags: string[];
+  created: number;
+}
+
+export interface MemberRecord {
+  net: number;
+  /** The node's (network-0) registry address. */
+  address: Address;
+  key: Buffer;
+  tags: string[];
+  ephemeral: boolean;
+  joined: number;
+  inviteId: Buffer;
+  /** The credential, verbatim. */
+  cert: Buffer;
+  certSig: Buffer;
+  binding: Buffer;
+  bindingSig: Buffer;
+}
+
+/** A kick: the admin's signed network_kick request, verbatim. */
+export interface KickRecord {
+  net: number;
+  address: Address;
+  key: Buffer;
+  stmt: string;
+  sig: Buffer;
+  ts: number;
+}
+
+export interface PolicyRecord {
+  net: number;
+  text: string;
+  /** The admin's signature (membership.ts signPolicy). */
+  sig: Buffer;
+  updated: number;
+}
+
+export interface AuditEntry {
+  net: number;
+  /** 1, 2, 3 … per network. */
+  seq: number;
+  ts: number;
+  actor: Address;
+  action: string;
+  /** JSON text. */
+  detail: string;
+  /** The actor's signed registry request, verbatim. */
+  stmt: string;
+  sig: Buffer;
+}
+
+/** Why an invite cannot be used (checked atomically with the use count). */
+export type JoinRefusal = 'unknown' | 'revoked' | 'expired' | 'used-up' | 'full';
+
+export interface NetworkStore {
+  /** Allocates the next id. Throws QUOTA_EXCEEDED (admin has maxPerAdmin, or no ids left) / BAD_ARGUMENT (name taken). */
+  createNetwork(input: { name: string; admin: Buffer; now: number; maxPerAdmin: number }): Promise<NetworkRecord>;
+  getNetwork(id: number): Promise<NetworkRecord | undefined>;
+  getNetworkByName(name: string): Promise<NetworkRecord | undefined>;
+  /** Deletes the network and everything in it (invites, members, kicks, policy, audit). */
+  deleteNetwork(id: number): Promise<boolean>;
+  /** Networks `key` administers or is a member of, by id. */
+  networksOf(key: Buffer): Promise<NetworkRecord[]>;
+
+  /**
+   * Throws QUOTA_EXCEEDED when the network has maxLive live invites (not revoked, not expired,
+   * not used up). Dead ones beyond deadInvitesKept(maxLive), oldest first, are dropped.
+   */
+  putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void>;
+  getInvite(net: number, id: Buffer): Promise<InviteRecord | undefined>;
+  /** Oldest first. */
+  listInvites(net: number): Promise<InviteRecord[]>;
+  revokeInvite(net: number, id: Buffer): Promise<boolean>;
+
+  /**
+   * Atomically (also across processes): checks the invite is known, not revoked, not
+   * expired at `now` (ms), has a use left and the network room, then counts the use and
+   * writes the member. A node that is already a member is updated and uses nothing.
+   */
+  join(
+    m: MemberRecord,
+    opts: { now: number; maxMembers: number },
+  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }>;
+  getMember(net: number, key: Buffer): Promise<MemberRecord | undefined>;
+  /** By join time, then address. */
+  listMembers(net: number): Promise<MemberRecord[]>;
+  countMembers(net: number): Promise<number>;
+  removeMember(net: number, key: Buffer): Promise<boolean>;
+  /** Ephemeral memberships (all networks), oldest join first, at most `limit`. */
+  listEphemeralMembers(limit: number): Promise<MemberRecord[]>;
+  /** Every membership of one node key. */
+  membershipsOf(key: Buffer): Promise<MemberRecord[]>;
+  /** Members of `net` having `tag` as a credential tag or a self tag. */
+  findMembers(net: number, tag: string): Promise<MemberRecord[]>;
+  /** Are two nodes members of one network (the relay lets them reach each other)? */
+  sharesNetwork(a: Address, b: Address): Promise<boolean>;
+
+  /** Keeps the newest `max` kicks of the network. */
+  putKick(k: KickRecord, max: number): Promise<void>;
+  getKick(net: number, key: Buffer): Promise<KickRecord | undefined>;
+  /** Oldest first. */
+  listKicks(net: number): Promise<KickRecord[]>;
+  deleteKick(net: number, key: Buffer): Promise<boolean>;
+
+  setPolicy(p: PolicyRecord): Promise<void>;
+  getPolicy(net: number): Promise<PolicyRecord | undefined>;
+
+  /** Appends with the next seq and drops entries beyond the newest `keep`; returns the seq. */
+  appendAudit(e: Omit<AuditEntry, 'seq'>, keep: number): Promise<number>;
+  /** Entries with seq > afterSeq, oldest first, at most `limit`. */
+  listAudit(net: number, afterSeq: number, limit: number): Promise<AuditEntry[]>;
+  getAudit(net: number, seq: number): Promise<AuditEntry | undefined>;
+
+  /** Self-declared tags of a node (discovery only); [] clears. */
+  setSelfTags(key: Buffer, tags: string[]): Promise<void>;
+  getSelfTags(key: Buffer): Promise<string[]>;
+  /** Keys with this self tag, ordered by key, at most `limit`. */
+  findSelfTag(tag: string, limit: number): Promise<Buffer[]>;
+}
+
+export const networkNameTaken = (name: string) =>
+  new PilotError('BAD_ARGUMENT', `a network named ${name} already exists`, 'pick another name (names are unique on this rendezvous)');
+
+export const tooManyNetworks = (max: number) =>
+  new PilotError(
+    'QUOTA_EXCEEDED',
+    `this key already administers ${max} networks`,
+    `delete one first (pilotctl network delete <name>); at most ${max} per admin key`,
+  );
+
+export const noNetworkIds = () => new PilotError('QUOTA_EXCEEDED', 'no network ids left on this rendezvous', 'network ids are never reused; ask the operator');
+
+export const tooManyInvites = (max: number) =>
+  new PilotError('QUOTA_EXCEEDED', `the network has ${max} live invites`, 'revoke unused invites first (pilotctl network invites / revoke-invite)');
+
+/** Members' credential tags as one column: ",a,b," (tags are [a-z0-9-], so LIKE '%,t,%' is exact). */
+export function tagsColumn(tags: string[]): string {
+  return tags.length === 0 ? ',' : `,${tags.join(',')},`;
+}
+
+export function parseTagsColumn(s: string): string[] {
+  return s.split(',').filter((t) => t.length > 0);
+}
+
+/** Is the invite live at `now` (ms)? */
+export function inviteLive(inv: InviteRecord, now: number): boolean {
+  return !inv.revoked && (inv.exp === 0 || Math.floor(now / 1000) < inv.exp) && (inv.uses === 0 || inv.used < inv.uses);
+}
+
+export const NETWORK_ID_MAX = 0xffff;
+
+/** Dead invites (revoked, expired, used up) kept per network for listing: 4x the live limit, newest first. */
+export function deadInvitesKept(maxLive: number): number {
+  return 4 * maxLive;
+}

@@ -1,0 +1,420 @@
+// PostgreSQL half of the fleet store (network-store.ts). Several rendezvous instances
+// write at once, so each read-modify-write is one transaction holding an advisory lock
+// on what it counts: the network (joins, invites, audit) or the admin key (quota). Two
+// joins at two instances therefore cannot both take the last use of an invite.
+import type pg from 'pg';
+import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
+import type { Migration } from './postgres-connect.ts';
+import {
+  deadInvitesKept,
+  inviteLive,
+  NETWORK_ID_MAX,
+  networkNameTaken,
+  noNetworkIds,
+  parseTagsColumn,
+  tagsColumn,
+  tooManyInvites,
+  tooManyNetworks,
+  type AuditEntry,
+  type InviteRecord,
+  type JoinRefusal,
+  type KickRecord,
+  type MemberRecord,
+  type NetworkRecord,
+  type NetworkStore,
+  type PolicyRecord,
+} from './network-store.ts';
+
+/** Append-only, like the registry's (applied by PostgresStore.open). */
+export const NETWORK_MIGRATIONS: Migration[] = [
+  {
+    id: 'networks-1',
+    sql: `
+CREATE TABLE IF NOT EXISTS registry_net_alloc (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  next_id INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_networks (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL CONSTRAINT registry_networks_name_unique UNIQUE,
+  admin BYTEA NOT NULL,
+  created BIGINT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS registry_networks_admin ON registry_networks (admin);
+CREATE TABLE IF NOT EXISTS registry_net_invites (
+  net INTEGER NOT NULL,
+  id BYTEA NOT NULL,
+  cert BYTEA NOT NULL,
+  cert_sig BYTEA NOT NULL,
+  uses BIGINT NOT NULL,
+  used BIGINT NOT NULL DEFAULT 0,
+  exp BIGINT NOT NULL,
+  iat BIGINT NOT NULL,
+  revoked BOOLEAN NOT NULL DEFAULT false,
+  ephemeral BOOLEAN NOT NULL,
+  tags TEXT NOT NULL,
+  created BIGINT NOT NULL,
+  PRIMARY KEY (net, id)
+);
+CREATE TABLE IF NOT EXISTS registry_net_members (
+  net INTEGER NOT NULL,
+  key BYTEA NOT NULL,
+  address BIGINT NOT NULL,
+  tags TEXT NOT NULL,
+  ephemeral BOOLEAN NOT NULL,
+  joined BIGINT NOT NULL,
+  invite_id BYTEA NOT NULL,
+  cert BYTEA NOT NULL,
+  cert_sig BYTEA NOT NULL,
+  binding BYTEA NOT NULL,
+  binding_sig BYTEA NOT NULL,
+  PRIMARY KEY (net, key)
+);
+CREATE INDEX IF NOT EXISTS registry_net_members_key ON registry_net_members (key);
+CREATE INDEX IF NOT EXISTS registry_net_members_address ON registry_net_members (address);
+CREATE INDEX IF NOT EXISTS registry_net_members_ephemeral ON registry_net_members (joined) WHERE ephemeral;
+CREATE TABLE IF NOT EXISTS registry_net_kicks (
+  net INTEGER NOT NULL,
+  key BYTEA NOT NULL,
+  address BIGINT NOT NULL,
+  stmt TEXT NOT NULL,
+  sig BYTEA NOT NULL,
+  ts BIGINT NOT NULL,
+  PRIMARY KEY (net, key)
+);
+CREATE TABLE IF NOT EXISTS registry_net_policy (
+  net INTEGER PRIMARY KEY,
+  text TEXT NOT NULL,
+  sig BYTEA NOT NULL,
+  updated BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS registry_net_audit (
+  net INTEGER NOT NULL,
+  seq BIGINT NOT NULL,
+  ts BIGINT NOT NULL,
+  actor BIGINT NOT NULL,
+  action TEXT NOT NULL,
+  detail TEXT NOT NULL,
+  stmt TEXT NOT NULL,
+  sig BYTEA NOT NULL,
+  PRIMARY KEY (net, seq)
+);
+CREATE TABLE IF NOT EXISTS registry_node_tags (
+  key BYTEA NOT NULL,
+  tag TEXT NOT NULL,
+  PRIMARY KEY (key, tag)
+);
+CREATE INDEX IF NOT EXISTS registry_node_tags_tag ON registry_node_tags (tag, key);
+`,
+  },
+];
+
+// biome-ignore lint/suspicious/noExplicitAny: rows come straight from node-postgres; the mappers below give them types.
+type Row = any;
+
+const num = (v: string | number): number => Number(v);
+const fromKey = (k: string | number): Address => {
+  const n = num(k);
+  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
+};
+const buf = (b: Buffer) => Buffer.from(b);
+
+function netRow(r: Row): NetworkRecord {
+  return { id: r.id, name: r.name, admin: buf(r.admin), created: num(r.created) };
+}
+function inviteRow(r: Row): InviteRecord {
+  return {
+    net: r.net,
+    id: buf(r.id),
+    cert: buf(r.cert),
+    certSig: buf(r.cert_sig),
+    uses: num(r.uses),
+    used: num(r.used),
+    exp: num(r.exp),
+    iat: num(r.iat),
+    revoked: r.revoked,
+    ephemeral: r.ephemeral,
+    tags: parseTagsColumn(r.tags),
+    created: num(r.created),
+  };
+}
+function memberRow(r: Row): MemberRecord {
+  return {
+    net: r.net,
+    address: fromKey(r.address),
+    key: buf(r.key),
+    tags: parseTagsColumn(r.tags),
+    ephemeral: r.ephemeral,
+    joined: num(r.joined),
+    inviteId: buf(r.invite_id),
+    cert: buf(r.cert),
+    certSig: buf(r.cert_sig),
+    binding: buf(r.binding),
+    bindingSig: buf(r.binding_sig),
+  };
+}
+function kickRow(r: Row): KickRecord {
+  return { net: r.net, address: fromKey(r.address), key: buf(r.key), stmt: r.stmt, sig: buf(r.sig), ts: num(r.ts) };
+}
+function auditRow(r: Row): AuditEntry {
+  return { net: r.net, seq: num(r.seq), ts: num(r.ts), actor: fromKey(r.actor), action: r.action, detail: r.detail, stmt: r.stmt, sig: buf(r.sig) };
+}
+
+export class PgNetworks implements NetworkStore {
+  private readonly pool: pg.Pool;
+
+  constructor(pool: pg.Pool) {
+    this.pool = pool;
+  }
+
+  /** One transaction holding the cluster-wide advisory lock `lock` (released at commit). */
+  private async tx<T>(lock: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [lock]);
+      const out = await fn(c);
+      await c.query('COMMIT');
+      return out;
+    } catch (err) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      c.release();
+    }
+  }
+
+  private async rows(sql: string, args: unknown[]): Promise<Row[]> {
+    return (await this.pool.query(sql, args)).rows;
+  }
+
+  createNetwork(input: { name: string; admin: Buffer; now: number; maxPerAdmin: number }): Promise<NetworkRecord> {
+    return this.tx('pilot-net-create', async (c) => {
+      if ((await c.query('SELECT 1 FROM registry_networks WHERE name = $1', [input.name])).rowCount) throw networkNameTaken(input.name);
+      const n = num((await c.query('SELECT COUNT(*) AS n FROM registry_networks WHERE admin = $1', [input.admin])).rows[0].n);
+      if (n >= input.maxPerAdmin) throw tooManyNetworks(input.maxPerAdmin);
+      const id = num(
+        (
+          await c.query(
+            `INSERT INTO registry_net_alloc (id, next_id) VALUES (1, 2)
+             ON CONFLICT (id) DO UPDATE SET next_id = registry_net_alloc.next_id + 1 RETURNING next_id - 1 AS id`,
+          )
+        ).rows[0].id,
+      );
+      if (id > NETWORK_ID_MAX) throw noNetworkIds();
+      await c.query('INSERT INTO registry_networks (id, name, admin, created) VALUES ($1, $2, $3, $4)', [id, input.name, input.admin, input.now]);
+      return { id, name: input.name, admin: buf(input.admin), created: input.now };
+    });
+  }
+
+  async getNetwork(id: number): Promise<NetworkRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_networks WHERE id = $1', [id]))[0];
+    return r ? netRow(r) : undefined;
+  }
+
+  async getNetworkByName(name: string): Promise<NetworkRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_networks WHERE name = $1', [name]))[0];
+    return r ? netRow(r) : undefined;
+  }
+
+  deleteNetwork(id: number): Promise<boolean> {
+    return this.tx(`pilot-net:${id}`, async (c) => {
+      for (const t of ['registry_net_invites', 'registry_net_members', 'registry_net_kicks', 'registry_net_policy', 'registry_net_audit'])
+        await c.query(`DELETE FROM ${t} WHERE net = $1`, [id]);
+      return ((await c.query('DELETE FROM registry_networks WHERE id = $1', [id])).rowCount ?? 0) > 0;
+    });
+  }
+
+  async networksOf(key: Buffer): Promise<NetworkRecord[]> {
+    return (
+      await this.rows('SELECT * FROM registry_networks WHERE admin = $1 OR id IN (SELECT net FROM registry_net_members WHERE key = $1) ORDER BY id', [key])
+    ).map(netRow);
+  }
+
+  putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void> {
+    return this.tx(`pilot-net:${inv.net}`, async (c) => {
+      const live = (await c.query('SELECT * FROM registry_net_invites WHERE net = $1', [inv.net])).rows.map(inviteRow).filter((x) => inviteLive(x, opts.now));
+      if (live.length >= opts.maxLive) throw tooManyInvites(opts.maxLive);
+      await c.query(
+        `INSERT INTO registry_net_invites (net, id, cert, cert_sig, uses, used, exp, iat, revoked, ephemeral, tags, created)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
+        [inv.net, inv.id, inv.cert, inv.certSig, inv.uses, inv.used, inv.exp, inv.iat, inv.revoked, inv.ephemeral, tagsColumn(inv.tags), inv.created],
+      );
+      await c.query(
+        `DELETE FROM registry_net_invites WHERE net = $1 AND id IN (SELECT id FROM registry_net_invites WHERE net = $1
+           AND (revoked OR (exp <> 0 AND exp <= $2) OR (uses <> 0 AND used >= uses)) ORDER BY created DESC, id DESC OFFSET $3)`,
+        [inv.net, Math.floor(opts.now / 1000), deadInvitesKept(opts.maxLive)],
+      );
+    });
+  }
+
+  async getInvite(net: number, id: Buffer): Promise<InviteRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_net_invites WHERE net = $1 AND id = $2', [net, id]))[0];
+    return r ? inviteRow(r) : undefined;
+  }
+
+  async listInvites(net: number): Promise<InviteRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_invites WHERE net = $1 ORDER BY created, id', [net])).map(inviteRow);
+  }
+
+  async revokeInvite(net: number, id: Buffer): Promise<boolean> {
+    return ((await this.pool.query('UPDATE registry_net_invites SET revoked = true WHERE net = $1 AND id = $2 AND NOT revoked', [net, id])).rowCount ?? 0) > 0;
+  }
+
+  join(
+    m: MemberRecord,
+    opts: { now: number; maxMembers: number },
+  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }> {
+    return this.tx(`pilot-net:${m.net}`, async (c) => {
+      const r = (await c.query('SELECT * FROM registry_net_invites WHERE net = $1 AND id = $2', [m.net, m.inviteId])).rows[0];
+      if (!r) return { ok: false as const, why: 'unknown' as const };
+      const inv = inviteRow(r);
+      if (inv.revoked) return { ok: false as const, why: 'revoked' as const };
+      if (inv.exp !== 0 && Math.floor(opts.now / 1000) >= inv.exp) return { ok: false as const, why: 'expired' as const };
+      const existing = ((await c.query('SELECT 1 FROM registry_net_members WHERE net = $1 AND key = $2', [m.net, m.key])).rowCount ?? 0) > 0;
+      if (!existing) {
+        if (inv.uses !== 0 && inv.used >= inv.uses) return { ok: false as const, why: 'used-up' as const };
+        const n = num((await c.query('SELECT COUNT(*) AS n FROM registry_net_members WHERE net = $1', [m.net])).rows[0].n);
+        if (n >= opts.maxMembers) return { ok: false as const, why: 'full' as const };
+        await c.query('UPDATE registry_net_invites SET used = used + 1 WHERE net = $1 AND id = $2', [m.net, m.inviteId]);
+      }
+      const row = (
+        await c.query(
+          `INSERT INTO registry_net_members (net, key, address, tags, ephemeral, joined, invite_id, cert, cert_sig, binding, binding_sig)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+           ON CONFLICT (net, key) DO UPDATE SET address = excluded.address, tags = excluded.tags, ephemeral = excluded.ephemeral,
+             invite_id = excluded.invite_id, cert = excluded.cert, cert_sig = excluded.cert_sig, binding = excluded.binding, binding_sig = excluded.binding_sig
+           RETURNING *`,
+          [m.net, m.key, addressKey(m.address), tagsColumn(m.tags), m.ephemeral, m.joined, m.inviteId, m.cert, m.certSig, m.binding, m.bindingSig],
+        )
+      ).rows[0];
+      return { ok: true as const, member: memberRow(row), already: existing };
+    });
+  }
+
+  async getMember(net: number, key: Buffer): Promise<MemberRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_net_members WHERE net = $1 AND key = $2', [net, key]))[0];
+    return r ? memberRow(r) : undefined;
+  }
+
+  async listMembers(net: number): Promise<MemberRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_members WHERE net = $1 ORDER BY joined, address', [net])).map(memberRow);
+  }
+
+  async countMembers(net: number): Promise<number> {
+    return num((await this.rows('SELECT COUNT(*) AS n FROM registry_net_members WHERE net = $1', [net]))[0].n);
+  }
+
+  async removeMember(net: number, key: Buffer): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM registry_net_members WHERE net = $1 AND key = $2', [net, key])).rowCount ?? 0) > 0;
+  }
+
+  async listEphemeralMembers(limit: number): Promise<MemberRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_members WHERE ephemeral ORDER BY joined, net, address LIMIT $1', [limit])).map(memberRow);
+  }
+
+  async membershipsOf(key: Buffer): Promise<MemberRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_members WHERE key = $1 ORDER BY net', [key])).map(memberRow);
+  }
+
+  async findMembers(net: number, tag: string): Promise<MemberRecord[]> {
+    return (
+      await this.rows(
+        `SELECT * FROM registry_net_members m WHERE net = $1
+           AND (tags LIKE $2 OR EXISTS (SELECT 1 FROM registry_node_tags s WHERE s.key = m.key AND s.tag = $3))
+         ORDER BY joined, address`,
+        [net, `%,${tag},%`, tag],
+      )
+    ).map(memberRow);
+  }
+
+  async sharesNetwork(a: Address, b: Address): Promise<boolean> {
+    const r = await this.pool.query(
+      'SELECT 1 FROM registry_net_members x JOIN registry_net_members y ON x.net = y.net WHERE x.address = $1 AND y.address = $2 LIMIT 1',
+      [addressKey(a), addressKey(b)],
+    );
+    return (r.rowCount ?? 0) > 0;
+  }
+
+  putKick(k: KickRecord, max: number): Promise<void> {
+    return this.tx(`pilot-net:${k.net}`, async (c) => {
+      await c.query(
+        `INSERT INTO registry_net_kicks (net, key, address, stmt, sig, ts) VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (net, key) DO UPDATE SET address = excluded.address, stmt = excluded.stmt, sig = excluded.sig, ts = excluded.ts`,
+        [k.net, k.key, addressKey(k.address), k.stmt, k.sig, k.ts],
+      );
+      await c.query(
+        'DELETE FROM registry_net_kicks WHERE net = $1 AND key NOT IN (SELECT key FROM registry_net_kicks WHERE net = $1 ORDER BY ts DESC, key DESC LIMIT $2)',
+        [k.net, max],
+      );
+    });
+  }
+
+  async getKick(net: number, key: Buffer): Promise<KickRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_net_kicks WHERE net = $1 AND key = $2', [net, key]))[0];
+    return r ? kickRow(r) : undefined;
+  }
+
+  async listKicks(net: number): Promise<KickRecord[]> {
+    return (await this.rows('SELECT * FROM registry_net_kicks WHERE net = $1 ORDER BY ts, key', [net])).map(kickRow);
+  }
+
+  async deleteKick(net: number, key: Buffer): Promise<boolean> {
+    return ((await this.pool.query('DELETE FROM registry_net_kicks WHERE net = $1 AND key = $2', [net, key])).rowCount ?? 0) > 0;
+  }
+
+  async setPolicy(p: PolicyRecord): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO registry_net_policy (net, text, sig, updated) VALUES ($1, $2, $3, $4)
+       ON CONFLICT (net) DO UPDATE SET text = excluded.text, sig = excluded.sig, updated = excluded.updated`,
+      [p.net, p.text, p.sig, p.updated],
+    );
+  }
+
+  async getPolicy(net: number): Promise<PolicyRecord | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_net_policy WHERE net = $1', [net]))[0];
+    return r ? { net: r.net, text: r.text, sig: buf(r.sig), updated: num(r.updated) } : undefined;
+  }
+
+  appendAudit(e: Omit<AuditEntry, 'seq'>, keep: number): Promise<number> {
+    return this.tx(`pilot-net-audit:${e.net}`, async (c) => {
+      const seq = num((await c.query('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM registry_net_audit WHERE net = $1', [e.net])).rows[0].s);
+      await c.query('INSERT INTO registry_net_audit (net, seq, ts, actor, action, detail, stmt, sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
+        e.net,
+        seq,
+        e.ts,
+        addressKey(e.actor),
+        e.action,
+        e.detail,
+        e.stmt,
+        e.sig,
+      ]);
+      await c.query('DELETE FROM registry_net_audit WHERE net = $1 AND seq <= $2', [e.net, seq - keep]);
+      return seq;
+    });
+  }
+
+  async listAudit(net: number, afterSeq: number, limit: number): Promise<AuditEntry[]> {
+    return (await this.rows('SELECT * FROM registry_net_audit WHERE net = $1 AND seq > $2 ORDER BY seq LIMIT $3', [net, afterSeq, limit])).map(auditRow);
+  }
+
+  async getAudit(net: number, seq: number): Promise<AuditEntry | undefined> {
+    const r = (await this.rows('SELECT * FROM registry_net_audit WHERE net = $1 AND seq = $2', [net, seq]))[0];
+    return r ? auditRow(r) : undefined;
+  }
+
+  setSelfTags(key: Buffer, tags: string[]): Promise<void> {
+    return this.tx(`pilot-tags:${key.toString('base64')}`, async (c) => {
+      await c.query('DELETE FROM registry_node_tags WHERE key = $1', [key]);
+      for (const t of tags) await c.query('INSERT INTO registry_node_tags (key, tag) VALUES ($1, $2)', [key, t]);
+    });
+  }
+
+  async getSelfTags(key: Buffer): Promise<string[]> {
+    return (await this.rows('SELECT tag FROM registry_node_tags WHERE key = $1 ORDER BY tag', [key])).map((r) => r.tag as string);
+  }
+
+  async findSelfTag(tag: string, limit: number): Promise<Buffer[]> {
+    return (await this.rows('SELECT key FROM registry_node_tags WHERE tag = $1 ORDER BY key LIMIT $2', [tag, limit])).map((r) => buf(r.key));
+  }
+}

@@ -1,0 +1,75 @@
+// Fleets on two rendezvous instances sharing one PostgreSQL (issue 18): the last use of
+// an invite is taken once even when joins arrive at both instances at the same moment,
+// pushes reach members online at the other instance, and the relay between co-members
+// at different instances follows membership.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Push } from '../../src/registry/protocol.ts';
+import type { PilotError } from '../../src/util/errors.ts';
+import { usePostgresForFile } from '../helpers/postgres.ts';
+import { relaySend, sleep, startServer, udpPeer, type Peer } from './helpers.ts';
+
+const { skip, database } = usePostgresForFile({ before, after });
+
+async function waitPush(got: Push[], event: string, ms = 5000): Promise<Record<string, unknown>> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const i = got.findIndex((x) => x.event === event);
+    if (i >= 0) return got.splice(i, 1)[0]!.data as Record<string, unknown>;
+    if (Date.now() > end) throw new Error(`no ${event} push within ${ms} ms (got ${got.map((x) => x.event).join(', ') || 'nothing'})`);
+    await sleep(20);
+  }
+}
+
+test('two instances: the last invite use is taken once; pushes and relay cross instances', { skip, timeout: 60_000 }, async (t) => {
+  const url = database('fleet');
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  const peers: Peer[] = [];
+  t.after(async () => {
+    await Promise.all(peers.map((p) => p.close()));
+    await s1.close();
+    await s2.close();
+  });
+  const peer = async (port: number, i: number) => {
+    const p = await udpPeer(port, { timeoutMs: 1000 });
+    peers.push(p);
+    const r = await p.client.register({ email: `n${i}@example.com` });
+    return { p, address: r.address, port };
+  };
+  const admin = await peer(s1.port, 0);
+  const { net } = await admin.p.client.networks.create('shared');
+  const inv = await admin.p.client.networks.invite({ net, uses: 3 });
+  const joiners = await Promise.all(Array.from({ length: 8 }, (_, i) => peer(i % 2 ? s2.port : s1.port, i + 1)));
+  const results = await Promise.allSettled(joiners.map((j) => j.p.client.networks.join(inv.token)));
+  const ok = results.filter((r) => r.status === 'fulfilled');
+  assert.equal(ok.length, 3, 'exactly the invite uses, across both instances');
+  for (const r of results) {
+    if (r.status === 'rejected') assert.equal((r.reason as PilotError).code, 'QUOTA_EXCEEDED', String(r.reason));
+  }
+  const members = joiners.filter((_, i) => results[i]!.status === 'fulfilled');
+  assert.equal((await admin.p.client.networks.members(net)).length, 3);
+
+  // A member at one instance hears about a join handled at the other.
+  const at2 = members[0]!;
+  const other = at2.port === s1.port ? s2.port : s1.port;
+  const got: Push[] = [];
+  at2.p.client.on('push', (x: Push) => got.push(x));
+  const late = await admin.p.client.networks.invite({ net });
+  const newcomer = await peer(other, 20);
+  await newcomer.p.client.networks.join(late.token);
+  assert.equal((await waitPush(got, 'network_member_joined')).node, newcomer.address);
+
+  // Relay from one instance to a co-member at the other; refused after a kick.
+  const inner = Buffer.alloc(40, 7);
+  inner[0] = 0x12;
+  newcomer.p.sendRaw(relaySend(at2.address, inner));
+  await at2.p.nextPacket(0x21, 5000);
+  await admin.p.client.networks.kick(net, at2.address);
+  assert.equal((await waitPush(got, 'network_member_kicked')).node, at2.address);
+  await sleep(300);
+  at2.p.received.length = 0;
+  newcomer.p.sendRaw(relaySend(at2.address, inner));
+  await sleep(500);
+  assert.equal(at2.p.received.filter((x) => x[0] === 0x21).length, 0, 'no longer relayed');
+});
