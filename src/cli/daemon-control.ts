@@ -18,6 +18,7 @@ const HERE = fileURLToPath(import.meta.url);
 const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
 import { DEFAULT_REGISTRY } from '../daemon/config-file.ts';
+import { DAEMON_NODE_FLAGS } from '../os-service/daemon-command.ts';
 
 export { DEFAULT_REGISTRY };
 
@@ -109,7 +110,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   // refused or failed start (another node holds this home, a bad --listen) leaves the saved config alone.
   const logPath = path.join(home, 'pilot.log');
   const errFd = fs.openSync(logPath, 'a', 0o600);
-  const child = spawn(process.execPath, [...process.execArgv, DAEMON_MAIN, '--home', home, '--config-stdin'], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...process.execArgv, DAEMON_MAIN, '--home', home, '--config-stdin'], {
     detached: true,
     stdio: ['pipe', 'pipe', errFd],
     env: { ...process.env, PILOT_HOME: home },

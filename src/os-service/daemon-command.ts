@@ -8,6 +8,14 @@ import { fileURLToPath } from 'node:url';
 const HERE = fileURLToPath(import.meta.url);
 export const DAEMON_MAIN = path.resolve(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
+/**
+ * V8 flags every daemon process runs with (before the user's own, which win). The young
+ * generation capped at 1 MiB per semi-space: an idle daemon's RSS 72-74 -> 70-71.5 MB (issue
+ * 17's target is 70 MB); the one-stream transport bench moved by less than its noise (about
+ * 4%, measured 2026-12-07). `startNode()` runs in its host's process and keeps the host's flags.
+ */
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+
 /** Node flags worth keeping in a unit (drops --test, --inspect and the like). */
 export function serviceNodeArgs(execArgv: readonly string[]): string[] {
   const out: string[] = [];
@@ -20,5 +28,5 @@ export function serviceNodeArgs(execArgv: readonly string[]): string[] {
 }
 
 export function daemonArgv(home: string, node = process.execPath, execArgv: readonly string[] = process.execArgv): string[] {
-  return [path.resolve(node), ...serviceNodeArgs(execArgv), DAEMON_MAIN, '--home', path.resolve(home)];
+  return [path.resolve(node), ...DAEMON_NODE_FLAGS, ...serviceNodeArgs(execArgv), DAEMON_MAIN, '--home', path.resolve(home)];
 }

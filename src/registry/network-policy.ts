@@ -31,9 +31,16 @@
 // support): its tree has offsets for every key and value. It is configured to reject
 // comments, trailing commas and empty input, so it accepts exactly JSON (the unit tests
 // compare it with JSON.parse on the usual leniencies).
-import { createScanner, getLocation, parseTree, printParseErrorCode, type JSONPath, type Node, type ParseError } from 'jsonc-parser';
+// Loaded on the first parse, not at import: every daemon imports this module (tags, the
+// evaluator), but only one that is handed a policy text needs the parser (~4 MiB of RSS).
+import { createRequire } from 'node:module';
+import type * as JsoncParser from 'jsonc-parser';
+import type { JSONPath, Node, ParseError } from 'jsonc-parser';
 import { PilotError } from '../util/errors.ts';
 import { formatAddress, makeAddress, parseAddress, type Address } from '../wire/address.ts';
+
+let parser: typeof JsoncParser | undefined;
+const jsonc = (): typeof JsoncParser => (parser ??= createRequire(import.meta.url)('jsonc-parser') as typeof JsoncParser);
 
 /** Longest policy text, in UTF-8 bytes (it travels in 1200-byte registry chunks). */
 export const POLICY_MAX_BYTES = 16 * 1024;
@@ -315,7 +322,7 @@ export function parsePolicy(text: string, source = 'policy.json'): NetworkPolicy
   }
   checkDepth(text, source);
   const errors: ParseError[] = [];
-  const root = parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
+  const root = jsonc().parseTree(text, errors, { disallowComments: true, allowTrailingComma: false, allowEmptyContent: false });
   if (errors.length > 0 || root === undefined) throw syntaxError(text, source, errors[0]);
   const fail = (node: Node, path: JSONPath, message: string, hint = POLICY_HINT): never => {
     throw new PilotError('BAD_ARGUMENT', `${source}:${lineColumn(text, node.offset)}: ${path.length > 0 ? `${formatPath(path)}: ` : ''}${message}`, hint);
@@ -365,7 +372,7 @@ function checkDepth(text: string, source: string): void {
   const OPEN_BRACKET = 3;
   const CLOSE_BRACKET = 4;
   const EOF = 17;
-  const scanner = createScanner(text, true);
+  const scanner = jsonc().createScanner(text, true);
   let depth = 0;
   for (let t: number = scanner.scan(); t !== EOF; t = scanner.scan()) {
     if (t === OPEN_BRACE || t === OPEN_BRACKET) {
@@ -505,7 +512,7 @@ function syntaxError(text: string, source: string, err: ParseError | undefined):
   const hint = 'a policy is plain JSON: double-quoted keys and strings, no comments, no trailing commas';
   if (err === undefined) return new PilotError('BAD_ARGUMENT', `${source}:1:1: syntax error: expected a value`, hint);
   let offset = err.offset;
-  const name = printParseErrorCode(err.error);
+  const name = jsonc().printParseErrorCode(err.error);
   let message = SYNTAX[name] ?? name;
   if (name === 'InvalidSymbol') message = `unexpected ${quote(text.slice(offset, offset + Math.max(1, err.length)))}`;
   // A closing bracket where a key or value was expected, right after a comma: say so.
@@ -521,7 +528,9 @@ function syntaxError(text: string, source: string, err: ParseError | undefined):
   }
   if (offset >= text.length && name !== 'EndOfFileExpected') message = `unexpected end of text: ${message}`;
   // where a key is expected, getLocation names it "": leave that out
-  const path = getLocation(text, offset).path.filter((seg) => seg !== '');
+  const path = jsonc()
+    .getLocation(text, offset)
+    .path.filter((seg) => seg !== '');
   if (trailingComma) path.pop(); // the comma belongs to the list or object, not to its last entry
   return new PilotError(
     'BAD_ARGUMENT',

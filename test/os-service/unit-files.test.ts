@@ -9,19 +9,20 @@ import { launchdPlistPath, renderLaunchdPlist } from '../../src/os-service/launc
 
 const HOOK = ['--disable-warning=ExperimentalWarning', '--import', 'file:///opt/pilot/bin/strip-types.js'];
 
-test('daemon argv: absolute node, kept node flags, main.ts, --home', () => {
+test("daemon argv: absolute node, the daemon's V8 flags, kept node flags, main.ts, --home", () => {
   assert.equal(path.isAbsolute(DAEMON_MAIN), true);
   assert.match(DAEMON_MAIN, /src\/daemon\/main\.ts$/);
   assert.deepEqual(serviceNodeArgs(['--test', '--inspect=9229', ...HOOK, '--experimental-foo']), [...HOOK, '--experimental-foo']);
   assert.deepEqual(daemonArgv('/home/a/.pilot', '/opt/node/bin/node', ['--test', ...HOOK]), [
     '/opt/node/bin/node',
+    '--max-semi-space-size=1',
     ...HOOK,
     DAEMON_MAIN,
     '--home',
     '/home/a/.pilot',
   ]);
   // A relative home would break under a service manager (cwd is /).
-  assert.equal(daemonArgv('rel/home', '/n', [])[3], path.resolve('rel/home'));
+  assert.equal(daemonArgv('rel/home', '/n', [])[4], path.resolve('rel/home'));
 });
 
 test('systemd user unit: exact content', () => {
