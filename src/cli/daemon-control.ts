@@ -150,6 +150,17 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       });
     });
     if (!ready.ready) {
+      // It exits right after saying why: wait for that, so the PILOT_HOME lock it held is free
+      // when we return (a start retried at once found it still held: DAEMON_RUNNING).
+      if (child.exitCode === null && child.signalCode === null) {
+        await new Promise<void>((done) => {
+          const t = setTimeout(done, 3000);
+          child.once('exit', () => {
+            clearTimeout(t);
+            done();
+          });
+        });
+      }
       const e = ready.error!;
       throw new PilotError(e.code as PilotError['code'], e.message, e.hint);
     }

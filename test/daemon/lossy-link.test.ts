@@ -21,6 +21,16 @@ test('10% random loss between two daemons: a 10 MiB stream arrives intact', { sk
     const b = new Agent('beta', work, ns);
     await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'alpha', '--public', '--listen', '127.0.0.1:0']);
     await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'beta', '--listen', '127.0.0.1:0']);
+    // Trusted, so they punch a direct path (an untrusted peer of a public node may stay on the relay,
+    // whose port 9000 the drop rule leaves alone: the stream would never meet the loss).
+    assert.equal((await b.ctl(['handshake', a.address])).code, 0);
+    assert.equal((await a.ctl(['approve', b.address])).code, 0);
+    for (let i = 0; ; i++) {
+      const tr = await b.ctl(['trust']);
+      if ((tr.json?.data?.trusted as { peer: string; mutual: boolean }[] | undefined)?.some((t) => t.peer === a.address && t.mutual)) break;
+      assert.ok(i < 100, 'trust not mutual after 20 s');
+      await new Promise((r) => setTimeout(r, 200));
+    }
 
     // The sender: a helper process that pipes 10 MiB of known bytes through the overlay to alpha's echo port
     // and hashes what comes back (echo = both directions cross the lossy link).
