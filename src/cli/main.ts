@@ -103,30 +103,34 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
     });
 
   const daemon = program.command('daemon').description('start, stop or inspect the daemon');
-  addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)')).action(
-    run(async (g, out, _c, opts: NodeFlags) => {
-      const progress = (t: string): void => {
-        acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
-        if (!out.json) process.stdout.write(t);
-      };
-      const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (valibot)
-      const r = await startDaemon(
-        {
-          ...(g.home ? { home: g.home } : {}),
-          ...((g.socket ?? process.env.PILOT_SOCKET) ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
-          ...opts,
-        },
-        progress,
-      );
-      if (!out.json) process.stdout.write('\n');
-      ok(
-        out,
-        r,
-        () =>
-          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
-      );
-    }),
-  );
+  addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)'))
+    .option('--join <token>', 'join a network with this token (from pilotctl network invite; also $PILOT_JOIN_TOKEN); a member already joins nothing')
+    .action(
+      run(async (g, out, _c, all: NodeFlags & { join?: string }) => {
+        const { join, ...opts } = all;
+        const progress = (t: string): void => {
+          acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
+          if (!out.json) process.stdout.write(t);
+        };
+        const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (valibot)
+        const r = await startDaemon(
+          {
+            ...(g.home ? { home: g.home } : {}),
+            ...((g.socket ?? process.env.PILOT_SOCKET) ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
+            ...opts,
+          },
+          progress,
+          join,
+        );
+        if (!out.json) process.stdout.write('\n');
+        ok(
+          out,
+          r,
+          () =>
+            `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}${r.joined ? `\n  Network:  ${r.joined.name} (${r.joined.net})${r.joined.tags.length ? ` tags ${r.joined.tags.join(',')}` : ''}${r.joined.already ? ', already a member' : ', joined'}` : ''}`,
+        );
+      }),
+    );
   daemon
     .command('stop')
     .description('stop the daemon')

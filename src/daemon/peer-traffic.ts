@@ -12,7 +12,7 @@ import { ECHO_PORT } from './services/echo.ts';
 
 export interface PeerTrafficHost {
   readonly counters: { refusedUntrusted: number };
-  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal'>;
+  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal' | 'policyRefusal'>;
   readonly ports: PortTable;
   /** The peer for a target, from the cache or the registry (peer-table.ts). */
   peerFor(target: string | Address): Promise<Peer>;
@@ -52,7 +52,14 @@ export class PeerTraffic {
     this.host.ports.deliverDatagram({ from, ...dg });
   }
 
-  private notTrusted(peer: Peer): PilotError {
+  private notTrusted(peer: Peer, port: number): PilotError {
+    const nets = this.host.access.policyRefusal(peer.address, port);
+    if (nets.length > 0)
+      return new PilotError(
+        'PERMISSION_DENIED',
+        `the policy of network ${nets.join(', ')} does not let this node reach port ${port} of ${peer.hostname ?? formatAddress(peer.address)}`,
+        `ask the network admin to allow it (pilotctl network policy ${nets[0]}), or use a port the policy allows`,
+      );
     return new PilotError(
       'NOT_TRUSTED',
       `${formatAddress(peer.address)} is not a trusted peer`,
@@ -62,7 +69,7 @@ export class PeerTraffic {
 
   async dial(target: string | Address, port: number): Promise<Stream> {
     const peer = await this.host.peerFor(target);
-    if (!this.host.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer);
+    if (!this.host.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer, port);
     return peer.conn.openStream(port, this.host.ports.ephemeral());
   }
 
@@ -108,7 +115,7 @@ export class PeerTraffic {
         `source port ${ECHO_PORT} belongs to the echo service`,
         'send from another port (leave srcPort out for an ephemeral one)',
       );
-    if (refusal === 'not-trusted') throw this.notTrusted(peer);
+    if (refusal === 'not-trusted') throw this.notTrusted(peer, dstPort);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
       throw new PilotError(
         'BAD_ARGUMENT',
