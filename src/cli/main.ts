@@ -8,6 +8,7 @@ import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
+import { registerNetworkCommands } from './commands/network.ts';
 import { registerStdioCommands } from './commands/stdio.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
@@ -216,10 +217,20 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   program
-    .command('find <target>')
-    .description('look a hostname (or address) up in the registry')
+    .command('find [target]')
+    .description('look a hostname (or address) up in the registry; or nodes by tag: --tag T [--network N] [--online]')
+    .option('--tag <tag>', 'nodes with this tag: members of --network (credential or self tags), else public nodes (self tags)')
+    .option('--network <net>', 'with --tag: search this network (id or name)')
+    .option('--online', 'with --tag: online nodes only')
     .action(
-      run(async (_g, out, client, target: string) => {
+      run(async (_g, out, client, target: string | undefined, o: { tag?: string; network?: string; online?: boolean }) => {
+        if (o.tag !== undefined) {
+          const f = await client().call('network_find', { tag: o.tag, ...(o.network ? { net: o.network } : {}), online: o.online === true });
+          const { membersTable } = await import('./commands/network.ts');
+          return ok(out, f, () => membersTable(f.nodes, `no nodes with tag ${f.tag}`));
+        }
+        if (target === undefined)
+          throw new PilotError('BAD_ARGUMENT', 'find needs a target or --tag', 'e.g. pilotctl find agent-alpha, or pilotctl find --tag worker --network fleet');
         const r = await client().call('find', { target });
         ok(out, r, () => `${r.hostname ?? '-'}  ${r.address}  ${r.public ? 'public' : 'private'}  ${r.online ? 'online' : 'offline'}`);
       }),
@@ -370,6 +381,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
+  registerNetworkCommands(program, run); // network …, set-tags, clear-tags (fleets)
   lazy?.services(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
   lazy?.service(program, run); // service install|uninstall|status (systemd/launchd)
   lazy?.config(program, run); // init, config [--set k=v]

@@ -361,7 +361,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
 
     this.reg.start();
-    this.networks.start();
+    await this.networks.start();
     await this.gateway.restore(); // gateway + expose: saved mappings and exposes come back
   }
 

@@ -225,10 +225,11 @@ export class Networks {
     this.host.broadcast();
   }
 
-  start(): void {
-    void this.refresh().catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'network refresh failed'));
+  /** The first refresh (awaited at daemon start: tickets, policies and member hints before peers call), then one every ~2 min. */
+  async start(): Promise<void> {
     this.timer = setInterval(() => void this.refresh().catch(() => {}), TICKET_REFRESH_MS);
     this.timer.unref();
+    await this.refresh().catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'network refresh failed'));
   }
 
   stop(): void {
