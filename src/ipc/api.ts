@@ -22,6 +22,19 @@ export { MAX_EVENT_DATA };
 export const MAX_MESSAGE_PARAM = 96 * 1024 * 1024;
 
 const none = v.object({});
+
+/** Tag lists (fleets): the daemon and the rendezvous check each tag (validateTags); here only the shape. */
+const tagList = () =>
+  v.pipe(
+    loose<string[] | null>(),
+    refuseUnless(
+      (t: string[] | null | undefined) =>
+        t === undefined || t === null || (Array.isArray(t) && t.length <= 16 && t.every((x) => typeof x === 'string' && x.length <= 64)),
+      'tags must be a list of at most 16 strings',
+      'e.g. --tag worker --tag gpu',
+    ),
+    v.transform((t) => t ?? []),
+  );
 const TASK_ID = 64;
 
 const gatewayPorts = {
@@ -85,10 +98,7 @@ export const PARAMS = {
   /** expires: seconds or "30m", "24h", "7d"; uses 0 = unlimited. */
   network_invite: v.object({
     net: str(63),
-    tags: v.pipe(
-      loose<string[]>(),
-      v.transform((t) => t ?? []),
-    ),
+    tags: tagList(),
     uses: num(0, 0, 0xffffffff),
     expires: optStr(32),
     ephemeral: flag(),
@@ -103,10 +113,7 @@ export const PARAMS = {
   network_policy: v.object({ net: str(63), text: optStr(16 * 1024), source: optStr(4096) }),
   network_audit: v.object({ net: str(63), statements: flag() }),
   set_tags: v.object({
-    tags: v.pipe(
-      loose<string[]>(),
-      v.transform((t) => t ?? []),
-    ),
+    tags: tagList(),
   }),
   clear_tags: none,
   network_find: v.object({ tag: str(64), net: optStr(63), online: flag() }),
