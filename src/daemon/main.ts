@@ -45,6 +45,7 @@ async function main(): Promise<void> {
   // token's network already (networks.json) asks nothing, so a restart with the same token is fine.
   const joinIdx = args.indexOf('--join');
   const token = (joinIdx >= 0 ? args[joinIdx + 1] : undefined) ?? process.env.PILOT_JOIN_TOKEN;
+  delete process.env.PILOT_JOIN_TOKEN; // a secret: not left in our environment (nor handed to children)
   const joined = token
     ? await daemon.networks.join(token).catch(async (err: unknown) => {
         await daemon.stop();

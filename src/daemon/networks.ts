@@ -27,6 +27,8 @@ export const MAX_PEERS = 4096;
 export const MAX_KICKS = 4096;
 export const MAX_HINTS = 10_000;
 export const TICKET_REFRESH_MS = 120_000;
+/** Member hints are refetched for an unknown caller at most this often (pushes keep them current). */
+export const HINT_REFRESH_MS = 30_000;
 const SIG = 64;
 /** Largest MEMBERSHIP message: [type][ver][net u16][certLen u16] cert certSig binding bindingSig ticket ticketSig. */
 export const MEMBERSHIP_MAX_BYTES = 6 + CERT_MAX_BYTES + SIG + BINDING_BYTES + SIG + TICKET_BYTES + SIG;
@@ -387,9 +389,9 @@ export class Networks {
     if (this.isCoMember(peer)) return true;
     const k = nodeKey0(peer);
     for (const n of this.nets.values()) if (n.hints.has(k) && !n.kicks.has(k)) return true;
-    // An unknown node may have just joined: refresh the hints, at most every 5 s.
+    // An unknown node may have just joined and its push be lost: refresh the hints, at most every 30 s.
     const now = this.host.now();
-    if (this.nets.size > 0 && now - this.lastHintRefresh > 5000) {
+    if (this.nets.size > 0 && now - this.lastHintRefresh > HINT_REFRESH_MS) {
       this.lastHintRefresh = now;
       for (const n of this.nets.values()) void this.fetchHints(n).catch(() => {});
     }
