@@ -296,7 +296,8 @@ export class Networks {
     const node = typeof d.node === 'string' ? d.node : undefined;
     switch (event) {
       case 'network_member_kicked':
-        if (node) this.noteKick(n, node, Math.floor(this.host.now() / 1000));
+        // Dated by the rendezvous (ms), like the bindings it compares with; else now.
+        if (node) this.noteKick(n, node, Math.floor((typeof d.ts === 'number' ? d.ts : this.host.now()) / 1000));
         break;
       case 'network_member_left':
         if (node) this.forgetMember(n, node);
