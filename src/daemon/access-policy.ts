@@ -30,6 +30,8 @@ export interface AccessHost {
    * will see it? true; or the networks whose policy refuses; or 'no-network' (none shared).
    */
   coMemberOutgoing?(peer: Address, remotePort: number): true | { refusedBy: string[] } | 'no-network';
+  /** Fleets: the rendezvous lists the peer as a co-member, but it has not proved it yet (its proof may trail its first packets). */
+  coMemberProofPending?(peer: Address): boolean;
 }
 
 export interface AccessOptions {
@@ -95,6 +97,11 @@ export class AccessPolicy {
   /** A stream we open to the peer's `remotePort`. */
   mayOpenStream(peer: Address, remotePort: number): boolean {
     return this.host.isTrusted(peer) || this.coMemberMayOpen(peer, remotePort) || (remotePort === ECHO_PORT && this.host.peerIsPublic(peer));
+  }
+
+  /** Worth holding a refused packet of this peer a moment: its membership proof may be on its way. */
+  proofPending(peer: Address): boolean {
+    return this.host.coMemberProofPending?.(peer) === true;
   }
 
   /** The network policies that refuse us `remotePort` at a co-member (for the error's hint); empty: none does. */

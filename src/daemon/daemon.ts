@@ -110,6 +110,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     peerIsPublic: (a) => this.peers.byAddress(a)?.public === true,
     coMemberMayReach: (a, port) => this.networks.incomingAllowed(a, port),
     coMemberOutgoing: (a, port) => this.networks.outgoing(a, port),
+    coMemberProofPending: (a) => this.networks.proofPending(a),
   });
   /** Fleets (issue 18): memberships, tickets, policies, and what peers proved to us. */
   readonly networks: Networks;

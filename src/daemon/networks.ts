@@ -399,6 +399,14 @@ export class Networks {
     return false;
   }
 
+  /** Listed by the rendezvous as a member of one of our networks, with no proof yet (it may be on its way). */
+  proofPending(peer: Address): boolean {
+    if (this.isCoMember(peer)) return false;
+    const k = nodeKey0(peer);
+    for (const n of this.nets.values()) if (n.hints.has(k) && !n.kicks.has(k)) return true;
+    return false;
+  }
+
   /** May the verified co-member `peer` reach our `port`? (the receiver's check, per network policy) */
   incomingAllowed(peer: Address, port: number): boolean {
     const me = this.host.localAddress();

@@ -12,7 +12,7 @@ import { ECHO_PORT } from './services/echo.ts';
 
 export interface PeerTrafficHost {
   readonly counters: { refusedUntrusted: number };
-  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal' | 'policyRefusal'>;
+  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal' | 'policyRefusal' | 'proofPending'>;
   readonly ports: PortTable;
   /** The peer for a target, from the cache or the registry (peer-table.ts). */
   peerFor(target: string | Address): Promise<Peer>;
@@ -20,8 +20,19 @@ export interface PeerTrafficHost {
   freshPeer(to: string | Address): Peer | undefined;
 }
 
+/**
+ * Fleets: a co-member's MEMBERSHIP proof goes out first on a new session, but may arrive after
+ * its first packets (they can take the direct path while the proof took the relay). A refused
+ * stream or datagram of a listed-but-unproven co-member is re-checked every HOLD_STEP_MS, for
+ * at most HOLD_TRIES steps; at most MAX_HELD at once (beyond: refused at once).
+ */
+const HOLD_STEP_MS = 100;
+const HOLD_TRIES = 10;
+const MAX_HELD = 256;
+
 export class PeerTraffic {
   private readonly host: PeerTrafficHost;
+  private held = 0;
 
   constructor(host: PeerTrafficHost) {
     this.host = host;
@@ -30,11 +41,15 @@ export class PeerTraffic {
   /** A stream a peer opened to one of our ports: to its listener, if the policy lets it in. */
   incomingStream(from: Address, stream: IncomingStream): void {
     stream.on('error', () => {}); // a refusal below errors with nobody listening: must not crash an SDK-embedded node
-    if (!this.host.access.mayAcceptStream(from, stream.localPort)) {
-      this.host.counters.refusedUntrusted++;
-      stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));
-      return;
-    }
+    this.gate(
+      from,
+      () => this.host.access.mayAcceptStream(from, stream.localPort),
+      () => this.acceptStream(from, stream),
+      () => stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted')),
+    );
+  }
+
+  private acceptStream(from: Address, stream: IncomingStream): void {
     const handler = this.host.ports.streamHandler(stream.localPort);
     if (!handler) {
       stream.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on virtual port ${stream.localPort}`));
@@ -45,11 +60,36 @@ export class PeerTraffic {
 
   /** A datagram a peer sent to one of our ports: to the port table, if the policy lets it in. */
   incomingDatagram(from: Address, dg: { srcPort: number; dstPort: number; data: Buffer }): void {
-    if (!this.host.access.mayReceiveDatagram(from, dg.srcPort, dg.dstPort)) {
+    this.gate(
+      from,
+      () => this.host.access.mayReceiveDatagram(from, dg.srcPort, dg.dstPort),
+      () => this.host.ports.deliverDatagram({ from, ...dg }),
+      () => {},
+    );
+  }
+
+  /** pass() if allowed now, or (a co-member's proof on its way) within HOLD_TRIES steps; else refuse(), counted. */
+  private gate(from: Address, allowed: () => boolean, pass: () => void, refuse: () => void): void {
+    if (allowed()) return pass();
+    if (this.held >= MAX_HELD || !this.host.access.proofPending(from)) {
       this.host.counters.refusedUntrusted++;
-      return;
+      return refuse();
     }
-    this.host.ports.deliverDatagram({ from, ...dg });
+    this.held++;
+    let tries = 0;
+    const again = (): void => {
+      if (allowed()) {
+        this.held--;
+        return pass();
+      }
+      if (++tries >= HOLD_TRIES || !this.host.access.proofPending(from)) {
+        this.held--;
+        this.host.counters.refusedUntrusted++;
+        return refuse();
+      }
+      setTimeout(again, HOLD_STEP_MS).unref();
+    };
+    setTimeout(again, HOLD_STEP_MS).unref();
   }
 
   private notTrusted(peer: Peer, port: number): PilotError {

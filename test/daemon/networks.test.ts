@@ -59,9 +59,13 @@ test('a bad policy is refused with the parser line:column, a forged token with a
   const bad = path.join(work, 'bad.json');
   fs.writeFileSync(bad, '{"rules": [{"from": ["*"], "to": ["*"], "ports": [70000]}]}');
   const r = await admin.ctl(['network', 'policy', 'fleet', '--set', bad]);
-  assert.notEqual(r.code, 0, r.stdout);
+  assert.equal(r.code, 2, r.stdout); // checked by pilotctl before anything is sent
   assert.equal(r.json.code, 'BAD_ARGUMENT');
   assert.match(r.json.message, /bad\.json:1:\d+/);
+  const t = await admin.ctl(['network', 'invite', 'fleet', '--tag', 'Worker']);
+  assert.equal(t.code, 2, t.stdout);
+  assert.equal(t.json.code, 'BAD_ARGUMENT');
+  assert.match(t.json.hint, /lower case/);
   const f = await outsider.ctl(['network', 'join', `${workerToken.slice(0, -4)}AAAA`]);
   assert.notEqual(f.code, 0);
   assert.equal(f.json.code, 'BAD_ARGUMENT');
@@ -89,6 +93,16 @@ test('members are listed with tags and presence; the joiners know their membersh
 
 test('planner reaches worker on allowed ports: ping, a stream to 1001 (inbox), 1000 reached', async () => {
   const p = await planner.ctl(['ping', inNet(net, worker.address), '--count', '2', '--interval', '50ms'], 30_000);
+  if (p.json?.data?.received !== 2)
+    console.log(
+      'WORKER',
+      worker.log().split('\n').slice(-25).join('\n'),
+      '\nPLANNER',
+      planner.log().split('\n').slice(-25).join('\n'),
+      JSON.stringify(p.json),
+      JSON.stringify(await worker.ipc('stats')),
+      JSON.stringify(await planner.ipc('stats')),
+    );
   assert.equal(p.code, 0, p.stderr + p.stdout);
   assert.equal(p.json.data.received, 2);
   const s = await planner.ctl(['send-message', 'worker-1', '--data', 'plan A'], 30_000);

@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { NetworkMemberInfo } from '../../ipc/api.ts';
+import { parsePolicy, validateTags } from '../../registry/network-policy.ts';
 import { PilotError } from '../../util/errors.ts';
 import { ok } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
@@ -24,9 +25,9 @@ export function membersTable(ms: NetworkMemberInfo[], empty: string): string {
   ].join('\n');
 }
 
-/** Tags given as "a b" or "a,b". */
+/** Tags given as "a b" or "a,b", checked here (a bad one is a usage error: exit 2, nothing sent). */
 const splitTags = (t: string[] | string | undefined): string[] =>
-  (Array.isArray(t) ? t : t ? [t] : []).flatMap((x) => x.split(',')).filter((x) => x.length > 0);
+  validateTags((Array.isArray(t) ? t : t ? [t] : []).flatMap((x) => x.split(',')).filter((x) => x.length > 0));
 
 export function registerNetworkCommands(program: Command, run: RunWrapper): void {
   const net = program.command('network').description('fleets: networks of agents that join with a token (docs/FLEETS.md)');
@@ -170,6 +171,7 @@ export function registerNetworkCommands(program: Command, run: RunWrapper): void
           } catch (err) {
             throw new PilotError('BAD_ARGUMENT', `cannot read ${o.set}: ${(err as Error).message}`, 'give the path of a policy JSON file');
           }
+          parsePolicy(text, path.basename(o.set)); // the same parser as the daemon's: line:column errors before anything is sent
         }
         const r = await client().call('network_policy', { net: ref, ...(text !== undefined ? { text, source: path.basename(o.set!) } : {}) });
         ok(out, r, () =>
