@@ -46,7 +46,7 @@ import { NetCheck } from './netcheck.ts';
 import { PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 import { Networks } from './networks.ts';
-import { wireSessionEvents } from './session-events.ts';
+import { presentMemberships, wireSessionEvents } from './session-events.ts';
 
 export type { Peer } from './peer-table.ts';
 
@@ -141,7 +141,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       localAddress: () => this.address,
       client: () => this.registry.networks,
       broadcast: () => {
-        for (const p of this.peers.list()) if (this.sessions?.hasSession(p.key)) this.present(p);
+        for (const p of this.peers.list()) if (this.sessions?.hasSession(p.key)) presentMemberships(this.sessions, this.networks, p);
+      },
+      // A peer's proofs ended (kick, leave): its session goes too, unless it is trusted or still a co-member.
+      peerChanged: (a) => {
+        if (!this.isTrusted(a) && !this.networks.isCoMember(a) && this.peers.forgetText(formatAddress(a), 'network membership ended'))
+          this.emit('peer-lost', a, 'network membership ended');
       },
     });
     this.net = new NetCheck({
@@ -339,7 +344,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       peers: this.peers,
       paths: this.paths,
       networks: this.networks,
-      present: (peer) => this.present(peer),
       peerUp: (address) => this.emit('peer-session', address),
       peerLost: (address, reason) => this.emit('peer-lost', address, reason),
     });
@@ -442,11 +446,6 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   /** How a peer is reached now, for peers/ping output. */
   pathInfo(peer: Peer): PathReport {
     return pathReport(this.paths.current(peer.key), this.uplinkKind);
-  }
-
-  /** Our membership proofs to one peer (networks.ts, docs/ARCHITECTURE.md "Fleets"). */
-  private present(peer: Peer): void {
-    for (const msg of this.networks.presentations()) this.sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, msg);
   }
 
   // ---------- streams and datagrams (peer-traffic.ts) ----------

@@ -15,11 +15,14 @@ export interface SessionEventParts {
   peers: PeerTable;
   paths: PathManager;
   networks: Networks;
-  /** Our membership proofs to one peer. */
-  present(peer: Peer): void;
   /** SDK 'peer-up' / 'peer-down' (src/daemon/sdk-handlers.ts). */
   peerUp(address: Address): void;
   peerLost(address: Address, reason: string): void;
+}
+
+/** Our membership proofs to one peer (networks.ts; docs/ARCHITECTURE.md "Fleets in the daemon"). */
+export function presentMemberships(sessions: SessionManager<Path>, networks: Networks, peer: Peer): void {
+  for (const msg of networks.presentations()) sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, msg);
 }
 
 export function wireSessionEvents(x: SessionEventParts): void {
@@ -41,8 +44,8 @@ export function wireSessionEvents(x: SessionEventParts): void {
     // Our memberships first on this session: an initiator's before its queued packets leave,
     // a responder's once message 2 has left (the session is announced to it before).
     const peer = peers.get(peerKey);
-    if (peer && sessions.sessionInfo(peerKey)?.role === 'initiator') x.present(peer);
-    else if (peer) setImmediate(() => x.present(peer));
+    if (peer && sessions.sessionInfo(peerKey)?.role === 'initiator') presentMemberships(sessions, x.networks, peer);
+    else if (peer) setImmediate(() => presentMemberships(sessions, x.networks, peer));
   });
   sessions.on('path', (peerKey, p) => paths.onAuthenticated(peerKey, p));
   sessions.on('peer-restarted', (peerKey) => {

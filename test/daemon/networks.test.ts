@@ -116,6 +116,9 @@ test('planner reaches worker on allowed ports: ping, a stream to 1001 (inbox), 1
   const c = await planner.ctl(['connect', worker.address, '1000', '--message', 'hi\n', '--timeout', '3s']);
   assert.equal(c.code, 0, c.stdout);
   assert.match(c.json.data.reply, /"ok":true/);
+  // the planner proved its membership to the worker (credential + ticket, checked by the worker itself)
+  const m = await worker.ctl(['network', 'members', 'fleet']);
+  assert.equal(m.json.data.members.find((x: { hostname: string }) => x.hostname === 'planner-1')?.verified, true, JSON.stringify(m.json.data));
   // a port the policy does not name
   const x = await planner.ctl(['connect', worker.address, '5000', '--message', 'hi', '--timeout', '3s']);
   assert.equal(x.json.code, 'PERMISSION_DENIED', x.stdout);
@@ -161,6 +164,14 @@ test('a kicked member is refused within seconds', async () => {
     await sleep(250);
   }
   assert.ok(code === 'NOT_TRUSTED' || code === 'PERMISSION_DENIED' || code === 'CONNECTION_RESET', code);
+  // the worker dropped the planner's proof and its session (the kick push), not only the planner itself
+  let peers: string[] = [];
+  for (let i = 0; i < 20; i++) {
+    peers = (await worker.ctl(['peers'])).json.data.peers.map((p: { address: string }) => p.address);
+    if (!peers.includes(planner.address)) break;
+    await sleep(250);
+  }
+  assert.ok(!peers.includes(planner.address), JSON.stringify(peers));
   const m = await admin.ctl(['network', 'members', 'fleet']);
   assert.ok(!m.json.data.members.some((x: { hostname: string }) => x.hostname === 'planner-1'));
 });
