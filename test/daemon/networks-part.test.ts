@@ -71,6 +71,7 @@ function nodeOf(w: World, id: Identity, address: Address, home = tmpDir('pilot-n
     leave: async () => ({ net: NET, left: true as const }),
   };
   let broadcasts = 0;
+  const dropped: string[] = [];
   const nets = new Networks({
     log: silentLogger(),
     now: () => w.clock.t,
@@ -80,8 +81,9 @@ function nodeOf(w: World, id: Identity, address: Address, home = tmpDir('pilot-n
     serverKey: () => w.server.publicKey,
     localAddress: () => address,
     broadcast: () => broadcasts++,
+    peerChanged: (a) => dropped.push(formatAddress(a)),
   });
-  return { nets, home, id, address, broadcasts: () => broadcasts };
+  return { nets, home, id, address, dropped, broadcasts: () => broadcasts };
 }
 
 const tokenFor = (w: World, tags: string[]) => makeInvite(w.admin, { net: NET, tags, now: w.clock.t }).token;
@@ -247,4 +249,21 @@ test('AccessPolicy with co-members: streams and datagrams by policy, echo replie
   assert.equal(ap.sendRefusal(W.address, 40001, 7), undefined);
   assert.equal(ap.mayReceiveDatagram(W.address, 7, 40001), true);
   assert.equal(aw.sendRefusal(P.address, 40002, 7), 'not-trusted', 'the worker may not ping the planner');
+});
+
+test('leave forgets the membership (and networks.json with it); a listed member without a proof is "pending" until it proves', async () => {
+  const { P, W } = await fleet();
+  W.nets.onPush('network_member_joined', { net: NET, node: formatAddress(P.address), tags: ['planner'] });
+  assert.equal(W.nets.proofPending(P.address), true);
+  present(P, W);
+  assert.equal(W.nets.proofPending(P.address), false);
+  await P.nets.leave(NET);
+  assert.equal(P.nets.list().length, 0);
+  const raw = JSON.parse(fs.readFileSync(path.join(P.home, 'networks.json'), 'utf8')) as { networks: unknown[] };
+  assert.deepEqual(raw.networks, []);
+  await assert.rejects(P.nets.leave(NET), { code: 'NOT_FOUND' });
+  W.nets.onPush('network_member_left', { net: NET, node: formatAddress(P.address) });
+  assert.equal(W.nets.isCoMember(P.address), false);
+  assert.deepEqual(W.dropped, [formatAddress(P.address)], 'its session is cut too');
+  assert.equal(W.nets.proofPending(P.address), false, 'no longer listed');
 });
