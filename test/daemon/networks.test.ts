@@ -83,6 +83,12 @@ test('members are listed with tags and presence; the joiners know their membersh
   const mine = l.json.data.networks.find((n: { name: string }) => n.name === 'fleet');
   assert.equal(mine.member, true);
   assert.deepEqual(mine.tags, ['worker']);
+  // the admin administers the network but is not a member (it joins with an invite like anyone)
+  const al = await admin.ctl(['network', 'list']);
+  const own = al.json.data.networks.find((n: { name: string }) => n.name === 'fleet');
+  assert.equal(own.admin, true);
+  assert.equal(own.member, false);
+  assert.equal(own.members, 2);
   const f = await planner.ctl(['find', '--tag', 'worker', '--network', 'fleet']);
   assert.equal(f.code, 0, f.stderr);
   assert.deepEqual(
