@@ -109,6 +109,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
     .action(
       run(async (g, out, _c, all: NodeFlags & { join?: string }) => {
         const { join, ...opts } = all;
+        if (join !== undefined) (await import('../registry/membership.ts')).parseToken(join.trim(), Date.now()); // exit 2 before a daemon is spawned
         const progress = (t: string): void => {
           acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
           if (!out.json) process.stdout.write(t);

@@ -5,7 +5,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { NetworkMemberInfo } from '../../ipc/api.ts';
-import { parsePolicy, validateTags } from '../../registry/network-policy.ts';
 import { PilotError } from '../../util/errors.ts';
 import { ok } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
@@ -25,9 +24,11 @@ export function membersTable(ms: NetworkMemberInfo[], empty: string): string {
   ].join('\n');
 }
 
-/** Tags given as "a b" or "a,b", checked here (a bad one is a usage error: exit 2, nothing sent). */
-const splitTags = (t: string[] | string | undefined): string[] =>
-  validateTags((Array.isArray(t) ? t : t ? [t] : []).flatMap((x) => x.split(',')).filter((x) => x.length > 0));
+/** Tags given as "a b" or "a,b", checked here (a bad one is a usage error: exit 2, nothing sent). Loaded when needed (startup cost). */
+const splitTags = async (t: string[] | string | undefined): Promise<string[]> =>
+  (await import('../../registry/network-policy.ts')).validateTags(
+    (Array.isArray(t) ? t : t ? [t] : []).flatMap((x) => x.split(',')).filter((x) => x.length > 0),
+  );
 
 export function registerNetworkCommands(program: Command, run: RunWrapper): void {
   const net = program.command('network').description('fleets: networks of agents that join with a token (docs/FLEETS.md)');
@@ -81,7 +82,7 @@ export function registerNetworkCommands(program: Command, run: RunWrapper): void
         if (!Number.isInteger(uses) || uses < 0) throw new PilotError('BAD_ARGUMENT', `bad --uses ${o.uses}`, 'a whole number; 0 = unlimited');
         const r = await client().call('network_invite', {
           net: ref,
-          tags: splitTags(o.tag),
+          tags: await splitTags(o.tag),
           uses,
           ...(o.expires !== undefined ? { expires: o.expires } : {}),
           ephemeral: o.ephemeral === true,
@@ -127,6 +128,7 @@ export function registerNetworkCommands(program: Command, run: RunWrapper): void
     .description('join a network with a token (no approval step)')
     .action(
       run(async (_g, out, client, token: string) => {
+        (await import('../../registry/membership.ts')).parseToken(token.trim(), Date.now()); // damaged, forged or expired: a value error here (exit 2), nothing sent
         const r = await client().call('network_join', { token });
         ok(out, r, () => `${r.already ? 'Already a member of' : 'Joined'} ${r.name} (${r.net}) as ${r.address}, tags ${tagsText(r.tags)}`);
       }),
@@ -171,7 +173,7 @@ export function registerNetworkCommands(program: Command, run: RunWrapper): void
           } catch (err) {
             throw new PilotError('BAD_ARGUMENT', `cannot read ${o.set}: ${(err as Error).message}`, 'give the path of a policy JSON file');
           }
-          parsePolicy(text, path.basename(o.set)); // the same parser as the daemon's: line:column errors before anything is sent
+          (await import('../../registry/network-policy.ts')).parsePolicy(text, path.basename(o.set)); // the same parser as the daemon's: line:column errors before anything is sent
         }
         const r = await client().call('network_policy', { net: ref, ...(text !== undefined ? { text, source: path.basename(o.set!) } : {}) });
         ok(out, r, () =>
@@ -208,7 +210,7 @@ export function registerNetworkCommands(program: Command, run: RunWrapper): void
     .description('self-declared capability tags, for discovery (pilotctl find --tag); never used by policies')
     .action(
       run(async (_g, out, client, tags: string[]) => {
-        const r = await client().call('set_tags', { tags: splitTags(tags) });
+        const r = await client().call('set_tags', { tags: await splitTags(tags) });
         ok(out, r, () => `Tags: ${tagsText(r.tags)}`);
       }),
     );
