@@ -29,6 +29,8 @@ export const MAX_HINTS = 10_000;
 export const TICKET_REFRESH_MS = 120_000;
 /** Member hints are refetched for an unknown caller at most this often (pushes keep them current). */
 export const HINT_REFRESH_MS = 30_000;
+/** The whole member list is fetched at start and join, then at most this often with the tickets (a long list is many pages). */
+export const HINTS_FULL_MS = 30 * 60_000;
 const SIG = 64;
 /** Largest MEMBERSHIP message: [type][ver][net u16][certLen u16] cert certSig binding bindingSig ticket ticketSig. */
 export const MEMBERSHIP_MAX_BYTES = 6 + CERT_MAX_BYTES + SIG + BINDING_BYTES + SIG + TICKET_BYTES + SIG;
@@ -72,6 +74,8 @@ interface NetState extends Membership {
   kicks: Map<number, number>;
   /** The rendezvous's member list: address key -> tags (a hint for sessions and outgoing checks). */
   hints: Map<number, string[]>;
+  /** When the member list was last fetched whole (ms; pushes keep it current in between). */
+  hintsAt?: number;
 }
 
 interface Proof {
@@ -220,7 +224,8 @@ export class Networks {
     }
     for (const n of this.nets.values()) {
       if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
-      await Promise.all([this.fetchPolicy(n), this.fetchKicks(n), this.fetchHints(n)]).catch((err: unknown) =>
+      const hintsDue = this.host.now() - (n.hintsAt ?? 0) >= HINTS_FULL_MS;
+      await Promise.all([this.fetchPolicy(n), this.fetchKicks(n), hintsDue ? this.fetchHints(n) : undefined]).catch((err: unknown) =>
         this.host.log.warn({ net: n.net, err: (err as Error).message }, 'network refresh failed'),
       );
     }
@@ -261,6 +266,7 @@ export class Networks {
 
   private async fetchHints(n: NetState): Promise<void> {
     const members = await this.host.client().members(n.net);
+    n.hintsAt = this.host.now();
     n.hints.clear();
     for (const m of members.slice(0, MAX_HINTS)) {
       try {
