@@ -341,36 +341,52 @@ export class Networks {
 
   // ---------- proofs, both ways ----------
 
-  /** Our MEMBERSHIP messages (one per network with a live ticket). */
-  presentations(): Buffer[] {
+  /**
+   * Our MEMBERSHIP messages for `peer`: one per network with a live ticket that the peer is in (it
+   * proved it, or the rendezvous lists it; `only`: that network alone). A node outside our networks
+   * learns nothing of them (our tags, which networks). Without `peer`: all (tests).
+   */
+  presentations(peer?: Address, only?: number): Buffer[] {
     const now = this.host.now();
+    const proven = peer ? this.proven(peer) : undefined;
+    const k = peer ? nodeKey0(peer) : 0;
     const out: Buffer[] = [];
-    for (const n of this.nets.values()) if (n.ticket && n.ticket.exp > now) out.push(encodeMembership(n.net, n.credential, n.ticket));
+    for (const n of this.nets.values()) {
+      if (!n.ticket || n.ticket.exp <= now || (only !== undefined && n.net !== only)) continue;
+      if (peer && !proven!.has(n.net) && !n.hints.has(k)) continue;
+      out.push(encodeMembership(n.net, n.credential, n.ticket));
+    }
     return out.slice(0, MAX_PEER_NETS);
   }
 
-  /** A MEMBERSHIP message from `peer` over its authenticated session (publicKey = its session key). */
-  onMessage(peer: Address, publicKey: Buffer, msg: Buffer): void {
+  /**
+   * A MEMBERSHIP message from `peer` over its authenticated session (publicKey = its session key).
+   * Returns the network of a proof that is NEW for this peer (the caller answers with ours for it:
+   * a member the rendezvous had not listed to us yet still gets our proof), else undefined.
+   */
+  onMessage(peer: Address, publicKey: Buffer, msg: Buffer): number | undefined {
     const m = decodeMembership(msg);
-    if (!m) return;
+    if (!m) return undefined;
     const n = this.nets.get(m.net);
     const serverKey = this.host.serverKey();
-    if (!n || !serverKey) return; // a network we are not in: we cannot check it, and it gives nothing here
+    if (!n || !serverKey) return undefined; // a network we are not in: we cannot check it, and it gives nothing here
     const now = this.host.now();
     const cred = verifyCredential(m.credential, { adminKey: n.adminKey, net: m.net, nodeKey: publicKey, now });
     if (!cred.ok) return void this.host.log.info({ peer: formatAddress(peer), net: m.net, why: cred.reason }, 'membership credential refused');
+    const fresh = !this.proven(peer).has(m.net);
     const t = verifyTicket(m.ticket, m.ticketSig, serverKey, { net: m.net, nodeKey: publicKey, now });
     if (t !== true) return void this.host.log.info({ peer: formatAddress(peer), net: m.net, why: t }, 'member ticket refused');
     const k = nodeKey0(peer);
     const kickedAt = n.kicks.get(k);
-    if (kickedAt !== undefined && kickedAt >= cred.binding.ts) return;
+    if (kickedAt !== undefined && kickedAt >= cred.binding.ts) return undefined;
     let mine = this.proofs.get(k);
     if (mine) this.proofs.delete(k);
     else mine = new Map();
     this.proofs.set(k, mine); // most recently proven last
-    if (!mine.has(m.net) && mine.size >= MAX_PEER_NETS) return;
+    if (!mine.has(m.net) && mine.size >= MAX_PEER_NETS) return undefined;
     mine.set(m.net, { tags: cred.tags, exp: m.ticket.readUInt32BE(35) * 1000, ts: cred.binding.ts });
     while (this.proofs.size > MAX_PEERS) this.proofs.delete(this.proofs.keys().next().value!);
+    return fresh ? m.net : undefined;
   }
 
   /** Live proofs of `peer`: net -> its credential tags. */

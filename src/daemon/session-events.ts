@@ -21,8 +21,8 @@ export interface SessionEventParts {
 }
 
 /** Our membership proofs to one peer (networks.ts; docs/ARCHITECTURE.md "Fleets in the daemon"). */
-export function presentMemberships(sessions: SessionManager<Path>, networks: Networks, peer: Peer): void {
-  for (const msg of networks.presentations()) sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, msg);
+export function presentMemberships(sessions: SessionManager<Path>, networks: Networks, peer: Peer, only?: number): void {
+  for (const msg of networks.presentations(peer.address, only)) sessions.sendTo({ address: peer.address, publicKey: peer.publicKey }, msg);
 }
 
 export function wireSessionEvents(x: SessionEventParts): void {
@@ -33,8 +33,11 @@ export function wireSessionEvents(x: SessionEventParts): void {
     peer.lastSeen = Date.now();
     // First byte: the transport, a membership proof (fleets), or the path layer's own messages (probes, candidates).
     if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
-    else if (plaintext[0] === INNER_MEMBERSHIP) x.networks.onMessage(peer.address, peer.publicKey, plaintext);
-    else paths.onInner(peerKey, plaintext, via);
+    else if (plaintext[0] === INNER_MEMBERSHIP) {
+      // A proof new to us: ours for that network back (the peer may be a member we did not know of yet).
+      const net = x.networks.onMessage(peer.address, peer.publicKey, plaintext);
+      if (net !== undefined) presentMemberships(sessions, x.networks, peer, net);
+    } else paths.onInner(peerKey, plaintext, via);
   });
   sessions.on('session', (peerKey, info) => {
     peers.sessionUp(peerKey, info.address, info.publicKey, info.bootId);

@@ -267,3 +267,17 @@ test('leave forgets the membership (and networks.json with it); a listed member 
   assert.deepEqual(W.dropped, [formatAddress(P.address)], 'its session is cut too');
   assert.equal(W.nets.proofPending(P.address), false, 'no longer listed');
 });
+
+test('our proofs go only to peers in the network (listed or proven): a stranger learns nothing; a new proof is answered once', async () => {
+  const { P, W } = await fleet();
+  const stranger = makeAddress(0, 0x55);
+  assert.deepEqual(W.nets.presentations(stranger), []);
+  assert.deepEqual(W.nets.presentations(P.address), [], 'the planner is not listed to the worker yet');
+  // the planner proves itself: new, so the caller answers with the worker's proof for that network
+  const m = P.nets.presentations()[0]!;
+  assert.equal(W.nets.onMessage(P.address, P.id.publicKey, m), NET);
+  assert.equal(W.nets.presentations(P.address, NET).length, 1);
+  assert.equal(W.nets.onMessage(P.address, P.id.publicKey, m), undefined, 'the same proof again: no answer (no ping-pong)');
+  W.nets.onPush('network_member_joined', { net: NET, node: formatAddress(stranger), tags: [] });
+  assert.equal(W.nets.presentations(stranger).length, 1, 'listed by the rendezvous: it gets ours');
+});
