@@ -24,6 +24,15 @@ export { DEFAULT_REGISTRY };
 
 export type StartFlags = NodeFlags & { home?: string; socket?: string };
 
+/** --join <token>: the network the daemon joined at start (fleets). */
+export interface JoinedAtStart {
+  net: number;
+  name: string;
+  tags: string[];
+  /** Already a member (networks.json): nothing was asked of the rendezvous. */
+  already: boolean;
+}
+
 export interface StartResult {
   pid: number;
   address: string;
@@ -36,6 +45,7 @@ export interface StartResult {
   registry: string;
   /** Nothing named a rendezvous (no --registry, $PILOT_REGISTRY or saved config): DEFAULT_REGISTRY was used. */
   registryDefault?: true;
+  joined?: JoinedAtStart;
 }
 
 /** Did nothing name a rendezvous, so that DEFAULT_REGISTRY is used? (What mergeConfig falls back on.) */
@@ -87,7 +97,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   return parsed.output;
 }
 
-export async function startDaemon(f: StartFlags, progress: (text: string) => void): Promise<StartResult> {
+export async function startDaemon(f: StartFlags, progress: (text: string) => void, join?: string): Promise<StartResult> {
   const home = pilotHome(f.home);
   const registryDefault = registryIsDefault(home, f);
   const cfg = mergeConfig(home, f);
@@ -113,7 +123,8 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
   const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...process.execArgv, DAEMON_MAIN, '--home', home, '--config-stdin'], {
     detached: true,
     stdio: ['pipe', 'pipe', errFd],
-    env: { ...process.env, PILOT_HOME: home },
+    // The join token is a secret: in the environment, never on the command line (ps) nor in config.json.
+    env: { ...process.env, PILOT_HOME: home, ...(join ? { PILOT_JOIN_TOKEN: join } : {}) },
   });
   fs.closeSync(errFd);
   child.stdin!.on('error', () => {}); // a daemon that died at once: reported by 'exit' below
@@ -128,6 +139,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       socket: string;
       log: string;
       metrics?: string;
+      joined?: JoinedAtStart;
       error?: { code: string; message: string; hint?: string };
     }>((resolve, reject) => {
       let buf = '';
@@ -173,6 +185,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
       ...(ready.metrics ? { metrics: ready.metrics } : {}),
       registry: cfg.registry,
       ...(registryDefault ? { registryDefault: true as const } : {}),
+      ...(ready.joined ? { joined: ready.joined } : {}),
     };
   } catch (err) {
     throw registryDefault ? withDefaultRegistry(err, cfg.registry) : err;

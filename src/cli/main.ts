@@ -8,6 +8,7 @@ import { PilotError } from '../util/errors.ts';
 import { fail, ok, parseCount, parseDuration, type OutputOptions } from './output.ts';
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
+import { registerNetworkCommands } from './commands/network.ts';
 import { registerStdioCommands } from './commands/stdio.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
@@ -103,30 +104,35 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
     });
 
   const daemon = program.command('daemon').description('start, stop or inspect the daemon');
-  addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)')).action(
-    run(async (g, out, _c, opts: NodeFlags) => {
-      const progress = (t: string): void => {
-        acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
-        if (!out.json) process.stdout.write(t);
-      };
-      const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (valibot)
-      const r = await startDaemon(
-        {
-          ...(g.home ? { home: g.home } : {}),
-          ...((g.socket ?? process.env.PILOT_SOCKET) ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
-          ...opts,
-        },
-        progress,
-      );
-      if (!out.json) process.stdout.write('\n');
-      ok(
-        out,
-        r,
-        () =>
-          `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}`,
-      );
-    }),
-  );
+  addNodeOptions(daemon.command('start').description('start the daemon in the background (first start: --registry and --email)'))
+    .option('--join <token>', 'join a network with this token (from pilotctl network invite; also $PILOT_JOIN_TOKEN); a member already joins nothing')
+    .action(
+      run(async (g, out, _c, all: NodeFlags & { join?: string }) => {
+        const { join, ...opts } = all;
+        if (join !== undefined) (await import('../registry/membership.ts')).parseToken(join.trim(), Date.now()); // exit 2 before a daemon is spawned
+        const progress = (t: string): void => {
+          acted = true; // the daemon is spawned: what goes wrong now is a failure (exit 1)
+          if (!out.json) process.stdout.write(t);
+        };
+        const { startDaemon } = await import('./daemon-control.ts'); // loads the config schema (valibot)
+        const r = await startDaemon(
+          {
+            ...(g.home ? { home: g.home } : {}),
+            ...((g.socket ?? process.env.PILOT_SOCKET) ? { socket: g.socket ?? process.env.PILOT_SOCKET } : {}),
+            ...opts,
+          },
+          progress,
+          join,
+        );
+        if (!out.json) process.stdout.write('\n');
+        ok(
+          out,
+          r,
+          () =>
+            `Daemon running (pid ${r.pid})\n  Address:  ${r.address}\n  Registry: ${r.registry}${r.registryDefault ? ' (the default: no --registry given)' : ''}\n  Socket:   ${r.socket}\n  Logs:     ${r.log}${r.metrics ? `\n  Metrics:  ${r.metrics}` : ''}${r.joined ? `\n  Network:  ${r.joined.name} (${r.joined.net})${r.joined.tags.length ? ` tags ${r.joined.tags.join(',')}` : ''}${r.joined.already ? ', already a member' : ', joined'}` : ''}`,
+        );
+      }),
+    );
   daemon
     .command('stop')
     .description('stop the daemon')
@@ -212,10 +218,20 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   program
-    .command('find <target>')
-    .description('look a hostname (or address) up in the registry')
+    .command('find [target]')
+    .description('look a hostname (or address) up in the registry; or nodes by tag: --tag T [--network N] [--online]')
+    .option('--tag <tag>', 'nodes with this tag: members of --network (credential or self tags), else public nodes (self tags)')
+    .option('--network <net>', 'with --tag: search this network (id or name)')
+    .option('--online', 'with --tag: online nodes only')
     .action(
-      run(async (_g, out, client, target: string) => {
+      run(async (_g, out, client, target: string | undefined, o: { tag?: string; network?: string; online?: boolean }) => {
+        if (o.tag !== undefined) {
+          const f = await client().call('network_find', { tag: o.tag, ...(o.network ? { net: o.network } : {}), online: o.online === true });
+          const { membersTable } = await import('./commands/network.ts');
+          return ok(out, f, () => membersTable(f.nodes, `no nodes with tag ${f.tag}`));
+        }
+        if (target === undefined)
+          throw new PilotError('BAD_ARGUMENT', 'find needs a target or --tag', 'e.g. pilotctl find agent-alpha, or pilotctl find --tag worker --network fleet');
         const r = await client().call('find', { target });
         ok(out, r, () => `${r.hostname ?? '-'}  ${r.address}  ${r.public ? 'public' : 'private'}  ${r.online ? 'online' : 'offline'}`);
       }),
@@ -366,6 +382,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
+  registerNetworkCommands(program, run); // network …, set-tags, clear-tags (fleets)
   lazy?.services(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
   lazy?.service(program, run); // service install|uninstall|status (systemd/launchd)
   lazy?.config(program, run); // init, config [--set k=v]

@@ -8,7 +8,8 @@
 //   PeerTable (peer-table.ts)       peers, the resolve cache, one Connection per peer, bounded untrusted peers;
 //   PeerTraffic (peer-traffic.ts)   streams and datagrams to and from peers' virtual ports;
 //   TrustMirror (trust-mirror.ts)   trust relations kept in step with the registry;
-//   AccessPolicy (access-policy.ts) who may reach which port.
+//   AccessPolicy (access-policy.ts) who may reach which port;
+//   Networks (networks.ts)          fleets: our memberships, peers' verified memberships, policies.
 import dns from 'node:dns/promises';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -25,9 +26,8 @@ import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { HomeLock, type HolderKind } from './home-lock.ts';
 import { PortTable } from './ports.ts';
-import { describePath, type Path, type UplinkKind } from '../nat/path.ts';
+import { describePath, pathReport, type Path, type PathReport, type UplinkKind } from '../nat/path.ts';
 import { PathManager } from '../nat/path-manager.ts';
-import { Inner } from '../nat/inner.ts';
 import type { NatType } from '../nat/nat-type.ts';
 import { startEcho } from './services/echo.ts';
 import { startSink } from './services/sink.ts';
@@ -45,6 +45,8 @@ import { Underlay } from './underlay.ts';
 import { NetCheck } from './netcheck.ts';
 import { PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
+import { Networks } from './networks.ts';
+import { presentMemberships, wireSessionEvents } from './session-events.ts';
 
 export type { Peer } from './peer-table.ts';
 
@@ -106,7 +108,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     isTrusted: (a) => this.isTrusted(a),
     amPublic: () => this.config.public,
     peerIsPublic: (a) => this.peers.byAddress(a)?.public === true,
+    coMemberMayReach: (a, port) => this.networks.incomingAllowed(a, port),
+    coMemberOutgoing: (a, port) => this.networks.outgoing(a, port),
+    coMemberProofPending: (a) => this.networks.proofPending(a),
   });
+  /** Fleets (issue 18): memberships, tickets, policies, and what peers proved to us. */
+  readonly networks: Networks;
   private stopServices: Array<() => void> = [];
   private lock: HomeLock | undefined;
 
@@ -124,6 +131,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       registry: () => this.registry,
       network: () => this.address?.network ?? 0,
       resolveHostname: async (hostname) => (await this.resolve({ hostname })).address,
+    });
+    this.networks = new Networks({
+      log: this.log,
+      now,
+      home: this.home,
+      nodeKey: this.identity.publicKey,
+      serverKey: () => (this.config.serverKey ? Buffer.from(this.config.serverKey, 'base64') : undefined),
+      localAddress: () => this.address,
+      client: () => this.registry.networks,
+      broadcast: () => {
+        for (const p of this.peers.list()) if (this.sessions?.hasSession(p.key)) presentMemberships(this.sessions, this.networks, p);
+      },
+      // A peer's proofs ended (kick, leave): its session goes too, unless it is trusted or still a co-member.
+      peerChanged: (a) => {
+        if (!this.isTrusted(a) && !this.networks.isCoMember(a) && this.peers.forgetText(formatAddress(a), 'network membership ended'))
+          this.emit('peer-lost', a, 'network membership ended');
+      },
     });
     this.net = new NetCheck({
       log: this.log,
@@ -145,7 +169,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         counters: this.counters,
         now,
         localAddress: () => this.address,
-        isTrusted: (a) => this.isTrusted(a),
+        // Co-members (or nodes the rendezvous lists as such) get sessions and are not evicted as untrusted.
+        isTrusted: (a) => this.isTrusted(a) || this.networks.maybeCoMember(a),
         amPublic: () => this.config.public,
         resolve: (q) => this.resolve(q),
         resolveTarget: (t) => this.resolveTarget(t),
@@ -237,7 +262,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         registry: this.config.registry,
         uplink: this.config.uplink,
         identity: this.identity,
-        serverKey: () => (this.config.serverKey ? Buffer.from(this.config.serverKey, 'base64') : undefined),
+        serverKey: () => this.networks.serverKey(),
       },
     );
     this.underlay = underlay;
@@ -303,7 +328,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         releaseSprayPorts: () => underlay.releaseSprayPorts(),
         mayPunch: (peerKey) => {
           const peer = this.peers.get(peerKey);
-          return peer !== undefined && this.isTrusted(peer.address);
+          return peer !== undefined && (this.isTrusted(peer.address) || this.networks.isCoMember(peer.address));
         },
       },
       { probeBudgetPeer: this.config.probeBudgetPeer, probeBudgetTotal: this.config.probeBudgetTotal },
@@ -313,32 +338,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       this.log.info({ peer: peer ? formatAddress(peer.address) : peerKey, path: describePath(p, this.uplinkKind), reason }, 'peer path');
       if (peer) this.emit('peer-path', peer, reason); // for SDK event subscribers (src/daemon/sdk-handlers.ts)
     });
-    this.sessions.on('message', (peerKey, plaintext, via) => {
-      const peer = this.peers.get(peerKey);
-      if (!peer) return;
-      peer.lastSeen = Date.now();
-      // First byte: the transport, or the path layer's own messages (probes, candidates).
-      if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
-      else this.paths.onInner(peerKey, plaintext, via);
-    });
-    this.sessions.on('session', (peerKey, info) => {
-      this.peers.sessionUp(peerKey, info.address, info.publicKey, info.bootId);
-      this.log.info({ peer: formatAddress(info.address) }, 'session established');
-      this.emit('peer-session', info.address); // SDK 'peer-up' (src/daemon/sdk-handlers.ts)
-      this.paths.onSession(peerKey);
-    });
-    this.sessions.on('path', (peerKey, p) => this.paths.onAuthenticated(peerKey, p));
-    this.sessions.on('peer-restarted', (peerKey) => {
-      const peer = this.peers.restarted(peerKey, this.sessions.sessionInfo(peerKey)?.remoteBootId);
-      if (peer) this.emit('peer-lost', peer.address, 'peer restarted'); // SDK 'peer-down'
-    });
-
-    this.sessions.on('handshake-failed', (peerKey) => {
-      const peer = this.peers.get(peerKey);
-      if (!peer) return;
-      // The peer may have moved: ask the registry again next time.
-      peer.resolvedAt = 0;
-      this.emit('peer-lost', peer.address, 'unreachable'); // SDK 'peer-down'
+    wireSessionEvents({
+      log: this.log,
+      sessions: this.sessions,
+      peers: this.peers,
+      paths: this.paths,
+      networks: this.networks,
+      peerUp: (address) => this.emit('peer-session', address),
+      peerLost: (address, reason) => this.emit('peer-lost', address, reason),
     });
     this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTimer.unref();
@@ -359,6 +366,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     await this.syncTrust().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'trust sync failed'));
 
     this.reg.start();
+    await this.networks.start();
     await this.gateway.restore(); // gateway + expose: saved mappings and exposes come back
   }
 
@@ -371,6 +379,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private onPush(push: TrustPush): void {
     this.mirror.onPush(push);
+    this.networks.onPush(push.event, push.data);
     this.emit('push', push);
   }
 
@@ -398,7 +407,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   resolve(query: { address?: Address; hostname?: string }): Promise<ResolvedNode> {
-    return this.reg!.resolve(query);
+    return this.reg!.resolve(query.address ? { address: this.networks.globalAddress(query.address) } : query); // N:<node> (fleets) = 0:<node>
   }
 
   /** Target text (address, node id or hostname) -> registry record. */
@@ -435,14 +444,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   /** How a peer is reached now, for peers/ping output. */
-  pathInfo(peer: Peer): { path: string; pathType: 'direct' | 'relay' | 'none'; endpoint: string | null; relay: UplinkKind | null } {
-    const p = this.paths.current(peer.key);
-    return {
-      path: describePath(p, this.uplinkKind),
-      pathType: p?.kind ?? 'none',
-      endpoint: p?.kind === 'direct' ? `${p.host}:${p.port}` : null,
-      relay: p?.kind === 'relay' ? this.uplinkKind : null,
-    };
+  pathInfo(peer: Peer): PathReport {
+    return pathReport(this.paths.current(peer.key), this.uplinkKind);
   }
 
   // ---------- streams and datagrams (peer-traffic.ts) ----------
@@ -479,6 +482,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   async stop(): Promise<void> {
     await this.gateway.close(); // gateway + expose: listeners closed, aliases removed (state kept)
     this.reg?.stop();
+    this.networks.stop();
     if (this.pathTimer) clearInterval(this.pathTimer);
     this.net.stop();
     this.underlay?.close();

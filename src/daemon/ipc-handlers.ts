@@ -12,6 +12,7 @@ import { ECHO_PORT } from './services/echo.ts';
 import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
 import { gatewayHandlers } from './gateway-handlers.ts';
+import { networkHandlers } from './network-ipc.ts';
 import { serviceHandlers } from './service-handlers.ts';
 import { readUntilDone } from './ipc-wait.ts';
 
@@ -270,6 +271,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
     },
     ...sdkHandlers(d, pendingAccepts), // sdk_* methods and events for src/sdk (see sdk-handlers.ts)
     ...gatewayHandlers(d), // gateway_start/map/unmap/list/stop, expose, expose_list, expose_remove
+    ...networkHandlers(d), // fleets: network_*, set_tags, clear_tags
     ...serviceHandlers(d), // built-in services: messages, files, pub/sub, tasks, webhooks
   };
 }

@@ -41,6 +41,18 @@ async function main(): Promise<void> {
   // before the daemon starts: a missing one fails fast with the npm command.
   const metricsModule = metricsAt ? await importOptional('prom-client', 'the Prometheus endpoint (--metrics)', () => import('./metrics.ts')) : undefined;
   const daemon = await Daemon.start({ home, config, logger: log, holder: 'daemon', socket });
+  // --join <token> / $PILOT_JOIN_TOKEN (fleets): join with no human step. Idempotent: a member of the
+  // token's network already (networks.json) asks nothing, so a restart with the same token is fine.
+  const joinIdx = args.indexOf('--join');
+  const token = (joinIdx >= 0 ? args[joinIdx + 1] : undefined) ?? process.env.PILOT_JOIN_TOKEN;
+  delete process.env.PILOT_JOIN_TOKEN; // a secret: not left in our environment (nor handed to children)
+  const joined = token
+    ? await daemon.networks.join(token).catch(async (err: unknown) => {
+        await daemon.stop();
+        throw err;
+      })
+    : undefined;
+  if (joined) log.info({ net: joined.membership.net, name: joined.membership.name, already: joined.already }, 'network joined');
   // --metrics: Prometheus text on its own HTTP listener (no auth: bind it privately).
   // prom-client (and its OpenTelemetry dependency) and node:http are loaded only
   // when asked for: together ~90 modules and ~20 MB of RSS an idle daemon does not need.
@@ -87,6 +99,7 @@ async function main(): Promise<void> {
       socket,
       log: toStdout ? (isJournal(1) ? 'journal' : 'stdout') : logPath,
       ...(metricsUrl ? { metrics: metricsUrl } : {}),
+      ...(joined ? { joined: { net: joined.membership.net, name: joined.membership.name, tags: joined.membership.tags, already: joined.already } } : {}),
     }) + '\n',
   );
 }

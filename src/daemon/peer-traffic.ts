@@ -12,7 +12,7 @@ import { ECHO_PORT } from './services/echo.ts';
 
 export interface PeerTrafficHost {
   readonly counters: { refusedUntrusted: number };
-  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal'>;
+  readonly access: Pick<AccessPolicy, 'mayAcceptStream' | 'mayReceiveDatagram' | 'mayOpenStream' | 'sendRefusal' | 'policyRefusal' | 'proofPending'>;
   readonly ports: PortTable;
   /** The peer for a target, from the cache or the registry (peer-table.ts). */
   peerFor(target: string | Address): Promise<Peer>;
@@ -20,8 +20,19 @@ export interface PeerTrafficHost {
   freshPeer(to: string | Address): Peer | undefined;
 }
 
+/**
+ * Fleets: a co-member's MEMBERSHIP proof goes out first on a new session, but may arrive after
+ * its first packets (they can take the direct path while the proof took the relay). A refused
+ * stream or datagram of a listed-but-unproven co-member is re-checked every HOLD_STEP_MS, for
+ * at most HOLD_TRIES steps; at most MAX_HELD at once (beyond: refused at once).
+ */
+const HOLD_STEP_MS = 100;
+const HOLD_TRIES = 10;
+const MAX_HELD = 256;
+
 export class PeerTraffic {
   private readonly host: PeerTrafficHost;
+  private held = 0;
 
   constructor(host: PeerTrafficHost) {
     this.host = host;
@@ -30,11 +41,15 @@ export class PeerTraffic {
   /** A stream a peer opened to one of our ports: to its listener, if the policy lets it in. */
   incomingStream(from: Address, stream: IncomingStream): void {
     stream.on('error', () => {}); // a refusal below errors with nobody listening: must not crash an SDK-embedded node
-    if (!this.host.access.mayAcceptStream(from, stream.localPort)) {
-      this.host.counters.refusedUntrusted++;
-      stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted'));
-      return;
-    }
+    this.gate(
+      from,
+      () => this.host.access.mayAcceptStream(from, stream.localPort),
+      () => this.acceptStream(from, stream),
+      () => stream.destroy(new PilotError('NOT_TRUSTED', 'peer is not trusted')),
+    );
+  }
+
+  private acceptStream(from: Address, stream: IncomingStream): void {
     const handler = this.host.ports.streamHandler(stream.localPort);
     if (!handler) {
       stream.destroy(new PilotError('CONNECTION_REFUSED', `nothing listens on virtual port ${stream.localPort}`));
@@ -45,14 +60,46 @@ export class PeerTraffic {
 
   /** A datagram a peer sent to one of our ports: to the port table, if the policy lets it in. */
   incomingDatagram(from: Address, dg: { srcPort: number; dstPort: number; data: Buffer }): void {
-    if (!this.host.access.mayReceiveDatagram(from, dg.srcPort, dg.dstPort)) {
-      this.host.counters.refusedUntrusted++;
-      return;
-    }
-    this.host.ports.deliverDatagram({ from, ...dg });
+    this.gate(
+      from,
+      () => this.host.access.mayReceiveDatagram(from, dg.srcPort, dg.dstPort),
+      () => this.host.ports.deliverDatagram({ from, ...dg }),
+      () => {},
+    );
   }
 
-  private notTrusted(peer: Peer): PilotError {
+  /** pass() if allowed now, or (a co-member's proof on its way) within HOLD_TRIES steps; else refuse(), counted. */
+  private gate(from: Address, allowed: () => boolean, pass: () => void, refuse: () => void): void {
+    if (allowed()) return pass();
+    if (this.held >= MAX_HELD || !this.host.access.proofPending(from)) {
+      this.host.counters.refusedUntrusted++;
+      return refuse();
+    }
+    this.held++;
+    let tries = 0;
+    const again = (): void => {
+      if (allowed()) {
+        this.held--;
+        return pass();
+      }
+      if (++tries >= HOLD_TRIES || !this.host.access.proofPending(from)) {
+        this.held--;
+        this.host.counters.refusedUntrusted++;
+        return refuse();
+      }
+      setTimeout(again, HOLD_STEP_MS).unref();
+    };
+    setTimeout(again, HOLD_STEP_MS).unref();
+  }
+
+  private notTrusted(peer: Peer, port: number): PilotError {
+    const nets = this.host.access.policyRefusal(peer.address, port);
+    if (nets.length > 0)
+      return new PilotError(
+        'PERMISSION_DENIED',
+        `the policy of network ${nets.join(', ')} does not let this node reach port ${port} of ${peer.hostname ?? formatAddress(peer.address)}`,
+        `ask the network admin to allow it (pilotctl network policy ${nets[0]}), or use a port the policy allows`,
+      );
     return new PilotError(
       'NOT_TRUSTED',
       `${formatAddress(peer.address)} is not a trusted peer`,
@@ -62,7 +109,7 @@ export class PeerTraffic {
 
   async dial(target: string | Address, port: number): Promise<Stream> {
     const peer = await this.host.peerFor(target);
-    if (!this.host.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer);
+    if (!this.host.access.mayOpenStream(peer.address, port)) throw this.notTrusted(peer, port);
     return peer.conn.openStream(port, this.host.ports.ephemeral());
   }
 
@@ -108,7 +155,7 @@ export class PeerTraffic {
         `source port ${ECHO_PORT} belongs to the echo service`,
         'send from another port (leave srcPort out for an ephemeral one)',
       );
-    if (refusal === 'not-trusted') throw this.notTrusted(peer);
+    if (refusal === 'not-trusted') throw this.notTrusted(peer, dstPort);
     if (!peer.conn.sendDatagram(srcPort, dstPort, data)) {
       throw new PilotError(
         'BAD_ARGUMENT',

@@ -225,3 +225,50 @@ export interface WebhookSet {
   /** Signs every POST: X-Pilot-Signature = "sha256=" + hex HMAC-SHA256(secret, raw body). */
   secret: string;
 }
+
+// ---- fleets (issue 18) ----
+
+export interface NetworkInfo {
+  net: number;
+  name: string;
+  /** We administer it. */
+  admin: boolean;
+  /** We are a member (our daemon joined with an invite); the admin is not one by itself. */
+  member: boolean;
+  tags: string[];
+  members: number;
+  ephemeral: boolean;
+  /** Our address in it (N:…), when a member. */
+  address: string | null;
+}
+
+export interface NetworkMemberInfo {
+  /** N:XXXX.YYYY.YYYY */
+  address: string;
+  hostname: string | null;
+  tags: string[];
+  selfTags?: string[];
+  online: boolean;
+  ephemeral?: boolean;
+  /** It proved its membership to this node over a session (credential + ticket). */
+  verified?: boolean;
+}
+
+export interface NetworkInviteInfo {
+  inviteId: string;
+  tags: string[];
+  uses: number;
+  used: number;
+  exp: number;
+  ephemeral: boolean;
+  revoked: boolean;
+}
+
+export interface NetworkAuditEntry {
+  seq: number;
+  ts: number;
+  actor: string;
+  action: string;
+  detail: Record<string, unknown>;
+  verified?: boolean;
+}

@@ -22,6 +22,19 @@ export { MAX_EVENT_DATA };
 export const MAX_MESSAGE_PARAM = 96 * 1024 * 1024;
 
 const none = v.object({});
+
+/** Tag lists (fleets): the daemon and the rendezvous check each tag (validateTags); here only the shape. */
+const tagList = () =>
+  v.pipe(
+    loose<string[] | null>(),
+    refuseUnless(
+      (t: string[] | null | undefined) =>
+        t === undefined || t === null || (Array.isArray(t) && t.length <= 16 && t.every((x) => typeof x === 'string' && x.length <= 64)),
+      'tags must be a list of at most 16 strings',
+      'e.g. --tag worker --tag gpu',
+    ),
+    v.transform((t) => t ?? []),
+  );
 const TASK_ID = 64;
 
 const gatewayPorts = {
@@ -77,6 +90,33 @@ export const PARAMS = {
   reject: v.object({ node: str(), reason: optStr() }),
   trust: none,
   untrust: v.object({ node: str() }),
+
+  // ---- fleets (issue 18; src/daemon/network-ipc.ts). `net` is a network id or name. ----
+  network_create: v.object({ name: str(63) }),
+  network_list: none,
+  network_members: v.object({ net: str(63) }),
+  /** expires: seconds or "30m", "24h", "7d"; uses 0 = unlimited. */
+  network_invite: v.object({
+    net: str(63),
+    tags: tagList(),
+    uses: num(0, 0, 0xffffffff),
+    expires: optStr(32),
+    ephemeral: flag(),
+  }),
+  network_invites: v.object({ net: str(63) }),
+  network_revoke_invite: v.object({ net: str(63), inviteId: str(64) }),
+  network_join: v.object({ token: str(4096) }),
+  network_leave: v.object({ net: str(63) }),
+  network_kick: v.object({ net: str(63), node: str(256) }),
+  network_delete: v.object({ net: str(63) }),
+  /** Without text: get; with text: set (checked by the policy parser, errors with line:column). */
+  network_policy: v.object({ net: str(63), text: optStr(16 * 1024), source: optStr(4096) }),
+  network_audit: v.object({ net: str(63), statements: flag() }),
+  set_tags: v.object({
+    tags: tagList(),
+  }),
+  clear_tags: none,
+  network_find: v.object({ tag: str(64), net: optStr(63), online: flag() }),
 
   // ---- raw stream pipes (pilotctl, tests) ----
   dial: v.object({ target: str(), port: port() }),
@@ -192,6 +232,21 @@ export interface Results {
   reject: T.TrustAnswer;
   trust: { trusted: T.TrustedPeer[] };
   untrust: T.TrustAnswer;
+  network_create: { net: number; name: string; admin: string };
+  network_list: { networks: T.NetworkInfo[] };
+  network_members: { net: number; name: string; members: T.NetworkMemberInfo[] };
+  network_invite: { net: number; name: string; token: string; inviteId: string; tags: string[]; uses: number; expires: number; ephemeral: boolean };
+  network_invites: { net: number; invites: T.NetworkInviteInfo[] };
+  network_revoke_invite: { net: number; inviteId: string; revoked: true };
+  network_join: { net: number; name: string; address: string; tags: string[]; ephemeral: boolean; already: boolean };
+  network_leave: { net: number; left: true };
+  network_kick: { net: number; node: string; kicked: true };
+  network_delete: { net: number; deleted: true };
+  network_policy: { net: number; text: string; updated: number; verified: boolean | null; set: boolean };
+  network_audit: { net: number; entries: T.NetworkAuditEntry[] };
+  set_tags: { tags: string[] };
+  clear_tags: { tags: [] };
+  network_find: { tag: string; net: number | null; nodes: T.NetworkMemberInfo[] };
   dial: { port: number };
   listen: { port: number };
   accept: { id: string };

@@ -17,6 +17,23 @@ export type Path =
    */
   | { kind: 'relay'; from?: Address };
 
+/** How a peer is reached now, for peers/ping output. */
+export interface PathReport {
+  path: string;
+  pathType: 'direct' | 'relay' | 'none';
+  endpoint: string | null;
+  relay: UplinkKind | null;
+}
+
+export function pathReport(p: Path | undefined, uplink: UplinkKind): PathReport {
+  return {
+    path: describePath(p, uplink),
+    pathType: p?.kind ?? 'none',
+    endpoint: p?.kind === 'direct' ? `${p.host}:${p.port}` : null,
+    relay: p?.kind === 'relay' ? uplink : null,
+  };
+}
+
 export function describePath(p: Path | undefined, uplink: UplinkKind = 'udp'): string {
   if (!p) return 'none';
   return p.kind === 'direct' ? `direct ${p.host}:${p.port}` : `relay (${uplink})`;

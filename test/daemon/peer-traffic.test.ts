@@ -147,3 +147,49 @@ test('dial: a trusted peer gets a stream from an ephemeral port; a stranger is r
   s.destroy();
   echo.destroy();
 });
+
+test('fleets: a listed co-member whose proof trails its packets is held a moment, then let in or refused', async () => {
+  const member = makeAddress(0, 77);
+  const state = { proven: false, pending: true };
+  const counters = { refusedUntrusted: 0 };
+  const access = new AccessPolicy({
+    isTrusted: () => false,
+    amPublic: () => false,
+    peerIsPublic: () => false,
+    coMemberMayReach: (a, port) => state.proven && a.node === member.node && port === 1000,
+    coMemberProofPending: (a) => a.node === member.node && state.pending && !state.proven,
+  });
+  const ports = new PortTable();
+  const got: DatagramIn[] = [];
+  ports.onDatagram(1000, (dg) => got.push(dg));
+  const traffic = new PeerTraffic({
+    counters,
+    access,
+    ports,
+    peerFor: async () => {
+      throw new Error('unused');
+    },
+    freshPeer: () => undefined,
+  });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  // the proof arrives 150 ms after the datagram: delivered
+  traffic.incomingDatagram(member, { srcPort: 5, dstPort: 1000, data: Buffer.from('a') });
+  assert.equal(got.length, 0);
+  await sleep(150);
+  state.proven = true;
+  await sleep(150);
+  assert.equal(got.length, 1);
+  assert.equal(counters.refusedUntrusted, 0);
+  // proven, but the policy does not allow the port: refused without holding
+  traffic.incomingDatagram(member, { srcPort: 5, dstPort: 2000, data: Buffer.from('b') });
+  assert.equal(counters.refusedUntrusted, 1);
+  // never proven: refused after the hold (about 1 s), counted once
+  state.proven = false;
+  traffic.incomingDatagram(member, { srcPort: 5, dstPort: 1000, data: Buffer.from('c') });
+  await sleep(1300);
+  assert.equal(got.length, 1);
+  assert.equal(counters.refusedUntrusted, 2);
+  // not listed at all: refused at once
+  traffic.incomingDatagram(STRANGER, { srcPort: 5, dstPort: 1000, data: Buffer.from('d') });
+  assert.equal(counters.refusedUntrusted, 3);
+});

@@ -26,6 +26,8 @@ const KNOWN = [
   'stdio_recv', 'stdio_status', 'send_message', 'inbox', 'send_file', 'received', 'publish', 'subscribe', 'pubsub_status',
   'task_submit', 'task_list', 'task_accept', 'task_decline', 'task_execute', 'task_send_results',
   'set_webhook', 'clear_webhook', 'webhook_status',
+  'network_create', 'network_list', 'network_members', 'network_invite', 'network_invites', 'network_revoke_invite', 'network_join',
+  'network_leave', 'network_kick', 'network_delete', 'network_policy', 'network_audit', 'set_tags', 'clear_tags', 'network_find',
 ]; // biome-ignore format: one group per line
 
 /** Stub handlers: each answers { method, params } with the params as the handler got them. */
@@ -91,6 +93,9 @@ test('each method with required params refuses {} with BAD_ARGUMENT naming a par
 test('bounds: types, lengths, ranges and required-ness are refused with the parameter named', async () => {
   await withServer(async (c, seen) => {
     await refused(c, seen, 'find', {}, 'missing parameter "target"');
+    await refused(c, seen, 'set_tags', { tags: 'worker' }, 'tags must be a list of at most 16 strings');
+    await refused(c, seen, 'network_invite', { net: 'fleet', tags: [7] }, 'tags must be a list of at most 16 strings');
+    await refused(c, seen, 'network_join', { token: 't'.repeat(4097) }, 'parameter "token" must be a string of at most 4096 characters');
     await refused(c, seen, 'find', { target: null }, 'missing parameter "target"');
     await refused(c, seen, 'find', { target: 7 }, 'parameter "target" must be a string of at most 65536 characters');
     await refused(c, seen, 'set_hostname', { hostname: 'h'.repeat(65537) }, 'parameter "hostname" must be a string of at most 65536 characters');

@@ -94,3 +94,49 @@ test('a refused request records nothing: no reply gets in for it', () => {
   assert.equal(p.mayReceiveDatagram(PEER, ECHO, 40_000), false);
   assert.equal(p.pendingEchoRequests, 0);
 });
+
+test('fleets: every combination of untrusted co-member (policy lets it reach us / lets us reach it) x ports x direction', () => {
+  // The network policy is a fake here (networks.ts and networks-part.test.ts test the real one):
+  // the co-member may reach our ports in IN, we may reach its ports in OUT; a non-member gets 'no-network'.
+  const IN = new Set([ECHO, 1000]);
+  const OUT = new Set([ECHO, 1001]);
+  let cases = 0;
+  for (const member of bools)
+    for (const src of PORTS)
+      for (const dst of PORTS) {
+        const p = new AccessPolicy({
+          isTrusted: () => false,
+          amPublic: () => false,
+          peerIsPublic: () => false,
+          coMemberMayReach: (a, port) => member && a.node === PEER.node && IN.has(port),
+          coMemberOutgoing: (a, port) => (!member || a.node !== PEER.node ? 'no-network' : OUT.has(port) ? true : { refusedBy: ['fleet'] }),
+        });
+        const label = JSON.stringify({ member, src, dst });
+        const inOk = !(src === ECHO && dst === ECHO) && member && IN.has(dst);
+        assert.equal(p.mayReceiveDatagram(PEER, src, dst), inOk, `receive ${label}`);
+        assert.equal(p.mayAcceptStream(PEER, dst), member && IN.has(dst), `accept ${label}`);
+        assert.equal(p.mayOpenStream(PEER, dst), member && OUT.has(dst), `open ${label}`);
+        assert.equal(p.sendRefusal(PEER, src, dst), src === ECHO ? 'echo-source' : member && OUT.has(dst) ? undefined : 'not-trusted', `send ${label}`);
+        assert.deepEqual(p.policyRefusal(PEER, dst), member && !OUT.has(dst) ? ['fleet'] : [], `refusal ${label}`);
+        assert.equal(p.mayOpenStream(OTHER, dst), false, `another node ${label}`);
+        cases++;
+      }
+  assert.equal(cases, 2 * PORTS.length * PORTS.length);
+});
+
+test('fleets: an echo reply from a co-member gets in only for a request we sent to it', () => {
+  const p = new AccessPolicy(
+    {
+      isTrusted: () => false,
+      amPublic: () => false,
+      peerIsPublic: () => false,
+      coMemberMayReach: () => false, // the policy does not let it reach us
+      coMemberOutgoing: (a, port) => (a.node === PEER.node && port === ECHO ? true : 'no-network'),
+    },
+    { now: () => 0 },
+  );
+  assert.equal(p.mayReceiveDatagram(PEER, ECHO, 40_000), false);
+  assert.equal(p.sendRefusal(PEER, 40_000, ECHO), undefined);
+  assert.equal(p.mayReceiveDatagram(PEER, ECHO, 40_000), true);
+  assert.equal(p.mayReceiveDatagram(OTHER, ECHO, 40_000), false);
+});
