@@ -3,10 +3,15 @@
 // CAP_NET_ADMIN; the alias is removed again on unmap/stop. A subnet may also be
 // made local once as a whole by root (`ip route add local CIDR dev lo`): that is
 // how `sudo pilotctl gateway start` serves a daemon that runs as a normal user.
-import { execFile } from 'node:child_process';
+import type { execFile as ExecFile } from 'node:child_process';
 import net from 'node:net';
 import { PilotError } from '../util/errors.ts';
 import { isLoopback127 } from './subnet.ts';
+
+// node:child_process is loaded on the first `ip` call, not with every daemon (most never map a
+// gateway address): ~2 MB of an idle daemon's RSS.
+const execFile: typeof ExecFile = ((...args: Parameters<typeof ExecFile>) =>
+  process.getBuiltinModule('node:child_process').execFile(...args)) as typeof ExecFile;
 
 /** Marks the local routes pilotctl adds, so `gateway stop` removes only its own. */
 export const ROUTE_PROTO = '157';

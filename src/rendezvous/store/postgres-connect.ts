@@ -119,6 +119,27 @@ export function pgUnavailable(err: unknown): PilotError | undefined {
  * advisory lock: two processes starting together do not both run CREATE TABLE
  * (which can fail on the catalog even with IF NOT EXISTS).
  */
+/**
+ * Runs fn in one transaction on a pooled connection (rolled back if it throws). With `lock`,
+ * the transaction first takes that cluster-wide advisory lock (released at commit), so what it
+ * counts cannot be counted at the same time by another instance.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (c: pg.PoolClient) => Promise<T>, lock?: string): Promise<T> {
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    if (lock !== undefined) await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [lock]);
+    const out = await fn(c);
+    await c.query('COMMIT');
+    return out;
+  } catch (err) {
+    await c.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    c.release();
+  }
+}
+
 export async function migrate(pool: pg.Pool, migrations: Migration[]): Promise<void> {
   const c = await pool.connect();
   try {

@@ -4,7 +4,7 @@
 // joins at two instances therefore cannot both take the last use of an invite.
 import type pg from 'pg';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { Migration } from './postgres-connect.ts';
+import { inTransaction, type Migration } from './postgres-connect.ts';
 import {
   deadInvitesKept,
   inviteLive,
@@ -168,20 +168,8 @@ export class PgNetworks implements NetworkStore {
   }
 
   /** One transaction holding the cluster-wide advisory lock `lock` (released at commit). */
-  private async tx<T>(lock: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [lock]);
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+  private tx<T>(lock: string, fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn, lock);
   }
 
   private async rows(sql: string, args: unknown[]): Promise<Row[]> {

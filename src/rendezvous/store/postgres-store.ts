@@ -8,7 +8,7 @@ import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
 import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
-import { connectPg, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
+import { connectPg, inTransaction, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
 import { NETWORK_MIGRATIONS, PgNetworks } from './postgres-networks.ts';
 
 /** Append-only: a deployed migration is never edited, a change is a new entry. */
@@ -232,19 +232,8 @@ export class PostgresStore implements RegistryStore {
     return toRecord(row!);
   }
 
-  private async tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
-    const c = await this.pool.connect();
-    try {
-      await c.query('BEGIN');
-      const out = await fn(c);
-      await c.query('COMMIT');
-      return out;
-    } catch (err) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      c.release();
-    }
+  private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    return inTransaction(this.pool, fn);
   }
 
   getByKey(publicKey: Buffer): Promise<NodeRecord | undefined> {

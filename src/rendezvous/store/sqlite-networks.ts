@@ -150,20 +150,13 @@ function auditRow(r: Row): AuditEntry {
 
 export class SqliteNetworks implements NetworkStore {
   private readonly db: Database.Database;
-  private readonly stmts = new Map<string, Database.Statement>();
+  /** The registry store's prepared-statement cache (one for the whole file). */
+  private readonly q: (sql: string) => Database.Statement;
 
-  constructor(db: Database.Database) {
+  constructor(db: Database.Database, prepared: (sql: string) => Database.Statement) {
     this.db = db;
+    this.q = prepared;
     db.exec(NETWORK_SCHEMA);
-  }
-
-  private q(sql: string): Database.Statement {
-    let st = this.stmts.get(sql);
-    if (!st) {
-      st = this.db.prepare(sql);
-      this.stmts.set(sql, st);
-    }
-    return st;
   }
 
   /** An IMMEDIATE transaction: the write lock is taken before the first read. */
