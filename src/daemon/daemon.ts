@@ -36,7 +36,8 @@ import { VERSION } from './version.ts';
 import { TrustBook } from './trust.ts';
 import { handshakeLimits, handshakeSource, PeerVerifier } from './handshake-guard.ts';
 import { startBuiltinServices, type BuiltinServices } from './builtin-services.ts'; // built-in services
-import { GatewayService } from '../gateway/service.ts'; // gateway + expose
+import type { GatewayService } from '../gateway/service.ts'; // gateway + expose
+import { hasGatewayState } from '../gateway/state-names.ts';
 import { daemonReport } from './report.ts'; // heartbeat self-report for rendezvous metrics
 import { AccessPolicy } from './access-policy.ts'; // who may reach which port (issue 15 hole 1)
 import { Registration } from './registration.ts';
@@ -84,8 +85,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly trust: TrustBook;
   /** built-in services: inbox + files (1001), pub/sub (1002), tasks (1003), webhooks (src/services). */
   services: BuiltinServices | undefined;
-  /** gateway + expose: remote agents as local IPs, virtual ports forwarded to local services. */
-  readonly gateway: GatewayService = new GatewayService(this);
+  /**
+   * gateway + expose (remote agents as local IPs, virtual ports forwarded to local services),
+   * loaded on first use, or at start when a mapping or expose was saved: most daemons never
+   * map one, and an idle daemon without it is ~0.8 MB smaller.
+   */
+  private gatewayLoad: Promise<GatewayService> | undefined;
+  gatewayService(): Promise<GatewayService> {
+    return (this.gatewayLoad ??= import('../gateway/service.ts').then((m) => new m.GatewayService(this)));
+  }
   readonly bootId = crypto.randomBytes(8);
   readonly startedAt = Date.now();
   readonly version = VERSION;
@@ -367,7 +375,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
     this.reg.start();
     await this.networks.start();
-    await this.gateway.restore(); // gateway + expose: saved mappings and exposes come back
+    if (hasGatewayState(this.home)) await (await this.gatewayService()).restore(); // saved mappings and exposes come back
   }
 
   // ---------- trust (trust-mirror.ts) ----------
@@ -480,7 +488,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   async stop(): Promise<void> {
-    await this.gateway.close(); // gateway + expose: listeners closed, aliases removed (state kept)
+    if (this.gatewayLoad) await (await this.gatewayLoad).close(); // listeners closed, aliases removed (state kept)
     this.reg?.stop();
     this.networks.stop();
     if (this.pathTimer) clearInterval(this.pathTimer);

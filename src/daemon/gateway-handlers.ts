@@ -1,6 +1,6 @@
 // IPC methods for the gateway (remote agents as local IPs) and expose (a
 // virtual port forwarded to a local TCP service). The state lives in the
-// daemon (d.gateway), so every pilotctl call talks to the running gateway.
+// daemon (d.gatewayService(), loaded on first use), so every pilotctl call talks to the running gateway.
 import { formatAddress } from '../wire/address.ts';
 import type { Handlers } from '../ipc/server.ts';
 import { parsePortSpec, type PortMap } from '../gateway/port-spec.ts';
@@ -27,27 +27,28 @@ export function gatewayHandlers(d: Daemon): Pick<Handlers, GatewayMethod> {
 
   return {
     gateway_start: async (p) => {
+      const g = (await d.gatewayService()).gateway;
       const targets = p.targets.map(canonical);
       const pm = ports(p);
       const subnet = p.subnet;
-      const mappings = await d.gateway.gateway.start(targets, { ...(pm ? { ports: pm } : {}), ...(subnet !== undefined ? { subnet } : {}) });
-      return { ...d.gateway.gateway.list(), mappings: mappings.map(withTrust) };
+      const mappings = await g.start(targets, { ...(pm ? { ports: pm } : {}), ...(subnet !== undefined ? { subnet } : {}) });
+      return { ...g.list(), mappings: mappings.map(withTrust) };
     },
     gateway_map: async (p) => {
       const pm = ports(p);
       const ip = p.ip;
-      const m = await d.gateway.gateway.map(canonical(p.target), { ...(pm ? { ports: pm } : {}), ...(ip !== undefined ? { ip } : {}) });
+      const m = await (await d.gatewayService()).gateway.map(canonical(p.target), { ...(pm ? { ports: pm } : {}), ...(ip !== undefined ? { ip } : {}) });
       return withTrust(m);
     },
-    gateway_unmap: (p) => d.gateway.gateway.unmap(p.ip),
-    gateway_list: () => {
-      const l = d.gateway.gateway.list();
+    gateway_unmap: async (p) => (await d.gatewayService()).gateway.unmap(p.ip),
+    gateway_list: async () => {
+      const l = (await d.gatewayService()).gateway.list();
       return { ...l, mappings: l.mappings.map(withTrust) };
     },
-    gateway_stop: async () => ({ stopped: await d.gateway.gateway.stop() }),
+    gateway_stop: async () => ({ stopped: await (await d.gatewayService()).gateway.stop() }),
 
-    expose: (p) => d.gateway.expose.add(p.port, p.target),
-    expose_list: () => ({ exposes: d.gateway.expose.list() }),
-    expose_remove: (p) => d.gateway.expose.remove(p.port),
+    expose: async (p) => (await d.gatewayService()).expose.add(p.port, p.target),
+    expose_list: async () => ({ exposes: (await d.gatewayService()).expose.list() }),
+    expose_remove: async (p) => (await d.gatewayService()).expose.remove(p.port),
   };
 }

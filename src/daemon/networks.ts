@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { NetworkClient } from '../registry/network-client.ts';
 import { BINDING_BYTES, CERT_MAX_BYTES, TICKET_BYTES, parseToken, verifyCredential, verifyTicket, type Credential } from '../registry/membership.ts';
-import { DEFAULT_POLICY, parsePolicy, policyAllows, type NetworkPolicy } from '../registry/network-policy.ts';
+import { DEFAULT_POLICY, NetworkPolicy, parsePolicy, policyAllows } from '../registry/network-policy.ts';
 import { addressKey, formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { readJsonFile, writeJsonAtomic } from '../util/atomic-file.ts';
 import { PilotError } from '../util/errors.ts';
@@ -529,5 +529,5 @@ export class Networks {
   }
 }
 
-/** Until a network's policy is known and verified, members reach nobody there. */
-const DENY: NetworkPolicy = parsePolicy('{"rules": []}');
+/** Until a network's policy is known and verified, members reach nobody there (no rules: deny all). */
+const DENY: NetworkPolicy = new NetworkPolicy([]);

@@ -13,7 +13,9 @@ import type { OverlayHost } from './host.ts';
 import { readState, writeState } from './state-file.ts';
 import { splice } from './splice.ts';
 
-export const EXPOSE_FILE = 'expose.json';
+import { EXPOSE_FILE } from './state-names.ts';
+
+export { EXPOSE_FILE };
 
 const StateSchema = v.object({
   version: v.literal(1),

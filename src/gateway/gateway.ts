@@ -16,7 +16,9 @@ import { readState, writeState } from './state-file.ts';
 import { splice } from './splice.ts';
 import { DEFAULT_SUBNET, NO_ROOT_SUBNET, hostAddresses, inSubnet, ipToInt, parseSubnet, type Subnet } from './subnet.ts';
 
-export const GATEWAY_FILE = 'gateway.json';
+import { GATEWAY_FILE } from './state-names.ts';
+
+export { GATEWAY_FILE };
 
 const PortMapSchema = v.object({ local: int(1, 65535), virtual: int(0, 65535) });
 const StateSchema = v.object({

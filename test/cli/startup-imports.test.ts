@@ -43,7 +43,9 @@ test('pilotctl info loads neither a schema library, the HTTP stack, prom-client 
   fs.rmSync(home, { recursive: true, force: true });
 });
 
-test('a daemon without --metrics or a WebSocket uplink loads neither zod, prom-client, ws nor node:http', { timeout: 60_000 }, async (t) => {
+test('a daemon without --metrics or a WebSocket uplink loads neither zod, prom-client, ws, node:http, the gateway nor the policy parser', {
+  timeout: 60_000,
+}, async (t) => {
   const dir = tmpDir('pilot-imports-');
   const work = tmpDir();
   const rdv = await startRendezvous();
@@ -81,6 +83,11 @@ test('a daemon without --metrics or a WebSocket uplink loads neither zod, prom-c
   assert.deepEqual(
     // zod: ~17 MiB of RSS, left for valibot (issue 17); only the MCP SDK, which the daemon never loads, needs it
     offenders(urls ?? [], ['zod', 'prom-client', '@opentelemetry/api', 'ws', 'undici', 'better-sqlite3', 'pg', '@modelcontextprotocol/sdk', 'node:http']),
+    [],
+  );
+  // the gateway and expose load on first use (or when state was saved), and the policy parser on the first policy
+  assert.deepEqual(
+    (urls ?? []).filter((u) => /\/gateway\/(service|gateway|expose)\.ts$/.test(u) || u.includes('/node_modules/jsonc-parser/')),
     [],
   );
   fs.rmSync(dir, { recursive: true, force: true });
