@@ -5,7 +5,7 @@
 // kick and audit statements, the policy signature) is stored verbatim, so anyone can
 // re-check it later; the store never interprets it.
 import { PilotError } from '../../util/errors.ts';
-import type { Address } from '../../wire/address.ts';
+import { makeAddress, type Address } from '../../wire/address.ts';
 
 export interface NetworkRecord {
   /** 1..65535, never reused (an old credential must not verify in a new network). */
@@ -186,4 +186,60 @@ export const NETWORK_ID_MAX = 0xffff;
 /** Dead invites (revoked, expired, used up) kept per network for listing: 4x the live limit, newest first. */
 export function deadInvitesKept(maxLive: number): number {
   return 4 * maxLive;
+}
+
+// ---- rows -> records, for both stores ----
+// SQLite gives numbers and 0/1; PostgreSQL gives BIGINT columns as text and booleans.
+
+// biome-ignore lint/suspicious/noExplicitAny: rows come straight from the database; the mappers below give them types.
+export type Row = any;
+
+export const num = (v: string | number): number => Number(v);
+const flag = (v: boolean | number): boolean => v === true || v === 1;
+export const buf = (b: Buffer): Buffer => Buffer.from(b);
+/** An address stored as one integer (network << 32 | node). */
+export function addressFromKey(k: string | number): Address {
+  const n = num(k);
+  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
+}
+
+export function netRow(r: Row): NetworkRecord {
+  return { id: r.id, name: r.name, admin: buf(r.admin), created: num(r.created) };
+}
+export function inviteRow(r: Row): InviteRecord {
+  return {
+    net: r.net,
+    id: buf(r.id),
+    cert: buf(r.cert),
+    certSig: buf(r.cert_sig),
+    uses: num(r.uses),
+    used: num(r.used),
+    exp: num(r.exp),
+    iat: num(r.iat),
+    revoked: flag(r.revoked),
+    ephemeral: flag(r.ephemeral),
+    tags: parseTagsColumn(r.tags),
+    created: num(r.created),
+  };
+}
+export function memberRow(r: Row): MemberRecord {
+  return {
+    net: r.net,
+    address: addressFromKey(r.address),
+    key: buf(r.key),
+    tags: parseTagsColumn(r.tags),
+    ephemeral: flag(r.ephemeral),
+    joined: num(r.joined),
+    inviteId: buf(r.invite_id),
+    cert: buf(r.cert),
+    certSig: buf(r.cert_sig),
+    binding: buf(r.binding),
+    bindingSig: buf(r.binding_sig),
+  };
+}
+export function kickRow(r: Row): KickRecord {
+  return { net: r.net, address: addressFromKey(r.address), key: buf(r.key), stmt: r.stmt, sig: buf(r.sig), ts: num(r.ts) };
+}
+export function auditRow(r: Row): AuditEntry {
+  return { net: r.net, seq: num(r.seq), ts: num(r.ts), actor: addressFromKey(r.actor), action: r.action, detail: r.detail, stmt: r.stmt, sig: buf(r.sig) };
 }

@@ -3,7 +3,7 @@
 // on what it counts: the network (joins, invites, audit) or the admin key (quota). Two
 // joins at two instances therefore cannot both take the last use of an invite.
 import type pg from 'pg';
-import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
+import { addressKey, type Address } from '../../wire/address.ts';
 import { inTransaction, type Migration } from './postgres-connect.ts';
 import {
   deadInvitesKept,
@@ -11,10 +11,17 @@ import {
   NETWORK_ID_MAX,
   networkNameTaken,
   noNetworkIds,
-  parseTagsColumn,
   tagsColumn,
   tooManyInvites,
   tooManyNetworks,
+  auditRow,
+  buf,
+  inviteRow,
+  kickRow,
+  memberRow,
+  netRow,
+  num,
+  type Row,
   type AuditEntry,
   type InviteRecord,
   type JoinRefusal,
@@ -108,57 +115,6 @@ CREATE INDEX IF NOT EXISTS registry_node_tags_tag ON registry_node_tags (tag, ke
 `,
   },
 ];
-
-// biome-ignore lint/suspicious/noExplicitAny: rows come straight from node-postgres; the mappers below give them types.
-type Row = any;
-
-const num = (v: string | number): number => Number(v);
-const fromKey = (k: string | number): Address => {
-  const n = num(k);
-  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
-};
-const buf = (b: Buffer) => Buffer.from(b);
-
-function netRow(r: Row): NetworkRecord {
-  return { id: r.id, name: r.name, admin: buf(r.admin), created: num(r.created) };
-}
-function inviteRow(r: Row): InviteRecord {
-  return {
-    net: r.net,
-    id: buf(r.id),
-    cert: buf(r.cert),
-    certSig: buf(r.cert_sig),
-    uses: num(r.uses),
-    used: num(r.used),
-    exp: num(r.exp),
-    iat: num(r.iat),
-    revoked: r.revoked,
-    ephemeral: r.ephemeral,
-    tags: parseTagsColumn(r.tags),
-    created: num(r.created),
-  };
-}
-function memberRow(r: Row): MemberRecord {
-  return {
-    net: r.net,
-    address: fromKey(r.address),
-    key: buf(r.key),
-    tags: parseTagsColumn(r.tags),
-    ephemeral: r.ephemeral,
-    joined: num(r.joined),
-    inviteId: buf(r.invite_id),
-    cert: buf(r.cert),
-    certSig: buf(r.cert_sig),
-    binding: buf(r.binding),
-    bindingSig: buf(r.binding_sig),
-  };
-}
-function kickRow(r: Row): KickRecord {
-  return { net: r.net, address: fromKey(r.address), key: buf(r.key), stmt: r.stmt, sig: buf(r.sig), ts: num(r.ts) };
-}
-function auditRow(r: Row): AuditEntry {
-  return { net: r.net, seq: num(r.seq), ts: num(r.ts), actor: fromKey(r.actor), action: r.action, detail: r.detail, stmt: r.stmt, sig: buf(r.sig) };
-}
 
 export class PgNetworks implements NetworkStore {
   private readonly pool: pg.Pool;

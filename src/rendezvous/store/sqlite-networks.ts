@@ -2,17 +2,23 @@
 // IMMEDIATE transaction: it takes the write lock before reading, so two processes on one
 // file (or two requests) cannot both take the last use of an invite.
 import type Database from 'better-sqlite3';
-import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
+import { addressKey, type Address } from '../../wire/address.ts';
 import {
   deadInvitesKept,
   inviteLive,
   NETWORK_ID_MAX,
   networkNameTaken,
   noNetworkIds,
-  parseTagsColumn,
   tagsColumn,
   tooManyInvites,
   tooManyNetworks,
+  auditRow,
+  buf,
+  inviteRow,
+  kickRow,
+  memberRow,
+  netRow,
+  type Row,
   type AuditEntry,
   type InviteRecord,
   type JoinRefusal,
@@ -100,53 +106,6 @@ CREATE TABLE IF NOT EXISTS node_tags (
 );
 CREATE INDEX IF NOT EXISTS node_tags_tag ON node_tags (tag, key);
 `;
-
-// biome-ignore lint/suspicious/noExplicitAny: rows come straight from SQLite; the mappers below give them types.
-type Row = any;
-
-const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
-const buf = (b: Buffer) => Buffer.from(b);
-
-function netRow(r: Row): NetworkRecord {
-  return { id: r.id, name: r.name, admin: buf(r.admin), created: r.created };
-}
-function inviteRow(r: Row): InviteRecord {
-  return {
-    net: r.net,
-    id: buf(r.id),
-    cert: buf(r.cert),
-    certSig: buf(r.cert_sig),
-    uses: r.uses,
-    used: r.used,
-    exp: r.exp,
-    iat: r.iat,
-    revoked: r.revoked === 1,
-    ephemeral: r.ephemeral === 1,
-    tags: parseTagsColumn(r.tags),
-    created: r.created,
-  };
-}
-function memberRow(r: Row): MemberRecord {
-  return {
-    net: r.net,
-    address: fromKey(r.address),
-    key: buf(r.key),
-    tags: parseTagsColumn(r.tags),
-    ephemeral: r.ephemeral === 1,
-    joined: r.joined,
-    inviteId: buf(r.invite_id),
-    cert: buf(r.cert),
-    certSig: buf(r.cert_sig),
-    binding: buf(r.binding),
-    bindingSig: buf(r.binding_sig),
-  };
-}
-function kickRow(r: Row): KickRecord {
-  return { net: r.net, address: fromKey(r.address), key: buf(r.key), stmt: r.stmt, sig: buf(r.sig), ts: r.ts };
-}
-function auditRow(r: Row): AuditEntry {
-  return { net: r.net, seq: r.seq, ts: r.ts, actor: fromKey(r.actor), action: r.action, detail: r.detail, stmt: r.stmt, sig: buf(r.sig) };
-}
 
 export class SqliteNetworks implements NetworkStore {
   private readonly db: Database.Database;
