@@ -38,6 +38,8 @@ export class TrustMirror {
   private readonly host: TrustMirrorHost;
   /** formatAddress, memoized: trust is checked for every datagram and stream, and formatting costs more than the lookup. */
   private readonly addrTexts = new Map<number, string>();
+  /** Trust pushes applied so far: a list fetched across one of them is older than the book. */
+  private pushes = 0;
 
   constructor(book: TrustBook, host: TrustMirrorHost) {
     this.book = book;
@@ -68,7 +70,16 @@ export class TrustMirror {
         (err: unknown) => this.host.log.warn({ peer, err: (err as Error).message }, 'revocation not yet confirmed by the registry'),
       );
     }
-    const [list, pending] = await Promise.all([registry.trustList(), registry.trustPending()]);
+    // A push applied while the lists were in flight is newer than they are (the registry answered
+    // before, say, a revocation it then pushed): replacing the book with them would undo it, so
+    // fetch again. After a few rounds the newest answer wins.
+    let list: Awaited<ReturnType<TrustRegistry['trustList']>>;
+    let pending: Awaited<ReturnType<TrustRegistry['trustPending']>>;
+    for (let round = 0; ; round++) {
+      const seen = this.pushes;
+      [list, pending] = await Promise.all([registry.trustList(), registry.trustPending()]);
+      if (this.pushes === seen || round >= 2) break;
+    }
     this.book.replace(
       list.trusted.map((t) => ({ peer: t.peer, hostname: t.hostname ?? null, since: t.since, mutual: true })),
       pending.incoming.map((p) => ({ from: p.from, hostname: p.hostname ?? null, reason: p.reason ?? null, created: p.created })),
@@ -78,6 +89,7 @@ export class TrustMirror {
 
   /** A registry push (signed by the server key): trust changes made by the other side. */
   onPush(push: TrustPush): void {
+    if (push.event.startsWith('trust_')) this.pushes++;
     const d = push.data ?? {};
     const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
     this.host.log.info({ event: push.event, data: d }, 'registry push');

@@ -116,3 +116,27 @@ test('a revocation holds while the registry is down, and is told on the next syn
   await r.mirror.sync();
   assert.equal(r.mirror.isTrusted(parseAddress(A)), false);
 });
+
+test('a revocation pushed while a sync is in flight is not undone by the older list the sync fetched', async () => {
+  const r = rig();
+  r.state.trusted = [{ peer: B, hostname: 'beta', since: 1, mutual: true }];
+  await r.mirror.sync();
+  assert.equal(r.mirror.isTrusted(parseAddress(B)), true);
+  // The registry answers the next list with the pair still in it, and pushes the revocation
+  // before that answer is read: the list is older than the push.
+  const slowList = r.registry.trustList;
+  let first = true;
+  r.registry.trustList = async () => {
+    const answer = { trusted: [...r.state.trusted] };
+    if (first) {
+      first = false;
+      r.state.trusted = [];
+      r.mirror.onPush({ event: 'trust_revoked', data: { peer: B } });
+    }
+    return answer as never;
+  };
+  await r.mirror.sync();
+  r.registry.trustList = slowList;
+  assert.equal(r.mirror.isTrusted(parseAddress(B)), false, 'the revocation stands');
+  assert.deepEqual(r.revoked, [B], 'revoked once, not re-trusted in between');
+});
