@@ -82,6 +82,9 @@ const LONGEST = [
   'test/sdk/streams.test.ts',
 ];
 
+/** Run before the others, one at a time (see main). */
+const ALONE = ['test/nat/matrix.test.ts'];
+
 function longestFirst(files: string[]): string[] {
   const rank = (f: string) => {
     const i = LONGEST.indexOf(f);
@@ -154,7 +157,17 @@ async function main(): Promise<void> {
   // would clash on dist/).
   const packDir = mkdtempSync(join(tmpdir(), 'pilot-pack-'));
   const env = { ...process.env, PILOT_TEST_PACK_DIR: packDir };
-  const code = await runFiles(rest, concurrency, env);
+  // Files whose TARGETS are timing goals measured as on a quiet box (cold first byte over the
+  // relay <= 2 s, direct within a birthday period) run first and alone: side by side with four
+  // other files a loaded 2-core box made them miss by 0.1 s. About 75 s.
+  const alone = rest.filter((f) => ALONE.includes(f));
+  const first = await runFiles(alone, 1, env);
+  const others = await runFiles(
+    rest.filter((f) => !ALONE.includes(f)),
+    concurrency,
+    env,
+  );
+  const code = first || others;
   rmSync(packDir, { recursive: true, force: true });
   console.log(`all tiers done in ${elapsed()} (exit ${code})`);
   process.exit(code);
