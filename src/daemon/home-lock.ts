@@ -45,6 +45,11 @@ export interface LockHolder {
 
 /** Processes of this one holding a lock, by lock file (a second startNode() in the same process). */
 const heldHere = new Set<string>();
+/** The locks this process holds now (released together on exit). */
+const liveHere = new Set<HomeLock>();
+const releaseAllHere = (): void => {
+  for (const l of [...liveHere]) l.release();
+};
 
 function readProc(p: string): string | undefined {
   try {
@@ -151,7 +156,6 @@ export class HomeLock {
   private readonly text: string;
   private refresh: NodeJS.Timeout | undefined;
   private released = false;
-  private readonly onExit = (): void => this.release();
 
   private constructor(file: string, holder: LockHolder, text: string) {
     this.file = file;
@@ -163,8 +167,11 @@ export class HomeLock {
       fs.utimes(file, t, t, () => {});
     }, REFRESH_MS);
     this.refresh.unref();
-    // A process that exits without stop() (process.exit in a script) leaves no lock behind.
-    process.once('exit', this.onExit);
+    // A process that exits without stop() (process.exit in a script) leaves no lock behind. One
+    // listener for all the locks of this process: a program embedding many nodes (startNode) would
+    // otherwise add one 'exit' listener per node and trip Node's leak warning at eleven.
+    liveHere.add(this);
+    if (liveHere.size === 1) process.once('exit', releaseAllHere);
   }
 
   /** The lock file of `home` (absolute, so two spellings of one home are one lock). */
@@ -220,7 +227,8 @@ export class HomeLock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.refresh);
-    process.removeListener('exit', this.onExit);
+    liveHere.delete(this);
+    if (liveHere.size === 0) process.removeListener('exit', releaseAllHere);
     heldHere.delete(this.file);
     try {
       if (fs.readFileSync(this.file, 'utf8') === this.text) fs.unlinkSync(this.file);

@@ -116,3 +116,14 @@ test('the home is created (0700) when missing', () => {
   assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
   l.release();
 });
+
+test('many nodes in one process share one exit hook (no listener leak warning at eleven embedded nodes)', () => {
+  const before = process.listenerCount('exit');
+  const locks = Array.from({ length: 12 }, () => HomeLock.acquire(home(), { kind: 'embedded' }));
+  assert.equal(process.listenerCount('exit'), before + 1);
+  for (const l of locks.slice(0, 11)) l.release();
+  assert.equal(process.listenerCount('exit'), before + 1); // one lock still held
+  locks[11]!.release();
+  assert.equal(process.listenerCount('exit'), before);
+  for (const l of locks) assert.equal(fs.existsSync(l.file), false);
+});
