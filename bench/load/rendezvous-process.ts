@@ -38,7 +38,8 @@ export interface RendezvousProcess {
   stop(): Promise<void>;
 }
 
-export async function startRendezvousProcess(opts: { cpuProfDir?: string; logLevel?: string } = {}): Promise<RendezvousProcess> {
+/** `args`: more pilot-rendezvous flags (e.g. --store postgres://… for a scale-out instance). */
+export async function startRendezvousProcess(opts: { cpuProfDir?: string; logLevel?: string; args?: string[] } = {}): Promise<RendezvousProcess> {
   const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-load-bench-'));
   const prof = opts.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfDir] : [];
   const args = [
@@ -55,6 +56,7 @@ export async function startRendezvousProcess(opts: { cpuProfDir?: string; logLev
     '--log-level',
     opts.logLevel ?? 'warn',
     ...CAPACITY_FLAGS,
+    ...(opts.args ?? []),
   ];
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
