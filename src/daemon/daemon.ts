@@ -180,6 +180,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         // Co-members (or nodes the rendezvous lists as such) get sessions and are not evicted as untrusted.
         isTrusted: (a) => this.isTrusted(a) || this.networks.maybeCoMember(a),
         amPublic: () => this.config.public,
+        inNetworks: () => this.networks.inAnyNetwork(),
         resolve: (q) => this.resolve(q),
         resolveTarget: (t) => this.resolveTarget(t),
         verify: (a, key) => this.verifier.verify(a, key),
@@ -414,8 +415,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.reg!.setVisibility(pub);
   }
 
-  resolve(query: { address?: Address; hostname?: string }): Promise<ResolvedNode> {
-    return this.reg!.resolve(query.address ? { address: this.networks.globalAddress(query.address) } : query); // N:<node> (fleets) = 0:<node>
+  async resolve(query: { address?: Address; hostname?: string }): Promise<ResolvedNode> {
+    const r = await this.reg!.resolve(query.address ? { address: this.networks.globalAddress(query.address) } : query); // N:<node> (fleets) = 0:<node>
+    // Every answer about a node says which networks we share with it: the co-member hints (networks.ts).
+    if (this.networks.inAnyNetwork()) this.networks.noteListed(r.address, r.networks ?? []);
+    return r;
   }
 
   /** Target text (address, node id or hostname) -> registry record. */

@@ -5,7 +5,10 @@
 // key from our own membership of that network: the rendezvous cannot mint members) and its
 // rendezvous-signed ticket (5 min: a kicked member drops out even if a push is lost). The
 // access policy (access-policy.ts) asks `incomingAllowed`/`outgoingAllowed`; sessions and
-// punching are open to `maybeCoMember`s (the rendezvous's member lists: a hint, never a pass).
+// punching are open to `maybeCoMember`s (the rendezvous said so in its answer about that peer: a
+// hint, never a pass). Hints come per peer, with the resolve answers the daemon asks for anyway
+// (dialing, checking a caller's key): never whole member lists, and no push to every member on
+// every join, so a join costs the rendezvous the same in a fleet of 10 or of 10,000.
 //
 // Bounded and expiring (SECURITY.md): at most MAX_PEER_NETS proofs per peer, MAX_PEERS peers,
 // each proof until its ticket expires; kick lists MAX_KICKS per network; member hints per
@@ -27,10 +30,8 @@ export const MAX_PEERS = 4096;
 export const MAX_KICKS = 4096;
 export const MAX_HINTS = 10_000;
 export const TICKET_REFRESH_MS = 120_000;
-/** Member hints are refetched for an unknown caller at most this often (pushes keep them current). */
-export const HINT_REFRESH_MS = 30_000;
-/** The whole member list is fetched at start and join, then at most this often with the tickets (a long list is many pages). */
-export const HINTS_FULL_MS = 30 * 60_000;
+/** A resolve answer's word that a peer is a co-member holds this long (a ticket's lifetime). */
+export const HINT_TTL_MS = 5 * 60_000;
 const SIG = 64;
 /** Largest MEMBERSHIP message: [type][ver][net u16][certLen u16] cert certSig binding bindingSig ticket ticketSig. */
 export const MEMBERSHIP_MAX_BYTES = 6 + CERT_MAX_BYTES + SIG + BINDING_BYTES + SIG + TICKET_BYTES + SIG;
@@ -72,10 +73,8 @@ interface NetState extends Membership {
   ticket?: { ticket: Buffer; sig: Buffer; exp: number };
   /** node (network-0 address key) -> kicked at (s). */
   kicks: Map<number, number>;
-  /** The rendezvous's member list: address key -> tags (a hint for sessions and outgoing checks). */
-  hints: Map<number, string[]>;
-  /** When the member list was last fetched whole (ms; pushes keep it current in between). */
-  hintsAt?: number;
+  /** Peers the rendezvous listed as members: address key -> their tags, when (a hint for sessions and outgoing checks). */
+  hints: Map<number, { tags: string[]; at: number }>;
 }
 
 interface Proof {
@@ -123,7 +122,6 @@ export class Networks {
   /** peer address key -> net -> proof; Map order = least recently proven first. */
   private readonly proofs = new Map<number, Map<number, Proof>>();
   private timer: NodeJS.Timeout | undefined;
-  private lastHintRefresh = 0;
   private readonly file: string;
 
   constructor(host: NetworksHost) {
@@ -213,7 +211,7 @@ export class Networks {
     for (const [peer, m] of this.proofs) if (m.delete(net) && m.size === 0) this.proofs.delete(peer);
   }
 
-  /** Tickets, policies, kick lists and member hints from the rendezvous (on join, then every ~2 min). */
+  /** Tickets, policies and kick lists from the rendezvous (on join, then every ~2 min). */
   async refresh(): Promise<void> {
     if (this.nets.size === 0) return;
     const c = this.host.client();
@@ -224,15 +222,14 @@ export class Networks {
     }
     for (const n of this.nets.values()) {
       if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
-      const hintsDue = this.host.now() - (n.hintsAt ?? 0) >= HINTS_FULL_MS;
-      await Promise.all([this.fetchPolicy(n), this.fetchKicks(n), hintsDue ? this.fetchHints(n) : undefined]).catch((err: unknown) =>
+      await Promise.all([this.fetchPolicy(n), this.fetchKicks(n)]).catch((err: unknown) =>
         this.host.log.warn({ net: n.net, err: (err as Error).message }, 'network refresh failed'),
       );
     }
     this.host.broadcast();
   }
 
-  /** The first refresh (awaited at daemon start: tickets, policies and member hints before peers call), then one every ~2 min. */
+  /** The first refresh (awaited at daemon start: tickets and policies before peers call), then one every ~2 min. */
   async start(): Promise<void> {
     this.timer = setInterval(() => void this.refresh().catch(() => {}), TICKET_REFRESH_MS);
     this.timer.unref();
@@ -262,19 +259,6 @@ export class Networks {
 
   private async fetchKicks(n: NetState): Promise<void> {
     for (const k of await this.host.client().kicks(n.net, n.adminKey)) if (k.verified) this.noteKick(n, k.node, Math.floor(k.ts / 1000));
-  }
-
-  private async fetchHints(n: NetState): Promise<void> {
-    const members = await this.host.client().members(n.net);
-    n.hintsAt = this.host.now();
-    n.hints.clear();
-    for (const m of members.slice(0, MAX_HINTS)) {
-      try {
-        n.hints.set(nodeKey0(parseAddress(m.address)), m.tags);
-      } catch {
-        // not an address: skipped
-      }
-    }
   }
 
   private noteKick(n: NetState, node: string, atS: number): void {
@@ -307,15 +291,6 @@ export class Networks {
         break;
       case 'network_member_left':
         if (node) this.forgetMember(n, node);
-        break;
-      case 'network_member_joined':
-        if (node && n.hints.size < MAX_HINTS) {
-          try {
-            n.hints.set(nodeKey0(parseAddress(node)), Array.isArray(d.tags) ? d.tags.filter((t): t is string => typeof t === 'string') : []);
-          } catch {
-            // ignored
-          }
-        }
         break;
       case 'network_policy_changed':
         void this.fetchPolicy(n).catch((err: unknown) => this.host.log.warn({ net: n.net, err: (err as Error).message }, 'policy fetch failed'));
@@ -353,7 +328,7 @@ export class Networks {
     const out: Buffer[] = [];
     for (const n of this.nets.values()) {
       if (!n.ticket || n.ticket.exp <= now || (only !== undefined && n.net !== only)) continue;
-      if (peer && !proven!.has(n.net) && !n.hints.has(k)) continue;
+      if (peer && !proven!.has(n.net) && !this.listed(n, k, now)) continue;
       out.push(encodeMembership(n.net, n.credential, n.ticket));
     }
     return out.slice(0, MAX_PEER_NETS);
@@ -411,13 +386,8 @@ export class Networks {
   maybeCoMember(peer: Address): boolean {
     if (this.isCoMember(peer)) return true;
     const k = nodeKey0(peer);
-    for (const n of this.nets.values()) if (n.hints.has(k) && !n.kicks.has(k)) return true;
-    // An unknown node may have just joined and its push be lost: refresh the hints, at most every 30 s.
     const now = this.host.now();
-    if (this.nets.size > 0 && now - this.lastHintRefresh > HINT_REFRESH_MS) {
-      this.lastHintRefresh = now;
-      for (const n of this.nets.values()) void this.fetchHints(n).catch(() => {});
-    }
+    for (const n of this.nets.values()) if (this.listed(n, k, now)) return true;
     return false;
   }
 
@@ -425,8 +395,37 @@ export class Networks {
   proofPending(peer: Address): boolean {
     if (this.isCoMember(peer)) return false;
     const k = nodeKey0(peer);
-    for (const n of this.nets.values()) if (n.hints.has(k) && !n.kicks.has(k)) return true;
+    const now = this.host.now();
+    for (const n of this.nets.values()) if (this.listed(n, k, now)) return true;
     return false;
+  }
+
+  /** Are we a member of any network? (then a caller we do not trust may still be a co-member: worth a lookup) */
+  inAnyNetwork(): boolean {
+    return this.nets.size > 0;
+  }
+
+  /**
+   * The rendezvous's answer about `peer` (a resolve: dialing it, or checking the key it called us
+   * with) named the networks we share with it and its tags there: the hints for that peer, and
+   * only for it. Bounded per network (oldest first out).
+   */
+  noteListed(peer: Address, shared: readonly { net: number; tags: readonly string[] }[]): void {
+    const k = nodeKey0(peer);
+    const now = this.host.now();
+    for (const n of this.nets.values()) {
+      n.hints.delete(k);
+      const s = shared.find((x) => x.net === n.net);
+      if (!s || n.kicks.has(k)) continue;
+      n.hints.set(k, { tags: [...s.tags], at: now });
+      while (n.hints.size > MAX_HINTS) n.hints.delete(n.hints.keys().next().value!);
+    }
+  }
+
+  /** Listed in `n` by a recent enough answer, and not kicked since. */
+  private listed(n: NetState, k: number, now: number): boolean {
+    const h = n.hints.get(k);
+    return h !== undefined && now - h.at < HINT_TTL_MS && !n.kicks.has(k);
   }
 
   /** May the verified co-member `peer` reach our `port`? (the receiver's check, per network policy) */
@@ -451,7 +450,7 @@ export class Networks {
     const k = nodeKey0(peer);
     const refusedBy: string[] = [];
     for (const n of this.nets.values()) {
-      const tags = proven.get(n.net) ?? (n.kicks.has(k) ? undefined : n.hints.get(k));
+      const tags = proven.get(n.net) ?? (this.listed(n, k, this.host.now()) ? n.hints.get(k)!.tags : undefined);
       if (tags === undefined || !me) continue;
       if (policyAllows(n.policy ?? DENY, { fromTags: n.tags, fromAddress: me, toTags: tags, toAddress: peer, port })) return true;
       refusedBy.push(n.name);
@@ -464,7 +463,7 @@ export class Networks {
     const n = this.nets.get(net);
     if (!n) return false;
     const k = nodeKey0(peer);
-    return this.proven(peer).has(net) || (n.hints.has(k) && !n.kicks.has(k));
+    return this.proven(peer).has(net) || this.listed(n, k, this.host.now());
   }
 
   /** A peer went away: its proofs go with it (it presents them again on its next session). */

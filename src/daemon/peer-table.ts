@@ -51,6 +51,8 @@ export interface PeerTableHost {
   isTrusted(address: Address): boolean;
   /** Public nodes accept sessions from anyone (echo only); others only from trusted peers. */
   amPublic(): boolean;
+  /** Are we a member of some network? (a stranger may then be a co-member: worth a registry lookup) */
+  inNetworks(): boolean;
   /** Registry lookups: by address, and by target text (address, node id or hostname). */
   resolve(query: { address: Address }): Promise<ResolvedNode>;
   resolveTarget(target: string): Promise<ResolvedNode>;
@@ -318,16 +320,25 @@ export class PeerTable {
 
   /** May this key open a session with us as `address`? (SessionManager's verifyPeer) */
   async verifyPeer(address: Address, publicKey: Buffer): Promise<boolean> {
-    // Zero trust: only trusted peers get a session, unless we are public (pingable by anyone).
-    if (!this.host.amPublic() && !this.host.isTrusted(address)) {
+    // Zero trust: only trusted peers (and co-members) get a session, unless we are public (pingable by anyone).
+    const open = this.host.amPublic() || this.host.isTrusted(address);
+    // A caller we know nothing of may be a co-member: only the lookup below can say (fleets: the
+    // rendezvous's answer names the networks we share, and isTrusted then knows). Without
+    // networks there is nothing to learn: refused without a lookup.
+    if (!open && !this.host.inNetworks()) {
       this.host.counters.refusedUntrusted++;
       return false;
     }
     const known = this.peers.get(addressKey(address));
-    if (known?.publicKey.equals(publicKey) && this.fresh(known)) return true;
+    if (open && known?.publicKey.equals(publicKey) && this.fresh(known)) return true;
     const r = await this.host.verify(address, publicKey); // shared, cached and rate-limited lookups
-    if (r) this.upsert(r);
-    return r !== undefined;
+    if (!r) return false;
+    if (!open && !this.host.isTrusted(address)) {
+      this.host.counters.refusedUntrusted++;
+      return false;
+    }
+    this.upsert(r);
+    return true;
   }
 
   /**

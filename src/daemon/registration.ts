@@ -112,6 +112,7 @@ export class Registration {
       endpoints: r.endpoints ?? [],
       public: Boolean(r.public),
       online: Boolean(r.online),
+      ...(r.networks ? { networks: r.networks } : {}),
     };
   }
 }

@@ -10,6 +10,8 @@ export interface ResolvedNode {
   endpoints: string[];
   public: boolean;
   online: boolean;
+  /** Fleets: the networks we share with the node and its tags there, as the rendezvous says (a hint). */
+  networks?: { net: number; tags: string[] }[];
 }
 
 const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;

@@ -235,6 +235,12 @@ export const ResolveResult = v.object({
   online: v.boolean(),
   lastSeen: v.number(),
   observed: v.string(),
+  /**
+   * Fleets: the networks both the caller and the node are members of, with the node's credential
+   * tags there. A hint for the caller's daemon (present its proof, let the node's session in);
+   * the node still proves each membership itself. Absent from a rendezvous before issue 18.
+   */
+  networks: v.optional(v.array(v.object({ net: v.number(), tags: v.array(v.string()) }))),
 });
 export const DeregisterResult = v.object({ observed: v.string() });
 

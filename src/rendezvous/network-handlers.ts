@@ -405,8 +405,10 @@ const handlers: Record<NetworkMethod, Handler> = {
     }
     if (!r.already) {
       await audit(c, n.id, 'join', { node: formatAddress(c.me.address), inviteId: v.inviteId, tags: v.tags, ephemeral: v.ephemeral });
+      // No push to the other members: a join would cost one signed push per member (a fleet of N
+      // joining, N^2). A member learns of another when it resolves it (dialing it, or checking
+      // the key it called with): the answer names the networks they share (registry-handlers.ts).
       c.ctx.hooks.nodeChanged(c.me.address);
-      await pushMembers(c, n.id, 'network_member_joined', { net: n.id, node: formatAddress(c.me.address), tags: v.tags });
     }
     return { net: n.id, name: n.name, address: formatAddress(c.me.address), tags: v.tags, adminKey: n.admin.toString('base64'), ephemeral: v.ephemeral };
   },
@@ -416,8 +418,9 @@ const handlers: Record<NetworkMethod, Handler> = {
     if (!(await c.ctx.store.networks.removeMember(n.id, c.key)))
       throw new PilotError('NOT_FOUND', `this node is not a member of network ${n.name}`, 'list your networks with pilotctl network list');
     await audit(c, n.id, 'leave', { node: formatAddress(c.me.address) });
+    // No push to every member (N per leave; churn of ephemeral agents made that N^2): the leaver's
+    // proofs lapse with its ticket (TICKET_LIFETIME_S, 5 min) at peers that hold them. Kicks are pushed.
     c.ctx.hooks.nodeChanged(c.me.address);
-    await pushMembers(c, n.id, 'network_member_left', { net: n.id, node: formatAddress(c.me.address) });
     return { net: n.id, left: true };
   },
 
@@ -641,16 +644,13 @@ export async function runNetworkMethod(
   return handlers[method]({ ctx, key, me, now, signed, link }, params);
 }
 
-/** Removes one membership the node did not ask to end (sweep, deregister) and tells the others. */
-async function dropMember(ctx: NetworkContext, m: MemberRecord, now: number, why: string): Promise<boolean> {
+/**
+ * Removes one membership the node did not ask to end (sweep, deregister). Not pushed to the other
+ * members (see network_leave): its proofs lapse with its ticket; its tickets are no longer issued.
+ */
+async function dropMember(ctx: NetworkContext, m: MemberRecord): Promise<boolean> {
   if (!(await ctx.store.networks.removeMember(m.net, m.key))) return false; // another instance was first
   ctx.hooks.nodeChanged(m.address);
-  const node = formatAddress(m.address);
-  for (const other of await ctx.store.networks.listMembers(m.net)) {
-    const e = ctx.online.getByAddress(other.address);
-    if ((!e || !isOnline(e, now)) && !ctx.cluster) continue;
-    ctx.hooks.push(other.address, 'network_member_left', { net: m.net, node, reason: why });
-  }
   return true;
 }
 
@@ -658,9 +658,9 @@ async function dropMember(ctx: NetworkContext, m: MemberRecord, now: number, why
  * Ephemeral members (joined with an ephemeral invite) leave their networks when they
  * deregister (a clean stop), so their slots and tags do not outlive them.
  */
-export async function dropEphemeralMemberships(ctx: NetworkContext, key: Buffer, now: number): Promise<number> {
+export async function dropEphemeralMemberships(ctx: NetworkContext, key: Buffer, _now: number): Promise<number> {
   let n = 0;
-  for (const m of await ctx.store.networks.membershipsOf(key)) if (m.ephemeral && (await dropMember(ctx, m, now, 'deregistered'))) n++;
+  for (const m of await ctx.store.networks.membershipsOf(key)) if (m.ephemeral && (await dropMember(ctx, m))) n++;
   return n;
 }
 
@@ -681,7 +681,7 @@ export async function sweepEphemeral(ctx: NetworkContext, now: number): Promise<
       const e = ctx.online.getByAddress(m.address);
       if (e && now - e.lastSeen < st.limits.ephemeralSilenceMs) continue;
       if (ctx.cluster && (await ctx.cluster.locate(m.address, now))) continue;
-      if (await dropMember(ctx, m, now, 'silent')) n++;
+      if (await dropMember(ctx, m)) n++;
     }
     return n;
   } finally {

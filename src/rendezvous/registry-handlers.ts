@@ -15,6 +15,18 @@ import { isNetworkMethod } from '../registry/network-protocol.ts';
 import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 
+/**
+ * The networks both `a` and `b` are members of, with b's credential tags there: two lookups by
+ * key, whatever the size of the networks (the resolve answer carries them: fleets' per-peer hints).
+ */
+async function sharedNetworks(store: RegistryStore, a: Buffer, b: Buffer): Promise<{ net: number; tags: string[] }[]> {
+  if (a.equals(b)) return [];
+  const mine = await store.networks.membershipsOf(a);
+  if (mine.length === 0) return [];
+  const nets = new Set(mine.map((m) => m.net));
+  return (await store.networks.membershipsOf(b)).filter((m) => nets.has(m.net)).map((m) => ({ net: m.net, tags: m.tags }));
+}
+
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
 const PERSIST_EVERY_MS = 5 * ONLINE_MS;
 
@@ -162,6 +174,7 @@ const handlers: Record<SignedMethod, Handler> = {
     const observed = there ? there.observed : entry?.link ? (entry.link.kind === 'udp' ? entry.link.observed : undefined) : rec.observed;
     const lan = there?.lanEndpoints ?? entry?.lanEndpoints ?? rec.lanEndpoints;
     const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
+    const networks = await sharedNetworks(ctx.store, caller.publicKey, rec.publicKey);
     return {
       address: formatAddress(rec.address),
       publicKey: rec.publicKey.toString('base64'),
@@ -171,6 +184,7 @@ const handlers: Record<SignedMethod, Handler> = {
       online,
       lastSeen: Math.max(entry?.lastSeen ?? 0, there?.lastSeen ?? 0, rec.lastSeen),
       observed: link.observed,
+      ...(networks.length > 0 ? { networks } : {}),
     };
   },
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { generateIdentity, type Identity } from '../../src/crypto/identity.ts';
 import { makeBinding, makeInvite, parseToken, signPolicy, signTicket } from '../../src/registry/membership.ts';
 import type { NetworkClient } from '../../src/registry/network-client.ts';
-import { decodeMembership, encodeMembership, MEMBERSHIP_MAX_BYTES, Networks } from '../../src/daemon/networks.ts';
+import { decodeMembership, encodeMembership, HINT_TTL_MS, MEMBERSHIP_MAX_BYTES, Networks } from '../../src/daemon/networks.ts';
 import { AccessPolicy } from '../../src/daemon/access-policy.ts';
 import { formatAddress, makeAddress, type Address } from '../../src/wire/address.ts';
 import { silentLogger } from '../../src/util/logger.ts';
@@ -195,13 +195,18 @@ test('policy: refetched on push; a rollback to an older version is refused', asy
   assert.equal(W.nets.incomingAllowed(P.address, 5000), true, 'the newer policy holds');
 });
 
-test('member hints open sessions (not access); N:<node> names 0:<node> only in a network we are in', async () => {
-  const { W } = await fleet();
+test('member hints (from the answer about that peer) open sessions, not access, and expire; N:<node> names 0:<node> only in a network we are in', async () => {
+  const { W, w } = await fleet();
   const other = makeAddress(0, 0x44);
   assert.equal(W.nets.maybeCoMember(other), false);
-  W.nets.onPush('network_member_joined', { net: NET, node: formatAddress(other), tags: ['planner'] });
+  W.nets.noteListed(other, [{ net: NET, tags: ['planner'] }]);
   assert.equal(W.nets.maybeCoMember(other), true);
   assert.equal(W.nets.incomingAllowed(other, 1000), false, 'a hint is no proof');
+  W.nets.noteListed(other, [{ net: 999, tags: ['planner'] }]);
+  assert.equal(W.nets.maybeCoMember(other), false, 'a later answer without our network takes the hint back');
+  W.nets.noteListed(other, [{ net: NET, tags: ['planner'] }]);
+  w.clock.t += HINT_TTL_MS;
+  assert.equal(W.nets.maybeCoMember(other), false, 'an old answer is no hint');
   assert.deepEqual(W.nets.globalAddress(makeAddress(NET, 0x44)), makeAddress(0, 0x44));
   assert.throws(() => W.nets.globalAddress(makeAddress(9, 0x44)), { code: 'NOT_FOUND' });
 });
@@ -253,7 +258,7 @@ test('AccessPolicy with co-members: streams and datagrams by policy, echo replie
 
 test('leave forgets the membership (and networks.json with it); a listed member without a proof is "pending" until it proves', async () => {
   const { P, W } = await fleet();
-  W.nets.onPush('network_member_joined', { net: NET, node: formatAddress(P.address), tags: ['planner'] });
+  W.nets.noteListed(P.address, [{ net: NET, tags: ['planner'] }]);
   assert.equal(W.nets.proofPending(P.address), true);
   present(P, W);
   assert.equal(W.nets.proofPending(P.address), false);
@@ -278,6 +283,6 @@ test('our proofs go only to peers in the network (listed or proven): a stranger 
   assert.equal(W.nets.onMessage(P.address, P.id.publicKey, m), NET);
   assert.equal(W.nets.presentations(P.address, NET).length, 1);
   assert.equal(W.nets.onMessage(P.address, P.id.publicKey, m), undefined, 'the same proof again: no answer (no ping-pong)');
-  W.nets.onPush('network_member_joined', { net: NET, node: formatAddress(stranger), tags: [] });
+  W.nets.noteListed(stranger, [{ net: NET, tags: [] }]);
   assert.equal(W.nets.presentations(stranger).length, 1, 'listed by the rendezvous: it gets ours');
 });

@@ -17,7 +17,7 @@ function node(n: number, extra: Partial<ResolvedNode> = {}): ResolvedNode {
   return { address: makeAddress(1, n), publicKey: key(n), hostname: `agent-${n}`, endpoints: [], public: false, online: true, ...extra };
 }
 
-function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPublic?: boolean } = {}) {
+function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPublic?: boolean; inNetworks?: boolean } = {}) {
   const s = {
     now: 1_000_000,
     trusted: new Set<number>(),
@@ -42,6 +42,7 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     localAddress: () => ME,
     isTrusted: (a) => s.trusted.has(addressKey(a)),
     amPublic: () => opts.amPublic ?? false,
+    inNetworks: () => opts.inNetworks ?? false,
     resolve: (q) => lookup(q.address),
     resolveTarget: async (t) => {
       s.lookups++;
@@ -51,6 +52,8 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     verify: async (a, k) => {
       s.verifies++;
       const r = s.records.get(addressKey(a));
+      // as the daemon does with every answer: the networks it names make the node a (hinted) co-member
+      if (r?.publicKey.equals(k) && r.networks?.length) s.trusted.add(addressKey(a));
       return r?.publicKey.equals(k) ? r : undefined;
     },
     sendInPlace: () => {
@@ -127,6 +130,21 @@ test('verifyPeer: a private node refuses untrusted keys outright; a public one c
   assert.equal(pub.table.size, 1, 'a verified peer is in the table');
   assert.equal(await pub.table.verifyPeer(makeAddress(1, 5), key(5)), true);
   assert.equal(pub.s.verifies, 2, 'known and fresh: no second lookup');
+});
+
+test('verifyPeer in a fleet: a stranger costs one (verifier-limited) lookup, whose answer decides; a listed co-member gets in', async (t) => {
+  // The daemon's verify resolves the caller; the answer names the networks we share and
+  // isTrusted (trust or co-member hint) says yes only for a listed co-member.
+  const { table, s } = rig({ inNetworks: true });
+  t.after(() => table.close());
+  s.records.set(addressKey(makeAddress(1, 7)), node(7));
+  s.records.set(addressKey(makeAddress(1, 8)), { ...node(8), networks: [{ net: 3, tags: ['worker'] }] });
+  assert.equal(await table.verifyPeer(makeAddress(1, 7), key(7)), false, 'not listed: refused after the lookup');
+  assert.equal(s.verifies, 1);
+  assert.equal(table.size, 0, 'a refused stranger leaves nothing in the table');
+  assert.equal(await table.verifyPeer(makeAddress(1, 7), key(9)), false, 'a key the registry does not have');
+  assert.equal(await table.verifyPeer(makeAddress(1, 8), key(8)), true);
+  assert.equal(table.size, 1);
 });
 
 test('at the cap, a new untrusted peer evicts the least recently active one; trusted peers are never evicted', (t) => {
