@@ -16,7 +16,7 @@ interface Job {
 type Outcome = { ok: true; value: unknown } | { ok: false; err: unknown };
 
 export class GroupCommit {
-  private readonly batch: (jobs: Job[], outcomes: Outcome[]) => void;
+  private readonly batch: Database.Transaction<(jobs: Job[], outcomes: Outcome[]) => void>;
   private queue: Job[] = [];
   private scheduled: NodeJS.Immediate | undefined;
   /** Transactions committed and writes they carried (tests, diagnostics). */
@@ -55,7 +55,9 @@ export class GroupCommit {
     if (jobs.length === 0) return;
     const outcomes: Outcome[] = [];
     try {
-      this.batch(jobs, outcomes);
+      // IMMEDIATE: the write lock is taken before the first job reads (read-modify-writes such as
+      // taking an invite's last use stay exact with another process on the file).
+      this.batch.immediate(jobs, outcomes);
     } catch (err) {
       // The commit itself failed (I/O error, disk full): nothing of the batch is stored.
       for (const j of jobs) j.reject(err);

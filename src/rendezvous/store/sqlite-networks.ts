@@ -1,7 +1,10 @@
-// SQLite half of the fleet store (network-store.ts). Every read-modify-write is one
-// IMMEDIATE transaction: it takes the write lock before reading, so two processes on one
-// file (or two requests) cannot both take the last use of an invite.
+// SQLite half of the fleet store (network-store.ts). Every read-modify-write runs in the
+// store's group commit (sqlite-group-commit.ts): its own savepoint inside one IMMEDIATE
+// transaction per event-loop turn, which takes the write lock before reading, so two processes
+// on one file (or two requests) cannot both take the last use of an invite; and a burst of joins
+// shares one fsync instead of blocking the event loop for one each.
 import type Database from 'better-sqlite3';
+import type { GroupCommit } from './sqlite-group-commit.ts';
 import { addressKey, type Address } from '../../wire/address.ts';
 import {
   deadInvitesKept,
@@ -108,19 +111,19 @@ CREATE INDEX IF NOT EXISTS node_tags_tag ON node_tags (tag, key);
 `;
 
 export class SqliteNetworks implements NetworkStore {
-  private readonly db: Database.Database;
   /** The registry store's prepared-statement cache (one for the whole file). */
   private readonly q: (sql: string) => Database.Statement;
+  private readonly group: GroupCommit;
 
-  constructor(db: Database.Database, prepared: (sql: string) => Database.Statement) {
-    this.db = db;
+  constructor(db: Database.Database, prepared: (sql: string) => Database.Statement, group: GroupCommit) {
     this.q = prepared;
+    this.group = group;
     db.exec(NETWORK_SCHEMA);
   }
 
-  /** An IMMEDIATE transaction: the write lock is taken before the first read. */
-  private tx<T>(fn: () => T): T {
-    return this.db.transaction(fn).immediate();
+  /** `fn` in the next group commit (its own savepoint); settles once it is on disk. */
+  private tx<T>(fn: () => T): Promise<T> {
+    return this.group.run(fn);
   }
 
   async createNetwork(input: { name: string; admin: Buffer; now: number; maxPerAdmin: number }): Promise<NetworkRecord> {
@@ -160,7 +163,7 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void> {
-    this.tx(() => {
+    await this.tx(() => {
       const live = (this.q('SELECT * FROM net_invites WHERE net = ?').all(inv.net) as Row[]).map(inviteRow).filter((x) => inviteLive(x, opts.now));
       if (live.length >= opts.maxLive) throw tooManyInvites(opts.maxLive);
       this.q(
@@ -198,7 +201,7 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async revokeInvite(net: number, id: Buffer): Promise<boolean> {
-    return this.q('UPDATE net_invites SET revoked = 1 WHERE net = ? AND id = ? AND revoked = 0').run(net, id).changes > 0;
+    return this.tx(() => this.q('UPDATE net_invites SET revoked = 1 WHERE net = ? AND id = ? AND revoked = 0').run(net, id).changes > 0);
   }
 
   async join(
@@ -243,7 +246,7 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async removeMember(net: number, key: Buffer): Promise<boolean> {
-    return this.q('DELETE FROM net_members WHERE net = ? AND key = ?').run(net, key).changes > 0;
+    return this.tx(() => this.q('DELETE FROM net_members WHERE net = ? AND key = ?').run(net, key).changes > 0);
   }
 
   async listEphemeralMembers(limit: number): Promise<MemberRecord[]> {
@@ -273,7 +276,7 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async putKick(k: KickRecord, max: number): Promise<void> {
-    this.tx(() => {
+    await this.tx(() => {
       this.q(
         `INSERT INTO net_kicks (net, key, address, stmt, sig, ts) VALUES (?, ?, ?, ?, ?, ?)
          ON CONFLICT(net, key) DO UPDATE SET address = excluded.address, stmt = excluded.stmt, sig = excluded.sig, ts = excluded.ts`,
@@ -296,13 +299,15 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async deleteKick(net: number, key: Buffer): Promise<boolean> {
-    return this.q('DELETE FROM net_kicks WHERE net = ? AND key = ?').run(net, key).changes > 0;
+    return this.tx(() => this.q('DELETE FROM net_kicks WHERE net = ? AND key = ?').run(net, key).changes > 0);
   }
 
   async setPolicy(p: PolicyRecord): Promise<void> {
-    this.q(
-      'INSERT INTO net_policy (net, text, sig, updated) VALUES (?, ?, ?, ?) ON CONFLICT(net) DO UPDATE SET text = excluded.text, sig = excluded.sig, updated = excluded.updated',
-    ).run(p.net, p.text, p.sig, p.updated);
+    await this.tx(() =>
+      this.q(
+        'INSERT INTO net_policy (net, text, sig, updated) VALUES (?, ?, ?, ?) ON CONFLICT(net) DO UPDATE SET text = excluded.text, sig = excluded.sig, updated = excluded.updated',
+      ).run(p.net, p.text, p.sig, p.updated),
+    );
   }
 
   async getPolicy(net: number): Promise<PolicyRecord | undefined> {
@@ -338,7 +343,7 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async setSelfTags(key: Buffer, tags: string[]): Promise<void> {
-    this.tx(() => {
+    await this.tx(() => {
       this.q('DELETE FROM node_tags WHERE key = ?').run(key);
       for (const t of tags) this.q('INSERT INTO node_tags (key, tag) VALUES (?, ?)').run(key, t);
     });

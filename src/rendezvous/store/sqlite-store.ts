@@ -148,7 +148,7 @@ export class SqliteStore implements RegistryStore {
     this.network = opts.network ?? 0;
     this.registerTx = this.db.transaction((inp: RegisterInput) => this.registerSync(inp));
     this.group = new GroupCommit(this.db);
-    this.networks = new SqliteNetworks(this.db, (sql) => this.q(sql));
+    this.networks = new SqliteNetworks(this.db, (sql) => this.q(sql), this.group);
   }
 
   /** Columns added after the first schema (databases created before them). */
