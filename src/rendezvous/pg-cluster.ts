@@ -79,7 +79,7 @@ export class PgCluster implements Cluster {
   private readonly pool: pg.Pool;
   private readonly url: string;
   private readonly log: Logger;
-  private secret: Buffer = Buffer.alloc(0);
+  private secret: crypto.KeyObject | undefined;
   private wiring: PgClusterStart | undefined;
   private listener: pg.Client | undefined;
   private closed = false;
@@ -102,7 +102,9 @@ export class PgCluster implements Cluster {
     await migrate(this.pool, MIGRATIONS);
     // The first instance ever creates the secret; everyone reads the one that won.
     await this.pool.query('INSERT INTO cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [crypto.randomBytes(32)]);
-    this.secret = Buffer.from((await this.pool.query<{ secret: Buffer }>('SELECT secret FROM cluster_secret WHERE id = 1')).rows[0]!.secret);
+    this.secret = crypto.createSecretKey(
+      Buffer.from((await this.pool.query<{ secret: Buffer }>('SELECT secret FROM cluster_secret WHERE id = 1')).rows[0]!.secret),
+    );
     await this.beat(Date.now());
     await this.listen();
   }
@@ -239,12 +241,13 @@ export class PgCluster implements Cluster {
   }
 
   sendRelay(target: RelayTarget, src: Address, relaySend: Buffer): boolean {
+    if (!this.secret) return false; // not started: no tag the other instance would believe
     this.wiring!.sendUdp(encodeRelayForward(this.secret, src, relaySend), target.host, target.port);
     return true;
   }
 
   receiveRelay(pkt: Buffer): { src: Address; relaySend: Buffer } | undefined {
-    return this.secret.length ? decodeRelayForward(this.secret, pkt) : undefined;
+    return this.secret ? decodeRelayForward(this.secret, pkt) : undefined;
   }
 
   async pushRemote(to: Address, event: string, data: Record<string, unknown>): Promise<boolean> {

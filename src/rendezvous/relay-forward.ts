@@ -12,12 +12,15 @@ import { ADDRESS_BYTES, readAddress, writeAddress, type Address } from '../wire/
 const TAG_BYTES = 16;
 const HEADER = 1 + TAG_BYTES + ADDRESS_BYTES;
 
-function tag(secret: Buffer, body: Buffer): Buffer {
+/** A KeyObject (made once) rather than raw bytes: an HMAC from a raw key prepares it on every packet. */
+type Secret = Buffer | crypto.KeyObject;
+
+function tag(secret: Secret, body: Buffer): Buffer {
   return crypto.createHmac('sha256', secret).update(body).digest().subarray(0, TAG_BYTES);
 }
 
 /** Wraps a RelaySend packet (already checked by this instance) for another instance. */
-export function encodeRelayForward(secret: Buffer, src: Address, relaySend: Buffer): Buffer {
+export function encodeRelayForward(secret: Secret, src: Address, relaySend: Buffer): Buffer {
   const out = Buffer.allocUnsafe(HEADER + relaySend.length);
   out[0] = PacketType.RelayForward;
   writeAddress(out, 1 + TAG_BYTES, src);
@@ -27,7 +30,7 @@ export function encodeRelayForward(secret: Buffer, src: Address, relaySend: Buff
 }
 
 /** The source and the RelaySend packet, or undefined when the tag does not verify (or the packet is too short). */
-export function decodeRelayForward(secret: Buffer, pkt: Buffer): { src: Address; relaySend: Buffer } | undefined {
+export function decodeRelayForward(secret: Secret, pkt: Buffer): { src: Address; relaySend: Buffer } | undefined {
   if (pkt.length < HEADER + 1 + ADDRESS_BYTES + 1 || pkt[0] !== PacketType.RelayForward) return undefined;
   const expected = tag(secret, pkt.subarray(1 + TAG_BYTES));
   if (!crypto.timingSafeEqual(expected, pkt.subarray(1, 1 + TAG_BYTES))) return undefined;
