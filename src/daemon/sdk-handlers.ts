@@ -58,8 +58,12 @@ export function whenOpened(stream: Duplex, timeoutMs: number): Promise<void> {
         `the peer did not answer the stream opening within ${timeoutMs} ms`,
         'is the peer online? see: pilotctl peers / pilotctl ping',
       );
-      s.destroy(err);
       finish(err);
+      // The opener hears `err` through the promise; the stream's own 'error' (emitted on the next
+      // tick, after finish took our listener off) must not be unhandled: that would throw and take
+      // the whole process down (an app with embedded nodes, with one slow peer).
+      s.on('error', () => {});
+      s.destroy(err);
     }, timeoutMs);
     if (s.openAcked !== false)
       onAcked(); // already acked (or a stream without an opening handshake)
