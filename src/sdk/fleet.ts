@@ -154,20 +154,29 @@ export async function dialFirst<T>(
   const code: ErrorCode = codes.size === 1 ? failed[0]!.code : 'UNREACHABLE';
   const tried = failed.map((f) => `${f.address}${f.hostname ? ` (${f.hostname})` : ''}: ${f.code} ${f.message}`).join('; ');
   const more = ordered.length > failed.length ? ` (${ordered.length - failed.length} more online not tried: raise attempts)` : '';
-  throw new DialAnyError(code, `no member with ${what} took port ${target.port}; tried ${failed.length}${more}: ${tried}`, hintFor(code, target), failed);
+  throw new DialAnyError(
+    code,
+    `no member with ${what} took port ${target.port}; tried ${failed.length}${more}: ${tried}`,
+    hintFor(code, codes.size > 1, target),
+    failed,
+  );
 }
 
-function hintFor(code: ErrorCode, t: DialAnyTarget): string {
+function hintFor(code: ErrorCode, mixed: boolean, t: DialAnyTarget): string {
+  if (mixed) return 'each member failed differently (see the list); retry, or raise timeoutMs / attempts';
+  const net = JSON.stringify(String(t.network));
   switch (code) {
     case 'PERMISSION_DENIED':
-      return `the policy of network ${t.network} does not let this node's tags reach tag:${t.tag} on port ${t.port}: see node.networks.policy(${JSON.stringify(String(t.network))}) (the admin sets it)`;
+      return `the policy of network ${t.network} does not let this node's tags reach tag:${t.tag} on port ${t.port}: see node.networks.policy(${net}) (the admin sets it)`;
     case 'CONNECTION_REFUSED':
       return `nothing listens on port ${t.port} on those members: start the service there (node.listen(${t.port}))`;
     case 'NOT_TRUSTED':
       return 'those members do not (yet) see this node as a member: check node.networks.list() (are we a member?) and retry in a few seconds';
+    case 'NOT_FOUND':
+      return `this node must be a member of network ${t.network} to reach its members (the admin is not one by itself: it joins with an invite, node.networks.join(token)); or they just left`;
     case 'TIMEOUT':
       return 'those members listed as online did not answer in time: they may have just stopped; retry, or raise timeoutMs / attempts';
     default:
-      return 'each member failed differently (see the list); retry, or raise timeoutMs / attempts';
+      return 'those members could not be reached (no path, or they just stopped): retry, or raise attempts';
   }
 }

@@ -124,10 +124,24 @@ test('when every attempt fails: one code for all keeps it, the error lists each,
     target,
   ).catch((e: unknown) => e)) as DialAnyError;
   assert.equal(mixed2.code, 'UNREACHABLE');
+  assert.match(mixed2.hint!, /each member failed differently/);
   assert.deepEqual(
     mixed2.attempts.map((a) => a.code),
     ['TIMEOUT', 'CONNECTION_REFUSED'],
   );
+});
+
+test('every member NOT_FOUND (we are no member: the admin is not one by itself): the hint says to join', async () => {
+  const err = (await dialFirst(
+    [member(1), member(2)],
+    async (m) => {
+      throw new PilotError('NOT_FOUND', `${m.address}: not a member of network 7`);
+    },
+    target,
+  ).catch((e: unknown) => e)) as DialAnyError;
+  assert.equal(err.code, 'NOT_FOUND');
+  assert.equal(err.attempts.length, 2);
+  assert.match(err.hint!, /must be a member of network fleet .*networks\.join/);
 });
 
 test('no online member: NOT_FOUND with a hint naming the tag; attempts must be >= 1', async () => {
