@@ -78,17 +78,68 @@ function rttBucket(ms: number): number {
   return ms < 5 ? 0 : 1 + Math.floor(Math.log2(ms / 5));
 }
 
+/** Codes that say the member itself is gone (not just this port): remembered a while by FailureMemory. */
+const NODE_DOWN: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['UNREACHABLE', 'TIMEOUT', 'NOT_FOUND']);
+
+/**
+ * Members that just timed out or were unreachable, so the next dialAny tries them last:
+ * a stopped member can stay listed online (and keep its session here) for a while, and
+ * each try costs a whole timeout. Bounded (oldest forgotten first) and expiring; a
+ * member that answers is forgotten at once.
+ */
+export class FailureMemory {
+  private readonly ttlMs: number;
+  private readonly max: number;
+  private readonly until = new Map<number, number>();
+
+  constructor(ttlMs = 30_000, max = 1024) {
+    this.ttlMs = ttlMs;
+    this.max = max;
+  }
+
+  failed(address: string, code: ErrorCode, now = Date.now()): void {
+    const id = nodeId(address);
+    if (id === undefined || !NODE_DOWN.has(code)) return;
+    this.until.delete(id); // re-inserted last: the Map's order is the eviction order
+    this.until.set(id, now + this.ttlMs);
+    for (const k of this.until.keys()) {
+      if (this.until.size <= this.max) break;
+      this.until.delete(k);
+    }
+  }
+
+  answered(address: string): void {
+    const id = nodeId(address);
+    if (id !== undefined) this.until.delete(id);
+  }
+
+  /** Did this node fail lately? */
+  has(id: number, now = Date.now()): boolean {
+    const t = this.until.get(id);
+    if (t === undefined) return false;
+    if (t > now) return true;
+    this.until.delete(id);
+    return false;
+  }
+
+  get size(): number {
+    return this.until.size;
+  }
+}
+
 /**
  * The order to try members in: online ones only; first those we already have a
  * session with (no hole punching, no rendezvous round trip), nearer first by
  * RTT bucket; then the others. Ties are broken at random so that many callers
- * spread over the members. This node itself, if it has the tag, comes last.
+ * spread over the members. Members that failed lately (`memory`) come after
+ * those, and this node itself, if it has the tag, comes last.
  */
 export function orderMembers(
   members: readonly NetworkMemberInfo[],
   peers: readonly PeerInfo[],
   self: string | undefined,
   random: () => number = Math.random,
+  memory?: FailureMemory,
 ): NetworkMemberInfo[] {
   const rtt = new Map<number, number>();
   for (const p of peers) {
@@ -104,8 +155,9 @@ export function orderMembers(
     if (id === undefined || seen.has(id)) continue;
     seen.add(id);
     const r = rtt.get(id);
-    // rank: 0.. sessions by RTT bucket, then every member without one, then ourselves
-    const rank = id === me ? Number.MAX_SAFE_INTEGER : r === undefined ? Number.MAX_SAFE_INTEGER - 1 : rttBucket(r);
+    // rank: 0.. sessions by RTT bucket, then every member without one, then those that failed lately, then ourselves
+    const rank =
+      id === me ? Number.MAX_SAFE_INTEGER : memory?.has(id) ? Number.MAX_SAFE_INTEGER - 1 : r === undefined ? Number.MAX_SAFE_INTEGER - 2 : rttBucket(r);
     ranked.push({ m, rank, tie: random() });
   }
   ranked.sort((a, b) => a.rank - b.rank || a.tie - b.tie);
@@ -129,6 +181,7 @@ export async function dialFirst<T>(
   dial: (member: NetworkMemberInfo) => Promise<T>,
   target: DialAnyTarget,
   attempts = 3,
+  memory?: FailureMemory,
 ): Promise<{ value: T; member: NetworkMemberInfo; failed: DialAttempt[] }> {
   if (!Number.isInteger(attempts) || attempts < 1) throw new PilotError('BAD_ARGUMENT', `attempts must be a whole number >= 1, got ${attempts}`);
   const what = `tag:${target.tag} in network ${target.network}`;
@@ -143,10 +196,13 @@ export async function dialFirst<T>(
   const failed: DialAttempt[] = [];
   for (const member of ordered.slice(0, attempts)) {
     try {
-      return { value: await dial(member), member, failed };
+      const value = await dial(member);
+      memory?.answered(member.address);
+      return { value, member, failed };
     } catch (err) {
       const e = asPilotError(err);
       if (!FAILOVER_CODES.has(e.code)) throw e;
+      memory?.failed(member.address, e.code);
       failed.push({ address: member.address, hostname: member.hostname, code: e.code, message: e.message });
     }
   }

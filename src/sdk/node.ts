@@ -10,7 +10,7 @@ import { Files, Messages, Tasks, Webhooks } from './services.ts';
 import { PubSub } from './pubsub.ts';
 import { Stdio } from './stdio.ts';
 import { Networks, type FindQuery, type FoundMembers } from './networks.ts';
-import { dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
+import { FailureMemory, dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
 import type { NetworkMemberInfo } from '../ipc/api-types.ts';
 import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
 
@@ -57,6 +57,8 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   private events: Subscription | undefined;
   private watching: Promise<void> | undefined;
   private peersUp: string[] = [];
+  /** Members dialAny found down lately (bounded, expiring): tried last for a while. */
+  private readonly downLately = new FailureMemory();
 
   private constructor(backend: Backend, info: NodeInfo) {
     super();
@@ -152,9 +154,11 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
    * members we already have a session with first (nearer first), the others at
    * random so callers spread over them; on an error another member could fix
    * (unreachable, timeout, refused, PERMISSION_DENIED, ...) the next one is
-   * tried, up to `attempts`. Resolves with the socket, the member that took it
-   * and the attempts that failed; rejects with a DialAnyError (code, hint and
-   * `attempts`: what each member answered), NOT_FOUND when no member is online.
+   * tried, up to `attempts`. Members that just timed out or were unreachable
+   * are tried last for 30 s (they may still be listed online). Resolves with
+   * the socket, the member that took it and the attempts that failed; rejects
+   * with a DialAnyError (code, hint and `attempts`: what each member
+   * answered), NOT_FOUND when no member is online.
    */
   async dialAny(
     q: { network: string | number; tag: string },
@@ -166,13 +170,9 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
       opts.members ?? this.discover({ network: q.network, tag: q.tag, online: true }),
       this.peers().catch(() => []), // only a preference: without it, random order
     ]);
-    const ordered = orderMembers(members, peers, this.address);
-    const r = await dialFirst(
-      ordered,
-      (m) => this.dial(m.address, port, { timeoutMs: opts.timeoutMs ?? 5000 }),
-      { network: q.network, tag: q.tag, port },
-      opts.attempts ?? 3,
-    );
+    const ordered = orderMembers(members, peers, this.address, Math.random, this.downLately);
+    const dial = (m: NetworkMemberInfo) => this.dial(m.address, port, { timeoutMs: opts.timeoutMs ?? 5000 });
+    const r = await dialFirst(ordered, dial, { network: q.network, tag: q.tag, port }, opts.attempts ?? 3, this.downLately);
     return { socket: r.value, member: r.member, failed: r.failed };
   }
 

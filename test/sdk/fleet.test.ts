@@ -4,7 +4,7 @@
 // move on, others stop at once; the final error lists every attempt.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DialAnyError, dialFirst, orderMembers } from '../../src/sdk/fleet.ts';
+import { DialAnyError, FailureMemory, dialFirst, orderMembers } from '../../src/sdk/fleet.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import type { NetworkMemberInfo, PeerInfo } from '../../src/ipc/api-types.ts';
 
@@ -154,4 +154,39 @@ test('no online member: NOT_FOUND with a hint naming the tag; attempts must be >
     dialFirst([member(1)], async () => 'x', target, 0),
     (e: unknown) => e instanceof PilotError && e.code === 'BAD_ARGUMENT',
   );
+});
+
+test('members that just timed out or were unreachable are tried last for a while; bounded, expiring', async () => {
+  const memory = new FailureMemory(1000, 3);
+  const members = [1, 2, 3].map((n) => member(n));
+  const peers = [peer(1, 1), peer(2, 1), peer(3, 40)];
+  // w1 and w2 time out, w3 answers: remembered are w1 and w2 (not w3, which answered)
+  const r = await dialFirst(
+    orderMembers(members, peers, undefined, () => 0.5, memory),
+    async (m) => {
+      if (m.hostname !== 'w3') throw new PilotError(m.hostname === 'w1' ? 'TIMEOUT' : 'UNREACHABLE', 'gone');
+      return m.hostname;
+    },
+    target,
+    3,
+    memory,
+  );
+  assert.equal(r.value, 'w3');
+  assert.equal(memory.size, 2);
+  // next time w3 comes first though its RTT is higher, then the two that failed
+  assert.deepEqual(names(orderMembers(members, peers, undefined, () => 0.5, memory)), ['w3', 'w1', 'w2']);
+  // a port-level refusal says nothing about the node: not remembered; an answer forgets the node
+  memory.failed(member(3).address, 'CONNECTION_REFUSED');
+  memory.failed(member(3).address, 'PERMISSION_DENIED');
+  assert.equal(memory.size, 2);
+  memory.answered(member(1).address);
+  assert.deepEqual(names(orderMembers(members, peers, undefined, () => 0.5, memory)), ['w1', 'w3', 'w2']);
+  // expiry, and the bound (oldest forgotten first)
+  const now = Date.now();
+  assert.equal(memory.has(2, now + 999), true);
+  assert.equal(memory.has(2, now + 2000), false);
+  for (const n of [4, 5, 6, 7]) memory.failed(member(n).address, 'TIMEOUT');
+  assert.equal(memory.size, 3);
+  assert.equal(memory.has(4), false);
+  assert.equal(memory.has(7), true);
 });
