@@ -164,6 +164,12 @@ export function orderMembers(
   return ranked.map((x) => x.m);
 }
 
+export function checkAttempts(attempts: number): number {
+  if (!Number.isInteger(attempts) || attempts < 1)
+    throw new PilotError('BAD_ARGUMENT', `attempts must be a whole number >= 1, got ${attempts}`, 'e.g. { attempts: 3 }');
+  return attempts;
+}
+
 /** Describes the request in errors: "tag:worker in network fleet, port 80". */
 export interface DialAnyTarget {
   network: string | number;
@@ -183,7 +189,7 @@ export async function dialFirst<T>(
   attempts = 3,
   memory?: FailureMemory,
 ): Promise<{ value: T; member: NetworkMemberInfo; failed: DialAttempt[] }> {
-  if (!Number.isInteger(attempts) || attempts < 1) throw new PilotError('BAD_ARGUMENT', `attempts must be a whole number >= 1, got ${attempts}`);
+  checkAttempts(attempts);
   const what = `tag:${target.tag} in network ${target.network}`;
   if (ordered.length === 0) {
     throw new DialAnyError(

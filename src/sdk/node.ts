@@ -10,7 +10,7 @@ import { Files, Messages, Tasks, Webhooks } from './services.ts';
 import { PubSub } from './pubsub.ts';
 import { Stdio } from './stdio.ts';
 import { Networks, type FindQuery, type FoundMembers } from './networks.ts';
-import { FailureMemory, dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
+import { FailureMemory, checkAttempts, dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
 import type { NetworkMemberInfo } from '../ipc/api-types.ts';
 import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
 
@@ -166,13 +166,14 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
     opts: DialAnyOptions = {},
   ): Promise<{ socket: PilotSocket; member: NetworkMemberInfo; failed: DialAttempt[] }> {
     checkPort(port);
+    const attempts = checkAttempts(opts.attempts ?? 3); // before asking anyone
     const [members, peers] = await Promise.all([
       opts.members ?? this.discover({ network: q.network, tag: q.tag, online: true }),
       this.peers().catch(() => []), // only a preference: without it, random order
     ]);
     const ordered = orderMembers(members, peers, this.address, Math.random, this.downLately);
     const dial = (m: NetworkMemberInfo) => this.dial(m.address, port, { timeoutMs: opts.timeoutMs ?? 5000 });
-    const r = await dialFirst(ordered, dial, { network: q.network, tag: q.tag, port }, opts.attempts ?? 3, this.downLately);
+    const r = await dialFirst(ordered, dial, { network: q.network, tag: q.tag, port }, attempts, this.downLately);
     return { socket: r.value, member: r.member, failed: r.failed };
   }
 

@@ -230,6 +230,7 @@ test('dialAny with a tag nobody has rejects with NOT_FOUND and a hint', async ()
   assert.match(err.hint!, /discover/);
   await assert.rejects(admin.dialAny({ network: 'no-such-net', tag: 'worker' }, PORT), isCode('NOT_FOUND'));
   await assert.rejects(admin.dialAny({ network: NET, tag: 'worker' }, 70000), isCode('BAD_ARGUMENT'));
+  await assert.rejects(admin.dialAny({ network: NET, tag: 'nobody' }, PORT, { attempts: 0 }), isCode('BAD_ARGUMENT'));
 });
 
 test('a port the policy forbids: every attempt PERMISSION_DENIED, and the error says so', async () => {
