@@ -31,6 +31,12 @@ export interface StartNodeOptions {
   socket?: string;
   /** Where the node logs; default home/pilot.log. */
   logger?: Logger | 'silent';
+  /**
+   * A join token (fleets): join its network at start, as `pilotctl daemon start --join` does.
+   * A member already asks nothing, so restarting with the same token is fine. Never saved
+   * (the membership is, in home/networks.json).
+   */
+  join?: string;
 }
 
 function buildConfig(opts: StartNodeOptions): DaemonConfig {
@@ -90,6 +96,14 @@ export class EmbeddedBackend implements Backend {
     // Daemon.start takes the home's lock (a running daemon or another startNode() on it: DAEMON_RUNNING)
     // and saves the config only once the node runs.
     const daemon = await Daemon.start({ home: opts.home, config, logger, holder: 'embedded', socket: opts.socket });
+    if (opts.join !== undefined) {
+      // the code path of `daemon start --join` (src/daemon/main.ts): a failed join stops the node
+      const joined = await daemon.networks.join(opts.join).catch(async (err: unknown) => {
+        await daemon.stop();
+        throw err;
+      });
+      logger.info({ net: joined.membership.net, name: joined.membership.name, already: joined.already }, 'network joined');
+    }
     const b = new EmbeddedBackend(daemon);
     if (opts.socket) {
       try {

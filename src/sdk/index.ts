@@ -63,3 +63,20 @@ export {
   type PilotFetch,
 } from './http.ts';
 export { PilotMcpTransport, mcpConnect, serveMcp, type McpService } from './mcp.ts';
+export type {
+  Networks,
+  FindQuery,
+  FoundMembers,
+  InviteOptions,
+  NetworkAuditEntry,
+  NetworkCreated,
+  NetworkInfo,
+  NetworkInvite,
+  NetworkInviteInfo,
+  NetworkJoined,
+  NetworkMemberInfo,
+  NetworkMembers,
+  NetworkPolicy,
+  PolicyDocument,
+} from './networks.ts';
+export { DialAnyError, FAILOVER_CODES, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';

@@ -9,6 +9,9 @@ import { PilotDatagramSocket } from './datagram.ts';
 import { Files, Messages, Tasks, Webhooks } from './services.ts';
 import { PubSub } from './pubsub.ts';
 import { Stdio } from './stdio.ts';
+import { Networks, type FindQuery, type FoundMembers } from './networks.ts';
+import { FailureMemory, checkAttempts, dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
+import type { NetworkMemberInfo } from '../ipc/api-types.ts';
 import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
 
 export interface DialOptions {
@@ -48,10 +51,14 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   readonly stdio: Stdio;
   /** This node's webhook for events. */
   readonly webhooks: Webhooks;
+  /** Fleets: networks this node administers or belongs to, invites, policy, audit. */
+  readonly networks: Networks;
   private readonly backend: Backend;
   private events: Subscription | undefined;
   private watching: Promise<void> | undefined;
   private peersUp: string[] = [];
+  /** Members dialAny found down lately (bounded, expiring): tried last for a while. */
+  private readonly downLately = new FailureMemory();
 
   private constructor(backend: Backend, info: NodeInfo) {
     super();
@@ -65,6 +72,7 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
     this.tasks = new Tasks(backend);
     this.stdio = new Stdio(backend);
     this.webhooks = new Webhooks(backend);
+    this.networks = new Networks(backend);
   }
 
   static async create(backend: Backend): Promise<PilotNode> {
@@ -83,8 +91,25 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
   }
 
   /** Registry lookup of a hostname or address (private nodes only for trusted peers). */
-  find(target: string): Promise<FoundNode> {
-    return this.backend.call('find', { target });
+  find(target: string): Promise<FoundNode>;
+  /** Nodes with a tag: members of `network` (credential or self tag), or without it public nodes with that self tag. */
+  find(query: FindQuery): Promise<FoundMembers>;
+  find(q: string | FindQuery): Promise<FoundNode | FoundMembers> {
+    if (typeof q === 'string') return this.backend.call('find', { target: q });
+    return this.backend.call('network_find', {
+      tag: q.tag,
+      online: q.online ?? false,
+      ...(q.network !== undefined ? { net: String(q.network) } : {}),
+    });
+  }
+
+  /** Self-declared capability tags, for discovery (find / discover); policies never use them. Resolves with the tags set. */
+  async setTags(tags: string[]): Promise<string[]> {
+    return (await this.backend.call('set_tags', { tags })).tags;
+  }
+
+  async clearTags(): Promise<void> {
+    await this.backend.call('clear_tags');
   }
 
   async peers(): Promise<PeerInfo[]> {
@@ -115,6 +140,41 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
       },
       this.backend.pipeControl(result.pipe),
     );
+  }
+
+  // ---- fleets: capability discovery ----
+
+  /** Members of `network` with `tag` (credential or self tag), online ones only unless `online: false`; addresses are N:… (in that network). */
+  async discover(q: DiscoverQuery): Promise<NetworkMemberInfo[]> {
+    return (await this.find({ tag: q.tag, network: q.network, online: q.online ?? true })).nodes;
+  }
+
+  /**
+   * Open a stream to `port` on some online member of `network` with `tag`:
+   * members we already have a session with first (nearer first), the others at
+   * random so callers spread over them; on an error another member could fix
+   * (unreachable, timeout, refused, PERMISSION_DENIED, ...) the next one is
+   * tried, up to `attempts`. Members that just timed out or were unreachable
+   * are tried last for 30 s (they may still be listed online). Resolves with
+   * the socket, the member that took it and the attempts that failed; rejects
+   * with a DialAnyError (code, hint and `attempts`: what each member
+   * answered), NOT_FOUND when no member is online.
+   */
+  async dialAny(
+    q: { network: string | number; tag: string },
+    port: number,
+    opts: DialAnyOptions = {},
+  ): Promise<{ socket: PilotSocket; member: NetworkMemberInfo; failed: DialAttempt[] }> {
+    checkPort(port);
+    const attempts = checkAttempts(opts.attempts ?? 3); // before asking anyone
+    const [members, peers] = await Promise.all([
+      opts.members ?? this.discover({ network: q.network, tag: q.tag, online: true }),
+      this.peers().catch(() => []), // only a preference: without it, random order
+    ]);
+    const ordered = orderMembers(members, peers, this.address, Math.random, this.downLately);
+    const dial = (m: NetworkMemberInfo) => this.dial(m.address, port, { timeoutMs: opts.timeoutMs ?? 5000 });
+    const r = await dialFirst(ordered, dial, { network: q.network, tag: q.tag, port }, attempts, this.downLately);
+    return { socket: r.value, member: r.member, failed: r.failed };
   }
 
   /** Accept streams on a virtual port: 'connection' events carry PilotSockets. */
