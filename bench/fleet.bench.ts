@@ -1,0 +1,295 @@
+// `npm run bench:fleet` (issue 18): a fleet of agents joining one network with one token.
+// Agents are in-process nodes (startNode: the real daemon code, each with its own identity, UDP
+// socket, sessions and registry client) against real pilot-rendezvous processes:
+//  (1) join: --agents agents start with one join token, --concurrency at a time (a fleet spinning
+//      up); each discovers a tag:worker and completes one request to it (dialAny): the time from
+//      startNode() to the reply's first byte, p50/p99.
+//  (2) churn: --churn agents per second start with an ephemeral token, do the same and stop, for
+//      --secs seconds, while the agents of (1) each make a request every --every ms.
+//  (3) the rendezvous: CPU seconds per phase and peak RSS; errors by code. This process's own CPU is
+//      printed too: on a 2-core box the load generator and the rendezvous share the cores.
+// Runs on SQLite (one instance) and, where PostgreSQL is installed, on two instances sharing it
+// (agents and workers alternate between them). --store sqlite|pg|both (default both).
+// Quick run: npm run bench:fleet -- --agents 200 --churn 20 --secs 10
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { startNode, type PilotNode } from '../src/sdk/index.ts';
+import type { NetworkMemberInfo } from '../src/ipc/api-types.ts';
+import { pgSkipReason, startPostgres, type PgCluster } from '../test/helpers/postgres.ts';
+import { startRendezvousProcess, type RendezvousProcess } from './load/rendezvous-process.ts';
+import { cpuSeconds, machine, MiB, rssBytes, summarize, type Summary } from './stats.ts';
+
+const { values: argv } = parseArgs({
+  options: {
+    agents: { type: 'string', default: '1000' },
+    workers: { type: 'string', default: '8' },
+    concurrency: { type: 'string', default: '50' },
+    churn: { type: 'string', default: '100' },
+    secs: { type: 'string', default: '60' },
+    every: { type: 'string', default: '10000' },
+    store: { type: 'string', default: 'both' },
+    json: { type: 'string' },
+  },
+});
+const int = (name: 'agents' | 'workers' | 'concurrency' | 'churn' | 'secs' | 'every', min: number): number => {
+  const v = Number(argv[name]);
+  if (!Number.isInteger(v) || v < min) throw new Error(`--${name} must be an integer >= ${min}, got ${argv[name]}`);
+  return v;
+};
+const AGENTS = int('agents', 1);
+const WORKERS = int('workers', 1);
+const CONCURRENCY = int('concurrency', 1);
+const CHURN = int('churn', 0);
+const SECS = int('secs', 0);
+const EVERY = int('every', 100);
+const PORT = 2000; // the workers' own service (1000-1003 are built-in services)
+const NET = 'fleet';
+const WORKER = { network: NET, tag: 'worker' };
+
+interface Errors {
+  [code: string]: number;
+}
+const codeOf = (err: unknown): string => (err as { code?: string }).code ?? (err as Error).message.slice(0, 60);
+const count = (e: Errors, err: unknown): void => {
+  const c = codeOf(err);
+  e[c] = (e[c] ?? 0) + 1;
+};
+
+/** One request on a fresh stream: write a line, resolve at the reply's first byte. */
+async function request(node: PilotNode, members?: NetworkMemberInfo[]): Promise<void> {
+  const { socket } = await node.dialAny(WORKER, PORT, { timeoutMs: 10_000, ...(members ? { members } : {}) });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(Object.assign(new Error('no reply in 10 s'), { code: 'TIMEOUT' })), 10_000);
+      socket.once('data', () => (clearTimeout(timer), resolve()));
+      socket.once('error', (e) => (clearTimeout(timer), reject(e)));
+      socket.write('work\n');
+    });
+  } finally {
+    socket.destroy();
+  }
+}
+
+/** Sample a set of pids' RSS every 250 ms; peak per pid. */
+function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
+  const peak = pids.map(() => 0);
+  const t = setInterval(() => {
+    pids.forEach((p, i) => {
+      try {
+        peak[i] = Math.max(peak[i]!, rssBytes(p));
+      } catch {
+        /* exited */
+      }
+    });
+  }, 250);
+  return { peak: () => peak, stop: () => clearInterval(t) };
+}
+
+interface PhaseResult {
+  firstByte: Summary;
+  errors: Errors;
+  rendezvousCpuS: number[];
+  benchCpuS: number;
+  seconds: number;
+}
+
+interface RunResult {
+  store: string;
+  instances: number;
+  join: PhaseResult;
+  churn?: PhaseResult & { started: number; wanted: number; steady: Summary; steadyErrors: Errors; steadyRequests: number };
+  rendezvousPeakRssMiB: number[];
+}
+
+async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
+  let pg: PgCluster | undefined;
+  const rdvs: RendezvousProcess[] = [];
+  // The agents' homes go to tmpfs where there is one (as a container's often are): their start
+  // writes keys and state with fsync, and in one process those block every agent's event loop.
+  const work = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pilot-fleet-bench-'));
+  const nodes: PilotNode[] = [];
+  try {
+    if (store === 'pg') {
+      pg = startPostgres();
+      for (let i = 0; i < 2; i++) rdvs.push(await startRendezvousProcess({ args: ['--store', pg.url] }));
+    } else {
+      rdvs.push(await startRendezvousProcess({}));
+    }
+    const rss = rssSampler(rdvs.map((r) => r.pid));
+    const registryOf = (i: number): string => `127.0.0.1:${rdvs[i % rdvs.length]!.port}`;
+    let homes = 0;
+    const start = (i: number, extra: { join?: string; hostname?: string } = {}): Promise<PilotNode> =>
+      startNode({
+        home: path.join(work, `n${homes++}`),
+        registry: registryOf(i),
+        email: `agent${i}@example.com`,
+        listen: '127.0.0.1:0',
+        logger: 'silent',
+        ...extra,
+      });
+
+    // The admin, the network, three invites; the workers answer each request with one line.
+    const admin = await start(0, { hostname: 'fleet-admin' });
+    nodes.push(admin);
+    await admin.networks.create(NET);
+    const workerToken = (await admin.networks.invite(NET, { tags: ['worker'], uses: WORKERS, expires: '1h' })).token;
+    const agentToken = (await admin.networks.invite(NET, { tags: ['agent'], expires: '1h' })).token;
+    const churnToken = (await admin.networks.invite(NET, { tags: ['agent'], expires: '1h', ephemeral: true })).token;
+    for (let i = 0; i < WORKERS; i++) {
+      const w = await start(i, { join: workerToken, hostname: `worker-${i}` });
+      nodes.push(w);
+      await w.listen(PORT, (s) => {
+        s.once('data', () => s.end('done\n'));
+        s.on('error', () => {});
+      });
+    }
+
+    // (1) join: AGENTS agents, CONCURRENCY at a time.
+    const cpu0 = rdvs.map((r) => cpuSeconds(r.pid));
+    const me0 = process.cpuUsage();
+    const t0 = performance.now();
+    const joinTimes: number[] = [];
+    const joinErrors: Errors = {};
+    const agents: PilotNode[] = [];
+    let next = 0;
+    let done = 0;
+    const worker = async (): Promise<void> => {
+      while (next < AGENTS) {
+        const i = next++;
+        const s = performance.now();
+        try {
+          const n = await start(i, { join: agentToken });
+          agents.push(n);
+          nodes.push(n);
+          await request(n);
+          joinTimes.push(performance.now() - s);
+        } catch (err) {
+          count(joinErrors, err);
+        }
+        if (++done % 100 === 0) process.stderr.write(`  ${store}: ${done}/${AGENTS} agents joined\n`);
+      }
+    };
+    await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+    const me1 = process.cpuUsage(me0);
+    const join: PhaseResult = {
+      firstByte: summarize(joinTimes),
+      errors: joinErrors,
+      rendezvousCpuS: rdvs.map((r, i) => cpuSeconds(r.pid) - cpu0[i]!),
+      benchCpuS: (me1.user + me1.system) / 1e6,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    console.log(`${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}`);
+
+    // (2) churn: CHURN ephemeral agents/s join, work once and leave, while the agents keep working.
+    let churn: RunResult['churn'];
+    if (CHURN > 0 && SECS > 0) {
+      const members = await agents[0]!.discover(WORKER);
+      const cpu1 = rdvs.map((r) => cpuSeconds(r.pid));
+      const me2 = process.cpuUsage();
+      const t1 = performance.now();
+      const end = t1 + SECS * 1000;
+      const steady: number[] = [];
+      const steadyErrors: Errors = {};
+      let steadyRequests = 0;
+      const keepWorking = async (n: PilotNode, i: number): Promise<void> => {
+        await sleep((i * EVERY) / agents.length); // spread over the period
+        while (performance.now() < end) {
+          const s = performance.now();
+          steadyRequests++;
+          try {
+            await request(n, members);
+            steady.push(performance.now() - s);
+          } catch (err) {
+            count(steadyErrors, err);
+          }
+          await sleep(Math.max(0, EVERY - (performance.now() - s)));
+        }
+      };
+      const churnTimes: number[] = [];
+      const churnErrors: Errors = {};
+      let started = 0;
+      const inFlight = new Set<Promise<void>>();
+      const oneChurner = async (i: number): Promise<void> => {
+        const s = performance.now();
+        let n: PilotNode | undefined;
+        try {
+          n = await start(AGENTS + i, { join: churnToken });
+          await request(n);
+          churnTimes.push(performance.now() - s);
+        } catch (err) {
+          count(churnErrors, err);
+        } finally {
+          await n?.close().catch((err: unknown) => count(churnErrors, err));
+        }
+      };
+      const steadyAll = Promise.all(agents.map(keepWorking));
+      // churners at a fixed rate; a tick that finds 4 s of churners still in flight is skipped
+      // (the generator cannot keep up) and shows as started < wanted
+      const wanted = CHURN * SECS;
+      for (let k = 0; k < wanted; k++) {
+        const due = t1 + (k * 1000) / CHURN;
+        await sleep(Math.max(0, due - performance.now()));
+        if (inFlight.size >= CHURN * 4) continue;
+        started++;
+        const p = oneChurner(k).finally(() => inFlight.delete(p));
+        inFlight.add(p);
+        if (k % CHURN === 0 && k > 0) process.stderr.write(`  ${store}: churn ${k / CHURN}/${SECS} s, ${inFlight.size} in flight\n`);
+      }
+      await Promise.all([steadyAll, ...inFlight]);
+      const me3 = process.cpuUsage(me2);
+      churn = {
+        firstByte: summarize(churnTimes),
+        errors: churnErrors,
+        rendezvousCpuS: rdvs.map((r, i) => cpuSeconds(r.pid) - cpu1[i]!),
+        benchCpuS: (me3.user + me3.system) / 1e6,
+        seconds: (performance.now() - t1) / 1000,
+        started,
+        wanted,
+        steady: summarize(steady),
+        steadyErrors,
+        steadyRequests,
+      };
+      console.log(
+        `${store}: churn ${started}/${wanted} ephemeral agents in ${churn.seconds.toFixed(1)} s; their join-to-first-byte ${fmt(churn.firstByte)}; errors ${JSON.stringify(churnErrors)}`,
+      );
+      console.log(`${store}: meanwhile ${steadyRequests} requests from the ${agents.length} agents: ${fmt(churn.steady)}; errors ${JSON.stringify(steadyErrors)}`);
+    }
+    rss.stop();
+    return { store, instances: rdvs.length, join, ...(churn ? { churn } : {}), rendezvousPeakRssMiB: rss.peak().map((b) => b / MiB) };
+  } finally {
+    await Promise.all(nodes.map((n) => n.close().catch(() => {})));
+    for (const r of rdvs) await r.stop();
+    pg?.stop();
+    fs.rmSync(work, { recursive: true, force: true });
+  }
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const fmt = (s: Summary): string => `p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms (n=${s.n})`;
+const cpu = (p: PhaseResult): string => `rendezvous CPU ${p.rendezvousCpuS.map((c) => `${c.toFixed(1)} s (${((c / p.seconds) * 100).toFixed(0)}%)`).join(' + ')}, bench ${p.benchCpuS.toFixed(1)} s`;
+
+console.log(`# fleet bench: ${machine()}`);
+console.log(`# ${AGENTS} agents (${CONCURRENCY} joining at a time), ${WORKERS} workers; churn ${CHURN}/s for ${SECS} s, steady request every ${EVERY} ms per agent`);
+const stores: ('sqlite' | 'pg')[] = argv.store === 'both' ? ['sqlite', 'pg'] : [argv.store as 'sqlite' | 'pg'];
+const results: RunResult[] = [];
+for (const s of stores) {
+  if (s === 'pg' && pgSkipReason()) {
+    console.log(`# PostgreSQL: skipped (${pgSkipReason()})`);
+    continue;
+  }
+  results.push(await runOnce(s));
+}
+console.log('\n| store | join-to-first-byte p50 / p99 | join errors | churn: started / wanted, p50 / p99, errors | steady requests p50 / p99, errors | rendezvous CPU (join; churn) | rendezvous peak RSS |');
+console.log('|---|---|---|---|---|---|---|');
+for (const r of results) {
+  const c = r.churn;
+  console.log(
+    `| ${r.store === 'pg' ? 'PostgreSQL, 2 instances' : 'SQLite, 1 instance'} | ${r.join.firstByte.p50.toFixed(0)} / ${r.join.firstByte.p99.toFixed(0)} ms | ${JSON.stringify(r.join.errors)} | ${
+      c ? `${c.started} / ${c.wanted}, ${c.firstByte.p50.toFixed(0)} / ${c.firstByte.p99.toFixed(0)} ms, ${JSON.stringify(c.errors)}` : 'n/a'
+    } | ${c ? `${c.steady.p50.toFixed(0)} / ${c.steady.p99.toFixed(0)} ms (n=${c.steadyRequests}), ${JSON.stringify(c.steadyErrors)}` : 'n/a'} | ${cpu(r.join)}${c ? `; ${cpu(c)}` : ''} | ${r.rendezvousPeakRssMiB.map((m) => `${m.toFixed(0)} MiB`).join(' + ')} |`,
+  );
+}
+if (argv.json) fs.writeFileSync(argv.json, JSON.stringify(results, null, 2));
+process.exit(0);
