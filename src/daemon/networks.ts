@@ -52,6 +52,8 @@ export interface NetworksHost {
   broadcast(): void;
   /** A peer's proven memberships were dropped (kick, leave, expiry on refresh). */
   peerChanged?(peer: Address): void;
+  /** Key rotation: a verified chain leads from `older` to `current` (src/registry/rotation.ts KeyLinks). */
+  linked?(older: Buffer, current: Buffer): boolean;
 }
 
 /** One of our memberships, as persisted. */
@@ -296,6 +298,25 @@ export class Networks {
   }
 
   /** Registry pushes about networks (signed by the server key). */
+  private readonly linked = (older: Buffer, current: Buffer): boolean => this.host.linked?.(older, current) ?? false;
+
+  /**
+   * A verified key rotation (ours, or a peer's key_rotated push): networks whose admin key
+   * was `oldKey` now name `newKey` (the rendezvous moved the admin rights with it). A peer's
+   * rotation: the policy is fetched again (the admin signs it anew with its new key, see
+   * Daemon.rotateKey; until then the last good one stays).
+   */
+  keyRotated(oldKey: Buffer, newKey: Buffer, ours: boolean): void {
+    let changed = false;
+    for (const n of this.nets.values()) {
+      if (!n.adminKey.equals(oldKey)) continue;
+      n.adminKey = Buffer.from(newKey);
+      changed = true;
+      if (!ours) void this.fetchPolicy(n).catch(() => {});
+    }
+    if (changed) this.save();
+  }
+
   onPush(event: string, d: Record<string, unknown>): void {
     const n = typeof d.net === 'number' ? this.nets.get(d.net) : undefined;
     if (!n) return;
@@ -371,7 +392,7 @@ export class Networks {
     const serverKey = this.host.serverKey();
     if (!n || !serverKey) return undefined; // a network we are not in: we cannot check it, and it gives nothing here
     const now = this.host.now();
-    const cred = verifyCredential(m.credential, { adminKey: n.adminKey, net: m.net, nodeKey: publicKey, now });
+    const cred = verifyCredential(m.credential, { adminKey: n.adminKey, net: m.net, nodeKey: publicKey, now, linked: this.linked });
     if (!cred.ok) return void this.host.log.info({ peer: formatAddress(peer), net: m.net, why: cred.reason }, 'membership credential refused');
     const fresh = !this.proven(peer).has(m.net);
     const t = verifyTicket(m.ticket, m.ticketSig, serverKey, { net: m.net, nodeKey: publicKey, now });
@@ -494,7 +515,7 @@ export class Networks {
           hints: new Map(),
         };
         // Our own credential must still verify (a damaged file is not a membership).
-        const ok = verifyCredential(n.credential, { adminKey: n.adminKey, net: n.net, nodeKey: this.host.nodeKey });
+        const ok = verifyCredential(n.credential, { adminKey: n.adminKey, net: n.net, nodeKey: this.host.nodeKey, linked: this.linked });
         if (!ok.ok) throw new Error(ok.reason);
         if (n.policyText !== undefined) n.policy = parsePolicy(n.policyText);
         this.nets.set(n.net, n);

@@ -112,6 +112,7 @@ export class Registration {
       endpoints: r.endpoints ?? [],
       public: Boolean(r.public),
       online: Boolean(r.online),
+      ...(r.rotation ? { rotation: { statement: r.rotation.statement, sig: Buffer.from(r.rotation.sig, 'base64') } } : {}),
     };
   }
 }

@@ -10,6 +10,8 @@ export interface ResolvedNode {
   endpoints: string[];
   public: boolean;
   online: boolean;
+  /** The rotation statement that bound publicKey, when the registry sent one (issue 18 key rotation). */
+  rotation?: { statement: string; sig: Buffer } | undefined;
 }
 
 const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;
