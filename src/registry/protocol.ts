@@ -224,8 +224,11 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
-/** A rotation statement and the old key's signature (src/registry/rotation.ts), as peers get it. */
-export const RotationProof = v.object({ statement: v.pipe(v.string(), v.maxLength(MAX_ROTATION_STATEMENT)), sig: b64Sig });
+/**
+ * The rotation that bound a resolved node's key, compact (src/registry/rotation.ts
+ * expandRotation: the address and new key are the answer's own); peers verify it themselves.
+ */
+export const RotationProof = v.object({ old: b64Key, ts: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), sig: b64Sig });
 
 export const HelloResult = v.object({
   serverKey: b64Key,

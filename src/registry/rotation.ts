@@ -92,7 +92,28 @@ export function parseRotation(text: string): RotationStatement {
   if (typeof ts !== 'number' || !Number.isSafeInteger(ts) || ts < 0) throw bad('ts must be a time in ms');
   const r = { address, oldKey: key(o.old, 'old key'), newKey: key(o.new, 'new key'), ts };
   if (r.oldKey.equals(r.newKey)) throw bad('the new key is the old key');
+  // Canonical text only: a resolve answer carries just (old key, ts, sig) and peers rebuild the text.
+  if (encodeRotation(r) !== text) throw bad('statement is not in canonical form');
   return r;
+}
+
+/**
+ * The compact proof a resolve answer carries (the address and new key are in the answer
+ * already), and the statement rebuilt from it.
+ */
+export interface CompactRotation {
+  old: string;
+  ts: number;
+  sig: string;
+}
+
+export function compactRotation(s: SignedRotation): CompactRotation {
+  const r = parseRotation(s.statement);
+  return { old: r.oldKey.toString('base64'), ts: r.ts, sig: s.sig.toString('base64') };
+}
+
+export function expandRotation(c: CompactRotation, address: Address, newKey: Buffer): SignedRotation {
+  return { statement: encodeRotation({ address, oldKey: Buffer.from(c.old, 'base64'), newKey, ts: c.ts }), sig: Buffer.from(c.sig, 'base64') };
 }
 
 /** Parses and checks the old key's signature. Throws BAD_SIGNATURE; never trusts anything unverified. */

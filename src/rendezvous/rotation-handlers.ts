@@ -6,7 +6,7 @@
 // statement, which they verify themselves (src/registry/rotation.ts).
 import { PilotError } from '../util/errors.ts';
 import { addressKey, formatAddress, type Address } from '../wire/address.ts';
-import { ROTATION_HISTORY, ROTATION_INTERVAL_MS, verifyRotation } from '../registry/rotation.ts';
+import { compactRotation, ROTATION_HISTORY, ROTATION_INTERVAL_MS, verifyRotation } from '../registry/rotation.ts';
 import { isOnline } from './online-index.ts';
 import type { HandlerContext } from './registry-handlers.ts';
 import type { Link } from './link.ts';
@@ -79,7 +79,7 @@ export async function latestRotation(ctx: HandlerContext, rec: NodeRecord, resul
   const all = await ctx.store.listRotations(rec.address);
   const last = all[all.length - 1];
   if (!last || !last.newKey.equals(rec.publicKey)) return result;
-  const withIt = { ...result, rotation: { statement: last.statement, sig: last.sig.toString('base64') } };
+  const withIt = { ...result, rotation: compactRotation({ statement: last.statement, sig: last.sig }) };
   return envelopeCost(withIt) <= RESULT_BUDGET ? withIt : result;
 }
 
