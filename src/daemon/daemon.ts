@@ -48,7 +48,7 @@ import { PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 import { Networks } from './networks.ts';
 import { presentMemberships, wireSessionEvents } from './session-events.ts';
-import { KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
+import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 
 export type { Peer } from './peer-table.ts';
@@ -160,6 +160,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       // A peer's proofs ended (kick, leave): its session goes too, unless it is trusted or still a co-member.
       linked: (older, current) => this.links.linked(older, current),
+      learnRotation: async (key) => {
+        const r = await this.registry.resolve({ publicKey: key.toString('base64') }).catch(() => undefined);
+        if (r?.rotation) this.links.add(expandRotation(r.rotation, parseAddressText(r.address), key));
+      },
       peerChanged: (a) => {
         if (!this.isTrusted(a) && !this.networks.isCoMember(a) && this.peers.forgetText(formatAddress(a), 'network membership ended'))
           this.emit('peer-lost', a, 'network membership ended');

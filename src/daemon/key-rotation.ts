@@ -105,13 +105,15 @@ export function discardPending(home: string): void {
 
 /**
  * What to do with a pending rotation after the rendezvous answered `err`:
- * 'discard' when it refused the rotation itself (forged, not the current key, key in use),
+ * 'discard' when it refused the rotation itself (forged, not the current key, key in use, too soon),
  * 'keep' when the answer may not have been final (timeout, rate limit, rendezvous down):
  * the request is sent again later, and the rendezvous answers `already` if it had taken it.
  */
 export function afterFailure(err: unknown): 'discard' | 'keep' {
   const code = err instanceof PilotError ? err.code : undefined;
-  return code === 'BAD_SIGNATURE' || code === 'KEY_ROTATED' || code === 'BAD_ARGUMENT' || code === 'BAD_REQUEST' || code === 'NOT_FOUND' ? 'discard' : 'keep';
+  // RATE_LIMITED is answered before anything changes (a retry of a rotation it took answers `already` first).
+  const refused = ['BAD_SIGNATURE', 'KEY_ROTATED', 'BAD_ARGUMENT', 'BAD_REQUEST', 'NOT_FOUND', 'RATE_LIMITED'];
+  return code !== undefined && refused.includes(code) ? 'discard' : 'keep';
 }
 
 /** Our rotation statements kept in identity.json, oldest first (unverified: KeyLinks checks them). */

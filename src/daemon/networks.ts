@@ -54,6 +54,8 @@ export interface NetworksHost {
   peerChanged?(peer: Address): void;
   /** Key rotation: a verified chain leads from `older` to `current` (src/registry/rotation.ts KeyLinks). */
   linked?(older: Buffer, current: Buffer): boolean;
+  /** Key rotation: learn (and verify) the rotation that bound `key`, if any (a resolve by key). */
+  learnRotation?(key: Buffer): Promise<void>;
 }
 
 /** One of our memberships, as persisted. */
@@ -224,6 +226,7 @@ export class Networks {
       const n = this.nets.get(t.net);
       if (n) n.ticket = { ticket: t.ticket, sig: t.sig, exp: t.exp * 1000 };
     }
+    await this.followAdmins(c).catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'admin key check failed'));
     for (const n of this.nets.values()) {
       if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
       const hintsDue = this.host.now() - (n.hintsAt ?? 0) >= HINTS_FULL_MS;
@@ -232,6 +235,23 @@ export class Networks {
       );
     }
     this.host.broadcast();
+  }
+
+  /**
+   * Key rotation of network admins: credentials of older members name the admin key that was
+   * current when they joined. The rotation that bound each admin's key is learnt (verified
+   * locally), and an admin key we hold that the rendezvous lists as rotated is followed only
+   * when a verified chain links it to the listed one (a rendezvous cannot swap admins).
+   */
+  private async followAdmins(c: NetworkCalls): Promise<void> {
+    if (!this.host.learnRotation) return;
+    for (const s of await c.list()) {
+      const n = this.nets.get(s.net);
+      if (!n) continue;
+      const key = Buffer.from(s.adminKey, 'base64');
+      await this.host.learnRotation(key);
+      if (!key.equals(n.adminKey) && this.linked(n.adminKey, key)) this.keyRotated(n.adminKey, key, false);
+    }
   }
 
   /** The first refresh (awaited at daemon start: tickets, policies and member hints before peers call), then one every ~2 min. */
