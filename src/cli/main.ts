@@ -205,7 +205,12 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
     .action(
       run(async (_g, out, client) => {
         const r = await client().call('rotate_key');
-        ok(out, r, () => `key rotated for ${r.address}${r.already ? ' (finished an earlier rotation)' : ''}\nPublic key: ${r.publicKey}\nOld key:    ${r.oldKey} (retired)`);
+        ok(
+          out,
+          r,
+          () =>
+            `key rotated for ${r.address}${r.already ? ' (finished an earlier rotation)' : ''}\nPublic key: ${r.publicKey}\nOld key:    ${r.oldKey} (retired)`,
+        );
       }),
     );
   program

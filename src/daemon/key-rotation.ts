@@ -47,7 +47,10 @@ export function preparePending(home: string, current: Identity, address: Address
   }
   const next = generateIdentity();
   const rotation = signRotation({ address, oldKey: current.publicKey, newKey: next.publicKey, ts: now }, current.secretKey);
-  writeFileAtomic(path.join(home, PENDING_IDENTITY_FILE), identityFileText(next, { rotation: { statement: rotation.statement, sig: rotation.sig.toString('base64') } }));
+  writeFileAtomic(
+    path.join(home, PENDING_IDENTITY_FILE),
+    identityFileText(next, { rotation: { statement: rotation.statement, sig: rotation.sig.toString('base64') } }),
+  );
   syncDir(home);
   return { next, rotation };
 }

@@ -59,7 +59,11 @@ export function signRotation(r: RotationStatement, oldSecretKey: Buffer): Signed
 }
 
 const bad = (why: string) =>
-  new PilotError('BAD_SIGNATURE', `key rotation refused: ${why}`, 'the rotation statement must be made and signed by the node\'s current key (pilotctl rotate-key does this)');
+  new PilotError(
+    'BAD_SIGNATURE',
+    `key rotation refused: ${why}`,
+    "the rotation statement must be made and signed by the node's current key (pilotctl rotate-key does this)",
+  );
 
 function key(s: unknown, what: string): Buffer {
   if (typeof s !== 'string') throw bad(`${what} missing`);

@@ -362,7 +362,13 @@ const handlers: Record<NetworkMethod, Handler> = {
     // An invite made before the admin rotated its key (issue 18): its old key is retired for the admin's address.
     const adminRotated = !inv.admin.equals(n.admin) && (await sameNodeRotated(c, inv.admin, n.admin));
     if (!inv.admin.equals(n.admin) && !adminRotated) throw forged(`the invite is not signed by the admin of network ${n.name}`);
-    const v = verifyCredential(cred, { adminKey: n.admin, net: n.id, nodeKey: c.key, now: c.now, linked: (older, current) => adminRotated && older.equals(inv.admin) && current.equals(n.admin) });
+    const v = verifyCredential(cred, {
+      adminKey: n.admin,
+      net: n.id,
+      nodeKey: c.key,
+      now: c.now,
+      linked: (older, current) => adminRotated && older.equals(inv.admin) && current.equals(n.admin),
+    });
     if (!v.ok) throw forged(v.reason);
     const age = c.now - v.binding.ts * 1000;
     if (age > c.ctx.net.limits.bindingPastMs || -age > c.ctx.net.limits.bindingFutureMs + 1000) {

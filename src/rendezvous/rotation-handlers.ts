@@ -55,7 +55,13 @@ export async function rotateKey(
 }
 
 /** key_rotated to trusted peers and co-members (members and admins of the node's networks) that are online. */
-async function pushRotation(ctx: HandlerContext, node: NodeRecord, nets: { id: number; admin: Buffer }[], data: Record<string, unknown>, now: number): Promise<void> {
+async function pushRotation(
+  ctx: HandlerContext,
+  node: NodeRecord,
+  nets: { id: number; admin: Buffer }[],
+  data: Record<string, unknown>,
+  now: number,
+): Promise<void> {
   const to = new Map<number, Address>();
   for (const pair of await ctx.store.listTrustPairs(node.address)) {
     const other = addressKey(pair.a) === addressKey(node.address) ? pair.b : pair.a;
@@ -78,7 +84,7 @@ async function pushRotation(ctx: HandlerContext, node: NodeRecord, nets: { id: n
 export async function latestRotation(ctx: HandlerContext, rec: NodeRecord, result: Record<string, unknown>): Promise<Record<string, unknown>> {
   const all = await ctx.store.listRotations(rec.address);
   const last = all[all.length - 1];
-  if (!last || !last.newKey.equals(rec.publicKey)) return result;
+  if (!last?.newKey.equals(rec.publicKey)) return result;
   const withIt = { ...result, rotation: compactRotation({ statement: last.statement, sig: last.sig }) };
   return envelopeCost(withIt) <= RESULT_BUDGET ? withIt : result;
 }
@@ -90,7 +96,7 @@ export async function refuseRetired(ctx: HandlerContext, key: Buffer): Promise<v
     throw new PilotError(
       'KEY_ROTATED',
       `this key was replaced by a key rotation of ${formatAddress(a)} and no longer speaks for it`,
-      'use the node\'s current identity.json (pilotctl rotate-key wrote it); a stolen old key is worth nothing now',
+      "use the node's current identity.json (pilotctl rotate-key wrote it); a stolen old key is worth nothing now",
     );
   }
 }

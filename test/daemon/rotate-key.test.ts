@@ -91,13 +91,19 @@ test('A rotates: same address and hostname, new key in info; B reaches A at once
   const m = await b.ctl(['send-message', a.address, '--data', 'after rotation']);
   assert.equal(m.code, 0, m.stderr + m.stdout);
   const tr = await a.ctl(['trust']);
-  assert.ok(tr.json.data.trusted.some((x: { peer?: string; address?: string }) => (x.peer ?? x.address) === b.address), JSON.stringify(tr.json.data));
+  assert.ok(
+    tr.json.data.trusted.some((x: { peer?: string; address?: string }) => (x.peer ?? x.address) === b.address),
+    JSON.stringify(tr.json.data),
+  );
 
   // The old key can no longer register (or heartbeat) for the address.
   const port = Number(rdv.addr.split(':')[1]);
   const thief = await udpPeer(port, { identity: identityFromSecretKey(oldIdentity.secretKey)! });
   try {
-    await assert.rejects(thief.client.register({ email: 'thief@example.com' }), (e: unknown) => e instanceof PilotError && e.code === 'KEY_ROTATED' && !!e.hint);
+    await assert.rejects(
+      thief.client.register({ email: 'thief@example.com' }),
+      (e: unknown) => e instanceof PilotError && e.code === 'KEY_ROTATED' && !!e.hint,
+    );
     await assert.rejects(thief.client.heartbeat({}), (e: unknown) => e instanceof PilotError && (e.code === 'NOT_REGISTERED' || e.code === 'KEY_ROTATED'));
   } finally {
     await thief.close();

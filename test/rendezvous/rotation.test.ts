@@ -83,7 +83,10 @@ test('rotate_key: forged statements refused; a real one rebinds the address; the
   assert.equal(again.address, ra.address);
   assert.equal(again.hostname, 'alpha');
   const trusted = await n.client.trustList();
-  assert.ok(trusted.trusted.some((x: { peer: string }) => x.peer === rb.address), JSON.stringify(trusted));
+  assert.ok(
+    trusted.trusted.some((x: { peer: string }) => x.peer === rb.address),
+    JSON.stringify(trusted),
+  );
 
   // A second rotation at once: rate limited (a thief with the key cannot churn it).
   const third = generateIdentity();

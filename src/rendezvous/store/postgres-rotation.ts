@@ -61,7 +61,10 @@ function rotationRow(r: RotationRow): KeyRotationRecord {
 export async function rotateTx(c: pg.PoolClient, r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): Promise<'rotated' | 'already'> {
   const a = addressKey(r.address);
   const node = (
-    await c.query<{ public_key: Buffer }>('SELECT public_key FROM registry_nodes WHERE network = $1 AND node = $2 FOR UPDATE', [r.address.network, r.address.node])
+    await c.query<{ public_key: Buffer }>('SELECT public_key FROM registry_nodes WHERE network = $1 AND node = $2 FOR UPDATE', [
+      r.address.network,
+      r.address.node,
+    ])
   ).rows[0];
   if (!node) throw rotationErrors.noNode(r.address);
   const last = (await c.query<RotationRow>('SELECT * FROM registry_key_rotations WHERE address = $1 ORDER BY seq DESC LIMIT 1', [a])).rows[0];

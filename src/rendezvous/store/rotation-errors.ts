@@ -4,7 +4,7 @@ import { PilotError } from '../../util/errors.ts';
 import { formatAddress, type Address } from '../../wire/address.ts';
 
 export const rotationErrors = {
-  noNode: (a: Address) => new PilotError('NOT_FOUND', `no node with address ${formatAddress(a)}`, 'the rotation statement must name this node\'s own address'),
+  noNode: (a: Address) => new PilotError('NOT_FOUND', `no node with address ${formatAddress(a)}`, "the rotation statement must name this node's own address"),
   notCurrent: (a: Address) =>
     new PilotError(
       'KEY_ROTATED',

@@ -55,7 +55,8 @@ export function rotateSync(q: (sql: string) => Database.Statement, r: KeyRotatio
   const current = Buffer.from(node.public_key);
   if (current.equals(r.newKey) && last && Buffer.from(last.old_key).equals(r.oldKey) && Buffer.from(last.new_key).equals(r.newKey)) return 'already';
   if (!current.equals(r.oldKey)) throw rotationErrors.notCurrent(r.address);
-  if (q('SELECT 1 FROM nodes WHERE public_key = ?').get(r.newKey) || q('SELECT 1 FROM retired_keys WHERE key = ?').get(r.newKey)) throw rotationErrors.keyInUse();
+  if (q('SELECT 1 FROM nodes WHERE public_key = ?').get(r.newKey) || q('SELECT 1 FROM retired_keys WHERE key = ?').get(r.newKey))
+    throw rotationErrors.keyInUse();
   if (last && r.created - last.created < opts.minIntervalMs) throw rotationErrors.tooSoon(opts.minIntervalMs - (r.created - last.created));
   q('UPDATE nodes SET public_key = ? WHERE network = ? AND node = ?').run(r.newKey, r.address.network, r.address.node);
   q('UPDATE networks SET admin = ? WHERE admin = ?').run(r.newKey, r.oldKey);

@@ -29,11 +29,36 @@ export function rotationContract(name: string, f: StoreFactory, opts: { skip?: s
       const other = await s.register({ publicKey: key(), email: 'b@x.io', now: 1 });
       const net = await s.networks.createNetwork({ name: 'fleet', admin: k0, now: 1, maxPerAdmin: 5 });
       await s.networks.putInvite(
-        { net: net.id, id: Buffer.alloc(16, 1), cert: Buffer.from('c'), certSig: Buffer.alloc(64), uses: 0, used: 0, exp: 0, iat: 1, revoked: false, ephemeral: false, tags: ['w'], created: 1 },
+        {
+          net: net.id,
+          id: Buffer.alloc(16, 1),
+          cert: Buffer.from('c'),
+          certSig: Buffer.alloc(64),
+          uses: 0,
+          used: 0,
+          exp: 0,
+          iat: 1,
+          revoked: false,
+          ephemeral: false,
+          tags: ['w'],
+          created: 1,
+        },
         { maxLive: 5, now: 1 },
       );
       const joined = await s.networks.join(
-        { net: net.id, address: a.address, key: k0, tags: ['w'], ephemeral: false, joined: 1, inviteId: Buffer.alloc(16, 1), cert: Buffer.from('c'), certSig: Buffer.alloc(64), binding: Buffer.from('b'), bindingSig: Buffer.alloc(64) },
+        {
+          net: net.id,
+          address: a.address,
+          key: k0,
+          tags: ['w'],
+          ephemeral: false,
+          joined: 1,
+          inviteId: Buffer.alloc(16, 1),
+          cert: Buffer.from('c'),
+          certSig: Buffer.alloc(64),
+          binding: Buffer.from('b'),
+          bindingSig: Buffer.alloc(64),
+        },
         { now: 1, maxMembers: 10 },
       );
       assert.ok(joined.ok);
