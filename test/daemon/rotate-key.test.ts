@@ -64,7 +64,9 @@ test('A rotates: same address and hostname, new key in info; B reaches A at once
   const before = await info(a);
   assert.ok((await ping(b, a.address)).ok, 'b -> a before');
   const oldIdentity = readIdentityFile(path.join(a.home, 'identity.json'));
+  const tr0 = Date.now();
   const r = await a.ctl(['rotate-key']);
+  console.log(`# pilotctl rotate-key: ${Date.now() - tr0} ms (CLI process included)`);
   assert.equal(r.code, 0, r.stderr + r.stdout);
   assert.equal(r.json.data.address, before.address);
   assert.equal(r.json.data.oldKey, before.publicKey);
