@@ -136,6 +136,13 @@ test('a member rotates: the co-member still reaches it under the policy, and see
     if (!verified) await sleep(250);
   }
   assert.ok(verified, 'the rotated worker proved its membership');
+  // The rotation is in the network's audit log, as the member's signed request.
+  const au = await admin.ctl(['network', 'audit', 'rfleet', '--statements']);
+  assert.equal(au.code, 0, au.stderr + au.stdout);
+  const entry = au.json.data.entries.find((e: { action: string }) => e.action === 'rotate_key');
+  assert.ok(entry, JSON.stringify(au.json.data.entries.map((e: { action: string }) => e.action)));
+  assert.equal(entry.detail.new, r.json.data.publicKey);
+  assert.equal(entry.verified, true, 'the audit statement verifies');
   // The policy still holds: the worker does not reach the planner, nor a port outside the rule.
   const x = await planner.ctl(['connect', worker.address, '5000', '--message', 'hi', '--timeout', '3s']);
   assert.equal(x.json.code, 'PERMISSION_DENIED', x.stdout);
