@@ -180,7 +180,9 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
       benchCpuS: (me1.user + me1.system) / 1e6,
       seconds: (performance.now() - t0) / 1000,
     };
-    console.log(`${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}`);
+    console.log(
+      `${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}`,
+    );
 
     // (2) churn: CHURN ephemeral agents/s join, work once and leave, while the agents keep working.
     let churn: RunResult['churn'];
@@ -254,7 +256,9 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
       console.log(
         `${store}: churn ${started}/${wanted} ephemeral agents in ${churn.seconds.toFixed(1)} s; their join-to-first-byte ${fmt(churn.firstByte)}; errors ${JSON.stringify(churnErrors)}`,
       );
-      console.log(`${store}: meanwhile ${steadyRequests} requests from the ${agents.length} agents: ${fmt(churn.steady)}; errors ${JSON.stringify(steadyErrors)}`);
+      console.log(
+        `${store}: meanwhile ${steadyRequests} requests from the ${agents.length} agents: ${fmt(churn.steady)}; errors ${JSON.stringify(steadyErrors)}`,
+      );
     }
     rss.stop();
     return { store, instances: rdvs.length, join, ...(churn ? { churn } : {}), rendezvousPeakRssMiB: rss.peak().map((b) => b / MiB) };
@@ -268,10 +272,13 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (s: Summary): string => `p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms (n=${s.n})`;
-const cpu = (p: PhaseResult): string => `rendezvous CPU ${p.rendezvousCpuS.map((c) => `${c.toFixed(1)} s (${((c / p.seconds) * 100).toFixed(0)}%)`).join(' + ')}, bench ${p.benchCpuS.toFixed(1)} s`;
+const cpu = (p: PhaseResult): string =>
+  `rendezvous CPU ${p.rendezvousCpuS.map((c) => `${c.toFixed(1)} s (${((c / p.seconds) * 100).toFixed(0)}%)`).join(' + ')}, bench ${p.benchCpuS.toFixed(1)} s`;
 
 console.log(`# fleet bench: ${machine()}`);
-console.log(`# ${AGENTS} agents (${CONCURRENCY} joining at a time), ${WORKERS} workers; churn ${CHURN}/s for ${SECS} s, steady request every ${EVERY} ms per agent`);
+console.log(
+  `# ${AGENTS} agents (${CONCURRENCY} joining at a time), ${WORKERS} workers; churn ${CHURN}/s for ${SECS} s, steady request every ${EVERY} ms per agent`,
+);
 const stores: ('sqlite' | 'pg')[] = argv.store === 'both' ? ['sqlite', 'pg'] : [argv.store as 'sqlite' | 'pg'];
 const results: RunResult[] = [];
 for (const s of stores) {
@@ -281,7 +288,9 @@ for (const s of stores) {
   }
   results.push(await runOnce(s));
 }
-console.log('\n| store | join-to-first-byte p50 / p99 | join errors | churn: started / wanted, p50 / p99, errors | steady requests p50 / p99, errors | rendezvous CPU (join; churn) | rendezvous peak RSS |');
+console.log(
+  '\n| store | join-to-first-byte p50 / p99 | join errors | churn: started / wanted, p50 / p99, errors | steady requests p50 / p99, errors | rendezvous CPU (join; churn) | rendezvous peak RSS |',
+);
 console.log('|---|---|---|---|---|---|---|');
 for (const r of results) {
   const c = r.churn;

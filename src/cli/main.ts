@@ -200,6 +200,20 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   program
+    .command('rotate-key')
+    .description('replace this node key with a new one, signed by the old one (address, hostname, trust and networks stay)')
+    .action(
+      run(async (_g, out, client) => {
+        const r = await client().call('rotate_key');
+        ok(
+          out,
+          r,
+          () =>
+            `key rotated for ${r.address}${r.already ? ' (finished an earlier rotation)' : ''}\nPublic key: ${r.publicKey}\nOld key:    ${r.oldKey} (retired)`,
+        );
+      }),
+    );
+  program
     .command('set-public')
     .description('make this node findable and pingable by anyone')
     .action(

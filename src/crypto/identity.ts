@@ -112,6 +112,23 @@ function syncDir(dir: string): void {
   }
 }
 
+/** Reads and checks an identity file (key rotation reads identity.next.json with it). */
+export function readIdentityFile(file: string): Identity {
+  return readIdentity(file);
+}
+
+/** The identity file body (JSON, with `extra` fields such as a pending rotation statement). */
+export function identityFileText(id: Identity, extra: Record<string, unknown> = {}): string {
+  return (
+    JSON.stringify({
+      publicKey: id.publicKey.toString('base64'),
+      secretKey: id.secretKey.toString('base64'),
+      created: new Date().toISOString(),
+      ...extra,
+    }) + '\n'
+  );
+}
+
 function readIdentity(file: string): Identity {
   const corrupt = (why: string): PilotError =>
     new PilotError(

@@ -56,7 +56,7 @@ export class InitGate<P> {
   private readonly host: InitGateHost<P>;
   private readonly stats: InitGateStats;
   private readonly maxInitsPerSecond: number;
-  private readonly cookies: CookieChecker;
+  private cookies: CookieChecker;
   private readonly load: LoadMeter;
   private readonly sourceInits: SourceBuckets;
   private readonly sourceCookies: SourceBuckets;
@@ -74,6 +74,11 @@ export class InitGate<P> {
     const burst = Math.max(SOURCE_BURST, Math.ceil(opts.sourceInitsPerSecond / 4)); // a quarter second's worth, 5 at the default
     this.sourceInits = new SourceBuckets(opts.sourceInitsPerSecond, burst);
     this.sourceCookies = new SourceBuckets(opts.sourceInitsPerSecond, burst);
+  }
+
+  /** Our static key changed (key rotation): mac1/cookies are keyed by the new one from now on. */
+  rekey(publicKey: Buffer): void {
+    this.cookies = new CookieChecker(publicKey, () => this.host.now());
   }
 
   /**

@@ -542,6 +542,16 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
     return this.table.info(st, this.now(), this.initiator.pending(peerKey), this.initiator.attemptsOf(peerKey));
   }
 
+  /**
+   * Our identity's key pair was replaced in place (key rotation, src/daemon/key-rotation.ts):
+   * message 1s are checked against the new key, and every session made with the old static
+   * key ends (the caller's peers handshake again, with the new key).
+   */
+  identityChanged(): void {
+    this.gate.rekey(this.opts.identity.publicKey);
+    for (const peerKey of this.table.keys()) this.closeSession(peerKey);
+  }
+
   /** Forget everything about the peer (sessions, handshake, queue, boot id). */
   closeSession(peerKey: number): void {
     if (this.table.get(peerKey) === undefined) return;

@@ -235,6 +235,11 @@ export class SessionTable {
     this.peers.delete(peerKey);
   }
 
+  /** Every peer with state here (a snapshot: callers may remove while iterating). */
+  keys(): number[] {
+    return [...this.peers.keys()];
+  }
+
   /** Reset and forget every peer. */
   clear(): void {
     for (const st of this.peers.values()) this.reset(st);

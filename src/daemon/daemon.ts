@@ -19,7 +19,7 @@ import type { Connection } from '../transport/connection.ts';
 import type { Stream } from '../transport/stream.ts';
 import { RegistryClient } from '../registry/client.ts';
 import { PacketType } from '../wire/packet-types.ts';
-import { formatAddress, type Address } from '../wire/address.ts';
+import { addressKey, formatAddress, parseAddress as parseAddressText, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
@@ -48,6 +48,8 @@ import { PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 import { Networks } from './networks.ts';
 import { presentMemberships, wireSessionEvents } from './session-events.ts';
+import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
+import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 
 export type { Peer } from './peer-table.ts';
 
@@ -122,6 +124,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   });
   /** Fleets (issue 18): memberships, tickets, policies, and what peers proved to us. */
   readonly networks: Networks;
+  /** Key rotations (ours and peers') whose old-key signature this node checked (src/registry/rotation.ts). */
+  readonly links = new KeyLinks();
+  /** A rotate-key in progress (one at a time). */
+  private rotating: Promise<unknown> | undefined;
   private stopServices: Array<() => void> = [];
   private lock: HomeLock | undefined;
 
@@ -131,6 +137,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.config = opts.config;
     this.log = opts.logger;
     this.identity = loadOrCreateIdentity(opts.home);
+    for (const r of ownRotations(opts.home)) this.links.add(r);
     this.trust = new TrustBook(opts.home);
     const now = (): number => Date.now();
     this.mirror = new TrustMirror(this.trust, {
@@ -152,6 +159,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         for (const p of this.peers.list()) if (this.sessions?.hasSession(p.key)) presentMemberships(this.sessions, this.networks, p);
       },
       // A peer's proofs ended (kick, leave): its session goes too, unless it is trusted or still a co-member.
+      linked: (older, current) => this.links.linked(older, current),
+      learnRotation: async (key) => {
+        const r = await this.registry.resolve({ publicKey: key.toString('base64') }).catch(() => undefined);
+        if (r?.rotation) this.links.add(expandRotation(r.rotation, parseAddressText(r.address), key));
+      },
       peerChanged: (a) => {
         if (!this.isTrusted(a) && !this.networks.isCoMember(a) && this.peers.forgetText(formatAddress(a), 'network membership ended'))
           this.emit('peer-lost', a, 'network membership ended');
@@ -309,6 +321,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       // pinned from now on; saved with the rest of the config once the start succeeded (Daemon.start)
       this.config.serverKey = Buffer.from(hello.serverKey).toString('base64');
     }
+    // A rotate-key cut short by a crash: finish it before registering (src/daemon/key-rotation.ts).
+    await this.finishPendingRotation().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'pending key rotation not finished'));
     await this.reg!.register();
 
     this.sessions = new SessionManager<Path>({
@@ -387,6 +401,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   }
 
   private onPush(push: TrustPush): void {
+    if (push.event === 'key_rotated') this.peerRotated(push.data);
     this.mirror.onPush(push);
     this.networks.onPush(push.event, push.data);
     this.emit('push', push);
@@ -419,7 +434,104 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const r = await this.reg!.resolve(query.address ? { address: this.networks.globalAddress(query.address) } : query); // N:<node> (fleets) = 0:<node>
     // Every answer about a node says which networks we share with it: the co-member hints (networks.ts).
     if (this.networks.inAnyNetwork()) this.networks.noteListed(r.address, r.networks ?? []);
+    // A rotated node: the statement that bound its key, checked here (it links credentials made for its old key).
+    if (r.rotation) this.links.add(r.rotation);
     return r;
+  }
+
+  // ---------- key rotation (key-rotation.ts, issue 18) ----------
+
+  /**
+   * `pilotctl rotate-key`: a new key pair for our address, authorised by the current one.
+   * The new key is on disk before the rendezvous hears of it; the old one is dropped only
+   * once the rendezvous bound the address to the new key. Sessions made with the old key end.
+   */
+  async rotateKey(): Promise<{ address: Address; publicKey: Buffer; oldKey: Buffer; already: boolean }> {
+    if (this.rotating) throw new PilotError('RATE_LIMITED', 'a key rotation is already running', 'wait for it to finish');
+    const address = this.address;
+    if (!address) throw new PilotError('NOT_REGISTERED', 'this node has no address yet', 'wait until the daemon registered (pilotctl info)');
+    const run = (async () => {
+      const pending = readPending(this.home) ?? preparePending(this.home, this.identity, { network: 0, node: address.node }, Date.now());
+      return this.sendRotation(pending);
+    })();
+    this.rotating = run;
+    try {
+      return await run;
+    } finally {
+      this.rotating = undefined;
+    }
+  }
+
+  private async finishPendingRotation(): Promise<void> {
+    const pending = readPending(this.home);
+    if (pending) await this.sendRotation(pending);
+  }
+
+  private async sendRotation(pending: PendingRotation): Promise<{ address: Address; publicKey: Buffer; oldKey: Buffer; already: boolean }> {
+    const oldKey = Buffer.from(this.identity.publicKey);
+    let res: Awaited<ReturnType<RegistryClient['rotateKey']>>;
+    try {
+      res = await this.registry.rotateKey(pending.rotation, pending.next);
+    } catch (err) {
+      if (afterFailure(err) === 'discard') discardPending(this.home);
+      throw err;
+    }
+    promotePending(this.home, pending);
+    this.links.add(pending.rotation);
+    // In place: every part holding the identity (registry client, sessions, networks, uplink) now signs with the new key.
+    this.identity.publicKey.set(pending.next.publicKey);
+    this.identity.secretKey.set(pending.next.secretKey);
+    this.networks.keyRotated(oldKey, this.identity.publicKey, true);
+    if (this.sessions) {
+      this.sessions.identityChanged();
+      // Streams over the old sessions break once; the next dial (ours or theirs) handshakes with the new key.
+      for (const p of this.peers.list()) {
+        this.peers.forget(p.key, 'our key rotated');
+        this.emit('peer-lost', p.address, 'key rotated');
+      }
+      void this.resignPolicies(oldKey);
+    }
+    this.log.info({ old: oldKey.toString('base64'), new: this.identity.publicKey.toString('base64'), already: res.already }, 'node key rotated');
+    return { address: this.address ?? parseAddressText(res.address), publicKey: Buffer.from(this.identity.publicKey), oldKey, already: res.already };
+  }
+
+  /**
+   * Networks we administer: the policy members verify was signed by our old key; sign the same
+   * text again with the new one. Only a text that verifies under the old key is signed (a
+   * rendezvous must not get us to sign a policy we never set).
+   */
+  private async resignPolicies(oldKey: Buffer): Promise<void> {
+    try {
+      for (const n of await this.registry.networks.list()) {
+        if (!n.admin) continue;
+        const p = await this.registry.networks.getPolicy(n.net, oldKey);
+        if (p.verified === true && p.text !== '') await this.registry.networks.setPolicy(n.net, p.text);
+      }
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'network policies not re-signed after key rotation');
+    }
+  }
+
+  /** key_rotated push: a peer's new key, accepted only if its old key (as we knew it) signed the statement. */
+  private peerRotated(d: Record<string, unknown>): void {
+    if (typeof d.statement !== 'string' || typeof d.sig !== 'string') return;
+    let r: ReturnType<typeof verifyRotation>;
+    try {
+      r = verifyRotation({ statement: d.statement, sig: Buffer.from(d.sig, 'base64') });
+    } catch (err) {
+      return void this.log.warn({ err: (err as Error).message }, 'key_rotated push refused');
+    }
+    const known = this.peers.byAddress(r.address);
+    // A peer we know by another key than the statement's old one: not this rotation's to change.
+    if (known && !known.publicKey.equals(r.oldKey) && !known.publicKey.equals(r.newKey)) return;
+    this.links.add({ statement: d.statement, sig: Buffer.from(d.sig, 'base64') });
+    this.networks.keyRotated(r.oldKey, r.newKey, false);
+    if (known?.publicKey.equals(r.oldKey)) {
+      // Its old sessions are dead (it closed them); the next dial resolves and handshakes with the new key.
+      this.peers.forget(addressKey(known.address), 'peer key rotated');
+      this.emit('peer-lost', known.address, 'peer key rotated');
+    }
+    this.log.info({ peer: formatAddress(r.address) }, 'peer rotated its key');
   }
 
   /** Target text (address, node id or hostname) -> registry record. */

@@ -93,6 +93,10 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
       await d.setVisibility(p.public);
       return { public: p.public };
     },
+    rotate_key: async () => {
+      const r = await d.rotateKey();
+      return { address: formatAddress(r.address), publicKey: r.publicKey.toString('base64'), oldKey: r.oldKey.toString('base64'), already: r.already };
+    },
     find: async (p) => {
       const r = await d.resolveTarget(p.target);
       return {

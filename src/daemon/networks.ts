@@ -53,6 +53,10 @@ export interface NetworksHost {
   broadcast(): void;
   /** A peer's proven memberships were dropped (kick, leave, expiry on refresh). */
   peerChanged?(peer: Address): void;
+  /** Key rotation: a verified chain leads from `older` to `current` (src/registry/rotation.ts KeyLinks). */
+  linked?(older: Buffer, current: Buffer): boolean;
+  /** Key rotation: learn (and verify) the rotation that bound `key`, if any (a resolve by key). */
+  learnRotation?(key: Buffer): Promise<void>;
 }
 
 /** One of our memberships, as persisted. */
@@ -220,6 +224,7 @@ export class Networks {
       const n = this.nets.get(t.net);
       if (n) n.ticket = { ticket: t.ticket, sig: t.sig, exp: t.exp * 1000 };
     }
+    await this.followAdmins(c).catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'admin key check failed'));
     for (const n of this.nets.values()) {
       if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
       await Promise.all([this.fetchPolicy(n), this.fetchKicks(n)]).catch((err: unknown) =>
@@ -227,6 +232,23 @@ export class Networks {
       );
     }
     this.host.broadcast();
+  }
+
+  /**
+   * Key rotation of network admins: credentials of older members name the admin key that was
+   * current when they joined. The rotation that bound each admin's key is learnt (verified
+   * locally), and an admin key we hold that the rendezvous lists as rotated is followed only
+   * when a verified chain links it to the listed one (a rendezvous cannot swap admins).
+   */
+  private async followAdmins(c: NetworkCalls): Promise<void> {
+    if (!this.host.learnRotation) return;
+    for (const s of await c.list()) {
+      const n = this.nets.get(s.net);
+      if (!n) continue;
+      const key = Buffer.from(s.adminKey, 'base64');
+      await this.host.learnRotation(key);
+      if (!key.equals(n.adminKey) && this.linked(n.adminKey, key)) this.keyRotated(n.adminKey, key, false);
+    }
   }
 
   /** The first refresh (awaited at daemon start: tickets and policies before peers call), then one every ~2 min. */
@@ -280,6 +302,25 @@ export class Networks {
   }
 
   /** Registry pushes about networks (signed by the server key). */
+  private readonly linked = (older: Buffer, current: Buffer): boolean => this.host.linked?.(older, current) ?? false;
+
+  /**
+   * A verified key rotation (ours, or a peer's key_rotated push): networks whose admin key
+   * was `oldKey` now name `newKey` (the rendezvous moved the admin rights with it). A peer's
+   * rotation: the policy is fetched again (the admin signs it anew with its new key, see
+   * Daemon.rotateKey; until then the last good one stays).
+   */
+  keyRotated(oldKey: Buffer, newKey: Buffer, ours: boolean): void {
+    let changed = false;
+    for (const n of this.nets.values()) {
+      if (!n.adminKey.equals(oldKey)) continue;
+      n.adminKey = Buffer.from(newKey);
+      changed = true;
+      if (!ours) void this.fetchPolicy(n).catch(() => {});
+    }
+    if (changed) this.save();
+  }
+
   onPush(event: string, d: Record<string, unknown>): void {
     const n = typeof d.net === 'number' ? this.nets.get(d.net) : undefined;
     if (!n) return;
@@ -346,7 +387,7 @@ export class Networks {
     const serverKey = this.host.serverKey();
     if (!n || !serverKey) return undefined; // a network we are not in: we cannot check it, and it gives nothing here
     const now = this.host.now();
-    const cred = verifyCredential(m.credential, { adminKey: n.adminKey, net: m.net, nodeKey: publicKey, now });
+    const cred = verifyCredential(m.credential, { adminKey: n.adminKey, net: m.net, nodeKey: publicKey, now, linked: this.linked });
     if (!cred.ok) return void this.host.log.info({ peer: formatAddress(peer), net: m.net, why: cred.reason }, 'membership credential refused');
     const fresh = !this.proven(peer).has(m.net);
     const t = verifyTicket(m.ticket, m.ticketSig, serverKey, { net: m.net, nodeKey: publicKey, now });
@@ -493,7 +534,7 @@ export class Networks {
           hints: new Map(),
         };
         // Our own credential must still verify (a damaged file is not a membership).
-        const ok = verifyCredential(n.credential, { adminKey: n.adminKey, net: n.net, nodeKey: this.host.nodeKey });
+        const ok = verifyCredential(n.credential, { adminKey: n.adminKey, net: n.net, nodeKey: this.host.nodeKey, linked: this.linked });
         if (!ok.ok) throw new Error(ok.reason);
         if (n.policyText !== undefined) n.policy = parsePolicy(n.policyText);
         this.nets.set(n.net, n);

@@ -10,6 +10,7 @@ import type { PilotError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import type { ResolvedNode } from './targets.ts';
+import { expandRotation } from '../registry/rotation.ts';
 
 export const HEARTBEAT_MS = 20_000;
 
@@ -105,14 +106,17 @@ export class Registration {
     if (query.address) params.address = formatAddress(query.address);
     if (query.hostname) params.hostname = query.hostname;
     const r = await this.client.resolve(params);
+    const address = typeof r.address === 'string' ? parseAddress(r.address) : r.address;
+    const publicKey = Buffer.isBuffer(r.publicKey) ? r.publicKey : Buffer.from(String(r.publicKey), 'base64');
     return {
-      address: typeof r.address === 'string' ? parseAddress(r.address) : r.address,
-      publicKey: Buffer.isBuffer(r.publicKey) ? r.publicKey : Buffer.from(String(r.publicKey), 'base64'),
+      address,
+      publicKey,
       hostname: r.hostname ?? undefined,
       endpoints: r.endpoints ?? [],
       public: Boolean(r.public),
       online: Boolean(r.online),
       ...(r.networks ? { networks: r.networks } : {}),
+      ...(r.rotation ? { rotation: expandRotation(r.rotation, address, publicKey) } : {}),
     };
   }
 }

@@ -12,6 +12,8 @@ export interface ResolvedNode {
   online: boolean;
   /** Fleets: the networks we share with the node and its tags there, as the rendezvous says (a hint). */
   networks?: { net: number; tags: string[] }[];
+  /** The rotation statement that bound publicKey, when the registry sent one (issue 18 key rotation). */
+  rotation?: { statement: string; sig: Buffer } | undefined;
 }
 
 const HOSTNAME_RE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i;

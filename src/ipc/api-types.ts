@@ -272,3 +272,14 @@ export interface NetworkAuditEntry {
   detail: Record<string, unknown>;
   verified?: boolean;
 }
+
+// ---- key rotation (issue 18) ----
+
+/** `pilotctl rotate-key`: the address kept, the key it now speaks with, the one it replaced. */
+export interface KeyRotation {
+  address: string;
+  publicKey: string;
+  oldKey: string;
+  /** The rendezvous had this rotation already (a retry after a lost answer or a crash). */
+  already: boolean;
+}

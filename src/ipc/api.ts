@@ -195,6 +195,9 @@ export const PARAMS = {
   set_webhook: v.object({ url: str(4096) }),
   clear_webhook: none,
   webhook_status: none,
+
+  // ---- key rotation (issue 18) ----
+  rotate_key: none,
 } satisfies Record<string, v.GenericSchema<Record<string, unknown>, Record<string, unknown>>>;
 
 export type Method = keyof typeof PARAMS;
@@ -285,6 +288,7 @@ export interface Results {
   set_webhook: T.WebhookSet;
   clear_webhook: { url: null };
   webhook_status: T.WebhookStatus;
+  rotate_key: T.KeyRotation;
 }
 
 /** A heartbeat, so a killed client shows as a failed write (see src/daemon/ipc-wait.ts). */

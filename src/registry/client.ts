@@ -23,6 +23,7 @@ import {
   MAX_REGISTRY_PACKET,
   RegisterResult,
   ResolveResult,
+  RotateKeyResult,
   TrustApproveResult,
   TrustListPage,
   TrustPendingPage,
@@ -57,6 +58,7 @@ export type HeartbeatResultT = v.InferOutput<typeof HeartbeatResult>;
 export type HostnameResultT = v.InferOutput<typeof HostnameResult>;
 export type VisibilityResultT = v.InferOutput<typeof VisibilityResult>;
 export type ResolveResultT = v.InferOutput<typeof ResolveResult>;
+export type RotateKeyResultT = v.InferOutput<typeof RotateKeyResult>;
 export type TrustRequestResultT = v.InferOutput<typeof TrustRequestResult>;
 export interface TrustPendingResultT {
   incoming: { from: string; hostname: string | null; reason: string | null; created: number }[];
@@ -83,6 +85,8 @@ interface Pending {
   timer: NodeJS.Timeout | undefined;
   sendError: Error | undefined;
   otherKey: Buffer | undefined;
+  /** The key that signs this request when it is not the client's own (rotate_key: the new key). */
+  signer?: Identity;
   resolve: (value: unknown) => void;
   reject: (e: PilotError) => void;
 }
@@ -98,6 +102,7 @@ const RESULT_SCHEMAS: Record<string, v.GenericSchema> = {
   clear_hostname: HostnameResult,
   set_visibility: VisibilityResult,
   resolve: ResolveResult,
+  rotate_key: RotateKeyResult,
   deregister: DeregisterResult,
   trust_request: TrustRequestResult,
   trust_pending: TrustPendingPage,
@@ -220,6 +225,15 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     await this.signed('deregister', {}, DeregisterResult);
   }
 
+  /**
+   * Moves our address to `next` (issue 18 key rotation): `rotation` is the statement signed by
+   * our current key; the request itself is signed by `next`, proving we hold it. Retrying the
+   * same rotation after a lost answer or a crash answers `already: true`.
+   */
+  rotateKey(rotation: { statement: string; sig: Buffer }, next: Identity): Promise<RotateKeyResultT> {
+    return this.signed('rotate_key', { statement: rotation.statement, sig: rotation.sig.toString('base64') }, RotateKeyResult, next);
+  }
+
   // ---- trust (addresses are "N:XXXX.YYYY.YYYY" strings) ----
 
   /** Asks `to` for mutual trust: 'pending' until it approves; 'trusted' if it already asked us (or we already trust each other). */
@@ -337,10 +351,10 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
 
   // ---------------- internals ----------------
 
-  private async signed<S extends v.GenericSchema>(method: string, params: Record<string, unknown>, schema: S): Promise<v.InferOutput<S>> {
+  private async signed<S extends v.GenericSchema>(method: string, params: Record<string, unknown>, schema: S, signer?: Identity): Promise<v.InferOutput<S>> {
     if (!this.pinned) await this.hello();
-    const req = buildRequest(this.identity, this.pinned!, method, params, this.now(), this.cookie);
-    return (await this.call(method, req, schema, params)) as v.InferOutput<S>;
+    const req = buildRequest(signer ?? this.identity, this.pinned!, method, params, this.now(), this.cookie);
+    return (await this.call(method, req, schema, params, signer)) as v.InferOutput<S>;
   }
 
   /**
@@ -360,7 +374,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   /** The pending signed request again, with a new nonce, our corrected time and `cookie`; sent now. */
   private resign(p: Pending, cookie: string | undefined): void {
     if (!p.params || !this.pinned) return;
-    const req = buildRequest(this.identity, this.pinned, p.method, p.params, this.now(), cookie);
+    const req = buildRequest(p.signer ?? this.identity, this.pinned, p.method, p.params, this.now(), cookie);
     if (req.packet.length > MAX_REGISTRY_PACKET) return;
     if (p.timer) clearTimeout(p.timer);
     this.pending.delete(p.req.nonce);
@@ -370,7 +384,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     this.attempt(p);
   }
 
-  private call(method: string, req: BuiltRequest, schema: v.GenericSchema, params?: Record<string, unknown>): Promise<unknown> {
+  private call(method: string, req: BuiltRequest, schema: v.GenericSchema, params?: Record<string, unknown>, signer?: Identity): Promise<unknown> {
     if (this.closed) return Promise.reject(new PilotError('CONNECTION_RESET', 'registry client closed'));
     if (req.packet.length > MAX_REGISTRY_PACKET) {
       return Promise.reject(
@@ -389,6 +403,7 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
         timer: undefined,
         sendError: undefined,
         otherKey: undefined,
+        ...(signer ? { signer } : {}),
         resolve,
         reject,
       };

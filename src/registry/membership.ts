@@ -338,7 +338,18 @@ export interface VerifiedCredential {
  */
 export function verifyCredential(
   c: Credential,
-  expect: { adminKey: Buffer; net: number; nodeKey: Buffer; now?: number },
+  expect: {
+    adminKey: Buffer;
+    net: number;
+    nodeKey: Buffer;
+    now?: number;
+    /**
+     * Key rotation (src/registry/rotation.ts): does a rotation chain the CALLER verified lead
+     * from `older` to `current`? Lets a credential made for (or by) a key that was rotated
+     * since still count for its successor. Absent: keys must match exactly.
+     */
+    linked?: (older: Buffer, current: Buffer) => boolean;
+  },
 ): VerifiedCredential | { ok: false; reason: string } {
   let invite: InviteCert;
   let binding: Binding;
@@ -349,11 +360,13 @@ export function verifyCredential(
     return { ok: false, reason: (err as Error).message };
   }
   if (invite.net !== expect.net) return { ok: false, reason: `certificate is for network ${invite.net}, not ${expect.net}` };
-  if (!invite.admin.equals(expect.adminKey)) return { ok: false, reason: 'certificate names another admin key' };
-  if (!verifyCertSig(c.cert, c.certSig, expect.adminKey)) return { ok: false, reason: 'certificate signature does not verify' };
+  const same = (older: Buffer, current: Buffer) => older.equals(current) || (expect.linked?.(older, current) ?? false);
+  if (!same(invite.admin, expect.adminKey)) return { ok: false, reason: 'certificate names another admin key' };
+  // Signed by the admin key the certificate names (the current one, or one it rotated away from).
+  if (!verifyCertSig(c.cert, c.certSig, invite.admin)) return { ok: false, reason: 'certificate signature does not verify' };
   if (binding.net !== invite.net) return { ok: false, reason: 'binding is for another network' };
   if (!binding.inviteId.equals(invite.inviteId)) return { ok: false, reason: 'binding is for another invite' };
-  if (!binding.node.equals(expect.nodeKey)) return { ok: false, reason: 'binding names another node key' };
+  if (!same(binding.node, expect.nodeKey)) return { ok: false, reason: 'binding names another node key' };
   if (!verify(domain(MEMBER_DOMAIN, c.binding), c.bindingSig, invite.invKey)) return { ok: false, reason: 'binding signature does not verify' };
   if (invite.exp !== 0 && binding.ts > invite.exp) return { ok: false, reason: 'binding was made after the invite expired' };
   if (expect.now !== undefined && binding.ts > Math.floor(expect.now / 1000) + BINDING_FUTURE_S) return { ok: false, reason: 'binding is dated in the future' };

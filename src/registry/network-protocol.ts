@@ -162,6 +162,7 @@ export type NetworkResult<M extends NetworkMethod> = v.InferOutput<(typeof Netwo
 
 /** Data of the fleet pushes (0x03), by event name. */
 export const NetworkPushSchemas = {
+  /** No longer sent (a push per member per join made fleets quadratic): members learn of each other from resolve answers. */
   network_member_joined: v.object({ net: netId, node: v.string(), tags }),
   /** `reason`: absent when the member left itself; 'deregistered' / 'silent' for an ephemeral member the rendezvous removed. */
   network_member_left: v.object({ net: netId, node: v.string(), reason: v.optional(v.string()) }),

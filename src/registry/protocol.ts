@@ -6,6 +6,7 @@ import { PilotError } from '../util/errors.ts';
 import { int, issuePath, notArray, withMessages, type Issue } from '../util/schema.ts';
 import { MAX_ENDPOINT_CHARS, parseEndpoint } from './endpoint.ts';
 import { NETWORK_METHODS } from './network-protocol.ts';
+import { MAX_ROTATION_STATEMENT } from './rotation.ts';
 
 /** Largest registry packet (type byte + JSON) on UDP and TCP alike. */
 export const MAX_REGISTRY_PACKET = 1200;
@@ -39,6 +40,7 @@ export const METHODS = [
   'trust_revoke',
   'trust_list',
   ...NETWORK_METHODS,
+  'rotate_key',
 ] as const;
 export type Method = (typeof METHODS)[number];
 
@@ -167,6 +169,12 @@ export const ParamSchemas = {
   trust_reject: withMessages(v.strictObject({ from: addressText, reason: v.optional(reasonText) })),
   trust_revoke: withMessages(v.strictObject({ peer: addressText })),
   trust_list: withMessages(v.strictObject({ offset: v.optional(offset) })),
+  /**
+   * Key rotation (issue 18, src/registry/rotation.ts): the envelope is signed by the NEW
+   * key (proof of possession), `statement` names address, old key and new key and is
+   * signed by the OLD key (`sig`).
+   */
+  rotate_key: withMessages(v.strictObject({ statement: v.pipe(v.string(), v.minLength(2), v.maxLength(MAX_ROTATION_STATEMENT)), sig: b64Sig })),
 } as const;
 export type SignedMethod = keyof typeof ParamSchemas;
 
@@ -216,6 +224,12 @@ export interface Push {
 
 // ---- results (validated by the client too: a server bug should fail loudly, not leak undefined) ----
 
+/**
+ * The rotation that bound a resolved node's key, compact (src/registry/rotation.ts
+ * expandRotation: the address and new key are the answer's own); peers verify it themselves.
+ */
+export const RotationProof = v.object({ old: b64Key, ts: v.pipe(v.number(), v.safeInteger(), v.minValue(0)), sig: b64Sig });
+
 export const HelloResult = v.object({
   serverKey: b64Key,
   observed: v.string(),
@@ -241,8 +255,14 @@ export const ResolveResult = v.object({
    * the node still proves each membership itself. Absent from a rendezvous before issue 18.
    */
   networks: v.optional(v.array(v.object({ net: v.number(), tags: v.array(v.string()) }))),
+  /** The statement that bound the current key (absent if the node never rotated): peers verify it themselves. */
+  rotation: v.optional(RotationProof),
 });
 export const DeregisterResult = v.object({ observed: v.string() });
+/** `already`: the rendezvous had this rotation (a retry after a lost answer or a crash). */
+export const RotateKeyResult = v.object({ address: v.string(), publicKey: b64Key, already: v.boolean(), observed: v.string() });
+/** Push to trusted peers and co-members: `address` now speaks with the statement's new key. */
+export const KeyRotatedPush = v.object({ address: v.string(), statement: v.pipe(v.string(), v.maxLength(MAX_ROTATION_STATEMENT)), sig: b64Sig });
 
 // ---- trust ----
 

@@ -142,6 +142,13 @@ async function memberOrAdmin(c: Call, net: number): Promise<NetworkRecord> {
   throw noNetwork(net);
 }
 
+/** Was `older` a key of the node that now holds `current` (the store retired it in a key rotation)? */
+async function sameNodeRotated(c: Call, older: Buffer, current: Buffer): Promise<boolean> {
+  const was = await c.ctx.store.retiredKey(older);
+  const now = was ? await c.ctx.store.getByKey(current) : undefined;
+  return was !== undefined && now !== undefined && was.network === now.address.network && was.node === now.address.node;
+}
+
 async function audit(c: Call, net: number, action: string, detail: Record<string, unknown>): Promise<void> {
   await c.ctx.store.networks.appendAudit(
     { net, ts: c.now, actor: c.me.address, action, detail: JSON.stringify(detail), stmt: c.signed.text, sig: c.signed.sig },
@@ -352,8 +359,16 @@ const handlers: Record<NetworkMethod, Handler> = {
     if (!n) throw noNetwork(inv.net);
     const forged = (why: string) =>
       new PilotError('BAD_SIGNATURE', `join refused: ${why}`, 'the token is forged or damaged; ask the network admin for a new invite');
-    if (!inv.admin.equals(n.admin)) throw forged(`the invite is not signed by the admin of network ${n.name}`);
-    const v = verifyCredential(cred, { adminKey: n.admin, net: n.id, nodeKey: c.key, now: c.now });
+    // An invite made before the admin rotated its key (issue 18): its old key is retired for the admin's address.
+    const adminRotated = !inv.admin.equals(n.admin) && (await sameNodeRotated(c, inv.admin, n.admin));
+    if (!inv.admin.equals(n.admin) && !adminRotated) throw forged(`the invite is not signed by the admin of network ${n.name}`);
+    const v = verifyCredential(cred, {
+      adminKey: n.admin,
+      net: n.id,
+      nodeKey: c.key,
+      now: c.now,
+      linked: (older, current) => adminRotated && older.equals(inv.admin) && current.equals(n.admin),
+    });
     if (!v.ok) throw forged(v.reason);
     const age = c.now - v.binding.ts * 1000;
     if (age > c.ctx.net.limits.bindingPastMs || -age > c.ctx.net.limits.bindingFutureMs + 1000) {

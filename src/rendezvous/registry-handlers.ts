@@ -14,6 +14,7 @@ import { sourceKey } from './rate-limit.ts';
 import { isNetworkMethod } from '../registry/network-protocol.ts';
 import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
+import { latestRotation, refuseRetired, rotateKey } from './rotation-handlers.ts';
 
 /**
  * The networks both `a` and `b` are members of, with b's credential tags there: two lookups by
@@ -65,6 +66,8 @@ const handlers: Record<SignedMethod, Handler> = {
   async register(ctx, key, p, link, now) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
     const before = await ctx.store.getByKey(key);
+    // A key replaced by rotate-key must not come back as a new node (or take its old address).
+    if (!before) await refuseRetired(ctx, key);
     // A new identity costs its source part of a small allowance; a known key re-registers freely.
     if (!before) ctx.guard.admitNewIdentity(sourceKey(link.observed), now, p.invite);
     const input = { publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now };
@@ -89,8 +92,12 @@ const handlers: Record<SignedMethod, Handler> = {
       // Known, same path, recently persisted: memory only (spares an fsync per heartbeat).
       ctx.online.seen({ address: entry.address, keyB64, link, lanEndpoints: entry.lanEndpoints, now, persisted: false });
     } else {
-      const rec = await ctx.store.touch(key, { observed: link.observed, lanEndpoints: lan, now }).catch((err) => {
-        throw err instanceof PilotError && err.code === 'NOT_REGISTERED' ? notRegistered() : err;
+      const rec = await ctx.store.touch(key, { observed: link.observed, lanEndpoints: lan, now }).catch(async (err) => {
+        if (err instanceof PilotError && err.code === 'NOT_REGISTERED') {
+          await refuseRetired(ctx, key);
+          throw notRegistered();
+        }
+        throw err;
       });
       markSeen(ctx, rec, link, now, true);
     }
@@ -154,7 +161,7 @@ const handlers: Record<SignedMethod, Handler> = {
       // enumeration); an address or key gives the key only (needed to encrypt
       // to it) - no hostname, endpoints or presence.
       if (p.hostname !== undefined) throw notFound();
-      return {
+      return latestRotation(ctx, rec, {
         address: formatAddress(rec.address),
         publicKey: rec.publicKey.toString('base64'),
         hostname: null,
@@ -163,7 +170,7 @@ const handlers: Record<SignedMethod, Handler> = {
         online: false,
         lastSeen: 0,
         observed: link.observed,
-      };
+      });
     }
     const entry = ctx.online.getByKey(rec.publicKey.toString('base64'));
     const here = entry !== undefined && isOnline(entry, now);
@@ -175,7 +182,8 @@ const handlers: Record<SignedMethod, Handler> = {
     const lan = there?.lanEndpoints ?? entry?.lanEndpoints ?? rec.lanEndpoints;
     const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
     const networks = await sharedNetworks(ctx.store, caller.publicKey, rec.publicKey);
-    return {
+    // A rotated node's answer carries the statement that bound its key (peers check it themselves).
+    return latestRotation(ctx, rec, {
       address: formatAddress(rec.address),
       publicKey: rec.publicKey.toString('base64'),
       hostname: rec.hostname,
@@ -185,7 +193,7 @@ const handlers: Record<SignedMethod, Handler> = {
       lastSeen: Math.max(entry?.lastSeen ?? 0, there?.lastSeen ?? 0, rec.lastSeen),
       observed: link.observed,
       ...(networks.length > 0 ? { networks } : {}),
-    };
+    });
   },
 
   async deregister(ctx, key, _p, link, now) {
@@ -210,6 +218,7 @@ const handlers: Record<SignedMethod, Handler> = {
   trust_reject: (ctx, key, p, _link, now, signed) => trustHandlers.trust_reject(ctx, key, p, now, signed),
   trust_revoke: (ctx, key, p, _link, now, signed) => trustHandlers.trust_revoke(ctx, key, p, now, signed),
   trust_list: (ctx, key, p, _link, now, signed) => trustHandlers.trust_list(ctx, key, p, now, signed),
+  rotate_key: rotateKey,
 };
 
 /** `signed` is the verified envelope (statement text + signature): trust pairs keep it as proof. */

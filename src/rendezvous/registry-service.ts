@@ -235,7 +235,9 @@ export class RegistryService {
         throw new PilotError('REPLAYED', 'request nonce was already used', 'every request needs a fresh random nonce');
       }
       // Any other known method from an unknown key fails without effect: no state needed to refuse it.
-      if (!registered && req.stmt.method !== 'register' && (METHODS as readonly string[]).includes(req.stmt.method)) throw notRegistered();
+      // rotate_key is signed by the NEW key (not registered yet): like register, it may come from an unknown key.
+      if (!registered && req.stmt.method !== 'register' && req.stmt.method !== 'rotate_key' && (METHODS as readonly string[]).includes(req.stmt.method))
+        throw notRegistered();
       refuseUnless(this.replay.add(key, req.nonce, digest, req.stmt.ts, now, { registered, source }));
     } catch (err) {
       // The source is return-routable (cookie or TCP): the refusal may be full size.
@@ -259,7 +261,7 @@ export class RegistryService {
     }
     const resp = this.answer(link, req.id, req.nonce, body, rr.refresh);
     this.replay.setResponse(key, req.nonce, resp);
-    if (req.stmt.method === 'register' && body.ok) this.replay.markRegistered(key);
+    if ((req.stmt.method === 'register' || req.stmt.method === 'rotate_key') && body.ok) this.replay.markRegistered(key);
     if (req.stmt.method === 'register' && body.ok) this.log.info({ result: body.result, key: req.stmt.key }, 'node registered');
     else this.log.debug({ method: req.stmt.method, link: link.observed, ok: body.ok }, 'registry request');
   }

@@ -32,6 +32,8 @@ export type ErrorCode =
   | 'NO_SPACE'
   /** The user stopped the command (Ctrl-C); pilotctl exits 130. */
   | 'INTERRUPTED'
+  /** The key was replaced by pilotctl rotate-key: it no longer speaks for its address. */
+  | 'KEY_ROTATED'
   | 'INTERNAL';
 
 export class PilotError extends Error {

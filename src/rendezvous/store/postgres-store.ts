@@ -6,10 +6,12 @@
 import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
+import { rotationErrors } from './rotation-errors.ts';
 import { connectPg, inTransaction, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
 import { NETWORK_MIGRATIONS, PgNetworks } from './postgres-networks.ts';
+import { listRotations, retiredKey, ROTATION_MIGRATIONS, rotateTx } from './postgres-rotation.ts';
 
 /** Append-only: a deployed migration is never edited, a change is a new entry. */
 const MIGRATIONS: Migration[] = [
@@ -157,7 +159,7 @@ export class PostgresStore implements RegistryStore {
   static async open(url: string, opts: PostgresStoreOptions = {}): Promise<PostgresStore> {
     const pool = await connectPg(url, { max: opts.max ?? 10 });
     try {
-      await migrate(pool, [...MIGRATIONS, ...NETWORK_MIGRATIONS]);
+      await migrate(pool, [...MIGRATIONS, ...NETWORK_MIGRATIONS, ...ROTATION_MIGRATIONS]);
     } catch (err) {
       await pool.end().catch(() => {});
       throw err;
@@ -383,6 +385,28 @@ export class PostgresStore implements RegistryStore {
       await c.query('COMMIT').catch(() => {});
       c.release();
     }
+  }
+
+  // ---------------- key rotation (postgres-rotation.ts) ----------------
+
+  async rotateKey(r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): Promise<{ status: 'rotated' | 'already'; node: NodeRecord }> {
+    let status: 'rotated' | 'already';
+    try {
+      status = await this.tx((c) => rotateTx(c, r, opts));
+    } catch (err) {
+      // Another node took the new key between the check and the update (unique constraint).
+      if (uniqueViolation(err) === 'registry_nodes_key_unique') throw rotationErrors.keyInUse();
+      throw err;
+    }
+    return { status, node: (await this.getByKey(r.newKey))! };
+  }
+
+  listRotations(address: Address): Promise<KeyRotationRecord[]> {
+    return listRotations(this.pool, address);
+  }
+
+  retiredKey(publicKey: Buffer): Promise<Address | undefined> {
+    return retiredKey(this.pool, publicKey);
   }
 
   async close(): Promise<void> {

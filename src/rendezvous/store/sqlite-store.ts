@@ -6,10 +6,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';
 import { SqliteNetworks } from './sqlite-networks.ts';
+import { listRotationsSync, retiredKeySync, ROTATION_SCHEMA, rotateSync } from './sqlite-rotation.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS counters (
@@ -145,6 +146,7 @@ export class SqliteStore implements RegistryStore {
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(SCHEMA);
     this.migrate();
+    this.db.exec(ROTATION_SCHEMA);
     this.network = opts.network ?? 0;
     this.registerTx = this.db.transaction((inp: RegisterInput) => this.registerSync(inp));
     this.group = new GroupCommit(this.db);
@@ -335,6 +337,22 @@ export class SqliteStore implements RegistryStore {
 
   async deleteTrustRequest(from: Address, to: Address): Promise<boolean> {
     return this.q('DELETE FROM trust_requests WHERE from_addr = ? AND to_addr = ?').run(addressKey(from), addressKey(to)).changes > 0;
+  }
+
+  // ---------------- key rotation (sqlite-rotation.ts) ----------------
+
+  async rotateKey(r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): Promise<{ status: 'rotated' | 'already'; node: NodeRecord }> {
+    // One savepoint in the group commit: all of it or nothing, on disk before the answer.
+    const status = await this.group.run(() => rotateSync((sql) => this.q(sql), r, opts));
+    return { status, node: this.byKeySync(r.newKey)! };
+  }
+
+  async listRotations(address: Address): Promise<KeyRotationRecord[]> {
+    return listRotationsSync((sql) => this.q(sql), address);
+  }
+
+  async retiredKey(publicKey: Buffer): Promise<Address | undefined> {
+    return retiredKeySync((sql) => this.q(sql), publicKey);
   }
 
   async close(): Promise<void> {

@@ -63,6 +63,17 @@ export interface TrustRequest {
   created: number;
 }
 
+/** A node key rotation (issue 18, src/registry/rotation.ts), as the rendezvous verified it. */
+export interface KeyRotationRecord {
+  address: Address;
+  oldKey: Buffer;
+  newKey: Buffer;
+  /** The statement text and the old key's signature over it, verbatim. */
+  statement: string;
+  sig: Buffer;
+  created: number; // ms
+}
+
 export interface RegistryStore {
   /**
    * Creates the node (allocating the next node id on `network`) or refreshes it;
@@ -107,6 +118,22 @@ export interface RegistryStore {
    * used by one process only leave it out: the rendezvous serialises in memory.
    */
   withPairLock?<T>(x: Address, y: Address, fn: () => Promise<T>): Promise<T>;
+
+  /**
+   * Key rotation, one atomic step (also across processes sharing the store): rebinds
+   * `r.address` from r.oldKey to r.newKey, keeping hostname, trust pairs (by address),
+   * network memberships, tags, kicks and network admin rights (they move to the new key),
+   * records the statement (newest `keep` per node) and retires the old key for good.
+   * Answers 'already' when this exact rotation was done before (a retry).
+   * Throws NOT_FOUND (no such address), KEY_ROTATED (oldKey is not the address's key now),
+   * BAD_ARGUMENT (newKey belongs to a node or was retired), RATE_LIMITED (the node rotated
+   * less than `minIntervalMs` ago).
+   */
+  rotateKey(r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): Promise<{ status: 'rotated' | 'already'; node: NodeRecord }>;
+  /** The rotation statements kept for an address, oldest first. */
+  listRotations(address: Address): Promise<KeyRotationRecord[]>;
+  /** The address a rotated-away key used to speak for, or undefined if it was never retired. */
+  retiredKey(publicKey: Buffer): Promise<Address | undefined>;
 
   /** Fleets (issue 18): networks, invites, members, kicks, policy, audit, self tags. */
   readonly networks: NetworkStore;

@@ -6,6 +6,7 @@ import { PostgresStore } from '../../../src/rendezvous/store/postgres-store.ts';
 import { PilotError } from '../../../src/util/errors.ts';
 import { usePostgresForFile } from '../../helpers/postgres.ts';
 import { storeContract } from './store-contract.ts';
+import { rotationContract } from './rotation-contract.ts';
 
 const { skip, cluster, database } = usePostgresForFile({ before, after });
 
@@ -42,3 +43,15 @@ test('postgres: bad URL, server down, missing database -> coded errors with hint
   const missing = cluster().url.replace('/pilot?', '/no_such_db?');
   await assert.rejects(PostgresStore.open(missing), code('BAD_ARGUMENT'));
 });
+
+// Key rotation (issue 18) against the real PostgreSQL.
+rotationContract(
+  'postgres',
+  {
+    async fresh() {
+      const url = database('rotation');
+      return () => PostgresStore.open(url);
+    },
+  },
+  { skip },
+);

@@ -7,6 +7,7 @@ import { SqliteStore } from '../../../src/rendezvous/store/sqlite-store.ts';
 import { generateIdentity } from '../../../src/registry/signing.ts';
 import { makeAddress } from '../../../src/wire/address.ts';
 import { storeContract } from './store-contract.ts';
+import { rotationContract } from './rotation-contract.ts';
 
 const key = () => generateIdentity().publicKey;
 
@@ -48,4 +49,12 @@ test('file store: WAL + synchronous FULL, 0600, data survives reopen', async () 
   assert.deepEqual((await s2.getByKey(k))?.address, rec.address);
   assert.deepEqual((await s2.register({ publicKey: key(), email: 'b@x.io', now: 2 })).address, makeAddress(0, 2));
   await s2.close();
+});
+
+// Key rotation (issue 18) on file databases (two stores on one file = two instances).
+rotationContract('sqlite', {
+  async fresh() {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'pilot-store-')), 'registry.db');
+    return async () => new SqliteStore(file);
+  },
 });
