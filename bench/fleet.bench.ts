@@ -31,6 +31,7 @@ const { values: argv } = parseArgs({
     every: { type: 'string', default: '10000' },
     store: { type: 'string', default: 'both' },
     json: { type: 'string' },
+    'same-source': { type: 'boolean', default: false },
   },
 });
 const int = (name: 'agents' | 'workers' | 'concurrency' | 'churn' | 'secs' | 'every', min: number): number => {
@@ -125,7 +126,10 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
         home: path.join(work, `n${homes++}`),
         registry: registryOf(i),
         email: `agent${i}@example.com`,
-        listen: '127.0.0.1:0',
+        // Each agent on its own loopback address, as agents on their own hosts are: the rendezvous
+        // limits requests per source address (500/s), and one address for the whole fleet would
+        // measure that limit (see --same-source).
+        listen: argv['same-source'] ? '127.0.0.1:0' : `${agentIp(homes)}:0`,
         logger: 'silent',
         ...extra,
       });
@@ -206,7 +210,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
           } catch (err) {
             count(steadyErrors, err);
           }
-          await sleep(Math.max(0, EVERY - (performance.now() - s)));
+          await sleep(Math.max(0, Math.min(EVERY - (performance.now() - s), end - performance.now())));
         }
       };
       const churnTimes: number[] = [];
@@ -218,8 +222,11 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
         let n: PilotNode | undefined;
         try {
           n = await start(AGENTS + i, { join: churnToken });
+          const started = performance.now();
           await request(n);
           churnTimes.push(performance.now() - s);
+          if (process.env.FLEET_DEBUG && performance.now() - s > 2000)
+            process.stderr.write(`  slow churner ${i}: start ${(started - s).toFixed(0)} ms, request ${(performance.now() - started).toFixed(0)} ms\n`);
         } catch (err) {
           count(churnErrors, err);
         } finally {
@@ -270,6 +277,8 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
   }
 }
 
+/** 127.3.x.y: a loopback address per agent (Linux routes all of 127/8 to lo). */
+const agentIp = (n: number): string => `127.3.${Math.floor(n / 250) % 250}.${1 + (n % 250)}`;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const fmt = (s: Summary): string => `p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms (n=${s.n})`;
 const cpu = (p: PhaseResult): string =>
