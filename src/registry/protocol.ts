@@ -38,6 +38,7 @@ export const METHODS = [
   'trust_reject',
   'trust_revoke',
   'trust_list',
+  'offline',
   ...NETWORK_METHODS,
 ] as const;
 export type Method = (typeof METHODS)[number];
@@ -147,6 +148,12 @@ export const ParamSchemas = {
       public: v.optional(v.boolean()),
       /** Invitation token, for a rendezvous that admits new identities by invitation only. */
       invite: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+      /**
+       * Ephemeral node (issue 18; Tailscale's ephemeral nodes): removed, address and hostname
+       * released, on deregister (a clean stop) or after the rendezvous's ephemeral timeout of
+       * silence. One way: omitted or false never makes an ephemeral node permanent again.
+       */
+      ephemeral: v.optional(v.boolean()),
     }),
   ),
   heartbeat: withMessages(v.strictObject({ lanEndpoints: v.optional(lanEndpoints), ...NodeReportFields })),
@@ -167,6 +174,8 @@ export const ParamSchemas = {
   trust_reject: withMessages(v.strictObject({ from: addressText, reason: v.optional(reasonText) })),
   trust_revoke: withMessages(v.strictObject({ peer: addressText })),
   trust_list: withMessages(v.strictObject({ offset: v.optional(offset) })),
+  /** A clean stop: "offline from now on" (presence only; the record stays). */
+  offline: withMessages(v.strictObject({})),
 } as const;
 export type SignedMethod = keyof typeof ParamSchemas;
 
@@ -236,7 +245,9 @@ export const ResolveResult = v.object({
   lastSeen: v.number(),
   observed: v.string(),
 });
-export const DeregisterResult = v.object({ observed: v.string() });
+/** `removed`: the record is gone (an ephemeral node), else it is hidden and keeps its address. Optional: older servers omit it. */
+export const DeregisterResult = v.object({ observed: v.string(), removed: v.optional(v.boolean()) });
+export const OfflineResult = v.object({ observed: v.string() });
 
 // ---- trust ----
 
