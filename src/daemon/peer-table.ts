@@ -19,6 +19,7 @@ import { Inner } from '../nat/inner.ts';
 import type { IncomingStream } from './ports.ts';
 import { parseTarget, type ResolvedNode } from './targets.ts';
 import { PeerLimit } from './peer-limit.ts';
+import { GoneBook, type GoodbyeReason } from './goodbye.ts';
 
 export const RESOLVE_TTL_MS = 30_000;
 const MAX_CANDIDATES = 4;
@@ -74,6 +75,8 @@ export interface PeerTableOptions {
 }
 
 export class PeerTable {
+  /** Peers that said goodbye (goodbye.ts): a dial to one fails fast until it is back. */
+  private readonly gone = new GoneBook();
   private readonly host: PeerTableHost;
   private readonly cc: CongestionAlgorithm | undefined;
   private readonly peers = new Map<number, Peer>();
@@ -231,6 +234,7 @@ export class PeerTable {
 
   /** A session with this key is up (either side): the peer is known from now on, and its boot id noted. */
   sessionUp(key: number, address: Address, publicKey: Buffer, bootId: Buffer): void {
+    this.gone.clear(key); // back (a new session after its goodbye)
     this.adopt(address, publicKey);
     const known = this.peers.get(key);
     if (known) this.noteBoot(known, bootId.toString('hex'));
@@ -289,7 +293,7 @@ export class PeerTable {
     if (typeof target !== 'string') {
       const known = this.peers.get(addressKey(target));
       if (this.fresh(known)) return known;
-      return this.upsert(await this.host.resolve({ address: target }));
+      return this.upsert(this.notGone(await this.host.resolve({ address: target })));
     }
     // A peer resolved within the TTL needs no registry round trip: without this,
     // every dial and every SDK datagram by name paid one (~1 ms on loopback).
@@ -300,9 +304,29 @@ export class PeerTable {
     if (addressKey(r.address) === addressKey(this.host.localAddress()!)) {
       throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
     }
+    this.notGone(r);
     const known = this.peers.get(addressKey(r.address));
     if (known?.publicKey.equals(r.publicKey) && this.fresh(known)) return known;
     return this.upsert(r);
+  }
+
+  /** A peer that said goodbye and is not online again: UNREACHABLE now, not a handshake timeout later. */
+  private notGone(r: ResolvedNode): ResolvedNode {
+    this.gone.check(addressKey(r.address), formatAddress(r.address), r.online, this.host.now());
+    return r;
+  }
+
+  /**
+   * The peer said goodbye in its session (it stopped or deregistered): everything we have with it
+   * goes (its streams end with CONNECTION_RESET), and dials to it fail fast while it is offline.
+   */
+  goodbye(key: number, reason: GoodbyeReason): Peer | undefined {
+    const peer = this.peers.get(key);
+    if (!peer) return undefined;
+    this.gone.note(key, reason, this.host.now());
+    this.forget(key, `peer ${reason}`);
+    this.host.log.info({ peer: formatAddress(peer.address), reason }, 'peer said goodbye');
+    return peer;
   }
 
   private named(hostname: string): Peer | undefined {

@@ -272,3 +272,12 @@ export interface NetworkAuditEntry {
   detail: Record<string, unknown>;
   verified?: boolean;
 }
+
+/** pilotctl deregister: what the rendezvous did, and the daemon stopping (issue 18). */
+export interface Deregistered {
+  address: string;
+  /** true: an ephemeral node, removed (address and hostname released, never handed out again); false: the address stays bound to the key, hidden until it registers again; the hostname is released. */
+  removed: boolean;
+  stopping: true;
+  pid: number;
+}
