@@ -561,7 +561,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       }),
     ]);
     clearTimeout(timer);
-    if (outcome !== 'ok') this.log.warn({ err: outcome, ephemeral }, 'the rendezvous did not hear of the stop: it shows this node offline once its heartbeats are missed');
+    if (outcome !== 'ok')
+      this.log.warn({ err: outcome, ephemeral }, 'the rendezvous did not hear of the stop: it shows this node offline once its heartbeats are missed');
     else this.log.info({ ephemeral }, ephemeral ? 'deregistered (ephemeral)' : 'told the rendezvous we are going offline');
   }
 

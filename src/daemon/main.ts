@@ -34,7 +34,12 @@ async function main(): Promise<void> {
   // $PILOT_EPHEMERAL=1 (containers, like $PILOT_JOIN_TOKEN): an ephemeral node (issue 18), as --ephemeral.
   const eph = process.env.PILOT_EPHEMERAL;
   if (eph !== undefined && eph !== '') {
-    if (!['1', 'true', '0', 'false'].includes(eph)) throw new PilotError('BAD_ARGUMENT', `bad PILOT_EPHEMERAL=${eph.slice(0, 20)}`, 'PILOT_EPHEMERAL=1 (or true) makes the node ephemeral; 0 or false does not');
+    if (!['1', 'true', '0', 'false'].includes(eph))
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `bad PILOT_EPHEMERAL=${eph.slice(0, 20)}`,
+        'PILOT_EPHEMERAL=1 (or true) makes the node ephemeral; 0 or false does not',
+      );
     config.ephemeral = eph === '1' || eph === 'true';
   }
   // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)

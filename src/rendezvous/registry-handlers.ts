@@ -56,7 +56,16 @@ const handlers: Record<SignedMethod, Handler> = {
     const before = await ctx.store.getByKey(key);
     // A new identity costs its source part of a small allowance; a known key re-registers freely.
     if (!before) ctx.guard.admitNewIdentity(sourceKey(link.observed), now, p.invite);
-    const input = { publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, ephemeral: p.ephemeral, now };
+    const input = {
+      publicKey: key,
+      email: p.email,
+      hostname,
+      public: p.public,
+      lanEndpoints: p.lanEndpoints,
+      observed: link.observed,
+      ephemeral: p.ephemeral,
+      now,
+    };
     const rec = hostname === undefined ? await ctx.store.register(input) : await ctx.guard.claimHostname(ctx.store, now, () => ctx.store.register(input));
     markSeen(ctx, rec, link, now, true);
     await announce(ctx, rec.address, rec.lanEndpoints, link, now);

@@ -66,7 +66,9 @@ test('an ephemeral node that stops is removed: its address does not resolve, its
   taker.pid = claim.json.data.pid;
   assert.notEqual(taker.address, eph.address, 'the node id is not handed out again');
   assert.equal((await taker.ctl(['info'])).json?.data?.hostname, 'eph-1');
-  console.log(`# ephemeral stop -> address NOT_FOUND ${goneMs} ms after the stop returned (one pilotctl find run); hostname re-claimed ${Date.now() - stoppedAt} ms after (one daemon start)`);
+  console.log(
+    `# ephemeral stop -> address NOT_FOUND ${goneMs} ms after the stop returned (one pilotctl find run); hostname re-claimed ${Date.now() - stoppedAt} ms after (one daemon start)`,
+  );
 });
 
 test('an ephemeral node killed with SIGKILL is removed after --ephemeral-timeout of silence', async () => {
@@ -160,7 +162,9 @@ test('a clean stop: the peer SDK sees peer-down within a second, its dial fails 
   await assert.rejects(nb.dial(a.address, 7), (e: unknown) => e instanceof PilotError && e.code === 'UNREACHABLE' && /stopped/.test(e.message));
   const dialMs = Date.now() - d0;
   assert.ok(dialMs < 1000, `dial failed in ${dialMs} ms`);
-  console.log(`# clean stop: peer-down ${ev.at - t0} ms after pilotctl daemon stop began (${ev.at - stoppedAt} ms after it returned); dial refused in ${dialMs} ms`);
+  console.log(
+    `# clean stop: peer-down ${ev.at - t0} ms after pilotctl daemon stop began (${ev.at - stoppedAt} ms after it returned); dial refused in ${dialMs} ms`,
+  );
 
   // Back: a restart is reachable again (the goodbye is forgotten once the rendezvous shows it online).
   const again = await a.ctl(['daemon', 'start']);

@@ -16,7 +16,7 @@ export function registerLifecycleCommands(program: Command, run: RunWrapper): vo
         'its address and hostname are released and the address is never handed out again.',
         'Any other node keeps its address bound to its key, hidden until it starts again (same key,',
         'same address); its hostname is released (set it again with --hostname).',
-        'Its trust pairs stay; an ephemeral node\'s go with it, and so do its network memberships.',
+        "Its trust pairs stay; an ephemeral node's go with it, and so do its network memberships.",
         'If the rendezvous cannot be reached, nothing changes: the daemon keeps running.',
       ].join('\n'),
     )

@@ -235,7 +235,18 @@ export class PostgresStore implements RegistryStore {
         await c.query<NodeRow>(
           `INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
            VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8, $9, $10) RETURNING *`,
-          [this.network, id, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ?? false, inp.now, inp.observed ?? null, lan ?? '[]', inp.ephemeral === true],
+          [
+            this.network,
+            id,
+            inp.publicKey,
+            inp.email,
+            inp.hostname ?? null,
+            inp.public ?? false,
+            inp.now,
+            inp.observed ?? null,
+            lan ?? '[]',
+            inp.ephemeral === true,
+          ],
         )
       ).rows[0];
     }
@@ -320,7 +331,10 @@ export class PostgresStore implements RegistryStore {
   }
 
   async listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]> {
-    const r = await this.pool.query<NodeRow>('SELECT * FROM registry_nodes WHERE ephemeral AND last_seen < $1 ORDER BY last_seen LIMIT $2', [seenBefore, limit]);
+    const r = await this.pool.query<NodeRow>('SELECT * FROM registry_nodes WHERE ephemeral AND last_seen < $1 ORDER BY last_seen LIMIT $2', [
+      seenBefore,
+      limit,
+    ]);
     return r.rows.map(toRecord);
   }
 
