@@ -22,6 +22,8 @@ import { PeerLimit } from './peer-limit.ts';
 import { GoneBook, type GoodbyeReason } from './goodbye.ts';
 
 export const RESOLVE_TTL_MS = 30_000;
+/** A goodbye this soon (ms) after a peer's boot id changed is soft (PeerTable.goodbye). */
+export const SOFT_GOODBYE_MS = 60_000;
 const MAX_CANDIDATES = 4;
 /** Boot ids remembered per peer (two copies of one identity flip between two). */
 const MAX_BOOTS = 4;
@@ -41,6 +43,8 @@ export interface Peer {
   lastSeen: number;
   /** Boot ids this key has shown us, newest last (a few): one seen before again = the identity runs twice. */
   boots?: string[];
+  /** When a session came up with another boot id than the one before (a restart, or a second copy of the identity). */
+  bootChangedAt?: number;
 }
 
 export interface PeerTableHost {
@@ -237,7 +241,12 @@ export class PeerTable {
     this.gone.clear(key); // back (a new session after its goodbye)
     this.adopt(address, publicKey);
     const known = this.peers.get(key);
-    if (known) this.noteBoot(known, bootId.toString('hex'));
+    if (known) {
+      const boot = bootId.toString('hex');
+      const latest = known.boots?.[known.boots.length - 1];
+      if (latest !== undefined && latest !== boot) known.bootChangedAt = this.host.now();
+      this.noteBoot(known, boot);
+    }
   }
 
   /**
@@ -252,6 +261,7 @@ export class PeerTable {
     const peer = this.peers.get(key);
     if (!peer) return undefined;
     const again = remoteBoot !== null && remoteBoot !== undefined && this.noteBoot(peer, remoteBoot);
+    peer.bootChangedAt = this.host.now(); // a goodbye soon after is soft (goodbye())
     this.host.log.info(
       { peer: formatAddress(peer.address) },
       again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
@@ -320,13 +330,21 @@ export class PeerTable {
    * The peer said goodbye in its session (it stopped or deregistered): everything we have with it
    * goes (its streams end with CONNECTION_RESET), and dials to it fail fast while it is offline.
    */
-  goodbye(key: number, reason: GoodbyeReason): Peer | undefined {
+  goodbye(key: number, reason: GoodbyeReason): { peer: Peer; hard: boolean } | undefined {
     const peer = this.peers.get(key);
     if (!peer) return undefined;
+    if (peer.bootChangedAt !== undefined && this.host.now() - peer.bootChangedAt < SOFT_GOODBYE_MS) {
+      // Its boot id changed moments ago: a restart, or a second copy of the identity (a copy of its
+      // home elsewhere) that may still be up. The goodbye may not speak for the other copy: the
+      // session stays and dials are not failed fast; its CONNECTION_CLOSE and the usual recovery
+      // (a new session with whichever copy answers) take it from here. Peer-down still fires.
+      this.host.log.info({ peer: formatAddress(peer.address), reason }, 'goodbye soon after a boot change: session kept (the identity may run twice)');
+      return { peer, hard: false };
+    }
     this.gone.note(key, reason, this.host.now());
     this.forget(key, `peer ${reason}`);
     this.host.log.info({ peer: formatAddress(peer.address), reason }, 'peer said goodbye');
-    return peer;
+    return { peer, hard: true };
   }
 
   private named(hostname: string): Peer | undefined {

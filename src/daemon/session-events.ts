@@ -41,8 +41,9 @@ export function wireSessionEvents(x: SessionEventParts): void {
     } else if (plaintext[0] === INNER_GOODBYE) {
       // The peer stopped (goodbye.ts): authenticated by this session, so it is really the peer.
       const reason = decodeGoodbye(plaintext);
-      if (reason && peers.goodbye(peerKey, reason)) {
-        x.networks.forgetPeer(peer.address);
+      const bye = reason ? peers.goodbye(peerKey, reason) : undefined;
+      if (bye) {
+        if (bye.hard) x.networks.forgetPeer(peer.address); // it proves its memberships again on a new session
         x.peerLost(peer.address, `peer ${reason}`);
       }
     } else paths.onInner(peerKey, plaintext, via);

@@ -205,14 +205,15 @@ const handlers: Record<SignedMethod, Handler> = {
    * A clean stop (issue 18): offline at once, not after ONLINE_MS of silence. Presence only:
    * the record, address and hostname stay; the next register or heartbeat brings it back.
    */
-  async offline(ctx, key, _p, link, now) {
+  async offline(ctx, key, _p, link) {
     const rec = await ctx.store.getByKey(key);
     if (!rec?.active) throw notRegistered();
     const keyB64 = key.toString('base64');
-    const seen = ctx.online.getByKey(keyB64)?.lastSeen ?? now;
+    const e = ctx.online.getByKey(keyB64);
+    // Heard on another link since: another copy of this identity is up (a copy of its home
+    // elsewhere); this one's stop does not speak for it.
+    if (e?.link && e.link.id !== link.id) return { observed: link.observed };
     ctx.online.remove(keyB64);
-    // The stored last_seen says when it left (heartbeats persist it only every few minutes).
-    await ctx.store.touch(key, { observed: link.observed, now: Math.max(seen, now) });
     await ctx.cluster?.absent(rec.address);
     ctx.hooks.nodeChanged(rec.address);
     return { observed: link.observed };

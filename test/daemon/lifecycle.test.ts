@@ -7,7 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
-import { connect, PilotError, type PilotNode } from '../../src/sdk/index.ts';
+import { connect, PilotError, startNode, type PilotNode } from '../../src/sdk/index.ts';
+import path from 'node:path';
 import { pidAlive } from '../../src/daemon/home-lock.ts';
 
 /** Above the daemons' 20 s heartbeat (a live ephemeral node must not be swept), short for the test. */
@@ -173,4 +174,22 @@ test('a clean stop: the peer SDK sees peer-down within a second, its dial fails 
   s.write('again');
   await once(s, 'data');
   s.destroy();
+});
+
+test('startNode({ ephemeral: true }): close() removes the node from the rendezvous', async () => {
+  const n = await startNode({
+    home: path.join(work, 'embedded-eph'),
+    registry: rdv.addr,
+    email: 'emb@example.com',
+    hostname: 'emb-eph',
+    listen: '127.0.0.1:0',
+    ephemeral: true,
+    logger: 'silent',
+  });
+  const address = n.address;
+  assert.equal((await find(address)).code, 0);
+  await n.close();
+  assert.equal((await find(address)).json?.code, 'NOT_FOUND');
+  const taker = await agent('emb-taker', [], 'emb-eph'); // throws if the hostname were still taken
+  assert.notEqual(taker.address, address);
 });
