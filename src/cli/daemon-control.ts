@@ -86,6 +86,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.cc !== undefined ? { cc: f.cc } : {}),
     ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
     ...(f.invite !== undefined ? { invite: f.invite } : {}),
+    ...(f.ephemeral !== undefined ? { ephemeral: f.ephemeral } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

@@ -9,6 +9,7 @@ import { fail, ok, parseCount, parseDuration, type OutputOptions } from './outpu
 import { addNodeOptions, type NodeFlags } from './node-options.ts';
 import { registerGatewayCommands } from './commands/gateway.ts';
 import { registerNetworkCommands } from './commands/network.ts';
+import { registerLifecycleCommands } from './commands/lifecycle.ts';
 import { registerStdioCommands } from './commands/stdio.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
@@ -397,6 +398,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
     );
   registerGatewayCommands(program, run); // gateway start|map|unmap|list|stop, expose
   registerNetworkCommands(program, run); // network …, set-tags, clear-tags (fleets)
+  registerLifecycleCommands(program, run); // deregister (issue 18)
   lazy?.services(program, run); // send-message, inbox, send-file, received, publish, subscribe, task …, webhooks
   lazy?.service(program, run); // service install|uninstall|status (systemd/launchd)
   lazy?.config(program, run); // init, config [--set k=v]

@@ -13,6 +13,7 @@ export interface NodeFlags {
   cc?: string;
   metrics?: string;
   invite?: string;
+  ephemeral?: boolean;
 }
 
 /** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
@@ -27,5 +28,9 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
     .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
     .option('--invite <token>', 'invitation token, for a rendezvous that admits new nodes by invitation only')
+    .option(
+      '--ephemeral',
+      'ephemeral node (also $PILOT_EPHEMERAL=1): a clean stop removes it from the rendezvous, address and hostname released; so does 2 min of silence',
+    )
     .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

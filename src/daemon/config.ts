@@ -63,6 +63,11 @@ export const DaemonConfigSchema = withMessages(
     probeBudgetTotal: count(0, 1 << 30),
     /** Registry server key pinned on first contact (base64). */
     serverKey: v.optional(v.string()),
+    /**
+     * Ephemeral node (issue 18; Tailscale's ephemeral nodes): a clean stop deregisters it and the
+     * rendezvous removes it (address and hostname released); silent for 2 min, it is removed too.
+     */
+    ephemeral: v.optional(v.boolean()),
   }),
 );
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>;
@@ -78,6 +83,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any)',
   uplink: 'auto, udp, tcp or websocket',
   cc: 'cubic or newreno',
+  ephemeral: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
 };

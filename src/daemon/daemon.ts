@@ -50,11 +50,15 @@ import { Networks } from './networks.ts';
 import { presentMemberships, wireSessionEvents } from './session-events.ts';
 import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
+import { encodeGoodbye, type GoodbyeReason } from './goodbye.ts';
 
 export type { Peer } from './peer-table.ts';
 
 /** Path timers (punching rounds, keepalives, dead-path checks). */
 const PATH_TICK_MS = 100;
+
+/** A clean stop waits at most this long (ms) for the rendezvous to hear of it (farewell). */
+export const FAREWELL_WAIT_MS = 1000;
 
 export interface DaemonOptions {
   home: string;
@@ -603,7 +607,83 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     underlay.sendRelay(peer.address, packet);
   }
 
+  // ---------- lifecycle (issue 18: ephemeral nodes, deregister, goodbye) ----------
+
+  /** Deregistered (pilotctl deregister): no more heartbeats, and the stop says so to the peers. */
+  private deregistered = false;
+  private farewellDone = false;
+
+  /** Removed at the rendezvous on a clean stop: --ephemeral, or joined with an ephemeral invite. */
+  get ephemeral(): boolean {
+    return this.config.ephemeral === true || this.networks.list().some((m) => m.ephemeral);
+  }
+
+  /**
+   * `pilotctl deregister` (upstream parity; Tailscale's logout): the signed deregister. An
+   * ephemeral node is removed (`removed`); any other keeps its address bound to its key,
+   * hidden until it registers again, and its hostname is released. No more heartbeats
+   * (they would register it again): the caller stops the daemon next.
+   */
+  async deregister(): Promise<{ removed: boolean }> {
+    if (!this.reg?.address) throw new PilotError('NOT_REGISTERED', 'this node is not registered yet', 'wait for the daemon to start, then try again');
+    this.reg.stop();
+    const r = await this.registry.deregister().catch((err: unknown) => {
+      this.reg!.start(); // still registered: keep our standing
+      throw err;
+    });
+    this.deregistered = true;
+    this.reg.online = false;
+    if (r.removed) this.networks.released();
+    return r;
+  }
+
+  /**
+   * A clean stop says so (once): to the rendezvous, so the node shows offline at once (an
+   * ephemeral node is deregistered: removed), and to every peer we have a session with, in
+   * that session (GOODBYE, goodbye.ts), so their 'peer-down' fires now. Bounded: an
+   * unreachable rendezvous costs at most FAREWELL_WAIT_MS, never a hung stop.
+   */
+  private async farewell(): Promise<void> {
+    if (this.farewellDone || !this.reg?.address || !this.sessions) return;
+    this.farewellDone = true;
+    this.reg.stop();
+    const ephemeral = !this.deregistered && this.ephemeral;
+    // The rendezvous first (not awaited yet): a peer that re-resolves us on our goodbye finds us offline.
+    const told = this.deregistered
+      ? Promise.resolve()
+      : ephemeral
+        ? this.registry.deregister().then((r) => {
+            if (r.removed) this.networks.released();
+          })
+        : this.registry.offline();
+    const reason: GoodbyeReason = this.deregistered || ephemeral ? 'deregistered' : 'stopped';
+    const bye = encodeGoodbye(reason);
+    for (const p of this.peers.list()) {
+      if (!this.sessions.hasSession(p.key)) continue;
+      try {
+        this.sessions.sendTo({ address: p.address, publicKey: p.publicKey }, bye);
+      } catch {
+        // best effort, as QUIC's CONNECTION_CLOSE
+      }
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const outcome = await Promise.race([
+      told.then(
+        () => 'ok',
+        (err: unknown) => (err as Error).message,
+      ),
+      new Promise<string>((r) => {
+        timer = setTimeout(() => r('no answer in time'), FAREWELL_WAIT_MS);
+      }),
+    ]);
+    clearTimeout(timer);
+    if (outcome !== 'ok')
+      this.log.warn({ err: outcome, ephemeral }, 'the rendezvous did not hear of the stop: it shows this node offline once its heartbeats are missed');
+    else this.log.info({ ephemeral }, ephemeral ? 'deregistered (ephemeral)' : 'told the rendezvous we are going offline');
+  }
+
   async stop(): Promise<void> {
+    await this.farewell();
     if (this.gatewayLoad) await (await this.gatewayLoad).close(); // listeners closed, aliases removed (state kept)
     this.reg?.stop();
     this.networks.stop();

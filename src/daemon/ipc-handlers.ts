@@ -81,6 +81,14 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
       setTimeout(requestStop, 10);
       return { stopping: true as const, pid: process.pid };
     },
+    // Deregistered (or the rendezvous refused: a coded error, and the daemon keeps running), then stopped:
+    // a daemon still up would be reachable by its peers and re-register on its next heartbeat.
+    deregister: async () => {
+      const address = formatAddress(d.address!);
+      const r = await d.deregister();
+      setTimeout(requestStop, 10);
+      return { address, removed: r.removed, stopping: true as const, pid: process.pid };
+    },
     set_hostname: async (p) => {
       await d.setHostname(p.hostname);
       return { hostname: p.hostname };

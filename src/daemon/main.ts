@@ -31,6 +31,17 @@ async function main(): Promise<void> {
   // `pilotctl daemon start` hands over the merged config on stdin: it is saved only once this start succeeded.
   const config = args.includes('--config-stdin') ? configFromStdin() : loadConfig(home);
   if (!config) throw new PilotError('BAD_ARGUMENT', `no config in ${home}`, 'first start needs: pilotctl daemon start --registry HOST:PORT --email E');
+  // $PILOT_EPHEMERAL=1 (containers, like $PILOT_JOIN_TOKEN): an ephemeral node (issue 18), as --ephemeral.
+  const eph = process.env.PILOT_EPHEMERAL;
+  if (eph !== undefined && eph !== '') {
+    if (!['1', 'true', '0', 'false'].includes(eph))
+      throw new PilotError(
+        'BAD_ARGUMENT',
+        `bad PILOT_EPHEMERAL=${eph.slice(0, 20)}`,
+        'PILOT_EPHEMERAL=1 (or true) makes the node ephemeral; 0 or false does not',
+      );
+    config.ephemeral = eph === '1' || eph === 'true';
+  }
   // not written into the config: the private default depends on the session ($XDG_RUNTIME_DIR)
   const socket = configSocket(config, home, 'daemon');
   fs.mkdirSync(home, { recursive: true, mode: 0o700 });

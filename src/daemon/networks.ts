@@ -208,6 +208,11 @@ export class Networks {
     this.drop(net);
   }
 
+  /** The rendezvous removed this node (an ephemeral node deregistered): its memberships went with it. */
+  released(): void {
+    for (const net of [...this.nets.keys()]) this.drop(net);
+  }
+
   /** We are no longer a member (left, kicked, network deleted): forget it and what peers proved in it. */
   private drop(net: number): void {
     if (!this.nets.delete(net)) return;

@@ -19,8 +19,11 @@ import { Inner } from '../nat/inner.ts';
 import type { IncomingStream } from './ports.ts';
 import { parseTarget, type ResolvedNode } from './targets.ts';
 import { PeerLimit } from './peer-limit.ts';
+import { GoneBook, type GoodbyeReason } from './goodbye.ts';
 
 export const RESOLVE_TTL_MS = 30_000;
+/** A goodbye this soon (ms) after a peer's boot id changed is soft (PeerTable.goodbye). */
+export const SOFT_GOODBYE_MS = 60_000;
 const MAX_CANDIDATES = 4;
 /** Boot ids remembered per peer (two copies of one identity flip between two). */
 const MAX_BOOTS = 4;
@@ -40,6 +43,8 @@ export interface Peer {
   lastSeen: number;
   /** Boot ids this key has shown us, newest last (a few): one seen before again = the identity runs twice. */
   boots?: string[];
+  /** When a session came up with another boot id than the one before (a restart, or a second copy of the identity). */
+  bootChangedAt?: number;
 }
 
 export interface PeerTableHost {
@@ -76,6 +81,8 @@ export interface PeerTableOptions {
 }
 
 export class PeerTable {
+  /** Peers that said goodbye (goodbye.ts): a dial to one fails fast until it is back. */
+  private readonly gone = new GoneBook();
   private readonly host: PeerTableHost;
   private readonly cc: CongestionAlgorithm | undefined;
   private readonly peers = new Map<number, Peer>();
@@ -233,9 +240,15 @@ export class PeerTable {
 
   /** A session with this key is up (either side): the peer is known from now on, and its boot id noted. */
   sessionUp(key: number, address: Address, publicKey: Buffer, bootId: Buffer): void {
+    this.gone.clear(key); // back (a new session after its goodbye)
     this.adopt(address, publicKey);
     const known = this.peers.get(key);
-    if (known) this.noteBoot(known, bootId.toString('hex'));
+    if (known) {
+      const boot = bootId.toString('hex');
+      const latest = known.boots?.[known.boots.length - 1];
+      if (latest !== undefined && latest !== boot) known.bootChangedAt = this.host.now();
+      this.noteBoot(known, boot);
+    }
   }
 
   /**
@@ -250,6 +263,7 @@ export class PeerTable {
     const peer = this.peers.get(key);
     if (!peer) return undefined;
     const again = remoteBoot !== null && remoteBoot !== undefined && this.noteBoot(peer, remoteBoot);
+    peer.bootChangedAt = this.host.now(); // a goodbye soon after is soft (goodbye())
     this.host.log.info(
       { peer: formatAddress(peer.address) },
       again ? 'peer identity seen twice: back to an earlier boot, restarting its streams' : 'peer restarted: resetting its streams',
@@ -291,7 +305,7 @@ export class PeerTable {
     if (typeof target !== 'string') {
       const known = this.peers.get(addressKey(target));
       if (this.fresh(known)) return known;
-      return this.upsert(await this.host.resolve({ address: target }));
+      return this.upsert(this.notGone(await this.host.resolve({ address: target })));
     }
     // A peer resolved within the TTL needs no registry round trip: without this,
     // every dial and every SDK datagram by name paid one (~1 ms on loopback).
@@ -302,9 +316,37 @@ export class PeerTable {
     if (addressKey(r.address) === addressKey(this.host.localAddress()!)) {
       throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
     }
+    this.notGone(r);
     const known = this.peers.get(addressKey(r.address));
     if (known?.publicKey.equals(r.publicKey) && this.fresh(known)) return known;
     return this.upsert(r);
+  }
+
+  /** A peer that said goodbye and is not online again: UNREACHABLE now, not a handshake timeout later. */
+  private notGone(r: ResolvedNode): ResolvedNode {
+    this.gone.check(addressKey(r.address), formatAddress(r.address), r.online, this.host.now());
+    return r;
+  }
+
+  /**
+   * The peer said goodbye in its session (it stopped or deregistered): everything we have with it
+   * goes (its streams end with CONNECTION_RESET), and dials to it fail fast while it is offline.
+   */
+  goodbye(key: number, reason: GoodbyeReason): { peer: Peer; hard: boolean } | undefined {
+    const peer = this.peers.get(key);
+    if (!peer) return undefined;
+    if (peer.bootChangedAt !== undefined && this.host.now() - peer.bootChangedAt < SOFT_GOODBYE_MS) {
+      // Its boot id changed moments ago: a restart, or a second copy of the identity (a copy of its
+      // home elsewhere) that may still be up. The goodbye may not speak for the other copy: the
+      // session stays and dials are not failed fast; its CONNECTION_CLOSE and the usual recovery
+      // (a new session with whichever copy answers) take it from here. Peer-down still fires.
+      this.host.log.info({ peer: formatAddress(peer.address), reason }, 'goodbye soon after a boot change: session kept (the identity may run twice)');
+      return { peer, hard: false };
+    }
+    this.gone.note(key, reason, this.host.now());
+    this.forget(key, `peer ${reason}`);
+    this.host.log.info({ peer: formatAddress(peer.address), reason }, 'peer said goodbye');
+    return { peer, hard: true };
   }
 
   private named(hostname: string): Peer | undefined {

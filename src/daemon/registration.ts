@@ -54,6 +54,7 @@ export class Registration {
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
   }
 
   async register(): Promise<void> {
@@ -64,6 +65,7 @@ export class Registration {
       lanEndpoints: this.host.lanEndpoints(),
       public: config.public,
       ...(config.invite ? { invite: config.invite } : {}),
+      ...(config.ephemeral ? { ephemeral: true } : {}),
     });
     this.address = typeof res.address === 'string' ? parseAddress(res.address) : res.address;
     this.host.observed(res.observed);

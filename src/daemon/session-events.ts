@@ -8,6 +8,7 @@ import { formatAddress, type Address } from '../wire/address.ts';
 import type { Logger } from '../util/logger.ts';
 import { INNER_MEMBERSHIP, type Networks } from './networks.ts';
 import type { Peer, PeerTable } from './peer-table.ts';
+import { decodeGoodbye, INNER_GOODBYE } from './goodbye.ts';
 
 export interface SessionEventParts {
   log: Logger;
@@ -37,6 +38,14 @@ export function wireSessionEvents(x: SessionEventParts): void {
       // A proof new to us: ours for that network back (the peer may be a member we did not know of yet).
       const net = x.networks.onMessage(peer.address, peer.publicKey, plaintext);
       if (net !== undefined) presentMemberships(sessions, x.networks, peer, net);
+    } else if (plaintext[0] === INNER_GOODBYE) {
+      // The peer stopped (goodbye.ts): authenticated by this session, so it is really the peer.
+      const reason = decodeGoodbye(plaintext);
+      const bye = reason ? peers.goodbye(peerKey, reason) : undefined;
+      if (bye) {
+        if (bye.hard) x.networks.forgetPeer(peer.address); // it proves its memberships again on a new session
+        x.peerLost(peer.address, `peer ${reason}`);
+      }
     } else paths.onInner(peerKey, plaintext, via);
   });
   sessions.on('session', (peerKey, info) => {

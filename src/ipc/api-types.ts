@@ -283,3 +283,12 @@ export interface KeyRotation {
   /** The rendezvous had this rotation already (a retry after a lost answer or a crash). */
   already: boolean;
 }
+
+/** pilotctl deregister: what the rendezvous did, and the daemon stopping (issue 18). */
+export interface Deregistered {
+  address: string;
+  /** true: an ephemeral node, removed (address and hostname released, never handed out again); false: the address stays bound to the key, hidden until it registers again; the hostname is released. */
+  removed: boolean;
+  stopping: true;
+  pid: number;
+}

@@ -117,6 +117,8 @@ export const PARAMS = {
   }),
   clear_tags: none,
   network_find: v.object({ tag: str(64), net: optStr(63), online: flag() }),
+  /** pilotctl deregister (issue 18): the signed deregister, then the daemon stops. */
+  deregister: none,
 
   // ---- raw stream pipes (pilotctl, tests) ----
   dial: v.object({ target: str(), port: port() }),
@@ -250,6 +252,7 @@ export interface Results {
   set_tags: { tags: string[] };
   clear_tags: { tags: [] };
   network_find: { tag: string; net: number | null; nodes: T.NetworkMemberInfo[] };
+  deregister: T.Deregistered;
   dial: { port: number };
   listen: { port: number };
   accept: { id: string };

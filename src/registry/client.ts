@@ -15,6 +15,7 @@ import { PilotError, type ErrorCode } from '../util/errors.ts';
 import { buildHello, buildRequest, decodeCookieReply, openServerMessage, type BuiltRequest } from './envelope.ts';
 import {
   DeregisterResult,
+  OfflineResult,
   FRESHNESS_MS,
   HeartbeatResult,
   HelloResult,
@@ -104,6 +105,7 @@ const RESULT_SCHEMAS: Record<string, v.GenericSchema> = {
   resolve: ResolveResult,
   rotate_key: RotateKeyResult,
   deregister: DeregisterResult,
+  offline: OfflineResult,
   trust_request: TrustRequestResult,
   trust_pending: TrustPendingPage,
   trust_approve: TrustApproveResult,
@@ -187,8 +189,8 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     };
   }
 
-  register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean; invite?: string }): Promise<RegisterResultT> {
-    return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public', 'invite']), RegisterResult);
+  register(p: { email: string; hostname?: string; lanEndpoints?: string[]; public?: boolean; invite?: string; ephemeral?: boolean }): Promise<RegisterResultT> {
+    return this.signed('register', pick(lanCap(p), ['email', 'hostname', 'lanEndpoints', 'public', 'invite', 'ephemeral']), RegisterResult);
   }
 
   /** With an optional self-report (NAT class, paths, punches) for the server's metrics. */
@@ -221,8 +223,15 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
     return this.signed('resolve', pick(q, ['address', 'hostname', 'publicKey']), ResolveResult);
   }
 
-  async deregister(): Promise<void> {
-    await this.signed('deregister', {}, DeregisterResult);
+  /** `removed`: the rendezvous deleted the record (an ephemeral node); else the key keeps its address, hidden. */
+  async deregister(): Promise<{ removed: boolean }> {
+    const r = await this.signed('deregister', {}, DeregisterResult);
+    return { removed: r.removed === true };
+  }
+
+  /** A clean stop: the rendezvous shows us offline at once instead of after ONLINE_MS of silence. */
+  async offline(): Promise<void> {
+    await this.signed('offline', {}, OfflineResult);
   }
 
   /**

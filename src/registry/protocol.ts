@@ -39,6 +39,7 @@ export const METHODS = [
   'trust_reject',
   'trust_revoke',
   'trust_list',
+  'offline',
   ...NETWORK_METHODS,
   'rotate_key',
 ] as const;
@@ -149,6 +150,12 @@ export const ParamSchemas = {
       public: v.optional(v.boolean()),
       /** Invitation token, for a rendezvous that admits new identities by invitation only. */
       invite: v.optional(v.pipe(v.string(), v.minLength(1), v.maxLength(128))),
+      /**
+       * Ephemeral node (issue 18; Tailscale's ephemeral nodes): removed, address and hostname
+       * released, on deregister (a clean stop) or after the rendezvous's ephemeral timeout of
+       * silence. One way: omitted or false never makes an ephemeral node permanent again.
+       */
+      ephemeral: v.optional(v.boolean()),
     }),
   ),
   heartbeat: withMessages(v.strictObject({ lanEndpoints: v.optional(lanEndpoints), ...NodeReportFields })),
@@ -175,6 +182,8 @@ export const ParamSchemas = {
    * signed by the OLD key (`sig`).
    */
   rotate_key: withMessages(v.strictObject({ statement: v.pipe(v.string(), v.minLength(2), v.maxLength(MAX_ROTATION_STATEMENT)), sig: b64Sig })),
+  /** A clean stop: "offline from now on" (presence only; the record stays). */
+  offline: withMessages(v.strictObject({})),
 } as const;
 export type SignedMethod = keyof typeof ParamSchemas;
 
@@ -258,11 +267,13 @@ export const ResolveResult = v.object({
   /** The statement that bound the current key (absent if the node never rotated): peers verify it themselves. */
   rotation: v.optional(RotationProof),
 });
-export const DeregisterResult = v.object({ observed: v.string() });
 /** `already`: the rendezvous had this rotation (a retry after a lost answer or a crash). */
 export const RotateKeyResult = v.object({ address: v.string(), publicKey: b64Key, already: v.boolean(), observed: v.string() });
 /** Push to trusted peers and co-members: `address` now speaks with the statement's new key. */
 export const KeyRotatedPush = v.object({ address: v.string(), statement: v.pipe(v.string(), v.maxLength(MAX_ROTATION_STATEMENT)), sig: b64Sig });
+/** `removed`: the record is gone (an ephemeral node), else it is hidden and keeps its address. Optional: older servers omit it. */
+export const DeregisterResult = v.object({ observed: v.string(), removed: v.optional(v.boolean()) });
+export const OfflineResult = v.object({ observed: v.string() });
 
 // ---- trust ----
 

@@ -49,6 +49,7 @@ const program = new Command()
   .option('--hostname-lease <days>', 'a hostname lapses after its node was offline this long; the address stays with the key (default 30; 0 = never)')
   .option('--trust-request-ttl <days>', 'unanswered trust requests are dropped after this (default 7)')
   .option('--source-trust-rate <n/min>', 'trust requests per minute per source address, all its keys together (default 60, as a burst too)')
+  .option('--ephemeral-timeout <seconds>', 'an ephemeral node silent this long is removed, its address and hostname released (default 120)')
   .option(
     '--invite-tokens <tokens|@file>',
     'admit new identities by invitation only: comma-separated tokens, or @FILE with one a line (default: open registration)',

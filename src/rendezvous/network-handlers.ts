@@ -418,6 +418,9 @@ const handlers: Record<NetworkMethod, Handler> = {
           throw new PilotError('QUOTA_EXCEEDED', `network ${n.name} is full`, `at most ${c.ctx.net.limits.membersPerNetwork} members`);
       }
     }
+    // An ephemeral invite makes the node ephemeral too (Tailscale's ephemeral auth keys): removed on a
+    // clean stop or after a silence, address and hostname released (src/rendezvous/lifecycle.ts).
+    if (v.ephemeral && !c.me.ephemeral) await c.ctx.store.markEphemeral(c.key);
     if (!r.already) {
       await audit(c, n.id, 'join', { node: formatAddress(c.me.address), inviteId: v.inviteId, tags: v.tags, ephemeral: v.ephemeral });
       // No push to the other members: a join would cost one signed push per member (a fleet of N
@@ -702,4 +705,11 @@ export async function sweepEphemeral(ctx: NetworkContext, now: number): Promise<
   } finally {
     st.sweeping = false;
   }
+}
+
+/** Every membership of a node that is being removed (an ephemeral node released: src/rendezvous/lifecycle.ts). */
+export async function dropMembershipsOf(ctx: NetworkContext, key: Buffer, _now: number, _why: string): Promise<number> {
+  let n = 0;
+  for (const m of await ctx.store.networks.membershipsOf(key)) if (await dropMember(ctx, m)) n++;
+  return n;
 }

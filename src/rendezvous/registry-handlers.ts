@@ -13,6 +13,7 @@ import type { IdentityGuard } from './identity-guard.ts';
 import { sourceKey } from './rate-limit.ts';
 import { isNetworkMethod } from '../registry/network-protocol.ts';
 import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
+import { releaseNode } from './lifecycle.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 import { latestRotation, refuseRetired, rotateKey } from './rotation-handlers.ts';
 
@@ -70,7 +71,16 @@ const handlers: Record<SignedMethod, Handler> = {
     if (!before) await refuseRetired(ctx, key);
     // A new identity costs its source part of a small allowance; a known key re-registers freely.
     if (!before) ctx.guard.admitNewIdentity(sourceKey(link.observed), now, p.invite);
-    const input = { publicKey: key, email: p.email, hostname, public: p.public, lanEndpoints: p.lanEndpoints, observed: link.observed, now };
+    const input = {
+      publicKey: key,
+      email: p.email,
+      hostname,
+      public: p.public,
+      lanEndpoints: p.lanEndpoints,
+      observed: link.observed,
+      ephemeral: p.ephemeral,
+      now,
+    };
     const rec = hostname === undefined ? await ctx.store.register(input) : await ctx.guard.claimHostname(ctx.store, now, () => ctx.store.register(input));
     markSeen(ctx, rec, link, now, true);
     await announce(ctx, rec.address, rec.lanEndpoints, link, now);
@@ -198,6 +208,11 @@ const handlers: Record<SignedMethod, Handler> = {
 
   async deregister(ctx, key, _p, link, now) {
     const rec = await ctx.store.getByKey(key);
+    // An ephemeral node is removed: address, hostname, trust pairs, memberships (lifecycle.ts).
+    if (rec?.ephemeral) {
+      await releaseNode(ctx, rec, now, 'deregistered');
+      return { observed: link.observed, removed: true };
+    }
     await ctx.store.deregister(key);
     await dropEphemeralMemberships(ctx, key, now);
     ctx.online.remove(key.toString('base64'));
@@ -205,6 +220,24 @@ const handlers: Record<SignedMethod, Handler> = {
       await ctx.cluster?.absent(rec.address);
       ctx.hooks.nodeChanged(rec.address);
     }
+    return { observed: link.observed, removed: false };
+  },
+
+  /**
+   * A clean stop (issue 18): offline at once, not after ONLINE_MS of silence. Presence only:
+   * the record, address and hostname stay; the next register or heartbeat brings it back.
+   */
+  async offline(ctx, key, _p, link) {
+    const rec = await ctx.store.getByKey(key);
+    if (!rec?.active) throw notRegistered();
+    const keyB64 = key.toString('base64');
+    const e = ctx.online.getByKey(keyB64);
+    // Heard on another link since: another copy of this identity is up (a copy of its home
+    // elsewhere); this one's stop does not speak for it.
+    if (e?.link && e.link.id !== link.id) return { observed: link.observed };
+    ctx.online.remove(keyB64);
+    await ctx.cluster?.absent(rec.address);
+    ctx.hooks.nodeChanged(rec.address);
     return { observed: link.observed };
   },
 

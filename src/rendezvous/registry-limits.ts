@@ -26,6 +26,8 @@ export interface RegistryLimits {
   trustRequestSourceRate: Rate;
   /** Non-empty: a new identity must present one of these invitation tokens (a public rendezvous that is not open to all). */
   inviteTokens: string[];
+  /** An ephemeral node (or member) silent this long (ms) is removed, its address and hostname released (issue 18). */
+  ephemeralTimeoutMs: number;
 }
 
 const DAY = 24 * 3600 * 1000;
@@ -42,6 +44,7 @@ export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
   trustRequestTtlMs: 7 * DAY,
   trustRequestSourceRate: { perSec: 1, burst: 60 },
   inviteTokens: [],
+  ephemeralTimeoutMs: 120_000,
 };
 
 export function registryLimits(over: Partial<RegistryLimits> = {}): RegistryLimits {
@@ -64,6 +67,7 @@ export interface LimitFlags {
   sourceTrustRate?: string;
   /** Comma-separated tokens, or @FILE with one token a line. */
   inviteTokens?: string;
+  ephemeralTimeout?: string;
 }
 
 function num(flag: string, v: string | undefined, min: number, unit: string): number | undefined {
@@ -97,6 +101,8 @@ export function limitsFromFlags(f: LimitFlags): Partial<RegistryLimits> {
   const st = num('source-trust-rate', f.sourceTrustRate, 1, 'trust requests per minute per source address');
   if (st !== undefined) set('trustRequestSourceRate', { perSec: st / 60, burst: st });
   if (f.inviteTokens !== undefined) set('inviteTokens', parseInviteTokens(f.inviteTokens));
+  const eph = num('ephemeral-timeout', f.ephemeralTimeout, 1, 'seconds');
+  if (eph !== undefined) set('ephemeralTimeoutMs', eph * 1000);
   return out;
 }
 

@@ -12,7 +12,8 @@ import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';
 import { TrustState } from './trust-handlers.ts';
-import { NetworkState, sweepEphemeral } from './network-handlers.ts';
+import { NETWORK_LIMITS, NetworkState, sweepEphemeral } from './network-handlers.ts';
+import { sweepEphemeralNodes, type NodeSweepState } from './lifecycle.ts';
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import { registryLimits, type RegistryLimits } from './registry-limits.ts';
 import { IdentityGuard } from './identity-guard.ts';
@@ -113,6 +114,7 @@ export class RegistryService {
   private readonly trust: TrustState;
   private readonly guard: IdentityGuard;
   private readonly net: NetworkState;
+  private readonly nodeSweep: NodeSweepState = { last: 0, running: false };
 
   readonly beacon: BeaconInfo = {};
   readonly routability: ReturnRoutability;
@@ -133,7 +135,11 @@ export class RegistryService {
     this.unregisteredLimiter = new KeyedLimiter(limits.unregisteredRate);
     this.trust = new TrustState(opts.trustRequestRate, limits.trustRequestTtlMs);
     this.guard = new IdentityGuard(limits);
-    this.net = new NetworkState(opts.identity);
+    // One limit for ephemeral nodes and memberships (--ephemeral-timeout); swept at least 8 times per timeout.
+    this.net = new NetworkState(opts.identity, {
+      ephemeralSilenceMs: limits.ephemeralTimeoutMs,
+      ephemeralSweepMs: Math.min(NETWORK_LIMITS.ephemeralSweepMs, Math.max(1000, limits.ephemeralTimeoutMs / 8)),
+    });
     this.routability = opts.routability ?? new ReturnRoutability();
     const onPair = opts.onPairChanged;
     const onNode = opts.onNodeChanged;
@@ -333,6 +339,10 @@ export class RegistryService {
     sweepEphemeral(this.ctx, now).then(
       (n) => n > 0 && this.log.info({ removed: n }, 'silent ephemeral members left their networks'),
       (err: unknown) => this.log.warn({ err: (err as Error).message }, 'ephemeral member sweep failed'),
+    );
+    sweepEphemeralNodes(this.ctx, now, this.nodeSweep).then(
+      (n) => n > 0 && this.log.info({ removed: n }, 'silent ephemeral nodes removed'),
+      (err: unknown) => this.log.warn({ err: (err as Error).message }, 'ephemeral node sweep failed'),
     );
     this.guard.sweep(this.store, now).then(
       (n) => n > 0 && this.log.info({ released: n }, 'hostname leases lapsed'),

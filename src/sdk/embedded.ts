@@ -24,6 +24,8 @@ export interface StartNodeOptions {
   email?: string;
   hostname?: string;
   public?: boolean;
+  /** Ephemeral node (issue 18): stop() removes it from the rendezvous (address and hostname released); so does 2 min of silence. */
+  ephemeral?: boolean;
   /** UDP address of the node's one socket (default 0.0.0.0:0). */
   listen?: string;
   uplink?: 'auto' | 'udp' | 'tcp' | 'websocket';
@@ -51,6 +53,7 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
     email,
     ...(opts.hostname !== undefined ? { hostname: opts.hostname } : {}),
     ...(opts.public !== undefined ? { public: opts.public } : {}),
+    ...(opts.ephemeral !== undefined ? { ephemeral: opts.ephemeral } : {}),
     ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
     ...(opts.uplink !== undefined ? { uplink: opts.uplink } : {}),
     ...(opts.socket !== undefined ? { socket: opts.socket } : {}),

@@ -29,6 +29,7 @@ const KNOWN = [
   'network_create', 'network_list', 'network_members', 'network_invite', 'network_invites', 'network_revoke_invite', 'network_join',
   'network_leave', 'network_kick', 'network_delete', 'network_policy', 'network_audit', 'set_tags', 'clear_tags', 'network_find',
   'rotate_key',
+  'deregister',
 ]; // biome-ignore format: one group per line
 
 /** Stub handlers: each answers { method, params } with the params as the handler got them. */

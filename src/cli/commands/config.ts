@@ -42,10 +42,10 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
 }
 
 function parseValue(key: keyof DaemonConfig, value: string): unknown {
-  if (key === 'public') {
+  if (key === 'public' || key === 'ephemeral') {
     if (/^(true|yes|on|1)$/i.test(value)) return true;
     if (/^(false|no|off|0)$/i.test(value)) return false;
-    throw new PilotError('BAD_ARGUMENT', `public: expected true or false, got ${JSON.stringify(value)}`, `e.g. --set public=true; ${DOC}`);
+    throw new PilotError('BAD_ARGUMENT', `${key}: expected true or false, got ${JSON.stringify(value)}`, `e.g. --set ${key}=true; ${DOC}`);
   }
   return value;
 }

@@ -59,6 +59,14 @@ CREATE TABLE IF NOT EXISTS registry_trust_requests (
 CREATE INDEX IF NOT EXISTS registry_trust_requests_to ON registry_trust_requests (to_addr);
 `,
   },
+  {
+    // Ephemeral nodes (issue 18): removed on deregister or after a silence.
+    id: 'registry-ephemeral-1',
+    sql: `
+ALTER TABLE registry_nodes ADD COLUMN IF NOT EXISTS ephemeral BOOLEAN NOT NULL DEFAULT false;
+CREATE INDEX IF NOT EXISTS registry_nodes_ephemeral ON registry_nodes (last_seen) WHERE ephemeral;
+`,
+  },
 ];
 
 interface NodeRow {
@@ -73,6 +81,7 @@ interface NodeRow {
   last_seen: string;
   observed: string | null;
   lan_endpoints: string;
+  ephemeral: boolean;
 }
 
 interface PairRow {
@@ -110,6 +119,7 @@ function toRecord(r: NodeRow): NodeRecord {
     lastSeen: num(r.last_seen),
     observed: r.observed,
     lanEndpoints: lan,
+    ephemeral: r.ephemeral === true,
   };
 }
 
@@ -204,9 +214,9 @@ export class PostgresStore implements RegistryStore {
       row = (
         await c.query<NodeRow>(
           `UPDATE registry_nodes SET email = $1, hostname = COALESCE($2, hostname), public = COALESCE($3, public), active = true,
-             last_seen = $4, observed = COALESCE($5, observed), lan_endpoints = COALESCE($6, lan_endpoints)
+             last_seen = $4, observed = COALESCE($5, observed), lan_endpoints = COALESCE($6, lan_endpoints), ephemeral = ephemeral OR $8
            WHERE public_key = $7 RETURNING *`,
-          [inp.email, inp.hostname ?? null, inp.public ?? null, inp.now, inp.observed ?? null, lan, inp.publicKey],
+          [inp.email, inp.hostname ?? null, inp.public ?? null, inp.now, inp.observed ?? null, lan, inp.publicKey, inp.ephemeral === true],
         )
       ).rows[0];
     } else {
@@ -225,9 +235,20 @@ export class PostgresStore implements RegistryStore {
       if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
       row = (
         await c.query<NodeRow>(
-          `INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
-           VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8, $9) RETURNING *`,
-          [this.network, id, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ?? false, inp.now, inp.observed ?? null, lan ?? '[]'],
+          `INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
+           VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8, $9, $10) RETURNING *`,
+          [
+            this.network,
+            id,
+            inp.publicKey,
+            inp.email,
+            inp.hostname ?? null,
+            inp.public ?? false,
+            inp.now,
+            inp.observed ?? null,
+            lan ?? '[]',
+            inp.ephemeral === true,
+          ],
         )
       ).rows[0];
     }
@@ -289,6 +310,34 @@ export class PostgresStore implements RegistryStore {
       [publicKey],
     );
     if (r.rowCount === 0) throw notRegistered();
+  }
+
+  // ---------------- ephemeral nodes ----------------
+
+  async markEphemeral(publicKey: Buffer): Promise<void> {
+    const r = await this.pool.query('UPDATE registry_nodes SET ephemeral = true WHERE public_key = $1', [publicKey]);
+    if (r.rowCount === 0) throw notRegistered();
+  }
+
+  remove(publicKey: Buffer): Promise<NodeRecord | undefined> {
+    return this.tx(async (c) => {
+      // DELETE … RETURNING: of two instances removing the same node, one gets the row.
+      const row = (await c.query<NodeRow>('DELETE FROM registry_nodes WHERE public_key = $1 RETURNING *', [publicKey])).rows[0];
+      if (!row) return undefined;
+      const rec = toRecord(row);
+      const k = addressKey(rec.address);
+      await c.query('DELETE FROM registry_trust_pairs WHERE a = $1 OR b = $1', [k]);
+      await c.query('DELETE FROM registry_trust_requests WHERE from_addr = $1 OR to_addr = $1', [k]);
+      return rec;
+    });
+  }
+
+  async listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]> {
+    const r = await this.pool.query<NodeRow>('SELECT * FROM registry_nodes WHERE ephemeral AND last_seen < $1 ORDER BY last_seen LIMIT $2', [
+      seenBefore,
+      limit,
+    ]);
+    return r.rows.map(toRecord);
   }
 
   // ---------------- trust ----------------

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS nodes (
   last_seen INTEGER NOT NULL DEFAULT 0,
   observed TEXT,
   lan_endpoints TEXT NOT NULL DEFAULT '[]',
+  ephemeral INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (network, node)
 );
 CREATE TABLE IF NOT EXISTS trust_pairs (
@@ -66,6 +67,7 @@ interface NodeRow {
   last_seen: number;
   observed: string | null;
   lan_endpoints: string;
+  ephemeral: number;
 }
 
 interface PairRow {
@@ -100,6 +102,7 @@ function toRecord(r: NodeRow): NodeRecord {
     lastSeen: r.last_seen,
     observed: r.observed,
     lanEndpoints: lan,
+    ephemeral: r.ephemeral === 1,
   };
 }
 
@@ -159,6 +162,8 @@ export class SqliteStore implements RegistryStore {
     if (!has('trust_pairs', 'stmt_a')) this.db.exec(`ALTER TABLE trust_pairs ADD COLUMN stmt_a TEXT NOT NULL DEFAULT ''`);
     if (!has('trust_pairs', 'stmt_b')) this.db.exec(`ALTER TABLE trust_pairs ADD COLUMN stmt_b TEXT NOT NULL DEFAULT ''`);
     if (!has('trust_requests', 'sig')) this.db.exec(`ALTER TABLE trust_requests ADD COLUMN sig BLOB NOT NULL DEFAULT x''`);
+    if (!has('nodes', 'ephemeral')) this.db.exec(`ALTER TABLE nodes ADD COLUMN ephemeral INTEGER NOT NULL DEFAULT 0`);
+    this.db.exec('CREATE INDEX IF NOT EXISTS nodes_ephemeral ON nodes (last_seen) WHERE ephemeral = 1');
   }
 
   private q(sql: string): Database.Statement {
@@ -202,15 +207,36 @@ export class SqliteStore implements RegistryStore {
       // Omitted fields keep their value (COALESCE); the key proves it is the same node.
       this.q(
         `UPDATE nodes SET email = ?, hostname = COALESCE(?, hostname), public = COALESCE(?, public), active = 1,
-           last_seen = ?, observed = COALESCE(?, observed), lan_endpoints = COALESCE(?, lan_endpoints)
+           last_seen = ?, observed = COALESCE(?, observed), lan_endpoints = COALESCE(?, lan_endpoints), ephemeral = MAX(ephemeral, ?)
          WHERE public_key = ?`,
-      ).run(inp.email, inp.hostname ?? null, inp.public === undefined ? null : inp.public ? 1 : 0, inp.now, inp.observed ?? null, lan, inp.publicKey);
+      ).run(
+        inp.email,
+        inp.hostname ?? null,
+        inp.public === undefined ? null : inp.public ? 1 : 0,
+        inp.now,
+        inp.observed ?? null,
+        lan,
+        inp.ephemeral ? 1 : 0,
+        inp.publicKey,
+      );
     } else {
       const node = this.allocate();
       this.q(
-        `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints)
-         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)`,
-      ).run(this.network, node, inp.publicKey, inp.email, inp.hostname ?? null, inp.public ? 1 : 0, inp.now, inp.now, inp.observed ?? null, lan ?? '[]');
+        `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)`,
+      ).run(
+        this.network,
+        node,
+        inp.publicKey,
+        inp.email,
+        inp.hostname ?? null,
+        inp.public ? 1 : 0,
+        inp.now,
+        inp.now,
+        inp.observed ?? null,
+        lan ?? '[]',
+        inp.ephemeral ? 1 : 0,
+      );
     }
     return this.byKeySync(inp.publicKey)!;
   }
@@ -274,6 +300,30 @@ export class SqliteStore implements RegistryStore {
 
   async releaseLapsedHostnames(seenBefore: number): Promise<number> {
     return this.q('UPDATE nodes SET hostname = NULL WHERE hostname IS NOT NULL AND last_seen < ?').run(seenBefore).changes;
+  }
+
+  // ---------------- ephemeral nodes ----------------
+
+  async markEphemeral(publicKey: Buffer): Promise<void> {
+    if (this.q('UPDATE nodes SET ephemeral = 1 WHERE public_key = ?').run(publicKey).changes === 0) throw notRegistered();
+  }
+
+  /** One job of the group commit: the three deletes are atomic (each job runs in a savepoint). */
+  async remove(publicKey: Buffer): Promise<NodeRecord | undefined> {
+    return this.group.run(() => {
+      const rec = this.byKeySync(publicKey);
+      if (!rec) return undefined;
+      const k = addressKey(rec.address);
+      this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ?').run(k, k);
+      this.q('DELETE FROM trust_requests WHERE from_addr = ? OR to_addr = ?').run(k, k);
+      this.q('DELETE FROM nodes WHERE public_key = ?').run(publicKey);
+      return rec;
+    });
+  }
+
+  async listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]> {
+    const rows = this.q('SELECT * FROM nodes WHERE ephemeral = 1 AND last_seen < ? ORDER BY last_seen LIMIT ?').all(seenBefore, limit) as NodeRow[];
+    return rows.map(toRecord);
   }
 
   // ---------------- trust ----------------

@@ -17,6 +17,8 @@ export interface NodeRecord {
   lastSeen: number; // ms, 0 = never
   observed: string | null; // last "ip:port" the rendezvous saw
   lanEndpoints: string[];
+  /** Ephemeral (issue 18): removed on deregister or after a silence, instead of hidden. */
+  ephemeral: boolean;
 }
 
 export interface RegisterInput {
@@ -27,6 +29,8 @@ export interface RegisterInput {
   public?: boolean;
   lanEndpoints?: string[];
   observed?: string;
+  /** true makes the node ephemeral; false/undefined keeps what it was (one way, see protocol.ts). */
+  ephemeral?: boolean;
   now: number;
 }
 
@@ -98,6 +102,18 @@ export interface RegistryStore {
    * forever. The nodes keep their keys and addresses. Returns how many.
    */
   releaseLapsedHostnames(seenBefore: number): Promise<number>;
+
+  // Ephemeral nodes (issue 18).
+  /** Makes the node ephemeral (it joined with an ephemeral invite). Throws NOT_REGISTERED. */
+  markEphemeral(publicKey: Buffer): Promise<void>;
+  /**
+   * Deletes the node and the trust pairs and requests of its address; returns the record,
+   * or undefined if there was none (another instance was first). The node id is never
+   * handed out again: the counter only goes up (SECURITY.md "Ephemeral nodes").
+   */
+  remove(publicKey: Buffer): Promise<NodeRecord | undefined>;
+  /** Ephemeral nodes whose stored last_seen is before `seenBefore` (ms), oldest first, at most `limit`. */
+  listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]>;
 
   // Trust. Pairs are unordered: the store keeps them with a < b (and swaps
   // stmt/sig with them).

@@ -122,6 +122,52 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
     }),
   );
 
+  t('ephemeral nodes: the flag is one way; remove deletes the node, its trust pairs and requests; ids are never reused', () =>
+    withStore(f, async (s) => {
+      const eph = key();
+      const peer = key();
+      const other = key();
+      const e = await s.register({ publicKey: eph, email: 'e@x.io', hostname: 'worker', ephemeral: true, now: 1000 });
+      const p = await s.register({ publicKey: peer, email: 'p@x.io', now: 1000 });
+      const o = await s.register({ publicKey: other, email: 'o@x.io', now: 1000 });
+      assert.equal(e.ephemeral, true);
+      assert.equal(p.ephemeral, false);
+      assert.equal((await s.register({ publicKey: eph, email: 'e@x.io', ephemeral: false, now: 1500 })).ephemeral, true, 'false does not clear it');
+      await s.markEphemeral(other);
+      assert.equal((await s.getByKey(other))?.ephemeral, true);
+      await assert.rejects(s.markEphemeral(key()), isCode('NOT_REGISTERED'));
+      await s.touch(other, { observed: '1.2.3.4:5', now: 5000 });
+      assert.deepEqual(
+        (await s.listEphemeralSeenBefore(2000, 10)).map((r) => r.publicKey.toString('hex')),
+        [eph.toString('hex')],
+        'only ephemeral nodes last seen before the cut-off',
+      );
+      assert.equal((await s.listEphemeralSeenBefore(9000, 1)).length, 1, 'limit');
+      const stmt = { stmtA: 'a', sigA: Buffer.alloc(64, 1), stmtB: 'b', sigB: Buffer.alloc(64, 2), created: 1 };
+      await s.putTrustPair({ a: e.address, b: p.address, ...stmt });
+      await s.putTrustPair({ a: p.address, b: o.address, ...stmt });
+      await s.putTrustRequest({ from: e.address, to: o.address, reason: '', statement: 's', sig: Buffer.alloc(64), created: 1 });
+      await s.putTrustRequest({ from: o.address, to: e.address, reason: '', statement: 's', sig: Buffer.alloc(64), created: 1 });
+      const gone = await s.remove(eph);
+      assert.deepEqual(gone?.address, e.address);
+      assert.equal(await s.remove(eph), undefined, 'a second remove (another instance) finds nothing');
+      assert.equal(await s.getByKey(eph), undefined);
+      assert.equal(await s.getByAddress(e.address), undefined, 'the address no longer resolves');
+      assert.equal(await s.getByHostname('worker'), undefined);
+      assert.equal(await s.getTrustPair(e.address, p.address), undefined);
+      assert.ok(await s.getTrustPair(p.address, o.address), 'other pairs stay');
+      assert.equal(await s.getTrustRequest(e.address, o.address), undefined);
+      assert.equal(await s.getTrustRequest(o.address, e.address), undefined);
+      // The hostname is free at once; the node id is not handed out again, not even to the same key.
+      const taker = await s.register({ publicKey: key(), email: 't@x.io', hostname: 'worker', now: 6000 });
+      assert.equal(taker.hostname, 'worker');
+      assert.notDeepEqual(taker.address, e.address);
+      const back = await s.register({ publicKey: eph, email: 'e@x.io', now: 7000 });
+      assert.ok(addressKey(back.address) > addressKey(taker.address), 'a new, higher id');
+      assert.equal(back.ephemeral, false, 'a new record starts permanent unless asked');
+    }),
+  );
+
   t('trust pairs and trust requests', () =>
     withStore(f, async (s) => {
       const a = makeAddress(0, 5);
