@@ -104,9 +104,27 @@ interface RunResult {
   rendezvousPeakRssMiB: number[];
 }
 
+/** What to stop if the run is interrupted (Ctrl-C, a crash): rendezvous processes, the PostgreSQL cluster. */
+const cleanups = new Set<() => unknown>();
+const cleanUpAndExit = (code: number) => async (): Promise<void> => {
+  for (const c of cleanups) await Promise.resolve(c()).catch(() => {});
+  process.exit(code);
+};
+process.once('SIGINT', cleanUpAndExit(130));
+process.once('SIGTERM', cleanUpAndExit(143));
+process.once('uncaughtException', (err) => {
+  console.error(err);
+  void cleanUpAndExit(1)();
+});
+
 async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
   let pg: PgCluster | undefined;
   const rdvs: RendezvousProcess[] = [];
+  const cleanup = (): void => {
+    for (const r of rdvs) r.proc.kill('SIGKILL');
+    pg?.stop();
+  };
+  cleanups.add(cleanup);
   // The agents' homes go to tmpfs where there is one (as a container's often are): their start
   // writes keys and state with fsync, and in one process those block every agent's event loop.
   const work = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'pilot-fleet-bench-'));
@@ -273,6 +291,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     await Promise.all(nodes.map((n) => n.close().catch(() => {})));
     for (const r of rdvs) await r.stop();
     pg?.stop();
+    cleanups.delete(cleanup);
     fs.rmSync(work, { recursive: true, force: true });
   }
 }

@@ -2,6 +2,7 @@
 //   cluster_instances  id, advertised UDP host:port, last_seen (refreshed every 5 s)
 //   cluster_presence   which instance each online node is at, its endpoints, last_seen
 //   cluster_secret     one random key: tags relay packets between instances
+//   cluster_server_key the server identity every instance answers with (sharedServerIdentity)
 // Pushes and cache invalidations travel as NOTIFY (channel pilot_rdv for all,
 // pilot_rdv_<id> for one instance); relay packets go straight from instance to
 // instance over UDP (relay-forward.ts), never through the database.
@@ -16,6 +17,31 @@ import { int, notArray } from '../util/schema.ts';
 import type { Cluster, ClusterEvents, RelayTarget, RemotePresence } from './cluster.ts';
 import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
 import { parseLanEndpoints } from './store/lan-column.ts';
+import { identityFromSecretKey, type Identity } from '../registry/signing.ts';
+import { PilotError } from '../util/errors.ts';
+
+/**
+ * The server key of a cluster: every instance sharing the database answers, signs pushes and
+ * signs member tickets with ONE key, so a daemon that pinned it may talk to any instance (fail
+ * over, DNS round robin) and a member's ticket from one instance verifies at a peer homed at
+ * another (each instance used its own data dir's key: half of a two-instance fleet refused the
+ * other half's tickets). The first instance to start offers its own key; every one uses the
+ * key that won. Whoever can read the database could already rewrite the registry it holds.
+ */
+export async function sharedServerIdentity(pool: pg.Pool, local: Identity, log: Logger): Promise<Identity> {
+  await pool.query('CREATE TABLE IF NOT EXISTS cluster_server_key (id INTEGER PRIMARY KEY CHECK (id = 1), secret BYTEA NOT NULL)');
+  await pool.query('INSERT INTO cluster_server_key (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [Buffer.from(local.secretKey)]);
+  const row = (await pool.query<{ secret: Buffer }>('SELECT secret FROM cluster_server_key WHERE id = 1')).rows[0];
+  const id = row ? identityFromSecretKey(Buffer.from(row.secret)) : null;
+  if (!id)
+    throw new PilotError('INTERNAL', 'the cluster server key in the database is not an Ed25519 secret key', 'restore table cluster_server_key from a backup');
+  if (!id.publicKey.equals(local.publicKey))
+    log.warn(
+      { cluster: id.publicKey.toString('base64') },
+      "this instance answers with the cluster's server key (kept in the database); its own server.key is not used",
+    );
+  return id;
+}
 
 const MIGRATIONS: Migration[] = [
   {

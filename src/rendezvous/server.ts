@@ -109,7 +109,7 @@ async function openSqliteStore(file: string): Promise<RegistryStore> {
 
 export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvous> {
   const log = opts.logger ?? silentLogger();
-  const identity = loadOrCreateServerIdentity(opts.dataDir);
+  const localIdentity = loadOrCreateServerIdentity(opts.dataDir);
   if (opts.store && opts.storeUrl) throw new PilotError('BAD_ARGUMENT', 'store and storeUrl are exclusive');
   const advertiseHost = opts.advertise?.host ?? opts.host;
   if (opts.storeUrl && isWildcard(advertiseHost)) {
@@ -131,7 +131,10 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     ? await (await import('./store/postgres-store.ts')).PostgresStore.open(opts.storeUrl) // pg itself: see connectPg
     : undefined;
   const store: RegistryStore = opts.store ?? pgStore ?? (await openSqliteStore(path.join(opts.dataDir, 'registry.db')));
-  const cluster = pgStore ? new (await import('./pg-cluster.ts')).PgCluster(pgStore.pool, opts.storeUrl!, log) : undefined;
+  const pgCluster = pgStore ? await import('./pg-cluster.ts') : undefined;
+  const cluster = pgStore ? new pgCluster!.PgCluster(pgStore.pool, opts.storeUrl!, log) : undefined;
+  // Instances sharing a database share one server key (pg-cluster.ts: sharedServerIdentity).
+  const identity = pgStore ? await pgCluster!.sharedServerIdentity(pgStore.pool, localIdentity, log) : localIdentity;
   const online = new OnlineIndex();
   const relay = new Relay(online, opts.relayRate ?? DEFAULT_RELAY_RATE, storeRelayPolicy(store), cluster);
   const registry = new RegistryService({

@@ -106,7 +106,10 @@ describe('fleet in the NAT lab: 20 daemons join with a token and nothing else', 
     const ps = await admin.ctl(['network', 'policy', 'fleet', '--set', policy]);
     assert.equal(ps.code, 0, ps.stderr + ps.stdout);
     const ip = await admin.ctl(['network', 'invite', 'fleet', '--tag', 'planner', '--uses', String(plannerHosts.length), '--expires', '1h']);
-    const iw = await admin.ctl(['network', 'invite', 'fleet', '--tag', 'worker', '--uses', String(workerHosts.length), '--expires', '1h']);
+    const iw = await admin.ctl(['network', 'invite', 'fleet', '--tag', 'worker', '--uses', String(workerHosts.length - 1), '--expires', '1h']);
+    // the last worker is an ephemeral agent (a container's): its address is released when it stops
+    const ie = await admin.ctl(['network', 'invite', 'fleet', '--tag', 'worker', '--uses', '1', '--expires', '1h', '--ephemeral']);
+    assert.equal(ie.code, 0, ie.stderr + ie.stdout);
     assert.equal(ip.code, 0, ip.stderr + ip.stdout);
     assert.equal(iw.code, 0, iw.stderr + iw.stdout);
 
@@ -114,7 +117,7 @@ describe('fleet in the NAT lab: 20 daemons join with a token and nothing else', 
     const t0 = Date.now();
     const joins = [
       ...plannerHosts.map((h) => [h, ip.json.data.token, planners] as const),
-      ...workerHosts.map((h) => [h, iw.json.data.token, workers] as const),
+      ...workerHosts.map((h, i) => [h, i === workerHosts.length - 1 ? ie.json.data.token : iw.json.data.token, workers] as const),
     ];
     await pool(joins, 4, async ([h, token, into]) => {
       const a = agent(h);
@@ -243,5 +246,18 @@ describe('fleet in the NAT lab: 20 daemons join with a token and nothing else', 
       left = await holding();
     }
     assert.deepEqual(left, [], 'workers still holding a session with the kicked planner');
+  });
+
+  test('an ephemeral member that stops is gone: its address no longer resolves, its hostname is free', async () => {
+    const eph = workers.find((w) => w.name === 'wlb')!;
+    const t0 = Date.now();
+    await eph.stop();
+    const gone = await admin.ctl(['find', eph.address]);
+    assert.equal(gone.json?.code, 'NOT_FOUND', gone.stdout);
+    const taken = await outsider.ctl(['set-hostname', eph.name]);
+    assert.equal(taken.code, 0, taken.stderr + taken.stdout);
+    console.log(`# the ephemeral member's address was released and its hostname taken by another node ${Date.now() - t0} ms after its stop began`);
+    const m = await admin.ctl(['network', 'members', 'fleet']);
+    assert.ok(!(m.json.data.members as { hostname: string }[]).some((x) => x.hostname === eph.name));
   });
 });

@@ -5,6 +5,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Push } from '../../src/registry/protocol.ts';
+import { verifyTicket } from '../../src/registry/membership.ts';
 import type { PilotError } from '../../src/util/errors.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
 import { relaySend, sleep, startServer, udpPeer, type Peer } from './helpers.ts';
@@ -58,6 +59,13 @@ test('two instances: the last invite use is taken once; pushes and relay cross i
   const late = await admin.p.client.networks.invite({ net });
   const newcomer = await peer(other, 20);
   await newcomer.p.client.networks.join(late.token);
+  // One server key for the cluster: a member's ticket from one instance verifies at a peer homed at
+  // the other (with a key per instance, peers refused every cross-instance member: the fleet bench).
+  assert.ok(s1.publicKey.equals(s2.publicKey), 'the instances answer with one key');
+  for (const m of members) {
+    const [t] = await m.p.client.networks.tickets();
+    assert.equal(verifyTicket(t!.ticket, t!.sig, (m.port === s1.port ? s2 : s1).publicKey, { net, nodeKey: m.p.identity.publicKey }), true);
+  }
   // A member at one instance learns of a join handled at the other from the answer about it.
   assert.deepEqual((await at2.p.client.resolve({ address: newcomer.address })).networks, [{ net, tags: [] }]);
 
