@@ -4,8 +4,12 @@
 //  (1) join: --agents agents start with one join token, --concurrency at a time (a fleet spinning
 //      up); each discovers a tag:worker and completes one request to it (dialAny): the time from
 //      startNode() to the reply's first byte, p50/p99.
-//  (2) churn: --churn agents per second start with an ephemeral token, do the same and stop, for
-//      --secs seconds, while the agents of (1) each make a request every --every ms.
+//  (2) churn: --churn agents per second join with an ephemeral token and leave, for --secs
+//      seconds, while the agents of (1) each make a request every --every ms. --churn-kind light
+//      (default): each churner is a registry client with its own identity and source address
+//      (register, join, find tag:worker, deregister: the whole control-plane load of a join and a
+//      leave, real signatures); daemon: a whole in-process node that also completes a request to
+//      a worker and stops (one process cannot start 100 daemons a second on a 2-core box).
 //  (3) the rendezvous: CPU seconds per phase and peak RSS; errors by code. This process's own CPU is
 //      printed too: on a 2-core box the load generator and the rendezvous share the cores.
 // Runs on SQLite (one instance) and, where PostgreSQL is installed, on two instances sharing it
@@ -15,7 +19,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import dgram from 'node:dgram';
 import { startNode, type PilotNode } from '../src/sdk/index.ts';
+import { RegistryClient } from '../src/registry/client.ts';
+import { generateIdentity } from '../src/registry/signing.ts';
 import type { NetworkMemberInfo } from '../src/ipc/api-types.ts';
 import { pgSkipReason, startPostgres, type PgCluster } from '../test/helpers/postgres.ts';
 import { startRendezvousProcess, type RendezvousProcess } from './load/rendezvous-process.ts';
@@ -32,6 +39,7 @@ const { values: argv } = parseArgs({
     store: { type: 'string', default: 'both' },
     json: { type: 'string' },
     'same-source': { type: 'boolean', default: false },
+    'churn-kind': { type: 'string', default: 'light' },
   },
 });
 const int = (name: 'agents' | 'workers' | 'concurrency' | 'churn' | 'secs' | 'every', min: number): number => {
@@ -235,6 +243,26 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
       const churnErrors: Errors = {};
       let started = 0;
       const inFlight = new Set<Promise<void>>();
+      const lightChurner = async (i: number): Promise<void> => {
+        const s = performance.now();
+        const sock = dgram.createSocket('udp4');
+        const rdv = rdvs[i % rdvs.length]!;
+        const client = new RegistryClient({ identity: generateIdentity(), send: (pkt) => sock.send(pkt, rdv.port, '127.0.0.1'), timeoutMs: 1000, retries: 3 });
+        sock.on('message', (msg) => client.handlePacket(msg));
+        try {
+          await new Promise<void>((r) => sock.bind(0, agentIp(AGENTS + WORKERS + 10 + i), () => r()));
+          await client.register({ email: `churn${i}@example.com`, ephemeral: true });
+          const j = await client.networks.join(churnToken);
+          await client.networks.find({ tag: 'worker', net: j.net, online: true });
+          churnTimes.push(performance.now() - s);
+          await client.deregister();
+        } catch (err) {
+          count(churnErrors, err);
+        } finally {
+          client.close();
+          sock.close();
+        }
+      };
       const oneChurner = async (i: number): Promise<void> => {
         const s = performance.now();
         let n: PilotNode | undefined;
@@ -260,7 +288,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
         await sleep(Math.max(0, due - performance.now()));
         if (inFlight.size >= CHURN * 4) continue;
         started++;
-        const p = oneChurner(k).finally(() => inFlight.delete(p));
+        const p = (argv['churn-kind'] === 'daemon' ? oneChurner(k) : lightChurner(k)).finally(() => inFlight.delete(p));
         inFlight.add(p);
         if (k % CHURN === 0 && k > 0) process.stderr.write(`  ${store}: churn ${k / CHURN}/${SECS} s, ${inFlight.size} in flight\n`);
       }
@@ -305,7 +333,7 @@ const cpu = (p: PhaseResult): string =>
 
 console.log(`# fleet bench: ${machine()}`);
 console.log(
-  `# ${AGENTS} agents (${CONCURRENCY} joining at a time), ${WORKERS} workers; churn ${CHURN}/s for ${SECS} s, steady request every ${EVERY} ms per agent`,
+  `# ${AGENTS} agents (${CONCURRENCY} joining at a time), ${WORKERS} workers; churn ${CHURN}/s for ${SECS} s (${argv['churn-kind']}), steady request every ${EVERY} ms per agent`,
 );
 const stores: ('sqlite' | 'pg')[] = argv.store === 'both' ? ['sqlite', 'pg'] : [argv.store as 'sqlite' | 'pg'];
 const results: RunResult[] = [];

@@ -49,6 +49,9 @@ const program = new Command()
   .option('--hostname-lease <days>', 'a hostname lapses after its node was offline this long; the address stays with the key (default 30; 0 = never)')
   .option('--trust-request-ttl <days>', 'unanswered trust requests are dropped after this (default 7)')
   .option('--source-trust-rate <n/min>', 'trust requests per minute per source address, all its keys together (default 60, as a burst too)')
+  .option('--networks-per-admin <n>', 'fleets: networks one admin key may administer (default 16)')
+  .option('--members-per-network <n>', 'fleets: members of one network (default 10000)')
+  .option('--request-rate <req/s>', 'registry requests per second per source address, bursts of 2 s (default 500; a fleet behind one NAT address shares it)')
   .option('--ephemeral-timeout <seconds>', 'an ephemeral node silent this long is removed, its address and hostname released (default 120)')
   .option(
     '--invite-tokens <tokens|@file>',
@@ -76,6 +79,7 @@ async function main(): Promise<void> {
       adminTokenFile?: string;
       store?: string;
       advertise?: string;
+      requestRate?: string;
     }
   >();
   if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
@@ -98,6 +102,9 @@ async function main(): Promise<void> {
   const relayRate = Number(opts.relayRate);
   if (!Number.isFinite(relayRate) || relayRate < 1000)
     throw new PilotError('BAD_ARGUMENT', `bad --relay-rate ${opts.relayRate}`, 'bytes per second per node, at least 1000');
+  const requestRate = opts.requestRate === undefined ? undefined : Number(opts.requestRate);
+  if (requestRate !== undefined && (!Number.isFinite(requestRate) || requestRate < 10))
+    throw new PilotError('BAD_ARGUMENT', `bad --request-rate ${opts.requestRate}`, 'registry requests per second per source address, at least 10');
   const cookieRotate = Number(opts.cookieRotate);
   if (!Number.isFinite(cookieRotate) || cookieRotate < 30 || cookieRotate > 3600)
     throw new PilotError(
@@ -126,6 +133,7 @@ async function main(): Promise<void> {
     registryLimits,
     replayCacheSize: registryLimits.replayCacheSize,
     relayRate: { perSec: relayRate, burst: relayRate / 2 },
+    ...(requestRate !== undefined ? { requestRate: { perSec: requestRate, burst: 2 * requestRate } } : {}),
     cookieRotateMs: cookieRotate * 1000,
     ...(altPort !== undefined ? { altPort } : {}),
     ...(http ? { http } : {}),

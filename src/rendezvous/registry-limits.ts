@@ -28,6 +28,9 @@ export interface RegistryLimits {
   inviteTokens: string[];
   /** An ephemeral node (or member) silent this long (ms) is removed, its address and hostname released (issue 18). */
   ephemeralTimeoutMs: number;
+  /** Fleets: networks one admin key may administer; members of one network. */
+  networksPerAdmin: number;
+  membersPerNetwork: number;
 }
 
 const DAY = 24 * 3600 * 1000;
@@ -45,6 +48,8 @@ export const DEFAULT_REGISTRY_LIMITS: RegistryLimits = {
   trustRequestSourceRate: { perSec: 1, burst: 60 },
   inviteTokens: [],
   ephemeralTimeoutMs: 120_000,
+  networksPerAdmin: 16,
+  membersPerNetwork: 10_000,
 };
 
 export function registryLimits(over: Partial<RegistryLimits> = {}): RegistryLimits {
@@ -68,12 +73,20 @@ export interface LimitFlags {
   /** Comma-separated tokens, or @FILE with one token a line. */
   inviteTokens?: string;
   ephemeralTimeout?: string;
+  networksPerAdmin?: string;
+  membersPerNetwork?: string;
 }
 
 function num(flag: string, v: string | undefined, min: number, unit: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
   if (!Number.isFinite(n) || n < min) throw new PilotError('BAD_ARGUMENT', `bad --${flag} ${v}`, `${unit}, at least ${min}`);
+  return n;
+}
+
+function int(flag: string, v: string | undefined, min: number, unit: string): number | undefined {
+  const n = num(flag, v, min, unit);
+  if (n !== undefined && !Number.isInteger(n)) throw new PilotError('BAD_ARGUMENT', `bad --${flag} ${v}`, `a whole number of ${unit}, at least ${min}`);
   return n;
 }
 
@@ -103,6 +116,8 @@ export function limitsFromFlags(f: LimitFlags): Partial<RegistryLimits> {
   if (f.inviteTokens !== undefined) set('inviteTokens', parseInviteTokens(f.inviteTokens));
   const eph = num('ephemeral-timeout', f.ephemeralTimeout, 1, 'seconds');
   if (eph !== undefined) set('ephemeralTimeoutMs', eph * 1000);
+  set('networksPerAdmin', int('networks-per-admin', f.networksPerAdmin, 1, 'networks per admin key'));
+  set('membersPerNetwork', int('members-per-network', f.membersPerNetwork, 1, 'members per network'));
   return out;
 }
 

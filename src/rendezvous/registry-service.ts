@@ -138,6 +138,8 @@ export class RegistryService {
     // One limit for ephemeral nodes and memberships (--ephemeral-timeout); swept at least 8 times per timeout.
     this.net = new NetworkState(opts.identity, {
       ephemeralSilenceMs: limits.ephemeralTimeoutMs,
+      networksPerAdmin: limits.networksPerAdmin,
+      membersPerNetwork: limits.membersPerNetwork,
       ephemeralSweepMs: Math.min(NETWORK_LIMITS.ephemeralSweepMs, Math.max(1000, limits.ephemeralTimeoutMs / 8)),
     });
     this.routability = opts.routability ?? new ReturnRoutability();

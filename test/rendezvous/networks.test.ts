@@ -3,6 +3,7 @@
 // discovery, relay between co-members, paging.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { limitsFromFlags } from '../../src/rendezvous/registry-limits.ts';
 import { SqliteStore } from '../../src/rendezvous/store/sqlite-store.ts';
 import { NetworkState, sweepEphemeral } from '../../src/rendezvous/network-handlers.ts';
 import { OnlineIndex } from '../../src/rendezvous/online-index.ts';
@@ -38,9 +39,9 @@ function pushes(p: Peer) {
   };
 }
 
-async function setup(t: { after(fn: () => Promise<unknown>): void }, n: number) {
+async function setup(t: { after(fn: () => Promise<unknown>): void }, n: number, extra: Parameters<typeof startServer>[0] = {}) {
   const store = new SqliteStore(':memory:');
-  const s = await startServer({ store });
+  const s = await startServer({ store, ...extra });
   const peers: Peer[] = [];
   const addrs: string[] = [];
   for (let i = 0; i < n; i++) {
@@ -441,4 +442,17 @@ test('ephemeral members leave their networks on deregister, and after 2 min of s
     [addrs[2]],
     'the non-ephemeral member stays',
   );
+});
+
+test('pilot-rendezvous --members-per-network / --networks-per-admin: the limits come from the flags, checked', async (t) => {
+  assert.deepEqual(limitsFromFlags({ membersPerNetwork: '2', networksPerAdmin: '1' }), { membersPerNetwork: 2, networksPerAdmin: 1 });
+  assert.throws(() => limitsFromFlags({ membersPerNetwork: '1.5' }), code('BAD_ARGUMENT', /members-per-network/));
+  const { peers } = await setup(t, 4, { registryLimits: limitsFromFlags({ membersPerNetwork: '2', networksPerAdmin: '1' }) });
+  const [admin, a, b, c] = peers as [Peer, Peer, Peer, Peer];
+  const { net } = await admin.client.networks.create('small');
+  await assert.rejects(admin.client.networks.create('second'), code('QUOTA_EXCEEDED', /1 network/));
+  const inv = await admin.client.networks.invite({ net });
+  await a.client.networks.join(inv.token);
+  await b.client.networks.join(inv.token);
+  await assert.rejects(c.client.networks.join(inv.token), code('QUOTA_EXCEEDED', /full/));
 });
