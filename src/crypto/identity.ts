@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sodium from 'sodium-native';
 import { PilotError } from '../util/errors.ts';
+import { syncDir } from '../util/atomic-file.ts';
 
 export const PUBLIC_KEY_BYTES = 32;
 export const SECRET_KEY_BYTES = 64;
@@ -96,19 +97,6 @@ function writeNew(file: string, body: string): void {
     throw new PilotError('INTERNAL', `cannot write ${file}: ${(err as Error).message}`, 'check that the Pilot home directory is writable');
   } finally {
     fs.rmSync(tmp, { force: true });
-  }
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // Not supported everywhere; the rename itself is already atomic.
   }
 }
 

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { generateIdentity, identityFileText, IDENTITY_FILE, readIdentityFile, type Identity } from '../crypto/identity.ts';
 import { MAX_ROTATION_CHAIN, signRotation, verifyRotation, type SignedRotation } from '../registry/rotation.ts';
 import { PilotError } from '../util/errors.ts';
-import { writeFileAtomic } from '../util/atomic-file.ts';
+import { syncDir, writeFileAtomic } from '../util/atomic-file.ts';
 import type { Address } from '../wire/address.ts';
 
 export const PENDING_IDENTITY_FILE = 'identity.next.json';
@@ -21,19 +21,6 @@ export const PENDING_IDENTITY_FILE = 'identity.next.json';
 export interface PendingRotation {
   next: Identity;
   rotation: SignedRotation;
-}
-
-function syncDir(dir: string): void {
-  try {
-    const fd = fs.openSync(dir, 'r');
-    try {
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch {
-    // not supported everywhere; the rename is atomic anyway
-  }
 }
 
 /** Step 1: a new key and the statement, on disk before the rendezvous hears of them. */

@@ -22,6 +22,20 @@ export function writeFileAtomic(file: string, data: string | Buffer, mode = 0o60
   }
 }
 
+/** fsync a directory, so a rename into it survives a power cut (not supported everywhere: then a no-op; the rename is atomic anyway). */
+export function syncDir(dir: string): void {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    try {
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    // not supported everywhere
+  }
+}
+
 export function writeJsonAtomic(file: string, value: unknown): void {
   writeFileAtomic(file, JSON.stringify(value, null, 2) + '\n');
 }

@@ -2,10 +2,10 @@
 // sqlite-rotation.ts, as one transaction that locks the node's row, so two
 // rendezvous instances sharing the registry cannot both rotate one address.
 import type pg from 'pg';
-import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
+import { addressKey, type Address } from '../../wire/address.ts';
 import type { Migration } from './postgres-connect.ts';
 import type { KeyRotationRecord } from './store.ts';
-import { rotationErrors } from './rotation-errors.ts';
+import { addressFromKey, rotationErrors, rotationRow, type RotationRow } from './rotation-errors.ts';
 
 /** Append-only (applied by PostgresStore.open after the registry's and the networks' migrations). */
 export const ROTATION_MIGRATIONS: Migration[] = [
@@ -31,31 +31,7 @@ CREATE TABLE IF NOT EXISTS registry_retired_keys (
   },
 ];
 
-interface RotationRow {
-  address: string;
-  seq: number;
-  old_key: Buffer;
-  new_key: Buffer;
-  statement: string;
-  sig: Buffer;
-  created: string;
-}
-
-const fromKey = (k: string | number): Address => {
-  const n = Number(k);
-  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
-};
-
-function rotationRow(r: RotationRow): KeyRotationRecord {
-  return {
-    address: fromKey(r.address),
-    oldKey: Buffer.from(r.old_key),
-    newKey: Buffer.from(r.new_key),
-    statement: r.statement,
-    sig: Buffer.from(r.sig),
-    created: Number(r.created),
-  };
-}
+const fromKey = addressFromKey;
 
 /** Runs inside a transaction. */
 export async function rotateTx(c: pg.PoolClient, r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): Promise<'rotated' | 'already'> {
@@ -67,7 +43,7 @@ export async function rotateTx(c: pg.PoolClient, r: KeyRotationRecord, opts: { k
     ])
   ).rows[0];
   if (!node) throw rotationErrors.noNode(r.address);
-  const last = (await c.query<RotationRow>('SELECT * FROM registry_key_rotations WHERE address = $1 ORDER BY seq DESC LIMIT 1', [a])).rows[0];
+  const last = (await c.query<RotationRow & { seq: number }>('SELECT * FROM registry_key_rotations WHERE address = $1 ORDER BY seq DESC LIMIT 1', [a])).rows[0];
   const current = Buffer.from(node.public_key);
   if (current.equals(r.newKey) && last && Buffer.from(last.old_key).equals(r.oldKey) && Buffer.from(last.new_key).equals(r.newKey)) return 'already';
   if (!current.equals(r.oldKey)) throw rotationErrors.notCurrent(r.address);

@@ -1,7 +1,36 @@
-// Errors of RegistryStore.rotateKey, shared by the SQLite and PostgreSQL stores
-// so both answer a refused rotation with the same code and hint.
+// Errors and the row mapping of RegistryStore.rotateKey, shared by the SQLite and PostgreSQL
+// stores so both answer a refused rotation with the same code and hint, and read rows alike
+// (PostgreSQL's BIGINT columns arrive as strings, SQLite's as numbers).
 import { PilotError } from '../../util/errors.ts';
-import { formatAddress, type Address } from '../../wire/address.ts';
+import { formatAddress, makeAddress, type Address } from '../../wire/address.ts';
+import type { KeyRotationRecord } from './store.ts';
+
+/** A key_rotations row as either driver returns it. */
+export interface RotationRow {
+  address: number | string;
+  old_key: Buffer;
+  new_key: Buffer;
+  statement: string;
+  sig: Buffer;
+  created: number | string;
+}
+
+/** A stored address key (network << 32 | node) back to an address. */
+export const addressFromKey = (k: number | string): Address => {
+  const n = Number(k);
+  return makeAddress(Math.floor(n / 0x100000000), n % 0x100000000);
+};
+
+export function rotationRow(r: RotationRow): KeyRotationRecord {
+  return {
+    address: addressFromKey(r.address),
+    oldKey: Buffer.from(r.old_key),
+    newKey: Buffer.from(r.new_key),
+    statement: r.statement,
+    sig: Buffer.from(r.sig),
+    created: Number(r.created),
+  };
+}
 
 export const rotationErrors = {
   noNode: (a: Address) => new PilotError('NOT_FOUND', `no node with address ${formatAddress(a)}`, "the rotation statement must name this node's own address"),

@@ -2,9 +2,9 @@
 // address and moves everything keyed by the node key (network admin, member
 // rows, kicks, self tags) to the new key. Tables are additive.
 import type Database from 'better-sqlite3';
-import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
+import { addressKey, type Address } from '../../wire/address.ts';
 import type { KeyRotationRecord } from './store.ts';
-import { rotationErrors } from './rotation-errors.ts';
+import { addressFromKey, rotationErrors, rotationRow, type RotationRow } from './rotation-errors.ts';
 
 export const ROTATION_SCHEMA = `
 CREATE TABLE IF NOT EXISTS key_rotations (
@@ -24,34 +24,16 @@ CREATE TABLE IF NOT EXISTS retired_keys (
 );
 `;
 
-interface RotationRow {
-  address: number;
-  old_key: Buffer;
-  new_key: Buffer;
-  statement: string;
-  sig: Buffer;
-  created: number;
-}
-
-const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
-
-export function rotationRow(r: RotationRow): KeyRotationRecord {
-  return {
-    address: fromKey(r.address),
-    oldKey: Buffer.from(r.old_key),
-    newKey: Buffer.from(r.new_key),
-    statement: r.statement,
-    sig: Buffer.from(r.sig),
-    created: r.created,
-  };
-}
+const fromKey = addressFromKey;
 
 /** Runs inside a transaction. Returns 'already' for a repeat of the newest rotation. */
 export function rotateSync(q: (sql: string) => Database.Statement, r: KeyRotationRecord, opts: { keep: number; minIntervalMs: number }): 'rotated' | 'already' {
   const a = addressKey(r.address);
   const node = q('SELECT public_key FROM nodes WHERE network = ? AND node = ?').get(r.address.network, r.address.node) as { public_key: Buffer } | undefined;
   if (!node) throw rotationErrors.noNode(r.address);
-  const last = q('SELECT * FROM key_rotations WHERE address = ? ORDER BY seq DESC LIMIT 1').get(a) as (RotationRow & { seq: number }) | undefined;
+  const last = q('SELECT * FROM key_rotations WHERE address = ? ORDER BY seq DESC LIMIT 1').get(a) as
+    | (RotationRow & { seq: number; created: number })
+    | undefined;
   const current = Buffer.from(node.public_key);
   if (current.equals(r.newKey) && last && Buffer.from(last.old_key).equals(r.oldKey) && Buffer.from(last.new_key).equals(r.newKey)) return 'already';
   if (!current.equals(r.oldKey)) throw rotationErrors.notCurrent(r.address);
