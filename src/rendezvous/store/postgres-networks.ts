@@ -1,7 +1,8 @@
 // PostgreSQL half of the fleet store (network-store.ts). Several rendezvous instances
-// write at once, so each read-modify-write is one transaction holding an advisory lock
-// on what it counts: the network (joins, invites, audit) or the admin key (quota). Two
-// joins at two instances therefore cannot both take the last use of an invite.
+// write at once, so each read-modify-write holds an advisory lock on what it counts: the
+// network (joins, invites, audit) or the admin key (quota). Two joins at two instances
+// therefore cannot both take the last use of an invite. The hot ones (join, audit append)
+// are server-side functions, one round trip each, so the lock is never held across the network.
 import type pg from 'pg';
 import { addressKey, type Address } from '../../wire/address.ts';
 import { inTransaction, type Migration } from './postgres-connect.ts';
@@ -114,6 +115,53 @@ CREATE TABLE IF NOT EXISTS registry_node_tags (
 CREATE INDEX IF NOT EXISTS registry_node_tags_tag ON registry_node_tags (tag, key);
 `,
   },
+  {
+    // A join and an audit append as one server-side call each (one round trip, no BEGIN/COMMIT
+    // from the client): the network's lock is held for the function's few microseconds, not for
+    // seven client round trips. Same lock names as the client-side transactions of this file
+    // (hashtext of 'pilot-net:<id>' / 'pilot-net-audit:<id>'), so both kinds exclude each other.
+    id: 'networks-2-functions',
+    sql: `
+CREATE OR REPLACE FUNCTION pilot_net_join(p_net INTEGER, p_key BYTEA, p_address BIGINT, p_tags TEXT, p_ephemeral BOOLEAN, p_joined BIGINT,
+  p_invite BYTEA, p_cert BYTEA, p_cert_sig BYTEA, p_binding BYTEA, p_binding_sig BYTEA, p_now_s BIGINT, p_max BIGINT)
+RETURNS TABLE (why TEXT, already BOOLEAN, joined BIGINT) LANGUAGE plpgsql AS $$
+DECLARE
+  inv registry_net_invites%ROWTYPE;
+  was BOOLEAN;
+  j BIGINT;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pilot-net:' || p_net));
+  SELECT * INTO inv FROM registry_net_invites i WHERE i.net = p_net AND i.id = p_invite;
+  IF NOT FOUND THEN RETURN QUERY SELECT 'unknown'::TEXT, false, 0::BIGINT; RETURN; END IF;
+  IF inv.revoked THEN RETURN QUERY SELECT 'revoked'::TEXT, false, 0::BIGINT; RETURN; END IF;
+  IF inv.exp <> 0 AND p_now_s >= inv.exp THEN RETURN QUERY SELECT 'expired'::TEXT, false, 0::BIGINT; RETURN; END IF;
+  was := EXISTS (SELECT 1 FROM registry_net_members m WHERE m.net = p_net AND m.key = p_key);
+  IF NOT was THEN
+    IF inv.uses <> 0 AND inv.used >= inv.uses THEN RETURN QUERY SELECT 'used-up'::TEXT, false, 0::BIGINT; RETURN; END IF;
+    IF (SELECT COUNT(*) FROM registry_net_members m WHERE m.net = p_net) >= p_max THEN
+      RETURN QUERY SELECT 'full'::TEXT, false, 0::BIGINT; RETURN;
+    END IF;
+    UPDATE registry_net_invites i SET used = i.used + 1 WHERE i.net = p_net AND i.id = p_invite;
+  END IF;
+  INSERT INTO registry_net_members AS m (net, key, address, tags, ephemeral, joined, invite_id, cert, cert_sig, binding, binding_sig)
+    VALUES (p_net, p_key, p_address, p_tags, p_ephemeral, p_joined, p_invite, p_cert, p_cert_sig, p_binding, p_binding_sig)
+    ON CONFLICT (net, key) DO UPDATE SET address = excluded.address, tags = excluded.tags, ephemeral = excluded.ephemeral,
+      invite_id = excluded.invite_id, cert = excluded.cert, cert_sig = excluded.cert_sig, binding = excluded.binding, binding_sig = excluded.binding_sig
+    RETURNING m.joined INTO j;
+  RETURN QUERY SELECT NULL::TEXT, was, j;
+END $$;
+CREATE OR REPLACE FUNCTION pilot_net_audit(p_net INTEGER, p_ts BIGINT, p_actor BIGINT, p_action TEXT, p_detail TEXT, p_stmt TEXT, p_sig BYTEA, p_keep BIGINT)
+RETURNS BIGINT LANGUAGE plpgsql AS $$
+DECLARE s BIGINT;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pilot-net-audit:' || p_net));
+  SELECT COALESCE(MAX(a.seq), 0) + 1 INTO s FROM registry_net_audit a WHERE a.net = p_net;
+  INSERT INTO registry_net_audit (net, seq, ts, actor, action, detail, stmt, sig) VALUES (p_net, s, p_ts, p_actor, p_action, p_detail, p_stmt, p_sig);
+  DELETE FROM registry_net_audit a WHERE a.net = p_net AND a.seq <= s - p_keep;
+  RETURN s;
+END $$;
+`,
+  },
 ];
 
 export class PgNetworks implements NetworkStore {
@@ -205,35 +253,31 @@ export class PgNetworks implements NetworkStore {
     return ((await this.pool.query('UPDATE registry_net_invites SET revoked = true WHERE net = $1 AND id = $2 AND NOT revoked', [net, id])).rowCount ?? 0) > 0;
   }
 
-  join(
+  async join(
     m: MemberRecord,
     opts: { now: number; maxMembers: number },
   ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }> {
-    return this.tx(`pilot-net:${m.net}`, async (c) => {
-      const r = (await c.query('SELECT * FROM registry_net_invites WHERE net = $1 AND id = $2', [m.net, m.inviteId])).rows[0];
-      if (!r) return { ok: false as const, why: 'unknown' as const };
-      const inv = inviteRow(r);
-      if (inv.revoked) return { ok: false as const, why: 'revoked' as const };
-      if (inv.exp !== 0 && Math.floor(opts.now / 1000) >= inv.exp) return { ok: false as const, why: 'expired' as const };
-      const existing = ((await c.query('SELECT 1 FROM registry_net_members WHERE net = $1 AND key = $2', [m.net, m.key])).rowCount ?? 0) > 0;
-      if (!existing) {
-        if (inv.uses !== 0 && inv.used >= inv.uses) return { ok: false as const, why: 'used-up' as const };
-        const n = num((await c.query('SELECT COUNT(*) AS n FROM registry_net_members WHERE net = $1', [m.net])).rows[0].n);
-        if (n >= opts.maxMembers) return { ok: false as const, why: 'full' as const };
-        await c.query('UPDATE registry_net_invites SET used = used + 1 WHERE net = $1 AND id = $2', [m.net, m.inviteId]);
-      }
-      const row = (
-        await c.query(
-          `INSERT INTO registry_net_members (net, key, address, tags, ephemeral, joined, invite_id, cert, cert_sig, binding, binding_sig)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-           ON CONFLICT (net, key) DO UPDATE SET address = excluded.address, tags = excluded.tags, ephemeral = excluded.ephemeral,
-             invite_id = excluded.invite_id, cert = excluded.cert, cert_sig = excluded.cert_sig, binding = excluded.binding, binding_sig = excluded.binding_sig
-           RETURNING *`,
-          [m.net, m.key, addressKey(m.address), tagsColumn(m.tags), m.ephemeral, m.joined, m.inviteId, m.cert, m.certSig, m.binding, m.bindingSig],
-        )
-      ).rows[0];
-      return { ok: true as const, member: memberRow(row), already: existing };
-    });
+    // One call (pilot_net_join, migration networks-2-functions): check the invite, count, take a use, upsert.
+    const r = (
+      await this.rows('SELECT * FROM pilot_net_join($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)', [
+        m.net,
+        m.key,
+        addressKey(m.address),
+        tagsColumn(m.tags),
+        m.ephemeral,
+        m.joined,
+        m.inviteId,
+        m.cert,
+        m.certSig,
+        m.binding,
+        m.bindingSig,
+        Math.floor(opts.now / 1000),
+        opts.maxMembers,
+      ])
+    )[0]!;
+    if (r.why !== null) return { ok: false, why: r.why as JoinRefusal };
+    // A member that joins again keeps its first join time (the upsert does not touch it).
+    return { ok: true, member: { ...m, joined: num(r.joined) }, already: r.already === true };
   }
 
   async getMember(net: number, key: Buffer): Promise<MemberRecord | undefined> {
@@ -320,22 +364,19 @@ export class PgNetworks implements NetworkStore {
     return r ? { net: r.net, text: r.text, sig: buf(r.sig), updated: num(r.updated) } : undefined;
   }
 
-  appendAudit(e: Omit<AuditEntry, 'seq'>, keep: number): Promise<number> {
-    return this.tx(`pilot-net-audit:${e.net}`, async (c) => {
-      const seq = num((await c.query('SELECT COALESCE(MAX(seq), 0) + 1 AS s FROM registry_net_audit WHERE net = $1', [e.net])).rows[0].s);
-      await c.query('INSERT INTO registry_net_audit (net, seq, ts, actor, action, detail, stmt, sig) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)', [
-        e.net,
-        seq,
-        e.ts,
-        addressKey(e.actor),
-        e.action,
-        e.detail,
-        e.stmt,
-        e.sig,
-      ]);
-      await c.query('DELETE FROM registry_net_audit WHERE net = $1 AND seq <= $2', [e.net, seq - keep]);
-      return seq;
-    });
+  async appendAudit(e: Omit<AuditEntry, 'seq'>, keep: number): Promise<number> {
+    // One call (pilot_net_audit): the next seq under the network's audit lock, the entry, the trim.
+    const r = await this.rows('SELECT pilot_net_audit($1, $2, $3, $4, $5, $6, $7, $8) AS seq', [
+      e.net,
+      e.ts,
+      addressKey(e.actor),
+      e.action,
+      e.detail,
+      e.stmt,
+      e.sig,
+      keep,
+    ]);
+    return num(r[0]!.seq);
   }
 
   async listAudit(net: number, afterSeq: number, limit: number): Promise<AuditEntry[]> {

@@ -187,11 +187,18 @@ export class PostgresStore implements RegistryStore {
   }
 
   async register(inp: RegisterInput): Promise<NodeRecord> {
-    // A concurrent first register of the same key (two instances) makes one
-    // INSERT fail on the key constraint: the retry then takes the update path.
+    // No explicit transaction: each path is one statement, so the counter row (a lock every new
+    // registration of the cluster queues on) is held for one statement's execution inside the
+    // server, not across client round trips (at 100 registrations/s over two instances, BEGIN …
+    // COMMIT around it made registrations queue behind each other's network latency). Races are
+    // settled by the constraints: of two first registrations of one key, one INSERT fails on the key
+    // and its retry takes the update path; an UPDATE that finds the row gone retries as an INSERT.
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.tx((c) => this.registerTx(c, inp));
+        const existing = await this.one('SELECT * FROM registry_nodes WHERE public_key = $1', [inp.publicKey]);
+        const rec = existing ? await this.updateRegistration(inp) : await this.insertRegistration(inp);
+        if (rec) return rec;
+        if (attempt >= 3) throw new PilotError('INTERNAL', 'the registration kept changing under a concurrent one', 'retry the registration');
       } catch (err) {
         const broke = uniqueViolation(err);
         if (broke === 'registry_nodes_hostname_unique') throw taken(inp.hostname ?? '');
@@ -201,58 +208,44 @@ export class PostgresStore implements RegistryStore {
     }
   }
 
-  private async registerTx(c: pg.PoolClient, inp: RegisterInput): Promise<NodeRecord> {
-    const existing = (await c.query<NodeRow>('SELECT * FROM registry_nodes WHERE public_key = $1 FOR UPDATE', [inp.publicKey])).rows[0];
-    if (inp.hostname !== undefined) {
-      const owner = (await c.query<{ public_key: Buffer }>('SELECT public_key FROM registry_nodes WHERE hostname = $1', [inp.hostname])).rows[0];
-      if (owner && !Buffer.from(owner.public_key).equals(inp.publicKey)) throw taken(inp.hostname);
-    }
+  /** Omitted fields keep their value (COALESCE); the key proves it is the same node. Undefined: the row is gone. */
+  private updateRegistration(inp: RegisterInput): Promise<NodeRecord | undefined> {
     const lan = inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : null;
-    let row: NodeRow | undefined;
-    if (existing) {
-      // Omitted fields keep their value (COALESCE); the key proves it is the same node.
-      row = (
-        await c.query<NodeRow>(
-          `UPDATE registry_nodes SET email = $1, hostname = COALESCE($2, hostname), public = COALESCE($3, public), active = true,
-             last_seen = $4, observed = COALESCE($5, observed), lan_endpoints = COALESCE($6, lan_endpoints), ephemeral = ephemeral OR $8
-           WHERE public_key = $7 RETURNING *`,
-          [inp.email, inp.hostname ?? null, inp.public ?? null, inp.now, inp.observed ?? null, lan, inp.publicKey, inp.ephemeral === true],
-        )
-      ).rows[0];
-    } else {
-      // The counter row is locked until commit: concurrent registrations (any
-      // instance) get consecutive ids, and a rolled-back one leaves no gap.
-      const id = num(
-        (
-          await c.query<{ id: string }>(
-            `INSERT INTO registry_counters (network, next_node) VALUES ($1, 2)
-             ON CONFLICT (network) DO UPDATE SET next_node = registry_counters.next_node + 1
-             RETURNING next_node - 1 AS id`,
-            [this.network],
-          )
-        ).rows[0]!.id,
-      );
-      if (id > 0xffffffff) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
-      row = (
-        await c.query<NodeRow>(
-          `INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
-           VALUES ($1, $2, $3, $4, $5, $6, true, $7, $7, $8, $9, $10) RETURNING *`,
-          [
-            this.network,
-            id,
-            inp.publicKey,
-            inp.email,
-            inp.hostname ?? null,
-            inp.public ?? false,
-            inp.now,
-            inp.observed ?? null,
-            lan ?? '[]',
-            inp.ephemeral === true,
-          ],
-        )
-      ).rows[0];
-    }
-    return toRecord(row!);
+    return this.one(
+      `UPDATE registry_nodes SET email = $1, hostname = COALESCE($2, hostname), public = COALESCE($3, public), active = true,
+         last_seen = $4, observed = COALESCE($5, observed), lan_endpoints = COALESCE($6, lan_endpoints), ephemeral = ephemeral OR $8
+       WHERE public_key = $7 RETURNING *`,
+      [inp.email, inp.hostname ?? null, inp.public ?? null, inp.now, inp.observed ?? null, lan, inp.publicKey, inp.ephemeral === true],
+    );
+  }
+
+  /**
+   * The next id and the row in one statement: concurrent registrations (any instance) get
+   * consecutive ids, and one that fails (a taken hostname, a racing first register of the same key)
+   * rolls the counter back with it, leaving no gap.
+   */
+  private async insertRegistration(inp: RegisterInput): Promise<NodeRecord> {
+    const rec = await this.one(
+      `WITH c AS (
+         INSERT INTO registry_counters (network, next_node) VALUES ($1, 2)
+         ON CONFLICT (network) DO UPDATE SET next_node = registry_counters.next_node + 1
+         RETURNING next_node - 1 AS id)
+       INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
+       SELECT $1, c.id, $2, $3, $4, $5, true, $6, $6, $7, $8, $9 FROM c WHERE c.id <= 4294967295 RETURNING *`,
+      [
+        this.network,
+        inp.publicKey,
+        inp.email,
+        inp.hostname ?? null,
+        inp.public ?? false,
+        inp.now,
+        inp.observed ?? null,
+        inp.lanEndpoints !== undefined ? JSON.stringify(inp.lanEndpoints) : '[]',
+        inp.ephemeral === true,
+      ],
+    );
+    if (!rec) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
+    return rec;
   }
 
   private tx<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {

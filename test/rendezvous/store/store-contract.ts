@@ -444,6 +444,26 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
         assert.equal(results.filter((r) => r.ok).length, 5);
         assert.equal((await s2.networks.getInvite(net, Buffer.alloc(16, 1)))?.used, 5);
         assert.equal(await s1.networks.countMembers(net), 5);
+        // A member joining again (at the other store) takes no use and keeps its first join time.
+        const first = results.findIndex((r) => r.ok);
+        const again = await (first % 2 ? s1 : s2).networks.join({ ...memberRec(net, 1, 100 + first), joined: 999 }, { now: 0, maxMembers: 1000 });
+        assert.ok(again.ok && again.already);
+        assert.equal(again.member.joined, (results[first] as { member: { joined: number } }).member.joined);
+        assert.equal((await s1.networks.getInvite(net, Buffer.alloc(16, 1)))?.used, 5);
+        // Audit appends from both stores at once: every seq once, none lost.
+        const seqs = await Promise.all(
+          Array.from({ length: 30 }, (_, i) =>
+            (i % 2 ? s2 : s1).networks.appendAudit(
+              { net, ts: i, actor: makeAddress(0, 1), action: 'join', detail: '{}', stmt: `s${i}`, sig: Buffer.alloc(64, i) },
+              100,
+            ),
+          ),
+        );
+        assert.deepEqual(
+          seqs.sort((x, y) => x - y),
+          Array.from({ length: 30 }, (_, i) => i + 1),
+        );
+        assert.equal((await s1.networks.listAudit(net, 0, 100)).length, 30);
       } finally {
         await s2.close();
       }
