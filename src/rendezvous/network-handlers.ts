@@ -222,11 +222,6 @@ function checkName(name: string): string {
   }
 }
 
-async function hostnameOf(c: Call, a: Address): Promise<string | null> {
-  const r = await c.ctx.store.getByAddress(a);
-  return r?.active ? r.hostname : null;
-}
-
 // biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's valibot schema before dispatch.
 type Handler = (c: Call, p: any) => Promise<Record<string, unknown>>;
 
@@ -272,10 +267,11 @@ const handlers: Record<NetworkMethod, Handler> = {
     const offset = p.offset ?? 0;
     // Only the page is looked up (hostname, presence): a page holds a handful of members.
     const window = members.slice(offset, offset + 16);
+    const about = await c.ctx.store.networks.describeNodes(window.map((m) => m.key));
     const items = await Promise.all(
-      window.map(async (m) => ({
+      window.map(async (m, j) => ({
         address: formatAddress(m.address),
-        hostname: await hostnameOf(c, m.address),
+        hostname: about[j]!.hostname,
         tags: m.tags,
         online: await isOnlineAnywhere(c, m.address),
         ephemeral: m.ephemeral,
@@ -613,23 +609,26 @@ const handlers: Record<NetworkMethod, Handler> = {
         if (r?.active && r.public) candidates.push({ address: r.address, key: k, tags: [] });
       }
     }
-    // Presence and hostnames are looked up for a window only; with `online` the window slides until it fills a page.
-    const out: Found[] = [];
+    // Presence is looked up for a window only; with `online` the window slides until it fills a page.
+    // Hostnames and self tags of the page come in one store query (not two per node).
+    const picked: { m: (typeof candidates)[number]; online: boolean; at: number }[] = [];
     let i = offset;
-    let used = 0;
-    for (; i < candidates.length && out.length < 16; i++) {
+    for (; i < candidates.length && picked.length < 16; i++) {
       const m = candidates[i]!;
       const online = await isOnlineAnywhere(c, m.address);
       if (p.online === true && !online) continue;
-      const item = {
-        address: formatAddress(m.address),
-        hostname: await hostnameOf(c, m.address),
-        tags: m.tags,
-        selfTags: await c.ctx.store.networks.getSelfTags(m.key),
-        online,
-      };
+      picked.push({ m, online, at: i });
+    }
+    const about = await c.ctx.store.networks.describeNodes(picked.map((x) => x.m.key));
+    const out: Found[] = [];
+    let used = 0;
+    for (const [j, x] of picked.entries()) {
+      const item = { address: formatAddress(x.m.address), hostname: about[j]!.hostname, tags: x.m.tags, selfTags: about[j]!.selfTags, online: x.online };
       const cost = envelopeCost(item) + 1;
-      if (used + cost > RESULT_BUDGET - 60 && out.length > 0) break;
+      if (used + cost > RESULT_BUDGET - 60 && out.length > 0) {
+        i = x.at;
+        break;
+      }
       out.push(item);
       used += cost;
     }

@@ -150,6 +150,16 @@ export interface NetworkStore {
   getSelfTags(key: Buffer): Promise<string[]>;
   /** Keys with this self tag, ordered by key, at most `limit`. */
   findSelfTag(tag: string, limit: number): Promise<Buffer[]>;
+  /**
+   * Hostname (null unless the node is registered and active) and self tags of each key, in the
+   * order given: a page of discovery results in one query, not two per node.
+   */
+  describeNodes(keys: Buffer[]): Promise<NodeSummary[]>;
+}
+
+export interface NodeSummary {
+  hostname: string | null;
+  selfTags: string[];
 }
 
 export const networkNameTaken = (name: string) =>

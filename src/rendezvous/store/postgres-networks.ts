@@ -30,6 +30,7 @@ import {
   type MemberRecord,
   type NetworkRecord,
   type NetworkStore,
+  type NodeSummary,
   type PolicyRecord,
 } from './network-store.ts';
 
@@ -401,5 +402,17 @@ export class PgNetworks implements NetworkStore {
 
   async findSelfTag(tag: string, limit: number): Promise<Buffer[]> {
     return (await this.rows('SELECT key FROM registry_node_tags WHERE tag = $1 ORDER BY key LIMIT $2', [tag, limit])).map((r) => buf(r.key));
+  }
+
+  async describeNodes(keys: Buffer[]): Promise<NodeSummary[]> {
+    if (keys.length === 0) return [];
+    const rows = await this.rows(
+      `SELECT k.i, CASE WHEN n.active THEN n.hostname END AS hostname,
+         COALESCE((SELECT string_agg(t.tag, ',' ORDER BY t.tag) FROM registry_node_tags t WHERE t.key = k.key), '') AS tags
+       FROM unnest($1::bytea[]) WITH ORDINALITY AS k(key, i) LEFT JOIN registry_nodes n ON n.public_key = k.key
+       ORDER BY k.i`,
+      [keys],
+    );
+    return rows.map((r) => ({ hostname: r.hostname ?? null, selfTags: r.tags === '' ? [] : String(r.tags).split(',') }));
   }
 }

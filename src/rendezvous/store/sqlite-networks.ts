@@ -29,6 +29,7 @@ import {
   type MemberRecord,
   type NetworkRecord,
   type NetworkStore,
+  type NodeSummary,
   type PolicyRecord,
 } from './network-store.ts';
 
@@ -355,5 +356,15 @@ export class SqliteNetworks implements NetworkStore {
 
   async findSelfTag(tag: string, limit: number): Promise<Buffer[]> {
     return (this.q('SELECT key FROM node_tags WHERE tag = ? ORDER BY key LIMIT ?').all(tag, limit) as { key: Buffer }[]).map((r) => buf(r.key));
+  }
+
+  async describeNodes(keys: Buffer[]): Promise<NodeSummary[]> {
+    return keys.map((key) => {
+      const n = this.q('SELECT hostname, active FROM nodes WHERE public_key = ?').get(key) as { hostname: string | null; active: number } | undefined;
+      return {
+        hostname: n?.active ? n.hostname : null,
+        selfTags: (this.q('SELECT tag FROM node_tags WHERE key = ? ORDER BY tag').all(key) as { tag: string }[]).map((r) => r.tag),
+      };
+    });
   }
 }

@@ -506,6 +506,19 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
         (await n.findSelfTag('planner', 10)).map((k) => k[0]),
         [2, 3],
       );
+      // A page of discovery results described in one query: hostname only while registered and
+      // active, self tags sorted, in the order asked; an unknown key has neither.
+      const named = await s.register({ publicKey: key(), email: 'h@x.io', hostname: 'host-h', now: 1 });
+      const gone = await s.register({ publicKey: key(), email: 'g@x.io', hostname: 'host-g', now: 1 });
+      await n.setSelfTags(named.publicKey, ['zeta', 'alpha']);
+      await s.deregister(gone.publicKey);
+      assert.deepEqual(await n.describeNodes([Buffer.alloc(32, 2), named.publicKey, key(), gone.publicKey]), [
+        { hostname: null, selfTags: ['planner', 'search'] },
+        { hostname: 'host-h', selfTags: ['alpha', 'zeta'] },
+        { hostname: null, selfTags: [] },
+        { hostname: null, selfTags: [] },
+      ]);
+      assert.deepEqual(await n.describeNodes([]), []);
       await n.setSelfTags(Buffer.alloc(32, 2), []);
       assert.deepEqual(await n.getSelfTags(Buffer.alloc(32, 2)), []);
       assert.deepEqual(
