@@ -12,6 +12,7 @@ import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import type { NodeFlags } from './node-options.ts';
+import { checkUplinkSettings } from '../daemon/uplink-settings.ts';
 
 // main.ts next to this file in src/, main.js in the compiled dist/: the same extension as this module.
 const HERE = fileURLToPath(import.meta.url);
@@ -74,6 +75,8 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   parseHostPort(registry, 9000);
   if (f.beacon) parseHostPort(f.beacon, 9000);
   if (f.metrics) parseMetricsAddress(f.metrics);
+  // Checked now, not when auto mode first falls through to wss minutes later.
+  checkUplinkSettings(f);
   const changedServer = saved !== undefined && saved.registry !== registry;
   const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),

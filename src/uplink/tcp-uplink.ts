@@ -10,7 +10,7 @@ import { DEFAULT_MAX_FRAME } from '../wire/tcp-framing.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
 import { openFramedConn } from './framed-conn.ts';
-import type { ProxyConfig } from './proxy.ts';
+import type { ProxyConfig } from './proxy-config.ts';
 import { openWebSocketConn } from './websocket-conn.ts';
 import type { Uplink } from './uplink.ts';
 

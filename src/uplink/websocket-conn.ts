@@ -12,11 +12,11 @@
 // keys inside).
 import { createRequire } from 'node:module';
 import type net from 'node:net';
-import tls from 'node:tls';
+import type tlsT from 'node:tls';
 import type WebSocketT from 'ws';
 import { PilotError } from '../util/errors.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
-import { connectThroughProxy, type ProxyConfig } from './proxy.ts';
+import type { ProxyConfig } from './proxy-config.ts';
 
 // `ws` (and the node:http stack under it) is loaded on the first WebSocket
 // uplink, not when the daemon starts: most daemons never use one (issue 17,
@@ -26,6 +26,12 @@ let wsClass: typeof WebSocketT | undefined;
 function loadWs(): typeof WebSocketT {
   wsClass ??= createRequire(import.meta.url)('ws') as typeof WebSocketT;
   return wsClass;
+}
+// node:tls and the proxy client (node:http) likewise load with the first wss/proxied uplink only.
+let tlsModule: typeof tlsT | undefined;
+function loadTls(): typeof tlsT {
+  tlsModule ??= createRequire(import.meta.url)('node:tls') as typeof tlsT;
+  return tlsModule;
 }
 
 export interface WebSocketConnOptions extends ConnOptions {
@@ -68,6 +74,7 @@ export function tlsCertError(err: Error & { code?: string }, host: string): Pilo
 
 function trustedCas(extra: string | Buffer | undefined): string[] | undefined {
   if (extra === undefined) return undefined; // ws/tls use Node's defaults
+  const tls = loadTls();
   const base = typeof tls.getCACertificates === 'function' ? tls.getCACertificates('default') : [...tls.rootCertificates];
   return [...base, extra.toString()];
 }
@@ -103,12 +110,15 @@ export function openWebSocketConn(o: WebSocketConnOptions, h: ConnHandlers): Con
   const deadline = setTimeout(
     () =>
       fail(
-        `no WebSocket${o.tls ? ' over TLS' : ''} within ${o.connectTimeoutMs} ms`,
-        new PilotError(
-          'TIMEOUT',
-          `${url}${o.proxy ? ` via proxy ${o.proxy.display}` : ''}: handshake did not finish within ${o.connectTimeoutMs} ms`,
-          o.tls ? 'something accepts TCP there but does not finish a TLS/WebSocket handshake: is it pilot-rendezvous --tls-listen?' : undefined,
-        ),
+        `${o.proxy ? 'proxy tunnel, ' : ''}${o.tls ? 'TLS and ' : ''}WebSocket handshake timed out after ${o.connectTimeoutMs} ms`,
+        // Plain ws keeps its UNREACHABLE (the reason says timeout); TLS and proxies get a code of their own.
+        !o.tls && !o.proxy
+          ? undefined
+          : new PilotError(
+              'TIMEOUT',
+              `${url}${o.proxy ? ` via proxy ${o.proxy.display}` : ''}: handshake did not finish within ${o.connectTimeoutMs} ms`,
+              o.tls ? 'something accepts TCP there but does not finish a TLS/WebSocket handshake: is it pilot-rendezvous --tls-listen?' : undefined,
+            ),
       ),
     o.connectTimeoutMs,
   );
@@ -134,8 +144,8 @@ export function openWebSocketConn(o: WebSocketConnOptions, h: ConnHandlers): Con
       ...(sock
         ? {
             // Through the proxy's tunnel: TLS (or plain WebSocket) over the already connected socket.
-            createConnection: (opts: tls.ConnectionOptions) =>
-              o.tls ? tls.connect({ ...opts, socket: sock, servername: isIpLiteral(o.host) ? '' : o.host }) : sock,
+            createConnection: (opts: tlsT.ConnectionOptions) =>
+              o.tls ? loadTls().connect({ ...opts, socket: sock, servername: isIpLiteral(o.host) ? '' : o.host }) : sock,
           }
         : {}),
     } as WebSocketT.ClientOptions);
@@ -183,7 +193,8 @@ export function openWebSocketConn(o: WebSocketConnOptions, h: ConnHandlers): Con
   };
 
   if (o.proxy) {
-    connectThroughProxy(o.proxy, o.host, o.port, o.connectTimeoutMs).then(start, (err: PilotError) => fail(err.message, err));
+    const proxy = o.proxy;
+    import('./proxy.ts').then((m) => m.connectThroughProxy(proxy, o.host, o.port, o.connectTimeoutMs)).then(start, (err: PilotError) => fail(err.message, err));
   } else start(undefined);
 
   return {

@@ -4,7 +4,7 @@
 // anything else.
 import fs from 'node:fs';
 import { PilotError } from '../util/errors.ts';
-import { proxyFor } from './proxy.ts';
+import { proxyFor } from './proxy-config.ts';
 import type { TcpUplinkOptions } from './tcp-uplink.ts';
 import { parseWssUrl } from './wss-url.ts';
 

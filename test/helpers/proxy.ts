@@ -7,7 +7,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-export interface Proxy {
+export interface ProxyProcess {
   kind: 'tinyproxy' | 'squid';
   host: string;
   port: number;
@@ -50,7 +50,7 @@ function listening(netns: string | undefined, port: number): boolean {
   return r.status === 0 && r.stdout.trim().length > 0;
 }
 
-async function launch(kind: Proxy['kind'], argv: string[], o: ProxyOptions, port: number, dir: string, logFile: string): Promise<Proxy> {
+async function launch(kind: ProxyProcess['kind'], argv: string[], o: ProxyOptions, port: number, dir: string, logFile: string): Promise<ProxyProcess> {
   const full = o.netns ? ['ip', 'netns', 'exec', o.netns, ...argv] : argv;
   const proc: ChildProcess = spawn(full[0]!, full.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
@@ -86,7 +86,7 @@ async function launch(kind: Proxy['kind'], argv: string[], o: ProxyOptions, port
 }
 
 /** tinyproxy in the foreground (-d) with a config of our own. */
-export async function startTinyproxy(o: ProxyOptions): Promise<Proxy> {
+export async function startTinyproxy(o: ProxyOptions): Promise<ProxyProcess> {
   const bin = whichProxy('tinyproxy');
   if (!bin) throw new Error('tinyproxy is not installed (apt-get install tinyproxy)');
   const port = o.port ?? (await freePort());
@@ -110,7 +110,7 @@ export async function startTinyproxy(o: ProxyOptions): Promise<Proxy> {
 }
 
 /** squid in the foreground (-N), no cache, CONNECT allowed to connectPorts only. */
-export async function startSquid(o: ProxyOptions): Promise<Proxy> {
+export async function startSquid(o: ProxyOptions): Promise<ProxyProcess> {
   const bin = whichProxy('squid');
   if (!bin) throw new Error('squid is not installed (apt-get install squid)');
   if (o.auth) throw new Error('startSquid: auth is not set up (use tinyproxy for auth tests)');

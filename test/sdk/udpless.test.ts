@@ -100,7 +100,10 @@ test('an embedded node with no UDP socket joins over wss and is a full member th
   assert.equal((await node.handshake(b.address)).status, 'pending');
   assert.equal((await viaDaemon.approve(node.address)).peer, node.address);
   for (let i = 0; i < 50 && !(await node.trusted()).some((t) => t.peer === b.address && t.mutual); i++) await new Promise((r) => setTimeout(r, 100));
-  assert.ok((await node.trusted()).some((t) => t.peer === b.address && t.mutual), 'mutual trust');
+  assert.ok(
+    (await node.trusted()).some((t) => t.peer === b.address && t.mutual),
+    'mutual trust',
+  );
 
   // Streams both ways (4 MiB each, hashes checked).
   const size = 4 * 1024 * 1024;

@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, ROOT, run, startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP } from '../helpers/natlab.ts';
-import { startSquid, startTinyproxy, whichProxy, type Proxy } from '../helpers/proxy.ts';
+import { startSquid, startTinyproxy, whichProxy, type ProxyProcess } from '../helpers/proxy.ts';
 import { hasOpenssl, makeTestCa } from '../helpers/test-ca.ts';
 import { trustPair } from '../nat/matrix.ts';
 
@@ -30,7 +30,7 @@ test('proxy-only egress: an agent joins via wss through tinyproxy (and squid) an
   const lab = new NatLab();
   const work = tmpDir('pilot-proxylab-');
   const ca = makeTestCa('pilot-lab-ca', fs.mkdtempSync(path.join(work, 'ca-')));
-  const proxies: Proxy[] = [];
+  const proxies: ProxyProcess[] = [];
   const agents: Agent[] = [];
   try {
     const pair = ca.issue('rv', ['rv.pilot.test', RENDEZVOUS_IP]);

@@ -3,16 +3,18 @@
 // dir) between a wss TcpUplink and the rendezvous: it registers through them,
 // and every refusal (403, 407 without and with wrong credentials, 5xx, no
 // proxy listening, a proxy that never answers) is a coded error with a hint
-// within the connect deadline. Proxy passwords appear in no message.
+// within the connect deadline. ProxyProcess passwords appear in no message.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
+import path from 'node:path';
 import { PilotError } from '../../src/util/errors.ts';
 import { noProxyMatches, parseProxyUrl, proxyFor } from '../../src/uplink/proxy.ts';
 import { TcpUplink, type TcpUplinkOptions } from '../../src/uplink/tcp-uplink.ts';
 import { wssLinkOptions } from '../../src/uplink/wss-config.ts';
-import { startSquid, startTinyproxy, whichProxy, type Proxy } from '../helpers/proxy.ts';
+import { Agent, startRendezvous, tmpDir } from '../helpers/cluster.ts';
+import { startSquid, startTinyproxy, whichProxy, type ProxyProcess } from '../helpers/proxy.ts';
 import { hasOpenssl, makeTestCa, type TestCa } from '../helpers/test-ca.ts';
 import { startServer } from '../rendezvous/helpers.ts';
 import { uplinkPeer } from './helpers.ts';
@@ -67,7 +69,7 @@ describe('wss through real HTTP proxies (tinyproxy, squid)', { skip, timeout: 90
   let ca: TestCa;
   let srv: Awaited<ReturnType<typeof startServer>>;
   let caPem: Buffer;
-  const proxies: Proxy[] = [];
+  const proxies: ProxyProcess[] = [];
   const AUTH = { user: 'alice', pass: 's3cret-pw' };
   before(async () => {
     ca = makeTestCa();
@@ -149,6 +151,57 @@ describe('wss through real HTTP proxies (tinyproxy, squid)', { skip, timeout: 90
     } finally {
       for (const s of held) s.destroy();
       mute.close();
+    }
+  });
+});
+
+describe('pilotctl daemon start --uplink wss: a proxy or certificate problem is a coded failure of the start, not a hang', { skip, timeout: 90_000 }, () => {
+  test('407 from tinyproxy -> PROXY_AUTH; a CA that did not sign the certificate -> TLS_UNTRUSTED', async () => {
+    const work = tmpDir('pilot-wss-cli-');
+    const ca = makeTestCa('cli-ca', fs.mkdtempSync(path.join(work, 'ca-')));
+    const wrongCa = makeTestCa('wrong-ca', fs.mkdtempSync(path.join(work, 'ca2-')));
+    const pair = ca.issue('rv', ['127.0.0.1']);
+    const probe = net.createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+    const wssPort = (probe.address() as net.AddressInfo).port;
+    await new Promise<void>((r) => probe.close(() => r()));
+    const rdv = await startRendezvous({ args: ['--tls-listen', `127.0.0.1:${wssPort}`, '--tls-cert', pair.cert, '--tls-key', pair.key] });
+    const tp = await startTinyproxy({ host: '127.0.0.1', auth: { user: 'alice', pass: 'right-pw' }, connectPorts: [wssPort] });
+    try {
+      const start = async (name: string, extra: string[]): Promise<{ code: string; hint: string; ms: number; log: string }> => {
+        const ag = new Agent(name, work);
+        const t0 = Date.now();
+        const r = await ag.ctl(
+          [
+            'daemon',
+            'start',
+            '--registry',
+            rdv.addr,
+            '--email',
+            `${name}@example.com`,
+            '--uplink',
+            'wss',
+            '--wss',
+            `wss://127.0.0.1:${wssPort}/pilot`,
+            ...extra,
+          ],
+          60_000,
+        );
+        assert.notEqual(r.code, 0, `${name} should not start: ${r.stdout}`);
+        return { code: r.json?.code, hint: r.json?.hint ?? '', ms: Date.now() - t0, log: `${r.stderr}\n${ag.log()}` };
+      };
+      const auth = await start('noauth', ['--tls-ca', ca.caCert, '--proxy', tp.url({ user: 'alice', pass: 'wrong-pw' })]);
+      assert.equal(auth.code, 'PROXY_AUTH', auth.log);
+      assert.match(auth.hint, /credentials/);
+      assert.ok(!auth.log.includes('wrong-pw'), 'the proxy password is in no output or log');
+      const cert = await start('wrongca', ['--tls-ca', wrongCa.caCert, '--proxy', 'none']);
+      assert.equal(cert.code, 'TLS_UNTRUSTED', cert.log);
+      assert.match(cert.hint, /--tls-ca/);
+      for (const r of [auth, cert]) assert.ok(r.ms < 20_000, `failed within ${r.ms} ms`);
+    } finally {
+      await tp.stop();
+      await rdv.kill();
+      fs.rmSync(work, { recursive: true, force: true });
     }
   });
 });
