@@ -168,9 +168,8 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
   // A renewed certificate (certbot/lego deploy hook: kill -HUP) is taken without a restart.
-  process.on('SIGHUP', () => {
-    if (server.tls) logger.info({ reloaded: server.reloadTls() }, 'SIGHUP: TLS certificate re-read');
-  });
+  // Only with --tls-listen: otherwise SIGHUP keeps its default (a closed terminal stops the server, as before).
+  if (server.tls) process.on('SIGHUP', () => logger.info({ reloaded: server.reloadTls() }, 'SIGHUP: TLS certificate re-read'));
   const listening = formatHostPort({ host: listen.host, port: server.port });
   const key = server.publicKey.toString('base64');
   const httpAt = server.http ? formatHostPort(server.http) : undefined;
