@@ -350,6 +350,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
         handshakeMs: Math.min(5_000, tcpIdleMs),
         maxConnections: tcp.maxConnections,
         log,
+        onHandshakeFailure: () => counters.garbage++,
         onConnection: (sock) => {
           // The same WebSocket acceptor as the plain port (its own upgrade deadline and limits), after TLS.
           conns.add(sock);

@@ -30,6 +30,8 @@ export interface TlsListenerOptions {
   log: Logger;
   /** A connection whose TLS handshake finished. */
   onConnection(sock: tls.TLSSocket): void;
+  /** A handshake that failed or timed out (counted as garbage by the server). */
+  onHandshakeFailure?(): void;
 }
 
 export interface TlsListener {
@@ -87,6 +89,7 @@ export async function startTlsListener(opts: TlsListenerOptions): Promise<TlsLis
   });
   server.on('tlsClientError', (_err, sock: tls.TLSSocket) => {
     handshakeFailures++;
+    opts.onHandshakeFailure?.();
     sock.destroy();
   });
   server.on('secureConnection', (sock) => opts.onConnection(sock));

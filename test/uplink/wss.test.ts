@@ -146,9 +146,11 @@ describe('wss uplink (TLS listener, certificate verification)', { skip, timeout:
       await new Promise<void>((r) => silent.once('close', () => r()));
       const heldMs = Date.now() - t0;
       assert.ok(heldMs < 4000, `a silent client was held ${heldMs} ms (handshake limit 1 s)`);
+      const garbage = s2.stats().garbage;
       const junk = net.connect(port, '127.0.0.1', () => junk.write('GET / HTTP/1.1\r\n\r\n'));
       junk.on('error', () => {});
       await new Promise<void>((r) => junk.once('close', () => r()));
+      assert.ok(s2.stats().garbage > garbage, 'plain HTTP on the TLS port counted as garbage');
       const a = await uplinkPeer(port, 'wss', { ca: fs.readFileSync(ca.caCert) });
       try {
         assert.match((await a.client.register({ email: 'still@example.com' })).address, /^0:/);
