@@ -49,7 +49,7 @@ export function redactProxyUrl(text: string): string {
   return text.replace(/^(http:\/\/[^:@/]*):[^@/]*@/i, '$1:***@');
 }
 
-/** Does NO_PROXY exempt host:port? Entries: `*`, a name (also its subdomains, with or without a leading dot), an IP, optionally `:port`. */
+/** Does NO_PROXY exempt host:port? Entries (as Go's httpproxy reads them): `*`, a name (also its subdomains, with or without a leading dot), an IP or CIDR, optionally `:port`. */
 export function noProxyMatches(noProxy: string | undefined, host: string, port: number): boolean {
   if (!noProxy) return false;
   const h = host.toLowerCase().replace(/^\[|\]$/g, '');
@@ -57,6 +57,16 @@ export function noProxyMatches(noProxy: string | undefined, host: string, port: 
     let entry = raw.trim().toLowerCase();
     if (!entry) continue;
     if (entry === '*') return true;
+    const cidr = /^([0-9a-f:.]+)\/(\d{1,3})$/.exec(entry);
+    if (cidr) {
+      const family = net.isIPv4(cidr[1]!) ? 'ipv4' : net.isIPv6(cidr[1]!) ? 'ipv6' : undefined;
+      const hostFamily = net.isIPv4(h) ? 'ipv4' : net.isIPv6(h) ? 'ipv6' : undefined;
+      if (!family || family !== hostFamily || Number(cidr[2]) > (family === 'ipv4' ? 32 : 128)) continue;
+      const list = new net.BlockList();
+      list.addSubnet(cidr[1]!, Number(cidr[2]), family);
+      if (list.check(h, family)) return true;
+      continue;
+    }
     const m = /^(.*):(\d+)$/.exec(entry);
     if (m && !net.isIPv6(entry)) {
       if (Number(m[2]) !== port) continue;

@@ -34,6 +34,10 @@ test('proxy selection: explicit beats the environment, HTTPS_PROXY before ALL_PR
     assert.notEqual(proxyFor('rv.example.com', 443, undefined, { ...env, no_proxy: np }), undefined, np);
   assert.equal(noProxyMatches('10.0.0.0', '10.0.0.0', 1), true);
   assert.equal(noProxyMatches('[::1]:443', '::1', 443), true);
+  assert.equal(noProxyMatches('10.0.0.0/8', '10.20.30.40', 443), true);
+  assert.equal(noProxyMatches('10.0.0.0/8', '11.0.0.1', 443), false);
+  assert.equal(noProxyMatches('fd00::/8', 'fd12::1', 443), true);
+  assert.equal(noProxyMatches('10.0.0.0/8', 'rv.example.com', 443), false);
   // Bad settings: BAD_ARGUMENT naming the source, without echoing a password.
   for (const [bad, src] of [
     ['https://u:secretpw@h:1', 'HTTPS_PROXY'],
