@@ -209,3 +209,37 @@ describe('pilotctl daemon start --uplink wss: a proxy or certificate problem is 
     }
   });
 });
+
+describe('a wss uplink through a proxy that restarts', { skip, timeout: 60_000 }, () => {
+  test('the connection drops with the proxy and comes back through it by itself (backoff), registered again', async () => {
+    const ca = makeTestCa('restart-ca');
+    const pair = ca.issue('rv', ['127.0.0.1']);
+    const srv = await startServer({ tls: { host: '127.0.0.1', port: 0, certFile: pair.cert, keyFile: pair.key, watchMs: 0 } });
+    const port = srv.tls!.port;
+    let tp = await startTinyproxy({ host: '127.0.0.1', connectPorts: [port] });
+    const proxyPort = tp.port;
+    const a = await uplinkPeer(port, 'wss', { ca: fs.readFileSync(ca.caCert), proxy: parseProxyUrl(tp.url()), backoff: { minMs: 100, maxMs: 400 } });
+    try {
+      const addr = (await a.client.register({ email: 'restart@example.com' })).address;
+      const down = new Promise<string>((r) => a.uplink.once('down', r));
+      await tp.stop();
+      const reason = await down;
+      assert.equal(a.uplink.isUp, false, `down: ${reason}`);
+      tp = await startTinyproxy({ host: '127.0.0.1', port: proxyPort, connectPorts: [port] });
+      await new Promise<void>((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error('not back up within 15 s')), 15_000);
+        a.uplink.once('up', () => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+      assert.equal((await a.client.register({ email: 'restart@example.com' })).address, addr, 'the same node, registered again through the new tunnel');
+      assert.ok(a.uplink.counters.connects >= 2);
+    } finally {
+      a.close();
+      await tp.stop();
+      await srv.close();
+      ca.cleanup();
+    }
+  });
+});
