@@ -9,7 +9,7 @@
 //
 // Limits: the TLS handshake must finish within handshakeMs (a slow-loris that
 // opens TCP and stalls costs one socket that long), TLS 1.2+ only, and the
-// connection count is capped with the TCP port's.
+// connection count has a cap of its own, as large as the TCP port's.
 import fs from 'node:fs';
 import type net from 'node:net';
 import tls from 'node:tls';
