@@ -12,6 +12,7 @@ import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
 import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import type { NodeFlags } from './node-options.ts';
+import { checkUplinkSettings } from '../daemon/uplink-settings.ts';
 
 // main.ts next to this file in src/, main.js in the compiled dist/: the same extension as this module.
 const HERE = fileURLToPath(import.meta.url);
@@ -74,6 +75,8 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   parseHostPort(registry, 9000);
   if (f.beacon) parseHostPort(f.beacon, 9000);
   if (f.metrics) parseMetricsAddress(f.metrics);
+  // Checked now, not when auto mode first falls through to wss minutes later.
+  checkUplinkSettings(f);
   const changedServer = saved !== undefined && saved.registry !== registry;
   const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),
@@ -83,6 +86,9 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.hostname ? { hostname: f.hostname } : {}),
     ...(f.public !== undefined ? { public: f.public } : {}),
     ...(f.uplink !== undefined ? { uplink: f.uplink } : {}),
+    ...(f.wss !== undefined ? { wss: f.wss } : {}),
+    ...(f.tlsCa !== undefined ? { tlsCa: f.tlsCa } : {}),
+    ...(f.proxy !== undefined ? { proxy: f.proxy } : {}),
     ...(f.cc !== undefined ? { cc: f.cc } : {}),
     ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
     ...(f.invite !== undefined ? { invite: f.invite } : {}),

@@ -10,6 +10,9 @@ export interface NodeFlags {
   public?: boolean;
   listen?: string;
   uplink?: string;
+  wss?: string;
+  tlsCa?: string;
+  proxy?: string;
   cc?: string;
   metrics?: string;
   invite?: string;
@@ -24,8 +27,11 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--email <email>', 'email bound to this identity')
     .option('--hostname <name>', 'human-readable name for discovery')
     .option('--public', 'make this node findable and pingable by anyone')
-    .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
-    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
+    .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0; "none" = no UDP socket, everything over the uplink and the relay)')
+    .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket, else wss), udp, tcp, websocket or wss')
+    .option('--wss <url>', 'the rendezvous WebSocket-over-TLS URL (its --tls-listen), e.g. wss://rv.example.com/pilot: the last resort of --uplink auto')
+    .option('--tls-ca <file>', 'PEM file of CA certificates to trust for the --wss certificate, on top of the system CAs')
+    .option('--proxy <url>', 'HTTP proxy for --wss (CONNECT): http://[USER:PASSWORD@]HOST:PORT, or none (default: $HTTPS_PROXY/$ALL_PROXY minus $NO_PROXY)')
     .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
     .option('--invite <token>', 'invitation token, for a rendezvous that admits new nodes by invitation only')
     .option(

@@ -42,7 +42,13 @@ export const DaemonConfigSchema = withMessages(
      * How to reach the rendezvous: auto = UDP, falling back to TCP then WebSocket
      * (same port) when UDP gets no answer; or force one.
      */
-    uplink: v.optional(v.picklist(['auto', 'udp', 'tcp', 'websocket']), 'auto'),
+    uplink: v.optional(v.picklist(['auto', 'udp', 'tcp', 'websocket', 'wss']), 'auto'),
+    /** The rendezvous's WebSocket-over-TLS URL (its --tls-listen): tried last in auto mode, forced by uplink wss. */
+    wss: v.optional(v.pipe(text(500), v.regex(/^wss:\/\/[^\s]+$/i, 'Invalid wss:// URL'))),
+    /** A PEM file of extra CA certificates for the wss certificate (the system's are trusted too). */
+    tlsCa: v.optional(text(4096)),
+    /** HTTP proxy for wss (CONNECT): http://[user:pass@]host:port, or "none"; absent = $HTTPS_PROXY/$ALL_PROXY minus $NO_PROXY. */
+    proxy: v.optional(v.pipe(text(2048), v.regex(/^(none|http:\/\/\S+)$/i, 'Invalid proxy URL'))),
     /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
     cc: v.optional(v.picklist(['cubic', 'newreno'])),
     /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
@@ -80,8 +86,11 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   hostname: 'a name of up to 63 letters, digits and hyphens',
   public: 'true or false',
   socket: `a socket path of at most ${MAX_SOCKET_PATH} bytes`,
-  listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any)',
-  uplink: 'auto, udp, tcp or websocket',
+  uplink: 'auto, udp, tcp, websocket or wss',
+  wss: 'wss://HOST[:PORT][/PATH] of the rendezvous --tls-listen',
+  tlsCa: 'a PEM file of CA certificates',
+  proxy: 'http://[USER:PASSWORD@]HOST:PORT, or none',
+  listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any), or none for no UDP socket',
   cc: 'cubic or newreno',
   ephemeral: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',

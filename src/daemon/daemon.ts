@@ -260,6 +260,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private async init(): Promise<void> {
     const reg = parseHostPort(this.config.registry, 9000);
     const ip = await dns.lookup(reg.host, { family: 4 }).catch(() => {
+      // Proxy-only networks often resolve no outside names: the proxy resolves the wss host itself.
+      if (this.config.wss) return { address: reg.host };
       throw new PilotError('UNREACHABLE', `cannot resolve rendezvous host ${reg.host}`, 'check --registry HOST:PORT');
     });
     const underlay = new Underlay(
@@ -286,6 +288,15 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         rendezvous: { host: ip.address, port: reg.port },
         registry: this.config.registry,
         uplink: this.config.uplink,
+        ...(this.config.wss
+          ? {
+              wss: {
+                url: this.config.wss,
+                ...(this.config.tlsCa ? { ca: this.config.tlsCa } : {}),
+                ...(this.config.proxy ? { proxy: this.config.proxy } : {}),
+              },
+            }
+          : {}),
         identity: this.identity,
         serverKey: () => this.networks.serverKey(),
       },

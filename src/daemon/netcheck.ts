@@ -67,6 +67,7 @@ export class NetCheck {
   /** Our LAN endpoints: the bound address, or every external IPv4 address when bound to all. */
   lanEndpoints(): string[] {
     const { address: bound, port } = this.host.boundAddress();
+    if (port === 0) return []; // no UDP socket (--listen none): nothing to offer as a direct path
     if (bound !== '0.0.0.0') return [`${bound}:${port}`];
     const out: string[] = [];
     for (const list of Object.values(this.interfaces())) {

@@ -17,6 +17,7 @@ import { createUdpSocket } from '../util/udp-socket.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
 import { TcpUplink, type TcpUplinkMode } from '../uplink/tcp-uplink.ts';
+import { wssLinkOptions, type WssConfig } from '../uplink/wss-config.ts';
 
 /** What the underlay counts (a slice of the daemon's `counters`, shared by reference: `pilotctl stats` shows them). */
 export interface UnderlayCounters {
@@ -69,7 +70,9 @@ export interface UnderlayOptions {
   /** The rendezvous, already resolved to an IP, and as configured (for logs). */
   rendezvous: HostPort;
   registry: string;
-  uplink: 'auto' | 'udp' | 'tcp' | 'websocket';
+  uplink: 'auto' | 'udp' | 'tcp' | 'websocket' | 'wss';
+  /** WebSocket over TLS (--wss URL, --tls-ca, --proxy): tried last in auto mode, or forced by uplink 'wss'. */
+  wss?: WssConfig;
   identity: Identity;
   /** The pinned rendezvous key, read when a probe client is made (learnt by the first hello). */
   serverKey: () => Buffer | undefined;
@@ -104,6 +107,11 @@ export class Underlay {
     this.rv = opts.rendezvous;
   }
 
+  /** `--listen none`: no UDP socket at all (serverless/sandboxed nodes); everything goes over a TCP uplink and the relay. */
+  private get noUdp(): boolean {
+    return this.opts.listen === 'none';
+  }
+
   /** UDP, or the TCP/WebSocket uplink in use. */
   get kind(): UplinkKind {
     return this.uplinkKind;
@@ -111,6 +119,7 @@ export class Underlay {
 
   /** The main socket's bound address and port. */
   address(): { address: string; port: number } {
+    if (this.noUdp) return { address: '0.0.0.0', port: 0 };
     return this.socket.address();
   }
 
@@ -120,6 +129,7 @@ export class Underlay {
    * daemon at once (and get the "unknown session" hint that makes them re-handshake).
    */
   async bind(): Promise<void> {
+    if (this.noUdp) return;
     const listen = parseHostPort(this.opts.listen, 0);
     const portFile = path.join(this.opts.home, 'udp-port');
     const previous = listen.port === 0 && fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
@@ -152,6 +162,7 @@ export class Underlay {
   }
 
   sendUdp(pkt: Buffer, host: string, port: number, sock?: number): void {
+    if (this.noUdp) return;
     this.host.counters.udpOut++;
     const s = sock === undefined ? this.socket : this.spray.get(sock)?.sock;
     s?.send(pkt, port, host);
@@ -182,20 +193,29 @@ export class Underlay {
   async chooseUplink(): Promise<void> {
     const mode = this.opts.uplink;
     if (mode === 'udp') return;
-    if (mode === 'tcp' || mode === 'websocket') return this.useLink(mode);
-    if (await this.udpAnswers()) return;
-    this.host.log.warn({ registry: this.opts.registry }, 'no UDP answer from the rendezvous: trying TCP');
+    if (mode === 'tcp' || mode === 'websocket' || mode === 'wss') return this.useLink(mode);
+    const failures: UplinkFailure[] = [];
+    if (this.noUdp) failures.push({ kind: 'udp', target: 'udp', reason: 'no UDP socket (--listen none)' });
+    else {
+      if (await this.udpAnswers()) return;
+      this.host.log.warn({ registry: this.opts.registry }, 'no UDP answer from the rendezvous: trying TCP');
+      failures.push({ kind: 'udp', target: `udp ${formatHostPort(this.rv)}`, reason: 'no answer to a hello' });
+    }
     // Every way tried, and why each failed: the last one alone (WebSocket) hid a plain wrong port.
-    const failures: UplinkFailure[] = [{ kind: 'udp', target: `udp ${formatHostPort(this.rv)}`, reason: 'no answer to a hello' }];
-    for (const kind of ['tcp', 'websocket'] as const) {
+    // Then WebSocket over TLS (through a proxy when one is set), for networks that let only HTTPS out.
+    for (const kind of this.opts.wss ? (['tcp', 'websocket', 'wss'] as const) : (['tcp', 'websocket'] as const)) {
       try {
         await this.useLink(kind);
         return;
       } catch (err) {
-        const target = linkTarget(kind, this.rv);
         const message = (err as Error).message;
-        const prefix = `cannot reach the rendezvous over ${target}: `; // TcpUplink's own wording, see describe()
-        failures.push({ kind, target, reason: message.startsWith(prefix) ? message.slice(prefix.length) : message });
+        const m = /^cannot reach the rendezvous over (.+?): (.*)$/s.exec(message); // TcpUplink's own wording, see describe()
+        failures.push({
+          kind,
+          target: m ? m[1]! : linkTarget(kind, this.rv),
+          reason: m ? m[2]! : message,
+          ...(err instanceof PilotError ? { error: err } : {}),
+        });
       }
     }
     throw noUplinkError(this.opts.registry, failures);
@@ -203,7 +223,7 @@ export class Underlay {
 
   /** Back to UDP once the rendezvous answers there again (auto mode). True when it switched (the caller registers again). */
   async maybeBackToUdp(): Promise<boolean> {
-    if (!this.uplink || this.opts.uplink !== 'auto') return false;
+    if (!this.uplink || this.opts.uplink !== 'auto' || this.noUdp) return false;
     if (!(await this.udpAnswers())) return false;
     const old = this.uplink;
     this.uplink = undefined;
@@ -243,13 +263,13 @@ export class Underlay {
   }
 
   private async useLink(mode: TcpUplinkMode): Promise<void> {
-    const up = this.opts.makeLink?.(mode) ?? new TcpUplink({ host: this.rv.host, port: this.rv.port, mode });
+    const up = this.opts.makeLink?.(mode) ?? new TcpUplink(mode === 'wss' ? wssLinkOptions(this.opts.wss) : { host: this.rv.host, port: this.rv.port, mode });
     up.on('packet', (pkt: Buffer) => this.onLinkPacket(pkt));
     await up.connect();
     this.uplink = up;
     this.uplinkKind = mode;
     this.host.uplinkChanged(mode);
-    this.host.log.info({ mode }, 'rendezvous uplink over TCP');
+    this.host.log.info({ mode, ...(up instanceof TcpUplink ? { via: up.describe() } : {}) }, 'rendezvous uplink over TCP');
     up.on('down', (reason: string) => this.host.uplinkDown(reason));
     up.on('up', () => this.host.uplinkUp());
   }
@@ -332,7 +352,7 @@ export class Underlay {
    */
   async helloAlt(altPort: number | undefined): Promise<string | undefined> {
     this.altPort = altPort;
-    if (altPort === undefined) return undefined;
+    if (altPort === undefined || this.noUdp) return undefined;
     this.altRegistry ??= new RegistryClient({
       identity: this.opts.identity,
       send: (pkt: Buffer) => this.sendUdp(pkt, this.rv.host, altPort),
@@ -347,6 +367,7 @@ export class Underlay {
 
   openSprayPorts(n: number): number[] {
     const ids: number[] = [];
+    if (this.noUdp) return ids;
     for (let i = 0; i < n; i++) {
       const id = this.sprayNext++;
       const sock = createUdpSocket({ type: 'udp4' });
@@ -398,14 +419,16 @@ export class Underlay {
 
 /** One uplink tried while looking for the rendezvous, and why it failed. */
 export interface UplinkFailure {
-  kind: 'udp' | 'tcp' | 'websocket';
+  kind: 'udp' | 'tcp' | 'websocket' | 'wss';
   /** "udp 127.0.0.1:9000", "tcp 127.0.0.1:9000", "websocket ws://127.0.0.1:9000/pilot". */
   target: string;
   reason: string;
+  /** The coded error, when it says more than UNREACHABLE (PROXY_AUTH, TLS_UNTRUSTED, ...). */
+  error?: PilotError;
 }
 
 function linkTarget(kind: TcpUplinkMode, rv: HostPort): string {
-  return kind === 'tcp' ? `tcp ${formatHostPort(rv)}` : `websocket ws://${formatHostPort(rv)}/pilot`;
+  return kind === 'tcp' ? `tcp ${formatHostPort(rv)}` : kind === 'wss' ? 'wss' : `websocket ws://${formatHostPort(rv)}/pilot`;
 }
 
 /**
@@ -422,5 +445,13 @@ export function noUplinkError(registry: string, failures: readonly UplinkFailure
   else if (all(/timeout|timed out|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH/i))
     hint = `${registry} did not answer at all: check the host in --registry HOST:PORT, and that a firewall lets UDP or TCP to it through`;
   else hint = `check --registry HOST:PORT (${registry}) and that pilot-rendezvous runs there; --uplink tcp or websocket forces one way`;
+  // A proxy or certificate problem on the last resort (wss) is the cause worth naming: its code and hint win.
+  const coded = [...failures].reverse().find((f) => f.error && f.error.code !== 'UNREACHABLE');
+  if (coded?.error)
+    return new PilotError(
+      coded.error.code,
+      `no uplink reached the rendezvous ${registry}: ${failures.map((f) => `${f.target}: ${f.reason}`).join('; ')}`,
+      coded.error.hint,
+    );
   return new PilotError('UNREACHABLE', `no uplink reached the rendezvous ${registry}: ${failures.map((f) => `${f.target}: ${f.reason}`).join('; ')}`, hint);
 }

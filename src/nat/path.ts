@@ -5,7 +5,7 @@ import type { HostPort } from '../util/hostport.ts';
 import type { Address } from '../wire/address.ts';
 
 /** How the daemon itself reaches the rendezvous (and so the relay). */
-export type UplinkKind = 'udp' | 'tcp' | 'websocket';
+export type UplinkKind = 'udp' | 'tcp' | 'websocket' | 'wss';
 
 export type Path =
   /** UDP to host:port; `sock` names an extra (birthday) socket, absent = the daemon's one socket. */

@@ -33,6 +33,9 @@ const program = new Command()
     '--advertise <host[:port]>',
     'with --store: the address other rendezvous instances reach this one at (default: the --listen address; required when listening on 0.0.0.0)',
   )
+  .option('--tls-listen <host:port>', 'also serve the WebSocket uplink and relay over TLS (wss://) here, e.g. :443, for networks that let only HTTPS out')
+  .option('--tls-cert <file>', 'with --tls-listen: PEM certificate chain (e.g. certbot fullchain.pem); re-read on SIGHUP and when the file changes')
+  .option('--tls-key <file>', 'with --tls-listen: PEM private key of --tls-cert')
   .option('--http <host:port>', 'serve /metrics and the dashboard on this HTTP address (off by default; e.g. 127.0.0.1:9080)')
   .option(
     '--admin-token-file <file>',
@@ -80,6 +83,9 @@ async function main(): Promise<void> {
       store?: string;
       advertise?: string;
       requestRate?: string;
+      tlsListen?: string;
+      tlsCert?: string;
+      tlsKey?: string;
     }
   >();
   if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) {
@@ -125,6 +131,13 @@ async function main(): Promise<void> {
   const adminToken = resolveAdminToken({ flag: opts.adminToken, file: opts.adminTokenFile, env: process.env.PILOT_ADMIN_TOKEN }, (text) => logger.warn(text));
   const http = opts.http === undefined ? undefined : { ...parseHostPort(opts.http, 9080), ...(adminToken ? { adminToken } : {}) };
   const registryLimits = limitsFromFlags(opts);
+  if ((opts.tlsCert !== undefined || opts.tlsKey !== undefined) !== (opts.tlsListen !== undefined) || (opts.tlsListen && (!opts.tlsCert || !opts.tlsKey)))
+    throw new PilotError(
+      'BAD_ARGUMENT',
+      '--tls-listen, --tls-cert and --tls-key go together',
+      'serve wss with all three, e.g. --tls-listen :443 --tls-cert fullchain.pem --tls-key privkey.pem (certbot/lego write these files)',
+    );
+  const tlsAt = opts.tlsListen === undefined ? undefined : parseHostPort(opts.tlsListen.startsWith(':') ? `0.0.0.0${opts.tlsListen}` : opts.tlsListen, 443);
   const server = await startRendezvous({
     host: listen.host,
     port: listen.port,
@@ -137,6 +150,7 @@ async function main(): Promise<void> {
     cookieRotateMs: cookieRotate * 1000,
     ...(altPort !== undefined ? { altPort } : {}),
     ...(http ? { http } : {}),
+    ...(tlsAt ? { tls: { ...tlsAt, certFile: path.resolve(opts.tlsCert!), keyFile: path.resolve(opts.tlsKey!) } } : {}),
     ...(opts.store ? { storeUrl: opts.store } : {}),
     ...(advertise ? { advertise: { host: advertise.host, ...(advertise.port ? { port: advertise.port } : {}) } } : {}),
   });
@@ -153,16 +167,27 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  // A renewed certificate (certbot/lego deploy hook: kill -HUP) is taken without a restart.
+  // Only with --tls-listen: otherwise SIGHUP keeps its default (a closed terminal stops the server, as before).
+  if (server.tls) process.on('SIGHUP', () => logger.info({ reloaded: server.reloadTls() }, 'SIGHUP: TLS certificate re-read'));
   const listening = formatHostPort({ host: listen.host, port: server.port });
   const key = server.publicKey.toString('base64');
   const httpAt = server.http ? formatHostPort(server.http) : undefined;
-  const data = { listen: listening, key, ...(server.altPort !== undefined ? { alt: server.altPort } : {}), ...(httpAt ? { http: httpAt } : {}) };
+  const wssAt = server.tls ? formatHostPort(server.tls) : undefined;
+  const data = {
+    listen: listening,
+    key,
+    ...(server.altPort !== undefined ? { alt: server.altPort } : {}),
+    ...(httpAt ? { http: httpAt } : {}),
+    ...(wssAt ? { wss: wssAt } : {}),
+  };
   logger.info(data, 'ready'); // what the start line says, in the log too
   if (json) process.stdout.write(`${JSON.stringify({ status: 'ok', data })}\n`);
   else {
     const alt = server.altPort !== undefined ? ` alt=${server.altPort}` : '';
     process.stdout.write(`listening udp+tcp ${listening} key=${key}${alt}\n`);
     if (httpAt) process.stdout.write(`http ${httpAt}\n`);
+    if (wssAt) process.stdout.write(`wss ${wssAt}\n`);
   }
 }
 

@@ -9,6 +9,7 @@ import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
 import { formatEndpoint } from '../registry/endpoint.ts';
 import { startAltBeacon } from './alt-beacon.ts';
+import { startTlsListener, type TlsListener } from './tls-listener.ts';
 import { createWebSocketAcceptor } from './websocket-link.ts';
 import { sniffTcp } from './tcp-sniff.ts';
 import { buildResponse, errorBody } from '../registry/envelope.ts';
@@ -63,6 +64,8 @@ export interface RendezvousOptions {
   altPort?: number;
   /** Operators' HTTP listener (metrics, dashboard); absent = none. Token default: generated into dataDir/admin-token. */
   http?: { host: string; port: number; adminToken?: string };
+  /** WebSocket over TLS (wss://) for HTTPS-only networks: certificate and key PEM files; absent = none. */
+  tls?: { host: string; port: number; certFile: string; keyFile: string; watchMs?: number };
 }
 
 export interface RendezvousStats {
@@ -87,6 +90,10 @@ export interface Rendezvous {
   altPort: number | undefined;
   /** The dashboard/metrics listener, when one was asked for. */
   http: { host: string; port: number; adminToken: string } | undefined;
+  /** The wss listener, when one was asked for. */
+  tls: { host: string; port: number } | undefined;
+  /** Reads the TLS certificate and key files again (SIGHUP); false = kept the old pair (see the log). */
+  reloadTls(): boolean;
   publicKey: Buffer;
   stats(): RendezvousStats;
   push(address: string, event: string, data: unknown): boolean;
@@ -335,6 +342,33 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     websockets: websockets.size,
     online: online.size,
   });
+  let tlsListener: TlsListener | undefined;
+  if (opts.tls) {
+    try {
+      tlsListener = await startTlsListener({
+        ...opts.tls,
+        handshakeMs: Math.min(5_000, tcpIdleMs),
+        maxConnections: tcp.maxConnections,
+        log,
+        onHandshakeFailure: () => counters.garbage++,
+        onConnection: (sock) => {
+          // The same WebSocket acceptor as the plain port (its own upgrade deadline and limits), after TLS.
+          conns.add(sock);
+          sock.on('close', () => conns.delete(sock));
+          sock.setTimeout(tcpIdleMs, () => sock.destroy());
+          sock.on('error', () => {});
+          websockets.accept(sock);
+        },
+      });
+    } catch (err) {
+      websockets.close();
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await cluster?.close();
+      if (ownsStore) await store.close();
+      throw err;
+    }
+    log.info({ host: opts.tls.host, port: tlsListener.port }, 'wss listening');
+  }
   let web: (HttpServer & { adminToken: string }) | undefined;
   if (opts.http) {
     const adminToken = opts.http.adminToken ?? loadOrCreateAdminToken(opts.dataDir);
@@ -345,7 +379,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       });
     } catch (err) {
       websockets.close();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();
       throw err;
@@ -370,6 +404,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     altPort: alt?.port,
     publicKey: Buffer.from(identity.publicKey),
     http: web && { host: web.host, port: web.port, adminToken: web.adminToken },
+    tls: tlsListener && { host: tlsListener.host, port: tlsListener.port },
+    reloadTls: () => tlsListener?.reload() ?? false,
     stats,
     push: (address, event, data) => registry.push(address, event, data),
     async close() {
@@ -379,7 +415,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       await web?.close();
       for (const s of conns) s.destroy();
       websockets.close();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();
       log.info('rendezvous closed');

@@ -26,9 +26,15 @@ export interface StartNodeOptions {
   public?: boolean;
   /** Ephemeral node (issue 18): stop() removes it from the rendezvous (address and hostname released); so does 2 min of silence. */
   ephemeral?: boolean;
-  /** UDP address of the node's one socket (default 0.0.0.0:0). */
+  /** UDP address of the node's one socket (default 0.0.0.0:0); 'none' = no UDP socket at all (serverless, sandboxes): it joins over a TCP uplink (e.g. wss) and reaches peers through the relay. */
   listen?: string;
-  uplink?: 'auto' | 'udp' | 'tcp' | 'websocket';
+  uplink?: 'auto' | 'udp' | 'tcp' | 'websocket' | 'wss';
+  /** The rendezvous's WebSocket-over-TLS URL (its --tls-listen), e.g. wss://rv.example.com/pilot. */
+  wss?: string;
+  /** PEM file of extra CA certificates for the wss certificate. */
+  tlsCa?: string;
+  /** HTTP proxy for wss: http://[user:pass@]host:port or 'none'; default $HTTPS_PROXY/$ALL_PROXY minus $NO_PROXY. */
+  proxy?: string;
   /** Also serve the daemon IPC on this unix socket (so pilotctl --socket can drive the node). */
   socket?: string;
   /** Where the node logs; default home/pilot.log. */
@@ -56,6 +62,9 @@ function buildConfig(opts: StartNodeOptions): DaemonConfig {
     ...(opts.ephemeral !== undefined ? { ephemeral: opts.ephemeral } : {}),
     ...(opts.listen !== undefined ? { listen: opts.listen } : {}),
     ...(opts.uplink !== undefined ? { uplink: opts.uplink } : {}),
+    ...(opts.wss !== undefined ? { wss: opts.wss } : {}),
+    ...(opts.tlsCa !== undefined ? { tlsCa: opts.tlsCa } : {}),
+    ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}),
     ...(opts.socket !== undefined ? { socket: opts.socket } : {}),
     // a different rendezvous has a different key: learn it again
     ...(saved !== undefined && saved.registry !== registry ? { serverKey: undefined } : {}),

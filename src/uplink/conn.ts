@@ -1,5 +1,7 @@
 // One connection attempt to the rendezvous over TCP (framed or WebSocket).
 // TcpUplink opens a new one for every (re)connect; a Conn never reconnects itself.
+import type { PilotError } from '../util/errors.ts';
+
 export interface ConnOptions {
   host: string;
   port: number;
@@ -17,8 +19,8 @@ export interface ConnHandlers {
   onPacket(pkt: Buffer): void;
   /** Something the rendezvous should never send (counted; fatal ones also close the Conn). */
   onGarbage(what: string): void;
-  /** Called exactly once, whether or not the Conn ever opened. */
-  onClose(reason: string): void;
+  /** Called exactly once, whether or not the Conn ever opened; `cause` = a coded reason (proxy refused, certificate not trusted, timeout). */
+  onClose(reason: string, cause?: PilotError): void;
 }
 
 export interface Conn {

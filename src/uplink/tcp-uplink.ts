@@ -10,10 +10,12 @@ import { DEFAULT_MAX_FRAME } from '../wire/tcp-framing.ts';
 import { Backoff, DEFAULT_BACKOFF, type BackoffOptions } from './backoff.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
 import { openFramedConn } from './framed-conn.ts';
+import type { ProxyConfig } from './proxy-config.ts';
 import { openWebSocketConn } from './websocket-conn.ts';
 import type { Uplink } from './uplink.ts';
 
-export type TcpUplinkMode = 'tcp' | 'websocket';
+/** wss = WebSocket over TLS to the rendezvous's --tls-listen (host is then the certificate's name), optionally through an HTTP proxy. */
+export type TcpUplinkMode = 'tcp' | 'websocket' | 'wss';
 
 export interface TcpUplinkOptions {
   host: string;
@@ -21,6 +23,10 @@ export interface TcpUplinkOptions {
   mode: TcpUplinkMode;
   /** WebSocket path on the rendezvous (default /pilot). */
   path?: string;
+  /** wss: extra trusted CA certificates (PEM) on top of the system's. */
+  ca?: string | Buffer;
+  /** websocket/wss: tunnel through this HTTP proxy (CONNECT). */
+  proxy?: ProxyConfig;
   /** Per attempt, TCP connect (+ WebSocket handshake). Default 5 s. */
   connectTimeoutMs?: number;
   /** Default: the server's max frame (4096). */
@@ -98,10 +104,13 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
     return this.state === 'up';
   }
 
-  /** "tcp 203.0.113.5:9000" / "websocket ws://203.0.113.5:9000/pilot", for logs and errors. */
+  /** "tcp 203.0.113.5:9000" / "websocket ws://203.0.113.5:9000/pilot" / "wss wss://rv.example.com:443/pilot via proxy http://10.0.0.1:3128", for logs and errors (never proxy credentials). */
   describe(): string {
     const { host, port } = this.opts;
-    return this.kind === 'tcp' ? `tcp ${host}:${port}` : `websocket ws://${host}:${port}${this.opts.path ?? '/pilot'}`;
+    if (this.kind === 'tcp') return `tcp ${host}:${port}`;
+    const h = host.includes(':') ? `[${host}]` : host;
+    const via = this.opts.proxy ? ` via proxy ${this.opts.proxy.display}` : '';
+    return `${this.kind} ${this.kind === 'wss' ? 'wss' : 'ws'}://${h}:${port}${this.opts.path ?? '/pilot'}${via}`;
   }
 
   /**
@@ -181,7 +190,7 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
       onGarbage: () => {
         this.counters.garbage++;
       },
-      onClose: (reason) => {
+      onClose: (reason, cause) => {
         if (this.conn !== conn) return;
         this.conn = undefined;
         if (this.state === 'closed') return;
@@ -193,11 +202,14 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
             this.state = 'idle';
             first.reject(
               new PilotError(
-                'UNREACHABLE',
+                cause?.code ?? 'UNREACHABLE',
                 `cannot reach the rendezvous over ${this.describe()}: ${reason}`,
-                this.kind === 'tcp'
-                  ? 'check --registry HOST:PORT and that outgoing TCP to it is allowed'
-                  : 'check --registry HOST:PORT and that HTTP (WebSocket) to it is allowed',
+                cause?.hint ??
+                  (this.kind === 'tcp'
+                    ? 'check --registry HOST:PORT and that outgoing TCP to it is allowed'
+                    : this.kind === 'wss'
+                      ? 'check the --wss URL, that pilot-rendezvous serves --tls-listen there, and that HTTPS to it (or --proxy) is allowed'
+                      : 'check --registry HOST:PORT and that HTTP (WebSocket) to it is allowed'),
               ),
             );
             return;
@@ -213,7 +225,18 @@ export class TcpUplink extends EventEmitter<Events> implements Uplink {
       },
     };
     const conn =
-      this.kind === 'tcp' ? openFramedConn(this.connOpts, handlers) : openWebSocketConn({ ...this.connOpts, path: this.opts.path ?? '/pilot' }, handlers);
+      this.kind === 'tcp'
+        ? openFramedConn(this.connOpts, handlers)
+        : openWebSocketConn(
+            {
+              ...this.connOpts,
+              path: this.opts.path ?? '/pilot',
+              tls: this.kind === 'wss',
+              ...(this.opts.ca !== undefined ? { ca: this.opts.ca } : {}),
+              ...(this.opts.proxy ? { proxy: this.opts.proxy } : {}),
+            },
+            handlers,
+          );
     this.conn = conn;
   }
 

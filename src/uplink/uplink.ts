@@ -15,7 +15,7 @@
 import type dgram from 'node:dgram';
 
 /** Same union as nat/path.ts's UplinkKind (kept here so this layer does not depend on the daemon's). */
-export type UplinkKind = 'udp' | 'tcp' | 'websocket';
+export type UplinkKind = 'udp' | 'tcp' | 'websocket' | 'wss';
 
 export interface Uplink {
   readonly kind: UplinkKind;

@@ -34,6 +34,12 @@ export type ErrorCode =
   | 'INTERRUPTED'
   /** The key was replaced by pilotctl rotate-key: it no longer speaks for its address. */
   | 'KEY_ROTATED'
+  /** An HTTP proxy wants credentials (407), or refused the ones given. */
+  | 'PROXY_AUTH'
+  /** An HTTP proxy refused to open the tunnel (403, 502, ...). */
+  | 'PROXY_REFUSED'
+  /** The rendezvous's TLS certificate did not verify (unknown CA, wrong name, expired). */
+  | 'TLS_UNTRUSTED'
   | 'INTERNAL';
 
 export class PilotError extends Error {

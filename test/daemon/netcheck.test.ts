@@ -15,6 +15,7 @@ function rig() {
   const s = {
     now: 1_000_000,
     bound: '0.0.0.0',
+    port: 4000,
     ifaces: { lo: [ni('127.0.0.1', true)], eth0: [ni('10.0.0.5')] } as Record<string, os.NetworkInterfaceInfo[]>,
     uplink: 'udp' as UplinkKind,
     first: { observed: '203.0.113.7:4000', altPort: 9001 as number | undefined },
@@ -24,7 +25,7 @@ function rig() {
   const net = new NetCheck({
     log: silentLogger(),
     now: () => s.now,
-    boundAddress: () => ({ address: s.bound, port: 4000 }),
+    boundAddress: () => ({ address: s.bound, port: s.port }),
     uplinkKind: () => s.uplink,
     hello: async () => (s.log.push('hello'), { ...s.first }),
     helloAlt: async (port) => (s.log.push(`alt ${port}`), port === undefined ? undefined : s.second),
@@ -111,4 +112,13 @@ test('network check: nothing until 60 s pass or the addresses change; a change h
   s.now += 1;
   await net.checkNetwork();
   assert.deepEqual(s.log, [], 'the same addresses again: nothing');
+});
+
+test('no UDP socket (--listen none, port 0): no LAN candidates at all, not IP:0 ones (issue 19)', () => {
+  const { net, s } = rig();
+  assert.deepEqual(net.lanEndpoints(), ['10.0.0.5:4000']);
+  s.port = 0;
+  s.uplink = 'wss';
+  assert.deepEqual(net.lanEndpoints(), []);
+  assert.deepEqual(net.localCandidates(), []);
 });

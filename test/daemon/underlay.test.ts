@@ -337,3 +337,58 @@ test('bind: a busy --listen port is ADDRESS_IN_USE naming the address and the fl
     holder.close();
   }
 });
+
+test('auto with --wss: UDP, then TCP, then WebSocket, then wss (issue 19); without --wss there is no wss attempt', async () => {
+  const w = rig({ udpAnswers: [false], failModes: ['tcp', 'websocket'], wss: { url: 'wss://rv.example/pilot' } });
+  await w.u.chooseUplink();
+  assert.equal(w.u.kind, 'wss');
+  assert.deepEqual(
+    w.links.map((l) => l.mode),
+    ['tcp', 'websocket', 'wss'],
+  );
+  assert.deepEqual(w.changes, ['wss']);
+  const plain = rig({ udpAnswers: [false], failModes: ['tcp', 'websocket'] });
+  await assert.rejects(plain.u.chooseUplink());
+  assert.deepEqual(
+    plain.links.map((l) => l.mode),
+    ['tcp', 'websocket'],
+  );
+  const forced = rig({ uplink: 'wss', udpAnswers: [], wss: { url: 'wss://rv.example/pilot' } });
+  await forced.u.chooseUplink();
+  assert.equal(forced.u.kind, 'wss');
+  assert.equal(await forced.u.maybeBackToUdp(), false);
+});
+
+test('--listen none: no UDP socket, no UDP probe or sends, straight to the TCP uplinks, never back to UDP', async () => {
+  const n = rig({ listen: 'none', udpAnswers: [true, true], failModes: ['tcp'], wss: { url: 'wss://rv.example/pilot' } });
+  await n.u.bind();
+  assert.deepEqual(n.u.address(), { address: '0.0.0.0', port: 0 });
+  await n.u.chooseUplink();
+  assert.equal(n.u.kind, 'websocket', 'the UDP probe would have answered, but there is no UDP socket to ask from');
+  n.u.sendUdp(Buffer.from([PacketType.Data]), '192.0.2.1', 9);
+  assert.equal(n.counters.udpOut, 0);
+  assert.deepEqual(n.u.openSprayPorts(4), []);
+  assert.equal(await n.u.helloAlt(9001), undefined);
+  assert.equal(await n.u.maybeBackToUdp(), false);
+  n.u.close();
+  await n.u.closeSocket();
+});
+
+test('noUplinkError: a coded failure (proxy, certificate) wins over UNREACHABLE, with its own hint', () => {
+  const e = noUplinkError('rdv:9000', [
+    { kind: 'udp', target: 'udp 192.0.2.1:9000', reason: 'no answer to a hello' },
+    { kind: 'tcp', target: 'tcp 192.0.2.1:9000', reason: 'connect timeout after 5000 ms' },
+    {
+      kind: 'wss',
+      target: 'wss wss://rv.example:443/pilot via proxy http://10.0.0.1:3128',
+      reason: 'proxy http://10.0.0.1:3128 answered 407',
+      error: new PilotError('PROXY_AUTH', 'x', 'the proxy wants a login'),
+    },
+  ]);
+  assert.equal(e.code, 'PROXY_AUTH');
+  assert.equal(e.hint, 'the proxy wants a login');
+  assert.match(
+    e.message,
+    /tcp 192\.0\.2\.1:9000: connect timeout.*wss wss:\/\/rv\.example:443\/pilot via proxy http:\/\/10\.0\.0\.1:3128: proxy .* answered 407/,
+  );
+});

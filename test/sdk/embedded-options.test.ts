@@ -15,7 +15,7 @@ test('a bad startNode option: BAD_ARGUMENT whose hint is about that option', asy
       e instanceof PilotError &&
       e.code === 'BAD_ARGUMENT' &&
       /^startNode\(\{ uplink \}\): /.test(e.message) &&
-      e.hint === 'startNode({ uplink }) takes auto, udp, tcp or websocket',
+      e.hint === 'startNode({ uplink }) takes auto, udp, tcp, websocket or wss',
   );
   assert.ok(!fs.existsSync(path.join(home, 'config.json')), 'nothing written');
 });

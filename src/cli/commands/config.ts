@@ -12,6 +12,10 @@ import { parseMetricsAddress } from '../../metrics/metrics-address.ts';
 import { DEFAULT_REGISTRY } from '../daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok } from '../output.ts';
+import { checkUplinkSettings, redactProxyUrl } from '../../daemon/uplink-settings.ts';
+
+/** The config as printed: a proxy password is never shown (it stays in the 0600 file only). */
+const shown = (c: DaemonConfig): DaemonConfig => (c.proxy ? { ...c, proxy: redactProxyUrl(c.proxy) } : c);
 import type { RunWrapper } from '../action.ts';
 
 export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.entries) as Array<keyof DaemonConfig>;
@@ -35,7 +39,8 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   };
   hp('registry', c.registry);
   hp('beacon', c.beacon);
-  hp('listen', c.listen);
+  if (c.listen !== 'none') hp('listen', c.listen);
+  checkUplinkSettings(c, false);
   if (c.metrics !== undefined) parseMetricsAddress(c.metrics);
   if (c.hostname !== undefined) c.hostname = normalizeHostname(c.hostname);
   return c;
@@ -98,6 +103,9 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.public ? { public: true } : {}),
           ...(f.listen ? { listen: f.listen } : {}),
           ...(f.uplink ? { uplink: f.uplink } : {}),
+          ...(f.wss ? { wss: f.wss } : {}),
+          ...(f.tlsCa ? { tlsCa: f.tlsCa } : {}),
+          ...(f.proxy ? { proxy: f.proxy } : {}),
           ...(f.cc ? { cc: f.cc } : {}),
           ...(f.metrics ? { metrics: f.metrics } : {}),
           ...(socket ? { socket } : {}),
@@ -105,7 +113,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
         saveConfig(home, cfg);
         ok(
           out,
-          { path: file, config: cfg },
+          { path: file, config: shown(cfg) },
           () => `Wrote ${file}\nStart the daemon: pilotctl daemon start   (or run it as a service: pilotctl service install)`,
         );
       }),
@@ -121,8 +129,9 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
         const cfg = loadConfig(home);
         if (!cfg) throw new PilotError('NOT_FOUND', `no config at ${file}`, 'create one: pilotctl init --email you@example.com [--registry HOST:PORT]');
         if (f.set.length === 0) {
-          ok(out, { path: file, config: cfg }, () =>
-            [`# ${file}`, ...CONFIG_KEYS.filter((k) => cfg[k] !== undefined).map((k) => `${k} = ${String(cfg[k])}`)].join('\n'),
+          const c = shown(cfg);
+          ok(out, { path: file, config: c }, () =>
+            [`# ${file}`, ...CONFIG_KEYS.filter((k) => c[k] !== undefined).map((k) => `${k} = ${String(c[k])}`)].join('\n'),
           );
           return;
         }
@@ -130,7 +139,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
         saveConfig(home, next);
         ok(
           out,
-          { path: file, config: next, changed: f.set.map((s) => s.slice(0, s.indexOf('='))) },
+          { path: file, config: shown(next), changed: f.set.map((s) => s.slice(0, s.indexOf('='))) },
           () => `Saved ${file}\nA running daemon keeps its old settings until: pilotctl daemon stop && pilotctl daemon start`,
         );
       }),
