@@ -10,7 +10,6 @@
 //   TrustMirror (trust-mirror.ts)   trust relations kept in step with the registry;
 //   AccessPolicy (access-policy.ts) who may reach which port;
 //   Networks (networks.ts)          fleets: our memberships, peers' verified memberships, policies.
-import dns from 'node:dns/promises';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { loadOrCreateIdentity, type Identity } from '../crypto/identity.ts';
@@ -22,6 +21,8 @@ import { PacketType } from '../wire/packet-types.ts';
 import { addressKey, formatAddress, parseAddress as parseAddressText, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
+import { formatIpv6 } from '../util/ip6.ts';
+import { discoverNat64, ipv6Only, resolveRendezvous } from './dual-stack.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { HomeLock, type HolderKind } from './home-lock.ts';
@@ -259,9 +260,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async init(): Promise<void> {
     const reg = parseHostPort(this.config.registry, 9000);
-    const ip = await dns.lookup(reg.host, { family: 4 }).catch(() => {
-      throw new PilotError('UNREACHABLE', `cannot resolve rendezvous host ${reg.host}`, 'check --registry HOST:PORT');
-    });
+    // An IPv6-only host reaches IPv4 (the rendezvous, v4 peers) through NAT64: learn its prefix (dual-stack.ts).
+    const nat64 = ipv6Only() ? await discoverNat64() : undefined;
+    if (nat64) this.log.info({ prefix: `${formatIpv6(Uint8Array.from([...nat64.prefix, 0, 0, 0, 0]))}/96`, source: nat64.source }, 'IPv6-only network: NAT64');
+    const ip = { address: await resolveRendezvous(reg.host, nat64 !== undefined) };
     const underlay = new Underlay(
       {
         log: this.log,
@@ -284,6 +286,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         listen: this.config.listen,
         home: this.home,
         rendezvous: { host: ip.address, port: reg.port },
+        ...(nat64 ? { nat64: nat64.prefix } : {}),
         registry: this.config.registry,
         uplink: this.config.uplink,
         identity: this.identity,
