@@ -76,14 +76,23 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
       v4o: `${RENDEZVOUS_IP}:9000`,
       n64: `${RDV_NAME}:9000`,
     };
+    // One agent that cannot start fails its own test (with the reason), not the whole suite.
     await Promise.all(
       (Object.keys(sites) as (keyof typeof sites)[]).map(async (k) => {
         const a = new Agent(k, work, host(k).ns);
-        await a.start(['--registry', registry[k]!, '--email', `${k}@example.com`, '--hostname', k, '--listen', '0.0.0.0:0']);
-        agents[k] = a;
+        try {
+          await a.start(['--registry', registry[k]!, '--email', `${k}@example.com`, '--hostname', k, '--listen', '0.0.0.0:0']);
+          agents[k] = a;
+        } catch (err) {
+          startErrors[k] = (err as Error).message;
+        }
       }),
     );
   });
+  const startErrors: Record<string, string> = {};
+  const started = (...ks: string[]): void => {
+    for (const k of ks) assert.ok(agents[k], `agent ${k} did not start: ${startErrors[k]}`);
+  };
 
   after(async () => {
     await Promise.all(Object.values(agents).map((a) => a.stop()));
@@ -94,6 +103,7 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
   });
 
   test('a rendezvous at an IPv6 address is reached over UDP, not the TCP uplink', async () => {
+    started('ds1');
     const info = await agents.ds1!.ctl(['info']);
     assert.equal(info.code, 0, info.stderr);
     assert.equal(info.json.data.uplink, 'udp', `uplink ${info.json.data.uplink}; log:\n${agents.ds1!.log().slice(-2000)}`);
@@ -101,6 +111,7 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
   });
 
   test('dual-stack pair behind IPv4 NAT and IPv6 firewalls goes direct over IPv6', async () => {
+    started('ds1', 'ds2');
     const [a, b] = [agents.ds1!, agents.ds2!];
     const t0 = Date.now();
     await trustPair(a, b);
@@ -128,6 +139,7 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
   });
 
   test('IPv6-only agent behind NAT64 reaches the v4-only rendezvous by name and streams to a v4-only agent', async () => {
+    started('n64', 'v4o');
     const [a, b] = [agents.n64!, agents.v4o!];
     const info = await a.ctl(['info']);
     assert.equal(info.json.data.uplink, 'udp', 'UDP through NAT64');
@@ -144,7 +156,9 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
     assert.ok(translated > 1000, `tayga translated ${translated} packets`);
     // The v4-only side sees the NAT64 router's IPv4 address; the IPv6-only side a plain IPv4 endpoint (synthesised only on the wire).
     const w = await waitPaths(a, b, (v) => v?.pathType === 'direct', 15_000);
-    console.log(`# nat64: first byte ${e.firstByteMs} ms; paths ${w.va?.pathType} ${w.va?.endpoint} / ${w.vb?.pathType} ${w.vb?.endpoint}; tayga packets ${translated}`);
+    console.log(
+      `# nat64: first byte ${e.firstByteMs} ms; paths ${w.va?.pathType} ${w.va?.endpoint} / ${w.vb?.pathType} ${w.vb?.endpoint}; tayga packets ${translated}`,
+    );
     assert.equal(w.va?.pathType, 'direct', `n64 -> v4o ${JSON.stringify(w.va)}`);
     assert.match(w.va!.endpoint!, /^198\.51\.100\.\d+:\d+$/, 'the edge turns the synthesised address back into IPv4');
   });
