@@ -3,6 +3,7 @@
 //   dual-cone  x dual-cone   both behind IPv4 cone NAT and an IPv6 firewall: IPv6 direct preferred
 //   dual-sym   x dual-sym    both behind IPv4 *symmetric* NAT (IPv4 alone relays): IPv6 direct
 //   nat64      x v4-cone     IPv6-only behind NAT64 (rendezvous by name via DNS64) to an IPv4-only agent
+//   v4-cone    x v4-cone     the same-run IPv4 reference (both IPv4-only behind cone NAT)
 // One agent (dual-cone 1) reaches the rendezvous at its IPv6 address, the rest at IPv4
 // or by name. Per pair: trust, a cold echo (time to first byte), when both sides
 // report the direct path they must (polled over IPC every 100 ms from the start),
@@ -95,6 +96,8 @@ export async function runIpv6Lab(opts: { bytes?: number; log?: (line: string) =>
       ds1: lab.addSite('symmetric', 'ds1'),
       ds2: lab.addSite('symmetric', 'ds2'),
       v4o: lab.addSite('cone', 'v4o'),
+      v4p: lab.addSite('cone', 'v4p'),
+      v4q: lab.addSite('cone', 'v4q'),
       n64: lab.addSite('cone', 'n64'),
     };
     for (const k of ['dc1', 'dc2', 'ds1', 'ds2']) lab6.dualStack(sites[k]!);
@@ -124,8 +127,9 @@ export async function runIpv6Lab(opts: { bytes?: number; log?: (line: string) =>
         { a: 'dual-cone', b: 'dual-cone', x: 'dc1', y: 'dc2', want: 'ipv6' },
         { a: 'dual-sym', b: 'dual-sym', x: 'ds1', y: 'ds2', want: 'ipv6' },
         { a: 'nat64', b: 'v4-cone', x: 'n64', y: 'v4o', want: 'ipv4' },
+        { a: 'v4-cone', b: 'v4-cone', x: 'v4p', y: 'v4q', want: 'ipv4' },
       ];
-      // The pairs share no daemon: all three at once.
+      // The pairs share no daemon: all at once (so the IPv4 reference runs under the same load).
       const results = await Promise.all(
         pairs.map(async (p): Promise<V6PairResult> => {
           const r: V6PairResult = { a: p.a, b: p.b, ok: false, want: p.want, seconds: 0 };
@@ -165,7 +169,7 @@ export async function runIpv6Lab(opts: { bytes?: number; log?: (line: string) =>
               r.routerBytes = [lab6.udp6BytesWith(router(p.x), lab6.ip6.get(host(p.y))!), lab6.udp6BytesWith(router(p.y), lab6.ip6.get(host(p.x))!)];
               r.firewallDrops = [lab6.wan6Drops(router(p.x)), lab6.wan6Drops(router(p.y))];
             } else {
-              r.nat64Packets = lab6.nat64Packets(router('n64')) - n64Before;
+              if (p.a === 'nat64') r.nat64Packets = lab6.nat64Packets(router('n64')) - n64Before;
               r.routerBytes = [lab.udpBytesWith(router(p.y), router(p.x).publicIp)];
             }
             r.ok = r.pingReceived === 3;
