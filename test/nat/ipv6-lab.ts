@@ -5,8 +5,8 @@
 //   nat64      x v4-cone     IPv6-only behind NAT64 (rendezvous by name via DNS64) to an IPv4-only agent
 //   v4-cone    x v4-cone     the same-run IPv4 reference (both IPv4-only behind cone NAT)
 // One agent (dual-cone 1) reaches the rendezvous at its IPv6 address, the rest at IPv4
-// or by name. Per pair: trust, a cold echo (time to first byte), when both sides
-// report the direct path they must (polled over IPC every 100 ms from the start),
+// or by name; a second IPv6-only agent is given it as an IPv4 literal (NAT64 synthesis). Per pair: trust, a cold echo (time to first byte), when both sides
+// report the direct path they must (polled over IPC every 100 ms from the dial),
 // more data once direct, ping, and the routers' own byte counts of the direct flow.
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,8 +37,10 @@ export interface V6PairResult {
   /** The path the pair must end on: "ipv6" (an [IPv6] endpoint) or "ipv4" (direct, IPv4 endpoint). */
   want: 'ipv6' | 'ipv4';
   firstByteMs?: number;
-  /** From the start of the pair (before trust) to both sides reporting the wanted path. */
+  /** From the first dial (the cold echo, after trust) to both sides reporting the wanted path. */
   directMs?: number;
+  /** The trust handshake before it (handshake, approve, mutual). */
+  trustMs?: number;
   intact?: boolean;
   pingReceived?: number;
   pingAvgMs?: number | null;
@@ -99,9 +101,12 @@ export async function runIpv6Lab(opts: { bytes?: number; log?: (line: string) =>
       v4p: lab.addSite('cone', 'v4p'),
       v4q: lab.addSite('cone', 'v4q'),
       n64: lab.addSite('cone', 'n64'),
+      // Another IPv6-only host that is given the rendezvous as an IPv4 literal (no DNS64 can help).
+      n64l: lab.addSite('cone', 'n64l'),
     };
     for (const k of ['dc1', 'dc2', 'ds1', 'ds2']) lab6.dualStack(sites[k]!);
     lab6.nat64(sites.n64!, { [RDV_NAME]: RENDEZVOUS_IP });
+    lab6.nat64(sites.n64l!);
     const host = (k: string): Host => sites[k]!.hosts[0]!;
     const router = (k: string): Router => sites[k]!.routers[0]!;
     // 0.0.0.0 = every address of both families (one "::" socket each for UDP and TCP).
@@ -139,16 +144,18 @@ export async function runIpv6Lab(opts: { bytes?: number; log?: (line: string) =>
             if (!A || !B) throw new Error(`agent did not start: ${facts[p.x]?.startError ?? facts[p.y]?.startError}`);
             const n64Before = p.a === 'nat64' ? lab6.nat64Packets(router('n64')) : 0;
             await trustPair(A, B);
+            const dial = Date.now();
+            r.trustMs = dial - p0;
             // Poll both sides from now on (100 ms) while the cold echo runs: time to the wanted direct path.
             let stop = false;
             const poller = (async () => {
               while (!stop) {
                 const [va, vb] = await Promise.all([view(A, B), view(B, A)]);
                 if (wants(p.want, va) && wants(p.want, vb)) {
-                  r.directMs = Date.now() - p0;
+                  r.directMs = Date.now() - dial;
                   return;
                 }
-                if (Date.now() - p0 > 40_000) return;
+                if (Date.now() - dial > 40_000) return;
                 await new Promise((res) => setTimeout(res, 100));
               }
             })();

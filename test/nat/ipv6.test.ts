@@ -38,6 +38,14 @@ describe('IPv6 and NAT64 in the NAT lab', { skip, timeout: 240_000 }, () => {
     assert.match(f.observed ?? '', /^\[2001:db8:1::10\]:\d+$/, 'the rendezvous saw our IPv6 address (no NAT in front of it)');
   });
 
+  test('IPv6-only behind NAT64, rendezvous given as an IPv4 literal: synthesised with the learnt prefix, UDP uplink', () => {
+    const f = m.agents.n64l!;
+    assert.equal(f.startError, undefined, f.startError);
+    assert.equal(f.uplink, 'udp');
+    assert.equal(f.nat64, 'rfc7050');
+    assert.match(f.observed ?? '', /^198\.51\.100\.\d+:\d+$/, "the rendezvous saw the NAT64 router's IPv4 address");
+  });
+
   for (const kind of ['dual-cone', 'dual-sym']) {
     test(`${kind} x ${kind}: direct over IPv6 through both IPv6 firewalls`, () => {
       const r = pair(kind, kind);
