@@ -21,8 +21,7 @@ import { PacketType } from '../wire/packet-types.ts';
 import { addressKey, formatAddress, parseAddress as parseAddressText, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
-import { formatIpv6 } from '../util/ip6.ts';
-import { discoverNat64, ipv6Only, resolveRendezvous } from './dual-stack.ts';
+import { underlayAddresses } from './dual-stack.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { HomeLock, type HolderKind } from './home-lock.ts';
@@ -260,10 +259,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async init(): Promise<void> {
     const reg = parseHostPort(this.config.registry, 9000);
-    // An IPv6-only host reaches IPv4 (the rendezvous, v4 peers) through NAT64: learn its prefix (dual-stack.ts).
-    const nat64 = ipv6Only() ? await discoverNat64() : undefined;
-    if (nat64) this.log.info({ prefix: `${formatIpv6(Uint8Array.from([...nat64.prefix, 0, 0, 0, 0]))}/96`, source: nat64.source }, 'IPv6-only network: NAT64');
-    const ip = { address: await resolveRendezvous(reg.host, nat64 !== undefined) };
+    // The rendezvous as one IP of either family, and on an IPv6-only host the NAT64 prefix (dual-stack.ts).
+    const { ip, nat64 } = await underlayAddresses(reg.host, this.log);
     const underlay = new Underlay(
       {
         log: this.log,
@@ -285,8 +282,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       {
         listen: this.config.listen,
         home: this.home,
-        rendezvous: { host: ip.address, port: reg.port },
-        ...(nat64 ? { nat64: nat64.prefix } : {}),
+        rendezvous: { host: ip, port: reg.port },
+        ...(nat64 ? { nat64 } : {}),
         registry: this.config.registry,
         uplink: this.config.uplink,
         identity: this.identity,

@@ -15,7 +15,8 @@ import dns from 'node:dns/promises';
 import net from 'node:net';
 import os from 'node:os';
 import { PilotError } from '../util/errors.ts';
-import { canonicalIp, extractNat64, mapIpv4, nat64Prefix, synthesizeNat64, unmapIpv4, WELL_KNOWN_NAT64_PREFIX, classifyIpv6 } from '../util/ip6.ts';
+import type { Logger } from '../util/logger.ts';
+import { canonicalIp, classifyIpv6, extractNat64, formatIpv6, mapIpv4, nat64Prefix, synthesizeNat64, unmapIpv4, WELL_KNOWN_NAT64_PREFIX } from '../util/ip6.ts';
 
 export type SocketFamily = 'dual' | 'ipv4' | 'ipv6';
 
@@ -55,15 +56,24 @@ export class EdgeAddresses {
     this.nat64 = nat64;
   }
 
-  /** A source address from the socket as the rest of the daemon sees it. */
+  /**
+   * A source address from the socket as the rest of the daemon sees it. Per
+   * packet, so string tests first: the kernel's text (inet_ntop) is already
+   * RFC 5952, and a mapped IPv4 source is always "::ffff:a.b.c.d".
+   */
   inbound(ip: string): string {
     if (!ip.includes(':')) return ip;
-    const canonical = canonicalIp(ip);
+    if (ip.startsWith('::ffff:') && ip.includes('.', 7)) return ip.slice(7);
     if (this.nat64) {
-      const v4 = extractNat64(this.nat64, canonical);
+      const v4 = extractNat64(this.nat64, ip);
       if (v4 !== undefined) return v4;
     }
-    return unmapIpv4(canonical);
+    return ip;
+  }
+
+  /** An address from anywhere else (config, DNS): any spelling to the form inbound() gives. */
+  normalize(ip: string): string {
+    return this.inbound(unmapIpv4(canonicalIp(ip)));
   }
 
   /** A destination as the socket needs it. */
@@ -142,4 +152,16 @@ export async function resolveRendezvous(host: string, v6First: boolean, lookup: 
   const ip = v6First ? (pick(6) ?? pick(4)) : (pick(4) ?? pick(6));
   if (ip === undefined) throw new PilotError('UNREACHABLE', `cannot resolve rendezvous host ${host}: no addresses`, 'check --registry HOST:PORT (and DNS)');
   return canonicalIp(ip);
+}
+
+/**
+ * What the daemon needs before binding: the rendezvous as one IP, and on an
+ * IPv6-only host (no IPv4 beyond loopback/link-local) the NAT64 prefix that
+ * reaches IPv4 (the rendezvous when given as an IPv4 literal or A record only, IPv4 peers).
+ */
+export async function underlayAddresses(rendezvousHost: string, log: Logger): Promise<{ ip: string; nat64?: Uint8Array }> {
+  const nat64 = ipv6Only() ? await discoverNat64() : undefined;
+  if (nat64) log.info({ prefix: `${formatIpv6(Uint8Array.from([...nat64.prefix, 0, 0, 0, 0]))}/96`, source: nat64.source }, 'IPv6-only network: NAT64');
+  const ip = await resolveRendezvous(rendezvousHost, nat64 !== undefined);
+  return nat64 ? { ip, nat64: nat64.prefix } : { ip };
 }

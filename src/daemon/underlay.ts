@@ -109,7 +109,7 @@ export class Underlay {
     this.host = host;
     this.opts = opts;
     this.edge = new EdgeAddresses('ipv4', opts.nat64);
-    this.rv = { host: this.edge.inbound(opts.rendezvous.host), port: opts.rendezvous.port };
+    this.rv = { host: this.edge.normalize(opts.rendezvous.host), port: opts.rendezvous.port };
   }
 
   /** dual (one udp6 socket for both), ipv4 or ipv6: what the bound socket reaches. */
@@ -304,7 +304,8 @@ export class Underlay {
 
   /** One datagram on the main socket (`sock` undefined) or on birthday socket `sock`. */
   onUdp(msg: Buffer, from: { address: string; port: number }, sock?: number): void {
-    const rinfo = { address: this.edge.inbound(from.address), port: from.port };
+    const address = this.edge.inbound(from.address);
+    const rinfo = address === from.address ? from : { address, port: from.port };
     const counters = this.host.counters;
     counters.udpIn++;
     if (msg.length === 0) {

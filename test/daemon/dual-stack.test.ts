@@ -154,13 +154,15 @@ test('NAT64 edge: IPv4 destinations are synthesised in the prefix, sources in it
   assert.equal(e.outboundUdp('198.51.100.1'), '64:ff9b::c633:6401');
   assert.equal(e.outboundTcp('198.51.100.1'), '64:ff9b::c633:6401');
   assert.equal(e.inbound('64:ff9b::c633:6401'), '198.51.100.1');
-  assert.equal(e.inbound('64:ff9b:0:0:0:0:c633:6401'), '198.51.100.1', 'any spelling');
+  assert.equal(e.normalize('64:ff9b:0:0:0:0:c633:6401'), '198.51.100.1', 'any spelling (config, DNS)');
+  assert.equal(e.normalize('::FFFF:198.51.100.1'), '198.51.100.1');
   assert.equal(e.inbound('2001:db8::7'), '2001:db8::7');
   assert.equal(e.outboundUdp('2001:db8::7'), '2001:db8::7');
   const dual = new EdgeAddresses('dual');
   assert.equal(dual.outboundUdp('10.0.0.1'), '::ffff:10.0.0.1');
   assert.equal(dual.outboundTcp('10.0.0.1'), '10.0.0.1');
-  assert.equal(dual.inbound('::FFFF:10.0.0.1'), '10.0.0.1');
+  assert.equal(dual.inbound('::ffff:10.0.0.1'), '10.0.0.1');
+  assert.equal(dual.inbound('2001:db8::1'), '2001:db8::1');
   assert.equal(new EdgeAddresses('ipv4').reaches('2001:db8::1'), false);
 });
 
