@@ -20,7 +20,7 @@ import { loadOrCreateServerIdentity } from './server-identity.ts';
 import { OnlineIndex } from './online-index.ts';
 import { RegistryService, type RegistryCounters } from './registry-service.ts';
 import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from './relay.ts';
-import { KeyedLimiter, type Rate } from './rate-limit.ts';
+import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
 import type { Link } from './link.ts';
@@ -164,7 +164,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     } else if (type === PacketType.RelayForward && cluster && link.kind === 'udp') {
       relay.handleFromPeer(pkt);
     } else if (type === PacketType.RegistryRequest) {
-      if (!requestLimiter.take(ip)) {
+      // Per IPv4 address, or per IPv6 /64 (one subscriber's prefix): now that IPv6 clients reach us directly.
+      if (!requestLimiter.take(net.isIPv6(ip) ? sourceKey(link.observed) : ip)) {
         counters.rateLimited++;
         return;
       }
