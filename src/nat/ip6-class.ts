@@ -7,7 +7,7 @@
 // addresses never (a mapped address must arrive as plain IPv4 and pass the IPv4
 // checks). 2001:db8::/32 counts as public, as TEST-NET does for IPv4: the lab uses it.
 import net from 'node:net';
-import { classifyIpv6 } from '../util/ip6.ts';
+import { canonicalIp, classifyIpv6 } from '../util/ip6.ts';
 
 export function isPublicIPv6(ip: string): boolean {
   const c = classifyIpv6(ip);
@@ -41,8 +41,14 @@ function prefixLength(netmask: string): number {
   return bits;
 }
 
-/** An IPv6 address of ours worth advertising as a host candidate (no link-local, no temporary-looking junk). */
+/**
+ * An IPv6 address of ours worth advertising as a host candidate: global, or ULA
+ * (some networks translate it), never link-local. As Tailscale's isUsableV6
+ * (netmon): 2000::/3 or fc00::/7, except Tailscale's own ULA range, fd7a:115c:a1e0::/48,
+ * which is another overlay's tunnel address, not a path to the host.
+ */
 export function advertisableIpv6(ip: string): boolean {
   const c = classifyIpv6(ip);
+  if (c === 'ula' && /^fd7a:115c:a1e0:/i.test(canonicalIp(ip))) return false;
   return c === 'global' || c === 'documentation' || c === 'ula';
 }

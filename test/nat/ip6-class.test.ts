@@ -40,6 +40,8 @@ test('forged IPv6 candidates from a peer are not probed; ULA only on our own pre
   assert.equal(onAttachedIpv6Subnet('fe80::2', IFACES), false, 'our link-local prefix does not make a peer link-local address ours');
   assert.equal(advertisableIpv6('fe80::1'), false);
   assert.equal(advertisableIpv6('fd00:1:2:3::10'), true);
+  assert.equal(advertisableIpv6('fd7a:115c:a1e0::da01:a867'), false, "Tailscale's own ULA range: another overlay's tunnel");
+  assert.equal(advertisableIpv6('2a00:1450::1'), true);
 });
 
 test('endpoints: [v6]:port parsed and canonical; v4-mapped judged as the IPv4 it maps; junk refused', () => {
