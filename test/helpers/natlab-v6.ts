@@ -70,6 +70,8 @@ export class NatLabV6 {
   constructor(lab: NatLab) {
     this.lab = lab;
     this.tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'natlab6-'));
+    // Ctrl-C or a crash must not leave /etc/netns entries behind (netns.ts exits on signals, so 'exit' runs).
+    process.once('exit', () => this.cleanup());
     const rdv = lab.rendezvous.ns;
     this.sh(lab.internet, 'sysctl -qw net.bridge.bridge-nf-call-ip6tables=0 2>/dev/null || true');
     this.sh(rdv, `sysctl -qw net.ipv6.conf.all.disable_ipv6=0; ip -6 addr add ${RENDEZVOUS_IP6}/64 dev eth0 nodad`);
