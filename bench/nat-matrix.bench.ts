@@ -4,6 +4,8 @@
 // Needs root (network namespaces); prints why and exits 0 otherwise.
 import { natLabSupport } from '../test/helpers/natlab.ts';
 import { formatGrid, runMatrix } from '../test/nat/matrix.ts';
+import { nat64Support, v6LabSupport } from '../test/helpers/natlab-v6.ts';
+import { formatIpv6Table, runIpv6Lab } from '../test/nat/ipv6-lab.ts';
 
 const support = natLabSupport();
 if (!support.ok) {
@@ -22,4 +24,11 @@ for (const r of m.results) {
   );
 }
 console.log(`\n${m.results.length} pairs in ${m.seconds.toFixed(1)} s (lab setup ${m.setupSeconds.toFixed(1)} s)`);
+// The IPv6 kinds (dual-stack behind IPv4 NAT + IPv6 firewalls, IPv6-only behind NAT64) in their own lab.
+const v6Support = [v6LabSupport(), nat64Support()].find((s) => !s.ok);
+if (v6Support && !v6Support.ok) console.log(`\nIPv6 kinds skipped: ${v6Support.reason}`);
+else {
+  const v6 = await runIpv6Lab();
+  console.log(`\n${formatIpv6Table(v6)}\n\n${v6.results.length} IPv6 pairs in ${v6.seconds.toFixed(1)} s (lab setup ${v6.setupSeconds.toFixed(1)} s)`);
+}
 process.exit(0);

@@ -10,7 +10,6 @@
 //   TrustMirror (trust-mirror.ts)   trust relations kept in step with the registry;
 //   AccessPolicy (access-policy.ts) who may reach which port;
 //   Networks (networks.ts)          fleets: our memberships, peers' verified memberships, policies.
-import dns from 'node:dns/promises';
 import crypto from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { loadOrCreateIdentity, type Identity } from '../crypto/identity.ts';
@@ -22,6 +21,7 @@ import { PacketType } from '../wire/packet-types.ts';
 import { addressKey, formatAddress, parseAddress as parseAddressText, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
+import { underlayAddresses } from './dual-stack.ts';
 import type { Logger } from '../util/logger.ts';
 import { saveConfig, type DaemonConfig } from './config.ts';
 import { HomeLock, type HolderKind } from './home-lock.ts';
@@ -259,10 +259,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
 
   private async init(): Promise<void> {
     const reg = parseHostPort(this.config.registry, 9000);
-    const ip = await dns.lookup(reg.host, { family: 4 }).catch(() => {
+    // The rendezvous as one IP of either family, and on an IPv6-only host the NAT64 prefix (dual-stack.ts).
+    const { ip, nat64 } = await underlayAddresses(reg.host, this.log).catch((err: unknown): { ip: string; nat64?: Uint8Array } => {
       // Proxy-only networks often resolve no outside names: the proxy resolves the wss host itself.
-      if (this.config.wss) return { address: reg.host };
-      throw new PilotError('UNREACHABLE', `cannot resolve rendezvous host ${reg.host}`, 'check --registry HOST:PORT');
+      if (this.config.wss) return { ip: reg.host };
+      throw err;
     });
     const underlay = new Underlay(
       {
@@ -285,7 +286,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       {
         listen: this.config.listen,
         home: this.home,
-        rendezvous: { host: ip.address, port: reg.port },
+        rendezvous: { host: ip, port: reg.port },
+        ...(nat64 ? { nat64 } : {}),
         registry: this.config.registry,
         uplink: this.config.uplink,
         ...(this.config.wss

@@ -6,8 +6,11 @@ import os from 'node:os';
 import type { Logger } from '../util/logger.ts';
 import { parseEndpoint, type UplinkKind } from '../nat/path.ts';
 import { classifyNat, type NatType } from '../nat/nat-type.ts';
+import { advertisableIpv6, isPublicIPv6 } from '../nat/ip6-class.ts';
 
 const MAX_CANDIDATES = 4;
+/** IPv6 host candidates on top (global first: unlike LAN IPv4 they reach across the internet). */
+const MAX_V6_CANDIDATES = 3;
 /** How often the local network and the NAT type are re-checked. */
 export const NETWORK_CHECK_MS = 5_000;
 export const NAT_RECHECK_MS = 60_000;
@@ -64,18 +67,28 @@ export class NetCheck {
     return this.host.interfaces ? this.host.interfaces() : os.networkInterfaces();
   }
 
-  /** Our LAN endpoints: the bound address, or every external IPv4 address when bound to all. */
+  /**
+   * Our host endpoints: the bound address, or, bound to all (one dual-stack socket),
+   * IPv6 global then every external IPv4 address, then IPv6 ULA. No link-local
+   * IPv6 (it needs a zone id), as Tailscale and iroh leave it out.
+   */
   lanEndpoints(): string[] {
     const { address: bound, port } = this.host.boundAddress();
     if (port === 0) return []; // no UDP socket (--listen none): nothing to offer as a direct path
-    if (bound !== '0.0.0.0') return [`${bound}:${port}`];
-    const out: string[] = [];
+    if (bound !== '0.0.0.0' && bound !== '::') return [bound.includes(':') ? `[${bound}]:${port}` : `${bound}:${port}`];
+    const v4: string[] = [];
+    const v6: string[] = [];
     for (const list of Object.values(this.interfaces())) {
       for (const ni of list ?? []) {
-        if (ni.family === 'IPv4' && !ni.internal) out.push(`${ni.address}:${port}`);
+        if (ni.internal) continue;
+        if (ni.family === 'IPv4') v4.push(`${ni.address}:${port}`);
+        else if (bound === '::' && ni.family === 'IPv6' && advertisableIpv6(ni.address)) v6.push(ni.address);
       }
     }
-    return out.slice(0, MAX_CANDIDATES);
+    const global6 = v6.filter(isPublicIPv6).map((a) => `[${a}]:${port}`);
+    const ula6 = v6.filter((a) => !isPublicIPv6(a)).map((a) => `[${a}]:${port}`);
+    const six = [...global6, ...ula6].slice(0, MAX_V6_CANDIDATES);
+    return [...six.filter((e) => global6.includes(e)), ...v4.slice(0, MAX_CANDIDATES), ...six.filter((e) => ula6.includes(e))];
   }
 
   /** What peers should probe to reach us: our mapped endpoint (as the beacon saw it) and LAN endpoints. */
@@ -88,7 +101,7 @@ export class NetCheck {
 
   private localAddresses(): string[] {
     const out: string[] = [];
-    for (const list of Object.values(this.interfaces())) for (const ni of list ?? []) if (ni.family === 'IPv4') out.push(ni.address);
+    for (const list of Object.values(this.interfaces())) for (const ni of list ?? []) if (ni.family === 'IPv4' || ni.family === 'IPv6') out.push(ni.address);
     return out;
   }
 

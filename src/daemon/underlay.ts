@@ -18,6 +18,7 @@ import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
 import { TcpUplink, type TcpUplinkMode } from '../uplink/tcp-uplink.ts';
 import { wssLinkOptions, type WssConfig } from '../uplink/wss-config.ts';
+import { EdgeAddresses, noIpv6, socketOptions, socketPlans, type SocketPlan } from './dual-stack.ts';
 
 /** What the underlay counts (a slice of the daemon's `counters`, shared by reference: `pilotctl stats` shows them). */
 export interface UnderlayCounters {
@@ -79,17 +80,23 @@ export interface UnderlayOptions {
   /** Seams for unit tests: does the rendezvous answer on UDP, and how a TCP/WebSocket link is opened. */
   probeUdp?: () => Promise<boolean>;
   makeLink?: (mode: TcpUplinkMode) => RendezvousLink;
+  /** An IPv6-only host behind NAT64: the /96 prefix IPv4 destinations are synthesised in (dual-stack.ts). */
+  nat64?: Uint8Array;
+  /** Seam for the no-IPv6-kernel fallback test: makes the socket of a plan. */
+  makeSocket?: (plan: SocketPlan) => dgram.Socket;
 }
 
-function newSocket(): dgram.Socket {
-  return createUdpSocket({ type: 'udp4', recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+function newSocket(plan: SocketPlan): dgram.Socket {
+  return createUdpSocket({ ...socketOptions(plan), recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
 }
 
 export class Underlay {
   private readonly host: UnderlayHost;
   private readonly opts: UnderlayOptions;
   private readonly rv: HostPort;
-  private socket: dgram.Socket = newSocket();
+  private socket!: dgram.Socket;
+  /** IPv4-mapped and NAT64 addresses in and out of the socket (one udp6 socket for both families). */
+  private edge: EdgeAddresses;
   /** Extra sockets for birthday probing (id -> socket); id 0 is never used (the main socket). */
   private readonly spray = new Map<number, { sock: dgram.Socket; opened: number }>();
   private sprayNext = 1;
@@ -104,7 +111,13 @@ export class Underlay {
   constructor(host: UnderlayHost, opts: UnderlayOptions) {
     this.host = host;
     this.opts = opts;
-    this.rv = opts.rendezvous;
+    this.edge = new EdgeAddresses('ipv4', opts.nat64);
+    this.rv = { host: this.edge.normalize(opts.rendezvous.host), port: opts.rendezvous.port };
+  }
+
+  /** dual (one udp6 socket for both), ipv4 or ipv6: what the bound socket reaches. */
+  get family(): EdgeAddresses['family'] {
+    return this.edge.family;
   }
 
   /** `--listen none`: no UDP socket at all (serverless/sandboxed nodes); everything goes over a TCP uplink and the relay. */
@@ -133,29 +146,46 @@ export class Underlay {
     const listen = parseHostPort(this.opts.listen, 0);
     const portFile = path.join(this.opts.home, 'udp-port');
     const previous = listen.port === 0 && fs.existsSync(portFile) ? Number(fs.readFileSync(portFile, 'utf8')) : 0;
+    const plans = socketPlans(listen.host);
+    let plan = plans[0]!;
+    const make = (p: SocketPlan): dgram.Socket => (this.opts.makeSocket ?? newSocket)(p);
     const bind = (port: number): Promise<void> =>
       new Promise<void>((resolve, reject) => {
+        // A failed bind leaves the socket unusable: every try gets a fresh one.
+        this.socket = make(plan);
         this.socket.once('error', reject);
-        this.socket.bind(port, listen.host, () => {
+        this.socket.bind(port, plan.host, () => {
           this.socket.off('error', reject);
           resolve();
         });
       });
+    /** The plans in order: a kernel without IPv6 refuses the dual-stack socket, then IPv4 alone. */
+    const bindAny = async (port: number): Promise<void> => {
+      for (let i = 0; ; i++) {
+        plan = plans[i]!;
+        try {
+          return await bind(port);
+        } catch (err) {
+          if (i + 1 >= plans.length || !noIpv6(err)) throw err;
+          this.host.log.info({ err: (err as Error).message }, 'no IPv6 here: one IPv4 socket');
+        }
+      }
+    };
     const bindListen = (): Promise<void> =>
-      bind(listen.port).catch((err: unknown) => {
+      bindAny(listen.port).catch((err: unknown) => {
         throw listenError(err, 'udp', listen.host, listen.port, '--listen');
       });
     if (previous > 0 && previous < 65536) {
       try {
-        await bind(previous);
+        await bindAny(previous);
       } catch {
-        // Taken by someone else: the socket object is unusable after a failed bind.
-        this.socket = newSocket();
+        // Taken by someone else.
         await bindListen();
       }
     } else {
       await bindListen();
     }
+    this.edge = new EdgeAddresses(plan.family, this.opts.nat64);
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
     this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
@@ -165,7 +195,8 @@ export class Underlay {
     if (this.noUdp) return;
     this.host.counters.udpOut++;
     const s = sock === undefined ? this.socket : this.spray.get(sock)?.sock;
-    s?.send(pkt, port, host);
+    if (!this.edge.reaches(host)) return;
+    s?.send(pkt, port, this.edge.outboundUdp(host));
   }
 
   /** Registry, beacon and relay traffic: UDP on the one socket (the TCP uplink when UDP is blocked). */
@@ -263,7 +294,9 @@ export class Underlay {
   }
 
   private async useLink(mode: TcpUplinkMode): Promise<void> {
-    const up = this.opts.makeLink?.(mode) ?? new TcpUplink(mode === 'wss' ? wssLinkOptions(this.opts.wss) : { host: this.rv.host, port: this.rv.port, mode });
+    const up =
+      this.opts.makeLink?.(mode) ??
+      new TcpUplink(mode === 'wss' ? wssLinkOptions(this.opts.wss) : { host: this.edge.outboundTcp(this.rv.host), port: this.rv.port, mode });
     up.on('packet', (pkt: Buffer) => this.onLinkPacket(pkt));
     await up.connect();
     this.uplink = up;
@@ -292,7 +325,9 @@ export class Underlay {
   // ---------- demux of incoming datagrams ----------
 
   /** One datagram on the main socket (`sock` undefined) or on birthday socket `sock`. */
-  onUdp(msg: Buffer, rinfo: { address: string; port: number }, sock?: number): void {
+  onUdp(msg: Buffer, from: { address: string; port: number }, sock?: number): void {
+    const address = this.edge.inbound(from.address);
+    const rinfo = address === from.address ? from : { address, port: from.port };
     const counters = this.host.counters;
     counters.udpIn++;
     if (msg.length === 0) {
@@ -370,7 +405,7 @@ export class Underlay {
     if (this.noUdp) return ids;
     for (let i = 0; i < n; i++) {
       const id = this.sprayNext++;
-      const sock = createUdpSocket({ type: 'udp4' });
+      const sock = createUdpSocket(socketOptions({ type: this.edge.family === 'ipv4' ? 'udp4' : 'udp6', host: '', family: this.edge.family }));
       sock.on('error', () => {});
       sock.on('message', (msg, rinfo) => this.onUdp(msg, rinfo, id));
       // bind synchronously enough: send() binds an unbound socket to an ephemeral port
@@ -407,6 +442,7 @@ export class Underlay {
   }
 
   closeSocket(): Promise<void> {
+    if (this.noUdp) return Promise.resolve(); // never bound: there is no socket
     return new Promise<void>((resolve) => {
       try {
         this.socket.close(() => resolve());

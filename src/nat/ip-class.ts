@@ -1,6 +1,10 @@
 // Which IPv4 addresses are worth birthday probing (a public mapping), and which
 // are local-only candidates (LAN). TEST-NET ranges count as public: the lab uses them.
+// IPv6 (ip6-class.ts): global unicast is public (no NAT in front of it, usually);
+// ULA counts as LAN; link-local, multicast, loopback, unspecified and mapped never.
+import net from 'node:net';
 import os from 'node:os';
+import { isPublicIPv6, onAttachedIpv6Subnet } from './ip6-class.ts';
 export function isPublicIPv4(ip: string): boolean {
   const p = ip.split('.').map(Number);
   if (p.length !== 4 || p.some((n) => !Number.isInteger(n) || n < 0 || n > 255)) return false;
@@ -13,7 +17,7 @@ export function isPublicIPv4(ip: string): boolean {
   return true;
 }
 
-type Ifaces = NodeJS.Dict<Array<{ family: string | number; address: string; netmask: string }>>;
+export type Ifaces = NodeJS.Dict<Array<{ family: string | number; address: string; netmask: string; cidr?: string | null }>>;
 
 /** The interface list, re-read at most every 5 s (candidates are checked on every punching round). */
 let cached: { at: number; ifaces: Ifaces } | undefined;
@@ -33,6 +37,7 @@ function ipToInt(ip: string): number {
  * other network's host, or a victim's.
  */
 export function onAttachedSubnet(ip: string, ifaces: Ifaces = interfaces()): boolean {
+  if (net.isIPv6(ip)) return onAttachedIpv6Subnet(ip, ifaces);
   if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(ip)) return false;
   const target = ipToInt(ip);
   for (const list of Object.values(ifaces)) {
@@ -47,5 +52,10 @@ export function onAttachedSubnet(ip: string, ifaces: Ifaces = interfaces()): boo
 
 /** A candidate we may probe: a public address, or one on a subnet we are attached to. */
 export function probeable(ip: string, ifaces?: Ifaces): boolean {
-  return isPublicIPv4(ip) || onAttachedSubnet(ip, ifaces);
+  return isPublicIp(ip) || onAttachedSubnet(ip, ifaces);
+}
+
+/** A public address of either family: IPv4 as isPublicIPv4, IPv6 global unicast. */
+export function isPublicIp(ip: string): boolean {
+  return net.isIPv6(ip) ? isPublicIPv6(ip) : isPublicIPv4(ip);
 }

@@ -8,7 +8,7 @@ export type NatType = 'none' | 'eim' | 'edm' | 'unknown';
 
 export function classifyNat(first: string | undefined, second: string | undefined, localAddresses: readonly string[]): NatType {
   if (first === undefined) return 'unknown';
-  const host = first.slice(0, first.lastIndexOf(':'));
+  const host = first.slice(0, first.lastIndexOf(':')).replace(/^\[|\]$/g, '');
   if (localAddresses.includes(host)) return 'none';
   if (second === undefined) return 'unknown';
   return first === second ? 'eim' : 'edm';

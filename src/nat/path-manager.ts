@@ -23,8 +23,9 @@ import { EventEmitter } from 'node:events';
 import type { HostPort } from '../util/hostport.ts';
 import { Inner, NONCE_BYTES, decodeCandidates, encodeCandidates, encodeProbe } from './inner.ts';
 import type { NatType } from './nat-type.ts';
-import { parseEndpoint, pathKeyOf, samePath, type Path } from './path.ts';
-import { isPublicIPv4, probeable } from './ip-class.ts';
+import { endpointText, parseEndpoint, pathKeyOf, samePath, type Path } from './path.ts';
+import { isPublicIp, isPublicIPv4, probeable } from './ip-class.ts';
+import { holdIpv6 } from './family-preference.ts';
 import { ProbeBudget } from './probe-budget.ts';
 
 /** Gaps between punching rounds while no direct path works (ms); the last repeats. */
@@ -125,7 +126,7 @@ export class PathManager extends EventEmitter<PathEvents> {
   }
 
   private probeable(hostIp: string): boolean {
-    return this.host.probeable ? isPublicIPv4(hostIp) || this.host.probeable(hostIp) : probeable(hostIp);
+    return this.host.probeable ? isPublicIp(hostIp) || this.host.probeable(hostIp) : probeable(hostIp);
   }
 
   private state(key: number): PeerPathState {
@@ -172,7 +173,7 @@ export class PathManager extends EventEmitter<PathEvents> {
       probeRttMs: st.rttMs,
       directSince: st.directSince,
       remoteNat: st.remoteNat,
-      candidates: this.candidates(st).map((c) => `${c.host}:${c.port}`),
+      candidates: this.candidates(st).map((c) => endpointText(c.host, c.port)),
     };
   }
 
@@ -260,6 +261,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     const now = this.host.now();
     st.lastRecv = now;
     if (path.kind === 'direct') {
+      if (holdIpv6(st.current, path, now - st.lastDirectRecv)) return;
       st.lastDirectRecv = now;
       st.livenessSentAt = 0;
       if (!samePath(st.current, path)) {

@@ -6,6 +6,7 @@
 import dgram from 'node:dgram';
 import { parseRequest } from '../registry/envelope.ts';
 import { formatEndpoint } from '../registry/endpoint.ts';
+import { bindFirst } from '../util/dual-stack-listen.ts';
 import type { Link } from './link.ts';
 
 export interface AltBeacon {
@@ -14,14 +15,18 @@ export interface AltBeacon {
 }
 
 export async function startAltBeacon(host: string, port: number, answer: (pkt: Buffer, link: Link) => void, onGarbage: () => void): Promise<AltBeacon> {
-  const udp = dgram.createSocket({ type: host.includes(':') ? 'udp6' : 'udp4' });
-  await new Promise<void>((resolve, reject) => {
-    udp.once('error', reject);
-    udp.bind({ port, address: host, exclusive: true }, () => {
-      udp.off('error', reject);
-      resolve();
-    });
-  });
+  const udp = await bindFirst(
+    host,
+    (h) =>
+      new Promise<dgram.Socket>((resolve, reject) => {
+        const s = dgram.createSocket({ type: h.includes(':') ? 'udp6' : 'udp4' });
+        s.once('error', reject);
+        s.bind({ port, address: h, exclusive: true }, () => {
+          s.off('error', reject);
+          resolve(s);
+        });
+      }),
+  );
   udp.on('error', () => {});
   udp.on('message', (msg, rinfo) => {
     let isHello = false;

@@ -10,6 +10,7 @@ import type { Registry } from 'prom-client';
 import type { Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
+import { bindFirst } from '../util/dual-stack-listen.ts';
 import { bearerMatches } from './admin-token.ts';
 import { adminNodes, adminStats, publicSummary, type ViewSource } from './dashboard-views.ts';
 
@@ -113,16 +114,22 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   });
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (err) => {
-      const e = listenError(err, 'http', opts.host, opts.port, '--http');
-      reject(
-        e instanceof PilotError
-          ? e
-          : new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT'),
-      );
-    });
-    server.listen({ host: opts.host, port: opts.port, exclusive: true }, () => resolve());
+  // All addresses = both families (one "::" socket), 0.0.0.0 on a kernel without IPv6.
+  await bindFirst(
+    opts.host,
+    (host) =>
+      new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen({ host, port: opts.port, exclusive: true }, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      }),
+  ).catch((err: Error) => {
+    const e = listenError(err, 'http', opts.host, opts.port, '--http');
+    throw e instanceof PilotError
+      ? e
+      : new PilotError('BAD_ARGUMENT', `cannot listen on http ${opts.host}:${opts.port}: ${err.message}`, 'pick another --http HOST:PORT');
   });
   server.on('error', (err) => opts.log.warn({ err }, 'http server error'));
   const port = (server.address() as import('node:net').AddressInfo).port;

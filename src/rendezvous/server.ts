@@ -7,7 +7,8 @@ import { PacketType } from '../wire/packet-types.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
-import { formatEndpoint } from '../registry/endpoint.ts';
+import { formatEndpoint, normalizeIp } from '../registry/endpoint.ts';
+import { bindFirst, noIpv6, udpDestination } from '../util/dual-stack-listen.ts';
 import { startAltBeacon } from './alt-beacon.ts';
 import { startTlsListener, type TlsListener } from './tls-listener.ts';
 import { createWebSocketAcceptor } from './websocket-link.ts';
@@ -20,7 +21,7 @@ import { loadOrCreateServerIdentity } from './server-identity.ts';
 import { OnlineIndex } from './online-index.ts';
 import { RegistryService, type RegistryCounters } from './registry-service.ts';
 import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from './relay.ts';
-import { KeyedLimiter, type Rate } from './rate-limit.ts';
+import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
 import type { Link } from './link.ts';
@@ -170,7 +171,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     } else if (type === PacketType.RelayForward && cluster && link.kind === 'udp') {
       relay.handleFromPeer(pkt);
     } else if (type === PacketType.RegistryRequest) {
-      if (!requestLimiter.take(ip)) {
+      // Per IPv4 address, or per IPv6 /64 (one subscriber's prefix): now that IPv6 clients reach us directly.
+      if (!requestLimiter.take(net.isIPv6(ip) ? sourceKey(link.observed) : ip)) {
         counters.rateLimited++;
         return;
       }
@@ -189,6 +191,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     throw err;
   }
   const { udp, tcp, port } = bound;
+  /** A relay/cluster destination as the bound UDP socket needs it (IPv4-mapped on a dual-stack one). */
+  const udpTo = (ip: string): string => udpDestination(bound.host, ip);
   const alt =
     opts.altPort === undefined
       ? undefined
@@ -215,7 +219,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     try {
       await cluster.start({
         advertise: { host: advertiseHost, port: opts.advertise?.port ?? port },
-        sendUdp: (pkt, host, p) => udp.send(pkt, p, host, (err) => err && log.debug({ err: err.message, to: host }, 'relay forward failed')),
+        sendUdp: (pkt, host, p) => udp.send(pkt, p, udpTo(host), (err) => err && log.debug({ err: err.message, to: host }, 'relay forward failed')),
         events: {
           push: (to, event, data) => {
             try {
@@ -257,7 +261,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
         return true;
       },
     };
-    dispatch(msg, link, rinfo.address);
+    dispatch(msg, link, normalizeIp(rinfo.address));
   });
 
   let connSeq = 0;
@@ -325,7 +329,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
           counters.garbage++;
           continue;
         }
-        dispatch(f, link, remote);
+        dispatch(f, link, normalizeIp(remote));
       }
     });
     sock.on('error', (err) => log.debug({ err: err.message }, 'tcp connection error'));
@@ -428,7 +432,12 @@ function isWildcard(host: string): boolean {
 }
 
 /** Binds TCP then UDP on the same port number; with port 0, retries until both get the same one. */
-async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number }> {
+async function bindBoth(listenHost: string, port: number): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number; host: string }> {
+  // All addresses = both families: one "::" socket each for TCP and UDP (IPv4 arrives as ::ffff:a.b.c.d).
+  return bindFirst(listenHost, (host) => bindBothOn(host, port, listenHost));
+}
+
+async function bindBothOn(host: string, port: number, shown: string): Promise<{ udp: dgram.Socket; tcp: net.Server; port: number; host: string }> {
   const type = net.isIPv6(host) ? 'udp6' : 'udp4';
   let lastErr: unknown;
   for (let attempt = 0; attempt < (port === 0 ? 20 : 1); attempt++) {
@@ -442,10 +451,11 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
         });
       });
     } catch (err) {
-      const e = listenError(err, 'tcp', host, port, '--listen');
+      if (host !== shown && noIpv6(err)) throw err; // the caller tries 0.0.0.0
+      const e = listenError(err, 'tcp', shown, port, '--listen');
       throw e instanceof PilotError
         ? e
-        : new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${host}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
+        : new PilotError('BAD_ARGUMENT', `cannot listen on tcp ${shown}:${port}: ${(err as Error).message}`, 'pick another --listen HOST:PORT');
     }
     const actual = (tcp.address() as net.AddressInfo).port;
     // Big buffers: relay bursts from many nodes arrive faster than one event-loop turn drains them.
@@ -458,15 +468,16 @@ async function bindBoth(host: string, port: number): Promise<{ udp: dgram.Socket
           resolve();
         });
       });
-      return { udp, tcp, port: actual };
+      return { udp, tcp, port: actual, host };
     } catch (err) {
       lastErr = err;
       udp.close();
       await new Promise<void>((r) => tcp.close(() => r()));
     }
   }
-  const e = listenError(lastErr, 'udp', host, port, '--listen');
+  if (host !== shown && noIpv6(lastErr)) throw lastErr;
+  const e = listenError(lastErr, 'udp', shown, port, '--listen');
   throw e instanceof PilotError
     ? e
-    : new PilotError('BAD_ARGUMENT', `cannot listen on udp ${host}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
+    : new PilotError('BAD_ARGUMENT', `cannot listen on udp ${shown}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
 }

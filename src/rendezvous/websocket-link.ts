@@ -7,7 +7,7 @@ import http from 'node:http';
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { formatEndpoint } from '../registry/endpoint.ts';
+import { formatEndpoint, normalizeIp } from '../registry/endpoint.ts';
 import type { Link } from './link.ts';
 
 export const WEBSOCKET_PATH = '/pilot';
@@ -71,7 +71,7 @@ export function createWebSocketAcceptor(opts: WebSocketAcceptorOptions): WebSock
 
   function serve(ws: WebSocket, sock: net.Socket): void {
     clearTimeout(handshakeTimers.get(sock));
-    const ip = sock.remoteAddress ?? '';
+    const ip = normalizeIp(sock.remoteAddress ?? '');
     const link: Link = {
       kind: 'tcp',
       id: `ws:${++seq}`,

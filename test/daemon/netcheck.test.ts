@@ -122,3 +122,29 @@ test('no UDP socket (--listen none, port 0): no LAN candidates at all, not IP:0 
   assert.deepEqual(net.lanEndpoints(), []);
   assert.deepEqual(net.localCandidates(), []);
 });
+
+test('dual-stack candidates: IPv6 global first, then IPv4, then ULA; never link-local; a rendezvous seeing our own IPv6 = no NAT', async () => {
+  const { net, s } = rig();
+  const ni6 = (address: string): os.NetworkInterfaceInfo => ({
+    address,
+    family: 'IPv6',
+    internal: false,
+    netmask: 'ffff:ffff:ffff:ffff::',
+    mac: '00:00:00:00:00:00',
+    cidr: `${address}/64`,
+    scopeid: 0,
+  });
+  s.bound = '::';
+  s.ifaces = { lo: [ni('127.0.0.1', true)], eth0: [ni('10.0.0.5'), ni6('fe80::1'), ni6('fd00:1::5'), ni6('2001:db8:1::10')] };
+  assert.deepEqual(net.lanEndpoints(), ['[2001:db8:1::10]:4000', '10.0.0.5:4000', '[fd00:1::5]:4000']);
+  s.bound = '0.0.0.0';
+  assert.deepEqual(net.lanEndpoints(), ['10.0.0.5:4000'], 'an IPv4 socket advertises no IPv6');
+  s.bound = '2001:db8:1::10';
+  assert.deepEqual(net.lanEndpoints(), ['[2001:db8:1::10]:4000']);
+  s.bound = '::';
+  s.first = { observed: '[2001:db8:1::10]:4000', altPort: 9001 };
+  s.second = '[2001:db8:1::10]:4000';
+  await net.checkNat();
+  assert.equal(net.natType, 'none');
+  assert.deepEqual(net.localCandidates(), ['[2001:db8:1::10]:4000', '10.0.0.5:4000', '[fd00:1::5]:4000']);
+});
