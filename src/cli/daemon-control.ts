@@ -19,6 +19,7 @@ const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.ex
 
 import { DEFAULT_REGISTRY } from '../daemon/config-file.ts';
 import { DAEMON_NODE_FLAGS } from '../os-service/daemon-command.ts';
+import { parseInterfaceList } from '../daemon/local-interfaces.ts';
 
 export { DEFAULT_REGISTRY };
 
@@ -74,6 +75,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   parseHostPort(registry, 9000);
   if (f.beacon) parseHostPort(f.beacon, 9000);
   if (f.metrics) parseMetricsAddress(f.metrics);
+  parseInterfaceList(f.candidateInterfaces); // a bad name fails here, naming itself
   const changedServer = saved !== undefined && saved.registry !== registry;
   const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),
@@ -87,6 +89,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
     ...(f.invite !== undefined ? { invite: f.invite } : {}),
     ...(f.ephemeral !== undefined ? { ephemeral: f.ephemeral } : {}),
+    ...(f.candidateInterfaces !== undefined ? { candidateInterfaces: f.candidateInterfaces } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

@@ -173,6 +173,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
             `Visibility: ${i.public ? 'public' : 'private'}`,
             `Public key: ${i.publicKey}`,
             `Observed:   ${i.observed ?? '-'}`,
+            `Candidates: ${(i.candidates ?? []).join(' ') || '-'}${(i.excludedInterfaces ?? []).length ? ` (left out: ${(i.excludedInterfaces ?? []).map((x) => `${x.name}, ${x.reason}`).join('; ')})` : ''}`,
             `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
             `Registry:   ${i.registry}${i.registry === DEFAULT_REGISTRY ? ' [the default]' : ''} (${i.registryOnline ? 'online' : 'unreachable'})`,
             `Peers:      ${i.peers}`,
