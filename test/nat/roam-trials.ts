@@ -28,6 +28,13 @@ export interface Trial {
   relayMs: number;
   intact: boolean;
   bytes: number;
+  /**
+   * UDP bytes the fixed side's router counted in live flows with the mover's new public
+   * address: the kernel's word that the path is direct, independent of the daemons.
+   */
+  kernelBytes: number;
+  /** The local interface the mover's daemon says its direct path leaves by (`peers`: via). */
+  via: string | null;
   /** Both sides' views when the trial ended, and log tails on failure. */
   views: string;
   detail?: string;
@@ -44,6 +51,7 @@ interface PeerRow {
   address: string;
   pathType: string;
   endpoint: string | null;
+  via?: string | null;
 }
 
 export class RoamTrials {
@@ -131,6 +139,8 @@ export class RoamTrials {
         relayMs: Infinity,
         intact: false,
         bytes: e.bytes,
+        kernelBytes: 0,
+        via: null,
         views: '',
         detail: `the stream never reached 1 MiB: ${e.stderr}`,
       };
@@ -142,8 +152,13 @@ export class RoamTrials {
     });
     const directMs = waited === Infinity ? Infinity : Date.now() - m.at;
     const e = await echo;
+    const kernelBytes = this.lab.udpBytesWith(this.peerRouter, m.ip);
+    const row = (await this.mover.ipc<{ peers: PeerRow[] }>('peers').catch(() => ({ peers: [] as PeerRow[] }))).peers.find(
+      (x) => x.address === this.fixed.address,
+    );
+    const via = row?.via ?? null;
     const views = `fix sees mv at ${await this.view(this.fixed, this.mover)}; mv sees fix at ${await this.view(this.mover, this.fixed)}`;
-    const t: Trial = { mover, to, publicIp: m.ip, directMs, relayMs, intact: e.intact, bytes: e.bytes, views };
+    const t: Trial = { mover, to, publicIp: m.ip, directMs, relayMs, intact: e.intact, bytes: e.bytes, kernelBytes, via, views };
     if (directMs === Infinity || !e.intact) {
       const tail = (a: Agent): string => `--- ${a.name} log\n${a.log().split('\n').slice(-40).join('\n')}`;
       t.detail = `${e.stderr
@@ -153,7 +168,8 @@ export class RoamTrials {
     }
     this.opts.log?.(
       `# ${mover} moved to router ${to} (${m.ip}): ${directMs === Infinity ? 'NOT direct again' : `direct again after ${directMs} ms`}` +
-        ` (fixed side on the relay after ${relayMs === Infinity ? '-' : `${relayMs} ms`}); stream ${e.intact ? 'intact' : `BROKEN at ${e.bytes} bytes`}; ${views}`,
+        ` (fixed side on the relay after ${relayMs === Infinity ? '-' : `${relayMs} ms`}); stream ${e.intact ? 'intact' : `BROKEN at ${e.bytes} bytes`};` +
+        ` fixed router: ${kernelBytes} UDP bytes with ${m.ip}; mover's path via ${via ?? '-'}; ${views}`,
     );
     return t;
   }

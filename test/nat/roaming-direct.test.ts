@@ -30,6 +30,10 @@ describe('a host that moves to a new NAT mid-stream goes direct again, every tim
     for (const x of trials) {
       assert.ok(x.intact, `stream intact after the move to router ${x.to} (${x.bytes} bytes)\n${x.detail ?? ''}`);
       assert.ok(Number.isFinite(x.directMs), `direct again after the move to router ${x.to} (${x.publicIp}): ${x.views}\n${x.detail ?? ''}`);
+      // the kernel agrees: the fixed side's router carries UDP straight to the mover's new address
+      assert.ok(x.kernelBytes > 0, `the fixed router saw UDP with ${x.publicIp}: ${x.kernelBytes} bytes`);
+      // and peers says which interface the direct path leaves by: the veth into the new site
+      assert.equal(x.via, `e${x.to}`, `the mover's direct path leaves by e${x.to}`);
     }
   };
 
