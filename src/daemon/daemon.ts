@@ -587,7 +587,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const p = this.paths.current(peer.key);
     const r = pathReport(p, this.uplinkKind);
     const via = p?.kind === 'direct' ? (this.ifaces.routeInterface(p.host) ?? null) : null;
-    return { ...r, path: via ? `${r.path} via ${via}` : r.path, via };
+    return { ...r, via }; // `path` keeps its form (scripts match it); `peers` prints the via
   }
 
   // ---------- streams and datagrams (peer-traffic.ts) ----------

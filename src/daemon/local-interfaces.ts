@@ -129,6 +129,8 @@ export class LocalInterfaces {
   routeInterface(ip: string): string | undefined {
     const target = ipv4ToInt(ip);
     if (target === undefined) return undefined;
+    // The kernel's local table (not in /proc/net/route): loopback and our own addresses go by lo.
+    if (target >>> 24 === 127 || Object.values(this.list()).some((l) => l?.some((ni) => ni.address === ip))) return 'lo';
     let best: Route | undefined;
     for (const r of this.routes()) if ((target & r.mask) >>> 0 === r.dest && (best === undefined || r.bits > best.bits)) best = r;
     return best?.iface;

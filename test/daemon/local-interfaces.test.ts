@@ -77,12 +77,14 @@ test('the interface a direct path leaves by: longest prefix of the IPv4 route ta
       'garbage line',
     ].join('\n'),
   );
-  const li = new LocalInterfaces({ routes, list: () => ({}) });
+  const li = new LocalInterfaces({ routes, list: () => ({ eth0: [eth('10.1.0.2')] }) });
   assert.equal(li.routeInterface('198.51.100.7'), 'eth0');
+  assert.equal(li.routeInterface('127.0.0.1'), 'lo', 'loopback and our own addresses: the local table');
+  assert.equal(li.routeInterface('10.1.0.2'), 'lo');
   assert.equal(li.routeInterface('10.90.0.9'), 'tun0');
   assert.equal(li.routeInterface('10.90.0.200'), 'tun1');
   assert.equal(li.routeInterface('not an ip'), undefined);
-  assert.equal(new LocalInterfaces({ routes: path.join(dir, 'none') }).routeInterface('10.0.0.1'), undefined);
+  assert.equal(new LocalInterfaces({ routes: path.join(dir, 'none'), list: () => ({}) }).routeInterface('10.0.0.1'), undefined);
   fs.rmSync(dir, { recursive: true, force: true });
 });
 

@@ -8,6 +8,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { natLabSupport } from '../helpers/natlab.ts';
+import { ROOT, run } from '../helpers/cluster.ts';
 import { RoamTrials, summary, type Trial } from './roam-trials.ts';
 
 const support = natLabSupport();
@@ -40,4 +41,14 @@ describe('a host that moves to a new NAT mid-stream goes direct again, every tim
 
   test(`the sender moves ${TRIALS} times`, async () => check(await t.run('sender', TRIALS)));
   test(`the receiver moves ${TRIALS} times`, async () => check(await t.run('receiver', TRIALS)));
+  test('pilotctl peers names the interface the direct path leaves by', async () => {
+    const json = await t.mover.ctl(['peers'], 30_000);
+    const row = json.json.data.peers.find((p: { address: string }) => p.address === t.fixed.address);
+    assert.equal(row.via, `e${t.host.at}`, JSON.stringify(row));
+    const human = await run(['ip', 'netns', 'exec', t.mover.netns!, process.execPath, `${ROOT}/src/cli/pilotctl.ts`, 'peers'], {
+      PILOT_HOME: t.mover.home,
+      PILOT_SOCKET: t.mover.socket,
+    });
+    assert.match(human.stdout, new RegExp(`direct \\S+ via e${t.host.at}`), human.stdout);
+  });
 });
