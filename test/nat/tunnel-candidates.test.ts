@@ -41,9 +41,13 @@ describe('another overlay between two hosts is not a Pilot direct path', { skip,
       // Only the overlay's port between the two: their own UDP never reaches each other directly.
       lab.sh(h.ns, `iptables -A OUTPUT -p udp -d ${other.ip} ! --dport 7777 -j DROP; iptables -A INPUT -p udp -s ${other.ip} ! --sport 7777 -j DROP`);
       tunnels.push(
-        lab.spawn(h.ns, ['socat', `UDP-DATAGRAM:${other.ip}:7777,bind=${h.ip}:7777`, `TUN:10.90.0.${i + 1}/24,tun-type=tun,tun-name=nebula9,iff-up,iff-no-pi`], {
-          stdio: ['ignore', 'ignore', 'ignore'],
-        }),
+        lab.spawn(
+          h.ns,
+          ['socat', `UDP-DATAGRAM:${other.ip}:7777,bind=${h.ip}:7777`, `TUN:10.90.0.${i + 1}/24,tun-type=tun,tun-name=nebula9,iff-up,iff-no-pi`],
+          {
+            stdio: ['ignore', 'ignore', 'ignore'],
+          },
+        ),
       );
     });
     // Both ends up (no ping on a bare Debian; the opt-in test below proves it carries traffic).
