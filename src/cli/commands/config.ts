@@ -13,6 +13,7 @@ import { DEFAULT_REGISTRY } from '../daemon-control.ts';
 import { addNodeOptions, type NodeFlags } from '../node-options.ts';
 import { ok } from '../output.ts';
 import type { RunWrapper } from '../action.ts';
+import { parseInterfaceList } from '../../daemon/local-interfaces.ts';
 
 export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.entries) as Array<keyof DaemonConfig>;
 const DOC = 'see docs/CONFIG.md';
@@ -37,6 +38,7 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   hp('beacon', c.beacon);
   hp('listen', c.listen);
   if (c.metrics !== undefined) parseMetricsAddress(c.metrics);
+  parseInterfaceList(c.candidateInterfaces); // names checked before they are saved
   if (c.hostname !== undefined) c.hostname = normalizeHostname(c.hostname);
   return c;
 }
@@ -100,6 +102,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.uplink ? { uplink: f.uplink } : {}),
           ...(f.cc ? { cc: f.cc } : {}),
           ...(f.metrics ? { metrics: f.metrics } : {}),
+          ...(f.candidateInterfaces ? { candidateInterfaces: f.candidateInterfaces } : {}),
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);
