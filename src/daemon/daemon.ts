@@ -223,12 +223,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
   }
 
-  /** Our endpoint as the rendezvous saw it. */
   /** Our direct-path candidates, and the interfaces left out of them (tunnels; src/daemon/local-interfaces.ts). */
   candidates(): { eps: string[]; excluded: Array<{ name: string; reason: string }> } {
     return { eps: this.net.localCandidates(), excluded: this.ifaces.excluded() };
   }
 
+  /** Our endpoint as the rendezvous saw it. */
   get observed(): string | undefined {
     return this.net.observed;
   }
@@ -581,8 +581,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.paths ? { counters: this.paths.counters, paths: this.paths.pathCounts() } : undefined;
   }
 
-  /** How a peer is reached now, for peers/ping output. */
-  /** How a peer is reached, and by which local interface a direct path leaves (issue 19: `via eth0`). */
+  /** How a peer is reached now, for peers/ping output, and which local interface a direct path leaves by (issue 19: `via eth0`). */
   pathInfo(peer: Peer): PathReport & { via: string | null } {
     const p = this.paths.current(peer.key);
     const r = pathReport(p, this.uplinkKind);
