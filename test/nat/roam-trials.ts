@@ -117,7 +117,19 @@ export class RoamTrials {
   }
 
   /** One trial: a stream between the two, the mover moves to router `to` after 1 MiB came back. */
-  async trial(mover: 'sender' | 'receiver', to: number): Promise<Trial> {
+  trial(mover: 'sender' | 'receiver', to: number): Promise<Trial> {
+    return this.trialWith(mover, to, 'moved to router', () => this.host.moveTo(to, [this.peerRouter]));
+  }
+
+  /**
+   * The mover stays put but its NAT gets a new public address (an ISP renumbering, a CGNAT
+   * moving the mapping): no interface changes, so only a dead path can tell the mover.
+   */
+  snatTrial(mover: 'sender' | 'receiver'): Promise<Trial> {
+    return this.trialWith(mover, this.host.at, 'stayed, its NAT renumbered: router', () => this.lab.changeSnat(this.host.router(this.host.at)));
+  }
+
+  private async trialWith(mover: 'sender' | 'receiver', to: number, what: string, move: () => string): Promise<Trial> {
     const [from, dst] = mover === 'sender' ? [this.mover, this.fixed] : [this.fixed, this.mover];
     // Each trial starts direct (the previous one's outcome does not leak into this one's count).
     await this.waitDirect(20_000);
@@ -125,7 +137,7 @@ export class RoamTrials {
     let resolveMoved: () => void = () => {};
     const movedP = new Promise<void>((r) => (resolveMoved = r));
     const echo = this.echo(from, dst, MiB, () => {
-      moved = { at: Date.now(), ip: this.host.moveTo(to, [this.peerRouter]) };
+      moved = { at: Date.now(), ip: move() };
       resolveMoved();
     });
     await Promise.race([movedP, echo]);
@@ -167,7 +179,7 @@ export class RoamTrials {
         .join('\n')}\n${tail(this.mover)}\n${tail(this.fixed)}`;
     }
     this.opts.log?.(
-      `# ${mover} moved to router ${to} (${m.ip}): ${directMs === Infinity ? 'NOT direct again' : `direct again after ${directMs} ms`}` +
+      `# ${mover} ${what} ${to} (${m.ip}): ${directMs === Infinity ? 'NOT direct again' : `direct again after ${directMs} ms`}` +
         ` (fixed side on the relay after ${relayMs === Infinity ? '-' : `${relayMs} ms`}); stream ${e.intact ? 'intact' : `BROKEN at ${e.bytes} bytes`};` +
         ` fixed router: ${kernelBytes} UDP bytes with ${m.ip}; mover's path via ${via ?? '-'}; ${views}`,
     );
