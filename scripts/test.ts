@@ -76,6 +76,7 @@ const LONGEST = [
   'test/sdk/package-consumer.test.ts', // ~85 s
   'test/sdk/node.test.ts',
   'test/nat/roaming.test.ts',
+  'test/nat/roaming-direct.test.ts', // ~80 s
   'test/services/files.test.ts',
   'test/sdk/examples.test.ts',
   'test/services/data-file.test.ts',

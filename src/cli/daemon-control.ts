@@ -20,6 +20,7 @@ const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.ex
 
 import { DEFAULT_REGISTRY } from '../daemon/config-file.ts';
 import { DAEMON_NODE_FLAGS } from '../os-service/daemon-command.ts';
+import { parseInterfaceList } from '../daemon/local-interfaces.ts';
 
 export { DEFAULT_REGISTRY };
 
@@ -77,6 +78,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
   if (f.metrics) parseMetricsAddress(f.metrics);
   // Checked now, not when auto mode first falls through to wss minutes later.
   checkUplinkSettings(f);
+  parseInterfaceList(f.candidateInterfaces); // a bad name fails here, naming itself
   const changedServer = saved !== undefined && saved.registry !== registry;
   const parsed = v.safeParse(DaemonConfigSchema, {
     ...(saved ?? {}),
@@ -93,6 +95,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.metrics !== undefined ? { metrics: f.metrics } : {}),
     ...(f.invite !== undefined ? { invite: f.invite } : {}),
     ...(f.ephemeral !== undefined ? { ephemeral: f.ephemeral } : {}),
+    ...(f.candidateInterfaces !== undefined ? { candidateInterfaces: f.candidateInterfaces } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

@@ -173,6 +173,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
             `Visibility: ${i.public ? 'public' : 'private'}`,
             `Public key: ${i.publicKey}`,
             `Observed:   ${i.observed ?? '-'}`,
+            `Candidates: ${(i.candidates ?? []).join(' ') || '-'}${(i.excludedInterfaces ?? []).length ? ` (left out: ${(i.excludedInterfaces ?? []).map((x) => `${x.name}, ${x.reason}`).join('; ')})` : ''}`,
             `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
             `Registry:   ${i.registry}${i.registry === DEFAULT_REGISTRY ? ' [the default]' : ''} (${i.registryOnline ? 'online' : 'unreachable'})`,
             `Peers:      ${i.peers}`,
@@ -261,10 +262,10 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
           r.peers.length === 0
             ? 'no peers'
             : [
-                'ADDRESS            HOSTNAME         PATH                         RTT         SENT        RECEIVED',
+                'ADDRESS            HOSTNAME         PATH                                   RTT         SENT        RECEIVED',
                 ...r.peers.map(
                   (p) =>
-                    `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${String(p.path).padEnd(28)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`,
+                    `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${`${p.path}${p.via ? ` via ${p.via}` : ''}`.padEnd(38)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`,
                 ),
               ].join('\n'),
         );

@@ -17,6 +17,7 @@ export interface NodeFlags {
   metrics?: string;
   invite?: string;
   ephemeral?: boolean;
+  candidateInterfaces?: string;
 }
 
 /** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
@@ -37,6 +38,10 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option(
       '--ephemeral',
       'ephemeral node (also $PILOT_EPHEMERAL=1): a clean stop removes it from the rendezvous, address and hostname released; so does 2 min of silence',
+    )
+    .option(
+      '--candidate-interfaces <names>',
+      'advertise these interfaces as direct-path candidates although they look like tunnels (comma-separated; tun/wg/nebula/point-to-point ones are left out by default)',
     )
     .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

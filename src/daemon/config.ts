@@ -74,6 +74,8 @@ export const DaemonConfigSchema = withMessages(
      * rendezvous removes it (address and hostname released); silent for 2 min, it is removed too.
      */
     ephemeral: v.optional(v.boolean()),
+    /** Interfaces to advertise as direct-path candidates although they look like another overlay's tunnel (issue 19; src/daemon/local-interfaces.ts). */
+    candidateInterfaces: v.optional(text(200)),
   }),
 );
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>;
@@ -93,6 +95,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any), or none for no UDP socket',
   cc: 'cubic or newreno',
   ephemeral: 'true or false',
+  candidateInterfaces: 'interface names, comma-separated, e.g. nebula1,wg0',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
 };

@@ -44,6 +44,8 @@ import { Registration } from './registration.ts';
 import { PeerTraffic } from './peer-traffic.ts';
 import { Underlay } from './underlay.ts';
 import { NetCheck } from './netcheck.ts';
+import { LocalInterfaces, parseInterfaceList } from './local-interfaces.ts'; // issue 19: no other overlay's tunnel as a candidate
+import { onAttachedSubnet } from '../nat/ip-class.ts';
 import { PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 import { Networks } from './networks.ts';
@@ -106,6 +108,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, refusedUntrusted: 0, untrustedEvicted: 0 };
   private underlay: Underlay | undefined;
   private readonly net: NetCheck;
+  private readonly ifaces: LocalInterfaces;
   private readonly peers: PeerTable;
   /** Trust requests, approvals, rejections and revocations go through the registry here (trust-mirror.ts). */
   readonly mirror: TrustMirror;
@@ -173,7 +176,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           this.emit('peer-lost', a, 'network membership ended');
       },
     });
+    this.ifaces = new LocalInterfaces({ include: parseInterfaceList(this.config.candidateInterfaces) });
     this.net = new NetCheck({
+      interfaces: () => this.ifaces.usable(),
       log: this.log,
       now,
       boundAddress: () => this.underlay!.address(),
@@ -216,6 +221,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       peerFor: (target) => this.peers.peerFor(target),
       freshPeer: (to) => this.peers.freshPeer(to),
     });
+  }
+
+  /** Our direct-path candidates, and the interfaces left out of them (tunnels; src/daemon/local-interfaces.ts). */
+  candidates(): { eps: string[]; excluded: Array<{ name: string; reason: string }> } {
+    return { eps: this.net.localCandidates(), excluded: this.ifaces.excluded() };
   }
 
   /** Our endpoint as the rendezvous saw it. */
@@ -324,9 +334,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         config: this.config,
         lanEndpoints: () => this.net.lanEndpoints(),
         report: () => daemonReport(this.natType, this.paths),
-        observed: (endpoint) => {
-          this.net.observed = endpoint;
-        },
+        observed: (endpoint) => this.net.setObserved(endpoint), // a new reflexive address re-sends candidates (issue 19)
         syncTrust: () => this.syncTrust(),
         reconnectUplink: (reason) => underlay.reconnectUplink(reason),
       },
@@ -370,6 +378,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
           const peer = this.peers.get(peerKey);
           return peer !== undefined && (this.isTrusted(peer.address) || this.networks.isCoMember(peer.address));
         },
+        pathLost: () => this.net.recheck(), // issue 19: a dead direct path may mean we moved
+        probeable: (h) => onAttachedSubnet(h, this.ifaces.usable()), // a LAN candidate only on a subnet of ours that is no tunnel
       },
       { probeBudgetPeer: this.config.probeBudgetPeer, probeBudgetTotal: this.config.probeBudgetTotal },
     );
@@ -584,9 +594,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.paths ? { counters: this.paths.counters, paths: this.paths.pathCounts() } : undefined;
   }
 
-  /** How a peer is reached now, for peers/ping output. */
-  pathInfo(peer: Peer): PathReport {
-    return pathReport(this.paths.current(peer.key), this.uplinkKind);
+  /** How a peer is reached now, for peers/ping output, and which local interface a direct path leaves by (issue 19: `via eth0`). */
+  pathInfo(peer: Peer): PathReport & { via: string | null } {
+    const p = this.paths.current(peer.key);
+    const r = pathReport(p, this.uplinkKind);
+    const via = p?.kind === 'direct' ? (this.ifaces.routeInterface(p.host) ?? null) : null;
+    return { ...r, via }; // `path` keeps its form (scripts match it); `peers` prints the via
   }
 
   // ---------- streams and datagrams (peer-traffic.ts) ----------

@@ -11,8 +11,15 @@ import { advertisableIpv6, isPublicIPv6 } from '../nat/ip6-class.ts';
 const MAX_CANDIDATES = 4;
 /** IPv6 host candidates on top (global first: unlike LAN IPv4 they reach across the internet). */
 const MAX_V6_CANDIDATES = 3;
-/** How often the local network and the NAT type are re-checked. */
-export const NETWORK_CHECK_MS = 5_000;
+/**
+ * How often the local interfaces are looked at (a cheap getifaddrs; the NAT type
+ * is re-asked only on a change or every NAT_RECHECK_MS). Tailscale's netmon hears
+ * of a change from netlink at once; Node has no such event, so poll every second:
+ * every second of delay here is a second a moved host waits to go direct again (issue 19).
+ */
+export const NETWORK_CHECK_MS = 1_000;
+/** A forced re-check (a direct path died) at most this often. */
+export const FORCED_CHECK_GAP_MS = 2_000;
 export const NAT_RECHECK_MS = 60_000;
 
 type Interfaces = Record<string, os.NetworkInterfaceInfo[] | undefined>;
@@ -46,6 +53,10 @@ export class NetCheck {
   private lastLan = '';
   private lastNatCheck = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** A check is running (hellos can take a second): one at a time, a forced one queued behind it. */
+  private running = false;
+  private forceNext = false;
+  private lastForced = -Infinity;
 
   constructor(host: NetCheckHost) {
     this.host = host;
@@ -130,16 +141,50 @@ export class NetCheck {
     }
   }
 
+  /**
+   * A direct path died: maybe our network moved under it before the interface poll saw it
+   * (or without any interface change, a new NAT upstream). Re-register (so the relay reaches
+   * us at our new endpoint) and re-ask our reflexive address now, as Tailscale re-STUNs on a
+   * link change. Rate limited: many peers' paths die together when we move.
+   */
+  recheck(): void {
+    const now = this.host.now();
+    if (now - this.lastForced < FORCED_CHECK_GAP_MS) return;
+    this.lastForced = now;
+    this.forceNext = true;
+    void this.checkNetwork();
+  }
+
+  /** The rendezvous saw us at `endpoint` (register, heartbeat): a new reflexive address is news for our peers. */
+  setObserved(endpoint: string): void {
+    const before = this.observed;
+    this.observed = endpoint;
+    if (before !== undefined && before !== endpoint && !this.running) this.host.localChanged();
+  }
+
   /** A new network (addresses changed): re-register, re-classify, tell peers, re-punch. */
   async checkNetwork(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      do await this.checkOnce();
+      while (this.forceNext);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async checkOnce(): Promise<void> {
+    const forced = this.forceNext;
+    this.forceNext = false;
     const lan = JSON.stringify(this.lanEndpoints());
     const changed = lan !== this.lastLan;
-    if (!changed && this.host.now() - this.lastNatCheck < NAT_RECHECK_MS) return;
+    if (!changed && !forced && this.host.now() - this.lastNatCheck < NAT_RECHECK_MS) return;
     this.lastLan = lan;
     await this.host.maybeBackToUdp();
     const observedBefore = this.observed;
-    if (changed) {
-      this.host.log.info({ lan: this.lanEndpoints() }, 'local network changed');
+    if (changed || forced) {
+      if (changed) this.host.log.info({ lan: this.lanEndpoints() }, 'local network changed');
       await this.host.heartbeat();
     }
     await this.checkNat();

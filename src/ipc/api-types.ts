@@ -42,6 +42,10 @@ export interface NodeInfo {
   version: string;
   uptimeSec: number;
   peers: number;
+  /** The endpoints peers are told to probe (reflexive first, then host candidates). */
+  candidates?: string[];
+  /** Interfaces left out of the candidates: another overlay's tunnel (issue 19), with why. */
+  excludedInterfaces?: Array<{ name: string; reason: string }>;
 }
 
 /** How a peer is reached now. */
@@ -51,6 +55,8 @@ export interface PathInfo {
   pathType: 'direct' | 'relay' | 'none';
   endpoint: string | null;
   relay: string | null;
+  /** The local interface a direct path leaves by (e.g. "eth0"); null on the relay or when unknown. */
+  via?: string | null;
 }
 
 export interface PeerInfo extends PathInfo {

@@ -27,6 +27,7 @@ import { endpointText, parseEndpoint, pathKeyOf, samePath, type Path } from './p
 import { isPublicIp, isPublicIPv4, probeable } from './ip-class.ts';
 import { holdIpv6 } from './family-preference.ts';
 import { ProbeBudget } from './probe-budget.ts';
+import { CandidateSync, sameEndpoints } from './candidate-sync.ts'; // issue 19: candidates on a path that works, resent on every change
 
 /** Gaps between punching rounds while no direct path works (ms); the last repeats. */
 const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
@@ -60,6 +61,8 @@ export interface PathHost {
   mayPunch(peerKey: number): boolean;
   /** A private/LAN candidate we may probe (on a subnet we are attached to); default: ip-class's check. */
   probeable?(host: string): boolean;
+  /** A direct path died: our own network may have changed under it, re-check it now (issue 19). */
+  pathLost?(peerKey: number): void;
 }
 
 export interface PathOptions {
@@ -106,6 +109,7 @@ export class PathManager extends EventEmitter<PathEvents> {
   private readonly host: PathHost;
   private readonly peers = new Map<number, PeerPathState>();
   private readonly budget: ProbeBudget;
+  private readonly sync = new CandidateSync();
   readonly counters = {
     probesSent: 0,
     probesAnswered: 0,
@@ -224,6 +228,7 @@ export class PathManager extends EventEmitter<PathEvents> {
   forget(key: number): void {
     this.peers.delete(key);
     this.budget.forget(key);
+    this.sync.forget(key);
     this.host.releaseSprayPorts();
   }
 
@@ -311,29 +316,44 @@ export class PathManager extends EventEmitter<PathEvents> {
         } catch {
           return;
         }
-        st.peerEps = m.eps.map(parseEndpoint).filter((e): e is HostPort => e !== undefined);
+        const eps = m.eps.map(parseEndpoint).filter((e): e is HostPort => e !== undefined);
+        const moved = st.peerEps.length > 0 && !sameEndpoints(eps, st.peerEps); // the first list is no move
+        st.peerEps = eps;
         st.remoteNat = m.nat;
-        if (m.reply) this.sendCandidates(st, false);
+        if (m.reply) this.sync.answer(key, this.host.now());
         if (st.current?.kind !== 'direct') this.restartRounds(st);
+        else if (moved) this.recheckDirect(st); // issue 19: the peer moved, our direct path may be dead
         return;
       }
     }
   }
 
-  /** Our endpoints changed (new network, new mapping): tell every peer, re-punch. */
+  /** Our endpoints changed (new network, new mapping): tell every peer, ask for theirs, check the direct path, re-punch. */
   localChanged(): void {
     for (const st of this.peers.values()) {
       if (!st.hasSession || !this.host.mayPunch(st.key)) continue;
-      this.sendCandidates(st, false);
+      this.sync.schedule(st.key, true);
       if (st.current?.kind !== 'direct') this.restartRounds(st);
+      else this.recheckDirect(st);
     }
   }
 
+  /** Issue 19: the relay always, the direct path too when there is one (it may be the dead one). */
   private sendCandidates(st: PeerPathState, wantReply: boolean): void {
     const local = this.host.local();
     const msg = encodeCandidates({ eps: local.eps, nat: local.nat, reply: wantReply });
-    const via: Path = st.current ?? { kind: 'relay' };
-    if (this.host.sendVia(st.key, msg, via)) st.sentCandidates = true;
+    for (const via of CandidateSync.paths(st.current)) if (this.host.sendVia(st.key, msg, via)) st.sentCandidates = true;
+  }
+
+  /** Someone's network changed under a direct path: check it now (dead in 1 s) and try the fresh candidates at once. */
+  private recheckDirect(st: PeerPathState): void {
+    const now = this.host.now();
+    if (st.livenessSentAt === 0 && st.current?.kind === 'direct') {
+      st.livenessSentAt = now;
+      this.probe(st, st.current);
+    }
+    this.restartRounds(st);
+    this.tickPunch(st, now);
   }
 
   private restartRounds(st: PeerPathState): void {
@@ -363,6 +383,8 @@ export class PathManager extends EventEmitter<PathEvents> {
         this.sendCandidates(st, true);
         this.restartRounds(st);
       }
+      const due = trusted ? this.sync.take(st.key) : undefined;
+      if (due) this.sendCandidates(st, due.reply);
       if (st.current?.kind === 'direct') this.tickDirect(st, now, trusted);
       else if (trusted) this.tickPunch(st, now);
     }
@@ -379,6 +401,9 @@ export class PathManager extends EventEmitter<PathEvents> {
         this.counters.fallbacks++;
         this.emit('change', st.key, st.current, 'direct path stopped answering');
         this.restartRounds(st);
+        // Issue 19: our candidates again, by the relay, and theirs back; our own network may have moved.
+        this.sync.schedule(st.key, true);
+        this.host.pathLost?.(st.key);
       }
       return;
     }

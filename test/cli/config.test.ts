@@ -57,6 +57,15 @@ test('init writes a validated config; config prints it; --set changes and valida
     assert.equal(after.uplink, 'tcp');
     assert.equal(after.beacon, '10.0.0.1:9001');
 
+    // issue 19: interfaces to advertise although they look like tunnels; a bad name is refused, naming itself
+    const ifs = await ctl(home, ['config', '--set', 'candidateInterfaces=nebula1,wg0']);
+    assert.equal(ifs.code, 0, ifs.stderr);
+    const badIf = await ctl(home, ['config', '--set', 'candidateInterfaces=eth0,no such']);
+    assert.equal(badIf.json.code, 'BAD_ARGUMENT');
+    assert.match(badIf.json.message, /no such/);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).candidateInterfaces, 'nebula1,wg0');
+    await ctl(home, ['config', '--set', 'candidateInterfaces=']);
+
     const unset = await ctl(home, ['config', '--set', 'beacon=']);
     assert.equal(unset.code, 0);
     assert.equal('beacon' in JSON.parse(fs.readFileSync(file, 'utf8')), false);

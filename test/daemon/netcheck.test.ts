@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type os from 'node:os';
-import { NetCheck, NAT_RECHECK_MS } from '../../src/daemon/netcheck.ts';
+import { NetCheck, NAT_RECHECK_MS, FORCED_CHECK_GAP_MS } from '../../src/daemon/netcheck.ts';
 import type { UplinkKind } from '../../src/nat/path.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 
@@ -147,4 +147,35 @@ test('dual-stack candidates: IPv6 global first, then IPv4, then ULA; never link-
   await net.checkNat();
   assert.equal(net.natType, 'none');
   assert.deepEqual(net.localCandidates(), ['[2001:db8:1::10]:4000', '10.0.0.5:4000', '[fd00:1::5]:4000']);
+});
+
+test('issue 19: a dead direct path forces a re-check (heartbeat + reflexive address) with no interface change, at most every 2 s', async () => {
+  const { net, s } = rig();
+  await net.start();
+  net.stop();
+  s.log.length = 0;
+  s.first = { observed: '203.0.113.9:4000', altPort: 9001 }; // a new NAT upstream, same LAN address
+  net.recheck();
+  await new Promise((r) => setImmediate(r));
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(s.log.slice(0, 2), ['back-to-udp?', 'heartbeat']);
+  assert.ok(s.log.includes('local-changed'), `the new reflexive address goes to peers: ${s.log}`);
+  s.log.length = 0;
+  net.recheck(); // many peers' paths die together: one check
+  await new Promise((r) => setImmediate(r));
+  assert.equal(s.log.length, 0);
+  s.now += FORCED_CHECK_GAP_MS;
+  net.recheck();
+  await new Promise((r) => setImmediate(r));
+  assert.ok(s.log.includes('heartbeat'));
+});
+
+test('issue 19: a new reflexive address from a heartbeat is news for peers; the same one is not', () => {
+  const { net, s } = rig();
+  net.setObserved('203.0.113.7:4000');
+  assert.equal(s.log.length, 0, 'the first one is no change');
+  net.setObserved('203.0.113.7:4000');
+  assert.equal(s.log.length, 0);
+  net.setObserved('203.0.113.8:4000');
+  assert.deepEqual(s.log, ['local-changed']);
 });

@@ -17,6 +17,7 @@ import { checkUplinkSettings, redactProxyUrl } from '../../daemon/uplink-setting
 /** The config as printed: a proxy password is never shown (it stays in the 0600 file only). */
 const shown = (c: DaemonConfig): DaemonConfig => (c.proxy ? { ...c, proxy: redactProxyUrl(c.proxy) } : c);
 import type { RunWrapper } from '../action.ts';
+import { parseInterfaceList } from '../../daemon/local-interfaces.ts';
 
 export const CONFIG_KEYS = Object.keys(DaemonConfigSchema.entries) as Array<keyof DaemonConfig>;
 const DOC = 'see docs/CONFIG.md';
@@ -42,6 +43,7 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
   if (c.listen !== 'none') hp('listen', c.listen);
   checkUplinkSettings(c, false);
   if (c.metrics !== undefined) parseMetricsAddress(c.metrics);
+  parseInterfaceList(c.candidateInterfaces); // names checked before they are saved
   if (c.hostname !== undefined) c.hostname = normalizeHostname(c.hostname);
   return c;
 }
@@ -108,6 +110,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.proxy ? { proxy: f.proxy } : {}),
           ...(f.cc ? { cc: f.cc } : {}),
           ...(f.metrics ? { metrics: f.metrics } : {}),
+          ...(f.candidateInterfaces ? { candidateInterfaces: f.candidateInterfaces } : {}),
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);
