@@ -14,6 +14,8 @@ export interface NodeFlags {
   metrics?: string;
   invite?: string;
   ephemeral?: boolean;
+  /** false: --no-portmap (commander sets true when the flag is absent). */
+  portmap?: boolean;
 }
 
 /** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
@@ -32,5 +34,6 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
       '--ephemeral',
       'ephemeral node (also $PILOT_EPHEMERAL=1): a clean stop removes it from the rendezvous, address and hostname released; so does 2 min of silence',
     )
+    .option('--no-portmap', 'do not ask the router for a port mapping (PCP, NAT-PMP, UPnP-IGD); saved, undo with: pilotctl config --set portmap=true')
     .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

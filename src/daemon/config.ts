@@ -68,6 +68,8 @@ export const DaemonConfigSchema = withMessages(
      * rendezvous removes it (address and hostname released); silent for 2 min, it is removed too.
      */
     ephemeral: v.optional(v.boolean()),
+    /** Ask the gateway for a port mapping (PCP, NAT-PMP, UPnP-IGD; src/nat/portmap); absent = on, false = off (--no-portmap). */
+    portmap: v.optional(v.boolean()),
   }),
 );
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>;
@@ -84,6 +86,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   uplink: 'auto, udp, tcp or websocket',
   cc: 'cubic or newreno',
   ephemeral: 'true or false',
+  portmap: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
 };

@@ -51,6 +51,7 @@ import { presentMemberships, wireSessionEvents } from './session-events.ts';
 import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 import { encodeGoodbye, type GoodbyeReason } from './goodbye.ts';
+import { PortMapper, type PortMapStatus } from '../nat/portmap/portmapper.ts'; // port mapping (issue 19)
 
 export type { Peer } from './peer-table.ts';
 
@@ -134,6 +135,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private rotating: Promise<unknown> | undefined;
   private stopServices: Array<() => void> = [];
   private lock: HomeLock | undefined;
+  /** The gateway's port mapping of our UDP socket (src/nat/portmap); undefined: off (--no-portmap). */
+  private portmap: PortMapper | undefined;
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -186,6 +189,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       heartbeat: () => this.reg!.heartbeat(),
       natChanged: () => setImmediate(() => void this.reg!.heartbeat()),
       localChanged: () => this.paths.localChanged(),
+      mapped: () => this.portmap?.external(),
     });
     this.peers = new PeerTable(
       {
@@ -376,6 +380,12 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTimer.unref();
+    if (this.config.portmap !== false) {
+      // In the background: the daemon never waits for the gateway; a new mapping is a new candidate for every peer.
+      this.portmap = new PortMapper({ internalPort: underlay.address().port, log: this.log });
+      this.portmap.on('change', () => this.paths.localChanged());
+      this.portmap.start();
+    }
     this.peers.start();
     await this.net.start();
 
@@ -571,6 +581,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.paths ? { counters: this.paths.counters, paths: this.paths.pathCounts() } : undefined;
   }
 
+  /** The port mapping, for status/info. */
+  portmapStatus(): PortMapStatus | { enabled: false } {
+    return this.portmap?.status() ?? { enabled: false };
+  }
+
   /** How a peer is reached now, for peers/ping output. */
   pathInfo(peer: Peer): PathReport {
     return pathReport(this.paths.current(peer.key), this.uplinkKind);
@@ -688,6 +703,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.reg?.stop();
     this.networks.stop();
     if (this.pathTimer) clearInterval(this.pathTimer);
+    await this.portmap?.stop(); // deleted at the gateway (bounded)
     this.net.stop();
     this.underlay?.close();
     for (const s of this.stopServices) s();

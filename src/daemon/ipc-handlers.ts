@@ -67,6 +67,7 @@ export function daemonInfo(d: Daemon): NodeInfo {
     version: d.version,
     uptimeSec: Math.round((Date.now() - d.startedAt) / 1000),
     peers: d.listPeers().length,
+    portmap: d.portmapStatus(),
   };
 }
 

@@ -33,6 +33,8 @@ export interface NetCheckHost {
   localChanged(): void;
   /** The host's interfaces (os.networkInterfaces(); a fake in tests). */
   interfaces?(): Interfaces;
+  /** Our endpoint as mapped by the gateway (PCP/NAT-PMP/UPnP, src/nat/portmap), if any. */
+  mapped?(): string | undefined;
 }
 
 export class NetCheck {
@@ -77,10 +79,15 @@ export class NetCheck {
     return out.slice(0, MAX_CANDIDATES);
   }
 
-  /** What peers should probe to reach us: our mapped endpoint (as the beacon saw it) and LAN endpoints. */
+  /**
+   * What peers should probe to reach us: the gateway's port mapping first (the one that
+   * works even behind symmetric NAT), our endpoint as the beacon saw it, LAN endpoints.
+   */
   localCandidates(): string[] {
     const out: string[] = [];
-    if (this.host.uplinkKind() === 'udp' && this.observed && parseEndpoint(this.observed)) out.push(this.observed);
+    const mapped = this.host.mapped?.();
+    if (mapped && parseEndpoint(mapped)) out.push(mapped);
+    if (this.host.uplinkKind() === 'udp' && this.observed && parseEndpoint(this.observed) && !out.includes(this.observed)) out.push(this.observed);
     for (const e of this.lanEndpoints()) if (!out.includes(e)) out.push(e);
     return out;
   }

@@ -42,6 +42,20 @@ export interface NodeInfo {
   version: string;
   uptimeSec: number;
   peers: number;
+  /** The gateway's port mapping of the daemon's UDP socket (src/nat/portmap/portmapper.ts PortMapStatus). */
+  portmap?: {
+    enabled: boolean;
+    state?: string;
+    protocol?: string | null;
+    gateway?: string | null;
+    external?: string | null;
+    internalPort?: number;
+    lifetimeSec?: number | null;
+    expiresInSec?: number | null;
+    renewals?: number;
+    ignored?: number;
+    error?: { code: string; message: string; hint: string } | null;
+  };
 }
 
 /** How a peer is reached now. */
