@@ -18,6 +18,19 @@ const mu0 = miniupnpdSupport();
 const skip = !lab0.ok ? lab0.reason : !mu0.ok ? mu0.reason : false;
 const PORT = 9000;
 
+// A lying gateway: answers every PCP MAP with success on a public address whose port forwards nothing.
+const LIAR = `
+const s = require('node:dgram').createSocket('udp4');
+s.on('message', (q, r) => {
+  if (q[0] !== 2 || q.length < 60) return;
+  const b = Buffer.alloc(60);
+  b[0] = 2; b[1] = 0x81; b.writeUInt32BE(q.readUInt32BE(4), 4); b.writeUInt32BE(1, 8);
+  q.copy(b, 24, 24, 36); b[36] = 17; q.copy(b, 40, 40, 42); b.writeUInt16BE(31337, 42);
+  b.writeUInt16BE(0xffff, 54); Buffer.from(process.argv[2].split('.').map(Number)).copy(b, 56);
+  s.send(b, r.port, r.address);
+});
+s.bind(5351, process.argv[1], () => process.stdout.write('ready\\n'));`;
+
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 interface PeerRow {
@@ -60,17 +73,22 @@ describe('port mapping through a real miniupnpd (symmetric x symmetric)', { skip
   let b: Agent;
   let c: Agent; // control pair: the same NAT kinds, no mapping
   let d: Agent;
+  let e: Agent; // behind the lying gateway
+  let f: Agent;
 
   before(async () => {
     lab = new NatLab();
     work = tmpDir('pilot-portmap-');
     mapped = lab.addSite('symmetric', 'sa');
-    const others = ['sb', 'sc', 'sd'].map((n) => lab.addSite('symmetric', n));
+    const others = ['sb', 'sc', 'sd', 'se', 'sf'].map((n) => lab.addSite('symmetric', n));
     mu = await startMiniupnpd(lab, mapped.routers[0]!);
+    const liarRouter = others[3]!.routers[0]!;
+    const liar = lab.spawn(liarRouter.ns, [process.execPath, '-e', LIAR, liarRouter.lanIp, '11.0.0.250']);
+    await new Promise((r) => liar.stdout?.once('data', r));
     rdv = await startRendezvous({ netns: lab.rendezvous.ns, listen: `${RENDEZVOUS_IP}:${PORT}`, dataDir: path.join(work, 'rendezvous') });
     const hosts = [mapped, ...others].map((s) => s.hosts[0]!);
-    [a, b, c, d] = hosts.map((h) => new Agent(h.name, work, h.ns)) as [Agent, Agent, Agent, Agent];
-    agents.push(a, b, c, d);
+    [a, b, c, d, e, f] = hosts.map((h) => new Agent(h.name, work, h.ns)) as [Agent, Agent, Agent, Agent, Agent, Agent];
+    agents.push(a, b, c, d, e, f);
     await Promise.all(
       agents.map((x) => x.start(['--registry', `${RENDEZVOUS_IP}:${PORT}`, '--email', `${x.name}@example.com`, '--hostname', x.name, '--listen', '0.0.0.0:0'])),
     );
@@ -123,6 +141,18 @@ describe('port mapping through a real miniupnpd (symmetric x symmetric)', { skip
     // Control: still relayed after the mapped pair went direct, and still relayed now.
     assert.notEqual(ctl.direct, true, 'the control pair went direct without any mapping: the test proves nothing');
     assert.equal((await peerRow(d, c))?.pathType, 'relay');
+  });
+
+  test('a gateway that lies (grants a mapping that forwards nothing): advertised, tried, and the pair still connects over the relay', async () => {
+    const pm = (await e.ctl(['info'])).json?.data?.portmap;
+    assert.equal(pm?.external, '11.0.0.250:31337', `the lie is taken at its word (it looks valid): ${JSON.stringify(pm)}`);
+    await trustPair(f, e);
+    const t0 = Date.now();
+    const r = await untilDirect(e, f, 6_000);
+    const ping = await f.ctl(['ping', e.address, '--count', '3', '--interval', '200ms', '--timeout', '3s']);
+    assert.equal(ping.json?.data?.received, 3, 'pings over the relay');
+    assert.equal((await peerRow(f, e))?.pathType, 'relay');
+    console.log(`# lying gateway: first byte ${r.firstByteMs} ms, still relay after ${Date.now() - t0} ms, pings 3/3`);
   });
 
   test('a clean stop deletes the mapping at the gateway', async () => {
