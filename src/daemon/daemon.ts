@@ -188,7 +188,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       heartbeat: () => this.reg!.heartbeat(),
       natChanged: () => setImmediate(() => void this.reg!.heartbeat()),
-      localChanged: () => this.paths.localChanged(),
+      localChanged: () => {
+        this.portmap?.refresh(); // a new network may have a new gateway: map there
+        this.paths.localChanged();
+      },
       mapped: () => this.portmap?.external(),
     });
     this.peers = new PeerTable(
