@@ -589,6 +589,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.portmap?.status() ?? { enabled: false };
   }
 
+  /** Our candidates with their kind (mapped, observed, lan), for status/info. */
+  candidates(): { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] {
+    return this.net.candidateKinds();
+  }
+
   /** How a peer is reached now, for peers/ping output. */
   pathInfo(peer: Peer): PathReport {
     return pathReport(this.paths.current(peer.key), this.uplinkKind);

@@ -68,6 +68,7 @@ export function daemonInfo(d: Daemon): NodeInfo {
     uptimeSec: Math.round((Date.now() - d.startedAt) / 1000),
     peers: d.listPeers().length,
     portmap: d.portmapStatus(),
+    candidates: d.candidates(),
   };
 }
 

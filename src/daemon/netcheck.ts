@@ -84,11 +84,18 @@ export class NetCheck {
    * works even behind symmetric NAT), our endpoint as the beacon saw it, LAN endpoints.
    */
   localCandidates(): string[] {
-    const out: string[] = [];
-    const mapped = this.host.mapped?.();
-    if (mapped && parseEndpoint(mapped)) out.push(mapped);
-    if (this.host.uplinkKind() === 'udp' && this.observed && parseEndpoint(this.observed) && !out.includes(this.observed)) out.push(this.observed);
-    for (const e of this.lanEndpoints()) if (!out.includes(e)) out.push(e);
+    return this.candidateKinds().map((c) => c.endpoint);
+  }
+
+  /** The same, each with where it comes from (status/info `candidates`): the wire carries endpoints only. */
+  candidateKinds(): { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] {
+    const out: { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] = [];
+    const add = (endpoint: string | undefined, kind: 'mapped' | 'observed' | 'lan'): void => {
+      if (endpoint && parseEndpoint(endpoint) && !out.some((c) => c.endpoint === endpoint)) out.push({ endpoint, kind });
+    };
+    add(this.host.mapped?.(), 'mapped');
+    if (this.host.uplinkKind() === 'udp') add(this.observed, 'observed');
+    for (const e of this.lanEndpoints()) add(e, 'lan');
     return out;
   }
 

@@ -42,6 +42,8 @@ export interface NodeInfo {
   version: string;
   uptimeSec: number;
   peers: number;
+  /** What peers are told to probe, best first: the gateway's mapping, the endpoint the rendezvous saw, LAN endpoints. */
+  candidates?: { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[];
   /** The gateway's port mapping of the daemon's UDP socket (src/nat/portmap/portmapper.ts PortMapStatus). */
   portmap?: {
     enabled: boolean;

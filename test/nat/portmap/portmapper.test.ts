@@ -127,7 +127,7 @@ test('a silent gateway: start() does not wait, the failure comes within the boun
   const pm = mapper(gw.port);
   const t0 = Date.now();
   pm.start();
-  assert.ok(Date.now() - t0 < 20, 'start() returned at once');
+  assert.ok(Date.now() - t0 < 100, 'start() returned at once');
   assert.equal(pm.external(), undefined);
   const st = await settled(pm);
   const took = Date.now() - t0;
@@ -144,13 +144,13 @@ test('nothing listens at the gateway (ICMP port unreachable): fails fast, NAT-PM
   const gw = await gateway(() => undefined);
   const port = gw.port;
   gw.close(); // the port is now closed: the kernel answers port unreachable
-  const pm = mapper(port, { timeoutsMs: [1000, 2000] });
+  const pm = mapper(port, { timeoutsMs: [2000, 4000] });
   const t0 = Date.now();
   pm.start();
   const st = await settled(pm);
   assert.equal(st.error?.code, 'PORTMAP_NO_ANSWER');
   assert.match(st.error!.message, /refused/);
-  assert.ok(Date.now() - t0 < 900, `took ${Date.now() - t0} ms: waited for timeouts instead of the ICMP error`);
+  assert.ok(Date.now() - t0 < 1500, `took ${Date.now() - t0} ms: waited for timeouts instead of the ICMP error`);
   await pm.stop();
 });
 
