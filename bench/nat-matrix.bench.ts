@@ -4,22 +4,44 @@
 // Needs root (network namespaces); prints why and exits 0 otherwise.
 import { natLabSupport } from '../test/helpers/natlab.ts';
 import { formatGrid, runMatrix } from '../test/nat/matrix.ts';
+import { miniupnpdSupport } from '../test/helpers/miniupnpd.ts';
+import { runPortmapPairs } from '../test/nat/portmap/pairs.ts';
 
 const support = natLabSupport();
 if (!support.ok) {
   console.log(`NAT matrix skipped: ${support.reason}`);
   process.exit(0);
 }
-const m = await runMatrix({ concurrency: 2, pairTimeoutMs: 60_000 });
-console.log(formatGrid(m).replace(/^# ?/gm, ''));
-console.log('');
-console.log('| pair | path | first byte | ping avg | 10 MiB echo | MB/s (both ways) |');
-console.log('|---|---|---|---|---|---|');
-for (const r of m.results) {
-  const mbps = r.ok && r.streamSeconds ? ((2 * (r.bytes ?? 0)) / r.streamSeconds / 1e6).toFixed(1) : '-';
-  console.log(
-    `| ${r.a} x ${r.b} | ${r.ok ? r.pathA : `FAIL(${r.failedAt})`} | ${r.firstByteMs ?? '-'} ms | ${r.pingAvgMs ?? '-'} ms | ${r.streamSeconds?.toFixed(2) ?? '-'} s | ${mbps} |`,
-  );
+// `npm run bench:nat -- --only portmap`: just the port-mapping rows.
+const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : undefined;
+if (only !== 'portmap') await matrix();
+const mu = miniupnpdSupport();
+if (!mu.ok) console.log(`\nport-mapping rows skipped: ${mu.reason}`);
+else {
+  // Issue 19: a symmetric NAT whose router maps (miniupnpd: PCP, NAT-PMP, UPnP-IGD), each next to a plain symmetric one.
+  const t0 = Date.now();
+  const rows = await runPortmapPairs();
+  console.log('\n| pair | path | via mapping | first byte | time to direct | 10 MiB echo | router bytes toward the peer |');
+  console.log('|---|---|---|---|---|---|---|');
+  for (const r of rows)
+    console.log(
+      `| ${r.kind} x ${r.partner} | ${r.ok ? r.path : `FAIL(${r.error})`} | ${r.viaMapping ? 'yes' : 'no'} | ${r.firstByteMs ?? '-'} ms | ${r.directAfterMs ?? '-'} ms | ${r.echoSeconds?.toFixed(2) ?? '-'} s | ${r.routerDirectBytes ?? '-'} |`,
+    );
+  console.log(`\n${rows.length} port-mapping pairs in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 }
-console.log(`\n${m.results.length} pairs in ${m.seconds.toFixed(1)} s (lab setup ${m.setupSeconds.toFixed(1)} s)`);
 process.exit(0);
+
+async function matrix(): Promise<void> {
+  const m = await runMatrix({ concurrency: 2, pairTimeoutMs: 60_000 });
+  console.log(formatGrid(m).replace(/^# ?/gm, ''));
+  console.log('');
+  console.log('| pair | path | first byte | ping avg | 10 MiB echo | MB/s (both ways) |');
+  console.log('|---|---|---|---|---|---|');
+  for (const r of m.results) {
+    const mbps = r.ok && r.streamSeconds ? ((2 * (r.bytes ?? 0)) / r.streamSeconds / 1e6).toFixed(1) : '-';
+    console.log(
+      `| ${r.a} x ${r.b} | ${r.ok ? r.pathA : `FAIL(${r.failedAt})`} | ${r.firstByteMs ?? '-'} ms | ${r.pingAvgMs ?? '-'} ms | ${r.streamSeconds?.toFixed(2) ?? '-'} s | ${mbps} |`,
+    );
+  }
+  console.log(`\n${m.results.length} pairs in ${m.seconds.toFixed(1)} s (lab setup ${m.setupSeconds.toFixed(1)} s)`);
+}
