@@ -89,6 +89,8 @@ type Attempt = { ok: true; m: Omit<Mapped, 'expiresAt' | 'gateway'> } | { ok: fa
 const DEFAULT_TIMEOUTS = [250, 500, 1000] as const;
 const DELETE_TIMEOUTS = [250, 250] as const;
 const MAX_RETRY_MS = 10 * 60_000;
+/** stop() waits at most this long for an attempt in flight before deleting what it has. */
+const STOP_GRACE_MS = 300;
 
 export interface PortMapperEvents {
   /** The mapped endpoint appeared, moved or went away. */
@@ -164,7 +166,10 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await this.running?.catch(() => {});
+    // A cycle in flight (a slow gateway) gets a short grace, never the stop's whole budget.
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([this.running?.catch(() => {}), new Promise<void>((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
+    clearTimeout(grace);
     const m = this.mapped;
     this.mapped = undefined;
     this.state = 'off';
@@ -203,7 +208,12 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       if (this.mapped && !renewing) this.mapped = undefined; // a new gateway: the old mapping is not ours to renew
       const res = await this.tryAll(gw, renewing ? this.mapped!.protocol : undefined);
       if (this.stopped) {
-        if (res.ok) this.mapped = { ...res.m, gateway: gw, expiresAt: this.o.now() + res.m.lifetimeSec * 1000 }; // stop() deletes it
+        if (res.ok) {
+          // Granted while stopping: stop() may have returned already, so delete it here.
+          const late: Mapped = { ...res.m, gateway: gw, expiresAt: this.o.now() + res.m.lifetimeSec * 1000 };
+          if (this.mapped === undefined) void this.remove(late).catch(() => false);
+          else this.mapped = late; // stop() is still waiting: it deletes this one
+        }
         return;
       }
       if (res.ok) {

@@ -10,7 +10,7 @@ import { parseProcNetRoute } from '../../../src/nat/portmap/gateway.ts';
 type Reply = (req: Buffer, from: { address: string; port: number }) => Buffer | Buffer[] | undefined;
 
 /** A gateway on 127.0.0.1: `reply` answers each request (undefined: silence). Records what it got. */
-async function gateway(reply: Reply): Promise<{ port: number; got: Buffer[]; close(): void }> {
+async function gateway(reply: Reply): Promise<{ port: number; got: Buffer[]; send(b: Buffer, to: { address: string; port: number }): void; close(): void }> {
   const s = dgram.createSocket('udp4');
   const got: Buffer[] = [];
   s.on('message', (m, r) => {
@@ -19,7 +19,8 @@ async function gateway(reply: Reply): Promise<{ port: number; got: Buffer[]; clo
     for (const b of out === undefined ? [] : Array.isArray(out) ? out : [out]) s.send(b, r.port, r.address);
   });
   await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  return { port: s.address().port, got, close: () => s.close() };
+  s.unref(); // a failed assertion skips close(): the file must still end
+  return { port: s.address().port, got, send: (b, to) => s.send(b, to.port, to.address), close: () => s.close() };
 }
 
 function pcpAnswer(req: Buffer, o: { result?: number; lifetime?: number; port?: number; ip?: number[]; nonce?: Buffer; internalPort?: number } = {}): Buffer {
@@ -225,6 +226,30 @@ test('an answer from another port of the gateway is not believed', async () => {
   await pm.stop();
   gw.close();
   liar.close();
+});
+
+test('stop() during a slow gateway is bounded, and a mapping granted after it returned is deleted all the same', async () => {
+  let asker: { address: string; port: number } | undefined;
+  const gw = await gateway((req, from) => {
+    if (req[0] !== 2) return undefined;
+    if (req.readUInt32BE(4) === 0) return pcpAnswer(req, { lifetime: 0 }); // the delete
+    asker = from;
+    return undefined; // the grant comes late, below
+  });
+  const pm = mapper(gw.port, { timeoutsMs: [3000] });
+  pm.start();
+  while (asker === undefined) await new Promise((r) => setTimeout(r, 5));
+  const t0 = Date.now();
+  await pm.stop();
+  const took = Date.now() - t0;
+  assert.ok(took < 1000, `stop took ${took} ms`);
+  gw.send(pcpAnswer(gw.got[0]!), asker);
+  const t1 = Date.now();
+  while (!gw.got.some((b) => b.readUInt32BE(4) === 0) && Date.now() - t1 < 2000) await new Promise((r) => setTimeout(r, 10));
+  const del = gw.got.find((b) => b.readUInt32BE(4) === 0);
+  assert.ok(del, 'the late mapping was not deleted');
+  assert.ok(del.subarray(24, 36).equals(gw.got[0]!.subarray(24, 36)), 'deleted with its nonce');
+  gw.close();
 });
 
 test('no default route: PORTMAP_NO_GATEWAY, nothing sent', async () => {
