@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { NatLab, natLabSupport, RENDEZVOUS_IP, type Site } from '../../helpers/natlab.ts';
 import { miniupnpdSupport, startMiniupnpd, type Miniupnpd } from '../../helpers/miniupnpd.ts';
-import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../../helpers/cluster.ts';
+import { Agent, ROOT, startRendezvous, tmpDir, type Rendezvous } from '../../helpers/cluster.ts';
 import { trustPair } from '../matrix.ts';
 
 const lab0 = natLabSupport();
@@ -30,6 +30,19 @@ s.on('message', (q, r) => {
   s.send(b, r.port, r.address);
 });
 s.bind(5351, process.argv[1], () => process.stdout.write('ready\\n'));`;
+
+// One PortMapper on one protocol, in a namespace: prints its status once mapped, then stops (deleting it).
+const MAP_ONCE = (protocol: string, port: number): string => `
+import { PortMapper } from ${JSON.stringify(path.join(ROOT, 'src/nat/portmap/portmapper.ts'))};
+const pm = new PortMapper({ internalPort: ${port}, protocols: [${JSON.stringify(protocol)}] });
+pm.start();
+const t0 = Date.now();
+while (pm.status().state === 'probing' && Date.now() - t0 < 10000) await new Promise((r) => setTimeout(r, 20));
+console.log(JSON.stringify(pm.status()));
+await new Promise((r) => process.stdin.once('data', r));
+await pm.stop();
+console.log('stopped');
+process.exit(0);`;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -154,6 +167,39 @@ describe('port mapping through a real miniupnpd (symmetric x symmetric)', { skip
     assert.equal((await peerRow(f, e))?.pathType, 'relay');
     console.log(`# lying gateway: first byte ${r.firstByteMs} ms, still relay after ${Date.now() - t0} ms, pings 3/3`);
   });
+
+  for (const protocol of ['pcp', 'pmp', 'upnp']) {
+    test(`${protocol}: the client maps against miniupnpd, miniupnpd holds the DNAT to our port, and stop() removes it`, async () => {
+      const port = 4555;
+      const proc = lab.spawn(mapped.hosts[0]!.ns, [process.execPath, '--input-type=module', '-e', MAP_ONCE(protocol, port)]);
+      let out = '';
+      proc.stdout?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      proc.stderr?.on('data', (d: Buffer) => {
+        out += d.toString();
+      });
+      const t0 = Date.now();
+      while (!out.includes('\n') && Date.now() - t0 < 15_000) await sleep(20);
+      const st = JSON.parse(out.split('\n')[0]!) as { state: string; protocol: string; external: string };
+      assert.equal(st.state, 'mapped', out);
+      assert.equal(st.protocol, protocol);
+      const ext = Number(st.external.split(':')[1]);
+      assert.equal(st.external, `${mu.externalIp}:${ext}`);
+      assert.deepEqual(
+        mu.mappings().filter((m) => m.externalPort === ext),
+        [{ externalPort: ext, internal: `${mapped.hosts[0]!.ip}:${port}` }],
+      );
+      proc.stdin?.end('stop\n');
+      await Promise.race([new Promise((r) => proc.once('exit', r)), sleep(10_000)]);
+      assert.match(out, /stopped/);
+      assert.deepEqual(
+        mu.mappings().filter((m) => m.externalPort === ext),
+        [],
+        `${protocol} mapping left behind`,
+      );
+    });
+  }
 
   test('a clean stop deletes the mapping at the gateway', async () => {
     const ext = Number(String((await a.ctl(['info'])).json.data.portmap.external).split(':')[1]);
