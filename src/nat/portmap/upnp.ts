@@ -92,6 +92,8 @@ async function soap(m: { controlUrl: string; serviceType: string }, action: stri
 
 export interface UpnpMapOptions {
   gateway: string;
+  /** SSDP port of the gateway (tests); default 1900. */
+  ssdpPort?: number;
   internalPort: number;
   externalPort: number;
   lifetimeSec: number;
@@ -107,7 +109,7 @@ export async function upnpMap(o: UpnpMapOptions): Promise<UpnpResult> {
   if (!service) {
     const found = await exchange({
       gateway: o.gateway,
-      port: SSDP_PORT,
+      port: o.ssdpPort ?? SSDP_PORT,
       timeoutsMs: o.timeoutsMs,
       request: (ip) => {
         localIp = ip;
