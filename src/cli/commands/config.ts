@@ -100,6 +100,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.uplink ? { uplink: f.uplink } : {}),
           ...(f.cc ? { cc: f.cc } : {}),
           ...(f.metrics ? { metrics: f.metrics } : {}),
+          ...(f.portmap === false ? { portmap: false } : {}),
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);
