@@ -55,6 +55,7 @@ export interface NodeInfo {
     lifetimeSec?: number | null;
     expiresInSec?: number | null;
     renewals?: number;
+    gatewayRestarts?: number;
     ignored?: number;
     error?: { code: string; message: string; hint: string } | null;
   };

@@ -61,6 +61,20 @@ export function encodePcpMap(r: PcpMapRequest): Buffer {
   return b;
 }
 
+/** ANNOUNCE (opcode 0, RFC 6887 14.1): a header only; the answer carries the server's epoch. */
+export function encodePcpAnnounce(clientIp: string): Buffer {
+  const b = Buffer.alloc(24);
+  b[0] = PCP_VERSION;
+  v4mapped(clientIp, b, 8);
+  return b;
+}
+
+/** The epoch of an ANNOUNCE answer, or undefined when the datagram is not one. */
+export function decodePcpAnnounce(b: Buffer): { result: number; epoch: number } | undefined {
+  if (b.length < 24 || b.length > 1100 || b[0] !== PCP_VERSION || b[1] !== 0x80) return undefined;
+  return { result: b[3]!, epoch: b.readUInt32BE(8) };
+}
+
 export interface PcpMapResponse {
   result: number;
   lifetimeSec: number;

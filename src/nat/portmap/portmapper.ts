@@ -15,7 +15,7 @@ import { isPublicIPv4 } from '../ip-class.ts';
 import { defaultGateway } from './gateway.ts';
 import { exchange, type ExchangeOutcome } from './exchange.ts';
 import { decodePmpAddress, decodePmpMap, encodePmpAddressRequest, encodePmpMap, isPmpHeader, NATPMP_PORT, NATPMP_RESULTS } from './natpmp.ts';
-import { decodePcpMap, encodePcpMap, PCP_NONCE_BYTES, PCP_RESULTS } from './pcp.ts';
+import { decodePcpAnnounce, decodePcpMap, encodePcpAnnounce, encodePcpMap, PCP_NONCE_BYTES, PCP_RESULTS } from './pcp.ts';
 import { upnpDelete, upnpMap, type UpnpMapping } from './upnp.ts';
 
 export type PortMapProtocol = 'pcp' | 'pmp' | 'upnp';
@@ -51,6 +51,8 @@ export interface PortMapStatus {
   lifetimeSec: number | null;
   expiresInSec: number | null;
   renewals: number;
+  /** Restarts of the gateway noticed by its epoch going back (each one re-maps at once). */
+  gatewayRestarts: number;
   /** Datagrams from the gateway that were not an answer to us (wrong nonce, port, size). */
   ignored: number;
   error: PortMapError | null;
@@ -66,6 +68,8 @@ export interface PortMapperOptions {
   serverPort?: number;
   /** Requested lifetime (s); default 7200 as Tailscale. */
   lifetimeSec?: number;
+  /** How often a PCP/NAT-PMP gateway is asked its epoch, to notice a restart that lost our mapping (ms). */
+  checkMs?: number;
   /** Per-exchange resend schedule (ms). */
   timeoutsMs?: readonly number[];
   /** First retry after a failed attempt (ms); doubles up to 10 min. */
@@ -82,9 +86,11 @@ interface Mapped {
   lifetimeSec: number;
   expiresAt: number;
   upnp?: UpnpMapping;
+  /** PCP/NAT-PMP: the gateway's seconds since its start, and when we heard it (ms). */
+  epoch?: { sec: number; at: number };
 }
 
-type Attempt = { ok: true; m: Omit<Mapped, 'expiresAt' | 'gateway'> } | { ok: false; err: PortMapError; silent: boolean };
+type Attempt = { ok: true; m: Omit<Mapped, 'expiresAt' | 'gateway' | 'epoch'>; epochSec?: number } | { ok: false; err: PortMapError; silent: boolean };
 
 const DEFAULT_TIMEOUTS = [250, 500, 1000] as const;
 const DELETE_TIMEOUTS = [250, 250] as const;
@@ -106,6 +112,9 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   private renewals = 0;
   private ignoredCount = 0;
   private timer: NodeJS.Timeout | undefined;
+  private checkTimer: NodeJS.Timeout | undefined;
+  /** Gateway restarts noticed by their epoch (status). */
+  private restarts = 0;
   private retryMs: number;
   private running: Promise<void> | undefined;
   private stopped = false;
@@ -120,6 +129,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       lifetimeSec: 7200,
       timeoutsMs: DEFAULT_TIMEOUTS,
       retryMs: 30_000,
+      checkMs: 60_000,
       protocols: ['pcp', 'pmp', 'upnp'],
       now: () => Date.now(),
       ...opts,
@@ -132,6 +142,38 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     this.stopped = false;
     this.state = 'probing';
     this.kick(0);
+    clearInterval(this.checkTimer);
+    this.checkTimer = setInterval(() => void this.checkEpoch(), this.o.checkMs);
+    this.checkTimer.unref();
+  }
+
+  /**
+   * A router that restarts forgets its mappings and says so only through its epoch (seconds
+   * since it started): RFC 6886 3.6 / RFC 6887 8.5, and what Tailscale's portmapper watches.
+   * One small request per minute (NAT-PMP external address, PCP ANNOUNCE); an epoch that went
+   * back means our mapping is gone: ask again now instead of at the next half-life renewal.
+   */
+  private async checkEpoch(): Promise<void> {
+    const m = this.mapped;
+    if (!m?.epoch || this.running || this.stopped || (m.protocol !== 'pcp' && m.protocol !== 'pmp')) return;
+    const base = { gateway: m.gateway, port: this.o.serverPort, timeoutsMs: this.o.timeoutsMs, ignored: this.ignored };
+    const r =
+      m.protocol === 'pmp'
+        ? await exchange({ ...base, request: () => encodePmpAddressRequest(), accept: (msg) => decodePmpAddress(msg) })
+        : await exchange({ ...base, request: (ip) => encodePcpAnnounce(ip), accept: (msg) => decodePcpAnnounce(msg) });
+    if (!r.ok || r.value.result !== 0 || this.mapped !== m || this.stopped) return; // silence: the renewal timer still runs
+    const now = this.o.now();
+    const expected = m.epoch.sec + ((now - m.epoch.at) / 1000) * (7 / 8) - 2;
+    if (r.value.epoch < expected) {
+      this.restarts++;
+      this.o.log?.warn(
+        { gateway: m.gateway, epoch: r.value.epoch, expected: Math.floor(expected) },
+        'the gateway restarted (its epoch went back): mapping again',
+      );
+      this.kick(0);
+    } else {
+      m.epoch = { sec: r.value.epoch, at: now };
+    }
   }
 
   /** The mapped endpoint (host:port) while a live mapping exists. */
@@ -152,6 +194,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       lifetimeSec: m?.lifetimeSec ?? null,
       expiresInSec: m ? Math.max(0, Math.round((m.expiresAt - this.o.now()) / 1000)) : null,
       renewals: this.renewals,
+      gatewayRestarts: this.restarts,
       ignored: this.ignoredCount,
       error: this.error,
     };
@@ -166,6 +209,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearInterval(this.checkTimer);
     // A cycle in flight (a slow gateway) gets a short grace, never the stop's whole budget.
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([this.running?.catch(() => {}), new Promise<void>((r) => (grace = setTimeout(r, STOP_GRACE_MS)))]);
@@ -218,7 +262,12 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       }
       if (res.ok) {
         if (renewing) this.renewals++;
-        this.mapped = { ...res.m, gateway: gw, expiresAt: this.o.now() + res.m.lifetimeSec * 1000 };
+        this.mapped = {
+          ...res.m,
+          gateway: gw,
+          expiresAt: this.o.now() + res.m.lifetimeSec * 1000,
+          ...(res.epochSec !== undefined ? { epoch: { sec: res.epochSec, at: this.o.now() } } : {}),
+        };
         this.state = 'mapped';
         this.error = null;
         this.retryMs = this.o.retryMs;
@@ -307,7 +356,9 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       return { ok: false, err: { code: 'PORTMAP_REFUSED', message: `PCP: ${gw} speaks only NAT-PMP`, hint: 'NAT-PMP is tried next' }, silent: true };
     const d = r.value;
     if (d.result !== 0) return { ok: false, err: refused('PCP', gw, d.result, PCP_RESULTS), silent: false };
-    return this.checked('pcp', gw, d.externalIp, d.externalPort, d.lifetimeSec);
+    const a = this.checked('pcp', gw, d.externalIp, d.externalPort, d.lifetimeSec);
+    if (a.ok) a.epochSec = d.epoch;
+    return a;
   }
 
   private async pmp(gw: string): Promise<Attempt> {
@@ -325,7 +376,9 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
     });
     if (!map.ok) return { ok: false, err: outcomeError('NAT-PMP', gw, map), silent: true };
     if (map.value.result !== 0) return { ok: false, err: refused('NAT-PMP', gw, map.value.result, NATPMP_RESULTS), silent: false };
-    return this.checked('pmp', gw, addr.value.address, map.value.externalPort, map.value.lifetimeSec);
+    const a = this.checked('pmp', gw, addr.value.address, map.value.externalPort, map.value.lifetimeSec);
+    if (a.ok) a.epochSec = map.value.epoch;
+    return a;
   }
 
   private async upnp(gw: string): Promise<Attempt> {

@@ -252,6 +252,44 @@ test('stop() during a slow gateway is bounded, and a mapping granted after it re
   gw.close();
 });
 
+test('a gateway restart (its epoch goes back) is noticed by the epoch check and the mapping is asked again at once', async () => {
+  let bootAt = Date.now() - 1_000_000; // up for 1000 s
+  const epoch = (): number => Math.floor((Date.now() - bootAt) / 1000);
+  let maps = 0;
+  const gw = await gateway((req) => {
+    if (req[0] !== 2) return undefined;
+    if (req[1] === 0) {
+      const b = Buffer.alloc(24); // ANNOUNCE answer
+      b[0] = 2;
+      b[1] = 0x80;
+      b.writeUInt32BE(epoch(), 8);
+      return b;
+    }
+    maps++;
+    const b = pcpAnswer(req, { lifetime: 3600 });
+    b.writeUInt32BE(epoch(), 8);
+    return b;
+  });
+  const pm = mapper(gw.port, { checkMs: 100 });
+  pm.start();
+  await settled(pm);
+  assert.equal(maps, 1);
+  // A steady gateway: several checks, no false alarm.
+  await new Promise((r) => setTimeout(r, 450));
+  assert.equal(pm.status().gatewayRestarts, 0);
+  assert.equal(maps, 1);
+  assert.ok(gw.got.filter((b) => b[1] === 0).length >= 2, 'epoch checks sent');
+  // The router reboots: epoch 0, our mapping gone.
+  bootAt = Date.now();
+  const t0 = Date.now();
+  while (maps < 2 && Date.now() - t0 < 3000) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(maps, 2, 'mapped again after the restart');
+  assert.equal(pm.status().gatewayRestarts, 1);
+  assert.equal(pm.external(), '203.0.113.7:40001');
+  await pm.stop();
+  gw.close();
+});
+
 test('no default route: PORTMAP_NO_GATEWAY, nothing sent', async () => {
   const pm = new PortMapper({ internalPort: 4000, gateway: () => undefined, retryMs: 60_000 });
   pm.start();
