@@ -96,6 +96,7 @@ export function mergeConfig(home: string, f: StartFlags): DaemonConfig {
     ...(f.invite !== undefined ? { invite: f.invite } : {}),
     ...(f.ephemeral !== undefined ? { ephemeral: f.ephemeral } : {}),
     ...(f.candidateInterfaces !== undefined ? { candidateInterfaces: f.candidateInterfaces } : {}),
+    ...(f.portmap === false ? { portmap: false } : {}),
     ...(f.socket ? { socket: f.socket } : {}),
     ...(f.listen ? { listen: f.listen } : {}),
     // A different rendezvous has a different key: learn it again.

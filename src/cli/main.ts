@@ -1,6 +1,7 @@
 // pilotctl: the command line for the Pilot daemon. Every command takes --json.
 import { Command, CommanderError, type Option } from 'commander';
 import type { IpcClient } from '../ipc/client.ts';
+import type { NodeInfo } from '../ipc/api-types.ts';
 import { CliClient } from './cli-client.ts';
 import { configSocket, DEFAULT_REGISTRY, pilotHome, savedSocket } from '../daemon/config-file.ts';
 import { VERSION } from '../daemon/version.ts';
@@ -173,8 +174,9 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
             `Visibility: ${i.public ? 'public' : 'private'}`,
             `Public key: ${i.publicKey}`,
             `Observed:   ${i.observed ?? '-'}`,
-            `Candidates: ${(i.candidates ?? []).join(' ') || '-'}${(i.excludedInterfaces ?? []).length ? ` (left out: ${(i.excludedInterfaces ?? []).map((x) => `${x.name}, ${x.reason}`).join('; ')})` : ''}`,
+            `Candidates: ${(i.candidates ?? []).map((c) => (c.kind === 'lan' ? c.endpoint : `${c.endpoint} (${c.kind})`)).join(' ') || '-'}${(i.excludedInterfaces ?? []).length ? ` (left out: ${(i.excludedInterfaces ?? []).map((x) => `${x.name}, ${x.reason}`).join('; ')})` : ''}`,
             `NAT:        ${i.nat ?? '-'} (uplink ${i.uplink ?? '-'})`,
+            `Port map:   ${portmapLine(i.portmap)}`,
             `Registry:   ${i.registry}${i.registry === DEFAULT_REGISTRY ? ' [the default]' : ''} (${i.registryOnline ? 'online' : 'unreachable'})`,
             `Peers:      ${i.peers}`,
             `Version:    ${i.version}`,
@@ -468,4 +470,11 @@ export async function main(argv: string[]): Promise<number> {
     return fail({ json }, err);
   }
   return exitCode;
+}
+
+/** status/info: the gateway's port mapping in one line (src/nat/portmap). */
+function portmapLine(p: NodeInfo['portmap']): string {
+  if (!p?.enabled) return 'off';
+  if (p.external) return `${p.external} (${p.protocol} via ${p.gateway}, ${p.expiresInSec ?? '?'} s left)`;
+  return p.error ? `none: ${p.error.code} ${p.error.message}` : (p.state ?? 'none');
 }

@@ -18,6 +18,8 @@ export interface NodeFlags {
   invite?: string;
   ephemeral?: boolean;
   candidateInterfaces?: string;
+  /** false: --no-portmap (commander sets true when the flag is absent). */
+  portmap?: boolean;
 }
 
 /** Adds --registry … --uplink, --cc to `cmd`; `registryDefault` only for init (start keeps the saved one). */
@@ -43,5 +45,6 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
       '--candidate-interfaces <names>',
       'advertise these interfaces as direct-path candidates although they look like tunnels (comma-separated; tun/wg/nebula/point-to-point ones are left out by default)',
     )
+    .option('--no-portmap', 'do not ask the router for a port mapping (PCP, NAT-PMP, UPnP-IGD); saved, undo with: pilotctl config --set portmap=true')
     .option('--metrics <host:port>', 'serve Prometheus /metrics on this HTTP address (a bare port listens on 127.0.0.1; off by default)');
 }

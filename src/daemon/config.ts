@@ -76,6 +76,8 @@ export const DaemonConfigSchema = withMessages(
     ephemeral: v.optional(v.boolean()),
     /** Interfaces to advertise as direct-path candidates although they look like another overlay's tunnel (issue 19; src/daemon/local-interfaces.ts). */
     candidateInterfaces: v.optional(text(200)),
+    /** Ask the gateway for a port mapping (PCP, NAT-PMP, UPnP-IGD; src/nat/portmap); absent = on, false = off (--no-portmap). */
+    portmap: v.optional(v.boolean()),
   }),
 );
 export type DaemonConfig = v.InferOutput<typeof DaemonConfigSchema>;
@@ -96,6 +98,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   cc: 'cubic or newreno',
   ephemeral: 'true or false',
   candidateInterfaces: 'interface names, comma-separated, e.g. nebula1,wg0',
+  portmap: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
 };

@@ -53,6 +53,7 @@ import { presentMemberships, wireSessionEvents } from './session-events.ts';
 import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 import { encodeGoodbye, type GoodbyeReason } from './goodbye.ts';
+import { PortMapper, type PortMapStatus } from '../nat/portmap/portmapper.ts'; // port mapping (issue 19)
 
 export type { Peer } from './peer-table.ts';
 
@@ -137,6 +138,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private rotating: Promise<unknown> | undefined;
   private stopServices: Array<() => void> = [];
   private lock: HomeLock | undefined;
+  /** The gateway's port mapping of our UDP socket (src/nat/portmap); undefined: off (--no-portmap). */
+  private portmap: PortMapper | undefined;
 
   private constructor(opts: DaemonOptions) {
     super();
@@ -190,7 +193,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       heartbeat: () => this.reg!.heartbeat(),
       natChanged: () => setImmediate(() => void this.reg!.heartbeat()),
-      localChanged: () => this.paths.localChanged(),
+      localChanged: () => {
+        this.portmap?.refresh(); // a new network may have a new gateway: map there
+        this.paths.localChanged();
+      },
+      mapped: () => this.portmap?.external(),
     });
     this.peers = new PeerTable(
       {
@@ -223,9 +230,9 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
   }
 
-  /** Our direct-path candidates, and the interfaces left out of them (tunnels; src/daemon/local-interfaces.ts). */
-  candidates(): { eps: string[]; excluded: Array<{ name: string; reason: string }> } {
-    return { eps: this.net.localCandidates(), excluded: this.ifaces.excluded() };
+  /** Interfaces left out of our direct-path candidates (other overlays' tunnels; src/daemon/local-interfaces.ts), with why. */
+  excludedInterfaces(): Array<{ name: string; reason: string }> {
+    return this.ifaces.excluded();
   }
 
   /** Our endpoint as the rendezvous saw it. */
@@ -399,6 +406,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     });
     this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
     this.pathTimer.unref();
+    // No UDP socket (--listen none): nothing to map.
+    if (this.config.portmap !== false && underlay.address().port !== 0) {
+      // In the background: the daemon never waits for the gateway; a new mapping is a new candidate for every peer.
+      this.portmap = new PortMapper({ internalPort: underlay.address().port, log: this.log });
+      this.portmap.on('change', () => this.paths.localChanged());
+      this.portmap.start();
+    }
     this.peers.start();
     await this.net.start();
 
@@ -594,6 +608,16 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.paths ? { counters: this.paths.counters, paths: this.paths.pathCounts() } : undefined;
   }
 
+  /** The port mapping, for status/info. */
+  portmapStatus(): PortMapStatus | { enabled: false } {
+    return this.portmap?.status() ?? { enabled: false };
+  }
+
+  /** Our candidates with their kind (mapped, observed, lan), for status/info. */
+  candidates(): { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] {
+    return this.net.candidateKinds();
+  }
+
   /** How a peer is reached now, for peers/ping output, and which local interface a direct path leaves by (issue 19: `via eth0`). */
   pathInfo(peer: Peer): PathReport & { via: string | null } {
     const p = this.paths.current(peer.key);
@@ -714,6 +738,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.reg?.stop();
     this.networks.stop();
     if (this.pathTimer) clearInterval(this.pathTimer);
+    await this.portmap?.stop(); // deleted at the gateway (bounded)
     this.net.stop();
     this.underlay?.close();
     for (const s of this.stopServices) s();

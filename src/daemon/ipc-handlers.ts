@@ -67,8 +67,9 @@ export function daemonInfo(d: Daemon): NodeInfo {
     version: d.version,
     uptimeSec: Math.round((Date.now() - d.startedAt) / 1000),
     peers: d.listPeers().length,
-    candidates: d.candidates().eps,
-    excludedInterfaces: d.candidates().excluded,
+    portmap: d.portmapStatus(),
+    candidates: d.candidates(),
+    excludedInterfaces: d.excludedInterfaces(),
   };
 }
 

@@ -43,6 +43,8 @@ export interface NetCheckHost {
   localChanged(): void;
   /** The host's interfaces (os.networkInterfaces(); a fake in tests). */
   interfaces?(): Interfaces;
+  /** Our endpoint as mapped by the gateway (PCP/NAT-PMP/UPnP, src/nat/portmap), if any. */
+  mapped?(): string | undefined;
 }
 
 export class NetCheck {
@@ -102,11 +104,23 @@ export class NetCheck {
     return [...six.filter((e) => global6.includes(e)), ...v4.slice(0, MAX_CANDIDATES), ...six.filter((e) => ula6.includes(e))];
   }
 
-  /** What peers should probe to reach us: our mapped endpoint (as the beacon saw it) and LAN endpoints. */
+  /**
+   * What peers should probe to reach us: the gateway's port mapping first (the one that
+   * works even behind symmetric NAT), our endpoint as the beacon saw it, LAN endpoints.
+   */
   localCandidates(): string[] {
-    const out: string[] = [];
-    if (this.host.uplinkKind() === 'udp' && this.observed && parseEndpoint(this.observed)) out.push(this.observed);
-    for (const e of this.lanEndpoints()) if (!out.includes(e)) out.push(e);
+    return this.candidateKinds().map((c) => c.endpoint);
+  }
+
+  /** The same, each with where it comes from (status/info `candidates`): the wire carries endpoints only. */
+  candidateKinds(): { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] {
+    const out: { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[] = [];
+    const add = (endpoint: string | undefined, kind: 'mapped' | 'observed' | 'lan'): void => {
+      if (endpoint && parseEndpoint(endpoint) && !out.some((c) => c.endpoint === endpoint)) out.push({ endpoint, kind });
+    };
+    add(this.host.mapped?.(), 'mapped');
+    if (this.host.uplinkKind() === 'udp') add(this.observed, 'observed');
+    for (const e of this.lanEndpoints()) add(e, 'lan');
     return out;
   }
 

@@ -42,8 +42,23 @@ export interface NodeInfo {
   version: string;
   uptimeSec: number;
   peers: number;
-  /** The endpoints peers are told to probe (reflexive first, then host candidates). */
-  candidates?: string[];
+  /** What peers are told to probe, best first: the gateway's mapping, the endpoint the rendezvous saw, LAN endpoints. */
+  candidates?: { endpoint: string; kind: 'mapped' | 'observed' | 'lan' }[];
+  /** The gateway's port mapping of the daemon's UDP socket (src/nat/portmap/portmapper.ts PortMapStatus). */
+  portmap?: {
+    enabled: boolean;
+    state?: string;
+    protocol?: string | null;
+    gateway?: string | null;
+    external?: string | null;
+    internalPort?: number;
+    lifetimeSec?: number | null;
+    expiresInSec?: number | null;
+    renewals?: number;
+    gatewayRestarts?: number;
+    ignored?: number;
+    error?: { code: string; message: string; hint: string } | null;
+  };
   /** Interfaces left out of the candidates: another overlay's tunnel (issue 19), with why. */
   excludedInterfaces?: Array<{ name: string; reason: string }>;
 }

@@ -99,6 +99,28 @@ test('init writes a validated config; config prints it; --set changes and valida
   }
 });
 
+test('--no-portmap is saved as portmap: false; config --set portmap=true turns it back on; a non-boolean is refused', async () => {
+  const home = path.join(tmpDir('pilot-cfg-'), 'h');
+  try {
+    const init = await ctl(home, ['init', '--registry', 'rdv.example:9000', '--email', 'me@example.com', '--no-portmap']);
+    assert.equal(init.code, 0, init.stderr);
+    const file = path.join(home, 'config.json');
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).portmap, false);
+    const on = await ctl(home, ['config', '--set', 'portmap=true']);
+    assert.equal(on.code, 0, on.stderr);
+    assert.equal(JSON.parse(fs.readFileSync(file, 'utf8')).portmap, true);
+    const bad = await ctl(home, ['config', '--set', 'portmap=maybe']);
+    assert.equal(bad.json.code, 'BAD_ARGUMENT');
+    // Without the flag nothing is written: absent = on.
+    const home2 = path.join(tmpDir('pilot-cfg-'), 'h');
+    await ctl(home2, ['init', '--registry', 'rdv.example:9000', '--email', 'me@example.com']);
+    assert.equal('portmap' in JSON.parse(fs.readFileSync(path.join(home2, 'config.json'), 'utf8')), false);
+    fs.rmSync(path.dirname(home2), { recursive: true, force: true });
+  } finally {
+    fs.rmSync(path.dirname(home), { recursive: true, force: true });
+  }
+});
+
 test('docs/CONFIG.md documents every config key', () => {
   const doc = fs.readFileSync(path.join(ROOT, 'docs/CONFIG.md'), 'utf8');
   for (const k of CONFIG_KEYS) assert.match(doc, new RegExp(`^\\| \`${k}\` \\|`, 'm'), `docs/CONFIG.md lacks ${k}`);

@@ -136,7 +136,8 @@ describe('a daemon next to a real tun interface', { skip, timeout: 120_000 }, ()
     const a = new Agent(name, work, ns);
     await a.start(['--registry', '127.0.0.1:9000', '--email', `${name}@example.com`, '--listen', '0.0.0.0:0', ...extra]);
     try {
-      return (await a.ctl(['info'])).json.data;
+      const d = (await a.ctl(['info'])).json.data as { candidates: { endpoint: string }[]; excludedInterfaces: Array<{ name: string; reason: string }> };
+      return { candidates: d.candidates.map((c) => c.endpoint), excludedInterfaces: d.excludedInterfaces };
     } finally {
       await a.stop();
     }

@@ -21,6 +21,7 @@ function rig() {
     first: { observed: '203.0.113.7:4000', altPort: 9001 as number | undefined },
     second: '203.0.113.7:4000' as string | undefined,
     log: [] as string[],
+    mapped: undefined as string | undefined,
   };
   const net = new NetCheck({
     log: silentLogger(),
@@ -34,6 +35,7 @@ function rig() {
     natChanged: () => s.log.push('nat-changed'),
     localChanged: () => s.log.push('local-changed'),
     interfaces: () => s.ifaces,
+    mapped: () => s.mapped,
   });
   return { net, s };
 }
@@ -78,6 +80,27 @@ test('candidates: the mapped endpoint (UDP uplink only) then LAN endpoints, at m
   net.observed = 'not an endpoint';
   s.uplink = 'udp';
   assert.deepEqual(net.localCandidates(), ['192.168.1.9:4000']);
+});
+
+test('candidates: the port mapping (issue 19) comes first, kind "mapped", also over a TCP uplink; a bad one is left out', async () => {
+  const { net, s } = rig();
+  await net.checkNat();
+  s.mapped = '198.51.100.9:41000';
+  assert.deepEqual(net.localCandidates(), ['198.51.100.9:41000', '203.0.113.7:4000', '10.0.0.5:4000']);
+  assert.deepEqual(
+    net.candidateKinds().map((c) => c.kind),
+    ['mapped', 'observed', 'lan'],
+  );
+  // The gateway mapped us on the very endpoint the rendezvous saw (port-preserving NAT): once, as mapped.
+  s.mapped = '203.0.113.7:4000';
+  assert.deepEqual(net.candidateKinds(), [
+    { endpoint: '203.0.113.7:4000', kind: 'mapped' },
+    { endpoint: '10.0.0.5:4000', kind: 'lan' },
+  ]);
+  s.uplink = 'tcp';
+  assert.deepEqual(net.localCandidates(), ['203.0.113.7:4000', '10.0.0.5:4000'], 'a mapping works for peers even when the rendezvous is reached over TCP');
+  s.mapped = 'garbage';
+  assert.deepEqual(net.localCandidates(), ['10.0.0.5:4000']);
 });
 
 test('network check: nothing until 60 s pass or the addresses change; a change heartbeats and re-punches', async () => {

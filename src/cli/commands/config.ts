@@ -49,7 +49,7 @@ export function validateConfig(raw: Record<string, unknown>): DaemonConfig {
 }
 
 function parseValue(key: keyof DaemonConfig, value: string): unknown {
-  if (key === 'public' || key === 'ephemeral') {
+  if (key === 'public' || key === 'ephemeral' || key === 'portmap') {
     if (/^(true|yes|on|1)$/i.test(value)) return true;
     if (/^(false|no|off|0)$/i.test(value)) return false;
     throw new PilotError('BAD_ARGUMENT', `${key}: expected true or false, got ${JSON.stringify(value)}`, `e.g. --set ${key}=true; ${DOC}`);
@@ -111,6 +111,7 @@ export function registerConfigCommands(program: Command, run: RunWrapper): void 
           ...(f.cc ? { cc: f.cc } : {}),
           ...(f.metrics ? { metrics: f.metrics } : {}),
           ...(f.candidateInterfaces ? { candidateInterfaces: f.candidateInterfaces } : {}),
+          ...(f.portmap === false ? { portmap: false } : {}),
           ...(socket ? { socket } : {}),
         });
         saveConfig(home, cfg);

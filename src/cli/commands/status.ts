@@ -30,7 +30,7 @@ export interface StatusPeer {
 }
 
 export interface StatusView {
-  self: Pick<NodeInfo, 'address' | 'hostname' | 'public' | 'nat' | 'uplink' | 'observed' | 'version' | 'pid' | 'uptimeSec'>;
+  self: Pick<NodeInfo, 'address' | 'hostname' | 'public' | 'nat' | 'uplink' | 'observed' | 'version' | 'pid' | 'uptimeSec' | 'portmap'>;
   registry: { address: string; online: boolean };
   peers: StatusPeer[];
 }
@@ -84,6 +84,7 @@ export function statusView(info: NodeInfo, peers: PeerInfo[], trusted: TrustedPe
       version: info.version,
       pid: info.pid,
       uptimeSec: info.uptimeSec,
+      ...(info.portmap ? { portmap: info.portmap } : {}),
     },
     registry: { address: info.registry, online: info.registryOnline },
     peers: [...rows.sort(order), ...idle.sort(order)],
@@ -114,6 +115,8 @@ export function formatStatus(v: StatusView): string {
     `NAT ${s.nat || '-'}`,
     `uplink ${s.uplink || '-'}`,
     ...(s.observed ? [`seen as ${s.observed}`] : []),
+    ...(s.portmap?.external ? [`mapped as ${s.portmap.external} (${s.portmap.protocol})`] : []),
+    ...(s.portmap?.enabled && !s.portmap.external && s.portmap.error ? [`no port mapping (${s.portmap.error.code})`] : []),
   ].join(', ');
   const rows = [
     [s.address, s.hostname ?? '-', 'this node', '', selfNotes],
