@@ -341,6 +341,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       sourceOf: handshakeSource,
       ...handshakeLimits(this.config),
+      ...(this.config.rekeyAfterMs !== undefined ? { rekeyAfterMs: this.config.rekeyAfterMs } : {}),
       verifyPeer: (address: Address, publicKey: Buffer) => this.peers.verifyPeer(address, publicKey),
     });
     this.paths = new PathManager(
