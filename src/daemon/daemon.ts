@@ -57,6 +57,9 @@ export type { Peer } from './peer-table.ts';
 /** Path timers (punching rounds, keepalives, dead-path checks). */
 const PATH_TICK_MS = 100;
 
+/** One byte toward the rendezvous that only refreshes NAT mappings (PacketType.Keepalive). */
+const RENDEZVOUS_KEEPALIVE = Buffer.from([PacketType.Keepalive]);
+
 /** A clean stop waits at most this long (ms) for the rendezvous to hear of it (farewell). */
 export const FAREWELL_WAIT_MS = 1000;
 
@@ -375,7 +378,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       peerUp: (address) => this.emit('peer-session', address),
       peerLost: (address, reason) => this.emit('peer-lost', address, reason),
     });
-    this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
+    this.pathTimer = setInterval(() => {
+      this.paths.tick();
+      // Issue 19: our NAT forgets mappings sooner than the heartbeat comes: keep the rendezvous one (relay, pushes) open too.
+      if (underlay.kind === 'udp' && this.paths.tuner.rendezvousDue(Date.now())) underlay.sendToRendezvous(RENDEZVOUS_KEEPALIVE);
+    }, PATH_TICK_MS);
     this.pathTimer.unref();
     this.peers.start();
     await this.net.start();

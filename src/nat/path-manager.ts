@@ -8,7 +8,9 @@
 //   the cone side's endpoint, the cone side probes random ports of its address);
 // - a direct path that stops answering is detected in seconds and the peer
 //   falls back to the relay while punching starts again;
-// - idle direct paths get keepalives so NAT mappings stay open.
+// - idle direct paths get keepalives so NAT mappings stay open; every keepalive
+//   is a consent check (RFC 7675): unanswered, the path is down at once, and
+//   the interval is learned from the mappings that lapsed (keepalive-tuner.ts).
 // Streams never notice: the Connection above is path-independent.
 //
 // A peer's candidates are its own claims: they must not turn us into a cannon
@@ -26,17 +28,18 @@ import type { NatType } from './nat-type.ts';
 import { parseEndpoint, pathKeyOf, samePath, type Path } from './path.ts';
 import { isPublicIPv4, probeable } from './ip-class.ts';
 import { ProbeBudget } from './probe-budget.ts';
+import { DEFAULT_KEEPALIVE_MS, KeepaliveTuner } from './keepalive-tuner.ts';
 
 /** Gaps between punching rounds while no direct path works (ms); the last repeats. */
 const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
-/** Probe an idle direct path this often (keeps NAT mappings open, proves liveness). */
-export const KEEPALIVE_MS = 10_000;
+/** Probe an idle direct path this often (keeps NAT mappings open, proves liveness); shortened per peer by the tuner. */
+export const KEEPALIVE_MS = DEFAULT_KEEPALIVE_MS;
 /** Sending but nothing back directly for this long: check the path. */
 const SUSPECT_AFTER_MS = 1_500;
-/** Nothing at all directly for this long (idle, keepalives both ways): check the path. */
-const IDLE_SUSPECT_AFTER_MS = 2.5 * KEEPALIVE_MS;
 /** A liveness probe unanswered this long: the path is dead. */
 const DEAD_AFTER_MS = 1_000;
+/** Unanswered liveness probes are resent this often until DEAD_AFTER_MS (one lost packet is not a dead path). */
+const LIVENESS_RETRY_MS = 300;
 /** Birthday probing budget per attempt. */
 export const BIRTHDAY_PORTS = 256;
 const BIRTHDAY_RANDOM_PROBES = 1536;
@@ -95,6 +98,8 @@ interface PeerPathState {
   hasSession: boolean;
   /** mayPunch() as of the last look: punching started for this peer. */
   punching: boolean;
+  /** The running liveness check is an idle keepalive (a failure means a NAT mapping lapsed). */
+  idleCheck: boolean;
 }
 
 export interface PathEvents {
@@ -105,6 +110,8 @@ export class PathManager extends EventEmitter<PathEvents> {
   private readonly host: PathHost;
   private readonly peers = new Map<number, PeerPathState>();
   private readonly budget: ProbeBudget;
+  /** Keepalive interval per peer, learned from lapsed mappings (issue 19); the daemon also keeps the rendezvous mapping alive by it. */
+  readonly tuner = new KeepaliveTuner();
   readonly counters = {
     probesSent: 0,
     probesAnswered: 0,
@@ -154,6 +161,7 @@ export class PathManager extends EventEmitter<PathEvents> {
         birthdayHosts: [],
         hasSession: false,
         punching: false,
+        idleCheck: false,
       };
       this.peers.set(key, st);
     }
@@ -223,6 +231,7 @@ export class PathManager extends EventEmitter<PathEvents> {
   forget(key: number): void {
     this.peers.delete(key);
     this.budget.forget(key);
+    this.tuner.forget(key);
     this.host.releaseSprayPorts();
   }
 
@@ -278,6 +287,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     } else if (st.current.kind === 'direct' && st.livenessSentAt === 0 && now - st.lastDirectRecv > 1_000) {
       // The peer talks to us through the relay: it has likely lost the direct path. Check ours now.
       st.livenessSentAt = now;
+      st.idleCheck = false;
       this.probe(st, st.current);
     }
   }
@@ -372,23 +382,35 @@ export class PathManager extends EventEmitter<PathEvents> {
     if (st.livenessSentAt > 0) {
       if (now - st.livenessSentAt > DEAD_AFTER_MS && st.lastDirectRecv < st.livenessSentAt) {
         // Dead: back to the relay (always there, still encrypted) and punch again.
+        // Idle before: a NAT on the path forgot the mapping sooner than our keepalive came (issue 19).
+        const lapsed = st.idleCheck ? this.tuner.lapsed(st.key, st.livenessSentAt - st.lastDirectRecv) : undefined;
         st.current = { kind: 'relay' };
         st.livenessSentAt = 0;
         this.counters.fallbacks++;
-        this.emit('change', st.key, st.current, 'direct path stopped answering');
+        this.emit(
+          'change',
+          st.key,
+          st.current,
+          lapsed === undefined ? 'direct path stopped answering' : `direct path stopped answering (idle; keepalive now every ${lapsed} ms)`,
+        );
         this.restartRounds(st);
-      }
+      } else if (st.lastDirectRecv < st.livenessSentAt && now - st.lastProbeSentAt >= LIVENESS_RETRY_MS) this.probe(st, path);
       return;
     }
     const quiet = now - st.lastDirectRecv;
     const sendingIntoVoid = st.lastSent > st.lastDirectRecv + 500 && quiet > SUSPECT_AFTER_MS;
-    if (sendingIntoVoid || (trusted && quiet > IDLE_SUSPECT_AFTER_MS)) {
+    const every = this.tuner.interval(st.key);
+    if (sendingIntoVoid || (trusted && quiet > 2.5 * every)) {
       st.livenessSentAt = now;
+      st.idleCheck = false;
       this.probe(st, path);
       return;
     }
-    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > KEEPALIVE_MS) {
+    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > every) {
+      // Each keepalive is a consent check (RFC 7675): never call a path direct that stopped answering.
       this.counters.keepalives++;
+      st.livenessSentAt = now;
+      st.idleCheck = quiet >= every / 2; // nothing came either: a failure is a lapsed mapping
       this.probe(st, path);
     }
   }

@@ -130,6 +130,42 @@ test('an idle direct path gets keepalive probes, and stays up while they are ans
   assert.equal(r.changes.at(-1)!.path?.kind, 'direct');
 });
 
+test('an idle path whose NAT mapping lapsed is down within ~1 s of its keepalive, and keepalives come sooner from then on (issue 19)', () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  for (let t = 0; t < 2_000; t += 100) {
+    r.advance(100);
+    if (r.sent.at(-1)!.msg[0] === Inner.Probe) r.pm.onAuthenticated(PEER, d); // answered while the mapping lives
+  }
+  r.pm.onAuthenticated(PEER, d);
+  const t0 = r.now;
+  const sentBefore = r.sent.length;
+  // The peer answers nothing any more (the mapping lapsed): 'peers' must not keep saying direct.
+  let downAt = 0;
+  while (r.now - t0 < 3 * KEEPALIVE_MS && downAt === 0) {
+    r.advance(100);
+    if (r.pm.current(PEER)?.kind === 'relay') downAt = r.now - t0;
+  }
+  assert.ok(downAt > 0 && downAt <= KEEPALIVE_MS + 1_300, `down ${downAt} ms after the last answer (keepalive at ${KEEPALIVE_MS} ms)`);
+  assert.match(r.changes.at(-1)!.reason, /stopped answering \(idle; keepalive now every \d+ ms\)/);
+  const checks = probesTo(r.sent.slice(sentBefore), '198.51.100.12').length;
+  assert.ok(checks >= 2 && checks <= 4, `one lost packet is not a dead path: the check was resent (${checks} probes)`);
+  const every = r.pm.tuner.interval(PEER);
+  assert.ok(every >= 2_000 && every <= KEEPALIVE_MS / 2, `at most half the idle time that lapsed: ${every} ms`);
+  // Direct again (punching found it): keepalives now every 5 s, each answered.
+  r.pm.onAuthenticated(PEER, d);
+  const before = r.sent.length;
+  for (let t = 0; t < 20_000; t += 100) {
+    r.advance(100);
+    if (r.sent.length > before && r.sent.at(-1)!.msg[0] === Inner.Probe) r.pm.onAuthenticated(PEER, d);
+  }
+  const n = probesTo(r.sent.slice(before), '198.51.100.12').length;
+  assert.ok(n >= Math.floor(20_000 / every) - 1 && n <= Math.ceil(20_000 / every), `keepalives in 20 s at ${every} ms: ${n}`);
+  assert.equal(r.pm.current(PEER)?.kind, 'direct');
+});
+
 test('birthday probing: symmetric side opens many ports, cone side probes random ports, bounded; never sym x sym', () => {
   const sym = rig('edm');
   sym.pm.setRegistryCandidates(PEER, [{ host: '198.51.100.12', port: 5000 }]);
