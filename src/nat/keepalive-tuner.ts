@@ -26,6 +26,8 @@ export class KeepaliveTuner {
   private readonly base: number;
   private readonly min: number;
   private readonly learned = new Map<number, number>();
+  /** Per peer: when its last keepalive reached us, and the shortest cadence of them that showed a learned interval. */
+  private readonly peerSeen = new Map<number, { at: number; hint: number }>();
   private rendezvousAt = -Infinity;
 
   constructor(opts: { baseMs?: number; minMs?: number } = {}) {
@@ -45,14 +47,31 @@ export class KeepaliveTuner {
     return next;
   }
 
-  forget(peerKey: number): void {
-    this.learned.delete(peerKey);
+  /**
+   * The peer's keepalive reached us on the direct path (we answered it, so ours can wait:
+   * one side keeps a path alive, and a lapse is seen by the side whose lone probe is lost).
+   * A cadence of at most half the default means the peer learned a short lifetime: the
+   * NATs on the path, maybe ours, forget fast, so our rendezvous mapping needs it too.
+   * Not taken for the path itself: two sides taking each other's cadence would ratchet down.
+   */
+  peerKept(peerKey: number, now: number): void {
+    const seen = this.peerSeen.get(peerKey);
+    const gap = seen === undefined ? Infinity : now - seen.at;
+    let hint = seen?.hint ?? Infinity;
+    if (gap >= this.min && gap <= this.base / 2) hint = Math.min(hint, Math.ceil(gap));
+    this.peerSeen.set(peerKey, { at: now, hint });
   }
 
-  /** The shortest mapping lifetime learned on any path (base when none lapsed). */
+  forget(peerKey: number): void {
+    this.learned.delete(peerKey);
+    this.peerSeen.delete(peerKey);
+  }
+
+  /** The shortest mapping lifetime learned on any path, or hinted by a peer's keepalives (base when none). */
   shortest(): number {
     let s = this.base;
     for (const v of this.learned.values()) s = Math.min(s, v);
+    for (const v of this.peerSeen.values()) s = Math.min(s, v.hint);
     return s;
   }
 

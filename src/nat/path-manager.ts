@@ -100,6 +100,8 @@ interface PeerPathState {
   punching: boolean;
   /** The running liveness check is an idle keepalive (a failure means a NAT mapping lapsed). */
   idleCheck: boolean;
+  /** This keepalive's share of the interval, 0.75..1 (RFC 7675 §5.1: random, so both sides' never stay in step). */
+  keepaliveJitter: number;
 }
 
 export interface PathEvents {
@@ -162,6 +164,7 @@ export class PathManager extends EventEmitter<PathEvents> {
         hasSession: false,
         punching: false,
         idleCheck: false,
+        keepaliveJitter: 0.75 + Math.random() / 4,
       };
       this.peers.set(key, st);
     }
@@ -269,6 +272,10 @@ export class PathManager extends EventEmitter<PathEvents> {
     const now = this.host.now();
     st.lastRecv = now;
     if (path.kind === 'direct') {
+      // Issue 19: an idle keepalive answered only after its resends: the mapping had lapsed, and the
+      // path came back because the peer's own keepalive crossed ours (a simultaneous open).
+      if (st.livenessSentAt > 0 && st.idleCheck && now - st.livenessSentAt > Math.max(LIVENESS_RETRY_MS, 2 * (st.rttMs ?? 0)))
+        this.tuner.lapsed(key, st.livenessSentAt - st.lastDirectRecv);
       st.lastDirectRecv = now;
       st.livenessSentAt = 0;
       if (!samePath(st.current, path)) {
@@ -299,6 +306,11 @@ export class PathManager extends EventEmitter<PathEvents> {
       case Inner.Probe:
         if (msg.length !== 1 + NONCE_BYTES) return;
         this.host.sendVia(key, encodeProbe(Inner.ProbeReply, msg.subarray(1)), path);
+        if (samePath(path, st.current)) {
+          // The peer's keepalive refreshed this path's mappings: ours waits (issue 19; keepalive-tuner.ts).
+          st.lastProbeSentAt = this.host.now();
+          this.tuner.peerKept(key, st.lastProbeSentAt);
+        }
         return;
       case Inner.ProbeReply: {
         if (msg.length !== 1 + NONCE_BYTES) return;
@@ -406,11 +418,12 @@ export class PathManager extends EventEmitter<PathEvents> {
       this.probe(st, path);
       return;
     }
-    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > every) {
+    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > every * st.keepaliveJitter) {
       // Each keepalive is a consent check (RFC 7675): never call a path direct that stopped answering.
       this.counters.keepalives++;
       st.livenessSentAt = now;
       st.idleCheck = quiet >= every / 2; // nothing came either: a failure is a lapsed mapping
+      st.keepaliveJitter = 0.75 + Math.random() / 4;
       this.probe(st, path);
     }
   }
