@@ -11,7 +11,7 @@ test('the default holds until a mapping lapses; each lapse halves the interval (
   assert.equal(t.lapsed(1, 5_100), 2_500);
   assert.equal(t.lapsed(1, 2_600), MIN_KEEPALIVE_MS, 'the floor');
   assert.equal(t.lapsed(1, 0), MIN_KEEPALIVE_MS, 'never below it');
-  assert.equal(t.lapsed(2, 3_000), 1_500 < MIN_KEEPALIVE_MS ? MIN_KEEPALIVE_MS : 1_500, 'a short idle time that lapsed counts, not the interval');
+  assert.equal(t.lapsed(2, 6_000), 3_000, 'a short idle time that lapsed counts, not the interval');
   t.forget(1);
   assert.equal(t.interval(1), DEFAULT_KEEPALIVE_MS, 'forgotten with its peer');
 });
@@ -28,4 +28,19 @@ test('the rendezvous keepalive runs only once some path learned a short lifetime
   assert.equal(t.rendezvousDue(now), true);
   t.forget(7);
   assert.equal(t.rendezvousDue(now + 60_000), false, 'the peer that taught it is gone');
+});
+
+test("a peer's short keepalive cadence hints our rendezvous interval, never our path interval; sprays and default cadences do not", () => {
+  const t = new KeepaliveTuner();
+  let now = 1_000_000;
+  for (let i = 0; i < 5; i++) t.peerKept(3, (now += 8_000)); // a peer at the default cadence (jittered)
+  for (let i = 0; i < 20; i++) t.peerKept(3, (now += 100)); // punching rounds
+  assert.equal(t.shortest(), DEFAULT_KEEPALIVE_MS, 'nothing learned from either');
+  t.peerKept(3, (now += 4_000));
+  t.peerKept(3, (now += 3_600));
+  assert.equal(t.shortest(), 3_600, 'the peer learned a short lifetime: our rendezvous mapping needs it too');
+  assert.equal(t.interval(3), DEFAULT_KEEPALIVE_MS, 'the path interval is our own (two sides would ratchet each other down)');
+  assert.equal(t.rendezvousDue(now), true);
+  t.forget(3);
+  assert.equal(t.shortest(), DEFAULT_KEEPALIVE_MS);
 });

@@ -166,6 +166,38 @@ test('an idle path whose NAT mapping lapsed is down within ~1 s of its keepalive
   assert.equal(r.pm.current(PEER)?.kind, 'direct');
 });
 
+test("a peer's keepalives make ours wait (one side keeps the path); a keepalive answered only after its resends is a lapse (issue 19)", () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  r.advance(200);
+  r.pm.onAuthenticated(PEER, d); // whatever went out first is answered
+  const before = r.sent.length;
+  // The peer probes us every 4 s and we answer: we send no keepalive of our own in 30 s.
+  for (let i = 0; i < 8; i++) {
+    r.advance(4_000);
+    r.pm.onAuthenticated(PEER, d);
+    r.pm.onInner(PEER, Buffer.from([Inner.Probe, 1, 2, 3, 4, 5, 6, 7, 8]), d);
+  }
+  const ours = r.sent.slice(before);
+  assert.equal(ours.filter((s) => s.msg[0] === Inner.Probe).length, 0, 'no keepalive of ours');
+  assert.equal(ours.filter((s) => s.msg[0] === Inner.ProbeReply).length, 8, 'every one of theirs answered');
+  assert.equal(r.pm.tuner.shortest(), 4_000, 'their short cadence hints our rendezvous keepalive');
+  assert.equal(r.pm.tuner.interval(PEER), KEEPALIVE_MS);
+
+  // Silence: our keepalive goes out; the answer comes only with the peer's own probe 800 ms later.
+  const t0 = r.now;
+  while (r.sent.at(-1)!.msg[0] !== Inner.Probe) r.advance(100);
+  const idle = r.now - t0 + 400;
+  r.advance(800);
+  assert.equal(r.pm.current(PEER)?.kind, 'direct', 'not dead yet (1 s)');
+  r.pm.onAuthenticated(PEER, d);
+  assert.equal(r.pm.current(PEER)?.kind, 'direct');
+  const every = r.pm.tuner.interval(PEER);
+  assert.ok(every < KEEPALIVE_MS && every <= idle / 2 + 100, `learned from the late answer: ${every} ms (idle ${idle} ms)`);
+});
+
 test('birthday probing: symmetric side opens many ports, cone side probes random ports, bounded; never sym x sym', () => {
   const sym = rig('edm');
   sym.pm.setRegistryCandidates(PEER, [{ host: '198.51.100.12', port: 5000 }]);
