@@ -51,6 +51,7 @@ import { presentMemberships, wireSessionEvents } from './session-events.ts';
 import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.ts'; // key rotation (issue 18)
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 import { encodeGoodbye, type GoodbyeReason } from './goodbye.ts';
+import { PolicedPaths } from './policed-paths.ts'; // issue 19: UDP-policed paths go to the TCP relay
 
 export type { Peer } from './peer-table.ts';
 
@@ -115,6 +116,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly traffic: PeerTraffic;
   private paths!: PathManager;
   private pathTimer: NodeJS.Timeout | undefined;
+  private policing: PolicedPaths | undefined;
   private registry!: RegistryClient;
   private reg: Registration | undefined;
   private sessions!: SessionManager<Path>;
@@ -378,8 +380,20 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       peerUp: (address) => this.emit('peer-session', address),
       peerLost: (address, reason) => this.emit('peer-lost', address, reason),
     });
+    this.policing = new PolicedPaths({
+      log: this.log,
+      peers: () =>
+        this.peers
+          .list()
+          .map((p) => ({ key: p.key, name: formatAddress(p.address), direct: this.paths.current(p.key)?.kind === 'direct', stats: () => p.conn.stats() })),
+      pinRelay: (key, until, reason) => this.paths.pinRelay(key, until, reason),
+      preferTcp: async (until) => {
+        if (await underlay.preferTcp(until)) await this.reg!.register();
+      },
+    });
     this.pathTimer = setInterval(() => {
       this.paths.tick();
+      this.policing?.tick(Date.now());
       // Issue 19: our NAT forgets mappings sooner than the heartbeat comes: keep the rendezvous one (relay, pushes) open too.
       if (underlay.kind === 'udp' && this.paths.tuner.rendezvousDue(Date.now())) underlay.sendToRendezvous(RENDEZVOUS_KEEPALIVE);
     }, PATH_TICK_MS);

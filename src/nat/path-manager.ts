@@ -102,6 +102,8 @@ interface PeerPathState {
   idleCheck: boolean;
   /** This keepalive's share of the interval, 0.75..1 (RFC 7675 §5.1: random, so both sides' never stay in step). */
   keepaliveJitter: number;
+  /** Issue 19: kept on the relay until then (a UDP-policed direct path; src/daemon/policed-paths.ts). */
+  pinnedUntil: number;
 }
 
 export interface PathEvents {
@@ -165,6 +167,7 @@ export class PathManager extends EventEmitter<PathEvents> {
         punching: false,
         idleCheck: false,
         keepaliveJitter: 0.75 + Math.random() / 4,
+        pinnedUntil: 0,
       };
       this.peers.set(key, st);
     }
@@ -271,7 +274,9 @@ export class PathManager extends EventEmitter<PathEvents> {
     const st = this.state(key);
     const now = this.host.now();
     st.lastRecv = now;
-    if (path.kind === 'direct') {
+    if (path.kind === 'direct' && now < st.pinnedUntil) {
+      st.lastDirectRecv = now; // pinned to the relay (policed path): no upgrade until the re-probe
+    } else if (path.kind === 'direct') {
       // Issue 19: an idle keepalive answered only after its resends: the mapping had lapsed, and the
       // path came back because the peer's own keepalive crossed ours (a simultaneous open).
       if (st.livenessSentAt > 0 && st.idleCheck && now - st.livenessSentAt > Math.max(LIVENESS_RETRY_MS, 2 * (st.rttMs ?? 0)))
@@ -376,6 +381,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     const now = this.host.now();
     for (const st of this.peers.values()) {
       if (!st.hasSession) continue;
+      if (st.pinnedUntil > 0 && this.pinned(st, now)) continue; // issue 19: on the relay on purpose
       const trusted = this.host.mayPunch(st.key);
       if (trusted && !st.punching) {
         // Trusted since the session started: swap candidates and punch now.
@@ -489,6 +495,29 @@ export class PathManager extends EventEmitter<PathEvents> {
       this.probe(st, { kind: 'direct', host, port });
       this.counters.birthdayProbes++;
     }
+  }
+
+  /**
+   * Issue 19: keep the peer on the relay until `until` (its direct UDP path is policed and the
+   * relay carries more); punching starts again after it (the re-probe), or at once with until = 0.
+   */
+  pinRelay(key: number, until: number, reason: string): void {
+    const st = this.peers.get(key);
+    if (st === undefined) return;
+    st.pinnedUntil = until;
+    if (until > this.host.now() && st.current?.kind === 'direct') {
+      st.current = { kind: 'relay' };
+      st.livenessSentAt = 0;
+      this.emit('change', key, st.current, reason);
+    }
+  }
+
+  /** Pinned to the relay now? Once the pin ran out, punching starts again (the re-probe). */
+  private pinned(st: PeerPathState, now: number): boolean {
+    if (now < st.pinnedUntil) return true;
+    st.pinnedUntil = 0;
+    this.restartRounds(st);
+    return false;
   }
 
   /** How many peers (with a session) are reached directly / through the relay now. */
