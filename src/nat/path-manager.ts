@@ -311,7 +311,7 @@ export class PathManager extends EventEmitter<PathEvents> {
       case Inner.Probe:
         if (msg.length !== 1 + NONCE_BYTES) return;
         this.host.sendVia(key, encodeProbe(Inner.ProbeReply, msg.subarray(1)), path);
-        if (samePath(path, st.current)) {
+        if (samePath(path, st.current) && this.host.mayPunch(key)) {
           // The peer's keepalive refreshed this path's mappings: ours waits (issue 19; keepalive-tuner.ts).
           st.lastProbeSentAt = this.host.now();
           this.tuner.peerKept(key, st.lastProbeSentAt);
