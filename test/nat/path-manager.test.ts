@@ -162,7 +162,7 @@ test('an idle path whose NAT mapping lapsed is down within ~1 s of its keepalive
     if (r.sent.length > before && r.sent.at(-1)!.msg[0] === Inner.Probe) r.pm.onAuthenticated(PEER, d);
   }
   const n = probesTo(r.sent.slice(before), '198.51.100.12').length;
-  assert.ok(n >= Math.floor(20_000 / every) - 1 && n <= Math.ceil(20_000 / every), `keepalives in 20 s at ${every} ms: ${n}`);
+  assert.ok(n >= Math.floor(20_000 / every) - 1 && n <= Math.ceil(20_000 / (0.75 * every)), `keepalives in 20 s at ${every} ms (less a random quarter): ${n}`);
   assert.equal(r.pm.current(PEER)?.kind, 'direct');
 });
 
