@@ -100,6 +100,14 @@ interface PeerPathState {
   punching: boolean;
   /** The running liveness check is an idle keepalive (a failure means a NAT mapping lapsed). */
   idleCheck: boolean;
+  /**
+   * The nonce of the idle keepalive's first probe until its reply comes (issue 19), and how long the
+   * path had been idle then. Unanswered in time, the mapping had lapsed, even when the path works again
+   * at once because the peer's own keepalive crossed ours (its probe got through the mapping ours opened).
+   */
+  checkNonce: string | undefined;
+  checkIdleMs: number;
+  lastKeepaliveAt: number;
   /** This keepalive's share of the interval, 0.75..1 (RFC 7675 §5.1: random, so both sides' never stay in step). */
   keepaliveJitter: number;
   /** Issue 19: kept on the relay until then (a UDP-policed direct path; src/daemon/policed-paths.ts). */
@@ -166,6 +174,9 @@ export class PathManager extends EventEmitter<PathEvents> {
         hasSession: false,
         punching: false,
         idleCheck: false,
+        checkNonce: undefined,
+        checkIdleMs: 0,
+        lastKeepaliveAt: 0,
         keepaliveJitter: 0.75 + Math.random() / 4,
         pinnedUntil: 0,
       };
@@ -277,10 +288,6 @@ export class PathManager extends EventEmitter<PathEvents> {
     if (path.kind === 'direct' && now < st.pinnedUntil) {
       st.lastDirectRecv = now; // pinned to the relay (policed path): no upgrade until the re-probe
     } else if (path.kind === 'direct') {
-      // Issue 19: an idle keepalive answered only after its resends: the mapping had lapsed, and the
-      // path came back because the peer's own keepalive crossed ours (a simultaneous open).
-      if (st.livenessSentAt > 0 && st.idleCheck && now - st.livenessSentAt > Math.max(LIVENESS_RETRY_MS, 2 * (st.rttMs ?? 0)))
-        this.tuner.lapsed(key, st.livenessSentAt - st.lastDirectRecv);
       st.lastDirectRecv = now;
       st.livenessSentAt = 0;
       if (!samePath(st.current, path)) {
@@ -321,6 +328,7 @@ export class PathManager extends EventEmitter<PathEvents> {
         if (msg.length !== 1 + NONCE_BYTES) return;
         const p = st.probes.get(msg.subarray(1).toString('hex'));
         if (p) {
+          if (st.checkNonce === msg.subarray(1).toString('hex')) st.checkNonce = undefined; // the keepalive got through
           st.probes.delete(msg.subarray(1).toString('hex'));
           this.counters.probesAnswered++;
           st.rttMs = this.host.now() - p.at;
@@ -366,7 +374,8 @@ export class PathManager extends EventEmitter<PathEvents> {
     st.nextRoundAt = this.host.now();
   }
 
-  private probe(st: PeerPathState, path: Path): void {
+  /** Returns the probe's nonce (hex). */
+  private probe(st: PeerPathState, path: Path): string {
     const nonce = crypto.randomBytes(NONCE_BYTES);
     const now = this.host.now();
     // keep the nonce table small: only the latest probes can still be answered usefully
@@ -374,6 +383,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     st.probes.set(nonce.toString('hex'), { path, at: now });
     st.lastProbeSentAt = now;
     if (this.host.sendVia(st.key, encodeProbe(Inner.Probe, nonce), path)) this.counters.probesSent++;
+    return nonce.toString('hex');
   }
 
   /** Drive timers: call every ~100 ms. */
@@ -397,11 +407,15 @@ export class PathManager extends EventEmitter<PathEvents> {
   /** `trusted` false: only notice a dead path we are sending into; no keepalives (an idle untrusted peer is let go). */
   private tickDirect(st: PeerPathState, now: number, trusted: boolean): void {
     const path = st.current!;
+    if (st.checkNonce !== undefined && now - st.lastKeepaliveAt > Math.max(LIVENESS_RETRY_MS, 2 * (st.rttMs ?? 0))) {
+      st.checkNonce = undefined;
+      this.tuner.lapsed(st.key, st.checkIdleMs);
+    }
     if (st.livenessSentAt > 0) {
       if (now - st.livenessSentAt > DEAD_AFTER_MS && st.lastDirectRecv < st.livenessSentAt) {
         // Dead: back to the relay (always there, still encrypted) and punch again.
-        // Idle before: a NAT on the path forgot the mapping sooner than our keepalive came (issue 19).
-        const lapsed = st.idleCheck ? this.tuner.lapsed(st.key, st.livenessSentAt - st.lastDirectRecv) : undefined;
+        // Idle before: a NAT on the path forgot the mapping sooner than our keepalive came (issue 19; learned below).
+        const lapsed = st.idleCheck ? this.tuner.interval(st.key) : undefined;
         st.current = { kind: 'relay' };
         st.livenessSentAt = 0;
         this.counters.fallbacks++;
@@ -430,7 +444,12 @@ export class PathManager extends EventEmitter<PathEvents> {
       st.livenessSentAt = now;
       st.idleCheck = quiet >= every / 2; // nothing came either: a failure is a lapsed mapping
       st.keepaliveJitter = 0.75 + Math.random() / 4;
-      this.probe(st, path);
+      st.lastKeepaliveAt = now;
+      const nonce = this.probe(st, path);
+      if (st.idleCheck) {
+        st.checkNonce = nonce;
+        st.checkIdleMs = quiet;
+      }
     }
   }
 
