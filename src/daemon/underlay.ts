@@ -94,6 +94,7 @@ export class Underlay {
   private uplinkKind: UplinkKind = 'udp';
   /** Issue 19: UDP is policed: the uplink stays on TCP until then (src/daemon/policed-paths.ts). */
   private tcpUntil = 0;
+  private switchingToTcp = false;
   /** A hello client on UDP while the uplink choice asks whether UDP gets through. */
   private udpProbe: RegistryClient | undefined;
   /** The beacon's second, hello-only port (NAT classification) and the client that asks it. */
@@ -219,8 +220,13 @@ export class Underlay {
   /** Issue 19: carry the relay over TCP until `until` (auto mode, from UDP only). True when it switched (the caller registers again). */
   async preferTcp(until: number): Promise<boolean> {
     this.tcpUntil = Math.max(this.tcpUntil, until);
-    if (this.uplink || this.opts.uplink !== 'auto') return false;
-    await this.useLink('tcp');
+    if (this.uplink || this.opts.uplink !== 'auto' || this.switchingToTcp) return false; // two policed peers at once: one switch
+    this.switchingToTcp = true;
+    try {
+      await this.useLink('tcp');
+    } finally {
+      this.switchingToTcp = false;
+    }
     return true;
   }
 
