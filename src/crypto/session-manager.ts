@@ -25,7 +25,8 @@
 //    abandons its own. A message 1 written before its sender answered ours is
 //    refused by the timestamp rule (timestamps from message 2 count too), so the
 //    two crossing handshakes cannot both complete.
-//  - Rekey: new handshake before rekeyAfterMs/rekeyAfterBytes; the old session
+//  - Rekey: new handshake before rekeyAfterMs/rekeyAfterBytes (checked on every send,
+//    sendVia probes and keepalives included, as in WireGuard); the old session
 //    stays receive-only for graceMs; nothing is sent after rejectAfter (1.5x).
 //
 // Parts (each owns its state; this class routes packets between them and
@@ -206,8 +207,13 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
   sendVia(peer: PeerRef, plaintext: Buffer, via: P): boolean {
     if (this.destroyed) return false;
     const st = this.table.peerFor(peer.address, peer.publicKey);
-    const s = this.table.sendSession(st, this.now());
+    const now = this.now();
+    const s = this.table.sendSession(st, now);
     if (s === undefined) return false;
+    // Path keepalives and probes count as sending, as WireGuard's keepalives do
+    // (REKEY_AFTER_TIME triggers on any transmit): without this an idle pair's
+    // session ran out at rejectAfter and its keepalives stopped (issue 19).
+    this.maybeRekey(st, s, now);
     this.stats.packetsOut++;
     this.stats.bytesOut += plaintext.length;
     try {

@@ -67,6 +67,11 @@ export const DaemonConfigSchema = withMessages(
     probeBudgetPeer: count(0, 1 << 30),
     /** The same for the whole daemon. */
     probeBudgetTotal: count(0, 1 << 30),
+    /**
+     * Sessions rekey after this long (ms; WireGuard's REKEY_AFTER_TIME, default 120 s). Only lower:
+     * a longer one would keep keys longer. Lab tests set it to run hours of idling in seconds.
+     */
+    rekeyAfterMs: count(5_000, 120_000),
     /** Registry server key pinned on first contact (base64). */
     serverKey: v.optional(v.string()),
     /**
@@ -101,6 +106,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   portmap: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',
+  rekeyAfterMs: 'a whole number of ms from 5000 to 120000',
 };
 
 /** A failed check of DaemonConfigSchema as one error; `name` turns a field into how the user set it (--uplink, or uplink). */

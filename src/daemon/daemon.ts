@@ -54,11 +54,15 @@ import { expandRotation, KeyLinks, verifyRotation } from '../registry/rotation.t
 import { afterFailure, discardPending, ownRotations, preparePending, promotePending, readPending, type PendingRotation } from './key-rotation.ts';
 import { encodeGoodbye, type GoodbyeReason } from './goodbye.ts';
 import { PortMapper, type PortMapStatus } from '../nat/portmap/portmapper.ts'; // port mapping (issue 19)
+import { PolicedPaths } from './policed-paths.ts'; // issue 19: UDP-policed paths go to the TCP relay
 
 export type { Peer } from './peer-table.ts';
 
 /** Path timers (punching rounds, keepalives, dead-path checks). */
 const PATH_TICK_MS = 100;
+
+/** One byte toward the rendezvous that only refreshes NAT mappings (PacketType.Keepalive). */
+const RENDEZVOUS_KEEPALIVE = Buffer.from([PacketType.Keepalive]);
 
 /** A clean stop waits at most this long (ms) for the rendezvous to hear of it (farewell). */
 export const FAREWELL_WAIT_MS = 1000;
@@ -116,6 +120,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly traffic: PeerTraffic;
   private paths!: PathManager;
   private pathTimer: NodeJS.Timeout | undefined;
+  private policing: PolicedPaths | undefined;
   private registry!: RegistryClient;
   private reg: Registration | undefined;
   private sessions!: SessionManager<Path>;
@@ -369,6 +374,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       },
       sourceOf: handshakeSource,
       ...handshakeLimits(this.config),
+      ...(this.config.rekeyAfterMs !== undefined ? { rekeyAfterMs: this.config.rekeyAfterMs } : {}),
       verifyPeer: (address: Address, publicKey: Buffer) => this.peers.verifyPeer(address, publicKey),
     });
     this.paths = new PathManager(
@@ -404,7 +410,23 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       peerUp: (address) => this.emit('peer-session', address),
       peerLost: (address, reason) => this.emit('peer-lost', address, reason),
     });
-    this.pathTimer = setInterval(() => this.paths.tick(), PATH_TICK_MS);
+    this.policing = new PolicedPaths({
+      log: this.log,
+      peers: () =>
+        this.peers
+          .list()
+          .map((p) => ({ key: p.key, name: formatAddress(p.address), direct: this.paths.current(p.key)?.kind === 'direct', stats: () => p.conn.stats() })),
+      pinRelay: (key, until, reason) => this.paths.pinRelay(key, until, reason),
+      preferTcp: async (until) => {
+        if (await underlay.preferTcp(until)) await this.reg!.register();
+      },
+    });
+    this.pathTimer = setInterval(() => {
+      this.paths.tick();
+      this.policing?.tick(Date.now());
+      // Issue 19: our NAT forgets mappings sooner than the heartbeat comes: keep the rendezvous one (relay, pushes) open too.
+      if (underlay.kind === 'udp' && this.paths.tuner.rendezvousDue(Date.now())) underlay.sendToRendezvous(RENDEZVOUS_KEEPALIVE);
+    }, PATH_TICK_MS);
     this.pathTimer.unref();
     // No UDP socket (--listen none): nothing to map.
     if (this.config.portmap !== false && underlay.address().port !== 0) {

@@ -102,6 +102,9 @@ export class Underlay {
   private sprayNext = 1;
   private uplink: RendezvousLink | undefined;
   private uplinkKind: UplinkKind = 'udp';
+  /** Issue 19: UDP is policed: the uplink stays on TCP until then (src/daemon/policed-paths.ts). */
+  private tcpUntil = 0;
+  private switchingToTcp = false;
   /** A hello client on UDP while the uplink choice asks whether UDP gets through. */
   private udpProbe: RegistryClient | undefined;
   /** The beacon's second, hello-only port (NAT classification) and the client that asks it. */
@@ -254,7 +257,7 @@ export class Underlay {
 
   /** Back to UDP once the rendezvous answers there again (auto mode). True when it switched (the caller registers again). */
   async maybeBackToUdp(): Promise<boolean> {
-    if (!this.uplink || this.opts.uplink !== 'auto' || this.noUdp) return false;
+    if (!this.uplink || this.opts.uplink !== 'auto' || this.noUdp || Date.now() < this.tcpUntil) return false;
     if (!(await this.udpAnswers())) return false;
     const old = this.uplink;
     this.uplink = undefined;
@@ -262,6 +265,19 @@ export class Underlay {
     old.close();
     this.host.log.info('rendezvous answers on UDP again: uplink back to UDP');
     this.host.uplinkChanged('udp');
+    return true;
+  }
+
+  /** Issue 19: carry the relay over TCP until `until` (auto mode, from UDP only). True when it switched (the caller registers again). */
+  async preferTcp(until: number): Promise<boolean> {
+    this.tcpUntil = Math.max(this.tcpUntil, until);
+    if (this.uplink || this.opts.uplink !== 'auto' || this.switchingToTcp) return false; // two policed peers at once: one switch
+    this.switchingToTcp = true;
+    try {
+      await this.useLink('tcp');
+    } finally {
+      this.switchingToTcp = false;
+    }
     return true;
   }
 

@@ -8,7 +8,9 @@
 //   the cone side's endpoint, the cone side probes random ports of its address);
 // - a direct path that stops answering is detected in seconds and the peer
 //   falls back to the relay while punching starts again;
-// - idle direct paths get keepalives so NAT mappings stay open.
+// - idle direct paths get keepalives so NAT mappings stay open; every keepalive
+//   is a consent check (RFC 7675): unanswered, the path is down at once, and
+//   the interval is learned from the mappings that lapsed (keepalive-tuner.ts).
 // Streams never notice: the Connection above is path-independent.
 //
 // A peer's candidates are its own claims: they must not turn us into a cannon
@@ -28,17 +30,18 @@ import { isPublicIp, isPublicIPv4, probeable } from './ip-class.ts';
 import { holdIpv6 } from './family-preference.ts';
 import { ProbeBudget } from './probe-budget.ts';
 import { CandidateSync, sameEndpoints } from './candidate-sync.ts'; // issue 19: candidates on a path that works, resent on every change
+import { DEFAULT_KEEPALIVE_MS, KeepaliveTuner } from './keepalive-tuner.ts';
 
 /** Gaps between punching rounds while no direct path works (ms); the last repeats. */
 const ROUND_GAPS = [0, 100, 200, 400, 800, 1500, 3000];
-/** Probe an idle direct path this often (keeps NAT mappings open, proves liveness). */
-export const KEEPALIVE_MS = 10_000;
+/** Probe an idle direct path this often (keeps NAT mappings open, proves liveness); shortened per peer by the tuner. */
+export const KEEPALIVE_MS = DEFAULT_KEEPALIVE_MS;
 /** Sending but nothing back directly for this long: check the path. */
 const SUSPECT_AFTER_MS = 1_500;
-/** Nothing at all directly for this long (idle, keepalives both ways): check the path. */
-const IDLE_SUSPECT_AFTER_MS = 2.5 * KEEPALIVE_MS;
 /** A liveness probe unanswered this long: the path is dead. */
 const DEAD_AFTER_MS = 1_000;
+/** Unanswered liveness probes are resent this often until DEAD_AFTER_MS (one lost packet is not a dead path). */
+const LIVENESS_RETRY_MS = 300;
 /** Birthday probing budget per attempt. */
 export const BIRTHDAY_PORTS = 256;
 const BIRTHDAY_RANDOM_PROBES = 1536;
@@ -99,6 +102,20 @@ interface PeerPathState {
   hasSession: boolean;
   /** mayPunch() as of the last look: punching started for this peer. */
   punching: boolean;
+  /** The running liveness check is an idle keepalive (a failure means a NAT mapping lapsed). */
+  idleCheck: boolean;
+  /**
+   * The nonce of the idle keepalive's first probe until its reply comes (issue 19), and how long the
+   * path had been idle then. Unanswered in time, the mapping had lapsed, even when the path works again
+   * at once because the peer's own keepalive crossed ours (its probe got through the mapping ours opened).
+   */
+  checkNonce: string | undefined;
+  checkIdleMs: number;
+  lastKeepaliveAt: number;
+  /** This keepalive's share of the interval, 0.75..1 (RFC 7675 §5.1: random, so both sides' never stay in step). */
+  keepaliveJitter: number;
+  /** Issue 19: kept on the relay until then (a UDP-policed direct path; src/daemon/policed-paths.ts). */
+  pinnedUntil: number;
 }
 
 export interface PathEvents {
@@ -110,6 +127,8 @@ export class PathManager extends EventEmitter<PathEvents> {
   private readonly peers = new Map<number, PeerPathState>();
   private readonly budget: ProbeBudget;
   private readonly sync = new CandidateSync();
+  /** Keepalive interval per peer, learned from lapsed mappings (issue 19); the daemon also keeps the rendezvous mapping alive by it. */
+  readonly tuner = new KeepaliveTuner();
   readonly counters = {
     probesSent: 0,
     probesAnswered: 0,
@@ -159,6 +178,12 @@ export class PathManager extends EventEmitter<PathEvents> {
         birthdayHosts: [],
         hasSession: false,
         punching: false,
+        idleCheck: false,
+        checkNonce: undefined,
+        checkIdleMs: 0,
+        lastKeepaliveAt: 0,
+        keepaliveJitter: 0.75 + Math.random() / 4,
+        pinnedUntil: 0,
       };
       this.peers.set(key, st);
     }
@@ -229,6 +254,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     this.peers.delete(key);
     this.budget.forget(key);
     this.sync.forget(key);
+    this.tuner.forget(key);
     this.host.releaseSprayPorts();
   }
 
@@ -265,7 +291,9 @@ export class PathManager extends EventEmitter<PathEvents> {
     const st = this.state(key);
     const now = this.host.now();
     st.lastRecv = now;
-    if (path.kind === 'direct') {
+    if (path.kind === 'direct' && now < st.pinnedUntil) {
+      st.lastDirectRecv = now; // pinned to the relay (policed path): no upgrade until the re-probe
+    } else if (path.kind === 'direct') {
       if (holdIpv6(st.current, path, now - st.lastDirectRecv)) return;
       st.lastDirectRecv = now;
       st.livenessSentAt = 0;
@@ -285,6 +313,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     } else if (st.current.kind === 'direct' && st.livenessSentAt === 0 && now - st.lastDirectRecv > 1_000) {
       // The peer talks to us through the relay: it has likely lost the direct path. Check ours now.
       st.livenessSentAt = now;
+      st.idleCheck = false;
       this.probe(st, st.current);
     }
   }
@@ -296,11 +325,17 @@ export class PathManager extends EventEmitter<PathEvents> {
       case Inner.Probe:
         if (msg.length !== 1 + NONCE_BYTES) return;
         this.host.sendVia(key, encodeProbe(Inner.ProbeReply, msg.subarray(1)), path);
+        if (samePath(path, st.current) && this.host.mayPunch(key)) {
+          // The peer's keepalive refreshed this path's mappings: ours waits (issue 19; keepalive-tuner.ts).
+          st.lastProbeSentAt = this.host.now();
+          this.tuner.peerKept(key, st.lastProbeSentAt);
+        }
         return;
       case Inner.ProbeReply: {
         if (msg.length !== 1 + NONCE_BYTES) return;
         const p = st.probes.get(msg.subarray(1).toString('hex'));
         if (p) {
+          if (st.checkNonce === msg.subarray(1).toString('hex')) st.checkNonce = undefined; // the keepalive got through
           st.probes.delete(msg.subarray(1).toString('hex'));
           this.counters.probesAnswered++;
           st.rttMs = this.host.now() - p.at;
@@ -361,7 +396,8 @@ export class PathManager extends EventEmitter<PathEvents> {
     st.nextRoundAt = this.host.now();
   }
 
-  private probe(st: PeerPathState, path: Path): void {
+  /** Returns the probe's nonce (hex). */
+  private probe(st: PeerPathState, path: Path): string {
     const nonce = crypto.randomBytes(NONCE_BYTES);
     const now = this.host.now();
     // keep the nonce table small: only the latest probes can still be answered usefully
@@ -369,6 +405,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     st.probes.set(nonce.toString('hex'), { path, at: now });
     st.lastProbeSentAt = now;
     if (this.host.sendVia(st.key, encodeProbe(Inner.Probe, nonce), path)) this.counters.probesSent++;
+    return nonce.toString('hex');
   }
 
   /** Drive timers: call every ~100 ms. */
@@ -376,6 +413,7 @@ export class PathManager extends EventEmitter<PathEvents> {
     const now = this.host.now();
     for (const st of this.peers.values()) {
       if (!st.hasSession) continue;
+      if (st.pinnedUntil > 0 && this.pinned(st, now)) continue; // issue 19: on the relay on purpose
       const trusted = this.host.mayPunch(st.key);
       if (trusted && !st.punching) {
         // Trusted since the session started: swap candidates and punch now.
@@ -393,30 +431,52 @@ export class PathManager extends EventEmitter<PathEvents> {
   /** `trusted` false: only notice a dead path we are sending into; no keepalives (an idle untrusted peer is let go). */
   private tickDirect(st: PeerPathState, now: number, trusted: boolean): void {
     const path = st.current!;
+    if (st.checkNonce !== undefined && now - st.lastKeepaliveAt > Math.max(LIVENESS_RETRY_MS, 2 * (st.rttMs ?? 0))) {
+      st.checkNonce = undefined;
+      this.tuner.lapsed(st.key, st.checkIdleMs);
+    }
     if (st.livenessSentAt > 0) {
       if (now - st.livenessSentAt > DEAD_AFTER_MS && st.lastDirectRecv < st.livenessSentAt) {
         // Dead: back to the relay (always there, still encrypted) and punch again.
+        // Idle before: a NAT on the path forgot the mapping sooner than our keepalive came (issue 19; learned below).
+        const lapsed = st.idleCheck ? this.tuner.interval(st.key) : undefined;
         st.current = { kind: 'relay' };
         st.livenessSentAt = 0;
         this.counters.fallbacks++;
-        this.emit('change', st.key, st.current, 'direct path stopped answering');
+        this.emit(
+          'change',
+          st.key,
+          st.current,
+          lapsed === undefined ? 'direct path stopped answering' : `direct path stopped answering (idle; keepalive now every ${lapsed} ms)`,
+        );
         this.restartRounds(st);
         // Issue 19: our candidates again, by the relay, and theirs back; our own network may have moved.
         this.sync.schedule(st.key, true);
         this.host.pathLost?.(st.key);
-      }
+      } else if (st.lastDirectRecv < st.livenessSentAt && now - st.lastProbeSentAt >= LIVENESS_RETRY_MS) this.probe(st, path);
       return;
     }
     const quiet = now - st.lastDirectRecv;
     const sendingIntoVoid = st.lastSent > st.lastDirectRecv + 500 && quiet > SUSPECT_AFTER_MS;
-    if (sendingIntoVoid || (trusted && quiet > IDLE_SUSPECT_AFTER_MS)) {
+    const every = this.tuner.interval(st.key);
+    if (sendingIntoVoid || (trusted && quiet > 2.5 * every)) {
       st.livenessSentAt = now;
+      st.idleCheck = false;
       this.probe(st, path);
       return;
     }
-    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > KEEPALIVE_MS) {
+    if (trusted && now - Math.max(st.lastSent, st.lastProbeSentAt) > every * st.keepaliveJitter) {
+      // Each keepalive is a consent check (RFC 7675): never call a path direct that stopped answering.
       this.counters.keepalives++;
-      this.probe(st, path);
+      st.livenessSentAt = now;
+      st.idleCheck = quiet >= every / 2; // nothing came either: a failure is a lapsed mapping
+      st.keepaliveJitter = 0.75 + Math.random() / 4;
+      st.lastKeepaliveAt = now;
+      const nonce = this.probe(st, path);
+      if (st.idleCheck) {
+        st.checkNonce = nonce;
+        st.checkIdleMs = quiet;
+      }
     }
   }
 
@@ -481,6 +541,29 @@ export class PathManager extends EventEmitter<PathEvents> {
       this.probe(st, { kind: 'direct', host, port });
       this.counters.birthdayProbes++;
     }
+  }
+
+  /**
+   * Issue 19: keep the peer on the relay until `until` (its direct UDP path is policed and the
+   * relay carries more); punching starts again after it (the re-probe), or at once with until = 0.
+   */
+  pinRelay(key: number, until: number, reason: string): void {
+    const st = this.peers.get(key);
+    if (st === undefined) return;
+    st.pinnedUntil = until;
+    if (until > this.host.now() && st.current?.kind === 'direct') {
+      st.current = { kind: 'relay' };
+      st.livenessSentAt = 0;
+      this.emit('change', key, st.current, reason);
+    }
+  }
+
+  /** Pinned to the relay now? Once the pin ran out, punching starts again (the re-probe). */
+  private pinned(st: PeerPathState, now: number): boolean {
+    if (now < st.pinnedUntil) return true;
+    st.pinnedUntil = 0;
+    this.restartRounds(st);
+    return false;
   }
 
   /** How many peers (with a session) are reached directly / through the relay now. */

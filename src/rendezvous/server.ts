@@ -177,6 +177,8 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
         return;
       }
       registry.handle(pkt, link).catch((err) => log.error({ err }, 'registry request crashed'));
+    } else if (type === PacketType.Keepalive && pkt.length === 1) {
+      // A node keeping its NAT mapping to us open (issue 19): nothing to do, and nothing is sent back.
     } else {
       counters.garbage++;
     }

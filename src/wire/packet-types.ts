@@ -14,6 +14,11 @@ export const PacketType = {
    * "Prove you receive at this address": echo the cookie in the signed statement and retry.
    */
   RegistryCookie: 0x04,
+  /**
+   * daemon -> rendezvous (UDP only): [type] alone. Refreshes the NAT mappings on the way when
+   * they time out sooner than the heartbeat comes (issue 19); the rendezvous answers nothing.
+   */
+  Keepalive: 0x05,
   /** Noise IK message 1: [type][u32 sender index][noise msg][mac1 16][mac2 16] (src/crypto/cookie.ts). */
   HandshakeInit: 0x10,
   /** Noise IK message 2: [type][u32 sender index][u32 receiver index][noise msg]. */

@@ -314,6 +314,25 @@ test('rekey by time; the old session still receives during the grace period; not
   p.destroy();
 });
 
+test('keepalives alone (sendVia) rekey an idle session before it runs out, for as long as they go on (issue 19)', async () => {
+  let t = 1_000_000;
+  const p = makePair({ mgr: { rekeyAfterMs: 60_000, graceMs: 30_000, now: () => t } });
+  const { a, b } = p;
+  a.mgr.sendTo(peerOf(b), Buffer.from('hello'));
+  await until(() => b.got.length === 1);
+  const keepalive = Buffer.from([0x01, 1, 2, 3, 4, 5, 6, 7, 8]); // a path probe's size; what it says does not matter here
+  // Ten minutes of nothing but keepalives both ways every 10 s: sessions are 90 s from their hard limit at most.
+  for (let i = 0; i < 60; i++) {
+    t += 10_000;
+    assert.ok(a.mgr.sendVia(peerOf(b), keepalive, null), `a still has a session to send its keepalive on at +${(i + 1) * 10} s`);
+    assert.ok(b.mgr.sendVia(peerOf(a), keepalive, null), `b still has a session to send its keepalive on at +${(i + 1) * 10} s`);
+    await until(() => !info(a, b).handshaking && !info(b, a).handshaking && converged(a, b), 3000, `rekey settles at +${(i + 1) * 10} s`);
+  }
+  assert.ok(info(a, b).rekeys >= 4, `rekeyed by keepalives (${info(a, b).rekeys} rekeys)`);
+  assert.ok(info(a, b).ageMs! < 90_000, `the session in use is young (${info(a, b).ageMs} ms)`);
+  p.destroy();
+});
+
 test('a restarted peer is recovered through the 0x13 hint and peer-restarted is emitted', async () => {
   const p = makePair();
   const { a } = p;

@@ -46,6 +46,12 @@ function rig(nat: NatType = 'eim') {
 }
 
 const PEER = 7;
+/** The peer answers our last probe, if that was one: the reply authenticates on `d` and carries its nonce. */
+function answer(r: ReturnType<typeof rig>, d: Path): void {
+  const last = r.sent.at(-1);
+  r.pm.onAuthenticated(PEER, d);
+  if (last?.msg[0] === Inner.Probe) r.pm.onInner(PEER, Buffer.concat([Buffer.from([Inner.ProbeReply]), last.msg.subarray(1)]), d);
+}
 const probesTo = (sent: Array<{ msg: Buffer; path: Path }>, host: string) =>
   sent.filter((s) => s.msg[0] === Inner.Probe && s.path.kind === 'direct' && s.path.host === host);
 
@@ -127,11 +133,89 @@ test('an idle direct path gets keepalive probes, and stays up while they are ans
   for (let t = 0; t < 3 * KEEPALIVE_MS + 500; t += 100) {
     r.advance(100);
     const last = r.sent.at(-1)!;
-    if (r.sent.length > before && last.msg[0] === Inner.Probe) r.pm.onAuthenticated(PEER, d); // the peer answers
+    if (r.sent.length > before && last.msg[0] === Inner.Probe) answer(r, d); // the peer answers
   }
   const keepalives = probesTo(r.sent.slice(before), '198.51.100.12').length;
   assert.ok(keepalives >= 2 && keepalives <= 4, `keepalives: ${keepalives}`);
   assert.equal(r.changes.at(-1)!.path?.kind, 'direct');
+});
+
+test('an idle path whose NAT mapping lapsed is down within ~1 s of its keepalive, and keepalives come sooner from then on (issue 19)', () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  for (let t = 0; t < 2_000; t += 100) {
+    r.advance(100);
+    if (r.sent.at(-1)!.msg[0] === Inner.Probe) answer(r, d); // answered while the mapping lives
+  }
+  r.pm.onAuthenticated(PEER, d);
+  const t0 = r.now;
+  const sentBefore = r.sent.length;
+  // The peer answers nothing any more (the mapping lapsed): 'peers' must not keep saying direct.
+  let downAt = 0;
+  while (r.now - t0 < 3 * KEEPALIVE_MS && downAt === 0) {
+    r.advance(100);
+    if (r.pm.current(PEER)?.kind === 'relay') downAt = r.now - t0;
+  }
+  assert.ok(downAt > 0 && downAt <= KEEPALIVE_MS + 1_300, `down ${downAt} ms after the last answer (keepalive at ${KEEPALIVE_MS} ms)`);
+  assert.match(r.changes.at(-1)!.reason, /stopped answering \(idle; keepalive now every \d+ ms\)/);
+  const checks = probesTo(r.sent.slice(sentBefore), '198.51.100.12').length;
+  assert.ok(checks >= 2 && checks <= 4, `one lost packet is not a dead path: the check was resent (${checks} probes)`);
+  const every = r.pm.tuner.interval(PEER);
+  assert.ok(every >= 2_000 && every <= KEEPALIVE_MS / 2, `at most half the idle time that lapsed: ${every} ms`);
+  // Direct again (punching found it): keepalives now every 5 s, each answered.
+  r.pm.onAuthenticated(PEER, d);
+  const before = r.sent.length;
+  for (let t = 0; t < 20_000; t += 100) {
+    r.advance(100);
+    if (r.sent.length > before && r.sent.at(-1)!.msg[0] === Inner.Probe) answer(r, d);
+  }
+  const n = probesTo(r.sent.slice(before), '198.51.100.12').length;
+  assert.ok(n >= Math.floor(20_000 / every) - 1 && n <= Math.ceil(20_000 / (0.75 * every)), `keepalives in 20 s at ${every} ms (less a random quarter): ${n}`);
+  assert.equal(r.pm.current(PEER)?.kind, 'direct');
+});
+
+test("a peer's keepalives make ours wait (one side keeps the path); a keepalive whose first probe went unanswered is a lapse, even if the path works (issue 19)", () => {
+  const r = rig();
+  const d: Path = { kind: 'direct', host: '198.51.100.12', port: 5000 };
+  r.pm.onSession(PEER);
+  r.pm.onAuthenticated(PEER, d);
+  r.advance(200);
+  answer(r, d); // whatever went out first is answered
+  const before = r.sent.length;
+  // The peer probes us every 4 s and we answer: we send no keepalive of our own in 30 s.
+  for (let i = 0; i < 8; i++) {
+    r.advance(4_000);
+    r.pm.onAuthenticated(PEER, d);
+    r.pm.onInner(PEER, Buffer.from([Inner.Probe, 1, 2, 3, 4, 5, 6, 7, 8]), d);
+  }
+  const ours = r.sent.slice(before);
+  assert.equal(ours.filter((s) => s.msg[0] === Inner.Probe).length, 0, 'no keepalive of ours');
+  assert.equal(ours.filter((s) => s.msg[0] === Inner.ProbeReply).length, 8, 'every one of theirs answered');
+  assert.equal(r.pm.tuner.shortest(), 4_000, 'their short cadence hints our rendezvous keepalive');
+  assert.equal(r.pm.tuner.interval(PEER), KEEPALIVE_MS);
+
+  // Silence: our keepalive goes out and gets no reply; the peer's own keepalive crosses it 100 ms
+  // later and gets through (the mapping ours opened), so the path works again at once, but the
+  // first probe was lost: the mapping had lapsed.
+  const t0 = r.now;
+  while (r.sent.at(-1)!.msg[0] !== Inner.Probe) r.advance(100);
+  const idle = r.now - t0;
+  r.advance(100);
+  r.pm.onAuthenticated(PEER, d);
+  r.pm.onInner(PEER, Buffer.from([Inner.Probe, 8, 7, 6, 5, 4, 3, 2, 1]), d);
+  answer(r, d); // our resends are answered from now on
+  r.advance(1_000);
+  assert.equal(r.pm.current(PEER)?.kind, 'direct', 'the path works');
+  const every = r.pm.tuner.interval(PEER);
+  assert.ok(every < KEEPALIVE_MS && every <= idle / 2 + 100, `learned from the unanswered first probe: ${every} ms (idle ${idle} ms)`);
+
+  // A healthy keepalive (its own reply within the RTT) teaches nothing.
+  while (r.sent.at(-1)!.msg[0] !== Inner.Probe || r.sent.at(-1)!.path.kind !== 'direct') r.advance(100);
+  answer(r, d);
+  r.advance(1_000);
+  assert.equal(r.pm.tuner.interval(PEER), every);
 });
 
 test('birthday probing: symmetric side opens many ports, cone side probes random ports, bounded; never sym x sym', () => {
