@@ -26,7 +26,7 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--public', 'make this node findable and pingable by anyone')
     .option('--listen <host:port>', 'UDP address of the daemon socket (default 0.0.0.0:0)')
     .option('--uplink <mode>', 'how to reach the rendezvous: auto (UDP, else TCP, else WebSocket), udp, tcp or websocket')
-    .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
+    .option('--cc <algorithm>', 'congestion control of peer connections: bbr (default), cubic or newreno')
     .option('--invite <token>', 'invitation token, for a rendezvous that admits new nodes by invitation only')
     .option(
       '--ephemeral',

@@ -43,8 +43,8 @@ export const DaemonConfigSchema = withMessages(
      * (same port) when UDP gets no answer; or force one.
      */
     uplink: v.optional(v.picklist(['auto', 'udp', 'tcp', 'websocket']), 'auto'),
-    /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
-    cc: v.optional(v.picklist(['cubic', 'newreno'])),
+    /** Congestion control of the peer connections: BBR (draft-ietf-ccwg-bbr), CUBIC (RFC 9438) or NewReno (RFC 9002); absent = bbr. */
+    cc: v.optional(v.picklist(['bbr', 'cubic', 'newreno'])),
     /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
     metrics: v.optional(text(300)),
     /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
@@ -82,7 +82,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   socket: `a socket path of at most ${MAX_SOCKET_PATH} bytes`,
   listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any)',
   uplink: 'auto, udp, tcp or websocket',
-  cc: 'cubic or newreno',
+  cc: 'bbr, cubic or newreno',
   ephemeral: 'true or false',
   metrics: 'HOST:PORT, or a bare port for 127.0.0.1',
   invite: 'the invitation token from the rendezvous operator (1-128 characters)',

@@ -1,6 +1,7 @@
 // Token-bucket pacer (RFC 9002 §7.7): spreads a window's worth of packets over
 // the RTT instead of bursting it, so a socket buffer or a shallow router queue
-// is not overrun. Rate = N * cwnd / srtt (N = 2 in slow start, 1.25 after);
+// is not overrun. Rate = N * cwnd / srtt (N = 2 in slow start, 1.25 after), or
+// the controller's own rate when it has one (BBR: pacing_gain x bottleneck bw);
 // the bucket holds a couple of milliseconds of sending, at least 10 packets, so
 // timer granularity (~1 ms in Node) never caps the rate.
 const BURST_MS = 2;
@@ -19,8 +20,8 @@ export class Pacer {
   }
 
   /** Refreshes the rate and adds the tokens earned since the last call. */
-  refill(now: number, cwnd: number, srtt: number, mss: number, slowStart: boolean): void {
-    this.rate = ((slowStart ? 2 : 1.25) * cwnd) / Math.max(srtt, 0.001);
+  refill(now: number, cwnd: number, srtt: number, mss: number, slowStart: boolean, modelRate?: number): void {
+    this.rate = modelRate ?? ((slowStart ? 2 : 1.25) * cwnd) / Math.max(srtt, 0.001);
     this.capacity = Math.max(MIN_BURST_PACKETS * mss, this.rate * BURST_MS);
     const elapsed = now - this.last;
     this.last = now;
