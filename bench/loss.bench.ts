@@ -1,5 +1,9 @@
-// `npm run bench:loss`: one Pilot stream under random loss, CUBIC vs NewReno,
-// next to raw TCP over the very same link in the same run. Two network
+// `npm run bench:loss`: one Pilot stream under random loss per congestion
+// controller (BENCH_CC, default `bbr,cubic`; any of bbr, cubic, newreno), next
+// to raw TCP over the very same link in the same run, once per kernel
+// controller (BENCH_TCP_CC, default `bbr,cubic`: iperf3 -C sets it per socket;
+// `default` = node net with the host default),
+// as a container may not let a namespace change its sysctl default). Two network
 // namespaces joined by a veth pair; each end drops X% of what it receives
 // (data and ACKs, both directions). With `tc ... netem` available that also
 // adds BENCH_LOSS_DELAY_MS (default 5) one-way delay; kernels without sch_netem
@@ -22,6 +26,8 @@ const SIZE_MB: Record<number, number> = { 0: 32, 1: 8, 5: 2 };
 const IP_A = '10.77.0.1';
 const IP_B = '10.77.0.2';
 const TCP_PORT = 5201;
+const CCS = (process.env.BENCH_CC ?? 'bbr,cubic').split(',') as ('bbr' | 'cubic' | 'newreno')[];
+const TCP_CCS = (process.env.BENCH_TCP_CC ?? 'bbr,cubic').split(',');
 
 // ---------- TCP helpers, run as subprocesses inside a namespace ----------
 
@@ -86,6 +92,16 @@ async function pilotBench(from: Agent, to: Agent, sizeMb: number): Promise<numbe
   return r.json.data.mbPerSec as number;
 }
 
+function iperfBench(nsB: string, sizeMb: number, cc: string): number {
+  const r = spawnSync('ip', ['netns', 'exec', nsB, 'iperf3', '-c', IP_A, '-p', String(TCP_PORT + 1), '-n', `${sizeMb}M`, '-C', cc, '--json'], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  const out = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+  if (r.status !== 0 || out.end?.sum_received === undefined) throw new Error(`iperf3 -C ${cc} failed: ${out.error ?? r.stderr}`);
+  return out.end.sum_received.bits_per_second / 8e6;
+}
+
 function tcpBench(nsB: string, sizeMb: number): number {
   const r = spawnSync(
     'ip',
@@ -104,6 +120,7 @@ async function main(): Promise<void> {
   const work = tmpDir('pilot-bench-loss-');
   const agents: Agent[] = [];
   let server: ReturnType<typeof spawn> | undefined;
+  let iperf: ReturnType<typeof spawn> | undefined;
   try {
     const nsA = lab.ns('a');
     const nsB = lab.ns('b');
@@ -112,10 +129,7 @@ async function main(): Promise<void> {
     const netem = hasNetem(lab, nsA);
     setLink(lab, nsA, nsB, 0, netem);
     const rdv = await startRendezvous({ netns: nsA, listen: `${IP_A}:9000` });
-    const pairs: Record<'cubic' | 'newreno', [Agent, Agent]> = {
-      cubic: [new Agent('a-cubic', work, nsA), new Agent('b-cubic', work, nsB)],
-      newreno: [new Agent('a-newreno', work, nsA), new Agent('b-newreno', work, nsB)],
-    };
+    const pairs = Object.fromEntries(CCS.map((cc) => [cc, [new Agent(`a-${cc}`, work, nsA), new Agent(`b-${cc}`, work, nsB)] as const]));
     for (const [cc, [a, b]] of Object.entries(pairs)) {
       agents.push(a, b);
       await a.start(['--registry', `${IP_A}:9000`, '--email', `a-${cc}@example.com`, '--hostname', `a-${cc}`, '--listen', `${IP_A}:0`, '--cc', cc]);
@@ -124,21 +138,29 @@ async function main(): Promise<void> {
       await a.ctl(['approve', b.address]);
       await b.ctl(['ping', a.address, '--count', '2', '--interval', '10ms']);
     }
-    const ping = await pairs.cubic[1].ctl(['ping', pairs.cubic[0].address, '--count', '20', '--interval', '10ms']);
+    const first = pairs[CCS[0]!]!;
+    const ping = await first[1].ctl(['ping', first[0].address, '--count', '20', '--interval', '10ms']);
     const rtt = netem ? `${2 * DELAY_MS} ms` : `${(ping.json?.data?.avgMs as number | undefined)?.toFixed(2) ?? '?'} ms`;
     server = spawn('ip', ['netns', 'exec', nsA, process.execPath, new URL(import.meta.url).pathname, '--tcp-server', IP_A, String(TCP_PORT)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
+    if (TCP_CCS.some((cc) => cc !== 'default')) {
+      if (spawnSync('which', ['iperf3']).status !== 0)
+        throw new Error('bench:loss needs iperf3 for BENCH_TCP_CC (apt-get install iperf3), or BENCH_TCP_CC=default');
+      iperf = spawn('ip', ['netns', 'exec', nsA, 'iperf3', '-s', '-B', IP_A, '-p', String(TCP_PORT + 1)], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 500)); // iperf3 -s prints nothing parseable before a client comes
+    }
 
     const rows: string[] = [];
     for (const loss of LOSSES) {
       setLink(lab, nsA, nsB, loss, netem);
       const size = SIZE_MB[loss] ?? 4;
-      const cubic = await pilotBench(pairs.cubic[1], pairs.cubic[0], size);
-      const newreno = await pilotBench(pairs.newreno[1], pairs.newreno[0], size);
-      const tcp = tcpBench(nsB, size);
-      rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${cubic.toFixed(2)} | ${newreno.toFixed(2)} | ${tcp.toFixed(2)} |`);
+      const pilot: number[] = [];
+      for (const cc of CCS) pilot.push(await pilotBench(pairs[cc]![1], pairs[cc]![0], size));
+      const tcp = TCP_CCS.map((cc) => (cc === 'default' ? tcpBench(nsB, size) : iperfBench(nsB, size, cc)));
+      const ratio = tcp.length > 0 && pilot.length > 0 ? ` ${(pilot[0]! / tcp[0]!).toFixed(2)}x |` : '';
+      rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${[...pilot, ...tcp].map((x) => x.toFixed(2)).join(' | ')} |${ratio}`);
       console.error(rows[rows.length - 1]);
     }
     const kernelCc = fs.existsSync('/proc/sys/net/ipv4/tcp_congestion_control')
@@ -147,11 +169,15 @@ async function main(): Promise<void> {
     const how = netem
       ? `netem delay ${DELAY_MS} ms + loss X% on each end`
       : 'iptables -m statistic loss X% on each end (no sch_netem in this kernel: no added delay, RTT = overlay ping over the bare veth)';
-    console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (kernel ${kernelCc}).\n`);
-    console.log(['| loss | RTT | size | Pilot CUBIC MB/s | Pilot NewReno MB/s | TCP MB/s |', '|---|---|---|---|---|---|', ...rows].join('\n'));
+    console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (host default ${kernelCc}).\n`);
+    const cols = [...CCS.map((cc) => `Pilot ${cc} MB/s`), ...TCP_CCS.map((cc) => `TCP ${cc} MB/s`)];
+    const ratioCol = TCP_CCS.length > 0 && CCS.length > 0 ? [`Pilot ${CCS[0]} / TCP ${TCP_CCS[0]}`] : [];
+    const head = ['loss', 'RTT', 'size', ...cols, ...ratioCol];
+    console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows].join('\n'));
     await rdv.kill();
   } finally {
     server?.kill();
+    iperf?.kill();
     for (const a of agents) await a.stop();
     lab.cleanup();
     fs.rmSync(work, { recursive: true, force: true });

@@ -59,6 +59,8 @@ export class Bbr implements CongestionController {
   private probeRttMinStamp = 0;
   private probeRttDoneStamp = 0;
   private probeRttRoundDone = false;
+  /** the 5 s min-RTT window ran out before this ack's sample refreshed it: time for PROBE_RTT */
+  private probeRttExpired = false;
   private priorCwnd = 0;
   /** ceiling on inflight learned from loss while probing; Infinity until a probe lost too much */
   inflightHi = Infinity;
@@ -168,7 +170,7 @@ export class Bbr implements CongestionController {
     if (rs.rate > 0 && (rs.rate >= this.maxBw || !rs.isAppLimited)) {
       if (rs.rate > this.bwSlots[0]!) this.bwSlots[0] = rs.rate;
     }
-    this.updateAckAggregation(rs, now);
+    if (this.filledPipe) this.updateAckAggregation(rs, now);
     this.checkStartupDone(rs);
     this.checkDrain(now);
     this.updateProbeBw(rs, now);
@@ -262,9 +264,6 @@ export class Bbr implements CongestionController {
       if (this.state === 'probe_bw_up') this.startProbeBwDown(now);
       return;
     }
-    if (this.inflightHi !== Infinity && this.bwProbeSamples && !rs.isAppLimited && rs.txInFlight > this.inflightHi) {
-      this.inflightHi = rs.txInFlight; // probing went higher without too much loss: that inflight is safe
-    }
     switch (this.state) {
       case 'probe_bw_down':
         if (this.timeToProbe(now)) return;
@@ -311,9 +310,10 @@ export class Bbr implements CongestionController {
   }
 
   private raiseInflightHiSlope(): void {
-    const growth = this.mss * 2 ** this.probeUpRounds;
+    // inflight_hi grows by 1, 2, 4... packets per round: one packet per probeUpCount bytes acked
+    const growth = 2 ** this.probeUpRounds;
     this.probeUpRounds = Math.min(this.probeUpRounds + 1, 30);
-    this.probeUpCount = Math.max(this.cwnd / growth, 1);
+    this.probeUpCount = Math.max(this.cwnd / growth, this.mss);
   }
 
   private probeInflightHiUpward(rs: RateSample): void {
@@ -349,9 +349,14 @@ export class Bbr implements CongestionController {
 
   private updateMinRtt(rs: RateSample, now: number): void {
     const expired = now > this.probeRttMinStamp + BBR_PROBE_RTT_INTERVAL_MS;
+    this.probeRttExpired = expired && this.probeRttMinDelay !== Infinity;
     if (rs.rtt >= 0 && (rs.rtt < this.probeRttMinDelay || expired)) {
       this.probeRttMinDelay = rs.rtt;
       this.probeRttMinStamp = now;
+    }
+    if (this.minRtt === Infinity && this.probeRttMinDelay !== Infinity) {
+      // the first RTT sample replaces the 1 ms guess in the initial pacing rate (draft §5.6.2 uses SRTT when it has one)
+      this.pacingRate = (BBR_STARTUP_PACING_GAIN * this.cwnd) / Math.max(this.probeRttMinDelay, 1);
     }
     if (this.probeRttMinDelay < this.minRtt || now > this.minRttStamp + BBR_MIN_RTT_FILTER_MS) {
       this.minRtt = this.probeRttMinDelay;
@@ -360,7 +365,7 @@ export class Bbr implements CongestionController {
   }
 
   private checkProbeRtt(now: number): void {
-    if (this.state !== 'probe_rtt' && this.minRtt !== Infinity && now > this.probeRttMinStamp + BBR_PROBE_RTT_INTERVAL_MS) {
+    if (this.state !== 'probe_rtt' && this.probeRttExpired) {
       this.state = 'probe_rtt';
       this.pacingGain = 1;
       this.cwndGain = 0.5;
@@ -399,12 +404,14 @@ export class Bbr implements CongestionController {
     const bw = this.maxBw;
     if (bw === 0) return;
     const rate = this.pacingGain * bw * PACING_MARGIN;
+    // Startup never slows below the initial rate (its samples lag while the rate doubles)
     if (this.filledPipe || rate > this.pacingRate) this.pacingRate = rate;
   }
 
   private setCwnd(rs: RateSample): void {
     const quantum = Math.min(Math.max(this.pacingRate * 1, 2 * this.mss), 64 * 1024);
-    let target = this.bdp(this.cwndGain) + this.extraAcked + 3 * quantum;
+    // ack aggregation (extra_acked) is only measured once the bw estimate is settled: in Startup the ack rate outruns the lagging max-bw filter
+    let target = this.bdp(this.cwndGain) + (this.filledPipe ? this.extraAcked : 0) + 3 * quantum;
     if (this.state === 'probe_bw_up') target += 2 * this.mss;
     if (this.filledPipe) this.cwnd = Math.min(this.cwnd + rs.newlyAcked, target);
     else if (this.cwnd < target || this.delivered < INITIAL_PACKETS * this.mss) this.cwnd += rs.newlyAcked;
