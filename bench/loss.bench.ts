@@ -2,16 +2,17 @@
 // controller (BENCH_CC, default `bbr,cubic`; any of bbr, cubic, newreno), next
 // to raw TCP over the very same link in the same run, once per kernel
 // controller (BENCH_TCP_CC, default `bbr,cubic`: iperf3 -C sets it per socket;
-// `default` = node net with the host default),
-// as a container may not let a namespace change its sysctl default). Two network
+// `default` = node net with the host default; a container may not let a
+// namespace change its sysctl default). Two network
 // namespaces joined by a veth pair; each end drops X% of what it receives
 // (data and ACKs, both directions). With `tc ... netem` available that also
 // adds BENCH_LOSS_DELAY_MS (default 5) one-way delay; kernels without sch_netem
 // fall back to iptables `-m statistic` loss (as test/daemon/lossy-link.test.ts)
 // at the veth's own sub-millisecond RTT. Pilot = real daemons (`pilotctl
-// bench`, encrypted, `--cc cubic|newreno`), TCP = node `net` (the kernel's
-// default congestion control) between the same two namespaces. Needs root, ip,
-// iptables. Prints a Markdown table.
+// bench`, encrypted, `--cc`), TCP between the same two namespaces. Then, with
+// no loss, latency under load: `pilotctl ping` over the same path while a bulk
+// transfer runs, per controller (BENCH_LATENCY_MB, 0 skips it). Needs root,
+// ip, iptables, iperf3. Prints Markdown tables.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -22,11 +23,14 @@ const MB = 1024 * 1024;
 const DELAY_MS = Number(process.env.BENCH_LOSS_DELAY_MS ?? 5);
 const LOSSES = (process.env.BENCH_LOSSES ?? '0,1,5').split(',').map(Number);
 /** MiB per run, by loss %: lossy runs are slow, keep them to a few seconds. */
-const SIZE_MB: Record<number, number> = { 0: 32, 1: 8, 5: 2 };
+const SIZE_MB: Record<number, number> = { 0: 32, 1: 16, 5: 8 };
 const IP_A = '10.77.0.1';
 const IP_B = '10.77.0.2';
 const TCP_PORT = 5201;
 const CCS = (process.env.BENCH_CC ?? 'bbr,cubic').split(',') as ('bbr' | 'cubic' | 'newreno')[];
+/** MiB of the bulk transfer the latency-under-load pings run beside (0: skip that part). */
+const LATENCY_MB = Number(process.env.BENCH_LATENCY_MB ?? 64);
+const LATENCY = LATENCY_MB > 0;
 const TCP_CCS = (process.env.BENCH_TCP_CC ?? 'bbr,cubic').split(',');
 
 // ---------- TCP helpers, run as subprocesses inside a namespace ----------
@@ -163,6 +167,22 @@ async function main(): Promise<void> {
       rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${[...pilot, ...tcp].map((x) => x.toFixed(2)).join(' | ')} |${ratio}`);
       console.error(rows[rows.length - 1]);
     }
+    // latency under load (BENCHMARKS.md "Latency under load"): pings over the same path while a bulk transfer runs,
+    // no added loss; a loss-based controller fills the bottleneck queue (the receiving socket buffer), BBR should not
+    setLink(lab, nsA, nsB, 0, netem);
+    const latRows: string[] = [];
+    const fmt = (d: { minMs?: number; avgMs?: number; maxMs?: number } | undefined): string =>
+      d === undefined ? '?' : `${d.minMs?.toFixed(1)} / ${d.avgMs?.toFixed(1)} / ${d.maxMs?.toFixed(1)}`;
+    for (const cc of LATENCY ? CCS : []) {
+      const [a, b] = pairs[cc]!;
+      const quiet = await b.ctl(['ping', a.address, '--count', '10', '--interval', '20ms']);
+      const bulk = pilotBench(b, a, LATENCY_MB);
+      await new Promise((r) => setTimeout(r, 300));
+      const loaded = await b.ctl(['ping', a.address, '--count', '15', '--interval', '40ms']);
+      const rate = await bulk;
+      latRows.push(`| ${cc} | ${fmt(quiet.json?.data)} ms | ${fmt(loaded.json?.data)} ms | ${rate.toFixed(2)} MB/s |`);
+      console.error(latRows[latRows.length - 1]);
+    }
     const kernelCc = fs.existsSync('/proc/sys/net/ipv4/tcp_congestion_control')
       ? fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()
       : '?';
@@ -174,6 +194,10 @@ async function main(): Promise<void> {
     const ratioCol = TCP_CCS.length > 0 && CCS.length > 0 ? [`Pilot ${CCS[0]} / TCP ${TCP_CCS[0]}`] : [];
     const head = ['loss', 'RTT', 'size', ...cols, ...ratioCol];
     console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows].join('\n'));
+    if (latRows.length > 0) {
+      console.log(`\nLatency under load: \`pilotctl ping\` b -> a, quiet and during a ${LATENCY_MB} MiB transfer b -> a, no loss.\n`);
+      console.log(['| controller | ping quiet min / avg / max | ping during the bulk | bulk |', '|---|---|---|---|', ...latRows].join('\n'));
+    }
     await rdv.kill();
   } finally {
     server?.kill();

@@ -218,10 +218,13 @@ export class Bbr implements CongestionController {
         this.filledPipe = true;
       }
     }
-    // v3: a Startup round with many separate losses above the threshold means the buffer is full (or policed)
+    // v3: a Startup round with many separate losses above the threshold means the buffer is full (or policed).
+    // Unlike v3 we also ask that the bandwidth stopped growing in the last round: random loss comes with a
+    // still-doubling delivery rate and must not end Startup at a fraction of the path (v3 would, at 5% loss)
     if (
       !this.filledPipe &&
       this.roundStart &&
+      this.fullBwCount >= 1 &&
       this.lossEventsInRound >= STARTUP_FULL_LOSS_COUNT &&
       this.lossInRound > (this.deliveredInRound + this.lossInRound) * BBR_LOSS_THRESH
     ) {

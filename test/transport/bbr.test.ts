@@ -186,6 +186,14 @@ test('random loss: bbr keeps most of the link where cubic collapses (5% loss, 40
   assert.ok(bbr.goodput > 3 * cubic.goodput, `bbr ${bbr.goodput.toFixed(0)} vs cubic ${cubic.goodput.toFixed(0)} B/ms`);
 });
 
+test('random loss does not end Startup early: within 1.5 s at 5% loss (80 Mbit/s, 40 ms) the bw estimate is near the link', () => {
+  const path = { bw: 10_000, rtt: 40, buffer: 1_000_000, loss: 0.05, seconds: 1.5 }; // 80 Mbit/s: ~17 losses per round
+  for (const seed of [1, 2, 3]) {
+    const bbr = simulate(path, 'bbr', seed).rec.cc as Bbr;
+    assert.ok(bbr.maxBw > 0.7 * path.bw, `seed ${seed}: maxBw ${bbr.maxBw.toFixed(0)} B/ms after 1.5 s, inflight_hi ${bbr.inflightHi}`);
+  }
+});
+
 test('loss bound: on a shallow buffer, losses while probing set inflight_hi and keep the loss rate low', () => {
   // a buffer of a tenth of the BDP: every probe above the BDP overflows it
   const path = { bw: 1000, rtt: 40, buffer: 4000, seconds: 12 };
