@@ -229,7 +229,7 @@ export class Bbr implements CongestionController {
       this.lossInRound > (this.deliveredInRound + this.lossInRound) * BBR_LOSS_THRESH
     ) {
       this.filledPipe = true;
-      this.inflightHi = Math.max(this.bdp(1), rs.txInFlight);
+      this.inflightHi = Math.max(this.modelFloor(), rs.txInFlight);
     }
     if (this.filledPipe) {
       this.state = 'drain';
@@ -263,7 +263,7 @@ export class Bbr implements CongestionController {
     // the loss bound: only while probing do losses set the ceiling (cruising through random loss keeps the model)
     if (this.bwProbeSamples && this.inflightTooHigh(rs)) {
       this.bwProbeSamples = false;
-      if (!rs.isAppLimited) this.inflightHi = Math.max(rs.txInFlight, this.bdp(1) * BBR_BETA);
+      if (!rs.isAppLimited) this.inflightHi = Math.max(rs.txInFlight, this.modelFloor());
       if (this.state === 'probe_bw_up') this.startProbeBwDown(now);
       return;
     }
@@ -331,7 +331,17 @@ export class Bbr implements CongestionController {
 
   private inflightWithHeadroom(): number {
     if (this.inflightHi === Infinity) return Infinity;
-    return Math.max(this.inflightHi * (1 - BBR_HEADROOM), this.minWindow);
+    return Math.max(this.inflightHi * (1 - BBR_HEADROOM), this.modelFloor());
+  }
+
+  /**
+   * The least inflight_hi may say: one BDP plus the ack aggregation the path showed (extra_acked). v3 lets a
+   * lossy probe set it to 0.7 x BDP; where the BDP is tiny next to the ack clock (a userspace stack on a fast
+   * link: min RTT 0.2 ms, acks every 10 packets) or loss is random, that starved the pipe (cwnd of 2 packets
+   * at 10% loss). The bound still stops probes above what the model has measured from building queues.
+   */
+  private modelFloor(): number {
+    return Math.max(this.bdp(1) + (this.filledPipe ? this.extraAcked : 0), this.minWindow);
   }
 
   private updateAckAggregation(rs: RateSample, now: number): void {
@@ -420,7 +430,7 @@ export class Bbr implements CongestionController {
     else if (this.cwnd < target || this.delivered < INITIAL_PACKETS * this.mss) this.cwnd += rs.newlyAcked;
     this.cwnd = Math.max(this.cwnd, this.minWindow);
     // model bounds: inflight_hi while probing, with headroom when cruising; half a BDP in PROBE_RTT
-    if (this.state.startsWith('probe_bw') && this.state !== 'probe_bw_cruise') this.cwnd = Math.min(this.cwnd, Math.max(this.inflightHi, this.minWindow));
+    if (this.state.startsWith('probe_bw') && this.state !== 'probe_bw_cruise') this.cwnd = Math.min(this.cwnd, Math.max(this.inflightHi, this.modelFloor()));
     else if (this.state === 'probe_bw_cruise') this.cwnd = Math.min(this.cwnd, this.inflightWithHeadroom());
     if (this.state === 'probe_rtt') this.cwnd = Math.min(this.cwnd, this.probeRttCwnd());
     if (this.cwnd > MAX_CWND) this.cwnd = MAX_CWND;
