@@ -218,3 +218,15 @@ test('bbr does not cut its window on a loss the way a window controller does, an
   b.onPersistentCongestion(30);
   assert.equal(b.cwnd, b.minWindow);
 });
+
+test('the pacer runs at the model rate (BBR) from 1 ms of RTT up; below that the window rule paces', () => {
+  const drained = (srtt: number): number => {
+    const p = new Pacer(MSS);
+    p.refill(0, 100_000, srtt, MSS, false, 500); // model: 500 B/ms; window rule: 1.25 x 100 KB / srtt
+    while (p.canSend(MSS)) p.consume(MSS);
+    return p.nextSendTime(MSS);
+  };
+  const slow = drained(50);
+  assert.ok(slow > 0.5 * (MSS / 500) && slow <= MSS / 500 + 1e-9, `model rate: next packet in ${slow} ms`);
+  assert.ok(drained(0.5) < 0.01, 'sub-millisecond RTT: the window rule (250 KB/ms), not the model rate');
+});
