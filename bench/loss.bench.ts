@@ -1,13 +1,18 @@
-// `npm run bench:loss`: one Pilot stream under random loss, CUBIC vs NewReno,
-// next to raw TCP over the very same link in the same run. Two network
+// `npm run bench:loss`: one Pilot stream under random loss per congestion
+// controller (BENCH_CC, default `bbr,cubic`; any of bbr, cubic, newreno), next
+// to raw TCP over the very same link in the same run, once per kernel
+// controller (BENCH_TCP_CC, default `bbr,cubic`: iperf3 -C sets it per socket;
+// `default` = node net with the host default; a container may not let a
+// namespace change its sysctl default). Two network
 // namespaces joined by a veth pair; each end drops X% of what it receives
 // (data and ACKs, both directions). With `tc ... netem` available that also
 // adds BENCH_LOSS_DELAY_MS (default 5) one-way delay; kernels without sch_netem
 // fall back to iptables `-m statistic` loss (as test/daemon/lossy-link.test.ts)
 // at the veth's own sub-millisecond RTT. Pilot = real daemons (`pilotctl
-// bench`, encrypted, `--cc cubic|newreno`), TCP = node `net` (the kernel's
-// default congestion control) between the same two namespaces. Needs root, ip,
-// iptables. Prints a Markdown table.
+// bench`, encrypted, `--cc`), TCP between the same two namespaces. Then, with
+// no loss, latency under load: `pilotctl ping` over the same path while a bulk
+// transfer runs, per controller (BENCH_LATENCY_MB, 0 skips it). Needs root,
+// ip, iptables, iperf3. Prints Markdown tables.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -18,10 +23,15 @@ const MB = 1024 * 1024;
 const DELAY_MS = Number(process.env.BENCH_LOSS_DELAY_MS ?? 5);
 const LOSSES = (process.env.BENCH_LOSSES ?? '0,1,5').split(',').map(Number);
 /** MiB per run, by loss %: lossy runs are slow, keep them to a few seconds. */
-const SIZE_MB: Record<number, number> = { 0: 32, 1: 8, 5: 2 };
+const SIZE_MB: Record<number, number> = { 0: 32, 1: 16, 5: 8 };
 const IP_A = '10.77.0.1';
 const IP_B = '10.77.0.2';
 const TCP_PORT = 5201;
+const CCS = (process.env.BENCH_CC ?? 'bbr,cubic').split(',') as ('bbr' | 'cubic' | 'newreno')[];
+/** MiB of the bulk transfer the latency-under-load pings run beside (0: skip that part). */
+const LATENCY_MB = Number(process.env.BENCH_LATENCY_MB ?? 64);
+const LATENCY = LATENCY_MB > 0;
+const TCP_CCS = (process.env.BENCH_TCP_CC ?? 'bbr,cubic').split(',');
 
 // ---------- TCP helpers, run as subprocesses inside a namespace ----------
 
@@ -86,6 +96,16 @@ async function pilotBench(from: Agent, to: Agent, sizeMb: number): Promise<numbe
   return r.json.data.mbPerSec as number;
 }
 
+function iperfBench(nsB: string, sizeMb: number, cc: string): number {
+  const r = spawnSync('ip', ['netns', 'exec', nsB, 'iperf3', '-c', IP_A, '-p', String(TCP_PORT + 1), '-n', `${sizeMb}M`, '-C', cc, '--json'], {
+    encoding: 'utf8',
+    timeout: 600_000,
+  });
+  const out = JSON.parse(r.stdout) as { error?: string; end?: { sum_received?: { bits_per_second: number } } };
+  if (r.status !== 0 || out.end?.sum_received === undefined) throw new Error(`iperf3 -C ${cc} failed: ${out.error ?? r.stderr}`);
+  return out.end.sum_received.bits_per_second / 8e6;
+}
+
 function tcpBench(nsB: string, sizeMb: number): number {
   const r = spawnSync(
     'ip',
@@ -104,6 +124,7 @@ async function main(): Promise<void> {
   const work = tmpDir('pilot-bench-loss-');
   const agents: Agent[] = [];
   let server: ReturnType<typeof spawn> | undefined;
+  let iperf: ReturnType<typeof spawn> | undefined;
   try {
     const nsA = lab.ns('a');
     const nsB = lab.ns('b');
@@ -112,10 +133,7 @@ async function main(): Promise<void> {
     const netem = hasNetem(lab, nsA);
     setLink(lab, nsA, nsB, 0, netem);
     const rdv = await startRendezvous({ netns: nsA, listen: `${IP_A}:9000` });
-    const pairs: Record<'cubic' | 'newreno', [Agent, Agent]> = {
-      cubic: [new Agent('a-cubic', work, nsA), new Agent('b-cubic', work, nsB)],
-      newreno: [new Agent('a-newreno', work, nsA), new Agent('b-newreno', work, nsB)],
-    };
+    const pairs = Object.fromEntries(CCS.map((cc) => [cc, [new Agent(`a-${cc}`, work, nsA), new Agent(`b-${cc}`, work, nsB)] as const]));
     for (const [cc, [a, b]] of Object.entries(pairs)) {
       agents.push(a, b);
       await a.start(['--registry', `${IP_A}:9000`, '--email', `a-${cc}@example.com`, '--hostname', `a-${cc}`, '--listen', `${IP_A}:0`, '--cc', cc]);
@@ -124,22 +142,46 @@ async function main(): Promise<void> {
       await a.ctl(['approve', b.address]);
       await b.ctl(['ping', a.address, '--count', '2', '--interval', '10ms']);
     }
-    const ping = await pairs.cubic[1].ctl(['ping', pairs.cubic[0].address, '--count', '20', '--interval', '10ms']);
+    const first = pairs[CCS[0]!]!;
+    const ping = await first[1].ctl(['ping', first[0].address, '--count', '20', '--interval', '10ms']);
     const rtt = netem ? `${2 * DELAY_MS} ms` : `${(ping.json?.data?.avgMs as number | undefined)?.toFixed(2) ?? '?'} ms`;
     server = spawn('ip', ['netns', 'exec', nsA, process.execPath, new URL(import.meta.url).pathname, '--tcp-server', IP_A, String(TCP_PORT)], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     await new Promise<void>((r) => server!.stdout!.once('data', () => r()));
+    if (TCP_CCS.some((cc) => cc !== 'default')) {
+      if (spawnSync('which', ['iperf3']).status !== 0)
+        throw new Error('bench:loss needs iperf3 for BENCH_TCP_CC (apt-get install iperf3), or BENCH_TCP_CC=default');
+      iperf = spawn('ip', ['netns', 'exec', nsA, 'iperf3', '-s', '-B', IP_A, '-p', String(TCP_PORT + 1)], { stdio: 'ignore' });
+      await new Promise((r) => setTimeout(r, 500)); // iperf3 -s prints nothing parseable before a client comes
+    }
 
     const rows: string[] = [];
     for (const loss of LOSSES) {
       setLink(lab, nsA, nsB, loss, netem);
       const size = SIZE_MB[loss] ?? 4;
-      const cubic = await pilotBench(pairs.cubic[1], pairs.cubic[0], size);
-      const newreno = await pilotBench(pairs.newreno[1], pairs.newreno[0], size);
-      const tcp = tcpBench(nsB, size);
-      rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${cubic.toFixed(2)} | ${newreno.toFixed(2)} | ${tcp.toFixed(2)} |`);
+      const pilot: number[] = [];
+      for (const cc of CCS) pilot.push(await pilotBench(pairs[cc]![1], pairs[cc]![0], size));
+      const tcp = TCP_CCS.map((cc) => (cc === 'default' ? tcpBench(nsB, size) : iperfBench(nsB, size, cc)));
+      const ratio = tcp.length > 0 && pilot.length > 0 ? ` ${(pilot[0]! / tcp[0]!).toFixed(2)}x |` : '';
+      rows.push(`| ${loss}% | ${rtt} | ${size} MiB | ${[...pilot, ...tcp].map((x) => x.toFixed(2)).join(' | ')} |${ratio}`);
       console.error(rows[rows.length - 1]);
+    }
+    // latency under load (BENCHMARKS.md "Latency under load"): pings over the same path while a bulk transfer runs,
+    // no added loss; a loss-based controller fills the bottleneck queue (the receiving socket buffer), BBR should not
+    setLink(lab, nsA, nsB, 0, netem);
+    const latRows: string[] = [];
+    const fmt = (d: { minMs?: number; avgMs?: number; maxMs?: number } | undefined): string =>
+      d === undefined ? '?' : `${d.minMs?.toFixed(1)} / ${d.avgMs?.toFixed(1)} / ${d.maxMs?.toFixed(1)}`;
+    for (const cc of LATENCY ? CCS : []) {
+      const [a, b] = pairs[cc]!;
+      const quiet = await b.ctl(['ping', a.address, '--count', '10', '--interval', '20ms']);
+      const bulk = pilotBench(b, a, LATENCY_MB);
+      await new Promise((r) => setTimeout(r, 300));
+      const loaded = await b.ctl(['ping', a.address, '--count', '15', '--interval', '40ms']);
+      const rate = await bulk;
+      latRows.push(`| ${cc} | ${fmt(quiet.json?.data)} ms | ${fmt(loaded.json?.data)} ms | ${rate.toFixed(2)} MB/s |`);
+      console.error(latRows[latRows.length - 1]);
     }
     const kernelCc = fs.existsSync('/proc/sys/net/ipv4/tcp_congestion_control')
       ? fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim()
@@ -147,11 +189,19 @@ async function main(): Promise<void> {
     const how = netem
       ? `netem delay ${DELAY_MS} ms + loss X% on each end`
       : 'iptables -m statistic loss X% on each end (no sch_netem in this kernel: no added delay, RTT = overlay ping over the bare veth)';
-    console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (kernel ${kernelCc}).\n`);
-    console.log(['| loss | RTT | size | Pilot CUBIC MB/s | Pilot NewReno MB/s | TCP MB/s |', '|---|---|---|---|---|---|', ...rows].join('\n'));
+    console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (host default ${kernelCc}).\n`);
+    const cols = [...CCS.map((cc) => `Pilot ${cc} MB/s`), ...TCP_CCS.map((cc) => `TCP ${cc} MB/s`)];
+    const ratioCol = TCP_CCS.length > 0 && CCS.length > 0 ? [`Pilot ${CCS[0]} / TCP ${TCP_CCS[0]}`] : [];
+    const head = ['loss', 'RTT', 'size', ...cols, ...ratioCol];
+    console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows].join('\n'));
+    if (latRows.length > 0) {
+      console.log(`\nLatency under load: \`pilotctl ping\` b -> a, quiet and during a ${LATENCY_MB} MiB transfer b -> a, no loss.\n`);
+      console.log(['| controller | ping quiet min / avg / max | ping during the bulk | bulk |', '|---|---|---|---|', ...latRows].join('\n'));
+    }
     await rdv.kill();
   } finally {
     server?.kill();
+    iperf?.kill();
     for (const a of agents) await a.stop();
     lab.cleanup();
     fs.rmSync(work, { recursive: true, force: true });

@@ -35,7 +35,7 @@ export function addNodeOptions(cmd: Command, registryDefault?: string): Command 
     .option('--wss <url>', 'the rendezvous WebSocket-over-TLS URL (its --tls-listen), e.g. wss://rv.example.com/pilot: the last resort of --uplink auto')
     .option('--tls-ca <file>', 'PEM file of CA certificates to trust for the --wss certificate, on top of the system CAs')
     .option('--proxy <url>', 'HTTP proxy for --wss (CONNECT): http://[USER:PASSWORD@]HOST:PORT, or none (default: $HTTPS_PROXY/$ALL_PROXY minus $NO_PROXY)')
-    .option('--cc <algorithm>', 'congestion control of peer connections: cubic (default) or newreno')
+    .option('--cc <algorithm>', 'congestion control of peer connections: bbr (default), cubic or newreno')
     .option('--invite <token>', 'invitation token, for a rendezvous that admits new nodes by invitation only')
     .option(
       '--ephemeral',

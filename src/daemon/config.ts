@@ -49,8 +49,8 @@ export const DaemonConfigSchema = withMessages(
     tlsCa: v.optional(text(4096)),
     /** HTTP proxy for wss (CONNECT): http://[user:pass@]host:port, or "none"; absent = $HTTPS_PROXY/$ALL_PROXY minus $NO_PROXY. */
     proxy: v.optional(v.pipe(text(2048), v.regex(/^(none|http:\/\/\S+)$/i, 'Invalid proxy URL'))),
-    /** Congestion control of the peer connections: CUBIC (RFC 9438) or NewReno (RFC 9002); absent = cubic. */
-    cc: v.optional(v.picklist(['cubic', 'newreno'])),
+    /** Congestion control of the peer connections: BBR (draft-ietf-ccwg-bbr), CUBIC (RFC 9438) or NewReno (RFC 9002); absent = bbr. */
+    cc: v.optional(v.picklist(['bbr', 'cubic', 'newreno'])),
     /** Serve Prometheus /metrics on this HTTP address (HOST:PORT, or a bare port = 127.0.0.1); absent = off. */
     metrics: v.optional(text(300)),
     /** Invitation token for a rendezvous that admits new nodes by invitation only (sent with the first registration). */
@@ -100,7 +100,7 @@ const EXPECTS: Partial<Record<keyof DaemonConfig, string>> = {
   tlsCa: 'a PEM file of CA certificates',
   proxy: 'http://[USER:PASSWORD@]HOST:PORT, or none',
   listen: 'the UDP HOST:PORT to bind, e.g. 0.0.0.0:4000 (port 0 = any), or none for no UDP socket',
-  cc: 'cubic or newreno',
+  cc: 'bbr, cubic or newreno',
   ephemeral: 'true or false',
   candidateInterfaces: 'interface names, comma-separated, e.g. nebula1,wg0',
   portmap: 'true or false',

@@ -3,12 +3,15 @@
 // app-limited rule), and NewReno after RFC 9002 §7: slow start, congestion
 // avoidance, one window reduction per recovery period (a loss of a packet sent
 // before recovery started does not shrink the window again), persistent
-// congestion collapsing to the minimum window. CUBIC lives in cubic.ts.
+// congestion collapsing to the minimum window. CUBIC lives in cubic.ts, BBR
+// (the default: model-based, does not read random loss as congestion) in bbr.ts.
 // Windows in bytes, times in ms.
 
-export type CongestionAlgorithm = 'cubic' | 'newreno';
-export const CONGESTION_ALGORITHMS: readonly CongestionAlgorithm[] = ['cubic', 'newreno'];
-export const DEFAULT_CONGESTION_ALGORITHM: CongestionAlgorithm = 'cubic';
+import type { RateSample } from './delivery-rate.ts';
+
+export type CongestionAlgorithm = 'bbr' | 'cubic' | 'newreno';
+export const CONGESTION_ALGORITHMS: readonly CongestionAlgorithm[] = ['bbr', 'cubic', 'newreno'];
+export const DEFAULT_CONGESTION_ALGORITHM: CongestionAlgorithm = 'bbr';
 
 /** Initial window: RFC 9002 §7.2, 10 packets. */
 export const INITIAL_PACKETS = 10;
@@ -38,6 +41,10 @@ export interface CongestionController {
   onPersistentCongestion(now: number): void;
   /** Every packet whose loss caused the last reduction was acked after all (reordering): take the reduction back. */
   undoLastReduction(): void;
+  /** Model-based controllers (BBR): one delivery-rate sample per ACK frame, after its losses were detected. */
+  onRateSample?(rs: RateSample, now: number): void;
+  /** Model-based controllers pace at their own rate (bytes/ms); window-based ones leave it to the pacer's cwnd/srtt rule. */
+  readonly pacingRate?: number;
 }
 
 /** What NewReno and CUBIC share; subclasses decide growth (grow) and the reduction (reduce). */

@@ -1,7 +1,7 @@
 // One transport connection per peer, running inside an encrypted session that
 // delivers opaque packets unreliably. QUIC-like: packet numbers + frames
 // (frames.ts), selective ACKs (ack-tracker.ts), RFC 9002 loss detection and
-// CUBIC or NewReno (recovery.ts, cubic.ts, congestion.ts), pacing (pacer.ts), per-stream and
+// BBR, CUBIC or NewReno (recovery.ts, bbr.ts, cubic.ts, congestion.ts), pacing (pacer.ts), per-stream and
 // per-connection flow control (stream.ts, flow-control.ts), streams as Duplexes (stream.ts) and
 // unreliable datagrams.
 //

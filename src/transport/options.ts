@@ -36,7 +36,7 @@ export interface ConnectionOptions {
    */
   headroom?: number;
   tailroom?: number;
-  /** Congestion controller: 'cubic' (default, RFC 9438) or 'newreno' (RFC 9002 §7). */
+  /** Congestion controller: 'bbr' (default, draft-ietf-ccwg-bbr), 'cubic' (RFC 9438) or 'newreno' (RFC 9002 §7). */
   congestionControl?: CongestionAlgorithm;
 }
 

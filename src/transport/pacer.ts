@@ -1,10 +1,14 @@
 // Token-bucket pacer (RFC 9002 §7.7): spreads a window's worth of packets over
 // the RTT instead of bursting it, so a socket buffer or a shallow router queue
-// is not overrun. Rate = N * cwnd / srtt (N = 2 in slow start, 1.25 after);
+// is not overrun. Rate = N * cwnd / srtt (N = 2 in slow start, 1.25 after), or
+// the controller's own rate when it has one (BBR: pacing_gain x bottleneck bw)
+// and the RTT is at least 1 ms;
 // the bucket holds a couple of milliseconds of sending, at least 10 packets, so
 // timer granularity (~1 ms in Node) never caps the rate.
 const BURST_MS = 2;
 const MIN_BURST_PACKETS = 10;
+/** Below this smoothed RTT (ms) a controller's model rate is not used (the cwnd rule paces). */
+export const MIN_MODEL_PACING_RTT_MS = 1;
 
 export class Pacer {
   private tokens: number;
@@ -19,8 +23,11 @@ export class Pacer {
   }
 
   /** Refreshes the rate and adds the tokens earned since the last call. */
-  refill(now: number, cwnd: number, srtt: number, mss: number, slowStart: boolean): void {
-    this.rate = ((slowStart ? 2 : 1.25) * cwnd) / Math.max(srtt, 0.001);
+  refill(now: number, cwnd: number, srtt: number, mss: number, slowStart: boolean, modelRate?: number): void {
+    // below 1 ms of RTT the window alone paces well enough and timer granularity would make a model rate
+    // the limit (msquic skips pacing below QUIC_MIN_PACING_RTT = 1 ms for the same reason)
+    const useModel = modelRate !== undefined && srtt >= MIN_MODEL_PACING_RTT_MS;
+    this.rate = useModel ? modelRate : ((slowStart ? 2 : 1.25) * cwnd) / Math.max(srtt, 0.001);
     this.capacity = Math.max(MIN_BURST_PACKETS * mss, this.rate * BURST_MS);
     const elapsed = now - this.last;
     this.last = now;

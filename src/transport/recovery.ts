@@ -4,7 +4,9 @@
 // detects persistent congestion. What a lost packet carried is requeued by the
 // connection (handler), never the packet itself.
 import { NewReno, DEFAULT_CONGESTION_ALGORITHM, type CongestionAlgorithm, type CongestionController } from './congestion.ts';
+import { Bbr } from './bbr.ts';
 import { Cubic } from './cubic.ts';
+import { DeliveryRate } from './delivery-rate.ts';
 import { RttEstimator, GRANULARITY_MS } from './rtt.ts';
 import { SentLog, type SentPacket } from './sent-packets.ts';
 
@@ -14,7 +16,9 @@ const PERSISTENT_CONGESTION_THRESHOLD = 3;
 const MAX_PTO_MS = 60_000;
 
 export function createCongestionController(algorithm: CongestionAlgorithm, mss: number): CongestionController {
-  return algorithm === 'newreno' ? new NewReno(mss) : new Cubic(mss);
+  if (algorithm === 'newreno') return new NewReno(mss);
+  if (algorithm === 'cubic') return new Cubic(mss);
+  return new Bbr(mss);
 }
 
 export interface RecoveryHandler {
@@ -26,6 +30,8 @@ export class Recovery {
   readonly rtt = new RttEstimator();
   readonly cc: CongestionController;
   readonly log = new SentLog();
+  /** Per-packet delivery-rate sampling; only a model-based controller (BBR) reads it. */
+  readonly rate = new DeliveryRate();
   readonly maxAckDelay: number;
   largestAcked = -1;
   /** Earliest time an outstanding packet will pass the time threshold. */
@@ -51,7 +57,10 @@ export class Recovery {
 
   onPacketSent(p: SentPacket): void {
     this.log.push(p);
-    if (p.inFlight) this.cc.onSent(p.size);
+    if (p.inFlight) {
+      this.rate.onSent(p, this.cc.bytesInFlight, p.time);
+      this.cc.onSent(p.size);
+    }
     if (p.ackEliciting) {
       this.ackElicitingInFlight++;
       this.lastAckElicitingTime = p.time;
@@ -70,6 +79,8 @@ export class Recovery {
     if (largest >= log.next) valid = false;
     let newlyAcked = false;
     let elicitingAcked = false;
+    const rate = this.rate;
+    rate.begin();
     for (let k = 0; k < count; k++) {
       const hi = Math.min(ranges[start + 2 * k]!, log.next - 1);
       const lo = Math.max(ranges[start + 2 * k + 1]!, log.base);
@@ -88,7 +99,10 @@ export class Recovery {
           elicitingAcked = true;
         }
         log.remove(pn);
-        if (p.inFlight) this.cc.onAcked(p.size, p.time, now, this.rtt.smoothed);
+        if (p.inFlight) {
+          rate.onAcked(p, now);
+          this.cc.onAcked(p.size, p.time, now, this.rtt.smoothed);
+        }
         this.handler.onPacketAcked(p);
         log.release(p);
       }
@@ -98,6 +112,10 @@ export class Recovery {
     if (!newlyAcked) return valid;
     if (elicitingAcked) this.ptoCount = 0;
     this.detectLoss(now);
+    if (this.cc.onRateSample !== undefined) {
+      this.cc.onRateSample(rate.end(this.rtt.hasSample ? this.rtt.min : Infinity), now);
+      rate.sample.newlyLost = 0;
+    }
     return valid;
   }
 
@@ -147,6 +165,7 @@ export class Recovery {
         if (p.inFlight) {
           this.packetsLost++; // (an unacknowledged ACK-only packet is not a loss)
           this.cc.onRemoved(p.size);
+          this.rate.onLost(p.size);
           sawLost = true;
           lostNow.push(pn);
           if (p.time > newestLostTime) newestLostTime = p.time;

@@ -141,7 +141,7 @@ export class Sender {
    */
   flush(now: number): boolean {
     const cc = this.recovery.cc;
-    this.pacer.refill(now, cc.cwnd, this.recovery.rtt.smoothed, this.maxPacket, cc.inSlowStart());
+    this.pacer.refill(now, cc.cwnd, this.recovery.rtt.smoothed, this.maxPacket, cc.inSlowStart(), cc.pacingRate);
     this.pacingAt = Infinity;
     let budget = FLUSH_BUDGET;
     let windowLimited = false;
@@ -167,6 +167,8 @@ export class Sender {
       budget--;
     }
     cc.appLimited = !windowLimited;
+    // ran out of data (not window, pacing or budget): rate samples until this data is acked understate the path
+    if (!windowLimited && budget > 0) this.recovery.rate.onAppLimited(cc.bytesInFlight);
     if (this.acks.due(now)) this.buildPacket(now, false, false); // nothing carried the ACK: ack-only packet
     if (this.writers.length > 0) this.releaseWriters();
     return budget === 0;

@@ -43,6 +43,13 @@ export class SentPacket {
   ackLargest = -1;
   /** carried IMMEDIATE_ACK: the peer will not delay its ACK */
   immediate = false;
+  // delivery-rate stamps (delivery-rate.ts), written when sent
+  delivered = 0;
+  deliveredTime = 0;
+  firstSentTime = 0;
+  isAppLimited = false;
+  txInFlight = 0;
+  lostAtSend = 0;
 
   clear(): void {
     this.stream = null;

@@ -5,6 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cubic, CUBIC_ALPHA, CUBIC_BETA, CUBIC_C } from '../../src/transport/cubic.ts';
 import { NewReno } from '../../src/transport/congestion.ts';
+import { Bbr } from '../../src/transport/bbr.ts';
 import { createCongestionController, Recovery } from '../../src/transport/recovery.ts';
 import type { Stream } from '../../src/transport/stream.ts';
 import { closePair, makePair, withTimeout } from './link.ts';
@@ -30,16 +31,20 @@ function ackRound(cc: Cubic, now: number, srtt: number): void {
   }
 }
 
-test('createCongestionController picks the algorithm; cubic is the default of a connection', () => {
+test('createCongestionController picks the algorithm; bbr is the default of a connection, cubic stays selectable', () => {
   assert.ok(createCongestionController('cubic', MSS) instanceof Cubic);
   assert.ok(createCongestionController('newreno', MSS) instanceof NewReno);
+  assert.ok(createCongestionController('bbr', MSS) instanceof Bbr);
   const p = makePair();
-  assert.equal(p.a.stats().congestionControl, 'cubic');
+  assert.equal(p.a.stats().congestionControl, 'bbr');
   closePair(p);
   const q = makePair({}, { congestionControl: 'newreno' });
   assert.equal(q.a.stats().congestionControl, 'newreno');
   closePair(q);
-  assert.throws(() => makePair({}, { congestionControl: 'bbr' as never }), /congestionControl/);
+  const c = makePair({}, { congestionControl: 'cubic' });
+  assert.equal(c.a.stats().congestionControl, 'cubic');
+  closePair(c);
+  assert.throws(() => makePair({}, { congestionControl: 'vegas' as never }), /congestionControl/);
 });
 
 test('loss cuts the window to 0.7x and sets ssthresh; slow start before that is +1 per acked byte', () => {

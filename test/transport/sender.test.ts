@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { AckTracker } from '../../src/transport/ack-tracker.ts';
 import { AppCode, CloseCode } from '../../src/transport/codes.ts';
-import type { WindowController } from '../../src/transport/congestion.ts';
+import type { CongestionAlgorithm, WindowController } from '../../src/transport/congestion.ts';
 import { ConnectionFlowControl, INITIAL_CONN_CREDIT } from '../../src/transport/flow-control.ts';
 import { Frame, Kind, ParsedPacket, type ParsedFrame } from '../../src/transport/frames.ts';
 import { Recovery } from '../../src/transport/recovery.ts';
@@ -36,17 +36,22 @@ function parse(buf: Buffer): Parsed {
   return { pn: p.pn, immediateAck: p.immediateAck, frames };
 }
 
-function rig(opts: { maxPacket?: number; headroom?: number; tailroom?: number } = {}) {
+function rig(opts: { maxPacket?: number; headroom?: number; tailroom?: number; cc?: CongestionAlgorithm } = {}) {
   let now = 1000;
   const packets: Buffer[] = [];
   const counters = new ConnectionCounters();
   const acks = new AckTracker(10);
   const flow = new ConnectionFlowControl<Stream>(1024 * 1024, 4 * 1024 * 1024);
   let sender: Sender;
-  const recovery = new Recovery(opts.maxPacket ?? MSS, 10, {
-    onPacketAcked: (p) => sender.onPacketAcked(p),
-    onPacketLost: (p) => void sender.onPacketLost(p),
-  });
+  const recovery = new Recovery(
+    opts.maxPacket ?? MSS,
+    10,
+    {
+      onPacketAcked: (p) => sender.onPacketAcked(p),
+      onPacketLost: (p) => void sender.onPacketLost(p),
+    },
+    opts.cc,
+  );
   sender = new Sender(
     { transmit: (p) => packets.push(p) },
     { recovery, acks, flow, counters, maxPacket: opts.maxPacket ?? MSS, headroom: opts.headroom ?? 0, tailroom: opts.tailroom ?? 0 },
@@ -245,8 +250,9 @@ test('a queued datagram that no longer fits any packet (size shrank) is dropped'
 });
 
 test('the flush budget: after FLUSH_BUDGET packets the loop yields and says there is more', () => {
-  const r = rig();
-  (r.recovery.cc as WindowController).cwnd = 1e9; // no congestion limit: only the budget stops the loop
+  // a window controller whose window we open wide: neither the window nor a BBR pacing rate stops the loop, only the budget
+  const r = rig({ cc: 'cubic' });
+  (r.recovery.cc as WindowController).cwnd = 1e9;
   r.stream('z'.repeat((FLUSH_BUDGET + 10) * MSS)).onMaxStreamData(1e9);
   assert.equal(r.flush(), true);
   assert.equal(r.packets.length, FLUSH_BUDGET);
