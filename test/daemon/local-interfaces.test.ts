@@ -118,7 +118,15 @@ describe('a daemon next to a real tun interface', { skip, timeout: 120_000 }, ()
       stdio: ['pipe', 'ignore', 'ignore'],
     });
     const t0 = Date.now();
-    while (!/LOWER_UP/.test(lab.exec(ns, ['ip', 'link', 'show', 'nebula9']).toString())) {
+    // socat creates the device a moment after it starts: "does not exist" until then.
+    const up = (): boolean => {
+      try {
+        return /LOWER_UP/.test(lab.exec(ns, ['ip', 'link', 'show', 'nebula9']).toString());
+      } catch {
+        return false;
+      }
+    };
+    while (!up()) {
       if (Date.now() - t0 > 5_000) throw new Error('the tun interface did not come up');
       await new Promise((r) => setTimeout(r, 50));
     }
