@@ -71,7 +71,9 @@ export function tierOf(file: string): Tier {
  */
 const LONGEST = [
   'test/nat/matrix.test.ts', // ~250 s
-  'test/nat/path-health.test.ts', // ~200 s (three idle minutes)
+  'test/nat/path-health-short-timeouts.test.ts', // ~70 s each (an idle minute)
+  'test/nat/path-health-timeouts.test.ts',
+  'test/nat/path-health-rekey.test.ts',
   'test/rendezvous/multi-instance.test.ts', // ~110 s
   'test/os-service/global-install.test.ts', // ~100 s
   'test/sdk/package-consumer.test.ts', // ~85 s

@@ -61,6 +61,9 @@ export type { Peer } from './peer-table.ts';
 /** Path timers (punching rounds, keepalives, dead-path checks). */
 const PATH_TICK_MS = 100;
 
+/** A packet this long after a registry exchange turns its conntrack flow into a stream (Linux: 2 s). */
+const STREAM_AFTER_MS = 2_500;
+
 /** One byte toward the rendezvous that only refreshes NAT mappings (PacketType.Keepalive). */
 const RENDEZVOUS_KEEPALIVE = Buffer.from([PacketType.Keepalive]);
 
@@ -120,6 +123,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private readonly traffic: PeerTraffic;
   private paths!: PathManager;
   private pathTimer: NodeJS.Timeout | undefined;
+  /** The keepalive that follows each heartbeat by STREAM_AFTER_MS (see the registration's `observed`). */
+  private streamTimer: NodeJS.Timeout | undefined;
   private policing: PolicedPaths | undefined;
   private registry!: RegistryClient;
   private reg: Registration | undefined;
@@ -346,7 +351,18 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         config: this.config,
         lanEndpoints: () => this.net.lanEndpoints(),
         report: () => daemonReport(this.natType, this.paths),
-        observed: (endpoint) => this.net.setObserved(endpoint), // a new reflexive address re-sends candidates (issue 19)
+        observed: (endpoint) => {
+          this.net.setObserved(endpoint); // a new reflexive address re-sends candidates (issue 19)
+          // A request and its answer within 2 s leave a fresh conntrack UDP flow on the short
+          // "unreplied" timeout (Linux: 30 s, 10 s on some routers); a packet after those 2 s makes
+          // it a stream (120 s / 30 s). Without it, a rendezvous mapping that once lapsed was remade
+          // by each heartbeat and lapsed again before the next one (half the time, under 10 s / 30 s).
+          if (underlay.kind === 'udp') {
+            clearTimeout(this.streamTimer);
+            this.streamTimer = setTimeout(() => underlay.kind === 'udp' && underlay.sendToRendezvous(RENDEZVOUS_KEEPALIVE), STREAM_AFTER_MS);
+            this.streamTimer.unref();
+          }
+        },
         syncTrust: () => this.syncTrust(),
         reconnectUplink: (reason) => underlay.reconnectUplink(reason),
       },
@@ -760,6 +776,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     this.reg?.stop();
     this.networks.stop();
     if (this.pathTimer) clearInterval(this.pathTimer);
+    clearTimeout(this.streamTimer);
     await this.portmap?.stop(); // deleted at the gateway (bounded)
     this.net.stop();
     this.underlay?.close();
