@@ -133,10 +133,14 @@ export class Underlay {
     return this.uplinkKind;
   }
 
-  /** The main socket's bound address and port. */
+  /** The main socket's bound address and port; port 0 once it is closed (a check still running at stop must not throw). */
   address(): { address: string; port: number } {
     if (this.noUdp) return { address: '0.0.0.0', port: 0 };
-    return this.socket.address();
+    try {
+      return this.socket.address();
+    } catch {
+      return { address: '0.0.0.0', port: 0 }; // ERR_SOCKET_DGRAM_NOT_RUNNING: closed
+    }
   }
 
   /**

@@ -105,6 +105,15 @@ test('a rendezvous answering from ::ffff:127.0.0.1 is the rendezvous at 127.0.0.
   }
 });
 
+test('address() after the socket closed: port 0, no throw (a network check still running at stop crashed the process embedding the node)', async () => {
+  const { u } = underlay({ rendezvous: { host: '127.0.0.1', port: 9 } });
+  await u.bind();
+  assert.ok(u.address().port > 0);
+  u.close();
+  await u.closeSocket();
+  assert.deepEqual(u.address(), { address: '0.0.0.0', port: 0 });
+});
+
 test('no IPv6 in the kernel (EAFNOSUPPORT on the udp6 socket): one IPv4 socket instead', async () => {
   const tried: string[] = [];
   const makeSocket = (plan: SocketPlan): dgram.Socket => {
