@@ -20,6 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import dgram from 'node:dgram';
+import { spawn, type ChildProcess } from 'node:child_process';
+import readline from 'node:readline';
 import { startNode, type PilotNode } from '../src/sdk/index.ts';
 import { RegistryClient } from '../src/registry/client.ts';
 import { generateIdentity } from '../src/registry/signing.ts';
@@ -39,6 +41,8 @@ const { values: argv } = parseArgs({
     store: { type: 'string', default: 'both' },
     json: { type: 'string' },
     'same-source': { type: 'boolean', default: false },
+    // The workers in a process of their own (default): in the generator's they share its event loop.
+    'workers-inline': { type: 'boolean', default: false },
     'churn-kind': { type: 'string', default: 'light' },
   },
 });
@@ -128,7 +132,9 @@ process.once('uncaughtException', (err) => {
 async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
   let pg: PgCluster | undefined;
   const rdvs: RendezvousProcess[] = [];
+  let workerProc: ChildProcess | undefined;
   const cleanup = (): void => {
+    workerProc?.kill('SIGKILL');
     for (const r of rdvs) r.proc.kill('SIGKILL');
     pg?.stop();
   };
@@ -167,12 +173,34 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     const workerToken = (await admin.networks.invite(NET, { tags: ['worker'], uses: WORKERS, expires: '1h' })).token;
     const agentToken = (await admin.networks.invite(NET, { tags: ['agent'], expires: '1h' })).token;
     const churnToken = (await admin.networks.invite(NET, { tags: ['agent'], expires: '1h', ephemeral: true })).token;
-    for (let i = 0; i < WORKERS; i++) {
-      const w = await start(i, { join: workerToken, hostname: `worker-${i}` });
-      nodes.push(w);
-      await w.listen(PORT, (s) => {
-        s.once('data', () => s.end('done\n'));
-        s.on('error', () => {});
+    if (argv['workers-inline']) {
+      for (let i = 0; i < WORKERS; i++) {
+        const w = await start(i, { join: workerToken, hostname: `worker-${i}` });
+        nodes.push(w);
+        await w.listen(PORT, (s) => {
+          s.once('data', () => s.end('done\n'));
+          s.on('error', () => {});
+        });
+      }
+    } else {
+      const workers = Array.from({ length: WORKERS }, (_, i) => ({
+        home: path.join(work, `n${homes++}`),
+        registry: registryOf(i),
+        listen: argv['same-source'] ? '127.0.0.1:0' : `${agentIp(homes)}:0`,
+        email: `worker${i}@example.com`,
+        hostname: `worker-${i}`,
+      }));
+      workerProc = spawn(
+        process.execPath,
+        [path.join(import.meta.dirname, 'load', 'fleet-workers.ts'), JSON.stringify({ token: workerToken, port: PORT, workers })],
+        {
+          stdio: ['ignore', 'pipe', 'inherit'],
+        },
+      );
+      const lines = readline.createInterface({ input: workerProc.stdout! });
+      await new Promise<void>((resolve, reject) => {
+        lines.on('line', (l) => l === 'ready' && resolve());
+        workerProc!.once('exit', (code) => reject(new Error(`the workers' process exited (${code})`)));
       });
     }
 
@@ -327,6 +355,11 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     return { store, instances: rdvs.length, join, ...(churn ? { churn } : {}), rendezvousPeakRssMiB: rss.peak().map((b) => b / MiB) };
   } finally {
     await Promise.all(nodes.map((n) => n.close().catch(() => {})));
+    if (workerProc && workerProc.exitCode === null) {
+      const gone = new Promise((r) => workerProc!.once('exit', r));
+      workerProc.kill('SIGTERM');
+      await gone;
+    }
     for (const r of rdvs) await r.stop();
     pg?.stop();
     cleanups.delete(cleanup);
