@@ -5,22 +5,20 @@
 // instead of after ONLINE_MS. Node ids are never handed out again (SECURITY.md).
 import { formatAddress } from '../wire/address.ts';
 import type { NodeRecord } from './store/store.ts';
-import { dropMembershipsOf } from './network-handlers.ts';
 import type { HandlerContext } from './registry-handlers.ts';
 
 /**
- * Removes a node entirely: its memberships (the other members hear `network_member_left`),
- * its trust pairs (the peers hear `trust_revoked`, so their mirrors drop it at once), its
+ * Removes a node entirely, in one store call: its memberships (not pushed to the other
+ * members: its proofs lapse with its ticket), its trust pairs (the peers hear `trust_revoked`, so their mirrors drop it at once), its
  * pending trust requests, its record (the address no longer resolves; the hostname is
  * free for any key) and its presence. False if another instance removed it first.
  */
-export async function releaseNode(ctx: HandlerContext, rec: NodeRecord, now: number, why: 'deregistered' | 'silent'): Promise<boolean> {
-  await dropMembershipsOf(ctx, rec.publicKey, now, why);
-  const pairs = await ctx.store.listTrustPairs(rec.address);
+export async function releaseNode(ctx: HandlerContext, rec: NodeRecord): Promise<boolean> {
   const removed = await ctx.store.remove(rec.publicKey);
   if (!removed) return false;
+  for (const a of removed.memberships) ctx.hooks.nodeChanged(a);
   const me = formatAddress(rec.address);
-  for (const p of pairs) {
+  for (const p of removed.pairs) {
     const other = formatAddress(p.a) === me ? p.b : p.a;
     ctx.hooks.pairChanged(p.a, p.b);
     ctx.hooks.push(other, 'trust_revoked', { peer: me });
@@ -61,7 +59,7 @@ export async function sweepEphemeralNodes(ctx: HandlerContext, now: number, st: 
         continue;
       }
       if (ctx.cluster && (await ctx.cluster.locate(rec.address, now))) continue;
-      if (await releaseNode(ctx, rec, now, 'silent')) n++;
+      if (await releaseNode(ctx, rec)) n++;
     }
     return n;
   } finally {

@@ -705,10 +705,3 @@ export async function sweepEphemeral(ctx: NetworkContext, now: number): Promise<
     st.sweeping = false;
   }
 }
-
-/** Every membership of a node that is being removed (an ephemeral node released: src/rendezvous/lifecycle.ts). */
-export async function dropMembershipsOf(ctx: NetworkContext, key: Buffer, _now: number, _why: string): Promise<number> {
-  let n = 0;
-  for (const m of await ctx.store.networks.membershipsOf(key)) if (await dropMember(ctx, m)) n++;
-  return n;
-}

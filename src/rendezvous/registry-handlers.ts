@@ -210,7 +210,7 @@ const handlers: Record<SignedMethod, Handler> = {
     const rec = await ctx.store.getByKey(key);
     // An ephemeral node is removed: address, hostname, trust pairs, memberships (lifecycle.ts).
     if (rec?.ephemeral) {
-      await releaseNode(ctx, rec, now, 'deregistered');
+      await releaseNode(ctx, rec);
       return { observed: link.observed, removed: true };
     }
     await ctx.store.deregister(key);

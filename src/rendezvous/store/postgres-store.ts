@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, RemovedNode, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { rotationErrors } from './rotation-errors.ts';
 import { connectPg, inTransaction, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
@@ -312,17 +312,27 @@ export class PostgresStore implements RegistryStore {
     if (r.rowCount === 0) throw notRegistered();
   }
 
-  remove(publicKey: Buffer): Promise<NodeRecord | undefined> {
-    return this.tx(async (c) => {
-      // DELETE … RETURNING: of two instances removing the same node, one gets the row.
-      const row = (await c.query<NodeRow>('DELETE FROM registry_nodes WHERE public_key = $1 RETURNING *', [publicKey])).rows[0];
-      if (!row) return undefined;
-      const rec = toRecord(row);
-      const k = addressKey(rec.address);
-      await c.query('DELETE FROM registry_trust_pairs WHERE a = $1 OR b = $1', [k]);
-      await c.query('DELETE FROM registry_trust_requests WHERE from_addr = $1 OR to_addr = $1', [k]);
-      return rec;
-    });
+  async remove(publicKey: Buffer): Promise<RemovedNode | undefined> {
+    // One statement (data-modifying CTEs share one snapshot and commit together): the node, its
+    // memberships, its trust pairs and requests. DELETE … RETURNING: of two instances removing
+    // the same node, one gets the row (and the other removes nothing).
+    const r = await this.pool.query<NodeRow & { member_addrs: string[]; pair_a: string[]; pair_b: string[] }>(
+      `WITH n AS (DELETE FROM registry_nodes WHERE public_key = $1 RETURNING *),
+         k AS (SELECT n.network::BIGINT * 4294967296 + n.node AS a FROM n),
+         m AS (DELETE FROM registry_net_members x USING n WHERE x.key = n.public_key RETURNING x.address),
+         p AS (DELETE FROM registry_trust_pairs t USING k WHERE t.a = k.a OR t.b = k.a RETURNING t.a, t.b),
+         q AS (DELETE FROM registry_trust_requests t USING k WHERE t.from_addr = k.a OR t.to_addr = k.a RETURNING 1)
+       SELECT n.*, ARRAY(SELECT address FROM m) AS member_addrs, ARRAY(SELECT p.a FROM p) AS pair_a, ARRAY(SELECT p.b FROM p) AS pair_b
+       FROM n`,
+      [publicKey],
+    );
+    const row = r.rows[0];
+    if (!row) return undefined;
+    return {
+      node: toRecord(row),
+      pairs: row.pair_a.map((a, i) => ({ a: fromKey(a), b: fromKey(row.pair_b[i]!) })),
+      memberships: row.member_addrs.map(fromKey),
+    };
   }
 
   async listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]> {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, RemovedNode, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';
 import { SqliteNetworks } from './sqlite-networks.ts';
@@ -309,15 +309,20 @@ export class SqliteStore implements RegistryStore {
   }
 
   /** One job of the group commit: the three deletes are atomic (each job runs in a savepoint). */
-  async remove(publicKey: Buffer): Promise<NodeRecord | undefined> {
+  async remove(publicKey: Buffer): Promise<RemovedNode | undefined> {
     return this.group.run(() => {
-      const rec = this.byKeySync(publicKey);
-      if (!rec) return undefined;
-      const k = addressKey(rec.address);
-      this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ?').run(k, k);
+      const node = this.byKeySync(publicKey);
+      if (!node) return undefined;
+      const k = addressKey(node.address);
+      const pairs = (this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ? RETURNING a, b').all(k, k) as { a: number; b: number }[]).map(
+        (r) => ({ a: fromKey(r.a), b: fromKey(r.b) }),
+      );
       this.q('DELETE FROM trust_requests WHERE from_addr = ? OR to_addr = ?').run(k, k);
+      const memberships = (this.q('DELETE FROM net_members WHERE key = ? RETURNING address').all(publicKey) as { address: number }[]).map((r) =>
+        fromKey(r.address),
+      );
       this.q('DELETE FROM nodes WHERE public_key = ?').run(publicKey);
-      return rec;
+      return { node, pairs, memberships };
     });
   }
 

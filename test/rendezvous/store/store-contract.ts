@@ -122,7 +122,37 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
     }),
   );
 
-  t('ephemeral nodes: the flag is one way; remove deletes the node, its trust pairs and requests; ids are never reused', () =>
+  const inviteRec = (net: number, n: number, over: Partial<InviteRecord> = {}): InviteRecord => ({
+    net,
+    id: Buffer.alloc(16, n),
+    cert: Buffer.from(`cert-${n}`),
+    certSig: Buffer.alloc(64, n),
+    uses: 0,
+    used: 0,
+    exp: 0,
+    iat: 1,
+    revoked: false,
+    ephemeral: false,
+    tags: ['worker'],
+    created: n,
+    ...over,
+  });
+  const memberRec = (net: number, inv: number, node: number, over: Partial<MemberRecord> = {}): MemberRecord => ({
+    net,
+    address: makeAddress(0, node),
+    key: Buffer.alloc(32, node),
+    tags: ['gpu', 'worker'],
+    ephemeral: false,
+    joined: node,
+    inviteId: Buffer.alloc(16, inv),
+    cert: Buffer.from('c'),
+    certSig: Buffer.alloc(64, 1),
+    binding: Buffer.from(`b${node}`),
+    bindingSig: Buffer.alloc(64, 2),
+    ...over,
+  });
+
+  t('ephemeral nodes: the flag is one way; remove deletes the node, its memberships, trust pairs and requests (and says which); ids are never reused', () =>
     withStore(f, async (s) => {
       const eph = key();
       const peer = key();
@@ -148,8 +178,17 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       await s.putTrustPair({ a: p.address, b: o.address, ...stmt });
       await s.putTrustRequest({ from: e.address, to: o.address, reason: '', statement: 's', sig: Buffer.alloc(64), created: 1 });
       await s.putTrustRequest({ from: o.address, to: e.address, reason: '', statement: 's', sig: Buffer.alloc(64), created: 1 });
+      const net = (await s.networks.createNetwork({ name: 'fleet', admin: peer, now: 1, maxPerAdmin: 16 })).id;
+      await s.networks.putInvite(inviteRec(net, 1), { maxLive: 10, now: 0 });
+      const asMember = makeAddress(net, e.address.node);
+      await s.networks.join(memberRec(net, 1, 9, { key: eph, address: asMember, ephemeral: true }), { now: 0, maxMembers: 10 });
+      await s.networks.join(memberRec(net, 1, 8, { key: peer, address: makeAddress(net, p.address.node) }), { now: 0, maxMembers: 10 });
       const gone = await s.remove(eph);
-      assert.deepEqual(gone?.address, e.address);
+      assert.deepEqual(gone?.node.address, e.address);
+      assert.deepEqual(gone?.pairs, [{ a: e.address, b: p.address }], 'the pairs it was in, to tell the peers');
+      assert.deepEqual(gone?.memberships, [asMember], 'its member addresses');
+      assert.equal(await s.networks.getMember(net, eph), undefined, 'its membership is gone');
+      assert.ok(await s.networks.getMember(net, peer), "the other member's stays");
       assert.equal(await s.remove(eph), undefined, 'a second remove (another instance) finds nothing');
       assert.equal(await s.getByKey(eph), undefined);
       assert.equal(await s.getByAddress(e.address), undefined, 'the address no longer resolves');
@@ -306,36 +345,6 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
   );
 
   // ---------------- fleets (issue 18) ----------------
-
-  const inviteRec = (net: number, n: number, over: Partial<InviteRecord> = {}): InviteRecord => ({
-    net,
-    id: Buffer.alloc(16, n),
-    cert: Buffer.from(`cert-${n}`),
-    certSig: Buffer.alloc(64, n),
-    uses: 0,
-    used: 0,
-    exp: 0,
-    iat: 1,
-    revoked: false,
-    ephemeral: false,
-    tags: ['worker'],
-    created: n,
-    ...over,
-  });
-  const memberRec = (net: number, inv: number, node: number, over: Partial<MemberRecord> = {}): MemberRecord => ({
-    net,
-    address: makeAddress(0, node),
-    key: Buffer.alloc(32, node),
-    tags: ['gpu', 'worker'],
-    ephemeral: false,
-    joined: node,
-    inviteId: Buffer.alloc(16, inv),
-    cert: Buffer.from('c'),
-    certSig: Buffer.alloc(64, 1),
-    binding: Buffer.from(`b${node}`),
-    bindingSig: Buffer.alloc(64, 2),
-    ...over,
-  });
 
   t('networks: ids from 1, never reused; unique names; quota per admin; delete cascades', () =>
     withStore(f, async (s) => {
