@@ -36,6 +36,8 @@ export interface Cluster {
   absent(address: Address): Promise<void>;
   /** The node's presence at another instance, if it is online there. */
   locate(address: Address, now?: number): Promise<RemotePresence | undefined>;
+  /** The same for many nodes in one lookup (a discovery page); keyed by addressKey, online ones only. */
+  locateMany(addresses: Address[], now?: number): Promise<Map<number, RemotePresence>>;
   /** Cached locate for the relay's hot path: a value when cached, else a Promise. */
   relayTarget(address: Address, now?: number): RelayTarget | undefined | Promise<RelayTarget | undefined>;
   /** Sends a RelaySend packet from `src` (authenticated here) to the instance holding its destination. */

@@ -9,7 +9,7 @@
 // every credential it stores was signed by the admin key (certificate) and by the invite
 // key (binding), and peers re-check both on their own.
 import { PilotError } from '../util/errors.ts';
-import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
+import { addressKey, formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import type { Statement } from '../registry/protocol.ts';
 import { normalizeHostname } from '../registry/hostname.ts';
 import { decodeCert, signTicket, verifyCertSig, verifyCredential, verifyPolicy } from '../registry/membership.ts';
@@ -156,10 +156,20 @@ async function audit(c: Call, net: number, action: string, detail: Record<string
   );
 }
 
-async function isOnlineAnywhere(c: Call, a: Address): Promise<boolean> {
-  const e = c.ctx.online.getByAddress(a);
-  if (e && isOnline(e, c.now)) return true;
-  return c.ctx.cluster ? (await c.ctx.cluster.locate(a, c.now)) !== undefined : false;
+/** Is each node online here or at another instance? The ones not heard here are looked up at the others in one query. */
+async function onlineAnywhere(c: Call, as: Address[]): Promise<boolean[]> {
+  const here = as.map((a) => {
+    const e = c.ctx.online.getByAddress(a);
+    return e !== undefined && isOnline(e, c.now);
+  });
+  const elsewhere =
+    c.ctx.cluster && here.includes(false)
+      ? await c.ctx.cluster.locateMany(
+          as.filter((_, i) => !here[i]),
+          c.now,
+        )
+      : undefined;
+  return as.map((a, i) => here[i]! || (elsewhere?.has(addressKey(a)) ?? false));
 }
 
 /** Pushes to every member of a network but the caller (online ones get it; best effort, never throws). */
@@ -267,16 +277,20 @@ const handlers: Record<NetworkMethod, Handler> = {
     const offset = p.offset ?? 0;
     // Only the page is looked up (hostname, presence): a page holds a handful of members.
     const window = members.slice(offset, offset + 16);
-    const about = await c.ctx.store.networks.describeNodes(window.map((m) => m.key));
-    const items = await Promise.all(
-      window.map(async (m, j) => ({
-        address: formatAddress(m.address),
-        hostname: about[j]!.hostname,
-        tags: m.tags,
-        online: await isOnlineAnywhere(c, m.address),
-        ephemeral: m.ephemeral,
-      })),
-    );
+    const [about, online] = await Promise.all([
+      c.ctx.store.networks.describeNodes(window.map((m) => m.key)),
+      onlineAnywhere(
+        c,
+        window.map((m) => m.address),
+      ),
+    ]);
+    const items = window.map((m, j) => ({
+      address: formatAddress(m.address),
+      hostname: about[j]!.hostname,
+      tags: m.tags,
+      online: online[j]!,
+      ephemeral: m.ephemeral,
+    }));
     const pg = page(items, 0, RESULT_BUDGET - 50);
     return { members: pg.taken, total: members.length, more: offset + pg.taken.length < members.length };
   },
@@ -611,13 +625,19 @@ const handlers: Record<NetworkMethod, Handler> = {
     }
     // Presence is looked up for a window only; with `online` the window slides until it fills a page.
     // Hostnames and self tags of the page come in one store query (not two per node).
+    // Presence in windows of 16 (one lookup at the other instances each), not one lookup per candidate.
     const picked: { m: (typeof candidates)[number]; online: boolean; at: number }[] = [];
     let i = offset;
-    for (; i < candidates.length && picked.length < 16; i++) {
-      const m = candidates[i]!;
-      const online = await isOnlineAnywhere(c, m.address);
-      if (p.online === true && !online) continue;
-      picked.push({ m, online, at: i });
+    while (i < candidates.length && picked.length < 16) {
+      const window = candidates.slice(i, i + 16);
+      const online = await onlineAnywhere(
+        c,
+        window.map((m) => m.address),
+      );
+      for (let j = 0; j < window.length && picked.length < 16; j++, i++) {
+        if (p.online === true && !online[j]) continue;
+        picked.push({ m: window[j]!, online: online[j]!, at: i });
+      }
     }
     const about = await c.ctx.store.networks.describeNodes(picked.map((x) => x.m.key));
     const out: Found[] = [];

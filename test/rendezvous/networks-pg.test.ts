@@ -82,3 +82,37 @@ test('two instances: the last invite use is taken once; pushes and relay cross i
   await sleep(500);
   assert.equal(at2.p.received.filter((x) => x[0] === 0x21).length, 0, 'no longer relayed');
 });
+
+test('two instances: discovery and member lists see presence at both, and a member gone offline at either', { skip, timeout: 60_000 }, async (t) => {
+  const url = database('presence');
+  const s1 = await startServer({ storeUrl: url });
+  const s2 = await startServer({ storeUrl: url });
+  const peers: Peer[] = [];
+  t.after(async () => {
+    await Promise.all(peers.map((p) => p.close()));
+    await s1.close();
+    await s2.close();
+  });
+  const peer = async (port: number, i: number) => {
+    const p = await udpPeer(port, { timeoutMs: 1000 });
+    peers.push(p);
+    const r = await p.client.register({ email: `w${i}@example.com` });
+    return { p, address: r.address };
+  };
+  const admin = await peer(s1.port, 0);
+  const { net } = await admin.p.client.networks.create('workers');
+  const inv = await admin.p.client.networks.invite({ net, tags: ['worker'] });
+  // Six workers, three at each instance; one at each goes offline.
+  const workers = await Promise.all(Array.from({ length: 6 }, (_, i) => peer(i % 2 ? s2.port : s1.port, i + 1)));
+  const addrs = await Promise.all(workers.map(async (w) => (await w.p.client.networks.join(inv.token)).address));
+  await workers[0]!.p.client.offline();
+  await workers[1]!.p.client.offline();
+  const gone = new Set([addrs[0], addrs[1]]);
+  const online = await admin.p.client.networks.find({ tag: 'worker', net, online: true });
+  assert.deepEqual(new Set(online.map((n) => n.address)), new Set(addrs.filter((a) => !gone.has(a))), 'online at either instance, offline ones left out');
+  const all = await admin.p.client.networks.find({ tag: 'worker', net });
+  assert.equal(all.length, 6);
+  for (const n of all) assert.equal(n.online, !gone.has(n.address), n.address);
+  const listed = await admin.p.client.networks.members(net);
+  for (const m of listed) if (addrs.includes(m.address)) assert.equal(m.online, !gone.has(m.address), m.address);
+});

@@ -314,9 +314,10 @@ export class SqliteStore implements RegistryStore {
       const node = this.byKeySync(publicKey);
       if (!node) return undefined;
       const k = addressKey(node.address);
-      const pairs = (this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ? RETURNING a, b').all(k, k) as { a: number; b: number }[]).map(
-        (r) => ({ a: fromKey(r.a), b: fromKey(r.b) }),
-      );
+      const pairs = (this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ? RETURNING a, b').all(k, k) as { a: number; b: number }[]).map((r) => ({
+        a: fromKey(r.a),
+        b: fromKey(r.b),
+      }));
       this.q('DELETE FROM trust_requests WHERE from_addr = ? OR to_addr = ?').run(k, k);
       const memberships = (this.q('DELETE FROM net_members WHERE key = ? RETURNING address').all(publicKey) as { address: number }[]).map((r) =>
         fromKey(r.address),
