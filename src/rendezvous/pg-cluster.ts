@@ -78,8 +78,15 @@ const TARGET_MS = 2_000;
 const NO_TARGET_MS = 500;
 const CLEANUP_EVERY_MS = 60_000;
 
+/** Broadcasts per NOTIFY: ~60 bytes each, well inside PostgreSQL's 8,000-byte payload limit. */
+const BATCH_MAX = 100;
+const QUEUED_MAX = 10_000;
+
 const fromKey = (k: number): Address => makeAddress(Math.floor(k / 0x100000000), k % 0x100000000);
 const AddrKey = int(0, 2 ** 48 - 1);
+const PairNote = v.object({ k: v.literal('pair'), from: v.string(), x: AddrKey, y: AddrKey });
+const NodeNote = v.object({ k: v.literal('node'), from: v.string(), a: AddrKey });
+type Broadcast = v.InferOutput<typeof PairNote> | v.InferOutput<typeof NodeNote>;
 const Note = v.variant('k', [
   v.object({
     k: v.literal('push'),
@@ -88,8 +95,10 @@ const Note = v.variant('k', [
     event: v.pipe(v.string(), v.maxLength(64)),
     data: v.pipe(notArray(), v.record(v.string(), v.unknown())),
   }),
-  v.object({ k: v.literal('pair'), from: v.string(), x: AddrKey, y: AddrKey }),
-  v.object({ k: v.literal('node'), from: v.string(), a: AddrKey }),
+  PairNote,
+  NodeNote,
+  // Broadcasts that queued while the previous one was being sent, in one NOTIFY.
+  v.object({ k: v.literal('batch'), from: v.string(), notes: v.pipe(v.array(v.variant('k', [PairNote, NodeNote])), v.maxLength(BATCH_MAX)) }),
 ]);
 
 export interface PgClusterStart {
@@ -113,6 +122,9 @@ export class PgCluster implements Cluster {
   /** address key -> what was last written and when (presence writes are throttled). */
   private readonly written = new Map<number, { sig: string; at: number }>();
   private readonly targets = new Map<number, { target: RelayTarget | undefined; expires: number }>();
+  /** Broadcasts waiting for the one in flight (bounded: past QUEUED_MAX, the oldest are dropped; the others' caches expire anyway). */
+  private readonly queued = new Map<string, Broadcast>();
+  private sending = false;
   private readonly lookups = new Map<number, Promise<RelayTarget | undefined>>();
 
   /** `pool` is shared with the PostgresStore; `url` opens the one LISTEN connection. */
@@ -189,11 +201,39 @@ export class PgCluster implements Cluster {
     if (note.from === this.instanceId) return;
     const ev = this.wiring!.events;
     if (note.k === 'push') ev.push(fromKey(note.to), note.event, note.data);
-    else if (note.k === 'pair') ev.pairChanged(fromKey(note.x), fromKey(note.y));
+    else for (const b of note.k === 'batch' ? note.notes : [note]) this.onBroadcast(b);
+  }
+
+  private onBroadcast(note: Broadcast): void {
+    const ev = this.wiring!.events;
+    if (note.k === 'pair') ev.pairChanged(fromKey(note.x), fromKey(note.y));
     else {
       this.targets.delete(note.a);
       ev.nodeChanged(fromKey(note.a));
     }
+  }
+
+  /**
+   * Node and pair changes are told to every instance one NOTIFY at a time; what changes while
+   * one is on its way goes in the next, together (deduplicated). Idle, a change leaves at once;
+   * under churn (100 joins and leaves a second) three NOTIFY statements per join-and-leave
+   * became a fraction of one. The other instances act on them as before: they only invalidate.
+   */
+  private broadcast(note: Broadcast): void {
+    this.queued.set(note.k === 'node' ? `n${note.a}` : `p${note.x},${note.y}`, note);
+    if (this.queued.size > QUEUED_MAX) this.queued.delete(this.queued.keys().next().value!);
+    if (!this.sending) this.sendQueued();
+  }
+
+  private sendQueued(): void {
+    const notes = [...this.queued.values()].slice(0, BATCH_MAX);
+    if (notes.length === 0) {
+      this.sending = false;
+      return;
+    }
+    for (const n of notes) this.queued.delete(n.k === 'node' ? `n${n.a}` : `p${n.x},${n.y}`);
+    this.sending = true;
+    void this.notify(CHANNEL, notes.length === 1 ? notes[0]! : { k: 'batch', from: this.instanceId, notes }).then(() => this.sendQueued());
   }
 
   private notify(channel: string, note: v.InferOutput<typeof Note>): Promise<void> {
@@ -304,11 +344,11 @@ export class PgCluster implements Cluster {
   }
 
   broadcastPairChanged(x: Address, y: Address): void {
-    void this.notify(CHANNEL, { k: 'pair', from: this.instanceId, x: addressKey(x), y: addressKey(y) });
+    this.broadcast({ k: 'pair', from: this.instanceId, x: addressKey(x), y: addressKey(y) });
   }
 
   broadcastNodeChanged(a: Address): void {
-    void this.notify(CHANNEL, { k: 'node', from: this.instanceId, a: addressKey(a) });
+    this.broadcast({ k: 'node', from: this.instanceId, a: addressKey(a) });
   }
 
   tick(now: number): void {

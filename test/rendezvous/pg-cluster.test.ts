@@ -5,10 +5,12 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import dgram from 'node:dgram';
-import { formatAddress, parseAddress, readAddress } from '../../src/wire/address.ts';
+import { formatAddress, makeAddress, parseAddress, readAddress } from '../../src/wire/address.ts';
 import { decodeRelayForward, encodeRelayForward } from '../../src/rendezvous/relay-forward.ts';
 import pgLib from 'pg';
 import { startRendezvous } from '../../src/rendezvous/server.ts';
+import { PgCluster } from '../../src/rendezvous/pg-cluster.ts';
+import { silentLogger } from '../../src/util/logger.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
 import type { Push } from '../../src/registry/protocol.ts';
 import { relaySend, sleep, startServer, tmpDir, udpPeer, type Peer } from './helpers.ts';
@@ -202,4 +204,45 @@ test('PostgreSQL restarts: requests fail with a code meanwhile, nothing crashes,
   console.log(`# pushes cross instances again ${Date.now() - t0} ms after the database went down`);
   assert.equal(pushed?.from, ra.address);
   assert.equal((await a.client.resolve({ address: rb.address })).online, true, 'presence back');
+});
+
+test('a burst of node and pair changes reaches the other instance whole, in a few NOTIFY statements', { skip, timeout: 30_000 }, async (t) => {
+  const url = database('burst');
+  const pools = [new pgLib.Pool({ connectionString: url, max: 2 }), new pgLib.Pool({ connectionString: url, max: 2 })];
+  const log = silentLogger();
+  const seen = { nodes: new Set<string>(), pairs: new Set<string>() };
+  const noop = () => {};
+  const a = new PgCluster(pools[0]!, url, log);
+  const b = new PgCluster(pools[1]!, url, log);
+  t.after(async () => {
+    await a.close();
+    await b.close();
+    await Promise.all(pools.map((p) => p.end()));
+  });
+  await a.start({ advertise: { host: '127.0.0.1', port: 1 }, sendUdp: noop, events: { push: noop, pairChanged: noop, nodeChanged: noop } });
+  await b.start({
+    advertise: { host: '127.0.0.1', port: 2 },
+    sendUdp: noop,
+    events: {
+      push: noop,
+      pairChanged: (x, y) => seen.pairs.add(`${formatAddress(x)}-${formatAddress(y)}`),
+      nodeChanged: (x) => seen.nodes.add(formatAddress(x)),
+    },
+  });
+  let notifies = 0;
+  const query = pools[0]!.query.bind(pools[0]!) as (...args: unknown[]) => unknown;
+  (pools[0] as unknown as { query: unknown }).query = (...args: unknown[]) => {
+    if (typeof args[0] === 'string' && args[0].includes('pg_notify')) notifies++;
+    return query(...args);
+  };
+  for (let i = 1; i <= 250; i++) {
+    a.broadcastNodeChanged(makeAddress(0, i));
+    a.broadcastNodeChanged(makeAddress(0, i)); // twice: once is enough
+    if (i % 5 === 0) a.broadcastPairChanged(makeAddress(0, i), makeAddress(0, i + 1));
+  }
+  const end = Date.now() + 10_000;
+  while ((seen.nodes.size < 250 || seen.pairs.size < 50) && Date.now() < end) await sleep(20);
+  assert.equal(seen.nodes.size, 250, 'every node change arrived');
+  assert.equal(seen.pairs.size, 50, 'every pair change arrived');
+  assert.ok(notifies <= 5, `${notifies} NOTIFY statements for 300 changes`);
 });
