@@ -49,7 +49,16 @@ export interface HandlerContext {
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's schema before dispatch; each handler reads its own fields.
-type Handler = (ctx: HandlerContext, key: Buffer, params: any, link: Link, now: number, signed: SignedStatement) => Promise<Record<string, unknown>>;
+/** `known`: the caller's record if the service already looked it up for this request (null: none), else undefined. */
+type Handler = (
+  ctx: HandlerContext,
+  key: Buffer,
+  params: any,
+  link: Link,
+  now: number,
+  signed: SignedStatement,
+  known?: NodeRecord | null,
+) => Promise<Record<string, unknown>>;
 
 const notRegistered = () =>
   new PilotError('NOT_REGISTERED', 'this key is not registered with the rendezvous', 'register first (the daemon does this on start)');
@@ -64,9 +73,9 @@ async function announce(ctx: HandlerContext, address: Address, lanEndpoints: str
 }
 
 const handlers: Record<SignedMethod, Handler> = {
-  async register(ctx, key, p, link, now) {
+  async register(ctx, key, p, link, now, _signed, known) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
-    const before = await ctx.store.getByKey(key);
+    const before = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
     // A key replaced by rotate-key must not come back as a new node (or take its old address).
     if (!before) await refuseRetired(ctx, key);
     // A new identity costs its source part of a small allowance; a known key re-registers freely.
@@ -255,7 +264,14 @@ const handlers: Record<SignedMethod, Handler> = {
 };
 
 /** `signed` is the verified envelope (statement text + signature): trust pairs keep it as proof. */
-export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link, now: number, signed: SignedStatement): Promise<Record<string, unknown>> {
+export async function runMethod(
+  ctx: HandlerContext,
+  stmt: Statement,
+  link: Link,
+  now: number,
+  signed: SignedStatement,
+  known?: NodeRecord | null,
+): Promise<Record<string, unknown>> {
   // Fleet methods have their own table and (valibot) param schemas: network-handlers.ts.
   if (isNetworkMethod(stmt.method)) return runNetworkMethod(ctx, stmt, link, now, signed);
   if (!Object.hasOwn(handlers, stmt.method)) {
@@ -264,5 +280,5 @@ export async function runMethod(ctx: HandlerContext, stmt: Statement, link: Link
   const method = stmt.method as SignedMethod;
   const parsed = v.safeParse(ParamSchemas[method], stmt.params);
   if (!parsed.success) throw schemaError(parsed.issues, `${method} params`);
-  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.output, link, now, signed);
+  return handlers[method](ctx, Buffer.from(stmt.key, 'base64'), parsed.output, link, now, signed, known);
 }

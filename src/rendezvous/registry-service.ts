@@ -7,7 +7,7 @@ import type { Logger } from '../util/logger.ts';
 import { buildPush, buildResponse, errorBody, parseRequest, RequestError, verifyRequest, type ResponseBody } from '../registry/envelope.ts';
 import { AMPLIFICATION_FACTOR, MAX_REGISTRY_PACKET, METHODS } from '../registry/protocol.ts';
 import type { Identity } from '../registry/signing.ts';
-import type { RegistryStore } from './store/store.ts';
+import type { NodeRecord, RegistryStore } from './store/store.ts';
 import { formatAddress, parseAddress, type Address } from '../wire/address.ts';
 import { ReplayCache, type AddResult } from './replay-cache.ts';
 import { runMethod, type HandlerContext } from './registry-handlers.ts';
@@ -232,10 +232,14 @@ export class RegistryService {
     if (this.retransmitted(key, req.nonce, digest, link, now)) return;
     // A statement naming another key than the one spotted above (a decoy) pays now.
     if (!charged && (key !== claimed || !this.online.getByKey(key)) && !this.chargeUnregistered(source)) return;
+    let known: NodeRecord | null | undefined;
     try {
       // The signature is checked before any state is kept for the key; a key
       // that is not registered gets replay state only to register.
-      const registered = await this.isRegistered(key);
+      // `known`: the stored record when it had to be looked up (null: none), handed to the method
+      // so that register does not look it up again.
+      known = await this.lookupUnlessOnline(key);
+      const registered = known !== null;
       verifyRequest(req, this.identity.publicKey, now);
       // The store lookup yielded: a copy of this request may have been added meanwhile.
       if (this.retransmitted(key, req.nonce, digest, link, now)) return;
@@ -256,7 +260,7 @@ export class RegistryService {
     let body: ResponseBody;
     try {
       this.counters.executed++;
-      body = { ok: true, result: await runMethod(this.ctx, req.stmt, link, now, { text: req.stmtText, sig: Buffer.from(req.sig, 'base64') }) };
+      body = { ok: true, result: await runMethod(this.ctx, req.stmt, link, now, { text: req.stmtText, sig: Buffer.from(req.sig, 'base64') }, known) };
     } catch (err) {
       const e = asPilotError(err);
       if (!(err instanceof PilotError)) this.log.error({ err, method: req.stmt.method }, 'registry method failed');
@@ -289,10 +293,13 @@ export class RegistryService {
     return true;
   }
 
-  /** Registered keys (online here, or in the store) get replay state freely; others are charged to their source. */
-  private async isRegistered(keyB64: string): Promise<boolean> {
-    if (this.online.getByKey(keyB64)) return true;
-    return (await this.store.getByKey(Buffer.from(keyB64, 'base64'))) !== undefined;
+  /**
+   * Registered keys (online here, or in the store) get replay state freely; others are charged to
+   * their source. Online here: undefined (not looked up); else the stored record, or null if none.
+   */
+  private async lookupUnlessOnline(keyB64: string): Promise<NodeRecord | null | undefined> {
+    if (this.online.getByKey(keyB64)) return undefined;
+    return (await this.store.getByKey(Buffer.from(keyB64, 'base64'))) ?? null;
   }
 
   private build(link: Link, id: string, nonce: string | null, body: ResponseBody, cookie?: string): Buffer {
