@@ -173,8 +173,13 @@ CREATE INDEX IF NOT EXISTS registry_net_members_tag_array ON registry_net_member
   },
 ];
 
+/** How long a network's row is reused without asking the database (see getNetwork). */
+const NETWORK_CACHE_MS = 1_000;
+const NETWORK_CACHE_MAX = 10_000;
+
 export class PgNetworks implements NetworkStore {
   private readonly pool: pg.Pool;
+  private readonly netCache = new Map<number, { rec: NetworkRecord; at: number }>();
 
   constructor(pool: pg.Pool) {
     this.pool = pool;
@@ -208,9 +213,28 @@ export class PgNetworks implements NetworkStore {
     });
   }
 
+  /**
+   * A network's row (id, name, admin key, created) changes only when it is deleted or its admin
+   * rotates keys, and every fleet request reads it (discovery: 3 reads per join-and-leave). It is
+   * kept for NETWORK_CACHE_MS; this instance's own deletes and rotations drop it at once, another
+   * instance's show within that time (a deleted network's invites and members are gone at once).
+   */
   async getNetwork(id: number): Promise<NetworkRecord | undefined> {
+    const now = Date.now();
+    const hit = this.netCache.get(id);
+    if (hit && now - hit.at < NETWORK_CACHE_MS) return hit.rec;
     const r = (await this.rows('SELECT * FROM registry_networks WHERE id = $1', [id]))[0];
-    return r ? netRow(r) : undefined;
+    const rec = r ? netRow(r) : undefined;
+    if (rec) {
+      if (this.netCache.size >= NETWORK_CACHE_MAX) this.netCache.clear();
+      this.netCache.set(id, { rec, at: now });
+    } else this.netCache.delete(id);
+    return rec;
+  }
+
+  /** Drops the cached network rows (a key rotation here may have changed an admin key). */
+  forgetCachedNetworks(): void {
+    this.netCache.clear();
   }
 
   async getNetworkByName(name: string): Promise<NetworkRecord | undefined> {
@@ -219,6 +243,7 @@ export class PgNetworks implements NetworkStore {
   }
 
   deleteNetwork(id: number): Promise<boolean> {
+    this.netCache.delete(id);
     return this.tx(`pilot-net:${id}`, async (c) => {
       for (const t of ['registry_net_invites', 'registry_net_members', 'registry_net_kicks', 'registry_net_policy', 'registry_net_audit'])
         await c.query(`DELETE FROM ${t} WHERE net = $1`, [id]);

@@ -445,6 +445,7 @@ export class PostgresStore implements RegistryStore {
     let status: 'rotated' | 'already';
     try {
       status = await this.tx((c) => rotateTx(c, r, opts));
+      this.networks.forgetCachedNetworks();
     } catch (err) {
       // Another node took the new key between the check and the update (unique constraint).
       if (uniqueViolation(err) === 'registry_nodes_key_unique') throw rotationErrors.keyInUse();

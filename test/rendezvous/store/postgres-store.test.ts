@@ -55,3 +55,23 @@ rotationContract(
   },
   { skip },
 );
+
+test("postgres: a network's row is reused for a second; this instance's delete shows at once, another's within that second", { skip }, async () => {
+  const url = cluster().createDatabase('net_cache');
+  const [a, b] = await Promise.all([PostgresStore.open(url), PostgresStore.open(url)]);
+  try {
+    const admin = Buffer.alloc(32, 7);
+    const x = await a.networks.createNetwork({ name: 'x', admin, now: 1, maxPerAdmin: 16 });
+    const y = await a.networks.createNetwork({ name: 'y', admin, now: 1, maxPerAdmin: 16 });
+    assert.equal((await a.networks.getNetwork(x.id))?.name, 'x');
+    assert.equal((await a.networks.getNetwork(y.id))?.name, 'y');
+    assert.equal(await a.networks.deleteNetwork(x.id), true);
+    assert.equal(await a.networks.getNetwork(x.id), undefined, 'own delete: at once');
+    assert.equal(await b.networks.deleteNetwork(y.id), true);
+    const t0 = Date.now();
+    while ((await a.networks.getNetwork(y.id)) !== undefined) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(Date.now() - t0 <= 1_500, `another instance's delete seen after ${Date.now() - t0} ms`);
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
