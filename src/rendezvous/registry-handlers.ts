@@ -48,11 +48,11 @@ export interface HandlerContext {
   };
 }
 
-// biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's schema before dispatch; each handler reads its own fields.
 /** `known`: the caller's record if the service already looked it up for this request (null: none), else undefined. */
 type Handler = (
   ctx: HandlerContext,
   key: Buffer,
+  // biome-ignore lint/suspicious/noExplicitAny: params were checked against the method's schema before dispatch; each handler reads its own fields.
   params: any,
   link: Link,
   now: number,
