@@ -344,7 +344,7 @@ export class PortMapper extends EventEmitter<PortMapperEvents> {
       accept: (msg) => {
         if (isPmpHeader(msg)) return 'pmp-only';
         const d = decodePcpMap(msg);
-        return d && d.nonce.equals(nonce) && d.internalPort === this.o.internalPort ? d : undefined;
+        return d?.nonce.equals(nonce) && d.internalPort === this.o.internalPort ? d : undefined;
       },
     });
   }
