@@ -14,7 +14,8 @@
 //    which a shared box's load disturbs much less than wall-clock latency;
 //  - time to first byte for a new peer: a fresh daemon pair each sample, SDK
 //    dial (registry lookup + handshake + punch + stream open) -> first echoed byte.
-// Env: BENCH_LAT_N (exchanges per figure, default 1000), BENCH_TTFB_N (fresh pairs, default 5).
+// Env: BENCH_LAT_N (exchanges per figure, default 1000), BENCH_TTFB_N (fresh pairs, default 5),
+// BENCH_LAT_ONLY=embedded (only the embedded figures).
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -31,6 +32,8 @@ import { cpuSeconds, machine, summarize, type Summary } from './stats.ts';
 const N = Number(process.env.BENCH_LAT_N ?? 1000);
 const WARM = Math.min(100, Math.ceil(N / 10));
 const TTFB_N = Number(process.env.BENCH_TTFB_N ?? 5);
+/** BENCH_LAT_ONLY=embedded: the embedded figures alone (no daemons, e.g. under --trace-deopt). */
+const ONLY_EMBEDDED = process.env.BENCH_LAT_ONLY === 'embedded';
 const APP_PORT = 5000;
 const DG_PORT = 6000;
 const ECHO_PORT = 7;
@@ -300,8 +303,8 @@ const cpuNote = (pilot: number | undefined, ref: number | undefined): string =>
 const row = (what: string, p: Summary, ref: string, r: Summary, cpu?: [number, number]): string =>
   `| ${what} | ${f3(p.p50)} / ${f3(p.p99)} / ${f3(p.avg)} | ${ref} | ${f3(r.p50)} / ${f3(r.p99)} / ${f3(r.avg)} | +${f3(p.p50 - r.p50)} / +${f3(p.avg - r.avg)} | ${cpuNote(cpu?.[0], cpu?.[1])} |`;
 
-async function main(): Promise<void> {
-  const rows: string[] = [];
+/** Two daemons, the applications on their IPC: streams, the daemon's ping, datagrams. */
+async function ipcFigures(rows: string[]): Promise<void> {
   const echo = await startEchoServer();
   const pair = await startPair('lat');
   const na = await connect({ socket: pair.a.socket });
@@ -345,6 +348,22 @@ async function main(): Promise<void> {
     await pair.stop();
     echo.kill();
   }
+}
+
+function printTable(rows: string[]): void {
+  console.log(`latency, loopback; ${N} exchanges per figure after ${WARM} warm-up; raw references echoed by a separate process; ${machine()}`);
+  console.log('');
+  console.log(
+    '| what | Pilot p50 / p99 / avg ms | reference (same run) | p50 / p99 / avg ms | Pilot - reference (p50 / avg) | CPU per exchange, all processes: Pilot vs reference |',
+  );
+  console.log('|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+  console.log('');
+}
+
+async function main(): Promise<void> {
+  const rows: string[] = [];
+  if (!ONLY_EMBEDDED) await ipcFigures(rows);
 
   // Embedded nodes, with the raw TCP reference measured again right after (same load).
   const echo2 = await startEchoServer();
@@ -359,18 +378,12 @@ async function main(): Promise<void> {
     echo2.kill();
   }
 
+  if (ONLY_EMBEDDED) return printTable(rows);
   const t = await ttfb(TTFB_N);
   const dial = summarize(t.dial);
   const first = summarize(t.first);
 
-  console.log(`latency, loopback, two daemons; ${N} exchanges per figure after ${WARM} warm-up; raw references echoed by a separate process; ${machine()}`);
-  console.log('');
-  console.log(
-    '| what | Pilot p50 / p99 / avg ms | reference (same run) | p50 / p99 / avg ms | Pilot - reference (p50 / avg) | CPU per exchange, all processes: Pilot vs reference |',
-  );
-  console.log('|---|---|---|---|---|---|');
-  for (const r of rows) console.log(r);
-  console.log('');
+  printTable(rows);
   console.log(`time to first byte, new peer (fresh daemon pair, ${TTFB_N} samples; registry lookup + handshake + punch + stream open):`);
   console.log(`  SDK dial() resolved:  min ${f3(dial.min)} / p50 ${f3(dial.p50)} / avg ${f3(dial.avg)} ms`);
   console.log(`  first echoed byte:    min ${f3(first.min)} / p50 ${f3(first.p50)} / avg ${f3(first.avg)} ms`);
