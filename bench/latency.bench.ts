@@ -331,10 +331,16 @@ async function ipcFigures(rows: string[]): Promise<void> {
     sock.destroy();
     await srv.close();
 
-    const udp16 = summarize(await udpRtts(echo.udp, 16, N));
-    const v = await daemonPing(pair.a.socket, pair.bName, WARM + N);
-    const ping = summarize(v.slice(WARM));
-    rows.push(row(`daemon ping (\`pilotctl ping\`: 16 B datagram to echo port 7), ${v.length}/${WARM + N}`, ping, 'raw UDP echo 16 B', udp16));
+    const udp = await withCpu([echo.pid], WARM + N, () => udpRtts(echo.udp, 16, N));
+    const udp16 = summarize(udp.result);
+    const v = await withCpu(daemonPids, WARM + N, () => daemonPing(pair.a.socket, pair.bName, WARM + N));
+    const ping = summarize(v.result.slice(WARM));
+    rows.push(
+      row(`daemon ping (\`pilotctl ping\`: 16 B datagram to echo port 7), ${v.result.length}/${WARM + N}`, ping, 'raw UDP echo 16 B', udp16, [
+        v.cpuUs,
+        udp.cpuUs,
+      ]),
+    );
 
     for (const size of [16, 1024]) {
       const v = await sdkDatagramRtts(na, pair.bName, size, N);
