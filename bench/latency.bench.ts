@@ -306,7 +306,10 @@ const row = (what: string, p: Summary, ref: string, r: Summary, cpu?: [number, n
 /** Two daemons, the applications on their IPC: streams, the daemon's ping, datagrams. */
 async function ipcFigures(rows: string[]): Promise<void> {
   const echo = await startEchoServer();
-  const pair = await startPair('lat');
+  const pair = await startPair('lat').catch((err: unknown) => {
+    echo.kill(); // a daemon that did not start must not leave the echo process behind
+    throw err;
+  });
   const na = await connect({ socket: pair.a.socket });
   const nb = await connect({ socket: pair.b.socket });
   try {
