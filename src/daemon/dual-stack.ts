@@ -17,6 +17,7 @@ import os from 'node:os';
 import { PilotError } from '../util/errors.ts';
 import type { Logger } from '../util/logger.ts';
 import { canonicalIp, classifyIpv6, extractNat64, formatIpv6, mapIpv4, nat64Prefix, synthesizeNat64, unmapIpv4, WELL_KNOWN_NAT64_PREFIX } from '../util/ip6.ts';
+import { ipFamily } from '../util/ip-family.ts';
 
 export type SocketFamily = 'dual' | 'ipv4' | 'ipv6';
 
@@ -78,7 +79,7 @@ export class EdgeAddresses {
 
   /** A destination as the socket needs it. */
   outboundUdp(ip: string): string {
-    if (!net.isIPv4(ip)) return ip;
+    if (ipFamily(ip) !== 4) return ip;
     if (this.nat64 && this.family !== 'ipv4') return synthesizeNat64(this.nat64, ip);
     return this.family === 'dual' ? mapIpv4(ip) : ip;
   }
@@ -90,7 +91,7 @@ export class EdgeAddresses {
 
   /** Can we send to `ip` at all (an IPv4-only socket cannot reach IPv6)? */
   reaches(ip: string): boolean {
-    return !(this.family === 'ipv4' && net.isIPv6(ip));
+    return !(this.family === 'ipv4' && ipFamily(ip) === 6);
   }
 }
 

@@ -5,12 +5,12 @@
 // names still go through dns.lookup.
 import dgram from 'node:dgram';
 import dns from 'node:dns';
-import net from 'node:net';
+import { ipFamily } from './ip-family.ts';
 
 type LookupCb = (err: NodeJS.ErrnoException | null, address: string, family: number) => void;
 
 function literalLookup(host: string, options: dns.LookupOneOptions | number, cb: LookupCb): void {
-  const family = net.isIP(host);
+  const family = ipFamily(host);
   if (family !== 0) return cb(null, host, family);
   dns.lookup(host, options as dns.LookupOneOptions, cb);
 }

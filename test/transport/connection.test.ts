@@ -564,3 +564,51 @@ test('events are typed: a misspelt event or a wrong listener does not compile', 
   c.on('datagram', ({ srcPort, dstPort, data }) => assert.ok(srcPort >= 0 && dstPort >= 0 && Buffer.isBuffer(data)));
   c.close();
 });
+
+// Latency (issue 20): request/response must not wait for the event loop or for a timer.
+test('request/response: a lone write leaves before write() returns, and each answer carries the ACK (one packet each way per exchange)', async () => {
+  // A clock that moves 10 µs per reading, not with the wall: a loaded machine that stalls this
+  // process past the 10 ms ACK delay must not send ACKs of their own (what is pinned is the policy).
+  let virtual = 0;
+  const p = makePair({}, { now: () => (virtual += 0.01) });
+  try {
+    const s = p.a.openStream(80, 5000);
+    const incoming = nextStream(p.b);
+    s.write(Buffer.from('open'));
+    const srv = await incoming;
+    srv.on('data', (d: Buffer) => srv.write(d)); // an echo: the answer is written while the request is being received
+    await new Promise<void>((r) => s.once('data', () => r()));
+    await new Promise((r) => setTimeout(r, 30)); // every ACK of the opening settled (opens are acked at once)
+    const msg = Buffer.alloc(1024, 0x61);
+    const exchanges = 200;
+    const a0 = p.ab.sent;
+    const b0 = p.ba.sent;
+    let leftAtOnce = 0;
+    const t0 = performance.now();
+    for (let i = 0; i < exchanges; i++) {
+      const before = p.ab.sent;
+      const back = new Promise<void>((r) => {
+        let got = 0;
+        const onData = (d: Buffer): void => {
+          got += d.length;
+          if (got < msg.length) return;
+          s.off('data', onData);
+          r();
+        };
+        s.on('data', onData);
+      });
+      s.write(msg);
+      if (p.ab.sent > before) leftAtOnce++; // sent synchronously, not on a later turn of the event loop
+      await back;
+    }
+    const elapsed = performance.now() - t0;
+    // no ACK-only packets: each request carries the ACK of the previous answer, each answer the ACK of its request
+    assert.equal(p.ab.sent - a0, exchanges, 'packets a sent for the requests');
+    assert.equal(p.ba.sent - b0, exchanges, 'packets b sent for the answers');
+    assert.equal(leftAtOnce, exchanges, 'every request left inside write()');
+    // an exchange that waited for the delayed-ACK timer (10 ms of real time) would take 2 s in all
+    assert.ok(elapsed < exchanges * 5, `${exchanges} exchanges took ${elapsed.toFixed(0)} ms`);
+  } finally {
+    closePair(p);
+  }
+});
