@@ -10,11 +10,13 @@ The asyncio API is pilot.aio (same names, awaitable).
 
 from ._contract import ERROR_CODES, EVENTS, METHODS
 from ._wire import socket_path
+from . import aio
 from .errors import PilotError
 from .node import DatagramSocket, ItemSubscription, Listener, Node, PilotSocket, connect
 
 __version__ = "0.1.0"
 __all__ = [
+    "aio",
     "connect",
     "Node",
     "PilotSocket",

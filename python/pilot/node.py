@@ -77,7 +77,8 @@ class Subscription:
             try:
                 self._node.call("sdk_cancel", token=self.token)
                 self._conn.sock.settimeout(2.0)
-                while self._conn.read_message() is not None and not self.ended:
+                # the final answer comes once the daemon let go (the connection itself stays open)
+                while (msg := self._conn.read_message()) is not None and "event" in msg:
                     pass
             except (PilotError, OSError):
                 pass

@@ -72,7 +72,10 @@ test('python/tests (unittest) pass against real daemons', { skip }, async () => 
     PILOT_TEST_WORK: net.work,
     PYTHONDONTWRITEBYTECODE: '1',
   };
-  const r = await runPython(['-m', 'unittest', 'discover', '-v', '-s', 'tests', '-t', '.'], env);
+  const r = await runPython(
+    process.env.PILOT_PY_ARGS ? process.env.PILOT_PY_ARGS.split(' ') : ['-m', 'unittest', 'discover', '-v', '-s', 'tests', '-t', '.'],
+    env,
+  );
   console.log(r.out.replace(/^/gm, '# '));
   assert.equal(r.code, 0, r.out);
 });
