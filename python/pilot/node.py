@@ -34,13 +34,23 @@ class Subscription:
         self.token: str | None = None
         self.result: Any = None
         self.ended = False
+        self._cancelled = False
+        # one reader at a time: an accept loop may read while another thread cancels
+        self._reading = threading.Lock()
 
     def next_event(self, timeout: float | None = None) -> tuple[str, Any] | None:
         """The next event as (name, data); None once the request answered (``result``); PilotError if it failed.
         ``timeout`` seconds without an event raise PilotError TIMEOUT (the subscription stays usable)."""
+        with self._reading:
+            return self._next_event(timeout)
+
+    def _next_event(self, timeout: float | None) -> tuple[str, Any] | None:
         if self.ended:
             return None
-        self._conn.sock.settimeout(timeout)
+        try:
+            self._conn.sock.settimeout(timeout)
+        except OSError:
+            pass
         while True:
             try:
                 msg = self._conn.read_message()
@@ -49,13 +59,18 @@ class Subscription:
             except OSError:
                 msg = None
             if msg is None:
+                cancelled = self._cancelled
                 self._finish()
+                if cancelled:
+                    return None
                 raise _closed_early()
             if "event" in msg:
                 data = msg.get("data")
                 if isinstance(data, dict) and isinstance(data.get("cancel"), str):
                     self.token = data["cancel"]
                 if msg["event"] in _QUIET_EVENTS:
+                    continue
+                if self._cancelled:
                     continue
                 return msg["event"], data
             self._finish()
@@ -70,18 +85,26 @@ class Subscription:
         self._conn.close()
 
     def cancel(self) -> None:
-        """End it on the daemon side too: with its token (the daemon lets go, e.g. frees the port) or by leaving."""
-        if self.ended:
+        """End it on the daemon side too: with its token (the daemon lets go, e.g. frees the port) or by leaving.
+
+        Another thread blocked in next_event() (an accept loop) sees the final answer and ends; otherwise this
+        thread reads it. Either way this returns once the daemon let go (or after 2 s)."""
+        if self.ended or self._cancelled:
             return
+        self._cancelled = True
         if self.token is not None:
             try:
                 self._node.call("sdk_cancel", token=self.token)
-                self._conn.sock.settimeout(2.0)
-                # the final answer comes once the daemon let go (the connection itself stays open)
-                while (msg := self._conn.read_message()) is not None and "event" in msg:
-                    pass
-            except (PilotError, OSError):
+            except PilotError:
                 pass
+            if self._reading.acquire(timeout=2.0):
+                try:
+                    while not self.ended:
+                        self._next_event(2.0)
+                except (PilotError, OSError):
+                    pass
+                finally:
+                    self._reading.release()
         self._finish()
 
 
