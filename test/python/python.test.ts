@@ -170,13 +170,14 @@ test('examples/python/mcp_bridge.py: an MCP host calls a tool of a stdio server 
   }
 });
 
-test("README's Python quickstart runs after `python3 -m venv v && v/bin/pip install ./python`, offline", { skip }, async () => {
+test("README's Python quickstart runs after `python3 -m venv v && v/bin/pip install ./python`, offline", { skip }, async (t) => {
   const readme = fs.readFileSync(path.join(ROOT, 'README.md'), 'utf8');
   const block = /## Python[\s\S]*?```python\n([\s\S]*?)```/.exec(readme)?.[1];
   assert.ok(block, 'README has a ```python block under ## Python');
   assert.equal(block, fs.readFileSync(path.join(ROOT, 'examples/python/quickstart.py'), 'utf8'), 'the README quickstart is examples/python/quickstart.py');
   assert.ok(block.trim().split('\n').length <= 10, 'ten lines');
   const { dir, made, pip } = await venv;
+  if (made.code !== 0 && /ensurepip|python3-venv/.test(made.out)) return t.skip(`no venv with pip here (Debian package python3-venv): ${made.out.trim()}`);
   assert.equal(made.code, 0, made.out);
   assert.equal(pip?.code, 0, pip?.out);
   assert.match(pip!.out, /Successfully installed pilot-overlay-0\.1\.0/);
