@@ -77,6 +77,9 @@ class Subscription:
         self.token: str | None = None
         self.result: Any = None
         self.ended = False
+        self._cancelled = False
+        self._reading = asyncio.Lock()
+        self._done = asyncio.Event()
 
     @classmethod
     async def open(cls, node: "Node", method: str, params: dict) -> "Subscription":
@@ -87,16 +90,24 @@ class Subscription:
 
     async def next_event(self) -> tuple[str, Any] | None:
         """The next event as (name, data); None once the request answered (``result``); PilotError if it failed."""
+        # one reader at a time: an accept loop may be reading while another task cancels
+        async with self._reading:
+            return await self._next_event()
+
+    async def _next_event(self) -> tuple[str, Any] | None:
         while not self.ended:
             msg = await _read_message(self._reader)
             if msg is None:
+                cancelled = self._cancelled
                 self._finish()
+                if cancelled:
+                    return None
                 raise PilotError("NO_DAEMON", "the daemon closed the connection", "is the daemon still running? see its log")
             if "event" in msg:
                 data = msg.get("data")
                 if isinstance(data, dict) and isinstance(data.get("cancel"), str):
                     self.token = data["cancel"]
-                if msg["event"] in _QUIET_EVENTS:
+                if msg["event"] in _QUIET_EVENTS or self._cancelled:
                     continue
                 return msg["event"], data
             self._finish()
@@ -116,21 +127,27 @@ class Subscription:
 
     def _finish(self) -> None:
         self.ended = True
+        self._done.set()
         _close(self._writer)
 
     async def _drain(self) -> None:
-        """Read to the daemon's final answer: it comes once a cancel let go of what the request held (the connection stays open)."""
-        while (msg := await _read_message(self._reader)) is not None and "event" in msg:
-            pass
+        """Read to the daemon's final answer: it comes once a cancel let go of what the request held."""
+        async with self._reading:
+            while not self.ended:
+                await self._next_event()
 
     async def cancel(self) -> None:
-        """End it on the daemon side too: with its token (the daemon lets go, e.g. frees the port) or by leaving."""
-        if self.ended:
+        """End it on the daemon side too: with its token (the daemon lets go, e.g. frees the port) or by leaving.
+
+        A task reading events meanwhile (an accept loop) sees the final answer and ends; otherwise this task
+        reads it. Either way this returns once the daemon let go (or after 2 s)."""
+        if self.ended or self._cancelled:
             return
+        self._cancelled = True
         if self.token is not None:
             try:
                 await self._node.call("sdk_cancel", token=self.token)
-                await asyncio.wait_for(self._drain(), 2)
+                await asyncio.wait_for(self._done.wait() if self._reading.locked() else self._drain(), 2)
             except (PilotError, OSError, asyncio.TimeoutError):
                 pass
         self._finish()

@@ -198,6 +198,7 @@ class PilotSocket:
         self.local_address = node.address
         self.local_port: int = result["localPort"]
         self._closed = False
+        self._eof = False
 
     # ---- reading ----
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -208,11 +209,12 @@ class PilotSocket:
             data = self._sock.recv(bufsize, flags)
         except (ConnectionResetError, BrokenPipeError):
             raise self._why() or reset_error() from None
-        if not data and bufsize > 0:
-            # A raw pipe ends the same way whether the peer finished or the stream failed: ask.
+        if not data and bufsize > 0 and not self._eof:
+            # A raw pipe ends the same way whether the peer finished or the stream failed: ask (once).
             err = self._why()
             if err:
                 raise err
+            self._eof = True
         return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:

@@ -112,6 +112,23 @@ class NodeTest(unittest.TestCase):
         # closed: the port is free for the next listener at once
         self.a.listen(7201).close()
 
+    def test_reset_reaches_the_peer_as_a_coded_error(self):
+        with self.a.listen(7202) as lst:
+
+            def serve():
+                s = lst.accept(timeout=30)
+                s.recv(5)
+                s.reset()
+
+            done = in_thread(serve)
+            with self.b.dial(env.A, 7202) as s:
+                s.sendall(b"hello")
+                done()
+                with self.assertRaises(PilotError) as cm:
+                    while s.recv(65536):
+                        pass
+                self.assertEqual(cm.exception.code, "CONNECTION_RESET")
+
     def test_datagrams(self):
         with self.a.bind(7300) as da, self.b.bind(7301) as db:
             db.sendto(b"ping-1", (env.A, 7300))
@@ -168,6 +185,21 @@ class NodeTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, "NO_DAEMON")
         self.assertIn("pilotctl daemon start", cm.exception.hint)
         self.assertIn(cm.exception.code, pilot.ERROR_CODES)
+
+    def test_planted_socket_is_refused(self):
+        link = os.path.join(env.WORK, "link.sock")
+        plain = os.path.join(env.WORK, "plain.sock")
+        os.symlink(env.A_SOCKET, link)
+        open(plain, "w").close()
+        try:
+            for p in (link, plain):
+                with self.assertRaises(PilotError) as cm:
+                    pilot.connect(p)
+                self.assertEqual(cm.exception.code, "UNSAFE_SOCKET")
+                self.assertIn("PILOT_SOCKET", cm.exception.hint)
+        finally:
+            os.unlink(link)
+            os.unlink(plain)
 
 
 if __name__ == "__main__":
