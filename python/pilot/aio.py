@@ -11,7 +11,7 @@ import asyncio
 import base64
 import itertools
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable
+from typing import Any, Awaitable, Callable
 
 from . import _ops as ops
 from ._wire import MAX_LINE, check_socket, encode, errno_name, no_daemon, parse_message, reply_error, socket_path, too_large

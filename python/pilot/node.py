@@ -13,7 +13,7 @@ import threading
 from typing import Any, Callable, Iterator
 
 from . import _ops as ops
-from ._wire import LineSocket, encode, reply_error, socket_path, unix_connect
+from ._wire import LineSocket, encode, parse_message, reply_error, socket_path, unix_connect
 from .errors import PilotError, reset_error
 from .services import Files, Messages, Networks, PubSub, Tasks, Webhooks
 
@@ -180,6 +180,11 @@ class _PipeIO(io.RawIOBase):
         self._s.sendall(b)
         return len(b)
 
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self._s._decref_io()
+
 
 class PilotSocket:
     """One overlay stream, used like a connected TCP socket: sendall/recv/makefile/shutdown/close, a context manager.
@@ -199,6 +204,8 @@ class PilotSocket:
         self.local_port: int = result["localPort"]
         self._closed = False
         self._eof = False
+        # files from makefile() keep the pipe open after close(), as with socket.socket (http.client relies on it)
+        self._io_refs = 0
 
     # ---- reading ----
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
@@ -249,6 +256,7 @@ class PilotSocket:
         """Like socket.makefile: 'rb', 'wb', 'rwb' or text modes ('r', 'w') with encoding."""
         rw = "".join(c for c in "rw" if c in mode)
         raw = _PipeIO(self, rw)
+        self._io_refs += 1
         if buffering == 0:
             if "b" not in mode:
                 raise ValueError("unbuffered streams must be binary")
@@ -280,13 +288,18 @@ class PilotSocket:
         self.close()
 
     def close(self) -> None:
-        if self._closed:
-            return
+        """Close the pipe, once the files made by makefile() are closed too (as socket.socket does)."""
         self._closed = True
-        try:
-            self._sock.close()
-        except OSError:
-            pass
+        if self._io_refs <= 0:
+            try:
+                self._sock.close()
+            except OSError:
+                pass
+
+    def _decref_io(self) -> None:
+        self._io_refs -= 1
+        if self._closed and self._io_refs <= 0:
+            self.close()
 
     def settimeout(self, t: float | None) -> None:
         self._sock.settimeout(t)
@@ -499,12 +512,12 @@ class Node:
         except BaseException:
             conn.close()
             raise
-        from ._wire import parse_message
-
         msg = parse_message(line) if line is not None else None
         if msg is None or "event" in msg:
             conn.close()
-            raise PilotError("NO_DAEMON", "the daemon closed the connection before answering", "check the daemon log") if line is None else PilotError("INTERNAL", "malformed reply from the daemon")
+            if line is None:
+                raise PilotError("NO_DAEMON", "the daemon closed the connection before answering", "check the daemon log")
+            raise PilotError("INTERNAL", "malformed reply from the daemon")
         err = reply_error(msg)
         if err:
             conn.close()

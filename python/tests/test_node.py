@@ -129,6 +129,18 @@ class NodeTest(unittest.TestCase):
                         pass
                 self.assertEqual(cm.exception.code, "CONNECTION_RESET")
 
+    def test_a_file_from_makefile_outlives_close_like_socket_socket(self):
+        # http.client closes the connection and reads the response from its makefile() afterwards
+        s = self.b.dial(env.A, 7)  # the built-in echo
+        s.sendall(b"x" * 100000)
+        s.shutdown()
+        f = s.makefile("rb")
+        s.close()
+        self.assertEqual(f.read(), b"x" * 100000)
+        f.close()
+        with self.assertRaises(OSError):
+            s._sock.recv(1)  # closed for real once the file is
+
     def test_datagrams(self):
         with self.a.bind(7300) as da, self.b.bind(7301) as db:
             db.sendto(b"ping-1", (env.A, 7300))
