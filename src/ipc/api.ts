@@ -328,3 +328,30 @@ export function answerWith<R extends object, K extends string>(r: R, key: K): Ex
   if (!(key in r)) throw new PilotError('INTERNAL', `unexpected answer from the daemon (no "${key}")`);
   return r as Extract<R, Record<K, unknown>>;
 }
+
+/**
+ * The event names of each streaming method, as values (the Python package's
+ * contract table is generated from them, scripts/python-contract.ts).
+ * `satisfies` makes an event missing here, or one too many, a type error.
+ */
+export const EVENT_NAMES = {
+  ping: { probe: true },
+  recv: { datagram: true, keepalive: true },
+  listen: { listening: true, connection: true },
+  sdk_listen: { listening: true, connection: true, alive: true },
+  sdk_recv: { listening: true, datagram: true, alive: true },
+  events: {
+    subscribed: true,
+    'peer-up': true,
+    'peer-down': true,
+    path: true,
+    'trust-request': true,
+    'trust-approved': true,
+    'trust-rejected': true,
+    'trust-revoked': true,
+    alive: true,
+  },
+  stdio_recv: { message: true, reading: true, keepalive: true },
+  send_file: { progress: true },
+  subscribe: { event: true, subscribed: true, keepalive: true },
+} satisfies { [M in keyof Events]: { [E in keyof Events[M]]: true } };

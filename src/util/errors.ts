@@ -42,6 +42,43 @@ export type ErrorCode =
   | 'TLS_UNTRUSTED'
   | 'INTERNAL';
 
+/**
+ * Every code, as a value (the Python package's contract table is generated from it,
+ * scripts/python-contract.ts). `satisfies` makes a code missing here, or one too many, a type error.
+ */
+export const ERROR_CODES = Object.keys({
+  BAD_ADDRESS: true,
+  BAD_ARGUMENT: true,
+  BAD_REQUEST: true,
+  BAD_SIGNATURE: true,
+  REPLAYED: true,
+  STALE_REQUEST: true,
+  NOT_FOUND: true,
+  HOSTNAME_TAKEN: true,
+  UNREACHABLE: true,
+  TIMEOUT: true,
+  NO_DAEMON: true,
+  DAEMON_RUNNING: true,
+  ADDRESS_IN_USE: true,
+  UNSAFE_SOCKET: true,
+  NOT_REGISTERED: true,
+  CONNECTION_RESET: true,
+  CONNECTION_REFUSED: true,
+  NOT_TRUSTED: true,
+  FRAME_TOO_LARGE: true,
+  RATE_LIMITED: true,
+  PERMISSION_DENIED: true,
+  MISSING_DEPENDENCY: true,
+  QUOTA_EXCEEDED: true,
+  NO_SPACE: true,
+  INTERRUPTED: true,
+  KEY_ROTATED: true,
+  PROXY_AUTH: true,
+  PROXY_REFUSED: true,
+  TLS_UNTRUSTED: true,
+  INTERNAL: true,
+} satisfies Record<ErrorCode, true>) as ErrorCode[];
+
 export class PilotError extends Error {
   readonly code: ErrorCode;
   readonly hint: string | undefined;
