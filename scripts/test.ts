@@ -80,6 +80,7 @@ const LONGEST = [
   'test/sdk/node.test.ts',
   'test/nat/roaming.test.ts',
   'test/nat/roaming-direct.test.ts', // ~80 s
+  'test/python/python.test.ts', // ~40 s: 31 Python tests against real daemons, a venv
   'test/services/files.test.ts',
   'test/sdk/examples.test.ts',
   'test/services/data-file.test.ts',
