@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { IpcClient } from '../../src/ipc/client.ts';
+import { connect } from '../../src/sdk/index.ts';
 import { Broadcaster, BROADCAST_RATE, MAX_BROADCAST_MEMBERS, type BroadcastHost } from '../../src/daemon/broadcast.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import { formatAddress, parseAddress } from '../../src/wire/address.ts';
@@ -79,6 +80,16 @@ test('a broadcast reaches the members the policy allows and reports the one it r
     assert.ok(!byHost.has('bc-caster'), 'not to itself');
     for (let i = 0; i < 100 && l.got.length === 0; i++) await new Promise((res) => setTimeout(res, 50));
     assert.deepEqual(l.got, ['all hands']);
+    // the SDK's broadcast: the same method
+    const n = await connect({ socket: caster.socket });
+    try {
+      const again = await n.broadcast('bcast', 4000, Buffer.from('again'));
+      assert.equal(again.counts.sent, 1);
+    } finally {
+      await n.close();
+    }
+    for (let i = 0; i < 100 && l.got.length < 2; i++) await new Promise((res) => setTimeout(res, 50));
+    assert.deepEqual(l.got, ['all hands', 'again']);
     await new Promise((res) => setTimeout(res, 300));
     assert.deepEqual(o.got, []);
   } finally {

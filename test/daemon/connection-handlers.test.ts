@@ -99,6 +99,11 @@ test('connections lists a stream on both sides with its bytes; disconnect resets
     }, "alpha's row with every byte");
     assert.equal(a.peer, beta.address);
     assert.equal(a.remotePort, b.localPort);
+    // the SDK's view is the same list
+    assert.deepEqual(
+      (await na.connections()).filter((c) => c.id === a.id).map((c) => [c.direction, c.bytesIn]),
+      [['incoming', SIZE]],
+    );
     const human = await plain(beta, ['connections']);
     assert.match(human, new RegExp(`^${b.id} +${alpha.address} +cx-alpha +${b.localPort} +5100 +out +open +${REPLY} +${SIZE} `, 'm'));
 
@@ -153,6 +158,8 @@ test('traceroute: a direct pair names the endpoint and measures the tunnel and t
   const human = await plain(beta, ['traceroute', 'cx-alpha', '--count', '1']);
   assert.match(human, /^traceroute to cx-alpha \(0:[0-9A-F.]+\): direct 127\.0\.0\.1:\d+\n/);
   assert.match(human, /^ {2}leg rendezvous /m);
+  const sdk = await nb.traceroute('cx-alpha', { count: 1 });
+  assert.equal(sdk.legs[0]?.received, 1);
 });
 
 test('traceroute: a pair on the relay names the relay and estimates the far leg', async () => {
