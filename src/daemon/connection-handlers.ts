@@ -23,7 +23,7 @@ function describe(d: Daemon, peer: Peer, s: Stream): ConnectionInfo {
     remotePort: s.remotePort,
     direction: s.local ? 'outgoing' : 'incoming',
     state: s.sendDone || s.recvDone ? 'half-closed' : 'open',
-    bytesIn: s.bytesRead,
+    bytesIn: s.bytesDelivered,
     bytesOut: s.bytesAcked,
     ageMs: Math.round(now - s.openedAt),
     idleMs: Math.round(now - s.lastActivity),
