@@ -15,6 +15,7 @@ import { registerStdioCommands } from './commands/stdio.ts';
 import { registerUpdateCommand } from './commands/update.ts';
 import { registerLogsCommand } from './commands/logs.ts';
 import { registerStatusCommand } from './commands/status.ts';
+import { registerConnectionCommands } from './commands/connections.ts';
 import type { Action, Globals, RunWrapper } from './action.ts';
 
 function globals(cmd: Command): Globals {
@@ -301,6 +302,7 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
       }),
     );
   registerStdioCommands(program, run); // connect (default port 1000, stdio), recv, listen
+  registerConnectionCommands(program, run); // connections, disconnect, traceroute, broadcast, lookup (upstream parity)
   program
     .command('send <target> <port>')
     .description('send one datagram to a virtual port')

@@ -501,6 +501,21 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     return this.reg?.online ?? false;
   }
 
+  /** The rendezvous's key (base64) once pinned, for traceroute. */
+  get rendezvousKey(): string | null {
+    return this.registry?.serverKey?.toString('base64') ?? null;
+  }
+
+  /**
+   * One round trip to the rendezvous (ms), over the uplink the relay uses too: an unsigned
+   * hello, the one request it answers without a signature check or a store lookup.
+   */
+  async rendezvousRtt(): Promise<number> {
+    const t0 = process.hrtime.bigint();
+    await this.registry.hello();
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  }
+
   setHostname(hostname: string | undefined): Promise<void> {
     return this.reg!.setHostname(hostname);
   }

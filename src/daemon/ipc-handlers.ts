@@ -9,14 +9,14 @@ import type { Daemon } from './daemon.ts';
 import type { IncomingStream } from './ports.ts';
 import { park } from './accept-queue.ts';
 import { ECHO_PORT } from './services/echo.ts';
+import { echoProbe, rttSummary } from './echo-probe.ts';
 import { SINK_PORT } from './services/sink.ts';
 import { sdkHandlers } from './sdk-handlers.ts';
 import { gatewayHandlers } from './gateway-handlers.ts';
 import { networkHandlers } from './network-ipc.ts';
 import { serviceHandlers } from './service-handlers.ts';
+import { connectionHandlers } from './connection-handlers.ts';
 import { readUntilDone } from './ipc-wait.ts';
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Resolve when the stream is fully read (or reject on error / timeout). */
 function readAll(stream: IncomingStream, timeoutMs: number, maxBytes = 16 << 20): Promise<Buffer> {
@@ -138,40 +138,14 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
     ping: async (p, ctx) => {
       const { target, count, intervalMs, timeoutMs } = p;
       const peer = await d.peerFor(target);
-      const srcPort = d.ports.ephemeral();
-      const waiting = new Map<number, (rtt: number) => void>();
-      const off = d.ports.onDatagram(srcPort, (dg) => {
-        if (dg.data.length < 4) return;
-        const seq = dg.data.readUInt32BE(0);
-        waiting.get(seq)?.(0);
+      const rtts = await echoProbe(d, peer, {
+        count,
+        intervalMs,
+        timeoutMs,
+        stopped: () => ctx.isClosed(),
+        onProbe: (seq, rtt) =>
+          ctx.emit('probe', { seq, ok: rtt !== null, rttMs: rtt === null ? null : Math.round(rtt * 1000) / 1000, path: d.pathInfo(peer).path }),
       });
-      const rtts: number[] = [];
-      try {
-        for (let seq = 1; seq <= count && !ctx.isClosed(); seq++) {
-          const payload = Buffer.alloc(16);
-          payload.writeUInt32BE(seq, 0);
-          crypto.randomFillSync(payload, 4);
-          const t0 = process.hrtime.bigint();
-          const got = new Promise<boolean>((resolve) => {
-            const timer = setTimeout(() => resolve(false), timeoutMs);
-            waiting.set(seq, () => {
-              clearTimeout(timer);
-              resolve(true);
-            });
-          });
-          await d.sendDatagram(peer.address, srcPort, ECHO_PORT, payload);
-          const ok = await got;
-          waiting.delete(seq);
-          const rttMs = Number(process.hrtime.bigint() - t0) / 1e6;
-          if (ok) rtts.push(rttMs);
-          ctx.emit('probe', { seq, ok, rttMs: ok ? Math.round(rttMs * 1000) / 1000 : null, path: d.pathInfo(peer).path });
-          if (seq < count && intervalMs > 0) await sleep(intervalMs);
-        }
-      } finally {
-        off();
-      }
-      const sorted = [...rtts].sort((a, b) => a - b);
-      const r3 = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 1000) / 1000);
       return {
         target: formatAddress(peer.address),
         hostname: peer.hostname ?? null,
@@ -179,9 +153,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
         sent: count,
         received: rtts.length,
         lossPct: Math.round(((count - rtts.length) / count) * 1000) / 10,
-        minMs: r3(sorted[0]),
-        avgMs: r3(rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : undefined),
-        maxMs: r3(sorted[sorted.length - 1]),
+        ...rttSummary(rtts),
       };
     },
 
@@ -288,5 +260,6 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
     ...gatewayHandlers(d), // gateway_start/map/unmap/list/stop, expose, expose_list, expose_remove
     ...networkHandlers(d), // fleets: network_*, set_tags, clear_tags
     ...serviceHandlers(d), // built-in services: messages, files, pub/sub, tasks, webhooks
+    ...connectionHandlers(d), // connections, disconnect, traceroute (upstream parity, issue 21)
   };
 }

@@ -7,6 +7,8 @@ import type { NetworkMemberInfo } from '../ipc/api.ts';
 import { PilotError } from '../util/errors.ts';
 import { formatAddress, makeAddress, parseAddress } from '../wire/address.ts';
 import type { Daemon } from './daemon.ts';
+import { Broadcaster } from './broadcast.ts';
+import { ECHO_PORT } from './services/echo.ts';
 
 type NetworkMethod =
   | 'network_create'
@@ -23,7 +25,8 @@ type NetworkMethod =
   | 'network_audit'
   | 'set_tags'
   | 'clear_tags'
-  | 'network_find';
+  | 'network_find'
+  | 'broadcast';
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 604800 };
 
@@ -59,6 +62,20 @@ export function networkHandlers(d: Daemon): Pick<Handlers, NetworkMethod> {
   };
 
   const nameOf = (net: number, fallback?: string): string => d.networks.get(net)?.name ?? fallback ?? String(net);
+
+  const broadcaster = new Broadcaster({
+    get address() {
+      return d.address;
+    },
+    now: () => Date.now(),
+    members: (net) => client().members(net),
+    allowed: async (net, member, port) => {
+      const peer = await d.peerFor(member); // resolves it: the rendezvous's answer lists its tags in the networks we share
+      return d.networks.outgoingIn(net, peer.address, port);
+    },
+    // from the destination port, as `send` does (except echo's: its answer needs a port of ours)
+    send: (member, port, data) => d.sendDatagram(member, port === ECHO_PORT ? d.ports.ephemeral() : port, port, data),
+  });
 
   return {
     network_create: async (p) => {
@@ -173,6 +190,17 @@ export function networkHandlers(d: Daemon): Pick<Handlers, NetworkMethod> {
     clear_tags: async () => {
       await client().clearTags();
       return { tags: [] as [] };
+    },
+    broadcast: async (p) => {
+      const net = await netOf(p.net);
+      if (!d.networks.get(net))
+        throw new PilotError(
+          'PERMISSION_DENIED',
+          `this node is not a member of network ${p.net}`,
+          'a broadcast goes out as a member: join it first (pilotctl network join <token>, or daemon start --join)',
+        );
+      const data = Buffer.from(p.data, p.encoding === 'base64' ? 'base64' : 'utf8');
+      return broadcaster.broadcast(net, nameOf(net, p.net), p.port, data);
     },
     network_find: async (p) => {
       const net = p.net === undefined ? undefined : await netOf(p.net);

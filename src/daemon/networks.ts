@@ -504,6 +504,20 @@ export class Networks {
     return refusedBy.length > 0 ? { refusedBy } : 'no-network';
   }
 
+  /**
+   * May we reach `peer`'s `port` under network `net`'s policy alone (broadcast)? Its verified tags,
+   * else those the rendezvous listed; undefined: we do not know it as a member of `net` (yet).
+   */
+  outgoingIn(net: number, peer: Address, port: number): boolean | undefined {
+    const n = this.nets.get(net);
+    const me = this.host.localAddress();
+    if (!n || !me) return undefined;
+    const k = nodeKey0(peer);
+    const tags = this.proven(peer).get(net) ?? (this.listed(n, k, this.host.now()) ? n.hints.get(k)!.tags : undefined);
+    if (tags === undefined) return undefined;
+    return policyAllows(n.policy ?? DENY, { fromTags: n.tags, fromAddress: me, toTags: tags, toAddress: peer, port });
+  }
+
   /** Do we share network `net` with `peer` (verified, or listed by the rendezvous)? */
   shares(net: number, peer: Address): boolean {
     const n = this.nets.get(net);

@@ -131,6 +131,15 @@ export function num(dflt: number, min: number, max: number) {
   return optionalField<number | string | null, number>((x, refuse) => (x === undefined || x === null ? dflt : checkNum(x, refuse, min, max, true)));
 }
 
+/** A required whole number (or decimal text) in min..max. */
+export function int(min: number, max: number) {
+  return requiredField<number | string, number>((x, refuse) => {
+    if (x === undefined || x === null) return refuse(MISSING);
+    const n = checkNum(x, refuse, min, max, true);
+    return Number.isInteger(n) ? n : refuse(`must be a whole number in ${min}..${max}`);
+  });
+}
+
 /** A number (or numeric string) in min..max, undefined when absent (the handler picks the default). */
 export function optNum(min: number, max: number) {
   return optionalField<number | string | null, number | undefined>((x, refuse) =>

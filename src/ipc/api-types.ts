@@ -119,6 +119,72 @@ export interface DaemonStats {
   verifier: { lookups: number; shared: number; refusedCached: number; limited: number };
 }
 
+/** One open stream (`pilotctl connections`). */
+export interface ConnectionInfo {
+  /** Unique in the daemon; `pilotctl disconnect <id>` takes it. */
+  id: number;
+  peer: string;
+  hostname: string | null;
+  localPort: number;
+  remotePort: number;
+  /** outgoing: this node opened it (dial); incoming: the peer did. */
+  direction: 'outgoing' | 'incoming';
+  /** open; or half-closed: one direction finished (FIN sent or received), the other still flowing. */
+  state: 'open' | 'half-closed';
+  /** Bytes delivered to the application here, and bytes the peer acknowledged. */
+  bytesIn: number;
+  bytesOut: number;
+  ageMs: number;
+  idleMs: number;
+  /** The peer's path now (PathInfo): direct IP:PORT or relay. */
+  path: string;
+  pathType: PathInfo['pathType'];
+}
+
+/** One leg of a traceroute: its RTT over `count` probes (null: no answer). */
+export interface TraceLeg {
+  /** 'rendezvous': this node to its rendezvous (the relay is the same server); 'tunnel': end to end, through the encrypted session. */
+  leg: 'rendezvous' | 'tunnel';
+  /** host:port probed (the rendezvous; for the tunnel, the peer's underlay endpoint when direct, else the relay). */
+  endpoint: string;
+  sent: number;
+  received: number;
+  minMs: number | null;
+  avgMs: number | null;
+  maxMs: number | null;
+}
+
+export interface TraceResult extends PathInfo {
+  target: string;
+  hostname: string | null;
+  /** The rendezvous (registry, beacon and relay) this node uses, and how it reaches it. */
+  rendezvous: { address: string; uplink: string; serverKey: string | null; online: boolean };
+  /** Through the relay only: the peer's side (relay to peer and back) = tunnel - rendezvous leg, an estimate. */
+  peerLegMs: number | null;
+  legs: TraceLeg[];
+  /** Each hop in order, for humans: this node, [relay], the peer. */
+  hops: Array<{ hop: number; name: string; endpoint: string | null; rttMs: number | null }>;
+}
+
+/** One member's outcome in a broadcast. */
+export interface BroadcastMember {
+  address: string;
+  hostname: string | null;
+  /** sent; refused: the network policy does not let us reach that port; offline; failed: sending raised an error (see code). */
+  result: 'sent' | 'refused' | 'offline' | 'failed' | 'skipped';
+  code?: string;
+}
+
+export interface BroadcastResult {
+  net: number;
+  name: string;
+  port: number;
+  bytes: number;
+  /** Per result, how many members. */
+  counts: Record<BroadcastMember['result'], number>;
+  members: BroadcastMember[];
+}
+
 // ---- trust ----
 
 export interface TrustAnswer {

@@ -9,7 +9,7 @@
 import path from 'node:path';
 import * as v from 'valibot';
 import { PilotError } from '../util/errors.ts';
-import { flag, loose, num, oneOf, optNum, optStr, port, refuseUnless, required, str, strictNum, text } from './api-fields.ts';
+import { flag, int, loose, num, oneOf, optNum, optStr, port, refuseUnless, required, str, strictNum, text } from './api-fields.ts';
 import type * as T from './api-types.ts';
 
 export type * from './api-types.ts';
@@ -76,6 +76,14 @@ export const PARAMS = {
   /** count 0 = until the timeout or the client leaves; timeoutMs 0 = none. */
   recv: v.object({ port: port(), count: num(1, 0, 1e9), timeoutMs: num(0, 0, 86400000) }),
   bench: v.object({ target: str(), sizeMb: num(10, 0.001, 4096) }),
+  /** Open streams with every peer (upstream `pilotctl connections`). */
+  connections: none,
+  /** Closes one stream by its id from `connections`: both ends fail with CONNECTION_RESET, saying why. */
+  disconnect: v.object({ id: int(1, Number.MAX_SAFE_INTEGER) }),
+  /** The path to a peer and the RTT of each leg; count probes per leg. */
+  traceroute: v.object({ target: str(), count: num(3, 1, 20), timeoutMs: num(3000, 10, 60000) }),
+  /** A datagram to every online member of a network the policy lets us reach on `port` (bounded: src/daemon/broadcast.ts). */
+  broadcast: v.object({ net: str(63), port: port(), data: str(4096), encoding: loose<'utf8' | 'base64'>() }),
 
   // ---- trust ----
   handshake: v.object({
@@ -231,6 +239,10 @@ export interface Results {
   send: { target: string; port: number; bytes: number };
   recv: { port: number; received: number; messages: T.RecvDatagram[] };
   bench: { target: string; bytes: number; seconds: number; mbPerSec: number };
+  connections: { connections: T.ConnectionInfo[] };
+  disconnect: T.ConnectionInfo;
+  traceroute: T.TraceResult;
+  broadcast: T.BroadcastResult;
   handshake: T.TrustAnswer;
   pending: T.PendingTrust;
   approve: T.TrustAnswer;

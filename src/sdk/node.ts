@@ -12,7 +12,19 @@ import { Stdio } from './stdio.ts';
 import { Networks, type FindQuery, type FoundMembers } from './networks.ts';
 import { FailureMemory, checkAttempts, dialFirst, orderMembers, type DialAnyOptions, type DialAttempt, type DiscoverQuery } from './fleet.ts';
 import type { NetworkMemberInfo } from '../ipc/api-types.ts';
-import type { FoundNode, NodeInfo, PeerInfo, PendingTrust, PilotNodeEvents, PingResult, TrustAnswer, TrustedPeer } from './types.ts';
+import type {
+  BroadcastResult,
+  ConnectionInfo,
+  FoundNode,
+  NodeInfo,
+  PeerInfo,
+  PendingTrust,
+  PilotNodeEvents,
+  PingResult,
+  TraceResult,
+  TrustAnswer,
+  TrustedPeer,
+} from './types.ts';
 
 export interface DialOptions {
   /** How long to wait for the peer to take the stream (default 10 s). */
@@ -120,6 +132,24 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
     return this.backend.call('ping', { target, count: opts.count ?? 1, intervalMs: opts.intervalMs ?? 200, timeoutMs: opts.timeoutMs ?? 3000 });
   }
 
+  /** Open streams with every peer (`pilotctl connections`): ids for disconnect(), bytes, age, path. */
+  async connections(): Promise<ConnectionInfo[]> {
+    return (await this.backend.call('connections')).connections;
+  }
+
+  /**
+   * Close one open stream by its id from connections(): both ends fail with CONNECTION_RESET saying
+   * it was closed on purpose; NOT_FOUND when it is gone already. Resolves with the stream as it was.
+   */
+  disconnect(id: number): Promise<ConnectionInfo> {
+    return this.backend.call('disconnect', { id });
+  }
+
+  /** The path to `target` (direct endpoint, or the relay and rendezvous) and each leg's RTT (`pilotctl traceroute`). */
+  traceroute(target: string, opts: { count?: number; timeoutMs?: number } = {}): Promise<TraceResult> {
+    return this.backend.call('traceroute', { target, count: opts.count ?? 3, timeoutMs: opts.timeoutMs ?? 3000 });
+  }
+
   // ---- streams ----
 
   /**
@@ -201,6 +231,15 @@ export class PilotNode extends EventEmitter<PilotNodeEvents> {
       encoding: 'base64',
       ...(opts.srcPort !== undefined ? { srcPort: checkPort(opts.srcPort) } : {}),
     }); // the daemon defaults it to port (ephemeral for echo)
+  }
+
+  /**
+   * One datagram to every online member of `network` (id or name) whose policy lets this node reach
+   * `port` (`pilotctl broadcast`); per-member results and counts. Bounded: see SECURITY.md.
+   */
+  broadcast(network: string | number, port: number, data: Buffer | string): Promise<BroadcastResult> {
+    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : data;
+    return this.backend.call('broadcast', { net: String(network), port: checkPort(port), data: buf.toString('base64'), encoding: 'base64' });
   }
 
   // ---- trust (nothing passes between nodes before both agreed) ----

@@ -3,7 +3,21 @@
 // and pilotctl cannot drift apart.
 import type { NodeEvents } from '../ipc/api-types.ts';
 
-export type { NodeInfo, PathInfo, PeerInfo, FoundNode, PingResult, TrustAnswer, TrustedPeer, PendingTrust } from '../ipc/api-types.ts';
+export type {
+  NodeInfo,
+  PathInfo,
+  PeerInfo,
+  FoundNode,
+  PingResult,
+  TrustAnswer,
+  TrustedPeer,
+  PendingTrust,
+  ConnectionInfo,
+  TraceLeg,
+  TraceResult,
+  BroadcastMember,
+  BroadcastResult,
+} from '../ipc/api-types.ts';
 
 /** Events a PilotNode emits (after watch(), or as soon as a listener is added). */
 export type PilotNodeEvents = { [K in keyof NodeEvents]: [e: NodeEvents[K]] } & {

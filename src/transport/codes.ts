@@ -15,7 +15,23 @@ export const AppCode = {
   Timeout: 3,
   /** The connection is closing / being reset, or the stream is unknown (the other side lost its state). */
   ConnectionGone: 4,
+  /** Closed on purpose by the other side's operator (pilotctl disconnect). */
+  Disconnected: 5,
 } as const;
+
+/**
+ * What a stream closed by `pilotctl disconnect` fails with on this side; it travels to the peer
+ * as AppCode.Disconnected, so both ends read the same cause instead of a bare reset.
+ */
+export class StreamDisconnected extends PilotError {
+  constructor(id: number) {
+    super(
+      'CONNECTION_RESET',
+      `stream ${id} closed by pilotctl disconnect on this node`,
+      'the operator of this node ended the stream on purpose; open a new one if it is still wanted',
+    );
+  }
+}
 
 /** Connection-level codes in CONNECTION_CLOSE. */
 export const CloseCode = {
@@ -49,6 +65,7 @@ const OTHER_BASE = 16;
 
 export function codeForError(err: Error | null | undefined): number {
   if (!err) return AppCode.Reset;
+  if (err instanceof StreamDisconnected) return AppCode.Disconnected;
   const code = (err as { code?: unknown }).code;
   if (code === 'CONNECTION_REFUSED') return AppCode.Refused;
   if (code === 'TIMEOUT') return AppCode.Timeout;
@@ -70,6 +87,12 @@ export function errorForCode(code: number, stopSending: boolean): PilotError {
       );
     case AppCode.Timeout:
       return new PilotError('TIMEOUT', 'stream reset by peer: its idle timer fired', 'the stream saw no traffic for too long; retry');
+    case AppCode.Disconnected:
+      return new PilotError(
+        'CONNECTION_RESET',
+        'stream closed by the peer: its operator ran pilotctl disconnect',
+        'the other side ended this stream on purpose; open a new one if it is still wanted',
+      );
     case AppCode.ConnectionGone:
       return new PilotError('CONNECTION_RESET', 'stream reset: the peer closed the connection or lost its state');
     default: {

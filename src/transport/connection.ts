@@ -137,6 +137,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     return s;
   }
 
+  /** The streams still open in either direction (pilotctl connections). */
+  openStreams(): Stream[] {
+    return this.streams.list();
+  }
+
   /** Largest datagram payload that always fits one packet (1180 with 1196-byte packets). */
   maxDatagramSize(): number {
     // packet number, the IMMEDIATE_ACK slot, then type + length + ports

@@ -18,7 +18,7 @@ import { parsePort } from '../../src/wire/address.ts';
 /** The method names pilotctl and the SDK use today: the contract must keep every one (renaming one breaks clients). */
 const KNOWN = [
   'info', 'status', 'stop', 'set_hostname', 'clear_hostname', 'set_visibility', 'find', 'peers', 'stats',
-  'ping', 'connect', 'send', 'recv', 'bench',
+  'ping', 'connect', 'send', 'recv', 'bench', 'connections', 'disconnect', 'traceroute', 'broadcast',
   'handshake', 'pending', 'approve', 'reject', 'trust', 'untrust',
   'dial', 'listen', 'accept',
   'sdk_dial', 'sdk_accept', 'sdk_pipe_error', 'sdk_reset', 'sdk_cancel', 'sdk_listen', 'sdk_recv', 'events',
@@ -95,6 +95,9 @@ test('each method with required params refuses {} with BAD_ARGUMENT naming a par
 test('bounds: types, lengths, ranges and required-ness are refused with the parameter named', async () => {
   await withServer(async (c, seen) => {
     await refused(c, seen, 'find', {}, 'missing parameter "target"');
+    await refused(c, seen, 'disconnect', { id: 1.5 }, 'parameter "id" must be a whole number in 1..9007199254740991');
+    await refused(c, seen, 'disconnect', { id: 0 }, 'parameter "id" must be a number in 1..9007199254740991');
+    await refused(c, seen, 'broadcast', { net: 'fleet', port: 4000, data: 'd'.repeat(4097) }, 'parameter "data" must be a string of at most 4096 characters');
     await refused(c, seen, 'set_tags', { tags: 'worker' }, 'tags must be a list of at most 16 strings');
     await refused(c, seen, 'network_invite', { net: 'fleet', tags: [7] }, 'tags must be a list of at most 16 strings');
     await refused(c, seen, 'network_join', { token: 't'.repeat(4097) }, 'parameter "token" must be a string of at most 4096 characters');

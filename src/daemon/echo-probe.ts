@@ -1,0 +1,69 @@
+// Echo probes over a peer's encrypted session (its echo service, port 7): what
+// `ping` and `traceroute`'s tunnel leg measure. One ephemeral port per run, a
+// random tag per probe so a late or forged answer cannot count as another's.
+import crypto from 'node:crypto';
+import type { Daemon, Peer } from './daemon.ts';
+import { ECHO_PORT } from './services/echo.ts';
+
+export interface EchoProbeOptions {
+  count: number;
+  intervalMs: number;
+  timeoutMs: number;
+  /** Stop early (the IPC client left). */
+  stopped?: () => boolean;
+  onProbe?: (seq: number, rttMs: number | null) => void;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The RTT (ms) of each answered probe, in order sent. */
+export async function echoProbe(d: Daemon, peer: Peer, o: EchoProbeOptions): Promise<number[]> {
+  const srcPort = d.ports.ephemeral();
+  const waiting = new Map<number, { tag: Buffer; done: () => void }>();
+  const off = d.ports.onDatagram(srcPort, (dg) => {
+    if (dg.data.length < 16) return;
+    const w = waiting.get(dg.data.readUInt32BE(0));
+    if (w?.tag.equals(dg.data.subarray(4, 16))) w.done();
+  });
+  const rtts: number[] = [];
+  try {
+    for (let seq = 1; seq <= o.count && !o.stopped?.(); seq++) {
+      const payload = Buffer.alloc(16);
+      payload.writeUInt32BE(seq, 0);
+      crypto.randomFillSync(payload, 4);
+      const t0 = process.hrtime.bigint();
+      const got = new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), o.timeoutMs);
+        waiting.set(seq, {
+          tag: payload.subarray(4, 16),
+          done: () => {
+            clearTimeout(timer);
+            resolve(true);
+          },
+        });
+      });
+      await d.sendDatagram(peer.address, srcPort, ECHO_PORT, payload);
+      const ok = await got;
+      waiting.delete(seq);
+      const rttMs = Number(process.hrtime.bigint() - t0) / 1e6;
+      if (ok) rtts.push(rttMs);
+      o.onProbe?.(seq, ok ? rttMs : null);
+      if (seq < o.count && o.intervalMs > 0) await sleep(o.intervalMs);
+    }
+  } finally {
+    off();
+  }
+  return rtts;
+}
+
+const r3 = (x: number | undefined): number | null => (x === undefined ? null : Math.round(x * 1000) / 1000);
+
+/** min / avg / max of RTT samples (ms, 3 decimals), null when there are none. */
+export function rttSummary(rtts: readonly number[]): { minMs: number | null; avgMs: number | null; maxMs: number | null } {
+  const sorted = [...rtts].sort((a, b) => a - b);
+  return {
+    minMs: r3(sorted[0]),
+    avgMs: r3(rtts.length ? rtts.reduce((a, b) => a + b, 0) / rtts.length : undefined),
+    maxMs: r3(sorted[sorted.length - 1]),
+  };
+}
