@@ -64,6 +64,24 @@ def ping(target: str, count: int, interval_ms: int, timeout_ms: int) -> Call:
     return Call("ping", {"target": target, "count": count, "intervalMs": interval_ms, "timeoutMs": timeout_ms})
 
 
+def connections() -> Call:
+    return Call("connections", {}, key("connections"))
+
+
+def disconnect(stream_id: int) -> Call:
+    return Call("disconnect", {"id": stream_id})
+
+
+def traceroute(target: str, count: int, timeout_ms: int) -> Call:
+    return Call("traceroute", {"target": target, "count": count, "timeoutMs": timeout_ms})
+
+
+def broadcast(network: str | int, port: int, data: bytes | str) -> Call:
+    if isinstance(data, str):
+        return Call("broadcast", {"net": str(network), "port": port, "data": data, "encoding": "utf8"})
+    return Call("broadcast", {"net": str(network), "port": port, "data": base64.b64encode(data).decode("ascii"), "encoding": "base64"})
+
+
 def set_tags(tags: list[str]) -> Call:
     return Call("set_tags", {"tags": list(tags)}, key("tags"))
 

@@ -433,6 +433,23 @@ class Node:
     async def clear_tags(self) -> None:
         await self._run(ops.clear_tags())
 
+    # ---- streams and paths (pilotctl connections / disconnect / traceroute / broadcast) ----
+    async def connections(self) -> list[dict]:
+        """Open streams: id, peer, ports, direction, bytes in/out, age, path."""
+        return await self._run(ops.connections())
+
+    async def disconnect(self, stream_id: int) -> dict:
+        """Reset one stream (both ends see CONNECTION_RESET); NOT_FOUND if it is not open."""
+        return await self._run(ops.disconnect(stream_id))
+
+    async def traceroute(self, target: str, count: int = 3, timeout_ms: int = 3000) -> dict:
+        """The path to ``target``: direct or relay (which uplink, which rendezvous) and the RTT of each leg."""
+        return await self._run(ops.traceroute(target, count, timeout_ms))
+
+    async def broadcast(self, network: str | int, port: int, data: bytes | str) -> dict:
+        """One datagram to every online member of ``network`` the policy lets us reach on ``port``; counts per outcome."""
+        return await self._run(ops.broadcast(network, port, data))
+
     async def ping(self, target: str, count: int = 1, interval_ms: int = 200, timeout_ms: int = 3000, on_probe: Callable[[dict], None] | None = None) -> dict:
         c = ops.ping(target, count, interval_ms, timeout_ms)
         return await self.call(c.method, (lambda e, d: on_probe(d)) if on_probe else None, **c.params)

@@ -129,6 +129,28 @@ class NodeTest(unittest.TestCase):
                         pass
                 self.assertEqual(cm.exception.code, "CONNECTION_RESET")
 
+    def test_connections_disconnect_traceroute(self):
+        with self.b.dial(env.A, 7) as s:  # the built-in echo
+            s.sendall(b"y" * 1000)
+            got = b""
+            while len(got) < 1000:
+                got += s.recv(65536)
+            mine = [c for c in self.b.connections() if c["peer"] == env.A and c["remotePort"] == 7 and c["direction"] == "outgoing"]
+            self.assertEqual(len(mine), 1, mine)
+            self.assertEqual(mine[0]["bytesIn"], 1000)
+            self.b.disconnect(mine[0]["id"])
+            with self.assertRaises(PilotError) as cm:
+                while s.recv(65536):
+                    pass
+            self.assertEqual(cm.exception.code, "CONNECTION_RESET")
+        with self.assertRaises(PilotError) as cm:
+            self.b.disconnect(mine[0]["id"])
+        self.assertEqual(cm.exception.code, "NOT_FOUND")
+        route = self.b.traceroute(env.A, count=2)
+        self.assertEqual(route["target"], env.A)
+        self.assertIn(route["pathType"], ("direct", "relay"), route)
+        self.assertTrue(route["legs"], route)
+
     def test_a_file_from_makefile_outlives_close_like_socket_socket(self):
         # http.client closes the connection and reads the response from its makefile() afterwards
         s = self.b.dial(env.A, 7)  # the built-in echo
