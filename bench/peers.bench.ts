@@ -350,6 +350,7 @@ async function main(): Promise<void> {
   const procs: ChildProcess[] = [];
   const sockets: string[] = [];
   let rdv: Rendezvous | undefined;
+  let stopping = false;
   try {
     const lh = lab.addSite('public', 'nlh').hosts[0]!;
     const pub = lab.addSite('public', 'pub').hosts[0]!;
@@ -363,6 +364,11 @@ async function main(): Promise<void> {
       listen: `${RENDEZVOUS_IP}:${RDV_PORT}`,
       dataDir: path.join(work, 'rendezvous'),
       args: ['--relay-rate', String(relayRate), '--http', RDV_HTTP],
+    });
+    let rdvErr = '';
+    rdv.proc.stderr!.on('data', (c: Buffer) => (rdvErr = (rdvErr + c.toString()).slice(-3000)));
+    rdv.proc.once('exit', (code, sig) => {
+      if (!stopping) log(`rendezvous exited (${code ?? sig}): ${rdvErr}`);
     });
     const agentOf = new Map<string, Agent>();
     await Promise.all(
@@ -622,6 +628,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nrun took ${((performance.now() - T0) / 1000).toFixed(0)} s`);
   } finally {
+    stopping = true;
     for (const p of procs) p.kill('SIGKILL');
     const pids = new Map<number, string>([...agents.map((a) => [a.pid, `daemon ${a.name}`] as [number, string]), [rdv?.proc.pid ?? -1, 'rendezvous']]);
     await Promise.all(agents.map((a) => a.stop()));
