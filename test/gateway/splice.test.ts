@@ -85,12 +85,15 @@ test('splice: the packet-sized chunks of one event-loop turn reach the socket in
   for (let i = 0; i < body.length; i += 1200) stream.push(body.subarray(i, i + 1200)); // one turn: 64 packets' worth
   await new Promise((r) => setImmediate(r));
   await new Promise((r) => setImmediate(r));
-  assert.ok(writes + writevs <= 4, `64 chunks took ${writes} write() and ${writevs} writev() calls`);
-  stream.push(null);
-  assert.deepEqual(await got, body);
-  near.destroy();
-  far.destroy();
-  close();
+  try {
+    assert.ok(writes + writevs <= 4, `64 chunks took ${writes} write() and ${writevs} writev() calls`);
+    stream.push(null);
+    assert.deepEqual(await got, body);
+  } finally {
+    near.destroy();
+    far.destroy();
+    close();
+  }
 });
 
 test('splice: a reader that stops pauses the stream (backpressure), and nothing is lost when it resumes', async () => {
