@@ -345,10 +345,14 @@ async function main(): Promise<void> {
   }
   const lab = new NatLab();
   const work = tmpDir('pilot-peers-');
-  process.on('exit', () => fs.rmSync(work, { recursive: true, force: true }));
+  const sockets: string[] = [];
+  // Also after SIGINT/SIGTERM (netns.ts exits the process): the UAPI sockets live outside the namespaces.
+  process.on('exit', () => {
+    fs.rmSync(work, { recursive: true, force: true });
+    for (const s of sockets) fs.rmSync(s, { force: true });
+  });
   const agents: Agent[] = [];
   const procs: ChildProcess[] = [];
-  const sockets: string[] = [];
   let rdv: Rendezvous | undefined;
   let stopping = false;
   try {
