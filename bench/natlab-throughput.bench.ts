@@ -30,10 +30,21 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Agent, ROOT, run, startRendezvous, tmpDir, type CtlResult, type Rendezvous } from '../test/helpers/cluster.ts';
+import { Agent, ROOT, startRendezvous, tmpDir, type Rendezvous } from '../test/helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP, type Host } from '../test/helpers/natlab.ts';
-import { trustPair } from '../test/nat/matrix.ts';
-import { cpuSeconds, machine, MiB } from './stats.ts';
+import {
+  env as envOr,
+  fmt,
+  lastRouter,
+  median,
+  pilotStream,
+  relayCounters as relayCountersAt,
+  runHelper as runHelperOf,
+  startHelper as startHelperOf,
+  type StreamResult,
+  warm,
+} from './natlab-kit.ts';
+import { machine, MiB } from './stats.ts';
 import { createCountingSink } from './tcp-sink.ts';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -186,49 +197,13 @@ async function udpSend(host: string, port: number, secs: number): Promise<void> 
 // ---------------------------------------------------------------- orchestration
 
 const env = (name: string, dflt: number): number => {
-  const v = Number(process.env[name] ?? dflt);
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`${name} must be a positive number`);
+  const v = envOr(name, dflt);
+  if (v <= 0) throw new Error(`${name} must be a positive number`);
   return v;
 };
-
-function must(res: CtlResult, what: string): CtlResult {
-  if (res.code !== 0) throw new Error(`${what}: ${res.json?.code ?? `exit ${res.code}`} ${res.json?.message ?? res.stderr.trim().split('\n').pop() ?? ''}`);
-  return res;
-}
-
-/** This file in `role` inside `ns`, long-running; resolves once it printed "ready". */
-async function startHelper(lab: NatLab, ns: string, args: string[]): Promise<ChildProcess> {
-  const p = lab.spawn(ns, [process.execPath, SELF, ...args]);
-  let err = '';
-  p.stderr!.on('data', (c: Buffer) => (err += c.toString()));
-  await new Promise<void>((resolve, reject) => {
-    let buf = '';
-    const timer = setTimeout(() => reject(new Error(`${args[0]} not ready: ${err}`)), 10_000);
-    p.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      if (buf.includes('ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`${args[0]} exited ${code}: ${err}`));
-    });
-  });
-  return p;
-}
-
-/** This file in `role` inside `ns`, to completion; its stdout lines as JSON. */
-async function runHelper<T>(ns: string, args: string[], timeoutMs: number): Promise<T[]> {
-  const r = await run(['ip', 'netns', 'exec', ns, process.execPath, SELF, ...args], {}, timeoutMs);
-  if (r.code !== 0) throw new Error(`${args[0]} exit ${r.code}: ${r.stderr.trim().split('\n').pop() ?? ''}`);
-  return r.stdout
-    .trim()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as T);
-}
+const startHelper = (lab: NatLab, ns: string, args: string[]): Promise<ChildProcess> => startHelperOf(lab, SELF, ns, args);
+const runHelper = <T>(ns: string, args: string[], timeoutMs: number): Promise<T[]> => runHelperOf<T>(SELF, ns, args, timeoutMs);
+const relayCounters = (lab: NatLab): Record<string, number> => relayCountersAt(lab, RDV_HTTP);
 
 /** UDP error counters of a namespace's kernel (/proc/net/snmp is per network namespace). */
 function udpSnmp(lab: NatLab, ns: string): Record<string, number> {
@@ -260,72 +235,6 @@ async function countingUdpErrors<T>(lab: NatLab, ns: string, into: Record<string
   for (const k of SNMP_ERRORS) into[k] = (into[k] ?? 0) + (b[k] ?? 0) - (a[k] ?? 0);
   return r;
 }
-
-/** The rendezvous relay counters from its /metrics (inside its namespace). */
-function relayCounters(lab: NatLab): Record<string, number> {
-  const r = spawnSync('ip', ['netns', 'exec', lab.rendezvous.ns, 'curl', '-s', '--max-time', '3', `http://${RDV_HTTP}/metrics`], { encoding: 'utf8' });
-  const out: Record<string, number> = {};
-  if (r.status !== 0) return out;
-  for (const line of r.stdout.split('\n')) {
-    const m = /^pilot_rendezvous_relay_(packets_total|bytes_total|dropped_total)(?:\{reason="([^"]+)"\})? (\S+)$/.exec(line);
-    if (m) out[m[2] ? `dropped:${m[2]}` : m[1]!] = Number(m[3]);
-  }
-  return out;
-}
-
-interface PeerView {
-  address: string;
-  path: string;
-  pathType: 'direct' | 'relay' | 'none';
-  endpoint: string | null;
-  relay: string | null;
-  rttMs: number;
-}
-
-async function peerView(from: Agent, to: Agent): Promise<PeerView | undefined> {
-  const r = must(await from.ctl(['peers'], 10_000), 'peers');
-  return (r.json.data.peers as PeerView[]).find((p) => p.address === to.address);
-}
-
-interface StreamResult {
-  mbps: number;
-  seconds: number;
-  bytes: number;
-  /** CPU of sender / receiver daemon (and the rendezvous) over the transfer, in % of one core. */
-  cpu: { from: number; to: number; rdv: number };
-  pathFrom?: PeerView;
-  pathTo?: PeerView;
-}
-
-/** `pilotctl bench` from -> to (warm: session and path already up). */
-async function pilotStream(from: Agent, to: Agent, rdv: Rendezvous, bytes: number): Promise<StreamResult> {
-  const pids = [from.pid, to.pid, rdv.proc.pid!];
-  const c0 = pids.map(cpuSeconds);
-  const r = must(await from.ctl(['bench', to.address, String(bytes / MiB)], 150_000), `bench ${from.name} -> ${to.name}`);
-  const c1 = pids.map(cpuSeconds);
-  const d = r.json.data as { bytes: number; seconds: number };
-  // Over the transfer itself (pilotctl's own start-up costs the daemons nothing); the dial and
-  // the IPC call are in the numerator, negligible next to a multi-second transfer.
-  const pct = (i: number): number => Math.round(((c1[i]! - c0[i]!) / d.seconds) * 100);
-  const [pathFrom, pathTo] = await Promise.all([peerView(from, to), peerView(to, from)]);
-  return { mbps: d.bytes / 1e6 / d.seconds, seconds: d.seconds, bytes: d.bytes, cpu: { from: pct(0), to: pct(1), rdv: pct(2) }, pathFrom, pathTo };
-}
-
-/** Trust, then a bench of `mb` MiB so the session, path, windows and JIT are warm; then the idle RTT (ms, ping avg). */
-async function warm(from: Agent, to: Agent, mb: number): Promise<number> {
-  await trustPair(from, to, 20_000);
-  must(await from.ctl(['bench', to.address, String(mb)], 60_000), `warm-up bench ${from.name} -> ${to.name}`);
-  const pg = must(await from.ctl(['ping', to.address, '--count', '5', '--interval', '100ms', '--timeout', '3s'], 20_000), `ping ${from.name} -> ${to.name}`);
-  return pg.json.data.avgMs as number;
-}
-
-/** The run with the median MB/s (the lower middle one for an even count). */
-function median<T extends { mbps: number }>(runs: T[]): T {
-  return [...runs].sort((a, b) => a.mbps - b.mbps)[Math.floor((runs.length - 1) / 2)]!;
-}
-
-const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
-const lastRouter = (h: Host) => h.site.routers.at(-1)!;
 
 async function main(): Promise<void> {
   const support = natLabSupport();

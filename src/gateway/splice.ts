@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { PilotError } from '../util/errors.ts';
 
 export function splice(sock: net.Socket, stream: Duplex): void {
+  batchWrites(stream, sock);
   sock.pipe(stream);
   stream.pipe(sock);
   sock.on('error', (err: NodeJS.ErrnoException) => {
@@ -24,5 +25,26 @@ export function splice(sock: net.Socket, stream: Duplex): void {
   });
   stream.on('close', () => {
     if (!sock.destroyed && !stream.readableEnded) sock.resetAndDestroy();
+  });
+}
+
+/**
+ * The overlay stream delivers one chunk per packet (about a kilobyte); written one by one,
+ * each is a write() system call of its own. Corked from the first chunk of an event-loop turn
+ * until the turn's I/O is done (setImmediate), they go out in one writev. Registered before
+ * pipe(), so the cork comes before pipe's write; backpressure stays pipe's (write() still
+ * answers false past the socket's high-water mark and the stream pauses).
+ */
+function batchWrites(from: Duplex, to: net.Socket): void {
+  let corked = false;
+  const uncork = (): void => {
+    corked = false;
+    to.uncork();
+  };
+  from.on('data', () => {
+    if (corked) return;
+    corked = true;
+    to.cork();
+    setImmediate(uncork);
   });
 }

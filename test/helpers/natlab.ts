@@ -205,6 +205,46 @@ export class NatLab {
     return total;
   }
 
+  /**
+   * Count, in the router's FORWARD path, the bytes exchanged with each of `ips` per protocol
+   * (iptables rule counters: exact and monotonic, unlike conntrack's live flows). Read with countedBytes.
+   */
+  countBytesWith(router: Router, ips: string[]): void {
+    const rules = ['iptables -N PEERACCT 2>/dev/null || iptables -F PEERACCT'];
+    for (const ip of ips)
+      for (const proto of ['udp', 'tcp']) rules.push(`iptables -A PEERACCT -p ${proto} -d ${ip}`, `iptables -A PEERACCT -p ${proto} -s ${ip}`);
+    // First (after the loss rule setLoss puts ahead of it): the ACCEPT rules below end the chain for replies.
+    rules.push('iptables -C FORWARD -j PEERACCT 2>/dev/null || iptables -I FORWARD 1 -j PEERACCT');
+    this.sh(router.ns, rules.join('; '));
+  }
+
+  /** Bytes per "udp ip" / "tcp ip" (both directions summed) counted so far by countBytesWith's rules. */
+  countedBytes(router: Router): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const line of this.exec(router.ns, ['iptables', '-L', 'PEERACCT', '-v', '-x', '-n']).split('\n')) {
+      // No target column for counting rules; -n prints the protocol as a number (17 udp, 6 tcp).
+      const m = /^\s*\d+\s+(\d+)\s+(udp|tcp|17|6)\s+--\s+\S+\s+\S+\s+(\S+)\s+(\S+)/.exec(line);
+      if (!m) continue;
+      const ip = m[3] === '0.0.0.0/0' ? m[4]! : m[3]!;
+      const key = `${m[2] === '17' || m[2] === 'udp' ? 'udp' : 'tcp'} ${ip}`;
+      out[key] = (out[key] ?? 0) + Number(m[1]);
+    }
+    return out;
+  }
+
+  /** Port-forward TCP `ports` arriving at the router's WAN to `host` (as a home router's port forward). */
+  forwardTcp(router: Router, host: Host, ports: number[]): void {
+    this.sh(
+      router.ns,
+      ports
+        .map(
+          (p) =>
+            `iptables -t nat -A PREROUTING -i ${router.wan} -p tcp --dport ${p} -j DNAT --to-destination ${host.ip}:${p}; iptables -I FORWARD 1 -i ${router.wan} -p tcp -d ${host.ip} --dport ${p} -j ACCEPT`,
+        )
+        .join('; '),
+    );
+  }
+
   cleanup(): void {
     this.lab.cleanup();
   }
