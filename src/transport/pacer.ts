@@ -7,15 +7,6 @@
 // timer granularity (~1 ms in Node) never caps the rate.
 const BURST_MS = 2;
 const MIN_BURST_PACKETS = 10;
-/**
- * A sender that waited on the pacer and was woken late (a busy or shared CPU: Node's timers and
- * immediates run when the process gets the core) keeps the sending time it lost, up to this much,
- * instead of the 2 ms bucket: otherwise every late wake-up is throughput thrown away, and on a
- * loaded box the pacer, not the path, sets the rate. msquic does the same (its send allowance is
- * the time since the last send times the rate, capped by the window); the congestion window still
- * caps what is in flight. An idle (app-limited) sender gets no such credit: no burst after idle.
- */
-export const LATE_CREDIT_MS = 10;
 /** Below this smoothed RTT (ms) a controller's model rate is not used (the cwnd rule paces). */
 export const MIN_MODEL_PACING_RTT_MS = 1;
 
@@ -25,8 +16,6 @@ export class Pacer {
   /** bytes per ms */
   private rate = Infinity;
   private last = 0;
-  /** When the sender, held back by pacing, wanted to send next (Infinity: it was not waiting on us). */
-  private wantedAt = Infinity;
 
   constructor(mss: number) {
     this.capacity = MIN_BURST_PACKETS * mss;
@@ -42,10 +31,7 @@ export class Pacer {
     this.capacity = Math.max(MIN_BURST_PACKETS * mss, this.rate * BURST_MS);
     const elapsed = now - this.last;
     this.last = now;
-    const late = now - this.wantedAt;
-    this.wantedAt = Infinity;
-    const cap = late > 0 ? Math.max(this.capacity, this.rate * Math.min(elapsed, LATE_CREDIT_MS)) : this.capacity;
-    if (elapsed > 0) this.tokens = Math.min(cap, this.tokens + elapsed * this.rate);
+    if (elapsed > 0) this.tokens = Math.min(this.capacity, this.tokens + elapsed * this.rate);
   }
 
   canSend(bytes: number): boolean {
@@ -58,7 +44,6 @@ export class Pacer {
 
   /** When enough tokens for `bytes` will have accrued. */
   nextSendTime(bytes: number): number {
-    this.wantedAt = this.last + Math.max(0, bytes - this.tokens) / this.rate;
-    return this.wantedAt;
+    return this.last + Math.max(0, bytes - this.tokens) / this.rate;
   }
 }
