@@ -21,7 +21,8 @@ import { AppCode, CloseCode } from './codes.ts';
 import { ConnectionTimer } from './conn-timer.ts';
 import { ConnectionFlowControl } from './flow-control.ts';
 import { Frame, Kind, ParsedPacket, type ParsedFrame } from './frames.ts';
-import { checkPacketSize, checkPort, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
+import { MtuDiscoverer, type MtuDiscovererHost, type MtuStatus } from './mtu-discoverer.ts';
+import { checkPacketSize, checkPort, MAX_PACKET_SIZE, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { PN_MAX_LEN, Sender, type SenderHost } from './sender.ts';
 import type { SentPacket } from './sent-packets.ts';
@@ -77,6 +78,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private acks: AckTracker;
   private flow: ConnectionFlowControl<Stream>;
   private sender: Sender;
+  /** Path MTU discovery (setPathMtu), kept across reset(). */
+  private mtu: MtuDiscoverer | null = null;
   /** Peer streams accepted while handling a packet, announced ('stream') once the packet is applied. */
   private newStreams: Stream[] = [];
 
@@ -109,7 +112,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   }
 
   private newSender(): Sender {
-    return new Sender(this, {
+    const s = new Sender(this, {
       recovery: this.recovery,
       acks: this.acks,
       flow: this.flow,
@@ -118,6 +121,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       headroom: this.cfg.headroom,
       tailroom: this.cfg.tailroom,
     });
+    s.mtu = this.mtu;
+    return s;
   }
 
   // ================= public API =================
@@ -162,6 +167,28 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   get maxPacketSize(): number {
     return this.maxPacket;
+  }
+
+  /**
+   * Path MTU discovery for a (new) path: packets start at `base` and grow by probing up to `ceiling`
+   * (ceiling <= base: a fixed size, no probes). `confirm` checks that an acked probe did not pass
+   * fragmented (see mtu-discoverer.ts); without it there is no probing.
+   */
+  setPathMtu(base: number, ceiling: number, confirm?: MtuDiscovererHost['confirm']): void {
+    const top = confirm === undefined ? base : Math.min(ceiling, MAX_PACKET_SIZE);
+    this.setMaxPacketSize(base);
+    if (this.mtu === null) {
+      if (top <= base || confirm === undefined) return;
+      this.mtu = new MtuDiscoverer({ setPacketSize: (s) => this.setMaxPacketSize(s), confirm }, base, top);
+      this.sender.mtu = this.mtu;
+      return;
+    }
+    this.mtu.reset(base, top, this.clock());
+  }
+
+  /** Path MTU discovery's state (undefined: never enabled on this connection). */
+  mtuStatus(): MtuStatus | undefined {
+    return this.mtu?.status();
   }
 
   /**
@@ -426,11 +453,21 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   // ================= RecoveryHandler =================
 
   onPacketAcked(p: SentPacket): void {
+    const mtu = this.mtu;
+    if (mtu !== null) {
+      if (p.probeSize > 0) return mtu.onProbeAcked(p.probeSize, this.clock());
+      if (p.inFlight) mtu.onPacketAcked(p.size);
+    }
     this.sender.onPacketAcked(p);
   }
 
   onPacketLost(p: SentPacket): void {
     if (this.closed) return;
+    const mtu = this.mtu;
+    if (mtu !== null) {
+      if (p.probeSize > 0) return mtu.onProbeLost(p.probeSize, this.clock(), this.recovery.rtt.smoothed);
+      if (p.inFlight) mtu.onPacketLost(p.size, this.clock());
+    }
     if (this.sender.onPacketLost(p)) this.scheduleFlush();
   }
 
@@ -555,7 +592,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private onTimer(): void {
     if (this.closed) return;
     const now = this.clock();
-    if (this.recovery.deadline() <= now && this.recovery.onTimeout(now)) this.sender.onProbeTimeout();
+    if (this.recovery.deadline() <= now && this.recovery.onTimeout(now)) {
+      this.mtu?.onProbeTimeout(this.recovery.ptoCount, now);
+      this.sender.onProbeTimeout();
+    }
     if (now >= this.idleCheckAt) this.checkIdle(now);
     this.flush();
   }

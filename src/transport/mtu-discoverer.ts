@@ -1,0 +1,246 @@
+// Datagram packetization-layer path MTU discovery (RFC 8899 DPLPMTUD), one per
+// connection, as QUIC stacks do it (quic-go's mtuDiscoverer): after the peer has
+// acked something of ours, padded probe packets of growing size go out (one at a
+// time, ack-eliciting, outside congestion control); an acked probe raises the
+// packet size, a probe lost MAX_PROBES times lowers the search ceiling. Binary
+// search between the base (always safe) and the path's ceiling, finished when
+// the window is under SEARCH_DONE bytes. Then a fresh search every RAISE_MS.
+//
+// Why a confirmation hook: Node cannot set IP_PMTUDISC_PROBE/DO. Linux sends UDP
+// with DF only while a packet fits the route's cached PMTU (IP_PMTUDISC_WANT);
+// once an ICMP "fragmentation needed" taught the kernel a smaller PMTU, a bigger
+// probe is fragmented locally and its ACK proves nothing. So an acked probe is
+// only taken after the host confirmed the kernel's view of the path still allows
+// it (the daemon reads the route cache); where no such check exists the host
+// keeps the base (no discoverer at all).
+//
+// Black hole (ICMP filtered, a link's MTU dropped mid-connection): full-size
+// packets vanish while small ones pass. Two probe timeouts in a row with the
+// packet size above the base, or BLACK_HOLE_LOSSES losses of big packets with no
+// big packet acked since, drop to the base at once; the search restarts after
+// BLACK_HOLE_RETRY_MS.
+
+/** Probes of one size before it counts as too big (RFC 8899 MAX_PROBES). */
+export const MAX_PROBES = 3;
+/** Stop searching once ceiling - confirmed is below this many bytes. */
+export const SEARCH_DONE = 20;
+/** Search again after this long (RFC 8899 PMTU_RAISE_TIMER, 600 s). */
+export const RAISE_MS = 600_000;
+/** After a black hole, search again after this long. */
+export const BLACK_HOLE_RETRY_MS = 60_000;
+/** Lost big packets, with no big packet acked since, that mean a black hole. */
+export const BLACK_HOLE_LOSSES = 12;
+/** A probe not acked within this long is lost (floor; otherwise 3 probe timeouts). */
+const MIN_PROBE_WAIT_MS = 100;
+/** Gap between probes (floor; otherwise one smoothed RTT). */
+const MIN_PROBE_GAP_MS = 5;
+/** A big packet lost asks the host to re-check the path at most this often. */
+const RECHECK_GAP_MS = 2_000;
+
+export interface MtuDiscovererHost {
+  /** Apply a new packet size to packets built from now on. */
+  setPacketSize(size: number): void;
+  /**
+   * Does the path still carry `size` unfragmented (the kernel's cached PMTU for it)? Calls done with
+   * the verdict and, when known, the largest packet size the path allows now.
+   */
+  confirm(size: number, done: (ok: boolean, ceiling?: number) => void): void;
+}
+
+export interface MtuStatus {
+  /** Packet size in use now. */
+  current: number;
+  base: number;
+  ceiling: number;
+  state: 'disabled' | 'searching' | 'done' | 'black-hole';
+  probesSent: number;
+  probesAcked: number;
+  probesLost: number;
+  blackHoles: number;
+}
+
+export class MtuDiscoverer {
+  private base: number;
+  /** Largest size the path is believed to allow (search ceiling, inclusive). */
+  private ceiling: number;
+  /** The ceiling the path started with: a new search starts from it again. */
+  private pathCeiling: number;
+  /** Largest size confirmed (acked probe, or the base). */
+  private confirmed: number;
+  private current: number;
+  private state: MtuStatus['state'];
+  private nextProbeAt = 0;
+  private inFlight: { size: number; sentAt: number } | null = null;
+  /** Probes of the size being tried that were lost. */
+  private losses = 0;
+  private confirming = false;
+  private bigLosses = 0;
+  private lastRecheck = -Infinity;
+  /** Bumped on every reset: an answer from confirm() for an older path is ignored. */
+  private epoch = 0;
+  private readonly host: MtuDiscovererHost;
+  private readonly counts = { probesSent: 0, probesAcked: 0, probesLost: 0, blackHoles: 0 };
+
+  constructor(host: MtuDiscovererHost, base: number, ceiling: number) {
+    this.host = host;
+    this.base = base;
+    this.ceiling = ceiling;
+    this.pathCeiling = ceiling;
+    this.confirmed = base;
+    this.current = base;
+    this.state = ceiling > base ? 'searching' : 'disabled';
+  }
+
+  /** A new path (roaming, another endpoint, relay <-> direct): start from the base again. */
+  reset(base: number, ceiling: number, now: number): void {
+    this.epoch++;
+    this.base = base;
+    this.ceiling = ceiling;
+    this.pathCeiling = ceiling;
+    this.confirmed = base;
+    this.inFlight = null;
+    this.losses = 0;
+    this.confirming = false;
+    this.bigLosses = 0;
+    this.state = ceiling > base ? 'searching' : 'disabled';
+    this.nextProbeAt = now;
+    this.apply(base);
+  }
+
+  get packetSize(): number {
+    return this.current;
+  }
+
+  status(): MtuStatus {
+    return { current: this.current, base: this.base, ceiling: this.ceiling, state: this.state, ...this.counts };
+  }
+
+  /**
+   * Size of the probe to send now, or 0. `rttMs`: smoothed RTT; `ptoMs`: the connection's probe timeout
+   * (how long an ACK may take). Also retires a probe whose ACK is overdue.
+   */
+  probeSize(now: number, rttMs: number, ptoMs: number): number {
+    if (this.state === 'disabled') return 0;
+    const f = this.inFlight;
+    if (f !== null) {
+      if (now - f.sentAt < Math.max(MIN_PROBE_WAIT_MS, 3 * ptoMs)) return 0;
+      this.lost(f.size, now, rttMs);
+    }
+    if (this.confirming || now < this.nextProbeAt) return 0;
+    if (this.state === 'done' || this.state === 'black-hole') {
+      // periodic re-search (RFC 8899 §4.3): the path may carry more now
+      this.state = 'searching';
+      this.ceiling = this.pathCeiling;
+    }
+    if (this.ceiling - this.confirmed < SEARCH_DONE) {
+      this.finish(now);
+      return 0;
+    }
+    return Math.ceil((this.confirmed + this.ceiling + 1) / 2);
+  }
+
+  onProbeSent(size: number, now: number): void {
+    this.inFlight = { size, sentAt: now };
+    this.counts.probesSent++;
+  }
+
+  /** The peer acked a probe of `size` (late ACKs of a probe already given up on count too: they are proof). */
+  onProbeAcked(size: number, now: number): void {
+    if (this.inFlight?.size === size) this.inFlight = null;
+    this.counts.probesAcked++;
+    if (size <= this.confirmed || this.state === 'disabled' || this.confirming) return;
+    const epoch = this.epoch;
+    this.confirming = true;
+    this.host.confirm(size, (ok, ceiling) => {
+      if (epoch !== this.epoch) return;
+      this.confirming = false;
+      if (ceiling !== undefined && ceiling < this.ceiling) this.ceiling = Math.max(ceiling, this.base);
+      if (ok && size <= this.ceiling) {
+        this.confirmed = size;
+        this.losses = 0;
+        this.bigLosses = 0;
+        this.apply(size);
+      }
+      this.nextProbeAt = now;
+    });
+  }
+
+  /** A probe the connection's loss detection gave up on. */
+  onProbeLost(size: number, now: number, rttMs: number): void {
+    if (this.inFlight?.size !== size) return;
+    this.lost(size, now, rttMs);
+  }
+
+  /** An ACK for a regular (non-probe) packet of `size`: big ones prove the current size still passes. */
+  onPacketAcked(size: number): void {
+    if (size > this.base) this.bigLosses = 0;
+  }
+
+  /** A regular packet declared lost. */
+  onPacketLost(size: number, now: number): void {
+    if (size <= this.base || this.current <= this.base) return;
+    if (++this.bigLosses >= BLACK_HOLE_LOSSES) {
+      this.blackHole(now);
+      return;
+    }
+    // with ICMP reaching the kernel, a lowered PMTU shows in its route cache: shrink before fragmenting
+    if (now - this.lastRecheck >= RECHECK_GAP_MS && !this.confirming) {
+      this.lastRecheck = now;
+      this.recheck(now);
+    }
+  }
+
+  /** The connection's probe timeout fired (`count` in a row). */
+  onProbeTimeout(count: number, now: number): void {
+    if (count >= 2 && this.current > this.base) this.blackHole(now);
+  }
+
+  private recheck(now: number): void {
+    const epoch = this.epoch;
+    const size = this.current;
+    this.confirming = true;
+    this.host.confirm(size, (ok, ceiling) => {
+      if (epoch !== this.epoch) return;
+      this.confirming = false;
+      if (ceiling !== undefined) this.ceiling = Math.max(this.base, ceiling);
+      if (ok) return;
+      const to = Math.max(this.base, Math.min(this.ceiling, size - 1));
+      this.confirmed = to;
+      this.apply(to);
+      this.nextProbeAt = now + BLACK_HOLE_RETRY_MS;
+    });
+  }
+
+  private lost(size: number, now: number, rttMs: number): void {
+    this.inFlight = null;
+    this.counts.probesLost++;
+    this.nextProbeAt = now + Math.max(MIN_PROBE_GAP_MS, rttMs);
+    if (++this.losses < MAX_PROBES) return;
+    this.losses = 0;
+    this.ceiling = size - 1;
+  }
+
+  private blackHole(now: number): void {
+    this.counts.blackHoles++;
+    this.bigLosses = 0;
+    // what was confirmed no longer passes: search below it next time
+    this.ceiling = Math.max(this.base, this.current - 1);
+    this.confirmed = this.base;
+    this.inFlight = null;
+    this.losses = 0;
+    this.state = 'black-hole';
+    this.nextProbeAt = now + BLACK_HOLE_RETRY_MS;
+    this.apply(this.base);
+  }
+
+  private finish(now: number): void {
+    this.state = 'done';
+    this.nextProbeAt = now + RAISE_MS;
+  }
+
+  private apply(size: number): void {
+    if (size === this.current) return;
+    this.current = size;
+    this.host.setPacketSize(size);
+  }
+}

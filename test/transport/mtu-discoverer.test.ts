@@ -1,0 +1,182 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { BLACK_HOLE_LOSSES, BLACK_HOLE_RETRY_MS, MAX_PROBES, MtuDiscoverer, RAISE_MS, SEARCH_DONE } from '../../src/transport/mtu-discoverer.ts';
+import { closePair, makePair, nextStream, readAll, withTimeout, writeRandom } from './link.ts';
+
+const BASE = 1195;
+const TOP = 1442;
+
+/** A discoverer whose host confirms against a kernel PMTU the test controls (undefined: confirm says yes). */
+function rig(kernelCeiling?: () => number | undefined) {
+  const sizes: number[] = [];
+  const d = new MtuDiscoverer(
+    {
+      setPacketSize: (s) => sizes.push(s),
+      confirm: (size, done) => {
+        const c = kernelCeiling?.();
+        done(c === undefined || size <= c, c);
+      },
+    },
+    BASE,
+    TOP,
+  );
+  return { d, sizes };
+}
+
+/** Drives probes against a path that carries packets up to `limit`: acked if they fit, lost (timed out) otherwise. */
+function search(d: MtuDiscoverer, limit: number, start = 0): { now: number; probes: number[] } {
+  let now = start;
+  const probes: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    now += 10;
+    const size = d.probeSize(now, 1, 1);
+    if (size === 0) {
+      if (d.status().state === 'done') break;
+      continue;
+    }
+    probes.push(size);
+    d.onProbeSent(size, now);
+    if (size <= limit) d.onProbeAcked(size, now);
+  }
+  return { now, probes };
+}
+
+test('binary search settles within SEARCH_DONE below what the path carries, with few probes', () => {
+  const { d, sizes } = rig();
+  const { probes } = search(d, 1400);
+  const s = d.status();
+  assert.equal(s.state, 'done');
+  assert.ok(d.packetSize <= 1400 && d.packetSize > 1400 - SEARCH_DONE, `settled at ${d.packetSize}`);
+  assert.equal(sizes.at(-1), d.packetSize, 'the host was told the size');
+  assert.ok(probes.length <= 12, `${probes.length} probes`);
+  // a size that did not pass was tried exactly MAX_PROBES times before the ceiling came down
+  const tooBig = probes.filter((p) => p > 1400);
+  for (const p of new Set(tooBig)) assert.equal(tooBig.filter((x) => x === p).length, MAX_PROBES);
+});
+
+test('a clean 1500-byte path reaches the top', () => {
+  const { d } = rig();
+  search(d, 10_000);
+  assert.ok(d.packetSize > TOP - SEARCH_DONE, `settled at ${d.packetSize}`);
+});
+
+test('an acked probe the kernel says went out fragmented (smaller cached PMTU) is not taken', () => {
+  const { d } = rig(() => 1300);
+  search(d, 10_000); // every probe "arrives" (fragmented), but the route cache says 1300
+  assert.ok(d.packetSize <= 1300, `settled at ${d.packetSize}`);
+  assert.ok(d.packetSize > 1300 - SEARCH_DONE);
+});
+
+test('no probes without a range to search; at most one in flight; re-search after RAISE_MS', () => {
+  const off = new MtuDiscoverer({ setPacketSize: () => {}, confirm: () => {} }, BASE, BASE);
+  assert.equal(off.probeSize(0, 1, 1), 0);
+  assert.equal(off.status().state, 'disabled');
+  const { d } = rig();
+  const first = d.probeSize(0, 1, 1);
+  d.onProbeSent(first, 0);
+  assert.equal(d.probeSize(1, 1, 1), 0, 'one probe at a time');
+  const { now } = search(d, 1400, 1);
+  assert.equal(d.probeSize(now + 1000, 1, 1), 0, 'quiet once done');
+  assert.ok(d.probeSize(now + RAISE_MS + 1, 1, 1) > d.packetSize, 'a fresh search later');
+});
+
+test('black hole: two probe timeouts in a row at a raised size fall back to the base at once, then search again', () => {
+  const { d, sizes } = rig();
+  const { now } = search(d, 1400);
+  assert.ok(d.packetSize > BASE);
+  d.onProbeTimeout(1, now);
+  assert.ok(d.packetSize > BASE, 'one timeout is not enough');
+  d.onProbeTimeout(2, now);
+  assert.equal(d.packetSize, BASE);
+  assert.equal(sizes.at(-1), BASE);
+  assert.equal(d.status().state, 'black-hole');
+  assert.equal(d.status().blackHoles, 1);
+  assert.equal(d.probeSize(now + 1000, 1, 1), 0, 'no probing right after');
+  const again = search(d, 1300, now + BLACK_HOLE_RETRY_MS);
+  assert.ok(again.probes.length > 0);
+  assert.ok(d.packetSize <= 1300 && d.packetSize > 1300 - SEARCH_DONE, `re-settled at ${d.packetSize}`);
+});
+
+test('black hole: big packets lost with none acked since fall back; an acked big packet clears the count', () => {
+  const { d } = rig();
+  const { now } = search(d, 1400);
+  const big = d.packetSize;
+  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, now);
+  d.onPacketAcked(big);
+  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, now);
+  assert.equal(d.packetSize, big, 'ordinary loss between acks is no black hole');
+  for (let i = 0; i < 5; i++) d.onPacketLost(BASE, now);
+  assert.equal(d.packetSize, big, 'small packets do not count');
+  d.onPacketLost(big, now);
+  assert.equal(d.packetSize, BASE);
+});
+
+test('a lost big packet re-checks the route cache: a PMTU lowered by ICMP shrinks the size before anything fragments', () => {
+  let kernel: number | undefined;
+  const { d } = rig(() => kernel);
+  const { now } = search(d, 10_000);
+  assert.ok(d.packetSize > 1400);
+  kernel = 1350;
+  d.onPacketLost(d.packetSize, now);
+  assert.ok(d.packetSize <= 1350, `now ${d.packetSize}`);
+});
+
+test('reset (a new path) starts over from the base; an old confirm answer is ignored', () => {
+  let pending: ((ok: boolean) => void) | undefined;
+  const d = new MtuDiscoverer({ setPacketSize: () => {}, confirm: (_s, done) => (pending = done) }, BASE, TOP);
+  const size = d.probeSize(0, 1, 1);
+  d.onProbeSent(size, 0);
+  d.onProbeAcked(size, 1);
+  d.reset(BASE, TOP, 2);
+  pending!(true);
+  assert.equal(d.packetSize, BASE, 'the answer was for the old path');
+  assert.equal(d.status().state, 'searching');
+});
+
+test('two connections through a link that drops packets over 1400 bytes: probing settles below it and data flows', async () => {
+  const pair = makePair({ maxSize: 1400 });
+  try {
+    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (size, done) => done(true));
+    const got = nextStream(pair.b).then(readAll);
+    const sent = writeRandom(pair.a.openStream(7), 4 << 20);
+    const [hash, r] = await withTimeout(Promise.all([sent, got]), 20_000, 'transfer');
+    assert.equal(r.hash, hash);
+    const s = pair.a.mtuStatus()!;
+    assert.ok(pair.a.maxPacketSize <= 1400 && pair.a.maxPacketSize > 1400 - SEARCH_DONE, `a at ${pair.a.maxPacketSize} (${JSON.stringify(s)})`);
+    assert.ok(s.probesLost >= MAX_PROBES, 'probes over 1400 were lost');
+    assert.equal(pair.ab.dropped, pair.ab.oversize, 'only probes were dropped');
+  } finally {
+    closePair(pair);
+  }
+});
+
+test('a black hole mid-transfer (the link MTU drops, nothing says so): fallback to the base and the transfer completes', async () => {
+  const pair = makePair({});
+  try {
+    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (size, done) => done(true));
+    const got = nextStream(pair.b).then(readAll);
+    const s = pair.a.openStream(7);
+    const sent = writeRandom(s, 16 << 20);
+    // once the size has grown, the link starts dropping anything over 1300 bytes
+    await withTimeout(
+      new Promise<void>((r) => {
+        const t = setInterval(() => {
+          if (pair.a.maxPacketSize > 1400) {
+            clearInterval(t);
+            r();
+          }
+        }, 1);
+      }),
+      10_000,
+      'size grows',
+    );
+    pair.ab.opts.maxSize = 1300;
+    const [hash, r] = await withTimeout(Promise.all([sent, got]), 30_000, 'transfer');
+    assert.equal(r.hash, hash);
+    const st = pair.a.mtuStatus()!;
+    assert.equal(st.blackHoles, 1, JSON.stringify(st));
+    assert.ok(pair.a.maxPacketSize <= 1300, `a at ${pair.a.maxPacketSize}`);
+  } finally {
+    closePair(pair);
+  }
+});
