@@ -136,7 +136,7 @@ test('reset (a new path) starts over from the base; an old confirm answer is ign
 test('two connections through a link that drops packets over 1400 bytes: probing settles below it and data flows', async () => {
   const pair = makePair({ maxSize: 1400 });
   try {
-    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (size, done) => done(true));
+    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (_size, done) => done(true));
     const got = nextStream(pair.b).then(readAll);
     const sent = writeRandom(pair.a.openStream(7), 4 << 20);
     const [hash, r] = await withTimeout(Promise.all([sent, got]), 20_000, 'transfer');
@@ -153,7 +153,7 @@ test('two connections through a link that drops packets over 1400 bytes: probing
 test('a black hole mid-transfer (the link MTU drops, nothing says so): fallback to the base and the transfer completes', async () => {
   const pair = makePair({});
   try {
-    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (size, done) => done(true));
+    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (_size, done) => done(true));
     const got = nextStream(pair.b).then(readAll);
     const s = pair.a.openStream(7);
     const sent = writeRandom(s, 16 << 20);
