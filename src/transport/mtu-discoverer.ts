@@ -2,9 +2,11 @@
 // connection, as QUIC stacks do it (quic-go's mtuDiscoverer): after the peer has
 // acked something of ours, padded probe packets of growing size go out (one at a
 // time, ack-eliciting, outside congestion control); an acked probe raises the
-// packet size, a probe lost MAX_PROBES times lowers the search ceiling. Binary
-// search between the base (always safe) and the path's ceiling, finished when
-// the window is under SEARCH_DONE bytes. Then a fresh search every RAISE_MS.
+// packet size, a probe lost MAX_PROBES times lowers the search ceiling. The
+// ceiling itself is tried first, once (most paths carry a full 1500 bytes: one
+// probe then), then a binary search between the base (always safe) and the
+// ceiling, finished when the window is under SEARCH_DONE bytes. Then a fresh
+// search every RAISE_MS.
 //
 // Why a confirmation hook: Node cannot set IP_PMTUDISC_PROBE/DO. Linux sends UDP
 // with DF only while a packet fits the route's cached PMTU (IP_PMTUDISC_WANT);
@@ -70,9 +72,11 @@ export class MtuDiscoverer {
   private current: number;
   private state: MtuStatus['state'];
   private nextProbeAt = 0;
-  private inFlight: { size: number; sentAt: number } | null = null;
+  private inFlight: { size: number; sentAt: number; top: boolean } | null = null;
   /** Probes of the size being tried that were lost. */
   private losses = 0;
+  /** The ceiling itself was tried in this search. */
+  private triedTop = false;
   private confirming = false;
   private bigLosses = 0;
   private lastRecheck = -Infinity;
@@ -100,6 +104,7 @@ export class MtuDiscoverer {
     this.confirmed = base;
     this.inFlight = null;
     this.losses = 0;
+    this.triedTop = false;
     this.confirming = false;
     this.bigLosses = 0;
     this.state = ceiling > base ? 'searching' : 'disabled';
@@ -124,14 +129,16 @@ export class MtuDiscoverer {
     const f = this.inFlight;
     if (f !== null) {
       if (now - f.sentAt < Math.max(MIN_PROBE_WAIT_MS, 3 * ptoMs)) return 0;
-      this.lost(f.size, now, rttMs);
+      this.lost(f, now, rttMs);
     }
     if (this.confirming || now < this.nextProbeAt) return 0;
     if (this.state === 'done' || this.state === 'black-hole') {
       // periodic re-search (RFC 8899 §4.3): the path may carry more now
       this.state = 'searching';
       this.ceiling = this.pathCeiling;
+      this.triedTop = false;
     }
+    if (!this.triedTop && this.ceiling > this.confirmed) return this.ceiling;
     if (this.ceiling - this.confirmed < SEARCH_DONE) {
       this.finish(now);
       return 0;
@@ -140,7 +147,9 @@ export class MtuDiscoverer {
   }
 
   onProbeSent(size: number, now: number): void {
-    this.inFlight = { size, sentAt: now };
+    const top = !this.triedTop && size === this.ceiling;
+    if (top) this.triedTop = true;
+    this.inFlight = { size, sentAt: now, top };
     this.counts.probesSent++;
   }
 
@@ -167,8 +176,9 @@ export class MtuDiscoverer {
 
   /** A probe the connection's loss detection gave up on. */
   onProbeLost(size: number, now: number, rttMs: number): void {
-    if (this.inFlight?.size !== size) return;
-    this.lost(size, now, rttMs);
+    const f = this.inFlight;
+    if (f?.size !== size) return;
+    this.lost(f, now, rttMs);
   }
 
   /** An ACK for a regular (non-probe) packet of `size`: big ones prove the current size still passes. */
@@ -211,10 +221,16 @@ export class MtuDiscoverer {
     });
   }
 
-  private lost(size: number, now: number, rttMs: number): void {
+  private lost(f: { size: number; top: boolean }, now: number, rttMs: number): void {
+    const size = f.size;
     this.inFlight = null;
     this.counts.probesLost++;
     this.nextProbeAt = now + Math.max(MIN_PROBE_GAP_MS, rttMs);
+    // the first try at the ceiling gets one chance: if random loss took it, the binary search still ends near it
+    if (f.top) {
+      this.ceiling = Math.max(this.confirmed, size - 1);
+      return;
+    }
     if (++this.losses < MAX_PROBES) return;
     this.losses = 0;
     this.ceiling = size - 1;
@@ -228,6 +244,7 @@ export class MtuDiscoverer {
     this.confirmed = this.base;
     this.inFlight = null;
     this.losses = 0;
+    this.triedTop = false;
     this.state = 'black-hole';
     this.nextProbeAt = now + BLACK_HOLE_RETRY_MS;
     this.apply(this.base);

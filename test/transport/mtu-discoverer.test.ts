@@ -49,15 +49,18 @@ test('binary search settles within SEARCH_DONE below what the path carries, with
   assert.ok(d.packetSize <= 1400 && d.packetSize > 1400 - SEARCH_DONE, `settled at ${d.packetSize}`);
   assert.equal(sizes.at(-1), d.packetSize, 'the host was told the size');
   assert.ok(probes.length <= 12, `${probes.length} probes`);
+  assert.equal(probes[0], TOP, 'the ceiling first, once');
+  assert.equal(probes.filter((p) => p === TOP).length, 1);
   // a size that did not pass was tried exactly MAX_PROBES times before the ceiling came down
-  const tooBig = probes.filter((p) => p > 1400);
+  const tooBig = probes.slice(1).filter((p) => p > 1400);
   for (const p of new Set(tooBig)) assert.equal(tooBig.filter((x) => x === p).length, MAX_PROBES);
 });
 
-test('a clean 1500-byte path reaches the top', () => {
+test('a clean 1500-byte path reaches the top with one probe', () => {
   const { d } = rig();
-  search(d, 10_000);
-  assert.ok(d.packetSize > TOP - SEARCH_DONE, `settled at ${d.packetSize}`);
+  const { probes } = search(d, 10_000);
+  assert.equal(d.packetSize, TOP);
+  assert.deepEqual(probes, [TOP]);
 });
 
 test('an acked probe the kernel says went out fragmented (smaller cached PMTU) is not taken', () => {
