@@ -291,13 +291,25 @@ export class PeerTable {
       // a remote direct path: probe between the 1280-safe default and 1500, each acked probe checked against the route cache
       const host = p.host;
       const headers = ipUdpHeaders(host);
-      peer.conn.setPathMtu(dflt, packetSizeForPayload(remotePayloadCeiling(host)), (size, done) => {
-        void routePmtu(host).then((mtu) => {
-          if (mtu === undefined) return done(false);
-          const ceiling = packetSizeForPayload(mtu - headers);
-          done(size <= ceiling, ceiling);
-        });
-      });
+      peer.conn.setPathMtu(
+        dflt,
+        packetSizeForPayload(remotePayloadCeiling(host)),
+        (size, done) => {
+          void routePmtu(host).then((mtu) => {
+            if (mtu === undefined) return done(false);
+            const ceiling = packetSizeForPayload(mtu - headers);
+            done(size <= ceiling, ceiling);
+          });
+        },
+        (size, why) => {
+          const wire = size + HEADROOM + TAG_BYTES + headers;
+          // a few lines per path at most: a search takes some ten probes, black holes back off
+          this.host.log.info(
+            { peer: formatAddress(peer.address), mtu: wire, why },
+            why === 'black-hole' ? 'path MTU black hole: back to the 1280-safe size' : 'path MTU',
+          );
+        },
+      );
     } else {
       // the relay (its own wrapper and the rendezvous's paths on both sides) or no path: the default
       peer.conn.setPathMtu(dflt, dflt);

@@ -21,7 +21,7 @@ import { AppCode, CloseCode } from './codes.ts';
 import { ConnectionTimer } from './conn-timer.ts';
 import { ConnectionFlowControl } from './flow-control.ts';
 import { Frame, Kind, ParsedPacket, type ParsedFrame } from './frames.ts';
-import { MtuDiscoverer, type MtuDiscovererHost, type MtuStatus } from './mtu-discoverer.ts';
+import { type MtuChange, MtuDiscoverer, type MtuDiscovererHost, type MtuStatus } from './mtu-discoverer.ts';
 import { checkPacketSize, checkPort, MAX_PACKET_SIZE, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { PN_MAX_LEN, Sender, type SenderHost } from './sender.ts';
@@ -80,6 +80,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private sender: Sender;
   /** Path MTU discovery (setPathMtu), kept across reset(). */
   private mtu: MtuDiscoverer | null = null;
+  private mtuConfirm: MtuDiscovererHost['confirm'] | undefined;
+  private mtuListener: ((size: number, why: MtuChange) => void) | undefined;
   /** Peer streams accepted while handling a packet, announced ('stream') once the packet is applied. */
   private newStreams: Stream[] = [];
 
@@ -172,18 +174,28 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /**
    * Path MTU discovery for a (new) path: packets start at `base` and grow by probing up to `ceiling`
    * (ceiling <= base: a fixed size, no probes). `confirm` checks that an acked probe did not pass
-   * fragmented (see mtu-discoverer.ts); without it there is no probing.
+   * fragmented (see mtu-discoverer.ts); without it there is no probing. `onChange` hears of every
+   * size change discovery makes, and why.
    */
-  setPathMtu(base: number, ceiling: number, confirm?: MtuDiscovererHost['confirm']): void {
+  setPathMtu(base: number, ceiling: number, confirm?: MtuDiscovererHost['confirm'], onChange?: (size: number, why: MtuChange) => void): void {
     const top = confirm === undefined ? base : Math.min(ceiling, MAX_PACKET_SIZE);
     this.setMaxPacketSize(base);
     if (this.mtu === null) {
       if (top <= base || confirm === undefined) return;
-      this.mtu = new MtuDiscoverer({ setPacketSize: (s) => this.setMaxPacketSize(s), confirm }, base, top);
+      const host: MtuDiscovererHost = {
+        setPacketSize: (s, why) => {
+          this.setMaxPacketSize(s);
+          this.mtuListener?.(s, why);
+        },
+        confirm: (size, done) => this.mtuConfirm?.(size, done) ?? done(false),
+      };
+      this.mtu = new MtuDiscoverer(host, base, top);
       this.sender.mtu = this.mtu;
-      return;
+    } else {
+      this.mtu.reset(base, top, this.clock());
     }
-    this.mtu.reset(base, top, this.clock());
+    this.mtuConfirm = confirm;
+    this.mtuListener = onChange;
   }
 
   /** Path MTU discovery's state (undefined: never enabled on this connection). */

@@ -128,7 +128,7 @@ describe('path MTU discovery in the NAT lab', { skip: support.ok ? false : suppo
     const after = (await peerRow(b, a))!;
     console.log(`# 32 MiB with the MTU dropped to 1300 after 300 ms: ${Date.now() - t0} ms (${rate} MB/s), now ${after.mtu} bytes (${after.mtuState})`);
     assert.ok(after.mtu <= 1300, `mtu ${after.mtu} (${after.mtuState})`);
-    assert.equal(after.mtuState, 'black-hole');
+    assert.match(b.log(), /path MTU black hole/, 'the sender saw the black hole');
     const icmpDrops = (r: Router): number =>
       Number(/^\s*(\d+)\s+\d+\s+DROP.*icmptype 3 code 4/m.exec(lab.exec(r.ns, ['iptables', '-L', 'OUTPUT', '-v', '-x', '-n']))?.[1] ?? 0);
     assert.ok(icmpDrops(r2) > 0, 'the router did try to say "fragmentation needed" (and its firewall dropped it)');

@@ -94,10 +94,31 @@ test('black hole: two probe timeouts in a row at a raised size fall back to the 
   assert.equal(sizes.at(-1), BASE);
   assert.equal(d.status().state, 'black-hole');
   assert.equal(d.status().blackHoles, 1);
-  assert.equal(d.probeSize(now + 1000, 1, 1), 0, 'no probing right after');
+  assert.equal(d.probeSize(now + BLACK_HOLE_RETRY_MS / 2, 1, 1), 0, 'no probing right after');
   const again = search(d, 1300, now + BLACK_HOLE_RETRY_MS);
   assert.ok(again.probes.length > 0);
   assert.ok(d.packetSize <= 1300 && d.packetSize > 1300 - SEARCH_DONE, `re-settled at ${d.packetSize}`);
+});
+
+test('a false alarm (congestion, a starved receiver) costs one probe: the ceiling passes and the size is back', () => {
+  const { d } = rig();
+  const { now } = search(d, 10_000);
+  d.onProbeTimeout(2, now);
+  assert.equal(d.packetSize, BASE);
+  const again = search(d, 10_000, now + BLACK_HOLE_RETRY_MS);
+  assert.deepEqual(again.probes, [TOP]);
+  assert.equal(d.packetSize, TOP);
+});
+
+test('repeated black holes back off: the retry doubles', () => {
+  const { d } = rig();
+  let { now } = search(d, 10_000);
+  for (const wait of [BLACK_HOLE_RETRY_MS, 2 * BLACK_HOLE_RETRY_MS, 4 * BLACK_HOLE_RETRY_MS]) {
+    d.onProbeTimeout(2, now);
+    assert.equal(d.probeSize(now + wait - 1, 1, 1), 0, `quiet for ${wait} ms`);
+    now = search(d, 10_000, now + wait).now;
+    assert.equal(d.packetSize, TOP);
+  }
 });
 
 test('black hole: big packets lost with none acked since fall back; an acked big packet clears the count', () => {
