@@ -174,7 +174,11 @@ export class MtuDiscoverer {
     this.host.confirm(size, (ok, ceiling) => {
       if (epoch !== this.epoch) return;
       this.confirming = false;
-      if (ceiling !== undefined && ceiling < this.ceiling) this.ceiling = Math.max(ceiling, this.base);
+      if (ceiling !== undefined && ceiling < this.ceiling) {
+        // the kernel learned the path MTU (ICMP): try exactly that next, once
+        this.ceiling = Math.max(ceiling, this.base);
+        this.triedTop = false;
+      }
       if (ok && size <= this.ceiling) {
         this.confirmed = size;
         this.losses = 0;

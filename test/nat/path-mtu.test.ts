@@ -112,6 +112,7 @@ describe('path MTU discovery in the NAT lab', { skip: support.ok ? false : suppo
     const { a, b } = await pair('icmp', (r1, r2) => limit(r1, r2, 1400, true));
     const [ra, rb] = await settle(a, b);
     console.log(`# 1400-byte path with ICMP: ${ra.mtu} / ${rb.mtu} bytes`);
+    // exactly 1400 when the ICMP reached the kernel in time (the route cache names the size), else found by loss
     for (const r of [ra, rb]) assert.ok(r.mtu <= 1400 && r.mtu > 1360, `mtu ${r.mtu} (${r.mtuState})`);
     await bench(b, a, 8);
   });
