@@ -179,9 +179,9 @@ export class MtuDiscoverer {
         this.ceiling = Math.max(ceiling, this.base);
         this.triedTop = false;
       }
+      this.losses = 0;
       if (ok && size <= this.ceiling) {
         this.confirmed = size;
-        this.losses = 0;
         this.bigLosses = 0;
         this.apply(size, 'probe');
       }
@@ -227,7 +227,7 @@ export class MtuDiscoverer {
     this.host.confirm(size, (ok, ceiling) => {
       if (epoch !== this.epoch) return;
       this.confirming = false;
-      if (ceiling !== undefined) this.ceiling = Math.max(this.base, ceiling);
+      if (ceiling !== undefined) this.ceiling = Math.max(this.base, Math.min(this.pathCeiling, ceiling));
       if (ok) return;
       const to = Math.max(this.base, Math.min(this.ceiling, size - 1));
       this.confirmed = to;
@@ -254,9 +254,10 @@ export class MtuDiscoverer {
 
   private blackHole(now: number): void {
     this.counts.blackHoles++;
+    this.epoch++; // a confirmation still under way must not raise the size again
+    this.confirming = false;
     this.bigLosses = 0;
-    // what was confirmed no longer passes: search below it next time
-    this.ceiling = Math.max(this.base, this.current - 1);
+    // the re-search starts from the path's ceiling again (one probe if this was a false alarm)
     this.confirmed = this.base;
     this.inFlight = null;
     this.losses = 0;

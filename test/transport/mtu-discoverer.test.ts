@@ -203,3 +203,23 @@ test('a black hole mid-transfer (the link MTU drops, nothing says so): fallback 
     closePair(pair);
   }
 });
+
+test('a black hole while a probe is being confirmed: the late answer does not raise the size again', () => {
+  const answers: ((ok: boolean) => void)[] = [];
+  const d = new MtuDiscoverer({ setPacketSize: () => {}, confirm: (_s, done) => answers.push(done) }, BASE, TOP);
+  const top = d.probeSize(0, 1, 1);
+  d.onProbeSent(top, 0);
+  d.onProbeLost(top, 1, 1); // the top does not pass: binary search
+  const mid = d.probeSize(100, 1, 1);
+  d.onProbeSent(mid, 100);
+  d.onProbeAcked(mid, 101);
+  answers.shift()!(true);
+  assert.equal(d.packetSize, mid);
+  const next = d.probeSize(102, 1, 1);
+  d.onProbeSent(next, 102);
+  d.onProbeAcked(next, 103); // its confirmation is slow...
+  d.onProbeTimeout(2, 104); // ...and a black hole comes first
+  assert.equal(d.packetSize, BASE);
+  answers.shift()!(true);
+  assert.equal(d.packetSize, BASE, 'the stale answer was ignored');
+});
