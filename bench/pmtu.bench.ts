@@ -94,7 +94,13 @@ async function main(): Promise<void> {
           continue;
         }
         const [a, b] = pairs[what as 'new' | 'base'];
-        const r = await b.ctl(['bench', a.address, String(MB)], 120_000);
+        let r = await b.ctl(['bench', a.address, String(MB)], 120_000);
+        if (r.code !== 0) {
+          // the shared box stalls sometimes (a registry lookup timing out at load 12+): one retry, said out loud
+          console.log(`# ${what} rep ${rep}: ${r.json?.code ?? r.code}, retried`);
+          await new Promise((res) => setTimeout(res, 1000));
+          r = await b.ctl(['bench', a.address, String(MB)], 120_000);
+        }
         if (r.code !== 0) throw new Error(`${what} bench: ${r.stderr}`);
         rates[what]!.push(r.json.data.mbPerSec as number);
       }

@@ -3,8 +3,8 @@
 // acked something of ours, padded probe packets of growing size go out (one at a
 // time, ack-eliciting, outside congestion control); an acked probe raises the
 // packet size, a probe lost MAX_PROBES times lowers the search ceiling. The
-// ceiling itself is tried first, once (most paths carry a full 1500 bytes: one
-// probe then), then a binary search between the base (always safe) and the
+// ceiling itself is tried first, up to twice (most paths carry a full 1500 bytes:
+// one probe then), then a binary search between the base (always safe) and the
 // ceiling, finished when the window is under SEARCH_DONE bytes. Then a fresh
 // search every RAISE_MS.
 //
@@ -28,6 +28,8 @@
 
 /** Probes of one size before it counts as too big (RFC 8899 MAX_PROBES). */
 export const MAX_PROBES = 3;
+/** Tries of the ceiling before the binary search (a full 1500-byte path is the common case). */
+export const TOP_TRIES = 2;
 /** Stop searching once ceiling - confirmed is below this many bytes. */
 export const SEARCH_DONE = 20;
 /** Search again after this long (RFC 8899 PMTU_RAISE_TIMER, 600 s). */
@@ -82,8 +84,8 @@ export class MtuDiscoverer {
   private inFlight: { size: number; sentAt: number; top: boolean } | null = null;
   /** Probes of the size being tried that were lost. */
   private losses = 0;
-  /** The ceiling itself was tried in this search. */
-  private triedTop = false;
+  /** Tries of the ceiling itself in this search (TOP_TRIES at most: one lost probe is no verdict). */
+  private topTries = 0;
   private confirming = false;
   private bigLosses = 0;
   private lastRecheck = -Infinity;
@@ -114,7 +116,7 @@ export class MtuDiscoverer {
     this.confirmed = base;
     this.inFlight = null;
     this.losses = 0;
-    this.triedTop = false;
+    this.topTries = 0;
     this.confirming = false;
     this.bigLosses = 0;
     this.state = ceiling > base ? 'searching' : 'disabled';
@@ -147,9 +149,9 @@ export class MtuDiscoverer {
       // periodic re-search (RFC 8899 §4.3): the path may carry more now
       this.state = 'searching';
       this.ceiling = this.pathCeiling;
-      this.triedTop = false;
+      this.topTries = 0;
     }
-    if (!this.triedTop && this.ceiling > this.confirmed) return this.ceiling;
+    if (this.topTries < TOP_TRIES && this.ceiling > this.confirmed) return this.ceiling;
     if (this.ceiling - this.confirmed < SEARCH_DONE) {
       this.finish(now);
       return 0;
@@ -158,8 +160,8 @@ export class MtuDiscoverer {
   }
 
   onProbeSent(size: number, now: number): void {
-    const top = !this.triedTop && size === this.ceiling;
-    if (top) this.triedTop = true;
+    const top = this.topTries < TOP_TRIES && size === this.ceiling;
+    if (top) this.topTries++;
     this.inFlight = { size, sentAt: now, top };
     this.counts.probesSent++;
   }
@@ -177,10 +179,12 @@ export class MtuDiscoverer {
       if (ceiling !== undefined && ceiling < this.ceiling) {
         // the kernel learned the path MTU (ICMP): try exactly that next, once
         this.ceiling = Math.max(ceiling, this.base);
-        this.triedTop = false;
+        this.topTries = 0;
       }
       this.losses = 0;
-      if (ok && size <= this.ceiling) {
+      if (ok && size <= this.pathCeiling) {
+        // a late ACK of a probe already counted lost (a slow, loaded peer) still proves the size
+        if (size > this.ceiling) this.ceiling = size;
         this.confirmed = size;
         this.bigLosses = 0;
         this.apply(size, 'probe');
@@ -242,9 +246,9 @@ export class MtuDiscoverer {
     this.inFlight = null;
     this.counts.probesLost++;
     this.nextProbeAt = now + Math.max(MIN_PROBE_GAP_MS, rttMs);
-    // the first try at the ceiling gets one chance: if random loss took it, the binary search still ends near it
+    // the ceiling gets TOP_TRIES chances (a path just punched may drop the very first one), then the binary search
     if (f.top) {
-      this.ceiling = Math.max(this.confirmed, size - 1);
+      if (this.topTries >= TOP_TRIES) this.ceiling = Math.max(this.confirmed, size - 1);
       return;
     }
     if (++this.losses < MAX_PROBES) return;
@@ -261,7 +265,7 @@ export class MtuDiscoverer {
     this.confirmed = this.base;
     this.inFlight = null;
     this.losses = 0;
-    this.triedTop = false;
+    this.topTries = 0;
     this.state = 'black-hole';
     this.holeStreak = now - this.lastHole < RAISE_MS ? this.holeStreak + 1 : 1;
     this.lastHole = now;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BLACK_HOLE_LOSSES, BLACK_HOLE_RETRY_MS, MAX_PROBES, MtuDiscoverer, RAISE_MS, SEARCH_DONE } from '../../src/transport/mtu-discoverer.ts';
+import { BLACK_HOLE_LOSSES, BLACK_HOLE_RETRY_MS, MAX_PROBES, MtuDiscoverer, RAISE_MS, SEARCH_DONE, TOP_TRIES } from '../../src/transport/mtu-discoverer.ts';
 import { closePair, makePair, nextStream, readAll, withTimeout, writeRandom } from './link.ts';
 
 const BASE = 1195;
@@ -49,10 +49,10 @@ test('binary search settles within SEARCH_DONE below what the path carries, with
   assert.ok(d.packetSize <= 1400 && d.packetSize > 1400 - SEARCH_DONE, `settled at ${d.packetSize}`);
   assert.equal(sizes.at(-1), d.packetSize, 'the host was told the size');
   assert.ok(probes.length <= 12, `${probes.length} probes`);
-  assert.equal(probes[0], TOP, 'the ceiling first, once');
-  assert.equal(probes.filter((p) => p === TOP).length, 1);
+  assert.deepEqual(probes.slice(0, TOP_TRIES), [TOP, TOP], 'the ceiling first, TOP_TRIES times');
+  assert.equal(probes.filter((p) => p === TOP).length, TOP_TRIES);
   // a size that did not pass was tried exactly MAX_PROBES times before the ceiling came down
-  const tooBig = probes.slice(1).filter((p) => p > 1400);
+  const tooBig = probes.slice(TOP_TRIES).filter((p) => p > 1400);
   for (const p of new Set(tooBig)) assert.equal(tooBig.filter((x) => x === p).length, MAX_PROBES);
 });
 
@@ -208,18 +208,34 @@ test('a black hole while a probe is being confirmed: the late answer does not ra
   const answers: ((ok: boolean) => void)[] = [];
   const d = new MtuDiscoverer({ setPacketSize: () => {}, confirm: (_s, done) => answers.push(done) }, BASE, TOP);
   const top = d.probeSize(0, 1, 1);
-  d.onProbeSent(top, 0);
-  d.onProbeLost(top, 1, 1); // the top does not pass: binary search
-  const mid = d.probeSize(100, 1, 1);
-  d.onProbeSent(mid, 100);
-  d.onProbeAcked(mid, 101);
+  for (let i = 0; i < TOP_TRIES; i++) {
+    assert.equal(d.probeSize(i * 100, 1, 1), top);
+    d.onProbeSent(top, i * 100);
+    d.onProbeLost(top, i * 100 + 1, 1); // the top does not pass: binary search
+  }
+  const mid = d.probeSize(1000, 1, 1);
+  assert.ok(mid > BASE && mid < TOP);
+  d.onProbeSent(mid, 1000);
+  d.onProbeAcked(mid, 1001);
   answers.shift()!(true);
   assert.equal(d.packetSize, mid);
-  const next = d.probeSize(102, 1, 1);
-  d.onProbeSent(next, 102);
-  d.onProbeAcked(next, 103); // its confirmation is slow...
-  d.onProbeTimeout(2, 104); // ...and a black hole comes first
+  const next = d.probeSize(1002, 1, 1);
+  d.onProbeSent(next, 1002);
+  d.onProbeAcked(next, 1003); // its confirmation is slow...
+  d.onProbeTimeout(2, 1004); // ...and a black hole comes first
   assert.equal(d.packetSize, BASE);
   answers.shift()!(true);
   assert.equal(d.packetSize, BASE, 'the stale answer was ignored');
+});
+
+test('a probe given up on and acked late still raises the size', () => {
+  const { d } = rig();
+  for (let i = 0; i < TOP_TRIES; i++) {
+    const t = i * 1000;
+    assert.equal(d.probeSize(t, 1, 1), TOP);
+    d.onProbeSent(TOP, t);
+    assert.equal(d.probeSize(t + 500, 1, 1), 0, 'retired as lost, the next one waits for the gap');
+  }
+  d.onProbeAcked(TOP, 2500);
+  assert.equal(d.packetSize, TOP);
 });
