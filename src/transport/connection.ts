@@ -196,6 +196,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     }
     this.mtuConfirm = confirm;
     this.mtuListener = onChange;
+    this.sender.mtuFromPn = this.recovery.log.next;
   }
 
   /** Path MTU discovery's state (undefined: never enabled on this connection). */

@@ -66,6 +66,8 @@ export class Sender {
   readonly datagrams = new DatagramQueue();
   /** Path MTU discovery (null: the packet size is fixed). */
   mtu: MtuDiscoverer | null = null;
+  /** First packet number sent on the current path: probing waits for an ACK of one of ours from there on. */
+  mtuFromPn = 0;
 
   private readonly host: SenderHost;
   private readonly recovery: Recovery;
@@ -169,8 +171,9 @@ export class Sender {
       if (probe) this.probes--;
       budget--;
     }
-    // after the peer acked something of ours (it proved it wants our packets): one probe at a time, outside the window
-    if (this.mtu !== null && this.recovery.largestAcked >= 0) {
+    // once the peer acked a packet we sent on this path (it wants our packets, and the path carries them:
+    // a NAT on a path just punched may still drop them), one probe at a time, outside the window
+    if (this.mtu !== null && this.recovery.largestAcked >= this.mtuFromPn) {
       const size = this.mtu.probeSize(now, this.recovery.rtt.smoothed, this.recovery.ptoInterval());
       if (size > 0) this.sendMtuProbe(now, size);
     }
