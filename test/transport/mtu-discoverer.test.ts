@@ -239,3 +239,47 @@ test('a probe given up on and acked late still raises the size', () => {
   d.onProbeAcked(TOP, 2500);
   assert.equal(d.packetSize, TOP);
 });
+
+test('after a path change no probe leaves until the peer acked a packet sent on the new path', async () => {
+  const pair = makePair({});
+  try {
+    const got = nextStream(pair.b).then(readAll);
+    const s = pair.a.openStream(7);
+    s.write(Buffer.alloc(10_000));
+    await withTimeout(
+      new Promise<void>((r) => {
+        const t = setInterval(() => {
+          if (pair.a.stats().bytesInFlight === 0 && pair.a.stats().packetsSent > 3) {
+            clearInterval(t);
+            r();
+          }
+        }, 2);
+      }),
+      5000,
+      'first data acked',
+    );
+    // the new path does not carry our packets yet (a NAT not yet opened on the far side)
+    pair.ab.enabled = false;
+    pair.a.setPathMtu(BASE, TOP, (_size, done) => done(true));
+    s.write(Buffer.alloc(10_000));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(pair.a.mtuStatus()!.probesSent, 0, 'nothing proved the path yet');
+    pair.ab.enabled = true;
+    s.end(Buffer.alloc(200_000));
+    await withTimeout(got, 10_000, 'transfer');
+    await withTimeout(
+      new Promise<void>((r) => {
+        const t = setInterval(() => {
+          if (pair.a.maxPacketSize === TOP) {
+            clearInterval(t);
+            r();
+          }
+        }, 5);
+      }),
+      10_000,
+      `size grows (${JSON.stringify(pair.a.mtuStatus())})`,
+    );
+  } finally {
+    closePair(pair);
+  }
+});
