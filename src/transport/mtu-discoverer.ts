@@ -1,7 +1,7 @@
 // Datagram packetization-layer path MTU discovery (RFC 8899 DPLPMTUD), one per
-// connection, as QUIC stacks do it (quic-go's mtuDiscoverer): after the peer has
-// acked something of ours, padded probe packets of growing size go out (one at a
-// time, ack-eliciting, outside congestion control); an acked probe raises the
+// connection, as QUIC stacks do it (quic-go's mtuDiscoverer): once the peer has
+// acked a packet we sent on the current path, padded probe packets of growing
+// size go out (one at a time, ack-eliciting, outside congestion control); an acked probe raises the
 // packet size, a probe lost MAX_PROBES times lowers the search ceiling. The
 // ceiling itself is tried first, up to twice (most paths carry a full 1500 bytes:
 // one probe then), then a binary search between the base (always safe) and the
