@@ -187,7 +187,11 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
           this.setMaxPacketSize(s);
           this.mtuListener?.(s, why);
         },
-        confirm: (size, done) => this.mtuConfirm?.(size, done) ?? done(false),
+        confirm: (size, done) => {
+          const c = this.mtuConfirm;
+          if (c) c(size, done);
+          else done(false);
+        },
       };
       this.mtu = new MtuDiscoverer(host, base, top);
       this.sender.mtu = this.mtu;

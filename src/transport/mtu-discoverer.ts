@@ -174,7 +174,7 @@ export class MtuDiscoverer {
     const epoch = this.epoch;
     this.confirming = true;
     this.host.confirm(size, (ok, ceiling) => {
-      if (epoch !== this.epoch) return;
+      if (epoch !== this.epoch || !this.confirming) return; // another path by now, or a second answer
       this.confirming = false;
       if (ceiling !== undefined && ceiling < this.ceiling) {
         // the kernel learned the path MTU (ICMP): try exactly that next, once
@@ -229,7 +229,7 @@ export class MtuDiscoverer {
     const size = this.current;
     this.confirming = true;
     this.host.confirm(size, (ok, ceiling) => {
-      if (epoch !== this.epoch) return;
+      if (epoch !== this.epoch || !this.confirming) return;
       this.confirming = false;
       if (ceiling !== undefined) this.ceiling = Math.max(this.base, Math.min(this.pathCeiling, ceiling));
       if (ok) return;

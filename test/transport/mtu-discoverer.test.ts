@@ -283,3 +283,32 @@ test('after a path change no probe leaves until the peer acked a packet sent on 
     closePair(pair);
   }
 });
+
+test('a host that answers twice (a bug there) cannot lower a size a later answer raised', () => {
+  const answers: ((ok: boolean) => void)[] = [];
+  const d = new MtuDiscoverer({ setPacketSize: () => {}, confirm: (_s, done) => answers.push(done) }, BASE, TOP);
+  const top = d.probeSize(0, 1, 1);
+  d.onProbeSent(top, 0);
+  d.onProbeAcked(top, 1);
+  answers[0]!(false);
+  answers[0]!(true);
+  assert.equal(d.packetSize, BASE, 'only the first answer counts');
+});
+
+test('Connection: the confirmation is asynchronous (the route cache is read by a child process): one answer per acked probe', async () => {
+  const pair = makePair({});
+  try {
+    let calls = 0;
+    pair.a.setPathMtu(BASE, TOP, (_size, done) => {
+      calls++;
+      setTimeout(() => done(true), 20);
+    });
+    const got = nextStream(pair.b).then(readAll);
+    await writeRandom(pair.a.openStream(7), 1 << 20);
+    await withTimeout(got, 10_000, 'transfer');
+    assert.equal(pair.a.maxPacketSize, TOP, JSON.stringify(pair.a.mtuStatus()));
+    assert.equal(calls, 1, 'the ceiling passed at once: one probe, one confirmation');
+  } finally {
+    closePair(pair);
+  }
+});
