@@ -265,10 +265,10 @@ export function buildProgram(json = false, lazy?: LazyCommands): Command {
           r.peers.length === 0
             ? 'no peers'
             : [
-                'ADDRESS            HOSTNAME         PATH                                   RTT         SENT        RECEIVED',
+                'ADDRESS            HOSTNAME         PATH                                   RTT         MTU   SENT        RECEIVED',
                 ...r.peers.map(
                   (p) =>
-                    `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${`${p.path}${p.via ? ` via ${p.via}` : ''}`.padEnd(38)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`,
+                    `${String(p.address).padEnd(18)} ${String(p.hostname ?? '-').padEnd(16)} ${`${p.path}${p.via ? ` via ${p.via}` : ''}`.padEnd(38)} ${fmtMs(p.rttMs).padEnd(11)} ${String(p.mtu ?? '-').padEnd(5)} ${String(p.bytesSent).padEnd(11)} ${p.bytesReceived}`,
                 ),
               ].join('\n'),
         );

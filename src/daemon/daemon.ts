@@ -17,7 +17,10 @@ import { SessionManager, type SessionInfo, type SessionStats } from '../crypto/s
 import type { Connection } from '../transport/connection.ts';
 import type { Stream } from '../transport/stream.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { PacketType } from '../wire/packet-types.ts';
+import { PacketType, RELAY_OVERHEAD } from '../wire/packet-types.ts';
+import { ipUdpHeaders } from '../nat/link-mtu.ts';
+import { TAG_BYTES } from '../crypto/aead.ts';
+import type { MtuState } from '../ipc/api-types.ts';
 import { addressKey, formatAddress, parseAddress as parseAddressText, type Address } from '../wire/address.ts';
 import { PilotError } from '../util/errors.ts';
 import { parseHostPort } from '../util/hostport.ts';
@@ -46,7 +49,7 @@ import { Underlay } from './underlay.ts';
 import { NetCheck } from './netcheck.ts';
 import { LocalInterfaces, parseInterfaceList } from './local-interfaces.ts'; // issue 19: no other overlay's tunnel as a candidate
 import { onAttachedSubnet } from '../nat/ip-class.ts';
-import { PeerTable, type Peer } from './peer-table.ts';
+import { HEADROOM, PeerTable, type Peer } from './peer-table.ts';
 import { TrustMirror, type TrustPush } from './trust-mirror.ts';
 import { Networks } from './networks.ts';
 import { presentMemberships, wireSessionEvents } from './session-events.ts';
@@ -677,6 +680,14 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     const r = pathReport(p, this.uplinkKind);
     const via = p?.kind === 'direct' ? (this.ifaces.routeInterface(p.host) ?? null) : null;
     return { ...r, via }; // `path` keeps its form (scripts match it); `peers` prints the via
+  }
+
+  /** The size of the peer's full-size packets on the wire (IP datagram bytes) and how path MTU discovery stands. */
+  packetSizeInfo(peer: Peer): { mtu: number; mtuState: MtuState } {
+    const p = this.paths.current(peer.key);
+    const s = peer.conn.mtuStatus();
+    const headers = p?.kind === 'direct' ? ipUdpHeaders(p.host) : ipUdpHeaders('0.0.0.0') + RELAY_OVERHEAD;
+    return { mtu: peer.conn.maxPacketSize + HEADROOM + TAG_BYTES + headers, mtuState: s?.state ?? 'disabled' };
   }
 
   // ---------- streams and datagrams (peer-traffic.ts) ----------

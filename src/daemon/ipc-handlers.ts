@@ -130,6 +130,7 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
           bytesReceived: s.bytesReceived,
           streams: s.streamsOpen,
           lastSeenMsAgo: peer.lastSeen ? Date.now() - peer.lastSeen : null,
+          ...d.packetSizeInfo(peer),
         };
       }),
     }),

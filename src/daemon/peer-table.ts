@@ -14,7 +14,7 @@ import type { HostPort } from '../util/hostport.ts';
 import type { Logger } from '../util/logger.ts';
 import { formatAddress } from '../wire/address.ts';
 import { parseEndpoint, type Path } from '../nat/path.ts';
-import { onLinkPayload } from '../nat/link-mtu.ts';
+import { ipUdpHeaders, onLinkPayload, remotePayloadCeiling, routePmtu, routePmtuSupported } from '../nat/link-mtu.ts';
 import { Inner } from '../nat/inner.ts';
 import type { IncomingStream } from './ports.ts';
 import { parseTarget, type ResolvedNode } from './targets.ts';
@@ -277,24 +277,44 @@ export class PeerTable {
     return peer;
   }
 
-  /** The peer's path changed: its transport packets may grow (or must shrink) to what the path carries. */
+  /** The peer's path changed: its transport packets start over at what the path is known to carry, and probe for more. */
   pathChanged(key: number, p: Path | undefined): Peer | undefined {
     const peer = this.peers.get(key);
-    if (peer) peer.conn.setMaxPacketSize(this.packetSizeFor(p));
-    return peer;
-  }
-
-  /**
-   * Transport packet size for a path: the 1280-safe default, or more on a path
-   * known to carry it unfragmented (same host or an attached subnet).
-   */
-  private packetSizeFor(p: Path | undefined): number {
+    if (!peer) return peer;
     const dflt = DEFAULT_MAX_PLAINTEXT - 1;
-    if (p?.kind !== 'direct' || p.sock !== undefined) return dflt;
-    const payload = onLinkPayload(p.host);
-    if (payload === undefined) return dflt;
-    // UDP payload = session header + inner byte + transport packet + tag
-    return Math.max(dflt, payload - DATA_HEADER_BYTES - 1 - TAG_BYTES);
+    const onLink = p?.kind === 'direct' && p.sock === undefined ? onLinkPayload(p.host) : undefined;
+    if (onLink !== undefined) {
+      // same host or an attached subnet: the interface MTU is the path MTU, nothing to probe
+      const size = Math.max(dflt, packetSizeForPayload(onLink));
+      peer.conn.setPathMtu(size, size);
+    } else if (p?.kind === 'direct' && routePmtuSupported()) {
+      // a remote direct path: probe between the 1280-safe default and 1500, each acked probe checked against the route cache
+      const host = p.host;
+      const headers = ipUdpHeaders(host);
+      peer.conn.setPathMtu(
+        dflt,
+        packetSizeForPayload(remotePayloadCeiling(host)),
+        (size, done) => {
+          void routePmtu(host).then((mtu) => {
+            if (mtu === undefined) return done(false);
+            const ceiling = packetSizeForPayload(mtu - headers);
+            done(size <= ceiling, ceiling);
+          });
+        },
+        (size, why) => {
+          const wire = size + HEADROOM + TAG_BYTES + headers;
+          // a few lines per path at most: a search takes some ten probes, black holes back off
+          this.host.log.info(
+            { peer: formatAddress(peer.address), mtu: wire, why },
+            why === 'black-hole' ? 'path MTU black hole: back to the 1280-safe size' : 'path MTU',
+          );
+        },
+      );
+    } else {
+      // the relay (its own wrapper and the rendezvous's paths on both sides) or no path: the default
+      peer.conn.setPathMtu(dflt, dflt);
+    }
+    return peer;
   }
 
   private fresh(p: Peer | undefined): p is Peer {
@@ -423,4 +443,9 @@ export class PeerTable {
     if (this.timer) clearInterval(this.timer);
     for (const peer of this.peers.values()) peer.conn.close();
   }
+}
+
+/** Transport packet size carried by a UDP payload: session header + inner type byte + packet + tag. */
+function packetSizeForPayload(payload: number): number {
+  return payload - DATA_HEADER_BYTES - 1 - TAG_BYTES;
 }

@@ -82,7 +82,16 @@ export interface PeerInfo extends PathInfo {
   bytesReceived: number;
   streams: number;
   lastSeenMsAgo: number | null;
+  /**
+   * Size on the wire (IP datagram bytes, headers included) of the peer's full-size packets now: 1500
+   * fills an Ethernet MTU. Starts at the 1280-safe size on remote paths and grows as probes pass.
+   */
+  mtu: number;
+  /** Path MTU discovery: off (relay, on-link or no route cache), searching, done, or fell back after a black hole. */
+  mtuState: MtuState;
 }
+
+export type MtuState = 'disabled' | 'searching' | 'done' | 'black-hole';
 
 export interface FoundNode {
   address: string;

@@ -21,7 +21,8 @@ import { AppCode, CloseCode } from './codes.ts';
 import { ConnectionTimer } from './conn-timer.ts';
 import { ConnectionFlowControl } from './flow-control.ts';
 import { Frame, Kind, ParsedPacket, type ParsedFrame } from './frames.ts';
-import { checkPacketSize, checkPort, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
+import { type MtuChange, MtuDiscoverer, type MtuDiscovererHost, type MtuStatus } from './mtu-discoverer.ts';
+import { checkPacketSize, checkPort, MAX_PACKET_SIZE, type ConnectionConfig, type ConnectionOptions, resolveConnectionOptions } from './options.ts';
 import { Recovery, type RecoveryHandler } from './recovery.ts';
 import { PN_MAX_LEN, Sender, type SenderHost } from './sender.ts';
 import type { SentPacket } from './sent-packets.ts';
@@ -77,6 +78,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private acks: AckTracker;
   private flow: ConnectionFlowControl<Stream>;
   private sender: Sender;
+  /** Path MTU discovery (setPathMtu), kept across reset(). */
+  private mtu: MtuDiscoverer | null = null;
+  private mtuConfirm: MtuDiscovererHost['confirm'] | undefined;
+  private mtuListener: ((size: number, why: MtuChange) => void) | undefined;
   /** Peer streams accepted while handling a packet, announced ('stream') once the packet is applied. */
   private newStreams: Stream[] = [];
 
@@ -109,7 +114,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   }
 
   private newSender(): Sender {
-    return new Sender(this, {
+    const s = new Sender(this, {
       recovery: this.recovery,
       acks: this.acks,
       flow: this.flow,
@@ -118,6 +123,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       headroom: this.cfg.headroom,
       tailroom: this.cfg.tailroom,
     });
+    s.mtu = this.mtu;
+    return s;
   }
 
   // ================= public API =================
@@ -167,6 +174,43 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   get maxPacketSize(): number {
     return this.maxPacket;
+  }
+
+  /**
+   * Path MTU discovery for a (new) path: packets start at `base` and grow by probing up to `ceiling`
+   * (ceiling <= base: a fixed size, no probes). `confirm` checks that an acked probe did not pass
+   * fragmented (see mtu-discoverer.ts); without it there is no probing. `onChange` hears of every
+   * size change discovery makes, and why.
+   */
+  setPathMtu(base: number, ceiling: number, confirm?: MtuDiscovererHost['confirm'], onChange?: (size: number, why: MtuChange) => void): void {
+    const top = confirm === undefined ? base : Math.min(ceiling, MAX_PACKET_SIZE);
+    this.setMaxPacketSize(base);
+    if (this.mtu === null) {
+      if (top <= base || confirm === undefined) return;
+      const host: MtuDiscovererHost = {
+        setPacketSize: (s, why) => {
+          this.setMaxPacketSize(s);
+          this.mtuListener?.(s, why);
+        },
+        confirm: (size, done) => {
+          const c = this.mtuConfirm;
+          if (c) c(size, done);
+          else done(false);
+        },
+      };
+      this.mtu = new MtuDiscoverer(host, base, top);
+      this.sender.mtu = this.mtu;
+    } else {
+      this.mtu.reset(base, top, this.clock());
+    }
+    this.mtuConfirm = confirm;
+    this.mtuListener = onChange;
+    this.sender.mtuFromPn = this.recovery.log.next;
+  }
+
+  /** Path MTU discovery's state (undefined: never enabled on this connection). */
+  mtuStatus(): MtuStatus | undefined {
+    return this.mtu?.status();
   }
 
   /**
@@ -431,11 +475,21 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   // ================= RecoveryHandler =================
 
   onPacketAcked(p: SentPacket): void {
+    const mtu = this.mtu;
+    if (mtu !== null) {
+      if (p.probeSize > 0) return mtu.onProbeAcked(p.probeSize, this.clock());
+      if (p.inFlight) mtu.onPacketAcked(p.size);
+    }
     this.sender.onPacketAcked(p);
   }
 
   onPacketLost(p: SentPacket): void {
     if (this.closed) return;
+    const mtu = this.mtu;
+    if (mtu !== null) {
+      if (p.probeSize > 0) return mtu.onProbeLost(p.probeSize, this.clock(), this.recovery.rtt.smoothed);
+      if (p.inFlight) mtu.onPacketLost(p.size, this.clock());
+    }
     if (this.sender.onPacketLost(p)) this.scheduleFlush();
   }
 
@@ -560,7 +614,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private onTimer(): void {
     if (this.closed) return;
     const now = this.clock();
-    if (this.recovery.deadline() <= now && this.recovery.onTimeout(now)) this.sender.onProbeTimeout();
+    if (this.recovery.deadline() <= now && this.recovery.onTimeout(now)) {
+      this.mtu?.onProbeTimeout(this.recovery.ptoCount, now);
+      this.sender.onProbeTimeout();
+    }
     if (now >= this.idleCheckAt) this.checkIdle(now);
     this.flush();
   }

@@ -24,6 +24,7 @@ import {
   writeStreamHeader,
   writeStreamValue,
 } from './frames.ts';
+import type { MtuDiscoverer } from './mtu-discoverer.ts';
 import { Pacer } from './pacer.ts';
 import type { Recovery } from './recovery.ts';
 import type { CtrlFrame, SentPacket, StreamFrag } from './sent-packets.ts';
@@ -63,6 +64,10 @@ export class Sender {
   /** When pacing lets the next data packet go (Infinity: not held back by pacing). */
   pacingAt = Infinity;
   readonly datagrams = new DatagramQueue();
+  /** Path MTU discovery (null: the packet size is fixed). */
+  mtu: MtuDiscoverer | null = null;
+  /** First packet number sent on the current path: probing waits for an ACK of one of ours from there on. */
+  mtuFromPn = 0;
 
   private readonly host: SenderHost;
   private readonly recovery: Recovery;
@@ -166,6 +171,12 @@ export class Sender {
       if (probe) this.probes--;
       budget--;
     }
+    // once the peer acked a packet we sent on this path (it wants our packets, and the path carries them:
+    // a NAT on a path just punched may still drop them), one probe at a time, outside the window
+    if (this.mtu !== null && this.recovery.largestAcked >= this.mtuFromPn) {
+      const size = this.mtu.probeSize(now, this.recovery.rtt.smoothed, this.recovery.ptoInterval());
+      if (size > 0) this.sendMtuProbe(now, size);
+    }
     cc.appLimited = !windowLimited;
     // ran out of data (not window, pacing or budget): rate samples until this data is acked understate the path
     if (!windowLimited && budget > 0) this.recovery.rate.onAppLimited(cc.bytesInFlight);
@@ -187,6 +198,29 @@ export class Sender {
     this.counters.packetsSent++;
     this.counters.bytesSent += pos;
     this.host.transmit(buf.subarray(0, pos));
+  }
+
+  /** A path MTU probe: IMMEDIATE_ACK padded to `size`, remembered but not in flight (no congestion window, no PTO). */
+  private sendMtuProbe(now: number, size: number): void {
+    const buf = this.allocPacket(size);
+    const log = this.recovery.log;
+    const p = log.alloc();
+    p.pn = log.next;
+    let pos = writeVarint(buf, 0, p.pn);
+    buf[pos++] = Frame.ImmediateAck;
+    buf.fill(Frame.Padding, pos, size);
+    p.time = now;
+    p.size = size;
+    p.probeSize = size;
+    this.recovery.onPacketSent(p);
+    this.mtu!.onProbeSent(size, now);
+    this.counters.packetsSent++;
+    this.counters.bytesSent += size;
+    try {
+      this.host.transmit(buf);
+    } catch {
+      this.counters.sendErrors++;
+    }
   }
 
   // ================= what sent packets carried =================

@@ -43,6 +43,8 @@ export class SentPacket {
   ackLargest = -1;
   /** carried IMMEDIATE_ACK: the peer will not delay its ACK */
   immediate = false;
+  /** a path MTU probe of this size (0: a regular packet): outside congestion control, its loss is no congestion signal */
+  probeSize = 0;
   // delivery-rate stamps (delivery-rate.ts), written when sent
   delivered = 0;
   deliveredTime = 0;
@@ -59,6 +61,7 @@ export class SentPacket {
     this.maxStreamData = null;
     this.ackLargest = -1;
     this.immediate = false;
+    this.probeSize = 0;
     this.ackEliciting = false;
     this.inFlight = false;
     this.fin = false;

@@ -36,6 +36,8 @@ function peer(address: string, hostname: string | null, path: Partial<PeerInfo>)
     bytesReceived: 2,
     streams: 0,
     lastSeenMsAgo: 10,
+    mtu: 1500,
+    mtuState: 'done',
     ...path,
   };
 }

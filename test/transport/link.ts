@@ -16,6 +16,8 @@ export interface LinkOptions {
   delayMs?: number;
   /** deterministic randomness */
   seed?: number;
+  /** packets over this many bytes are dropped (a path MTU that sends no ICMP back) */
+  maxSize?: number;
 }
 
 /** Small deterministic PRNG (mulberry32) so failures are reproducible. */
@@ -40,6 +42,8 @@ class Pipe {
   private scheduled = false;
   sent = 0;
   dropped = 0;
+  /** of `dropped`, packets over maxSize */
+  oversize = 0;
   enabled = true;
 
   constructor(opts: LinkOptions, seed: number) {
@@ -51,6 +55,11 @@ class Pipe {
     this.sent++;
     if (!this.enabled) return;
     const o = this.opts;
+    if (o.maxSize !== undefined && pkt.length > o.maxSize) {
+      this.dropped++;
+      this.oversize++;
+      return;
+    }
     if (o.loss && this.rand() < o.loss) {
       this.dropped++;
       return;
