@@ -67,8 +67,30 @@ async function main(): Promise<void> {
     const pairs = Object.fromEntries(CCS.map((cc) => [cc, [new Agent(`a-${cc}`, work, nsA), new Agent(`b-${cc}`, work, nsB)] as const]));
     for (const [cc, [a, b]] of Object.entries(pairs)) {
       agents.push(a, b);
-      await a.start(['--registry', `${LONGPATH_IP_A}:${REGISTRY_PORT}`, '--email', `a-${cc}@example.com`, '--hostname', `a-${cc}`, '--listen', `${LONGPATH_IP_A}:0`, '--cc', cc]);
-      await b.start(['--registry', `${LONGPATH_IP_A}:${REGISTRY_PORT}`, '--email', `b-${cc}@example.com`, '--hostname', `b-${cc}`, '--listen', `${LONGPATH_IP_B}:0`, '--cc', cc]);
+      await a.start([
+        '--registry',
+        `${LONGPATH_IP_A}:${REGISTRY_PORT}`,
+        '--email',
+        `a-${cc}@example.com`,
+        '--hostname',
+        `a-${cc}`,
+        '--listen',
+        `${LONGPATH_IP_A}:0`,
+        '--cc',
+        cc,
+      ]);
+      await b.start([
+        '--registry',
+        `${LONGPATH_IP_A}:${REGISTRY_PORT}`,
+        '--email',
+        `b-${cc}@example.com`,
+        '--hostname',
+        `b-${cc}`,
+        '--listen',
+        `${LONGPATH_IP_B}:0`,
+        '--cc',
+        cc,
+      ]);
       await b.ctl(['handshake', a.address]);
       await a.ctl(['approve', b.address]);
       await b.ctl(['ping', a.address, '--count', '2', '--interval', '10ms']);
@@ -101,11 +123,18 @@ async function main(): Promise<void> {
         `| ${loss}% | ${med.map((m, j) => `**${m.toFixed(3)}** (${runs[j]!.map((x) => x.toFixed(2)).join(', ')})`).join(' | ')} | ${ratios.join(', ')} | ${path.dropped() - dropped0} |`,
       );
     }
+    const line = await path.lineStats();
     await rdv.kill();
     const kernelCc = fs.readFileSync('/proc/sys/net/ipv4/tcp_congestion_control', 'utf8').trim();
     console.log(
       `\nOne stream B -> A over ${RATE_MBIT} Mbit/s, ${RTT_MS} ms RTT (kernel TCP mean RTT seen ${median(rtts).toFixed(0)} ms), ` +
-        `X% loss each way; ${SIZE_MB} MiB per run, MB/s, median (reps, interleaved), ${REPS} reps; host default CC ${kernelCc}; load ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}.\n`,
+        `X% loss each way; ${SIZE_MB} MiB per run, MB/s, median (reps, interleaved), ${REPS} reps; host default CC ${kernelCc}; load ${os
+          .loadavg()
+          .map((l) => l.toFixed(2))
+          .join(' ')}.\n`,
+    );
+    console.log(
+      `Delay line: ${line.packets} packets carried, ${line.dropped} dropped, left late by up to ${line.lateMaxMs.toFixed(1)} ms (${line.lateOver1ms} over 1 ms).\n`,
     );
     const head = ['loss', ...cols, 'Pilot bbr / TCP', 'drops'];
     console.log([`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`, ...rows].join('\n'));

@@ -97,6 +97,15 @@ export class LongPath {
     return m ? Number(m[1]) : 0;
   }
 
+  /** What the delay line carried and how late packets left it (over 1 ms late = jitter beyond epoll's granularity). */
+  async lineStats(): Promise<{ packets: number; dropped: number; lateMaxMs: number; lateOver1ms: number }> {
+    const line = this.line;
+    if (!line || line.exitCode !== null) throw new Error('the delay line is not running');
+    const reply = new Promise<string>((resolve) => line.stdout!.once('data', (c: Buffer) => resolve(c.toString())));
+    line.stdin!.write('stats\n');
+    return JSON.parse(await reply);
+  }
+
   /** Stops the delay line (its TUN devices go with it); the Lab's cleanup deletes the namespaces. */
   close(): void {
     this.line?.stdin?.end();
