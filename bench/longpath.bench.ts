@@ -29,6 +29,16 @@ const median = (xs: number[]): number => {
   return s.length === 0 ? Number.NaN : s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 };
 
+/** One retry, said on stderr: on this shared box a registry lookup or iperf3's control connection sometimes fails outside the measured transfer. */
+async function retried<T>(what: string, fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    console.error(`${what} failed, once more: ${(e as Error).message}`);
+    return await fn();
+  }
+}
+
 async function pilotBench(from: Agent, to: Agent): Promise<number> {
   const r = await from.ctl(['bench', to.address, String(SIZE_MB)], 900_000);
   if (r.code !== 0) throw new Error(`pilotctl bench failed: ${r.stderr}`);
@@ -107,9 +117,9 @@ async function main(): Promise<void> {
       const runs: number[][] = cols.map(() => []);
       for (let rep = 0; rep < REPS; rep++) {
         let i = 0;
-        for (const cc of CCS) runs[i++]!.push(await pilotBench(pairs[cc]![1], pairs[cc]![0]));
+        for (const cc of CCS) runs[i++]!.push(await retried(`Pilot ${cc}`, () => pilotBench(pairs[cc]![1], pairs[cc]![0])));
         for (const cc of TCP_CCS) {
-          const t = iperfBench(nsB, cc);
+          const t = await retried(`iperf3 -C ${cc}`, () => iperfBench(nsB, cc));
           runs[i++]!.push(t.mbPerSec);
           rtts.push(t.rttMs);
         }
