@@ -12,7 +12,9 @@
 // bench`, encrypted, `--cc`), TCP between the same two namespaces. Then, with
 // no loss, latency under load: `pilotctl ping` over the same path while a bulk
 // transfer runs, per controller (BENCH_LATENCY_MB, 0 skips it). Needs root,
-// ip, iptables, iperf3. Prints Markdown tables.
+// ip, iptables, iperf3. Prints Markdown tables. The veth has GSO/TSO off
+// (gso_max_segs 1) unless BENCH_LOSS_GSO=1, so kernel TCP loses packets, not
+// 64 KB super-packets, to the drop rule.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -32,6 +34,8 @@ const CCS = (process.env.BENCH_CC ?? 'bbr,cubic').split(',') as ('bbr' | 'cubic'
 const LATENCY_MB = Number(process.env.BENCH_LATENCY_MB ?? 64);
 const LATENCY = LATENCY_MB > 0;
 const TCP_CCS = (process.env.BENCH_TCP_CC ?? 'bbr,cubic').split(',');
+/** BENCH_LOSS_GSO=1 keeps the veth's GSO/TSO (kernel TCP then loses whole 64 KB super-packets to one iptables drop). */
+const GSO_OFF = process.env.BENCH_LOSS_GSO !== '1';
 
 // ---------- TCP helpers, run as subprocesses inside a namespace ----------
 
@@ -130,6 +134,14 @@ async function main(): Promise<void> {
     const nsB = lab.ns('b');
     lab.sh(nsA, `ip link add va type veth peer name vb netns ${nsB}; ip addr add ${IP_A}/24 dev va; ip link set va up`);
     lab.sh(nsB, `ip addr add ${IP_B}/24 dev vb; ip link set vb up`);
+    // No GSO/TSO super-packets on the veth (no ethtool here: gso_max_segs 1 makes the kernel's TCP build one-MSS
+    // skbs): otherwise the iptables rule drops a 64 KB burst as one packet and kernel TCP's loss is not X% of packets
+    if (GSO_OFF)
+      for (const [ns, dev] of [
+        [nsA, 'va'],
+        [nsB, 'vb'],
+      ] as const)
+        lab.sh(ns, `ip link set ${dev} gso_max_segs 1`);
     const netem = hasNetem(lab, nsA);
     setLink(lab, nsA, nsB, 0, netem);
     const rdv = await startRendezvous({ netns: nsA, listen: `${IP_A}:9000` });
@@ -189,7 +201,9 @@ async function main(): Promise<void> {
     const how = netem
       ? `netem delay ${DELAY_MS} ms + loss X% on each end`
       : 'iptables -m statistic loss X% on each end (no sch_netem in this kernel: no added delay, RTT = overlay ping over the bare veth)';
-    console.log(`One stream b -> a across a veth pair, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (host default ${kernelCc}).\n`);
+    console.log(
+      `One stream b -> a across a veth pair${GSO_OFF ? ' (GSO/TSO off: gso_max_segs 1)' : ''}, ${how}; Pilot = daemons (\`pilotctl bench\`), TCP = node net (host default ${kernelCc}).\n`,
+    );
     const cols = [...CCS.map((cc) => `Pilot ${cc} MB/s`), ...TCP_CCS.map((cc) => `TCP ${cc} MB/s`)];
     const ratioCol = TCP_CCS.length > 0 && CCS.length > 0 ? [`Pilot ${CCS[0]} / TCP ${TCP_CCS[0]}`] : [];
     const head = ['loss', 'RTT', 'size', ...cols, ...ratioCol];
