@@ -4,11 +4,11 @@
 // leg for a direct pair and for a pair forced onto the relay (one side has no UDP socket).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, type PilotNode } from '../../src/sdk/index.ts';
+import type { PilotNode } from '../../src/sdk/index.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import path from 'node:path';
 import { ROOT, run, type Agent } from '../helpers/cluster.ts';
-import { startNet, trustPair, type Net } from '../sdk/helpers.ts';
+import { startTrustedPair, stopTrustedPair, trustPair, type Net } from '../sdk/helpers.ts';
 
 let net: Net;
 let alpha: Agent;
@@ -17,19 +17,10 @@ let na: PilotNode;
 let nb: PilotNode;
 
 before(async () => {
-  net = await startNet();
-  alpha = await net.agent('cx-alpha');
-  beta = await net.agent('cx-beta');
-  await trustPair(alpha, beta);
-  na = await connect({ socket: alpha.socket });
-  nb = await connect({ socket: beta.socket });
+  ({ net, alpha, beta, na, nb } = await startTrustedPair('cx'));
 });
 
-after(async () => {
-  await na?.close();
-  await nb?.close();
-  await net?.stop();
-});
+after(() => stopTrustedPair({ net, na, nb }));
 
 /** pilotctl without --json: the human text. */
 async function plain(a: Agent, args: string[]): Promise<string> {

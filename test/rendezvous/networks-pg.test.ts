@@ -22,8 +22,9 @@ async function waitPush(got: Push[], event: string, ms = 5000): Promise<Record<s
   }
 }
 
-test('two instances: the last invite use is taken once; pushes and relay cross instances', { skip, timeout: 60_000 }, async (t) => {
-  const url = database('fleet');
+/** Two instances on a fresh database, and a way to register a peer at either; all closed when the test ends. */
+async function twoInstances(t: { after(fn: () => unknown): void }, db: string, email: string) {
+  const url = database(db);
   const s1 = await startServer({ storeUrl: url });
   const s2 = await startServer({ storeUrl: url });
   const peers: Peer[] = [];
@@ -35,9 +36,14 @@ test('two instances: the last invite use is taken once; pushes and relay cross i
   const peer = async (port: number, i: number) => {
     const p = await udpPeer(port, { timeoutMs: 1000 });
     peers.push(p);
-    const r = await p.client.register({ email: `n${i}@example.com` });
+    const r = await p.client.register({ email: `${email}${i}@example.com` });
     return { p, address: r.address, port };
   };
+  return { s1, s2, peer };
+}
+
+test('two instances: the last invite use is taken once; pushes and relay cross instances', { skip, timeout: 60_000 }, async (t) => {
+  const { s1, s2, peer } = await twoInstances(t, 'fleet', 'n');
   const admin = await peer(s1.port, 0);
   const { net } = await admin.p.client.networks.create('shared');
   const inv = await admin.p.client.networks.invite({ net, uses: 3 });
@@ -84,21 +90,7 @@ test('two instances: the last invite use is taken once; pushes and relay cross i
 });
 
 test('two instances: discovery and member lists see presence at both, and a member gone offline at either', { skip, timeout: 60_000 }, async (t) => {
-  const url = database('presence');
-  const s1 = await startServer({ storeUrl: url });
-  const s2 = await startServer({ storeUrl: url });
-  const peers: Peer[] = [];
-  t.after(async () => {
-    await Promise.all(peers.map((p) => p.close()));
-    await s1.close();
-    await s2.close();
-  });
-  const peer = async (port: number, i: number) => {
-    const p = await udpPeer(port, { timeoutMs: 1000 });
-    peers.push(p);
-    const r = await p.client.register({ email: `w${i}@example.com` });
-    return { p, address: r.address };
-  };
+  const { s1, s2, peer } = await twoInstances(t, 'presence', 'w');
   const admin = await peer(s1.port, 0);
   const { net } = await admin.p.client.networks.create('workers');
   const inv = await admin.p.client.networks.invite({ net, tags: ['worker'] });

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { Duplex } from 'node:stream';
+import { connect, type PilotNode } from '../../src/sdk/index.ts';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../helpers/cluster.ts';
 
 export interface Net {
@@ -43,6 +44,30 @@ export async function trustPair(a: Agent, b: Agent): Promise<void> {
   assert.equal(hs.code, 0, hs.stderr);
   const ap = await a.ctl(['approve', b.address]);
   assert.equal(ap.code, 0, ap.stderr);
+}
+
+/** Two agents `<prefix>-alpha` and `<prefix>-beta` on a fresh net, trusted both ways, with an SDK connection to each. */
+export interface TrustedPair {
+  net: Net;
+  alpha: Agent;
+  beta: Agent;
+  na: PilotNode;
+  nb: PilotNode;
+}
+
+export async function startTrustedPair(prefix: string): Promise<TrustedPair> {
+  const net = await startNet();
+  const alpha = await net.agent(`${prefix}-alpha`);
+  const beta = await net.agent(`${prefix}-beta`);
+  await trustPair(alpha, beta);
+  return { net, alpha, beta, na: await connect({ socket: alpha.socket }), nb: await connect({ socket: beta.socket }) };
+}
+
+/** Closes what startTrustedPair made (any part may be missing when before() failed). */
+export async function stopTrustedPair(p: Partial<TrustedPair>): Promise<void> {
+  await p.na?.close();
+  await p.nb?.close();
+  await p.net?.stop();
 }
 
 /** Read a stream to its end: total bytes and sha256. */

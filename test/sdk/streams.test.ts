@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { connect, PilotError, type PilotNode, type PilotSocket } from '../../src/sdk/index.ts';
 import type { Agent } from '../helpers/cluster.ts';
-import { drain, pump, sleep, startNet, trustPair, type Net } from './helpers.ts';
+import { drain, pump, sleep, startTrustedPair, stopTrustedPair, trustPair, type Net } from './helpers.ts';
 
 let net: Net;
 let alpha: Agent;
@@ -15,19 +15,10 @@ let na: PilotNode;
 let nb: PilotNode;
 
 before(async () => {
-  net = await startNet();
-  alpha = await net.agent('st-alpha');
-  beta = await net.agent('st-beta');
-  await trustPair(alpha, beta);
-  na = await connect({ socket: alpha.socket });
-  nb = await connect({ socket: beta.socket });
+  ({ net, alpha, beta, na, nb } = await startTrustedPair('st'));
 });
 
-after(async () => {
-  await na?.close();
-  await nb?.close();
-  await net?.stop();
-});
+after(() => stopTrustedPair({ net, na, nb }));
 
 const isCode = (code: string) => (e: unknown) => e instanceof PilotError && e.code === code;
 
