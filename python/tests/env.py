@@ -79,3 +79,20 @@ def in_thread(fn, *args):
         return out.get("v")
 
     return join
+
+
+class ThreeNodes(unittest.TestCase):
+    """A test case with a blocking connection to each of the three daemons (a, b, c)."""
+
+    @classmethod
+    def setUpClass(cls):
+        import pilot
+
+        cls.a = pilot.connect(A_SOCKET)
+        cls.b = pilot.connect(B_SOCKET)
+        cls.c = pilot.connect(C_SOCKET)
+
+    @classmethod
+    def tearDownClass(cls):
+        for n in (cls.a, cls.b, cls.c):
+            n.close()

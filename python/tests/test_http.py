@@ -30,17 +30,7 @@ class Hello(http.server.BaseHTTPRequestHandler):
 
 
 @needs_daemons
-class HttpTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.a = pilot.connect(env.A_SOCKET)
-        cls.b = pilot.connect(env.B_SOCKET)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.a.close()
-        cls.b.close()
-
+class HttpTest(env.ThreeNodes):
     def test_python_server_fetched_by_typescript(self):
         with serve_http(self.a, 8200, Hello):
             r = ts_peer("fetch", env.B_SOCKET, "http://py-alpha:8200/status?x=1")

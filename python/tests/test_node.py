@@ -15,18 +15,7 @@ from .env import drain, in_thread, needs_daemons, pump, ts_peer
 
 
 @needs_daemons
-class NodeTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.a = pilot.connect(env.A_SOCKET)
-        cls.b = pilot.connect(env.B_SOCKET)
-        cls.c = pilot.connect(env.C_SOCKET)
-
-    @classmethod
-    def tearDownClass(cls):
-        for n in (cls.a, cls.b, cls.c):
-            n.close()
-
+class NodeTest(env.ThreeNodes):
     def test_connect_info_peers_find(self):
         self.assertEqual(self.a.address, env.A)
         self.assertEqual(self.a.hostname, "py-alpha")

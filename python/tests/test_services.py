@@ -19,18 +19,7 @@ from .env import needs_daemons
 
 
 @needs_daemons
-class ServicesTest(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.a = pilot.connect(env.A_SOCKET)
-        cls.b = pilot.connect(env.B_SOCKET)
-        cls.c = pilot.connect(env.C_SOCKET)
-
-    @classmethod
-    def tearDownClass(cls):
-        for n in (cls.a, cls.b, cls.c):
-            n.close()
-
+class ServicesTest(env.ThreeNodes):
     def test_file_20mib_with_progress(self):
         size = 20 * 1024 * 1024
         data = os.urandom(size)
