@@ -218,6 +218,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         counters: this.counters,
         now,
         localAddress: () => this.address,
+        globalAddress: (a) => this.networks.globalAddress(a),
         // Co-members (or nodes the rendezvous lists as such) get sessions and are not evicted as untrusted.
         isTrusted: (a) => this.isTrusted(a) || this.networks.maybeCoMember(a),
         amPublic: () => this.config.public,

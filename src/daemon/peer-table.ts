@@ -53,6 +53,8 @@ export interface PeerTableHost {
   now(): number;
   /** Our own address (once registered). */
   localAddress(): Address | undefined;
+  /** N:<node> (a network we are in) as 0:<node>, the address peers are kept under; NOT_FOUND if we are not in N. */
+  globalAddress(address: Address): Address;
   isTrusted(address: Address): boolean;
   /** Public nodes accept sessions from anyone (echo only); others only from trusted peers. */
   amPublic(): boolean;
@@ -321,17 +323,29 @@ export class PeerTable {
     return p !== undefined && this.host.now() - p.resolvedAt < RESOLVE_TTL_MS;
   }
 
+  /**
+   * A peer we heard from in its session lately needs no registry answer to be dialled by address:
+   * the session proved its key and carries its path (a key rotation or a goodbye ends that session).
+   * Without this, a fleet agent asked the rendezvous about the same worker every 30 s: with 1,000
+   * agents, most of the registry's database statements (BENCHMARKS.md, "Fleets"). Not for
+   * hostnames: a name may move to another node while a session with the old holder lives.
+   */
+  private live(p: Peer | undefined): p is Peer {
+    return p !== undefined && p.lastSeen > 0 && this.host.now() - p.lastSeen < RESOLVE_TTL_MS;
+  }
+
   private async find(target: string | Address): Promise<Peer> {
     if (typeof target !== 'string') {
-      const known = this.peers.get(addressKey(target));
-      if (this.fresh(known)) return known;
+      // Peers are kept under their 0:… address; N:… (a network's) names the same node.
+      const known = this.peers.get(addressKey(this.host.globalAddress(target)));
+      if (this.fresh(known) || this.live(known)) return known;
       return this.upsert(this.notGone(await this.host.resolve({ address: target })));
     }
     // A peer resolved within the TTL needs no registry round trip: without this,
     // every dial and every SDK datagram by name paid one (~1 ms on loopback).
     const t = parseTarget(target, this.host.localAddress()?.network ?? 0);
-    const cached = 'address' in t ? this.peers.get(addressKey(t.address)) : this.named(t.hostname);
-    if (this.fresh(cached)) return cached;
+    const cached = 'address' in t ? this.peers.get(addressKey(this.host.globalAddress(t.address))) : this.named(t.hostname);
+    if (this.fresh(cached) || ('address' in t && this.live(cached))) return cached;
     const r = await this.host.resolveTarget(target);
     if (addressKey(r.address) === addressKey(this.host.localAddress()!)) {
       throw new PilotError('BAD_ARGUMENT', 'that target is this node itself', 'name another agent');
@@ -376,7 +390,13 @@ export class PeerTable {
 
   /** A known peer by address resolved within the TTL (revived), without a registry round trip; else undefined. */
   freshPeer(to: string | Address): Peer | undefined {
-    const p = typeof to === 'string' ? undefined : this.peers.get(addressKey(to));
+    if (typeof to === 'string') return undefined;
+    let p: Peer | undefined;
+    try {
+      p = this.peers.get(addressKey(this.host.globalAddress(to)));
+    } catch {
+      return undefined; // N:… of a network we are not in: peerFor says why
+    }
     return this.fresh(p) ? this.revive(p) : undefined;
   }
 

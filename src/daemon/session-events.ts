@@ -70,8 +70,9 @@ export function wireSessionEvents(x: SessionEventParts): void {
   sessions.on('handshake-failed', (peerKey) => {
     const peer = peers.get(peerKey);
     if (!peer) return;
-    // The peer may have moved: ask the registry again next time.
+    // The peer may have moved: ask the registry again next time (its old session proves nothing now).
     peer.resolvedAt = 0;
+    peer.lastSeen = 0;
     x.peerLost(peer.address, 'unreachable');
   });
 }

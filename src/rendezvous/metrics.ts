@@ -5,12 +5,15 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { NAT_CLASSES } from '../registry/protocol.ts';
 import type { OnlineIndex } from './online-index.ts';
 import type { RendezvousStats } from './server.ts';
+import type { DbStats } from './store/store.ts';
 import { aggregateOnline } from './metrics-aggregate.ts';
 import { mirrorCounter, mirrorGauge } from '../metrics/mirror.ts';
 
 export interface RendezvousMetricsSource {
   stats(): RendezvousStats;
   online: OnlineIndex;
+  /** The store's database connections (PostgreSQL only). */
+  db?: (() => DbStats) | undefined;
 }
 
 const P = 'pilot_rendezvous_';
@@ -57,6 +60,19 @@ export function createRendezvousMetrics(src: RendezvousMetricsSource): Registry 
       ] as [Record<string, string>, number][];
     }),
   );
+  const db = src.db;
+  if (db) {
+    // Round trips bound a PostgreSQL cluster before its CPU does (BENCHMARKS.md, "Fleets").
+    mirrorCounter(reg, `${P}db_statements_total`, 'Statements sent to the database (each one round trip)', [], () => one(db().statements));
+    mirrorGauge(reg, `${P}db_connections`, "The database pool's connections", ['state'], () => {
+      const d = db();
+      return [
+        [{ state: 'busy' }, d.connections - d.idle],
+        [{ state: 'idle' }, d.idle],
+      ];
+    });
+    mirrorGauge(reg, `${P}db_waiting`, 'Queries waiting for a free database connection', [], () => one(db().waiting));
+  }
   mirrorCounter(reg, `${P}relay_packets_total`, 'Packets forwarded by the relay', [], () => one(snap().stats.relay.forwarded));
   mirrorCounter(reg, `${P}relay_bytes_total`, 'Bytes forwarded by the relay', [], () => one(snap().stats.relay.forwardedBytes));
   mirrorCounter(reg, `${P}relay_dropped_total`, 'Relay packets dropped', ['reason'], () => {

@@ -664,12 +664,14 @@ export async function runNetworkMethod(
   link: Link,
   now: number,
   signed: SignedStatement,
+  known?: NodeRecord | null,
 ): Promise<Record<string, unknown>> {
   const method = stmt.method;
   if (!isNetworkMethod(method)) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`);
   const params = parseNetworkParams(method, stmt.params);
   const key = Buffer.from(stmt.key, 'base64');
-  const me = await ctx.store.getByKey(key);
+  // The service's lookup of the caller, when it made one (an offline caller): not a second round trip.
+  const me = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
   if (!me?.active) throw notRegistered();
   if (WRITES.has(method)) {
     const k = stmt.key;

@@ -18,15 +18,12 @@ import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type Trus
 import { latestRotation, refuseRetired, rotateKey } from './rotation-handlers.ts';
 
 /**
- * The networks both `a` and `b` are members of, with b's credential tags there: two lookups by
- * key, whatever the size of the networks (the resolve answer carries them: fleets' per-peer hints).
+ * The networks both `a` and `b` are members of, with b's credential tags there: one indexed query,
+ * whatever the size of the networks (the resolve answer carries them: fleets' per-peer hints).
  */
 async function sharedNetworks(store: RegistryStore, a: Buffer, b: Buffer): Promise<{ net: number; tags: string[] }[]> {
   if (a.equals(b)) return [];
-  const mine = await store.networks.membershipsOf(a);
-  if (mine.length === 0) return [];
-  const nets = new Set(mine.map((m) => m.net));
-  return (await store.networks.membershipsOf(b)).filter((m) => nets.has(m.net)).map((m) => ({ net: m.net, tags: m.tags }));
+  return (await store.networks.sharedMemberships(a, b)).map((m) => ({ net: m.net, tags: m.tags }));
 }
 
 /** Heartbeats refresh the store's last_seen at most this often (the online index has the live value). */
@@ -143,8 +140,9 @@ const handlers: Record<SignedMethod, Handler> = {
     return { public: rec.public, observed: link.observed };
   },
 
-  async resolve(ctx, key, p, link, now) {
-    const caller = await ctx.store.getByKey(key);
+  async resolve(ctx, key, p, link, now, _signed, known) {
+    // Each statement is a round trip to a shared database: a fleet's agents resolve all day.
+    const caller = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
     if (!caller?.active) throw notRegistered();
     let rec: NodeRecord | undefined;
     let what: string;
@@ -175,7 +173,10 @@ const handlers: Record<SignedMethod, Handler> = {
     // A lapsed lease does not resolve even before the sweep releases it.
     if (p.hostname !== undefined && ctx.guard.leaseLapsed(Math.max(rec.lastSeen, ctx.online.getByKey(rec.publicKey.toString('base64'))?.lastSeen ?? 0), now))
       throw notFound();
-    if (!(await canSee(ctx.store, caller, rec))) {
+    // Shared networks first: for co-members (the common case in a fleet) they decide visibility
+    // and no trust-pair lookup is needed (canSee's order, one query fewer).
+    const networks = await sharedNetworks(ctx.store, caller.publicKey, rec.publicKey);
+    if (networks.length === 0 && !(await canSee(ctx.store, caller, rec))) {
       // Private node, caller not trusted: a hostname does not resolve (no
       // enumeration); an address or key gives the key only (needed to encrypt
       // to it) - no hostname, endpoints or presence.
@@ -200,7 +201,6 @@ const handlers: Record<SignedMethod, Handler> = {
     const observed = there ? there.observed : entry?.link ? (entry.link.kind === 'udp' ? entry.link.observed : undefined) : rec.observed;
     const lan = there?.lanEndpoints ?? entry?.lanEndpoints ?? rec.lanEndpoints;
     const endpoints = [...new Set([...(observed ? [observed] : []), ...lan])];
-    const networks = await sharedNetworks(ctx.store, caller.publicKey, rec.publicKey);
     // A rotated node's answer carries the statement that bound its key (peers check it themselves).
     return latestRotation(ctx, rec, {
       address: formatAddress(rec.address),
@@ -273,7 +273,7 @@ export async function runMethod(
   known?: NodeRecord | null,
 ): Promise<Record<string, unknown>> {
   // Fleet methods have their own table and (valibot) param schemas: network-handlers.ts.
-  if (isNetworkMethod(stmt.method)) return runNetworkMethod(ctx, stmt, link, now, signed);
+  if (isNetworkMethod(stmt.method)) return runNetworkMethod(ctx, stmt, link, now, signed, known);
   if (!Object.hasOwn(handlers, stmt.method)) {
     throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(stmt.method)}`, `methods: hello, ${Object.keys(handlers).join(', ')}`);
   }

@@ -378,7 +378,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   let web: (HttpServer & { adminToken: string }) | undefined;
   if (opts.http) {
     const adminToken = opts.http.adminToken ?? loadOrCreateAdminToken(opts.dataDir);
-    const metrics = metricsModule!.createRendezvousMetrics({ stats, online });
+    const metrics = metricsModule!.createRendezvousMetrics({ stats, online, db: store.dbStats?.bind(store) });
     try {
       web = Object.assign(await startHttpServer({ host: opts.http.host, port: opts.http.port, adminToken, metrics, views: { online, store, stats }, log }), {
         adminToken,

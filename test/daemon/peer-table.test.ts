@@ -7,10 +7,12 @@ import { PeerTable, RESOLVE_TTL_MS, type PeerTableHost } from '../../src/daemon/
 import type { ResolvedNode } from '../../src/daemon/targets.ts';
 import { addressKey, formatAddress, makeAddress, type Address } from '../../src/wire/address.ts';
 import type { HostPort } from '../../src/util/hostport.ts';
-import type { PilotError } from '../../src/util/errors.ts';
+import { PilotError as PilotErrorClass, type PilotError } from '../../src/util/errors.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 
 const ME = makeAddress(1, 1);
+/** A network this node may be a member of (rig({ inNetworks: true })). */
+const FLEET = 7;
 const key = (n: number): Buffer => Buffer.alloc(32, n);
 
 function node(n: number, extra: Partial<ResolvedNode> = {}): ResolvedNode {
@@ -40,6 +42,12 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     counters: s.counters,
     now: () => s.now,
     localAddress: () => ME,
+    // as the daemon's networks do: a member of network 7 names a node 7:<node> or by its own address
+    globalAddress: (a) => {
+      if (a.network !== FLEET) return a;
+      if (!opts.inNetworks) throw new PilotErrorClass('NOT_FOUND', `not a member of network ${FLEET}`);
+      return makeAddress(1, a.node);
+    },
     isTrusted: (a) => s.trusted.has(addressKey(a)),
     amPublic: () => opts.amPublic ?? false,
     inNetworks: () => opts.inNetworks ?? false,
@@ -85,6 +93,40 @@ test('the resolve cache: one registry lookup per 30 s, by address or by hostname
   assert.equal(s.lookups, 2);
   s.records.set(addressKey(ME), node(1));
   await assert.rejects(table.peerFor('agent-1'), (e: PilotError) => e.code === 'BAD_ARGUMENT');
+});
+
+test("a network's address of a known peer (N:<node>) hits the cache: no registry lookup per dial", async (t) => {
+  const { table, s } = rig({ inNetworks: true });
+  t.after(() => table.close());
+  s.trusted.add(addressKey(makeAddress(1, 2)));
+  s.records.set(addressKey(makeAddress(1, 2)), node(2));
+  const p = await table.peerFor(makeAddress(1, 2));
+  assert.equal(await table.peerFor(makeAddress(FLEET, 2)), p);
+  assert.equal(await table.peerFor(formatAddress(makeAddress(FLEET, 2))), p);
+  assert.equal(table.freshPeer(makeAddress(FLEET, 2)), p);
+  assert.equal(s.lookups, 1, 'the fleet address named the cached peer');
+  const outsider = rig();
+  t.after(() => outsider.table.close());
+  await assert.rejects(outsider.table.peerFor(makeAddress(FLEET, 2)), (e: PilotError) => e.code === 'NOT_FOUND');
+  assert.equal(outsider.table.freshPeer(makeAddress(FLEET, 2)), undefined);
+});
+
+test('a peer heard from in its session lately is dialled by address without a lookup; by hostname it is looked up again', async (t) => {
+  const { table, s } = rig();
+  t.after(() => table.close());
+  s.trusted.add(addressKey(makeAddress(1, 2)));
+  s.records.set(addressKey(makeAddress(1, 2)), node(2));
+  const p = await table.peerFor(makeAddress(1, 2));
+  s.now += RESOLVE_TTL_MS;
+  p.lastSeen = s.now - 1000; // its session spoke a second ago
+  assert.equal(await table.peerFor(makeAddress(1, 2)), p);
+  assert.equal(await table.peerFor(formatAddress(makeAddress(1, 2))), p);
+  assert.equal(s.lookups, 1, 'the live session stands for the registry');
+  await table.peerFor('agent-2');
+  assert.equal(s.lookups, 2, 'a hostname may have moved: asked again');
+  s.now += 2 * RESOLVE_TTL_MS; // silent for a minute: asked again
+  await table.peerFor(makeAddress(1, 2));
+  assert.equal(s.lookups, 3);
 });
 
 test('registry endpoints become at most four punching candidates; unparseable ones are dropped', (t) => {

@@ -126,6 +126,8 @@ export interface NetworkStore {
   membershipsOf(key: Buffer): Promise<MemberRecord[]>;
   /** Members of `net` having `tag` as a credential tag or a self tag. */
   findMembers(net: number, tag: string): Promise<MemberRecord[]>;
+  /** b's memberships in the networks a is a member of too (by net): one query for a resolve's answer. */
+  sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]>;
   /** Are two nodes members of one network (the relay lets them reach each other)? */
   sharesNetwork(a: Address, b: Address): Promise<boolean>;
 

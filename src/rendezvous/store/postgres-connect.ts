@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
 import { importOptional } from '../../util/optional-dep.ts';
+import type { DbStats } from './store.ts';
 
 export interface Migration {
   /** Unique and stable: recorded in pilot_migrations once applied. */
@@ -55,6 +56,13 @@ export async function connectPg(url: string, opts: { max?: number; connectTimeou
   return pool;
 }
 
+const statementCounts = new WeakMap<pg.Pool, { n: number }>();
+
+/** What a pool has done and how full it is (the store's dbStats, /metrics). */
+export function poolStats(pool: pg.Pool): DbStats {
+  return { statements: statementCounts.get(pool)?.n ?? 0, connections: pool.totalCount, idle: pool.idleCount, waiting: pool.waitingCount };
+}
+
 /** Statement text -> name; bounded by the statements written in this code (no SQL is built from input). */
 const statementNames = new Map<string, string>();
 
@@ -69,9 +77,12 @@ const statementNames = new Map<string, string>();
 function preparePoolQueries(pool: pg.Pool): void {
   type Callback = (err: Error | null, res?: pg.QueryResult) => void;
   const stalePlan = (err: unknown) => (err as { code?: string }).code === '0A000' && /cached plan/.test((err as Error).message);
+  const count = { n: 0 };
+  statementCounts.set(pool, count);
   pool.on('connect', (client) => {
     const plain = client.query.bind(client) as (q: unknown, v?: unknown, cb?: Callback) => Promise<pg.QueryResult> | undefined;
     const query = (q: unknown, v?: unknown, cb?: unknown): Promise<pg.QueryResult> | undefined => {
+      count.n++;
       if (typeof q !== 'string' || !Array.isArray(v)) return plain(q, v, cb as Callback | undefined);
       let name = statementNames.get(q);
       if (name === undefined) {

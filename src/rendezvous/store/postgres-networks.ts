@@ -353,6 +353,15 @@ export class PgNetworks implements NetworkStore {
     ).map(memberRow);
   }
 
+  async sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]> {
+    return (
+      await this.rows('SELECT y.* FROM registry_net_members x JOIN registry_net_members y ON x.net = y.net WHERE x.key = $1 AND y.key = $2 ORDER BY y.net', [
+        a,
+        b,
+      ])
+    ).map(memberRow);
+  }
+
   async sharesNetwork(a: Address, b: Address): Promise<boolean> {
     const r = await this.pool.query(
       'SELECT 1 FROM registry_net_members x JOIN registry_net_members y ON x.net = y.net WHERE x.address = $1 AND y.address = $2 LIMIT 1',

@@ -6,10 +6,10 @@
 import type pg from 'pg';
 import { PilotError } from '../../util/errors.ts';
 import { addressKey, makeAddress, type Address } from '../../wire/address.ts';
-import type { KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, RemovedNode, TouchInput, TrustPair, TrustRequest } from './store.ts';
+import type { DbStats, KeyRotationRecord, NodeRecord, RegisterInput, RegistryStore, RemovedNode, TouchInput, TrustPair, TrustRequest } from './store.ts';
 import { parseLanEndpoints } from './lan-column.ts';
 import { rotationErrors } from './rotation-errors.ts';
-import { connectPg, inTransaction, migrate, pgUnavailable, type Migration } from './postgres-connect.ts';
+import { connectPg, inTransaction, migrate, pgUnavailable, poolStats, type Migration } from './postgres-connect.ts';
 import { NETWORK_MIGRATIONS, PgNetworks } from './postgres-networks.ts';
 import { listRotations, retiredKey, ROTATION_MIGRATIONS, rotateTx } from './postgres-rotation.ts';
 
@@ -460,6 +460,10 @@ export class PostgresStore implements RegistryStore {
 
   retiredKey(publicKey: Buffer): Promise<Address | undefined> {
     return retiredKey(this.pool, publicKey);
+  }
+
+  dbStats(): DbStats {
+    return poolStats(this.pool);
   }
 
   async close(): Promise<void> {

@@ -267,6 +267,12 @@ export class SqliteNetworks implements NetworkStore {
     ).map(memberRow);
   }
 
+  async sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]> {
+    return (this.q('SELECT y.* FROM net_members x JOIN net_members y ON x.net = y.net WHERE x.key = ? AND y.key = ? ORDER BY y.net').all(a, b) as Row[]).map(
+      memberRow,
+    );
+  }
+
   async sharesNetwork(a: Address, b: Address): Promise<boolean> {
     return (
       this.q('SELECT 1 FROM net_members x JOIN net_members y ON x.net = y.net WHERE x.address = ? AND y.address = ? LIMIT 1').get(

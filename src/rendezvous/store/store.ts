@@ -87,7 +87,19 @@ export interface RemovedNode {
   memberships: Address[];
 }
 
+/** A database server's side of a store (PostgreSQL): /metrics (pilot_rendezvous_db_*). */
+export interface DbStats {
+  /** Statements sent (each a round trip); transactions' BEGIN/COMMIT included. */
+  statements: number;
+  connections: number;
+  idle: number;
+  /** Queries waiting for a free connection: round trips, not the database, are then the bound. */
+  waiting: number;
+}
+
 export interface RegistryStore {
+  /** Only stores with a database server (PostgreSQL) have these. */
+  dbStats?(): DbStats;
   /**
    * Creates the node (allocating the next node id on `network`) or refreshes it;
    * the same public key always gets the same address back.

@@ -75,3 +75,19 @@ test("postgres: a network's row is reused for a second; this instance's delete s
     await Promise.all([a.close(), b.close()]);
   }
 });
+
+test('postgres: dbStats counts every statement sent (one per round trip) and the pool it used', { skip }, async () => {
+  const url = database('db_stats');
+  const store = await PostgresStore.open(url);
+  try {
+    const before = store.dbStats().statements;
+    const key = Buffer.alloc(32, 9);
+    await store.getByKey(key);
+    await store.getByKey(key);
+    assert.equal(store.dbStats().statements - before, 2);
+    const s = store.dbStats();
+    assert.ok(s.connections >= 1 && s.idle <= s.connections && s.waiting === 0, JSON.stringify(s));
+  } finally {
+    await store.close();
+  }
+});

@@ -498,6 +498,12 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.deepEqual(m?.address, makeAddress(0, 1));
       assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 2)), true);
       assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 3)), false);
+      assert.deepEqual(
+        (await n.sharedMemberships(Buffer.alloc(32, 2), Buffer.alloc(32, 1))).map((r) => [r.net, r.tags]),
+        [[x, ['planner']]],
+        "b's credential tags in the networks both are in",
+      );
+      assert.deepEqual(await n.sharedMemberships(Buffer.alloc(32, 1), Buffer.alloc(32, 3)), []);
       await n.setSelfTags(Buffer.alloc(32, 2), ['planner', 'search']);
       await n.setSelfTags(Buffer.alloc(32, 3), ['planner']);
       assert.deepEqual(await n.getSelfTags(Buffer.alloc(32, 2)), ['planner', 'search']);
