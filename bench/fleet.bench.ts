@@ -100,7 +100,19 @@ function rssSampler(pids: number[]): { peak(): number[]; stop(): void } {
   return { peak: () => peak, stop: () => clearInterval(t) };
 }
 
+/** The rendezvous processes' database statements so far (PostgreSQL; 0 on SQLite), from /metrics. */
+async function dbStatements(rdvs: RendezvousProcess[]): Promise<number> {
+  let n = 0;
+  for (const r of rdvs) {
+    const text = await (await fetch(`http://127.0.0.1:${r.httpPort}/metrics`)).text();
+    n += Number(/^pilot_rendezvous_db_statements_total (\S+)$/m.exec(text)?.[1] ?? 0);
+  }
+  return n;
+}
+
 interface PhaseResult {
+  /** Database statements per second over the phase (PostgreSQL). */
+  dbStatementsPerS: number;
   firstByte: Summary;
   errors: Errors;
   rendezvousCpuS: number[];
@@ -206,6 +218,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
 
     // (1) join: AGENTS agents, CONCURRENCY at a time.
     const cpu0 = rdvs.map((r) => cpuSeconds(r.pid));
+    const db0 = await dbStatements(rdvs);
     const me0 = process.cpuUsage();
     const t0 = performance.now();
     const joinTimes: number[] = [];
@@ -235,11 +248,12 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
       firstByte: summarize(joinTimes),
       errors: joinErrors,
       rendezvousCpuS: rdvs.map((r, i) => cpuSeconds(r.pid) - cpu0[i]!),
+      dbStatementsPerS: ((await dbStatements(rdvs)) - db0) / ((performance.now() - t0) / 1000),
       benchCpuS: (me1.user + me1.system) / 1e6,
       seconds: (performance.now() - t0) / 1000,
     };
     console.log(
-      `${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}`,
+      `${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}; database ${join.dbStatementsPerS.toFixed(0)} statements/s`,
     );
 
     // (2) churn: CHURN ephemeral agents/s join, work once and leave, while the agents keep working.
@@ -247,6 +261,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     if (CHURN > 0 && SECS > 0) {
       const members = await agents[0]!.discover(WORKER);
       const cpu1 = rdvs.map((r) => cpuSeconds(r.pid));
+      const db1 = await dbStatements(rdvs);
       const me2 = process.cpuUsage();
       const t1 = performance.now();
       const end = t1 + SECS * 1000;
@@ -335,6 +350,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
         firstByte: summarize(churnTimes),
         errors: churnErrors,
         rendezvousCpuS: rdvs.map((r, i) => cpuSeconds(r.pid) - cpu1[i]!),
+        dbStatementsPerS: ((await dbStatements(rdvs)) - db1) / ((performance.now() - t1) / 1000),
         benchCpuS: (me3.user + me3.system) / 1e6,
         seconds: (performance.now() - t1) / 1000,
         started,
@@ -345,7 +361,7 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
         steadyRequests,
       };
       console.log(
-        `${store}: churn ${started}/${wanted} ephemeral agents (started at ${startRate.toFixed(1)}/s) in ${churn.seconds.toFixed(1)} s; their join-to-first-byte ${fmt(churn.firstByte)}; errors ${JSON.stringify(churnErrors)}`,
+        `${store}: churn ${started}/${wanted} ephemeral agents (started at ${startRate.toFixed(1)}/s) in ${churn.seconds.toFixed(1)} s; their join-to-first-byte ${fmt(churn.firstByte)}; errors ${JSON.stringify(churnErrors)}; database ${churn.dbStatementsPerS.toFixed(0)} statements/s`,
       );
       console.log(
         `${store}: meanwhile ${steadyRequests} requests from the ${agents.length} agents: ${fmt(churn.steady)}; errors ${JSON.stringify(steadyErrors)}`,
