@@ -204,9 +204,17 @@ export function ipcHandlers(d: Daemon, requestStop: () => void): Handlers {
         const n = Math.min(chunk.length, total - sent);
         sent += n;
         if (!stream.write(n === chunk.length ? chunk : chunk.subarray(0, n))) {
+          // Each wait takes its listeners back: a long bench waits thousands of times
+          // (MaxListenersExceededWarning, and a leak, before).
           await new Promise<void>((resolve, reject) => {
-            stream.once('drain', resolve);
-            stream.once('error', reject);
+            const done = (err?: Error): void => {
+              stream.off('drain', done);
+              stream.off('error', done);
+              if (err) reject(err);
+              else resolve();
+            };
+            stream.on('drain', done);
+            stream.on('error', done);
           });
         }
       }

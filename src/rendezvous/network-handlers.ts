@@ -91,10 +91,16 @@ export interface NetworkContext {
   };
 }
 
+/** The caller: its address, and whether it is ephemeral (undefined: not looked up). */
+interface Caller {
+  address: Address;
+  ephemeral: boolean | undefined;
+}
+
 interface Call {
   ctx: NetworkContext;
   key: Buffer;
-  me: NodeRecord;
+  me: Caller;
   now: number;
   signed: SignedStatement;
   link: Link;
@@ -430,7 +436,7 @@ const handlers: Record<NetworkMethod, Handler> = {
     }
     // An ephemeral invite makes the node ephemeral too (Tailscale's ephemeral auth keys): removed on a
     // clean stop or after a silence, address and hostname released (src/rendezvous/lifecycle.ts).
-    if (v.ephemeral && !c.me.ephemeral) await c.ctx.store.markEphemeral(c.key);
+    if (v.ephemeral && c.me.ephemeral !== true) await c.ctx.store.markEphemeral(c.key);
     if (!r.already) {
       await audit(c, n.id, 'join', { node: formatAddress(c.me.address), inviteId: v.inviteId, tags: v.tags, ephemeral: v.ephemeral });
       // No push to the other members: a join would cost one signed push per member (a fleet of N
@@ -670,9 +676,18 @@ export async function runNetworkMethod(
   if (!isNetworkMethod(method)) throw new PilotError('BAD_REQUEST', `unknown method ${JSON.stringify(method)}`);
   const params = parseNetworkParams(method, stmt.params);
   const key = Buffer.from(stmt.key, 'base64');
-  // The service's lookup of the caller, when it made one (an offline caller): not a second round trip.
-  const me = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
-  if (!me?.active) throw notRegistered();
+  // Each statement is a round trip to a shared database, and a fleet's agents call these all day.
+  // A caller heard here within the online window is registered and active (deregister, a removal, a
+  // key rotation and a clean stop take it out of the index): its address is the index's. Else the
+  // service's lookup (an offline caller), or ours.
+  const entry = ctx.online.getByKey(stmt.key);
+  let me: Caller | undefined;
+  if (entry && isOnline(entry, now)) me = { address: entry.address, ephemeral: undefined };
+  else {
+    const rec = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
+    if (rec?.active) me = { address: rec.address, ephemeral: rec.ephemeral };
+  }
+  if (!me) throw notRegistered();
   if (WRITES.has(method)) {
     const k = stmt.key;
     if (!ctx.net.writes.take(k, 1, now)) {

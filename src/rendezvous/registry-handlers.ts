@@ -141,9 +141,16 @@ const handlers: Record<SignedMethod, Handler> = {
   },
 
   async resolve(ctx, key, p, link, now, _signed, known) {
-    // Each statement is a round trip to a shared database: a fleet's agents resolve all day.
-    const caller = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
-    if (!caller?.active) throw notRegistered();
+    // Each statement is a round trip to a shared database: a fleet's agents resolve all day. A
+    // caller heard here lately is registered and active (see runNetworkMethod): its entry will do.
+    const mine = ctx.online.getByKey(key.toString('base64'));
+    let caller: Pick<NodeRecord, 'address' | 'publicKey'> | undefined;
+    if (mine && isOnline(mine, now)) caller = { address: mine.address, publicKey: key };
+    else {
+      const rec = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
+      if (rec?.active) caller = rec;
+    }
+    if (!caller) throw notRegistered();
     let rec: NodeRecord | undefined;
     let what: string;
     if (p.address !== undefined) {

@@ -231,7 +231,19 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
             }
           },
           pairChanged: (x, y) => relay.invalidatePair(x, y),
-          nodeChanged: (a) => relay.invalidateNode(a),
+          nodeChanged: (a) => {
+            relay.invalidateNode(a);
+            // A node online here changed elsewhere (a key rotation, a removal): its entry must not
+            // outlive that, since network methods take an online caller's entry as its record.
+            const e = online.getByAddress(a);
+            if (e)
+              void store.getByAddress(a).then(
+                (rec) => {
+                  if (!rec?.active || rec.publicKey.toString('base64') !== e.keyB64) online.remove(e.keyB64);
+                },
+                (err: unknown) => log.warn({ err: (err as Error).message }, 'node change from another instance not checked'),
+              );
+          },
         },
       });
     } catch (err) {

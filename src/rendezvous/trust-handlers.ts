@@ -360,7 +360,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
 };
 
 /** May `caller` see `rec` in full? Public nodes: anyone registered; private ones: themselves, their trusted peers and their co-members. */
-export async function canSee(store: RegistryStore, caller: NodeRecord, rec: NodeRecord): Promise<boolean> {
+export async function canSee(store: RegistryStore, caller: Pick<NodeRecord, 'address' | 'publicKey'>, rec: NodeRecord): Promise<boolean> {
   if (rec.public || rec.publicKey.equals(caller.publicKey)) return true;
   if ((await store.getTrustPair(caller.address, rec.address)) !== undefined) return true;
   // Co-members of a network (issue 18) see each other's endpoints and presence, so they can punch.

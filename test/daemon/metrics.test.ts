@@ -3,6 +3,8 @@
 // with a handshake, a ping and a stream.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import { Agent, startRendezvous, tmpDir } from '../helpers/cluster.ts';
 import { parsePromText, sampleValue, type Sample } from '../helpers/prom-text.ts';
 
@@ -76,15 +78,17 @@ test('daemon /metrics: sessions, handshakes, bytes, packets, paths and errors mo
   assert.ok(sampleValue(am, 'pilot_daemon_handshakes_started_total', { role: 'responder' }) >= 1);
   assert.equal(sampleValue(am, 'pilot_daemon_sessions'), 1);
 
-  // A 2 MiB stream to a's sink (port 9): the byte counters follow, both ways.
+  // A 6 MiB stream to a's sink (port 9): the byte counters follow, both ways.
   const before = sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' });
   const aIn0 = sampleValue(am, 'pilot_daemon_session_bytes_total', { direction: 'in' });
-  const bench = await b.ctl(['bench', 'metrics-alpha', '2'], 60_000);
+  const bench = await b.ctl(['bench', 'metrics-alpha', '6'], 60_000);
   assert.equal(bench.code, 0, bench.stderr);
   m = await scrape(bUrl);
-  assert.ok(sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }) - before >= 2 * 1024 * 1024);
-  assert.ok(sampleValue(await scrape(aUrl), 'pilot_daemon_session_bytes_total', { direction: 'in' }) - aIn0 >= 2 * 1024 * 1024);
+  assert.ok(sampleValue(m, 'pilot_daemon_session_bytes_total', { direction: 'out' }) - before >= 6 * 1024 * 1024);
+  assert.ok(sampleValue(await scrape(aUrl), 'pilot_daemon_session_bytes_total', { direction: 'in' }) - aIn0 >= 6 * 1024 * 1024);
   assert.equal(sampleValue(m, 'pilot_daemon_streams_open'), 0, 'the bench stream is closed');
+  // Its thousands of waits for 'drain' each took their listeners back.
+  assert.doesNotMatch(fs.readFileSync(path.join(b.home, 'pilot.log'), 'utf8'), /MaxListenersExceeded/);
 
   // Only /metrics, only GET.
   const base = bUrl.replace(/\/metrics$/, '');

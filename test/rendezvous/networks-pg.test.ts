@@ -8,6 +8,9 @@ import type { Push } from '../../src/registry/protocol.ts';
 import { verifyTicket } from '../../src/registry/membership.ts';
 import type { PilotError } from '../../src/util/errors.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
+import { generateIdentity } from '../../src/registry/signing.ts';
+import { signRotation } from '../../src/registry/rotation.ts';
+import { parseAddress } from '../../src/wire/address.ts';
 import { relaySend, sleep, startServer, udpPeer, type Peer } from './helpers.ts';
 
 const { skip, database } = usePostgresForFile({ before, after });
@@ -107,4 +110,25 @@ test('two instances: discovery and member lists see presence at both, and a memb
   for (const n of all) assert.equal(n.online, !gone.has(n.address), n.address);
   const listed = await admin.p.client.networks.members(net);
   for (const m of listed) if (addrs.includes(m.address)) assert.equal(m.online, !gone.has(m.address), m.address);
+});
+
+test('a key rotated at one instance: the old key, online at the other, is refused there within moments', { skip, timeout: 30_000 }, async (t) => {
+  const { s2, s1, peer } = await twoInstances(t, 'rotate_online', 'r');
+  const a = await peer(s1.port, 0); // online at instance 1 with its old key
+  await a.p.client.networks.list();
+  const next = generateIdentity();
+  const at2 = await udpPeer(s2.port, { identity: next, timeoutMs: 1000 });
+  t.after(() => at2.close());
+  const stmt = signRotation(
+    { address: parseAddress(a.address), oldKey: a.p.identity.publicKey, newKey: next.publicKey, ts: Date.now() },
+    a.p.identity.secretKey,
+  );
+  await at2.client.rotateKey(stmt, next);
+  // Instance 1 takes an online caller's entry as its record (no store lookup): the note from
+  // instance 2 must take the old key's entry out, or the retired key could act there a minute more.
+  let refused: unknown;
+  for (const end = Date.now() + 5000; Date.now() < end && !refused; await sleep(50)) {
+    await a.p.client.networks.list().catch((err: unknown) => (refused = err));
+  }
+  assert.equal((refused as PilotError | undefined)?.code, 'NOT_REGISTERED', String(refused));
 });

@@ -368,6 +368,26 @@ test('find by credential tag and self tag; public discovery without a network; o
   );
 });
 
+test('a caller online here is not looked up in the store: fleet methods and resolve take its online entry', async (t) => {
+  const { store, peers, addrs } = await setup(t, 3);
+  const [admin, a, b] = peers as [Peer, Peer, Peer];
+  const { net } = await admin.client.networks.create('lookups');
+  const inv = await admin.client.networks.invite({ net, tags: ['worker'] });
+  await a.client.networks.join(inv.token);
+  await b.client.networks.join(inv.token);
+  let lookups = 0;
+  const getByKey = store.getByKey.bind(store);
+  store.getByKey = (k) => (lookups++, getByKey(k));
+  await a.client.networks.find({ tag: 'worker', net });
+  await a.client.networks.list();
+  const r = await a.client.resolve({ address: addrs[2]! });
+  assert.deepEqual(r.networks, [{ net, tags: ['worker'] }], 'co-members: the answer names the network');
+  assert.equal(lookups, 0, 'each of these was a round trip to a shared database');
+  // A caller the store no longer has (removed meanwhile) is refused all the same once it is not online.
+  await a.client.deregister();
+  await assert.rejects(a.client.networks.list(), code('NOT_REGISTERED'));
+});
+
 test('relay: co-members reach each other, non-members are refused, a kick takes it back at once', async (t) => {
   const { s, peers, addrs } = await setup(t, 4);
   const [admin, a, b, c] = peers as [Peer, Peer, Peer, Peer];
