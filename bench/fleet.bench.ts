@@ -230,14 +230,24 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
       while (next < AGENTS) {
         const i = next++;
         const s = performance.now();
+        // A join that never ends (it did once, at load 15) counts as an error, with the stage it hung in,
+        // instead of stalling the run.
+        let stage = 'start';
+        let timer: NodeJS.Timeout | undefined;
+        const stuck = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(Object.assign(new Error(`stuck in ${stage} for 60 s`), { code: `STUCK_${stage.toUpperCase()}` })), 60_000);
+        });
         try {
-          const n = await start(i, { join: agentToken });
+          const n = await Promise.race([start(i, { join: agentToken }), stuck]);
           agents.push(n);
           nodes.push(n);
-          await request(n);
+          stage = 'request';
+          await Promise.race([request(n), stuck]);
           joinTimes.push(performance.now() - s);
         } catch (err) {
           count(joinErrors, err);
+        } finally {
+          clearTimeout(timer);
         }
         if (++done % 100 === 0) process.stderr.write(`  ${store}: ${done}/${AGENTS} agents joined\n`);
       }
