@@ -110,6 +110,8 @@ export class Underlay {
   /** The beacon's second, hello-only port (NAT classification) and the client that asks it. */
   private altPort: number | undefined;
   private altRegistry: RegistryClient | undefined;
+  /** The Path of the last session datagram (directPath()). */
+  private lastPath: (Path & { kind: 'direct' }) | undefined;
 
   constructor(host: UnderlayHost, opts: UnderlayOptions) {
     this.host = host;
@@ -371,9 +373,7 @@ export class Underlay {
       case PacketType.Data:
       case PacketType.SessionUnknown:
       case PacketType.HandshakeCookie: {
-        const p: Path =
-          sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
-        this.host.sessionPacket(msg, p);
+        this.host.sessionPacket(msg, this.directPath(rinfo.address, rinfo.port, sock));
         return;
       }
       case PacketType.RelayDeliver:
@@ -386,6 +386,21 @@ export class Underlay {
       default:
         counters.garbage++;
     }
+  }
+
+  /**
+   * The Path of a datagram from `host`:`port` (on birthday socket `sock`): the same object as
+   * for the previous datagram when it came from the same place, which in a bulk transfer is
+   * nearly every one. Paths are never mutated (they are compared by value and kept as the
+   * peer's current path), so sharing one is safe; it spares an allocation per packet and
+   * lets samePath() end at `a === b`.
+   */
+  private directPath(host: string, port: number, sock: number | undefined): Path {
+    const last = this.lastPath;
+    if (last !== undefined && last.port === port && last.host === host && last.sock === sock) return last;
+    const p: Path & { kind: 'direct' } = sock === undefined ? { kind: 'direct', host, port } : { kind: 'direct', host, port, sock };
+    this.lastPath = p;
+    return p;
   }
 
   private onRelayDeliver(msg: Buffer): void {

@@ -158,6 +158,26 @@ test('demux: registry packets only from the rendezvous, sessions by type from an
   assert.equal(r.counters.udpIn, 11);
 });
 
+test('demux: datagrams from the same source share one Path object (no allocation per packet); a new source or socket gets its own', () => {
+  const r = rig();
+  const data = Buffer.from([PacketType.Data, 0, 0, 0, 1]);
+  r.u.onUdp(data, stranger);
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40000 }); // a new rinfo object each time, as dgram gives
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40001 });
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40001 }, 5);
+  r.u.onUdp(data, { address: '127.0.0.2', port: 40001 }, 5);
+  const paths = r.sessions.map((s) => s.path);
+  assert.equal(paths[0], paths[1], 'the same object for the same source');
+  assert.deepEqual(paths, [
+    { kind: 'direct', host: '127.0.0.1', port: 40000 },
+    { kind: 'direct', host: '127.0.0.1', port: 40000 },
+    { kind: 'direct', host: '127.0.0.1', port: 40001 },
+    { kind: 'direct', host: '127.0.0.1', port: 40001, sock: 5 },
+    { kind: 'direct', host: '127.0.0.2', port: 40001, sock: 5 },
+  ]);
+  assert.equal(new Set(paths).size, 4);
+});
+
 test('auto uplink: UDP when the rendezvous answers there, else TCP, else WebSocket; registry traffic follows', async () => {
   const udp = rig({ udpAnswers: [true] });
   await udp.u.chooseUplink();
