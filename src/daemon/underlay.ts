@@ -110,6 +110,9 @@ export class Underlay {
   /** The beacon's second, hello-only port (NAT classification) and the client that asks it. */
   private altPort: number | undefined;
   private altRegistry: RegistryClient | undefined;
+  /** The last source address as the socket gave it, and as inbound() made it. */
+  private lastRawSource = '';
+  private lastSource = '';
   /** The Path of the last session datagram (directPath()). */
   private lastPath: (Path & { kind: 'direct' }) | undefined;
 
@@ -348,8 +351,16 @@ export class Underlay {
 
   /** One datagram on the main socket (`sock` undefined) or on birthday socket `sock`. */
   onUdp(msg: Buffer, from: { address: string; port: number }, sock?: number): void {
-    const address = this.edge.inbound(from.address);
-    const rinfo = address === from.address ? from : { address, port: from.port };
+    // On the dual-stack socket every IPv4 source comes as "::ffff:a.b.c.d": unmapped once per
+    // source, not sliced into a new string (and a new rinfo object) for every datagram.
+    let address: string;
+    if (from.address === this.lastRawSource) address = this.lastSource;
+    else {
+      address = this.edge.inbound(from.address);
+      this.lastRawSource = from.address;
+      this.lastSource = address;
+    }
+    const port = from.port;
     const counters = this.host.counters;
     counters.udpIn++;
     if (msg.length === 0) {
@@ -357,7 +368,7 @@ export class Underlay {
       return;
     }
     const t = msg[0];
-    const fromRegistry = sock === undefined && rinfo.address === this.rv.host && rinfo.port === this.rv.port;
+    const fromRegistry = sock === undefined && address === this.rv.host && port === this.rv.port;
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
@@ -365,7 +376,7 @@ export class Underlay {
         if (fromRegistry) {
           this.udpProbe?.handlePacket(msg);
           if (!this.uplink) this.host.registryPacket(msg);
-        } else if (sock === undefined && rinfo.address === this.rv.host && rinfo.port === this.altPort) this.altRegistry?.handlePacket(msg);
+        } else if (sock === undefined && address === this.rv.host && port === this.altPort) this.altRegistry?.handlePacket(msg);
         else counters.garbage++;
         return;
       case PacketType.HandshakeInit:
@@ -373,7 +384,7 @@ export class Underlay {
       case PacketType.Data:
       case PacketType.SessionUnknown:
       case PacketType.HandshakeCookie: {
-        this.host.sessionPacket(msg, this.directPath(rinfo.address, rinfo.port, sock));
+        this.host.sessionPacket(msg, this.directPath(address, port, sock));
         return;
       }
       case PacketType.RelayDeliver:

@@ -176,6 +176,14 @@ test('demux: datagrams from the same source share one Path object (no allocation
     { kind: 'direct', host: '127.0.0.2', port: 40001, sock: 5 },
   ]);
   assert.equal(new Set(paths).size, 4);
+  // IPv4-mapped sources (the dual-stack socket) are unmapped, also when remembered.
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 7 });
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 7 });
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 8 });
+  const mapped = r.sessions.slice(-3).map((x) => x.path);
+  assert.deepEqual(mapped[0], { kind: 'direct', host: '127.0.0.9', port: 7 });
+  assert.equal(mapped[1], mapped[0]);
+  assert.deepEqual(mapped[2], { kind: 'direct', host: '127.0.0.9', port: 8 });
 });
 
 test('auto uplink: UDP when the rendezvous answers there, else TCP, else WebSocket; registry traffic follows', async () => {
