@@ -113,6 +113,9 @@ export class Underlay {
   /** The last source address as the socket gave it, and as inbound() made it. */
   private lastRawSource = '';
   private lastSource = '';
+  /** The Path of the last relayed datagram and its sender's addressKey (relayPath()). */
+  private lastRelay: Path | undefined;
+  private lastRelayKey = -1;
   /** The Path of the last session datagram (directPath()). */
   private lastPath: (Path & { kind: 'direct' }) | undefined;
 
@@ -422,7 +425,17 @@ export class Underlay {
     this.host.counters.relayIn++;
     // The session layer authenticates the inner packet by its keys alone; the
     // relay's word for the sender only scopes per-source handshake limits and cookies.
-    this.host.sessionPacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay', from: readAddress(msg, 1) });
+    this.host.sessionPacket(msg.subarray(1 + ADDRESS_BYTES), this.relayPath(msg));
+  }
+
+  /** The Path of a relayed datagram: like directPath(), the previous one while the relay names the same sender. */
+  private relayPath(msg: Buffer): Path {
+    const key = msg.readUInt16BE(1) * 0x100000000 + msg.readUInt32BE(3); // addressKey() of the 6 address bytes
+    if (this.lastRelay !== undefined && this.lastRelayKey === key) return this.lastRelay;
+    const p: Path = { kind: 'relay', from: readAddress(msg, 1) };
+    this.lastRelay = p;
+    this.lastRelayKey = key;
+    return p;
   }
 
   // ---------- the beacon's second port (NAT classification) ----------

@@ -184,6 +184,15 @@ test('demux: datagrams from the same source share one Path object (no allocation
   assert.deepEqual(mapped[0], { kind: 'direct', host: '127.0.0.9', port: 7 });
   assert.equal(mapped[1], mapped[0]);
   assert.deepEqual(mapped[2], { kind: 'direct', host: '127.0.0.9', port: 8 });
+  // Relayed datagrams: one Path per sender the relay names, too.
+  const inner = Buffer.from([PacketType.Data, 1, 2]);
+  r.u.onUdp(relayDeliver(42, inner), fromRv);
+  r.u.onUdp(relayDeliver(42, inner), fromRv);
+  r.u.onUdp(relayDeliver(43, inner), fromRv);
+  const relayed = r.sessions.slice(-3).map((x) => x.path);
+  assert.deepEqual(relayed[0], { kind: 'relay', from: makeAddress(1, 42) });
+  assert.equal(relayed[1], relayed[0]);
+  assert.deepEqual(relayed[2], { kind: 'relay', from: makeAddress(1, 43) });
 });
 
 test('auto uplink: UDP when the rendezvous answers there, else TCP, else WebSocket; registry traffic follows', async () => {
