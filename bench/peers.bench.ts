@@ -46,7 +46,7 @@ import { Agent, ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../t
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP, type Router } from '../test/helpers/natlab.ts';
 import { env, fmt, lastRouter, must, pilotStream, runHelper, startHelper, warm } from './natlab-kit.ts';
 import { topSelfTime } from './load/cpuprofile-top.ts';
-import { machine, MiB, summarize } from './stats.ts';
+import { cpuSeconds, machine, MiB, summarize } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const RDV_PORT = 9000;
@@ -91,6 +91,20 @@ async function pingPong(host: string, port: number, n: number): Promise<void> {
   }
   s.destroy();
   process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
+}
+
+/** CPU seconds (utime + stime) of the processes still running among `pids`. */
+function overlayCpu(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    if (pid <= 0) continue;
+    try {
+      t += cpuSeconds(pid);
+    } catch {
+      // exited
+    }
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------- overlays
@@ -286,6 +300,8 @@ interface Pair {
 
 interface Sample {
   mbps: number;
+  /** CPU the overlay spent per MB delivered (ms): both Pilot daemons and the rendezvous, or every Nebula process. */
+  cpuMsPerMB?: number;
   /** Bytes per "proto ip" crossing the sending router during the run. */
   bytes: Record<string, number>;
   note?: string;
@@ -494,21 +510,35 @@ async function main(): Promise<void> {
       const router = lastRouter(p.from);
       const b0 = lab.countedBytes(router);
       let mbps: number;
+      let mbDelivered: number;
       let note: string | undefined;
       const [kind, cc] = m.split('-') as [string, string | undefined];
+      // What the overlay itself burns per byte, at both ends and in the relay (the apps, iperf3, are
+      // the same for everyone): on a shared 2-core box this is steadier than MB/s, which follows the load.
+      const overlayPids =
+        kind === 'pilot' || kind === 'gateway'
+          ? [p.a.pid, p.b.pid, rdv!.proc.pid ?? -1]
+          : kind === 'nebula'
+            ? (nebula?.procs.map((x) => x.pid ?? -1) ?? [])
+            : [];
+      const cpu0 = overlayCpu(overlayPids);
       if (kind === 'pilot') {
-        mbps = (await pilotStream(p.a, p.b, rdv!, Math.round((loss ? lossyMb : mb) * MiB))).mbps;
+        const bytes = Math.round((loss ? lossyMb : mb) * MiB);
+        mbps = (await pilotStream(p.a, p.b, rdv!, bytes)).mbps;
+        mbDelivered = bytes / 1e6;
       } else {
         const ip = kind === 'gateway' ? p.gwIp : kind === 'nebula' ? nebula?.ip.get(p.to.name) : kind === 'wg' ? wg?.ip.get(p.to.name) : p.underlay;
         if (!ip) return undefined;
         const r = await iperf(p.from.ns, ip, secs, cc);
         mbps = r.mbps;
+        mbDelivered = r.mbps * secs;
         note = `${r.retransmits} retransmits`;
       }
+      const cpuMsPerMB = overlayPids.length > 0 && mbDelivered > 0 ? ((overlayCpu(overlayPids) - cpu0) * 1000) / mbDelivered : undefined;
       const b1 = lab.countedBytes(router);
       const bytes: Record<string, number> = {};
       for (const k of Object.keys(b1)) if (b1[k]! - (b0[k] ?? 0) > 0) bytes[k] = b1[k]! - (b0[k] ?? 0);
-      return { mbps, bytes, note };
+      return { mbps, bytes, note, ...(cpuMsPerMB !== undefined ? { cpuMsPerMB } : {}) };
     };
 
     const results = new Map<string, Sample[]>(); // `${loss}|${pair}|${method}`
@@ -598,6 +628,25 @@ async function main(): Promise<void> {
         const v = Object.fromEntries(METHODS.map((m) => [m, med(loss, p, m)])) as Record<Method, number | undefined>;
         console.log(
           `| ${loss}% | ${p.name} | ${METHODS.map((m) => cell(v[m])).join(' | ')} | ${ratio(v.gateway, v['nebula-bbr'])} | ${ratio(v.gateway, v['wg-bbr'])} | ${ratio(v.pilot, v['nebula-bbr'])} | ${ratio(v.pilot, v['wg-bbr'])} |`,
+        );
+      }
+    console.log('');
+    console.log(
+      'Overlay CPU per MB delivered, ms (utime + stime from /proc over each run: Pilot = both daemons + the rendezvous; Nebula = all its processes, lighthouse included; the applications not counted), median:',
+    );
+    console.log('');
+    console.log('| loss | pair | Pilot bench | Pilot gateway | Nebula BBR | Nebula CUBIC | gateway / Nebula BBR |');
+    console.log('|---|---|---|---|---|---|---|');
+    const cpuMed = (loss: number, p: Pair, m: Method): number | undefined => {
+      const v = results.get(`${loss}|${p.key}|${m}`)?.flatMap((s) => (s.cpuMsPerMB === undefined ? [] : [s.cpuMsPerMB]));
+      return v?.length ? median(v) : undefined;
+    };
+    for (const loss of losses)
+      for (const p of pairs) {
+        const c = (m: Method): number | undefined => cpuMed(loss, p, m);
+        if (!(['pilot', 'gateway', 'nebula-bbr', 'nebula-cubic'] as const).some((m) => c(m) !== undefined)) continue;
+        console.log(
+          `| ${loss}% | ${p.name} | ${cell(c('pilot'))} | ${cell(c('gateway'))} | ${cell(c('nebula-bbr'))} | ${cell(c('nebula-cubic'))} | ${ratio(c('gateway'), c('nebula-bbr'))} |`,
         );
       }
     // The lossy long path (100 ms RTT, 8 Mbit/s, 1% / 3% loss) needs a delay line; branch
