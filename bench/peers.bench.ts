@@ -302,6 +302,8 @@ interface Sample {
   mbps: number;
   /** CPU the overlay spent per MB delivered (ms): both Pilot daemons and the rendezvous, or every Nebula process. */
   cpuMsPerMB?: number;
+  /** Pilot: the same split into sender daemon, receiver daemon, rendezvous. */
+  cpuSplit?: [number, number, number];
   /** Bytes per "proto ip" crossing the sending router during the run. */
   bytes: Record<string, number>;
   note?: string;
@@ -522,6 +524,7 @@ async function main(): Promise<void> {
             ? (nebula?.procs.map((x) => x.pid ?? -1) ?? [])
             : [];
       const cpu0 = overlayCpu(overlayPids);
+      const each0 = overlayPids.map((x) => overlayCpu([x]));
       if (kind === 'pilot') {
         const bytes = Math.round((loss ? lossyMb : mb) * MiB);
         mbps = (await pilotStream(p.a, p.b, rdv!, bytes)).mbps;
@@ -535,10 +538,14 @@ async function main(): Promise<void> {
         note = `${r.retransmits} retransmits`;
       }
       const cpuMsPerMB = overlayPids.length > 0 && mbDelivered > 0 ? ((overlayCpu(overlayPids) - cpu0) * 1000) / mbDelivered : undefined;
+      const split =
+        (kind === 'pilot' || kind === 'gateway') && mbDelivered > 0
+          ? (overlayPids.map((x, i) => ((overlayCpu([x]) - each0[i]!) * 1000) / mbDelivered) as [number, number, number])
+          : undefined;
       const b1 = lab.countedBytes(router);
       const bytes: Record<string, number> = {};
       for (const k of Object.keys(b1)) if (b1[k]! - (b0[k] ?? 0) > 0) bytes[k] = b1[k]! - (b0[k] ?? 0);
-      return { mbps, bytes, note, ...(cpuMsPerMB !== undefined ? { cpuMsPerMB } : {}) };
+      return { mbps, bytes, note, ...(cpuMsPerMB !== undefined ? { cpuMsPerMB } : {}), ...(split ? { cpuSplit: split } : {}) };
     };
 
     const results = new Map<string, Sample[]>(); // `${loss}|${pair}|${method}`
@@ -632,7 +639,7 @@ async function main(): Promise<void> {
       }
     console.log('');
     console.log(
-      'Overlay CPU per MB delivered, ms (utime + stime from /proc over each run: Pilot = both daemons + the rendezvous; Nebula = all its processes, lighthouse included; the applications not counted), median:',
+      'Overlay CPU per MB delivered, ms (utime + stime from /proc over each run: Pilot = both daemons + the rendezvous, in brackets sender / receiver / rendezvous; Nebula = all its processes, lighthouse included; the applications not counted), median:',
     );
     console.log('');
     console.log('| loss | pair | Pilot bench | Pilot gateway | Nebula BBR | Nebula CUBIC | gateway / Nebula BBR |');
@@ -641,12 +648,19 @@ async function main(): Promise<void> {
       const v = results.get(`${loss}|${p.key}|${m}`)?.flatMap((s) => (s.cpuMsPerMB === undefined ? [] : [s.cpuMsPerMB]));
       return v?.length ? median(v) : undefined;
     };
+    /** "40.2 (18 / 17 / 5)": the total, then sender, receiver and rendezvous, each the median of its own. */
+    const split = (loss: number, p: Pair, m: Method): string => {
+      const total = cpuMed(loss, p, m);
+      const v = results.get(`${loss}|${p.key}|${m}`)?.flatMap((s) => (s.cpuSplit ? [s.cpuSplit] : []));
+      if (total === undefined || !v?.length) return cell(total);
+      return `${fmt(total)} (${[0, 1, 2].map((i) => median(v.map((x) => x[i]!)).toFixed(1)).join(' / ')})`;
+    };
     for (const loss of losses)
       for (const p of pairs) {
         const c = (m: Method): number | undefined => cpuMed(loss, p, m);
         if (!(['pilot', 'gateway', 'nebula-bbr', 'nebula-cubic'] as const).some((m) => c(m) !== undefined)) continue;
         console.log(
-          `| ${loss}% | ${p.name} | ${cell(c('pilot'))} | ${cell(c('gateway'))} | ${cell(c('nebula-bbr'))} | ${cell(c('nebula-cubic'))} | ${ratio(c('gateway'), c('nebula-bbr'))} |`,
+          `| ${loss}% | ${p.name} | ${split(loss, p, 'pilot')} | ${split(loss, p, 'gateway')} | ${cell(c('nebula-bbr'))} | ${cell(c('nebula-cubic'))} | ${ratio(c('gateway'), c('nebula-bbr'))} |`,
         );
       }
     // The lossy long path (100 ms RTT, 8 Mbit/s, 1% / 3% loss) needs a delay line; branch
