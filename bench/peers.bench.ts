@@ -46,7 +46,7 @@ import { Agent, ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../t
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP, type Router } from '../test/helpers/natlab.ts';
 import { env, fmt, lastRouter, must, pilotStream, runHelper, startHelper, warm } from './natlab-kit.ts';
 import { topSelfTime } from './load/cpuprofile-top.ts';
-import { machine, MiB, summarize } from './stats.ts';
+import { cpuSeconds, machine, MiB, summarize } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
 const RDV_PORT = 9000;
@@ -91,6 +91,20 @@ async function pingPong(host: string, port: number, n: number): Promise<void> {
   }
   s.destroy();
   process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
+}
+
+/** CPU seconds (utime + stime) of the processes still running among `pids`. */
+function overlayCpu(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    if (pid <= 0) continue;
+    try {
+      t += cpuSeconds(pid);
+    } catch {
+      // exited
+    }
+  }
+  return t;
 }
 
 // ---------------------------------------------------------------- overlays
@@ -286,6 +300,10 @@ interface Pair {
 
 interface Sample {
   mbps: number;
+  /** CPU the overlay spent per MB delivered (ms): both Pilot daemons and the rendezvous, or every Nebula process. */
+  cpuMsPerMB?: number;
+  /** Pilot: the same split into sender daemon, receiver daemon, rendezvous. */
+  cpuSplit?: [number, number, number];
   /** Bytes per "proto ip" crossing the sending router during the run. */
   bytes: Record<string, number>;
   note?: string;
@@ -494,21 +512,40 @@ async function main(): Promise<void> {
       const router = lastRouter(p.from);
       const b0 = lab.countedBytes(router);
       let mbps: number;
+      let mbDelivered: number;
       let note: string | undefined;
       const [kind, cc] = m.split('-') as [string, string | undefined];
+      // What the overlay itself burns per byte, at both ends and in the relay (the apps, iperf3, are
+      // the same for everyone): on a shared 2-core box this is steadier than MB/s, which follows the load.
+      const overlayPids =
+        kind === 'pilot' || kind === 'gateway'
+          ? [p.a.pid, p.b.pid, rdv!.proc.pid ?? -1]
+          : kind === 'nebula'
+            ? (nebula?.procs.map((x) => x.pid ?? -1) ?? [])
+            : [];
+      const cpu0 = overlayCpu(overlayPids);
+      const each0 = overlayPids.map((x) => overlayCpu([x]));
       if (kind === 'pilot') {
-        mbps = (await pilotStream(p.a, p.b, rdv!, Math.round((loss ? lossyMb : mb) * MiB))).mbps;
+        const bytes = Math.round((loss ? lossyMb : mb) * MiB);
+        mbps = (await pilotStream(p.a, p.b, rdv!, bytes)).mbps;
+        mbDelivered = bytes / 1e6;
       } else {
         const ip = kind === 'gateway' ? p.gwIp : kind === 'nebula' ? nebula?.ip.get(p.to.name) : kind === 'wg' ? wg?.ip.get(p.to.name) : p.underlay;
         if (!ip) return undefined;
         const r = await iperf(p.from.ns, ip, secs, cc);
         mbps = r.mbps;
+        mbDelivered = r.mbps * secs;
         note = `${r.retransmits} retransmits`;
       }
+      const cpuMsPerMB = overlayPids.length > 0 && mbDelivered > 0 ? ((overlayCpu(overlayPids) - cpu0) * 1000) / mbDelivered : undefined;
+      const split =
+        (kind === 'pilot' || kind === 'gateway') && mbDelivered > 0
+          ? (overlayPids.map((x, i) => ((overlayCpu([x]) - each0[i]!) * 1000) / mbDelivered) as [number, number, number])
+          : undefined;
       const b1 = lab.countedBytes(router);
       const bytes: Record<string, number> = {};
       for (const k of Object.keys(b1)) if (b1[k]! - (b0[k] ?? 0) > 0) bytes[k] = b1[k]! - (b0[k] ?? 0);
-      return { mbps, bytes, note };
+      return { mbps, bytes, note, ...(cpuMsPerMB !== undefined ? { cpuMsPerMB } : {}), ...(split ? { cpuSplit: split } : {}) };
     };
 
     const results = new Map<string, Sample[]>(); // `${loss}|${pair}|${method}`
@@ -598,6 +635,32 @@ async function main(): Promise<void> {
         const v = Object.fromEntries(METHODS.map((m) => [m, med(loss, p, m)])) as Record<Method, number | undefined>;
         console.log(
           `| ${loss}% | ${p.name} | ${METHODS.map((m) => cell(v[m])).join(' | ')} | ${ratio(v.gateway, v['nebula-bbr'])} | ${ratio(v.gateway, v['wg-bbr'])} | ${ratio(v.pilot, v['nebula-bbr'])} | ${ratio(v.pilot, v['wg-bbr'])} |`,
+        );
+      }
+    console.log('');
+    console.log(
+      'Overlay CPU per MB delivered, ms (utime + stime from /proc over each run: Pilot = both daemons + the rendezvous, in brackets sender / receiver / rendezvous; Nebula = all its processes, lighthouse included; the applications not counted), median:',
+    );
+    console.log('');
+    console.log('| loss | pair | Pilot bench | Pilot gateway | Nebula BBR | Nebula CUBIC | gateway / Nebula BBR |');
+    console.log('|---|---|---|---|---|---|---|');
+    const cpuMed = (loss: number, p: Pair, m: Method): number | undefined => {
+      const v = results.get(`${loss}|${p.key}|${m}`)?.flatMap((s) => (s.cpuMsPerMB === undefined ? [] : [s.cpuMsPerMB]));
+      return v?.length ? median(v) : undefined;
+    };
+    /** "40.2 (18 / 17 / 5)": the total, then sender, receiver and rendezvous, each the median of its own. */
+    const split = (loss: number, p: Pair, m: Method): string => {
+      const total = cpuMed(loss, p, m);
+      const v = results.get(`${loss}|${p.key}|${m}`)?.flatMap((s) => (s.cpuSplit ? [s.cpuSplit] : []));
+      if (total === undefined || !v?.length) return cell(total);
+      return `${fmt(total)} (${[0, 1, 2].map((i) => median(v.map((x) => x[i]!)).toFixed(1)).join(' / ')})`;
+    };
+    for (const loss of losses)
+      for (const p of pairs) {
+        const c = (m: Method): number | undefined => cpuMed(loss, p, m);
+        if (!(['pilot', 'gateway', 'nebula-bbr', 'nebula-cubic'] as const).some((m) => c(m) !== undefined)) continue;
+        console.log(
+          `| ${loss}% | ${p.name} | ${split(loss, p, 'pilot')} | ${split(loss, p, 'gateway')} | ${cell(c('nebula-bbr'))} | ${cell(c('nebula-cubic'))} | ${ratio(c('gateway'), c('nebula-bbr'))} |`,
         );
       }
     // The lossy long path (100 ms RTT, 8 Mbit/s, 1% / 3% loss) needs a delay line; branch

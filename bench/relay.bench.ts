@@ -4,7 +4,8 @@
 // what is measured); both nodes live in this process. The sender keeps at most
 // WINDOW packets in flight; UDP packets that never arrive are counted as lost
 // (a window stuck for 20 ms is written off, so UDP pays for its losses in time).
-// Env: BENCH_RELAY_SECS (per transport, default 3), BENCH_RELAY_WINDOW (default 256).
+// Env: BENCH_RELAY_SECS (per transport, default 3), BENCH_RELAY_WINDOW (default 256),
+// BENCH_RELAY_KINDS (default "udp,tcp,websocket").
 import { spawn } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -117,7 +118,8 @@ async function measure(kind: UplinkKind, port: number, serverPid: number): Promi
     for (let i = 0; i < 50 && b.delivered < sent; i++) await new Promise((r) => setTimeout(r, 10));
     const loss = sent > 0 ? ((sent - b.delivered) / sent) * 100 : 0;
     const pps = got / secs;
-    return `| ${kind} | ${Math.round(pps).toLocaleString('en')} | ${((pps * INNER) / 1e6).toFixed(1)} | ${loss.toFixed(2)}% | ${(cpu * 100).toFixed(0)}% | ${(selfCpu * 100).toFixed(0)}% | ${refused.toLocaleString('en')} |`;
+    const usPerPkt = got > 0 ? (cpu * secs * 1e6) / got : 0; // the rendezvous's CPU per packet relayed (receive + forward)
+    return `| ${kind} | ${Math.round(pps).toLocaleString('en')} | ${((pps * INNER) / 1e6).toFixed(1)} | ${loss.toFixed(2)}% | ${(cpu * 100).toFixed(0)}% | ${usPerPkt.toFixed(1)} | ${(selfCpu * 100).toFixed(0)}% | ${refused.toLocaleString('en')} |`;
   } finally {
     a.close();
     b.close();
@@ -138,11 +140,14 @@ async function main(): Promise<void> {
       server.once('exit', (code) => reject(new Error(`rendezvous exited ${code}`)));
     });
     const rows: string[] = [];
-    for (const kind of ['udp', 'tcp', 'websocket'] as const) rows.push(await measure(kind, port, server.pid!));
+    const kinds = (process.env.BENCH_RELAY_KINDS ?? 'udp,tcp,websocket').split(',') as UplinkKind[];
+    for (const kind of kinds) rows.push(await measure(kind, port, server.pid!));
     console.log(`relay throughput, ${INNER}-byte packets, ${SECS} s each, window ${WINDOW}, loopback, rendezvous in its own process`);
     console.log(`${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, Node ${process.version}\n`);
-    console.log("| uplink | packets/s | MB/s (1200-byte payloads) | lost | rendezvous CPU | both nodes' CPU | send() refused (backlog) |");
-    console.log('|---|---|---|---|---|---|---|');
+    console.log(
+      "| uplink | packets/s | MB/s (1200-byte payloads) | lost | rendezvous CPU | rendezvous CPU µs/packet | both nodes' CPU | send() refused (backlog) |",
+    );
+    console.log('|---|---|---|---|---|---|---|---|');
     for (const r of rows) console.log(r);
   } finally {
     server.kill('SIGTERM');

@@ -110,6 +110,14 @@ export class Underlay {
   /** The beacon's second, hello-only port (NAT classification) and the client that asks it. */
   private altPort: number | undefined;
   private altRegistry: RegistryClient | undefined;
+  /** The last source address as the socket gave it, and as inbound() made it. */
+  private lastRawSource = '';
+  private lastSource = '';
+  /** The Path of the last relayed datagram and its sender's addressKey (relayPath()). */
+  private lastRelay: Path | undefined;
+  private lastRelayKey = -1;
+  /** The Path of the last session datagram (directPath()). */
+  private lastPath: (Path & { kind: 'direct' }) | undefined;
 
   constructor(host: UnderlayHost, opts: UnderlayOptions) {
     this.host = host;
@@ -346,8 +354,16 @@ export class Underlay {
 
   /** One datagram on the main socket (`sock` undefined) or on birthday socket `sock`. */
   onUdp(msg: Buffer, from: { address: string; port: number }, sock?: number): void {
-    const address = this.edge.inbound(from.address);
-    const rinfo = address === from.address ? from : { address, port: from.port };
+    // On the dual-stack socket every IPv4 source comes as "::ffff:a.b.c.d": unmapped once per
+    // source, not sliced into a new string (and a new rinfo object) for every datagram.
+    let address: string;
+    if (from.address === this.lastRawSource) address = this.lastSource;
+    else {
+      address = this.edge.inbound(from.address);
+      this.lastRawSource = from.address;
+      this.lastSource = address;
+    }
+    const port = from.port;
     const counters = this.host.counters;
     counters.udpIn++;
     if (msg.length === 0) {
@@ -355,7 +371,7 @@ export class Underlay {
       return;
     }
     const t = msg[0];
-    const fromRegistry = sock === undefined && rinfo.address === this.rv.host && rinfo.port === this.rv.port;
+    const fromRegistry = sock === undefined && address === this.rv.host && port === this.rv.port;
     switch (t) {
       case PacketType.RegistryResponse:
       case PacketType.RegistryPush:
@@ -363,7 +379,7 @@ export class Underlay {
         if (fromRegistry) {
           this.udpProbe?.handlePacket(msg);
           if (!this.uplink) this.host.registryPacket(msg);
-        } else if (sock === undefined && rinfo.address === this.rv.host && rinfo.port === this.altPort) this.altRegistry?.handlePacket(msg);
+        } else if (sock === undefined && address === this.rv.host && port === this.altPort) this.altRegistry?.handlePacket(msg);
         else counters.garbage++;
         return;
       case PacketType.HandshakeInit:
@@ -371,9 +387,7 @@ export class Underlay {
       case PacketType.Data:
       case PacketType.SessionUnknown:
       case PacketType.HandshakeCookie: {
-        const p: Path =
-          sock === undefined ? { kind: 'direct', host: rinfo.address, port: rinfo.port } : { kind: 'direct', host: rinfo.address, port: rinfo.port, sock };
-        this.host.sessionPacket(msg, p);
+        this.host.sessionPacket(msg, this.directPath(address, port, sock));
         return;
       }
       case PacketType.RelayDeliver:
@@ -388,6 +402,21 @@ export class Underlay {
     }
   }
 
+  /**
+   * The Path of a datagram from `host`:`port` (on birthday socket `sock`): the same object as
+   * for the previous datagram when it came from the same place, which in a bulk transfer is
+   * nearly every one. Paths are never mutated (they are compared by value and kept as the
+   * peer's current path), so sharing one is safe; it spares an allocation per packet and
+   * lets samePath() end at `a === b`.
+   */
+  private directPath(host: string, port: number, sock: number | undefined): Path {
+    const last = this.lastPath;
+    if (last !== undefined && last.port === port && last.host === host && last.sock === sock) return last;
+    const p: Path & { kind: 'direct' } = sock === undefined ? { kind: 'direct', host, port } : { kind: 'direct', host, port, sock };
+    this.lastPath = p;
+    return p;
+  }
+
   private onRelayDeliver(msg: Buffer): void {
     if (msg.length < 1 + ADDRESS_BYTES + 1) {
       this.host.counters.garbage++;
@@ -396,7 +425,17 @@ export class Underlay {
     this.host.counters.relayIn++;
     // The session layer authenticates the inner packet by its keys alone; the
     // relay's word for the sender only scopes per-source handshake limits and cookies.
-    this.host.sessionPacket(msg.subarray(1 + ADDRESS_BYTES), { kind: 'relay', from: readAddress(msg, 1) });
+    this.host.sessionPacket(msg.subarray(1 + ADDRESS_BYTES), this.relayPath(msg));
+  }
+
+  /** The Path of a relayed datagram: like directPath(), the previous one while the relay names the same sender. */
+  private relayPath(msg: Buffer): Path {
+    const key = msg.readUInt16BE(1) * 0x100000000 + msg.readUInt32BE(3); // addressKey() of the 6 address bytes
+    if (this.lastRelay !== undefined && this.lastRelayKey === key) return this.lastRelay;
+    const p: Path = { kind: 'relay', from: readAddress(msg, 1) };
+    this.lastRelay = p;
+    this.lastRelayKey = key;
+    return p;
   }
 
   // ---------- the beacon's second port (NAT classification) ----------

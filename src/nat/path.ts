@@ -42,7 +42,8 @@ export function describePath(p: Path | undefined, uplink: UplinkKind = 'udp'): s
 }
 
 export function samePath(a: Path | undefined, b: Path | undefined): boolean {
-  if (!a || !b) return a === b;
+  if (a === b) return true; // the underlay hands out one object per source while it stays the same
+  if (!a || !b) return false;
   if (a.kind !== b.kind) return false;
   return a.kind === 'direct' && b.kind === 'direct' ? a.host === b.host && a.port === b.port && a.sock === b.sock : true;
 }

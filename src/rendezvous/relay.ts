@@ -14,6 +14,7 @@ import { KeyedLimiter, type Rate } from './rate-limit.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Link } from './link.ts';
 import type { Cluster, RelayTarget } from './cluster.ts';
+import { PairMap } from './pair-map.ts';
 
 export interface RelayCounters {
   forwarded: number;
@@ -51,6 +52,8 @@ export function storeRelayPolicy(store: RegistryStore): RelayPolicy {
 const DECISION_MS = 10_000;
 /** How long a public node may answer a node that sent to it. */
 const REPLY_MS = 60_000;
+/** A reply permission is renewed by the traffic that keeps it alive, at most this often. */
+const REPLY_RENEW_MS = 1_000;
 const MAX_CACHED = 100_000;
 
 /** Only session packets may be relayed: nothing that could pass for a registry message. */
@@ -75,12 +78,12 @@ export class Relay {
   private readonly online: OnlineIndex;
   private readonly limiter: KeyedLimiter;
   private readonly policy: RelayPolicy;
-  /** "src>dst" -> decision. */
-  private readonly decisions = new Map<string, { allowed: boolean; expires: number }>();
-  /** "src>dst" -> lookup in flight (shared by the packets waiting on it). */
-  private readonly lookups = new Map<string, Promise<boolean>>();
-  /** "public>sender" -> until when the public node may answer the sender. */
-  private readonly replies = new Map<string, number>();
+  /** (src, dst) -> decision. */
+  private readonly decisions = new PairMap<{ allowed: boolean; expires: number }>();
+  /** (src, dst) -> lookup in flight (shared by the packets waiting on it). */
+  private readonly lookups = new PairMap<Promise<boolean>>();
+  /** (public, sender) -> until when the public node may answer the sender. */
+  private readonly replies = new PairMap<number>();
   /** Bumped by every invalidation: a lookup started before it must not be cached. */
   private generation = 0;
   /** Other instances sharing the registry: destinations online there are reached through them. */
@@ -116,32 +119,33 @@ export class Relay {
       return;
     }
     const srcAddr = src.address;
-    const key = pairKey(srcAddr, dstAddr);
-    const reply = this.replies.get(key);
+    const sk = addressKey(srcAddr);
+    const dk = addressKey(dstAddr);
+    const reply = this.replies.get(sk, dk);
     if (reply !== undefined && reply > now) {
       this.forward(pkt, srcAddr, dstAddr, now);
       return;
     }
-    const d = this.decisions.get(key);
+    const d = this.decisions.get(sk, dk);
     if (d && d.expires > now) {
       if (d.allowed) this.forward(pkt, srcAddr, dstAddr, now);
       else c.droppedNotTrusted++;
       return;
     }
-    let lookup = this.lookups.get(key);
+    let lookup = this.lookups.get(sk, dk);
     if (!lookup) {
       const gen = this.generation;
       lookup = this.policy(srcAddr, dstAddr)
         .catch(() => false)
         .then((allowed) => {
-          if (this.lookups.get(key) === lookup) this.lookups.delete(key);
+          if (this.lookups.get(sk, dk) === lookup) this.lookups.delete(sk, dk);
           if (gen === this.generation) {
             if (this.decisions.size >= MAX_CACHED) this.decisions.clear();
-            this.decisions.set(key, { allowed, expires: Date.now() + DECISION_MS });
+            this.decisions.set(sk, dk, { allowed, expires: Date.now() + DECISION_MS });
           }
           return allowed;
         });
-      this.lookups.set(key, lookup);
+      this.lookups.set(sk, dk, lookup);
     }
     void lookup.then((allowed) => {
       if (allowed) this.forward(pkt, srcAddr, dstAddr, Date.now());
@@ -158,8 +162,9 @@ export class Relay {
       else c.droppedUnknownDestination++;
       return;
     }
-    // Same length as the input: only the type byte and the address change.
-    const out = Buffer.from(pkt);
+    // Rewritten in place, not copied: the packet is ours (a datagram or a frame read for us
+    // alone) and the same length goes out; only the type byte and the address change.
+    const out = pkt;
     out[0] = PacketType.RelayDeliver;
     writeAddress(out, 1, srcAddr);
     if (!dst.link.send(out)) {
@@ -168,9 +173,14 @@ export class Relay {
     }
     c.forwarded++;
     c.forwardedBytes += out.length;
-    // The destination may answer (e.g. a public node pinged by a stranger).
+    // The destination may answer (e.g. a public node pinged by a stranger). Renewed once a
+    // second at most, not written for every packet of a bulk transfer.
+    const dk = addressKey(dstAddr);
+    const sk = addressKey(srcAddr);
+    const until = this.replies.get(dk, sk);
+    if (until !== undefined && until - now > REPLY_MS - REPLY_RENEW_MS) return;
     if (this.replies.size >= MAX_CACHED) this.replies.clear();
-    this.replies.set(pairKey(dstAddr, srcAddr), now + REPLY_MS);
+    this.replies.set(dk, sk, now + REPLY_MS);
   }
 
   /** The destination is online at another instance (or nowhere): hand the packet over as it is. */
@@ -221,32 +231,30 @@ export class Relay {
   /** A trust pair was created or deleted. */
   invalidatePair(x: Address, y: Address): void {
     this.generation++;
-    for (const k of [pairKey(x, y), pairKey(y, x)]) {
-      this.decisions.delete(k);
-      this.lookups.delete(k);
-      this.replies.delete(k);
+    const kx = addressKey(x);
+    const ky = addressKey(y);
+    for (const [s, d] of [
+      [kx, ky],
+      [ky, kx],
+    ] as const) {
+      this.decisions.delete(s, d);
+      this.lookups.delete(s, d);
+      this.replies.delete(s, d);
     }
   }
 
   /** A node's visibility changed (or it left): every decision about it is stale. */
   invalidateNode(a: Address): void {
     this.generation++;
-    const k = String(addressKey(a));
-    for (const m of [this.decisions, this.lookups, this.replies] as Map<string, unknown>[]) {
-      for (const key of m.keys()) {
-        const [s, d] = key.split('>');
-        if (s === k || d === k) m.delete(key);
-      }
-    }
+    const k = addressKey(a);
+    this.decisions.deleteNode(k);
+    this.lookups.deleteNode(k);
+    this.replies.deleteNode(k);
   }
 
   prune(now = Date.now()): void {
     this.limiter.prune(now);
-    for (const [k, d] of this.decisions) if (d.expires <= now) this.decisions.delete(k);
-    for (const [k, until] of this.replies) if (until <= now) this.replies.delete(k);
+    this.decisions.sweep((d) => d.expires <= now);
+    this.replies.sweep((until) => until <= now);
   }
-}
-
-function pairKey(src: Address, dst: Address): string {
-  return `${addressKey(src)}>${addressKey(dst)}`;
 }

@@ -1,12 +1,13 @@
 // pilot-rendezvous: registry + beacon + relay on one port number, UDP and TCP.
 // Every packet, whatever the transport, goes through dispatch() on its Link.
-import dgram from 'node:dgram';
+import type dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { PacketType } from '../wire/packet-types.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
+import { createUdpSocket } from '../util/udp-socket.ts';
 import { formatEndpoint, normalizeIp } from '../registry/endpoint.ts';
 import { bindFirst, noIpv6, udpDestination } from '../util/dual-stack-listen.ts';
 import { startAltBeacon } from './alt-beacon.ts';
@@ -24,7 +25,7 @@ import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from 
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
-import type { Link } from './link.ts';
+import { UdpLink, type Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
@@ -164,13 +165,15 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const counters = { udpIn: 0, tcpFramesIn: 0, garbage: 0, rateLimited: 0 };
   const conns = new Set<net.Socket>();
 
-  function dispatch(pkt: Buffer, link: Link, ip: string): void {
+  /** `from`: the source IP as the socket gave it (normalised only where a request needs it, not per relayed packet). */
+  function dispatch(pkt: Buffer, link: Link, from: string): void {
     const type = pkt[0];
     if (type === PacketType.RelaySend) {
       relay.handle(pkt, link);
     } else if (type === PacketType.RelayForward && cluster && link.kind === 'udp') {
       relay.handleFromPeer(pkt);
     } else if (type === PacketType.RegistryRequest) {
+      const ip = normalizeIp(from);
       // Per IPv4 address, or per IPv6 /64 (one subscriber's prefix): now that IPv6 clients reach us directly.
       if (!requestLimiter.take(net.isIPv6(ip) ? sourceKey(link.observed) : ip)) {
         counters.rateLimited++;
@@ -264,18 +267,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       counters.garbage++;
       return;
     }
-    const link: Link = {
-      kind: 'udp',
-      id: `udp:${rinfo.address}:${rinfo.port}`,
-      observed: formatEndpoint(rinfo.address, rinfo.port),
-      send: (pkt) => {
-        udp.send(pkt, rinfo.port, rinfo.address, (err) => {
-          if (err) log.debug({ err: err.message, to: rinfo.address }, 'udp send failed');
-        });
-        return true;
-      },
-    };
-    dispatch(msg, link, normalizeIp(rinfo.address));
+    dispatch(msg, new UdpLink(udp, rinfo.address, rinfo.port), rinfo.address);
   });
 
   let connSeq = 0;
@@ -343,7 +335,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
           counters.garbage++;
           continue;
         }
-        dispatch(f, link, normalizeIp(remote));
+        dispatch(f, link, remote);
       }
     });
     sock.on('error', (err) => log.debug({ err: err.message }, 'tcp connection error'));
@@ -473,7 +465,8 @@ async function bindBothOn(host: string, port: number, shown: string): Promise<{ 
     }
     const actual = (tcp.address() as net.AddressInfo).port;
     // Big buffers: relay bursts from many nodes arrive faster than one event-loop turn drains them.
-    const udp = dgram.createSocket({ type, reuseAddr: false, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
+    // Relay sends go to IP literals: no dns.lookup (and its tick) per packet.
+    const udp = createUdpSocket({ type, reuseAddr: false, recvBufferSize: 8 << 20, sendBufferSize: 8 << 20 });
     try {
       await new Promise<void>((resolve, reject) => {
         udp.once('error', reject);

@@ -158,6 +158,43 @@ test('demux: registry packets only from the rendezvous, sessions by type from an
   assert.equal(r.counters.udpIn, 11);
 });
 
+test('demux: datagrams from the same source share one Path object (no allocation per packet); a new source or socket gets its own', () => {
+  const r = rig();
+  const data = Buffer.from([PacketType.Data, 0, 0, 0, 1]);
+  r.u.onUdp(data, stranger);
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40000 }); // a new rinfo object each time, as dgram gives
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40001 });
+  r.u.onUdp(data, { address: '127.0.0.1', port: 40001 }, 5);
+  r.u.onUdp(data, { address: '127.0.0.2', port: 40001 }, 5);
+  const paths = r.sessions.map((s) => s.path);
+  assert.equal(paths[0], paths[1], 'the same object for the same source');
+  assert.deepEqual(paths, [
+    { kind: 'direct', host: '127.0.0.1', port: 40000 },
+    { kind: 'direct', host: '127.0.0.1', port: 40000 },
+    { kind: 'direct', host: '127.0.0.1', port: 40001 },
+    { kind: 'direct', host: '127.0.0.1', port: 40001, sock: 5 },
+    { kind: 'direct', host: '127.0.0.2', port: 40001, sock: 5 },
+  ]);
+  assert.equal(new Set(paths).size, 4);
+  // IPv4-mapped sources (the dual-stack socket) are unmapped, also when remembered.
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 7 });
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 7 });
+  r.u.onUdp(data, { address: '::ffff:127.0.0.9', port: 8 });
+  const mapped = r.sessions.slice(-3).map((x) => x.path);
+  assert.deepEqual(mapped[0], { kind: 'direct', host: '127.0.0.9', port: 7 });
+  assert.equal(mapped[1], mapped[0]);
+  assert.deepEqual(mapped[2], { kind: 'direct', host: '127.0.0.9', port: 8 });
+  // Relayed datagrams: one Path per sender the relay names, too.
+  const inner = Buffer.from([PacketType.Data, 1, 2]);
+  r.u.onUdp(relayDeliver(42, inner), fromRv);
+  r.u.onUdp(relayDeliver(42, inner), fromRv);
+  r.u.onUdp(relayDeliver(43, inner), fromRv);
+  const relayed = r.sessions.slice(-3).map((x) => x.path);
+  assert.deepEqual(relayed[0], { kind: 'relay', from: makeAddress(1, 42) });
+  assert.equal(relayed[1], relayed[0]);
+  assert.deepEqual(relayed[2], { kind: 'relay', from: makeAddress(1, 43) });
+});
+
 test('auto uplink: UDP when the rendezvous answers there, else TCP, else WebSocket; registry traffic follows', async () => {
   const udp = rig({ udpAnswers: [true] });
   await udp.u.chooseUplink();

@@ -1,6 +1,7 @@
 // Dual-stack paths: a live IPv6 direct path is kept when IPv4 replies of the same
 // punching round arrive after it (both race), and given up for IPv4 once quiet.
 import { test } from 'node:test';
+import net from 'node:net';
 import assert from 'node:assert/strict';
 import { PathManager } from '../../src/nat/path-manager.ts';
 import { Inner, encodeCandidates } from '../../src/nat/inner.ts';
@@ -74,4 +75,24 @@ test('holdIpv6 only ever holds a direct IPv6 path against a direct IPv4 one', ()
   assert.equal(holdIpv6(V6, { ...V6, port: 5001 }, 0), false, 'the peer moved within IPv6: follow it');
   assert.equal(holdIpv6({ kind: 'relay' }, V4, 0), false);
   assert.equal(holdIpv6(undefined, V4, 0), false);
+});
+
+test('holdIpv6 on IPv4 paths (every packet of an IPv4 transfer) runs no IPv6 regular expression', (t) => {
+  let calls = 0;
+  const isIPv6 = net.isIPv6;
+  net.isIPv6 = (h: string) => (calls++, isIPv6(h));
+  t.after(() => {
+    net.isIPv6 = isIPv6;
+  });
+  const v4: Path = { kind: 'direct', host: '198.51.100.7', port: 4000 };
+  const v4b: Path = { kind: 'direct', host: '198.51.100.8', port: 4000 };
+  const v6: Path = { kind: 'direct', host: '2001:db8::7', port: 4000 };
+  assert.equal(holdIpv6(v4, v4b, 0), false);
+  assert.equal(holdIpv6(v4, v4, 0), false);
+  assert.equal(calls, 0);
+  // The answers with IPv6 on either side are unchanged.
+  assert.equal(holdIpv6(v6, v4, 0), true);
+  assert.equal(holdIpv6(v6, v4, V6_HOLD_MS), false);
+  assert.equal(holdIpv6(v6, { kind: 'direct', host: '2001:db8::8', port: 1 }, 0), false);
+  assert.equal(holdIpv6(v4, v6, 0), false);
 });

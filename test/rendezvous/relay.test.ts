@@ -2,7 +2,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
-import { readAddress, formatAddress } from '../../src/wire/address.ts';
+import { readAddress, formatAddress, makeAddress, writeAddress, type Address } from '../../src/wire/address.ts';
+import { OnlineIndex } from '../../src/rendezvous/online-index.ts';
+import { Relay } from '../../src/rendezvous/relay.ts';
+import type { Link } from '../../src/rendezvous/link.ts';
 import { relaySend, makeTrust, startServer, sleep, tcpPeer, udpPeer } from './helpers.ts';
 
 const inner = (n = 40, type = 0x12) => Buffer.concat([Buffer.from([type]), Buffer.alloc(n - 1, 0xab)]);
@@ -173,4 +176,73 @@ test('relay only between trusted nodes, or to public nodes (and their replies)',
   assert.equal(relayed(pub) + relayed(a), 0);
   assert.equal(s.stats().relay.droppedNotTrusted, 7);
   assert.equal(s.stats().relay.forwarded, 4);
+});
+
+// ---- the forward itself, on a Relay with an in-memory online index (no sockets) ----
+
+function relayUnit(policy: (src: Address, dst: Address) => Promise<boolean> = async () => true) {
+  const online = new OnlineIndex();
+  const sent = new Map<string, Buffer[]>();
+  const link = (id: string): Link => {
+    sent.set(id, []);
+    return { kind: 'udp', id, observed: '192.0.2.1:1', send: (p) => (sent.get(id)!.push(p), true) };
+  };
+  const now = Date.now();
+  const a = makeAddress(0, 1);
+  const b = makeAddress(0, 2);
+  const la = link('udp:a');
+  const lb = link('udp:b');
+  online.seen({ address: a, keyB64: 'ka', link: la, lanEndpoints: [], now, persisted: true });
+  online.seen({ address: b, keyB64: 'kb', link: lb, lanEndpoints: [], now, persisted: true });
+  const relay = new Relay(online, { perSec: 1e12, burst: 1e12 }, policy);
+  const packet = (dst: Address, type = 0x12): Buffer => {
+    const p = Buffer.alloc(1 + 6 + 100, 0xab);
+    p[0] = 0x20;
+    writeAddress(p, 1, dst);
+    p[7] = type;
+    return p;
+  };
+  return { relay, online, sent, a, b, la, lb, packet };
+}
+
+test('relay rewrites the packet in place: the buffer received is the one sent on, not a copy', async () => {
+  const { relay, sent, a, b, la, packet } = relayUnit();
+  const first = packet(b);
+  relay.handle(first, la);
+  await sleep(0); // the first packet of a pair waits for the policy decision
+  const p = packet(b);
+  relay.handle(p, la);
+  const out = sent.get('udp:b')!;
+  assert.equal(out.length, 2);
+  assert.equal(out[1], p, 'forwarded without Buffer.from()');
+  assert.equal(out[0], first, 'also after an asynchronous decision');
+  assert.equal(p[0], 0x21);
+  assert.deepEqual(readAddress(p, 1), a, 'source stamped over the destination');
+  assert.equal(p[7], 0x12);
+  assert.equal(relay.counters.forwarded, 2);
+});
+
+test('relay: a refused pair stays refused until invalidated, per direction, with numeric pair keys', async () => {
+  let allow = false;
+  const { relay, sent, b, la, lb, a, packet } = relayUnit(async () => allow);
+  relay.handle(packet(b), la);
+  await sleep(0);
+  allow = true;
+  relay.handle(packet(b), la); // cached refusal
+  assert.equal(sent.get('udp:b')!.length, 0);
+  assert.equal(relay.counters.droppedNotTrusted, 2);
+  relay.handle(packet(a), lb); // the other direction has its own decision
+  await sleep(0);
+  assert.equal(sent.get('udp:a')!.length, 1);
+  relay.invalidatePair(a, b);
+  relay.handle(packet(b), la);
+  await sleep(0);
+  assert.equal(sent.get('udp:b')!.length, 1);
+  allow = false;
+  relay.invalidateNode(b);
+  relay.handle(packet(b), la);
+  relay.handle(packet(a), lb);
+  await sleep(0);
+  assert.equal(sent.get('udp:b')!.length, 1, 'decisions about b dropped with invalidateNode');
+  assert.equal(sent.get('udp:a')!.length, 1);
 });
