@@ -43,12 +43,16 @@ test('echoProbe: the RTT stops when the answer is delivered, not after the rest 
 
 test('echoProbe: an unanswered probe is reported as lost (null) and left out of the RTTs', async () => {
   const seen: (number | null)[] = [];
-  const rtts = await echoProbe(standIn(1, 0, (seq) => seq !== 2), PEER, {
-    count: 3,
-    intervalMs: 0,
-    timeoutMs: 100,
-    onProbe: (_seq, rtt) => seen.push(rtt),
-  });
+  const rtts = await echoProbe(
+    standIn(1, 0, (seq) => seq !== 2),
+    PEER,
+    {
+      count: 3,
+      intervalMs: 0,
+      timeoutMs: 100,
+      onProbe: (_seq, rtt) => seen.push(rtt),
+    },
+  );
   assert.equal(rtts.length, 2);
   assert.equal(seen.length, 3);
   assert.equal(seen[1], null);
