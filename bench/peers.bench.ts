@@ -102,6 +102,21 @@ interface Overlay {
   /** The peer's address inside the overlay, per host name; absent = this overlay cannot reach it. */
   ip: Map<string, string>;
   procs: ChildProcess[];
+  /** The overlay's process per host name (for its CPU per round trip). */
+  pid?: Map<string, number>;
+}
+
+/** On-CPU time of every thread of `pid`, in ms (/proc/<pid>/task/<tid>/schedstat: ns, unlike stat's 10 ms ticks). */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return ns / 1e6;
 }
 
 /** A long-running process in `ns` whose output goes to `log` (read back when something fails). */
@@ -148,6 +163,7 @@ async function startNebula(lab: NatLab, work: string, lh: Host, hosts: Host[]): 
   const lhIp = '192.168.100.1';
   const all = [lh, ...hosts];
   const procs: ChildProcess[] = [];
+  const pid = new Map<string, number>();
   all.forEach((h, i) => {
     const nip = i === 0 ? lhIp : `192.168.100.${10 + i}`;
     ip.set(h.name, nip);
@@ -169,10 +185,12 @@ async function startNebula(lab: NatLab, work: string, lh: Host, hosts: Host[]): 
     };
     const file = path.join(dir, `${h.name}.yml`);
     fs.writeFileSync(file, JSON.stringify(config));
-    procs.push(spawnLogged(lab, h.ns, ['nebula', '-config', file], path.join(dir, `${h.name}.log`)));
+    const proc = spawnLogged(lab, h.ns, ['nebula', '-config', file], path.join(dir, `${h.name}.log`));
+    procs.push(proc);
+    if (proc.pid !== undefined) pid.set(h.name, proc.pid); // ip netns exec execs nebula: same pid
   });
   ip.delete(lh.name);
-  return { ip, procs };
+  return { ip, procs, pid };
 }
 
 /** X25519 key pair as WireGuard's base64. */
@@ -549,6 +567,9 @@ async function main(): Promise<void> {
       nebula?: number;
       wg?: number;
       underlay?: number;
+      /** CPU (µs) of both ends' overlay processes per round trip of the TCP ping-pong (all threads). */
+      gatewayCpu?: number;
+      nebulaCpu?: number;
       pilotPing?: { avg: number; min: number };
       /** Wall time of `pilotctl ping --count 1` (process start, IPC, one probe) and the probe's own RTT. */
       pilotctl?: { wall: number; rtt: number };
@@ -556,16 +577,24 @@ async function main(): Promise<void> {
       wgIcmp?: { avg: number; p50: number };
     }
     const latReps = new Map<string, Lat[]>();
-    const pp = async (ns: string, ip: string | undefined): Promise<number | undefined> => {
+    let lastCpu: number | undefined;
+    /** Ping-pong p50; lastCpu = the CPU µs per round trip of `pids` (both ends' overlay processes) over it. */
+    const pp = async (ns: string, ip: string | undefined, pids: (number | undefined)[] = []): Promise<number | undefined> => {
+      lastCpu = undefined;
       if (!ip) return undefined;
-      const [s] = await runHelper<{ p50: number }>(SELF, ns, ['--pingpong', ip, String(ECHO_PORT), String(latN)], 60_000).catch(() => [undefined]);
+      const known = pids.every((x) => x !== undefined && fs.existsSync(`/proc/${x}`)) ? (pids as number[]) : [];
+      const c0 = known.map(cpuMs);
+      const [s] = await runHelper<{ p50: number; n: number }>(SELF, ns, ['--pingpong', ip, String(ECHO_PORT), String(latN)], 60_000).catch(() => [undefined]);
+      if (s && known.length) lastCpu = (known.map(cpuMs).reduce((x, y, i) => x + y - c0[i]!, 0) * 1000) / (s.n + 30); // 30 warm-up round trips
       return s?.p50;
     };
     for (let rep = 0; rep < reps; rep++)
       for (const p of pairs) {
         const l: Lat = {};
-        l.gateway = await pp(p.from.ns, p.gwIp);
-        l.nebula = await pp(p.from.ns, nebula?.ip.get(p.to.name));
+        l.gateway = await pp(p.from.ns, p.gwIp, [p.a.pid, p.b.pid]);
+        l.gatewayCpu = lastCpu;
+        l.nebula = await pp(p.from.ns, nebula?.ip.get(p.to.name), [nebula?.pid?.get(p.from.name), nebula?.pid?.get(p.to.name)]);
+        l.nebulaCpu = lastCpu;
         l.wg = await pp(p.from.ns, wg?.ip.get(p.to.name));
         l.underlay = await pp(p.from.ns, p.underlay);
         const pg = await p.a.ctl(['ping', p.b.address, '--count', '20', '--interval', '50ms', '--timeout', '3s'], 30_000);
@@ -595,6 +624,8 @@ async function main(): Promise<void> {
         nebula: m((l) => l.nebula),
         wg: m((l) => l.wg),
         underlay: m((l) => l.underlay),
+        gatewayCpu: m((l) => l.gatewayCpu),
+        nebulaCpu: m((l) => l.nebulaCpu),
         pilotPing: pair((l) => l.pilotPing, ['avg', 'min']),
         pilotctl: pair((l) => l.pilotctl, ['wall', 'rtt']),
         nebulaIcmp: pair((l) => l.nebulaIcmp, ['avg', 'p50']),
@@ -655,14 +686,14 @@ async function main(): Promise<void> {
     );
     console.log('');
     console.log(
-      '| pair | TCP via gateway | TCP via Nebula | TCP via wg-go | TCP underlay | gateway / Nebula | pilotctl ping avg (min) | ICMP via Nebula avg (p50) | ICMP via wg-go avg (p50) | pilotctl ping / Nebula ICMP | `pilotctl ping --count 1` wall (its probe) |',
+      '| pair | TCP via gateway | TCP via Nebula | TCP via wg-go | TCP underlay | gateway / Nebula | pilotctl ping avg (min) | ICMP via Nebula avg (p50) | ICMP via wg-go avg (p50) | pilotctl ping / Nebula ICMP | `pilotctl ping --count 1` wall (its probe) | CPU µs per round trip, both ends: Pilot daemons / Nebula |',
     );
-    console.log('|---|---|---|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     const ms = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(3));
     for (const p of pairs) {
       const l = lat.get(p.key)!;
       console.log(
-        `| ${p.name} | ${ms(l.gateway)} | ${ms(l.nebula)} | ${ms(l.wg)} | ${ms(l.underlay)} | ${ratio(l.gateway, l.nebula)} | ${l.pilotPing ? `${ms(l.pilotPing.avg)} (${ms(l.pilotPing.min)})` : 'n/a'} | ${l.nebulaIcmp ? `${ms(l.nebulaIcmp.avg)} (${ms(l.nebulaIcmp.p50)})` : 'n/a'} | ${l.wgIcmp ? `${ms(l.wgIcmp.avg)} (${ms(l.wgIcmp.p50)})` : 'n/a'} | ${ratio(l.pilotPing?.avg, l.nebulaIcmp?.avg)} | ${l.pilotctl ? `${ms(l.pilotctl.wall)} (${ms(l.pilotctl.rtt)})` : 'n/a'} |`,
+        `| ${p.name} | ${ms(l.gateway)} | ${ms(l.nebula)} | ${ms(l.wg)} | ${ms(l.underlay)} | ${ratio(l.gateway, l.nebula)} | ${l.pilotPing ? `${ms(l.pilotPing.avg)} (${ms(l.pilotPing.min)})` : 'n/a'} | ${l.nebulaIcmp ? `${ms(l.nebulaIcmp.avg)} (${ms(l.nebulaIcmp.p50)})` : 'n/a'} | ${l.wgIcmp ? `${ms(l.wgIcmp.avg)} (${ms(l.wgIcmp.p50)})` : 'n/a'} | ${ratio(l.pilotPing?.avg, l.nebulaIcmp?.avg)} | ${l.pilotctl ? `${ms(l.pilotctl.wall)} (${ms(l.pilotctl.rtt)})` : 'n/a'} | ${l.gatewayCpu === undefined ? 'n/a' : l.gatewayCpu.toFixed(0)} / ${l.nebulaCpu === undefined ? 'n/a' : l.nebulaCpu.toFixed(0)} |`,
       );
     }
     console.log(`\nrun took ${((performance.now() - T0) / 1000).toFixed(0)} s`);
