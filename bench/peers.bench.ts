@@ -35,6 +35,9 @@
 //      BENCH_PEERS_THROUGHPUT 0: skip the throughput table (latency rows only; default 1)
 //      BENCH_PEERS_LAT_N     TCP ping-pong round trips per measurement (default 300); the latency
 //                            rows are measured BENCH_PEERS_REPS times, interleaved, median shown
+//      BENCH_PEERS_LAT_WARM  unmeasured ping-pong round trips through every path first (default 3000):
+//                            a daemon's request/response path is JIT-compiled after a few thousand
+//                            round trips; cold it measured 2-5x slower (Nebula, Go, has no warm-up)
 //      BENCH_PEERS_CPU_PROF  a directory: daemons and rendezvous run under node --cpu-prof, and the
 //                            senders', receivers' and rendezvous's hottest functions are printed
 //
@@ -356,6 +359,7 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_PEERS_ONLY?.split(',');
   const throughput = env('BENCH_PEERS_THROUGHPUT', 1) !== 0;
   const latN = Math.max(1, Math.round(env('BENCH_PEERS_LAT_N', 300)));
+  const latWarm = Math.round(env('BENCH_PEERS_LAT_WARM', 3000));
   const want = (m: string): boolean => !only || only.some((o) => m.startsWith(o));
   const T0 = performance.now();
   const log = (s: string): void => console.error(`[${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
@@ -588,6 +592,11 @@ async function main(): Promise<void> {
       if (s && known.length) lastCpu = (known.map(cpuMs).reduce((x, y, i) => x + y - c0[i]!, 0) * 1000) / (s.n + 30); // 30 warm-up round trips
       return s?.p50;
     };
+    if (latWarm > 0)
+      for (const p of pairs)
+        for (const ip of [p.gwIp, nebula?.ip.get(p.to.name), wg?.ip.get(p.to.name), p.underlay])
+          if (ip) await runHelper(SELF, p.from.ns, ['--pingpong', ip, String(ECHO_PORT), String(latWarm)], 120_000).catch(() => undefined);
+    if (latWarm > 0) log(`latency paths warmed (${latWarm} round trips each)`);
     for (let rep = 0; rep < reps; rep++)
       for (const p of pairs) {
         const l: Lat = {};
@@ -682,7 +691,7 @@ async function main(): Promise<void> {
         }
     console.log('');
     console.log(
-      `Request/response latency, no loss (TCP 1-byte ping-pong p50 over ${latN} round trips; ping: avg of 20 probes 50 ms apart; median of ${reps} interleaved reps), ms:`,
+      `Request/response latency, no loss (TCP 1-byte ping-pong p50 over ${latN} round trips after ${latWarm} unmeasured ones per path; ping: avg of 20 probes 50 ms apart; median of ${reps} interleaved reps), ms:`,
     );
     console.log('');
     console.log(
