@@ -37,7 +37,8 @@
 //                            rows are measured BENCH_PEERS_REPS times, interleaved, median shown
 //      BENCH_PEERS_LAT_WARM  unmeasured ping-pong round trips through every path first (default 3000):
 //                            a daemon's request/response path is JIT-compiled after a few thousand
-//                            round trips; cold it measured 2-5x slower (Nebula, Go, has no warm-up)
+//                            round trips; cold, the first ones measured up to 3x slower in a lab of
+//                            their own (Nebula, Go, has no warm-up)
 //      BENCH_PEERS_CPU_PROF  a directory: daemons and rendezvous run under node --cpu-prof, and the
 //                            senders', receivers' and rendezvous's hottest functions are printed
 //
