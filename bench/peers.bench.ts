@@ -32,6 +32,13 @@
 //      BENCH_PEERS_LOSSY_PAIRS pairs measured under loss (default "cone-cone,sym-sym"; "all")
 //      BENCH_PEERS_RELAY_RATE  rendezvous --relay-rate (default 1e9: the relay, not its per-node limit)
 //      BENCH_PEERS_ONLY      comma list of methods to run (pilot,gateway,nebula,wg,raw; default all)
+//      BENCH_PEERS_THROUGHPUT 0: skip the throughput table (latency rows only; default 1)
+//      BENCH_PEERS_LAT_N     TCP ping-pong round trips per measurement (default 300); the latency
+//                            rows are measured BENCH_PEERS_REPS times, interleaved, median shown
+//      BENCH_PEERS_LAT_WARM  unmeasured ping-pong round trips through every path first (default 3000):
+//                            a daemon's request/response path is JIT-compiled after a few thousand
+//                            round trips; cold, the first ones measured up to 3x slower in a lab of
+//                            their own (Nebula, Go, has no warm-up)
 //      BENCH_PEERS_CPU_PROF  a directory: daemons and rendezvous run under node --cpu-prof, and the
 //                            senders', receivers' and rendezvous's hottest functions are printed
 //
@@ -113,6 +120,21 @@ interface Overlay {
   /** The peer's address inside the overlay, per host name; absent = this overlay cannot reach it. */
   ip: Map<string, string>;
   procs: ChildProcess[];
+  /** The overlay's process per host name (for its CPU per round trip). */
+  pid?: Map<string, number>;
+}
+
+/** On-CPU time of every thread of `pid`, in ms (/proc/<pid>/task/<tid>/schedstat: ns, unlike stat's 10 ms ticks). */
+function cpuMs(pid: number): number {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      /* the thread ended */
+    }
+  }
+  return ns / 1e6;
 }
 
 /** A long-running process in `ns` whose output goes to `log` (read back when something fails). */
@@ -159,6 +181,7 @@ async function startNebula(lab: NatLab, work: string, lh: Host, hosts: Host[]): 
   const lhIp = '192.168.100.1';
   const all = [lh, ...hosts];
   const procs: ChildProcess[] = [];
+  const pid = new Map<string, number>();
   all.forEach((h, i) => {
     const nip = i === 0 ? lhIp : `192.168.100.${10 + i}`;
     ip.set(h.name, nip);
@@ -180,10 +203,12 @@ async function startNebula(lab: NatLab, work: string, lh: Host, hosts: Host[]): 
     };
     const file = path.join(dir, `${h.name}.yml`);
     fs.writeFileSync(file, JSON.stringify(config));
-    procs.push(spawnLogged(lab, h.ns, ['nebula', '-config', file], path.join(dir, `${h.name}.log`)));
+    const proc = spawnLogged(lab, h.ns, ['nebula', '-config', file], path.join(dir, `${h.name}.log`));
+    procs.push(proc);
+    if (proc.pid !== undefined) pid.set(h.name, proc.pid); // ip netns exec execs nebula: same pid
   });
   ip.delete(lh.name);
-  return { ip, procs };
+  return { ip, procs, pid };
 }
 
 /** X25519 key pair as WireGuard's base64. */
@@ -351,6 +376,9 @@ async function main(): Promise<void> {
   const lossyPairs = (process.env.BENCH_PEERS_LOSSY_PAIRS ?? 'cone-cone,sym-sym').split(',');
   const relayRate = env('BENCH_PEERS_RELAY_RATE', 1e9);
   const only = process.env.BENCH_PEERS_ONLY?.split(',');
+  const throughput = env('BENCH_PEERS_THROUGHPUT', 1) !== 0;
+  const latN = Math.max(1, Math.round(env('BENCH_PEERS_LAT_N', 300)));
+  const latWarm = Math.round(env('BENCH_PEERS_LAT_WARM', 3000));
   const want = (m: string): boolean => !only || only.some((o) => m.startsWith(o));
   const T0 = performance.now();
   const log = (s: string): void => console.error(`[${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
@@ -549,7 +577,7 @@ async function main(): Promise<void> {
     };
 
     const results = new Map<string, Sample[]>(); // `${loss}|${pair}|${method}`
-    for (const loss of losses) {
+    for (const loss of throughput ? losses : []) {
       const lossPairs = loss === 0 ? pairs : pairs.filter((p) => lossyPairs.includes('all') || lossyPairs.includes(p.key));
       for (const r of new Set(lossPairs.map((p) => lastRouter(p.from)))) lab.setLoss(r, loss / 100);
       for (let rep = 0; rep < reps; rep++) {
@@ -575,37 +603,83 @@ async function main(): Promise<void> {
       for (const r of new Set(lossPairs.map((p) => lastRouter(p.from)))) lab.setLoss(r, 0);
     }
 
-    // Latency, no loss.
+    // Latency, no loss: every method on every pair per rep, reps interleaved, median shown.
     interface Lat {
       gateway?: number;
       nebula?: number;
       wg?: number;
       underlay?: number;
+      /** CPU (µs) of both ends' overlay processes per round trip of the TCP ping-pong (all threads). */
+      gatewayCpu?: number;
+      nebulaCpu?: number;
       pilotPing?: { avg: number; min: number };
+      /** Wall time of `pilotctl ping --count 1` (process start, IPC, one probe) and the probe's own RTT. */
+      pilotctl?: { wall: number; rtt: number };
       nebulaIcmp?: { avg: number; p50: number };
       wgIcmp?: { avg: number; p50: number };
     }
-    const lat = new Map<string, Lat>();
-    const pp = async (ns: string, ip: string | undefined): Promise<number | undefined> => {
+    const latReps = new Map<string, Lat[]>();
+    let lastCpu: number | undefined;
+    /** Ping-pong p50; lastCpu = the CPU µs per round trip of `pids` (both ends' overlay processes) over it. */
+    const pp = async (ns: string, ip: string | undefined, pids: (number | undefined)[] = []): Promise<number | undefined> => {
+      lastCpu = undefined;
       if (!ip) return undefined;
-      const [s] = await runHelper<{ p50: number }>(SELF, ns, ['--pingpong', ip, String(ECHO_PORT), '300'], 60_000).catch(() => [undefined]);
+      const known = pids.every((x) => x !== undefined && fs.existsSync(`/proc/${x}`)) ? (pids as number[]) : [];
+      const c0 = known.map(cpuMs);
+      const [s] = await runHelper<{ p50: number; n: number }>(SELF, ns, ['--pingpong', ip, String(ECHO_PORT), String(latN)], 60_000).catch(() => [undefined]);
+      if (s && known.length) lastCpu = (known.map(cpuMs).reduce((x, y, i) => x + y - c0[i]!, 0) * 1000) / (s.n + 30); // 30 warm-up round trips
       return s?.p50;
     };
-    for (const p of pairs) {
-      const l: Lat = {};
-      l.gateway = await pp(p.from.ns, p.gwIp);
-      l.nebula = await pp(p.from.ns, nebula?.ip.get(p.to.name));
-      l.wg = await pp(p.from.ns, wg?.ip.get(p.to.name));
-      l.underlay = await pp(p.from.ns, p.underlay);
-      const pg = await p.a.ctl(['ping', p.b.address, '--count', '20', '--interval', '50ms', '--timeout', '3s'], 30_000);
-      if (pg.code === 0) l.pilotPing = { avg: pg.json.data.avgMs, min: pg.json.data.minMs };
-      const nip = nebula?.ip.get(p.to.name);
-      if (nip) l.nebulaIcmp = await icmp(p.from.ns, nip);
-      const wip = wg?.ip.get(p.to.name);
-      if (wip) l.wgIcmp = await icmp(p.from.ns, wip);
-      lat.set(p.key, l);
-      log(`latency ${p.name}: ${JSON.stringify(l)}`);
-    }
+    if (latWarm > 0)
+      for (const p of pairs)
+        for (const ip of [p.gwIp, nebula?.ip.get(p.to.name), wg?.ip.get(p.to.name), p.underlay])
+          if (ip) await runHelper(SELF, p.from.ns, ['--pingpong', ip, String(ECHO_PORT), String(latWarm)], 120_000).catch(() => undefined);
+    if (latWarm > 0) log(`latency paths warmed (${latWarm} round trips each)`);
+    for (let rep = 0; rep < reps; rep++)
+      for (const p of pairs) {
+        const l: Lat = {};
+        l.gateway = await pp(p.from.ns, p.gwIp, [p.a.pid, p.b.pid]);
+        l.gatewayCpu = lastCpu;
+        l.nebula = await pp(p.from.ns, nebula?.ip.get(p.to.name), [nebula?.pid?.get(p.from.name), nebula?.pid?.get(p.to.name)]);
+        l.nebulaCpu = lastCpu;
+        l.wg = await pp(p.from.ns, wg?.ip.get(p.to.name));
+        l.underlay = await pp(p.from.ns, p.underlay);
+        const pg = await p.a.ctl(['ping', p.b.address, '--count', '20', '--interval', '50ms', '--timeout', '3s'], 30_000);
+        if (pg.code === 0) l.pilotPing = { avg: pg.json.data.avgMs, min: pg.json.data.minMs };
+        const t0 = performance.now();
+        const one = await p.a.ctl(['ping', p.b.address, '--count', '1', '--timeout', '3s'], 30_000);
+        if (one.code === 0) l.pilotctl = { wall: performance.now() - t0, rtt: one.json.data.avgMs };
+        const nip = nebula?.ip.get(p.to.name);
+        if (nip) l.nebulaIcmp = await icmp(p.from.ns, nip);
+        const wip = wg?.ip.get(p.to.name);
+        if (wip) l.wgIcmp = await icmp(p.from.ns, wip);
+        latReps.set(p.key, [...(latReps.get(p.key) ?? []), l]);
+        log(`latency rep ${rep + 1} ${p.name}: ${JSON.stringify(l)}`);
+      }
+    /** Per field, the median over the reps that measured it. */
+    const latMedian = (ls: Lat[]): Lat => {
+      const m = (f: (l: Lat) => number | undefined): number | undefined => {
+        const v = ls.map(f).filter((x): x is number => x !== undefined);
+        return v.length ? median(v) : undefined;
+      };
+      const pair = <K extends string>(f: (l: Lat) => Record<K, number> | undefined, keys: K[]): Record<K, number> | undefined => {
+        if (!ls.some((l) => f(l))) return undefined;
+        return Object.fromEntries(keys.map((k) => [k, m((l) => f(l)?.[k])])) as Record<K, number>;
+      };
+      return {
+        gateway: m((l) => l.gateway),
+        nebula: m((l) => l.nebula),
+        wg: m((l) => l.wg),
+        underlay: m((l) => l.underlay),
+        gatewayCpu: m((l) => l.gatewayCpu),
+        nebulaCpu: m((l) => l.nebulaCpu),
+        pilotPing: pair((l) => l.pilotPing, ['avg', 'min']),
+        pilotctl: pair((l) => l.pilotctl, ['wall', 'rtt']),
+        nebulaIcmp: pair((l) => l.nebulaIcmp, ['avg', 'p50']),
+        wgIcmp: pair((l) => l.wgIcmp, ['avg', 'p50']),
+      };
+    };
+    const lat = new Map<string, Lat>([...latReps].map(([k, ls]) => [k, latMedian(ls)]));
 
     // ------------------------------------------------------------ report
     const version = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -680,17 +754,19 @@ async function main(): Promise<void> {
             );
         }
     console.log('');
-    console.log('Request/response latency, no loss (TCP 1-byte ping-pong p50 over 300 round trips; ping: avg of 20 probes 50 ms apart), ms:');
+    console.log(
+      `Request/response latency, no loss (TCP 1-byte ping-pong p50 over ${latN} round trips after ${latWarm} unmeasured ones per path; ping: avg of 20 probes 50 ms apart; median of ${reps} interleaved reps), ms:`,
+    );
     console.log('');
     console.log(
-      '| pair | TCP via gateway | TCP via Nebula | TCP via wg-go | TCP underlay | gateway / Nebula | pilotctl ping avg (min) | ICMP via Nebula avg (p50) | ICMP via wg-go avg (p50) | pilotctl ping / Nebula ICMP |',
+      '| pair | TCP via gateway | TCP via Nebula | TCP via wg-go | TCP underlay | gateway / Nebula | pilotctl ping avg (min) | ICMP via Nebula avg (p50) | ICMP via wg-go avg (p50) | pilotctl ping / Nebula ICMP | `pilotctl ping --count 1` wall (its probe) | CPU µs per round trip, both ends: Pilot daemons / Nebula |',
     );
-    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
     const ms = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(3));
     for (const p of pairs) {
       const l = lat.get(p.key)!;
       console.log(
-        `| ${p.name} | ${ms(l.gateway)} | ${ms(l.nebula)} | ${ms(l.wg)} | ${ms(l.underlay)} | ${ratio(l.gateway, l.nebula)} | ${l.pilotPing ? `${ms(l.pilotPing.avg)} (${ms(l.pilotPing.min)})` : 'n/a'} | ${l.nebulaIcmp ? `${ms(l.nebulaIcmp.avg)} (${ms(l.nebulaIcmp.p50)})` : 'n/a'} | ${l.wgIcmp ? `${ms(l.wgIcmp.avg)} (${ms(l.wgIcmp.p50)})` : 'n/a'} | ${ratio(l.pilotPing?.avg, l.nebulaIcmp?.avg)} |`,
+        `| ${p.name} | ${ms(l.gateway)} | ${ms(l.nebula)} | ${ms(l.wg)} | ${ms(l.underlay)} | ${ratio(l.gateway, l.nebula)} | ${l.pilotPing ? `${ms(l.pilotPing.avg)} (${ms(l.pilotPing.min)})` : 'n/a'} | ${l.nebulaIcmp ? `${ms(l.nebulaIcmp.avg)} (${ms(l.nebulaIcmp.p50)})` : 'n/a'} | ${l.wgIcmp ? `${ms(l.wgIcmp.avg)} (${ms(l.wgIcmp.p50)})` : 'n/a'} | ${ratio(l.pilotPing?.avg, l.nebulaIcmp?.avg)} | ${l.pilotctl ? `${ms(l.pilotctl.wall)} (${ms(l.pilotctl.rtt)})` : 'n/a'} | ${l.gatewayCpu === undefined ? 'n/a' : l.gatewayCpu.toFixed(0)} / ${l.nebulaCpu === undefined ? 'n/a' : l.nebulaCpu.toFixed(0)} |`,
       );
     }
     console.log(`\nrun took ${((performance.now() - T0) / 1000).toFixed(0)} s`);

@@ -16,14 +16,21 @@ export interface EchoProbeOptions {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-/** The RTT (ms) of each answered probe, in order sent. */
-export async function echoProbe(d: Daemon, peer: Peer, o: EchoProbeOptions): Promise<number[]> {
+/** What echoProbe uses of the daemon. */
+export type EchoProbeHost = { ports: Pick<Daemon['ports'], 'ephemeral' | 'onDatagram'> } & Pick<Daemon, 'sendDatagram'>;
+
+/**
+ * The RTT (ms) of each answered probe, in order sent. The clock stops when the answer is
+ * delivered to us, not when the awaiting code resumes: the rest of that packet's receive path
+ * and the promise hop are not the round trip (ICMP ping takes the kernel's receive time).
+ */
+export async function echoProbe(d: EchoProbeHost, peer: Pick<Peer, 'address'>, o: EchoProbeOptions): Promise<number[]> {
   const srcPort = d.ports.ephemeral();
-  const waiting = new Map<number, { tag: Buffer; done: () => void }>();
+  const waiting = new Map<number, { tag: Buffer; done: (at: bigint) => void }>();
   const off = d.ports.onDatagram(srcPort, (dg) => {
     if (dg.data.length < 16) return;
     const w = waiting.get(dg.data.readUInt32BE(0));
-    if (w?.tag.equals(dg.data.subarray(4, 16))) w.done();
+    if (w?.tag.equals(dg.data.subarray(4, 16))) w.done(process.hrtime.bigint());
   });
   const rtts: number[] = [];
   try {
@@ -32,22 +39,22 @@ export async function echoProbe(d: Daemon, peer: Peer, o: EchoProbeOptions): Pro
       payload.writeUInt32BE(seq, 0);
       crypto.randomFillSync(payload, 4);
       const t0 = process.hrtime.bigint();
-      const got = new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => resolve(false), o.timeoutMs);
+      const got = new Promise<bigint | null>((resolve) => {
+        const timer = setTimeout(() => resolve(null), o.timeoutMs);
         waiting.set(seq, {
           tag: payload.subarray(4, 16),
-          done: () => {
+          done: (at) => {
             clearTimeout(timer);
-            resolve(true);
+            resolve(at);
           },
         });
       });
       await d.sendDatagram(peer.address, srcPort, ECHO_PORT, payload);
-      const ok = await got;
+      const at = await got;
       waiting.delete(seq);
-      const rttMs = Number(process.hrtime.bigint() - t0) / 1e6;
-      if (ok) rtts.push(rttMs);
-      o.onProbe?.(seq, ok ? rttMs : null);
+      const rttMs = at === null ? null : Number(at - t0) / 1e6;
+      if (rttMs !== null) rtts.push(rttMs);
+      o.onProbe?.(seq, rttMs);
       if (seq < o.count && o.intervalMs > 0) await sleep(o.intervalMs);
     }
   } finally {

@@ -72,6 +72,7 @@ export class LocalInterfaces {
   private reasons = new Map<string, string | undefined>();
   private usableCache: { at: number; ifaces: Interfaces } | undefined;
   private routeCache: { at: number; routes: Route[] } | undefined;
+  private localCache: { at: number; addrs: Set<string> } | undefined;
 
   constructor(opts: LocalInterfacesOptions = {}) {
     this.include = new Set(opts.include ?? []);
@@ -130,10 +131,23 @@ export class LocalInterfaces {
     const target = ipv4ToInt(ip);
     if (target === undefined) return undefined;
     // The kernel's local table (not in /proc/net/route): loopback and our own addresses go by lo.
-    if (target >>> 24 === 127 || Object.values(this.list()).some((l) => l?.some((ni) => ni.address === ip))) return 'lo';
+    if (target >>> 24 === 127 || this.localAddresses().has(ip)) return 'lo';
     let best: Route | undefined;
     for (const r of this.routes()) if ((target & r.mask) >>> 0 === r.dest && (best === undefined || r.bits > best.bits)) best = r;
     return best?.iface;
+  }
+
+  /**
+   * Our own addresses, re-read at most once a second like the routes: `ping` asks per probe and
+   * `peers` per peer, and each read of the interface list is a netlink dump of every address.
+   */
+  private localAddresses(): Set<string> {
+    const now = Date.now();
+    if (this.localCache && now - this.localCache.at < 1_000) return this.localCache.addrs;
+    const addrs = new Set<string>();
+    for (const list of Object.values(this.list())) for (const ni of list ?? []) addrs.add(ni.address);
+    this.localCache = { at: now, addrs };
+    return addrs;
   }
 
   private routes(): Route[] {

@@ -30,21 +30,29 @@ export function splice(sock: net.Socket, stream: Duplex): void {
 
 /**
  * The overlay stream delivers one chunk per packet (about a kilobyte); written one by one,
- * each is a write() system call of its own. Corked from the first chunk of an event-loop turn
- * until the turn's I/O is done (setImmediate), they go out in one writev. Registered before
+ * each is a write() system call of its own. The first chunk of an event-loop turn is written at
+ * once: a request or a reply (one packet) must not wait for the turn to end, as a QUIC stack
+ * sends the first packet of a burst at once. The chunks after it in the same turn are corked
+ * until the turn's I/O is done (setImmediate) and go out in one writev. Registered before
  * pipe(), so the cork comes before pipe's write; backpressure stays pipe's (write() still
  * answers false past the socket's high-water mark and the stream pauses).
  */
 function batchWrites(from: Duplex, to: net.Socket): void {
+  let inTurn = false;
   let corked = false;
-  const uncork = (): void => {
+  const endTurn = (): void => {
+    inTurn = false;
+    if (!corked) return;
     corked = false;
     to.uncork();
   };
   from.on('data', () => {
-    if (corked) return;
-    corked = true;
-    to.cork();
-    setImmediate(uncork);
+    if (!inTurn) {
+      inTurn = true; // this chunk: pipe's write() sends it now
+      setImmediate(endTurn);
+    } else if (!corked) {
+      corked = true;
+      to.cork();
+    }
   });
 }

@@ -88,6 +88,19 @@ test('the interface a direct path leaves by: longest prefix of the IPv4 route ta
   fs.rmSync(dir, { recursive: true, force: true });
 });
 
+test('routeInterface: asked per ping probe and per listed peer, it reads the interface list at most once a second', () => {
+  let reads = 0;
+  const li = new LocalInterfaces({
+    routes: path.join(os.tmpdir(), 'no-such-routes'),
+    list: () => {
+      reads++;
+      return { eth0: [eth('10.1.0.2')] };
+    },
+  });
+  for (let i = 0; i < 50; i++) assert.equal(li.routeInterface(i % 2 ? '10.1.0.2' : '198.51.100.7'), i % 2 ? 'lo' : undefined);
+  assert.equal(reads, 1, `50 lookups read the interface list ${reads} times (a netlink dump each)`);
+});
+
 test('--candidate-interfaces: names checked, a bad one named in a coded error', () => {
   assert.deepEqual(parseInterfaceList(' nebula1, wg0 ,'), ['nebula1', 'wg0']);
   assert.deepEqual(parseInterfaceList(undefined), []);

@@ -96,6 +96,35 @@ test('splice: the packet-sized chunks of one event-loop turn reach the socket in
   }
 });
 
+test('splice: a lone chunk (a request or a reply) is written to the socket at once, not at the end of the turn', async () => {
+  const [near, far, close] = await tcpPair();
+  const { stream } = fakeStream();
+  let writes = 0;
+  const w = near._write.bind(near);
+  near._write = (...a: Parameters<typeof w>) => {
+    writes++;
+    return w(...a);
+  };
+  splice(near, stream);
+  const got = new Promise<Buffer>((r) => far.once('data', r));
+  try {
+    for (let i = 0; i < 3; i++) {
+      // a turn of its own each time: the previous turn's setImmediate has run
+      await new Promise((r) => setImmediate(r));
+      stream.push(Buffer.from([0x2a + i]));
+      // still inside push(): no setImmediate, timer or other turn has run yet
+      assert.equal(writes, i + 1, `chunk ${i + 1} waited for the end of the event-loop turn`);
+      assert.equal(near.writableLength, 0, 'the byte went to the kernel, not into a buffer');
+    }
+    const first = await got;
+    assert.equal(first[0], 0x2a);
+  } finally {
+    near.destroy();
+    far.destroy();
+    close();
+  }
+});
+
 test('splice: a reader that stops pauses the stream (backpressure), and nothing is lost when it resumes', async () => {
   const [near, far, close] = await tcpPair();
   const stream = new PassThrough({ allowHalfOpen: true });
