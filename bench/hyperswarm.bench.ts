@@ -542,8 +542,9 @@ async function main(): Promise<void> {
     if (profDir) {
       await new Promise((r) => setTimeout(r, 1000)); // profiles are written at exit
       for (const f of fs.readdirSync(profDir)) {
-        const pid = Number(f.split('.')[3]); // CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile
-        console.log(`\n## CPU profile: ${pids.get(pid) ?? `daemon pid ${pid}`}\n\n${topSelfTime(path.join(profDir, f), 25)}`);
+        // CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile; the others are `pilotctl daemon start` itself.
+        const who = pids.get(Number(f.split('.')[3]));
+        if (who) console.log(`\n## CPU profile: ${who}\n\n${topSelfTime(path.join(profDir, f), 25)}`);
       }
     }
     for (const l of labs) l.cleanup();
