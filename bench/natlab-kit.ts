@@ -18,7 +18,7 @@ export function must(res: CtlResult, what: string): CtlResult {
 }
 
 /** `script` (a bench file run in a helper role) inside `ns`, long-running; resolves once it printed "ready". */
-export async function startHelper(lab: NatLab, script: string, ns: string, args: string[]): Promise<ChildProcess> {
+export async function startHelper(lab: Pick<NatLab, 'spawn'>, script: string, ns: string, args: string[]): Promise<ChildProcess> {
   const p = lab.spawn(ns, [process.execPath, script, ...args]);
   let err = '';
   p.stderr!.on('data', (c: Buffer) => (err += c.toString()));

@@ -40,9 +40,11 @@ export class Lab {
   readonly prefix: string;
   private readonly namespaces: string[] = [];
 
-  constructor() {
+  /** `tag`: two letters that keep one user's labs apart from another's (default "pl"). */
+  constructor(tag = 'pl') {
+    if (!/^[a-z]{2}$/.test(tag)) throw new Error(`lab tag ${tag} must be two lowercase letters`);
     // Short: interface names are limited to 15 characters.
-    this.prefix = `pl${crypto.randomBytes(2).toString('hex')}`;
+    this.prefix = `${tag}${crypto.randomBytes(2).toString('hex')}`;
     live.add(this);
     hookSignals();
   }
