@@ -1,0 +1,13 @@
+// `npm install` / `npm ci`: build the optional UDP GSO addon (binding.gyp, native/udp_gso.c)
+// with the node-gyp npm brings. Linux only; a failed build is not an error: the daemon
+// then sends one packet per system call through dgram, as it did before the addon.
+// Plain JavaScript: it runs on the user's Node before anything else is installed.
+import { spawnSync } from 'node:child_process';
+
+if (process.platform !== 'linux' || process.env.PILOT_GSO === '0') process.exit(0);
+// npm puts its own node-gyp on PATH for install scripts; outside npm, `node-gyp` must be on PATH
+const r = spawnSync('node-gyp', ['rebuild'], { encoding: 'utf8', timeout: 180_000, shell: false });
+if (r.status !== 0) {
+  const why = r.error ? r.error.message : `${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ');
+  console.log(`pilot: the optional UDP GSO addon did not build (${why}); packets go out through dgram one by one`);
+}

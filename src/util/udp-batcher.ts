@@ -1,0 +1,145 @@
+// Coalesces the packets one event-loop callback sends to one destination into
+// Linux UDP GSO sends (src/util/udp-gso.ts): a burst of N equal-size datagrams
+// costs one sendmsg instead of N. On the veth + NAT paths of the lab that one
+// system call also carries the routers' forwarding, so the per-packet cost the
+// daemon paid in dgram's send was most of its CPU (BENCHMARKS.md, issue 20).
+//
+// What is batched: consecutive packets to the same host:port, all of the size of
+// the first, plus at most one shorter packet that ends the batch (the kernel's rule:
+// only the last segment may be short). The batch goes out when the callback that
+// queued it returns (a microtask), so nothing waits for a later turn; a batch of
+// one packet goes out through dgram as before, so a lone ack, ping or handshake
+// takes the same path and time as without GSO. A bigger packet (an MTU probe)
+// never joins a batch of smaller ones and is never batched with a shorter packet
+// behind it unless two of its size came first: a probe stays its own datagram.
+//
+// Failures never lose a packet: a full socket buffer (EAGAIN, ENOBUFS) or any
+// other error hands the batch's packets to dgram one by one (it queues them, or
+// reports the error as it always did); EINVAL or EIO mean the kernel or the device
+// refuses UDP_SEGMENT (no checksum offload, for one): logged once, GSO off for good.
+import type dgram from 'node:dgram';
+import type { Logger } from './logger.ts';
+import { Errno, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, type GsoBinding, socketFd } from './udp-gso.ts';
+
+export interface UdpBatcherStats {
+  /** sendmsg calls that carried a GSO batch, and the packets in them. */
+  gsoSends: number;
+  gsoPackets: number;
+  /** Packets that went out through dgram (alone, or a batch that fell back). */
+  plainPackets: number;
+  /** Batches handed back to dgram because the GSO send failed. */
+  fallbacks: number;
+  /** Batches lost because the socket had closed by the time they were due. */
+  dropped: number;
+}
+
+export class UdpBatcher {
+  private readonly sock: dgram.Socket;
+  private readonly log: Pick<Logger, 'warn'>;
+  private gso: GsoBinding | undefined;
+  private fd: number | undefined;
+  // the open batch
+  private bufs: Buffer[] = [];
+  private host = '';
+  private port = 0;
+  private segment = 0;
+  private bytes = 0;
+  private scheduled = false;
+  readonly stats: UdpBatcherStats = { gsoSends: 0, gsoPackets: 0, plainPackets: 0, fallbacks: 0, dropped: 0 };
+  private readonly flushCb = (): void => {
+    this.scheduled = false;
+    try {
+      this.flush();
+    } catch {
+      // the socket closed within the callback that queued the batch: nobody is left to tell
+      this.stats.dropped++;
+    }
+  };
+
+  /** `gso` undefined: every packet through dgram (addon missing, PILOT_GSO=0, not Linux). */
+  constructor(sock: dgram.Socket, log: Pick<Logger, 'warn'>, gso: GsoBinding | undefined) {
+    this.sock = sock;
+    this.log = log;
+    this.gso = gso;
+  }
+
+  /** Is GSO in use (addon loaded, not refused by the kernel)? */
+  get enabled(): boolean {
+    return this.gso !== undefined;
+  }
+
+  /** Queue `pkt` for `host:port` (an IP literal in the socket's family); it leaves before the current callback's microtasks end. */
+  send(pkt: Buffer, host: string, port: number): void {
+    if (this.gso === undefined) {
+      this.plain(pkt, host, port);
+      return;
+    }
+    const n = this.bufs.length;
+    if (n > 0) {
+      const len = pkt.length;
+      if (host === this.host && port === this.port && len <= this.segment && n < GSO_MAX_SEGMENTS && this.bytes + len <= GSO_MAX_BYTES) {
+        if (len === this.segment) {
+          this.bufs.push(pkt);
+          this.bytes += len;
+          return;
+        }
+        if (n >= 2) {
+          // a shorter packet ends the batch (only the last segment may be short)
+          this.bufs.push(pkt);
+          this.bytes += len;
+          this.flush();
+          return;
+        }
+      }
+      this.flush();
+    }
+    this.bufs.push(pkt);
+    this.host = host;
+    this.port = port;
+    this.segment = pkt.length;
+    this.bytes = pkt.length;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      queueMicrotask(this.flushCb);
+    }
+  }
+
+  /** Send the open batch now (before the socket closes, or at the end of the callback). */
+  flush(): void {
+    const bufs = this.bufs;
+    const n = bufs.length;
+    if (n === 0) return;
+    this.bufs = [];
+    if (n === 1) {
+      this.plain(bufs[0]!, this.host, this.port);
+      return;
+    }
+    const gso = this.gso;
+    // packets dgram still queues (EAGAIN earlier) go first: a GSO send now would overtake them
+    this.fd ??= socketFd(this.sock);
+    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0) {
+      for (const b of bufs) this.plain(b, this.host, this.port);
+      return;
+    }
+    const r = gso.sendGso(this.fd, bufs, this.segment, this.host, this.port);
+    if (r >= 0) {
+      this.stats.gsoSends++;
+      this.stats.gsoPackets += n;
+      return;
+    }
+    this.stats.fallbacks++;
+    if (r === -Errno.EINVAL || r === -Errno.EIO) {
+      this.gso = undefined;
+      this.log.warn(
+        { errno: -r, segment: this.segment, packets: n },
+        'the kernel refused a UDP GSO send (UDP_SEGMENT): sending one packet per system call from now on (a device without checksum offload, or an old kernel; PILOT_GSO=0 skips the attempt)',
+      );
+    }
+    for (const b of bufs) this.plain(b, this.host, this.port);
+  }
+
+  private plain(pkt: Buffer, host: string, port: number): void {
+    this.stats.plainPackets++;
+    this.sock.send(pkt, port, host);
+  }
+}
