@@ -29,6 +29,9 @@ export interface UnderlayCounters {
   relayOut: number;
   udpIn: number;
   udpOut: number;
+  /** UDP GSO sends (one sendmsg for many packets) and the packets they carried (also counted in udpOut). */
+  gsoSends: number;
+  gsoPackets: number;
 }
 
 /** The part of a TcpUplink the underlay uses (a fake in unit tests). */
@@ -197,7 +200,7 @@ export class Underlay {
       await bindListen();
     }
     this.edge = new EdgeAddresses(plan.family, this.opts.nat64);
-    this.batcher = new UdpBatcher(this.socket, this.host.log, loadGso());
+    this.batcher = new UdpBatcher(this.socket, this.host.log, loadGso(), this.host.counters);
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
     this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));

@@ -33,6 +33,11 @@ export interface UdpBatcherStats {
   dropped: number;
 }
 
+export interface GsoCounters {
+  gsoSends: number;
+  gsoPackets: number;
+}
+
 export class UdpBatcher {
   private readonly sock: dgram.Socket;
   private readonly log: Pick<Logger, 'warn'>;
@@ -56,11 +61,15 @@ export class UdpBatcher {
     }
   };
 
+  /** Counters someone else shows (the daemon's `pilotctl stats`), counted besides `stats`. */
+  private readonly shown: GsoCounters | undefined;
+
   /** `gso` undefined: every packet through dgram (addon missing, PILOT_GSO=0, not Linux). */
-  constructor(sock: dgram.Socket, log: Pick<Logger, 'warn'>, gso: GsoBinding | undefined) {
+  constructor(sock: dgram.Socket, log: Pick<Logger, 'warn'>, gso: GsoBinding | undefined, shown?: GsoCounters) {
     this.sock = sock;
     this.log = log;
     this.gso = gso;
+    this.shown = shown;
   }
 
   /** Is GSO in use (addon loaded, not refused by the kernel)? */
@@ -125,6 +134,10 @@ export class UdpBatcher {
     if (r >= 0) {
       this.stats.gsoSends++;
       this.stats.gsoPackets += n;
+      if (this.shown) {
+        this.shown.gsoSends++;
+        this.shown.gsoPackets += n;
+      }
       return;
     }
     this.stats.fallbacks++;
