@@ -200,7 +200,7 @@ export class Underlay {
       await bindListen();
     }
     this.edge = new EdgeAddresses(plan.family, this.opts.nat64);
-    this.batcher = new UdpBatcher(this.socket, this.host.log, loadGso(), this.host.counters);
+    this.batcher = new UdpBatcher(this.socket, { log: this.host.log, gso: loadGso(), counters: this.host.counters });
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
     this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));

@@ -28,6 +28,8 @@ import type { Link } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
+import { UdpBatcher } from '../util/udp-batcher.ts';
+import { loadGso } from '../util/udp-gso.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -195,6 +197,14 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const { udp, tcp, port } = bound;
   /** A relay/cluster destination as the bound UDP socket needs it (IPv4-mapped on a dual-stack one). */
   const udpTo = (ip: string): string => udpDestination(bound.host, ip);
+  // What goes out over UDP (relay forwards above all) leaves in GSO batches: the packets of one poll
+  // phase for one node cost one sendmsg, not one each (src/util/udp-batcher.ts).
+  const udpOut = new UdpBatcher(udp, {
+    log,
+    gso: loadGso(),
+    flushAt: 'immediate',
+    onSendError: (err, to) => log.debug({ err: err.message, to }, 'udp send failed'),
+  });
   const alt =
     opts.altPort === undefined
       ? undefined
@@ -221,7 +231,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     try {
       await cluster.start({
         advertise: { host: advertiseHost, port: opts.advertise?.port ?? port },
-        sendUdp: (pkt, host, p) => udp.send(pkt, p, udpTo(host), (err) => err && log.debug({ err: err.message, to: host }, 'relay forward failed')),
+        sendUdp: (pkt, host, p) => udpOut.send(pkt, udpTo(host), p),
         events: {
           push: (to, event, data) => {
             try {
@@ -257,9 +267,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       id: `udp:${rinfo.address}:${rinfo.port}`,
       observed: formatEndpoint(rinfo.address, rinfo.port),
       send: (pkt) => {
-        udp.send(pkt, rinfo.port, rinfo.address, (err) => {
-          if (err) log.debug({ err: err.message, to: rinfo.address }, 'udp send failed');
-        });
+        udpOut.send(pkt, rinfo.address, rinfo.port);
         return true;
       },
     };
@@ -421,6 +429,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       await web?.close();
       for (const s of conns) s.destroy();
       websockets.close();
+      udpOut.flush();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();

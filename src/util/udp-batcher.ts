@@ -38,6 +38,23 @@ export interface GsoCounters {
   gsoPackets: number;
 }
 
+export interface UdpBatcherOptions {
+  log: Pick<Logger, 'warn'>;
+  /** The addon; undefined: every packet through dgram (not built, PILOT_GSO=0, not Linux). */
+  gso: GsoBinding | undefined;
+  /** Counters someone else shows (the daemon's stats), counted besides `stats`. */
+  counters?: GsoCounters;
+  /**
+   * When a batch leaves: 'microtask' (default) when the callback that queued it returns (a sender
+   * whose bursts come from one callback: the daemon's connection flush); 'immediate' after the
+   * event loop's poll phase, so packets that arrived together and are forwarded one callback each
+   * (the rendezvous relay) leave together.
+   */
+  flushAt?: 'microtask' | 'immediate';
+  /** A dgram send failed (with no hook, dgram emits 'error' on the socket). */
+  onSendError?: (err: Error, host: string) => void;
+}
+
 export class UdpBatcher {
   private readonly sock: dgram.Socket;
   private readonly log: Pick<Logger, 'warn'>;
@@ -61,15 +78,17 @@ export class UdpBatcher {
     }
   };
 
-  /** Counters someone else shows (the daemon's `pilotctl stats`), counted besides `stats`. */
   private readonly shown: GsoCounters | undefined;
+  private readonly immediate: boolean;
+  private readonly onSendError: ((err: Error, host: string) => void) | undefined;
 
-  /** `gso` undefined: every packet through dgram (addon missing, PILOT_GSO=0, not Linux). */
-  constructor(sock: dgram.Socket, log: Pick<Logger, 'warn'>, gso: GsoBinding | undefined, shown?: GsoCounters) {
+  constructor(sock: dgram.Socket, opts: UdpBatcherOptions) {
     this.sock = sock;
-    this.log = log;
-    this.gso = gso;
-    this.shown = shown;
+    this.log = opts.log;
+    this.gso = opts.gso;
+    this.shown = opts.counters;
+    this.immediate = opts.flushAt === 'immediate';
+    this.onSendError = opts.onSendError;
   }
 
   /** Is GSO in use (addon loaded, not refused by the kernel)? */
@@ -109,7 +128,8 @@ export class UdpBatcher {
     this.bytes = pkt.length;
     if (!this.scheduled) {
       this.scheduled = true;
-      queueMicrotask(this.flushCb);
+      if (this.immediate) setImmediate(this.flushCb);
+      else queueMicrotask(this.flushCb);
     }
   }
 
@@ -153,6 +173,8 @@ export class UdpBatcher {
 
   private plain(pkt: Buffer, host: string, port: number): void {
     this.stats.plainPackets++;
-    this.sock.send(pkt, port, host);
+    const onErr = this.onSendError;
+    if (onErr === undefined) this.sock.send(pkt, port, host);
+    else this.sock.send(pkt, port, host, (err) => err && onErr(err, host));
   }
 }

@@ -55,7 +55,7 @@ for (const [family, rxFamily] of [
   }, async () => {
     const { tx, rx, host, port, got } = await pair(family, rxFamily);
     try {
-      const b = new UdpBatcher(tx, noLog, gso);
+      const b = new UdpBatcher(tx, { log: noLog, gso });
       const sent: Buffer[] = [];
       // 100 full packets and a short one: batches of at most 64 (UDP_MAX_SEGMENTS), the short one last
       for (let i = 0; i < 100; i++) sent.push(packet(i, 1200));
@@ -84,7 +84,7 @@ test('GSO: a lone packet, a change of destination and a bigger packet (an MTU pr
   other.on('message', (m) => otherGot.push(m));
   await new Promise<void>((r) => other.bind(0, '127.0.0.1', r));
   try {
-    const b = new UdpBatcher(a.tx, noLog, gso);
+    const b = new UdpBatcher(a.tx, { log: noLog, gso });
     b.send(packet(0, 40), a.host, a.port); // an ack alone in its callback: dgram
     await until(() => a.got.length === 1);
     assert.equal(b.stats.plainPackets, 1);
@@ -118,7 +118,7 @@ test('without the addon (not built, PILOT_GSO=0) every packet goes through dgram
   assert.equal(loadGso('/nonexistent/pilot_udp_gso.node'), undefined);
   const { tx, rx, host, port, got } = await pair('udp6', 'udp4');
   try {
-    const b = new UdpBatcher(tx, noLog, undefined);
+    const b = new UdpBatcher(tx, { log: noLog, gso: undefined });
     assert.equal(b.enabled, false);
     const sent = Array.from({ length: 20 }, (_, i) => packet(i, i === 19 ? 100 : 1200));
     for (const p of sent) b.send(p, host, port);
@@ -155,7 +155,7 @@ test('the kernel refusing UDP_SEGMENT (EINVAL/EIO): logged once, the batch and a
       },
     };
     const warnings: string[] = [];
-    const b = new UdpBatcher(tx, { warn: (_o: unknown, msg: string) => warnings.push(msg) } as never, refusing);
+    const b = new UdpBatcher(tx, { log: { warn: (_o: unknown, msg: string) => warnings.push(msg) } as never, gso: refusing });
     for (let i = 0; i < 10; i++) b.send(packet(i, 900), host, port);
     await until(() => got.length === 10);
     for (let i = 0; i < 10; i++) b.send(packet(10 + i, 900), host, port);
@@ -185,7 +185,7 @@ test('a full socket buffer (EAGAIN/ENOBUFS) hands the batch to dgram and keeps G
         return calls === 1 ? -Errno.EAGAIN : -Errno.ENOBUFS;
       },
     };
-    const b = new UdpBatcher(tx, noLog, busy);
+    const b = new UdpBatcher(tx, { log: noLog, gso: busy });
     for (let i = 0; i < 5; i++) b.send(packet(i, 700), host, port);
     await until(() => got.length === 5);
     for (let i = 5; i < 10; i++) b.send(packet(i, 700), host, port);
@@ -212,5 +212,29 @@ test('socketFd finds the descriptor of a bound dgram socket (no deprecated _hand
     assert.ok(typeof fd === 'number' && fd > 2);
   } finally {
     s.close();
+  }
+});
+
+test("flushAt 'immediate' (the relay): packets forwarded one 'message' callback each leave in one GSO send per poll phase", { skip: skipNoAddon }, async () => {
+  const { tx, rx, host, port, got } = await pair('udp6', 'udp4');
+  const relay = dgram.createSocket({ type: 'udp4', recvBufferSize: 4 << 20 });
+  await new Promise<void>((r) => relay.bind(0, '127.0.0.1', r));
+  try {
+    const b = new UdpBatcher(tx, { log: noLog, gso, flushAt: 'immediate' });
+    relay.on('message', (m) => b.send(m, host, port));
+    const src = dgram.createSocket('udp4');
+    // one synchronous burst: all 40 wait in the relay's socket buffer before its next poll
+    for (let i = 0; i < 40; i++) src.send(packet(i, 1100), relay.address().port, '127.0.0.1');
+    await until(() => got.length === 40);
+    src.close();
+    assert.deepEqual(
+      got.map((m) => m.readUInt32BE(0)),
+      Array.from({ length: 40 }, (_, i) => i),
+    );
+    assert.ok(b.stats.gsoSends >= 1 && b.stats.gsoSends < 40, `batched across callbacks: ${JSON.stringify(b.stats)}`);
+  } finally {
+    tx.close();
+    rx.close();
+    relay.close();
   }
 });
