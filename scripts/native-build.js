@@ -9,7 +9,8 @@ if (process.platform !== 'linux' || process.env.PILOT_GSO === '0') process.exit(
 // npm puts its own node-gyp on PATH for install scripts; outside npm, `node-gyp` must be on PATH
 const args = ['rebuild'];
 // node-api headers are the same for every Node: a distribution's (Debian nodejs-dev) spares node-gyp a download
-if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h') && fs.existsSync('/usr/include/node/common.gypi')) args.push('--nodedir=/usr');
+if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h') && fs.existsSync('/usr/include/node/common.gypi'))
+  args.push('--nodedir=/usr');
 const r = spawnSync('node-gyp', args, { encoding: 'utf8', timeout: 180_000, shell: false });
 if (r.status !== 0) {
   const why = r.error ? r.error.message : `${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ');
