@@ -15,8 +15,12 @@
 //
 // Failures never lose a packet: a full socket buffer (EAGAIN, ENOBUFS) or any
 // other error hands the batch's packets to dgram one by one (it queues them, or
-// reports the error as it always did); EINVAL or EIO mean the kernel or the device
-// refuses UDP_SEGMENT (no checksum offload, for one): logged once, GSO off for good.
+// reports the error as it always did). EIO: the device refuses UDP_SEGMENT (no checksum
+// offload, IPsec): logged once, GSO off for good. EMSGSIZE (EINVAL before Linux 6.x):
+// a segment is bigger than the route's MTU (learnt from an ICMP "fragmentation needed",
+// where a plain send is fragmented instead): that destination's batches of that segment
+// size or more go through dgram; only when EINVAL comes before any GSO send ever
+// worked (a kernel without UDP_SEGMENT, < 4.18) is GSO turned off for good.
 import type dgram from 'node:dgram';
 import type { Logger } from './logger.ts';
 import { Errno, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, type GsoBinding, socketFd } from './udp-gso.ts';
@@ -32,6 +36,11 @@ export interface UdpBatcherStats {
   /** Batches lost because the socket had closed by the time they were due. */
   dropped: number;
 }
+
+/** Bounded: a destination count is not ours to choose (the rendezvous answers anyone). */
+const MAX_REFUSED = 1024;
+/** EINVAL this many times before any GSO send worked: the kernel has no UDP_SEGMENT. */
+const EINVAL_BEFORE_OFF = 3;
 
 export interface GsoCounters {
   gsoSends: number;
@@ -67,6 +76,9 @@ export class UdpBatcher {
   private segment = 0;
   private bytes = 0;
   private scheduled = false;
+  /** Destinations whose route MTU refused a segment size (host|port -> that size): dgram for it and above. */
+  private readonly refused = new Map<string, number>();
+  private einval = 0;
   readonly stats: UdpBatcherStats = { gsoSends: 0, gsoPackets: 0, plainPackets: 0, fallbacks: 0, dropped: 0 };
   private readonly flushCb = (): void => {
     this.scheduled = false;
@@ -146,7 +158,8 @@ export class UdpBatcher {
     const gso = this.gso;
     // packets dgram still queues (EAGAIN earlier) go first: a GSO send now would overtake them
     this.fd ??= socketFd(this.sock);
-    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0) {
+    const refused = this.refused.size > 0 ? this.refused.get(`${this.host}|${this.port}`) : undefined;
+    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0 || (refused !== undefined && this.segment >= refused)) {
       for (const b of bufs) this.plain(b, this.host, this.port);
       return;
     }
@@ -161,12 +174,15 @@ export class UdpBatcher {
       return;
     }
     this.stats.fallbacks++;
-    if (r === -Errno.EINVAL || r === -Errno.EIO) {
+    if (r === -Errno.EIO || (r === -Errno.EINVAL && this.stats.gsoSends === 0 && ++this.einval >= EINVAL_BEFORE_OFF)) {
       this.gso = undefined;
       this.log.warn(
         { errno: -r, segment: this.segment, packets: n },
-        'the kernel refused a UDP GSO send (UDP_SEGMENT): sending one packet per system call from now on (a device without checksum offload, or an old kernel; PILOT_GSO=0 skips the attempt)',
+        'the kernel refused a UDP GSO send (UDP_SEGMENT): sending one packet per system call from now on (a device without checksum offload, or a kernel older than 4.18; PILOT_GSO=0 skips the attempt)',
       );
+    } else if (r === -Errno.EMSGSIZE || r === -Errno.EINVAL) {
+      if (this.refused.size >= MAX_REFUSED) this.refused.clear();
+      this.refused.set(`${this.host}|${this.port}`, this.segment);
     }
     for (const b of bufs) this.plain(b, this.host, this.port);
   }

@@ -238,3 +238,85 @@ test("flushAt 'immediate' (the relay): packets forwarded one 'message' callback 
     relay.close();
   }
 });
+
+test('a segment over the route MTU (EMSGSIZE, EINVAL on older kernels): that destination and size go through dgram, GSO stays on', async () => {
+  const a = await pair('udp4');
+  const other = await pair('udp4');
+  try {
+    const calls: Array<{ port: number; segment: number }> = [];
+    // what Linux 6.x answers when gso_size + headers exceed the route's MTU (after an ICMP "fragmentation needed")
+    const small: GsoBinding = {
+      sendGso: (_fd, bufs, segment, host, port) => {
+        calls.push({ port, segment });
+        if (segment > 1000) return -Errno.EMSGSIZE;
+        for (const buf of bufs) a.tx.send(buf, port, host); // what the kernel would put on the wire
+        return bufs.reduce((n, buf) => n + buf.length, 0);
+      },
+    };
+    const warnings: string[] = [];
+    const b = new UdpBatcher(a.tx, { log: { warn: (_o: unknown, msg: string) => warnings.push(msg) } as never, gso: small });
+    const burst = (to: { host: string; port: number }, first: number, len: number): void => {
+      for (let i = 0; i < 4; i++) b.send(packet(first + i, len), to.host, to.port);
+    };
+    burst(a, 0, 1200); // refused: dgram
+    await until(() => a.got.length === 4);
+    burst(a, 4, 1200); // same size, same destination: dgram without asking the kernel again
+    burst(other, 100, 1200); // another destination is still tried
+    await until(() => a.got.length === 8 && other.got.length === 4);
+    burst(a, 8, 900); // smaller packets (the transport shrank them): GSO again
+    await until(() => a.got.length === 12);
+    assert.deepEqual(
+      a.got.map((m) => m.readUInt32BE(0)),
+      Array.from({ length: 12 }, (_, i) => i),
+    );
+    assert.deepEqual(
+      calls.map((c) => [c.port === a.port ? 'a' : 'other', c.segment]),
+      [
+        ['a', 1200],
+        ['other', 1200],
+        ['a', 900],
+      ],
+    );
+    assert.equal(b.enabled, true);
+    assert.equal(warnings.length, 0);
+  } finally {
+    for (const p of [a, other]) {
+      p.tx.close();
+      p.rx.close();
+    }
+  }
+});
+
+test('EINVAL before any GSO send ever worked (a kernel without UDP_SEGMENT): off after three destinations, logged once', async () => {
+  const ps = [await pair('udp4'), await pair('udp4'), await pair('udp4')];
+  const tx = ps[0]!.tx;
+  try {
+    let calls = 0;
+    const old: GsoBinding = {
+      sendGso: () => {
+        calls++;
+        return -Errno.EINVAL;
+      },
+    };
+    const warnings: string[] = [];
+    const b = new UdpBatcher(tx, { log: { warn: (_o: unknown, msg: string) => warnings.push(msg) } as never, gso: old });
+    for (const [k, p] of ps.entries()) {
+      for (let i = 0; i < 3; i++) b.send(packet(k * 3 + i, 500), p.host, p.port);
+      await until(() => p.got.length === 3);
+      assert.equal(b.enabled, k < 2, `after ${k + 1} destination(s)`);
+    }
+    for (let i = 0; i < 3; i++) b.send(packet(9 + i, 500), ps[0]!.host, ps[0]!.port);
+    await until(() => ps[0]!.got.length === 6);
+    assert.equal(calls, 3, 'not tried once off');
+    assert.equal(warnings.length, 1);
+    assert.deepEqual(
+      ps[0]!.got.map((m) => m.readUInt32BE(0)),
+      [0, 1, 2, 9, 10, 11],
+    );
+  } finally {
+    for (const p of ps) {
+      p.tx.close();
+      p.rx.close();
+    }
+  }
+});
