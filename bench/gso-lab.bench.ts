@@ -1,7 +1,7 @@
 // UDP GSO on vs off in the NAT lab (issue 20), same run, same routers: two cone x cone pairs,
 // one pair's daemons started with PILOT_GSO=0, `pilotctl bench` on each pair in turn
-// (interleaved reps). Reports MB/s and the CPU each daemon spent per MB moved, which the
-// box's load disturbs much less than MB/s, and the daemons' GSO counters (packets per sendmsg).
+// (interleaved reps). Reports MB/s, the CPU each daemon spent per MB moved, the sender's
+// smoothed RTT while the transfer runs, and the daemons' GSO counters (packets per sendmsg).
 // Root only (network namespaces); prints why and exits 0 otherwise.
 // Env: BENCH_GSO_LAB_MB (default 40), BENCH_GSO_LAB_REPS (default 5)
 import path from 'node:path';
@@ -47,26 +47,42 @@ try {
     { mode: 'GSO off (PILOT_GSO=0)', from: await start('off1', false), to: await start('off2', false) },
   ];
   for (const p of pairs) await warm(p.from, p.to, 10);
-  const results = new Map<string, Array<{ mbps: number; from: number; to: number }>>();
+  const results = new Map<string, Array<{ mbps: number; from: number; to: number; srtt: number }>>();
   for (let rep = 0; rep < REPS; rep++) {
     for (const p of rep % 2 === 0 ? pairs : [...pairs].reverse()) {
+      // the sender's smoothed RTT to the peer while the transfer runs (idle it is well under 1 ms here)
+      const rtts: number[] = [];
+      let sampling = true;
+      const sampler = (async () => {
+        while (sampling) {
+          await new Promise((res) => setTimeout(res, 150));
+          const v = await p.from.ipc<{ peers: Array<{ address: string; rttMs: number }> }>('peers').catch(() => undefined);
+          const row = v?.peers.find((x) => x.address === p.to.address);
+          if (row && sampling) rtts.push(row.rttMs);
+        }
+      })();
       const r = await pilotStream(p.from, p.to, rdv, MB * MiB);
+      sampling = false;
+      await sampler;
       if (r.pathFrom?.path !== undefined && !/direct/.test(JSON.stringify(r.pathFrom))) console.error(`${p.mode}: not direct: ${JSON.stringify(r.pathFrom)}`);
       // CPU % of one core / MB/s = core-seconds per 100 MB
-      results.set(p.mode, [...(results.get(p.mode) ?? []), { mbps: r.mbps, from: (r.cpu.from / r.mbps) * 10, to: (r.cpu.to / r.mbps) * 10 }]);
-      console.error(`rep ${rep + 1} ${p.mode}: ${fmt(r.mbps)} MB/s, sender ${r.cpu.from}% receiver ${r.cpu.to}% of a core`);
+      const srtt = rtts.length ? med(rtts) : Number.NaN;
+      results.set(p.mode, [...(results.get(p.mode) ?? []), { mbps: r.mbps, from: (r.cpu.from / r.mbps) * 10, to: (r.cpu.to / r.mbps) * 10, srtt }]);
+      console.error(`rep ${rep + 1} ${p.mode}: ${fmt(r.mbps)} MB/s, sender ${r.cpu.from}% receiver ${r.cpu.to}% of a core, srtt ${fmt(srtt)} ms`);
     }
   }
   const counters = await Promise.all(pairs.map((p) => p.from.ipc<{ daemon: { gsoSends: number; gsoPackets: number; udpOut: number } }>('stats')));
   console.log(`NAT lab cone x cone, \`pilotctl bench\` ${MB} MiB, ${REPS} interleaved reps, medians`);
-  console.log('| mode | MB/s | sender CPU, core-ms per MB | receiver CPU, core-ms per MB | sender packets per sendmsg (all its sends) |');
-  console.log('|---|---|---|---|---|');
+  console.log(
+    '| mode | MB/s | sender CPU, core-ms per MB | receiver CPU, core-ms per MB | srtt during the transfer, ms | sender packets per sendmsg (all its sends) |',
+  );
+  console.log('|---|---|---|---|---|---|');
   pairs.forEach((p, i) => {
     const rs = results.get(p.mode)!;
     const c = counters[i]!.daemon;
     const perCall = c.udpOut / (c.udpOut - c.gsoPackets + c.gsoSends);
     console.log(
-      `| ${p.mode} | ${fmt(med(rs.map((r) => r.mbps)))} | ${fmt(med(rs.map((r) => r.from)))} | ${fmt(med(rs.map((r) => r.to)))} | ${perCall.toFixed(1)} (${c.gsoPackets} of ${c.udpOut} in ${c.gsoSends} GSO sends) |`,
+      `| ${p.mode} | ${fmt(med(rs.map((r) => r.mbps)))} | ${fmt(med(rs.map((r) => r.from)))} | ${fmt(med(rs.map((r) => r.to)))} | ${fmt(med(rs.map((r) => r.srtt)))} | ${perCall.toFixed(1)} (${c.gsoPackets} of ${c.udpOut} in ${c.gsoSends} GSO sends) |`,
     );
   });
 } finally {
