@@ -39,6 +39,8 @@ export interface UdpBatcherStats {
 
 /** Bounded: a destination count is not ours to choose (the rendezvous answers anyone). */
 const MAX_REFUSED = 1024;
+/** Linux forgets a learnt path MTU after 10 minutes (net.ipv4.route.mtu_expires): so do we. */
+const REFUSED_MS = 600_000;
 /** EINVAL this many times before any GSO send worked: the kernel has no UDP_SEGMENT. */
 const EINVAL_BEFORE_OFF = 3;
 
@@ -76,8 +78,8 @@ export class UdpBatcher {
   private segment = 0;
   private bytes = 0;
   private scheduled = false;
-  /** Destinations whose route MTU refused a segment size (host|port -> that size): dgram for it and above. */
-  private readonly refused = new Map<string, number>();
+  /** Destinations whose route MTU refused a segment size (host|port -> that size): dgram for it and above, for a while. */
+  private readonly refused = new Map<string, { segment: number; until: number }>();
   private einval = 0;
   readonly stats: UdpBatcherStats = { gsoSends: 0, gsoPackets: 0, plainPackets: 0, fallbacks: 0, dropped: 0 };
   private readonly flushCb = (): void => {
@@ -158,8 +160,7 @@ export class UdpBatcher {
     const gso = this.gso;
     // packets dgram still queues (EAGAIN earlier) go first: a GSO send now would overtake them
     this.fd ??= socketFd(this.sock);
-    const refused = this.refused.size > 0 ? this.refused.get(`${this.host}|${this.port}`) : undefined;
-    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0 || (refused !== undefined && this.segment >= refused)) {
+    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0 || (this.refused.size > 0 && this.isRefused())) {
       for (const b of bufs) this.plain(b, this.host, this.port);
       return;
     }
@@ -182,9 +183,19 @@ export class UdpBatcher {
       );
     } else if (r === -Errno.EMSGSIZE || r === -Errno.EINVAL) {
       if (this.refused.size >= MAX_REFUSED) this.refused.clear();
-      this.refused.set(`${this.host}|${this.port}`, this.segment);
+      this.refused.set(`${this.host}|${this.port}`, { segment: this.segment, until: Date.now() + REFUSED_MS });
     }
     for (const b of bufs) this.plain(b, this.host, this.port);
+  }
+
+  /** Did the open batch's destination refuse this segment size lately? */
+  private isRefused(): boolean {
+    const key = `${this.host}|${this.port}`;
+    const r = this.refused.get(key);
+    if (r === undefined) return false;
+    if (Date.now() < r.until) return this.segment >= r.segment;
+    this.refused.delete(key);
+    return false;
   }
 
   private plain(pkt: Buffer, host: string, port: number): void {
