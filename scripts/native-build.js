@@ -1,7 +1,9 @@
-// `npm install` / `npm ci`: build the optional UDP GSO addon (binding.gyp, native/udp_gso.c)
-// with the node-gyp npm brings. Linux only; a failed build is not an error: the daemon
-// then sends one packet per system call through dgram, as it did before the addon.
-// Plain JavaScript: it runs on the user's Node before anything else is installed.
+// `npm ci` / `npm install` in a checkout, and `npm pack` (the `prepare` script): build the
+// optional UDP GSO addon (binding.gyp, native/udp_gso.c) with the node-gyp npm brings. The
+// packed tarball carries the built .node (node-api: one binary for every Node version), so a
+// user's `npm i` runs no install script (npm warns about those; package.json has
+// "gypfile": false so npm does not add a `node-gyp rebuild` of its own). Linux only; a failed
+// build is not an error: the daemon then sends one packet per system call through dgram.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 
