@@ -4,7 +4,8 @@
 // (bin/launch.js), the daemon that `pilotctl daemon start` spawns and the
 // service units all run dist/. All of src/ is compiled, not only src/sdk: the
 // SDK's embedded node runs the daemon. Files that are not TypeScript (the
-// rendezvous dashboard's html/css/js) are copied beside the compiled code.
+// rendezvous dashboard's html/css/js) are copied beside the compiled code. The optional
+// UDP GSO addon is built too when missing (scripts/native-build.js).
 import { spawnSync } from 'node:child_process';
 import { cpSync, readdirSync, rmSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
@@ -30,4 +31,6 @@ for (const entry of readdirSync(src, { recursive: true, withFileTypes: true })) 
   cpSync(from, join(dist, relative(src, from)));
   assets++;
 }
+// the optional UDP GSO addon: `npm pack` ships it built (package.json "files"), users run no install script
+spawnSync(process.execPath, [join(root, 'scripts/native-build.js'), '--if-missing'], { cwd: root, stdio: 'inherit' });
 console.log(`built dist/ in ${((Date.now() - t0) / 1000).toFixed(1)} s (${assets} assets copied)`);

@@ -50,6 +50,8 @@ async function startRendezvous(): Promise<string> {
 }
 
 async function main(): Promise<void> {
+  // the optional UDP GSO addon, when a fresh checkout has not built it yet (a failed build changes nothing)
+  spawnSync(process.execPath, [path.join(root, 'scripts/native-build.js'), '--if-missing'], { stdio: 'inherit' });
   banner('1. rendezvous server (registry + beacon + relay) on one UDP/TCP port');
   const registry = await startRendezvous();
   console.log(`  pilot-rendezvous listening on ${registry}`);

@@ -141,6 +141,8 @@ async function main(): Promise<void> {
   const named = args.filter((a, i) => a.endsWith('.ts') && (tierArg < 0 || i !== tierArg + 1));
   if (named.length === 0) lint();
   typecheck();
+  // the optional UDP GSO addon, when a fresh checkout has not built it yet (its tests skip without it)
+  spawnSync(process.execPath, ['scripts/native-build.js', '--if-missing'], { stdio: 'inherit' });
   if (named.length > 0) process.exit(await runFiles(named, 1));
 
   const byTier: Record<Tier, string[]> = { unit: [], integration: [], lab: [] };

@@ -14,6 +14,8 @@ import { formatHostPort, parseHostPort, type HostPort } from '../util/hostport.t
 import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
 import { createUdpSocket } from '../util/udp-socket.ts';
+import { UdpBatcher } from '../util/udp-batcher.ts';
+import { loadGso } from '../util/udp-gso.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
 import { TcpUplink, type TcpUplinkMode } from '../uplink/tcp-uplink.ts';
@@ -27,6 +29,9 @@ export interface UnderlayCounters {
   relayOut: number;
   udpIn: number;
   udpOut: number;
+  /** UDP GSO sends (one sendmsg for many packets) and the packets they carried (also counted in udpOut). */
+  gsoSends: number;
+  gsoPackets: number;
 }
 
 /** The part of a TcpUplink the underlay uses (a fake in unit tests). */
@@ -95,6 +100,8 @@ export class Underlay {
   private readonly opts: UnderlayOptions;
   private readonly rv: HostPort;
   private socket!: dgram.Socket;
+  /** The main socket's sends, coalesced into UDP GSO batches where the kernel allows (src/util/udp-batcher.ts). */
+  private batcher: UdpBatcher | undefined;
   /** IPv4-mapped and NAT64 addresses in and out of the socket (one udp6 socket for both families). */
   private edge: EdgeAddresses;
   /** Extra sockets for birthday probing (id -> socket); id 0 is never used (the main socket). */
@@ -201,6 +208,7 @@ export class Underlay {
       await bindListen();
     }
     this.edge = new EdgeAddresses(plan.family, this.opts.nat64);
+    this.batcher = new UdpBatcher(this.socket, { log: this.host.log, gso: loadGso(), counters: this.host.counters });
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
     this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
@@ -209,9 +217,9 @@ export class Underlay {
   sendUdp(pkt: Buffer, host: string, port: number, sock?: number): void {
     if (this.noUdp) return;
     this.host.counters.udpOut++;
-    const s = sock === undefined ? this.socket : this.spray.get(sock)?.sock;
     if (!this.edge.reaches(host)) return;
-    s?.send(pkt, port, this.edge.outboundUdp(host));
+    if (sock === undefined) this.batcher?.send(pkt, this.edge.outboundUdp(host), port);
+    else this.spray.get(sock)?.sock.send(pkt, port, this.edge.outboundUdp(host));
   }
 
   /** Registry, beacon and relay traffic: UDP on the one socket (the TCP uplink when UDP is blocked). */
@@ -504,6 +512,7 @@ export class Underlay {
     if (this.noUdp) return Promise.resolve(); // never bound: there is no socket
     return new Promise<void>((resolve) => {
       try {
+        this.batcher?.flush(); // a goodbye queued in this callback leaves before the socket closes
         this.socket.close(() => resolve());
       } catch {
         resolve();

@@ -123,7 +123,18 @@ export interface PingProbe {
 export interface DaemonStats {
   /** Per peer: its connection's counters and whether a session is up (shape owned by src/transport). */
   sessions: unknown;
-  daemon: { garbage: number; relayIn: number; relayOut: number; udpIn: number; udpOut: number; refusedUntrusted: number; untrustedEvicted: number };
+  daemon: {
+    garbage: number;
+    relayIn: number;
+    relayOut: number;
+    udpIn: number;
+    udpOut: number;
+    /** UDP GSO sends (one system call, many packets) and the packets in them; 0 without the addon (src/util/udp-gso.ts). */
+    gsoSends: number;
+    gsoPackets: number;
+    refusedUntrusted: number;
+    untrustedEvicted: number;
+  };
   /** Registry lookups of handshaking peers' keys. */
   verifier: { lookups: number; shared: number; refusedCached: number; limited: number };
 }

@@ -25,10 +25,12 @@ import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from 
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
-import { UdpLink, type Link } from './link.ts';
+import { UdpLink, type Link, type UdpSender } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
+import { UdpBatcher } from '../util/udp-batcher.ts';
+import { loadGso } from '../util/udp-gso.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -198,6 +200,16 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const { udp, tcp, port } = bound;
   /** A relay/cluster destination as the bound UDP socket needs it (IPv4-mapped on a dual-stack one). */
   const udpTo = (ip: string): string => udpDestination(bound.host, ip);
+  // What goes out over UDP (relay forwards above all) leaves in GSO batches: the packets of one poll
+  // phase for one node cost one sendmsg, not one each (src/util/udp-batcher.ts).
+  const udpOut = new UdpBatcher(udp, {
+    log,
+    gso: loadGso(),
+    flushAt: 'immediate',
+    onSendError: (err, to) => log.debug({ err: err.message, to }, 'udp send failed'),
+  });
+  /** What a UDP link answers through: the batcher (dgram's argument order, for UdpLink). */
+  const udpSend: UdpSender = { send: (pkt, p, address) => udpOut.send(pkt, address, p) };
   const alt =
     opts.altPort === undefined
       ? undefined
@@ -224,7 +236,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     try {
       await cluster.start({
         advertise: { host: advertiseHost, port: opts.advertise?.port ?? port },
-        sendUdp: (pkt, host, p) => udp.send(pkt, p, udpTo(host), (err) => err && log.debug({ err: err.message, to: host }, 'relay forward failed')),
+        sendUdp: (pkt, host, p) => udpOut.send(pkt, udpTo(host), p),
         events: {
           push: (to, event, data) => {
             try {
@@ -267,7 +279,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       counters.garbage++;
       return;
     }
-    dispatch(msg, new UdpLink(udp, rinfo.address, rinfo.port), rinfo.address);
+    dispatch(msg, new UdpLink(udpSend, rinfo.address, rinfo.port), rinfo.address);
   });
 
   let connSeq = 0;
@@ -425,6 +437,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       await web?.close();
       for (const s of conns) s.destroy();
       websockets.close();
+      udpOut.flush();
       await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();

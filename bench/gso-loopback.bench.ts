@@ -1,0 +1,74 @@
+// Loopback single stream with UDP GSO on and off (issue 20: no regression allowed), the first
+// row of `npm run bench` (two daemons on 127.0.0.1, `pilotctl bench`) with its same-run raw TCP
+// loopback reference, a fresh rendezvous and pair per run, modes alternating.
+// Env: BENCH_GSO_LOOP_MB (default 200), BENCH_GSO_LOOP_REPS (default 3)
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import { Agent, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+
+const MB = 1024 * 1024;
+const N = Number(process.env.BENCH_GSO_LOOP_MB ?? 200);
+const REPS = Number(process.env.BENCH_GSO_LOOP_REPS ?? 3);
+
+async function tcpLoopback(bytes: number): Promise<number> {
+  const server = net.createServer((s) => {
+    s.on('data', () => {});
+    s.on('end', () => s.end());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const port = (server.address() as net.AddressInfo).port;
+  const block = crypto.randomBytes(64 * 1024);
+  const t0 = process.hrtime.bigint();
+  await new Promise<void>((resolve) => {
+    const c = net.connect(port, '127.0.0.1', async () => {
+      for (let n = 0; n < bytes; n += block.length) if (!c.write(block)) await new Promise((r) => c.once('drain', r));
+      c.end();
+    });
+    c.on('data', () => {});
+    c.on('close', () => resolve());
+  });
+  server.close();
+  return bytes / MB / (Number(process.hrtime.bigint() - t0) / 1e9);
+}
+
+const rows = new Map<string, Array<{ pilot: number; tcp: number }>>();
+for (let rep = 0; rep < REPS; rep++) {
+  for (const gso of rep % 2 === 0 ? ['1', '0'] : ['0', '1']) {
+    const saved = process.env.PILOT_GSO;
+    process.env.PILOT_GSO = gso;
+    const work = tmpDir('pilot-gso-loop-');
+    const rdv = await startRendezvous();
+    const a = new Agent('alpha', work);
+    const b = new Agent('beta', work);
+    try {
+      await a.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'bench-alpha', '--listen', '127.0.0.1:0']);
+      await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'bench-beta', '--listen', '127.0.0.1:0']);
+      await b.ctl(['handshake', a.address]);
+      await a.ctl(['approve', b.address]);
+      await b.ctl(['ping', 'bench-alpha', '--count', '2', '--interval', '10ms']);
+      const tcp = await tcpLoopback(N * MB);
+      const bench = await b.ctl(['bench', 'bench-alpha', String(N)], 600_000);
+      if (bench.code !== 0) throw new Error(`pilotctl bench failed: ${bench.stderr}`);
+      const pilot = bench.json.data.mbPerSec as number;
+      const mode = gso === '1' ? 'GSO on' : 'GSO off (PILOT_GSO=0)';
+      rows.set(mode, [...(rows.get(mode) ?? []), { pilot, tcp }]);
+      console.error(`rep ${rep + 1} ${mode}: pilot ${pilot.toFixed(1)} MB/s, raw TCP ${tcp.toFixed(1)} MB/s`);
+    } finally {
+      await a.stop();
+      await b.stop();
+      await rdv.kill();
+      fs.rmSync(work, { recursive: true, force: true });
+      if (saved === undefined) delete process.env.PILOT_GSO;
+      else process.env.PILOT_GSO = saved;
+    }
+  }
+}
+const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[Math.floor((xs.length - 1) / 2)]!;
+console.log(`loopback single stream, ${N} MiB, ${REPS} alternating reps, medians (MiB/s, as \`npm run bench\`)`);
+console.log('| mode | Pilot | raw TCP loopback, same runs | Pilot / raw TCP (median of per-run ratios) |');
+console.log('|---|---|---|---|');
+for (const [mode, rs] of rows)
+  console.log(
+    `| ${mode} | ${med(rs.map((r) => r.pilot)).toFixed(1)} | ${med(rs.map((r) => r.tcp)).toFixed(1)} | ${(med(rs.map((r) => r.pilot / r.tcp)) * 100).toFixed(1)}% |`,
+  );

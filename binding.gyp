@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "pilot_udp_gso",
+      "sources": ["native/udp_gso.c"],
+      "cflags": ["-O2", "-Wall"],
+      "conditions": [["OS!='linux'", {"sources!": ["native/udp_gso.c"], "type": "none"}]]
+    }
+  ]
+}

@@ -1,0 +1,114 @@
+// One sendmsg carrying many equal-size UDP datagrams (Linux UDP GSO, UDP_SEGMENT):
+// the kernel splits the payload into datagrams of `segment` bytes (the last may be
+// shorter) as late as it can, so a burst of packets to one destination costs one
+// system call instead of one per packet. Node's dgram has no way to do this.
+// node-api only (no V8/Node internals): one binary works on every Node version.
+#define NAPI_VERSION 8
+#include <node_api.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef SOL_UDP
+#define SOL_UDP 17
+#endif
+
+#define MAX_SEGMENTS 64
+
+// sendGso(fd, buffers, segment, host, port) -> bytes sent, or -errno (never throws for a send error:
+// EAGAIN/ENOBUFS/EINVAL/EIO are the caller's decision, not exceptions).
+static napi_value SendGso(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    napi_throw_type_error(env, NULL, "sendGso(fd, buffers, segment, host, port)");
+    return NULL;
+  }
+  int32_t fd, segment, port;
+  uint32_t count;
+  char host[64];
+  size_t hostLen;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_array_length(env, argv[1], &count) != napi_ok ||
+      napi_get_value_int32(env, argv[2], &segment) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[3], host, sizeof host, &hostLen) != napi_ok ||
+      napi_get_value_int32(env, argv[4], &port) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sendGso(fd: number, buffers: Buffer[], segment: number, host: string, port: number)");
+    return NULL;
+  }
+  if (count == 0 || count > MAX_SEGMENTS || segment <= 0 || segment > 65535 || port <= 0 || port > 65535) {
+    napi_throw_range_error(env, NULL, "sendGso: 1-64 buffers, segment 1-65535, port 1-65535");
+    return NULL;
+  }
+  struct iovec iov[MAX_SEGMENTS];
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value el;
+    void *data;
+    size_t len;
+    if (napi_get_element(env, argv[1], i, &el) != napi_ok || napi_get_buffer_info(env, el, &data, &len) != napi_ok) {
+      napi_throw_type_error(env, NULL, "sendGso: buffers must be Buffers");
+      return NULL;
+    }
+    iov[i].iov_base = data;
+    iov[i].iov_len = len;
+  }
+  struct sockaddr_storage ss;
+  socklen_t slen;
+  memset(&ss, 0, sizeof ss);
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    slen = sizeof *a6;
+  } else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    slen = sizeof *a4;
+  } else {
+    napi_throw_type_error(env, NULL, "sendGso: host must be a numeric IPv4 or IPv6 address");
+    return NULL;
+  }
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctrl;
+  memset(&ctrl, 0, sizeof ctrl);
+  struct msghdr msg;
+  memset(&msg, 0, sizeof msg);
+  msg.msg_name = &ss;
+  msg.msg_namelen = slen;
+  msg.msg_iov = iov;
+  msg.msg_iovlen = count;
+  if (count > 1) {
+    msg.msg_control = ctrl.buf;
+    msg.msg_controllen = sizeof ctrl.buf;
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+    cm->cmsg_level = SOL_UDP;
+    cm->cmsg_type = UDP_SEGMENT;
+    cm->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    uint16_t gso = (uint16_t)segment;
+    memcpy(CMSG_DATA(cm), &gso, sizeof gso);
+  }
+  ssize_t n;
+  do {
+    n = sendmsg(fd, &msg, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
+  return result;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value fn;
+  napi_create_function(env, "sendGso", NAPI_AUTO_LENGTH, SendGso, NULL, &fn);
+  napi_set_named_property(env, exports, "sendGso", fn);
+  return exports;
+}
