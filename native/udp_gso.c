@@ -106,9 +106,39 @@ static napi_value SendGso(napi_env env, napi_callback_info info) {
   return result;
 }
 
+// dfAlways(fd) -> 0, or -errno. IP_PMTUDISC_PROBE (and its IPv6 twin on an AF_INET6 socket):
+// every datagram leaves with DF set and is never fragmented locally. The default mode (WANT)
+// sets DF only on a datagram that fits the path MTU, and a GSO send is one 64 KB datagram to
+// it: its segments went out without DF, routers fragmented them, and the path MTU discoverer
+// (src/transport/mtu-discoverer.ts) never saw a black hole. QUIC stacks use PROBE for the same
+// reason: they discover the path MTU themselves (RFC 8899).
+static napi_value DfAlways(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_value result;
+  int32_t fd;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok) {
+    napi_throw_type_error(env, NULL, "dfAlways(fd)");
+    return NULL;
+  }
+  int mode = IP_PMTUDISC_PROBE;
+  int rc = setsockopt(fd, IPPROTO_IP, IP_MTU_DISCOVER, &mode, sizeof mode);
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (rc == 0 && getsockname(fd, (struct sockaddr *)&ss, &len) == 0 && ss.ss_family == AF_INET6) {
+    int mode6 = IPV6_PMTUDISC_PROBE;
+    rc = setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &mode6, sizeof mode6);
+  }
+  napi_create_int32(env, rc < 0 ? -errno : 0, &result);
+  return result;
+}
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendGso", NAPI_AUTO_LENGTH, SendGso, NULL, &fn);
   napi_set_named_property(env, exports, "sendGso", fn);
+  napi_value df;
+  napi_create_function(env, "dfAlways", NAPI_AUTO_LENGTH, DfAlways, NULL, &df);
+  napi_set_named_property(env, exports, "dfAlways", df);
   return exports;
 }

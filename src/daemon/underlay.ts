@@ -15,7 +15,7 @@ import { PilotError } from '../util/errors.ts';
 import { listenError } from '../util/listen-error.ts';
 import { createUdpSocket } from '../util/udp-socket.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
-import { loadGso } from '../util/udp-gso.ts';
+import { loadGso, socketFd, type GsoBinding } from '../util/udp-gso.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
 import { TcpUplink, type TcpUplinkMode } from '../uplink/tcp-uplink.ts';
@@ -208,10 +208,25 @@ export class Underlay {
       await bindListen();
     }
     this.edge = new EdgeAddresses(plan.family, this.opts.nat64);
-    this.batcher = new UdpBatcher(this.socket, { log: this.host.log, gso: loadGso(), counters: this.host.counters });
+    this.batcher = new UdpBatcher(this.socket, { log: this.host.log, gso: this.dfForGso(loadGso()), counters: this.host.counters });
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
     this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+  }
+
+  /**
+   * GSO only with DF on every datagram: a GSO send is one datagram bigger than the path MTU, which
+   * Linux's default mode sends without DF, so routers fragmented its segments and the path MTU
+   * discoverer never saw a black hole (test/nat/path-mtu.test.ts failed with GSO on). We discover
+   * the path MTU ourselves (RFC 8899), as QUIC stacks do, so DF always is what we want anyway.
+   */
+  private dfForGso(gso: GsoBinding | undefined): GsoBinding | undefined {
+    if (!gso) return undefined;
+    const fd = socketFd(this.socket);
+    const rc = fd === undefined ? -1 : gso.dfAlways(fd);
+    if (rc === 0) return gso;
+    this.host.log.info({ rc }, 'cannot set DF on the UDP socket: sending without GSO');
+    return undefined;
   }
 
   sendUdp(pkt: Buffer, host: string, port: number, sock?: number): void {

@@ -12,6 +12,12 @@ import { fileURLToPath } from 'node:url';
 export interface GsoBinding {
   /** One sendmsg with a UDP_SEGMENT of `segment` bytes: bytes sent, or -errno (EAGAIN, ENOBUFS, EINVAL, EIO...). */
   sendGso(fd: number, buffers: readonly Buffer[], segment: number, host: string, port: number): number;
+  /**
+   * DF on every datagram of the socket (IP_PMTUDISC_PROBE): 0, or -errno. Linux's default sets DF
+   * only on a datagram that fits the path MTU, and a GSO send is one big datagram: without this its
+   * segments leave without DF, routers fragment them, and path MTU discovery sees no black hole.
+   */
+  dfAlways(fd: number): number;
 }
 
 /** What the kernel allows in one GSO send: 64 segments (UDP_MAX_SEGMENTS), and one IP datagram's worth of payload. */
@@ -41,7 +47,7 @@ function loadFile(file: string): GsoBinding | null {
   if (!fs.existsSync(file)) return null;
   try {
     const mod = createRequire(import.meta.url)(file) as Partial<GsoBinding>;
-    return typeof mod.sendGso === 'function' ? (mod as GsoBinding) : null;
+    return typeof mod.sendGso === 'function' && typeof mod.dfAlways === 'function' ? (mod as GsoBinding) : null;
   } catch {
     return null; // built for another platform or Node, or a broken build: dgram it is
   }

@@ -149,6 +149,7 @@ test('the kernel refusing UDP_SEGMENT (EINVAL/EIO): logged once, the batch and a
     let calls = 0;
     // what a device without checksum offload answers (quic-go and wireguard-go turn GSO off on it)
     const refusing: GsoBinding = {
+      dfAlways: () => 0,
       sendGso: () => {
         calls++;
         return -Errno.EIO;
@@ -180,6 +181,7 @@ test('a full socket buffer (EAGAIN/ENOBUFS) hands the batch to dgram and keeps G
   try {
     let calls = 0;
     const busy: GsoBinding = {
+      dfAlways: () => 0,
       sendGso: () => {
         calls++;
         return calls === 1 ? -Errno.EAGAIN : -Errno.ENOBUFS;
@@ -247,6 +249,7 @@ test('a segment over the route MTU (EMSGSIZE, EINVAL on older kernels): that des
     const calls: Array<{ port: number; segment: number }> = [];
     // what Linux 6.x answers when gso_size + headers exceed the route's MTU (after an ICMP "fragmentation needed")
     const small: GsoBinding = {
+      dfAlways: () => 0,
       sendGso: (_fd, bufs, segment, host, port) => {
         calls.push({ port, segment });
         if (segment > 1000) return -Errno.EMSGSIZE;
@@ -298,6 +301,7 @@ test('EINVAL before any GSO send ever worked (a kernel without UDP_SEGMENT): off
   try {
     let calls = 0;
     const old: GsoBinding = {
+      dfAlways: () => 0,
       sendGso: () => {
         calls++;
         return -Errno.EINVAL;
@@ -324,4 +328,20 @@ test('EINVAL before any GSO send ever worked (a kernel without UDP_SEGMENT): off
       p.rx.close();
     }
   }
+});
+
+test('dfAlways: DF on every datagram of a udp4 and a dual-stack udp6 socket (a GSO send is bigger than the path MTU: without DF routers fragmented it)', {
+  skip: loadGso() ? false : 'the GSO addon is not built',
+}, async () => {
+  const gso = loadGso()!;
+  for (const type of ['udp4', 'udp6'] as const) {
+    const s = dgram.createSocket(type);
+    await new Promise<void>((r) => s.bind(0, () => r()));
+    try {
+      assert.equal(gso.dfAlways(socketFd(s)!), 0, type);
+    } finally {
+      s.close();
+    }
+  }
+  assert.ok(gso.dfAlways(-1) < 0, 'a bad descriptor is an errno, not a throw');
 });
