@@ -2,34 +2,16 @@
 // row of `npm run bench` (two daemons on 127.0.0.1, `pilotctl bench`) with its same-run raw TCP
 // loopback reference, a fresh rendezvous and pair per run, modes alternating.
 // Env: BENCH_GSO_LOOP_MB (default 200), BENCH_GSO_LOOP_REPS (default 3)
-import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import { Agent, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+import { tcpLoopbackSeconds } from './tcp-loopback.ts';
 
 const MB = 1024 * 1024;
 const N = Number(process.env.BENCH_GSO_LOOP_MB ?? 200);
 const REPS = Number(process.env.BENCH_GSO_LOOP_REPS ?? 3);
 
 async function tcpLoopback(bytes: number): Promise<number> {
-  const server = net.createServer((s) => {
-    s.on('data', () => {});
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  const block = crypto.randomBytes(64 * 1024);
-  const t0 = process.hrtime.bigint();
-  await new Promise<void>((resolve) => {
-    const c = net.connect(port, '127.0.0.1', async () => {
-      for (let n = 0; n < bytes; n += block.length) if (!c.write(block)) await new Promise((r) => c.once('drain', r));
-      c.end();
-    });
-    c.on('data', () => {});
-    c.on('close', () => resolve());
-  });
-  server.close();
-  return bytes / MB / (Number(process.hrtime.bigint() - t0) / 1e9);
+  return bytes / MB / (await tcpLoopbackSeconds(bytes));
 }
 
 const rows = new Map<string, Array<{ pilot: number; tcp: number }>>();

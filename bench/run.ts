@@ -5,40 +5,19 @@
 //  - cold start and footprint (bench/startup.bench.ts: daemon start, idle RSS, pilotctl info, startNode())
 // Prints a Markdown table; with --write, replaces the "Latest run" block of BENCHMARKS.md.
 import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Agent, ROOT, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+import { tcpLoopbackSeconds } from './tcp-loopback.ts';
 
 const MB = 1024 * 1024;
 const STREAM_MB = Number(process.env.BENCH_STREAM_MB ?? 200);
 const PINGS = Number(process.env.BENCH_PINGS ?? 200);
 
 async function tcpLoopback(bytes: number): Promise<number> {
-  const server = net.createServer((s) => {
-    s.on('data', () => {});
-    s.on('end', () => s.end());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  const block = crypto.randomBytes(64 * 1024);
-  const t0 = process.hrtime.bigint();
-  await new Promise<void>((resolve) => {
-    const c = net.connect(port, '127.0.0.1', async () => {
-      for (let n = 0; n < bytes; n += block.length) {
-        if (!c.write(block)) await new Promise((r) => c.once('drain', r));
-      }
-      c.end();
-    });
-    c.on('data', () => {});
-    c.on('close', () => resolve());
-  });
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  server.close();
-  return bytes / 1e6 / secs;
+  return bytes / 1e6 / (await tcpLoopbackSeconds(bytes));
 }
 
 async function udpEchoRtt(count: number): Promise<{ avg: number; p50: number; p99: number }> {
