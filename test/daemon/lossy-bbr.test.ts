@@ -25,8 +25,9 @@ test('10% random loss: a bbr transfer moves well over 1.5x what a cubic one does
   try {
     const nsA = lab.ns('a');
     const nsB = lab.ns('b');
-    lab.sh(nsA, `ip link add va type veth peer name vb netns ${nsB}; ip addr add 10.78.0.1/24 dev va; ip link set va up`);
-    lab.sh(nsB, 'ip addr add 10.78.0.2/24 dev vb; ip link set vb up');
+    lab.sh(nsA, `ip link add va type veth peer name vb netns ${nsB}; ip addr add 10.78.0.1/24 dev va; ip link set va gso_max_segs 1; ip link set va up`);
+    // No GSO batches through the veth (a wire segments them): the iptables loss below is per packet.
+    lab.sh(nsB, 'ip addr add 10.78.0.2/24 dev vb; ip link set vb gso_max_segs 1; ip link set vb up');
     const rdv = await startRendezvous({ netns: nsA, listen: '10.78.0.1:9000' });
     const pairs: Record<string, [Agent, Agent]> = {};
     for (const cc of ['bbr', 'cubic']) {

@@ -253,7 +253,10 @@ export class NatLab {
   private plug(bridgeNs: string, bridge: string, ns: string, name: string): void {
     const port = ifname(`p${this.nextPort++}`);
     this.sh(bridgeNs, `ip link add ${port} type veth peer name ${ifname(name)} netns ${ns}; ip link set ${port} master ${bridge} up`);
-    this.sh(ns, `ip link set ${name} up`);
+    // Each device segments GSO batches itself, as a real NIC does on the wire: a veth would pass a
+    // 64-packet UDP GSO send (or a TCP super-packet) through the routers as one skb, and the lab's
+    // iptables loss, policing and counters would see one packet where the wire has 64.
+    this.sh(ns, `ip link set ${name} gso_max_segs 1; ip link set ${name} up`);
   }
 
   private router(

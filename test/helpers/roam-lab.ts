@@ -22,7 +22,8 @@ export class RoamingHost {
       // One veth per site; the router end joins the site's LAN bridge.
       const port = `rm${i}${name}`.slice(0, 15);
       lab.sh(r.ns, `ip link add ${port} type veth peer name e${i} netns ${this.ns}; ip link set ${port} master lan up`);
-      lab.sh(this.ns, `ip link set e${i} up`);
+      // segments GSO batches itself, as a wire does (natlab.ts plug())
+      lab.sh(this.ns, `ip link set e${i} gso_max_segs 1; ip link set e${i} up`);
     });
   }
 
