@@ -165,10 +165,16 @@ export class RoamTrials {
     const directMs = waited === Infinity ? Infinity : Date.now() - m.at;
     const e = await echo;
     const kernelBytes = this.lab.udpBytesWith(this.peerRouter, m.ip);
-    const row = (await this.mover.ipc<{ peers: PeerRow[] }>('peers').catch(() => ({ peers: [] as PeerRow[] }))).peers.find(
-      (x) => x.address === this.fixed.address,
-    );
-    const via = row?.via ?? null;
+    // `via` comes from the daemon's copy of the route table, re-read at most once a second
+    // (local-interfaces.ts): just after a move it may still name the old interface for that second.
+    let via: string | null = null;
+    for (const end = Date.now() + 2_500; ; await new Promise((r) => setTimeout(r, 250))) {
+      const row = (await this.mover.ipc<{ peers: PeerRow[] }>('peers').catch(() => ({ peers: [] as PeerRow[] }))).peers.find(
+        (x) => x.address === this.fixed.address,
+      );
+      via = row?.via ?? null;
+      if (via === `e${to}` || Date.now() > end) break;
+    }
     const views = `fix sees mv at ${await this.view(this.fixed, this.mover)}; mv sees fix at ${await this.view(this.mover, this.fixed)}`;
     const t: Trial = { mover, to, publicIp: m.ip, directMs, relayMs, intact: e.intact, bytes: e.bytes, kernelBytes, via, views };
     if (directMs === Infinity || !e.intact) {
