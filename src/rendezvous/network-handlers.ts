@@ -17,7 +17,7 @@ import { parsePolicy, POLICY_MAX_BYTES, validateTag, validateTags } from '../reg
 import { isNetworkMethod, parseNetworkParams, type NetworkMethod } from '../registry/network-protocol.ts';
 import type { Identity } from '../registry/signing.ts';
 import type { NodeRecord, RegistryStore } from './store/store.ts';
-import type { MemberRecord, NetworkRecord } from './store/network-store.ts';
+import type { MemberRecord, NetworkRecord, NodeSummary } from './store/network-store.ts';
 import { isOnline, type OnlineIndex } from './online-index.ts';
 import type { Cluster } from './cluster.ts';
 import type { Link } from './link.ts';
@@ -390,21 +390,6 @@ const handlers: Record<NetworkMethod, Handler> = {
     if (age > c.ctx.net.limits.bindingPastMs || -age > c.ctx.net.limits.bindingFutureMs + 1000) {
       throw new PilotError('STALE_REQUEST', 'the join binding is not fresh', 'sign the binding just before joining (check the system clock)');
     }
-    const registered = await c.ctx.store.networks.getInvite(n.id, inv.inviteId);
-    if (!registered)
-      throw new PilotError(
-        'NOT_FOUND',
-        'this invite is not registered with the rendezvous',
-        'the admin creates invites with pilotctl network invite (it registers them)',
-      );
-    if (!registered.cert.equals(cred.cert)) throw forged('the certificate differs from the registered invite');
-    const kick = await c.ctx.store.networks.getKick(n.id, c.key);
-    if (kick) {
-      if (kick.ts >= registered.iat * 1000) {
-        throw new PilotError('PERMISSION_DENIED', `this node was kicked from network ${n.name}`, 'the admin must invite it again with a new invite');
-      }
-      await c.ctx.store.networks.deleteKick(n.id, c.key);
-    }
     const member: MemberRecord = {
       net: n.id,
       address: c.me.address,
@@ -415,11 +400,31 @@ const handlers: Record<NetworkMethod, Handler> = {
       inviteId: inv.inviteId,
       ...cred,
     };
-    const r = await c.ctx.store.networks.join(member, { now: c.now, maxMembers: c.ctx.net.limits.membersPerNetwork });
+    // One store call (one round trip on a shared database): the registered invite, a kick, the use,
+    // the member; an ephemeral invite makes the node ephemeral too (Tailscale's ephemeral auth keys:
+    // removed on a clean stop or after a silence, src/rendezvous/lifecycle.ts); and the audit entry.
+    const detail = { node: formatAddress(c.me.address), inviteId: v.inviteId, tags: v.tags, ephemeral: v.ephemeral };
+    const r = await c.ctx.store.networks.join(member, {
+      now: c.now,
+      maxMembers: c.ctx.net.limits.membersPerNetwork,
+      markNodeEphemeral: v.ephemeral && c.me.ephemeral !== true,
+      audit: {
+        entry: { net: n.id, ts: c.now, actor: c.me.address, action: 'join', detail: JSON.stringify(detail), stmt: c.signed.text, sig: c.signed.sig },
+        keep: c.ctx.net.limits.auditPerNetwork,
+      },
+    });
     if (!r.ok) {
       switch (r.why) {
         case 'unknown':
-          throw new PilotError('NOT_FOUND', 'this invite is not registered with the rendezvous', 'ask the network admin for a new invite');
+          throw new PilotError(
+            'NOT_FOUND',
+            'this invite is not registered with the rendezvous',
+            'the admin creates invites with pilotctl network invite (it registers them)',
+          );
+        case 'forged':
+          throw forged('the certificate differs from the registered invite');
+        case 'kicked':
+          throw new PilotError('PERMISSION_DENIED', `this node was kicked from network ${n.name}`, 'the admin must invite it again with a new invite');
         case 'revoked':
           throw new PilotError('PERMISSION_DENIED', 'this invite was revoked', 'ask the network admin for a new invite');
         case 'expired':
@@ -428,22 +433,16 @@ const handlers: Record<NetworkMethod, Handler> = {
           throw new PilotError(
             'QUOTA_EXCEEDED',
             'this invite is used up',
-            `it allowed ${registered.uses} join${registered.uses === 1 ? '' : 's'}; ask the network admin for a new invite`,
+            `it allowed ${r.uses} join${r.uses === 1 ? '' : 's'}; ask the network admin for a new invite`,
           );
         case 'full':
           throw new PilotError('QUOTA_EXCEEDED', `network ${n.name} is full`, `at most ${c.ctx.net.limits.membersPerNetwork} members`);
       }
     }
-    // An ephemeral invite makes the node ephemeral too (Tailscale's ephemeral auth keys): removed on a
-    // clean stop or after a silence, address and hostname released (src/rendezvous/lifecycle.ts).
-    if (v.ephemeral && c.me.ephemeral !== true) await c.ctx.store.markEphemeral(c.key);
-    if (!r.already) {
-      await audit(c, n.id, 'join', { node: formatAddress(c.me.address), inviteId: v.inviteId, tags: v.tags, ephemeral: v.ephemeral });
-      // No push to the other members: a join would cost one signed push per member (a fleet of N
-      // joining, N^2). A member learns of another when it resolves it (dialing it, or checking
-      // the key it called with): the answer names the networks they share (registry-handlers.ts).
-      c.ctx.hooks.nodeChanged(c.me.address);
-    }
+    // No push to the other members: a join would cost one signed push per member (a fleet of N
+    // joining, N^2). A member learns of another when it resolves it (dialing it, or checking
+    // the key it called with): the answer names the networks they share (registry-handlers.ts).
+    if (!r.already) c.ctx.hooks.nodeChanged(c.me.address);
     return { net: n.id, name: n.name, address: formatAddress(c.me.address), tags: v.tags, adminKey: n.admin.toString('base64'), ephemeral: v.ephemeral };
   },
 
@@ -618,48 +617,77 @@ const handlers: Record<NetworkMethod, Handler> = {
     const tag = validateTag(p.tag);
     const offset = p.offset ?? 0;
     type Found = { address: string; hostname: string | null; tags: string[]; selfTags: string[]; online: boolean };
-    let candidates: { address: Address; key: Buffer; tags: string[] }[];
+    type Candidate = { address: Address; key: Buffer; tags: string[]; about?: NodeSummary };
+    const WINDOW = 16;
+    // Presence is looked up for a window only (one lookup at the other instances each, not one per
+    // candidate); with `online` the window slides until it fills a page.
+    const picked: { m: Candidate; online: boolean; at: number }[] = [];
+    let i = offset;
+    /** Whether candidates remain at i and after. */
+    let rest: () => boolean;
     if (p.net !== undefined) {
-      const n = await memberOrAdmin(c, p.net);
-      candidates = (await c.ctx.store.networks.findMembers(n.id, tag)).map((m) => ({ address: m.address, key: m.key, tags: m.tags }));
+      // A network's members: each window is one store query that also says whether the caller may
+      // read the network and brings the page's hostnames and self tags (one round trip, not four).
+      const n = await network(c, p.net);
+      const admin = n.admin.equals(c.key);
+      let end = i;
+      for (;;) {
+        const start = i;
+        const pg = await c.ctx.store.networks.findPage(n.id, tag, { caller: c.key, offset: start, limit: WINDOW + 1 });
+        // Not a member: indistinguishable from an unknown network (no enumeration).
+        if (!admin && !pg.callerIsMember) throw noNetwork(p.net);
+        end = start + pg.found.length; // one past the last known candidate (the +1 says whether more follow)
+        const window = pg.found.slice(0, WINDOW).map((f) => ({ address: f.member.address, key: f.member.key, tags: f.member.tags, about: f.about }));
+        const online = await onlineAnywhere(
+          c,
+          window.map((m) => m.address),
+        );
+        for (let j = 0; j < window.length && picked.length < WINDOW; j++, i++) {
+          if (p.online === true && !online[j]) continue;
+          picked.push({ m: window[j]!, online: online[j]!, at: i });
+        }
+        if (picked.length >= WINDOW || pg.found.length <= WINDOW) break;
+      }
+      rest = () => i < end;
     } else {
-      candidates = [];
+      const candidates: Candidate[] = [];
       for (const k of await c.ctx.store.networks.findSelfTag(tag, c.ctx.net.limits.findPublicMax)) {
         const r = await c.ctx.store.getByKey(k);
         if (r?.active && r.public) candidates.push({ address: r.address, key: k, tags: [] });
       }
-    }
-    // Presence is looked up for a window only; with `online` the window slides until it fills a page.
-    // Hostnames and self tags of the page come in one store query (not two per node).
-    // Presence in windows of 16 (one lookup at the other instances each), not one lookup per candidate.
-    const picked: { m: (typeof candidates)[number]; online: boolean; at: number }[] = [];
-    let i = offset;
-    while (i < candidates.length && picked.length < 16) {
-      const window = candidates.slice(i, i + 16);
-      const online = await onlineAnywhere(
-        c,
-        window.map((m) => m.address),
-      );
-      for (let j = 0; j < window.length && picked.length < 16; j++, i++) {
-        if (p.online === true && !online[j]) continue;
-        picked.push({ m: window[j]!, online: online[j]!, at: i });
+      while (i < candidates.length && picked.length < WINDOW) {
+        const window = candidates.slice(i, i + WINDOW);
+        const online = await onlineAnywhere(
+          c,
+          window.map((m) => m.address),
+        );
+        for (let j = 0; j < window.length && picked.length < WINDOW; j++, i++) {
+          if (p.online === true && !online[j]) continue;
+          picked.push({ m: window[j]!, online: online[j]!, at: i });
+        }
       }
+      // Hostnames and self tags of the page in one store query (not two per node).
+      const about = await c.ctx.store.networks.describeNodes(picked.map((x) => x.m.key));
+      for (const [j, x] of picked.entries()) x.m.about = about[j]!;
+      rest = () => i < candidates.length;
     }
-    const about = await c.ctx.store.networks.describeNodes(picked.map((x) => x.m.key));
     const out: Found[] = [];
     let used = 0;
-    for (const [j, x] of picked.entries()) {
-      const item = { address: formatAddress(x.m.address), hostname: about[j]!.hostname, tags: x.m.tags, selfTags: about[j]!.selfTags, online: x.online };
+    let cut = false;
+    for (const x of picked) {
+      const about = x.m.about!;
+      const item = { address: formatAddress(x.m.address), hostname: about.hostname, tags: x.m.tags, selfTags: about.selfTags, online: x.online };
       const cost = envelopeCost(item) + 1;
       if (used + cost > RESULT_BUDGET - 60 && out.length > 0) {
         i = x.at;
+        cut = true;
         break;
       }
       out.push(item);
       used += cost;
     }
     // `next` = where to continue (skipped offline nodes are not counted twice).
-    return { nodes: out, more: i < candidates.length, next: i };
+    return { nodes: out, more: cut || rest(), next: i };
   },
 };
 

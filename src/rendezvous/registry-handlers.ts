@@ -13,7 +13,7 @@ import type { IdentityGuard } from './identity-guard.ts';
 import { sourceKey } from './rate-limit.ts';
 import { isNetworkMethod } from '../registry/network-protocol.ts';
 import { dropEphemeralMemberships, runNetworkMethod, type NetworkState } from './network-handlers.ts';
-import { releaseNode } from './lifecycle.ts';
+import { releaseIfEphemeral, releaseNode } from './lifecycle.ts';
 import { canSee, trustHandlers, type SignedStatement, type TrustHooks, type TrustState } from './trust-handlers.ts';
 import { latestRotation, refuseRetired, rotateKey } from './rotation-handlers.ts';
 
@@ -86,6 +86,7 @@ const handlers: Record<SignedMethod, Handler> = {
       observed: link.observed,
       ephemeral: p.ephemeral,
       now,
+      known: before !== undefined,
     };
     const rec = hostname === undefined ? await ctx.store.register(input) : await ctx.guard.claimHostname(ctx.store, now, () => ctx.store.register(input));
     markSeen(ctx, rec, link, now, true);
@@ -223,8 +224,10 @@ const handlers: Record<SignedMethod, Handler> = {
   },
 
   async deregister(ctx, key, _p, link, now) {
-    const rec = await ctx.store.getByKey(key);
     // An ephemeral node is removed: address, hostname, trust pairs, memberships (lifecycle.ts).
+    // Tried first, with no lookup: a fleet's ephemeral agents are most of the deregistrations.
+    if (await releaseIfEphemeral(ctx, key)) return { observed: link.observed, removed: true };
+    const rec = await ctx.store.getByKey(key);
     if (rec?.ephemeral) {
       await releaseNode(ctx, rec);
       return { observed: link.observed, removed: true };

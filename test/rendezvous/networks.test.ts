@@ -476,3 +476,33 @@ test('pilot-rendezvous --members-per-network / --networks-per-admin: the limits 
   await b.client.networks.join(inv.token);
   await assert.rejects(c.client.networks.join(inv.token), code('QUOTA_EXCEEDED', /full/));
 });
+
+test('find pages through a network bigger than a window: every match once, in join order; online skips the offline ones', async (t) => {
+  // 40 workers: windows of 16 (one store query each) and pages of what fits a packet (about 5);
+  // with `online`, windows slide past offline members.
+  const { peers, addrs } = await setup(t, 43);
+  const [admin, a, outsider, ...workers] = peers as [Peer, Peer, Peer, ...Peer[]];
+  const { net } = await admin.client.networks.create('pages');
+  const inv = await admin.client.networks.invite({ net, tags: ['worker'] });
+  const plain = await admin.client.networks.invite({ net });
+  await a.client.networks.join(plain.token);
+  for (const w of workers) await w.client.networks.join(inv.token);
+  const all = addrs.slice(3);
+  assert.deepEqual(
+    (await a.client.networks.find({ tag: 'worker', net })).map((f) => [f.address, f.hostname]),
+    all.map((x, i) => [x, `node-${i + 3}`]),
+  );
+  // Every third worker stops cleanly (offline at once), and more than a window's worth in a row.
+  const off = new Set<number>();
+  for (let i = 0; i < workers.length; i++) if (i % 3 === 0 || (i >= 17 && i < 35)) off.add(i);
+  for (const i of off) await workers[i]!.client.offline();
+  const found = await a.client.networks.find({ tag: 'worker', net, online: true });
+  assert.deepEqual(
+    found.map((f) => f.address),
+    all.filter((_, i) => !off.has(i)),
+  );
+  assert.ok(found.every((f) => f.online && f.tags.includes('worker')));
+  // The admin may read it too; a non-member may not (as an unknown network).
+  assert.equal((await admin.client.networks.find({ tag: 'worker', net })).length, 40);
+  await assert.rejects(outsider.client.networks.find({ tag: 'worker', net }), code('NOT_FOUND', /no network/));
+});

@@ -83,8 +83,22 @@ export interface AuditEntry {
   sig: Buffer;
 }
 
-/** Why an invite cannot be used (checked atomically with the use count). */
-export type JoinRefusal = 'unknown' | 'revoked' | 'expired' | 'used-up' | 'full';
+/**
+ * Why an invite cannot be used (checked atomically with the use count): unknown (not
+ * registered), forged (the certificate differs from the registered one), kicked (the node
+ * was kicked from the network after the invite was issued), revoked, expired, used-up, full.
+ */
+export type JoinRefusal = 'unknown' | 'forged' | 'kicked' | 'revoked' | 'expired' | 'used-up' | 'full';
+
+/** What a join does besides the membership, in the same transaction (one round trip on a shared database). */
+export interface JoinOptions {
+  now: number;
+  maxMembers: number;
+  /** Marks the node's record ephemeral too (an ephemeral invite: the node is removed when it stops). */
+  markNodeEphemeral?: boolean;
+  /** Appended to the network's audit log (keeping the newest `keep`) unless the node was a member already. */
+  audit?: { entry: Omit<AuditEntry, 'seq'>; keep: number };
+}
 
 export interface NetworkStore {
   /** Allocates the next id. Throws QUOTA_EXCEEDED (admin has maxPerAdmin, or no ids left) / BAD_ARGUMENT (name taken). */
@@ -107,14 +121,13 @@ export interface NetworkStore {
   revokeInvite(net: number, id: Buffer): Promise<boolean>;
 
   /**
-   * Atomically (also across processes): checks the invite is known, not revoked, not
-   * expired at `now` (ms), has a use left and the network room, then counts the use and
-   * writes the member. A node that is already a member is updated and uses nothing.
+   * Atomically (also across processes): checks the invite is known with this certificate, the
+   * node not kicked since the invite was issued (an older kick is dropped), the invite not
+   * revoked, not expired at `now` (ms), with a use left and the network room, then counts the
+   * use and writes the member (and what `opts` asks). A node that is already a member is
+   * updated and uses nothing. A refusal says the invite's use limit (for the hint).
    */
-  join(
-    m: MemberRecord,
-    opts: { now: number; maxMembers: number },
-  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }>;
+  join(m: MemberRecord, opts: JoinOptions): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal; uses: number }>;
   getMember(net: number, key: Buffer): Promise<MemberRecord | undefined>;
   /** By join time, then address. */
   listMembers(net: number): Promise<MemberRecord[]>;
@@ -124,8 +137,12 @@ export interface NetworkStore {
   listEphemeralMembers(limit: number): Promise<MemberRecord[]>;
   /** Every membership of one node key. */
   membershipsOf(key: Buffer): Promise<MemberRecord[]>;
-  /** Members of `net` having `tag` as a credential tag or a self tag. */
-  findMembers(net: number, tag: string): Promise<MemberRecord[]>;
+  /**
+   * Discovery's window in one query (one round trip on a shared database): whether `caller` is a
+   * member of `net`, and the members of `net` having `tag` as a credential tag or a self tag, by
+   * join time then address, from `offset`, at most `limit`, each with its node's summary.
+   */
+  findPage(net: number, tag: string, opts: { caller: Buffer; offset: number; limit: number }): Promise<FoundPage>;
   /** b's memberships in the networks a is a member of too (by net): one query for a resolve's answer. */
   sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]>;
   /** Are two nodes members of one network (the relay lets them reach each other)? */
@@ -162,6 +179,11 @@ export interface NetworkStore {
 export interface NodeSummary {
   hostname: string | null;
   selfTags: string[];
+}
+
+export interface FoundPage {
+  callerIsMember: boolean;
+  found: { member: MemberRecord; about: NodeSummary }[];
 }
 
 export const networkNameTaken = (name: string) =>

@@ -24,7 +24,9 @@ import {
   num,
   type Row,
   type AuditEntry,
+  type FoundPage,
   type InviteRecord,
+  type JoinOptions,
   type JoinRefusal,
   type KickRecord,
   type MemberRecord,
@@ -171,6 +173,55 @@ END $$;
 CREATE INDEX IF NOT EXISTS registry_net_members_tag_array ON registry_net_members USING GIN (string_to_array(btrim(tags, ','), ','));
 `,
   },
+  {
+    // The whole join in one call (issue 18: a join was five round trips: the invite's and the
+    // kick's reads, the join, the node's ephemeral mark and the audit append): the same checks
+    // in the same order, under the network's lock, in one transaction. pilot_net_join stays for
+    // instances of the previous version during a rolling upgrade.
+    id: 'networks-4-join-all',
+    sql: `
+CREATE OR REPLACE FUNCTION pilot_net_join_all(p_net INTEGER, p_key BYTEA, p_address BIGINT, p_tags TEXT, p_ephemeral BOOLEAN, p_joined BIGINT,
+  p_invite BYTEA, p_cert BYTEA, p_cert_sig BYTEA, p_binding BYTEA, p_binding_sig BYTEA, p_now_s BIGINT, p_max BIGINT,
+  p_mark_node BOOLEAN, p_audit_ts BIGINT, p_audit_actor BIGINT, p_audit_detail TEXT, p_audit_stmt TEXT, p_audit_sig BYTEA, p_audit_keep BIGINT)
+RETURNS TABLE (why TEXT, already BOOLEAN, joined BIGINT, uses BIGINT) LANGUAGE plpgsql AS $$
+DECLARE
+  inv registry_net_invites%ROWTYPE;
+  kick_ts BIGINT;
+  was BOOLEAN;
+  j BIGINT;
+BEGIN
+  PERFORM pg_advisory_xact_lock(hashtext('pilot-net:' || p_net));
+  SELECT * INTO inv FROM registry_net_invites i WHERE i.net = p_net AND i.id = p_invite;
+  IF NOT FOUND THEN RETURN QUERY SELECT 'unknown'::TEXT, false, 0::BIGINT, 0::BIGINT; RETURN; END IF;
+  IF inv.cert <> p_cert THEN RETURN QUERY SELECT 'forged'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN; END IF;
+  SELECT k.ts INTO kick_ts FROM registry_net_kicks k WHERE k.net = p_net AND k.key = p_key;
+  IF FOUND THEN
+    IF kick_ts >= inv.iat * 1000 THEN RETURN QUERY SELECT 'kicked'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN; END IF;
+    DELETE FROM registry_net_kicks k WHERE k.net = p_net AND k.key = p_key;
+  END IF;
+  IF inv.revoked THEN RETURN QUERY SELECT 'revoked'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN; END IF;
+  IF inv.exp <> 0 AND p_now_s >= inv.exp THEN RETURN QUERY SELECT 'expired'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN; END IF;
+  was := EXISTS (SELECT 1 FROM registry_net_members m WHERE m.net = p_net AND m.key = p_key);
+  IF NOT was THEN
+    IF inv.uses <> 0 AND inv.used >= inv.uses THEN RETURN QUERY SELECT 'used-up'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN; END IF;
+    IF (SELECT COUNT(*) FROM registry_net_members m WHERE m.net = p_net) >= p_max THEN
+      RETURN QUERY SELECT 'full'::TEXT, false, 0::BIGINT, inv.uses::BIGINT; RETURN;
+    END IF;
+    UPDATE registry_net_invites i SET used = i.used + 1 WHERE i.net = p_net AND i.id = p_invite;
+  END IF;
+  INSERT INTO registry_net_members AS m (net, key, address, tags, ephemeral, joined, invite_id, cert, cert_sig, binding, binding_sig)
+    VALUES (p_net, p_key, p_address, p_tags, p_ephemeral, p_joined, p_invite, p_cert, p_cert_sig, p_binding, p_binding_sig)
+    ON CONFLICT (net, key) DO UPDATE SET address = excluded.address, tags = excluded.tags, ephemeral = excluded.ephemeral,
+      invite_id = excluded.invite_id, cert = excluded.cert, cert_sig = excluded.cert_sig, binding = excluded.binding, binding_sig = excluded.binding_sig
+    RETURNING m.joined INTO j;
+  IF p_mark_node THEN UPDATE registry_nodes n SET ephemeral = true WHERE n.public_key = p_key AND NOT n.ephemeral; END IF;
+  IF NOT was AND p_audit_stmt IS NOT NULL THEN
+    PERFORM pilot_net_audit(p_net, p_audit_ts, p_audit_actor, 'join', p_audit_detail, p_audit_stmt, p_audit_sig, p_audit_keep);
+  END IF;
+  RETURN QUERY SELECT NULL::TEXT, was, j, inv.uses::BIGINT;
+END $$;
+`,
+  },
 ];
 
 /** How long a network's row is reused without asking the database (see getNetwork). */
@@ -289,11 +340,13 @@ export class PgNetworks implements NetworkStore {
 
   async join(
     m: MemberRecord,
-    opts: { now: number; maxMembers: number },
-  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }> {
-    // One call (pilot_net_join, migration networks-2-functions): check the invite, count, take a use, upsert.
+    opts: JoinOptions,
+  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal; uses: number }> {
+    // One call (pilot_net_join_all, migration networks-4-join-all): every check, the use, the member,
+    // the node's ephemeral mark and the audit entry.
+    const a = opts.audit;
     const r = (
-      await this.rows('SELECT * FROM pilot_net_join($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)', [
+      await this.rows('SELECT * FROM pilot_net_join_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)', [
         m.net,
         m.key,
         addressKey(m.address),
@@ -307,9 +360,16 @@ export class PgNetworks implements NetworkStore {
         m.bindingSig,
         Math.floor(opts.now / 1000),
         opts.maxMembers,
+        opts.markNodeEphemeral === true,
+        a?.entry.ts ?? 0,
+        a ? addressKey(a.entry.actor) : 0,
+        a?.entry.detail ?? null,
+        a?.entry.stmt ?? null,
+        a?.entry.sig ?? null,
+        a?.keep ?? 0,
       ])
     )[0]!;
-    if (r.why !== null) return { ok: false, why: r.why as JoinRefusal };
+    if (r.why !== null) return { ok: false, why: r.why as JoinRefusal, uses: num(r.uses) };
     // A member that joins again keeps its first join time (the upsert does not touch it).
     return { ok: true, member: { ...m, joined: num(r.joined) }, already: r.already === true };
   }
@@ -339,18 +399,34 @@ export class PgNetworks implements NetworkStore {
     return (await this.rows('SELECT * FROM registry_net_members WHERE key = $1 ORDER BY net', [key])).map(memberRow);
   }
 
-  async findMembers(net: number, tag: string): Promise<MemberRecord[]> {
-    // Two indexed halves (credential tags through the GIN index of networks-3, self tags through
-    // registry_node_tags_tag), not one OR that reads every member of the network.
-    return (
-      await this.rows(
-        `SELECT * FROM registry_net_members WHERE net = $1 AND string_to_array(btrim(tags, ','), ',') @> ARRAY[$2::text]
+  async findPage(net: number, tag: string, opts: { caller: Buffer; offset: number; limit: number }): Promise<FoundPage> {
+    // The caller's membership, the window (two indexed halves: credential tags through the GIN
+    // index of networks-3, self tags through registry_node_tags_tag, not one OR that reads every
+    // member of the network) and each one's hostname and self tags: one statement, not four.
+    const rows = await this.rows(
+      `SELECT EXISTS (SELECT 1 FROM registry_net_members c WHERE c.net = $1 AND c.key = $3) AS caller_member, f.*,
+         CASE WHEN n.active THEN n.hostname END AS node_hostname,
+         COALESCE((SELECT string_agg(t.tag, ',' ORDER BY t.tag) FROM registry_node_tags t WHERE t.key = f.key), '') AS self_tags
+       FROM (SELECT 1) one
+       LEFT JOIN LATERAL (
+         SELECT * FROM registry_net_members WHERE net = $1 AND string_to_array(btrim(tags, ','), ',') @> ARRAY[$2::text]
          UNION
          SELECT m.* FROM registry_net_members m JOIN registry_node_tags s ON s.key = m.key AND s.tag = $2 WHERE m.net = $1
-         ORDER BY joined, address`,
-        [net, tag],
-      )
-    ).map(memberRow);
+         ORDER BY joined, address OFFSET $4 LIMIT $5
+       ) f ON true
+       LEFT JOIN registry_nodes n ON n.public_key = f.key
+       ORDER BY f.joined, f.address`,
+      [net, tag, opts.caller, opts.offset, opts.limit],
+    );
+    return {
+      callerIsMember: rows[0]?.caller_member === true,
+      found: rows
+        .filter((r) => r.net !== null)
+        .map((r) => ({
+          member: memberRow(r),
+          about: { hostname: r.node_hostname ?? null, selfTags: r.self_tags === '' ? [] : String(r.self_tags).split(',') },
+        })),
+    };
   }
 
   async sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]> {

@@ -195,7 +195,10 @@ export class PostgresStore implements RegistryStore {
     // and its retry takes the update path; an UPDATE that finds the row gone retries as an INSERT.
     for (let attempt = 0; ; attempt++) {
       try {
-        const existing = await this.one('SELECT * FROM registry_nodes WHERE public_key = $1', [inp.publicKey]);
+        const existing =
+          attempt === 0 && inp.known !== undefined
+            ? inp.known
+            : (await this.one('SELECT * FROM registry_nodes WHERE public_key = $1', [inp.publicKey])) !== undefined;
         const rec = existing ? await this.updateRegistration(inp) : await this.insertRegistration(inp);
         if (rec) return rec;
         if (attempt >= 3) throw new PilotError('INTERNAL', 'the registration kept changing under a concurrent one', 'retry the registration');
@@ -312,19 +315,19 @@ export class PostgresStore implements RegistryStore {
     if (r.rowCount === 0) throw notRegistered();
   }
 
-  async remove(publicKey: Buffer): Promise<RemovedNode | undefined> {
+  async remove(publicKey: Buffer, opts: { onlyEphemeral?: boolean } = {}): Promise<RemovedNode | undefined> {
     // One statement (data-modifying CTEs share one snapshot and commit together): the node, its
     // memberships, its trust pairs and requests. DELETE … RETURNING: of two instances removing
     // the same node, one gets the row (and the other removes nothing).
     const r = await this.pool.query<NodeRow & { member_addrs: string[]; pair_a: string[]; pair_b: string[] }>(
-      `WITH n AS (DELETE FROM registry_nodes WHERE public_key = $1 RETURNING *),
+      `WITH n AS (DELETE FROM registry_nodes WHERE public_key = $1 AND (ephemeral OR NOT $2) RETURNING *),
          k AS (SELECT n.network::BIGINT * 4294967296 + n.node AS a FROM n),
          m AS (DELETE FROM registry_net_members x USING n WHERE x.key = n.public_key RETURNING x.address),
          p AS (DELETE FROM registry_trust_pairs t USING k WHERE t.a = k.a OR t.b = k.a RETURNING t.a, t.b),
          q AS (DELETE FROM registry_trust_requests t USING k WHERE t.from_addr = k.a OR t.to_addr = k.a RETURNING 1)
        SELECT n.*, ARRAY(SELECT address FROM m) AS member_addrs, ARRAY(SELECT p.a FROM p) AS pair_a, ARRAY(SELECT p.b FROM p) AS pair_b
        FROM n`,
-      [publicKey],
+      [publicKey, opts.onlyEphemeral === true],
     );
     const row = r.rows[0];
     if (!row) return undefined;

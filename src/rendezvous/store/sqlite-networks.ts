@@ -23,7 +23,9 @@ import {
   netRow,
   type Row,
   type AuditEntry,
+  type FoundPage,
   type InviteRecord,
+  type JoinOptions,
   type JoinRefusal,
   type KickRecord,
   type MemberRecord,
@@ -207,19 +209,27 @@ export class SqliteNetworks implements NetworkStore {
 
   async join(
     m: MemberRecord,
-    opts: { now: number; maxMembers: number },
-  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal }> {
+    opts: JoinOptions,
+  ): Promise<{ ok: true; member: MemberRecord; already: boolean } | { ok: false; why: JoinRefusal; uses: number }> {
     return this.tx(() => {
+      const refuse = (why: JoinRefusal, uses = 0) => ({ ok: false as const, why, uses });
       const r = this.q('SELECT * FROM net_invites WHERE net = ? AND id = ?').get(m.net, m.inviteId);
-      if (!r) return { ok: false as const, why: 'unknown' as const };
+      if (!r) return refuse('unknown');
       const inv = inviteRow(r);
-      if (inv.revoked) return { ok: false as const, why: 'revoked' as const };
-      if (inv.exp !== 0 && Math.floor(opts.now / 1000) >= inv.exp) return { ok: false as const, why: 'expired' as const };
+      if (!inv.cert.equals(m.cert)) return refuse('forged', inv.uses);
+      const kick = this.q('SELECT ts FROM net_kicks WHERE net = ? AND key = ?').get(m.net, m.key) as { ts: number } | undefined;
+      if (kick) {
+        // Kicked after the invite was issued: that invite cannot bring it back (a newer one can).
+        if (kick.ts >= inv.iat * 1000) return refuse('kicked', inv.uses);
+        this.q('DELETE FROM net_kicks WHERE net = ? AND key = ?').run(m.net, m.key);
+      }
+      if (inv.revoked) return refuse('revoked', inv.uses);
+      if (inv.exp !== 0 && Math.floor(opts.now / 1000) >= inv.exp) return refuse('expired', inv.uses);
       const existing = this.q('SELECT 1 FROM net_members WHERE net = ? AND key = ?').get(m.net, m.key);
       if (!existing) {
-        if (inv.uses !== 0 && inv.used >= inv.uses) return { ok: false as const, why: 'used-up' as const };
+        if (inv.uses !== 0 && inv.used >= inv.uses) return refuse('used-up', inv.uses);
         const n = (this.q('SELECT COUNT(*) AS n FROM net_members WHERE net = ?').get(m.net) as { n: number }).n;
-        if (n >= opts.maxMembers) return { ok: false as const, why: 'full' as const };
+        if (n >= opts.maxMembers) return refuse('full', inv.uses);
         this.q('UPDATE net_invites SET used = used + 1 WHERE net = ? AND id = ?').run(m.net, m.inviteId);
       }
       this.q(
@@ -228,6 +238,8 @@ export class SqliteNetworks implements NetworkStore {
          ON CONFLICT(net, key) DO UPDATE SET address = excluded.address, tags = excluded.tags, ephemeral = excluded.ephemeral,
            invite_id = excluded.invite_id, cert = excluded.cert, cert_sig = excluded.cert_sig, binding = excluded.binding, binding_sig = excluded.binding_sig`,
       ).run(m.net, m.key, addressKey(m.address), tagsColumn(m.tags), m.ephemeral ? 1 : 0, m.joined, m.inviteId, m.cert, m.certSig, m.binding, m.bindingSig);
+      if (opts.markNodeEphemeral) this.q('UPDATE nodes SET ephemeral = 1 WHERE public_key = ?').run(m.key);
+      if (opts.audit && !existing) this.appendAuditNow(opts.audit.entry, opts.audit.keep);
       const member = memberRow(this.q('SELECT * FROM net_members WHERE net = ? AND key = ?').get(m.net, m.key));
       return { ok: true as const, member, already: existing !== undefined };
     });
@@ -258,13 +270,16 @@ export class SqliteNetworks implements NetworkStore {
     return (this.q('SELECT * FROM net_members WHERE key = ? ORDER BY net').all(key) as Row[]).map(memberRow);
   }
 
-  async findMembers(net: number, tag: string): Promise<MemberRecord[]> {
-    return (
+  async findPage(net: number, tag: string, opts: { caller: Buffer; offset: number; limit: number }): Promise<FoundPage> {
+    const callerIsMember = this.q('SELECT 1 FROM net_members WHERE net = ? AND key = ?').get(net, opts.caller) !== undefined;
+    const members = (
       this.q(
         `SELECT * FROM net_members m WHERE net = ? AND (tags LIKE ? OR EXISTS (SELECT 1 FROM node_tags s WHERE s.key = m.key AND s.tag = ?))
-         ORDER BY joined, address`,
-      ).all(net, `%,${tag},%`, tag) as Row[]
+         ORDER BY joined, address LIMIT ? OFFSET ?`,
+      ).all(net, `%,${tag},%`, tag, opts.limit, opts.offset) as Row[]
     ).map(memberRow);
+    const about = await this.describeNodes(members.map((m) => m.key));
+    return { callerIsMember, found: members.map((member, i) => ({ member, about: about[i]! })) };
   }
 
   async sharedMemberships(a: Buffer, b: Buffer): Promise<MemberRecord[]> {
@@ -323,21 +338,24 @@ export class SqliteNetworks implements NetworkStore {
   }
 
   async appendAudit(e: Omit<AuditEntry, 'seq'>, keep: number): Promise<number> {
-    return this.tx(() => {
-      const seq = ((this.q('SELECT MAX(seq) AS s FROM net_audit WHERE net = ?').get(e.net) as { s: number | null }).s ?? 0) + 1;
-      this.q('INSERT INTO net_audit (net, seq, ts, actor, action, detail, stmt, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
-        e.net,
-        seq,
-        e.ts,
-        addressKey(e.actor),
-        e.action,
-        e.detail,
-        e.stmt,
-        e.sig,
-      );
-      this.q('DELETE FROM net_audit WHERE net = ? AND seq <= ?').run(e.net, seq - keep);
-      return seq;
-    });
+    return this.tx(() => this.appendAuditNow(e, keep));
+  }
+
+  /** Inside a transaction. */
+  private appendAuditNow(e: Omit<AuditEntry, 'seq'>, keep: number): number {
+    const seq = ((this.q('SELECT MAX(seq) AS s FROM net_audit WHERE net = ?').get(e.net) as { s: number | null }).s ?? 0) + 1;
+    this.q('INSERT INTO net_audit (net, seq, ts, actor, action, detail, stmt, sig) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      e.net,
+      seq,
+      e.ts,
+      addressKey(e.actor),
+      e.action,
+      e.detail,
+      e.stmt,
+      e.sig,
+    );
+    this.q('DELETE FROM net_audit WHERE net = ? AND seq <= ?').run(e.net, seq - keep);
+    return seq;
   }
 
   async listAudit(net: number, afterSeq: number, limit: number): Promise<AuditEntry[]> {

@@ -309,10 +309,10 @@ export class SqliteStore implements RegistryStore {
   }
 
   /** One job of the group commit: the three deletes are atomic (each job runs in a savepoint). */
-  async remove(publicKey: Buffer): Promise<RemovedNode | undefined> {
+  async remove(publicKey: Buffer, opts: { onlyEphemeral?: boolean } = {}): Promise<RemovedNode | undefined> {
     return this.group.run(() => {
       const node = this.byKeySync(publicKey);
-      if (!node) return undefined;
+      if (!node || (opts.onlyEphemeral === true && !node.ephemeral)) return undefined;
       const k = addressKey(node.address);
       const pairs = (this.q('DELETE FROM trust_pairs WHERE a = ? OR b = ? RETURNING a, b').all(k, k) as { a: number; b: number }[]).map((r) => ({
         a: fromKey(r.a),

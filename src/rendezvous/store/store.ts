@@ -32,6 +32,11 @@ export interface RegisterInput {
   /** true makes the node ephemeral; false/undefined keeps what it was (one way, see protocol.ts). */
   ephemeral?: boolean;
   now: number;
+  /**
+   * Whether the caller just saw this key registered: spares a store on a shared database its own
+   * lookup (a round trip). Only a hint: a wrong one (a concurrent registration) costs a retry.
+   */
+  known?: boolean;
 }
 
 export interface TouchInput {
@@ -132,9 +137,10 @@ export interface RegistryStore {
    * atomically; returns what went, or undefined if there was no node (another instance was
    * first). The node id is never handed out again: the counter only goes up (SECURITY.md
    * "Ephemeral nodes"). One statement on PostgreSQL: an ephemeral agent's clean stop had cost
-   * eight round trips (a transaction and the lookups around it).
+   * eight round trips (a transaction and the lookups around it). `onlyEphemeral`: only if the
+   * node is ephemeral (an ephemeral agent's stop, without a lookup first).
    */
-  remove(publicKey: Buffer): Promise<RemovedNode | undefined>;
+  remove(publicKey: Buffer, opts?: { onlyEphemeral?: boolean }): Promise<RemovedNode | undefined>;
   /** Ephemeral nodes whose stored last_seen is before `seenBefore` (ms), oldest first, at most `limit`. */
   listEphemeralSeenBefore(seenBefore: number, limit: number): Promise<NodeRecord[]>;
 

@@ -57,6 +57,22 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
     }),
   );
 
+  t('register: a wrong `known` hint (a concurrent registration) costs a retry, not a wrong record', () =>
+    withStore(f, async (s) => {
+      const k1 = key();
+      const a = await s.register({ publicKey: k1, email: 'a@x.io', now: 1, known: false });
+      // Said unknown, but registered: updated, same address.
+      const again = await s.register({ publicKey: k1, email: 'b@x.io', now: 2, known: false });
+      assert.deepEqual(again.address, a.address);
+      assert.equal(again.email, 'b@x.io');
+      // Said known, but not registered: inserted with the next id.
+      const k2 = key();
+      const b = await s.register({ publicKey: k2, email: 'c@x.io', now: 3, known: true });
+      assert.deepEqual(b.address, makeAddress(0, a.address.node + 1));
+      assert.deepEqual((await s.getByKey(k2))?.address, b.address);
+    }),
+  );
+
   t('hostname is unique and optional; register keeps it when omitted', () =>
     withStore(f, async (s) => {
       const k1 = key();
@@ -145,7 +161,7 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
     ephemeral: false,
     joined: node,
     inviteId: Buffer.alloc(16, inv),
-    cert: Buffer.from('c'),
+    cert: Buffer.from(`cert-${inv}`),
     certSig: Buffer.alloc(64, 1),
     binding: Buffer.from(`b${node}`),
     bindingSig: Buffer.alloc(64, 2),
@@ -183,7 +199,9 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       const asMember = makeAddress(net, e.address.node);
       await s.networks.join(memberRec(net, 1, 9, { key: eph, address: asMember, ephemeral: true }), { now: 0, maxMembers: 10 });
       await s.networks.join(memberRec(net, 1, 8, { key: peer, address: makeAddress(net, p.address.node) }), { now: 0, maxMembers: 10 });
-      const gone = await s.remove(eph);
+      assert.equal(await s.remove(peer, { onlyEphemeral: true }), undefined, 'onlyEphemeral: a node that is not ephemeral stays');
+      assert.ok(await s.getByKey(peer));
+      const gone = await s.remove(eph, { onlyEphemeral: true });
       assert.deepEqual(gone?.node.address, e.address);
       assert.deepEqual(gone?.pairs, [{ a: e.address, b: p.address }], 'the pairs it was in, to tell the peers');
       assert.deepEqual(gone?.memberships, [asMember], 'its member addresses');
@@ -423,11 +441,11 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       const again = await n.join(memberRec(net, 1, 10, { joined: 99 }), { now: 0, maxMembers: 3 });
       assert.ok(again.ok && again.already, 'a member joining again uses nothing');
       assert.equal((await n.getInvite(net, Buffer.alloc(16, 1)))?.used, 1);
-      assert.deepEqual(await n.join(memberRec(net, 3, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'revoked' });
-      assert.deepEqual(await n.join(memberRec(net, 2, 11), { now: 100_000, maxMembers: 3 }), { ok: false, why: 'expired' });
-      assert.deepEqual(await n.join(memberRec(net, 9, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'unknown' });
+      assert.deepEqual(await n.join(memberRec(net, 3, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'revoked', uses: 0 });
+      assert.deepEqual(await n.join(memberRec(net, 2, 11), { now: 100_000, maxMembers: 3 }), { ok: false, why: 'expired', uses: 0 });
+      assert.deepEqual(await n.join(memberRec(net, 9, 11), { now: 0, maxMembers: 3 }), { ok: false, why: 'unknown', uses: 0 });
       assert.ok((await n.join(memberRec(net, 4, 12), { now: 0, maxMembers: 3 })).ok);
-      assert.deepEqual(await n.join(memberRec(net, 4, 13, {}), { now: 0, maxMembers: 2 }), { ok: false, why: 'full' });
+      assert.deepEqual(await n.join(memberRec(net, 4, 13, {}), { now: 0, maxMembers: 2 }), { ok: false, why: 'full', uses: 0 });
       // The last use of invite 1, claimed by several joiners at once: exactly one gets it.
       const racers = await Promise.all([20, 21, 22, 23].map((k) => n.join(memberRec(net, 1, k), { now: 0, maxMembers: 100 })));
       assert.equal(racers.filter((r) => r.ok).length, 1);
@@ -438,6 +456,38 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
         (await n.listMembers(net)).map((m) => m.address.node),
         [10, 12, ...racers.flatMap((r, i) => (r.ok ? [20 + i] : []))],
       );
+    }),
+  );
+
+  t('join: one call checks the certificate and kicks, marks the node ephemeral and appends the audit entry once', () =>
+    withStore(f, async (s) => {
+      const n = s.networks;
+      const net = (await n.createNetwork({ name: 'one-call', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      await n.putInvite(inviteRec(net, 1, { uses: 3, iat: 10 }), { maxLive: 3, now: 0 });
+      const k = key();
+      await s.register({ publicKey: k, email: 'e@x.io', now: 1 });
+      const m = memberRec(net, 1, 30, { key: k });
+      // A certificate other than the registered one: refused, nothing used.
+      assert.deepEqual(await n.join({ ...m, cert: Buffer.from('other') }, { now: 0, maxMembers: 10 }), { ok: false, why: 'forged', uses: 3 });
+      // Kicked after the invite was issued (10 s): refused; a kick before it is dropped by the join.
+      await n.putKick({ net, address: m.address, key: k, stmt: 'k', sig: Buffer.alloc(64), ts: 10_000 }, 10);
+      assert.deepEqual(await n.join(m, { now: 0, maxMembers: 10 }), { ok: false, why: 'kicked', uses: 3 });
+      assert.equal((await n.getInvite(net, Buffer.alloc(16, 1)))?.used, 0);
+      await n.putKick({ net, address: m.address, key: k, stmt: 'k', sig: Buffer.alloc(64), ts: 9_999 }, 10);
+      const entry = { net, ts: 5, actor: m.address, action: 'join', detail: '{"x":1}', stmt: 'signed', sig: Buffer.alloc(64, 7) };
+      const j = await n.join(m, { now: 0, maxMembers: 10, markNodeEphemeral: true, audit: { entry, keep: 100 } });
+      assert.ok(j.ok && !j.already);
+      assert.equal(await n.getKick(net, k), undefined, 'the older kick is gone');
+      assert.equal((await s.getByKey(k))?.ephemeral, true, 'the node is ephemeral now');
+      const again = await n.join(m, { now: 0, maxMembers: 10, audit: { entry, keep: 100 } });
+      assert.ok(again.ok && again.already);
+      const log = await n.listAudit(net, 0, 10);
+      assert.deepEqual(
+        log.map((e) => [e.seq, e.action, e.detail, e.stmt, e.actor.node]),
+        [[1, 'join', '{"x":1}', 'signed', 30]],
+        'one entry: a member joining again is not audited again',
+      );
+      assert.equal((await n.getInvite(net, Buffer.alloc(16, 1)))?.used, 1);
     }),
   );
 
@@ -507,15 +557,23 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       await n.setSelfTags(Buffer.alloc(32, 2), ['planner', 'search']);
       await n.setSelfTags(Buffer.alloc(32, 3), ['planner']);
       assert.deepEqual(await n.getSelfTags(Buffer.alloc(32, 2)), ['planner', 'search']);
+      const page = (tag: string, caller: number, offset = 0, limit = 10) => n.findPage(x, tag, { caller: Buffer.alloc(32, caller), offset, limit });
+      const nodes = (pg: Awaited<ReturnType<typeof page>>) => pg.found.map((f) => f.member.address.node);
+      assert.deepEqual(nodes(await page('planner', 1)), [1, 2], 'credential tag or self tag');
+      assert.deepEqual(nodes(await page('plan', 1)), [], 'whole tags only');
+      assert.deepEqual(nodes(await page('planner', 1, 1, 5)), [2], 'from an offset');
+      assert.deepEqual(nodes(await page('planner', 1, 0, 1)), [1], 'at most limit');
+      assert.equal((await page('planner', 1)).callerIsMember, true);
+      assert.equal((await page('planner', 3)).callerIsMember, false, 'not a member of this network');
+      assert.equal((await page('nothing', 3)).callerIsMember, false, 'also when nothing matches');
+      assert.equal((await page('nothing', 1)).callerIsMember, true, 'also when nothing matches');
       assert.deepEqual(
-        (await n.findMembers(x, 'planner')).map((r) => r.address.node),
-        [1, 2],
-        'credential tag or self tag',
-      );
-      assert.deepEqual(
-        (await n.findMembers(x, 'plan')).map((r) => r.address.node),
-        [],
-        'whole tags only',
+        (await page('planner', 1)).found.map((f) => f.about),
+        [
+          { hostname: null, selfTags: [] },
+          { hostname: null, selfTags: ['planner', 'search'] },
+        ],
+        "each with its node's summary",
       );
       assert.deepEqual(
         (await n.findSelfTag('planner', 10)).map((k) => k[0]),
