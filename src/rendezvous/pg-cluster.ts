@@ -19,6 +19,7 @@ import { decodeRelayForward, encodeRelayForward } from './relay-forward.ts';
 import { parseLanEndpoints } from './store/lan-column.ts';
 import { identityFromSecretKey, type Identity } from '../registry/signing.ts';
 import { PilotError } from '../util/errors.ts';
+import { PresenceWriter } from './pg-presence.ts';
 
 /**
  * The server key of a cluster: every instance sharing the database answers, signs pushes and
@@ -43,7 +44,7 @@ export async function sharedServerIdentity(pool: pg.Pool, local: Identity, log: 
   return id;
 }
 
-const MIGRATIONS: Migration[] = [
+export const CLUSTER_MIGRATIONS: Migration[] = [
   {
     id: 'cluster-1',
     sql: `
@@ -126,18 +127,21 @@ export class PgCluster implements Cluster {
   private readonly queued = new Map<string, Broadcast>();
   private sending = false;
   private readonly lookups = new Map<number, Promise<RelayTarget | undefined>>();
+  /** Presence upserts and deletes, batched while one is on its way (pg-presence.ts). */
+  private readonly presence: PresenceWriter;
 
   /** `pool` is shared with the PostgresStore; `url` opens the one LISTEN connection. */
   constructor(pool: pg.Pool, url: string, log: Logger) {
     this.pool = pool;
     this.url = url;
     this.log = log;
+    this.presence = new PresenceWriter(pool, this.instanceId);
   }
 
   /** Schema, cluster secret, our instance row, then LISTEN. */
   async start(s: PgClusterStart): Promise<void> {
     this.wiring = s;
-    await migrate(this.pool, MIGRATIONS);
+    await migrate(this.pool, CLUSTER_MIGRATIONS);
     // The first instance ever creates the secret; everyone reads the one that won.
     await this.pool.query('INSERT INTO cluster_secret (id, secret) VALUES (1, $1) ON CONFLICT (id) DO NOTHING', [crypto.randomBytes(32)]);
     this.secret = crypto.createSecretKey(
@@ -248,18 +252,14 @@ export class PgCluster implements Cluster {
     const sig = JSON.stringify([p.observed, p.lanEndpoints]);
     const w = this.written.get(k);
     if (w && w.sig === sig && p.now - w.at < PRESENCE_REFRESH_MS) return;
-    await this.pool.query(
-      `INSERT INTO cluster_presence (address, instance, observed, lan_endpoints, last_seen) VALUES ($1, $2, $3, $4, $5)
-       ON CONFLICT (address) DO UPDATE SET instance = excluded.instance, observed = excluded.observed, lan_endpoints = excluded.lan_endpoints, last_seen = excluded.last_seen`,
-      [k, this.instanceId, p.observed, JSON.stringify(p.lanEndpoints), p.now],
-    );
+    await this.presence.put({ address: k, observed: p.observed, lanEndpoints: JSON.stringify(p.lanEndpoints), lastSeen: p.now });
     this.written.set(k, { sig, at: p.now });
   }
 
   async absent(address: Address): Promise<void> {
     const k = addressKey(address);
     this.written.delete(k);
-    await this.pool.query('DELETE FROM cluster_presence WHERE address = $1 AND instance = $2', [k, this.instanceId]);
+    await this.presence.drop(k);
   }
 
   private async find(address: Address, now: number): Promise<(RemotePresence & { host: string; port: number }) | undefined> {

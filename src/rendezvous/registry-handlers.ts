@@ -73,8 +73,8 @@ const handlers: Record<SignedMethod, Handler> = {
   async register(ctx, key, p, link, now, _signed, known) {
     const hostname = p.hostname === undefined ? undefined : normalizeHostname(p.hostname);
     const before = known === undefined ? await ctx.store.getByKey(key) : (known ?? undefined);
-    // A key replaced by rotate-key must not come back as a new node (or take its old address).
-    if (!before) await refuseRetired(ctx, key);
+    // A key replaced by rotate-key must not come back as a new node (or take its old address):
+    // the store refuses it as it inserts (KEY_ROTATED), with no lookup of its own.
     // A new identity costs its source part of a small allowance; a known key re-registers freely.
     if (!before) ctx.guard.admitNewIdentity(sourceKey(link.observed), now, p.invite);
     const input = {

@@ -5,6 +5,7 @@
 // audit entry and its trusted peers and co-members a key_rotated push carrying the
 // statement, which they verify themselves (src/registry/rotation.ts).
 import { PilotError } from '../util/errors.ts';
+import { rotationErrors } from './store/rotation-errors.ts';
 import { addressKey, formatAddress, type Address } from '../wire/address.ts';
 import { compactRotation, ROTATION_HISTORY, ROTATION_INTERVAL_MS, verifyRotation } from '../registry/rotation.ts';
 import { isOnline } from './online-index.ts';
@@ -92,11 +93,5 @@ export async function latestRotation(ctx: HandlerContext, rec: NodeRecord, resul
 /** register/heartbeat by a key a rotation replaced: refused, with the reason. */
 export async function refuseRetired(ctx: HandlerContext, key: Buffer): Promise<void> {
   const a = await ctx.store.retiredKey(key);
-  if (a) {
-    throw new PilotError(
-      'KEY_ROTATED',
-      `this key was replaced by a key rotation of ${formatAddress(a)} and no longer speaks for it`,
-      "use the node's current identity.json (pilotctl rotate-key wrote it); a stolen old key is worth nothing now",
-    );
-  }
+  if (a) throw rotationErrors.retired(a);
 }

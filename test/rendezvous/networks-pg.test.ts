@@ -12,6 +12,7 @@ import { generateIdentity } from '../../src/registry/signing.ts';
 import { signRotation } from '../../src/registry/rotation.ts';
 import { parseAddress } from '../../src/wire/address.ts';
 import { relaySend, sleep, startServer, udpPeer, type Peer } from './helpers.ts';
+import { parsePromText, sampleValue } from '../helpers/prom-text.ts';
 
 const { skip, database } = usePostgresForFile({ before, after });
 
@@ -131,4 +132,49 @@ test('a key rotated at one instance: the old key, online at the other, is refuse
     await a.p.client.networks.list().catch((err: unknown) => (refused = err));
   }
   assert.equal((refused as PilotError | undefined)?.code, 'NOT_REGISTERED', String(refused));
+});
+
+test("a churning agent's whole join and leave costs few statements: register, join with an ephemeral invite, find the workers, deregister", {
+  skip,
+  timeout: 60_000,
+}, async (t) => {
+  // Each statement is a round trip to the shared database, and a fleet churns 100 agents a second:
+  // this cycle was 24 statements at the instance the agent talks to (a join alone five, a
+  // discovery page four); the rendezvous's own /metrics counts them.
+  const url = database('cycle');
+  const s1 = await startServer({ storeUrl: url, http: { host: '127.0.0.1', port: 0, adminToken: 'cycle-admin-token-0123456789' } });
+  const s2 = await startServer({ storeUrl: url });
+  const peers: Peer[] = [];
+  t.after(async () => {
+    await Promise.all(peers.map((p) => p.close()));
+    await s1.close();
+    await s2.close();
+  });
+  const peer = async (port: number, i: number) => {
+    const p = await udpPeer(port, { timeoutMs: 2000 });
+    peers.push(p);
+    await p.client.register({ email: `c${i}@example.com` });
+    return p;
+  };
+  const statements = async () => {
+    const m = parsePromText(await (await fetch(`http://127.0.0.1:${s1.http!.port}/metrics`)).text());
+    return sampleValue(m, 'pilot_rendezvous_db_statements_total')!;
+  };
+  const admin = await peer(s1.port, 0);
+  const { net } = await admin.client.networks.create('churn');
+  const workers = await admin.client.networks.invite({ net, tags: ['worker'] });
+  for (let i = 1; i <= 8; i++) await (await peer(i % 2 ? s2.port : s1.port, i)).client.networks.join(workers.token);
+  const churn = await admin.client.networks.invite({ net, ephemeral: true });
+  const agent = await udpPeer(s1.port, { timeoutMs: 2000 });
+  peers.push(agent);
+  await sleep(200); // the joins' notifications are out
+  const before = await statements();
+  await agent.client.register({ email: 'agent@example.com' });
+  await agent.client.networks.join(churn.token);
+  const found = await agent.client.networks.find({ tag: 'worker', net, online: true });
+  assert.equal(found.length, 8, 'every worker, at both instances, online');
+  assert.equal((await agent.client.deregister()).removed, true, 'ephemeral: removed');
+  const used = (await statements()) - before;
+  console.log(`# one churn cycle: ${used} statements at the agent's instance`);
+  assert.ok(used <= 14, `${used} statements`);
 });

@@ -9,7 +9,9 @@ import { formatAddress, makeAddress, parseAddress, readAddress } from '../../src
 import { decodeRelayForward, encodeRelayForward } from '../../src/rendezvous/relay-forward.ts';
 import pgLib from 'pg';
 import { startRendezvous } from '../../src/rendezvous/server.ts';
-import { PgCluster } from '../../src/rendezvous/pg-cluster.ts';
+import { CLUSTER_MIGRATIONS, PgCluster } from '../../src/rendezvous/pg-cluster.ts';
+import { PresenceWriter } from '../../src/rendezvous/pg-presence.ts';
+import { migrate } from '../../src/rendezvous/store/postgres-connect.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { usePostgresForFile } from '../helpers/postgres.ts';
 import type { Push } from '../../src/registry/protocol.ts';
@@ -245,4 +247,40 @@ test('a burst of node and pair changes reaches the other instance whole, in a fe
   assert.equal(seen.nodes.size, 250, 'every node change arrived');
   assert.equal(seen.pairs.size, 50, 'every pair change arrived');
   assert.ok(notifies <= 5, `${notifies} NOTIFY statements for 300 changes`);
+});
+
+test('presence writes made while one is on its way go out together: 2 statements for 153 writes, the last write per address wins', { skip }, async (t) => {
+  const pool = new pgLib.Pool({ connectionString: database('presence'), max: 4 });
+  t.after(() => pool.end());
+  await migrate(pool, CLUSTER_MIGRATIONS);
+  const me = new PresenceWriter(pool, 'me');
+  const other = new PresenceWriter(pool, 'other');
+  await other.put({ address: 999, observed: '9.9.9.9:9', lanEndpoints: '[]', lastSeen: 1 });
+  const writes: Promise<void>[] = [];
+  for (let a = 1; a <= 100; a++) writes.push(me.put({ address: a, observed: `1.2.3.4:${a}`, lanEndpoints: '["10.0.0.1:1"]', lastSeen: a }));
+  for (let a = 1; a <= 50; a++) writes.push(me.drop(a));
+  writes.push(me.put({ address: 7, observed: null, lanEndpoints: '[]', lastSeen: 7000 }));
+  writes.push(me.drop(999)); // another instance's row: not ours to delete
+  writes.push(me.drop(12345)); // nothing there
+  await Promise.all(writes);
+  // The first write leaves at once; everything that came while it was on its way, in one more.
+  assert.equal(me.statements, 2, `${me.statements} statements for ${writes.length} writes`);
+  const rows = (
+    await pool.query<{ address: string; instance: string; observed: string | null; last_seen: string }>(
+      'SELECT address, instance, observed, last_seen FROM cluster_presence ORDER BY address',
+    )
+  ).rows.map((r) => [Number(r.address), r.instance, r.observed, Number(r.last_seen)]);
+  // 1 went out alone and was dropped in the second; 2-50 were put and dropped in the same batch
+  // (the drop won); 7 was put again after its drop; another instance's row stays.
+  assert.deepEqual(rows, [
+    [7, 'me', null, 7000],
+    ...Array.from({ length: 50 }, (_, i) => [51 + i, 'me', `1.2.3.4:${51 + i}`, 51 + i]),
+    [999, 'other', '9.9.9.9:9', 1],
+  ]);
+  // A failed statement rejects every write it carried, and the writer goes on.
+  await pool.query('ALTER TABLE cluster_presence RENAME TO cluster_presence_away');
+  await assert.rejects(me.put({ address: 5, observed: null, lanEndpoints: '[]', lastSeen: 5 }));
+  await pool.query('ALTER TABLE cluster_presence_away RENAME TO cluster_presence');
+  await me.put({ address: 5, observed: null, lanEndpoints: '[]', lastSeen: 5 });
+  assert.equal((await pool.query('SELECT 1 FROM cluster_presence WHERE address = 5')).rowCount, 1);
 });

@@ -225,12 +225,13 @@ export class PostgresStore implements RegistryStore {
   /**
    * The next id and the row in one statement: concurrent registrations (any instance) get
    * consecutive ids, and one that fails (a taken hostname, a racing first register of the same key)
-   * rolls the counter back with it, leaving no gap.
+   * rolls the counter back with it, leaving no gap. A key a rotation retired is refused here
+   * (KEY_ROTATED), so it cannot come back as a new node.
    */
   private async insertRegistration(inp: RegisterInput): Promise<NodeRecord> {
     const rec = await this.one(
       `WITH c AS (
-         INSERT INTO registry_counters (network, next_node) VALUES ($1, 2)
+         INSERT INTO registry_counters (network, next_node) SELECT $1, 2 WHERE NOT EXISTS (SELECT 1 FROM registry_retired_keys r WHERE r.key = $2)
          ON CONFLICT (network) DO UPDATE SET next_node = registry_counters.next_node + 1
          RETURNING next_node - 1 AS id)
        INSERT INTO registry_nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
@@ -247,7 +248,12 @@ export class PostgresStore implements RegistryStore {
         inp.ephemeral === true,
       ],
     );
-    if (!rec) throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
+    if (!rec) {
+      // A key retired by a rotation takes no id (checked in the statement: no round trip of its own).
+      const retired = await this.retiredKey(inp.publicKey);
+      if (retired) throw rotationErrors.retired(retired);
+      throw new PilotError('INTERNAL', `network ${this.network} has no free node ids`);
+    }
     return rec;
   }
 

@@ -33,6 +33,13 @@ export function rotationRow(r: RotationRow): KeyRotationRecord {
 }
 
 export const rotationErrors = {
+  /** register of a key a rotation replaced: it must not come back as a new node (or take its old address). */
+  retired: (a: Address) =>
+    new PilotError(
+      'KEY_ROTATED',
+      `this key was replaced by a key rotation of ${formatAddress(a)} and no longer speaks for it`,
+      "use the node's current identity.json (pilotctl rotate-key wrote it); a stolen old key is worth nothing now",
+    ),
   noNode: (a: Address) => new PilotError('NOT_FOUND', `no node with address ${formatAddress(a)}`, "the rotation statement must name this node's own address"),
   notCurrent: (a: Address) =>
     new PilotError(

@@ -11,6 +11,7 @@ import { parseLanEndpoints } from './lan-column.ts';
 import { GroupCommit } from './sqlite-group-commit.ts';
 import { SqliteNetworks } from './sqlite-networks.ts';
 import { listRotationsSync, retiredKeySync, ROTATION_SCHEMA, rotateSync } from './sqlite-rotation.ts';
+import { rotationErrors } from './rotation-errors.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS counters (
@@ -220,6 +221,9 @@ export class SqliteStore implements RegistryStore {
         inp.publicKey,
       );
     } else {
+      // A key a rotation retired must not come back as a new node (or take its old address).
+      const retired = retiredKeySync((sql) => this.q(sql), inp.publicKey);
+      if (retired) throw rotationErrors.retired(retired);
       const node = this.allocate();
       this.q(
         `INSERT INTO nodes (network, node, public_key, email, hostname, public, active, created, last_seen, observed, lan_endpoints, ephemeral)
