@@ -259,20 +259,15 @@ const handlers: Record<NetworkMethod, Handler> = {
   },
 
   async network_list(c, p) {
-    const nets = await c.ctx.store.networks.networksOf(c.key);
-    const all = await Promise.all(
-      nets.map(async (n) => {
-        const m = await c.ctx.store.networks.getMember(n.id, c.key);
-        return {
-          net: n.id,
-          name: n.name,
-          admin: n.admin.equals(c.key),
-          adminKey: n.admin.toString('base64'),
-          tags: m?.tags ?? [],
-          members: await c.ctx.store.networks.countMembers(n.id),
-        };
-      }),
-    );
+    // One query (networks, the caller's tags in each, member counts): daemons ask after each join.
+    const all = (await c.ctx.store.networks.networksOfWithMembership(c.key)).map(({ network: n, tags, members }) => ({
+      net: n.id,
+      name: n.name,
+      admin: n.admin.equals(c.key),
+      adminKey: n.admin.toString('base64'),
+      tags: tags ?? [],
+      members,
+    }));
     const pg = page(all, p.offset ?? 0, RESULT_BUDGET - 30);
     return { networks: pg.taken, more: pg.more };
   },

@@ -109,6 +109,11 @@ export interface NetworkStore {
   deleteNetwork(id: number): Promise<boolean>;
   /** Networks `key` administers or is a member of, by id. */
   networksOf(key: Buffer): Promise<NetworkRecord[]>;
+  /**
+   * networksOf with `key`'s credential tags in each (null where it is only the admin) and each
+   * network's member count: `network list` in one query, not 1 + 2 per network.
+   */
+  networksOfWithMembership(key: Buffer): Promise<{ network: NetworkRecord; tags: string[] | null; members: number }[]>;
 
   /**
    * Throws QUOTA_EXCEEDED when the network has maxLive live invites (not revoked, not expired,

@@ -12,6 +12,7 @@ import {
   NETWORK_ID_MAX,
   networkNameTaken,
   noNetworkIds,
+  parseTagsColumn,
   tagsColumn,
   tooManyInvites,
   tooManyNetworks,
@@ -306,6 +307,16 @@ export class PgNetworks implements NetworkStore {
     return (
       await this.rows('SELECT * FROM registry_networks WHERE admin = $1 OR id IN (SELECT net FROM registry_net_members WHERE key = $1) ORDER BY id', [key])
     ).map(netRow);
+  }
+
+  async networksOfWithMembership(key: Buffer): Promise<{ network: NetworkRecord; tags: string[] | null; members: number }[]> {
+    const rows = await this.rows(
+      `SELECT n.*, m.tags AS my_tags, (SELECT COUNT(*) FROM registry_net_members c WHERE c.net = n.id) AS member_count
+       FROM registry_networks n LEFT JOIN registry_net_members m ON m.net = n.id AND m.key = $1
+       WHERE n.admin = $1 OR m.key IS NOT NULL ORDER BY n.id`,
+      [key],
+    );
+    return rows.map((r) => ({ network: netRow(r), tags: r.my_tags === null ? null : parseTagsColumn(r.my_tags), members: num(r.member_count) }));
   }
 
   putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void> {

@@ -12,6 +12,7 @@ import {
   NETWORK_ID_MAX,
   networkNameTaken,
   noNetworkIds,
+  parseTagsColumn,
   tagsColumn,
   tooManyInvites,
   tooManyNetworks,
@@ -163,6 +164,15 @@ export class SqliteNetworks implements NetworkStore {
     return (this.q('SELECT * FROM networks WHERE admin = ? OR id IN (SELECT net FROM net_members WHERE key = ?) ORDER BY id').all(key, key) as Row[]).map(
       netRow,
     );
+  }
+
+  async networksOfWithMembership(key: Buffer): Promise<{ network: NetworkRecord; tags: string[] | null; members: number }[]> {
+    const rows = this.q(
+      `SELECT n.*, m.tags AS my_tags, (SELECT COUNT(*) FROM net_members c WHERE c.net = n.id) AS member_count
+       FROM networks n LEFT JOIN net_members m ON m.net = n.id AND m.key = ?
+       WHERE n.admin = ? OR m.key IS NOT NULL ORDER BY n.id`,
+    ).all(key, key) as Row[];
+    return rows.map((r) => ({ network: netRow(r), tags: r.my_tags === null ? null : parseTagsColumn(r.my_tags), members: Number(r.member_count) }));
   }
 
   async putInvite(inv: InviteRecord, opts: { maxLive: number; now: number }): Promise<void> {

@@ -548,6 +548,17 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
       assert.deepEqual(m?.address, makeAddress(0, 1));
       assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 2)), true);
       assert.equal(await n.sharesNetwork(makeAddress(0, 1), makeAddress(0, 3)), false);
+      const withMembership = async (k: Buffer) => (await n.networksOfWithMembership(k)).map((w) => [w.network.id, w.network.name, w.tags, w.members]);
+      assert.deepEqual(await withMembership(Buffer.alloc(32, 1)), [[x, 'x', ['planner'], 2]], "a member: its tags, the network's member count");
+      assert.deepEqual(
+        await withMembership(admin),
+        [
+          [x, 'x', null, 2],
+          [y, 'y', null, 1],
+        ],
+        'the admin (not a member): no tags',
+      );
+      assert.deepEqual(await withMembership(key()), []);
       assert.deepEqual(
         (await n.sharedMemberships(Buffer.alloc(32, 2), Buffer.alloc(32, 1))).map((r) => [r.net, r.tags]),
         [[x, ['planner']]],
