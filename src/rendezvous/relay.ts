@@ -38,14 +38,8 @@ export type RelayPolicy = (src: Address, dst: Address) => Promise<boolean>;
 
 /** Trusted pair, members of one network (fleets), or a public (active) destination. */
 export function storeRelayPolicy(store: RegistryStore): RelayPolicy {
-  return async (src, dst) => {
-    const d = await store.getByAddress(dst);
-    if (!d?.active) return false;
-    if (d.public) return true;
-    if ((await store.getTrustPair(src, dst)) !== undefined) return true;
-    // Joins, leaves and kicks call nodeChanged, which drops the cached decisions about the node.
-    return store.networks.sharesNetwork(src, dst);
-  };
+  // Joins, leaves and kicks call nodeChanged, which drops the cached decisions about the node.
+  return (src, dst) => store.mayRelay(src, dst);
 }
 
 /** How long a decision is cached (explicit invalidation makes it exact on one server). */

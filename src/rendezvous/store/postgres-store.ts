@@ -377,6 +377,18 @@ export class PostgresStore implements RegistryStore {
     };
   }
 
+  async mayRelay(src: Address, dst: Address): Promise<boolean> {
+    const [a, b] = ordered(src, dst);
+    const r = await this.pool.query<{ ok: boolean }>(
+      `SELECT n.active AND (n.public
+         OR EXISTS (SELECT 1 FROM registry_trust_pairs t WHERE t.a = $1 AND t.b = $2)
+         OR EXISTS (SELECT 1 FROM registry_net_members x JOIN registry_net_members y ON x.net = y.net WHERE x.address = $3 AND y.address = $4)) AS ok
+       FROM registry_nodes n WHERE n.network = $5 AND n.node = $6`,
+      [a, b, addressKey(src), addressKey(dst), dst.network, dst.node],
+    );
+    return r.rows[0]?.ok === true;
+  }
+
   async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
     const r = (await this.pool.query<PairRow>('SELECT * FROM registry_trust_pairs WHERE a = $1 AND b = $2', ordered(x, y))).rows[0];
     return r ? this.pairRow(r) : undefined;

@@ -352,6 +352,12 @@ export class SqliteStore implements RegistryStore {
     return { a: fromKey(r.a), b: fromKey(r.b), stmtA: r.stmt_a, sigA: Buffer.from(r.sig_a), stmtB: r.stmt_b, sigB: Buffer.from(r.sig_b), created: r.created };
   }
 
+  async mayRelay(src: Address, dst: Address): Promise<boolean> {
+    const d = await this.getByAddress(dst);
+    if (!d?.active) return false;
+    return d.public || (await this.getTrustPair(src, dst)) !== undefined || this.networks.sharesNetwork(src, dst);
+  }
+
   async getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined> {
     const [a, b] = ordered(x, y);
     const r = this.q('SELECT * FROM trust_pairs WHERE a = ? AND b = ?').get(a, b) as PairRow | undefined;

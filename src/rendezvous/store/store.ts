@@ -147,6 +147,11 @@ export interface RegistryStore {
   // Trust. Pairs are unordered: the store keeps them with a < b (and swaps
   // stmt/sig with them).
   putTrustPair(pair: TrustPair): Promise<void>;
+  /**
+   * May `src` reach `dst` through the relay: dst registered and active, and public, or in a trust
+   * pair with src, or sharing a network with it (one query on a shared database, not three).
+   */
+  mayRelay(src: Address, dst: Address): Promise<boolean>;
   getTrustPair(x: Address, y: Address): Promise<TrustPair | undefined>;
   deleteTrustPair(x: Address, y: Address): Promise<boolean>;
   listTrustPairs(node: Address): Promise<TrustPair[]>;

@@ -73,6 +73,28 @@ export function storeContract(name: string, f: StoreFactory, opts: { skip?: stri
     }),
   );
 
+  t('mayRelay: an active destination that is public, trusted by the source or in a network with it', () =>
+    withStore(f, async (s) => {
+      const [src, priv, pub, trusted, member] = await Promise.all(
+        ['s', 'p', 'u', 't', 'm'].map((e, i) => s.register({ publicKey: key(), email: `${e}@x.io`, public: e === 'u', now: i })),
+      );
+      const stmt = { stmtA: 'a', sigA: Buffer.alloc(64, 1), stmtB: 'b', sigB: Buffer.alloc(64, 2), created: 1 };
+      await s.putTrustPair({ a: trusted!.address, b: src!.address, ...stmt });
+      const net = (await s.networks.createNetwork({ name: 'relay', admin: key(), now: 1, maxPerAdmin: 16 })).id;
+      await s.networks.putInvite(inviteRec(net, 1), { maxLive: 10, now: 0 });
+      for (const r of [src!, member!])
+        await s.networks.join(memberRec(net, 1, r.address.node, { key: r.publicKey, address: r.address }), { now: 0, maxMembers: 10 });
+      const may = (dst: { address: typeof src.address }) => s.mayRelay(src!.address, dst.address);
+      assert.equal(await may(priv!), false, 'private, no pair, no network');
+      assert.equal(await may(pub!), true, 'public');
+      assert.equal(await may(trusted!), true, 'a trust pair (either order)');
+      assert.equal(await may(member!), true, 'a network they share');
+      assert.equal(await may({ address: makeAddress(0, 999) }), false, 'unknown');
+      await s.deregister(pub!.publicKey);
+      assert.equal(await may(pub!), false, 'not active');
+    }),
+  );
+
   t('hostname is unique and optional; register keeps it when omitted', () =>
     withStore(f, async (s) => {
       const k1 = key();
