@@ -83,9 +83,15 @@ async function pushRotation(
 
 /** The statement that bound `rec`'s current key, for a resolve answer, when it fits the packet. */
 export async function latestRotation(ctx: HandlerContext, rec: NodeRecord, result: Record<string, unknown>): Promise<Record<string, unknown>> {
-  const all = await ctx.store.listRotations(rec.address);
-  const last = all[all.length - 1];
-  if (!last?.newKey.equals(rec.publicKey)) return result;
+  let last: { statement: string; sig: Buffer } | undefined;
+  if (rec.boundBy !== undefined)
+    last = rec.boundBy ?? undefined; // read with the record
+  else {
+    const all = await ctx.store.listRotations(rec.address);
+    const newest = all[all.length - 1];
+    if (newest?.newKey.equals(rec.publicKey)) last = newest;
+  }
+  if (!last) return result;
   const withIt = { ...result, rotation: compactRotation({ statement: last.statement, sig: last.sig }) };
   return envelopeCost(withIt) <= RESULT_BUDGET ? withIt : result;
 }

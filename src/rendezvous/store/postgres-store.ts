@@ -82,6 +82,10 @@ interface NodeRow {
   observed: string | null;
   lan_endpoints: string;
   ephemeral: boolean;
+  /** Only in NODE_WITH_ROTATION lookups (null: no rotation). */
+  bound_new_key?: Buffer | null;
+  bound_statement?: string | null;
+  bound_sig?: Buffer | null;
 }
 
 interface PairRow {
@@ -120,8 +124,26 @@ function toRecord(r: NodeRow): NodeRecord {
     observed: r.observed,
     lanEndpoints: lan,
     ephemeral: r.ephemeral === true,
+    ...(r.bound_new_key === undefined
+      ? {}
+      : {
+          boundBy:
+            r.bound_new_key !== null && Buffer.from(r.bound_new_key).equals(r.public_key)
+              ? { statement: r.bound_statement!, sig: Buffer.from(r.bound_sig!) }
+              : null,
+        }),
   };
 }
+
+/**
+ * A node lookup with its newest rotation (boundBy): a resolve answer carries the statement that
+ * bound a rotated node's key, and reading it apart was one more round trip per resolve.
+ */
+const NODE_WITH_ROTATION = `SELECT n.*, r.new_key AS bound_new_key, r.statement AS bound_statement, r.sig AS bound_sig
+  FROM registry_nodes n LEFT JOIN LATERAL (
+    SELECT k.new_key, k.statement, k.sig FROM registry_key_rotations k
+    WHERE k.address = n.network::BIGINT * 4294967296 + n.node ORDER BY k.seq DESC LIMIT 1
+  ) r ON true`;
 
 function fromKey(k: string | number): Address {
   const n = num(k);
@@ -262,15 +284,15 @@ export class PostgresStore implements RegistryStore {
   }
 
   getByKey(publicKey: Buffer): Promise<NodeRecord | undefined> {
-    return this.one('SELECT * FROM registry_nodes WHERE public_key = $1', [publicKey]);
+    return this.one(`${NODE_WITH_ROTATION} WHERE n.public_key = $1`, [publicKey]);
   }
 
   getByAddress(address: Address): Promise<NodeRecord | undefined> {
-    return this.one('SELECT * FROM registry_nodes WHERE network = $1 AND node = $2', [address.network, address.node]);
+    return this.one(`${NODE_WITH_ROTATION} WHERE n.network = $1 AND n.node = $2`, [address.network, address.node]);
   }
 
   getByHostname(hostname: string): Promise<NodeRecord | undefined> {
-    return this.one('SELECT * FROM registry_nodes WHERE hostname = $1 AND active', [hostname]);
+    return this.one(`${NODE_WITH_ROTATION} WHERE n.hostname = $1 AND n.active`, [hostname]);
   }
 
   async setHostname(publicKey: Buffer, hostname: string | null): Promise<NodeRecord> {

@@ -19,6 +19,12 @@ export interface NodeRecord {
   lanEndpoints: string[];
   /** Ephemeral (issue 18): removed on deregister or after a silence, instead of hidden. */
   ephemeral: boolean;
+  /**
+   * The rotation statement that bound the current key (the address's newest rotation, when its
+   * new key is this one), read with the record where that spares a round trip (PostgreSQL's
+   * lookups): null = none; undefined = not read (listRotations has it).
+   */
+  boundBy?: { statement: string; sig: Buffer } | null;
 }
 
 export interface RegisterInput {

@@ -79,6 +79,15 @@ export function rotationContract(name: string, f: StoreFactory, opts: { skip?: s
       const hist = await s.listRotations(a.address);
       assert.equal(hist.length, 1);
       assert.deepEqual(hist[0], rec(a.address, k0, k1, 100_000));
+      // Lookups may bring the statement that bound the key along (boundBy: PostgreSQL does, to spare
+      // a resolve a round trip); where they do, it is this one, and null for a node never rotated.
+      for (const got of [await s.getByAddress(a.address), await s.getByKey(k1), await s.getByHostname('alpha')]) {
+        if (got?.boundBy !== undefined) assert.deepEqual(got.boundBy, { statement: hist[0]!.statement, sig: hist[0]!.sig });
+      }
+      const never = (await s.getByKey(other.publicKey))?.boundBy;
+      if (never !== undefined) assert.equal(never, null);
+      // The retired key cannot come back as a new node.
+      await assert.rejects(s.register({ publicKey: k0, email: 'thief@x.io', now: 2 }), isCode('KEY_ROTATED'));
 
       // The same rotation again (a retry): answered, nothing changes.
       assert.equal((await s.rotateKey(rec(a.address, k0, k1, 100_500), OPTS)).status, 'already');
