@@ -223,6 +223,9 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     const t0 = performance.now();
     const joinTimes: number[] = [];
     const joinErrors: Errors = {};
+    /** Where a join's time goes: the node's start (register, join) and its first request (discover, dial, reply). */
+    const startTimes: number[] = [];
+    const requestTimes: number[] = [];
     const agents: PilotNode[] = [];
     let next = 0;
     let done = 0;
@@ -242,8 +245,11 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
           agents.push(n);
           nodes.push(n);
           stage = 'request';
+          const started = performance.now();
           await Promise.race([request(n), stuck]);
           joinTimes.push(performance.now() - s);
+          startTimes.push(started - s);
+          requestTimes.push(performance.now() - started);
         } catch (err) {
           count(joinErrors, err);
         } finally {
@@ -264,6 +270,9 @@ async function runOnce(store: 'sqlite' | 'pg'): Promise<RunResult> {
     };
     console.log(
       `${store}: ${AGENTS} agents joined in ${join.seconds.toFixed(1)} s; join-to-first-byte ${fmt(join.firstByte)}; errors ${JSON.stringify(joinErrors)}; database ${join.dbStatementsPerS.toFixed(0)} statements/s`,
+    );
+    console.log(
+      `${store}:   of which the node's start (register, join) ${fmt(summarize(startTimes))}; its first request (discover, dial, reply) ${fmt(summarize(requestTimes))}`,
     );
 
     // (2) churn: CHURN ephemeral agents/s join, work once and leave, while the agents keep working.

@@ -224,18 +224,25 @@ export class Networks {
   async refresh(): Promise<void> {
     if (this.nets.size === 0) return;
     const c = this.host.client();
-    const tickets = await c.tickets();
+    // Side by side, not one after another: a join waits for this refresh, and each call is a round
+    // trip to the rendezvous (and its database). Tickets and the admins' keys first (a policy is
+    // checked against the admin key followAdmins may move); then every network's policy and kicks.
+    const [tickets] = await Promise.all([
+      c.tickets(),
+      this.followAdmins(c).catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'admin key check failed')),
+    ]);
     for (const t of tickets) {
       const n = this.nets.get(t.net);
       if (n) n.ticket = { ticket: t.ticket, sig: t.sig, exp: t.exp * 1000 };
     }
-    await this.followAdmins(c).catch((err: unknown) => this.host.log.warn({ err: (err as Error).message }, 'admin key check failed'));
-    for (const n of this.nets.values()) {
-      if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
-      await Promise.all([this.fetchPolicy(n), this.fetchKicks(n)]).catch((err: unknown) =>
-        this.host.log.warn({ net: n.net, err: (err as Error).message }, 'network refresh failed'),
-      );
-    }
+    await Promise.all(
+      [...this.nets.values()].map((n) => {
+        if (!tickets.some((t) => t.net === n.net)) this.host.log.warn({ net: n.net }, 'no member ticket for a network (left or kicked?)');
+        return Promise.all([this.fetchPolicy(n), this.fetchKicks(n)]).catch((err: unknown) =>
+          this.host.log.warn({ net: n.net, err: (err as Error).message }, 'network refresh failed'),
+        );
+      }),
+    );
     this.host.broadcast();
   }
 
