@@ -10,6 +10,7 @@ import { verify } from '../registry/signing.ts';
 import { StatementSchema } from '../registry/protocol.ts';
 import type { NodeRecord, RegistryStore, TrustRequest } from './store/store.ts';
 import { KeyedLimiter, type Rate } from './rate-limit.ts';
+import { isOnline, type OnlineIndex } from './online-index.ts';
 
 /** trust_request calls per requesting node: 10 a minute, bursts of 20. */
 export const DEFAULT_TRUST_REQUEST_RATE: Rate = { perSec: 10 / 60, burst: 20 };
@@ -78,6 +79,8 @@ export interface TrustContext {
   store: RegistryStore;
   trust: TrustState;
   hooks: TrustHooks;
+  /** Nodes heard here lately: a caller there needs no store lookup to be known (read-only methods). */
+  online?: Pick<OnlineIndex, 'getByKey'>;
 }
 
 /** The verified request envelope: the exact statement text and its signature. */
@@ -96,6 +99,17 @@ async function callerOf(ctx: TrustContext, key: Buffer): Promise<NodeRecord> {
   const me = await ctx.store.getByKey(key);
   if (!me?.active) throw notRegistered();
   return me;
+}
+
+/**
+ * The caller's address for a read-only method: its online entry when it was heard here within
+ * the online window (registered and active: deregister, removal and rotation take it out of
+ * the index), else the store's record. Each lookup is a round trip to a shared database.
+ */
+async function callerAddress(ctx: TrustContext, key: Buffer, now: number): Promise<Address> {
+  const e = ctx.online?.getByKey(key.toString('base64'));
+  if (e && isOnline(e, now)) return e.address;
+  return (await callerOf(ctx, key)).address;
 }
 
 async function activeNode(ctx: TrustContext, a: Address): Promise<NodeRecord | undefined> {
@@ -269,9 +283,10 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
   },
 
   async trust_pending(ctx, key, p, now) {
-    const me = await callerOf(ctx, key);
+    const me = { address: await callerAddress(ctx, key, now) };
+    const [to, from] = await Promise.all([ctx.store.listTrustRequestsTo(me.address), ctx.store.listTrustRequestsFrom(me.address)]);
     const incoming = await Promise.all(
-      (await live(ctx, await ctx.store.listTrustRequestsTo(me.address), now)).map(async (r) => ({
+      (await live(ctx, to, now)).map(async (r) => ({
         from: formatAddress(r.from),
         hostname: (await activeNode(ctx, r.from))?.hostname ?? null,
         reason: reasonOrNull(r.reason),
@@ -279,7 +294,7 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
       })),
     );
     const outgoing = await Promise.all(
-      (await live(ctx, await ctx.store.listTrustRequestsFrom(me.address), now)).map(async (r) => {
+      (await live(ctx, from, now)).map(async (r) => {
         // A private target's hostname is not revealed to a node it has not trusted.
         const t = await activeNode(ctx, r.to);
         return { to: formatAddress(r.to), hostname: t?.public ? t.hostname : null, reason: reasonOrNull(r.reason), created: r.created };
@@ -345,8 +360,8 @@ export const trustHandlers: Record<'trust_request' | 'trust_pending' | 'trust_ap
     });
   },
 
-  async trust_list(ctx, key, p) {
-    const me = await callerOf(ctx, key);
+  async trust_list(ctx, key, p, now) {
+    const me = { address: await callerAddress(ctx, key, now) };
     const pairs = await ctx.store.listTrustPairs(me.address);
     const all = await Promise.all(
       pairs.map(async (pair) => {

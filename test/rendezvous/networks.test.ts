@@ -368,7 +368,7 @@ test('find by credential tag and self tag; public discovery without a network; o
   );
 });
 
-test('a caller online here is not looked up in the store: fleet methods and resolve take its online entry', async (t) => {
+test('a caller online here is not looked up in the store: fleet methods, trust lists and resolve take its online entry', async (t) => {
   const { store, peers, addrs } = await setup(t, 3);
   const [admin, a, b] = peers as [Peer, Peer, Peer];
   const { net } = await admin.client.networks.create('lookups');
@@ -380,6 +380,8 @@ test('a caller online here is not looked up in the store: fleet methods and reso
   store.getByKey = (k) => (lookups++, getByKey(k));
   await a.client.networks.find({ tag: 'worker', net });
   await a.client.networks.list();
+  await a.client.trustList();
+  await a.client.trustPending();
   const r = await a.client.resolve({ address: addrs[2]! });
   assert.deepEqual(r.networks, [{ net, tags: ['worker'] }], 'co-members: the answer names the network');
   assert.equal(lookups, 0, 'each of these was a round trip to a shared database');
