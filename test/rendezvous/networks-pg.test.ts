@@ -27,9 +27,9 @@ async function waitPush(got: Push[], event: string, ms = 5000): Promise<Record<s
 }
 
 /** Two instances on a fresh database, and a way to register a peer at either; all closed when the test ends. */
-async function twoInstances(t: { after(fn: () => unknown): void }, db: string, email: string) {
+async function twoInstances(t: { after(fn: () => unknown): void }, db: string, email: string, s1Extra: Parameters<typeof startServer>[0] = {}) {
   const url = database(db);
-  const s1 = await startServer({ storeUrl: url });
+  const s1 = await startServer({ storeUrl: url, ...s1Extra });
   const s2 = await startServer({ storeUrl: url });
   const peers: Peer[] = [];
   t.after(async () => {
@@ -141,32 +141,18 @@ test("a churning agent's whole join and leave costs few statements: register, jo
   // Each statement is a round trip to the shared database, and a fleet churns 100 agents a second:
   // this cycle was 24 statements at the instance the agent talks to (a join alone five, a
   // discovery page four); the rendezvous's own /metrics counts them.
-  const url = database('cycle');
-  const s1 = await startServer({ storeUrl: url, http: { host: '127.0.0.1', port: 0, adminToken: 'cycle-admin-token-0123456789' } });
-  const s2 = await startServer({ storeUrl: url });
-  const peers: Peer[] = [];
-  t.after(async () => {
-    await Promise.all(peers.map((p) => p.close()));
-    await s1.close();
-    await s2.close();
-  });
-  const peer = async (port: number, i: number) => {
-    const p = await udpPeer(port, { timeoutMs: 2000 });
-    peers.push(p);
-    await p.client.register({ email: `c${i}@example.com` });
-    return p;
-  };
+  const { s1, s2, peer } = await twoInstances(t, 'cycle', 'c', { http: { host: '127.0.0.1', port: 0, adminToken: 'cycle-admin-token-0123456789' } });
   const statements = async () => {
     const m = parsePromText(await (await fetch(`http://127.0.0.1:${s1.http!.port}/metrics`)).text());
     return sampleValue(m, 'pilot_rendezvous_db_statements_total')!;
   };
-  const admin = await peer(s1.port, 0);
+  const admin = (await peer(s1.port, 0)).p;
   const { net } = await admin.client.networks.create('churn');
   const workers = await admin.client.networks.invite({ net, tags: ['worker'] });
-  for (let i = 1; i <= 8; i++) await (await peer(i % 2 ? s2.port : s1.port, i)).client.networks.join(workers.token);
+  for (let i = 1; i <= 8; i++) await (await peer(i % 2 ? s2.port : s1.port, i)).p.client.networks.join(workers.token);
   const churn = await admin.client.networks.invite({ net, ephemeral: true });
   const agent = await udpPeer(s1.port, { timeoutMs: 2000 });
-  peers.push(agent);
+  t.after(() => agent.close());
   await sleep(200); // the joins' notifications are out
   const before = await statements();
   await agent.client.register({ email: 'agent@example.com' });
