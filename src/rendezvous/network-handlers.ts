@@ -614,58 +614,51 @@ const handlers: Record<NetworkMethod, Handler> = {
     type Found = { address: string; hostname: string | null; tags: string[]; selfTags: string[]; online: boolean };
     type Candidate = { address: Address; key: Buffer; tags: string[]; about?: NodeSummary };
     const WINDOW = 16;
-    // Presence is looked up for a window only (one lookup at the other instances each, not one per
-    // candidate); with `online` the window slides until it fills a page.
-    const picked: { m: Candidate; online: boolean; at: number }[] = [];
-    let i = offset;
-    /** Whether candidates remain at i and after. */
-    let rest: () => boolean;
+    /** The candidates from `start`, at most WINDOW, and whether more follow. */
+    let windowAt: (start: number) => Promise<{ window: Candidate[]; more: boolean }>;
     if (p.net !== undefined) {
       // A network's members: each window is one store query that also says whether the caller may
-      // read the network and brings the page's hostnames and self tags (one round trip, not four).
+      // read the network and brings the window's hostnames and self tags (one round trip, not four).
       const n = await network(c, p.net);
       const admin = n.admin.equals(c.key);
-      let end = i;
-      for (;;) {
-        const start = i;
+      windowAt = async (start) => {
         const pg = await c.ctx.store.networks.findPage(n.id, tag, { caller: c.key, offset: start, limit: WINDOW + 1 });
         // Not a member: indistinguishable from an unknown network (no enumeration).
-        if (!admin && !pg.callerIsMember) throw noNetwork(p.net);
-        end = start + pg.found.length; // one past the last known candidate (the +1 says whether more follow)
+        if (!admin && !pg.callerIsMember) throw noNetwork(n.id);
         const window = pg.found.slice(0, WINDOW).map((f) => ({ address: f.member.address, key: f.member.key, tags: f.member.tags, about: f.about }));
-        const online = await onlineAnywhere(
-          c,
-          window.map((m) => m.address),
-        );
-        for (let j = 0; j < window.length && picked.length < WINDOW; j++, i++) {
-          if (p.online === true && !online[j]) continue;
-          picked.push({ m: window[j]!, online: online[j]!, at: i });
-        }
-        if (picked.length >= WINDOW || pg.found.length <= WINDOW) break;
-      }
-      rest = () => i < end;
+        return { window, more: pg.found.length > WINDOW };
+      };
     } else {
       const candidates: Candidate[] = [];
       for (const k of await c.ctx.store.networks.findSelfTag(tag, c.ctx.net.limits.findPublicMax)) {
         const r = await c.ctx.store.getByKey(k);
         if (r?.active && r.public) candidates.push({ address: r.address, key: k, tags: [] });
       }
-      while (i < candidates.length && picked.length < WINDOW) {
-        const window = candidates.slice(i, i + WINDOW);
-        const online = await onlineAnywhere(
-          c,
-          window.map((m) => m.address),
-        );
-        for (let j = 0; j < window.length && picked.length < WINDOW; j++, i++) {
-          if (p.online === true && !online[j]) continue;
-          picked.push({ m: window[j]!, online: online[j]!, at: i });
-        }
-      }
-      // Hostnames and self tags of the page in one store query (not two per node).
-      const about = await c.ctx.store.networks.describeNodes(picked.map((x) => x.m.key));
-      for (const [j, x] of picked.entries()) x.m.about = about[j]!;
-      rest = () => i < candidates.length;
+      windowAt = async (start) => ({ window: candidates.slice(start, start + WINDOW), more: start + WINDOW < candidates.length });
     }
+    // Presence is looked up for a window at a time (one lookup at the other instances each, not one
+    // per candidate); with `online` the window slides until it fills a page.
+    const picked: { m: Candidate; online: boolean; at: number }[] = [];
+    let i = offset;
+    let rest: boolean;
+    for (;;) {
+      const start = i;
+      const { window, more } = await windowAt(start);
+      const online = await onlineAnywhere(
+        c,
+        window.map((m) => m.address),
+      );
+      for (let j = 0; j < window.length && picked.length < WINDOW; j++, i++) {
+        if (p.online === true && !online[j]) continue;
+        picked.push({ m: window[j]!, online: online[j]!, at: i });
+      }
+      rest = i < start + window.length || more; // candidates remain at i and after
+      if (picked.length >= WINDOW || !more) break;
+    }
+    // Public nodes: their hostnames and self tags in one store query for the page (not two per node).
+    const bare = picked.filter((x) => x.m.about === undefined);
+    const about = bare.length > 0 ? await c.ctx.store.networks.describeNodes(bare.map((x) => x.m.key)) : [];
+    for (const [j, x] of bare.entries()) x.m.about = about[j]!;
     const out: Found[] = [];
     let used = 0;
     let cut = false;
@@ -682,7 +675,7 @@ const handlers: Record<NetworkMethod, Handler> = {
       used += cost;
     }
     // `next` = where to continue (skipped offline nodes are not counted twice).
-    return { nodes: out, more: cut || rest(), next: i };
+    return { nodes: out, more: cut || rest, next: i };
   },
 };
 
