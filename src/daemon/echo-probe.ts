@@ -38,21 +38,33 @@ export async function echoProbe(d: EchoProbeHost, peer: Pick<Peer, 'address'>, o
       const payload = Buffer.alloc(16);
       payload.writeUInt32BE(seq, 0);
       crypto.randomFillSync(payload, 4);
-      const t0 = process.hrtime.bigint();
-      const got = new Promise<bigint | null>((resolve) => {
-        const timer = setTimeout(() => resolve(null), o.timeoutMs);
-        waiting.set(seq, {
-          tag: payload.subarray(4, 16),
-          done: (at) => {
-            clearTimeout(timer);
-            resolve(at);
-          },
-        });
+      // The waiter is in place before the clock starts and the timeout is armed after the send (its
+      // timer's setup runs while the probe is on the wire): the RTT spans the send and the answer only,
+      // as ping(8) stamps a probe just before sendto().
+      let at: bigint | null | undefined;
+      let wake: (() => void) | undefined;
+      waiting.set(seq, {
+        tag: payload.subarray(4, 16),
+        done: (t) => {
+          at = t;
+          wake?.();
+        },
       });
+      const t0 = process.hrtime.bigint();
       await d.sendDatagram(peer.address, srcPort, ECHO_PORT, payload);
-      const at = await got;
+      if (at === undefined)
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(() => {
+            at = null;
+            resolve();
+          }, o.timeoutMs);
+          wake = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
       waiting.delete(seq);
-      const rttMs = at === null ? null : Number(at - t0) / 1e6;
+      const rttMs = at === null || at === undefined ? null : Number(at - t0) / 1e6;
       if (rttMs !== null) rtts.push(rttMs);
       o.onProbe?.(seq, rttMs);
       if (seq < o.count && o.intervalMs > 0) await sleep(o.intervalMs);

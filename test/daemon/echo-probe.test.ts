@@ -58,3 +58,23 @@ test('echoProbe: an unanswered probe is reported as lost (null) and left out of 
   assert.equal(seen[1], null);
   assert.ok(seen[0] !== null && seen[2] !== null);
 });
+
+test('echoProbe: the timeout timer is armed after the probe is sent, outside the measured round trip', async (t) => {
+  // ping(8) stamps a probe just before sendto(): setting up the timeout's timer between the clock
+  // start and the send counted that setup (a cold timer list after 50 ms of idle) as network time.
+  const events: string[] = [];
+  const realSetTimeout = globalThis.setTimeout;
+  t.mock.method(globalThis, 'setTimeout', ((cb: () => void, ms?: number) => {
+    if (ms === 2000) events.push('timeout armed');
+    return realSetTimeout(cb, ms);
+  }) as typeof setTimeout);
+  const host = standIn(1, 0);
+  const send = host.sendDatagram;
+  host.sendDatagram = (...a) => {
+    events.push('sent');
+    return send(...a);
+  };
+  const rtts = await echoProbe(host, PEER, { count: 3, intervalMs: 0, timeoutMs: 2000 });
+  assert.equal(rtts.length, 3);
+  assert.deepEqual(events, ['sent', 'timeout armed', 'sent', 'timeout armed', 'sent', 'timeout armed']);
+});
