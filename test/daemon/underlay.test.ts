@@ -62,7 +62,7 @@ interface Rig {
 }
 
 function rig(opts: Partial<UnderlayOptions> & { udpAnswers?: boolean[]; failModes?: TcpUplinkMode[] } = {}): Rig {
-  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0 };
+  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0, rxBatches: 0, rxBatchPackets: 0 };
   const r = {
     counters,
     registry: [] as Buffer[],
