@@ -86,7 +86,10 @@ async function bareDgram(size: number, count: number, batched: boolean): Promise
   return got > 0 ? (cpu * 1e6) / got : Number.NaN;
 }
 
-type Mode = 'batched' | 'dgram';
+/** batched: the recvmmsg reader; dgram: PILOT_RECVMMSG=0; gro: the reader with UDP_GRO (PILOT_UDP_GRO=1). */
+type Mode = 'batched' | 'dgram' | 'gro';
+const MODES = (process.env.BENCH_RX_MODES ?? 'batched,dgram').split(',') as Mode[];
+const ENV: Record<Mode, Record<string, string>> = { batched: {}, dgram: { PILOT_RECVMMSG: '0' }, gro: { PILOT_UDP_GRO: '1' } };
 interface Row {
   mbps: number;
   send: number;
@@ -101,21 +104,22 @@ interface Row {
 async function main(): Promise<void> {
   const work = tmpDir('pilot-rxcpu-');
   const rdv = await startRendezvous();
-  const rx: Record<Mode, Agent> = { batched: new Agent('alpha', work), dgram: new Agent('alpha0', work) };
+  const rx: Record<Mode, Agent> = { batched: new Agent('alpha', work), dgram: new Agent('alpha0', work), gro: new Agent('alphagro', work) };
   const b = new Agent('beta', work);
-  const rows: Record<Mode, Row[]> = { batched: [], dgram: [] };
+  const rows: Record<Mode, Row[]> = { batched: [], dgram: [], gro: [] };
   try {
-    await rx.batched.start(['--registry', rdv.addr, '--email', 'a@example.com', '--hostname', 'rx-alpha', '--listen', '127.0.0.1:0']);
-    process.env.PILOT_RECVMMSG = '0'; // inherited by the daemon pilotctl starts
-    try {
-      await rx.dgram.start(['--registry', rdv.addr, '--email', 'a0@example.com', '--hostname', 'rx-alpha0', '--listen', '127.0.0.1:0']);
-    } finally {
-      delete process.env.PILOT_RECVMMSG;
+    for (const mode of MODES) {
+      Object.assign(process.env, ENV[mode]); // inherited by the daemon pilotctl starts
+      try {
+        await rx[mode].start(['--registry', rdv.addr, '--email', `${mode}@example.com`, '--hostname', `rx-${mode}`, '--listen', '127.0.0.1:0']);
+      } finally {
+        for (const k of Object.keys(ENV[mode])) delete process.env[k];
+      }
     }
     await b.start(['--registry', rdv.addr, '--email', 'b@example.com', '--hostname', 'rx-beta', '--listen', '127.0.0.1:0']);
-    for (const mode of ['batched', 'dgram'] as const) {
+    for (const mode of MODES) {
       const a = rx[mode];
-      const name = mode === 'batched' ? 'rx-alpha' : 'rx-alpha0';
+      const name = `rx-${mode}`;
       await b.ctl(['handshake', a.address]);
       await a.ctl(['approve', b.address]);
       await b.ctl(['ping', name, '--count', '2', '--interval', '10ms']);
@@ -123,9 +127,9 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < REPS; i++) {
       // interleaved, the order flipped every rep: load drifts hit both modes alike
-      for (const mode of i % 2 === 0 ? (['batched', 'dgram'] as const) : (['dgram', 'batched'] as const)) {
+      for (const mode of i % 2 === 0 ? MODES : [...MODES].reverse()) {
         const a = rx[mode];
-        const name = mode === 'batched' ? 'rx-alpha' : 'rx-alpha0';
+        const name = `rx-${mode}`;
         const [ca, cb] = [await counters(a), await counters(b)];
         const [ta, tb] = [cpuSeconds(a.pid), cpuSeconds(b.pid)];
         const perf =
@@ -142,7 +146,7 @@ async function main(): Promise<void> {
         const [ca2, cb2] = [await counters(a), await counters(b)];
         const dataIn = ca2.udpIn - ca.udpIn;
         const size = Math.round((MB * 1024 * 1024) / Math.max(1, dataIn)); // payload per datagram, about
-        const bare = await bareDgram(size + 40, Math.min(dataIn, 100_000), mode === 'batched');
+        const bare = await bareDgram(size + 40, Math.min(dataIn, 100_000), mode !== 'dgram');
         const row: Row = {
           mbps: r.json.data.mbPerSec as number,
           send: ((tb2 - tb) * 1e6) / Math.max(1, cb2.udpOut - cb.udpOut),
@@ -160,8 +164,7 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    await rx.batched.stop();
-    await rx.dgram.stop();
+    for (const mode of MODES) await rx[mode].stop();
     await b.stop();
     await rdv.kill();
     fs.rmSync(work, { recursive: true, force: true });
@@ -169,15 +172,18 @@ async function main(): Promise<void> {
   process.stdout.write(
     `| mode (${MB} MiB x ${REPS}, load ${os.loadavg()[0]!.toFixed(1)}) | MB/s | sender µs/datagram | receiver µs/datagram | receiver ms/MB | bare receiver µs/datagram | packets per batch |\n|---|---|---|---|---|---|---|\n`,
   );
-  for (const mode of ['batched', 'dgram'] as const) {
+  for (const mode of MODES) {
     const m = (k: keyof Row): number => median(rows[mode].map((r) => r[k]));
     const all = (k: keyof Row, d: number): string => rows[mode].map((r) => r[k].toFixed(d)).join(' / ');
     process.stdout.write(
       `| ${mode}, ~${m('size')} B/datagram | ${m('mbps').toFixed(1)} (${all('mbps', 1)}) | ${m('send').toFixed(1)} | ${m('recv').toFixed(1)} (${all('recv', 1)}) | ${m('recvMB').toFixed(2)} | ${m('bare').toFixed(2)} (${all('bare', 2)}) | ${m('perBatch').toFixed(1)} |\n`,
     );
   }
-  const ratio = (k: keyof Row): string => (median(rows.batched.map((r) => r[k])) / median(rows.dgram.map((r) => r[k]))).toFixed(2);
-  process.stdout.write(`batched / dgram: receiver CPU per datagram ${ratio('recv')}x, bare receiver ${ratio('bare')}x, MB/s ${ratio('mbps')}x\n`);
+  const ratio = (x: Mode, k: keyof Row): string => (median(rows[x].map((r) => r[k])) / median(rows.dgram.map((r) => r[k]))).toFixed(2);
+  for (const mode of MODES.filter((m) => m !== 'dgram' && MODES.includes('dgram')))
+    process.stdout.write(
+      `${mode} / dgram: receiver CPU per datagram ${ratio(mode, 'recv')}x, bare receiver ${ratio(mode, 'bare')}x, MB/s ${ratio(mode, 'mbps')}x\n`,
+    );
 }
 
 if (process.argv[2] === '--bare' || process.argv[2] === '--bare-batched') bareReceiver(process.argv[2] === '--bare-batched');

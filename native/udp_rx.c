@@ -6,7 +6,7 @@
 //
 // How it sits beside dgram: JavaScript stops dgram's own reading (handle.recvStop()), and we
 // poll a dup() of the socket's fd on Node's libuv loop (uv_poll: two fds, two epoll entries,
-// one socket). Each batch is copied, packed, into a new Buffer the JavaScript side owns (the
+// one socket). Each batch is copied, packed, into new Buffers the JavaScript side owns (the
 // daemon decrypts in place and its streams keep slices of the plaintext, so the scratch the
 // kernel writes into can never be handed out). Per packet JavaScript reads four int32 from a
 // shared Int32Array: length, source port, flags, IPv4 address; the source's text form is
@@ -41,6 +41,8 @@
 #define RX_SAME 1  // same source as the previous packet delivered
 #define RX_V6 2  // an IPv6 source that is not IPv4-mapped (use the text)
 #define RX_MAPPED 4  // an IPv4-mapped IPv6 source (a dual-stack socket)
+#define RX_NEXT_CHUNK 8  // the packet starts the batch's next Buffer
+#define RX_CHUNK 65536
 #define RX_MAX_GRO_SEGS 64  // the kernel coalesces at most 64 (UDP_GRO_CNT_MAX)
 #define RX_ROUNDS 4  // recvmmsg calls per readable event at most (then the loop's other work)
 
@@ -158,7 +160,7 @@ static void write_source(Rx *r, uint32_t p, const struct sockaddr_storage *name)
   r->haveLast = 1;
 }
 
-// Hand JavaScript one value or a batch: cb(buffer, packets) or cb(null, -errno).
+// Hand JavaScript a batch or an error: cb(buffers, packets) or cb(null, -errno).
 static int deliver(Rx *r, napi_value buf, int32_t n) {
   napi_env env = r->env;
   napi_value cb, global, argv[2], res;
@@ -237,32 +239,60 @@ static int rx_round(Rx *r) {
     total += len;
   }
   if (packets == 0) return n == (int)r->msgs;
-  napi_value buf;
-  void *out;
-  if (napi_create_buffer(r->env, total, &out, &buf) != napi_ok) {
+  (void)total;
+  // Chunks of at most RX_CHUNK bytes (a bigger datagram alone): a slice someone keeps holds its
+  // chunk's memory alive, so what one kept packet can hold is bounded as with Node's own 64 KiB reads.
+  uint32_t chunkOf[RX_MAX_MSGS];
+  size_t chunkLen[RX_MAX_MSGS];
+  uint32_t chunks = 0;
+  for (int i = 0; i < n; i++) {
+    if (segOf[i] == 0) continue;
+    size_t len = r->hdrs[i].msg_len;
+    if (chunks == 0 || (chunkLen[chunks - 1] > 0 && chunkLen[chunks - 1] + len > RX_CHUNK)) chunkLen[chunks++] = 0;
+    chunkOf[i] = chunks - 1;
+    chunkLen[chunks - 1] += len;
+  }
+  napi_value bufs;
+  unsigned char *outs[RX_MAX_MSGS];
+  size_t offs[RX_MAX_MSGS];
+  if (napi_create_array_with_length(r->env, chunks, &bufs) != napi_ok) {
     r->statsP[ST_ERRORS]++;
     return -1;
   }
+  for (uint32_t k = 0; k < chunks; k++) {
+    napi_value b;
+    void *data;
+    if (napi_create_buffer(r->env, chunkLen[k], &data, &b) != napi_ok || napi_set_element(r->env, bufs, k, b) != napi_ok) {
+      r->statsP[ST_ERRORS]++;
+      return -1;
+    }
+    outs[k] = data;
+    offs[k] = 0;
+  }
   // pass 2: packed copy and per-packet fields
-  size_t off = 0;
   uint32_t p = 0;
+  uint32_t chunk = 0;
   for (int i = 0; i < n; i++) {
     if (segOf[i] == 0) continue;
     uint32_t len = r->hdrs[i].msg_len, seg = segOf[i];
-    const unsigned char *src = r->scratch + (size_t)i * r->slot;
-    memcpy((char *)out + off, src, len);
-    off += len;
+    uint32_t k = chunkOf[i];
+    memcpy(outs[k] + offs[k], r->scratch + (size_t)i * r->slot, len);
+    offs[k] += len;
     uint32_t done = 0;
     do {
       uint32_t l = len - done < seg ? len - done : seg;
       write_source(r, p, &r->names[i]);
       r->metaP[(size_t)p * RX_META_INTS] = (int32_t)l;
+      if (k != chunk) {  // the first packet of the next chunk
+        r->metaP[(size_t)p * RX_META_INTS + 2] |= RX_NEXT_CHUNK;
+        chunk = k;
+      }
       p++;
       done += l;
     } while (done < len);
   }
   r->statsP[ST_PACKETS] += p;
-  if (deliver(r, buf, (int32_t)p) < 0) return -1;
+  if (deliver(r, bufs, (int32_t)p) < 0) return -1;
   return n == (int)r->msgs;
 }
 

@@ -5,11 +5,12 @@
 // is what dgram gave it: one Buffer per datagram, the source host as dgram formats it
 // ("1.2.3.4", "::ffff:1.2.3.4" on a dual-stack socket, "2001:db8::1") and port, in arrival order.
 //
-// Each batch arrives packed in a Buffer of its own (the addon copies out of its scratch), and a
-// datagram's Buffer is a view into it: the daemon decrypts in place and its streams keep slices
+// Each batch arrives packed in Buffers of its own (the addon copies out of its scratch), and a
+// datagram's Buffer is a view into one: the daemon decrypts in place and its streams keep slices
 // of the plaintext, so nothing the kernel writes later may land under a Buffer handed out. A
-// slice kept for long keeps its batch's memory (at most `msgs` datagrams) alive, as a slice of
-// one of dgram's buffers kept its 64 KiB allocation before Node shrank it.
+// slice kept for long keeps its chunk alive: at most 64 KiB (or the one datagram, if bigger), as
+// Node's own TCP reads do, whatever the batch size (a datagram queue of 128 kept datagrams holds
+// at most 8 MiB, not 128 whole batches).
 //
 // Off (dgram's 'message' events as before): addon not built, not Linux, PILOT_GSO=0 or
 // PILOT_RECVMMSG=0, or a socket the addon cannot take over. An error from the reader hands the
@@ -35,7 +36,7 @@ export interface RxBinding {
     meta: Int32Array,
     text: Uint8Array,
     stats: Float64Array,
-    cb: (batch: Buffer | null, n: number) => void,
+    cb: (batch: Buffer[] | null, n: number) => void,
   ): RxStartResult | number;
   /** No callback after this; its fd closed at once. */
   rxStop(handle: object): void;
@@ -62,6 +63,7 @@ const TEXT = 48;
 const SAME = 1;
 const V6 = 2;
 const MAPPED = 4;
+const NEXT_CHUNK = 8;
 /** Source hosts remembered by address (a relay hears many): bounded, dropped whole when full. */
 const MAX_HOSTS = 1024;
 
@@ -164,7 +166,7 @@ export class UdpBatchReceiver {
     this.binding.rxStop(h);
   }
 
-  private readonly onBatch = (batch: Buffer | null, n: number): void => {
+  private readonly onBatch = (batch: Buffer[] | null, n: number): void => {
     if (batch === null) {
       this.fail(n);
       return;
@@ -177,6 +179,8 @@ export class UdpBatchReceiver {
     const meta = this.meta;
     let host = this.host;
     let port = this.port;
+    let chunk = 0;
+    let buf = batch[0]!;
     let off = 0;
     let thrown: unknown;
     let failed = false;
@@ -190,7 +194,11 @@ export class UdpBatchReceiver {
         this.host = host;
         this.port = port;
       }
-      const msg = batch.subarray(off, off + len);
+      if ((flags & NEXT_CHUNK) !== 0) {
+        buf = batch[++chunk]!;
+        off = 0;
+      }
+      const msg = buf.subarray(off, off + len);
       off += len;
       try {
         this.onPacket(msg, host, port);

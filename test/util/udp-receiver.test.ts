@@ -156,6 +156,28 @@ test('a slice kept past the callback keeps its bytes while later batches arrive 
   }
 });
 
+test('a kept datagram holds at most a 64 KiB chunk of its batch, not the whole batch', { skip }, async () => {
+  const sock = await bound('udp4', '127.0.0.1');
+  const tx = await bound('udp4', '127.0.0.1');
+  const kept: Buffer[] = [];
+  const r = UdpBatchReceiver.start(sock, (msg) => kept.push(msg), { log: noLog });
+  try {
+    // 32 datagrams of 20 KB: one recvmmsg, 640 KB; three fit a chunk
+    const pkts = Array.from({ length: 32 }, (_, i) => packet(i, 20_000));
+    await burst(tx, pkts, sock.address().port, '127.0.0.1');
+    await until(() => kept.length >= 32);
+    assert.ok(r!.stats.calls <= 2, `${r!.stats.calls} recvmmsg calls`);
+    for (let i = 0; i < 32; i++) {
+      assert.ok(kept[i]!.equals(pkts[i]!), `packet ${i}`);
+      assert.ok(kept[i]!.buffer.byteLength <= 65_536, `packet ${i} sits in ${kept[i]!.buffer.byteLength} bytes`);
+    }
+    assert.ok(new Set(kept.map((k) => k.buffer)).size >= 10, 'packed into chunks');
+  } finally {
+    r?.close();
+    await Promise.all([closeSock(sock), closeSock(tx)]);
+  }
+});
+
 test('off: no addon, PILOT_RECVMMSG=0 or PILOT_GSO=0 leave the socket to dgram', async () => {
   const sock = await bound('udp4', '127.0.0.1');
   const tx = await bound('udp4', '127.0.0.1');
@@ -193,7 +215,7 @@ test('a read error hands the socket back to dgram: the next datagrams come as me
   const viaReader: Buffer[] = [];
   sock.on('message', (m) => viaDgram.push(m));
   // the real reader, whose callback we also get to hand an error (as recvmmsg's -errno) to
-  let cb: ((b: Buffer | null, n: number) => void) | undefined;
+  let cb: ((b: Buffer[] | null, n: number) => void) | undefined;
   const real = rx!;
   const binding: RxBinding = {
     rxStart: (...args) => {
@@ -231,7 +253,12 @@ test('closing with datagrams pending: nothing delivered after close, and the por
   let closed = false;
   const r = UdpBatchReceiver.start(sock, () => closed && after++, { log: noLog });
   assert.ok(r);
-  await burst(tx, Array.from({ length: 100 }, (_, i) => packet(i, 500)), port, '127.0.0.1');
+  await burst(
+    tx,
+    Array.from({ length: 100 }, (_, i) => packet(i, 500)),
+    port,
+    '127.0.0.1',
+  );
   // the datagrams sit in the socket's queue: close before the loop polls again
   r.close();
   closed = true;
@@ -286,7 +313,12 @@ test('a handler that closes mid-batch gets nothing more; one that throws does no
       },
       { log: noLog },
     );
-    await burst(tx, Array.from({ length: 10 }, (_, i) => packet(i, 20)), sock.address().port, '127.0.0.1');
+    await burst(
+      tx,
+      Array.from({ length: 10 }, (_, i) => packet(i, 20)),
+      sock.address().port,
+      '127.0.0.1',
+    );
     await until(() => errors.length > 0 && got.includes(5));
     // the error reached uncaughtException as a throwing 'message' listener's does, after the batch's other packets
     await new Promise((res) => setTimeout(res, 50));
