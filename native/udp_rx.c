@@ -111,7 +111,22 @@ static void rx_close(Rx *r, int napi) {
     napi_delete_reference(r->env, r->stats);
     napi_async_destroy(r->env, r->actx);
   }
-  uv_close((uv_handle_t *)&r->poll, on_closed);
+  if (napi) uv_close((uv_handle_t *)&r->poll, on_closed);
+  else {
+    // env teardown (a worker ending): Node unloads the addon before the loop runs the close
+    // callbacks, so none may point into it; the struct (the handle inside it) stays, the buffers go
+    uv_close((uv_handle_t *)&r->poll, NULL);
+    free(r->scratch);
+    free(r->hdrs);
+    free(r->iovs);
+    free(r->names);
+    free(r->ctrl);
+    r->scratch = NULL;
+    r->hdrs = NULL;
+    r->iovs = NULL;
+    r->names = NULL;
+    r->ctrl = NULL;
+  }
   // closed now, not at the close callback: the port must be free for a rebind as soon as dgram closes its fd
   close(r->fd);
   r->fd = -1;
