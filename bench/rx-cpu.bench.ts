@@ -12,10 +12,11 @@
 // BENCHMARKS.md were taken):
 //   ip netns add rxlo && ip netns exec rxlo ip link set lo mtu 1280 up
 //   ip netns exec rxlo node bench/rx-cpu.bench.ts; ip netns del rxlo
-// Same-run A/B of the batched receive (src/util/udp-receiver.ts): two receiving daemons, one with
-// the recvmmsg reader, one started with PILOT_RECVMMSG=0 (dgram's one 'message' per datagram), fed
-// in turn by the same sender, reps interleaved; the bare reference likewise in both modes.
-// Env: BENCH_RX_MB (per rep, default 100), BENCH_RX_REPS (default 3),
+// Same-run A/B of the batched receive (src/util/udp-receiver.ts): one receiving daemon per mode,
+// fed in turn by the same sender, reps interleaved (order flipped every rep): gro (the recvmmsg
+// reader with UDP_GRO, the default), batched (the reader, PILOT_UDP_GRO=0), dgram (PILOT_RECVMMSG=0:
+// one 'message' per datagram); the bare reference with the reader or with dgram.
+// Env: BENCH_RX_MODES (default "gro,batched,dgram"), BENCH_RX_MB (per rep, default 100), BENCH_RX_REPS (default 3),
 //      BENCH_RX_PERF=file: `perf record -g` the receiving daemon during the first rep
 //      (run with NODE_OPTIONS=--perf-basic-prof to name the JavaScript frames).
 import { spawn } from 'node:child_process';
@@ -86,10 +87,10 @@ async function bareDgram(size: number, count: number, batched: boolean): Promise
   return got > 0 ? (cpu * 1e6) / got : Number.NaN;
 }
 
-/** batched: the recvmmsg reader; dgram: PILOT_RECVMMSG=0; gro: the reader with UDP_GRO (PILOT_UDP_GRO=1). */
+/** batched: the recvmmsg reader without UDP_GRO (PILOT_UDP_GRO=0); dgram: PILOT_RECVMMSG=0; gro: the reader with UDP_GRO (the default). */
 type Mode = 'batched' | 'dgram' | 'gro';
-const MODES = (process.env.BENCH_RX_MODES ?? 'batched,dgram').split(',') as Mode[];
-const ENV: Record<Mode, Record<string, string>> = { batched: {}, dgram: { PILOT_RECVMMSG: '0' }, gro: { PILOT_UDP_GRO: '1' } };
+const MODES = (process.env.BENCH_RX_MODES ?? 'gro,batched,dgram').split(',') as Mode[];
+const ENV: Record<Mode, Record<string, string>> = { batched: { PILOT_UDP_GRO: '0' }, dgram: { PILOT_RECVMMSG: '0' }, gro: {} };
 interface Row {
   mbps: number;
   send: number;
