@@ -50,7 +50,7 @@ enum { ST_CALLS, ST_DATAGRAMS, ST_PACKETS, ST_TRUNCATED, ST_ERRORS, ST_OVERFLOW,
 
 typedef struct Rx {
   napi_env env;
-  uv_poll_t poll;
+  uv_poll_t *poll;  // its own allocation: libc's free() is its close callback (see rx_close)
   int fd;  // our dup of the socket's fd
   int closed;
   int gro;
@@ -68,10 +68,12 @@ typedef struct Rx {
   napi_async_context actx;
   struct sockaddr_storage last;  // the source of the last packet delivered
   int haveLast;
-  int uvClosed, finalized;  // freed when both: libuv is done with the handle, and JavaScript with the external
+  int delivering;  // inside a JavaScript call: node-api cleanup waits until it returns
+  int napiPending;  // closed during a JavaScript call: references and async context still to release
+  int hooked;  // the env cleanup hook is registered
 } Rx;
 
-static void rx_free(Rx *r) {  // the struct and its buffers
+static void rx_free(Rx *r) {  // the struct and its buffers (the poll handle is libuv's until closed)
   free(r->scratch);
   free(r->hdrs);
   free(r->iovs);
@@ -80,59 +82,58 @@ static void rx_free(Rx *r) {  // the struct and its buffers
   free(r);
 }
 
-static void on_closed(uv_handle_t *h) {
-  Rx *r = (Rx *)h->data;
-  r->uvClosed = 1;
-  if (r->finalized) rx_free(r);
+static void napi_release(Rx *r) {
+  r->napiPending = 0;
+  napi_delete_reference(r->env, r->cb);
+  napi_delete_reference(r->env, r->meta);
+  napi_delete_reference(r->env, r->text);
+  napi_delete_reference(r->env, r->stats);
+  napi_async_destroy(r->env, r->actx);
 }
 
-static void on_finalize(napi_env env, void *data, void *hint) {
-  (void)env;
-  (void)hint;
-  Rx *r = data;
-  r->finalized = 1;
-  if (r->uvClosed) rx_free(r);
-}
-
-// Stop polling and give the fd back; no callback runs after this. `napi`: false at env teardown.
+// Stop polling and give the fd back; no callback runs after this. `napi`: release the references
+// and the async context too (not at env teardown); inside a JavaScript call that waits until it
+// returns (on_readable), so the async context is never destroyed under the callback using it.
 static void rx_close(Rx *r, int napi) {
   if (r->closed) return;
   r->closed = 1;
-  uv_poll_stop(&r->poll);
+  uv_poll_stop(r->poll);
   // GRO is a socket option: dgram, reading again (a fallback), must not get coalesced datagrams
   if (r->gro) {
     int zero = 0;
     setsockopt(r->fd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
   }
-  if (napi) {
-    napi_delete_reference(r->env, r->cb);
-    napi_delete_reference(r->env, r->meta);
-    napi_delete_reference(r->env, r->text);
-    napi_delete_reference(r->env, r->stats);
-    napi_async_destroy(r->env, r->actx);
-  }
-  if (napi) uv_close((uv_handle_t *)&r->poll, on_closed);
-  else {
-    // env teardown (a worker ending): Node unloads the addon before the loop runs the close
-    // callbacks, so none may point into it; the struct (the handle inside it) stays, the buffers go
-    uv_close((uv_handle_t *)&r->poll, NULL);
-    free(r->scratch);
-    free(r->hdrs);
-    free(r->iovs);
-    free(r->names);
-    free(r->ctrl);
-    r->scratch = NULL;
-    r->hdrs = NULL;
-    r->iovs = NULL;
-    r->names = NULL;
-    r->ctrl = NULL;
-  }
+  // The close callback is libc's free, not code of ours: a worker's environment unloads this addon
+  // before its loop runs the last close callbacks (a pointer into it crashed the process).
+  uv_close((uv_handle_t *)r->poll, (uv_close_cb)(void (*)(void))free);
+  r->poll = NULL;
   // closed now, not at the close callback: the port must be free for a rebind as soon as dgram closes its fd
   close(r->fd);
   r->fd = -1;
+  if (napi) {
+    if (r->delivering) r->napiPending = 1;
+    else napi_release(r);
+  }
 }
 
-static void env_cleanup(void *arg) { rx_close((Rx *)arg, 0); }
+static void env_cleanup(void *arg) {
+  Rx *r = arg;
+  r->hooked = 0;
+  rx_close(r, 0);
+}
+
+// The external is collected (the reader object is gone) or the env tears down: stop if still
+// running, then free. While reading, the callback reference keeps the external alive.
+static void on_finalize(napi_env env, void *data, void *hint) {
+  (void)hint;
+  Rx *r = data;
+  if (r->hooked) {
+    napi_remove_env_cleanup_hook(env, env_cleanup, r);
+    r->hooked = 0;
+  }
+  rx_close(r, 0);
+  rx_free(r);
+}
 
 static int same_source(const struct sockaddr_storage *a, const struct sockaddr_storage *b) {
   if (a->ss_family != b->ss_family) return 0;
@@ -317,6 +318,7 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   if (r->closed) return;
   napi_handle_scope scope;
   if (napi_open_handle_scope(r->env, &scope) != napi_ok) return;
+  r->delivering = 1;
   if (status < 0) {
     r->statsP[ST_ERRORS]++;
     deliver(r, NULL, status);
@@ -324,6 +326,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
     for (int i = 0; i < RX_ROUNDS && !r->closed; i++)
       if (rx_round(r) <= 0) break;
   }
+  r->delivering = 0;
+  if (r->napiPending) napi_release(r);
   napi_close_handle_scope(r->env, scope);
 }
 
@@ -403,23 +407,22 @@ static napi_value RxStart(napi_env env, napi_callback_info info) {
     int one = 1;
     r->gro = setsockopt(dfd, SOL_UDP, UDP_GRO, &one, sizeof one) == 0;
   }
-  int rc = uv_poll_init(loop, &r->poll, dfd);
+  r->poll = malloc(sizeof *r->poll);
+  int rc = r->poll == NULL ? UV_ENOMEM : uv_poll_init(loop, r->poll, dfd);
   if (rc == 0) {
-    r->poll.data = r;
-    rc = uv_poll_start(&r->poll, UV_READABLE, on_readable);
-    if (rc != 0) {
-      if (r->gro) {
-        int zero = 0;
-        setsockopt(dfd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
-      }
-      r->finalized = 1;  // no external was made
-      uv_close((uv_handle_t *)&r->poll, on_closed);  // frees r
-      close(dfd);
-      napi_create_int32(env, rc, &result);
-      return result;
-    }
+    r->poll->data = r;
+    rc = uv_poll_start(r->poll, UV_READABLE, on_readable);
+    if (rc != 0) uv_close((uv_handle_t *)r->poll, (uv_close_cb)(void (*)(void))free);
   } else {
+    free(r->poll);
+  }
+  if (rc != 0) {
+    if (r->gro) {
+      int zero = 0;
+      setsockopt(dfd, SOL_UDP, UDP_GRO, &zero, sizeof zero);
+    }
     close(dfd);
+    r->poll = NULL;
     rx_free(r);
     napi_create_int32(env, rc, &result);
     return result;
@@ -435,6 +438,7 @@ static napi_value RxStart(napi_env env, napi_callback_info info) {
   napi_create_string_utf8(env, "PilotUdpRx", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &r->actx);
   napi_add_env_cleanup_hook(env, env_cleanup, r);
+  r->hooked = 1;
   napi_value handle, groV;
   napi_create_external(env, r, on_finalize, NULL, &handle);
   // the handle is an external; gro is reported through a wrapper object
@@ -457,10 +461,11 @@ static napi_value RxStop(napi_env env, napi_callback_info info) {
     return NULL;
   }
   Rx *r = p;
-  if (!r->closed) {
+  if (r->hooked) {
     napi_remove_env_cleanup_hook(env, env_cleanup, r);
-    rx_close(r, 1);
+    r->hooked = 0;
   }
+  rx_close(r, 1);
   return NULL;
 }
 

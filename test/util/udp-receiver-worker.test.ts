@@ -18,7 +18,17 @@ test('a worker thread that ends with its reader open exits cleanly, and the port
       const s = dgram.createSocket('udp4');
       s.bind(0, '127.0.0.1', () => {
         const r = UdpBatchReceiver.start(s, () => {}, { log: console });
-        parentPort.postMessage({ port: s.address().port, active: r !== undefined && r.active });
+        // a second reader closed just before the worker exits: its handle's close is still pending then
+        const s2 = dgram.createSocket('udp4');
+        s2.bind(0, '127.0.0.1', () => {
+          const r2 = UdpBatchReceiver.start(s2, () => {}, { log: console });
+          parentPort.on('message', () => {
+            r2.close();
+            s2.close();
+            process.exit(0);
+          });
+          parentPort.postMessage({ port: s.address().port, active: r !== undefined && r.active && r2 !== undefined && r2.active });
+        });
       });
     });`;
   const main = `
@@ -30,7 +40,9 @@ test('a worker thread that ends with its reader open exits cleanly, and the port
       const tx = dgram.createSocket('udp4');
       for (let i = 0; i < 20; i++) tx.send('x', port, '127.0.0.1');
       setTimeout(async () => {
-        await w.terminate();
+        const gone = new Promise((res) => w.once('exit', res));
+        w.postMessage('stop');
+        await gone;
         tx.close();
         const again = dgram.createSocket('udp4');
         again.on('error', (e) => { console.log('rebind', e.code); process.exit(3); });
