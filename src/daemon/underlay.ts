@@ -225,11 +225,6 @@ export class Underlay {
     });
   }
 
-  /** The main socket's batched reader, while it reads (stats, tests). */
-  get batchReceiver(): UdpBatchReceiver | undefined {
-    return this.receiver?.active ? this.receiver : undefined;
-  }
-
   /**
    * GSO only with DF on every datagram: a GSO send is one datagram bigger than the path MTU, which
    * Linux's default mode sends without DF, so routers fragmented its segments and the path MTU
