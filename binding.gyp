@@ -2,9 +2,9 @@
   "targets": [
     {
       "target_name": "pilot_udp_gso",
-      "sources": ["native/udp_gso.c"],
+      "sources": ["native/udp_gso.c", "native/udp_rx.c"],
       "cflags": ["-O2", "-Wall"],
-      "conditions": [["OS!='linux'", {"sources!": ["native/udp_gso.c"], "type": "none"}]]
+      "conditions": [["OS!='linux'", {"sources!": ["native/udp_gso.c", "native/udp_rx.c"], "type": "none"}]]
     }
   ]
 }

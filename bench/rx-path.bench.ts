@@ -23,7 +23,7 @@ const RV = { host: '203.0.113.1', port: 9000 };
 let sink = 0; // keeps the work observable
 
 function underlay(): Underlay {
-  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0 };
+  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0, rxBatches: 0, rxBatchPackets: 0 };
   const host: UnderlayHost = {
     log: silentLogger(),
     counters,

@@ -133,6 +133,8 @@ static napi_value DfAlways(napi_env env, napi_callback_info info) {
   return result;
 }
 
+void udp_rx_init(napi_env env, napi_value exports);  // udp_rx.c: batched receive
+
 NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "sendGso", NAPI_AUTO_LENGTH, SendGso, NULL, &fn);
@@ -140,5 +142,6 @@ NAPI_MODULE_INIT() {
   napi_value df;
   napi_create_function(env, "dfAlways", NAPI_AUTO_LENGTH, DfAlways, NULL, &df);
   napi_set_named_property(env, exports, "dfAlways", df);
+  udp_rx_init(env, exports);
   return exports;
 }

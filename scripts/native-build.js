@@ -1,10 +1,10 @@
-// Builds the optional UDP GSO addon (binding.gyp, native/udp_gso.c -> build/Release/pilot_udp_gso.node)
+// Builds the optional UDP addon (binding.gyp, native/udp_gso.c + udp_rx.c -> build/Release/pilot_udp_gso.node)
 // with node-gyp. Run by `npm test` and `npm run demo` when the addon is missing (`--if-missing`), by
 // `npm run build` (so `npm pack` ships the built .node: node-api, one binary for every Node version)
 // and by hand (`npm run build:native`). Not an npm install script on purpose: npm warns about a
 // package's install scripts when users install it (test/package/install.test.ts keeps that quiet),
 // and package.json sets "gypfile": false so npm does not add a `node-gyp rebuild` of its own.
-// Linux only; a failed build is not an error: the daemon then sends one packet per system call.
+// Linux only; a failed build is not an error: the daemon then sends and receives one packet per system call.
 // Plain JavaScript, no dependencies.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -14,9 +14,18 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const out = path.join(root, 'build', 'Release', 'pilot_udp_gso.node');
 const source = path.join(root, 'native', 'udp_gso.c');
+/** Every input of the build: a changed one (udp_rx.c, binding.gyp) means rebuild, not only udp_gso.c. */
+const inputs = [
+  path.join(root, 'binding.gyp'),
+  ...fs
+    .readdirSync(path.join(root, 'native'))
+    .filter((f) => f.endsWith('.c'))
+    .map((f) => path.join(root, 'native', f)),
+];
 
 if (process.platform !== 'linux' || !fs.existsSync(source)) process.exit(0);
-if (process.argv.includes('--if-missing') && fs.existsSync(out) && fs.statSync(out).mtimeMs >= fs.statSync(source).mtimeMs) process.exit(0);
+if (process.argv.includes('--if-missing') && fs.existsSync(out) && inputs.every((f) => !fs.existsSync(f) || fs.statSync(out).mtimeMs >= fs.statSync(f).mtimeMs))
+  process.exit(0);
 
 /** node-gyp: npm's own (npm puts it on PATH for scripts; else beside the npm on PATH), or one on PATH. */
 function nodeGyp() {

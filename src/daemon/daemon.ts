@@ -116,7 +116,19 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   readonly bootId = crypto.randomBytes(8);
   readonly startedAt = Date.now();
   readonly version = VERSION;
-  readonly counters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0, refusedUntrusted: 0, untrustedEvicted: 0 };
+  readonly counters = {
+    garbage: 0,
+    relayIn: 0,
+    relayOut: 0,
+    udpIn: 0,
+    udpOut: 0,
+    gsoSends: 0,
+    gsoPackets: 0,
+    rxBatches: 0,
+    rxBatchPackets: 0,
+    refusedUntrusted: 0,
+    untrustedEvicted: 0,
+  };
   private underlay: Underlay | undefined;
   private readonly net: NetCheck;
   private readonly ifaces: LocalInterfaces;

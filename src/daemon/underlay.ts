@@ -16,6 +16,7 @@ import { listenError } from '../util/listen-error.ts';
 import { createUdpSocket } from '../util/udp-socket.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
 import { loadGso, socketFd, type GsoBinding } from '../util/udp-gso.ts';
+import { UdpBatchReceiver } from '../util/udp-receiver.ts';
 import type { Logger } from '../util/logger.ts';
 import type { Path, UplinkKind } from '../nat/path.ts';
 import { TcpUplink, type TcpUplinkMode } from '../uplink/tcp-uplink.ts';
@@ -32,6 +33,9 @@ export interface UnderlayCounters {
   /** UDP GSO sends (one sendmsg for many packets) and the packets they carried (also counted in udpOut). */
   gsoSends: number;
   gsoPackets: number;
+  /** Batched receives (one recvmmsg and one JavaScript call) and the packets they carried (also counted in udpIn). */
+  rxBatches: number;
+  rxBatchPackets: number;
 }
 
 /** The part of a TcpUplink the underlay uses (a fake in unit tests). */
@@ -102,6 +106,8 @@ export class Underlay {
   private socket!: dgram.Socket;
   /** The main socket's sends, coalesced into UDP GSO batches where the kernel allows (src/util/udp-batcher.ts). */
   private batcher: UdpBatcher | undefined;
+  /** The main socket's reads, a batch of datagrams per system call and per JavaScript call (src/util/udp-receiver.ts); undefined: dgram's. */
+  private receiver: UdpBatchReceiver | undefined;
   /** IPv4-mapped and NAT64 addresses in and out of the socket (one udp6 socket for both families). */
   private edge: EdgeAddresses;
   /** Extra sockets for birthday probing (id -> socket); id 0 is never used (the main socket). */
@@ -211,7 +217,12 @@ export class Underlay {
     this.batcher = new UdpBatcher(this.socket, { log: this.host.log, gso: this.dfForGso(loadGso()), counters: this.host.counters });
     if (listen.port === 0) fs.writeFileSync(portFile, `${this.socket.address().port}\n`, { mode: 0o600 });
     this.socket.on('error', (err) => this.host.log.warn({ err }, 'udp socket error'));
-    this.socket.on('message', (msg, rinfo) => this.onUdp(msg, rinfo));
+    // dgram's listener stays: it reads whenever the batched reader is off or has handed the socket back
+    this.socket.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port, undefined));
+    this.receiver = UdpBatchReceiver.start(this.socket, (msg, host, port) => this.onDatagram(msg, host, port, undefined), {
+      log: this.host.log,
+      counters: this.host.counters,
+    });
   }
 
   /**
@@ -377,16 +388,19 @@ export class Underlay {
 
   /** One datagram on the main socket (`sock` undefined) or on birthday socket `sock`. */
   onUdp(msg: Buffer, from: { address: string; port: number }, sock?: number): void {
+    this.onDatagram(msg, from.address, from.port, sock);
+  }
+
+  private onDatagram(msg: Buffer, rawAddress: string, port: number, sock: number | undefined): void {
     // On the dual-stack socket every IPv4 source comes as "::ffff:a.b.c.d": unmapped once per
     // source, not sliced into a new string (and a new rinfo object) for every datagram.
     let address: string;
-    if (from.address === this.lastRawSource) address = this.lastSource;
+    if (rawAddress === this.lastRawSource) address = this.lastSource;
     else {
-      address = this.edge.inbound(from.address);
-      this.lastRawSource = from.address;
+      address = this.edge.inbound(rawAddress);
+      this.lastRawSource = rawAddress;
       this.lastSource = address;
     }
-    const port = from.port;
     const counters = this.host.counters;
     counters.udpIn++;
     if (msg.length === 0) {
@@ -489,7 +503,7 @@ export class Underlay {
       const id = this.sprayNext++;
       const sock = createUdpSocket(socketOptions({ type: this.edge.family === 'ipv4' ? 'udp4' : 'udp6', host: '', family: this.edge.family }));
       sock.on('error', () => {});
-      sock.on('message', (msg, rinfo) => this.onUdp(msg, rinfo, id));
+      sock.on('message', (msg, rinfo) => this.onDatagram(msg, rinfo.address, rinfo.port, id));
       // bind synchronously enough: send() binds an unbound socket to an ephemeral port
       sock.bind(0);
       this.spray.set(id, { sock, opened: this.host.now() });
@@ -528,6 +542,7 @@ export class Underlay {
     return new Promise<void>((resolve) => {
       try {
         this.batcher?.flush(); // a goodbye queued in this callback leaves before the socket closes
+        this.receiver?.close(); // its own fd would keep the port bound past the socket's close
         this.socket.close(() => resolve());
       } catch {
         resolve();

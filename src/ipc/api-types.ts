@@ -132,6 +132,9 @@ export interface DaemonStats {
     /** UDP GSO sends (one system call, many packets) and the packets in them; 0 without the addon (src/util/udp-gso.ts). */
     gsoSends: number;
     gsoPackets: number;
+    /** Batched receives (one recvmmsg, one JavaScript call, many packets) and the packets in them; 0 without the addon (src/util/udp-receiver.ts). */
+    rxBatches: number;
+    rxBatchPackets: number;
     refusedUntrusted: number;
     untrustedEvicted: number;
   };

@@ -29,6 +29,7 @@ import { UdpLink, type Link, type UdpSender } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
+import { UdpBatchReceiver } from '../util/udp-receiver.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
 import { loadGso } from '../util/udp-gso.ts';
 
@@ -273,14 +274,25 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   log.info({ host: opts.host, port }, 'rendezvous listening');
 
   udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
-  udp.on('message', (msg, rinfo) => {
+  const onUdp = (msg: Buffer, address: string, p: number): void => {
     counters.udpIn++;
     if (msg.length === 0 || msg.length > maxFrame) {
       counters.garbage++;
       return;
     }
-    dispatch(msg, new UdpLink(udpSend, rinfo.address, rinfo.port), rinfo.address);
-  });
+    dispatch(msg, new UdpLink(udpSend, address, p), address);
+  };
+  // dgram's listener stays: it reads whenever the batched reader is off or has handed the socket back
+  udp.on('message', (msg, rinfo) => onUdp(msg, rinfo.address, rinfo.port));
+  // Relayed packets arrive in batches of up to 32 per system call and JavaScript call (src/util/udp-receiver.ts);
+  // each batch's Buffer is its own, so a forward queued until the poll phase ends (udpOut) still holds its bytes.
+  const udpIn = UdpBatchReceiver.start(udp, onUdp, { log });
+  /** The UDP socket closed, its batched reader first (whose own fd would keep the port bound past the close). */
+  const closeUdp = (): Promise<void> =>
+    new Promise<void>((r) => {
+      udpIn?.close();
+      udp.close(() => r());
+    });
 
   let connSeq = 0;
   tcp.maxConnections = opts.maxTcpConnections ?? 10_000;
@@ -384,7 +396,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       });
     } catch (err) {
       websockets.close();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
+      await Promise.all([closeUdp(), new Promise<void>((r) => tcp.close(() => r())), alt?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();
       throw err;
@@ -401,7 +413,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       });
     } catch (err) {
       websockets.close();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
+      await Promise.all([closeUdp(), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();
       throw err;
@@ -438,7 +450,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       for (const s of conns) s.destroy();
       websockets.close();
       udpOut.flush();
-      await Promise.all([new Promise<void>((r) => udp.close(() => r())), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
+      await Promise.all([closeUdp(), new Promise<void>((r) => tcp.close(() => r())), alt?.close(), tlsListener?.close()]);
       await cluster?.close();
       if (ownsStore) await store.close();
       log.info('rendezvous closed');

@@ -30,27 +30,39 @@ export const Errno = { EAGAIN: 11, ENOBUFS: 105, EINVAL: 22, EIO: 5, EMSGSIZE: 9
 /** This package's root: src/util/ or dist/util/ are two levels down. */
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-let cached: GsoBinding | null | undefined;
+let cached: Record<string, unknown> | null | undefined;
 
 /**
  * The addon, or undefined: not Linux, not built, or turned off with PILOT_GSO=0
  * (the switch benchmarks use to compare with and without). `file`: another build (tests).
  */
 export function loadGso(file?: string): GsoBinding | undefined {
+  const mod = loadAddon(file);
+  return mod !== undefined && typeof mod.sendGso === 'function' && typeof mod.dfAlways === 'function' ? (mod as unknown as GsoBinding) : undefined;
+}
+
+/** The addon's exports as built (GSO send here, batched receive in udp-receiver.ts), or undefined; PILOT_GSO=0 turns all of it off. */
+export function loadAddon(file?: string): Record<string, unknown> | undefined {
   if (process.env.PILOT_GSO === '0' || process.platform !== 'linux') return undefined;
   if (file !== undefined) return loadFile(file) ?? undefined;
   cached ??= loadFile(path.join(ROOT, 'build', 'Release', 'pilot_udp_gso.node'));
   return cached ?? undefined;
 }
 
-function loadFile(file: string): GsoBinding | null {
+function loadFile(file: string): Record<string, unknown> | null {
   if (!fs.existsSync(file)) return null;
   try {
-    const mod = createRequire(import.meta.url)(file) as Partial<GsoBinding>;
-    return typeof mod.sendGso === 'function' && typeof mod.dfAlways === 'function' ? (mod as GsoBinding) : null;
+    return createRequire(import.meta.url)(file) as Record<string, unknown>;
   } catch {
     return null; // built for another platform or Node, or a broken build: dgram it is
   }
+}
+
+/** dgram's handle under a bound socket (see socketFd), for the few methods Node has no public name for. */
+export function socketHandle(sock: dgram.Socket): { fd?: unknown; recvStart?: unknown; recvStop?: unknown } | undefined {
+  const key = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  const state = key === undefined ? undefined : (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
+  return state?.handle ?? undefined;
 }
 
 /**
@@ -58,8 +70,6 @@ function loadFile(file: string): GsoBinding | null {
  * (deprecated, DEP0112, warns): dgram keeps the handle in its state object.
  */
 export function socketFd(sock: dgram.Socket): number | undefined {
-  const key = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
-  const state = key === undefined ? undefined : (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
-  const fd = state?.handle?.fd;
+  const fd = socketHandle(sock)?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : undefined;
 }

@@ -18,7 +18,7 @@ import { nat64Prefix, formatIpv6 } from '../../src/util/ip6.ts';
 import type { Path } from '../../src/nat/path.ts';
 
 function underlay(opts: Partial<UnderlayOptions> = {}): { u: Underlay; sessions: Path[]; registry: Buffer[] } {
-  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0 };
+  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0, rxBatches: 0, rxBatchPackets: 0 };
   const sessions: Path[] = [];
   const registry: Buffer[] = [];
   const host: UnderlayHost = {

@@ -16,6 +16,7 @@ import { generateIdentity } from '../../src/crypto/identity.ts';
 import { PacketType } from '../../src/wire/packet-types.ts';
 import { makeAddress, readAddress, writeAddress, ADDRESS_BYTES } from '../../src/wire/address.ts';
 import { silentLogger } from '../../src/util/logger.ts';
+import { loadRx } from '../../src/util/udp-receiver.ts';
 import type { Path, UplinkKind } from '../../src/nat/path.ts';
 import type { TcpUplinkMode } from '../../src/uplink/tcp-uplink.ts';
 
@@ -62,7 +63,7 @@ interface Rig {
 }
 
 function rig(opts: Partial<UnderlayOptions> & { udpAnswers?: boolean[]; failModes?: TcpUplinkMode[] } = {}): Rig {
-  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0 };
+  const counters: UnderlayCounters = { garbage: 0, relayIn: 0, relayOut: 0, udpIn: 0, udpOut: 0, gsoSends: 0, gsoPackets: 0, rxBatches: 0, rxBatchPackets: 0 };
   const r = {
     counters,
     registry: [] as Buffer[],
@@ -286,10 +287,12 @@ test('real sockets: the port is kept across restarts, relay sends are framed, da
   for (let i = 0; i < 100 && (r.registry.length < 1 || r.sessions.length < 1); i++) await new Promise((res) => setTimeout(res, 10));
   assert.equal(r.registry.length, 1);
   assert.equal(r.sessions[0]!.path.kind, 'direct');
+  // read through the batched reader when the addon is built (src/util/udp-receiver.ts), else dgram
+  assert.equal(r.counters.rxBatchPackets, loadRx() ? 2 : 0);
   r.u.close();
   await r.u.closeSocket();
 
-  // A restart binds the same port (peers' sessions to our endpoint keep working) ...
+  // A restart binds the same port (the reader's own fd closed with the socket) (peers' sessions to our endpoint keep working) ...
   const again = rig({ home: r.home, uplink: 'udp' });
   await again.u.bind();
   assert.equal(again.u.address().port, port);
@@ -299,6 +302,29 @@ test('real sockets: the port is kept across restarts, relay sends are framed, da
   assert.notEqual(third.u.address().port, port);
   await again.u.closeSocket();
   await third.u.closeSocket();
+});
+
+test('PILOT_RECVMMSG=0: the main socket is read by dgram, datagrams demuxed as with the batched reader', async (t) => {
+  const old = process.env.PILOT_RECVMMSG;
+  process.env.PILOT_RECVMMSG = '0';
+  t.after(() => {
+    if (old === undefined) delete process.env.PILOT_RECVMMSG;
+    else process.env.PILOT_RECVMMSG = old;
+  });
+  const r = rig({ uplink: 'udp' });
+  await r.u.bind();
+  const peer = dgram.createSocket('udp4');
+  t.after(() => peer.close());
+  for (let i = 0; i < 5; i++) peer.send(Buffer.from([PacketType.Data, i]), r.u.address().port, '127.0.0.1');
+  for (let i = 0; i < 100 && r.sessions.length < 5; i++) await new Promise((res) => setTimeout(res, 10));
+  assert.equal(r.sessions.length, 5);
+  assert.deepEqual(
+    r.sessions.map((s) => s.pkt[1]),
+    [0, 1, 2, 3, 4],
+  );
+  assert.equal(r.counters.rxBatches, 0);
+  r.u.close();
+  await r.u.closeSocket();
 });
 
 test('birthday sockets: kept while a path uses them or an attempt runs (10 s), closed after', async () => {
