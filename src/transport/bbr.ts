@@ -8,7 +8,14 @@
 // queue or a policer: while probing for more bandwidth, a round losing more
 // than 2% of what was in flight ends the probe and sets inflight_hi, the
 // ceiling later probes start from (v2/v3 "loss bound"); a lossy Startup ends
-// the same way. States: STARTUP (double the rate per round until the bw stops
+// the same way. The probe's losses are counted over its round and must be
+// at least two separate events (as Chromium's BBR2 does), and the 2% is on
+// top of the loss rate the path shows while cruising (random loss, which
+// probing does not cause): otherwise on a short path, where BBR probes every
+// few milliseconds and a round holds a few dozen packets, every probe at 1%
+// random loss ended at the first lost packet and inflight_hi pinned the
+// window near one BDP, with nothing left to ride out ACK and scheduling
+// jitter. States: STARTUP (double the rate per round until the bw stops
 // growing) -> DRAIN (empty the queue Startup built) -> PROBE_BW, a cycle of
 // DOWN (0.9 x bw, drain), CRUISE (1.0 x bw), REFILL (one round at 1.0 to fill
 // the pipe) and UP (1.25 x bw, inflight_hi raised each round), with
@@ -35,6 +42,12 @@ const PACING_MARGIN = 0.99;
 const FULL_BW_ROUNDS = 3;
 const FULL_BW_GROWTH = 1.25;
 const STARTUP_FULL_LOSS_COUNT = 6;
+/** Separate loss events a probing round needs before its loss rate counts (Chromium BBR2 probe_bw_full_loss_count). */
+const PROBE_FULL_LOSS_COUNT = 2;
+/** EWMA gain of the cruising rounds' loss rate (the path's random loss). */
+const RANDOM_LOSS_GAIN = 1 / 8;
+/** Loss beyond this rate is not excused as random, however steady it is. */
+const RANDOM_LOSS_CAP = 0.05;
 const EXTRA_ACKED_ROUNDS = 10;
 
 export type BbrState = 'startup' | 'drain' | 'probe_bw_down' | 'probe_bw_cruise' | 'probe_bw_refill' | 'probe_bw_up' | 'probe_rtt';
@@ -76,6 +89,8 @@ export class Bbr implements CongestionController {
   private lossInRound = 0;
   private lossEventsInRound = 0;
   private deliveredInRound = 0;
+  /** loss rate of the rounds spent cruising (EWMA): the path's random loss, which a probe is not blamed for */
+  randomLoss = 0;
   // PROBE_BW cycle
   private cycleStamp = 0;
   private bwProbeWait = 0;
@@ -177,6 +192,7 @@ export class Bbr implements CongestionController {
     this.updateMinRtt(rs, now);
     this.checkProbeRtt(now);
     if (this.roundStart) {
+      if (this.state === 'probe_bw_cruise') this.updateRandomLoss();
       this.lossInRound = 0;
       this.lossEventsInRound = 0;
       this.deliveredInRound = 0;
@@ -203,9 +219,22 @@ export class Bbr implements CongestionController {
     }
   }
 
-  /** Lost more than 2% of what was in flight when the sampled packet left (draft §5.3.3.6 IsInflightTooHigh). */
+  /**
+   * The probe's round lost more than 2% (beyond the path's random loss) of what was in flight when the sampled
+   * packet left, in at least two separate events (draft §5.3.3.6 IsInflightTooHigh, counted per round as
+   * Chromium's BBR2 does: one sample's losses since its packet left are a handful of packets on a short path).
+   */
   private inflightTooHigh(rs: RateSample): boolean {
-    return rs.txInFlight > 0 && rs.lost > rs.txInFlight * BBR_LOSS_THRESH;
+    if (rs.txInFlight <= 0 || this.lossEventsInRound < PROBE_FULL_LOSS_COUNT) return false;
+    return this.lossInRound > rs.txInFlight * (BBR_LOSS_THRESH + this.randomLoss);
+  }
+
+  /** A cruising round ended: fold its loss rate into the random-loss estimate. */
+  private updateRandomLoss(): void {
+    const total = this.deliveredInRound + this.lossInRound;
+    if (total <= 0) return;
+    const rate = Math.min(this.lossInRound / total, RANDOM_LOSS_CAP);
+    this.randomLoss += (rate - this.randomLoss) * RANDOM_LOSS_GAIN;
   }
 
   private checkStartupDone(rs: RateSample): void {
@@ -291,6 +320,10 @@ export class Bbr implements CongestionController {
       case 'probe_bw_up':
         if (this.roundStart) this.raiseInflightHiSlope();
         this.probeInflightHiUpward(rs);
+        // while inflight_hi is what holds the window back the probe goes on raising it (1, 2, 4... packets a
+        // round, v3's IsTimeToGoDown) until a round loses too much: one bound set by an unlucky round of random
+        // loss is undone in a few rounds instead of staying for good (each probe ended after one round)
+        if (this.inflightHi !== Infinity && this.cwnd >= this.inflightHi && !rs.isAppLimited) return;
         // a full round at 1.25 x bw with the queue it builds: the probe has shown what there is
         if (now - this.cycleStamp > this.minRtt && this.bytesInFlight > this.bdp(1.25)) this.startProbeBwDown(now);
         return;
