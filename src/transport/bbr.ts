@@ -44,8 +44,10 @@ const FULL_BW_GROWTH = 1.25;
 const STARTUP_FULL_LOSS_COUNT = 6;
 /** Separate loss events a probing round needs before its loss rate counts (Chromium BBR2 probe_bw_full_loss_count). */
 const PROBE_FULL_LOSS_COUNT = 2;
-/** EWMA gain of the cruising rounds' loss rate (the path's random loss). */
-const RANDOM_LOSS_GAIN = 1 / 8;
+/** The path's random loss is measured over about this many packets of cruising (older ones fade out). */
+const RANDOM_LOSS_PACKETS = 1000;
+/** ... and is taken as zero until this many were seen (one lost packet in a short round is no rate). */
+const RANDOM_LOSS_MIN_PACKETS = 100;
 /** Loss beyond this rate is not excused as random, however steady it is. */
 const RANDOM_LOSS_CAP = 0.05;
 const EXTRA_ACKED_ROUNDS = 10;
@@ -89,8 +91,10 @@ export class Bbr implements CongestionController {
   private lossInRound = 0;
   private lossEventsInRound = 0;
   private deliveredInRound = 0;
-  /** loss rate of the rounds spent cruising (EWMA): the path's random loss, which a probe is not blamed for */
+  /** loss rate while cruising (no probe running): the path's random loss, which a probe is not blamed for */
   randomLoss = 0;
+  private cruiseLost = 0;
+  private cruiseBytes = 0;
   // PROBE_BW cycle
   private cycleStamp = 0;
   private bwProbeWait = 0;
@@ -229,12 +233,14 @@ export class Bbr implements CongestionController {
     return this.lossInRound > rs.txInFlight * (BBR_LOSS_THRESH + this.randomLoss);
   }
 
-  /** A cruising round ended: fold its loss rate into the random-loss estimate. */
+  /** A cruising round ended: add its losses to the random-loss estimate (byte-weighted, older rounds fading). */
   private updateRandomLoss(): void {
     const total = this.deliveredInRound + this.lossInRound;
     if (total <= 0) return;
-    const rate = Math.min(this.lossInRound / total, RANDOM_LOSS_CAP);
-    this.randomLoss += (rate - this.randomLoss) * RANDOM_LOSS_GAIN;
+    const keep = Math.exp(-total / (RANDOM_LOSS_PACKETS * this.mss));
+    this.cruiseLost = this.cruiseLost * keep + this.lossInRound;
+    this.cruiseBytes = this.cruiseBytes * keep + total;
+    this.randomLoss = this.cruiseBytes < RANDOM_LOSS_MIN_PACKETS * this.mss ? 0 : Math.min(this.cruiseLost / this.cruiseBytes, RANDOM_LOSS_CAP);
   }
 
   private checkStartupDone(rs: RateSample): void {

@@ -218,8 +218,8 @@ test('random loss below the loss bound does not pin the window on a short path (
     const r = simulate({ bw: 10_000, rtt: 2, buffer: 1_000_000, loss: 0.01, seconds: 10 }, 'bbr', seed);
     const bbr = r.rec.cc as Bbr;
     const why = `seed ${seed}: mean cwnd ${r.meanCwnd.toFixed(0)} vs ${clean.meanCwnd.toFixed(0)} without loss, inflight_hi lowered ${r.hiCuts} times`;
-    assert.ok(r.meanCwnd > 0.6 * clean.meanCwnd, why);
-    assert.ok(bbr.randomLoss > 0.005 && bbr.randomLoss < 0.02, `seed ${seed}: random loss estimate ${bbr.randomLoss}`);
+    assert.ok(r.meanCwnd > 0.5 * clean.meanCwnd, why);
+    assert.ok(bbr.randomLoss > 0.004 && bbr.randomLoss < 0.02, `seed ${seed}: random loss estimate ${bbr.randomLoss}`);
     assert.ok(r.goodput > 0.9 * 10_000, `seed ${seed}: goodput ${r.goodput.toFixed(0)} B/ms`);
   }
 });
