@@ -82,6 +82,7 @@ try {
     );
     const ip = (gw.json.data.mappings as { ip: string }[])[0]!.ip;
     pairs.push({ mode, from, to, fh, ip });
+    console.error(`${mode}: sender ${from.name} pid ${from.pid}, receiver ${to.name} pid ${to.pid}`);
   }
   await new Promise((r) => setTimeout(r, 500));
   type Row = { mbps: number; cpuPerMB: number };
@@ -93,11 +94,16 @@ try {
       for (const p of rep % 2 === 0 ? pairs : [...pairs].reverse()) {
         const pids = [p.from.pid, p.to.pid];
         const c0 = pids.map(cpuSeconds);
-        const r = spawnSync('ip', ['netns', 'exec', p.fh.ns, 'iperf3', '-c', p.ip, '-p', String(IPERF_PORT), '-t', String(SECS), '--json'], {
-          encoding: 'utf8',
-          timeout: (SECS + 30) * 1000,
-        });
-        const j = JSON.parse(r.stdout || '{}') as { end?: { sum_received?: { bytes: number; seconds: number } }; error?: string };
+        let r = spawnSync('true', { encoding: 'utf8' });
+        let j: { end?: { sum_received?: { bytes: number; seconds: number } }; error?: string } = {};
+        // the server may still be closing the last test (it serves one at a time): retry a few times
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const argv = ['netns', 'exec', p.fh.ns, 'iperf3', '-c', p.ip, '-p', String(IPERF_PORT), '-t', String(SECS), '--json'];
+          r = spawnSync('ip', argv, { encoding: 'utf8', timeout: (SECS + 30) * 1000 });
+          j = JSON.parse(String(r.stdout) || '{}') as typeof j;
+          if (!/busy/.test(j.error ?? '')) break;
+          await new Promise((res) => setTimeout(res, 1000));
+        }
         if (!j.end?.sum_received) throw new Error(`iperf3 ${p.mode}: ${j.error ?? r.stderr}`);
         const mb = j.end.sum_received.bytes / 1e6;
         const gwRow = { mbps: mb / j.end.sum_received.seconds, cpuPerMB: (pids.map(cpuSeconds).reduce((a, x, i) => a + x - c0[i]!, 0) * 1000) / mb };

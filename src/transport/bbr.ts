@@ -44,6 +44,8 @@ const FULL_BW_GROWTH = 1.25;
 const STARTUP_FULL_LOSS_COUNT = 6;
 /** Separate loss events a probing round needs before its loss rate counts (Chromium BBR2 probe_bw_full_loss_count). */
 const PROBE_FULL_LOSS_COUNT = 2;
+/** How many standard deviations (of a round's lost-packet count at the threshold rate) a probe's losses must clear. */
+const LOSS_COUNT_MARGIN = 1.5;
 /** The path's random loss is measured over about this many packets of cruising (older ones fade out). */
 const RANDOM_LOSS_PACKETS = 1000;
 /** ... and is taken as zero until this many were seen (one lost packet in a short round is no rate). */
@@ -230,7 +232,10 @@ export class Bbr implements CongestionController {
    */
   private inflightTooHigh(rs: RateSample): boolean {
     if (rs.txInFlight <= 0 || this.lossEventsInRound < PROBE_FULL_LOSS_COUNT) return false;
-    return this.lossInRound > rs.txInFlight * (BBR_LOSS_THRESH + this.randomLoss);
+    // in packets: a round of n packets losing at the threshold rate p loses n p +- sqrt(n p) of them; a short
+    // round's count must clear that spread too before it says the true rate is above the threshold
+    const expected = (rs.txInFlight / this.mss) * (BBR_LOSS_THRESH + this.randomLoss);
+    return this.lossInRound / this.mss > expected + LOSS_COUNT_MARGIN * Math.sqrt(expected);
   }
 
   /** A cruising round ended: add its losses to the random-loss estimate (byte-weighted, older rounds fading). */
