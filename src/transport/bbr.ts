@@ -8,7 +8,14 @@
 // queue or a policer: while probing for more bandwidth, a round losing more
 // than 2% of what was in flight ends the probe and sets inflight_hi, the
 // ceiling later probes start from (v2/v3 "loss bound"); a lossy Startup ends
-// the same way. States: STARTUP (double the rate per round until the bw stops
+// the same way. The probe's losses are counted over its round and must be
+// at least two separate events (as Chromium's BBR2 does), and the 2% is on
+// top of the loss rate the path shows while cruising (random loss, which
+// probing does not cause): otherwise on a short path, where BBR probes every
+// few milliseconds and a round holds a few dozen packets, every probe at 1%
+// random loss ended at the first lost packet and inflight_hi pinned the
+// window near one BDP, with nothing left to ride out ACK and scheduling
+// jitter. States: STARTUP (double the rate per round until the bw stops
 // growing) -> DRAIN (empty the queue Startup built) -> PROBE_BW, a cycle of
 // DOWN (0.9 x bw, drain), CRUISE (1.0 x bw), REFILL (one round at 1.0 to fill
 // the pipe) and UP (1.25 x bw, inflight_hi raised each round), with
@@ -35,6 +42,16 @@ const PACING_MARGIN = 0.99;
 const FULL_BW_ROUNDS = 3;
 const FULL_BW_GROWTH = 1.25;
 const STARTUP_FULL_LOSS_COUNT = 6;
+/** Separate loss events a probing round needs before its loss rate counts (Chromium BBR2 probe_bw_full_loss_count). */
+const PROBE_FULL_LOSS_COUNT = 2;
+/** How many standard deviations (of a round's lost-packet count at the threshold rate) a probe's losses must clear. */
+const LOSS_COUNT_MARGIN = 1.5;
+/** The path's random loss is measured over about this many packets of cruising (older ones fade out). */
+const RANDOM_LOSS_PACKETS = 1000;
+/** ... and is taken as zero until this many were seen (one lost packet in a short round is no rate). */
+const RANDOM_LOSS_MIN_PACKETS = 100;
+/** Loss beyond this rate is not excused as random, however steady it is. */
+const RANDOM_LOSS_CAP = 0.05;
 const EXTRA_ACKED_ROUNDS = 10;
 
 export type BbrState = 'startup' | 'drain' | 'probe_bw_down' | 'probe_bw_cruise' | 'probe_bw_refill' | 'probe_bw_up' | 'probe_rtt';
@@ -76,6 +93,10 @@ export class Bbr implements CongestionController {
   private lossInRound = 0;
   private lossEventsInRound = 0;
   private deliveredInRound = 0;
+  /** loss rate while cruising (no probe running): the path's random loss, which a probe is not blamed for */
+  randomLoss = 0;
+  private cruiseLost = 0;
+  private cruiseBytes = 0;
   // PROBE_BW cycle
   private cycleStamp = 0;
   private bwProbeWait = 0;
@@ -177,6 +198,7 @@ export class Bbr implements CongestionController {
     this.updateMinRtt(rs, now);
     this.checkProbeRtt(now);
     if (this.roundStart) {
+      if (this.state === 'probe_bw_cruise') this.updateRandomLoss();
       this.lossInRound = 0;
       this.lossEventsInRound = 0;
       this.deliveredInRound = 0;
@@ -203,9 +225,27 @@ export class Bbr implements CongestionController {
     }
   }
 
-  /** Lost more than 2% of what was in flight when the sampled packet left (draft §5.3.3.6 IsInflightTooHigh). */
+  /**
+   * The probe's round lost more than 2% (beyond the path's random loss) of what was in flight when the sampled
+   * packet left, in at least two separate events (draft §5.3.3.6 IsInflightTooHigh, counted per round as
+   * Chromium's BBR2 does: one sample's losses since its packet left are a handful of packets on a short path).
+   */
   private inflightTooHigh(rs: RateSample): boolean {
-    return rs.txInFlight > 0 && rs.lost > rs.txInFlight * BBR_LOSS_THRESH;
+    if (rs.txInFlight <= 0 || this.lossEventsInRound < PROBE_FULL_LOSS_COUNT) return false;
+    // in packets: a round of n packets losing at the threshold rate p loses n p +- sqrt(n p) of them; a short
+    // round's count must clear that spread too before it says the true rate is above the threshold
+    const expected = (rs.txInFlight / this.mss) * (BBR_LOSS_THRESH + this.randomLoss);
+    return this.lossInRound / this.mss > expected + LOSS_COUNT_MARGIN * Math.sqrt(expected);
+  }
+
+  /** A cruising round ended: add its losses to the random-loss estimate (byte-weighted, older rounds fading). */
+  private updateRandomLoss(): void {
+    const total = this.deliveredInRound + this.lossInRound;
+    if (total <= 0) return;
+    const keep = Math.exp(-total / (RANDOM_LOSS_PACKETS * this.mss));
+    this.cruiseLost = this.cruiseLost * keep + this.lossInRound;
+    this.cruiseBytes = this.cruiseBytes * keep + total;
+    this.randomLoss = this.cruiseBytes < RANDOM_LOSS_MIN_PACKETS * this.mss ? 0 : Math.min(this.cruiseLost / this.cruiseBytes, RANDOM_LOSS_CAP);
   }
 
   private checkStartupDone(rs: RateSample): void {
@@ -291,6 +331,10 @@ export class Bbr implements CongestionController {
       case 'probe_bw_up':
         if (this.roundStart) this.raiseInflightHiSlope();
         this.probeInflightHiUpward(rs);
+        // while inflight_hi is what holds the window back the probe goes on raising it (1, 2, 4... packets a
+        // round, v3's IsTimeToGoDown) until a round loses too much: one bound set by an unlucky round of random
+        // loss is undone in a few rounds instead of staying for good (each probe ended after one round)
+        if (this.inflightHi !== Infinity && this.cwnd >= this.inflightHi && !rs.isAppLimited) return;
         // a full round at 1.25 x bw with the queue it builds: the probe has shown what there is
         if (now - this.cycleStamp > this.minRtt && this.bytesInFlight > this.bdp(1.25)) this.startProbeBwDown(now);
         return;
