@@ -35,10 +35,10 @@
 //      BENCH_PEERS_THROUGHPUT 0: skip the throughput table (latency rows only; default 1)
 //      BENCH_PEERS_LAT_N     TCP ping-pong round trips per measurement (default 300); the latency
 //                            rows are measured BENCH_PEERS_REPS times, interleaved, median shown
-//      BENCH_PEERS_LAT_WARM  unmeasured ping-pong round trips through every path first (default 3000):
-//                            a daemon's request/response path is JIT-compiled after a few thousand
-//                            round trips; cold, the first ones measured up to 3x slower in a lab of
-//                            their own (Nebula, Go, has no warm-up)
+//      BENCH_PEERS_LAT_WARM  unmeasured ping-pong round trips through every path first (default 20000):
+//                            a daemon's request/response path is JIT-compiled over ~20,000 round
+//                            trips (CPU per round trip fell from ~300 to ~100 us in bench:gateway-latency);
+//                            cold, the first ones measured up to 3x slower (Nebula, Go, has no warm-up)
 //      BENCH_PEERS_CPU_PROF  a directory: daemons and rendezvous run under node --cpu-prof, and the
 //                            senders', receivers' and rendezvous's hottest functions are printed
 //
@@ -378,7 +378,7 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_PEERS_ONLY?.split(',');
   const throughput = env('BENCH_PEERS_THROUGHPUT', 1) !== 0;
   const latN = Math.max(1, Math.round(env('BENCH_PEERS_LAT_N', 300)));
-  const latWarm = Math.round(env('BENCH_PEERS_LAT_WARM', 3000));
+  const latWarm = Math.round(env('BENCH_PEERS_LAT_WARM', 20000));
   const want = (m: string): boolean => !only || only.some((o) => m.startsWith(o));
   const T0 = performance.now();
   const log = (s: string): void => console.error(`[${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
