@@ -29,7 +29,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../test/helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
-import { env, must, runHelper, startHelper, warm } from './natlab-kit.ts';
+import { env, must, runHelper, startHelper, tcpEchoServer, tcpPingPong, warm } from './natlab-kit.ts';
 import { machine, summarize } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -39,16 +39,6 @@ const RELAY_UDP = 7102;
 const UDP_ECHO = 7103;
 
 // ---------------------------------------------------------------- helper roles
-
-function echoServer(port: number): void {
-  net
-    .createServer((s) => {
-      s.setNoDelay(true);
-      s.on('data', (c) => s.write(c));
-      s.on('error', () => s.destroy());
-    })
-    .listen(port, '0.0.0.0', () => process.stdout.write('ready\n'));
-}
 
 /** Near end of the bare relay: TCP on 127.0.0.1:RELAY_TCP, each chunk one datagram to far:RELAY_UDP. */
 function relayNear(far: string): void {
@@ -105,27 +95,6 @@ async function udpPing(host: string, n: number, gapMs: number): Promise<void> {
     if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));
   }
   u.close();
-  process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
-}
-
-/** `n` 1-byte request/responses on one connection (after 30 unmeasured); prints the RTTs' summary (ms). */
-async function pingPong(host: string, port: number, n: number): Promise<void> {
-  const s = net.connect({ host, port, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    s.once('connect', resolve);
-    s.once('error', reject);
-  });
-  const one = Buffer.from([0x2a]);
-  const rtts: number[] = [];
-  for (let i = 0; i < n + 30; i++) {
-    const t0 = process.hrtime.bigint();
-    await new Promise<void>((resolve) => {
-      s.once('data', () => resolve());
-      s.write(one);
-    });
-    if (i >= 30) rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  s.destroy();
   process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
 }
 
@@ -245,10 +214,10 @@ async function main(): Promise<void> {
 }
 
 const [role, ...args] = process.argv.slice(2);
-if (role === '--echo-server') echoServer(ECHO_PORT);
+if (role === '--echo-server') tcpEchoServer(ECHO_PORT);
 else if (role === '--relay-near') relayNear(args[0]!);
 else if (role === '--relay-far') relayFar();
 else if (role === '--udp-echo') udpEcho();
 else if (role === '--udp-ping') await udpPing(args[0]!, Number(args[1]), Number(args[2]));
-else if (role === '--pingpong') await pingPong(args[0]!, Number(args[1]), Number(args[2]));
+else if (role === '--pingpong') await tcpPingPong(args[0]!, Number(args[1]), Number(args[2]));
 else await main();

@@ -1,10 +1,12 @@
-// Pieces the NAT-lab benchmarks share (bench/natlab-throughput.bench.ts, bench/peers.bench.ts):
-// helper processes inside a namespace, `pilotctl bench` with CPU and path, warm-up, medians.
+// Pieces the NAT-lab benchmarks share (bench/natlab-throughput.bench.ts, bench/peers.bench.ts,
+// bench/gateway-latency.bench.ts): helper processes inside a namespace, `pilotctl bench` with CPU
+// and path, warm-up, medians, the TCP ping-pong roles.
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
 import { type Agent, type CtlResult, type Rendezvous, run } from '../test/helpers/cluster.ts';
 import type { Host, NatLab } from '../test/helpers/natlab.ts';
 import { trustPair } from '../test/nat/matrix.ts';
-import { cpuSeconds, MiB } from './stats.ts';
+import { cpuSeconds, MiB, summarize } from './stats.ts';
 
 export const env = (name: string, dflt: number): number => {
   const v = Number(process.env[name] ?? dflt);
@@ -116,3 +118,37 @@ export function median<T extends { mbps: number }>(runs: T[]): T {
 
 export const fmt = (x: number): string => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 export const lastRouter = (h: Host) => h.site.routers.at(-1)!;
+
+/** Echoes every byte back (the far end of the ping-pong). */
+export function tcpEchoServer(port: number): void {
+  net
+    .createServer((s) => {
+      s.setNoDelay(true);
+      s.on('data', (c) => s.write(c));
+      s.on('error', () => s.destroy());
+    })
+    .listen(port, '0.0.0.0', () => process.stdout.write('ready\n'));
+}
+
+/** `n` 1-byte request/responses on one connection (after 30 unmeasured); prints the RTTs' summary in ms. */
+export async function tcpPingPong(host: string, port: number, n: number): Promise<void> {
+  const s = net.connect({ host, port, noDelay: true });
+  await new Promise<void>((resolve, reject) => {
+    s.once('connect', resolve);
+    s.once('error', reject);
+  });
+  const one = Buffer.from([0x2a]);
+  const rtts: number[] = [];
+  for (let i = 0; i < n + 30; i++) {
+    const t0 = process.hrtime.bigint();
+    await new Promise<void>((resolve, reject) => {
+      s.once('data', () => resolve());
+      s.once('error', reject);
+      s.write(one);
+    });
+    s.removeAllListeners('error');
+    if (i >= 30) rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
+  }
+  s.destroy();
+  process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
+}

@@ -46,12 +46,11 @@
 import { type ChildProcess, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, ROOT, run, startRendezvous, tmpDir, type Rendezvous } from '../test/helpers/cluster.ts';
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP, type Router } from '../test/helpers/natlab.ts';
-import { env, fmt, lastRouter, must, pilotStream, runHelper, startHelper, warm } from './natlab-kit.ts';
+import { env, fmt, lastRouter, must, pilotStream, runHelper, startHelper, tcpEchoServer, tcpPingPong, warm } from './natlab-kit.ts';
 import { topSelfTime } from './load/cpuprofile-top.ts';
 import { cpuSeconds, machine, MiB, summarize } from './stats.ts';
 
@@ -65,40 +64,6 @@ const WG_PORT = 51820;
 const GW_SUBNET = '10.200.0.0/16';
 
 // ---------------------------------------------------------------- helper roles
-
-/** Echoes every byte back (the far end of the ping-pong). */
-function echoServer(port: number): void {
-  net
-    .createServer((s) => {
-      s.setNoDelay(true);
-      s.on('data', (c) => s.write(c));
-      s.on('error', () => s.destroy());
-    })
-    .listen(port, '0.0.0.0', () => process.stdout.write('ready\n'));
-}
-
-/** `n` 1-byte request/responses on one connection (after 30 unmeasured); prints the RTTs' summary in ms. */
-async function pingPong(host: string, port: number, n: number): Promise<void> {
-  const s = net.connect({ host, port, noDelay: true });
-  await new Promise<void>((resolve, reject) => {
-    s.once('connect', resolve);
-    s.once('error', reject);
-  });
-  const one = Buffer.from([0x2a]);
-  const rtts: number[] = [];
-  for (let i = 0; i < n + 30; i++) {
-    const t0 = process.hrtime.bigint();
-    await new Promise<void>((resolve, reject) => {
-      s.once('data', () => resolve());
-      s.once('error', reject);
-      s.write(one);
-    });
-    s.removeAllListeners('error');
-    if (i >= 30) rtts.push(Number(process.hrtime.bigint() - t0) / 1e6);
-  }
-  s.destroy();
-  process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
-}
 
 /** CPU seconds (utime + stime) of the processes still running among `pids`. */
 function overlayCpu(pids: number[]): number {
@@ -790,8 +755,8 @@ async function main(): Promise<void> {
 }
 
 const [role, ...args] = process.argv.slice(2);
-if (role === '--echo-server') echoServer(Number(args[0]));
-else if (role === '--pingpong') await pingPong(args[0]!, Number(args[1]), Number(args[2]));
+if (role === '--echo-server') tcpEchoServer(Number(args[0]));
+else if (role === '--pingpong') await tcpPingPong(args[0]!, Number(args[1]), Number(args[2]));
 else if (role === undefined) {
   await main();
   process.exit(process.exitCode ?? 0);
