@@ -4,10 +4,9 @@
 // smoothed RTT while the transfer runs, and the daemons' GSO counters (packets per sendmsg).
 // Root only (network namespaces); prints why and exits 0 otherwise.
 // Env: BENCH_GSO_LAB_MB (default 40), BENCH_GSO_LAB_REPS (default 5)
-import path from 'node:path';
-import { Agent, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+import { Agent, tmpDir } from '../test/helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
-import { env, fmt, pilotStream, warm } from './natlab-kit.ts';
+import { env, fmt, pilotStream, startLabRendezvous, warm } from './natlab-kit.ts';
 import { MiB } from './stats.ts';
 
 const support = natLabSupport();
@@ -20,12 +19,7 @@ const REPS = env('BENCH_GSO_LAB_REPS', 5);
 const lab = new NatLab();
 const work = tmpDir('pilot-gso-lab-');
 const agents: Agent[] = [];
-const rdv = await startRendezvous({
-  netns: lab.rendezvous.ns,
-  listen: `${RENDEZVOUS_IP}:9000`,
-  dataDir: path.join(work, 'rendezvous'),
-  args: ['--relay-rate', '1e9'],
-});
+const rdv = await startLabRendezvous(lab, work);
 const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 try {
   const start = async (name: string, gso: boolean): Promise<Agent> => {

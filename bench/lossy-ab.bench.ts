@@ -13,9 +13,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, type CtlResult, run, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
+import { Agent, type CtlResult, run, tmpDir } from '../test/helpers/cluster.ts';
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
-import { env, fmt, lastRouter, must, pilotStream, warm } from './natlab-kit.ts';
+import { env, fmt, lastRouter, must, pilotStream, startLabRendezvous, warm } from './natlab-kit.ts';
 import { MiB } from './stats.ts';
 
 const support = natLabSupport();
@@ -52,12 +52,7 @@ const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((
 const lab = new NatLab();
 const work = tmpDir('pilot-lossy-ab-');
 const agents: Agent[] = [];
-const rdv = await startRendezvous({
-  netns: lab.rendezvous.ns,
-  listen: `${RENDEZVOUS_IP}:9000`,
-  dataDir: path.join(work, 'rendezvous'),
-  args: ['--relay-rate', '1e9'],
-});
+const rdv = await startLabRendezvous(lab, work);
 try {
   const start = async (name: string, root: string): Promise<[Agent, Host]> => {
     const h = lab.addSite('cone', name).hosts[0]!;

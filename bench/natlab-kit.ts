@@ -3,8 +3,9 @@
 // and path, warm-up, medians, the TCP ping-pong roles.
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import { type Agent, type CtlResult, type Rendezvous, run } from '../test/helpers/cluster.ts';
-import type { Host, NatLab } from '../test/helpers/natlab.ts';
+import path from 'node:path';
+import { type Agent, type CtlResult, type Rendezvous, run, startRendezvous } from '../test/helpers/cluster.ts';
+import { type Host, type NatLab, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
 import { trustPair } from '../test/nat/matrix.ts';
 import { cpuSeconds, MiB, summarize } from './stats.ts';
 
@@ -151,4 +152,14 @@ export async function tcpPingPong(host: string, port: number, n: number): Promis
   }
   s.destroy();
   process.stdout.write(`${JSON.stringify(summarize(rtts))}\n`);
+}
+
+/** The lab's rendezvous on port 9000 with its relay limit lifted (the relay is measured, not its per-node limit). */
+export function startLabRendezvous(lab: NatLab, work: string): Promise<Rendezvous> {
+  return startRendezvous({
+    netns: lab.rendezvous.ns,
+    listen: `${RENDEZVOUS_IP}:9000`,
+    dataDir: path.join(work, 'rendezvous'),
+    args: ['--relay-rate', '1e9'],
+  });
 }
