@@ -1,4 +1,5 @@
-// Builds the optional UDP addon (binding.gyp, native/udp_gso.c + udp_rx.c -> build/Release/pilot_udp_gso.node)
+// Builds the optional addons (binding.gyp: native/udp_gso.c + udp_rx.c -> build/Release/pilot_udp_gso.node, the UDP
+// batching; native/aead.c -> build/Release/pilot_aead.node, the data path's ChaCha20-Poly1305 through Node's OpenSSL)
 // with node-gyp. Run by `npm test` and `npm run demo` when the addon is missing (`--if-missing`), by
 // `npm run build` (so `npm pack` ships the built .node: node-api, one binary for every Node version)
 // and by hand (`npm run build:native`). Not an npm install script on purpose: npm warns about a
@@ -12,7 +13,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'build', 'Release', 'pilot_udp_gso.node');
+const outs = ['pilot_udp_gso.node', 'pilot_aead.node'].map((f) => path.join(root, 'build', 'Release', f));
 const source = path.join(root, 'native', 'udp_gso.c');
 /** Every input of the build: a changed one (udp_rx.c, binding.gyp) means rebuild, not only udp_gso.c. */
 const inputs = [
@@ -24,8 +25,8 @@ const inputs = [
 ];
 
 if (process.platform !== 'linux' || !fs.existsSync(source)) process.exit(0);
-if (process.argv.includes('--if-missing') && fs.existsSync(out) && inputs.every((f) => !fs.existsSync(f) || fs.statSync(out).mtimeMs >= fs.statSync(f).mtimeMs))
-  process.exit(0);
+const fresh = (out) => fs.existsSync(out) && inputs.every((f) => !fs.existsSync(f) || fs.statSync(out).mtimeMs >= fs.statSync(f).mtimeMs);
+if (process.argv.includes('--if-missing') && outs.every(fresh)) process.exit(0);
 
 /** node-gyp: npm's own (npm puts it on PATH for scripts; else beside the npm on PATH), or one on PATH. */
 function nodeGyp() {
@@ -50,5 +51,5 @@ if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api
 const r = gyp ? spawnSync(gyp[0], [...gyp.slice(1), ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 }) : undefined;
 if (!r || r.status !== 0) {
   const why = !r ? 'node-gyp not found' : r.error ? r.error.message : `${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ');
-  console.log(`pilot: the optional UDP GSO addon did not build (${why}); packets go out through dgram one by one`);
+  console.log(`pilot: the optional native addons did not build (${why}); packets go out through dgram one by one, sealed by libsodium`);
 }

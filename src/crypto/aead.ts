@@ -44,7 +44,7 @@ export function seal(key: Buffer, counter: number, plaintext: Buffer, ad: Buffer
  * Authenticate and decrypt `ciphertext` (ciphertext + tag) into
  * `out[0 .. ciphertext.length - 16)`; `out` may alias `ciphertext` (in place).
  * False when the tag does not verify (tampered, wrong key/counter/ad) or on any
- * malformed argument. On failure libsodium zeroes the output bytes.
+ * malformed argument. On failure the output is left as it was (libsodium checks the tag before it decrypts).
  */
 export function openInto(out: Buffer, key: Buffer, counter: number, ciphertext: Buffer, ad: Buffer | null): boolean {
   const n = ciphertext.length - TAG_BYTES;

@@ -6,7 +6,8 @@
 //   The 13-byte header is the AEAD associated data; nonce = 0x00000000 || counter.
 import sodium from 'sodium-native';
 import { PacketType } from '../wire/packet-types.ts';
-import { openInto, sealInto, TAG_BYTES } from './aead.ts';
+import { TAG_BYTES } from './aead.ts';
+import { type DataKey, dataKey, type PacketLayout } from './data-key.ts';
 import { ReplayWindow } from './replay-window.ts';
 import type { HandshakeResult } from './handshake.ts';
 
@@ -15,6 +16,8 @@ export const DATA_HEADER_BYTES = 13;
 export const REJECT_AFTER_MESSAGES = 2 ** 48;
 /** Soft limit: start a rekey well before the hard one. */
 export const REKEY_AFTER_MESSAGES = 2 ** 47;
+/** The header is the associated data; the counter in it is the nonce. */
+const LAYOUT: PacketLayout = { adBytes: DATA_HEADER_BYTES, counterAt: 5 };
 
 export type SessionRole = 'initiator' | 'responder';
 export type OpenFailure = 'replay' | 'auth';
@@ -47,6 +50,8 @@ export class SecureSession {
   readonly window = new ReplayWindow();
   private readonly sendKey: Buffer;
   private readonly recvKey: Buffer;
+  private readonly sealer: DataKey;
+  private readonly opener: DataKey;
 
   constructor(init: SessionInit) {
     this.localIndex = init.localIndex;
@@ -60,6 +65,8 @@ export class SecureSession {
     this.confirmed = init.role === 'initiator';
     this.sendKey = init.keys.sendKey;
     this.recvKey = init.keys.recvKey;
+    this.sealer = dataKey(this.sendKey, true, LAYOUT);
+    this.opener = dataKey(this.recvKey, false, LAYOUT);
   }
 
   /** May this session still encrypt at `now`? */
@@ -78,8 +85,7 @@ export class SecureSession {
     packet.writeUInt32BE(this.remoteIndex, 1);
     packet.writeUInt32BE(Math.floor(c / 0x100000000), 5);
     packet.writeUInt32BE(c >>> 0, 9);
-    const body = packet.subarray(DATA_HEADER_BYTES);
-    sealInto(body, this.sendKey, c, body.subarray(0, len), packet.subarray(0, DATA_HEADER_BYTES));
+    this.sealer.seal(packet);
     this.bytesSent += len;
     return len;
   }
@@ -87,13 +93,8 @@ export class SecureSession {
   /** A new Data packet carrying `plaintext` (one allocation: the packet itself). */
   seal(plaintext: Buffer): Buffer {
     const packet = Buffer.allocUnsafe(DATA_HEADER_BYTES + plaintext.length + TAG_BYTES);
-    const c = this.sendCounter++;
-    packet[0] = PacketType.Data;
-    packet.writeUInt32BE(this.remoteIndex, 1);
-    packet.writeUInt32BE(Math.floor(c / 0x100000000), 5);
-    packet.writeUInt32BE(c >>> 0, 9);
-    sealInto(packet.subarray(DATA_HEADER_BYTES), this.sendKey, c, plaintext, packet.subarray(0, DATA_HEADER_BYTES));
-    this.bytesSent += plaintext.length;
+    plaintext.copy(packet, DATA_HEADER_BYTES);
+    this.sealInPlace(packet);
     return packet;
   }
 
@@ -106,15 +107,15 @@ export class SecureSession {
     const hi = packet.readUInt32BE(5);
     const counter = hi * 0x100000000 + packet.readUInt32BE(9);
     if (counter >= REJECT_AFTER_MESSAGES || !this.window.check(counter)) return 'replay';
-    const body = packet.subarray(DATA_HEADER_BYTES);
-    const plain = body.subarray(0, body.length - TAG_BYTES);
-    if (!openInto(plain, this.recvKey, counter, body, packet.subarray(0, DATA_HEADER_BYTES))) return 'auth';
+    if (!this.opener.open(packet)) return 'auth';
     this.window.commit(counter);
-    return plain;
+    return packet.subarray(DATA_HEADER_BYTES, packet.length - TAG_BYTES);
   }
 
   /** Forget the keys once the session is dropped. */
   wipe(): void {
+    this.sealer.wipe();
+    this.opener.wipe();
     sodium.sodium_memzero(this.sendKey);
     sodium.sodium_memzero(this.recvKey);
     this.recvUntil = -Infinity;
