@@ -1,8 +1,10 @@
-// Per-packet AEAD: libsodium (what Pilot uses, in place) vs node:crypto, in
-// the same run; the full session data path (SessionManager seal + open);
-// and Noise IK handshakes/s. Env: BENCH_AEAD_N (packets), BENCH_HS_N (handshakes).
+// Per-packet AEAD: the data path's key (src/crypto/data-key.ts: OpenSSL through the native
+// addon, or libsodium), libsodium's in-place call and node:crypto, in the same run, alternating;
+// the full session data path (SessionManager seal + open); and Noise IK handshakes/s.
+// Env: BENCH_AEAD_N (packets), BENCH_HS_N (handshakes).
 import crypto from 'node:crypto';
 import { openInto, sealInto, TAG_BYTES } from '../src/crypto/aead.ts';
+import { dataKey, nativeAead } from '../src/crypto/data-key.ts';
 import { IkInitiator, respondIk } from '../src/crypto/handshake.ts';
 import { generateIdentity } from '../src/crypto/identity.ts';
 import { SessionManager } from '../src/crypto/session-manager.ts';
@@ -27,6 +29,22 @@ function sodiumRun(): number {
     pt.copy(plain);
     sealInto(body, key, i, plain, ad);
     if (!openInto(plain, key, i, body, ad)) throw new Error('open failed');
+  }
+  return secs(t0);
+}
+
+/** The data path's key pair (seal, then open the same packet in place), as SecureSession uses it. */
+function dataKeyRun(impl: 'native' | 'sodium'): number {
+  const layout = { adBytes: 13, counterAt: 5 };
+  const sealer = dataKey(Buffer.from(key), true, layout, impl);
+  const opener = dataKey(Buffer.from(key), false, layout, impl);
+  const pkt = Buffer.alloc(13 + SIZE + TAG_BYTES);
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < N; i++) {
+    pt.copy(pkt, 13);
+    pkt.writeUInt32BE(i, 9);
+    sealer.seal(pkt);
+    if (!opener.open(pkt)) throw new Error('open failed');
   }
   return secs(t0);
 }
@@ -86,12 +104,24 @@ function handshakes(n: number): number {
   return n / secs(t0);
 }
 
+const native = nativeAead() !== undefined;
 sodiumRun(); // warm up
+if (native) dataKeyRun('native');
+const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;
+const runs: { native: number[]; sodium: number[] } = { native: [], sodium: [] };
+for (let r = 0; r < 3; r++) {
+  runs.sodium.push(dataKeyRun('sodium'));
+  if (native) runs.native.push(dataKeyRun('native'));
+}
 const s = sodiumRun();
 const nd = nodeRun();
 const sess = await sessionRun();
 console.log(`AEAD ChaCha20-Poly1305, ${SIZE}-byte packets, ${N.toLocaleString('en')} packets, one core`);
-console.log(`  sodium-native, in place (used):  ${fmt(s)}`);
-console.log(`  node:crypto (reference):         ${fmt(nd)}   -> sodium is ${(nd / s).toFixed(1)}x`);
+if (native)
+  console.log(`  data key, native addon (OpenSSL, used): ${fmt(med(runs.native))}   -> ${(med(runs.sodium) / med(runs.native)).toFixed(2)}x libsodium's`);
+else console.log('  data key, native addon: not built (npm run build:native)');
+console.log(`  data key, libsodium (fallback):   ${fmt(med(runs.sodium))}`);
+console.log(`  sodium-native call, in place:     ${fmt(s)}`);
+console.log(`  node:crypto (reference):         ${fmt(nd)}   -> libsodium in place is ${(nd / s).toFixed(1)}x`);
 console.log(`  SessionManager sendTo->message:  ${fmt(sess)}   (framing, replay window, events)`);
 console.log(`Noise IK handshakes (both sides, one core): ${Math.round(handshakes(HS)).toLocaleString('en')}/s`);
