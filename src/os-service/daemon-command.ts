@@ -9,12 +9,19 @@ const HERE = fileURLToPath(import.meta.url);
 export const DAEMON_MAIN = path.resolve(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
 /**
- * V8 flags every daemon process runs with (before the user's own, which win). The young
- * generation capped at 1 MiB per semi-space: an idle daemon's RSS 72-74 -> 70-71.5 MB (issue
- * 17's target is 70 MB); the one-stream transport bench moved by less than its noise (about
- * 4%, measured 2026-12-07). `startNode()` runs in its host's process and keeps the host's flags.
+ * V8 flags every daemon process runs with (before the user's own, which win). `startNode()` runs
+ * in its host's process and keeps the host's flags.
+ * - The young generation capped at 1 MiB per semi-space: an idle daemon's RSS 72-74 -> 70-71.5 MB
+ *   (issue 17's target is 70 MB); the one-stream transport bench moved by less than its noise
+ *   (about 4%, measured 2026-12-07).
+ * - The collector on the main thread only (no parallel scavenge, no concurrent marking or
+ *   sweeping): a daemon's heap is small (~15 MB) and its work is the data path, so the helper
+ *   threads bought no pause worth having and cost CPU the data path needs. On a busy box the
+ *   main thread even waited for them: in the NAT lab, a sending daemon's scavenges took 774 ms of
+ *   main-thread time with them against 275 ms without, over the same transfers, and the marking
+ *   they did besides ran on other cores (BENCHMARKS.md, issue 20, 2026-12-08).
  */
-export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
+export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
 /** Node flags worth keeping in a unit (drops --test, --inspect and the like). */
 export function serviceNodeArgs(execArgv: readonly string[]): string[] {

@@ -36,7 +36,7 @@ test('service install/status/uninstall: user unit in a clean HOME', {
     assert.match(d.message, /systemd is not running on this machine: wrote .*pilot-daemon\.service/);
     assert.deepEqual(d.steps, []);
     const text = fs.readFileSync(unit, 'utf8');
-    assert.match(text, new RegExp(`^ExecStart=${NODE} --max-semi-space-size=1 ${DAEMON_MAIN} --home ${home}/\\.pilot --log-stdout$`, 'm'));
+    assert.match(text, new RegExp(`^ExecStart=${NODE} --max-semi-space-size=1 --single-threaded-gc ${DAEMON_MAIN} --home ${home}/\\.pilot --log-stdout$`, 'm'));
     assert.match(text, new RegExp(`^Environment=PILOT_HOME=${home}/\\.pilot$`, 'm'));
     assert.match(text, /^Restart=on-failure$/m);
 

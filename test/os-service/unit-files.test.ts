@@ -16,13 +16,14 @@ test("daemon argv: absolute node, the daemon's V8 flags, kept node flags, main.t
   assert.deepEqual(daemonArgv('/home/a/.pilot', '/opt/node/bin/node', ['--test', ...HOOK]), [
     '/opt/node/bin/node',
     '--max-semi-space-size=1',
+    '--single-threaded-gc',
     ...HOOK,
     DAEMON_MAIN,
     '--home',
     '/home/a/.pilot',
   ]);
   // A relative home would break under a service manager (cwd is /).
-  assert.equal(daemonArgv('rel/home', '/n', [])[4], path.resolve('rel/home'));
+  assert.equal(daemonArgv('rel/home', '/n', [])[5], path.resolve('rel/home'));
 });
 
 test('systemd user unit: exact content', () => {
