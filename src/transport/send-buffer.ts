@@ -1,25 +1,13 @@
-// Send side of one stream: the bytes the application wrote, kept until the peer
-// acknowledged them. Tracks what was never sent, what was lost and must be sent
-// again (byte ranges, not packets), what was acked out of order, and the FIN.
-//
-// Writes smaller than a slab are copied into pooled slabs (src/transport/slab-pool.ts), so the
-// application's Buffers die young instead of being promoted while they wait for their ACK; a
-// write of a slab or more is kept as written (no copy: its size already amortizes the object).
+// Send side of one stream: the bytes the application wrote, kept (as the
+// written Buffers, no copy) until the peer acknowledged them. Tracks what was
+// never sent, what was lost and must be sent again (byte ranges, not packets),
+// what was acked out of order, and the FIN.
 import { RangeSet } from './range-set.ts';
-import { SLAB_BYTES, type SlabPool, slabs as sharedSlabs } from './slab-pool.ts';
 
 export class SendBuffer {
-  /** The stored bytes in stream order: views into slabs, or written Buffers kept as they are. */
   private chunks: Buffer[] = [];
   private starts: number[] = [];
   private head = 0;
-  private readonly pool: SlabPool;
-  /** The slab being filled, and how much of it is used. */
-  private tail: Buffer | null = null;
-  private tailUsed = 0;
-  /** Slabs holding unacked bytes, oldest first, each with the stream offset just past its last byte. */
-  private slabs: Buffer[] = [];
-  private slabEnds: number[] = [];
   /** Chunk index that last served a copy (sequential sends hit it or the next one). */
   private cursor = 0;
   /** Every byte below is acked (and released). */
@@ -44,51 +32,11 @@ export class SendBuffer {
   outFin = false;
   outNew = false;
 
-  constructor(pool: SlabPool = sharedSlabs) {
-    this.pool = pool;
-  }
-
   write(chunk: Buffer): void {
-    const len = chunk.length;
-    if (len === 0) return;
-    if (len >= SLAB_BYTES) {
-      this.chunks.push(chunk);
-      this.starts.push(this.writeOffset);
-      this.writeOffset += len;
-      return;
-    }
-    let from = 0;
-    while (from < len) {
-      let slab = this.tail;
-      if (slab === null || this.tailUsed === SLAB_BYTES) {
-        slab = this.pool.take();
-        this.tail = slab;
-        this.tailUsed = 0;
-        this.slabs.push(slab);
-        this.slabEnds.push(this.writeOffset);
-      }
-      const at = this.tailUsed;
-      const n = Math.min(len - from, SLAB_BYTES - at);
-      chunk.copy(slab, at, from, from + n);
-      this.tailUsed = at + n;
-      // extend the last view when it ends where these bytes went (consecutive small writes: one entry)
-      const last = this.chunks.length - 1;
-      const prev = last >= this.head ? this.chunks[last]! : undefined;
-      if (
-        prev !== undefined &&
-        prev.buffer === slab.buffer &&
-        prev.byteOffset + prev.length === slab.byteOffset + at &&
-        this.starts[last]! + prev.length === this.writeOffset
-      ) {
-        this.chunks[last] = slab.subarray(prev.byteOffset - slab.byteOffset, at + n);
-      } else {
-        this.chunks.push(slab.subarray(at, at + n));
-        this.starts.push(this.writeOffset);
-      }
-      this.writeOffset += n;
-      this.slabEnds[this.slabEnds.length - 1] = this.writeOffset;
-      from += n;
-    }
+    if (chunk.length === 0) return;
+    this.chunks.push(chunk);
+    this.starts.push(this.writeOffset);
+    this.writeOffset += chunk.length;
   }
 
   end(): void {
@@ -220,10 +168,6 @@ export class SendBuffer {
     this.starts = [];
     this.head = 0;
     this.cursor = 0;
-    for (const slab of this.slabs) this.pool.give(slab);
-    this.slabs = [];
-    this.slabEnds = [];
-    this.tail = null;
     this.lost.clear();
     this.acked.clear();
     this.finPending = false;
@@ -239,19 +183,6 @@ export class SendBuffer {
       h++;
     }
     this.head = h;
-    // slabs whose every byte is acked go back to the pool (nothing reads them: packets hold copies);
-    // the one being filled too once everything written is acked, so an idle stream holds no slab
-    const ends = this.slabEnds;
-    let k = 0;
-    while (k < ends.length && ends[k]! <= floor && (this.slabs[k] !== this.tail || floor === this.writeOffset)) {
-      if (this.slabs[k] === this.tail) this.tail = null;
-      this.pool.give(this.slabs[k]!);
-      k++;
-    }
-    if (k > 0) {
-      this.slabs.splice(0, k);
-      ends.splice(0, k);
-    }
     if (h > 64 && h * 2 > n) {
       this.chunks = this.chunks.slice(h);
       this.starts = this.starts.slice(h);
