@@ -46,11 +46,19 @@ export function socketOptions(plan: SocketPlan): Pick<dgram.SocketOptions, 'type
   return plan.type === 'udp6' ? { type: 'udp6', ipv6Only: plan.family === 'ipv6' } : { type: 'udp4' };
 }
 
+const MAX_MAPPED = 256;
+
 /** Address translation at the socket's edge (see the top of this file). */
 export class EdgeAddresses {
   readonly family: SocketFamily;
   /** The NAT64 /96 prefix in use (IPv6-only host), if any. */
   readonly nat64: Uint8Array | undefined;
+  /**
+   * outboundUdp()'s answers on a dual-stack socket, per IPv4 destination: the same string object
+   * for every packet, not a new "::ffff:" concatenation that the UDP batcher then compares
+   * character by character and the addon flattens. Bounded (destinations come from peers).
+   */
+  private readonly mapped = new Map<string, string>();
 
   constructor(family: SocketFamily, nat64?: Uint8Array) {
     this.family = family;
@@ -81,7 +89,14 @@ export class EdgeAddresses {
   outboundUdp(ip: string): string {
     if (ipFamily(ip) !== 4) return ip;
     if (this.nat64 && this.family !== 'ipv4') return synthesizeNat64(this.nat64, ip);
-    return this.family === 'dual' ? mapIpv4(ip) : ip;
+    if (this.family !== 'dual') return ip;
+    let m = this.mapped.get(ip);
+    if (m === undefined) {
+      m = mapIpv4(ip);
+      if (this.mapped.size >= MAX_MAPPED) this.mapped.clear();
+      this.mapped.set(ip, m);
+    }
+    return m;
   }
 
   /** A destination for a TCP connection (the uplink): only NAT64 changes it. */

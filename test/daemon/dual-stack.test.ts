@@ -211,3 +211,14 @@ test('IPv6-only host: global or ULA IPv6 and no IPv4 beyond loopback and link-lo
   assert.equal(ipv6Only({ eth0: [ni('2001:db8:3::10', 'IPv6'), ni('10.0.0.2', 'IPv4')] }), false, 'dual-stack');
   assert.equal(ipv6Only({ eth0: [ni('fe80::1', 'IPv6'), ni('169.254.3.3', 'IPv4')] }), false, 'link-local only: no network at all');
 });
+
+test('dual-stack edge: the mapped form of an IPv4 destination is remembered per address, in a bounded table', () => {
+  const dual = new EdgeAddresses('dual');
+  for (let i = 0; i < 600; i++) {
+    const ip = `10.0.${i >> 8}.${i & 255}`;
+    assert.equal(dual.outboundUdp(ip), `::ffff:${ip}`);
+    assert.equal(dual.outboundUdp(ip), `::ffff:${ip}`, 'again, from the table');
+  }
+  assert.equal(dual.outboundUdp('10.0.0.0'), '::ffff:10.0.0.0', 'after the table was cleared');
+  assert.equal(dual.outboundUdp('2001:db8::7'), '2001:db8::7', 'IPv6 is never mapped');
+});
