@@ -90,7 +90,14 @@ test('npm pack + npm i -g into a clean HOME: pilotctl and pilot-rendezvous work,
     const execStart = /^ExecStart=(.*)$/m.exec(unitText)![1]!.split(' ');
     // The user's node (the one on PATH that ran pilotctl) and the compiled entry: no second Node, no loader flags.
     assert.equal(execStart[0], fs.realpathSync(process.execPath));
-    assert.deepEqual(execStart.slice(1), ['--max-semi-space-size=1', '--single-threaded-gc', path.join(pkgDir, 'dist', 'daemon', 'main.js'), '--home', pilotHome, '--log-stdout']);
+    assert.deepEqual(execStart.slice(1), [
+      '--max-semi-space-size=1',
+      '--single-threaded-gc',
+      path.join(pkgDir, 'dist', 'daemon', 'main.js'),
+      '--home',
+      pilotHome,
+      '--log-stdout',
+    ]);
     assert.match(unitText, new RegExp(`^Environment=PILOT_HOME=${pilotHome}$`, 'm'));
 
     // 3. Run ExecStart in the foreground as systemd would (no systemd here).
