@@ -25,7 +25,12 @@
 typedef struct {
   EVP_CIPHER_CTX *ctx;  // NULL once wiped
   int encrypt;
+  uint32_t adLen;    // the packet's header: associated data
+  uint32_t nonceAt;  // where in it the 8-byte counter sits
 } AeadKey;
+
+// Marks our handles: a foreign external (another addon's) passed in is refused, not misread.
+static const napi_type_tag KEY_TAG = {0x7069c0de5eed0001ULL, 0x61656164636861ULL};
 
 static void FreeKey(AeadKey *k) {
   if (k->ctx != NULL) {
@@ -46,17 +51,20 @@ static int Throw(napi_env env, const char *msg) {
   return 0;
 }
 
-// aeadKey(key: Buffer(32), encrypt: boolean) -> handle
+// aeadKey(key: Buffer(32), encrypt: boolean, adLen: number, nonceAt: number) -> handle: the layout
+// is fixed per key, so the per-packet calls take only the handle and the packet.
 static napi_value NewKey(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
+  size_t argc = 4;
+  napi_value argv[4];
   void *key;
   size_t keyLen;
   bool encrypt;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+  uint32_t adLen, nonceAt;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
       napi_get_buffer_info(env, argv[0], &key, &keyLen) != napi_ok || keyLen != KEY_BYTES ||
-      napi_get_value_bool(env, argv[1], &encrypt) != napi_ok) {
-    Throw(env, "aeadKey(key: 32-byte Buffer, encrypt: boolean)");
+      napi_get_value_bool(env, argv[1], &encrypt) != napi_ok || napi_get_value_uint32(env, argv[2], &adLen) != napi_ok ||
+      napi_get_value_uint32(env, argv[3], &nonceAt) != napi_ok || adLen > 4096 || nonceAt + 8 > adLen) {
+    Throw(env, "aeadKey(key: 32-byte Buffer, encrypt: boolean, adLen: number, nonceAt: number), the counter inside the header");
     return NULL;
   }
   AeadKey *k = calloc(1, sizeof *k);
@@ -65,6 +73,8 @@ static napi_value NewKey(napi_env env, napi_callback_info info) {
     return NULL;
   }
   k->encrypt = encrypt ? 1 : 0;
+  k->adLen = adLen;
+  k->nonceAt = nonceAt;
   k->ctx = EVP_CIPHER_CTX_new();
   unsigned char zero[NONCE_BYTES] = {0};
   if (k->ctx == NULL || EVP_CipherInit_ex(k->ctx, EVP_chacha20_poly1305(), NULL, NULL, NULL, k->encrypt) != 1 ||
@@ -81,21 +91,22 @@ static napi_value NewKey(napi_env env, napi_callback_info info) {
     free(k);
     return NULL;
   }
+  napi_type_tag_object(env, handle, &KEY_TAG);
   return handle;
 }
 
 // The handle and the packet of a seal/open call; 0 (and a thrown error) when malformed.
-static int Args(napi_env env, napi_callback_info info, AeadKey **k, unsigned char **pkt, size_t *len, uint32_t *adLen,
-                uint32_t *nonceAt) {
-  size_t argc = 4;
-  napi_value argv[4];
+static int Args(napi_env env, napi_callback_info info, AeadKey **k, unsigned char **pkt, size_t *len) {
+  size_t argc = 2;
+  napi_value argv[2];
   void *data;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4 ||
-      napi_get_value_external(env, argv[0], &data) != napi_ok || napi_get_buffer_info(env, argv[1], (void **)pkt, len) != napi_ok ||
-      napi_get_value_uint32(env, argv[2], adLen) != napi_ok || napi_get_value_uint32(env, argv[3], nonceAt) != napi_ok)
-    return Throw(env, "(handle, packet: Buffer, adLen: number, nonceAt: number)");
+  bool ours = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
+      napi_check_object_type_tag(env, argv[0], &KEY_TAG, &ours) != napi_ok || !ours ||
+      napi_get_value_external(env, argv[0], &data) != napi_ok || napi_get_buffer_info(env, argv[1], (void **)pkt, len) != napi_ok)
+    return Throw(env, "(handle, packet: Buffer)");
   *k = data;
-  if (*len < (size_t)*adLen + TAG_BYTES || (size_t)*nonceAt + 8 > *adLen) return Throw(env, "packet shorter than its header and tag");
+  if (*len < (size_t)(*k)->adLen + TAG_BYTES) return Throw(env, "packet shorter than its header and tag");
   return 1;
 }
 
@@ -106,9 +117,10 @@ static napi_value Bool(napi_env env, int v) {
 }
 
 // One AEAD pass over the packet in place: the nonce and associated data from its header.
-static int Pass(AeadKey *k, unsigned char *pkt, size_t len, uint32_t adLen, uint32_t nonceAt) {
+static int Pass(AeadKey *k, unsigned char *pkt, size_t len) {
+  uint32_t adLen = k->adLen;
   unsigned char nonce[NONCE_BYTES] = {0};
-  memcpy(nonce + 4, pkt + nonceAt, 8);
+  memcpy(nonce + 4, pkt + k->nonceAt, 8);
   unsigned char *body = pkt + adLen;
   int bodyLen = (int)(len - adLen - TAG_BYTES);
   unsigned char *tag = body + bodyLen;
@@ -122,28 +134,26 @@ static int Pass(AeadKey *k, unsigned char *pkt, size_t len, uint32_t adLen, uint
   return 1;
 }
 
-// aeadSeal(handle, packet, adLen, nonceAt) -> true (false: the key was wiped, or OpenSSL failed)
+// aeadSeal(handle, packet) -> true (false: the key was wiped, or OpenSSL failed)
 static napi_value Seal(napi_env env, napi_callback_info info) {
   AeadKey *k;
   unsigned char *pkt;
   size_t len;
-  uint32_t adLen, nonceAt;
-  if (!Args(env, info, &k, &pkt, &len, &adLen, &nonceAt)) return NULL;
+  if (!Args(env, info, &k, &pkt, &len)) return NULL;
   if (k->ctx == NULL || !k->encrypt) return Bool(env, 0);
-  return Bool(env, Pass(k, pkt, len, adLen, nonceAt));
+  return Bool(env, Pass(k, pkt, len));
 }
 
-// aeadOpen(handle, packet, adLen, nonceAt) -> true when the tag verified (the body is then plaintext)
+// aeadOpen(handle, packet) -> true when the tag verified (the body is then plaintext)
 static napi_value Open(napi_env env, napi_callback_info info) {
   AeadKey *k;
   unsigned char *pkt;
   size_t len;
-  uint32_t adLen, nonceAt;
-  if (!Args(env, info, &k, &pkt, &len, &adLen, &nonceAt)) return NULL;
+  if (!Args(env, info, &k, &pkt, &len)) return NULL;
   if (k->ctx == NULL || k->encrypt) return Bool(env, 0);
-  int ok = Pass(k, pkt, len, adLen, nonceAt);
+  int ok = Pass(k, pkt, len);
   // OpenSSL decrypts before it verifies: never leave unauthenticated plaintext behind
-  if (!ok) memset(pkt + adLen, 0, len - adLen - TAG_BYTES);
+  if (!ok) memset(pkt + k->adLen, 0, len - k->adLen - TAG_BYTES);
   return Bool(env, ok);
 }
 
@@ -152,7 +162,9 @@ static napi_value Wipe(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   void *data;
+  bool ours = false;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_check_object_type_tag(env, argv[0], &KEY_TAG, &ours) != napi_ok || !ours ||
       napi_get_value_external(env, argv[0], &data) != napi_ok) {
     Throw(env, "aeadWipe(handle)");
     return NULL;

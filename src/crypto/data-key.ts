@@ -28,9 +28,9 @@ export interface DataKey {
 }
 
 interface AeadBinding {
-  aeadKey(key: Buffer, encrypt: boolean): object;
-  aeadSeal(handle: object, packet: Buffer, adBytes: number, counterAt: number): boolean;
-  aeadOpen(handle: object, packet: Buffer, adBytes: number, counterAt: number): boolean;
+  aeadKey(key: Buffer, encrypt: boolean, adBytes: number, counterAt: number): object;
+  aeadSeal(handle: object, packet: Buffer): boolean;
+  aeadOpen(handle: object, packet: Buffer): boolean;
   aeadWipe(handle: object): void;
 }
 
@@ -48,7 +48,7 @@ function load(): AeadBinding | null {
   if (!fs.existsSync(file)) return null;
   try {
     const b = createRequire(import.meta.url)(file) as AeadBinding;
-    b.aeadWipe(b.aeadKey(Buffer.alloc(32), true)); // throws when OpenSSL lacks the cipher
+    b.aeadWipe(b.aeadKey(Buffer.alloc(32), true, 13, 5)); // throws when OpenSSL lacks the cipher
     return b;
   } catch {
     return null; // built for another platform, or a Node without OpenSSL's symbols: libsodium it is
@@ -58,7 +58,7 @@ function load(): AeadBinding | null {
 /** A key for one direction: native when the addon loaded, libsodium otherwise (`impl` forces one: tests, benchmarks). */
 export function dataKey(key: Buffer, encrypt: boolean, layout: PacketLayout, impl?: 'native' | 'sodium'): DataKey {
   const b = impl === 'sodium' ? undefined : nativeAead();
-  if (b !== undefined) return new NativeKey(b, b.aeadKey(key, encrypt), layout);
+  if (b !== undefined) return new NativeKey(b, b.aeadKey(key, encrypt, layout.adBytes, layout.counterAt), layout.adBytes);
   if (impl === 'native') throw new Error('the native AEAD addon is not available');
   return new SodiumKey(key, layout);
 }
@@ -67,21 +67,19 @@ class NativeKey implements DataKey {
   private readonly b: AeadBinding;
   private readonly handle: object;
   private readonly ad: number;
-  private readonly at: number;
 
-  constructor(b: AeadBinding, handle: object, layout: PacketLayout) {
+  constructor(b: AeadBinding, handle: object, adBytes: number) {
     this.b = b;
     this.handle = handle;
-    this.ad = layout.adBytes;
-    this.at = layout.counterAt;
+    this.ad = adBytes;
   }
 
   seal(packet: Buffer): void {
-    if (!this.b.aeadSeal(this.handle, packet, this.ad, this.at)) throw new Error('seal: the key was wiped');
+    if (!this.b.aeadSeal(this.handle, packet)) throw new Error('seal: the key was wiped');
   }
 
   open(packet: Buffer): boolean {
-    return packet.length >= this.ad + TAG_BYTES && this.b.aeadOpen(this.handle, packet, this.ad, this.at);
+    return packet.length >= this.ad + TAG_BYTES && this.b.aeadOpen(this.handle, packet);
   }
 
   wipe(): void {

@@ -87,10 +87,10 @@ for (const impl of ['native', 'sodium'] as const) {
 
 test('the addon refuses malformed calls instead of reading out of bounds', { skip: !native && 'no addon' }, () => {
   const b = nativeAead()!;
-  assert.throws(() => b.aeadKey(Buffer.alloc(31), true), TypeError);
-  const h = b.aeadKey(Buffer.alloc(32), true);
-  assert.throws(() => b.aeadSeal(h, Buffer.alloc(28), 13, 5), TypeError, 'shorter than header + tag');
-  assert.throws(() => b.aeadSeal(h, Buffer.alloc(64), 13, 6), TypeError, 'counter beyond the header');
-  assert.throws(() => b.aeadSeal({}, Buffer.alloc(64), 13, 5), TypeError, 'not a handle');
+  assert.throws(() => b.aeadKey(Buffer.alloc(31), true, 13, 5), TypeError);
+  assert.throws(() => b.aeadKey(Buffer.alloc(32), true, 13, 6), TypeError, 'counter beyond the header');
+  const h = b.aeadKey(Buffer.alloc(32), true, 13, 5);
+  assert.throws(() => b.aeadSeal(h, Buffer.alloc(28)), TypeError, 'shorter than header + tag');
+  assert.throws(() => b.aeadSeal({}, Buffer.alloc(64)), TypeError, 'not a handle');
   b.aeadWipe(h);
 });
