@@ -39,6 +39,9 @@
 //                            a daemon's request/response path is JIT-compiled over ~20,000 round
 //                            trips (CPU per round trip fell from ~300 to ~100 us in bench:gateway-latency);
 //                            cold, the first ones measured up to 3x slower (Nebula, Go, has no warm-up)
+//      BENCH_PEERS_PING_WARM unmeasured back-to-back `pilotctl ping` probes per pair first (default 3000):
+//                            the echo path is code the ping-pong does not run; cold, 20 probes 50 ms
+//                            apart measured avg 2.9 / 1.4 ms on loopback, 0.72 ms once warm (min 0.66 -> 0.32)
 //      BENCH_PEERS_CPU_PROF  a directory: daemons and rendezvous run under node --cpu-prof, and the
 //                            senders', receivers' and rendezvous's hottest functions are printed
 //
@@ -344,6 +347,7 @@ async function main(): Promise<void> {
   const throughput = env('BENCH_PEERS_THROUGHPUT', 1) !== 0;
   const latN = Math.max(1, Math.round(env('BENCH_PEERS_LAT_N', 300)));
   const latWarm = Math.round(env('BENCH_PEERS_LAT_WARM', 20000));
+  const pingWarm = Math.round(env('BENCH_PEERS_PING_WARM', 3000));
   const want = (m: string): boolean => !only || only.some((o) => m.startsWith(o));
   const T0 = performance.now();
   const log = (s: string): void => console.error(`[${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
@@ -600,6 +604,10 @@ async function main(): Promise<void> {
         for (const ip of [p.gwIp, nebula?.ip.get(p.to.name), wg?.ip.get(p.to.name), p.underlay])
           if (ip) await runHelper(SELF, p.from.ns, ['--pingpong', ip, String(ECHO_PORT), String(latWarm)], 120_000).catch(() => undefined);
     if (latWarm > 0) log(`latency paths warmed (${latWarm} round trips each)`);
+    if (pingWarm > 0) {
+      for (const p of pairs) await p.a.ctl(['ping', p.b.address, '--count', String(pingWarm), '--interval', '0ms', '--timeout', '3s'], 180_000);
+      log(`ping paths warmed (${pingWarm} back-to-back probes each)`);
+    }
     for (let rep = 0; rep < reps; rep++)
       for (const p of pairs) {
         const l: Lat = {};
@@ -720,7 +728,7 @@ async function main(): Promise<void> {
         }
     console.log('');
     console.log(
-      `Request/response latency, no loss (TCP 1-byte ping-pong p50 over ${latN} round trips after ${latWarm} unmeasured ones per path; ping: avg of 20 probes 50 ms apart; median of ${reps} interleaved reps), ms:`,
+      `Request/response latency, no loss (TCP 1-byte ping-pong p50 over ${latN} round trips after ${latWarm} unmeasured ones per path; ping: avg of 20 probes 50 ms apart, after ${pingWarm} unmeasured back-to-back ones; median of ${reps} interleaved reps), ms:`,
     );
     console.log('');
     console.log(
