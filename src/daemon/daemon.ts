@@ -130,6 +130,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     untrustedEvicted: 0,
   };
   private underlay: Underlay | undefined;
+  /** The rendezvous's last hello said it relays with DF (never fragments): relayed paths may be probed for a bigger packet size. */
+  private relayDf = false;
   private readonly net: NetCheck;
   private readonly ifaces: LocalInterfaces;
   private readonly peers: PeerTable;
@@ -211,7 +213,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       now,
       boundAddress: () => this.underlay!.address(),
       uplinkKind: () => this.uplinkKind,
-      hello: () => this.registry.hello(),
+      hello: async () => {
+        const h = await this.registry.hello();
+        this.relayDf = h.relayDf === true;
+        return h;
+      },
       helloAlt: (altPort) => this.underlay!.helloAlt(altPort),
       maybeBackToUdp: async () => {
         if (await this.underlay?.maybeBackToUdp()) await this.reg!.register().catch(() => {});
@@ -244,6 +250,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         closeSession: (key) => this.sessions?.closeSession(key),
         forgetPath: (key) => this.paths?.forget(key),
         setCandidates: (key, candidates) => this.paths.setRegistryCandidates(key, candidates),
+        relayProbeHost: () => (this.relayDf && this.uplinkKind === 'udp' ? this.underlay?.rendezvousHost : undefined),
       },
       { congestionControl: opts.config.cc, untrustedIdleMs: opts.config.untrustedIdleMs, maxUntrustedPeers: opts.config.maxUntrustedPeers },
     );

@@ -149,6 +149,11 @@ export class Underlay {
     return this.opts.listen === 'none';
   }
 
+  /** The rendezvous's IP as the UDP socket reaches it (relayed packets go there). */
+  get rendezvousHost(): string {
+    return this.rv.host;
+  }
+
   /** UDP, or the TCP/WebSocket uplink in use. */
   get kind(): UplinkKind {
     return this.uplinkKind;

@@ -243,6 +243,8 @@ export const HelloResult = v.object({
   serverKey: b64Key,
   observed: v.string(),
   altPort: v.optional(int(1, 65535)),
+  /** The rendezvous relays with DF set and never fragments (a bigger relayed packet is dropped, not split): the relayed path's MTU may be probed. */
+  relayDf: v.optional(v.boolean()),
   cookie: v.optional(cookieSchema),
 });
 export const RegisterResult = v.object({ address: v.string(), observed: v.string(), hostname: v.nullable(v.string()), public: v.boolean() });

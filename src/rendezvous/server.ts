@@ -31,7 +31,7 @@ import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
 import { UdpBatchReceiver } from '../util/udp-receiver.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
-import { loadGso } from '../util/udp-gso.ts';
+import { type GsoBinding, loadGso, socketFd } from '../util/udp-gso.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -203,9 +203,10 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const udpTo = (ip: string): string => udpDestination(bound.host, ip);
   // What goes out over UDP (relay forwards above all) leaves in GSO batches: the packets of one poll
   // phase for one node cost one sendmsg, not one each (src/util/udp-batcher.ts).
+  const gso = loadGso();
   const udpOut = new UdpBatcher(udp, {
     log,
-    gso: loadGso(),
+    gso,
     flushAt: 'immediate',
     onSendError: (err, to) => log.debug({ err: err.message, to }, 'udp send failed'),
   });
@@ -233,6 +234,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
           );
         });
   if (alt) registry.beacon.altPort = alt.port;
+  if (relayDf(gso, udp, log)) registry.beacon.relayDf = true;
   if (cluster) {
     try {
       await cluster.start({
@@ -512,4 +514,21 @@ async function bindBothOn(host: string, port: number, shown: string): Promise<{ 
   throw e instanceof PilotError
     ? e
     : new PilotError('BAD_ARGUMENT', `cannot listen on udp ${shown}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
+}
+
+/**
+ * DF on every datagram of the main UDP socket (IP_PMTUDISC_PROBE), never fragmented here: a relayed
+ * packet too big for the next leg is dropped instead of split. Linux's default (WANT) sent a GSO
+ * batch's segments without DF, so routers fragmented them, and once an ICMP "fragmentation needed"
+ * had lowered the route's PMTU it fragmented bigger packets itself: a daemon probing the relayed
+ * path's MTU (RFC 8899) would then see its too-big probes acked. With DF the probe is lost and the
+ * search stops below the path's MTU; hello answers say so (relayDf), and only then do daemons
+ * probe a relayed path. Registry packets stay under 1,200 bytes, so DF costs them nothing.
+ */
+function relayDf(gso: GsoBinding | undefined, udp: dgram.Socket, log: Logger): boolean {
+  const fd = gso === undefined ? undefined : socketFd(udp);
+  if (gso === undefined || fd === undefined) return false;
+  const rc = gso.dfAlways(fd);
+  if (rc !== 0) log.info({ rc }, 'cannot set DF on the UDP socket: relayed paths keep the 1280-safe packet size');
+  return rc === 0;
 }

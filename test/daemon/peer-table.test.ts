@@ -72,6 +72,7 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     closeSession: (k) => s.log.push(`close-session ${k}`),
     forgetPath: (k) => s.log.push(`forget-path ${k}`),
     setCandidates: (k, c) => s.candidates.set(k, c),
+    relayProbeHost: () => undefined,
   };
   const table = new PeerTable(host, opts);
   return { table, s };
