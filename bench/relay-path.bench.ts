@@ -18,13 +18,15 @@
 // Root only (network namespaces); prints why and exits 0 otherwise.
 // Env: BENCH_RELAY_PATH_SECS (iperf3 seconds, default 4), BENCH_RELAY_PATH_REPS (default 3),
 //      BENCH_RELAY_PATH_BASE (see above), BENCH_RELAY_PATH_STRACE=sender|rdv: `strace -c -f` the
-//      relayed pair's sending daemon or the rendezvous during the last rep.
+//      relayed pair's sending daemon or the rendezvous during the last rep; BENCH_RELAY_PATH_PROF=<dir>:
+//      the rendezvous runs under node --cpu-prof, its hottest functions printed at the end.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Agent, type Rendezvous, run, startRendezvous, tmpDir } from '../test/helpers/cluster.ts';
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP, type Router } from '../test/helpers/natlab.ts';
 import { env, fmt, lastRouter, must, RootAgent, warm } from './natlab-kit.ts';
+import { topSelfTime } from './load/cpuprofile-top.ts';
 import { cpuSeconds } from './stats.ts';
 
 const IPERF_PORT = 5201;
@@ -32,6 +34,7 @@ const RDV_HTTP = '127.0.0.1:9080';
 const secs = env('BENCH_RELAY_PATH_SECS', 4);
 const reps = env('BENCH_RELAY_PATH_REPS', 3);
 const straceWho = process.env.BENCH_RELAY_PATH_STRACE;
+const PROF = process.env.BENCH_RELAY_PATH_PROF ? path.resolve(process.env.BENCH_RELAY_PATH_PROF) : '';
 const BASE = process.env.BENCH_RELAY_PATH_BASE ? path.resolve(process.env.BENCH_RELAY_PATH_BASE) : '';
 const log = (s: string): void => console.error(`[${(performance.now() / 1000).toFixed(1)}s] ${s}`);
 
@@ -109,12 +112,19 @@ const work = tmpDir('pilot-relaypath-');
 const agents: Agent[] = [];
 let rv: Rendezvous | undefined;
 try {
+  const nodeOptions = process.env.NODE_OPTIONS;
+  if (PROF) {
+    fs.mkdirSync(PROF, { recursive: true });
+    process.env.NODE_OPTIONS = `${nodeOptions ?? ''} --cpu-prof --cpu-prof-dir=${PROF}`.trim();
+  }
   rv = await startRendezvous({
     netns: lab.rendezvous.ns,
     listen: `${RENDEZVOUS_IP}:9000`,
     dataDir: path.join(work, 'rendezvous'),
     args: ['--relay-rate', '1e9', '--http', RDV_HTTP],
   });
+  if (nodeOptions === undefined) delete process.env.NODE_OPTIONS;
+  else process.env.NODE_OPTIONS = nodeOptions;
   const start = async (kind: 'cone' | 'symmetric', name: string, root: string): Promise<[Agent, Host]> => {
     const h = lab.addSite(kind, name).hosts[0]!;
     const a = root === '' ? new Agent(h.name, work, h.ns) : new RootAgent(h.name, work, h.ns, root);
@@ -207,7 +217,12 @@ try {
   }
 } finally {
   await Promise.all(agents.map((a) => a.stop().catch(() => undefined)));
+  const rdvPid = rv?.proc.pid;
   await rv?.kill();
   lab.cleanup();
   fs.rmSync(work, { recursive: true, force: true });
+  if (PROF && rdvPid !== undefined) {
+    await new Promise((r) => setTimeout(r, 1000)); // written at exit
+    for (const f of fs.readdirSync(PROF)) if (f.includes(`.${rdvPid}.`)) console.log(`\n## CPU profile: rendezvous\n\n${topSelfTime(path.join(PROF, f), 25)}`);
+  }
 }

@@ -25,7 +25,7 @@ import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from 
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
-import { UdpLink, type Link, type UdpSender } from './link.ts';
+import { type Link, UdpLinks, type UdpSender } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
@@ -276,13 +276,14 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   log.info({ host: opts.host, port }, 'rendezvous listening');
 
   udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
+  const udpLinks = new UdpLinks(udpSend);
   const onUdp = (msg: Buffer, address: string, p: number): void => {
     counters.udpIn++;
     if (msg.length === 0 || msg.length > maxFrame) {
       counters.garbage++;
       return;
     }
-    dispatch(msg, new UdpLink(udpSend, address, p), address);
+    dispatch(msg, udpLinks.get(address, p), address);
   };
   // dgram's listener stays: it reads whenever the batched reader is off or has handed the socket back
   udp.on('message', (msg, rinfo) => onUdp(msg, rinfo.address, rinfo.port));
