@@ -132,6 +132,8 @@ export class Daemon extends EventEmitter<DaemonEvents> {
   private underlay: Underlay | undefined;
   /** The rendezvous's last hello said it relays with DF (never fragments): relayed paths may be probed for a bigger packet size. */
   private relayDf = false;
+  /** The transport packet being sealed and sent in place (sendInPlace), whose headroom a relayed send may use. */
+  private relayRoom: Buffer | undefined;
   private readonly net: NetCheck;
   private readonly ifaces: LocalInterfaces;
   private readonly peers: PeerTable;
@@ -244,7 +246,7 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         resolve: (q) => this.resolve(q),
         resolveTarget: (t) => this.resolveTarget(t),
         verify: (a, key) => this.verifier.verify(a, key),
-        sendInPlace: (peer, whole) => this.sessions.sendToInPlace(peer, whole),
+        sendInPlace: (peer, whole) => this.sendInPlace(peer, whole),
         incomingStream: (from, stream) => this.traffic.incomingStream(from, stream),
         incomingDatagram: (from, dg) => this.traffic.incomingDatagram(from, dg),
         closeSession: (key) => this.sessions?.closeSession(key),
@@ -738,7 +740,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (via === undefined && (t === PacketType.HandshakeInit || t === PacketType.HandshakeResp)) {
       for (const c of this.paths.handshakeTargets(peerKey, t === PacketType.HandshakeInit ? 'init' : 'resp')) underlay.sendUdp(packet, c.host, c.port);
     }
-    underlay.sendRelay(peer.address, packet);
+    underlay.sendRelay(peer.address, packet, packet === this.relayRoom);
+  }
+
+  /**
+   * A transport packet sealed in place (peer-table.ts builds each with RELAY_OVERHEAD spare bytes in
+   * front of it): while the session layer sends it, a relayed send may write its header into that
+   * room instead of copying the packet (sendToPeer). Only within this call: a packet queued behind a
+   * handshake is a copy, sent later without the room.
+   */
+  private sendInPlace(peer: { address: Address; publicKey: Buffer }, whole: Buffer): void {
+    this.relayRoom = whole;
+    try {
+      this.sessions.sendToInPlace(peer, whole);
+    } finally {
+      this.relayRoom = undefined;
+    }
   }
 
   // ---------- lifecycle (issue 18: ephemeral nodes, deregister, goodbye) ----------

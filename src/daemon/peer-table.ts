@@ -134,7 +134,8 @@ export class PeerTable {
       // One byte of every session plaintext is the inner type (transport vs path messages).
       maxPacketSize: DEFAULT_MAX_PLAINTEXT - 1,
       ...(this.cc ? { congestionControl: this.cc } : {}),
-      headroom: HEADROOM,
+      // RELAY_OVERHEAD more in front: a relayed packet's header is written there (Underlay.sendRelay), not copied around it
+      headroom: HEADROOM + RELAY_OVERHEAD,
       tailroom: TAG_BYTES,
       sendPacket: (p: Buffer) => {
         const peer = this.peers.get(key);
