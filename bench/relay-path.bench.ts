@@ -8,7 +8,8 @@
 //               or the rendezvous), per MB delivered; B/pkt their mean IP size (what the path
 //               MTU settled at)
 //   gso         packets per GSO sendmsg at the sender; acks/data: datagrams back per datagram out
-//   rx batch    datagrams per recvmmsg batch at the receiver; relay pkts/MB at the rendezvous
+//   rx batch    datagrams per recvmmsg batch at the receiver; relay pkts/MB at the rendezvous, and
+//               how its sends left: packets per GSO sendmsg, plain (one-packet) sends per relayed packet
 //
 // With BENCH_RELAY_PATH_BASE=<another checkout> (`git archive <commit> | tar -x -C dir`, with
 // node_modules and build/ linked in) a second relayed pair runs its daemons from that tree, in
@@ -62,9 +63,16 @@ function routerCounts(lab: NatLab, r: Router): Counters {
 
 const daemonCounters = async (a: Agent): Promise<Counters> => (await a.ipc<{ daemon: Counters }>('stats')).daemon;
 
-function relayedPackets(lab: NatLab): number {
+/** The rendezvous's relayed packets and how its UDP sends left (GSO batches, their packets, plain sends). */
+function rdvCounters(lab: NatLab): Counters {
   const r = lab.exec(lab.rendezvous.ns, ['curl', '-s', '--max-time', '3', `http://${RDV_HTTP}/metrics`]);
-  return Number(/^pilot_rendezvous_relay_packets_total (\S+)$/m.exec(r)?.[1] ?? 0);
+  const num = (re: RegExp): number => Number(re.exec(r)?.[1] ?? 0);
+  return {
+    relayed: num(/^pilot_rendezvous_relay_packets_total (\S+)$/m),
+    gsoSends: num(/^pilot_rendezvous_udp_sends_total\{kind="gso"\} (\S+)$/m),
+    gsoPackets: num(/^pilot_rendezvous_udp_gso_packets_total (\S+)$/m),
+    plain: num(/^pilot_rendezvous_udp_sends_total\{kind="plain"\} (\S+)$/m),
+  };
 }
 
 const delta = (a: Counters, b: Counters): Counters => Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
@@ -105,6 +113,9 @@ interface Row {
   acksPerData: number;
   rxBatch: number;
   relayPerMB: number;
+  /** At the rendezvous: packets per GSO send, and plain (one-packet) sends per relayed packet. */
+  rdvGso: number;
+  rdvPlain: number;
 }
 
 const lab = new NatLab();
@@ -161,7 +172,7 @@ try {
       const pids = [p.a.pid, p.b.pid, rv.proc.pid!];
       const [da0, db0] = await Promise.all([daemonCounters(p.a), daemonCounters(p.b)]);
       const rc0 = routerCounts(lab, router);
-      const rl0 = relayedPackets(lab);
+      const rd0 = rdvCounters(lab);
       const c0 = pids.map(cpuSeconds);
       const straceOut = path.join(work, `strace-${p.from.name}.txt`);
       const strace =
@@ -176,7 +187,8 @@ try {
       const c1 = pids.map(cpuSeconds);
       const [da1, db1] = await Promise.all([daemonCounters(p.a), daemonCounters(p.b)]);
       const rc = delta(rc0, routerCounts(lab, router));
-      const relayed = relayedPackets(lab) - rl0;
+      const rd = delta(rd0, rdvCounters(lab));
+      const relayed = rd.relayed ?? 0;
       const da = delta(da0, da1);
       const db = delta(db0, db1);
       const mb = mbps * secs;
@@ -190,11 +202,13 @@ try {
         acksPerData: (rc[`${p.far} in pkts`] ?? 0) / Math.max(1, out),
         rxBatch: (db.rxBatchPackets ?? 0) / Math.max(1, db.rxBatches ?? 0),
         relayPerMB: relayed / mb,
+        rdvGso: (rd.gsoPackets ?? 0) / Math.max(1, rd.gsoSends ?? 0),
+        rdvPlain: (rd.plain ?? 0) / Math.max(1, relayed),
       };
       rows.set(p.name, [...(rows.get(p.name) ?? []), row]);
       log(
         `rep ${rep + 1} ${p.name}: ${fmt(mbps)} MB/s, CPU ${row.cpu.map((x) => x.toFixed(1)).join(' / ')} ms/MB, ${row.pktsPerMB.toFixed(0)} pkts/MB of ${row.bytesPerPkt.toFixed(0)} B, ` +
-          `gso ${row.gso.toFixed(1)}, acks/data ${row.acksPerData.toFixed(3)}, rx batch ${row.rxBatch.toFixed(1)}, relay ${row.relayPerMB.toFixed(0)} pkts/MB`,
+          `gso ${row.gso.toFixed(1)}, acks/data ${row.acksPerData.toFixed(3)}, rx batch ${row.rxBatch.toFixed(1)}, relay ${row.relayPerMB.toFixed(0)} pkts/MB (rendezvous: gso ${row.rdvGso.toFixed(1)}, plain sends per relayed packet ${row.rdvPlain.toFixed(3)})`,
       );
       if (strace && fs.existsSync(straceOut))
         console.log(`strace -c -f (${straceWho}), ${p.name}:\n${fs.readFileSync(straceOut, 'utf8').split('\n').slice(0, 12).join('\n')}`);
@@ -203,16 +217,16 @@ try {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nGateway (iperf3 ${secs} s), ${reps} interleaved reps, medians; load ${load}${BASE ? `; base tree ${BASE}` : ''}\n`);
   console.log(
-    '| pair | MB/s | CPU ms/MB sender / receiver / rendezvous (sum) | pkts/MB | B/pkt | pkts per GSO send | acks/data | rx batch | relayed pkts/MB |',
+    '| pair | MB/s | CPU ms/MB sender / receiver / rendezvous (sum) | pkts/MB | B/pkt | pkts per GSO send | acks/data | rx batch | relayed pkts/MB | rendezvous: pkts per GSO send, plain sends per relayed pkt |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|');
   for (const p of pairs) {
     const rs = rows.get(p.name) ?? [];
     if (!rs.length) continue;
     const m = (f: (r: Row) => number): number => med(rs.map(f));
     const cpu = [0, 1, 2].map((i) => m((r) => r.cpu[i]!));
     console.log(
-      `| ${p.name} | ${fmt(m((r) => r.mbps))} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} (${m((r) => r.cpu[0] + r.cpu[1] + r.cpu[2]).toFixed(1)}) | ${m((r) => r.pktsPerMB).toFixed(0)} | ${m((r) => r.bytesPerPkt).toFixed(0)} | ${m((r) => r.gso).toFixed(1)} | ${m((r) => r.acksPerData).toFixed(3)} | ${m((r) => r.rxBatch).toFixed(1)} | ${m((r) => r.relayPerMB).toFixed(0)} |`,
+      `| ${p.name} | ${fmt(m((r) => r.mbps))} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} (${m((r) => r.cpu[0] + r.cpu[1] + r.cpu[2]).toFixed(1)}) | ${m((r) => r.pktsPerMB).toFixed(0)} | ${m((r) => r.bytesPerPkt).toFixed(0)} | ${m((r) => r.gso).toFixed(1)} | ${m((r) => r.acksPerData).toFixed(3)} | ${m((r) => r.rxBatch).toFixed(1)} | ${m((r) => r.relayPerMB).toFixed(0)} | ${p.far === RENDEZVOUS_IP ? `${m((r) => r.rdvGso).toFixed(1)}, ${m((r) => r.rdvPlain).toFixed(3)}` : 'n/a'} |`,
     );
   }
 } finally {

@@ -86,6 +86,8 @@ export interface RendezvousStats {
   /** Of tcpConnections, those upgraded to WebSocket. */
   websockets: number;
   online: number;
+  /** How the UDP socket's sends left: GSO sendmsg calls and their packets, and packets sent one by one (dgram). */
+  udpOut: { gsoSends: number; gsoPackets: number; plainPackets: number };
 }
 
 export interface Rendezvous {
@@ -378,6 +380,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     tcpConnections: conns.size,
     websockets: websockets.size,
     online: online.size,
+    udpOut: { gsoSends: udpOut.stats.gsoSends, gsoPackets: udpOut.stats.gsoPackets, plainPackets: udpOut.stats.plainPackets },
   });
   let tlsListener: TlsListener | undefined;
   if (opts.tls) {
