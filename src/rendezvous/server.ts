@@ -31,6 +31,7 @@ import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
 import { UdpBatchReceiver } from '../util/udp-receiver.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
+import { TurnCork } from '../util/turn-cork.ts';
 import { type GsoBinding, loadGso, socketFd } from '../util/udp-gso.ts';
 
 export interface RendezvousOptions {
@@ -331,12 +332,15 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       return;
     }
     sock.setNoDelay(true);
+    // the relay's forwards to this node in one turn leave in one writev, not one write() each
+    const turn = new TurnCork(sock);
     const link: Link = {
       kind: 'tcp',
       id: `tcp:${++connSeq}`,
       observed: formatEndpoint(remote, remotePort),
       send: (pkt) => {
         if (sock.destroyed || !sock.writable || sock.writableLength > TCP_MAX_BACKLOG) return false;
+        turn.beforeWrite();
         sock.write(encodeFrame(pkt));
         return true;
       },
