@@ -17,9 +17,10 @@ export interface UdpSender {
 }
 
 /**
- * A UDP source as a Link (reused per source by UdpLinks): one small object and the id string. `observed` is formatted only when asked for (registry answers),
- * not for each relayed packet; sends take no completion callback (dgram would schedule a
- * tick per packet for it; a failed send is a lost datagram either way).
+ * A UDP source as a Link (one per source, reused: UdpLinks): one small object and the id
+ * string. `observed` is formatted only when asked for (registry answers), not for each relayed
+ * packet; sends take no completion callback (dgram would schedule a tick per packet for it; a
+ * failed send is a lost datagram either way).
  */
 export class UdpLink implements Link {
   readonly kind = 'udp' as const;
