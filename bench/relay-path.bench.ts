@@ -3,7 +3,7 @@
 // one (symmetric x symmetric) in one NAT lab, reps interleaved, with per-MB figures from the
 // daemons' own counters, the rendezvous's /metrics and the sending router's iptables counters:
 //
-//   CPU ms/MB   sender / receiver / rendezvous (/proc utime + stime)
+//   CPU ms/MB   sender / receiver / rendezvous (/proc utime + stime), and the kernel's share (stime)
 //   pkts/MB     UDP datagrams the sender's router forwarded toward the far end (the peer's router
 //               or the rendezvous), per MB delivered; B/pkt their mean IP size (what the path
 //               MTU settled at)
@@ -75,6 +75,11 @@ function rdvCounters(lab: NatLab): Counters {
   };
 }
 
+/** System (kernel) CPU seconds of `pid` (stime), next to cpuSeconds' utime + stime. */
+function sysSeconds(pid: number): number {
+  return Number(fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ')[12]) / 100;
+}
+
 const delta = (a: Counters, b: Counters): Counters => Object.fromEntries(Object.keys(b).map((k) => [k, (b[k] ?? 0) - (a[k] ?? 0)]));
 const med = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
@@ -107,6 +112,8 @@ interface Pair {
 interface Row {
   mbps: number;
   cpu: [number, number, number];
+  /** The kernel's share (stime / (utime + stime)) of each one's CPU. */
+  sys: [number, number, number];
   pktsPerMB: number;
   bytesPerPkt: number;
   gso: number;
@@ -174,6 +181,7 @@ try {
       const rc0 = routerCounts(lab, router);
       const rd0 = rdvCounters(lab);
       const c0 = pids.map(cpuSeconds);
+      const k0 = pids.map(sysSeconds);
       const straceOut = path.join(work, `strace-${p.from.name}.txt`);
       const strace =
         straceWho && rep === reps - 1 && p.far === RENDEZVOUS_IP
@@ -185,6 +193,7 @@ try {
         await new Promise((r) => strace.once('exit', r));
       }
       const c1 = pids.map(cpuSeconds);
+      const k1 = pids.map(sysSeconds);
       const [da1, db1] = await Promise.all([daemonCounters(p.a), daemonCounters(p.b)]);
       const rc = delta(rc0, routerCounts(lab, router));
       const rd = delta(rd0, rdvCounters(lab));
@@ -196,6 +205,7 @@ try {
       const row: Row = {
         mbps,
         cpu: c1.map((x, i) => ((x - c0[i]!) * 1000) / mb) as [number, number, number],
+        sys: k1.map((x, i) => (x - k0[i]!) / Math.max(0.01, c1[i]! - c0[i]!)) as [number, number, number],
         pktsPerMB: out / mb,
         bytesPerPkt: (rc[`${p.far} out bytes`] ?? 0) / Math.max(1, out),
         gso: (da.gsoPackets ?? 0) / Math.max(1, da.gsoSends ?? 0),
@@ -207,7 +217,7 @@ try {
       };
       rows.set(p.name, [...(rows.get(p.name) ?? []), row]);
       log(
-        `rep ${rep + 1} ${p.name}: ${fmt(mbps)} MB/s, CPU ${row.cpu.map((x) => x.toFixed(1)).join(' / ')} ms/MB, ${row.pktsPerMB.toFixed(0)} pkts/MB of ${row.bytesPerPkt.toFixed(0)} B, ` +
+        `rep ${rep + 1} ${p.name}: ${fmt(mbps)} MB/s, CPU ${row.cpu.map((x) => x.toFixed(1)).join(' / ')} ms/MB (kernel ${row.sys.map((x) => `${Math.round(x * 100)}%`).join(' / ')}), ${row.pktsPerMB.toFixed(0)} pkts/MB of ${row.bytesPerPkt.toFixed(0)} B, ` +
           `gso ${row.gso.toFixed(1)}, acks/data ${row.acksPerData.toFixed(3)}, rx batch ${row.rxBatch.toFixed(1)}, relay ${row.relayPerMB.toFixed(0)} pkts/MB (rendezvous: gso ${row.rdvGso.toFixed(1)}, plain sends per relayed packet ${row.rdvPlain.toFixed(3)})`,
       );
       if (strace && fs.existsSync(straceOut))
@@ -217,16 +227,16 @@ try {
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nGateway (iperf3 ${secs} s), ${reps} interleaved reps, medians; load ${load}${BASE ? `; base tree ${BASE}` : ''}\n`);
   console.log(
-    '| pair | MB/s | CPU ms/MB sender / receiver / rendezvous (sum) | pkts/MB | B/pkt | pkts per GSO send | acks/data | rx batch | relayed pkts/MB | rendezvous: pkts per GSO send, plain sends per relayed pkt |',
+    '| pair | MB/s | CPU ms/MB sender / receiver / rendezvous (sum) | kernel share of each | pkts/MB | B/pkt | pkts per GSO send | acks/data | rx batch | relayed pkts/MB | rendezvous: pkts per GSO send, plain sends per relayed pkt |',
   );
-  console.log('|---|---|---|---|---|---|---|---|---|---|');
+  console.log('|---|---|---|---|---|---|---|---|---|---|---|');
   for (const p of pairs) {
     const rs = rows.get(p.name) ?? [];
     if (!rs.length) continue;
     const m = (f: (r: Row) => number): number => med(rs.map(f));
     const cpu = [0, 1, 2].map((i) => m((r) => r.cpu[i]!));
     console.log(
-      `| ${p.name} | ${fmt(m((r) => r.mbps))} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} (${m((r) => r.cpu[0] + r.cpu[1] + r.cpu[2]).toFixed(1)}) | ${m((r) => r.pktsPerMB).toFixed(0)} | ${m((r) => r.bytesPerPkt).toFixed(0)} | ${m((r) => r.gso).toFixed(1)} | ${m((r) => r.acksPerData).toFixed(3)} | ${m((r) => r.rxBatch).toFixed(1)} | ${m((r) => r.relayPerMB).toFixed(0)} | ${p.far === RENDEZVOUS_IP ? `${m((r) => r.rdvGso).toFixed(1)}, ${m((r) => r.rdvPlain).toFixed(3)}` : 'n/a'} |`,
+      `| ${p.name} | ${fmt(m((r) => r.mbps))} | ${cpu.map((x) => x.toFixed(1)).join(' / ')} (${m((r) => r.cpu[0] + r.cpu[1] + r.cpu[2]).toFixed(1)}) | ${[0, 1, 2].map((i) => `${Math.round(m((r) => r.sys[i]!) * 100)}%`).join(' / ')} | ${m((r) => r.pktsPerMB).toFixed(0)} | ${m((r) => r.bytesPerPkt).toFixed(0)} | ${m((r) => r.gso).toFixed(1)} | ${m((r) => r.acksPerData).toFixed(3)} | ${m((r) => r.rxBatch).toFixed(1)} | ${m((r) => r.relayPerMB).toFixed(0)} | ${p.far === RENDEZVOUS_IP ? `${m((r) => r.rdvGso).toFixed(1)}, ${m((r) => r.rdvPlain).toFixed(3)}` : 'n/a'} |`,
     );
   }
 } finally {
