@@ -224,6 +224,18 @@ try {
         console.log(`strace -c -f (${straceWho}), ${p.name}:\n${fs.readFileSync(straceOut, 'utf8').split('\n').slice(0, 12).join('\n')}`);
     }
   }
+  // Datagrams the kernel dropped for want of socket buffer, per namespace (the relay's and each receiver's): loss the overlay did not cause.
+  const udpDrops = (ns: string): string => {
+    const lines = lab
+      .exec(ns, ['cat', '/proc/net/snmp'])
+      .split('\n')
+      .filter((l) => l.startsWith('Udp:'));
+    const [keys, vals] = [lines[0]!.split(/\s+/), lines[1]!.split(/\s+/)];
+    return ['InErrors', 'RcvbufErrors', 'SndbufErrors'].map((k) => `${k} ${vals[keys.indexOf(k)]}`).join(', ');
+  };
+  console.log(
+    `\nUDP drops by the kernel over the whole run: rendezvous ${udpDrops(lab.rendezvous.ns)}; ${pairs.map((p) => `${p.name} receiver ${udpDrops(p.b.netns!)}`).join('; ')}`,
+  );
   const load = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
   console.log(`\nGateway (iperf3 ${secs} s), ${reps} interleaved reps, medians; load ${load}${BASE ? `; base tree ${BASE}` : ''}\n`);
   console.log(
