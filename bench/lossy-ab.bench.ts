@@ -13,9 +13,9 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { Agent, type CtlResult, run, tmpDir } from '../test/helpers/cluster.ts';
+import { Agent, tmpDir } from '../test/helpers/cluster.ts';
 import { type Host, NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
-import { env, fmt, lastRouter, must, pilotStream, startLabRendezvous, warm } from './natlab-kit.ts';
+import { env, fmt, lastRouter, must, pilotStream, RootAgent, startLabRendezvous, warm } from './natlab-kit.ts';
 import { MiB } from './stats.ts';
 
 const support = natLabSupport();
@@ -29,19 +29,6 @@ const REPS = env('BENCH_LOSSY_AB_REPS', 5);
 const SECS = env('BENCH_LOSSY_AB_SECS', 3);
 const MB = env('BENCH_LOSSY_AB_MB', 15);
 const IPERF_PORT = 5201;
-
-/** An agent whose pilotctl (and so its daemon) comes from another checkout. */
-class RootAgent extends Agent {
-  private readonly root: string;
-  constructor(name: string, work: string, netns: string, root: string) {
-    super(name, work, netns);
-    this.root = root;
-  }
-  override ctl(args: string[], timeoutMs?: number): Promise<CtlResult> {
-    const argv = [process.execPath, path.join(this.root, 'src/cli/pilotctl.ts'), '--json', ...args];
-    return run(['ip', 'netns', 'exec', this.netns!, ...argv], { PILOT_HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs);
-  }
-}
 
 const cpuSeconds = (pid: number): number => {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');

@@ -4,7 +4,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
-import { type Agent, type CtlResult, type Rendezvous, run, startRendezvous } from '../test/helpers/cluster.ts';
+import { Agent, type CtlResult, type Rendezvous, run, startRendezvous } from '../test/helpers/cluster.ts';
 import { type Host, type NatLab, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
 import { trustPair } from '../test/nat/matrix.ts';
 import { cpuSeconds, MiB, summarize } from './stats.ts';
@@ -162,4 +162,17 @@ export function startLabRendezvous(lab: NatLab, work: string): Promise<Rendezvou
     dataDir: path.join(work, 'rendezvous'),
     args: ['--relay-rate', '1e9'],
   });
+}
+
+/** An agent whose pilotctl (and so its daemon) comes from another checkout (A/B benches against a base commit). */
+export class RootAgent extends Agent {
+  private readonly root: string;
+  constructor(name: string, work: string, netns: string, root: string) {
+    super(name, work, netns);
+    this.root = root;
+  }
+  override ctl(args: string[], timeoutMs?: number): Promise<CtlResult> {
+    const argv = [process.execPath, path.join(this.root, 'src/cli/pilotctl.ts'), '--json', ...args];
+    return run(['ip', 'netns', 'exec', this.netns!, ...argv], { PILOT_HOME: this.home, PILOT_SOCKET: this.socket }, timeoutMs);
+  }
 }

@@ -11,7 +11,7 @@ import { holdIpv6 } from '../src/nat/family-preference.ts';
 import type { Path } from '../src/nat/path.ts';
 import { OnlineIndex } from '../src/rendezvous/online-index.ts';
 import { Relay } from '../src/rendezvous/relay.ts';
-import type { Link } from '../src/rendezvous/link.ts';
+import { type Link, UdpLink, UdpLinks, type UdpSender } from '../src/rendezvous/link.ts';
 import { silentLogger } from '../src/util/logger.ts';
 import { makeAddress, writeAddress } from '../src/wire/address.ts';
 import { PacketType } from '../src/wire/packet-types.ts';
@@ -19,6 +19,8 @@ import { PacketType } from '../src/wire/packet-types.ts';
 const N = Number(process.env.BENCH_RXPATH_N ?? 500_000);
 const REPS = Number(process.env.BENCH_RXPATH_REPS ?? 5);
 const RV = { host: '203.0.113.1', port: 9000 };
+/** The relaying sender's source address as the rendezvous's receiver hands it (one string per address). */
+const SRC = '198.51.100.1';
 
 let sink = 0; // keeps the work observable
 
@@ -87,6 +89,8 @@ async function main(): Promise<void> {
   r.relay.handle(r.packet(), r.link); // the first packet of the pair waits for the policy
   await new Promise((res) => setTimeout(res, 10));
 
+  const udpSink: UdpSender = { send: (p) => void (sink += p[0]!) };
+  const links = new UdpLinks(udpSink);
   const cases: Record<string, () => number> = {
     // dgram gives a new rinfo object per datagram; on the dual-stack socket its address is IPv4-mapped
     'daemon demux, direct datagram (dual-stack source)': () =>
@@ -113,6 +117,24 @@ async function main(): Promise<void> {
           // The relay rewrites a packet in place (its destination becomes the source): put the destination back.
           (x as Buffer).writeUInt32BE(2, 3);
           r.relay.handle(x as Buffer, r.link);
+        },
+      ),
+    // What the rendezvous does per datagram before and with UdpLinks: a Link for the source, then
+    // the relay (whose first step looks the sender up by the link's id).
+    'rendezvous datagram + relay forward, a new UdpLink each (before)': () =>
+      time(
+        () => r.packet(),
+        (x) => {
+          (x as Buffer).writeUInt32BE(2, 3);
+          r.relay.handle(x as Buffer, new UdpLink(udpSink, SRC, 4000));
+        },
+      ),
+    'rendezvous datagram + relay forward, UdpLinks (one per source)': () =>
+      time(
+        () => r.packet(),
+        (x) => {
+          (x as Buffer).writeUInt32BE(2, 3);
+          r.relay.handle(x as Buffer, links.get(SRC, 4000));
         },
       ),
   };

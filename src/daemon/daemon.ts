@@ -130,6 +130,10 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     untrustedEvicted: 0,
   };
   private underlay: Underlay | undefined;
+  /** The rendezvous's last hello said it relays with DF (never fragments): relayed paths may be probed for a bigger packet size. */
+  private relayDf = false;
+  /** The transport packet being sealed and sent in place (sendInPlace), whose headroom a relayed send may use. */
+  private relayRoom: Buffer | undefined;
   private readonly net: NetCheck;
   private readonly ifaces: LocalInterfaces;
   private readonly peers: PeerTable;
@@ -211,7 +215,11 @@ export class Daemon extends EventEmitter<DaemonEvents> {
       now,
       boundAddress: () => this.underlay!.address(),
       uplinkKind: () => this.uplinkKind,
-      hello: () => this.registry.hello(),
+      hello: async () => {
+        const h = await this.registry.hello();
+        this.relayDf = h.relayDf === true;
+        return h;
+      },
       helloAlt: (altPort) => this.underlay!.helloAlt(altPort),
       maybeBackToUdp: async () => {
         if (await this.underlay?.maybeBackToUdp()) await this.reg!.register().catch(() => {});
@@ -238,12 +246,13 @@ export class Daemon extends EventEmitter<DaemonEvents> {
         resolve: (q) => this.resolve(q),
         resolveTarget: (t) => this.resolveTarget(t),
         verify: (a, key) => this.verifier.verify(a, key),
-        sendInPlace: (peer, whole) => this.sessions.sendToInPlace(peer, whole),
+        sendInPlace: (peer, whole) => this.sendInPlace(peer, whole),
         incomingStream: (from, stream) => this.traffic.incomingStream(from, stream),
         incomingDatagram: (from, dg) => this.traffic.incomingDatagram(from, dg),
         closeSession: (key) => this.sessions?.closeSession(key),
         forgetPath: (key) => this.paths?.forget(key),
         setCandidates: (key, candidates) => this.paths.setRegistryCandidates(key, candidates),
+        relayProbeHost: () => (this.relayDf && this.uplinkKind === 'udp' ? this.underlay?.rendezvousHost : undefined),
       },
       { congestionControl: opts.config.cc, untrustedIdleMs: opts.config.untrustedIdleMs, maxUntrustedPeers: opts.config.maxUntrustedPeers },
     );
@@ -731,7 +740,22 @@ export class Daemon extends EventEmitter<DaemonEvents> {
     if (via === undefined && (t === PacketType.HandshakeInit || t === PacketType.HandshakeResp)) {
       for (const c of this.paths.handshakeTargets(peerKey, t === PacketType.HandshakeInit ? 'init' : 'resp')) underlay.sendUdp(packet, c.host, c.port);
     }
-    underlay.sendRelay(peer.address, packet);
+    underlay.sendRelay(peer.address, packet, packet === this.relayRoom);
+  }
+
+  /**
+   * A transport packet sealed in place (peer-table.ts builds each with RELAY_OVERHEAD spare bytes in
+   * front of it): while the session layer sends it, a relayed send may write its header into that
+   * room instead of copying the packet (sendToPeer). Only within this call: a packet queued behind a
+   * handshake is a copy, sent later without the room.
+   */
+  private sendInPlace(peer: { address: Address; publicKey: Buffer }, whole: Buffer): void {
+    this.relayRoom = whole;
+    try {
+      this.sessions.sendToInPlace(peer, whole);
+    } finally {
+      this.relayRoom = undefined;
+    }
   }
 
   // ---------- lifecycle (issue 18: ephemeral nodes, deregister, goodbye) ----------

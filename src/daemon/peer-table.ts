@@ -6,7 +6,7 @@
 import { Connection } from '../transport/connection.ts';
 import type { CongestionAlgorithm } from '../transport/congestion.ts';
 import { addressKey, parseAddress, type Address } from '../wire/address.ts';
-import { DEFAULT_MAX_PLAINTEXT } from '../wire/packet-types.ts';
+import { DEFAULT_MAX_PLAINTEXT, RELAY_OVERHEAD } from '../wire/packet-types.ts';
 import { DATA_HEADER_BYTES } from '../crypto/session.ts';
 import { TAG_BYTES } from '../crypto/aead.ts';
 import { PilotError } from '../util/errors.ts';
@@ -74,6 +74,11 @@ export interface PeerTableHost {
   forgetPath(key: number): void;
   /** The registry's endpoints of a peer, for punching. */
   setCandidates(key: number, candidates: HostPort[]): void;
+  /**
+   * The rendezvous's UDP host when a relayed path's MTU may be probed: its hello said it relays with
+   * DF and never fragments, and we reach it over UDP. Undefined: relayed paths keep the 1280-safe size.
+   */
+  relayProbeHost(): string | undefined;
 }
 
 export interface PeerTableOptions {
@@ -129,7 +134,8 @@ export class PeerTable {
       // One byte of every session plaintext is the inner type (transport vs path messages).
       maxPacketSize: DEFAULT_MAX_PLAINTEXT - 1,
       ...(this.cc ? { congestionControl: this.cc } : {}),
-      headroom: HEADROOM,
+      // RELAY_OVERHEAD more in front: a relayed packet's header is written there (Underlay.sendRelay), not copied around it
+      headroom: HEADROOM + RELAY_OVERHEAD,
       tailroom: TAG_BYTES,
       sendPacket: (p: Buffer) => {
         const peer = this.peers.get(key);
@@ -285,38 +291,54 @@ export class PeerTable {
     if (!peer) return peer;
     const dflt = DEFAULT_MAX_PLAINTEXT - 1;
     const onLink = p?.kind === 'direct' && p.sock === undefined ? onLinkPayload(p.host) : undefined;
+    const relayHost = p?.kind === 'relay' ? this.host.relayProbeHost() : undefined;
     if (onLink !== undefined) {
       // same host or an attached subnet: the interface MTU is the path MTU, nothing to probe
       const size = Math.max(dflt, packetSizeForPayload(onLink));
       peer.conn.setPathMtu(size, size);
     } else if (p?.kind === 'direct' && routePmtuSupported()) {
       // a remote direct path: probe between the 1280-safe default and 1500, each acked probe checked against the route cache
-      const host = p.host;
-      const headers = ipUdpHeaders(host);
-      peer.conn.setPathMtu(
-        dflt,
-        packetSizeForPayload(remotePayloadCeiling(host)),
-        (size, done) => {
-          void routePmtu(host).then((mtu) => {
-            if (mtu === undefined) return done(false);
-            const ceiling = packetSizeForPayload(mtu - headers);
-            done(size <= ceiling, ceiling);
-          });
-        },
-        (size, why) => {
-          const wire = size + HEADROOM + TAG_BYTES + headers;
-          // a few lines per path at most: a search takes some ten probes, black holes back off
-          this.host.log.info(
-            { peer: formatAddress(peer.address), mtu: wire, why },
-            why === 'black-hole' ? 'path MTU black hole: back to the 1280-safe size' : 'path MTU',
-          );
-        },
-      );
+      this.probePathMtu(peer, p.host, 0);
+    } else if (relayHost !== undefined && routePmtuSupported()) {
+      // The relay: the probe crosses our leg to the rendezvous (checked against our route cache as
+      // on a direct path) and its leg to the peer, where the rendezvous sends with DF and never
+      // fragments (it said so in its hello): a probe too big for that leg is lost, not split. At
+      // 1260 bytes instead of 1500 a relayed MB took 21% more packets at both daemons and the
+      // rendezvous (BENCHMARKS.md, "The relayed path's CPU per MB").
+      this.probePathMtu(peer, relayHost, RELAY_OVERHEAD);
     } else {
-      // the relay (its own wrapper and the rendezvous's paths on both sides) or no path: the default
+      // no path, or a relay that may fragment (an older rendezvous, a TCP uplink): the default, which fits the relay's wrapper
       peer.conn.setPathMtu(dflt, dflt);
     }
     return peer;
+  }
+
+  /**
+   * Probe `peer`'s packet size between the 1280-safe default and what our widest interface (at
+   * most 1500) carries toward `host`, each acked probe checked against the kernel's route cache for
+   * `host`; `wrapper`: bytes each packet carries outside the session packet (the relay's header).
+   */
+  private probePathMtu(peer: Peer, host: string, wrapper: number): void {
+    const headers = ipUdpHeaders(host) + wrapper;
+    peer.conn.setPathMtu(
+      DEFAULT_MAX_PLAINTEXT - 1,
+      packetSizeForPayload(remotePayloadCeiling(host) - wrapper),
+      (size, done) => {
+        void routePmtu(host).then((mtu) => {
+          if (mtu === undefined) return done(false);
+          const ceiling = packetSizeForPayload(mtu - headers);
+          done(size <= ceiling, ceiling);
+        });
+      },
+      (size, why) => {
+        const wire = size + HEADROOM + TAG_BYTES + headers;
+        // a few lines per path at most: a search takes some ten probes, black holes back off
+        this.host.log.info(
+          { peer: formatAddress(peer.address), mtu: wire, why, ...(wrapper > 0 ? { relayed: true } : {}) },
+          why === 'black-hole' ? 'path MTU black hole: back to the 1280-safe size' : 'path MTU',
+        );
+      },
+    );
   }
 
   private fresh(p: Peer | undefined): p is Peer {

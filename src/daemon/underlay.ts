@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Identity } from '../crypto/identity.ts';
 import { RegistryClient } from '../registry/client.ts';
-import { PacketType } from '../wire/packet-types.ts';
+import { PacketType, RELAY_OVERHEAD } from '../wire/packet-types.ts';
 import { readAddress, writeAddress, type Address, ADDRESS_BYTES } from '../wire/address.ts';
 import { formatHostPort, parseHostPort, type HostPort } from '../util/hostport.ts';
 import { PilotError } from '../util/errors.ts';
@@ -149,6 +149,11 @@ export class Underlay {
     return this.opts.listen === 'none';
   }
 
+  /** The rendezvous's IP as the UDP socket reaches it (relayed packets go there). */
+  get rendezvousHost(): string {
+    return this.rv.host;
+  }
+
   /** UDP, or the TCP/WebSocket uplink in use. */
   get kind(): UplinkKind {
     return this.uplinkKind;
@@ -257,12 +262,22 @@ export class Underlay {
     this.sendUdp(pkt, this.rv.host, this.rv.port);
   }
 
-  /** An outer packet for `dst`, through the rendezvous relay. */
-  sendRelay(dst: Address, inner: Buffer): void {
-    const pkt = Buffer.allocUnsafe(1 + ADDRESS_BYTES + inner.length);
+  /**
+   * An outer packet for `dst`, through the rendezvous relay. `room`: the RELAY_OVERHEAD bytes in
+   * front of `inner`, in its memory, are the caller's to overwrite (a transport packet, built with
+   * that much spare headroom: peer-table.ts); the relay header is written there and the packet
+   * leaves without a copy. Otherwise (handshakes, probes, cookies) it is copied behind a header.
+   */
+  sendRelay(dst: Address, inner: Buffer, room = false): void {
+    let pkt: Buffer;
+    if (room && inner.byteOffset >= RELAY_OVERHEAD) {
+      pkt = Buffer.from(inner.buffer, inner.byteOffset - RELAY_OVERHEAD, inner.length + RELAY_OVERHEAD);
+    } else {
+      pkt = Buffer.allocUnsafe(RELAY_OVERHEAD + inner.length);
+      inner.copy(pkt, RELAY_OVERHEAD);
+    }
     pkt[0] = PacketType.RelaySend;
     writeAddress(pkt, 1, dst);
-    inner.copy(pkt, 1 + ADDRESS_BYTES);
     this.host.counters.relayOut++;
     this.sendToRendezvous(pkt);
   }

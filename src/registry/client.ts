@@ -178,13 +178,14 @@ export class RegistryClient extends EventEmitter<RegistryClientEvents> {
   // ---------------- API ----------------
 
   /** Unsigned: learns (and pins, if nothing is pinned yet) the server key and our observed endpoint. */
-  async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number; cookie?: string }> {
+  async hello(): Promise<{ serverKey: Buffer; observed: string; altPort?: number; relayDf?: boolean; cookie?: string }> {
     const r = (await this.call('hello', buildHello(), HelloResult)) as v.InferOutput<typeof HelloResult>;
     if (r.cookie !== undefined) this.cookie = r.cookie;
     return {
       serverKey: Buffer.from(r.serverKey, 'base64'),
       observed: r.observed,
       ...(r.altPort !== undefined ? { altPort: r.altPort } : {}),
+      ...(r.relayDf !== undefined ? { relayDf: r.relayDf } : {}),
       ...(r.cookie !== undefined ? { cookie: r.cookie } : {}),
     };
   }

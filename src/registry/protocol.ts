@@ -118,7 +118,7 @@ export type Statement = v.InferOutput<typeof StatementSchema>;
  * over UDP the server never sends an answer to an unvalidated source that is
  * larger than AMPLIFICATION_FACTOR times the request (no reflection attacks;
  * QUIC allows 3x, we hold 1x), so clients pad hello to MIN_HELLO_PACKET bytes,
- * enough for the largest hello answer (IPv6 observed endpoint, alt port, cookie).
+ * enough for the largest hello answer (IPv6 observed endpoint, alt port, relayDf, cookie).
  */
 export const HelloStatementSchema = withMessages(
   v.strictObject({ method: v.literal('hello'), nonce: nonceSchema, pad: v.optional(v.pipe(v.string(), v.maxLength(MAX_REGISTRY_PACKET))) }),
@@ -243,6 +243,8 @@ export const HelloResult = v.object({
   serverKey: b64Key,
   observed: v.string(),
   altPort: v.optional(int(1, 65535)),
+  /** The rendezvous relays with DF set and never fragments (a bigger relayed packet is dropped, not split): the relayed path's MTU may be probed. */
+  relayDf: v.optional(v.boolean()),
   cookie: v.optional(cookieSchema),
 });
 export const RegisterResult = v.object({ address: v.string(), observed: v.string(), hostname: v.nullable(v.string()), public: v.boolean() });

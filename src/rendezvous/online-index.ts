@@ -76,6 +76,11 @@ export class OnlineIndex {
     return this.byAddr.get(addressKey(a));
   }
 
+  /** By addressKey() (the relay reads it straight from a packet's address bytes). */
+  getByAddressKey(key: number): OnlineEntry | undefined {
+    return this.byAddr.get(key);
+  }
+
   /** The node that owns this link, if it is online. */
   getByLink(linkId: string, now = Date.now()): OnlineEntry | undefined {
     const e = this.byLink.get(linkId);

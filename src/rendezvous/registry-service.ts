@@ -89,6 +89,8 @@ function refuseUnless(r: AddResult): void {
 /** Announced in hello answers once the second beacon port is bound (NAT classification). */
 export interface BeaconInfo {
   altPort?: number;
+  /** The UDP socket sends with DF and never fragments: relayed packets too big for a path are dropped, so daemons may probe the relayed path's MTU. */
+  relayDf?: boolean;
 }
 
 export class RegistryService {
@@ -206,11 +208,12 @@ export class RegistryService {
     if (req.kind === 'hello') {
       this.counters.hellos++;
       const alt = this.beacon.altPort !== undefined ? { altPort: this.beacon.altPort } : {};
+      const df = this.beacon.relayDf === true ? { relayDf: true } : {};
       // The cookie lets the next signed request from this source through without a cookie round trip.
       const cookie = link.kind === 'udp' ? { cookie: this.routability.cookieFor(link) } : {};
       this.answerUnauthenticated(link, pkt.length, req.id, req.nonce, {
         ok: true,
-        result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt, ...cookie },
+        result: { serverKey: this.identity.publicKey.toString('base64'), observed: link.observed, ...alt, ...df, ...cookie },
       });
       return;
     }

@@ -55,6 +55,11 @@ const RELAYABLE = new Set<number>([PacketType.HandshakeInit, PacketType.Handshak
 
 export const DEFAULT_RELAY_RATE: Rate = { perSec: 2_000_000, burst: 1_000_000 }; // bytes per node
 
+/** addressKey() of a RelaySend's destination (bytes 1-6: u16 network, u32 node), read in place. */
+function destinationKey(pkt: Buffer): number {
+  return pkt.readUInt16BE(1) * 0x100000000 + pkt.readUInt32BE(3);
+}
+
 export class Relay {
   readonly counters: RelayCounters = {
     forwarded: 0,
@@ -101,8 +106,10 @@ export class Relay {
       c.droppedUnknownSource++;
       return;
     }
-    const dstAddr = readAddress(pkt, 1);
-    const dst = this.online.getByAddress(dstAddr);
+    // The destination's addressKey() straight from its six bytes: no Address object per packet
+    // (one is made below only when the policy has to be asked).
+    const dk = destinationKey(pkt);
+    const dst = this.online.getByAddressKey(dk);
     // Not here: with a cluster it may be online at another instance (forward() finds out).
     if ((!dst || !isOnline(dst, now) || !dst.link) && !this.cluster) {
       c.droppedUnknownDestination++;
@@ -114,22 +121,21 @@ export class Relay {
     }
     const srcAddr = src.address;
     const sk = addressKey(srcAddr);
-    const dk = addressKey(dstAddr);
     const reply = this.replies.get(sk, dk);
     if (reply !== undefined && reply > now) {
-      this.forward(pkt, srcAddr, dstAddr, now);
+      this.forward(pkt, srcAddr, sk, dk, now);
       return;
     }
     const d = this.decisions.get(sk, dk);
     if (d && d.expires > now) {
-      if (d.allowed) this.forward(pkt, srcAddr, dstAddr, now);
+      if (d.allowed) this.forward(pkt, srcAddr, sk, dk, now);
       else c.droppedNotTrusted++;
       return;
     }
     let lookup = this.lookups.get(sk, dk);
     if (!lookup) {
       const gen = this.generation;
-      lookup = this.policy(srcAddr, dstAddr)
+      lookup = this.policy(srcAddr, readAddress(pkt, 1))
         .catch(() => false)
         .then((allowed) => {
           if (this.lookups.get(sk, dk) === lookup) this.lookups.delete(sk, dk);
@@ -142,17 +148,18 @@ export class Relay {
       this.lookups.set(sk, dk, lookup);
     }
     void lookup.then((allowed) => {
-      if (allowed) this.forward(pkt, srcAddr, dstAddr, Date.now());
+      if (allowed) this.forward(pkt, srcAddr, sk, dk, Date.now());
       else c.droppedNotTrusted++;
     });
   }
 
-  private forward(pkt: Buffer, srcAddr: Address, dstAddr: Address, now: number): void {
+  /** `pkt` is a RelaySend (its bytes 1-6 name the destination, key `dk`); `sk` is addressKey(srcAddr). */
+  private forward(pkt: Buffer, srcAddr: Address, sk: number, dk: number, now: number): void {
     const c = this.counters;
     // Looked up again: after an asynchronous decision the destination may have moved or left.
-    const dst = this.online.getByAddress(dstAddr);
+    const dst = this.online.getByAddressKey(dk);
     if (!dst || !isOnline(dst, now) || !dst.link) {
-      if (this.cluster) this.forwardToPeer(pkt, srcAddr, dstAddr, now);
+      if (this.cluster) this.forwardToPeer(pkt, srcAddr, readAddress(pkt, 1), now);
       else c.droppedUnknownDestination++;
       return;
     }
@@ -169,8 +176,6 @@ export class Relay {
     c.forwardedBytes += out.length;
     // The destination may answer (e.g. a public node pinged by a stranger). Renewed once a
     // second at most, not written for every packet of a bulk transfer.
-    const dk = addressKey(dstAddr);
-    const sk = addressKey(srcAddr);
     const until = this.replies.get(dk, sk);
     if (until !== undefined && until - now > REPLY_MS - REPLY_RENEW_MS) return;
     if (this.replies.size >= MAX_CACHED) this.replies.clear();
@@ -211,15 +216,15 @@ export class Relay {
       this.counters.droppedMalformed++;
       return;
     }
-    const dstAddr = readAddress(inner, 1);
-    const dst = this.online.getByAddress(dstAddr);
+    const dk = destinationKey(inner);
+    const dst = this.online.getByAddressKey(dk);
     // Never bounced on to a third instance: a stale presence row must not make a loop.
     if (!dst || !isOnline(dst, now) || !dst.link) {
       this.counters.droppedUnknownDestination++;
       return;
     }
     this.counters.fromPeers++;
-    this.forward(inner, got.src, dstAddr, now);
+    this.forward(inner, got.src, addressKey(got.src), dk, now);
   }
 
   /** A trust pair was created or deleted. */

@@ -25,13 +25,14 @@ import { DEFAULT_RELAY_RATE, Relay, storeRelayPolicy, type RelayCounters } from 
 import { KeyedLimiter, sourceKey, type Rate } from './rate-limit.ts';
 import type { RegistryLimits } from './registry-limits.ts';
 import { DEFAULT_MAX_FRAME, encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
-import { UdpLink, type Link, type UdpSender } from './link.ts';
+import { type Link, UdpLinks, type UdpSender } from './link.ts';
 import { startHttpServer, type HttpServer } from './http-server.ts';
 import { loadOrCreateAdminToken } from './admin-token.ts';
 import { DEFAULT_COOKIE_ROTATE_MS, ReturnRoutability, type ReturnRoutabilityCounters } from './return-routability.ts';
 import { UdpBatchReceiver } from '../util/udp-receiver.ts';
 import { UdpBatcher } from '../util/udp-batcher.ts';
-import { loadGso } from '../util/udp-gso.ts';
+import { TurnCork } from '../util/turn-cork.ts';
+import { type GsoBinding, loadGso, socketFd } from '../util/udp-gso.ts';
 
 export interface RendezvousOptions {
   host: string;
@@ -86,6 +87,8 @@ export interface RendezvousStats {
   /** Of tcpConnections, those upgraded to WebSocket. */
   websockets: number;
   online: number;
+  /** How the UDP socket's sends left: GSO sendmsg calls and their packets, and packets sent one by one (dgram). */
+  udpOut: { gsoSends: number; gsoPackets: number; plainPackets: number };
 }
 
 export interface Rendezvous {
@@ -203,9 +206,10 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   const udpTo = (ip: string): string => udpDestination(bound.host, ip);
   // What goes out over UDP (relay forwards above all) leaves in GSO batches: the packets of one poll
   // phase for one node cost one sendmsg, not one each (src/util/udp-batcher.ts).
+  const gso = loadGso();
   const udpOut = new UdpBatcher(udp, {
     log,
-    gso: loadGso(),
+    gso,
     flushAt: 'immediate',
     onSendError: (err, to) => log.debug({ err: err.message, to }, 'udp send failed'),
   });
@@ -233,6 +237,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
           );
         });
   if (alt) registry.beacon.altPort = alt.port;
+  if (relayDf(gso, udp, log)) registry.beacon.relayDf = true;
   if (cluster) {
     try {
       await cluster.start({
@@ -274,13 +279,14 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
   log.info({ host: opts.host, port }, 'rendezvous listening');
 
   udp.on('error', (err) => log.warn({ err }, 'udp socket error'));
+  const udpLinks = new UdpLinks(udpSend);
   const onUdp = (msg: Buffer, address: string, p: number): void => {
     counters.udpIn++;
     if (msg.length === 0 || msg.length > maxFrame) {
       counters.garbage++;
       return;
     }
-    dispatch(msg, new UdpLink(udpSend, address, p), address);
+    dispatch(msg, udpLinks.get(address, p), address);
   };
   // dgram's listener stays: it reads whenever the batched reader is off or has handed the socket back
   udp.on('message', (msg, rinfo) => onUdp(msg, rinfo.address, rinfo.port));
@@ -326,12 +332,15 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
       return;
     }
     sock.setNoDelay(true);
+    // the relay's forwards to this node in one turn leave in one writev, not one write() each
+    const turn = new TurnCork(sock);
     const link: Link = {
       kind: 'tcp',
       id: `tcp:${++connSeq}`,
       observed: formatEndpoint(remote, remotePort),
       send: (pkt) => {
         if (sock.destroyed || !sock.writable || sock.writableLength > TCP_MAX_BACKLOG) return false;
+        turn.beforeWrite();
         sock.write(encodeFrame(pkt));
         return true;
       },
@@ -375,6 +384,7 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     tcpConnections: conns.size,
     websockets: websockets.size,
     online: online.size,
+    udpOut: { gsoSends: udpOut.stats.gsoSends, gsoPackets: udpOut.stats.gsoPackets, plainPackets: udpOut.stats.plainPackets },
   });
   let tlsListener: TlsListener | undefined;
   if (opts.tls) {
@@ -512,4 +522,21 @@ async function bindBothOn(host: string, port: number, shown: string): Promise<{ 
   throw e instanceof PilotError
     ? e
     : new PilotError('BAD_ARGUMENT', `cannot listen on udp ${shown}:${port}: ${(lastErr as Error)?.message}`, 'pick another --listen HOST:PORT');
+}
+
+/**
+ * DF on every datagram of the main UDP socket (IP_PMTUDISC_PROBE), never fragmented here: a relayed
+ * packet too big for the next leg is dropped instead of split. Linux's default (WANT) sent a GSO
+ * batch's segments without DF, so routers fragmented them, and once an ICMP "fragmentation needed"
+ * had lowered the route's PMTU it fragmented bigger packets itself: a daemon probing the relayed
+ * path's MTU (RFC 8899) would then see its too-big probes acked. With DF the probe is lost and the
+ * search stops below the path's MTU; hello answers say so (relayDf), and only then do daemons
+ * probe a relayed path. Registry packets stay under 1,200 bytes, so DF costs them nothing.
+ */
+function relayDf(gso: GsoBinding | undefined, udp: dgram.Socket, log: Logger): boolean {
+  const fd = gso === undefined ? undefined : socketFd(udp);
+  if (gso === undefined || fd === undefined) return false;
+  const rc = gso.dfAlways(fd);
+  if (rc !== 0) log.info({ rc }, 'cannot set DF on the UDP socket: relayed paths keep the 1280-safe packet size');
+  return rc === 0;
 }

@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { formatEndpoint, normalizeIp } from '../registry/endpoint.ts';
 import type { Link } from './link.ts';
+import { TurnCork } from '../util/turn-cork.ts';
 
 export const WEBSOCKET_PATH = '/pilot';
 /** An HTTP request head must be complete within this (slow-loris); an unbound http.Server does not enforce headersTimeout. */
@@ -72,12 +73,15 @@ export function createWebSocketAcceptor(opts: WebSocketAcceptorOptions): WebSock
   function serve(ws: WebSocket, sock: net.Socket): void {
     clearTimeout(handshakeTimers.get(sock));
     const ip = normalizeIp(sock.remoteAddress ?? '');
+    // the relay's forwards to this node in one turn leave in one writev (ws writes to this socket)
+    const turn = new TurnCork(sock);
     const link: Link = {
       kind: 'tcp',
       id: `ws:${++seq}`,
       observed: formatEndpoint(ip, sock.remotePort ?? 0),
       send: (pkt) => {
         if (ws.readyState !== ws.OPEN || ws.bufferedAmount > opts.maxBacklog) return false;
+        turn.beforeWrite();
         ws.send(pkt, { binary: true });
         return true;
       },

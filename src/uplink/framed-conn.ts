@@ -2,11 +2,14 @@
 // server speaks on its TCP port (src/wire/tcp-framing.ts).
 import net from 'node:net';
 import { encodeFrame, FrameDecoder } from '../wire/tcp-framing.ts';
+import { TurnCork } from '../util/turn-cork.ts';
 import type { Conn, ConnHandlers, ConnOptions } from './conn.ts';
 
 export function openFramedConn(o: ConnOptions, h: ConnHandlers): Conn {
   const sock = net.connect({ host: o.host, port: o.port, noDelay: true, keepAlive: true, keepAliveInitialDelay: o.keepaliveMs });
   const decoder = new FrameDecoder(o.maxPacket);
+  // a turn's relayed packets leave in one writev, not one write() each
+  const turn = new TurnCork(sock);
   let open = false;
   let reason: string | undefined;
   const timer = setTimeout(() => {
@@ -45,6 +48,7 @@ export function openFramedConn(o: ConnOptions, h: ConnHandlers): Conn {
   return {
     send(pkt) {
       if (!open || sock.destroyed || !sock.writable || sock.writableLength > o.maxBacklog) return false;
+      turn.beforeWrite();
       sock.write(encodeFrame(pkt));
       return true;
     },

@@ -9,6 +9,8 @@ import { addressKey, formatAddress, makeAddress, type Address } from '../../src/
 import type { HostPort } from '../../src/util/hostport.ts';
 import { PilotError as PilotErrorClass, type PilotError } from '../../src/util/errors.ts';
 import { silentLogger } from '../../src/util/logger.ts';
+import { routePmtuSupported } from '../../src/nat/link-mtu.ts';
+import { RELAY_OVERHEAD } from '../../src/wire/packet-types.ts';
 
 const ME = makeAddress(1, 1);
 /** A network this node may be a member of (rig({ inNetworks: true })). */
@@ -19,7 +21,7 @@ function node(n: number, extra: Partial<ResolvedNode> = {}): ResolvedNode {
   return { address: makeAddress(1, n), publicKey: key(n), hostname: `agent-${n}`, endpoints: [], public: false, online: true, ...extra };
 }
 
-function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPublic?: boolean; inNetworks?: boolean } = {}) {
+function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPublic?: boolean; inNetworks?: boolean; relayProbeHost?: string } = {}) {
   const s = {
     now: 1_000_000,
     trusted: new Set<number>(),
@@ -72,6 +74,7 @@ function rig(opts: { maxUntrustedPeers?: number; untrustedIdleMs?: number; amPub
     closeSession: (k) => s.log.push(`close-session ${k}`),
     forgetPath: (k) => s.log.push(`forget-path ${k}`),
     setCandidates: (k, c) => s.candidates.set(k, c),
+    relayProbeHost: () => opts.relayProbeHost,
   };
   const table = new PeerTable(host, opts);
   return { table, s };
@@ -284,4 +287,25 @@ test('forgetText: a revoked peer given as text is torn down; junk text is ignore
   assert.equal(table.get(addressKey(b)), undefined);
   assert.ok(s.log.includes(`close-session ${addressKey(b)}`));
   assert.equal(table.forgetText('not an address', 'trust revoked'), undefined);
+});
+
+test('a relayed path is probed for a bigger packet size only when the rendezvous relays with DF (relayProbeHost), counting the relay header', (t) => {
+  const relayed = { kind: 'relay', from: undefined } as const;
+  const old = rig(); // a rendezvous that did not say relayDf (older, no addon), or a TCP uplink
+  t.after(() => old.table.close());
+  const a = old.table.upsert(node(5));
+  old.table.pathChanged(a.key, relayed);
+  assert.equal(a.conn.mtuStatus(), undefined, 'the 1280-safe default, no probing');
+
+  const df = rig({ relayProbeHost: '203.0.113.9' });
+  t.after(() => df.table.close());
+  const b = df.table.upsert(node(5));
+  df.table.pathChanged(b.key, { kind: 'direct', host: '203.0.113.7', port: 4000 });
+  const direct = b.conn.mtuStatus();
+  df.table.pathChanged(b.key, relayed);
+  const st = b.conn.mtuStatus();
+  if (!routePmtuSupported()) return t.skip('no `ip` to check probes against the route cache: nothing is probed');
+  assert.ok(st && st.state !== 'disabled', `probing through the relay: ${JSON.stringify(st)}`);
+  assert.equal(st.base, a.conn.maxPacketSize, 'from the default every relayed path starts at');
+  assert.equal(st.ceiling, direct!.ceiling - RELAY_OVERHEAD, "up to what a direct path to the rendezvous's host would carry, less the relay header");
 });

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { noUplinkError, Underlay, type UnderlayCounters, type UnderlayHost, type UnderlayOptions, type RendezvousLink } from '../../src/daemon/underlay.ts';
 import { PilotError } from '../../src/util/errors.ts';
 import { generateIdentity } from '../../src/crypto/identity.ts';
-import { PacketType } from '../../src/wire/packet-types.ts';
+import { PacketType, RELAY_OVERHEAD } from '../../src/wire/packet-types.ts';
 import { makeAddress, readAddress, writeAddress, ADDRESS_BYTES } from '../../src/wire/address.ts';
 import { silentLogger } from '../../src/util/logger.ts';
 import { loadRx } from '../../src/util/udp-receiver.ts';
@@ -454,4 +454,34 @@ test('noUplinkError: a coded failure (proxy, certificate) wins over UNREACHABLE,
     e.message,
     /tcp 192\.0\.2\.1:9000: connect timeout.*wss wss:\/\/rv\.example:443\/pilot via proxy http:\/\/10\.0\.0\.1:3128: proxy .* answered 407/,
   );
+});
+
+test('sendRelay: a transport packet with room in front is framed in place (no copy); anything else is copied behind the header', async () => {
+  const r = rig({ udpAnswers: [false] });
+  await r.u.chooseUplink(); // over a (fake) TCP link, which hands us what would go out
+  const dst = makeAddress(1, 5);
+  // As peer-table.ts builds a transport packet: RELAY_OVERHEAD spare bytes, then the session packet.
+  const mem = Buffer.alloc(RELAY_OVERHEAD + 40, 0xee);
+  const inner = mem.subarray(RELAY_OVERHEAD);
+  inner[0] = PacketType.Data;
+  r.u.sendRelay(dst, inner, true);
+  const framed = r.links[0]!.sent.at(-1)!;
+  assert.equal(framed.buffer, mem.buffer, 'the same memory');
+  assert.equal(framed.byteOffset, mem.byteOffset, 'the header sits in the room in front of the packet');
+  assert.equal(framed.length, RELAY_OVERHEAD + inner.length);
+  assert.equal(framed[0], PacketType.RelaySend);
+  assert.deepEqual(readAddress(framed, 1), dst);
+  assert.equal(framed[RELAY_OVERHEAD], PacketType.Data);
+
+  // No room (a handshake, a probe): the bytes in front of the packet are not ours and stay untouched.
+  const other = Buffer.alloc(RELAY_OVERHEAD + 10, 0xee);
+  const hs = other.subarray(RELAY_OVERHEAD);
+  hs[0] = PacketType.HandshakeInit;
+  r.u.sendRelay(dst, hs);
+  const copied = r.links[0]!.sent.at(-1)!;
+  assert.notEqual(copied.buffer, other.buffer);
+  assert.deepEqual([...other.subarray(0, RELAY_OVERHEAD)], Array(RELAY_OVERHEAD).fill(0xee));
+  assert.equal(copied[0], PacketType.RelaySend);
+  assert.deepEqual([...copied.subarray(RELAY_OVERHEAD)], [...hs]);
+  assert.equal(r.counters.relayOut, 2);
 });

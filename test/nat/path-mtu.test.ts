@@ -28,12 +28,16 @@ describe('path MTU discovery in the NAT lab', { skip: support.ok ? false : suppo
   let work: string;
   const agents: Agent[] = [];
 
-  /** Two agents on two cone sites; `link` shapes the routers' link toward each other before the agents start. */
-  const pair = async (name: string, link?: (r1: Router, r2: Router) => void): Promise<{ a: Agent; b: Agent; r1: Router; r2: Router }> => {
-    const s1 = lab.addSite('cone', `${name}1`);
-    const s2 = lab.addSite('cone', `${name}2`);
+  /** Two agents on two cone sites (symmetric: relayed); `link` shapes the routers' link toward each other before the agents start. */
+  const pair = async (
+    name: string,
+    link?: (r1: Router, r2: Router, hostB: string) => void,
+    kind: 'cone' | 'symmetric' = 'cone',
+  ): Promise<{ a: Agent; b: Agent; r1: Router; r2: Router }> => {
+    const s1 = lab.addSite(kind, `${name}1`);
+    const s2 = lab.addSite(kind, `${name}2`);
     const [r1, r2] = [s1.routers[0]!, s2.routers[0]!];
-    link?.(r1, r2);
+    link?.(r1, r2, s2.hosts[0]!.ip);
     const [a, b] = [s1.hosts[0]!, s2.hosts[0]!].map((h) => new Agent(h.name, work, h.ns)) as [Agent, Agent];
     for (const x of [a, b]) {
       await x.start(['--registry', `${RENDEZVOUS_IP}:9000`, '--email', `${x.name}@example.com`, '--hostname', x.name, '--listen', '0.0.0.0:0']);
@@ -58,12 +62,12 @@ describe('path MTU discovery in the NAT lab', { skip: support.ok ? false : suppo
     (await from.ipc<{ peers: PeerRow[] }>('peers')).peers.find((p) => p.address === to.address);
 
   /** Pings until both ends' path MTU search is over (probes ride on traffic); the rows then. */
-  const settle = async (a: Agent, b: Agent, ms = 20_000): Promise<[PeerRow, PeerRow]> => {
+  const settle = async (a: Agent, b: Agent, ms = 20_000, pathType = 'direct'): Promise<[PeerRow, PeerRow]> => {
     const t0 = Date.now();
     for (;;) {
       await a.ipc('ping', { target: b.address, count: 5, intervalMs: 20, timeoutMs: 1000 });
       const [ra, rb] = [await peerRow(a, b), await peerRow(b, a)];
-      if (ra?.pathType === 'direct' && rb?.pathType === 'direct' && ra.mtuState !== 'searching' && rb.mtuState !== 'searching') return [ra, rb];
+      if (ra?.pathType === pathType && rb?.pathType === pathType && ra.mtuState !== 'searching' && rb.mtuState !== 'searching') return [ra, rb];
       if (Date.now() - t0 > ms) assert.fail(`path MTU search not over after ${ms} ms: ${JSON.stringify([ra, rb])}`);
     }
   };
@@ -115,6 +119,36 @@ describe('path MTU discovery in the NAT lab', { skip: support.ok ? false : suppo
     // exactly 1400 when the ICMP reached the kernel in time (the route cache names the size), else found by loss
     for (const r of [ra, rb]) assert.ok(r.mtu <= 1400 && r.mtu > 1360, `mtu ${r.mtu} (${r.mtuState})`);
     await bench(b, a, 8);
+  });
+
+  test('a relayed pair (symmetric x symmetric) on 1500-byte links: relayed packets grow from 1260 to 1500 bytes', async () => {
+    const { a, b } = await pair('rel', undefined, 'symmetric');
+    const [ra, rb] = await settle(a, b, 20_000, 'relay');
+    console.log(`# relayed, 1500-byte links: ${ra.mtu} / ${rb.mtu} bytes (${ra.mtuState} / ${rb.mtuState})`);
+    for (const r of [ra, rb]) {
+      assert.equal(r.mtuState, 'done', 'the rendezvous relays with DF, so the relayed path is probed');
+      assert.equal(r.mtu, 1500, 'a full Ethernet MTU through the relay');
+    }
+    await bench(a, b, 8);
+  });
+
+  test('a relayed pair whose rendezvous -> receiver leg carries 1400 bytes (ICMP on): the rendezvous never fragments, the size stays at or below 1400', async () => {
+    // Only the leg from the rendezvous to b is narrow (b's router toward b): a's leg to the
+    // rendezvous and a's route cache say 1500, so only the rendezvous's DF keeps an oversized
+    // probe from arriving in fragments (and being acked).
+    const { a, b } = await pair(
+      'rln',
+      (_r1, r2, hostB) => {
+        const dev = /\bdev (\S+)/.exec(lab.exec(r2.ns, ['ip', 'route', 'get', hostB]))![1]!;
+        lab.sh(r2.ns, `ip route replace ${hostB}/32 dev ${dev} mtu lock 1400`);
+      },
+      'symmetric',
+    );
+    const [ra, rb] = await settle(a, b, 30_000, 'relay');
+    console.log(`# relayed, 1400-byte leg to the receiver: ${ra.mtu} / ${rb.mtu} bytes (${ra.mtuState} / ${rb.mtuState})`);
+    assert.ok(ra.mtu <= 1400 && ra.mtu > 1360, `a -> b: mtu ${ra.mtu} (${ra.mtuState})`);
+    assert.equal(rb.mtu, 1500, 'b -> a: the narrow leg is only toward b');
+    await bench(a, b, 8);
   });
 
   test('the link MTU drops to 1300 mid-transfer, ICMP blocked: black hole detected, fallback, the transfer completes', async () => {

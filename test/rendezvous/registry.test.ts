@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { PilotError } from '../../src/util/errors.ts';
+import { loadGso } from '../../src/util/udp-gso.ts';
 import { startServer, tcpPeer, udpPeer } from './helpers.ts';
 
 const code = (c: string) => (e: PilotError) => {
@@ -20,6 +21,9 @@ test('register + resolve over UDP and TCP; hello pins the key', async (t) => {
   const hello = await a.client.hello();
   assert.deepEqual(hello.serverKey, s.publicKey);
   assert.equal(hello.observed, `127.0.0.1:${a.localPort}`);
+  // With the addon its UDP socket sends with DF and never fragments, and says so: daemons may then
+  // probe relayed paths for bigger packets (test/nat/path-mtu.test.ts has it in the NAT lab).
+  assert.equal(hello.relayDf, loadGso() !== undefined ? true : undefined);
   assert.deepEqual(a.client.serverKey, s.publicKey);
 
   const ra = await a.client.register({ email: 'a@example.com', hostname: 'Alpha', lanEndpoints: ['10.1.2.3:4000'], public: true });

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
+import net from 'node:net';
 import { readAddress, formatAddress, makeAddress, writeAddress, type Address } from '../../src/wire/address.ts';
 import { OnlineIndex } from '../../src/rendezvous/online-index.ts';
 import { Relay } from '../../src/rendezvous/relay.ts';
@@ -245,4 +246,40 @@ test('relay: a refused pair stays refused until invalidated, per direction, with
   await sleep(0);
   assert.equal(sent.get('udp:b')!.length, 1, 'decisions about b dropped with invalidateNode');
   assert.equal(sent.get('udp:a')!.length, 1);
+});
+
+test('relay over TCP: the forwards one turn makes to a node leave in one writev, not one write() each', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await tcpPeer(s.port);
+  const b = await tcpPeer(s.port);
+  t.after(() => (a.close(), b.close()));
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  await makeTrust(a, ra.address, b, rb.address);
+  a.sendRaw(relaySend(rb.address, inner(100)));
+  await b.nextPacket(0x21); // the pair's policy decision is cached now
+
+  // The server runs in this process: count its writes to b's connection.
+  const proto = net.Socket.prototype as unknown as { _write: (...x: unknown[]) => void; _writev: (...x: unknown[]) => void };
+  const w = proto._write;
+  const wv = proto._writev;
+  let writes = 0;
+  proto._write = function (this: net.Socket, ...x: unknown[]) {
+    if (this.remotePort === b.localPort) writes++;
+    return w.apply(this, x);
+  };
+  proto._writev = function (this: net.Socket, ...x: unknown[]) {
+    if (this.remotePort === b.localPort) writes++;
+    return wv.apply(this, x);
+  };
+  t.after(() => {
+    proto._write = w;
+    proto._writev = wv;
+  });
+  const before = b.received.length;
+  for (let i = 0; i < 64; i++) a.sendRaw(relaySend(rb.address, inner(1200))); // one turn at a: one chunk at the server, or a few
+  for (let i = 0; i < 200 && b.received.length < before + 64; i++) await sleep(10);
+  assert.equal(b.received.length - before, 64, 'all delivered');
+  assert.ok(writes <= 8, `64 forwards took ${writes} socket writes`);
 });

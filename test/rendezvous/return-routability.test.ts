@@ -52,7 +52,7 @@ test('the largest hello answer fits in a padded hello (1x before validation)', (
     server,
     'abcdef012345',
     newNonce(),
-    { ok: true, result: { serverKey: server.publicKey.toString('base64'), observed, altPort: 65535, cookie: 'A'.repeat(22) + '==' } },
+    { ok: true, result: { serverKey: server.publicKey.toString('base64'), observed, altPort: 65535, relayDf: true, cookie: 'A'.repeat(22) + '==' } },
     observed,
   );
   assert.ok(answer.length <= buildHello().packet.length, `${answer.length} > ${buildHello().packet.length}`);

@@ -12,7 +12,8 @@ import { RegistryClient } from '../../src/registry/client.ts';
 import { generateIdentity } from '../../src/registry/signing.ts';
 import { classifyFirstBytes } from '../../src/rendezvous/tcp-sniff.ts';
 import { FrameDecoder } from '../../src/wire/tcp-framing.ts';
-import { sleep, startServer, tcpPeer, udpPeer } from './helpers.ts';
+import { relaySend, sleep, startServer, tcpPeer, udpPeer } from './helpers.ts';
+import { makeTrust, uplinkPeer } from '../uplink/helpers.ts';
 
 async function wsOpen(port: number, path = '/pilot'): Promise<WebSocket> {
   const ws = new WebSocket(`ws://127.0.0.1:${port}${path}`);
@@ -240,4 +241,42 @@ test('limits: WebSocket connections count against the TCP connection cap and idl
   assert.equal(s.stats().websockets, 0);
   assert.equal(s.stats().tcpConnections, 0);
   await wsRegisters(s.port, 'x@example.com');
+});
+
+test('relay to a WebSocket node: the forwards of one turn leave in one writev, not one write() each', async (t) => {
+  const s = await startServer();
+  t.after(() => s.close());
+  const a = await tcpPeer(s.port);
+  const b = await uplinkPeer(s.port, 'websocket');
+  t.after(() => (a.close(), b.close()));
+  const ra = await a.client.register({ email: 'a@example.com' });
+  const rb = await b.client.register({ email: 'b@example.com' });
+  await makeTrust(a, ra.address, b, rb.address);
+  const inner = (n: number): Buffer => Buffer.concat([Buffer.from([0x12]), Buffer.alloc(n - 1, 0xab)]);
+  a.sendRaw(relaySend(rb.address, inner(100)));
+  await b.nextPacket(0x21); // the pair's policy decision is cached now
+
+  // The server runs in this process: count its writes on every connection but a's (nothing else is sent meanwhile).
+  const proto = net.Socket.prototype as unknown as { _write: (...x: unknown[]) => void; _writev: (...x: unknown[]) => void };
+  const w = proto._write;
+  const wv = proto._writev;
+  let writes = 0;
+  const counts = (sock: net.Socket): boolean => sock.localPort === s.port && sock.remotePort !== a.localPort;
+  proto._write = function (this: net.Socket, ...x: unknown[]) {
+    if (counts(this)) writes++;
+    return w.apply(this, x);
+  };
+  proto._writev = function (this: net.Socket, ...x: unknown[]) {
+    if (counts(this)) writes++;
+    return wv.apply(this, x);
+  };
+  t.after(() => {
+    proto._write = w;
+    proto._writev = wv;
+  });
+  for (let i = 0; i < 64; i++) a.sendRaw(relaySend(rb.address, inner(1200)));
+  let got = 0;
+  for (let i = 0; i < 64; i++) if ((await b.nextPacket(0x21)).length === 7 + 1200) got++;
+  assert.equal(got, 64, 'all delivered');
+  assert.ok(writes <= 8, `64 forwards took ${writes} socket writes`);
 });
