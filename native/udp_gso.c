@@ -23,8 +23,11 @@
 
 #define MAX_SEGMENTS 64
 
-// A numeric IPv6 or IPv4 host and a port as a socket address; 0 when the host is not an IP literal.
-static int to_sockaddr(const char *host, int32_t port, struct sockaddr_storage *ss, socklen_t *slen) {
+// A numeric IPv6 or IPv4 host and a port as a socket address; 0 when the host is not an IP literal
+// (a scoped fe80::1%eth0, a name, or a string the 64-byte buffer cut short: never parse a truncated one).
+// inet_pton costs ~40 ns here, against ~2.7 us for the sendmsg: not worth a cache (BENCHMARKS.md).
+static int to_sockaddr(const char *host, size_t hostLen, size_t bufLen, int32_t port, struct sockaddr_storage *ss, socklen_t *slen) {
+  if (hostLen + 1 >= bufLen) return 0;
   memset(ss, 0, sizeof *ss);
   struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
   struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
@@ -82,7 +85,7 @@ static napi_value SendGso(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage ss;
   socklen_t slen;
-  if (!to_sockaddr(host, port, &ss, &slen)) {
+  if (!to_sockaddr(host, hostLen, sizeof host, port, &ss, &slen)) {
     napi_throw_type_error(env, NULL, "sendGso: host must be a numeric IPv4 or IPv6 address");
     return NULL;
   }
@@ -145,7 +148,7 @@ static napi_value SendOne(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage ss;
   socklen_t slen;
-  if (!to_sockaddr(host, port, &ss, &slen)) {
+  if (!to_sockaddr(host, hostLen, sizeof host, port, &ss, &slen)) {
     napi_throw_type_error(env, NULL, "sendOne: host must be a numeric IPv4 or IPv6 address");
     return NULL;
   }

@@ -200,7 +200,12 @@ export class UdpBatcher {
       for (const b of bufs) this.single(b, this.host, this.port);
       return;
     }
-    const r = gso.sendGso(fd, bufs, this.segment, this.host, this.port);
+    let r: number;
+    try {
+      r = gso.sendGso(fd, bufs, this.segment, this.host, this.port);
+    } catch {
+      r = -Errno.EAGAIN; // not an IP literal the addon parses (a scoped fe80::1%eth0): dgram's lookup knows it
+    }
     if (r >= 0) {
       this.stats.gsoSends++;
       this.stats.gsoPackets += n;
@@ -252,7 +257,12 @@ export class UdpBatcher {
       this.plain(pkt, host, port);
       return;
     }
-    const r = one!.sendOne(fd, pkt, host, port);
+    let r: number;
+    try {
+      r = one!.sendOne(fd, pkt, host, port);
+    } catch {
+      r = -Errno.EAGAIN; // not an IP literal the addon parses (a scoped fe80::1%eth0): dgram's lookup knows it
+    }
     if (r >= 0) {
       this.stats.onePackets++;
       return;

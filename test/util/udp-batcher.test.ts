@@ -533,3 +533,24 @@ test('a socket closed before its lone packet left: dropped, never sent on the cl
     }
   }
 });
+
+test('a host the addon does not parse (a scoped ::1%lo) goes through dgram, whose lookup knows it', { skip: skipNoAddon }, async () => {
+  const { tx, rx, port, got } = await pair('udp6');
+  try {
+    const b = new UdpBatcher(tx, { log: noLog, gso });
+    b.send(packet(0, 60), '::1%lo', port); // alone: sendOne throws on it
+    await until(() => got.length === 1);
+    for (let i = 1; i <= 3; i++) b.send(packet(i, 600), '::1%lo', port); // a batch: sendGso throws on it
+    await until(() => got.length === 4);
+    assert.deepEqual(
+      got.map((m) => m.readUInt32BE(0)),
+      [0, 1, 2, 3],
+    );
+    assert.equal(b.stats.plainPackets, 4);
+    assert.equal(b.stats.onePackets, 0);
+    assert.equal(b.stats.sendErrors, 0);
+  } finally {
+    tx.close();
+    rx.close();
+  }
+});
