@@ -3,9 +3,13 @@
 // packets through dgram, as before), `pilotctl bench` on each pair in turn (interleaved reps, the
 // order flipped every rep). Reports MB/s, the CPU each daemon spent per MB moved, and what the
 // receiving daemon sent per MB (its ACKs: lone sends, GSO sends), from its stats counters, so a
-// CPU difference can be told from a difference in how many packets were sent.
+// CPU difference can be told from a difference in how many packets were sent. Then `pilotctl ping`
+// (every probe and reply a lone packet) on each pair in turn: RTT and both daemons' on-CPU time
+// per probe (all threads, /proc/<pid>/task/*/schedstat).
 // Root only (network namespaces); prints why and exits 0 otherwise.
-// Env: BENCH_SEND1_LAB_MB (default 40), BENCH_SEND1_LAB_REPS (default 6)
+// Env: BENCH_SEND1_LAB_MB (default 40), BENCH_SEND1_LAB_REPS (default 6), BENCH_SEND1_LAB_PINGS (probes per
+//      ping measurement, 2 ms apart, default 300; 0 skips)
+import fs from 'node:fs';
 import os from 'node:os';
 import { Agent, tmpDir } from '../test/helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
@@ -19,6 +23,19 @@ if (!support.ok) {
 }
 const MB = env('BENCH_SEND1_LAB_MB', 40);
 const REPS = env('BENCH_SEND1_LAB_REPS', 6);
+const PINGS = env('BENCH_SEND1_LAB_PINGS', 300);
+/** On-CPU time of every thread of `pid`, in µs (schedstat: ns, unlike stat's 10 ms ticks). */
+function cpuUs(pid: number): number {
+  let ns = 0;
+  for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${t}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // the thread ended
+    }
+  }
+  return ns / 1e3;
+}
 const lab = new NatLab();
 const work = tmpDir('pilot-send1-lab-');
 const agents: Agent[] = [];
@@ -95,6 +112,33 @@ try {
   const [a, b] = pairs.map((p) => results.get(p.mode)!);
   const ratio = (k: keyof Row): string => (med(a!.map((r) => r[k])) / med(b!.map((r) => r[k]))).toFixed(2);
   console.log(`sendOne / dgram: receiver CPU per MB ${ratio('to')}x, sender CPU per MB ${ratio('from')}x, MB/s ${ratio('mbps')}x`);
+  if (PINGS > 0) {
+    const pings = new Map<string, Array<{ avg: number; cpu: number }>>();
+    for (let rep = 0; rep < REPS; rep++) {
+      for (const p of rep % 2 === 0 ? pairs : [...pairs].reverse()) {
+        const c0 = cpuUs(p.from.pid) + cpuUs(p.to.pid);
+        const r = await p.from.ctl(['ping', p.to.address, '--count', String(PINGS), '--interval', '2ms', '--timeout', '3s'], 120_000);
+        const c1 = cpuUs(p.from.pid) + cpuUs(p.to.pid);
+        if (r.code !== 0) throw new Error(`ping failed: ${r.stderr}`);
+        const row = { avg: r.json.data.avgMs as number, cpu: (c1 - c0) / PINGS };
+        pings.set(p.mode, [...(pings.get(p.mode) ?? []), row]);
+        console.error(`ping rep ${rep + 1} ${p.mode}: avg ${row.avg.toFixed(3)} ms, ${row.cpu.toFixed(0)} µs CPU per probe (both daemons)`);
+      }
+    }
+    console.log(`\n\`pilotctl ping --count ${PINGS} --interval 2ms\`, ${REPS} interleaved reps, medians (load ${os.loadavg()[0]!.toFixed(1)})`);
+    console.log('| mode | RTT avg, ms (each rep) | both daemons on-CPU µs per probe (each rep) |');
+    console.log('|---|---|---|');
+    for (const p of pairs) {
+      const rs = pings.get(p.mode)!;
+      console.log(
+        `| ${p.mode} | ${med(rs.map((r) => r.avg)).toFixed(3)} (${rs.map((r) => r.avg.toFixed(3)).join(' / ')}) | ${med(rs.map((r) => r.cpu)).toFixed(0)} (${rs.map((r) => r.cpu.toFixed(0)).join(' / ')}) |`,
+      );
+    }
+    const [pa, pb] = pairs.map((p) => pings.get(p.mode)!);
+    console.log(
+      `sendOne / dgram: RTT ${(med(pa!.map((r) => r.avg)) / med(pb!.map((r) => r.avg))).toFixed(2)}x, CPU per probe ${(med(pa!.map((r) => r.cpu)) / med(pb!.map((r) => r.cpu))).toFixed(2)}x`,
+    );
+  }
 } finally {
   await Promise.all(agents.map((a) => a.stop()));
   await rdv.kill();
