@@ -15,7 +15,9 @@
 // Same-run A/B of the batched receive (src/util/udp-receiver.ts): one receiving daemon per mode,
 // fed in turn by the same sender, reps interleaved (order flipped every rep): gro (the recvmmsg
 // reader with UDP_GRO, the default), batched (the reader, PILOT_UDP_GRO=0), dgram (PILOT_RECVMMSG=0:
-// one 'message' per datagram); the bare reference with the reader or with dgram.
+// one 'message' per datagram); the bare reference with the reader or with dgram. Mode dgramsend: the
+// default reader, but the receiver's lone sends (its ACKs) through dgram's send (PILOT_UDP_SEND1=0)
+// instead of the addon's sendOne (src/util/udp-batcher.ts): BENCH_RX_MODES=gro,dgramsend.
 // Env: BENCH_RX_MODES (default "gro,batched,dgram"), BENCH_RX_MB (per rep, default 100), BENCH_RX_REPS (default 3),
 //      BENCH_RX_PERF=file: `perf record -g` the receiving daemon during the first rep
 //      (run with NODE_OPTIONS=--perf-basic-prof to name the JavaScript frames).
@@ -87,10 +89,18 @@ async function bareDgram(size: number, count: number, batched: boolean): Promise
   return got > 0 ? (cpu * 1e6) / got : Number.NaN;
 }
 
-/** batched: the recvmmsg reader without UDP_GRO (PILOT_UDP_GRO=0); dgram: PILOT_RECVMMSG=0; gro: the reader with UDP_GRO (the default). */
-type Mode = 'batched' | 'dgram' | 'gro';
+/**
+ * batched: the recvmmsg reader without UDP_GRO (PILOT_UDP_GRO=0); dgram: PILOT_RECVMMSG=0; gro: the reader with UDP_GRO (the default);
+ * dgramsend: the default, with lone packets sent through dgram (PILOT_UDP_SEND1=0), not the addon's sendOne.
+ */
+type Mode = 'batched' | 'dgram' | 'gro' | 'dgramsend';
 const MODES = (process.env.BENCH_RX_MODES ?? 'gro,batched,dgram').split(',') as Mode[];
-const ENV: Record<Mode, Record<string, string>> = { batched: { PILOT_UDP_GRO: '0' }, dgram: { PILOT_RECVMMSG: '0' }, gro: {} };
+const ENV: Record<Mode, Record<string, string>> = {
+  batched: { PILOT_UDP_GRO: '0' },
+  dgram: { PILOT_RECVMMSG: '0' },
+  gro: {},
+  dgramsend: { PILOT_UDP_SEND1: '0' },
+};
 interface Row {
   mbps: number;
   send: number;
@@ -105,9 +115,14 @@ interface Row {
 async function main(): Promise<void> {
   const work = tmpDir('pilot-rxcpu-');
   const rdv = await startRendezvous();
-  const rx: Record<Mode, Agent> = { batched: new Agent('alpha', work), dgram: new Agent('alpha0', work), gro: new Agent('alphagro', work) };
+  const rx: Record<Mode, Agent> = {
+    batched: new Agent('alpha', work),
+    dgram: new Agent('alpha0', work),
+    gro: new Agent('alphagro', work),
+    dgramsend: new Agent('alphads', work),
+  };
   const b = new Agent('beta', work);
-  const rows: Record<Mode, Row[]> = { batched: [], dgram: [], gro: [] };
+  const rows: Record<Mode, Row[]> = { batched: [], dgram: [], gro: [], dgramsend: [] };
   try {
     for (const mode of MODES) {
       Object.assign(process.env, ENV[mode]); // inherited by the daemon pilotctl starts
@@ -180,10 +195,14 @@ async function main(): Promise<void> {
       `| ${mode}, ~${m('size')} B/datagram | ${m('mbps').toFixed(1)} (${all('mbps', 1)}) | ${m('send').toFixed(1)} | ${m('recv').toFixed(1)} (${all('recv', 1)}) | ${m('recvMB').toFixed(2)} | ${m('bare').toFixed(2)} (${all('bare', 2)}) | ${m('perBatch').toFixed(1)} |\n`,
     );
   }
-  const ratio = (x: Mode, k: keyof Row): string => (median(rows[x].map((r) => r[k])) / median(rows.dgram.map((r) => r[k]))).toFixed(2);
-  for (const mode of MODES.filter((m) => m !== 'dgram' && MODES.includes('dgram')))
+  const ratio = (x: Mode, k: keyof Row, ref: Mode = 'dgram'): string => (median(rows[x].map((r) => r[k])) / median(rows[ref].map((r) => r[k]))).toFixed(2);
+  for (const mode of MODES.filter((m) => m !== 'dgram' && m !== 'dgramsend' && MODES.includes('dgram')))
     process.stdout.write(
       `${mode} / dgram: receiver CPU per datagram ${ratio(mode, 'recv')}x, bare receiver ${ratio(mode, 'bare')}x, MB/s ${ratio(mode, 'mbps')}x\n`,
+    );
+  if (MODES.includes('gro') && MODES.includes('dgramsend'))
+    process.stdout.write(
+      `gro (lone sends through sendOne) / dgramsend: receiver CPU per datagram ${ratio('gro', 'recv', 'dgramsend')}x, receiver ms/MB ${ratio('gro', 'recvMB', 'dgramsend')}x, MB/s ${ratio('gro', 'mbps', 'dgramsend')}x\n`,
     );
 }
 

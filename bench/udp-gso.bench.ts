@@ -1,5 +1,6 @@
 // Feasibility of UDP GSO (issue 20): packets/s and sender CPU for plain dgram
-// sends against GSO batches of 8/16/32, from a sender namespace through a NAT
+// sends, the addon's one-datagram send (sendOne: what a lone packet costs without
+// dgram's send machinery) and GSO batches of 8/16/32, from a sender namespace through a NAT
 // router namespace (MASQUERADE, forwarding on veth) to a plain dgram receiver.
 // Root only. BENCH_GSO_SECONDS (default 3), BENCH_GSO_SIZE (default 1252), BENCH_GSO_REPS (default 3).
 import { execFileSync, spawn } from 'node:child_process';
@@ -28,7 +29,7 @@ if (role === 'recv') {
   const batch = Number(process.argv[3]);
   const host = process.argv[4]!;
   const gso = loadGso();
-  if (batch > 1 && !gso) throw new Error('addon not built: node-gyp rebuild');
+  if (batch !== 1 && !gso) throw new Error('addon not built: node-gyp rebuild');
   const s = dgram.createSocket({ type: 'udp6', sendBufferSize: 8 << 20 });
   s.bind(0, () => {
     const fd = socketFd(s)!;
@@ -41,8 +42,14 @@ if (role === 'recv') {
     const turn = (): void => {
       // 64 packets per event-loop turn, as a connection's flush does
       for (let i = 0; i < 64; i += Math.max(batch, 1)) {
-        if (batch <= 1) {
+        if (batch === 1) {
           s.send(bufs[0]!, 9999, host);
+          sent++;
+        } else if (batch === 0) {
+          if (gso!.sendOne(fd, bufs[0]!, host, 9999) < 0) {
+            fallback++;
+            s.send(bufs[0]!, 9999, host);
+          }
           sent++;
         } else {
           const r = gso!.sendGso(fd, bufs, SIZE, host, 9999);
@@ -95,7 +102,7 @@ if (role === 'recv') {
     const got = JSON.parse(lines[1]!) as { received: number; bad: number };
     return { ...out, ...got };
   };
-  const batches = [1, 8, 16, 32];
+  const batches = [1, 0, 8, 16, 32]; // 1: dgram.send, 0: the addon's sendOne
   const reps = Number(process.env.BENCH_GSO_REPS ?? 3);
   const results = new Map<number, Array<Record<string, number>>>();
   for (let rep = 0; rep < reps; rep++) for (const b of batches) results.set(b, [...(results.get(b) ?? []), await runOnce(b)]);
@@ -110,7 +117,7 @@ if (role === 'recv') {
     const cpu = med(rs.map((r) => ((r.cpuUser! + r.cpuSys!) * 1e6) / r.sent!));
     const ratio = med(rs.map((r) => r.received! / r.sent!));
     console.log(
-      `| ${b === 1 ? 'dgram send' : `GSO x${b}`} | ${Math.round(sentPps)} | ${Math.round(recvPps)} | ${cpu.toFixed(2)} | ${ratio.toFixed(2)} | ${rs.reduce((a, r) => a + r.bad!, 0)} |`,
+      `| ${b === 1 ? 'dgram send' : b === 0 ? 'addon sendOne' : `GSO x${b}`} | ${Math.round(sentPps)} | ${Math.round(recvPps)} | ${cpu.toFixed(2)} | ${ratio.toFixed(2)} | ${rs.reduce((a, r) => a + r.bad!, 0)} |`,
     );
   }
   process.exit(0);

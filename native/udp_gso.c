@@ -23,6 +23,29 @@
 
 #define MAX_SEGMENTS 64
 
+// A numeric IPv6 or IPv4 host and a port as a socket address; 0 when the host is not an IP literal
+// (a scoped fe80::1%eth0, a name, or a string the 64-byte buffer cut short: never parse a truncated one).
+// inet_pton costs ~40 ns here, against ~2.7 us for the sendmsg: not worth a cache (BENCHMARKS.md).
+static int to_sockaddr(const char *host, size_t hostLen, size_t bufLen, int32_t port, struct sockaddr_storage *ss, socklen_t *slen) {
+  if (hostLen + 1 >= bufLen) return 0;
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    *slen = sizeof *a6;
+    return 1;
+  }
+  if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    *slen = sizeof *a4;
+    return 1;
+  }
+  return 0;
+}
+
 // sendGso(fd, buffers, segment, host, port) -> bytes sent, or -errno (never throws for a send error:
 // EAGAIN/ENOBUFS/EINVAL/EIO are the caller's decision, not exceptions).
 static napi_value SendGso(napi_env env, napi_callback_info info) {
@@ -62,18 +85,7 @@ static napi_value SendGso(napi_env env, napi_callback_info info) {
   }
   struct sockaddr_storage ss;
   socklen_t slen;
-  memset(&ss, 0, sizeof ss);
-  struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-  struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-  if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-    a6->sin6_family = AF_INET6;
-    a6->sin6_port = htons((uint16_t)port);
-    slen = sizeof *a6;
-  } else if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-    a4->sin_family = AF_INET;
-    a4->sin_port = htons((uint16_t)port);
-    slen = sizeof *a4;
-  } else {
+  if (!to_sockaddr(host, hostLen, sizeof host, port, &ss, &slen)) {
     napi_throw_type_error(env, NULL, "sendGso: host must be a numeric IPv4 or IPv6 address");
     return NULL;
   }
@@ -101,6 +113,48 @@ static napi_value SendGso(napi_env env, napi_callback_info info) {
   ssize_t n;
   do {
     n = sendmsg(fd, &msg, MSG_DONTWAIT);
+  } while (n < 0 && errno == EINTR);
+  napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
+  return result;
+}
+
+// sendOne(fd, buffer, host, port) -> bytes sent, or -errno: one plain datagram, one sendmsg, no cmsg
+// (the socket's DF mode decides about fragmentation exactly as for dgram's send). A lone packet (an
+// ACK, a ping, the last of a turn) went through dgram.send, which costs a SendWrap, a lookup
+// nextTick and a libuv request per packet for the same system call: most of a receiver's sends are
+// such ACKs (BENCHMARKS.md, issue 20).
+static napi_value SendOne(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_value result;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 4) {
+    napi_throw_type_error(env, NULL, "sendOne(fd, buffer, host, port)");
+    return NULL;
+  }
+  int32_t fd, port;
+  void *data;
+  size_t len;
+  char host[64];
+  size_t hostLen;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || napi_get_buffer_info(env, argv[1], &data, &len) != napi_ok ||
+      napi_get_value_string_utf8(env, argv[2], host, sizeof host, &hostLen) != napi_ok ||
+      napi_get_value_int32(env, argv[3], &port) != napi_ok) {
+    napi_throw_type_error(env, NULL, "sendOne(fd: number, buffer: Buffer, host: string, port: number)");
+    return NULL;
+  }
+  if (port <= 0 || port > 65535) {
+    napi_throw_range_error(env, NULL, "sendOne: port 1-65535");
+    return NULL;
+  }
+  struct sockaddr_storage ss;
+  socklen_t slen;
+  if (!to_sockaddr(host, hostLen, sizeof host, port, &ss, &slen)) {
+    napi_throw_type_error(env, NULL, "sendOne: host must be a numeric IPv4 or IPv6 address");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = sendto(fd, data, len, MSG_DONTWAIT, (struct sockaddr *)&ss, slen);
   } while (n < 0 && errno == EINTR);
   napi_create_int32(env, n < 0 ? -errno : (int32_t)n, &result);
   return result;
@@ -142,6 +196,9 @@ NAPI_MODULE_INIT() {
   napi_value df;
   napi_create_function(env, "dfAlways", NAPI_AUTO_LENGTH, DfAlways, NULL, &df);
   napi_set_named_property(env, exports, "dfAlways", df);
+  napi_value one;
+  napi_create_function(env, "sendOne", NAPI_AUTO_LENGTH, SendOne, NULL, &one);
+  napi_set_named_property(env, exports, "sendOne", one);
   udp_rx_init(env, exports);
   return exports;
 }

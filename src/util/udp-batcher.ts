@@ -7,30 +7,46 @@
 // What is batched: consecutive packets to the same host:port, all of the size of
 // the first, plus at most one shorter packet that ends the batch (the kernel's rule:
 // only the last segment may be short). The batch goes out when the callback that
-// queued it returns (a microtask), so nothing waits for a later turn; a batch of
-// one packet goes out through dgram as before, so a lone ack, ping or handshake
-// takes the same path and time as without GSO. A bigger packet (an MTU probe)
+// queued it returns (a microtask), so nothing waits for a later turn. A batch of
+// one packet (a lone ack, ping or handshake) leaves through the addon's sendOne:
+// one sendto, no GSO cmsg, so it is the same datagram dgram would send (the
+// socket's DF mode decides about an MTU probe just the same), without dgram's
+// per-packet SendWrap, lookup tick and libuv request (a receiver's ACKs were ~13%
+// of its busy time in dgram's send; BENCHMARKS.md). A bigger packet (an MTU probe)
 // never joins a batch of smaller ones and is never batched with a shorter packet
 // behind it unless two of its size came first: a probe stays its own datagram.
 //
-// Failures never lose a packet: a full socket buffer (EAGAIN, ENOBUFS) or any
-// other error hands the batch's packets to dgram one by one (it queues them, or
-// reports the error as it always did). EIO: the device refuses UDP_SEGMENT (no checksum
-// offload, IPsec): logged once, GSO off for good. EMSGSIZE (EINVAL before Linux 6.x):
-// a segment is bigger than the route's MTU (learnt from an ICMP "fragmentation needed",
-// where a plain send is fragmented instead): that destination's batches of that segment
-// size or more go through dgram; only when EINVAL comes before any GSO send ever
-// worked (a kernel without UDP_SEGMENT, < 4.18) is GSO turned off for good.
+// Order: dgram's send reaches the socket a tick later (its address lookup) and queues
+// on a full buffer, so while a packet handed to dgram is on its way or queued, every
+// later packet goes through dgram too: nothing overtakes it.
+//
+// Failures never lose a packet: a full socket buffer (EAGAIN, ENOBUFS) hands the
+// packets to dgram one by one (it queues them). A lone packet that fails otherwise
+// (EMSGSIZE, ENETUNREACH, EACCES...) is reported as dgram's send callback reports it:
+// through onSendError, a tick later, the same Error (code, errno, syscall 'send',
+// address, port); with no hook it is dropped, as dgram drops a failed send that has
+// no callback. EIO on a GSO send: the device refuses UDP_SEGMENT (no checksum
+// offload, IPsec): logged once, GSO off for good (lone packets keep sendOne).
+// EMSGSIZE (EINVAL before Linux 6.x): a segment is bigger than the route's MTU
+// (learnt from an ICMP "fragmentation needed", where a plain send is fragmented
+// instead): that destination's batches of that segment size or more go out one
+// datagram each; only when EINVAL comes before any GSO send ever worked (a kernel
+// without UDP_SEGMENT, < 4.18) is GSO turned off for good.
 import type dgram from 'node:dgram';
+import { getSystemErrorName } from 'node:util';
 import type { Logger } from './logger.ts';
-import { Errno, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, type GsoBinding, socketFd } from './udp-gso.ts';
+import { Errno, GSO_MAX_BYTES, GSO_MAX_SEGMENTS, type GsoBinding, socketState } from './udp-gso.ts';
 
 export interface UdpBatcherStats {
   /** sendmsg calls that carried a GSO batch, and the packets in them. */
   gsoSends: number;
   gsoPackets: number;
-  /** Packets that went out through dgram (alone, or a batch that fell back). */
+  /** Packets that went out through dgram (behind dgram's queue, a batch that fell back, no addon). */
   plainPackets: number;
+  /** Lone packets sent with the addon's sendOne (one sendto each, no dgram). */
+  onePackets: number;
+  /** Lone packets sendOne could not send for good (not EAGAIN/ENOBUFS): reported through onSendError, if any. */
+  sendErrors: number;
   /** Batches handed back to dgram because the GSO send failed. */
   fallbacks: number;
   /** Batches lost because the socket had closed by the time they were due. */
@@ -53,6 +69,11 @@ export interface UdpBatcherOptions {
   log: Pick<Logger, 'warn'>;
   /** The addon; undefined: every packet through dgram (not built, PILOT_GSO=0, not Linux). */
   gso: GsoBinding | undefined;
+  /**
+   * Lone packets through the addon's sendOne (default, with the addon); false: through dgram, as
+   * before (PILOT_UDP_SEND1=0 in the environment: the switch benchmarks compare with).
+   */
+  sendOne?: boolean;
   /** Counters someone else shows (the daemon's stats), counted besides `stats`. */
   counters?: GsoCounters;
   /**
@@ -70,7 +91,17 @@ export class UdpBatcher {
   private readonly sock: dgram.Socket;
   private readonly log: Pick<Logger, 'warn'>;
   private gso: GsoBinding | undefined;
+  /** The addon for lone packets (stays when the kernel refuses GSO: a plain sendto still works). */
+  private readonly one: GsoBinding | undefined;
+  /** dgram's state: its handle is null once the socket is closed, when `fd` may already be someone else's. */
+  private readonly state: { handle?: unknown } | undefined;
+  private fdHandle: unknown;
   private fd: number | undefined;
+  /** dgram sends not yet at the socket (dgram sends a tick later): a direct send now would overtake them. */
+  private dgramPending = 0;
+  private readonly dgramSent = (): void => {
+    this.dgramPending--;
+  };
   // the open batch
   private bufs: Buffer[] = [];
   private host = '';
@@ -81,7 +112,7 @@ export class UdpBatcher {
   /** Destinations whose route MTU refused a segment size (host|port -> that size): dgram for it and above, for a while. */
   private readonly refused = new Map<string, { segment: number; until: number }>();
   private einval = 0;
-  readonly stats: UdpBatcherStats = { gsoSends: 0, gsoPackets: 0, plainPackets: 0, fallbacks: 0, dropped: 0 };
+  readonly stats: UdpBatcherStats = { gsoSends: 0, gsoPackets: 0, plainPackets: 0, onePackets: 0, sendErrors: 0, fallbacks: 0, dropped: 0 };
   private readonly flushCb = (): void => {
     this.scheduled = false;
     try {
@@ -100,6 +131,8 @@ export class UdpBatcher {
     this.sock = sock;
     this.log = opts.log;
     this.gso = opts.gso;
+    this.one = (opts.sendOne ?? process.env.PILOT_UDP_SEND1 !== '0') ? opts.gso : undefined;
+    this.state = socketState(sock);
     this.shown = opts.counters;
     this.immediate = opts.flushAt === 'immediate';
     this.onSendError = opts.onSendError;
@@ -113,7 +146,7 @@ export class UdpBatcher {
   /** Queue `pkt` for `host:port` (an IP literal in the socket's family); it leaves before the current callback's microtasks end. */
   send(pkt: Buffer, host: string, port: number): void {
     if (this.gso === undefined) {
-      this.plain(pkt, host, port);
+      this.single(pkt, host, port); // dgram without the addon or with PILOT_UDP_SEND1=0
       return;
     }
     const n = this.bufs.length;
@@ -154,17 +187,25 @@ export class UdpBatcher {
     if (n === 0) return;
     this.bufs = [];
     if (n === 1) {
-      this.plain(bufs[0]!, this.host, this.port);
+      this.single(bufs[0]!, this.host, this.port);
       return;
     }
     const gso = this.gso;
-    // packets dgram still queues (EAGAIN earlier) go first: a GSO send now would overtake them
-    this.fd ??= socketFd(this.sock);
-    if (gso === undefined || this.fd === undefined || this.sock.getSendQueueCount() > 0 || (this.refused.size > 0 && this.isRefused())) {
+    const fd = this.directFd();
+    if (fd === undefined) {
       for (const b of bufs) this.plain(b, this.host, this.port);
       return;
     }
-    const r = gso.sendGso(this.fd, bufs, this.segment, this.host, this.port);
+    if (gso === undefined || (this.refused.size > 0 && this.isRefused())) {
+      for (const b of bufs) this.single(b, this.host, this.port);
+      return;
+    }
+    let r: number;
+    try {
+      r = gso.sendGso(fd, bufs, this.segment, this.host, this.port);
+    } catch {
+      r = -Errno.EAGAIN; // not an IP literal the addon parses (a scoped fe80::1%eth0): dgram's lookup knows it
+    }
     if (r >= 0) {
       this.stats.gsoSends++;
       this.stats.gsoPackets += n;
@@ -185,7 +226,54 @@ export class UdpBatcher {
       if (this.refused.size >= MAX_REFUSED) this.refused.clear();
       this.refused.set(`${this.host}|${this.port}`, { segment: this.segment, until: Date.now() + REFUSED_MS });
     }
-    for (const b of bufs) this.plain(b, this.host, this.port);
+    // a full buffer: dgram queues them; a refused segment size: one datagram each, as dgram would send them
+    if (r === -Errno.EAGAIN || r === -Errno.ENOBUFS) for (const b of bufs) this.plain(b, this.host, this.port);
+    else for (const b of bufs) this.single(b, this.host, this.port);
+  }
+
+  /**
+   * The socket's descriptor when a send may bypass dgram now: the socket is open (a closed one's
+   * number may already belong to another file) and nothing handed to dgram is still on its way or
+   * queued (EAGAIN earlier): a direct send would overtake it.
+   */
+  private directFd(): number | undefined {
+    if (this.dgramPending > 0) return undefined;
+    const handle = this.state?.handle;
+    if (handle == null) return undefined;
+    if (handle !== this.fdHandle) {
+      const fd = (handle as { fd?: unknown }).fd;
+      if (typeof fd !== 'number' || fd < 0) return undefined;
+      this.fdHandle = handle;
+      this.fd = fd;
+    }
+    return this.sock.getSendQueueCount() > 0 ? undefined : this.fd;
+  }
+
+  /** One packet: the addon's sendOne when it may, dgram otherwise or when the buffer is full. */
+  private single(pkt: Buffer, host: string, port: number): void {
+    const one = this.one;
+    const fd = one === undefined ? undefined : this.directFd();
+    if (fd === undefined) {
+      this.plain(pkt, host, port);
+      return;
+    }
+    let r: number;
+    try {
+      r = one!.sendOne(fd, pkt, host, port);
+    } catch {
+      r = -Errno.EAGAIN; // not an IP literal the addon parses (a scoped fe80::1%eth0): dgram's lookup knows it
+    }
+    if (r >= 0) {
+      this.stats.onePackets++;
+      return;
+    }
+    if (r === -Errno.EAGAIN || r === -Errno.ENOBUFS) {
+      this.plain(pkt, host, port); // dgram queues it until the socket is writable
+      return;
+    }
+    this.stats.sendErrors++;
+    const onErr = this.onSendError;
+    if (onErr !== undefined) process.nextTick(onErr, sendError(r, host, port), host);
   }
 
   /** Did the open batch's destination refuse this segment size lately? */
@@ -203,5 +291,16 @@ export class UdpBatcher {
     const onErr = this.onSendError;
     if (onErr === undefined) this.sock.send(pkt, port, host);
     else this.sock.send(pkt, port, host, (err) => err && onErr(err, host));
+    if (this.one !== undefined) {
+      // dgram's send reaches the socket in a tick it has just queued (its lookup); ours runs after it
+      this.dgramPending++;
+      process.nextTick(this.dgramSent);
+    }
   }
+}
+
+/** The Error dgram's send callback gets for a failed send (`send EACCES 10.0.0.1:9`: code, errno, syscall, address, port). */
+function sendError(negErrno: number, host: string, port: number): Error {
+  const code = getSystemErrorName(negErrno);
+  return Object.assign(new Error(`send ${code} ${host}:${port}`), { code, errno: negErrno, syscall: 'send', address: host, port });
 }

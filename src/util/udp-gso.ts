@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 export interface GsoBinding {
   /** One sendmsg with a UDP_SEGMENT of `segment` bytes: bytes sent, or -errno (EAGAIN, ENOBUFS, EINVAL, EIO...). */
   sendGso(fd: number, buffers: readonly Buffer[], segment: number, host: string, port: number): number;
+  /** One plain datagram (no GSO cmsg; the socket's DF mode applies), one sendmsg: bytes sent, or -errno. */
+  sendOne(fd: number, buffer: Buffer, host: string, port: number): number;
   /**
    * DF on every datagram of the socket (IP_PMTUDISC_PROBE): 0, or -errno. Linux's default sets DF
    * only on a datagram that fits the path MTU, and a GSO send is one big datagram: without this its
@@ -38,7 +40,9 @@ let cached: Record<string, unknown> | null | undefined;
  */
 export function loadGso(file?: string): GsoBinding | undefined {
   const mod = loadAddon(file);
-  return mod !== undefined && typeof mod.sendGso === 'function' && typeof mod.dfAlways === 'function' ? (mod as unknown as GsoBinding) : undefined;
+  return mod !== undefined && typeof mod.sendGso === 'function' && typeof mod.sendOne === 'function' && typeof mod.dfAlways === 'function'
+    ? (mod as unknown as GsoBinding)
+    : undefined;
 }
 
 /** The addon's exports as built (GSO send here, batched receive in udp-receiver.ts), or undefined; PILOT_GSO=0 turns all of it off. */
@@ -58,11 +62,15 @@ function loadFile(file: string): Record<string, unknown> | null {
   }
 }
 
+/** dgram's state object (its handle is null once the socket is closed), found without `socket._handle` (deprecated, DEP0112). */
+export function socketState(sock: dgram.Socket): { handle?: { fd?: unknown } | null } | undefined {
+  const key = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
+  return key === undefined ? undefined : (sock as unknown as Record<symbol, { handle?: { fd?: unknown } | null } | undefined>)[key];
+}
+
 /** dgram's handle under a bound socket (see socketFd), for the few methods Node has no public name for. */
 export function socketHandle(sock: dgram.Socket): { fd?: unknown; recvStart?: unknown; recvStop?: unknown } | undefined {
-  const key = Object.getOwnPropertySymbols(sock).find((s) => s.description === 'state symbol');
-  const state = key === undefined ? undefined : (sock as unknown as Record<symbol, { handle?: { fd?: unknown } } | undefined>)[key];
-  return state?.handle ?? undefined;
+  return socketState(sock)?.handle ?? undefined;
 }
 
 /**

@@ -44,6 +44,19 @@ async function until(cond: () => boolean, ms = 2000): Promise<void> {
 const noLog = { warn: () => {} };
 const gso = loadGso();
 const skipNoAddon = gso ? false : 'the GSO addon is not built (npm install runs node-gyp; see binding.gyp)';
+/** The real sendOne for fake GSO bindings (a lone packet's send is not what they fake); EAGAIN (dgram) without the addon. */
+const realSendOne: GsoBinding['sendOne'] = (fd, buf, host, port) => (gso ? gso.sendOne(fd, buf, host, port) : -Errno.EAGAIN);
+
+/** Counts the socket's dgram sends (the batcher must not use dgram for a lone packet). */
+function countDgramSends(sock: dgram.Socket): { n: number } {
+  const c = { n: 0 };
+  const orig = sock.send.bind(sock) as (...a: unknown[]) => void;
+  (sock as unknown as { send: (...a: unknown[]) => void }).send = (...a: unknown[]) => {
+    c.n++;
+    orig(...a);
+  };
+  return c;
+}
 
 for (const [family, rxFamily] of [
   ['udp4', 'udp4'],
@@ -85,9 +98,10 @@ test('GSO: a lone packet, a change of destination and a bigger packet (an MTU pr
   await new Promise<void>((r) => other.bind(0, '127.0.0.1', r));
   try {
     const b = new UdpBatcher(a.tx, { log: noLog, gso });
-    b.send(packet(0, 40), a.host, a.port); // an ack alone in its callback: dgram
+    b.send(packet(0, 40), a.host, a.port); // an ack alone in its callback: sendOne
     await until(() => a.got.length === 1);
-    assert.equal(b.stats.plainPackets, 1);
+    assert.equal(b.stats.onePackets, 1);
+    assert.equal(b.stats.plainPackets, 0);
     assert.equal(b.stats.gsoSends, 0);
     // three data packets, a probe, a short ack after the probe, two to another port
     const seq = [packet(1, 1000), packet(2, 1000), packet(3, 1000), packet(4, 1400), packet(5, 50)];
@@ -106,7 +120,8 @@ test('GSO: a lone packet, a change of destination and a bigger packet (an MTU pr
     // 1-3 one GSO send; the probe alone (a shorter packet joins only a batch of two or more); the ack alone; 6-7 one GSO send
     assert.equal(b.stats.gsoSends, 2);
     assert.equal(b.stats.gsoPackets, 5);
-    assert.equal(b.stats.plainPackets, 1 + 2);
+    assert.equal(b.stats.onePackets, 1 + 2);
+    assert.equal(b.stats.plainPackets, 0);
   } finally {
     a.tx.close();
     a.rx.close();
@@ -125,6 +140,7 @@ test('without the addon (not built, PILOT_GSO=0) every packet goes through dgram
     await until(() => got.length === sent.length);
     for (let i = 0; i < sent.length; i++) assert.ok(got[i]!.equals(sent[i]!));
     assert.equal(b.stats.plainPackets, 20);
+    assert.equal(b.stats.onePackets, 0);
     assert.equal(b.stats.gsoSends, 0);
   } finally {
     tx.close();
@@ -150,6 +166,7 @@ test('the kernel refusing UDP_SEGMENT (EINVAL/EIO): logged once, the batch and a
     // what a device without checksum offload answers (quic-go and wireguard-go turn GSO off on it)
     const refusing: GsoBinding = {
       dfAlways: () => 0,
+      sendOne: realSendOne,
       sendGso: () => {
         calls++;
         return -Errno.EIO;
@@ -170,6 +187,7 @@ test('the kernel refusing UDP_SEGMENT (EINVAL/EIO): logged once, the batch and a
     assert.match(warnings[0]!, /refused a UDP GSO send/);
     assert.equal(b.enabled, false);
     assert.equal(b.stats.fallbacks, 1);
+    assert.equal(b.stats.onePackets, gso ? 20 : 0, 'one sendto per packet still works where UDP_SEGMENT does not');
   } finally {
     tx.close();
     rx.close();
@@ -182,6 +200,7 @@ test('a full socket buffer (EAGAIN/ENOBUFS) hands the batch to dgram and keeps G
     let calls = 0;
     const busy: GsoBinding = {
       dfAlways: () => 0,
+      sendOne: realSendOne,
       sendGso: () => {
         calls++;
         return calls === 1 ? -Errno.EAGAIN : -Errno.ENOBUFS;
@@ -250,6 +269,7 @@ test('a segment over the route MTU (EMSGSIZE, EINVAL on older kernels): that des
     // what Linux 6.x answers when gso_size + headers exceed the route's MTU (after an ICMP "fragmentation needed")
     const small: GsoBinding = {
       dfAlways: () => 0,
+      sendOne: realSendOne,
       sendGso: (_fd, bufs, segment, host, port) => {
         calls.push({ port, segment });
         if (segment > 1000) return -Errno.EMSGSIZE;
@@ -302,6 +322,7 @@ test('EINVAL before any GSO send ever worked (a kernel without UDP_SEGMENT): off
     let calls = 0;
     const old: GsoBinding = {
       dfAlways: () => 0,
+      sendOne: realSendOne,
       sendGso: () => {
         calls++;
         return -Errno.EINVAL;
@@ -344,4 +365,192 @@ test('dfAlways: DF on every datagram of a udp4 and a dual-stack udp6 socket (a G
     }
   }
   assert.ok(gso.dfAlways(-1) < 0, 'a bad descriptor is an errno, not a throw');
+});
+
+for (const [family, rxFamily] of [
+  ['udp4', 'udp4'],
+  ['udp6', 'udp4'],
+  ['udp6', 'udp6'],
+] as const) {
+  test(`a lone packet (an ACK) leaves through the addon's sendOne, not dgram's send: it arrives once, intact (${family} -> ${rxFamily})`, {
+    skip: skipNoAddon,
+  }, async () => {
+    const { tx, rx, host, port, got } = await pair(family, rxFamily);
+    try {
+      const dgramSends = countDgramSends(tx);
+      const b = new UdpBatcher(tx, { log: noLog, gso });
+      const sent = [packet(1, 60), packet(2, 1400), packet(3, 4)];
+      for (const p of sent) {
+        b.send(p, host, port); // alone in its callback
+        await new Promise((r) => setImmediate(r));
+      }
+      await until(() => got.length >= 3);
+      await new Promise((r) => setTimeout(r, 30)); // nothing twice
+      assert.equal(got.length, 3);
+      for (let i = 0; i < 3; i++) assert.ok(got[i]!.equals(sent[i]!), `packet ${i} intact`);
+      assert.equal(dgramSends.n, 0, "dgram's send was not used");
+      assert.equal(b.stats.onePackets, 3);
+      assert.equal(b.stats.plainPackets, 0);
+    } finally {
+      tx.close();
+      rx.close();
+    }
+  });
+}
+
+test('PILOT_UDP_SEND1=0 (or sendOne: false) keeps lone packets on dgram, as before (the A/B switch)', { skip: skipNoAddon }, async () => {
+  const { tx, rx, host, port, got } = await pair('udp4');
+  const saved = process.env.PILOT_UDP_SEND1;
+  process.env.PILOT_UDP_SEND1 = '0';
+  try {
+    const dgramSends = countDgramSends(tx);
+    const b = new UdpBatcher(tx, { log: noLog, gso });
+    b.send(packet(0, 80), host, port);
+    await until(() => got.length === 1);
+    assert.equal(dgramSends.n, 1);
+    assert.equal(b.stats.onePackets, 0);
+    assert.equal(b.stats.plainPackets, 1);
+    const c = new UdpBatcher(tx, { log: noLog, gso, sendOne: false });
+    c.send(packet(1, 80), host, port);
+    await until(() => got.length === 2);
+    assert.equal(c.stats.onePackets, 0);
+  } finally {
+    if (saved === undefined) delete process.env.PILOT_UDP_SEND1;
+    else process.env.PILOT_UDP_SEND1 = saved;
+    tx.close();
+    rx.close();
+  }
+});
+
+test('order: a lone packet never overtakes packets handed to dgram (a full buffer) that have not reached the socket yet', { skip: skipNoAddon }, async () => {
+  const { tx, rx, host, port, got } = await pair('udp4');
+  try {
+    let full = 2; // the first GSO send and the first sendOne find the buffer full: dgram queues them
+    const busy: GsoBinding = {
+      dfAlways: () => 0,
+      sendGso: (fd, bufs, segment, h, p) => (full-- > 1 ? -Errno.EAGAIN : gso!.sendGso(fd, bufs, segment, h, p)),
+      sendOne: (fd, buf, h, p) => (full-- > 0 ? -Errno.EAGAIN : gso!.sendOne(fd, buf, h, p)),
+    };
+    const b = new UdpBatcher(tx, { log: noLog, gso: busy });
+    // 0-2 one batch (EAGAIN: dgram); the bigger 3 ends it and leaves alone in the same turn, before dgram's send of 0-2 reached the socket
+    for (let i = 0; i < 3; i++) b.send(packet(i, 700), host, port);
+    b.send(packet(3, 1400), host, port);
+    await until(() => got.length === 4);
+    // 4 alone: sendOne says EAGAIN, dgram; 5 right behind it in the same turn
+    b.send(packet(4, 100), host, port);
+    b.send(packet(5, 900), host, port);
+    await until(() => got.length === 6);
+    // the buffer has room again, dgram is done: sendOne
+    await new Promise((r) => setImmediate(r));
+    b.send(packet(6, 100), host, port);
+    await until(() => got.length === 7);
+    assert.deepEqual(
+      got.map((m) => m.readUInt32BE(0)),
+      [0, 1, 2, 3, 4, 5, 6],
+    );
+    assert.equal(b.stats.plainPackets, 6, '0-2 after EAGAIN, 3 behind them, 4 after EAGAIN, 5 behind it');
+    assert.equal(b.stats.onePackets, 1);
+  } finally {
+    tx.close();
+    rx.close();
+  }
+});
+
+test('a lone packet the kernel refuses (EACCES, EMSGSIZE) is reported through onSendError as dgram reports it, a tick later', {
+  skip: skipNoAddon,
+}, async () => {
+  const { tx, rx, host, port, got } = await pair('udp4');
+  try {
+    // the same failed sends through dgram: the reference for the Error's shape
+    const viaDgram = (pkt: Buffer, h: string, p: number): Promise<Error> =>
+      new Promise((resolve) => tx.send(pkt, p, h, (err) => resolve(err ?? new Error('sent'))));
+    const refs = [await viaDgram(packet(0, 50), '255.255.255.255', 9), await viaDgram(Buffer.alloc(70_000), host, port)];
+    const errors: Array<{ err: Error; host: string }> = [];
+    const dgramSends = countDgramSends(tx);
+    const b = new UdpBatcher(tx, { log: noLog, gso, onSendError: (err, h) => errors.push({ err, host: h }) });
+    b.send(packet(1, 50), '255.255.255.255', 9); // broadcast without SO_BROADCAST: EACCES
+    await Promise.resolve(); // the batch left (a microtask)...
+    assert.equal(errors.length, 0, '...and the error comes a tick later, as from dgram');
+    await new Promise((r) => setImmediate(r));
+    b.send(Buffer.alloc(70_000), host, port); // bigger than any datagram: EMSGSIZE
+    await until(() => errors.length === 2);
+    const fields = (e: Error): unknown => {
+      const x = e as NodeJS.ErrnoException & { address?: string; port?: number };
+      return { message: x.message, code: x.code, errno: x.errno, syscall: x.syscall, address: x.address, port: x.port, name: x.name };
+    };
+    assert.deepEqual(
+      errors.map((e) => fields(e.err)),
+      refs.map(fields),
+    );
+    assert.deepEqual(
+      errors.map((e) => (e.err as NodeJS.ErrnoException).code),
+      ['EACCES', 'EMSGSIZE'],
+    );
+    assert.deepEqual(
+      errors.map((e) => e.host),
+      ['255.255.255.255', host],
+    );
+    assert.equal(b.stats.sendErrors, 2);
+    assert.equal(dgramSends.n, 0, 'not sent twice (once by sendOne, again by dgram)');
+    // the socket still sends
+    b.send(packet(2, 50), host, port);
+    await until(() => got.length === 1);
+    // with no hook (the daemon): dropped, as dgram drops a failed send without a callback; no 'error' event
+    const quiet = new UdpBatcher(tx, { log: noLog, gso });
+    let socketErrors = 0;
+    tx.on('error', () => socketErrors++);
+    quiet.send(packet(3, 50), '255.255.255.255', 9);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(quiet.stats.sendErrors, 1);
+    assert.equal(socketErrors, 0);
+  } finally {
+    tx.close();
+    rx.close();
+  }
+});
+
+test('a socket closed before its lone packet left: dropped, never sent on the closed descriptor (its number may be reused)', {
+  skip: skipNoAddon,
+}, async () => {
+  const { tx, rx, host, port } = await pair('udp4');
+  try {
+    const calls: number[] = [];
+    const spy: GsoBinding = { ...gso!, sendOne: (fd, buf, h, p) => (calls.push(fd), gso!.sendOne(fd, buf, h, p)) };
+    const b = new UdpBatcher(tx, { log: noLog, gso: spy });
+    b.send(packet(0, 50), host, port);
+    await until(() => calls.length === 1);
+    b.send(packet(1, 50), host, port);
+    tx.close(); // in the same callback: the batch is due after it
+    await new Promise((r) => setImmediate(r));
+    assert.equal(calls.length, 1);
+    assert.equal(b.stats.dropped, 1);
+  } finally {
+    rx.close();
+    try {
+      tx.close();
+    } catch {
+      // closed by the test already
+    }
+  }
+});
+
+test('a host the addon does not parse (a scoped ::1%lo) goes through dgram, whose lookup knows it', { skip: skipNoAddon }, async () => {
+  const { tx, rx, port, got } = await pair('udp6');
+  try {
+    const b = new UdpBatcher(tx, { log: noLog, gso });
+    b.send(packet(0, 60), '::1%lo', port); // alone: sendOne throws on it
+    await until(() => got.length === 1);
+    for (let i = 1; i <= 3; i++) b.send(packet(i, 600), '::1%lo', port); // a batch: sendGso throws on it
+    await until(() => got.length === 4);
+    assert.deepEqual(
+      got.map((m) => m.readUInt32BE(0)),
+      [0, 1, 2, 3],
+    );
+    assert.equal(b.stats.plainPackets, 4);
+    assert.equal(b.stats.onePackets, 0);
+    assert.equal(b.stats.sendErrors, 0);
+  } finally {
+    tx.close();
+    rx.close();
+  }
 });
