@@ -4,7 +4,7 @@
 // Env: BENCH_AEAD_N (packets), BENCH_HS_N (handshakes).
 import crypto from 'node:crypto';
 import { openInto, sealInto, TAG_BYTES } from '../src/crypto/aead.ts';
-import { dataKey, nativeAead } from '../src/crypto/data-key.ts';
+import { aeadAddon, dataKey } from '../src/crypto/data-key.ts';
 import { IkInitiator, respondIk } from '../src/crypto/handshake.ts';
 import { generateIdentity } from '../src/crypto/identity.ts';
 import { SessionManager } from '../src/crypto/session-manager.ts';
@@ -104,7 +104,7 @@ function handshakes(n: number): number {
   return n / secs(t0);
 }
 
-const native = nativeAead() !== undefined;
+const native = aeadAddon() !== undefined;
 sodiumRun(); // warm up
 if (native) dataKeyRun('native');
 const med = (xs: number[]): number => [...xs].sort((x, y) => x - y)[xs.length >> 1]!;

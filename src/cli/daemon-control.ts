@@ -19,7 +19,7 @@ const HERE = fileURLToPath(import.meta.url);
 const DAEMON_MAIN = path.join(path.dirname(HERE), '..', 'daemon', `main${path.extname(HERE)}`);
 
 import { DEFAULT_REGISTRY } from '../daemon/config-file.ts';
-import { DAEMON_NODE_FLAGS } from '../os-service/daemon-command.ts';
+import { DAEMON_NODE_FLAGS, daemonEnv } from '../os-service/daemon-command.ts';
 import { parseInterfaceList } from '../daemon/local-interfaces.ts';
 
 export { DEFAULT_REGISTRY };
@@ -135,7 +135,7 @@ export async function startDaemon(f: StartFlags, progress: (text: string) => voi
     detached: true,
     stdio: ['pipe', 'pipe', errFd],
     // The join token is a secret: in the environment, never on the command line (ps) nor in config.json.
-    env: { ...process.env, PILOT_HOME: home, ...(join ? { PILOT_JOIN_TOKEN: join } : {}) },
+    env: { ...daemonEnv(), ...process.env, PILOT_HOME: home, ...(join ? { PILOT_JOIN_TOKEN: join } : {}) },
   });
   fs.closeSync(errFd);
   child.stdin!.on('error', () => {}); // a daemon that died at once: reported by 'exit' below

@@ -4,7 +4,12 @@
 //   - the optional native addon (native/aead.c): OpenSSL's, inside the running Node, with the
 //     cipher keyed once per session and one call per packet (~1 us less per 1,400-byte packet
 //     than the fallback here, on each side: BENCHMARKS.md, issue 20);
-//   - libsodium (src/crypto/aead.ts), when the addon is not built, not Linux, or PILOT_NATIVE_AEAD=0.
+//   - libsodium (src/crypto/aead.ts), when the addon is not built, not Linux, or PILOT_NATIVE_AEAD=0,
+//     and on a CPU with AVX-512 unless OpenSSL was started with it hidden (OPENSSL_ia32cap, which
+//     the daemon's launcher sets: src/os-service/daemon-command.ts DAEMON_ENV). OpenSSL's AVX-512
+//     ChaCha20/Poly1305 is the fastest in isolation, but 512-bit work slows the core for everything
+//     else: in the NAT lab the gateway did 13.4 ms of CPU per MB with it, 9.6 with AVX2, 11.1 with
+//     libsodium (AVX2) (BENCHMARKS.md, issue 20). PILOT_NATIVE_AEAD=1 takes the addon regardless.
 // Which one runs is invisible on the wire: a peer may use either.
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
@@ -36,11 +41,45 @@ interface AeadBinding {
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 let binding: AeadBinding | null | undefined;
+let chosen: boolean | undefined;
 
-/** The addon, or undefined: not Linux, not built, PILOT_NATIVE_AEAD=0, or this Node has no ChaCha20-Poly1305 in OpenSSL. */
-export function nativeAead(): AeadBinding | undefined {
-  if (binding === undefined) binding = process.env.PILOT_NATIVE_AEAD === '0' || process.platform !== 'linux' ? null : load();
+/** The addon as built, or undefined: not Linux, not built, or this Node has no ChaCha20-Poly1305 in OpenSSL. */
+export function aeadAddon(): AeadBinding | undefined {
+  if (binding === undefined) binding = process.platform !== 'linux' ? null : load();
   return binding ?? undefined;
+}
+
+/** The addon when the data path should use it (see the top of this file), else undefined (libsodium). */
+export function nativeAead(): AeadBinding | undefined {
+  if (chosen === undefined) chosen = useNative(process.env, cpuFlags());
+  return chosen ? aeadAddon() : undefined;
+}
+
+/** Which implementation new sessions seal with (the daemon logs it at start). */
+export function dataPathAead(): 'openssl' | 'libsodium' {
+  return nativeAead() !== undefined ? 'openssl' : 'libsodium';
+}
+
+/**
+ * Should the data path seal through OpenSSL? `flags`: the CPU's flags (/proc/cpuinfo). Not when
+ * PILOT_NATIVE_AEAD=0; always when =1; otherwise unless OpenSSL would take its AVX-512 code, i.e.
+ * the CPU has AVX-512 and OPENSSL_ia32cap does not hide AVX512F (bit 16 of its second word, "~" = clear).
+ */
+export function useNative(env: NodeJS.ProcessEnv, flags: ReadonlySet<string>): boolean {
+  if (env.PILOT_NATIVE_AEAD === '0') return false;
+  if (env.PILOT_NATIVE_AEAD === '1') return true;
+  if (!flags.has('avx512f')) return true;
+  const word = /^[^:]*:\s*~\s*(0x[0-9a-f]+|\d+)/i.exec(env.OPENSSL_ia32cap ?? '')?.[1];
+  return word !== undefined && Number(BigInt(word) & 0x10000n) !== 0;
+}
+
+function cpuFlags(): Set<string> {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'latin1').match(/^flags\s*:(.*)$/m)?.[1] ?? '';
+    return new Set(line.trim().split(/\s+/));
+  } catch {
+    return new Set();
+  }
 }
 
 function load(): AeadBinding | null {
@@ -57,7 +96,7 @@ function load(): AeadBinding | null {
 
 /** A key for one direction: native when the addon loaded, libsodium otherwise (`impl` forces one: tests, benchmarks). */
 export function dataKey(key: Buffer, encrypt: boolean, layout: PacketLayout, impl?: 'native' | 'sodium'): DataKey {
-  const b = impl === 'sodium' ? undefined : nativeAead();
+  const b = impl === 'sodium' ? undefined : impl === 'native' ? aeadAddon() : nativeAead();
   if (b !== undefined) return new NativeKey(b, b.aeadKey(key, encrypt, layout.adBytes, layout.counterAt), layout.adBytes);
   if (impl === 'native') throw new Error('the native AEAD addon is not available');
   return new SodiumKey(key, layout);

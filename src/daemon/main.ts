@@ -14,6 +14,7 @@ import { parseMetricsAddress } from '../metrics/metrics-address.ts';
 import { formatHostPort } from '../util/hostport.ts';
 import { importOptional } from '../util/optional-dep.ts';
 import { issuesText } from '../util/schema.ts';
+import { dataPathAead } from '../crypto/data-key.ts';
 
 function configFromStdin(): DaemonConfig {
   const parsed = v.safeParse(DaemonConfigSchema, JSON.parse(fs.readFileSync(0, 'utf8')));
@@ -100,7 +101,7 @@ async function main(): Promise<void> {
   // A bug in one request must not take the whole daemon down.
   process.on('uncaughtException', (err) => log.error({ err }, 'uncaught exception'));
   process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled rejection'));
-  log.info({ address: formatAddress(daemon.address!), socket, ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
+  log.info({ address: formatAddress(daemon.address!), socket, aead: dataPathAead(), ...(metricsUrl ? { metrics: metricsUrl } : {}) }, 'daemon running');
   // The parent (pilotctl daemon start) waits for this line on our stdout.
   process.stdout.write(
     JSON.stringify({

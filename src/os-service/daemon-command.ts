@@ -23,6 +23,23 @@ export const DAEMON_MAIN = path.resolve(path.dirname(HERE), '..', 'daemon', `mai
  */
 export const DAEMON_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1', '--single-threaded-gc'];
 
+/**
+ * Environment a daemon process starts with (a value the user set wins). OPENSSL_ia32cap hides
+ * AVX-512 (F and IFMA) from the OpenSSL inside Node, which seals the data path
+ * (src/crypto/data-key.ts): its AVX-512 ChaCha20 and Poly1305 won in a micro-benchmark but slowed
+ * everything else the daemon does (the core's frequency drops for 512-bit work), and a NAT-lab
+ * gateway moved 112 vs 137 MB/s at 13.4 vs 9.6 ms of CPU per MB with them against without, in
+ * the same lab (BENCHMARKS.md, issue 20). OpenSSL reads it once, at start: it must be in the
+ * environment the process starts with. Without it the data key keeps libsodium (AVX2) on a CPU
+ * that has AVX-512.
+ */
+export const DAEMON_ENV: Readonly<Record<string, string>> = { OPENSSL_ia32cap: ':~0x210000' };
+
+/** DAEMON_ENV less what `env` already sets. */
+export function daemonEnv(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  return Object.fromEntries(Object.entries(DAEMON_ENV).filter(([k]) => env[k] === undefined));
+}
+
 /** Node flags worth keeping in a unit (drops --test, --inspect and the like). */
 export function serviceNodeArgs(execArgv: readonly string[]): string[] {
   const out: string[] = [];

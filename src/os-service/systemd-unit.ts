@@ -3,6 +3,7 @@
 // and is restarted when it fails; a clean `pilotctl daemon stop` stays stopped.
 import os from 'node:os';
 import path from 'node:path';
+import { DAEMON_ENV } from './daemon-command.ts';
 
 export const UNIT_NAME = 'pilot-daemon.service';
 
@@ -36,6 +37,8 @@ export function renderSystemdUnit(o: UnitOptions): string {
     // --log-stdout: the unit says where the log goes, not only $JOURNAL_STREAM (which the daemon also reads).
     `ExecStart=${[...o.argv, ...(o.argv.includes('--log-stdout') ? [] : ['--log-stdout'])].map((w) => quoteWord(w)).join(' ')}`,
     `Environment=${quoteWord(`PILOT_HOME=${o.home}`, false)}`,
+    // OpenSSL without AVX-512 (daemon-command.ts DAEMON_ENV): read once, at the process's start
+    ...Object.entries(DAEMON_ENV).map(([k, v]) => `Environment=${quoteWord(`${k}=${v}`, false)}`),
     ...(o.scope === 'system' ? [`User=${o.user}`] : []),
     // The journal gets the daemon's log (not pilot.log): seeing $JOURNAL_STREAM name its stdout, the daemon
     // writes `<N>message` lines whose prefix journald turns into the level (journalctl -p warning).

@@ -4,10 +4,10 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { test } from 'node:test';
-import { dataKey, nativeAead, type PacketLayout } from '../../src/crypto/data-key.ts';
+import { aeadAddon, dataKey, type PacketLayout, useNative } from '../../src/crypto/data-key.ts';
 
 const LAYOUT: PacketLayout = { adBytes: 13, counterAt: 5 };
-const native = nativeAead() !== undefined;
+const native = aeadAddon() !== undefined;
 
 /** A packet with a random header holding `counter`, `len` random body bytes and room for the tag. */
 function packet(len: number, counter: number): { pkt: Buffer; plain: Buffer } {
@@ -18,7 +18,21 @@ function packet(len: number, counter: number): { pkt: Buffer; plain: Buffer } {
 }
 
 test('the addon is built and loads here (Linux with the addon built by npm test)', () => {
-  if (process.platform === 'linux' && process.env.PILOT_NATIVE_AEAD !== '0') assert.ok(native, 'build/Release/pilot_aead.node did not load');
+  if (process.platform === 'linux') assert.ok(native, 'build/Release/pilot_aead.node did not load');
+});
+
+test("OpenSSL's AEAD only where it would not run AVX-512 code (it slowed the whole daemon), unless forced", () => {
+  const avx512 = new Set(['sse4_2', 'avx2', 'avx512f', 'avx512ifma']);
+  const avx2 = new Set(['sse4_2', 'avx2']);
+  assert.equal(useNative({}, avx2), true, 'no AVX-512: OpenSSL');
+  assert.equal(useNative({}, avx512), false, 'AVX-512 visible to OpenSSL: libsodium');
+  assert.equal(useNative({ OPENSSL_ia32cap: ':~0x210000' }, avx512), true, "the daemon's launcher hides it");
+  assert.equal(useNative({ OPENSSL_ia32cap: '~0x200000200000000:~0x10000' }, avx512), true, 'both words set, AVX512F hidden');
+  assert.equal(useNative({ OPENSSL_ia32cap: ':~0x200000' }, avx512), false, 'IFMA hidden, AVX512F not');
+  assert.equal(useNative({ OPENSSL_ia32cap: ':0x10000' }, avx512), false, 'a value without ~ sets bits, hides none');
+  assert.equal(useNative({ OPENSSL_ia32cap: 'junk' }, avx512), false);
+  assert.equal(useNative({ PILOT_NATIVE_AEAD: '1' }, avx512), true, 'forced on');
+  assert.equal(useNative({ PILOT_NATIVE_AEAD: '0', OPENSSL_ia32cap: ':~0x210000' }, avx2), false, 'forced off');
 });
 
 test('native and libsodium seal to the same bytes and open each other', { skip: !native && 'no addon' }, () => {
@@ -86,7 +100,7 @@ for (const impl of ['native', 'sodium'] as const) {
 }
 
 test('the addon refuses malformed calls instead of reading out of bounds', { skip: !native && 'no addon' }, () => {
-  const b = nativeAead()!;
+  const b = aeadAddon()!;
   assert.throws(() => b.aeadKey(Buffer.alloc(31), true, 13, 5), TypeError);
   assert.throws(() => b.aeadKey(Buffer.alloc(32), true, 13, 6), TypeError, 'counter beyond the header');
   const h = b.aeadKey(Buffer.alloc(32), true, 13, 5);

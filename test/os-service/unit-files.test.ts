@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { DAEMON_MAIN, daemonArgv, serviceNodeArgs } from '../../src/os-service/daemon-command.ts';
+import { DAEMON_MAIN, daemonArgv, daemonEnv, serviceNodeArgs } from '../../src/os-service/daemon-command.ts';
 import { quoteWord, renderSystemdUnit, systemdUnitPath } from '../../src/os-service/systemd-unit.ts';
 import { launchdPlistPath, renderLaunchdPlist } from '../../src/os-service/launchd-plist.ts';
 
@@ -44,6 +44,7 @@ test('systemd user unit: exact content', () => {
       'Type=simple',
       'ExecStart=/opt/node/bin/node /opt/pilot/src/daemon/main.ts --home /home/a/.pilot --log-stdout',
       'Environment=PILOT_HOME=/home/a/.pilot',
+      'Environment="OPENSSL_ia32cap=:~0x210000"',
       'StandardOutput=journal',
       'SyslogIdentifier=pilot-daemon',
       'Restart=on-failure',
@@ -110,4 +111,9 @@ test('launchd plist: exact content, escaped, restart only on failure', () => {
     ].join('\n'),
   );
   assert.equal(launchdPlistPath('/Users/a'), '/Users/a/Library/LaunchAgents/network.pilot.daemon.plist');
+});
+
+test("the daemon starts with OpenSSL's AVX-512 hidden, unless the user set OPENSSL_ia32cap", () => {
+  assert.deepEqual(daemonEnv({}), { OPENSSL_ia32cap: ':~0x210000' });
+  assert.deepEqual(daemonEnv({ OPENSSL_ia32cap: '~0x0' }), {}, "the user's value wins");
 });
