@@ -71,7 +71,8 @@ function rdvCounters(lab: NatLab): Counters {
     relayed: num(/^pilot_rendezvous_relay_packets_total (\S+)$/m),
     gsoSends: num(/^pilot_rendezvous_udp_sends_total\{kind="gso"\} (\S+)$/m),
     gsoPackets: num(/^pilot_rendezvous_udp_gso_packets_total (\S+)$/m),
-    plain: num(/^pilot_rendezvous_udp_sends_total\{kind="plain"\} (\S+)$/m),
+    // one-packet sends, through dgram (plain) or the addon (one)
+    plain: num(/^pilot_rendezvous_udp_sends_total\{kind="plain"\} (\S+)$/m) + num(/^pilot_rendezvous_udp_sends_total\{kind="one"\} (\S+)$/m),
   };
 }
 

@@ -94,13 +94,20 @@ export function createRendezvousMetrics(src: RendezvousMetricsSource): Registry 
     ];
   });
   // Do the relay's forwards leave in GSO batches, or one sendmsg each (BENCHMARKS.md, "The relayed path's CPU per MB")?
-  mirrorCounter(reg, `${P}udp_sends_total`, 'System calls that sent UDP: one GSO batch each, or one packet (plain)', ['kind'], () => {
-    const u = snap().stats.udpOut;
-    return [
-      [{ kind: 'gso' }, u.gsoSends],
-      [{ kind: 'plain' }, u.plainPackets],
-    ];
-  });
+  mirrorCounter(
+    reg,
+    `${P}udp_sends_total`,
+    'System calls that sent UDP: one GSO batch each (gso), or one packet through dgram (plain) or the addon (one)',
+    ['kind'],
+    () => {
+      const u = snap().stats.udpOut;
+      return [
+        [{ kind: 'gso' }, u.gsoSends],
+        [{ kind: 'plain' }, u.plainPackets],
+        [{ kind: 'one' }, u.onePackets],
+      ];
+    },
+  );
   mirrorCounter(reg, `${P}udp_gso_packets_total`, 'Packets sent in GSO batches', [], () => one(snap().stats.udpOut.gsoPackets));
   mirrorCounter(reg, `${P}garbage_total`, 'Packets that were not a registry or relay packet, or were malformed', [], () => one(snap().stats.garbage));
   mirrorCounter(reg, `${P}rate_limited_total`, 'Registry requests refused by the per-IP rate limit', [], () => one(snap().stats.rateLimited));

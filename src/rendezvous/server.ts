@@ -88,7 +88,7 @@ export interface RendezvousStats {
   websockets: number;
   online: number;
   /** How the UDP socket's sends left: GSO sendmsg calls and their packets, and packets sent one by one (dgram). */
-  udpOut: { gsoSends: number; gsoPackets: number; plainPackets: number };
+  udpOut: { gsoSends: number; gsoPackets: number; plainPackets: number; onePackets: number };
 }
 
 export interface Rendezvous {
@@ -384,7 +384,12 @@ export async function startRendezvous(opts: RendezvousOptions): Promise<Rendezvo
     tcpConnections: conns.size,
     websockets: websockets.size,
     online: online.size,
-    udpOut: { gsoSends: udpOut.stats.gsoSends, gsoPackets: udpOut.stats.gsoPackets, plainPackets: udpOut.stats.plainPackets },
+    udpOut: {
+      gsoSends: udpOut.stats.gsoSends,
+      gsoPackets: udpOut.stats.gsoPackets,
+      plainPackets: udpOut.stats.plainPackets,
+      onePackets: udpOut.stats.onePackets,
+    },
   });
   let tlsListener: TlsListener | undefined;
   if (opts.tls) {

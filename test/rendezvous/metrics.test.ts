@@ -80,8 +80,9 @@ test('/metrics is valid Prometheus text and its series follow registrations, rep
   assert.equal(sampleValue(m, 'pilot_rendezvous_packets_in_total', { transport: 'udp' }), s.stats().udpIn);
   // How the UDP sends left (the forward above and every answer): one system call per GSO batch or per plain packet.
   const out = s.stats().udpOut;
-  assert.ok(out.plainPackets + out.gsoPackets >= 10, `every UDP answer and the forward counted: ${JSON.stringify(out)}`);
+  assert.ok(out.plainPackets + out.onePackets + out.gsoPackets >= 10, `every UDP answer and the forward counted: ${JSON.stringify(out)}`);
   assert.equal(sampleValue(m, 'pilot_rendezvous_udp_sends_total', { kind: 'plain' }), out.plainPackets);
+  assert.equal(sampleValue(m, 'pilot_rendezvous_udp_sends_total', { kind: 'one' }), out.onePackets);
   assert.equal(sampleValue(m, 'pilot_rendezvous_udp_sends_total', { kind: 'gso' }), out.gsoSends);
   assert.equal(sampleValue(m, 'pilot_rendezvous_udp_gso_packets_total'), out.gsoPackets);
 });
