@@ -49,7 +49,7 @@ const args = ['rebuild'];
 if (!process.env.npm_config_nodedir && fs.existsSync('/usr/include/node/node_api.h') && fs.existsSync('/usr/include/node/common.gypi'))
   args.push('--nodedir=/usr');
 const r = gyp ? spawnSync(gyp[0], [...gyp.slice(1), ...args], { cwd: root, encoding: 'utf8', timeout: 180_000 }) : undefined;
-if (!r || r.status !== 0) {
+if (r?.status !== 0) {
   const why = !r ? 'node-gyp not found' : r.error ? r.error.message : `${r.stderr ?? ''}`.trim().split('\n').slice(-3).join(' / ');
   console.log(`pilot: the optional native addons did not build (${why}); packets go out through dgram one by one, sealed by libsodium`);
 }
