@@ -15,6 +15,7 @@ import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { PilotError } from '../util/errors.ts';
 import { openInto, sealInto, TAG_BYTES } from './aead.ts';
 
 /** The layout a key works on: [ad: adBytes, with the 8-byte big-endian counter at counterAt][body][tag]. */
@@ -26,7 +27,10 @@ export interface PacketLayout {
 export interface DataKey {
   /** Encrypts `packet`'s body in place and writes its tag (the header already holds the counter). */
   seal(packet: Buffer): void;
-  /** Verifies the tag and decrypts the body in place; false (body zeroed) when it does not verify. */
+  /**
+   * Verifies the tag and decrypts the body in place; false when it does not verify, and then no
+   * plaintext is left (libsodium checks before it decrypts; the addon zeroes what OpenSSL decrypted).
+   */
   open(packet: Buffer): boolean;
   /** Forgets the key (the session is gone); later seals throw, later opens fail. */
   wipe(): void;
@@ -98,7 +102,7 @@ function load(): AeadBinding | null {
 export function dataKey(key: Buffer, encrypt: boolean, layout: PacketLayout, impl?: 'native' | 'sodium'): DataKey {
   const b = impl === 'sodium' ? undefined : impl === 'native' ? aeadAddon() : nativeAead();
   if (b !== undefined) return new NativeKey(b, b.aeadKey(key, encrypt, layout.adBytes, layout.counterAt), layout.adBytes);
-  if (impl === 'native') throw new Error('the native AEAD addon is not available');
+  if (impl === 'native') throw new PilotError('INTERNAL', 'the native AEAD addon is not available', 'npm run build:native builds it (Linux)');
   return new SodiumKey(key, layout);
 }
 
@@ -114,7 +118,7 @@ class NativeKey implements DataKey {
   }
 
   seal(packet: Buffer): void {
-    if (!this.b.aeadSeal(this.handle, packet)) throw new Error('seal: the key was wiped');
+    if (!this.b.aeadSeal(this.handle, packet)) throw new PilotError('INTERNAL', 'seal: the key was wiped');
   }
 
   open(packet: Buffer): boolean {
@@ -143,7 +147,7 @@ class SodiumKey implements DataKey {
   }
 
   seal(packet: Buffer): void {
-    if (this.wiped) throw new Error('seal: the key was wiped');
+    if (this.wiped) throw new PilotError('INTERNAL', 'seal: the key was wiped');
     const body = packet.subarray(this.ad);
     sealInto(body, this.key, this.counter(packet), body.subarray(0, body.length - TAG_BYTES), packet.subarray(0, this.ad));
   }
