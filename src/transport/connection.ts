@@ -478,7 +478,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const mtu = this.mtu;
     if (mtu !== null) {
       if (p.probeSize > 0) return mtu.onProbeAcked(p.probeSize, this.clock());
-      if (p.inFlight) mtu.onPacketAcked(p.size);
+      if (p.inFlight) mtu.onPacketAcked(p.size, p.pn);
     }
     this.sender.onPacketAcked(p);
   }
@@ -488,7 +488,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     const mtu = this.mtu;
     if (mtu !== null) {
       if (p.probeSize > 0) return mtu.onProbeLost(p.probeSize, this.clock(), this.recovery.rtt.smoothed);
-      if (p.inFlight) mtu.onPacketLost(p.size, this.clock());
+      if (p.inFlight) mtu.onPacketLost(p.size, p.pn, this.clock());
     }
     if (this.sender.onPacketLost(p)) this.scheduleFlush();
   }
@@ -615,7 +615,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (this.closed) return;
     const now = this.clock();
     if (this.recovery.deadline() <= now && this.recovery.onTimeout(now)) {
-      this.mtu?.onProbeTimeout(this.recovery.ptoCount, now);
+      if (this.mtu !== null) {
+        const oldest = this.recovery.oldestUnacked(); // a lost MTU probe says nothing about the size in use
+        if (oldest !== undefined && oldest.probeSize === 0) this.mtu.onProbeTimeout(this.recovery.ptoCount, now, oldest.size, oldest.pn);
+      }
       this.sender.onProbeTimeout();
     }
     if (now >= this.idleCheckAt) this.checkIdle(now);

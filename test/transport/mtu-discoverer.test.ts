@@ -86,9 +86,9 @@ test('black hole: two probe timeouts in a row at a raised size fall back to the 
   const { d, sizes } = rig();
   const { now } = search(d, 1400);
   assert.ok(d.packetSize > BASE);
-  d.onProbeTimeout(1, now);
+  d.onProbeTimeout(1, now, TOP, 1e6);
   assert.ok(d.packetSize > BASE, 'one timeout is not enough');
-  d.onProbeTimeout(2, now);
+  d.onProbeTimeout(2, now, TOP, 1e6);
   assert.equal(d.packetSize, BASE);
   assert.equal(sizes.at(-1), BASE);
   assert.equal(d.status().state, 'black-hole');
@@ -99,10 +99,49 @@ test('black hole: two probe timeouts in a row at a raised size fall back to the 
   assert.ok(d.packetSize <= 1300 && d.packetSize > 1300 - SEARCH_DONE, `re-settled at ${d.packetSize}`);
 });
 
+test('probe timeouts about a small packet are no black hole (a peer that sends only ACKs and credit, under random loss)', () => {
+  const { d } = rig();
+  const { now } = search(d, 10_000);
+  d.onProbeTimeout(2, now, BASE, 1e6);
+  d.onProbeTimeout(3, now, 100, 1e6);
+  assert.equal(d.packetSize, TOP);
+  assert.equal(d.status().blackHoles, 0);
+  d.onProbeTimeout(4, now, TOP, 1e6);
+  assert.equal(d.packetSize, BASE, 'a big one is');
+});
+
+test('a black hole is undone when a big packet sent after the suspect one is acked (random loss, not the size)', () => {
+  const { d, sizes } = rig();
+  const { now } = search(d, 10_000);
+  d.onProbeTimeout(2, now, TOP, 500); // packet 500 timed out twice: a lost ACK, then a lost probe
+  assert.equal(d.packetSize, BASE);
+  d.onPacketAcked(TOP, 499);
+  d.onPacketAcked(BASE, 600);
+  assert.equal(d.packetSize, BASE, 'older big packets and small ones prove nothing');
+  d.onPacketAcked(TOP, 501);
+  assert.equal(d.packetSize, TOP, 'a later big packet got through');
+  assert.equal(sizes.at(-1), TOP);
+  assert.equal(d.status().state, 'done');
+  assert.equal(d.status().blackHolesUndone, 1);
+  assert.equal(d.probeSize(now + BLACK_HOLE_RETRY_MS, 1, 1), 0, 'no re-search: the search had finished');
+  d.onPacketAcked(TOP, 502);
+  assert.equal(d.status().blackHolesUndone, 1, 'undone once');
+});
+
+test('losses raise a black hole only above the largest big packet acked; later acks undo it', () => {
+  const { d } = rig();
+  const { now } = search(d, 10_000);
+  d.onPacketAcked(TOP, 99);
+  for (let pn = 100; pn < 100 + BLACK_HOLE_LOSSES; pn++) d.onPacketLost(TOP, pn, now);
+  assert.equal(d.packetSize, BASE, 'nothing big got through after 99');
+  d.onPacketAcked(TOP, 100 + BLACK_HOLE_LOSSES + 5);
+  assert.equal(d.packetSize, TOP);
+});
+
 test('a false alarm (congestion, a starved receiver) costs one probe: the ceiling passes and the size is back', () => {
   const { d } = rig();
   const { now } = search(d, 10_000);
-  d.onProbeTimeout(2, now);
+  d.onProbeTimeout(2, now, TOP, 1e6);
   assert.equal(d.packetSize, BASE);
   const again = search(d, 10_000, now + BLACK_HOLE_RETRY_MS);
   assert.deepEqual(again.probes, [TOP]);
@@ -113,7 +152,7 @@ test('repeated black holes back off: the retry doubles', () => {
   const { d } = rig();
   let { now } = search(d, 10_000);
   for (const wait of [BLACK_HOLE_RETRY_MS, 2 * BLACK_HOLE_RETRY_MS, 4 * BLACK_HOLE_RETRY_MS]) {
-    d.onProbeTimeout(2, now);
+    d.onProbeTimeout(2, now, TOP, 1e6);
     assert.equal(d.probeSize(now + wait - 1, 1, 1), 0, `quiet for ${wait} ms`);
     now = search(d, 10_000, now + wait).now;
     assert.equal(d.packetSize, TOP);
@@ -124,14 +163,35 @@ test('black hole: big packets lost with none acked since fall back; an acked big
   const { d } = rig();
   const { now } = search(d, 1400);
   const big = d.packetSize;
-  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, now);
-  d.onPacketAcked(big);
-  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, now);
+  let pn = 100;
+  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, pn++, now);
+  d.onPacketAcked(big, pn++);
+  for (let i = 0; i < BLACK_HOLE_LOSSES - 1; i++) d.onPacketLost(big, pn++, now);
   assert.equal(d.packetSize, big, 'ordinary loss between acks is no black hole');
-  for (let i = 0; i < 5; i++) d.onPacketLost(BASE, now);
+  for (let i = 0; i < 5; i++) d.onPacketLost(BASE, pn++, now);
   assert.equal(d.packetSize, big, 'small packets do not count');
-  d.onPacketLost(big, now);
+  d.onPacketLost(big, pn++, now);
   assert.equal(d.packetSize, BASE);
+});
+
+test('random loss is no black hole: a big packet sent after the lost ones was acked', () => {
+  // What an ACK after a few hundred packets in flight looks like under 5% random loss: the
+  // packets it covers are acked first, then every hole below its largest is declared lost
+  // (packet threshold), more than BLACK_HOLE_LOSSES of them at once.
+  const { d } = rig();
+  const { now } = search(d, 1400);
+  const big = d.packetSize;
+  let pn = 1000;
+  for (let ack = 0; ack < 50; ack++) {
+    const holes: number[] = [];
+    for (let i = 0; i < 300; i++, pn++) {
+      if (i % 20 === 7) holes.push(pn);
+      else d.onPacketAcked(big, pn);
+    }
+    for (const h of holes) d.onPacketLost(big, h, now + ack);
+  }
+  assert.equal(d.packetSize, big, 'the size stays');
+  assert.equal(d.status().blackHoles, 0);
 });
 
 test('a lost big packet re-checks the route cache: a PMTU lowered by ICMP shrinks the size before anything fragments', () => {
@@ -140,7 +200,7 @@ test('a lost big packet re-checks the route cache: a PMTU lowered by ICMP shrink
   const { now } = search(d, 10_000);
   assert.ok(d.packetSize > 1400);
   kernel = 1350;
-  d.onPacketLost(d.packetSize, now);
+  d.onPacketLost(d.packetSize, 1, now);
   assert.ok(d.packetSize <= 1350, `now ${d.packetSize}`);
 });
 
@@ -222,7 +282,7 @@ test('a black hole while a probe is being confirmed: the late answer does not ra
   const next = d.probeSize(1002, 1, 1);
   d.onProbeSent(next, 1002);
   d.onProbeAcked(next, 1003); // its confirmation is slow...
-  d.onProbeTimeout(2, 1004); // ...and a black hole comes first
+  d.onProbeTimeout(2, 1004, TOP, 1e6); // ...and a black hole comes first
   assert.equal(d.packetSize, BASE);
   answers.shift()!(true);
   assert.equal(d.packetSize, BASE, 'the stale answer was ignored');
