@@ -374,3 +374,41 @@ test('Connection: the confirmation is asynchronous (the route cache is read by a
     closePair(pair);
   }
 });
+
+test('ACKs held up (a peer stalled on a busy box): the false black hole is undone as soon as they come', async () => {
+  // What the NAT lab showed at load 2-3: a ~0.2 ms srtt, so a receiver that stalls a few ms lets
+  // the probe timeout fire twice with full-size packets outstanding. The ACKs that come then cover
+  // full-size packets sent after the one that timed out: the path carries the size after all.
+  const pair = makePair({ delayMs: 1 }, {}, { delayMs: 1, seed: 5 });
+  try {
+    for (const c of [pair.a, pair.b]) c.setPathMtu(BASE, TOP, (_size, done) => done(true));
+    const got = nextStream(pair.b).then(readAll);
+    const s = pair.a.openStream(7);
+    const sent = writeRandom(s, 8 << 20);
+    await withTimeout(
+      new Promise<void>((r) => {
+        const t = setInterval(() => {
+          if (pair.a.maxPacketSize === TOP && pair.a.stats().bytesSent > 1 << 20) {
+            clearInterval(t);
+            r();
+          }
+        }, 1);
+      }),
+      10_000,
+      'size grows',
+    );
+    pair.ba.opts.delayMs = 300; // only the ACK direction: two probe timeouts at a ~3 ms RTT (or a loaded box's 30)
+    await new Promise((r) => setTimeout(r, 250));
+    pair.ba.opts.delayMs = 1;
+    await new Promise((r) => setTimeout(r, 400)); // the held ACKs have come; the 1 s re-search has not
+    const st = pair.a.mtuStatus()!;
+    assert.ok(st.blackHoles >= 1, `the stall raised a black hole: ${JSON.stringify(st)}`);
+    assert.equal(st.blackHolesUndone, st.blackHoles, JSON.stringify(st));
+    assert.equal(pair.a.maxPacketSize, TOP, 'back to the full size without a new search');
+    assert.equal(st.probesSent, 1, 'no probe was needed');
+    const [hash, r] = await withTimeout(Promise.all([sent, got]), 30_000, 'transfer');
+    assert.equal(r.hash, hash);
+  } finally {
+    closePair(pair);
+  }
+});
