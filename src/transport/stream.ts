@@ -158,12 +158,14 @@ export class Stream extends Duplex implements RecvSink {
    * or the Writable holds bytes that writeDirect() would overtake.
    */
   attachSink(sink: StreamSink): boolean {
-    if (this.sink !== null || this.destroyed || this.readableFlowing === true || this.listenerCount('data') > 0 || this.listenerCount('readable') > 0) return false;
+    if (this.sink !== null || this.destroyed || this.readableFlowing === true || this.listenerCount('data') > 0 || this.listenerCount('readable') > 0)
+      return false;
     if (this.writableLength > 0 || this.writeCb !== null || this.writableEnded) return false;
+    this.sink = sink; // first: read() below calls _read(), which must not grant credit the sink has not taken
     const held = this.readableLength > 0 ? (this.read() as Buffer | null) : null;
-    this.sink = sink;
     this.resume(); // the Readable flows empty: its 'end' comes right after push(null)
     if (held !== null && held.length > 0 && !sink.onData(held)) this.readPaused = true;
+    else this.resumeSink();
     if (this.recvBuf.ended && !this.stopSent) sink.onEnd();
     return true;
   }
