@@ -44,7 +44,7 @@ export interface StreamSink {
   onData(chunk: Buffer): boolean;
   /** The peer's FIN: every byte was delivered. */
   onEnd(): void;
-  /** writeDirect() said false and the unsent backlog has fallen below the limit since. */
+  /** writeDirect() said false and the unsent backlog has fallen to half the limit since. */
   onWritable(): void;
 }
 
@@ -172,7 +172,7 @@ export class Stream extends Duplex implements RecvSink {
 
   /**
    * The sink's bytes straight into the send buffer (kept, not copied). false: `sendAhead` bytes wait
-   * unsent; stop writing until the sink's onWritable(). After end(), a reset or destroy() the bytes
+   * unsent; stop writing until the sink's onWritable() (at half that). After end(), a reset or destroy() the bytes
    * are dropped (the stream is finished or failing: its 'error' / 'close' tells the writer).
    */
   writeDirect(chunk: Buffer): boolean {
@@ -286,7 +286,9 @@ export class Stream extends Duplex implements RecvSink {
       this.writeCb = null;
       cb();
     }
-    if (this.directBlocked) {
+    // half the limit, not just under it: a socket paused and resumed per packet sent costs a
+    // readStop/readStart pair and a short read each time
+    if (this.directBlocked && this.sendBuf.unsent() <= this.sendAhead / 2) {
       this.directBlocked = false;
       if (!this.destroyed) this.sink?.onWritable();
     }

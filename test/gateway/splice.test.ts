@@ -230,13 +230,14 @@ test('splice, overlay stream: bytes both ways intact past the Duplex buffers, an
     o.fs.on('data', (c: Buffer) => parts.push(c));
     o.fs.resume();
     const upEnd = once(o.fs, 'end');
+    const closed = once(o.ns, 'close');
     o.fs.end(down);
     o.far.end(up);
     assert.deepEqual(await got, down, 'the overlay FIN reached the TCP client as a FIN, after every byte');
     await upEnd;
     assert.deepEqual(Buffer.concat(parts), up, 'the TCP FIN reached the peer as the stream FIN, after every byte');
     assert.deepEqual(o.duplexCalls, { pushes: 0, writes: 0 }, "no chunk went through the Duplex's Readable or Writable");
-    await once(o.ns, 'close'); // the Duplex still finishes: both sides done
+    await closed; // the Duplex still finishes: both sides done
   } finally {
     o.done();
   }

@@ -77,8 +77,9 @@ test('attachSink: the bytes reach the sink in order without push(), the FIN as o
     assert.equal(spy.pushes, 0, 'no chunk went through the Readable');
     assert.ok(sink.chunks.length > 1000, 'one call per packet');
     await withTimeout(ended, 2000, "the Readable's 'end'");
+    const closed = once(b, 'close');
     b.end();
-    await withTimeout(once(b, 'close'), 5000, "'close' once both sides are done");
+    await withTimeout(closed, 5000, "'close' once both sides are done");
   } finally {
     closePair(p);
   }
@@ -93,6 +94,7 @@ test('writeDirect: bytes go straight into the send buffer (not the Writable), ar
     const accepted = nextStream(p.b);
     const body = crypto.randomBytes(2 * 1024 * 1024);
     for (let i = 0; i < body.length; i += 64 * 1024) a.writeDirect(body.subarray(i, i + 64 * 1024)); // more than sendAhead: it keeps them
+    const finished = once(a, 'finish');
     a.end();
     const b = await accepted;
     const parts: Buffer[] = [];
@@ -101,7 +103,7 @@ test('writeDirect: bytes go straight into the send buffer (not the Writable), ar
     assert.deepEqual(Buffer.concat(parts), body);
     assert.equal(spy.writes, 0, "nothing went through the Duplex's Writable");
     assert.equal(a.bytesWrittenTotal, body.length);
-    await withTimeout(once(a, 'finish'), 5000, "'finish' after the peer acked everything");
+    await withTimeout(finished, 5000, "'finish' after the peer acked everything");
   } finally {
     closePair(p);
   }
