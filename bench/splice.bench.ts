@@ -13,6 +13,7 @@
 // Env: BENCH_SPLICE_N     ping-pong round trips per measurement (default 5000)
 //      BENCH_SPLICE_MB    MiB per bulk transfer (default 64)
 //      BENCH_SPLICE_REPS  interleaved reps, median shown (default 5)
+//      BENCH_SPLICE_ONLY  'direct' or 'pipe': that mode alone, ping-pong only (for a profiler)
 import net from 'node:net';
 import { splice } from '../src/gateway/splice.ts';
 import { Connection } from '../src/transport/connection.ts';
@@ -160,6 +161,7 @@ async function bulk(mode: Mode, dir: 'up' | 'down', bytes: number): Promise<{ mb
 }
 
 async function main(): Promise<void> {
+  const only = process.env.BENCH_SPLICE_ONLY as Mode | undefined;
   const echo = net.createServer((sock) => {
     sock.setNoDelay(true);
     sock.on('error', () => {});
@@ -167,6 +169,12 @@ async function main(): Promise<void> {
   });
   const echoPort = await listen(echo);
   const bytes = MB * 2 ** 20;
+  if (only !== undefined) {
+    const r = await pingPong(only, echoPort, N);
+    console.log(`${only}: ${N} round trips, p50 ${r.p50.toFixed(3)} ms, ${r.cpuUs.toFixed(1)} µs CPU per round trip`);
+    echo.close();
+    return;
+  }
   // warm-up: both modes' code compiled before anything is measured
   for (const mode of ['direct', 'pipe'] as Mode[]) {
     await pingPong(mode, echoPort, Math.min(N, 5000));
