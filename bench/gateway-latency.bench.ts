@@ -21,6 +21,10 @@
 //      BENCH_GWLAT_REPS   interleaved reps, median shown (default 5)
 //      BENCH_GWLAT_WARM   unmeasured gateway round trips first (default 20000)
 //      BENCH_GWLAT_PINGS  probes per ping measurement (default 40)
+//      BENCH_GWLAT_BASE   another checkout (e.g. `git archive main | tar -x -C dir`, node_modules and
+//                         build/ linked or copied in): a second daemon pair from that tree on the same
+//                         two hosts, its own gateway and expose, measured in every rep next to this
+//                         tree's (order alternating), for an A/B in one lab
 // Needs root (network namespaces); prints why and exits 0 without them.
 import dgram from 'node:dgram';
 import fs from 'node:fs';
@@ -29,7 +33,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Agent, startRendezvous, tmpDir, type Rendezvous } from '../test/helpers/cluster.ts';
 import { NatLab, natLabSupport, RENDEZVOUS_IP } from '../test/helpers/natlab.ts';
-import { env, must, runHelper, startHelper, tcpEchoServer, tcpPingPong, warm } from './natlab-kit.ts';
+import { env, must, RootAgent, runHelper, startHelper, tcpEchoServer, tcpPingPong, warm } from './natlab-kit.ts';
 import { machine, summarize } from './stats.ts';
 
 const SELF = fileURLToPath(import.meta.url);
@@ -125,6 +129,7 @@ async function main(): Promise<void> {
   const reps = Math.max(1, Math.round(env('BENCH_GWLAT_REPS', 5)));
   const warmN = Math.round(env('BENCH_GWLAT_WARM', 20000));
   const pings = Math.max(1, Math.round(env('BENCH_GWLAT_PINGS', 40)));
+  const base = process.env.BENCH_GWLAT_BASE ? path.resolve(process.env.BENCH_GWLAT_BASE) : '';
   const T0 = performance.now();
   const log = (s: string): void => console.error(`[${((performance.now() - T0) / 1000).toFixed(1)}s] ${s}`);
   const lab = new NatLab();
@@ -146,6 +151,19 @@ async function main(): Promise<void> {
     must(await b.ctl(['expose', String(ECHO_PORT), `127.0.0.1:${ECHO_PORT}`]), 'expose');
     const gw = must(await a.ctl(['gateway', 'start', '--subnet', '10.200.0.0/16', '--ports', String(ECHO_PORT), b.address]), 'gateway start');
     const gwIp = (gw.json.data.mappings as { ip: string }[])[0]!.ip;
+    let baseGw: { ip: string; a: Agent; b: Agent } | undefined;
+    if (base !== '') {
+      const ab = new RootAgent('nearbase', work, near.ns, base);
+      const bb = new RootAgent('farbase', work, far.ns, base);
+      agents.push(ab, bb);
+      for (const x of [ab, bb])
+        await x.start(['--registry', `${RENDEZVOUS_IP}:9000`, '--email', `${x.name}@example.com`, '--hostname', x.name, '--listen', '0.0.0.0:0']);
+      await warm(ab, bb, 10);
+      must(await bb.ctl(['expose', String(ECHO_PORT), `127.0.0.1:${ECHO_PORT}`]), 'expose (base)');
+      const g = must(await ab.ctl(['gateway', 'start', '--subnet', '10.201.0.0/16', '--ports', String(ECHO_PORT), bb.address]), 'gateway start (base)');
+      baseGw = { ip: (g.json.data.mappings as { ip: string }[])[0]!.ip, a: ab, b: bb };
+      log(`base tree ${base}: gateway ${baseGw.ip}:${ECHO_PORT}`);
+    }
     const relayFarProc = await startHelper(lab, SELF, far.ns, ['--relay-far']);
     const relayNearProc = await startHelper(lab, SELF, near.ns, ['--relay-near', far.ip]);
     await startHelper(lab, SELF, far.ns, ['--udp-echo']);
@@ -159,6 +177,7 @@ async function main(): Promise<void> {
     };
     if (warmN > 0) {
       await pingPongVia(gwIp, ECHO_PORT, warmN, []);
+      if (baseGw) await pingPongVia(baseGw.ip, ECHO_PORT, warmN, []);
       await pingPongVia('127.0.0.1', RELAY_TCP, Math.min(warmN, 5000), []);
       log(`warmed: ${warmN} gateway round trips`);
     }
@@ -166,7 +185,15 @@ async function main(): Promise<void> {
     const rows = new Map<string, number[]>();
     const add = (k: string, v: number): void => void rows.set(k, [...(rows.get(k) ?? []), v]);
     for (let rep = 0; rep < reps; rep++) {
+      // this tree and the base take turns going first
+      const bFirst = baseGw !== undefined && rep % 2 === 1 ? await pingPongVia(baseGw.ip, ECHO_PORT, n, [baseGw.a.pid, baseGw.b.pid]) : undefined;
       const g = await pingPongVia(gwIp, ECHO_PORT, n, [a.pid, b.pid]);
+      const bg = bFirst ?? (baseGw ? await pingPongVia(baseGw.ip, ECHO_PORT, n, [baseGw.a.pid, baseGw.b.pid]) : undefined);
+      if (bg) {
+        add('base p50', bg.p50);
+        add('base avg', bg.avg);
+        add('base cpu', bg.cpuUs);
+      }
       const r = await pingPongVia('127.0.0.1', RELAY_TCP, n, [relayNearProc.pid!, relayFarProc.pid!]);
       const u = await pingPongVia(far.ip, ECHO_PORT, n, []);
       add('gw p50', g.p50);
@@ -185,12 +212,14 @@ async function main(): Promise<void> {
         add(`udp${gap} avg`, q!.avg);
       }
       log(
-        `rep ${rep + 1}: gateway p50 ${g.p50.toFixed(3)} ms (${g.cpuUs.toFixed(0)} µs CPU/RT), node relay ${r.p50.toFixed(3)} ms (${r.cpuUs.toFixed(0)} µs), underlay ${u.p50.toFixed(3)} ms`,
+        `rep ${rep + 1}: gateway p50 ${g.p50.toFixed(3)} ms (${g.cpuUs.toFixed(0)} µs CPU/RT)${bg ? `, base gateway ${bg.p50.toFixed(3)} ms (${bg.cpuUs.toFixed(0)} µs)` : ''}, node relay ${r.p50.toFixed(3)} ms (${r.cpuUs.toFixed(0)} µs), underlay ${u.p50.toFixed(3)} ms`,
       );
     }
     const m = (k: string): number => median(rows.get(k) ?? []);
     const f = (x: number): string => x.toFixed(3);
-    console.log(`\n${machine()}; ${reps} interleaved reps of ${n} round trips (median shown), ${warmN} warm-up round trips\n`);
+    console.log(
+      `\n${machine()}; ${reps} interleaved reps of ${n} round trips (median shown), ${warmN} warm-up round trips; load ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}\n`,
+    );
     console.log('| cone x public | Pilot gateway | bare Node.js relay | ratio | underlay TCP |');
     console.log('|---|---|---|---|---|');
     console.log(
@@ -199,6 +228,15 @@ async function main(): Promise<void> {
     console.log(
       `| CPU per round trip, both overlay processes, µs | ${m('gw cpu').toFixed(0)} | ${m('relay cpu').toFixed(0)} | ${(m('gw cpu') / m('relay cpu')).toFixed(2)}x | - |`,
     );
+    if (baseGw) {
+      console.log(
+        `| base tree (${base}): gateway p50 (avg), ms; CPU/RT µs | ${f(m('base p50'))} (${f(m('base avg'))}); ${m('base cpu').toFixed(0)} | this tree / base: p50 ${(m('gw p50') / m('base p50')).toFixed(2)}x, CPU ${(m('gw cpu') / m('base cpu')).toFixed(2)}x | base / relay p50 ${(m('base p50') / m('relay p50')).toFixed(2)}x | - |`,
+      );
+      const per = (k: string): string => (rows.get(k) ?? []).map((x) => (k.endsWith('cpu') ? x.toFixed(0) : x.toFixed(3))).join(' ');
+      console.log(
+        `\nper rep: this tree p50 ${per('gw p50')} / CPU ${per('gw cpu')}; base p50 ${per('base p50')} / CPU ${per('base cpu')}; relay p50 ${per('relay p50')} / CPU ${per('relay cpu')}`,
+      );
+    }
     for (const gap of [0, 50])
       console.log(
         `| ${gap === 0 ? 'ping, back to back' : `ping, ${gap} ms apart`}: min / avg, ms (Pilot \`ping\` / Node UDP echo) | ${f(m(`ping${gap} min`))} / ${f(m(`ping${gap} avg`))} | ${f(m(`udp${gap} min`))} / ${f(m(`udp${gap} avg`))} | ${(m(`ping${gap} min`) / m(`udp${gap} min`)).toFixed(2)}x (min) | - |`,

@@ -1,17 +1,108 @@
-// Join a TCP socket and an overlay stream, both directions. pipe() gives the
-// backpressure (a slow reader pauses the other side's source) and carries each
-// direction's end on its own (half-close: FIN maps to FIN). An abort on either
-// side aborts the other: a TCP RST becomes a stream reset and a stream reset
-// (refused, not trusted, peer gone) becomes a TCP RST, never a clean end that
-// would pass a truncated response off as complete.
+// Join a TCP socket and an overlay stream, both directions, with backpressure
+// (a slow reader pauses the other side's source), each direction's end carried
+// on its own (half-close: FIN maps to FIN), and an abort on either side aborting
+// the other: a TCP RST becomes a stream reset and a stream reset (refused, not
+// trusted, peer gone) becomes a TCP RST, never a clean end that would pass a
+// truncated response off as complete.
+//
+// The overlay's own stream (src/transport/stream.ts) offers a direct path, used
+// here: its in-order bytes come to a sink that writes them to the socket, and the
+// socket's reads go straight into its send buffer. Per packet that skips the
+// Duplex's Readable (push, buffering, 'data', pipe's ondata) and per TCP read its
+// Writable (write, _write, the callback and its nextTick): tens of µs per
+// request/response round trip per daemon, and CPU per MB on bulk transfers. Any
+// other Duplex is joined with pipe().
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PilotError } from '../util/errors.ts';
 
+/**
+ * The direct path of the overlay's stream (src/transport/stream.ts's Stream has it), described here
+ * because this layer does not import the transport: the daemon hands the stream over as a Duplex.
+ */
+export interface DirectStream extends Duplex {
+  /** Incoming bytes go to the sink instead of the Readable side; false: refused, use the Duplex. */
+  attachSink(sink: {
+    /** false: the consumer is full; no more credit for the peer until resumeSink(). */
+    onData(chunk: Buffer): boolean;
+    onEnd(): void;
+    onWritable(): void;
+  }): boolean;
+  /** Bytes straight into the send buffer; false: wait for the sink's onWritable(). */
+  writeDirect(chunk: Buffer): boolean;
+  resumeSink(): void;
+}
+
+function isDirect(s: Duplex): s is DirectStream {
+  const d = s as Partial<DirectStream>;
+  return typeof d.attachSink === 'function' && typeof d.writeDirect === 'function' && typeof d.resumeSink === 'function';
+}
+
 export function splice(sock: net.Socket, stream: Duplex): void {
-  batchWrites(stream, sock);
-  sock.pipe(stream);
-  stream.pipe(sock);
+  if (isDirect(stream) && spliceDirect(sock, stream)) return;
+  splicePipe(sock, stream);
+}
+
+/**
+ * The overlay stream delivers one chunk per packet (about a kilobyte); written one by one, each is
+ * a write() system call of its own. The first chunk of an event-loop turn is written at once: a
+ * request or a reply (one packet) must not wait for the turn to end, as a QUIC stack sends the
+ * first packet of a burst at once. The chunks after it in the same turn are corked until the
+ * turn's I/O is done (setImmediate) and go out in one writev. Backpressure stays the socket's:
+ * write() still answers false past its high-water mark.
+ */
+class TurnBatcher {
+  private inTurn = false;
+  private corked = false;
+  private readonly to: net.Socket;
+  private readonly endTurn = (): void => {
+    this.inTurn = false;
+    if (!this.corked) return;
+    this.corked = false;
+    this.to.uncork();
+  };
+
+  constructor(to: net.Socket) {
+    this.to = to;
+  }
+
+  /** Call before writing a chunk. */
+  beforeWrite(): void {
+    if (!this.inTurn) {
+      this.inTurn = true; // this chunk is written now
+      setImmediate(this.endTurn);
+    } else if (!this.corked) {
+      this.corked = true;
+      this.to.cork();
+    }
+  }
+}
+
+function spliceDirect(sock: net.Socket, stream: DirectStream): boolean {
+  const batch = new TurnBatcher(sock);
+  /** The peer's FIN reached the socket (end()): the stream's incoming side is complete. */
+  let ended = false;
+  const attached = stream.attachSink({
+    onData: (chunk) => {
+      batch.beforeWrite();
+      return sock.write(chunk);
+    },
+    onEnd: () => {
+      ended = true;
+      sock.end();
+    },
+    onWritable: () => {
+      if (!sock.destroyed) sock.resume();
+    },
+  });
+  if (!attached) return false;
+  sock.on('drain', () => stream.resumeSink());
+  sock.on('data', (chunk: Buffer) => {
+    if (!stream.writeDirect(chunk)) sock.pause();
+  });
+  sock.on('end', () => {
+    if (!stream.destroyed) stream.end();
+  });
   sock.on('error', (err: NodeJS.ErrnoException) => {
     if (!stream.destroyed) stream.destroy(new PilotError('CONNECTION_RESET', `local TCP connection failed: ${err.code ?? err.message}`));
   });
@@ -21,38 +112,31 @@ export function splice(sock: net.Socket, stream: Duplex): void {
   sock.on('close', () => {
     // A clean TCP close comes after both ends; if the stream still had bytes
     // to deliver to the socket, the socket was torn down under it: reset.
+    if (!stream.destroyed && !ended) stream.destroy(new PilotError('CONNECTION_RESET', 'local TCP connection closed'));
+  });
+  stream.on('close', () => {
+    if (!sock.destroyed && !ended) sock.resetAndDestroy();
+  });
+  sock.resume(); // the gateway accepts with pauseOnConnect
+  return true;
+}
+
+function splicePipe(sock: net.Socket, stream: Duplex): void {
+  const batch = new TurnBatcher(sock);
+  // registered before pipe(), so the cork comes before pipe's write
+  stream.on('data', () => batch.beforeWrite());
+  sock.pipe(stream);
+  stream.pipe(sock);
+  sock.on('error', (err: NodeJS.ErrnoException) => {
+    if (!stream.destroyed) stream.destroy(new PilotError('CONNECTION_RESET', `local TCP connection failed: ${err.code ?? err.message}`));
+  });
+  stream.on('error', () => {
+    if (!sock.destroyed) sock.resetAndDestroy();
+  });
+  sock.on('close', () => {
     if (!stream.destroyed && !stream.readableEnded) stream.destroy(new PilotError('CONNECTION_RESET', 'local TCP connection closed'));
   });
   stream.on('close', () => {
     if (!sock.destroyed && !stream.readableEnded) sock.resetAndDestroy();
-  });
-}
-
-/**
- * The overlay stream delivers one chunk per packet (about a kilobyte); written one by one,
- * each is a write() system call of its own. The first chunk of an event-loop turn is written at
- * once: a request or a reply (one packet) must not wait for the turn to end, as a QUIC stack
- * sends the first packet of a burst at once. The chunks after it in the same turn are corked
- * until the turn's I/O is done (setImmediate) and go out in one writev. Registered before
- * pipe(), so the cork comes before pipe's write; backpressure stays pipe's (write() still
- * answers false past the socket's high-water mark and the stream pauses).
- */
-function batchWrites(from: Duplex, to: net.Socket): void {
-  let inTurn = false;
-  let corked = false;
-  const endTurn = (): void => {
-    inTurn = false;
-    if (!corked) return;
-    corked = false;
-    to.uncork();
-  };
-  from.on('data', () => {
-    if (!inTurn) {
-      inTurn = true; // this chunk: pipe's write() sends it now
-      setImmediate(endTurn);
-    } else if (!corked) {
-      corked = true;
-      to.cork();
-    }
   });
 }

@@ -4,6 +4,9 @@
 // peer only gets more credit (MAX_STREAM_DATA) while push() keeps accepting,
 // so a reader that stops reading stops its own stream and nothing else.
 // Half-close: end() sends FIN; the peer's FIN ends our readable side only.
+// A splice (src/gateway/splice.ts) may bypass both stream buffers: attachSink()
+// takes the incoming bytes straight from the receive buffer and writeDirect()
+// puts bytes straight into the send buffer, with the same credit and backpressure.
 import { Duplex } from 'node:stream';
 import { AppCode, codeForError, errorForCode } from './codes.ts';
 import { Frame } from './frames.ts';
@@ -29,6 +32,20 @@ export interface StreamHost {
   streamConsumed(bytes: number): void;
   /** Send or receive side (or the Duplex) changed state: maybe forget the stream. */
   streamUpdated(s: Stream): void;
+}
+
+/**
+ * A direct consumer of a stream's bytes, in place of the Duplex's Readable and Writable buffering:
+ * one call per in-order chunk instead of push() -> Readable -> 'data' -> pipe -> the consumer's
+ * write(). What the gateway's splice needs per packet and nothing else.
+ */
+export interface StreamSink {
+  /** In-order bytes (a view into the received packet). false: the consumer is full; no more credit until resumeSink(). */
+  onData(chunk: Buffer): boolean;
+  /** The peer's FIN: every byte was delivered. */
+  onEnd(): void;
+  /** writeDirect() said false and the unsent backlog has fallen to half the limit since. */
+  onWritable(): void;
 }
 
 export interface StreamConfig {
@@ -80,6 +97,10 @@ export class Stream extends Duplex implements RecvSink {
   private lastCreditAt = -Infinity;
   private readPaused = false;
   private writeCb: ((err?: Error | null) => void) | null = null;
+  /** attachSink(): incoming bytes go here instead of push(). */
+  private sink: StreamSink | null = null;
+  /** writeDirect() returned false: tell the sink when there is room again. */
+  private directBlocked = false;
   private finalCb: ((err?: Error | null) => void) | null = null;
   private readonly host: StreamHost;
 
@@ -127,6 +148,52 @@ export class Stream extends Duplex implements RecvSink {
 
   // ---------- Duplex implementation ----------
 
+  // ---------- direct path (a splice) ----------
+
+  /**
+   * Incoming bytes go to `sink` from now on, not through the Readable side, and the sink may write
+   * with writeDirect(). Bytes the Readable already holds go to the sink first (in order), and a FIN
+   * that came before reaches it too. The Readable still ends ('end', then 'close' once both sides are
+   * done) and errors as before. Refused (false, nothing changed) while someone else reads the stream
+   * or the Writable holds bytes that writeDirect() would overtake.
+   */
+  attachSink(sink: StreamSink): boolean {
+    if (this.sink !== null || this.destroyed || this.readableFlowing === true || this.listenerCount('data') > 0 || this.listenerCount('readable') > 0)
+      return false;
+    if (this.writableLength > 0 || this.writeCb !== null || this.writableEnded) return false;
+    this.sink = sink; // first: read() below calls _read(), which must not grant credit the sink has not taken
+    const held = this.readableLength > 0 ? (this.read() as Buffer | null) : null;
+    this.resume(); // the Readable flows empty: its 'end' comes right after push(null)
+    if (held !== null && held.length > 0 && !sink.onData(held)) this.readPaused = true;
+    else this.resumeSink();
+    if (this.recvBuf.ended && !this.stopSent) sink.onEnd();
+    return true;
+  }
+
+  /**
+   * The sink's bytes straight into the send buffer (kept, not copied). false: `sendAhead` bytes wait
+   * unsent; stop writing until the sink's onWritable() (at half that). After end(), a reset or destroy() the bytes
+   * are dropped (the stream is finished or failing: its 'error' / 'close' tells the writer).
+   */
+  writeDirect(chunk: Buffer): boolean {
+    if (this.sendDone || this.sendBuf.finOffset >= 0 || this.destroyed) return true;
+    this.sendBuf.write(chunk);
+    this.written();
+    if (this.sendBuf.unsent() < this.sendAhead) return true;
+    this.directBlocked = true;
+    return false;
+  }
+
+  /** The sink has room again after onData() said false: credit flows again. */
+  resumeSink(): void {
+    if (this.readPaused) {
+      this.readPaused = false;
+      this.maybeCredit();
+    }
+  }
+
+  // ---------- Duplex implementation ----------
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     if (this.sendDone) return cb(errorForCode(AppCode.Reset, true));
     this.sendBuf.write(chunk);
@@ -140,12 +207,16 @@ export class Stream extends Duplex implements RecvSink {
   }
 
   private afterWrite(cb: (err?: Error | null) => void): void {
+    this.written();
+    if (this.sendBuf.unsent() < this.sendAhead) cb();
+    else this.writeCb = cb;
+  }
+
+  private written(): void {
     this.lastActivity = this.host.now();
     // only on an established stream: a new one's opening goes out with the rest of this turn (end(), destroy())
     if (this.openAcked) this.host.streamWritten(this);
     else this.host.streamWantsSend(this);
-    if (this.sendBuf.unsent() < this.sendAhead) cb();
-    else this.writeCb = cb;
   }
 
   override _final(cb: (err?: Error | null) => void): void {
@@ -156,7 +227,8 @@ export class Stream extends Duplex implements RecvSink {
   }
 
   override _read(): void {
-    if (this.readPaused) {
+    // with a sink the Readable flows empty: only the sink's resumeSink() may lift its pause
+    if (this.readPaused && this.sink === null) {
       this.readPaused = false;
       this.maybeCredit();
     }
@@ -186,13 +258,17 @@ export class Stream extends Duplex implements RecvSink {
   deliver(data: Buffer): void {
     this.host.streamConsumed(data.length);
     if (this.destroyed) return;
-    if (!this.push(data)) this.readPaused = true;
+    const sink = this.sink;
+    if (sink !== null ? !sink.onData(data) : !this.push(data)) this.readPaused = true;
     else this.maybeCredit();
   }
 
   deliverEnd(): void {
     this.recvDone = true;
-    if (!this.stopSent && !this.destroyed) this.push(null);
+    if (!this.stopSent && !this.destroyed) {
+      this.push(null);
+      this.sink?.onEnd();
+    }
     this.host.streamUpdated(this);
   }
 
@@ -204,10 +280,17 @@ export class Stream extends Duplex implements RecvSink {
 
   /** New bytes of this stream went out: release a held write callback if there is room again. */
   onSent(): void {
-    if (this.writeCb !== null && this.sendBuf.unsent() < this.sendAhead) {
+    if (this.sendBuf.unsent() >= this.sendAhead) return;
+    if (this.writeCb !== null) {
       const cb = this.writeCb;
       this.writeCb = null;
       cb();
+    }
+    // half the limit, not just under it: a socket paused and resumed per packet sent costs a
+    // readStop/readStart pair and a short read each time
+    if (this.directBlocked && this.sendBuf.unsent() <= this.sendAhead / 2) {
+      this.directBlocked = false;
+      if (!this.destroyed) this.sink?.onWritable();
     }
   }
 

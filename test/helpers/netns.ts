@@ -40,8 +40,8 @@ export class Lab {
   readonly prefix: string;
   private readonly namespaces: string[] = [];
 
-  /** `tag`: two letters that keep one user's labs apart from another's (default "pl"). */
-  constructor(tag = 'pl') {
+  /** `tag`: two letters that keep one user's labs apart from another's (default $PILOT_LAB_TAG, else "pl"). */
+  constructor(tag = process.env.PILOT_LAB_TAG ?? 'pl') {
     if (!/^[a-z]{2}$/.test(tag)) throw new Error(`lab tag ${tag} must be two lowercase letters`);
     // Short: interface names are limited to 15 characters.
     this.prefix = `${tag}${crypto.randomBytes(2).toString('hex')}`;
