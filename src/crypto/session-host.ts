@@ -66,8 +66,8 @@ export interface SessionEventInfo<P> {
 
 /** The events and their arguments (a misspelt name or a wrong listener is a type error). */
 export interface SessionEvents<P> {
-  /** Authenticated data only; plaintext is a view into the packet. */
-  message: [peerKey: number, plaintext: Buffer, path: P];
+  /** Authenticated data only; plaintext is a view into the packet; `now`: the manager's clock when it arrived (one read per packet for every listener). */
+  message: [peerKey: number, plaintext: Buffer, path: P, now: number];
   /**
    * Initiator: message 2 authenticated; responder: message 1 accepted (before
    * message 2 is sent, so the daemon knows the peer).
@@ -78,8 +78,8 @@ export interface SessionEvents<P> {
    * session's 'session' and 'message's).
    */
   'peer-restarted': [peerKey: number];
-  /** An authenticated packet arrived on `path`. */
-  path: [peerKey: number, path: P];
+  /** An authenticated packet arrived on `path`, at `now` (the manager's clock). */
+  path: [peerKey: number, path: P, now: number];
   /** No answer within handshakeTimeoutMs; queue dropped. */
   'handshake-failed': [peerKey: number];
 }

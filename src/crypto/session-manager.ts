@@ -357,11 +357,11 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
     this.stats.packetsIn++;
     this.stats.bytesIn += plain.length;
     if (!s.confirmed) this.confirm(s, path, now);
-    this.safeEmit('path', st.key, path);
+    this.safeEmit('path', st.key, path, now);
     if (this.destroyed || this.table.session(index) !== s) return; // a listener tore the peer down
     this.flush(st, now);
     if (plain.length === 0) this.stats.keepalivesIn++;
-    else this.safeEmit('message', st.key, plain, path);
+    else this.safeEmit('message', st.key, plain, path, now);
   }
 
   private onInit(pkt: Buffer, path: P): void {
@@ -435,7 +435,7 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
       // Both sides initiated: ours wins, the peer will answer it. The message was
       // fresh and authentic (only the key holder can write a newer one), so the
       // peer is reachable on this path.
-      this.safeEmit('path', st.key, path);
+      this.safeEmit('path', st.key, path, this.now());
       this.stats.dropTieBreak++;
       return;
     }
@@ -455,7 +455,7 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
     const restarted = this.table.noteBootId(st, s);
     if (restarted) this.safeEmit('peer-restarted', st.key);
     this.emitSession(st, s, path);
-    this.safeEmit('path', st.key, path);
+    this.safeEmit('path', st.key, path, now);
     if (this.destroyed || this.table.session(localIndex) !== s) return; // a listener tore the peer down
     const pkt = Buffer.allocUnsafe(RESP_HEADER + reply.message2.length);
     pkt[0] = PacketType.HandshakeResp;
@@ -478,7 +478,7 @@ export class SessionManager<P> extends EventEmitter<SessionEvents<P>> {
     const now = this.now();
     const s = this.table.add(st, answer.localIndex, answer.remoteIndex, 'initiator', res, now);
     this.confirm(s, path, now);
-    this.safeEmit('path', st.key, path);
+    this.safeEmit('path', st.key, path, now);
     if (this.destroyed || st.current !== s) return; // a listener tore the peer down
     this.flush(st, now);
     // Key confirmation for the responder, which keeps its old session until then.

@@ -28,12 +28,12 @@ export function presentMemberships(sessions: SessionManager<Path>, networks: Net
 
 export function wireSessionEvents(x: SessionEventParts): void {
   const { sessions, peers, paths } = x;
-  sessions.on('message', (peerKey, plaintext, via) => {
+  sessions.on('message', (peerKey, plaintext, via, now) => {
     const peer = peers.get(peerKey);
     if (!peer) return;
-    peer.lastSeen = Date.now();
+    peer.lastSeen = now; // the session manager's Date.now() for this packet: no second clock read per packet
     // First byte: the transport, a membership proof (fleets), or the path layer's own messages (probes, candidates).
-    if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext.subarray(1));
+    if (plaintext[0] === Inner.Transport) peer.conn.receivePacket(plaintext, 1);
     else if (plaintext[0] === INNER_MEMBERSHIP) {
       // A proof new to us: ours for that network back (the peer may be a member we did not know of yet).
       const net = x.networks.onMessage(peer.address, peer.publicKey, plaintext);
@@ -59,7 +59,7 @@ export function wireSessionEvents(x: SessionEventParts): void {
     if (peer && sessions.sessionInfo(peerKey)?.role === 'initiator') presentMemberships(sessions, x.networks, peer);
     else if (peer) setImmediate(() => presentMemberships(sessions, x.networks, peer));
   });
-  sessions.on('path', (peerKey, p) => paths.onAuthenticated(peerKey, p));
+  sessions.on('path', (peerKey, p, now) => paths.onAuthenticated(peerKey, p, now));
   sessions.on('peer-restarted', (peerKey) => {
     const peer = peers.restarted(peerKey, sessions.sessionInfo(peerKey)?.remoteBootId);
     if (peer) {

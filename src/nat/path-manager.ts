@@ -286,10 +286,9 @@ export class PathManager extends EventEmitter<PathEvents> {
     if (st.punching) this.sendCandidates(st, true);
   }
 
-  /** Every authenticated packet from the peer, with the path it came on. */
-  onAuthenticated(key: number, path: Path): void {
+  /** Every authenticated packet from the peer, with the path it came on; `now`: when (the host's clock, read once per packet by the caller). */
+  onAuthenticated(key: number, path: Path, now = this.host.now()): void {
     const st = this.state(key);
-    const now = this.host.now();
     st.lastRecv = now;
     if (path.kind === 'direct' && now < st.pinnedUntil) {
       st.lastDirectRecv = now; // pinned to the relay (policed path): no upgrade until the re-probe

@@ -289,14 +289,15 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   /**
    * One packet from the session layer. The connection keeps views into it (stream data), so the
    * caller must not reuse the buffer. Never throws because of the packet's content: malformed
-   * packets are counted (stats().malformed) and dropped whole.
+   * packets are counted (stats().malformed) and dropped whole. `start`: where the packet begins in
+   * `plaintext` (the daemon skips its one-byte inner type without making a view per packet).
    */
-  receivePacket(plaintext: Buffer): void {
+  receivePacket(plaintext: Buffer, start = 0): void {
     if (this.closed) return;
     const parser = this.parsers[this.depth] ?? (this.parsers[this.depth] = new ParsedPacket());
     this.depth++;
     try {
-      this.onPacket(plaintext, parser);
+      this.onPacket(plaintext, start, parser);
     } catch (err) {
       // only application code (event handlers run from here) can throw: keep our state, surface it as Node would
       queueMicrotask(() => {
@@ -330,9 +331,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   // ================= receive path =================
 
-  private onPacket(pkt: Buffer, parsed: ParsedPacket): void {
+  private onPacket(pkt: Buffer, start: number, parsed: ParsedPacket): void {
     const c = this.counters;
-    if (!parsed.parse(pkt)) {
+    if (!parsed.parse(pkt, start)) {
       c.malformed++;
       return;
     }
@@ -342,7 +343,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
       return;
     }
     c.packetsReceived++;
-    c.bytesReceived += pkt.length;
+    c.bytesReceived += pkt.length - start;
     const frames = parsed.frames;
     for (let i = 0; i < parsed.count && !this.closed; i++) {
       const f = frames[i]!;

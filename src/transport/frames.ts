@@ -94,10 +94,10 @@ export class ParsedPacket {
   immediateAck = false;
   private readonly r = new Reader();
 
-  /** Parses the whole packet; false (and nothing usable) if anything is malformed. */
-  parse(buf: Buffer): boolean {
+  /** Parses the whole packet (from `start`: no view made per packet); false (and nothing usable) if anything is malformed. */
+  parse(buf: Buffer, start = 0): boolean {
     const r = this.r;
-    r.reset(buf, 0, buf.length);
+    r.reset(buf, start, buf.length);
     this.count = 0;
     this.ackEliciting = false;
     this.ackRanges.length = 0;

@@ -645,3 +645,37 @@ test('request/response: a small packet leaves in an allocation of its own size, 
     closePair(p);
   }
 });
+
+test('receivePacket(buf, start) reads the packet from `start` (the daemon passes its decrypted plaintext behind a one-byte inner type)', async () => {
+  // b receives every packet behind a marker byte, as the daemon hands them over (no view per packet)
+  let toB: (p: Buffer) => void = () => {};
+  const a = new Connection({ role: 'low', sendPacket: (p) => toB(p) });
+  const b = new Connection({ role: 'high', sendPacket: (p) => setImmediate(() => a.receivePacket(p)) });
+  let delivered = 0;
+  toB = (p) => {
+    const framed = Buffer.alloc(p.length + 1, 0xee);
+    p.copy(framed, 1);
+    setImmediate(() => {
+      delivered += p.length;
+      b.receivePacket(framed, 1);
+    });
+  };
+  try {
+    const streams: Stream[] = [];
+    const got = withTimeout(new Promise<Stream>((r) => b.once('stream', r)), 5000, 'stream').then((s) => {
+      streams.push(s);
+      return readAll(s);
+    });
+    const s = a.openStream(9);
+    streams.push(s);
+    const hash = await writeRandom(s, 2 << 20);
+    const r = await withTimeout(got, 10_000, 'transfer');
+    assert.equal(r.hash, hash);
+    const st = b.stats();
+    assert.equal(st.malformed, 0);
+    assert.equal(st.bytesReceived, delivered, 'the marker byte is not counted');
+    for (const x of streams) x.on('error', () => {}); // closing below resets what is still open
+  } finally {
+    for (const c of [a, b]) c.close();
+  }
+});
