@@ -15,6 +15,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PilotError } from '../util/errors.ts';
+import { TurnCork } from '../util/turn-cork.ts';
 
 /**
  * The direct path of the overlay's stream (src/transport/stream.ts's Stream has it), described here
@@ -43,43 +44,8 @@ export function splice(sock: net.Socket, stream: Duplex): void {
   splicePipe(sock, stream);
 }
 
-/**
- * The overlay stream delivers one chunk per packet (about a kilobyte); written one by one, each is
- * a write() system call of its own. The first chunk of an event-loop turn is written at once: a
- * request or a reply (one packet) must not wait for the turn to end, as a QUIC stack sends the
- * first packet of a burst at once. The chunks after it in the same turn are corked until the
- * turn's I/O is done (setImmediate) and go out in one writev. Backpressure stays the socket's:
- * write() still answers false past its high-water mark.
- */
-class TurnBatcher {
-  private inTurn = false;
-  private corked = false;
-  private readonly to: net.Socket;
-  private readonly endTurn = (): void => {
-    this.inTurn = false;
-    if (!this.corked) return;
-    this.corked = false;
-    this.to.uncork();
-  };
-
-  constructor(to: net.Socket) {
-    this.to = to;
-  }
-
-  /** Call before writing a chunk. */
-  beforeWrite(): void {
-    if (!this.inTurn) {
-      this.inTurn = true; // this chunk is written now
-      setImmediate(this.endTurn);
-    } else if (!this.corked) {
-      this.corked = true;
-      this.to.cork();
-    }
-  }
-}
-
 function spliceDirect(sock: net.Socket, stream: DirectStream): boolean {
-  const batch = new TurnBatcher(sock);
+  const batch = new TurnCork(sock); // a chunk per packet: the first of a turn written at once, the rest in one writev
   /** The peer's FIN reached the socket (end()): the stream's incoming side is complete. */
   let ended = false;
   const attached = stream.attachSink({
@@ -122,7 +88,7 @@ function spliceDirect(sock: net.Socket, stream: DirectStream): boolean {
 }
 
 function splicePipe(sock: net.Socket, stream: Duplex): void {
-  const batch = new TurnBatcher(sock);
+  const batch = new TurnCork(sock); // a chunk per packet: the first of a turn written at once, the rest in one writev
   // registered before pipe(), so the cork comes before pipe's write
   stream.on('data', () => batch.beforeWrite());
   sock.pipe(stream);

@@ -5,8 +5,8 @@
 // end, as a QUIC stack sends the first packet of a burst at once); the writes after it in the
 // same turn are corked until the turn's I/O is done (setImmediate) and leave together.
 // Backpressure is unchanged: write() still answers false past the high-water mark, and the
-// callers' writableLength checks still see every byte. (src/gateway/splice.ts does the same for
-// the gateway's TCP side.)
+// callers' writableLength checks still see every byte. The gateway's splice (src/gateway/splice.ts)
+// uses it for the TCP side, where the overlay stream delivers one chunk per packet.
 
 export interface Corkable {
   cork(): void;
